@@ -1,0 +1,56 @@
+# Everything the project needs is installed by `make install`; `make run` and `make test` call it.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+UV_VERSION := 0.13.9
+VENV := .venv
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+PY := $(VENV)/bin/python
+PYTEST_FLAGS ?=
+
+.PHONY: help install run test test-fast test-slow lint format promtool clean
+
+help: ## List every target with what it does
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet "uv==$(UV_VERSION)"
+
+$(VENV)/.installed: $(UV) pyproject.toml uv.lock
+	$(UV) sync --all-extras --locked
+	@touch $@
+
+install: $(VENV)/.installed promtool ## Install Python (uv-locked) dependencies and promtool
+
+promtool: ## Install promtool (Debian's prometheus package) where missing
+	@command -v promtool >/dev/null || { \
+	  echo "installing promtool (Debian package prometheus)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+run: install ## Start the whole stack on embedded services: API, worker and beat (Ctrl-C stops all)
+	$(VENV)/bin/controlplane run
+
+test: install ## Run every test, slow suites included
+	$(PY) -m pytest $(PYTEST_FLAGS)
+
+test-fast: install ## Run the tests without the slow suites (property-based isolation, schemathesis)
+	$(PY) -m pytest -m "not slow" $(PYTEST_FLAGS)
+
+test-slow: install ## Run only the slow suites
+	$(PY) -m pytest -m slow $(PYTEST_FLAGS)
+
+lint: install ## Ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install ## Format the code
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean: ## Stop the dev stack and remove the environment (keeps .devstack data)
+	-$(VENV)/bin/controlplane devstack down
+	rm -rf $(VENV) $(TOOLS)

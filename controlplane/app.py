@@ -1,0 +1,112 @@
+"""The composition root: `create_app(settings)` builds the Litestar application."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import ASGIApp, Receive, Scope, Send
+
+from controlplane import context, db
+from controlplane.auth.controllers import issue_token
+from controlplane.auth.middleware import BearerAuthenticationMiddleware
+from controlplane.auth.tokens import TokenSigner
+from controlplane.errors import EXCEPTION_HANDLERS
+from controlplane.health import live, ready, scrape
+from controlplane.idempotency_middleware import IdempotencyMiddleware
+from controlplane.metrics import HTTPMetricsMiddleware
+from controlplane.secrets import JWT_KEYS_PATH, SecretStore
+from controlplane.settings import Settings, SettingsError
+from controlplane.startup_checks import refuse_unsafe_database_role, refuse_unsafe_production
+from tenants.api.controllers import ApiKeyController, AuditController, MemberController, TenantController
+
+log = logging.getLogger("controlplane")
+
+
+def _request_id_middleware(app: ASGIApp) -> ASGIApp:
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+        token = context.request_id.set(request_id)
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append((b"x-request-id", request_id.encode()))
+            await send(message)
+
+        try:
+            await app(scope, receive, send_with_id)
+        finally:
+            context.request_id.reset(token)
+
+    return middleware
+
+
+def create_app(settings: Settings) -> Litestar:
+    settings.require_services()
+
+    @asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        secret_store = SecretStore.connect(settings)
+        await asyncio.to_thread(refuse_unsafe_production, settings, secret_store)
+        app.state.secret_store = secret_store
+        app.state.token_signer = TokenSigner.from_secret(
+            await asyncio.to_thread(secret_store.read, JWT_KEYS_PATH),
+            issuer=settings.jwt_issuer,
+            ttl_seconds=settings.jwt_ttl_seconds,
+        )
+        await db.start_pool(settings.database_url, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size)
+        try:
+            await refuse_unsafe_database_role()
+            yield
+        finally:
+            await db.stop_pool()
+
+    return Litestar(
+        route_handlers=[
+            live, ready, scrape, issue_token,
+            TenantController, MemberController, ApiKeyController, AuditController,
+        ],
+        lifespan=[lifespan],
+        state=State({"settings": settings}),
+        middleware=[
+            _request_id_middleware,
+            DefineMiddleware(BearerAuthenticationMiddleware, exclude=["^/schema"]),
+            IdempotencyMiddleware(settings.idempotency_ttl_seconds, settings.max_request_body_bytes),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        request_max_body_size=settings.max_request_body_bytes,
+        openapi_config=OpenAPIConfig(
+            title="Control plane API",
+            version="1.0.0",
+            path="/schema",
+            components=Components(
+                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT or API key")}
+            ),
+            security=[{"bearer": []}],
+        ),
+        cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
+        debug=settings.debug,
+    )
+
+
+def create_app_from_env() -> Any:
+    """Entry point for uvicorn (`--factory`): read settings once, wrap with request metrics."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise SystemExit(f"controlplane: {exc}") from exc
+    return HTTPMetricsMiddleware(create_app(settings))

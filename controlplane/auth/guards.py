@@ -1,0 +1,50 @@
+"""Guards: plain functions `(connection, handler) -> None` that raise.
+
+Tenant routes declare the permission they need in `opt={"permission": Permission.X}`; `tenant_access`
+checks it for the tenant in the path. The database confines the handler's queries to that tenant anyway;
+this check decides whether this principal may act there at all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from controlplane.auth.principal import Principal
+from controlplane.exceptions import PermissionDenied
+from tenants import service
+from tenants.roles import Permission
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class StaffOnly(PermissionDenied):
+    code = "staff_only"
+    title = "Only platform staff may do this"
+
+
+def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
+    return connection.user  # type: ignore[no-any-return]
+
+
+def staff_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    if not principal_of(connection).is_staff:
+        raise StaffOnly()
+
+
+async def tenant_access(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
+    permission = handler.opt.get("permission")
+    if not isinstance(permission, Permission):
+        raise RuntimeError(f"{handler} has the tenant_access guard but declares no permission")
+    principal = principal_of(connection)
+    if permission is Permission.STAFF_ONLY:
+        staff_only(connection, handler)
+        return
+    await service.authorize(
+        principal,
+        connection.path_params["tenant_id"],
+        permission,
+        writes=connection.scope.get("method", "GET") not in READ_METHODS,
+    )

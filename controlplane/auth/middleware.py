@@ -1,0 +1,44 @@
+"""Bearer authentication for every route not marked `exclude_from_auth`.
+
+A bearer is either a JWT (a person) or a tenant API key (a machine); both resolve to a `Principal`.
+"""
+
+from __future__ import annotations
+
+import jwt
+from litestar.connection import ASGIConnection
+from litestar.middleware.authentication import AbstractAuthenticationMiddleware, AuthenticationResult
+
+from controlplane import metrics
+from controlplane.auth import api_keys
+from controlplane.auth.tokens import TokenSigner
+from controlplane.exceptions import DomainError, Unauthenticated
+from tenants import service
+
+
+class MissingCredentials(Unauthenticated):
+    code = "missing_credentials"
+    title = "A bearer token or API key is required"
+
+
+class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+        header = connection.headers.get("authorization", "")
+        scheme, _, credentials = header.partition(" ")
+        credentials = credentials.strip()
+        if scheme.lower() != "bearer" or not credentials:
+            metrics.AUTH_FAILURES_TOTAL.labels(kind="missing").inc()
+            raise MissingCredentials()
+        try:
+            if api_keys.looks_like_api_key(credentials):
+                principal = await service.principal_for_api_key(credentials)
+            else:
+                signer: TokenSigner = connection.app.state.token_signer
+                principal = await service.principal_for_user(signer.verify(credentials).user_id)
+        except DomainError as exc:
+            metrics.AUTH_FAILURES_TOTAL.labels(kind=exc.code).inc()
+            raise
+        except jwt.PyJWTError as exc:  # defensive: verify() translates these already
+            metrics.AUTH_FAILURES_TOTAL.labels(kind="invalid_token").inc()
+            raise Unauthenticated() from exc
+        return AuthenticationResult(user=principal, auth=credentials)

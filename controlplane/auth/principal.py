@@ -1,0 +1,22 @@
+"""Who is making a request: a signed-in person or a tenant's API key."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    kind: Literal["user", "api_key"]
+    id: uuid.UUID
+    is_staff: bool = False
+    # Set for API keys, which act only inside their own tenant with a fixed role.
+    tenant_id: uuid.UUID | None = None
+    api_key_role: str | None = None
+
+    @property
+    def key(self) -> str:
+        """Stable text naming this principal (idempotency scope, audit)."""
+        return f"{self.kind}:{self.id}"

@@ -1,0 +1,197 @@
+"""The `controlplane` command: dev stack, migrations, users and tokens, and `run` for `make run`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from controlplane.settings import Settings, SettingsError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _devstack_root() -> Path:
+    return Path(os.environ.get("CONTROLPLANE_DEVSTACK_DIR", REPO_ROOT / ".devstack"))
+
+
+def _settings() -> Settings:
+    """Settings from the environment; what it leaves unset comes from a running dev stack, if any."""
+    from controlplane.devstack import DevStack, DevStackError
+
+    environ = dict(os.environ)
+    if "DATABASE_URL" not in environ:
+        try:
+            environ = {**DevStack(_devstack_root()).env(), **environ}
+        except DevStackError:
+            pass
+    try:
+        settings = Settings.from_env(environ)
+        settings.require_services()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from exc
+    return settings
+
+
+def _with_pool(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
+    from controlplane import db
+
+    async def main() -> Any:
+        await db.start_pool(settings.database_url, min_size=1, max_size=2)
+        try:
+            return await work()
+        finally:
+            await db.stop_pool()
+
+    return asyncio.run(main())
+
+
+@click.group()
+def cli() -> None:
+    """Control plane for multi-tenant SaaS platforms."""
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Database schema."""
+
+
+@db_group.command("migrate")
+def migrate() -> None:
+    """Run every migration as the owner role (DATABASE_OWNER_URL)."""
+    from controlplane.migrate import run_migrations
+
+    settings = _settings()
+    if not settings.database_owner_url:
+        raise click.ClickException("DATABASE_OWNER_URL is not set")
+    asyncio.run(run_migrations(settings.database_owner_url, settings.database_url))
+    click.echo("migrations applied")
+
+
+@cli.group("users")
+def users_group() -> None:
+    """People who sign in."""
+
+
+@users_group.command("create")
+@click.option("--email", required=True)
+@click.option("--password", required=True, prompt=True, hide_input=True, confirmation_prompt=False)
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["platform_staff", "tenant_admin", "tenant_member", "billing_viewer"]),
+)
+@click.option("--tenant", "tenant_id", type=click.UUID, default=None, help="Tenant to join (tenant roles).")
+def create_user(email: str, password: str, role: str, tenant_id: Any) -> None:
+    """Create a user (or reset their password), as staff or as a member of a tenant."""
+    from controlplane.exceptions import DomainError
+    from tenants import service
+
+    if role != "platform_staff" and tenant_id is None:
+        raise click.UsageError("tenant roles need --tenant")
+    settings = _settings()
+    try:
+        user = _with_pool(
+            settings,
+            lambda: service.create_or_update_user(
+                email, password, staff=role == "platform_staff", tenant_id=tenant_id,
+                role=None if role == "platform_staff" else role,
+            ),
+        )
+    except DomainError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
+    click.echo(f"user {user['id']} {user['email']} ({role})")
+
+
+@cli.group("tokens")
+def tokens_group() -> None:
+    """Bearer tokens for scripts and operators."""
+
+
+@tokens_group.command("issue")
+@click.option("--email", required=True)
+def issue_token(email: str) -> None:
+    """Print a JWT for an existing, active user."""
+    from controlplane.auth.tokens import TokenSigner
+    from controlplane.secrets import JWT_KEYS_PATH, SecretStore
+    from tenants import service
+
+    settings = _settings()
+    user = _with_pool(settings, lambda: service.find_user(email))
+    if user is None or user["status"] != "active":
+        raise click.ClickException(f"no active user {email}")
+    signer = TokenSigner.from_secret(
+        SecretStore.connect(settings).read(JWT_KEYS_PATH),
+        issuer=settings.jwt_issuer,
+        ttl_seconds=settings.jwt_ttl_seconds,
+    )
+    click.echo(signer.issue(user["id"]))
+
+
+@cli.command("run")
+@click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="8000 or $PORT")
+def run(port: int) -> None:
+    """Start the dev stack (unless configured), migrate, and run the API, a worker and beat together."""
+    from controlplane.devstack import DevStack
+    from controlplane.devstack.supervisor import run_foreground
+
+    root = _devstack_root()
+    stack = DevStack(root, api_port=port)
+    env = {**os.environ, **stack.up(os.environ)}
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(root / "metrics"))
+    Path(env["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+    for stale in Path(env["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+        stale.unlink()
+    python = sys.executable
+    try:
+        _run_checked([python, "-m", "controlplane.cli", "db", "migrate"], env)
+        click.echo(
+            f"\n  API   {env['CONTROLPLANE_URL']}/v1  (docs: {env['CONTROLPLANE_URL']}/schema)\n"
+            f"  Ready {env['CONTROLPLANE_URL']}/health/ready   Metrics {env['CONTROLPLANE_URL']}/metrics\n"
+            "  A token, in another shell:\n"
+            "    .venv/bin/controlplane users create --email you@example.com --role platform_staff\n"
+            "    .venv/bin/controlplane tokens issue --email you@example.com\n"
+        )
+        code = run_foreground(
+            {
+                "api": [python, "-m", "uvicorn", "--factory", "controlplane.app:create_app_from_env",
+                        "--host", "127.0.0.1", "--port", str(port)],
+                "worker": [python, "-m", "celery", "-A", "workers.celery_app", "worker",
+                           "--loglevel", "INFO", "--concurrency", "2"],
+                "beat": [python, "-m", "celery", "-A", "workers.celery_app", "beat",
+                         "--loglevel", "INFO", "--schedule", str(root / "celerybeat-schedule")],
+            },
+            env,
+        )
+    finally:
+        stack.down()
+    sys.exit(code)
+
+
+def _run_checked(command: list[str], env: dict[str, str]) -> None:
+    import subprocess
+
+    if subprocess.run(command, env=env, check=False).returncode != 0:  # noqa: S603 (our own interpreter)
+        raise click.ClickException(f"{' '.join(command[2:])} failed")
+
+
+def _attach_devstack() -> None:
+    from controlplane.devstack.cli import devstack
+
+    cli.add_command(devstack)
+
+
+_attach_devstack()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

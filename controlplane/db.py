@@ -1,0 +1,127 @@
+"""The database engine and the only ways to open a unit of work.
+
+Every query that touches tenant data runs inside one of these transactions, whose first statement
+sets the row-level-security context with `set_config(..., true)` (transaction-local, so nothing leaks
+to the next user of a pooled connection):
+
+- `tenant_tx(tenant_id)`: one tenant's rows, nothing else. The normal case.
+- `user_tx(user_id)`: a signed-in user's own memberships and the tenants they belong to (listing
+  "my tenants" before any tenant is chosen).
+- `system_tx(reason)`: every tenant's rows. Only for platform staff views and platform jobs that iterate
+  tenants (billing runs, idempotency bookkeeping of staff requests). Each use names a `SystemReason`,
+  is logged, and is counted in `controlplane_system_context_total{reason}`.
+
+Transactions open in the service layer, never in Litestar dependencies (which run in other tasks).
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
+from piccolo.querystring import QueryString
+
+from controlplane import metrics
+
+log = logging.getLogger("controlplane.db")
+
+
+
+class _DeferredEngine(PostgresEngine):
+    async def check_version(self) -> None:
+        # Piccolo connects at construction to check the server version; ours is built at import, before
+        # settings exist, so the check is skipped (startup checks the database role instead).
+        return None
+
+
+# Tables bind to this engine at import; `start_pool` / `configure` point it at the configured database.
+ENGINE = _DeferredEngine(config={"dsn": "postgresql://unconfigured.invalid/controlplane"})
+
+
+class SystemReason(enum.StrEnum):
+    STAFF_VIEW = "staff_view"
+    STAFF_CHANGE = "staff_change"
+    AUTHENTICATION = "authentication"
+    IDEMPOTENCY = "idempotency"
+    PLATFORM_JOB = "platform_job"
+
+
+def configure(dsn: str) -> None:
+    ENGINE.config = {"dsn": dsn}
+
+
+async def start_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    configure(dsn)
+    await ENGINE.start_connection_pool(min_size=min_size, max_size=max_size, init=_instrument_connection)
+
+
+async def stop_pool() -> None:
+    if ENGINE.pool is not None:
+        await ENGINE.close_connection_pool()
+
+
+async def _instrument_connection(connection: asyncpg.Connection) -> None:
+    connection.add_query_logger(_observe_query)
+
+
+def _observe_query(record: Any) -> None:
+    metrics.DB_QUERY_SECONDS.observe(record.elapsed)
+
+
+async def _set_context(**settings: str) -> None:
+    # One statement: set_config(name, value, is_local => true) for each name.
+    names = list(settings)
+    assignments = ", ".join(f"set_config('app.{name}', {{}}, true)" for name in names)
+    await fetch(f"select {assignments}", *settings.values())
+
+
+@asynccontextmanager
+async def tenant_tx(tenant_id: uuid.UUID) -> AsyncIterator[PostgresTransaction]:
+    """A transaction that sees exactly one tenant's rows."""
+    if not isinstance(tenant_id, uuid.UUID):
+        raise TypeError("tenant_tx needs a UUID")
+    # Nesting would silently reuse the outer transaction and its (possibly other) tenant.
+    async with ENGINE.transaction(allow_nested=False) as tx:
+        await _set_context(tenant_id=str(tenant_id), scope="tenant")
+        yield tx
+
+
+@asynccontextmanager
+async def user_tx(user_id: uuid.UUID) -> AsyncIterator[PostgresTransaction]:
+    """A transaction that sees one user's memberships and the tenants they belong to."""
+    async with ENGINE.transaction(allow_nested=False) as tx:
+        await _set_context(user_id=str(user_id), scope="user")
+        yield tx
+
+
+@asynccontextmanager
+async def system_tx(reason: SystemReason) -> AsyncIterator[PostgresTransaction]:
+    """A transaction across every tenant; audited by reason."""
+    reason = SystemReason(reason)
+    metrics.SYSTEM_CONTEXT_TOTAL.labels(reason=reason.value).inc()
+    log.info("system context opened", extra={"reason": reason.value})
+    started = time.perf_counter()
+    async with ENGINE.transaction(allow_nested=False) as tx:
+        await _set_context(scope="system")
+        yield tx
+    log.debug("system context closed after %.3fs", time.perf_counter() - started)
+
+
+@asynccontextmanager
+async def anonymous_tx() -> AsyncIterator[PostgresTransaction]:
+    """A transaction with no tenant context: tenant tables read as empty. For global tables only."""
+    async with ENGINE.transaction(allow_nested=False) as tx:
+        yield tx
+
+
+async def fetch(sql: str, *args: Any) -> list[dict[str, Any]]:
+    """Raw SQL inside the current transaction (`{}` placeholders, values bound)."""
+    rows = await ENGINE.run_querystring(QueryString(sql, *args))
+    return [dict(row) for row in rows]

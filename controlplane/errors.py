@@ -1,0 +1,111 @@
+"""The one table from error to HTTP response: RFC 9457 problem+json with a stable `code`.
+
+Domain errors, Litestar's own HTTP errors and anything unexpected all leave through here, so a client
+always gets the same shape and never a stack trace, SQL or a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from controlplane.exceptions import (
+    Conflict,
+    DomainError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    ServiceUnavailable,
+    Unauthenticated,
+)
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://controlplane.dev/problems/"
+log = logging.getLogger("controlplane.errors")
+
+# Most specific first: a subclass listed later would never be reached.
+DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (InvalidInput, 422),
+    (Unauthenticated, 401),
+    (PermissionDenied, 403),
+    (NotFound, 404),
+    (Conflict, 409),
+    (ServiceUnavailable, 503),
+)
+
+# Codes for Litestar's own errors, by status.
+HTTP_STATUS_CODE: dict[int, str] = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "rate_limited",
+    503: "service_unavailable",
+}
+
+
+def status_for(error: DomainError) -> int:
+    for error_type, status in DOMAIN_STATUS:
+        if isinstance(error, error_type):
+            return status
+    return 400
+
+
+def problem(
+    status: int, code: str, detail: str, *, title: str | None = None, **extra: Any
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title or HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code,
+        **extra,
+    }
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def domain_error_handler(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
+    return problem(status_for(exc), exc.code, exc.detail, title=exc.title, **exc.extra)
+
+
+def validation_error_handler(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:
+    # Litestar's `extra` lists which fields failed and why, never the stored data.
+    errors = exc.extra if isinstance(exc.extra, list) else []
+    status = exc.status_code
+    return problem(status, "validation_error", exc.detail or "The request body is not valid", errors=errors)
+
+
+def http_error_handler(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, Any]]:
+    status = exc.status_code
+    code = HTTP_STATUS_CODE.get(status, "http_error")
+    if status >= 500:
+        log.error("http error %s: %s", status, exc.detail)
+        return problem(status, code, HTTPStatus(status).phrase)
+    headers = getattr(exc, "headers", None) or {}
+    response = problem(status, code, exc.detail or HTTPStatus(status).phrase)
+    response.headers.update(headers)
+    return response
+
+
+def internal_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    log.exception("unhandled error on %s %s", request.method, request.scope.get("path"), exc_info=exc)
+    return problem(500, "internal_error", "An unexpected error occurred; it has been logged.")
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    DomainError: domain_error_handler,
+    ValidationException: validation_error_handler,
+    HTTPException: http_error_handler,
+    Exception: internal_error_handler,
+}

@@ -1,0 +1,49 @@
+"""The root of every domain's error tree.
+
+Services raise these; only `controlplane.errors` turns them into HTTP. Each concrete error has a
+stable `code` that clients may match on; the message is for people and never holds secrets or SQL.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DomainError(Exception):
+    code: ClassVar[str] = "domain_error"
+    title: ClassVar[str] = "The request could not be completed"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        self.detail = detail or self.title
+        self.extra = extra
+        super().__init__(self.detail)
+
+
+class InvalidInput(DomainError):
+    code = "invalid_input"
+    title = "The request is not valid"
+
+
+class Unauthenticated(DomainError):
+    code = "unauthenticated"
+    title = "Authentication is required"
+
+
+class PermissionDenied(DomainError):
+    code = "permission_denied"
+    title = "You may not do this"
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    title = "Not found"
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    title = "The request conflicts with the current state"
+
+
+class ServiceUnavailable(DomainError):
+    code = "service_unavailable"
+    title = "A service the control plane depends on is unavailable"

@@ -1,0 +1,64 @@
+"""Liveness, readiness (PostgreSQL, Redis, OpenBao each answer) and the Prometheus scrape."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import redis.asyncio as aioredis
+from litestar import Request, Response, get
+
+from controlplane import db, metrics
+from controlplane.errors import problem
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+async def _postgres() -> None:
+    async with db.anonymous_tx():
+        await db.fetch("select 1")
+
+
+async def _redis(url: str) -> None:
+    client = aioredis.from_url(url, socket_connect_timeout=CHECK_TIMEOUT_SECONDS)
+    try:
+        await client.ping()
+    finally:
+        await client.aclose()
+
+
+async def _openbao(request: Request[Any, Any, Any]) -> None:
+    if not await asyncio.to_thread(request.app.state.secret_store.is_ready):
+        raise RuntimeError("sealed, unreachable or token invalid")
+
+
+@get("/health/live", exclude_from_auth=True, tags=["health"], include_in_schema=True)
+async def live() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@get("/health/ready", exclude_from_auth=True, tags=["health"])
+async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
+    settings = request.app.state.settings
+    checks = {
+        "postgres": _postgres(),
+        "redis": _redis(settings.redis_url),
+        "openbao": _openbao(request),
+    }
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            await asyncio.wait_for(check, CHECK_TIMEOUT_SECONDS)
+            results[name] = "ok"
+        except Exception as exc:  # any failure of a dependency means "not ready", whatever its type
+            results[name] = f"failed: {type(exc).__name__}"
+    failed = sorted(name for name, result in results.items() if result != "ok")
+    if failed:
+        return problem(503, "not_ready", "Not ready: " + ", ".join(failed) + " failed", checks=results)
+    return Response({"status": "ready", "checks": results})
+
+
+@get("/metrics", exclude_from_auth=True, tags=["health"], include_in_schema=False)
+async def scrape() -> Response[bytes]:
+    body, content_type = metrics.exposition()
+    return Response(body, media_type=content_type)

@@ -1,0 +1,115 @@
+"""ASGI middleware that applies `controlplane.idempotency` to authenticated POST requests."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from controlplane import idempotency
+from controlplane.auth.principal import Principal
+from controlplane.errors import PROBLEM_JSON, problem
+from controlplane.idempotency import ClaimOutcome
+
+HEADER = b"idempotency-key"
+
+
+async def _send_problem(scope: Scope, receive: Receive, send: Send, status: int, code: str, detail: str) -> None:
+    await problem(status, code, detail).to_asgi_response(app=None, request=None)(scope, receive, send)  # type: ignore[arg-type]
+
+
+class IdempotencyMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+
+    def __init__(self, ttl_seconds: int, max_body_bytes: int) -> None:
+        self.ttl = timedelta(seconds=ttl_seconds)
+        self.max_body_bytes = max_body_bytes
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        key = dict(scope["headers"]).get(HEADER)
+        principal = scope.get("user")
+        if scope["method"] != "POST" or key is None or not isinstance(principal, Principal):
+            await next_app(scope, receive, send)
+            return
+        key_text = key.decode("latin-1")
+        if not idempotency.KEY_PATTERN.match(key_text):
+            await _send_problem(scope, receive, send, 400, "invalid_idempotency_key",
+                                "Idempotency-Key must be 1-255 visible ASCII characters")
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > self.max_body_bytes:
+                await _send_problem(scope, receive, send, 413, "request_too_large", "The request body is too large")
+                return
+            if not message.get("more_body", False):
+                break
+        tenant_id = scope.get("path_params", {}).get("tenant_id")
+        tenant_id = tenant_id if isinstance(tenant_id, uuid.UUID) else None
+        path = scope["path"]
+        fingerprint = idempotency.request_fingerprint("POST", path, scope.get("query_string", b""), body)
+        claim = await idempotency.claim(tenant_id, principal.key, key_text, "POST", path, fingerprint, self.ttl)
+
+        replayed = False
+
+        async def replay_receive() -> Message:
+            nonlocal replayed
+            if replayed:
+                return {"type": "http.disconnect"}
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        if claim.outcome is ClaimOutcome.UNSCOPED:
+            await next_app(scope, replay_receive, send)
+        elif claim.outcome is ClaimOutcome.MISMATCH:
+            await _send_problem(scope, receive, send, 422, "idempotency_key_reused",
+                                "This Idempotency-Key was used with a different request")
+        elif claim.outcome is ClaimOutcome.IN_PROGRESS:
+            await _send_problem(scope, receive, send, 409, "idempotency_request_in_progress",
+                                "A request with this Idempotency-Key is still being processed")
+        elif claim.outcome is ClaimOutcome.REPLAY:
+            await send({
+                "type": "http.response.start",
+                "status": claim.status or 200,
+                "headers": [
+                    (b"content-type", (claim.content_type or PROBLEM_JSON).encode()),
+                    (b"idempotent-replayed", b"true"),
+                ],
+            })
+            await send({"type": "http.response.body", "body": claim.body or b"", "more_body": False})
+        else:
+            await self._run_and_record(scope, replay_receive, send, next_app, tenant_id, claim.row_id)
+
+    async def _run_and_record(
+        self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp,
+        tenant_id: uuid.UUID | None, row_id: Any,
+    ) -> None:
+        status = 500
+        content_type = "application/json"
+        chunks: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal status, content_type
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"content-type":
+                        content_type = value.decode("latin-1")
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await next_app(scope, receive, capture)
+        except BaseException:
+            await idempotency.release(tenant_id, row_id)
+            raise
+        if 200 <= status < 300:
+            await idempotency.complete(tenant_id, row_id, status, b"".join(chunks), content_type)
+        else:
+            await idempotency.release(tenant_id, row_id)

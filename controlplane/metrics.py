@@ -1,0 +1,101 @@
+"""Prometheus metrics of the control plane, and their exposition.
+
+Names follow Prometheus conventions (`controlplane_` prefix, base units, `_total` counters); labels are
+bounded: a route template, never a raw path, and never a tenant id. When PROMETHEUS_MULTIPROC_DIR is
+set (several API or worker processes), the scrape merges every process's files.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+
+HTTP_REQUESTS_TOTAL = Counter(
+    "controlplane_http_requests_total",
+    "HTTP requests answered, by route template and status code.",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "controlplane_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template.",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+DB_QUERY_SECONDS = Histogram(
+    "controlplane_db_query_duration_seconds",
+    "Time PostgreSQL took to answer one query.",
+    buckets=DB_BUCKETS,
+)
+SYSTEM_CONTEXT_TOTAL = Counter(
+    "controlplane_system_context_total",
+    "Cross-tenant (system) database transactions opened, by declared reason.",
+    ["reason"],
+)
+AUTH_FAILURES_TOTAL = Counter(
+    "controlplane_auth_failures_total",
+    "Requests refused because their credentials were missing, invalid, expired or revoked.",
+    ["kind"],
+)
+CELERY_TASK_RUNS_TOTAL = Counter(
+    "controlplane_celery_task_runs_total",
+    "Celery task runs, by task name and outcome.",
+    ["task", "outcome"],
+)
+CELERY_TASK_SECONDS = Histogram(
+    "controlplane_celery_task_duration_seconds",
+    "Celery task run time, by task name.",
+    ["task"],
+    buckets=LATENCY_BUCKETS + (30.0, 60.0, 300.0),
+)
+
+
+def exposition() -> tuple[bytes, str]:
+    """The text a scrape of this process (or of all processes, in multiprocess mode) returns."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(DEFAULT_REGISTRY), CONTENT_TYPE_LATEST
+
+
+class HTTPMetricsMiddleware:
+    """Pure ASGI middleware: counts and times every HTTP request by its route template."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            # Litestar sets the template once it has routed; unrouted requests share one label.
+            route = scope.get("path_template") or "unmatched"
+            method = scope.get("method", "GET")
+            HTTP_REQUESTS_TOTAL.labels(method=method, route=route, status=str(status)).inc()
+            HTTP_REQUEST_SECONDS.labels(method=method, route=route).observe(time.perf_counter() - started)

@@ -1,0 +1,9 @@
+"""Piccolo's configuration: the shared engine and the apps whose migrations `db migrate` runs."""
+
+from piccolo.conf.apps import AppRegistry
+
+from controlplane.db import ENGINE as DB
+
+APP_REGISTRY = AppRegistry(apps=["tenants.piccolo_app"])
+
+__all__ = ["APP_REGISTRY", "DB"]

@@ -1,0 +1,111 @@
+"""The one settings object, read once from the environment.
+
+`create_app(settings)` and the workers take it as an argument, so tests pass settings instead of
+patching the environment. Secrets (JWT keys, Stripe keys) are not settings: they come from OpenBao.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+from urllib.parse import urlsplit
+
+Environment = Literal["development", "test", "production"]
+_ENVIRONMENTS: tuple[Environment, ...] = ("development", "test", "production")
+_TRUE = {"1", "true", "yes", "on"}
+_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+
+
+class SettingsError(ValueError):
+    """The environment does not describe a process that may start."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    env: Environment = "development"
+    debug: bool = False
+    database_url: str = ""
+    database_owner_url: str = ""
+    db_pool_min_size: int = 1
+    db_pool_max_size: int = 10
+    redis_url: str = ""
+    bao_addr: str = ""
+    bao_token: str = ""
+    bao_role_id: str = ""
+    bao_secret_id: str = ""
+    # None means the real Stripe API; the dev stack points it at localstripe.
+    stripe_api_base: str | None = None
+    public_url: str = "http://127.0.0.1:8000"
+    jwt_issuer: str = "controlplane"
+    jwt_ttl_seconds: int = 900
+    max_request_body_bytes: int = 1024 * 1024
+    idempotency_ttl_seconds: int = 24 * 3600
+    max_page_size: int = 100
+    cors_origins: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        env = environ.get("CONTROLPLANE_ENV", "development")
+        if env not in _ENVIRONMENTS:
+            raise SettingsError(f"CONTROLPLANE_ENV must be one of {', '.join(_ENVIRONMENTS)}, not {env!r}")
+        try:
+            return cls(
+                env=env,  # type: ignore[arg-type]
+                debug=environ.get("CONTROLPLANE_DEBUG", "").lower() in _TRUE,
+                database_url=environ.get("DATABASE_URL", ""),
+                database_owner_url=environ.get("DATABASE_OWNER_URL", ""),
+                db_pool_min_size=int(environ.get("DB_POOL_MIN_SIZE", "1")),
+                db_pool_max_size=int(environ.get("DB_POOL_MAX_SIZE", "10")),
+                redis_url=environ.get("REDIS_URL", ""),
+                bao_addr=environ.get("BAO_ADDR", ""),
+                bao_token=environ.get("BAO_TOKEN", ""),
+                bao_role_id=environ.get("BAO_ROLE_ID", ""),
+                bao_secret_id=environ.get("BAO_SECRET_ID", ""),
+                stripe_api_base=environ.get("STRIPE_API_BASE") or None,
+                public_url=environ.get("CONTROLPLANE_URL", "http://127.0.0.1:8000"),
+                jwt_ttl_seconds=int(environ.get("JWT_TTL_SECONDS", "900")),
+                max_request_body_bytes=int(environ.get("MAX_REQUEST_BODY_BYTES", str(1024 * 1024))),
+            )
+        except ValueError as exc:
+            raise SettingsError(f"invalid numeric setting: {exc}") from exc
+
+    def require_services(self) -> None:
+        missing = [
+            name
+            for name, value in (
+                ("DATABASE_URL", self.database_url),
+                ("REDIS_URL", self.redis_url),
+                ("BAO_ADDR", self.bao_addr),
+            )
+            if not value
+        ]
+        if not (self.bao_token or (self.bao_role_id and self.bao_secret_id)):
+            missing.append("BAO_TOKEN or BAO_ROLE_ID+BAO_SECRET_ID")
+        if missing:
+            raise SettingsError(
+                "not configured: " + ", ".join(missing) + " (run `controlplane devstack up` for a local stack)"
+            )
+
+    def production_problems(self) -> list[str]:
+        """What makes these settings unfit for production; checks that need a live service are in startup."""
+        if self.env != "production":
+            return []
+        problems = []
+        if self.debug:
+            problems.append("CONTROLPLANE_DEBUG is on")
+        if self.stripe_api_base and urlsplit(self.stripe_api_base).hostname in _LOOPBACK_HOSTS:
+            problems.append("STRIPE_API_BASE points at a local Stripe double")
+        if self.stripe_api_base and not self.stripe_api_base.startswith("https://"):
+            problems.append("STRIPE_API_BASE is not https")
+        if self.bao_token in {"root", "dev-root-token", ""} and not self.bao_role_id:
+            problems.append("OpenBao is reached with a development root token, not AppRole")
+        for name, url in (("DATABASE_URL", self.database_url), ("DATABASE_OWNER_URL", self.database_owner_url)):
+            parts = urlsplit(url)
+            if parts.password in {None, "", "postgres", "password", "controlplane"}:
+                problems.append(f"{name} has a missing or default password")
+        if self.database_url and self.database_url == self.database_owner_url:
+            problems.append("DATABASE_URL must use the app role, not the owner role")
+        return problems

@@ -1,0 +1,136 @@
+"""API shapes of the tenants domain. Input structs reject unknown fields."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+Name = Annotated[str, Meta(min_length=1, max_length=200)]
+Slug = Annotated[str, Meta(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+Currency = Annotated[str, Meta(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
+TenantRole = Literal["tenant_admin", "tenant_member", "billing_viewer"]
+Password = Annotated[str, Meta(min_length=1, max_length=1024)]
+
+
+class Input(Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class TokenRequest(Input):
+    email: Annotated[str, Meta(min_length=1, max_length=320)]
+    password: Password
+
+
+class TokenRead(Struct, kw_only=True):
+    access_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
+
+
+class TenantCreate(Input):
+    name: Name
+    slug: Slug
+    currency: Currency
+    billing_email: Email | None = None
+    reseller_id: uuid.UUID | None = None
+
+
+class TenantUpdate(Input):
+    name: Name | UnsetType = UNSET
+    billing_email: Email | None | UnsetType = UNSET
+    currency: Currency | UnsetType = UNSET
+
+
+class TenantRead(Struct, kw_only=True):
+    id: uuid.UUID
+    name: str
+    slug: str
+    status: Literal["active", "suspended", "pending_deletion"]
+    billing_email: str | None
+    currency: str
+    reseller_id: uuid.UUID | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class MemberCreate(Input):
+    email: Email
+    role: TenantRole
+
+
+class MemberUpdate(Input):
+    role: TenantRole
+
+
+class MemberRead(Struct, kw_only=True):
+    user_id: uuid.UUID
+    tenant_id: uuid.UUID
+    email: str
+    role: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ApiKeyCreate(Input):
+    name: Name
+    role: TenantRole = "tenant_member"
+
+
+class ApiKeyRead(Struct, kw_only=True):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str
+    role: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyCreated(ApiKeyRead, kw_only=True):
+    secret: str
+
+
+class AuditEventRead(Struct, kw_only=True):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    actor_type: str
+    actor_id: uuid.UUID | None
+    action: str
+    target_type: str
+    target_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    request_id: str | None
+    created_at: datetime
+
+
+class TenantPage(Struct, kw_only=True):
+    items: list[TenantRead]
+    next_cursor: str | None
+
+
+class MemberPage(Struct, kw_only=True):
+    items: list[MemberRead]
+    next_cursor: str | None
+
+
+class ApiKeyPage(Struct, kw_only=True):
+    items: list[ApiKeyRead]
+    next_cursor: str | None
+
+
+class AuditEventPage(Struct, kw_only=True):
+    items: list[AuditEventRead]
+    next_cursor: str | None
+
+
+S = TypeVar("S", bound=Struct)
+
+
+def to_struct(struct: type[S], row: dict[str, Any]) -> S:
+    return msgspec.convert(row, struct, strict=False)

@@ -1,0 +1,73 @@
+"""Errors of the tenants domain."""
+
+from controlplane.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated
+
+
+class TenantNotFound(NotFound):
+    code = "tenant_not_found"
+    title = "Tenant not found"
+
+
+class TenantSlugTaken(Conflict):
+    code = "tenant_slug_taken"
+    title = "A tenant with this slug exists"
+
+
+class TenantNotActive(PermissionDenied):
+    code = "tenant_not_active"
+    title = "The tenant is suspended or being deleted"
+
+
+class InvalidStatusTransition(Conflict):
+    code = "invalid_status_transition"
+    title = "The tenant cannot move to that status"
+
+
+class MemberNotFound(NotFound):
+    code = "member_not_found"
+    title = "Member not found"
+
+
+class MemberExists(Conflict):
+    code = "member_exists"
+    title = "This user is already a member of the tenant"
+
+
+class LastAdmin(Conflict):
+    code = "last_admin"
+    title = "A tenant must keep at least one admin"
+
+
+class ApiKeyNotFound(NotFound):
+    code = "api_key_not_found"
+    title = "API key not found"
+
+
+class RoleNotGrantable(PermissionDenied):
+    code = "role_not_grantable"
+    title = "You may not grant this role"
+
+
+class ForbiddenForRole(PermissionDenied):
+    code = "forbidden_for_role"
+    title = "Your role does not allow this"
+
+
+class InvalidCredentials(Unauthenticated):
+    code = "invalid_credentials"
+    title = "Email or password is wrong"
+
+
+class RevokedApiKey(Unauthenticated):
+    code = "api_key_revoked"
+    title = "The API key is revoked or unknown"
+
+
+class UserExists(Conflict):
+    code = "user_exists"
+    title = "A user with this email exists"
+
+
+class WeakPassword(InvalidInput):
+    code = "weak_password"
+    title = "The password is too short"

@@ -1,0 +1,281 @@
+"""Queries of the tenants domain. They run inside the caller's transaction and know nothing of HTTP.
+
+Row-level security decides which rows a query can see; these queries never filter by tenant for
+safety, only for meaning.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+
+from controlplane.db import fetch
+from controlplane.pagination import PageRequest, keyset_clause
+
+TENANT_COLUMNS = (
+    "id, name, slug, status, billing_email, currency, reseller_id, created_at, updated_at, erasure_requested_at"
+)
+
+
+async def insert_tenant(values: dict[str, Any]) -> dict[str, Any] | None:
+    """The new row, or None when the slug is taken."""
+    try:
+        rows = await fetch(
+            f"insert into tenants (id, name, slug, billing_email, currency, reseller_id) "
+            f"values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}) returning {TENANT_COLUMNS}",
+            values["id"],
+            values["name"],
+            values["slug"],
+            values.get("billing_email"),
+            values["currency"],
+            values.get("reseller_id"),
+        )
+    except asyncpg.UniqueViolationError:
+        return None
+    return rows[0]
+
+
+async def get_tenant(tenant_id: uuid.UUID, *, for_update: bool = False) -> dict[str, Any] | None:
+    lock = " for update" if for_update else ""
+    rows = await fetch(f"select {TENANT_COLUMNS} from tenants where id = {{}}{lock}", tenant_id)
+    return rows[0] if rows else None
+
+
+async def list_tenants(page: PageRequest) -> list[dict[str, Any]]:
+    clause, args = keyset_clause(page)
+    return await fetch(
+        f"select {TENANT_COLUMNS} from tenants where true{clause} order by created_at, id limit {{}}",
+        *args,
+        page.limit + 1,
+    )
+
+
+async def update_tenant(tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any]:
+    allowed = {"name", "billing_email", "currency", "status", "erasure_requested_at", "reseller_id"}
+    assignments = []
+    args: list[Any] = []
+    for column, value in changes.items():
+        if column not in allowed:
+            raise ValueError(f"column {column} cannot be updated")
+        assignments.append(f"{column} = {{}}")
+        args.append(value)
+    assignments.append("updated_at = now()")
+    rows = await fetch(
+        f"update tenants set {', '.join(assignments)} where id = {{}} returning {TENANT_COLUMNS}",  # noqa: S608
+        *args,
+        tenant_id,
+    )
+    return rows[0]
+
+
+# Users are platform-wide identities (no tenant_id, no RLS); they are only ever shown through a
+# membership of the tenant in context.
+
+
+async def get_user_by_email(email: str) -> dict[str, Any] | None:
+    rows = await fetch(
+        "select id, email, password_hash, is_platform_staff, status from users where email = {}", email
+    )
+    return rows[0] if rows else None
+
+
+async def get_user(user_id: uuid.UUID) -> dict[str, Any] | None:
+    rows = await fetch(
+        "select id, email, password_hash, is_platform_staff, status from users where id = {}", user_id
+    )
+    return rows[0] if rows else None
+
+
+async def insert_user(
+    user_id: uuid.UUID, email: str, password_hash: str | None, is_staff: bool
+) -> dict[str, Any] | None:
+    try:
+        rows = await fetch(
+            "insert into users (id, email, password_hash, is_platform_staff) values ({}, {}, {}, {}) "
+            "returning id, email, password_hash, is_platform_staff, status",
+            user_id,
+            email,
+            password_hash,
+            is_staff,
+        )
+    except asyncpg.UniqueViolationError:
+        return None
+    return rows[0]
+
+
+async def set_user_password(user_id: uuid.UUID, password_hash: str, is_staff: bool | None = None) -> None:
+    await fetch(
+        "update users set password_hash = {}, is_platform_staff = coalesce({}, is_platform_staff), "
+        "updated_at = now() where id = {}",
+        password_hash,
+        is_staff,
+        user_id,
+    )
+
+
+async def erase_orphaned_users(user_ids: list[uuid.UUID]) -> int:
+    """Erase the personal data of users who no longer belong to any tenant and are not staff."""
+    rows = await fetch(
+        "update users set email = 'erased+' || id::text || '@invalid', password_hash = null, "
+        "status = 'erased', updated_at = now() "
+        "where id = any({}) and not is_platform_staff "
+        "and not exists (select 1 from memberships m where m.user_id = users.id) returning id",
+        user_ids,
+    )
+    return len(rows)
+
+
+MEMBER_COLUMNS = "m.id, m.tenant_id, m.user_id, u.email, m.role, m.created_at, m.updated_at"
+
+
+async def insert_membership(
+    tenant_id: uuid.UUID, user_id: uuid.UUID, role: str
+) -> dict[str, Any] | None:
+    try:
+        await fetch(
+            "insert into memberships (id, tenant_id, user_id, role) values ({}, {}, {}, {})",
+            uuid.uuid4(),
+            tenant_id,
+            user_id,
+            role,
+        )
+    except asyncpg.UniqueViolationError:
+        return None
+    return await get_membership(tenant_id, user_id)
+
+
+async def get_membership(tenant_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any] | None:
+    rows = await fetch(
+        f"select {MEMBER_COLUMNS} from memberships m join users u on u.id = m.user_id "
+        "where m.tenant_id = {} and m.user_id = {}",
+        tenant_id,
+        user_id,
+    )
+    return rows[0] if rows else None
+
+
+async def list_memberships(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[str, Any]]:
+    clause, args = keyset_clause(page)
+    clause = clause.replace("(created_at, id)", "(m.created_at, m.id)")
+    return await fetch(
+        f"select {MEMBER_COLUMNS} from memberships m join users u on u.id = m.user_id "  # noqa: S608
+        f"where m.tenant_id = {{}}{clause} order by m.created_at, m.id limit {{}}",
+        tenant_id,
+        *args,
+        page.limit + 1,
+    )
+
+
+async def update_membership_role(tenant_id: uuid.UUID, user_id: uuid.UUID, role: str) -> None:
+    await fetch(
+        "update memberships set role = {}, updated_at = now() where tenant_id = {} and user_id = {}",
+        role,
+        tenant_id,
+        user_id,
+    )
+
+
+async def delete_membership(tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    await fetch("delete from memberships where tenant_id = {} and user_id = {}", tenant_id, user_id)
+
+
+async def delete_all_memberships(tenant_id: uuid.UUID) -> list[uuid.UUID]:
+    rows = await fetch("delete from memberships where tenant_id = {} returning user_id", tenant_id)
+    return [row["user_id"] for row in rows]
+
+
+async def count_admins(tenant_id: uuid.UUID) -> int:
+    rows = await fetch(
+        "select count(*) as n from memberships where tenant_id = {} and role = 'tenant_admin'", tenant_id
+    )
+    return int(rows[0]["n"])
+
+
+async def memberships_of_user(user_id: uuid.UUID) -> list[dict[str, Any]]:
+    return await fetch("select tenant_id, role from memberships where user_id = {}", user_id)
+
+
+API_KEY_COLUMNS = "id, tenant_id, name, role, created_by, created_at, last_used_at, revoked_at"
+
+
+async def insert_api_key(values: dict[str, Any]) -> dict[str, Any]:
+    rows = await fetch(
+        "insert into api_keys (id, tenant_id, name, role, secret_hash, created_by) "
+        f"values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}) returning {API_KEY_COLUMNS}",
+        values["id"],
+        values["tenant_id"],
+        values["name"],
+        values["role"],
+        values["secret_hash"],
+        values["created_by"],
+    )
+    return rows[0]
+
+
+async def get_api_key(key_id: uuid.UUID) -> dict[str, Any] | None:
+    rows = await fetch(f"select {API_KEY_COLUMNS}, secret_hash from api_keys where id = {{}}", key_id)
+    return rows[0] if rows else None
+
+
+async def list_api_keys(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[str, Any]]:
+    clause, args = keyset_clause(page)
+    return await fetch(
+        f"select {API_KEY_COLUMNS} from api_keys where tenant_id = {{}}{clause} "  # noqa: S608
+        "order by created_at, id limit {}",
+        tenant_id,
+        *args,
+        page.limit + 1,
+    )
+
+
+async def revoke_api_key(key_id: uuid.UUID) -> dict[str, Any] | None:
+    rows = await fetch(
+        f"update api_keys set revoked_at = coalesce(revoked_at, now()) where id = {{}} returning {API_KEY_COLUMNS}",
+        key_id,
+    )
+    return rows[0] if rows else None
+
+
+async def revoke_all_api_keys(tenant_id: uuid.UUID) -> None:
+    await fetch("update api_keys set revoked_at = now() where tenant_id = {} and revoked_at is null", tenant_id)
+
+
+async def touch_api_key(key_id: uuid.UUID) -> None:
+    # At most once a minute per key, so machine traffic does not turn every read into a write.
+    await fetch(
+        "update api_keys set last_used_at = now() where id = {} "
+        "and (last_used_at is null or last_used_at < now() - interval '1 minute')",
+        key_id,
+    )
+
+
+async def insert_audit_event(values: dict[str, Any]) -> None:
+    await fetch(
+        "insert into audit_events (id, tenant_id, actor_type, actor_id, action, target_type, target_id, "
+        "before, after, request_id) values ({}, {}, {}, {}, {}, {}, {}, {}::jsonb, {}::jsonb, {})",
+        uuid.uuid4(),
+        values["tenant_id"],
+        values["actor_type"],
+        values["actor_id"],
+        values["action"],
+        values["target_type"],
+        values["target_id"],
+        json.dumps(values["before"], default=str) if values["before"] is not None else None,
+        json.dumps(values["after"], default=str) if values["after"] is not None else None,
+        values["request_id"],
+    )
+
+
+async def list_audit_events(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[str, Any]]:
+    clause, args = keyset_clause(page)
+    return await fetch(
+        "select id, tenant_id, actor_type, actor_id, action, target_type, target_id, before, after, "  # noqa: S608
+        f"request_id, created_at from audit_events where tenant_id = {{}}{clause} "
+        "order by created_at, id limit {}",
+        tenant_id,
+        *args,
+        page.limit + 1,
+    )

@@ -1,0 +1,58 @@
+"""Roles and what each may do: pure rules, checked in guards and services alike."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Role(enum.StrEnum):
+    PLATFORM_STAFF = "platform_staff"
+    TENANT_ADMIN = "tenant_admin"
+    TENANT_MEMBER = "tenant_member"
+    BILLING_VIEWER = "billing_viewer"
+    # The partners work gives these a reseller context; the tenants policy already has its shape.
+    RESELLER_ADMIN = "reseller_admin"
+    RESELLER_VIEWER = "reseller_viewer"
+
+
+TENANT_ROLES = (Role.TENANT_ADMIN, Role.TENANT_MEMBER, Role.BILLING_VIEWER)
+
+
+class Permission(enum.StrEnum):
+    READ_TENANT = "read_tenant"
+    MANAGE_TENANT = "manage_tenant"
+    MANAGE_MEMBERS = "manage_members"
+    READ_MEMBERS = "read_members"
+    MANAGE_API_KEYS = "manage_api_keys"
+    READ_AUDIT = "read_audit"
+    STAFF_ONLY = "staff_only"
+
+
+GRANTS: dict[Role, frozenset[Permission]] = {
+    Role.TENANT_ADMIN: frozenset(
+        {
+            Permission.READ_TENANT,
+            Permission.MANAGE_TENANT,
+            Permission.MANAGE_MEMBERS,
+            Permission.READ_MEMBERS,
+            Permission.MANAGE_API_KEYS,
+            Permission.READ_AUDIT,
+        }
+    ),
+    Role.TENANT_MEMBER: frozenset({Permission.READ_TENANT, Permission.READ_MEMBERS}),
+    Role.BILLING_VIEWER: frozenset({Permission.READ_TENANT}),
+}
+
+
+def role_allows(role: str | None, permission: Permission) -> bool:
+    if role is None or permission is Permission.STAFF_ONLY:
+        return False
+    try:
+        return permission in GRANTS.get(Role(role), frozenset())
+    except ValueError:
+        return False
+
+
+def may_grant(granter_role: str | None, granted_role: str) -> bool:
+    """Nobody hands out more than they hold; admins may grant any tenant role."""
+    return granter_role == Role.TENANT_ADMIN and granted_role in TENANT_ROLES

@@ -1,0 +1,80 @@
+"""Piccolo tables of the tenants domain. The DDL (with its constraints and RLS) is in piccolo_migrations."""
+
+from piccolo.columns import JSONB, UUID, Boolean, Bytea, Integer, Text, Timestamptz, Varchar
+from piccolo.table import Table
+
+from controlplane.db import ENGINE
+
+
+class User(Table, tablename="users", db=ENGINE):
+    id = UUID(primary_key=True)
+    email = Text()
+    password_hash = Text(null=True)
+    is_platform_staff = Boolean(default=False)
+    status = Text(default="active")
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class Tenant(Table, tablename="tenants", db=ENGINE):
+    id = UUID(primary_key=True)
+    name = Text()
+    slug = Text()
+    status = Text(default="active")
+    billing_email = Text(null=True)
+    currency = Varchar(length=3)
+    reseller_id = UUID(null=True)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+    erasure_requested_at = Timestamptz(null=True, default=None)
+
+
+class Membership(Table, tablename="memberships", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    user_id = UUID()
+    role = Text()
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class ApiKey(Table, tablename="api_keys", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    name = Text()
+    role = Text()
+    secret_hash = Bytea()
+    created_by = UUID(null=True)
+    created_at = Timestamptz()
+    last_used_at = Timestamptz(null=True, default=None)
+    revoked_at = Timestamptz(null=True, default=None)
+
+
+class AuditEvent(Table, tablename="audit_events", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    actor_type = Text()
+    actor_id = UUID(null=True)
+    action = Text()
+    target_type = Text()
+    target_id = Text()
+    before = JSONB(null=True)
+    after = JSONB(null=True)
+    request_id = Text(null=True)
+    created_at = Timestamptz()
+
+
+class IdempotencyKey(Table, tablename="idempotency_keys", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID(null=True)
+    principal = Text()
+    key = Text()
+    method = Text()
+    path = Text()
+    request_hash = Text()
+    state = Text()
+    response_status = Integer(null=True)
+    response_body = Bytea(null=True)
+    response_content_type = Text(null=True)
+    created_at = Timestamptz()
+    expires_at = Timestamptz()

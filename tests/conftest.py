@@ -1,0 +1,87 @@
+"""Shared fixtures: one real embedded stack per test session, migrated, and a clean database per test.
+
+Nothing here assumes a running service: the stack starts in a temporary folder and stops at the end.
+Tests talk to PostgreSQL as the app role (row-level security applies); only the cleanup uses the owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from asgi_lifespan import LifespanManager
+from httpx import ASGITransport, AsyncClient
+
+from controlplane.app import create_app
+from controlplane.devstack import DevStack
+from controlplane.migrate import run_migrations
+from controlplane.settings import Settings
+from tests.factories import Factory
+
+TABLES = ("idempotency_keys", "audit_events", "api_keys", "memberships", "tenants", "users")
+
+
+@pytest.fixture(scope="session")
+def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    root = Path(os.environ.get("CONTROLPLANE_TEST_DEVSTACK_DIR") or tmp_path_factory.mktemp("devstack"))
+    stack = DevStack(root, api_port=0)
+    try:
+        env = stack.up(configured={})
+        asyncio.run(run_migrations(env["DATABASE_OWNER_URL"], env["DATABASE_URL"]))
+        yield env
+    finally:
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def settings(stack_env: dict[str, str]) -> Settings:
+    return Settings.from_env({**stack_env, "CONTROLPLANE_ENV": "test"})
+
+
+@pytest.fixture(scope="session")
+def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture(scope="session")
+async def client(app: Litestar) -> AsyncIterator[AsyncClient]:
+    # The lifespan (and so the connection pool) runs on the test's own event loop; Litestar's
+    # AsyncTestClient would run it on another loop in a thread, where the pool cannot be shared.
+    async with LifespanManager(app), AsyncClient(
+        transport=ASGITransport(app=app), base_url="http://testserver"
+    ) as test_client:
+        yield test_client
+
+
+@pytest.fixture(autouse=True)
+async def clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
+    """Each test starts and leaves an empty database (only for tests that use the stack)."""
+    yield
+    if "stack_env" not in request.fixturenames:
+        return
+    env = request.getfixturevalue("stack_env")
+    connection = await asyncpg.connect(env["DATABASE_OWNER_URL"])
+    try:
+        await connection.execute(f"truncate {', '.join(TABLES)} cascade")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+def factory(client: AsyncClient) -> Factory:
+    return Factory(client)
+
+
+def problem_of(response: Any) -> dict[str, Any]:
+    assert response.headers["content-type"].startswith("application/problem+json"), response.text
+    body: dict[str, Any] = response.json()
+    for field in ("type", "title", "status", "detail", "code"):
+        assert field in body, body
+    assert body["status"] == response.status_code
+    return body

@@ -1,0 +1,59 @@
+"""The Celery app: Redis broker and result backend from settings, the beat schedule, task metrics.
+
+Tasks are thin and idempotent: they take ids and call a service. Each run owns its event loop and its
+database pool (`run_async`), because an asyncpg pool cannot be shared across event loops.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from celery import Celery, signals
+
+from controlplane import metrics
+from controlplane.settings import Settings
+from workers.schedule import BEAT_SCHEDULE
+
+# Longer than the longest task, so Redis does not hand an unacknowledged task to a second worker.
+VISIBILITY_TIMEOUT_SECONDS = 3600
+
+
+def create_celery(settings: Settings) -> Celery:
+    app = Celery("controlplane", broker=settings.redis_url, backend=settings.redis_url, include=["workers.tasks"])
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        timezone="UTC",
+        enable_utc=True,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+        result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
+        result_expires=24 * 3600,
+        broker_connection_retry_on_startup=True,
+        beat_schedule=BEAT_SCHEDULE,
+    )
+    app.conf.controlplane_settings = settings
+    return app
+
+
+_started: dict[str, float] = {}
+
+
+@signals.task_prerun.connect
+def _task_started(task_id: str, **_: Any) -> None:
+    _started[task_id] = time.perf_counter()
+
+
+@signals.task_postrun.connect
+def _task_finished(task_id: str, task: Any, state: str | None = None, **_: Any) -> None:
+    started = _started.pop(task_id, None)
+    if started is not None:
+        metrics.CELERY_TASK_SECONDS.labels(task=task.name).observe(time.perf_counter() - started)
+    metrics.CELERY_TASK_RUNS_TOTAL.labels(task=task.name, outcome=(state or "unknown").lower()).inc()
+
+
+app = create_celery(Settings.from_env())

@@ -1,0 +1,12 @@
+"""The beat schedule, in one place. Run exactly one beat process."""
+
+from __future__ import annotations
+
+from celery.schedules import crontab
+
+BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "purge-expired-idempotency-keys": {
+        "task": "controlplane.purge_expired_idempotency_keys",
+        "schedule": crontab(minute="17"),
+    },
+}
