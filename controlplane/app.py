@@ -55,6 +55,14 @@ def _request_id_middleware(app: ASGIApp) -> ASGIApp:
     return middleware
 
 
+class ControlPlane(Litestar):
+    """Litestar with request metrics around the whole handler, so unrouted requests (404) count too;
+    Litestar's own middleware only runs for requests that matched a route."""
+
+    def _create_asgi_handler(self) -> ASGIApp:
+        return HTTPMetricsMiddleware(super()._create_asgi_handler())
+
+
 def create_app(settings: Settings) -> Litestar:
     settings.require_services()
 
@@ -75,7 +83,7 @@ def create_app(settings: Settings) -> Litestar:
         finally:
             await db.stop_pool()
 
-    return Litestar(
+    return ControlPlane(
         route_handlers=[
             live, ready, scrape, issue_token,
             TenantController, MemberController, ApiKeyController, AuditController,
@@ -103,10 +111,12 @@ def create_app(settings: Settings) -> Litestar:
     )
 
 
-def create_app_from_env() -> Any:
-    """Entry point for uvicorn (`--factory`): read settings once, wrap with request metrics."""
+def create_app_from_env() -> Litestar:
+    """Entry point for uvicorn (`--factory`): settings read once from the environment."""
     try:
         settings = Settings.from_env()
     except SettingsError as exc:
         raise SystemExit(f"controlplane: {exc}") from exc
-    return HTTPMetricsMiddleware(create_app(settings))
+    if problems := settings.production_problems():
+        raise SystemExit("controlplane: refusing to start in production: " + "; ".join(problems))
+    return create_app(settings)

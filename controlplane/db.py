@@ -51,6 +51,8 @@ class SystemReason(enum.StrEnum):
     AUTHENTICATION = "authentication"
     IDEMPOTENCY = "idempotency"
     PLATFORM_JOB = "platform_job"
+    # Erasing a tenant's former members asks whether they belong to any other tenant: a cross-tenant read.
+    ERASURE = "erasure"
 
 
 def configure(dsn: str) -> None:
@@ -58,6 +60,9 @@ def configure(dsn: str) -> None:
 
 
 async def start_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    if ENGINE.pool is not None:
+        # Piccolo would keep the old pool (and its database role) with only a warning.
+        raise RuntimeError("a connection pool is already running; stop it first")
     configure(dsn)
     await ENGINE.start_connection_pool(min_size=min_size, max_size=max_size, init=_instrument_connection)
 

@@ -10,8 +10,10 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from litestar import MediaType, Request, Response
+from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi import ResponseSpec
+from msgspec import UNSET, Struct, UnsetType
 
 from controlplane.exceptions import (
     Conflict,
@@ -51,6 +53,44 @@ HTTP_STATUS_CODE: dict[int, str] = {
     429: "rate_limited",
     503: "service_unavailable",
 }
+
+
+# What each documented error status means, in the OpenAPI document.
+PROBLEM_DESCRIPTIONS: dict[int, str] = {
+    400: "The parameters, the body or the Idempotency-Key header are malformed",
+    401: "No bearer token or API key, or it is invalid, expired or revoked",
+    403: "The principal's role, or the tenant's status, does not allow this",
+    404: "Not found, or not visible to this principal",
+    409: "The request conflicts with the current state, or its Idempotency-Key is still in use",
+    413: "The request body is too large",
+    422: "A value is not valid here, or the Idempotency-Key was used with another request",
+    503: "A service the control plane depends on is unavailable",
+}
+
+
+class Problem(Struct, kw_only=True):
+    """RFC 9457 problem details: the body of every error response. Clients match on `code`."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    errors: list[dict[str, Any]] | UnsetType = UNSET  # validation errors: which fields failed and why
+    checks: dict[str, str] | UnsetType = UNSET  # readiness: each dependency's result
+
+
+def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """`responses=` for a route handler: the problem+json answers it can give, documented in OpenAPI."""
+    return {
+        status: ResponseSpec(
+            Problem,
+            description=PROBLEM_DESCRIPTIONS.get(status) or HTTPStatus(status).phrase,
+            media_type=PROBLEM_JSON,
+            generate_examples=False,
+        )
+        for status in sorted(set(statuses))
+    }
 
 
 def status_for(error: DomainError) -> int:

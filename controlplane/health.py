@@ -9,7 +9,7 @@ import redis.asyncio as aioredis
 from litestar import Request, Response, get
 
 from controlplane import db, metrics
-from controlplane.errors import problem
+from controlplane.errors import problem, problem_responses
 
 CHECK_TIMEOUT_SECONDS = 2.0
 
@@ -37,7 +37,7 @@ async def live() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/health/ready", exclude_from_auth=True, tags=["health"])
+@get("/health/ready", exclude_from_auth=True, tags=["health"], responses=problem_responses(503))
 async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
     settings = request.app.state.settings
     checks = {

@@ -16,6 +16,9 @@ from controlplane.errors import PROBLEM_JSON, problem
 from controlplane.idempotency import ClaimOutcome
 
 HEADER = b"idempotency-key"
+# The answers this middleware adds to every authenticated POST, for the handlers' OpenAPI `responses`:
+# a malformed key, a key whose first request is still running, a body over the limit, a key reused.
+IDEMPOTENCY_ERRORS = (400, 409, 413, 422)
 
 
 async def _send_problem(scope: Scope, receive: Receive, send: Send, status: int, code: str, detail: str) -> None:

@@ -248,7 +248,9 @@ async def request_erasure(actor: Principal, tenant_id: uuid.UUID) -> dict[str, A
             before={"status": before["status"]},
             after={"status": after["status"], "members_removed": len(former_members), "api_keys_revoked": True},
         )
-    async with anonymous_tx():
+    # Whether a former member still belongs to another tenant is a question across tenants: with no
+    # context every membership reads as absent, and users of other tenants would be erased too.
+    async with system_tx(SystemReason.ERASURE):
         await repository.erase_orphaned_users(former_members)
     return after
 
@@ -261,6 +263,12 @@ def _check_grant(actor: Principal, actor_role: str | None, role: str) -> None:
         raise InvalidInput(f"role must be one of {', '.join(TENANT_ROLES)}")
     if not actor.is_staff and not may_grant(actor_role, role):
         raise RoleNotGrantable()
+
+
+async def _require_tenant(tenant_id: uuid.UUID) -> None:
+    """Inside `tenant_tx`, before inserting a tenant's rows: staff pass `authorize` without this check."""
+    if await repository.get_tenant(tenant_id) is None:
+        raise TenantNotFound()
 
 
 async def _actor_role(actor: Principal, tenant_id: uuid.UUID) -> str | None:
@@ -281,6 +289,7 @@ async def add_member(actor: Principal, tenant_id: uuid.UUID, email: str, role: s
                 user = await repository.get_user_by_email(email)
     assert user is not None
     async with tenant_tx(tenant_id):
+        await _require_tenant(tenant_id)
         _check_grant(actor, await _actor_role(actor, tenant_id), role)
         member = await repository.insert_membership(tenant_id, user["id"], role)
         if member is None:
@@ -345,6 +354,7 @@ async def create_api_key(actor: Principal, tenant_id: uuid.UUID, name: str, role
     key_id = uuid.uuid4()
     text, secret_hash = api_key_format.generate(tenant_id, key_id)
     async with tenant_tx(tenant_id):
+        await _require_tenant(tenant_id)
         _check_grant(actor, await _actor_role(actor, tenant_id), role)
         row = await repository.insert_api_key(
             {

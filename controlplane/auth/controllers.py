@@ -7,12 +7,16 @@ from typing import Any
 from litestar import Request, post
 
 from controlplane.auth.tokens import TokenSigner
+from controlplane.errors import problem_responses
 from tenants import service
 from tenants.api.schemas import TokenRead, TokenRequest
 
 
-@post("/v1/auth/token", exclude_from_auth=True, status_code=200, tags=["auth"])
+@post(
+    "/v1/auth/token", exclude_from_auth=True, status_code=200, tags=["auth"], responses=problem_responses(400, 401, 413)
+)
 async def issue_token(request: Request[Any, Any, Any], data: TokenRequest) -> TokenRead:
     user = await service.authenticate_password(data.email, data.password)
     signer: TokenSigner = request.app.state.token_signer
-    return TokenRead(access_token=signer.issue(user["id"]), token_type="Bearer", expires_in=signer.ttl_seconds)
+    token = signer.issue(user["id"])
+    return TokenRead(access_token=token, token_type="Bearer", expires_in=signer.ttl_seconds)  # noqa: S106

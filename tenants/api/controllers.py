@@ -11,6 +11,8 @@ from litestar.params import Parameter
 from msgspec import UNSET, structs
 
 from controlplane.auth.guards import principal_of, staff_only, tenant_access
+from controlplane.errors import problem_responses
+from controlplane.idempotency_middleware import IDEMPOTENCY_ERRORS
 from controlplane.pagination import MAX_PAGE_SIZE, PageRequest
 from tenants import service
 from tenants.api.schemas import (
@@ -37,21 +39,28 @@ Cursor = Annotated[str | None, Parameter(query="cursor", max_length=200, require
 TenantId = Annotated[uuid.UUID, Parameter(description="The tenant's id")]
 
 
-def _allow(permission: Permission) -> dict[str, Any]:
-    return {"guards": [tenant_access], "opt": {"permission": permission}}
+def _allow(permission: Permission, *errors: int) -> dict[str, Any]:
+    """The guard of a route under a tenant, and the errors it documents beyond those every such route can give."""
+    return {
+        "guards": [tenant_access],
+        "opt": {"permission": permission},
+        "responses": problem_responses(400, 401, 403, 404, *errors),
+    }
 
 
 class TenantController(Controller):
     path = "/v1/tenants"
     tags = ["tenants"]
 
-    @post("/", guards=[staff_only], status_code=201)
+    @post("/", guards=[staff_only], status_code=201, responses=problem_responses(401, 403, *IDEMPOTENCY_ERRORS))
     async def create_tenant(self, request: Request[Any, Any, Any], data: TenantCreate) -> TenantRead:
         row = await service.create_tenant(principal_of(request), structs.asdict(data))
         return to_struct(TenantRead, row)
 
-    @get("/")
-    async def list_tenants(self, request: Request[Any, Any, Any], limit: Limit = None, cursor: Cursor = None) -> TenantPage:
+    @get("/", responses=problem_responses(400, 401, 422))
+    async def list_tenants(
+        self, request: Request[Any, Any, Any], limit: Limit = None, cursor: Cursor = None
+    ) -> TenantPage:
         rows, next_cursor = await service.list_tenants(principal_of(request), PageRequest.parse(limit, cursor))
         return TenantPage(items=[to_struct(TenantRead, row) for row in rows], next_cursor=next_cursor)
 
@@ -59,16 +68,18 @@ class TenantController(Controller):
     async def get_tenant(self, tenant_id: TenantId) -> TenantRead:
         return to_struct(TenantRead, await service.get_tenant(tenant_id))
 
-    @patch("/{tenant_id:uuid}", **_allow(Permission.MANAGE_TENANT))
-    async def update_tenant(self, request: Request[Any, Any, Any], tenant_id: TenantId, data: TenantUpdate) -> TenantRead:
+    @patch("/{tenant_id:uuid}", **_allow(Permission.MANAGE_TENANT, 413))
+    async def update_tenant(
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: TenantUpdate
+    ) -> TenantRead:
         changes = {name: value for name, value in structs.asdict(data).items() if value is not UNSET}
         return to_struct(TenantRead, await service.update_tenant(principal_of(request), tenant_id, changes))
 
-    @post("/{tenant_id:uuid}/suspend", status_code=200, **_allow(Permission.STAFF_ONLY))
+    @post("/{tenant_id:uuid}/suspend", status_code=200, **_allow(Permission.STAFF_ONLY, *IDEMPOTENCY_ERRORS))
     async def suspend_tenant(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> TenantRead:
         return to_struct(TenantRead, await service.change_status(principal_of(request), tenant_id, "suspend"))
 
-    @post("/{tenant_id:uuid}/reactivate", status_code=200, **_allow(Permission.STAFF_ONLY))
+    @post("/{tenant_id:uuid}/reactivate", status_code=200, **_allow(Permission.STAFF_ONLY, *IDEMPOTENCY_ERRORS))
     async def reactivate_tenant(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> TenantRead:
         return to_struct(TenantRead, await service.change_status(principal_of(request), tenant_id, "reactivate"))
 
@@ -81,12 +92,12 @@ class MemberController(Controller):
     path = "/v1/tenants/{tenant_id:uuid}/members"
     tags = ["members"]
 
-    @post("/", status_code=201, **_allow(Permission.MANAGE_MEMBERS))
+    @post("/", status_code=201, **_allow(Permission.MANAGE_MEMBERS, *IDEMPOTENCY_ERRORS))
     async def add_member(self, request: Request[Any, Any, Any], tenant_id: TenantId, data: MemberCreate) -> MemberRead:
         row = await service.add_member(principal_of(request), tenant_id, data.email, data.role)
         return to_struct(MemberRead, row)
 
-    @get("/", **_allow(Permission.READ_MEMBERS))
+    @get("/", **_allow(Permission.READ_MEMBERS, 422))
     async def list_members(self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None) -> MemberPage:
         rows, next_cursor = await service.list_members(tenant_id, PageRequest.parse(limit, cursor))
         return MemberPage(items=[to_struct(MemberRead, row) for row in rows], next_cursor=next_cursor)
@@ -95,14 +106,14 @@ class MemberController(Controller):
     async def get_member(self, tenant_id: TenantId, user_id: uuid.UUID) -> MemberRead:
         return to_struct(MemberRead, await service.get_member(tenant_id, user_id))
 
-    @patch("/{user_id:uuid}", **_allow(Permission.MANAGE_MEMBERS))
+    @patch("/{user_id:uuid}", **_allow(Permission.MANAGE_MEMBERS, 409, 413))
     async def update_member(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, user_id: uuid.UUID, data: MemberUpdate
     ) -> MemberRead:
         row = await service.change_member_role(principal_of(request), tenant_id, user_id, data.role)
         return to_struct(MemberRead, row)
 
-    @delete("/{user_id:uuid}", status_code=204, **_allow(Permission.MANAGE_MEMBERS))
+    @delete("/{user_id:uuid}", status_code=204, **_allow(Permission.MANAGE_MEMBERS, 409))
     async def remove_member(self, request: Request[Any, Any, Any], tenant_id: TenantId, user_id: uuid.UUID) -> None:
         await service.remove_member(principal_of(request), tenant_id, user_id)
 
@@ -111,12 +122,14 @@ class ApiKeyController(Controller):
     path = "/v1/tenants/{tenant_id:uuid}/api-keys"
     tags = ["api keys"]
 
-    @post("/", status_code=201, **_allow(Permission.MANAGE_API_KEYS))
-    async def create_api_key(self, request: Request[Any, Any, Any], tenant_id: TenantId, data: ApiKeyCreate) -> ApiKeyCreated:
+    @post("/", status_code=201, **_allow(Permission.MANAGE_API_KEYS, *IDEMPOTENCY_ERRORS))
+    async def create_api_key(
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: ApiKeyCreate
+    ) -> ApiKeyCreated:
         row, secret = await service.create_api_key(principal_of(request), tenant_id, data.name, data.role)
         return to_struct(ApiKeyCreated, {**row, "secret": secret})
 
-    @get("/", **_allow(Permission.MANAGE_API_KEYS))
+    @get("/", **_allow(Permission.MANAGE_API_KEYS, 422))
     async def list_api_keys(self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None) -> ApiKeyPage:
         rows, next_cursor = await service.list_api_keys(tenant_id, PageRequest.parse(limit, cursor))
         return ApiKeyPage(items=[to_struct(ApiKeyRead, row) for row in rows], next_cursor=next_cursor)
@@ -130,8 +143,10 @@ class AuditController(Controller):
     path = "/v1/tenants/{tenant_id:uuid}/audit-events"
     tags = ["audit"]
 
-    @get("/", **_allow(Permission.READ_AUDIT))
-    async def list_audit_events(self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None) -> AuditEventPage:
+    @get("/", **_allow(Permission.READ_AUDIT, 422))
+    async def list_audit_events(
+        self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None
+    ) -> AuditEventPage:
         rows, next_cursor = await service.list_audit_events(tenant_id, PageRequest.parse(limit, cursor))
         items = [
             to_struct(AuditEventRead, {**row, "before": _json(row["before"]), "after": _json(row["after"])})

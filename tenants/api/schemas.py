@@ -9,9 +9,10 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-Name = Annotated[str, Meta(min_length=1, max_length=200)]
+# No control characters: PostgreSQL text cannot hold NUL, and none belongs in a name or an address.
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Slug = Annotated[str, Meta(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
-Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")]
+Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$")]
 Currency = Annotated[str, Meta(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
 TenantRole = Literal["tenant_admin", "tenant_member", "billing_viewer"]
 Password = Annotated[str, Meta(min_length=1, max_length=1024)]
@@ -22,7 +23,7 @@ class Input(Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class TokenRequest(Input):
-    email: Annotated[str, Meta(min_length=1, max_length=320)]
+    email: Annotated[str, Meta(min_length=1, max_length=320, pattern=r"^[^\x00-\x1f\x7f]+$")]
     password: Password
 
 

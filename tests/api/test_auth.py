@@ -1,0 +1,186 @@
+"""POST /v1/auth/token and bearer authentication of people (JWTs)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import Callable
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from httpx import AsyncClient
+from litestar import Litestar
+
+from controlplane.auth.tokens import TokenSigner
+from tests.api._helpers import assert_problem, bearer
+from tests.factories import PASSWORD, Actor, Factory
+
+
+def _b64(data: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def _unb64(segment: str) -> dict[str, object]:
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+
+
+def _signer(app: Litestar) -> TokenSigner:
+    return app.state.token_signer  # type: ignore[no-any-return]
+
+
+async def test_the_right_password_gives_a_working_token(client: AsyncClient, factory: Factory, app: Litestar) -> None:
+    user = await factory.user()
+    # Emails are matched case-insensitively and without surrounding spaces.
+    response = await client.post("/v1/auth/token", json={"email": f" {user.email.upper()} ", "password": PASSWORD})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["token_type"] == "Bearer"
+    assert body["expires_in"] == _signer(app).ttl_seconds
+    assert jwt.decode(body["access_token"], options={"verify_signature": False})["sub"] == str(user.user_id)
+
+    listed = await client.get("/v1/tenants", headers=bearer(body["access_token"]))
+    assert listed.status_code == 200, listed.text
+    assert listed.json() == {"items": [], "next_cursor": None}
+
+
+@pytest.mark.parametrize("wrong", ["password", "email"])
+async def test_wrong_password_or_unknown_email_is_401_and_indistinguishable(
+    client: AsyncClient, factory: Factory, wrong: str
+) -> None:
+    user = await factory.user()
+    attempt = {
+        "password": {"email": user.email, "password": PASSWORD + "!"},
+        "email": {"email": "nobody-" + user.email, "password": PASSWORD},
+    }[wrong]
+    response = await client.post("/v1/auth/token", json=attempt)
+    body = assert_problem(response, 401, "invalid_credentials")
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert "access_token" not in body
+    # The answer does not tell whether the email exists.
+    other = await client.post("/v1/auth/token", json={"email": "ghost@example.com", "password": "x" * 12})
+    assert other.json() == body
+
+
+async def test_an_invited_user_without_a_password_cannot_sign_in(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    added = await client.post(
+        f"/v1/tenants/{tenant['id']}/members", json={"email": "invited@example.com", "role": "tenant_member"},
+        headers=staff.headers,
+    )
+    assert added.status_code == 201, added.text
+    for password in ("", "not-a-real-password", PASSWORD):
+        response = await client.post("/v1/auth/token", json={"email": "invited@example.com", "password": password})
+        assert response.status_code in (400, 401), response.text
+        assert_problem(response, response.status_code)
+        assert "access_token" not in response.text
+
+
+def _expired(app: Litestar, user: Actor, staff: Actor) -> str:
+    signer = _signer(app)
+    return signer.issue(user.user_id, now=int(time.time()) - signer.ttl_seconds - 60)
+
+
+def _flipped_signature(app: Litestar, user: Actor, staff: Actor) -> str:
+    header, payload, signature = user.token.split(".")
+    # A character in the middle: the last one may only carry padding bits that decoding ignores.
+    middle = len(signature) // 2
+    flipped = "A" if signature[middle] != "A" else "B"
+    return f"{header}.{payload}.{signature[:middle]}{flipped}{signature[middle + 1:]}"
+
+
+def _payload_swapped_for_staff(app: Litestar, user: Actor, staff: Actor) -> str:
+    # Privilege escalation attempt: the user's signature over a payload naming the staff user.
+    header, payload, signature = user.token.split(".")
+    claims = _unb64(payload) | {"sub": str(staff.user_id)}
+    return f"{header}.{_b64(claims)}.{signature}"
+
+
+def _flipped_payload_char(app: Litestar, user: Actor, staff: Actor) -> str:
+    header, payload, signature = user.token.split(".")
+    middle = len(payload) // 2
+    flipped = "A" if payload[middle] != "A" else "B"
+    return f"{header}.{payload[:middle]}{flipped}{payload[middle + 1:]}.{signature}"
+
+
+def _foreign_key_same_kid(app: Litestar, user: Actor, staff: Actor) -> str:
+    kid = jwt.get_unverified_header(user.token)["kid"]
+    claims = jwt.decode(user.token, options={"verify_signature": False})
+    return jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": kid})
+
+
+def _unknown_kid(app: Litestar, user: Actor, staff: Actor) -> str:
+    claims = jwt.decode(user.token, options={"verify_signature": False})
+    return jwt.encode(claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": "attacker"})
+
+
+def _alg_none(app: Litestar, user: Actor, staff: Actor) -> str:
+    header, payload, _ = user.token.split(".")
+    unsigned_header = _unb64(header) | {"alg": "none"}
+    return f"{_b64(unsigned_header)}.{payload}."
+
+
+def _alg_hs256(app: Litestar, user: Actor, staff: Actor) -> str:
+    kid = jwt.get_unverified_header(user.token)["kid"]
+    claims = jwt.decode(user.token, options={"verify_signature": False})
+    return jwt.encode(claims, "a-shared-secret-of-at-least-32-bytes!!", algorithm="HS256", headers={"kid": kid})
+
+
+def _not_a_jwt(app: Litestar, user: Actor, staff: Actor) -> str:
+    return "definitely-not-a-jwt"
+
+
+BAD_TOKENS: dict[str, tuple[Callable[[Litestar, Actor, Actor], str], str]] = {
+    "expired": (_expired, "token_expired"),
+    "flipped signature": (_flipped_signature, "invalid_token"),
+    "payload swapped for another user": (_payload_swapped_for_staff, "invalid_token"),
+    "flipped payload character": (_flipped_payload_char, "invalid_token"),
+    "signed by an unknown key with our kid": (_foreign_key_same_kid, "invalid_token"),
+    "unknown kid": (_unknown_kid, "invalid_token"),
+    "alg none": (_alg_none, "invalid_token"),
+    "alg HS256": (_alg_hs256, "invalid_token"),
+    "not a JWT": (_not_a_jwt, "invalid_token"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_TOKENS))
+async def test_bad_tokens_are_401(client: AsyncClient, factory: Factory, app: Litestar, case: str) -> None:
+    staff = await factory.staff()
+    await factory.tenant(staff)
+    user = await factory.user()
+    build, code = BAD_TOKENS[case]
+    token = build(app, user, staff)
+    assert token != user.token
+
+    response = await client.get("/v1/tenants", headers=bearer(token))
+    assert_problem(response, 401, code)
+    assert response.headers["www-authenticate"] == "Bearer"
+    # The genuine token still works, so the refusal is about the token and nothing else.
+    assert (await client.get("/v1/tenants", headers=user.headers)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": ""}, {"Authorization": "Bearer"}, {"Authorization": "Bearer   "}, {"Authorization": "Basic dTpw"}],
+    ids=["absent", "empty", "scheme only", "blank credentials", "basic"],
+)
+async def test_missing_credentials_are_401(client: AsyncClient, headers: dict[str, str]) -> None:
+    response = await client.get("/v1/tenants", headers=headers)
+    assert_problem(response, 401, "missing_credentials")
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_a_token_for_a_user_that_does_not_exist_is_401(client: AsyncClient, app: Litestar) -> None:
+    response = await client.get("/v1/tenants", headers=bearer(_signer(app).issue(uuid.uuid4())))
+    assert_problem(response, 401, "invalid_credentials")
+
+
+async def test_the_token_endpoint_rejects_unknown_fields_and_missing_fields(client: AsyncClient, factory: Factory) -> None:
+    user = await factory.user()
+    extra = await client.post("/v1/auth/token", json={"email": user.email, "password": PASSWORD, "staff": True})
+    assert_problem(extra, 400, "validation_error")
+    missing = await client.post("/v1/auth/token", json={"email": user.email})
+    assert_problem(missing, 400, "validation_error")

@@ -1,0 +1,61 @@
+import subprocess
+import sys
+
+import pytest
+
+from controlplane.settings import Settings, SettingsError
+
+SAFE_PRODUCTION = {
+    "CONTROLPLANE_ENV": "production",
+    "DATABASE_URL": "postgresql://app:s3cret-app@db.internal/controlplane",
+    "DATABASE_OWNER_URL": "postgresql://owner:s3cret-owner@db.internal/controlplane",
+    "REDIS_URL": "redis://redis.internal:6379/0",
+    "BAO_ADDR": "https://bao.internal:8200",
+    "BAO_ROLE_ID": "role",
+    "BAO_SECRET_ID": "secret",
+}
+
+
+def test_safe_production_settings_have_no_problems() -> None:
+    assert Settings.from_env(SAFE_PRODUCTION).production_problems() == []
+
+
+@pytest.mark.parametrize(
+    ("override", "problem"),
+    [
+        ({"CONTROLPLANE_DEBUG": "true"}, "DEBUG"),
+        ({"STRIPE_API_BASE": "http://127.0.0.1:8420"}, "local Stripe"),
+        ({"BAO_ROLE_ID": "", "BAO_TOKEN": "root"}, "root token"),
+        ({"DATABASE_URL": "postgresql://app@db.internal/controlplane"}, "DATABASE_URL has a missing"),
+        ({"DATABASE_URL": SAFE_PRODUCTION["DATABASE_OWNER_URL"]}, "must use the app role"),
+    ],
+)
+def test_unsafe_production_settings_are_named(override: dict[str, str], problem: str) -> None:
+    problems = Settings.from_env({**SAFE_PRODUCTION, **override}).production_problems()
+    assert any(problem.lower() in p.lower() for p in problems), problems
+
+
+def test_development_settings_are_never_refused() -> None:
+    assert Settings.from_env({"CONTROLPLANE_DEBUG": "1", "BAO_TOKEN": "root"}).production_problems() == []
+
+
+def test_unknown_environment_is_an_error() -> None:
+    with pytest.raises(SettingsError, match="CONTROLPLANE_ENV"):
+        Settings.from_env({"CONTROLPLANE_ENV": "staging"})
+
+
+def test_settings_are_frozen() -> None:
+    settings = Settings.from_env({})
+    with pytest.raises(AttributeError):
+        settings.debug = True  # type: ignore[misc]
+
+
+def test_production_process_refuses_to_start_with_debug_on() -> None:
+    env = {**SAFE_PRODUCTION, "CONTROLPLANE_DEBUG": "1", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", "from controlplane.app import create_app_from_env; create_app_from_env()"],
+        env=env, capture_output=True, text=True, check=False, timeout=60,
+    )
+    assert result.returncode != 0
+    assert "refusing to start in production" in result.stderr
+    assert "CONTROLPLANE_DEBUG" in result.stderr

@@ -1,0 +1,62 @@
+import json
+import uuid
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from controlplane.auth.tokens import ExpiredToken, InvalidToken, TokenSigner
+
+
+def _pem(key: Ed25519PrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+
+
+def _signer(keys: dict[str, Ed25519PrivateKey], active: str, ttl: int = 900) -> TokenSigner:
+    secret = {"active_kid": active, "keys": json.dumps({kid: _pem(key) for kid, key in keys.items()})}
+    return TokenSigner.from_secret(secret, issuer="controlplane", ttl_seconds=ttl)
+
+
+def test_round_trip() -> None:
+    signer = _signer({"k1": Ed25519PrivateKey.generate()}, "k1")
+    user = uuid.uuid4()
+    assert signer.verify(signer.issue(user)).user_id == user
+
+
+def test_expired_token_is_refused() -> None:
+    signer = _signer({"k1": Ed25519PrivateKey.generate()}, "k1", ttl=60)
+    with pytest.raises(ExpiredToken):
+        signer.verify(signer.issue(uuid.uuid4(), now=1_000_000))
+
+
+def test_tampered_payload_is_refused() -> None:
+    signer = _signer({"k1": Ed25519PrivateKey.generate()}, "k1")
+    header, payload, signature = signer.issue(uuid.uuid4()).split(".")
+    other_header, other_payload, _ = signer.issue(uuid.uuid4()).split(".")
+    with pytest.raises(InvalidToken):
+        signer.verify(f"{header}.{other_payload}.{signature}")
+
+
+def test_token_of_an_unknown_key_is_refused() -> None:
+    ours = _signer({"k1": Ed25519PrivateKey.generate()}, "k1")
+    theirs = _signer({"k1": Ed25519PrivateKey.generate()}, "k1")
+    with pytest.raises(InvalidToken):
+        ours.verify(theirs.issue(uuid.uuid4()))
+
+
+def test_rotation_keeps_old_tokens_verifying() -> None:
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    before = _signer({"k1": old}, "k1")
+    after = _signer({"k1": old, "k2": new}, "k2")
+    user = uuid.uuid4()
+    assert after.verify(before.issue(user)).user_id == user
+    assert after.verify(after.issue(user)).user_id == user
+
+
+@pytest.mark.parametrize("garbage", ["", "abc", "a.b.c", "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0."])
+def test_garbage_is_refused(garbage: str) -> None:
+    signer = _signer({"k1": Ed25519PrivateKey.generate()}, "k1")
+    with pytest.raises(InvalidToken):
+        signer.verify(garbage)
