@@ -1,0 +1,1 @@
+"""Billing: plans, subscriptions, usage, invoices, payments, escrow and the ledger (to come)."""

@@ -1,0 +1,1 @@
+"""Control plane: the composition root and platform services."""

@@ -1,0 +1,1 @@
+"""Plugin registry: catalogue, installs, licenses and entitlements (to come)."""

@@ -1,0 +1,1 @@
+"""Tenants, users, memberships, roles, API keys and audit."""
