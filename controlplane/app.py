@@ -25,6 +25,7 @@ from controlplane.errors import EXCEPTION_HANDLERS
 from controlplane.health import live, ready, scrape
 from controlplane.idempotency_middleware import IdempotencyMiddleware
 from controlplane.metrics import HTTPMetricsMiddleware
+from controlplane.openapi import ClosedStructSchemaPlugin
 from controlplane.secrets import JWT_KEYS_PATH, SecretStore
 from controlplane.settings import Settings, SettingsError
 from controlplane.startup_checks import refuse_unsafe_database_role, refuse_unsafe_production
@@ -96,6 +97,7 @@ def create_app(settings: Settings) -> Litestar:
             IdempotencyMiddleware(settings.idempotency_ttl_seconds, settings.max_request_body_bytes),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
+        plugins=[ClosedStructSchemaPlugin()],
         request_max_body_size=settings.max_request_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Control plane API",

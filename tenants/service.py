@@ -78,6 +78,10 @@ async def principal_for_api_key(text: str) -> Principal:
 async def authorize(principal: Principal, tenant_id: uuid.UUID, permission: Permission, *, writes: bool) -> None:
     """Raise unless `principal` may use `permission` on the tenant. Unknown and foreign tenants look alike."""
     if principal.is_staff:
+        # Staff act on a tenant in any status, but it must exist: lists under an unknown tenant are 404, not empty.
+        async with tenant_tx(tenant_id):
+            if await repository.get_tenant(tenant_id) is None:
+                raise TenantNotFound()
         return
     if principal.kind == "api_key":
         if principal.tenant_id != tenant_id:
@@ -298,6 +302,12 @@ async def add_member(actor: Principal, tenant_id: uuid.UUID, email: str, role: s
     return member
 
 
+async def _lock_memberships(tenant_id: uuid.UUID) -> None:
+    """Inside `tenant_tx`: serialise changes of the tenant's members on its row, so two concurrent demotions or
+    removals cannot each count the other admin and leave the tenant with none."""
+    await repository.get_tenant(tenant_id, for_update=True)
+
+
 async def list_members(tenant_id: uuid.UUID, page: PageRequest) -> Page:
     async with tenant_tx(tenant_id):
         rows = await repository.list_memberships(tenant_id, page)
@@ -316,6 +326,7 @@ async def change_member_role(
     actor: Principal, tenant_id: uuid.UUID, user_id: uuid.UUID, role: str
 ) -> dict[str, Any]:
     async with tenant_tx(tenant_id):
+        await _lock_memberships(tenant_id)
         _check_grant(actor, await _actor_role(actor, tenant_id), role)
         member = await repository.get_membership(tenant_id, user_id)
         if member is None:
@@ -337,6 +348,7 @@ async def change_member_role(
 async def remove_member(actor: Principal, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
     """Idempotent: removing someone who is not a member is not an error."""
     async with tenant_tx(tenant_id):
+        await _lock_memberships(tenant_id)
         member = await repository.get_membership(tenant_id, user_id)
         if member is None:
             return

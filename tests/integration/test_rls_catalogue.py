@@ -156,7 +156,7 @@ async def populate(prefix: str) -> dict[str, Any]:
 
 
 async def counts(connection: asyncpg.Connection, tables: list[str]) -> dict[str, int]:
-    return {table: await connection.fetchval(f'select count(*) from "{table}"') for table in tables}
+    return {table: await connection.fetchval(f'select count(*) from "{table}"') for table in tables}  # noqa: S608
 
 
 async def test_no_context_reads_no_tenant_rows(
@@ -251,7 +251,8 @@ async def test_with_check_refuses_another_tenants_rows(client: Any, owner_connec
             (uuid.uuid4(), tenant_b, user_b),
         ),
         "insert api key": (
-            "insert into api_keys (id, tenant_id, name, role, secret_hash) values ({}, {}, 'x', 'tenant_admin', '\\x00')",
+            "insert into api_keys (id, tenant_id, name, role, secret_hash) "
+            "values ({}, {}, 'x', 'tenant_admin', '\\x00')",
             (uuid.uuid4(), tenant_b),
         ),
         "insert audit event": (
@@ -272,7 +273,7 @@ async def test_with_check_refuses_another_tenants_rows(client: Any, owner_connec
         "move own membership": ("update memberships set tenant_id = {} where tenant_id = {}", (tenant_b, tenant_a)),
     }
     refused = 0
-    for name, (sql, args) in attempts.items():
+    for _name, (sql, args) in attempts.items():
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match="row-level security"):
             async with tenant_tx(tenant_a):
                 await fetch(sql, *args)
