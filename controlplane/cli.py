@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -169,8 +170,11 @@ def run(port: int) -> None:
             env,
         )
     finally:
+        # A second Ctrl-C must not interrupt the shutdown and leave services running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         stack.down()
-    sys.exit(code)
+    # Stopped by Ctrl-C or SIGTERM (128 + signal number) is the normal way to end a dev session.
+    sys.exit(0 if code in (128 + signal.SIGINT, 128 + signal.SIGTERM) else code)
 
 
 def _run_checked(command: list[str], env: dict[str, str]) -> None:
