@@ -64,7 +64,7 @@ async def update_tenant(tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[s
         args.append(value)
     assignments.append("updated_at = now()")
     rows = await fetch(
-        f"update tenants set {', '.join(assignments)} where id = {{}} returning {TENANT_COLUMNS}",  # noqa: S608
+        f"update tenants set {', '.join(assignments)} where id = {{}} returning {TENANT_COLUMNS}",
         *args,
         tenant_id,
     )
@@ -161,7 +161,7 @@ async def list_memberships(tenant_id: uuid.UUID, page: PageRequest) -> list[dict
     clause, args = keyset_clause(page)
     clause = clause.replace("(created_at, id)", "(m.created_at, m.id)")
     return await fetch(
-        f"select {MEMBER_COLUMNS} from memberships m join users u on u.id = m.user_id "  # noqa: S608
+        f"select {MEMBER_COLUMNS} from memberships m join users u on u.id = m.user_id "
         f"where m.tenant_id = {{}}{clause} order by m.created_at, m.id limit {{}}",
         tenant_id,
         *args,
@@ -223,7 +223,7 @@ async def get_api_key(key_id: uuid.UUID) -> dict[str, Any] | None:
 async def list_api_keys(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[str, Any]]:
     clause, args = keyset_clause(page)
     return await fetch(
-        f"select {API_KEY_COLUMNS} from api_keys where tenant_id = {{}}{clause} "  # noqa: S608
+        f"select {API_KEY_COLUMNS} from api_keys where tenant_id = {{}}{clause} "
         "order by created_at, id limit {}",
         tenant_id,
         *args,
@@ -272,7 +272,7 @@ async def insert_audit_event(values: dict[str, Any]) -> None:
 async def list_audit_events(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[str, Any]]:
     clause, args = keyset_clause(page)
     return await fetch(
-        "select id, tenant_id, actor_type, actor_id, action, target_type, target_id, before, after, "  # noqa: S608
+        "select id, tenant_id, actor_type, actor_id, action, target_type, target_id, before, after, "
         f"request_id, created_at from audit_events where tenant_id = {{}}{clause} "
         "order by created_at, id limit {}",
         tenant_id,
