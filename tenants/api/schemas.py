@@ -43,7 +43,7 @@ class TenantCreate(Input):
 
 class TenantUpdate(Input):
     name: Name | UnsetType = UNSET
-    billing_email: Email | None | UnsetType = UNSET
+    billing_email: Email | UnsetType | None = UNSET
     currency: Currency | UnsetType = UNSET
 
 

@@ -133,7 +133,7 @@ def _fuzz(
             @given(case=st.one_of(strategies))
             def check(case: schemathesis.Case) -> None:
                 response = send(case.as_transport_kwargs(base_url=BASE_URL, headers=headers))
-                statuses[operation.label].add(response.status_code)
+                statuses[case.operation.label].add(response.status_code)
                 case.validate_response(response, checks=CHECKS, headers=headers)
 
             try:

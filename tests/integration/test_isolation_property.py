@@ -798,8 +798,8 @@ async def world(
     line = (
         f"isolation: {world.operations} operations across {len(world.tenants)} tenants, {len(world.leaks)} leaks "
         f"({world.api_calls} API requests, {world.service_calls} service/SQL calls, {world.cross_attempts} "
-        f"cross-tenant attempts, {len(world.pids)} backend connection(s) through a pool of 1, "
-        f"{time.perf_counter() - started:.0f}s)"
+        f"cross-tenant attempts; pool of 1 connection, {len(world.pids)} successive backends as asyncpg renews a "
+        f"connection every 50,000 queries; {time.perf_counter() - started:.0f}s)"
     )
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None:

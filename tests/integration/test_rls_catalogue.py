@@ -19,6 +19,7 @@ from piccolo.engine.exceptions import TransactionError
 
 from controlplane import db, idempotency
 from controlplane.db import SystemReason, anonymous_tx, fetch, system_tx, tenant_tx, user_tx
+from controlplane.settings import Settings
 from tenants import repository, service
 from tests.integration.conftest import staff_principal
 
@@ -182,7 +183,7 @@ async def test_no_context_reads_no_tenant_rows(
 
 
 async def test_a_committed_context_does_not_outlive_its_transaction(
-    client: Any, stack_env: dict[str, str], owner_connection: asyncpg.Connection
+    client: Any, stack_env: dict[str, str], settings: Settings
 ) -> None:
     made = await populate("reuse")
     tenant_a = made["a"]["tenant"]["id"]
@@ -230,8 +231,10 @@ async def test_a_committed_context_does_not_outlive_its_transaction(
                 raise RuntimeError("abort")
         assert await fetch("select id from tenants") == []
     finally:
-        await db.stop_pool()
-        await db.start_pool(stack_env["DATABASE_URL"])
+        await db.stop_pool()  # the session app's pool again, for the tests that follow
+        await db.start_pool(
+            settings.database_url, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size
+        )
     print(f"rls: one connection (pid {pid}): inside the tenant {inside}, after commit {after}")
 
 
