@@ -126,3 +126,9 @@ async def complete(tenant_id: uuid.UUID | None, row_id: uuid.UUID, status: int, 
 async def release(tenant_id: uuid.UUID | None, row_id: uuid.UUID) -> None:
     async with _tx(tenant_id):
         await fetch("delete from idempotency_keys where id = {}", row_id)
+
+
+async def forget_tenant(tenant_id: uuid.UUID) -> None:
+    """Inside the caller's `tenant_tx`: drop the tenant's stored requests and responses (for an erasure: the
+    responses hold member emails and API key secrets, and a replay would hand them back)."""
+    await fetch("delete from idempotency_keys where tenant_id = {}", tenant_id)

@@ -1,7 +1,15 @@
-"""ASGI middleware that applies `controlplane.idempotency` to authenticated POST requests."""
+"""ASGI middleware that applies `controlplane.idempotency` to authenticated POST requests.
+
+It runs after authentication and before the route's guards, so on a tenant path it first checks that the
+principal may act in that tenant at all: otherwise it neither claims (writes) nor replays anything and the
+guard answers. Routes whose response holds a secret shown only once name those fields in
+`opt={"idempotency_redact": (...)}`; they are removed before the response is stored, so a replay tells the
+client the first request succeeded without handing the secret out again.
+"""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -13,7 +21,10 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from controlplane import idempotency
 from controlplane.auth.principal import Principal
 from controlplane.errors import PROBLEM_JSON, problem
+from controlplane.exceptions import DomainError
 from controlplane.idempotency import ClaimOutcome
+from tenants import service
+from tenants.roles import Permission
 
 HEADER = b"idempotency-key"
 # The answers this middleware adds to every authenticated POST, for the handlers' OpenAPI `responses`:
@@ -23,6 +34,37 @@ IDEMPOTENCY_ERRORS = (400, 409, 413, 422)
 
 async def _send_problem(scope: Scope, receive: Receive, send: Send, status: int, code: str, detail: str) -> None:
     await problem(status, code, detail).to_asgi_response(app=None, request=None)(scope, receive, send)  # type: ignore[arg-type]
+
+
+def _replaying(body: bytes) -> Receive:
+    """A `receive` that hands the already-read body to the app once."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive  # type: ignore[return-value]
+
+
+async def _may_act_in(principal: Principal, tenant_id: uuid.UUID) -> bool:
+    try:
+        await service.authorize(principal, tenant_id, Permission.READ_TENANT, method="GET")
+    except DomainError:
+        return False
+    return True
+
+
+def _redacted(body: bytes, fields: tuple[str, ...]) -> bytes:
+    if not fields:
+        return body
+    document = json.loads(body)
+    for field in fields:
+        document.pop(field, None)
+    return json.dumps(document, separators=(",", ":")).encode()
 
 
 class IdempotencyMiddleware(ASGIMiddleware):
@@ -54,21 +96,15 @@ class IdempotencyMiddleware(ASGIMiddleware):
                 break
         tenant_id = scope.get("path_params", {}).get("tenant_id")
         tenant_id = tenant_id if isinstance(tenant_id, uuid.UUID) else None
+        if tenant_id is not None and not await _may_act_in(principal, tenant_id):
+            await next_app(scope, _replaying(body), send)
+            return
         path = scope["path"]
         fingerprint = idempotency.request_fingerprint("POST", path, scope.get("query_string", b""), body)
         claim = await idempotency.claim(tenant_id, principal.key, key_text, "POST", path, fingerprint, self.ttl)
 
-        replayed = False
-
-        async def replay_receive() -> Message:
-            nonlocal replayed
-            if replayed:
-                return {"type": "http.disconnect"}
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
         if claim.outcome is ClaimOutcome.UNSCOPED:
-            await next_app(scope, replay_receive, send)
+            await next_app(scope, _replaying(body), send)
         elif claim.outcome is ClaimOutcome.MISMATCH:
             await _send_problem(scope, receive, send, 422, "idempotency_key_reused",
                                 "This Idempotency-Key was used with a different request")
@@ -86,11 +122,12 @@ class IdempotencyMiddleware(ASGIMiddleware):
             })
             await send({"type": "http.response.body", "body": claim.body or b"", "more_body": False})
         else:
-            await self._run_and_record(scope, replay_receive, send, next_app, tenant_id, claim.row_id)
+            redact = tuple(scope["route_handler"].opt.get("idempotency_redact", ()))
+            await self._run_and_record(scope, _replaying(body), send, next_app, tenant_id, claim.row_id, redact)
 
     async def _run_and_record(
         self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp,
-        tenant_id: uuid.UUID | None, row_id: Any,
+        tenant_id: uuid.UUID | None, row_id: Any, redact: tuple[str, ...],
     ) -> None:
         status = 500
         content_type = "application/json"
@@ -113,6 +150,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
             await idempotency.release(tenant_id, row_id)
             raise
         if 200 <= status < 300:
-            await idempotency.complete(tenant_id, row_id, status, b"".join(chunks), content_type)
+            stored = _redacted(b"".join(chunks), redact)
+            await idempotency.complete(tenant_id, row_id, status, stored, content_type)
         else:
             await idempotency.release(tenant_id, row_id)

@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from controlplane import idempotency
 from controlplane.auth import api_keys as api_key_format
 from controlplane.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 from controlplane.auth.principal import Principal
@@ -75,28 +76,33 @@ async def principal_for_api_key(text: str) -> Principal:
     return Principal(kind="api_key", id=parsed.key_id, tenant_id=parsed.tenant_id, api_key_role=key["role"])
 
 
-async def authorize(principal: Principal, tenant_id: uuid.UUID, permission: Permission, *, writes: bool) -> None:
-    """Raise unless `principal` may use `permission` on the tenant. Unknown and foreign tenants look alike."""
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def authorize(principal: Principal, tenant_id: uuid.UUID, permission: Permission, *, method: str) -> None:
+    """Raise unless `principal` may use `permission` on the tenant with this HTTP method.
+
+    Unknown and foreign tenants look alike (404). A suspended tenant's own principals may only read.
+    Staff act on suspended tenants too, and on a tenant being erased they may only read or remove
+    (so a retried erasure succeeds but nothing new is added).
+    """
+    writes = method not in READ_METHODS
+    if principal.kind == "api_key" and principal.tenant_id != tenant_id:
+        raise TenantNotFound()
+    async with tenant_tx(tenant_id):
+        tenant = await repository.get_tenant(tenant_id)
+        membership = None
+        if tenant is not None and principal.kind == "user" and not principal.is_staff:
+            membership = await repository.get_membership(tenant_id, principal.id)
+    if tenant is None:
+        raise TenantNotFound()
     if principal.is_staff:
-        # Staff act on a tenant in any status, but it must exist: lists under an unknown tenant are 404, not empty.
-        async with tenant_tx(tenant_id):
-            if await repository.get_tenant(tenant_id) is None:
-                raise TenantNotFound()
+        # Staff act on suspended tenants, but nothing new is added to one being erased.
+        if writes and method != "DELETE" and tenant["status"] == TenantStatus.PENDING_DELETION:
+            raise TenantNotActive("the tenant is being deleted")
         return
-    if principal.kind == "api_key":
-        if principal.tenant_id != tenant_id:
-            raise TenantNotFound()
-        role = principal.api_key_role
-        async with tenant_tx(tenant_id):
-            tenant = await repository.get_tenant(tenant_id)
-    else:
-        async with tenant_tx(tenant_id):
-            tenant = await repository.get_tenant(tenant_id)
-            membership = await repository.get_membership(tenant_id, principal.id) if tenant else None
-        if membership is None:
-            raise TenantNotFound()
-        role = membership["role"]
-    if tenant is None or tenant["status"] == TenantStatus.PENDING_DELETION:
+    role = principal.api_key_role if principal.kind == "api_key" else membership["role"] if membership else None
+    if role is None or tenant["status"] == TenantStatus.PENDING_DELETION:
         raise TenantNotFound()
     if not role_allows(role, permission):
         raise ForbiddenForRole(f"role {role} does not allow {permission}")
@@ -243,6 +249,7 @@ async def request_erasure(actor: Principal, tenant_id: uuid.UUID) -> dict[str, A
         )
         former_members = await repository.delete_all_memberships(tenant_id)
         await repository.revoke_all_api_keys(tenant_id)
+        await idempotency.forget_tenant(tenant_id)
         await audit.record(
             actor,
             tenant_id,

@@ -17,8 +17,6 @@ from controlplane.exceptions import PermissionDenied
 from tenants import service
 from tenants.roles import Permission
 
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
 
 class StaffOnly(PermissionDenied):
     code = "staff_only"
@@ -46,5 +44,5 @@ async def tenant_access(connection: ASGIConnection[Any, Any, Any, Any], handler:
         principal,
         connection.path_params["tenant_id"],
         permission,
-        writes=connection.scope.get("method", "GET") not in READ_METHODS,
+        method=connection.scope.get("method", "GET"),
     )

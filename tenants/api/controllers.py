@@ -39,11 +39,14 @@ Cursor = Annotated[str | None, Parameter(query="cursor", max_length=200, require
 TenantId = Annotated[uuid.UUID, Parameter(description="The tenant's id")]
 
 
-def _allow(permission: Permission, *errors: int) -> dict[str, Any]:
-    """The guard of a route under a tenant, and the errors it documents beyond those every such route can give."""
+def _allow(permission: Permission, *errors: int, shown_once: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The guard of a route under a tenant, and the errors it documents beyond those every such route can give.
+
+    `shown_once` names response fields (secrets) that an idempotent replay leaves out.
+    """
     return {
         "guards": [tenant_access],
-        "opt": {"permission": permission},
+        "opt": {"permission": permission, "idempotency_redact": shown_once},
         "responses": problem_responses(400, 401, 403, 404, *errors),
     }
 
@@ -122,7 +125,7 @@ class ApiKeyController(Controller):
     path = "/v1/tenants/{tenant_id:uuid}/api-keys"
     tags = ["api keys"]
 
-    @post("/", status_code=201, **_allow(Permission.MANAGE_API_KEYS, *IDEMPOTENCY_ERRORS))
+    @post("/", status_code=201, **_allow(Permission.MANAGE_API_KEYS, *IDEMPOTENCY_ERRORS, shown_once=("secret",)))
     async def create_api_key(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: ApiKeyCreate
     ) -> ApiKeyCreated:

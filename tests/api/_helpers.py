@@ -66,7 +66,9 @@ async def create_api_key(
     client: AsyncClient, headers: dict[str, str], tenant_id: str, role: str = "tenant_admin", name: str = "ci"
 ) -> tuple[dict[str, Any], str]:
     """The created key's row and its secret text."""
-    response = await client.post(f"/v1/tenants/{tenant_id}/api-keys", json={"name": name, "role": role}, headers=headers)
+    response = await client.post(
+        f"/v1/tenants/{tenant_id}/api-keys", json={"name": name, "role": role}, headers=headers
+    )
     assert response.status_code == 201, response.text
     body = response.json()
     return body, body["secret"]

@@ -69,8 +69,9 @@ async def test_a_key_acts_with_its_role_and_is_audited_as_itself(client: AsyncCl
     url = f"/v1/tenants/{tenant['id']}"
 
     new_member = {"email": "robot-added@example.com", "role": "tenant_member"}
-    assert_problem(await client.post(f"{url}/members", json=new_member, headers=bearer(member_key)), 403,
-                   "forbidden_for_role")
+    assert_problem(
+        await client.post(f"{url}/members", json=new_member, headers=bearer(member_key)), 403, "forbidden_for_role"
+    )
     assert_problem(await client.patch(url, json={"name": "x"}, headers=bearer(member_key)), 403, "forbidden_for_role")
     assert_problem(await client.get(f"{url}/api-keys", headers=bearer(member_key)), 403, "forbidden_for_role")
 
@@ -106,11 +107,14 @@ async def test_a_revoked_key_is_refused(client: AsyncClient, factory: Factory) -
     # Revoking again is a no-op; an unknown key is 404.
     assert (await client.delete(f"{url}/api-keys/{row['id']}", headers=admin.headers)).status_code == 204
     assert [e["action"] for e in await audit_events(client, staff, tenant["id"])].count("api_key.revoked") == 1
-    assert_problem(await client.delete(f"{url}/api-keys/{uuid.uuid4()}", headers=admin.headers), 404,
-                   "api_key_not_found")
+    assert_problem(
+        await client.delete(f"{url}/api-keys/{uuid.uuid4()}", headers=admin.headers), 404, "api_key_not_found"
+    )
 
 
-async def test_a_key_of_another_tenant_cannot_be_revoked_through_this_one(client: AsyncClient, factory: Factory) -> None:
+async def test_a_key_of_another_tenant_cannot_be_revoked_through_this_one(
+    client: AsyncClient, factory: Factory
+) -> None:
     staff = await factory.staff()
     victim = await factory.tenant(staff)
     attacker_tenant = await factory.tenant(staff)
@@ -132,7 +136,7 @@ def _with_secret_changed(key: str, other: str) -> str:
 
 
 def _with_other_tenant(key: str, other: str) -> str:
-    _, tenant_hex, key_hex, secret = key.split("_", 3)
+    _, _, key_hex, secret = key.split("_", 3)
     return f"cpk_{uuid.UUID(other).hex}_{key_hex}_{secret}"
 
 
@@ -170,8 +174,9 @@ async def test_malformed_or_forged_keys_are_401_and_write_nothing(
     for attempt in (
         client.get(url, headers=bearer(forged)),
         client.get(f"/v1/tenants/{other['id']}", headers=bearer(forged)),
-        client.post(f"{url}/members", json={"email": "intruder@example.com", "role": "tenant_admin"},
-                    headers=bearer(forged)),
+        client.post(
+            f"{url}/members", json={"email": "intruder@example.com", "role": "tenant_admin"}, headers=bearer(forged)
+        ),
     ):
         assert_problem(await attempt, 401, "api_key_revoked")
 

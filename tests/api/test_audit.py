@@ -16,7 +16,8 @@ async def test_every_state_change_is_audited_with_actor_target_and_request_id(
 ) -> None:
     staff = await factory.staff()
     created = await client.post(
-        "/v1/tenants", json={"name": "Audited", "slug": "audited", "currency": "EUR", "billing_email": "p@a.example"},
+        "/v1/tenants",
+        json={"name": "Audited", "slug": "audited", "currency": "EUR", "billing_email": "p@a.example"},
         headers={**staff.headers, "X-Request-ID": "req-create"},
     )
     assert created.status_code == 201
@@ -32,11 +33,13 @@ async def test_every_state_change_is_audited_with_actor_target_and_request_id(
         return {**staff.headers, "X-Request-ID": request_id}
 
     assert (await client.patch(url, json={"name": "Renamed"}, headers=as_admin("req-update"))).status_code == 200
-    added = await client.post(f"{url}/members", json={"email": "m@example.com", "role": "tenant_member"},
-                              headers=as_admin("req-add"))
+    added = await client.post(
+        f"{url}/members", json={"email": "m@example.com", "role": "tenant_member"}, headers=as_admin("req-add")
+    )
     member_id = added.json()["user_id"]
-    changed = await client.patch(f"{url}/members/{member_id}", json={"role": "billing_viewer"},
-                                 headers=as_admin("req-role"))
+    changed = await client.patch(
+        f"{url}/members/{member_id}", json={"role": "billing_viewer"}, headers=as_admin("req-role")
+    )
     assert changed.status_code == 200
     assert (await client.delete(f"{url}/members/{member_id}", headers=as_admin("req-remove"))).status_code == 204
     key = await client.post(f"{url}/api-keys", json={"name": "k"}, headers=as_admin("req-key"))
@@ -113,8 +116,10 @@ async def test_failed_requests_write_no_audit_event(client: AsyncClient, factory
         (client.patch(url, json={"name": "x"}, headers=member.headers), 403),
         (client.patch(f"{url}/members/{admin.user_id}", json={"role": "tenant_member"}, headers=admin.headers), 409),
         (client.delete(f"{url}/members/{admin.user_id}", headers=admin.headers), 409),
-        (client.post(f"{url}/members", json={"email": member.email, "role": "tenant_admin"}, headers=admin.headers),
-         409),
+        (
+            client.post(f"{url}/members", json={"email": member.email, "role": "tenant_admin"}, headers=admin.headers),
+            409,
+        ),
         (client.post(f"{url}/suspend", headers=admin.headers), 403),
         (client.patch(url, json={"currency": "euro"}, headers=admin.headers), 400),
     ]
@@ -160,5 +165,6 @@ async def test_only_admins_and_staff_read_the_audit_trail(client: AsyncClient, f
     foreign = await client.get(url, headers=outsider.headers)
     assert_problem(foreign, 404, "tenant_not_found")
     assert "tenant.created" not in foreign.text
-    assert_problem(await client.get(f"/v1/tenants/{uuid.uuid4()}/audit-events", headers=staff.headers), 404,
-                   "tenant_not_found")
+    assert_problem(
+        await client.get(f"/v1/tenants/{uuid.uuid4()}/audit-events", headers=staff.headers), 404, "tenant_not_found"
+    )

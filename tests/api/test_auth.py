@@ -68,7 +68,8 @@ async def test_an_invited_user_without_a_password_cannot_sign_in(client: AsyncCl
     staff = await factory.staff()
     tenant = await factory.tenant(staff)
     added = await client.post(
-        f"/v1/tenants/{tenant['id']}/members", json={"email": "invited@example.com", "role": "tenant_member"},
+        f"/v1/tenants/{tenant['id']}/members",
+        json={"email": "invited@example.com", "role": "tenant_member"},
         headers=staff.headers,
     )
     assert added.status_code == 201, added.text
@@ -89,7 +90,7 @@ def _flipped_signature(app: Litestar, user: Actor, staff: Actor) -> str:
     # A character in the middle: the last one may only carry padding bits that decoding ignores.
     middle = len(signature) // 2
     flipped = "A" if signature[middle] != "A" else "B"
-    return f"{header}.{payload}.{signature[:middle]}{flipped}{signature[middle + 1:]}"
+    return f"{header}.{payload}.{signature[:middle]}{flipped}{signature[middle + 1 :]}"
 
 
 def _payload_swapped_for_staff(app: Litestar, user: Actor, staff: Actor) -> str:
@@ -103,7 +104,7 @@ def _flipped_payload_char(app: Litestar, user: Actor, staff: Actor) -> str:
     header, payload, signature = user.token.split(".")
     middle = len(payload) // 2
     flipped = "A" if payload[middle] != "A" else "B"
-    return f"{header}.{payload[:middle]}{flipped}{payload[middle + 1:]}.{signature}"
+    return f"{header}.{payload[:middle]}{flipped}{payload[middle + 1 :]}.{signature}"
 
 
 def _foreign_key_same_kid(app: Litestar, user: Actor, staff: Actor) -> str:
@@ -164,7 +165,13 @@ async def test_bad_tokens_are_401(client: AsyncClient, factory: Factory, app: Li
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"Authorization": ""}, {"Authorization": "Bearer"}, {"Authorization": "Bearer   "}, {"Authorization": "Basic dTpw"}],
+    [
+        {},
+        {"Authorization": ""},
+        {"Authorization": "Bearer"},
+        {"Authorization": "Bearer   "},
+        {"Authorization": "Basic dTpw"},
+    ],
     ids=["absent", "empty", "scheme only", "blank credentials", "basic"],
 )
 async def test_missing_credentials_are_401(client: AsyncClient, headers: dict[str, str]) -> None:
@@ -178,7 +185,9 @@ async def test_a_token_for_a_user_that_does_not_exist_is_401(client: AsyncClient
     assert_problem(response, 401, "invalid_credentials")
 
 
-async def test_the_token_endpoint_rejects_unknown_fields_and_missing_fields(client: AsyncClient, factory: Factory) -> None:
+async def test_the_token_endpoint_rejects_unknown_fields_and_missing_fields(
+    client: AsyncClient, factory: Factory
+) -> None:
     user = await factory.user()
     extra = await client.post("/v1/auth/token", json={"email": user.email, "password": PASSWORD, "staff": True})
     assert_problem(extra, 400, "validation_error")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from httpx import AsyncClient
 
@@ -27,6 +29,20 @@ async def test_the_same_key_and_body_replays_the_first_response(client: AsyncCli
 
     assert await tenant_ids(client, staff.headers) == {first.json()["id"]}
     assert await audit_actions(client, staff, first.json()["id"]) == ["tenant.created"]
+
+
+async def test_concurrent_retries_create_one_tenant(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    headers = {**staff.headers, "Idempotency-Key": "racing"}
+    responses = await asyncio.gather(*(client.post("/v1/tenants", json=BODY, headers=headers) for _ in range(5)))
+    originals = [r for r in responses if r.status_code == 201 and "idempotent-replayed" not in r.headers]
+    assert len(originals) == 1, [r.text for r in responses]
+    for response in responses:
+        if response.status_code == 201:
+            assert response.json()["id"] == originals[0].json()["id"]
+        else:  # the first is still running: retry later
+            assert_problem(response, 409, "idempotency_request_in_progress")
+    assert await tenant_ids(client, staff.headers) == {originals[0].json()["id"]}
 
 
 async def test_the_same_key_with_another_body_is_422(client: AsyncClient, factory: Factory) -> None:
@@ -78,7 +94,9 @@ async def test_keys_are_scoped_per_principal(client: AsyncClient, factory: Facto
     assert {t["slug"] for t in await all_items(client, "/v1/tenants", alice.headers)} == {"alice", "bob"}
 
     # Bob repeating Alice's exact request runs it (and meets her slug) instead of seeing her response.
-    copied = await client.post("/v1/tenants", json={**BODY, "slug": "alice"}, headers={**bob.headers, "Idempotency-Key": "k2"})
+    copied = await client.post(
+        "/v1/tenants", json={**BODY, "slug": "alice"}, headers={**bob.headers, "Idempotency-Key": "k2"}
+    )
     assert_problem(copied, 409, "tenant_slug_taken")
 
 
@@ -106,9 +124,13 @@ async def test_tenant_scoped_posts_replay_too(client: AsyncClient, factory: Fact
 
 
 @pytest.mark.parametrize(
-    "key", ["x" * 256, "y" * 300, "has space", "tab\tinside", "ünïcode".encode()], ids=["256", "300", "space", "tab", "unicode"]
+    "key",
+    ["x" * 256, "y" * 300, "has space", "tab\tinside", "ünïcode".encode()],
+    ids=["256", "300", "space", "tab", "unicode"],
 )
-async def test_an_invalid_key_header_is_400_and_nothing_is_created(client: AsyncClient, factory: Factory, key: str | bytes) -> None:
+async def test_an_invalid_key_header_is_400_and_nothing_is_created(
+    client: AsyncClient, factory: Factory, key: str | bytes
+) -> None:
     staff = await factory.staff()
     headers: dict[str, str | bytes] = {**staff.headers, "Idempotency-Key": key}
     response = await client.post("/v1/tenants", json=BODY, headers=headers)
@@ -123,3 +145,99 @@ async def test_the_longest_valid_key_works(client: AsyncClient, factory: Factory
     again = await client.post("/v1/tenants", json=BODY, headers=headers)
     assert (first.status_code, again.status_code) == (201, 201)
     assert again.headers["idempotent-replayed"] == "true"
+
+
+async def test_an_erased_tenant_replays_nothing(client: AsyncClient, factory: Factory) -> None:
+    """Stored responses hold personal data (member emails, key secrets): erasure forgets them too."""
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    other = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    # Also a member elsewhere, so the account survives the erasure.
+    joined = await client.post(
+        f"/v1/tenants/{other['id']}/members",
+        json={"email": admin.email, "role": "tenant_member"},
+        headers=staff.headers,
+    )
+    assert joined.status_code == 201
+    url = f"/v1/tenants/{tenant['id']}/members"
+    headers = {**admin.headers, "Idempotency-Key": "invite-pii"}
+    body = {"email": "pii@example.com", "role": "tenant_member"}
+    assert (await client.post(url, json=body, headers=headers)).status_code == 201
+    keyed = {**admin.headers, "Idempotency-Key": "key-pii"}
+    assert (
+        await client.post(f"/v1/tenants/{tenant['id']}/api-keys", json={"name": "k"}, headers=keyed)
+    ).status_code == 201
+
+    assert (await client.delete(f"/v1/tenants/{tenant['id']}", headers=staff.headers)).status_code == 202
+
+    again = await client.post(url, json=body, headers=headers)
+    assert "idempotent-replayed" not in again.headers
+    assert_problem(again, 404, "tenant_not_found")
+    assert "pii@example.com" not in again.text
+    key_again = await client.post(f"/v1/tenants/{tenant['id']}/api-keys", json={"name": "k"}, headers=keyed)
+    assert "idempotent-replayed" not in key_again.headers
+    assert_problem(key_again, 404, "tenant_not_found")
+
+
+async def test_a_replayed_api_key_creation_never_shows_the_secret_again(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    import asyncpg
+
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"])
+    url = f"/v1/tenants/{tenant['id']}/api-keys"
+    headers = {**admin.headers, "Idempotency-Key": "key-once"}
+    first = await client.post(url, json={"name": "ci"}, headers=headers)
+    assert first.status_code == 201 and first.json()["secret"].startswith("cpk_")
+
+    again = await client.post(url, json={"name": "ci"}, headers=headers)
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert "secret" not in again.json()
+    assert again.json()["id"] == first.json()["id"]
+    assert len(await all_items(client, url, admin.headers)) == 1
+
+    owner = await asyncpg.connect(stack_env["DATABASE_OWNER_URL"])
+    try:
+        await owner.execute("select set_config('app.scope', 'system', false)")
+        stored = await owner.fetch("select response_body from idempotency_keys")
+    finally:
+        await owner.close()
+    secret_part = first.json()["secret"].rsplit("_", 1)[1]
+    assert stored and all(secret_part.encode() not in bytes(row["response_body"]) for row in stored)
+
+
+async def test_a_removed_member_cannot_replay_into_the_tenant(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    await factory.member(tenant["id"])  # stays, so the leaving admin is not the last one
+    leaving = await factory.member(tenant["id"])
+    url = f"/v1/tenants/{tenant['id']}/members"
+    headers = {**leaving.headers, "Idempotency-Key": "invite-1"}
+    first = await client.post(url, json={"email": "new@example.com", "role": "tenant_member"}, headers=headers)
+    assert first.status_code == 201, first.text
+
+    removed = await client.delete(f"{url}/{leaving.user_id}", headers=staff.headers)
+    assert removed.status_code == 204, removed.text
+    replay = await client.post(url, json={"email": "new@example.com", "role": "tenant_member"}, headers=headers)
+    assert_problem(replay, 404, "tenant_not_found")
+    assert "idempotent-replayed" not in replay.headers
+
+
+async def test_staff_add_nothing_to_a_tenant_being_erased_but_may_retry_the_erasure(
+    client: AsyncClient, factory: Factory
+) -> None:
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    url = f"/v1/tenants/{tenant['id']}"
+    assert (await client.delete(url, headers=staff.headers)).status_code == 202
+    refused = await client.post(f"{url}/members", json={"email": "late@example.com", "role": "tenant_member"},
+                                headers=staff.headers)
+    assert_problem(refused, 403, "tenant_not_active")
+    assert_problem(await client.patch(url, json={"billing_email": "x@example.com"}, headers=staff.headers),
+                   403, "tenant_not_active")
+    retried = await client.delete(url, headers=staff.headers)
+    assert retried.status_code == 202 and retried.json()["status"] == "pending_deletion"
+    assert await members(client, staff, tenant["id"]) == {}

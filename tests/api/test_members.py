@@ -18,10 +18,16 @@ async def test_an_admin_adds_lists_changes_and_removes_a_member(client: AsyncCli
     admin = await factory.member(tenant["id"], "tenant_admin")
     url = f"/v1/tenants/{tenant['id']}/members"
 
-    added = await client.post(url, json={"email": "New.Person@Example.com", "role": "billing_viewer"}, headers=admin.headers)
+    added = await client.post(
+        url, json={"email": "New.Person@Example.com", "role": "billing_viewer"}, headers=admin.headers
+    )
     assert added.status_code == 201, added.text
     member = added.json()
-    assert (member["email"], member["role"], member["tenant_id"]) == ("new.person@example.com", "billing_viewer", tenant["id"])
+    assert (member["email"], member["role"], member["tenant_id"]) == (
+        "new.person@example.com",
+        "billing_viewer",
+        tenant["id"],
+    )
     user_id = member["user_id"]
     assert await members(client, staff, tenant["id"]) == {str(admin.user_id): "tenant_admin", user_id: "billing_viewer"}
     fetched = await client.get(f"{url}/{user_id}", headers=admin.headers)
@@ -42,7 +48,9 @@ async def test_an_admin_adds_lists_changes_and_removes_a_member(client: AsyncCli
 
     actions = [(e["action"], e["target_id"]) for e in await audit_events(client, staff, tenant["id"])]
     assert [a for a in actions if a[1] == user_id] == [
-        ("member.added", user_id), ("member.role_changed", user_id), ("member.removed", user_id)
+        ("member.added", user_id),
+        ("member.role_changed", user_id),
+        ("member.removed", user_id),
     ]
 
 
@@ -62,7 +70,9 @@ async def test_adding_an_existing_member_again_is_409(client: AsyncClient, facto
     tenant = await factory.tenant(staff)
     member = await factory.member(tenant["id"], "tenant_member")
     response = await client.post(
-        f"/v1/tenants/{tenant['id']}/members", json={"email": member.email, "role": "tenant_admin"}, headers=staff.headers
+        f"/v1/tenants/{tenant['id']}/members",
+        json={"email": member.email, "role": "tenant_admin"},
+        headers=staff.headers,
     )
     assert_problem(response, 409, "member_exists")
     assert await members(client, staff, tenant["id"]) == {str(member.user_id): "tenant_member"}
@@ -111,7 +121,9 @@ async def test_members_of_one_tenant_cannot_touch_another(client: AsyncClient, f
     assert await members(client, staff, victim["id"]) == {str(victim_admin.user_id): "tenant_admin"}
 
 
-async def test_a_billing_viewer_cannot_read_members_but_a_tenant_member_can(client: AsyncClient, factory: Factory) -> None:
+async def test_a_billing_viewer_cannot_read_members_but_a_tenant_member_can(
+    client: AsyncClient, factory: Factory
+) -> None:
     staff = await factory.staff()
     tenant = await factory.tenant(staff)
     viewer = await factory.member(tenant["id"], "billing_viewer")
@@ -129,7 +141,9 @@ async def test_the_member_list_is_paginated(client: AsyncClient, factory: Factor
     url = f"/v1/tenants/{tenant['id']}/members"
     added = []
     for i in range(5):
-        response = await client.post(url, json={"email": f"m{i}@example.com", "role": "tenant_member"}, headers=staff.headers)
+        response = await client.post(
+            url, json={"email": f"m{i}@example.com", "role": "tenant_member"}, headers=staff.headers
+        )
         assert response.status_code == 201, response.text
         added.append(response.json()["user_id"])
 
@@ -144,7 +158,9 @@ async def test_the_member_list_is_paginated(client: AsyncClient, factory: Factor
 
     for limit in (0, 101, 1000, -1):
         assert_problem(await client.get(url, params={"limit": limit}, headers=staff.headers), 400, "validation_error")
-    assert_problem(await client.get(url, params={"cursor": "not-a-cursor"}, headers=staff.headers), 422, "invalid_cursor")
+    assert_problem(
+        await client.get(url, params={"cursor": "not-a-cursor"}, headers=staff.headers), 422, "invalid_cursor"
+    )
 
 
 async def test_the_last_admin_cannot_be_removed_or_demoted(client: AsyncClient, factory: Factory) -> None:
@@ -165,13 +181,15 @@ async def test_the_last_admin_cannot_be_removed_or_demoted(client: AsyncClient, 
     assert_problem(await client.delete(f"{url}/{second.user_id}", headers=staff.headers), 409, "last_admin")
     assert_problem(
         await client.patch(f"{url}/{second.user_id}", json={"role": "billing_viewer"}, headers=staff.headers),
-        409, "last_admin",
+        409,
+        "last_admin",
     )
     # Keeping the same role is not a demotion.
     same = await client.patch(f"{url}/{second.user_id}", json={"role": "tenant_admin"}, headers=second.headers)
     assert same.status_code == 200
     assert await members(client, staff, tenant["id"]) == {
-        str(first.user_id): "tenant_member", str(second.user_id): "tenant_admin"
+        str(first.user_id): "tenant_member",
+        str(second.user_id): "tenant_admin",
     }
 
 
@@ -217,12 +235,18 @@ async def test_one_user_with_different_roles_in_two_tenants(client: AsyncClient,
     assert await tenant_ids(client, user.headers) == {a["id"], b["id"]}
     assert (await client.patch(f"/v1/tenants/{a['id']}", json={"name": "A2"}, headers=user.headers)).status_code == 200
     assert_problem(
-        await client.patch(f"/v1/tenants/{b['id']}", json={"name": "B2"}, headers=user.headers), 403, "forbidden_for_role"
+        await client.patch(f"/v1/tenants/{b['id']}", json={"name": "B2"}, headers=user.headers),
+        403,
+        "forbidden_for_role",
     )
     new_member = {"email": "x@example.com", "role": "tenant_member"}
-    assert (await client.post(f"/v1/tenants/{a['id']}/members", json=new_member, headers=user.headers)).status_code == 201
+    assert (
+        await client.post(f"/v1/tenants/{a['id']}/members", json=new_member, headers=user.headers)
+    ).status_code == 201
     assert_problem(
-        await client.post(f"/v1/tenants/{b['id']}/members", json=new_member, headers=user.headers), 403, "forbidden_for_role"
+        await client.post(f"/v1/tenants/{b['id']}/members", json=new_member, headers=user.headers),
+        403,
+        "forbidden_for_role",
     )
     assert (await client.get(f"/v1/tenants/{b['id']}/members", headers=user.headers)).status_code == 200
     assert (await members(client, staff, a["id"]))[str(user.user_id)] == "tenant_admin"
@@ -233,11 +257,34 @@ async def test_staff_adding_a_member_to_an_unknown_tenant_is_404(client: AsyncCl
     staff = await factory.staff()
     unknown = uuid.uuid4()
     response = await client.post(
-        f"/v1/tenants/{unknown}/members", json={"email": "lost@example.com", "role": "tenant_member"}, headers=staff.headers
+        f"/v1/tenants/{unknown}/members",
+        json={"email": "lost@example.com", "role": "tenant_member"},
+        headers=staff.headers,
     )
     assert_problem(response, 404, "tenant_not_found")
     assert_problem(
-        await client.patch(f"/v1/tenants/{unknown}/members/{staff.user_id}", json={"role": "tenant_member"},
-                           headers=staff.headers),
+        await client.patch(
+            f"/v1/tenants/{unknown}/members/{staff.user_id}", json={"role": "tenant_member"}, headers=staff.headers
+        ),
         404,
     )
+
+
+async def test_another_tenants_member_cannot_be_reached_through_ones_own_tenant(
+    client: AsyncClient, factory: Factory
+) -> None:
+    staff = await factory.staff()
+    victim = await factory.tenant(staff)
+    victim_member = await factory.member(victim["id"], "tenant_member")
+    own = await factory.tenant(staff)
+    attacker = await factory.member(own["id"], "tenant_admin")
+    url = f"/v1/tenants/{own['id']}/members/{victim_member.user_id}"
+
+    read = await client.get(url, headers=attacker.headers)
+    assert_problem(read, 404, "member_not_found")
+    assert victim_member.email not in read.text
+    changed = await client.patch(url, json={"role": "tenant_admin"}, headers=attacker.headers)
+    assert_problem(changed, 404, "member_not_found")
+    assert (await client.delete(url, headers=attacker.headers)).status_code == 204  # nothing to remove here
+    assert await members(client, staff, victim["id"]) == {str(victim_member.user_id): "tenant_member"}
+    assert await tenant_ids(client, victim_member.headers) == {victim["id"]}

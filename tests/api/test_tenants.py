@@ -73,7 +73,8 @@ async def test_the_tenant_list_follows_the_access_model(client: AsyncClient, fac
     member_of_a = await factory.member(a["id"], "tenant_member")
     in_a_and_b = await factory.member(a["id"], "billing_viewer")
     added = await client.post(
-        f"/v1/tenants/{b['id']}/members", json={"email": in_a_and_b.email, "role": "tenant_admin"},
+        f"/v1/tenants/{b['id']}/members",
+        json={"email": in_a_and_b.email, "role": "tenant_admin"},
         headers=staff.headers,
     )
     assert added.status_code == 201, added.text
@@ -143,6 +144,15 @@ async def test_an_admin_updates_their_tenant(client: AsyncClient, factory: Facto
     assert (await client.get(f"/v1/tenants/{tenant['id']}", headers=staff.headers)).json() == cleared.json()
 
 
+async def test_an_empty_update_changes_and_records_nothing(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    response = await client.patch(f"/v1/tenants/{tenant['id']}", json={}, headers=staff.headers)
+    assert response.status_code == 200
+    assert response.json() == tenant
+    assert await audit_actions(client, staff, tenant["id"]) == ["tenant.created"]
+
+
 @pytest.mark.parametrize("role", ["tenant_member", "billing_viewer"])
 async def test_readers_cannot_update_their_tenant(client: AsyncClient, factory: Factory, role: str) -> None:
     staff = await factory.staff()
@@ -174,9 +184,13 @@ async def test_only_staff_suspend_and_reactivate(client: AsyncClient, factory: F
     tenant = await factory.tenant(staff)
     admin = await factory.member(tenant["id"], "tenant_admin")
     for action in ("suspend", "reactivate"):
-        assert_problem(await client.post(f"/v1/tenants/{tenant['id']}/{action}", headers=admin.headers), 403, "staff_only")
+        assert_problem(
+            await client.post(f"/v1/tenants/{tenant['id']}/{action}", headers=admin.headers), 403, "staff_only"
+        )
     assert (await client.get(f"/v1/tenants/{tenant['id']}", headers=staff.headers)).json()["status"] == "active"
-    assert_problem(await client.post(f"/v1/tenants/{uuid.uuid4()}/suspend", headers=staff.headers), 404, "tenant_not_found")
+    assert_problem(
+        await client.post(f"/v1/tenants/{uuid.uuid4()}/suspend", headers=staff.headers), 404, "tenant_not_found"
+    )
 
 
 async def test_suspend_and_reactivate_are_idempotent(client: AsyncClient, factory: Factory) -> None:
@@ -192,7 +206,11 @@ async def test_suspend_and_reactivate_are_idempotent(client: AsyncClient, factor
         assert response.status_code == 200, response.text
         assert response.json()["status"] == "active"
     # Repeats change nothing, so they record nothing.
-    assert await audit_actions(client, staff, tenant["id"]) == ["tenant.created", "tenant.suspended", "tenant.reactivated"]
+    assert await audit_actions(client, staff, tenant["id"]) == [
+        "tenant.created",
+        "tenant.suspended",
+        "tenant.reactivated",
+    ]
 
 
 async def test_a_suspended_tenant_can_be_read_but_not_written(client: AsyncClient, factory: Factory) -> None:
@@ -241,7 +259,8 @@ async def test_deleting_a_tenant_is_an_erasure_request(client: AsyncClient, fact
     only_here = await factory.member(doomed["id"], "tenant_member")
     also_elsewhere = await factory.member(other["id"], "tenant_admin")
     joined = await client.post(
-        f"/v1/tenants/{doomed['id']}/members", json={"email": also_elsewhere.email, "role": "tenant_member"},
+        f"/v1/tenants/{doomed['id']}/members",
+        json={"email": also_elsewhere.email, "role": "tenant_member"},
         headers=admin.headers,
     )
     assert joined.status_code == 201, joined.text
@@ -301,6 +320,10 @@ async def test_only_admins_and_staff_request_erasure(client: AsyncClient, factor
     tenant = await factory.tenant(staff)
     reader = await factory.member(tenant["id"], role)
     outsider = await factory.member((await factory.tenant(staff))["id"], "tenant_admin")
-    assert_problem(await client.delete(f"/v1/tenants/{tenant['id']}", headers=reader.headers), 403, "forbidden_for_role")
-    assert_problem(await client.delete(f"/v1/tenants/{tenant['id']}", headers=outsider.headers), 404, "tenant_not_found")
+    assert_problem(
+        await client.delete(f"/v1/tenants/{tenant['id']}", headers=reader.headers), 403, "forbidden_for_role"
+    )
+    assert_problem(
+        await client.delete(f"/v1/tenants/{tenant['id']}", headers=outsider.headers), 404, "tenant_not_found"
+    )
     assert (await client.get(f"/v1/tenants/{tenant['id']}", headers=staff.headers)).json()["status"] == "active"
