@@ -34,7 +34,8 @@ promtool: ## Install promtool (Debian's prometheus package) where missing
 run: install ## Start the whole stack on embedded services: API, worker and beat (Ctrl-C stops all)
 	$(VENV)/bin/controlplane run
 
-test: install ## Run every test, slow suites included
+test: install ## Lint, then run every test, slow suites included
+	$(VENV)/bin/ruff check .
 	$(PY) -m pytest $(PYTEST_FLAGS)
 
 test-fast: install ## Run the tests without the slow suites (property-based isolation, schemathesis)

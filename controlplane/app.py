@@ -77,7 +77,9 @@ def create_app(settings: Settings) -> Litestar:
             issuer=settings.jwt_issuer,
             ttl_seconds=settings.jwt_ttl_seconds,
         )
-        await db.start_pool(settings.database_url, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size)
+        await db.start_pool(
+            settings.database_url, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size
+        )
         try:
             await refuse_unsafe_database_role()
             yield
@@ -86,8 +88,14 @@ def create_app(settings: Settings) -> Litestar:
 
     return ControlPlane(
         route_handlers=[
-            live, ready, scrape, issue_token,
-            TenantController, MemberController, ApiKeyController, AuditController,
+            live,
+            ready,
+            scrape,
+            issue_token,
+            TenantController,
+            MemberController,
+            ApiKeyController,
+            AuditController,
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),
@@ -104,7 +112,9 @@ def create_app(settings: Settings) -> Litestar:
             version="1.0.0",
             path="/schema",
             components=Components(
-                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT or API key")}
+                security_schemes={
+                    "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT or API key")
+                }
             ),
             security=[{"bearer": []}],
         ),

@@ -100,7 +100,10 @@ def create_user(email: str, password: str, role: str, tenant_id: Any) -> None:
         user = _with_pool(
             settings,
             lambda: service.create_or_update_user(
-                email, password, staff=role == "platform_staff", tenant_id=tenant_id,
+                email,
+                password,
+                staff=role == "platform_staff",
+                tenant_id=tenant_id,
                 role=None if role == "platform_staff" else role,
             ),
         )
@@ -160,12 +163,41 @@ def run(port: int) -> None:
         )
         code = run_foreground(
             {
-                "api": [python, "-m", "uvicorn", "--factory", "controlplane.app:create_app_from_env",
-                        "--host", "127.0.0.1", "--port", str(port)],
-                "worker": [python, "-m", "celery", "-A", "workers.celery_app", "worker",
-                           "--loglevel", "INFO", "--concurrency", "2"],
-                "beat": [python, "-m", "celery", "-A", "workers.celery_app", "beat",
-                         "--loglevel", "INFO", "--schedule", str(root / "celerybeat-schedule")],
+                "api": [
+                    python,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "controlplane.app:create_app_from_env",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                ],
+                "worker": [
+                    python,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "workers.celery_app",
+                    "worker",
+                    "--loglevel",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                ],
+                "beat": [
+                    python,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "workers.celery_app",
+                    "beat",
+                    "--loglevel",
+                    "INFO",
+                    "--schedule",
+                    str(root / "celerybeat-schedule"),
+                ],
             },
             env,
         )

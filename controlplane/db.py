@@ -33,7 +33,6 @@ from controlplane import metrics
 log = logging.getLogger("controlplane.db")
 
 
-
 class _DeferredEngine(PostgresEngine):
     async def check_version(self) -> None:
         # Piccolo connects at construction to check the server version; ours is built at import, before

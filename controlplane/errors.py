@@ -100,9 +100,7 @@ def status_for(error: DomainError) -> int:
     return 400
 
 
-def problem(
-    status: int, code: str, detail: str, *, title: str | None = None, **extra: Any
-) -> Response[dict[str, Any]]:
+def problem(status: int, code: str, detail: str, *, title: str | None = None, **extra: Any) -> Response[dict[str, Any]]:
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
         "title": title or HTTPStatus(status).phrase,

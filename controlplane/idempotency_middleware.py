@@ -82,8 +82,14 @@ class IdempotencyMiddleware(ASGIMiddleware):
             return
         key_text = key.decode("latin-1")
         if not idempotency.KEY_PATTERN.match(key_text):
-            await _send_problem(scope, receive, send, 400, "invalid_idempotency_key",
-                                "Idempotency-Key must be 1-255 visible ASCII characters")
+            await _send_problem(
+                scope,
+                receive,
+                send,
+                400,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1-255 visible ASCII characters",
+            )
             return
         body = b""
         while True:
@@ -106,28 +112,48 @@ class IdempotencyMiddleware(ASGIMiddleware):
         if claim.outcome is ClaimOutcome.UNSCOPED:
             await next_app(scope, _replaying(body), send)
         elif claim.outcome is ClaimOutcome.MISMATCH:
-            await _send_problem(scope, receive, send, 422, "idempotency_key_reused",
-                                "This Idempotency-Key was used with a different request")
+            await _send_problem(
+                scope,
+                receive,
+                send,
+                422,
+                "idempotency_key_reused",
+                "This Idempotency-Key was used with a different request",
+            )
         elif claim.outcome is ClaimOutcome.IN_PROGRESS:
-            await _send_problem(scope, receive, send, 409, "idempotency_request_in_progress",
-                                "A request with this Idempotency-Key is still being processed")
+            await _send_problem(
+                scope,
+                receive,
+                send,
+                409,
+                "idempotency_request_in_progress",
+                "A request with this Idempotency-Key is still being processed",
+            )
         elif claim.outcome is ClaimOutcome.REPLAY:
-            await send({
-                "type": "http.response.start",
-                "status": claim.status or 200,
-                "headers": [
-                    (b"content-type", (claim.content_type or PROBLEM_JSON).encode()),
-                    (b"idempotent-replayed", b"true"),
-                ],
-            })
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": claim.status or 200,
+                    "headers": [
+                        (b"content-type", (claim.content_type or PROBLEM_JSON).encode()),
+                        (b"idempotent-replayed", b"true"),
+                    ],
+                }
+            )
             await send({"type": "http.response.body", "body": claim.body or b"", "more_body": False})
         else:
             redact = tuple(scope["route_handler"].opt.get("idempotency_redact", ()))
             await self._run_and_record(scope, _replaying(body), send, next_app, tenant_id, claim.row_id, redact)
 
     async def _run_and_record(
-        self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp,
-        tenant_id: uuid.UUID | None, row_id: Any, redact: tuple[str, ...],
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        next_app: ASGIApp,
+        tenant_id: uuid.UUID | None,
+        row_id: Any,
+        redact: tuple[str, ...],
     ) -> None:
         status = 500
         content_type = "application/json"

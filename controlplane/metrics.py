@@ -59,7 +59,7 @@ CELERY_TASK_SECONDS = Histogram(
     "controlplane_celery_task_duration_seconds",
     "Celery task run time, by task name.",
     ["task"],
-    buckets=LATENCY_BUCKETS + (30.0, 60.0, 300.0),
+    buckets=(*LATENCY_BUCKETS, 30.0, 60.0, 300.0),
 )
 
 

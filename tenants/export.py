@@ -13,7 +13,8 @@ async def export_tenant(tenant_id: uuid.UUID) -> dict[str, Any]:
     async with tenant_tx(tenant_id):
         tenants = await fetch("select id, name, slug, status, currency from tenants")
         members = await fetch(
-            "select m.user_id, u.email, m.role from memberships m join users u on u.id = m.user_id order by m.created_at"
+            "select m.user_id, u.email, m.role from memberships m join users u on u.id = m.user_id "
+            "order by m.created_at"
         )
         api_keys = await fetch("select id, name, role, revoked_at from api_keys order by created_at")
         audit_count = await fetch("select count(*) as n from audit_events")

@@ -76,16 +76,12 @@ async def update_tenant(tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[s
 
 
 async def get_user_by_email(email: str) -> dict[str, Any] | None:
-    rows = await fetch(
-        "select id, email, password_hash, is_platform_staff, status from users where email = {}", email
-    )
+    rows = await fetch("select id, email, password_hash, is_platform_staff, status from users where email = {}", email)
     return rows[0] if rows else None
 
 
 async def get_user(user_id: uuid.UUID) -> dict[str, Any] | None:
-    rows = await fetch(
-        "select id, email, password_hash, is_platform_staff, status from users where id = {}", user_id
-    )
+    rows = await fetch("select id, email, password_hash, is_platform_staff, status from users where id = {}", user_id)
     return rows[0] if rows else None
 
 
@@ -131,9 +127,7 @@ async def erase_orphaned_users(user_ids: list[uuid.UUID]) -> int:
 MEMBER_COLUMNS = "m.id, m.tenant_id, m.user_id, u.email, m.role, m.created_at, m.updated_at"
 
 
-async def insert_membership(
-    tenant_id: uuid.UUID, user_id: uuid.UUID, role: str
-) -> dict[str, Any] | None:
+async def insert_membership(tenant_id: uuid.UUID, user_id: uuid.UUID, role: str) -> dict[str, Any] | None:
     try:
         await fetch(
             "insert into memberships (id, tenant_id, user_id, role) values ({}, {}, {}, {})",
@@ -223,8 +217,7 @@ async def get_api_key(key_id: uuid.UUID) -> dict[str, Any] | None:
 async def list_api_keys(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[str, Any]]:
     clause, args = keyset_clause(page)
     return await fetch(
-        f"select {API_KEY_COLUMNS} from api_keys where tenant_id = {{}}{clause} "
-        "order by created_at, id limit {}",
+        f"select {API_KEY_COLUMNS} from api_keys where tenant_id = {{}}{clause} order by created_at, id limit {{}}",
         tenant_id,
         *args,
         page.limit + 1,

@@ -225,8 +225,13 @@ async def change_status(actor: Principal, tenant_id: uuid.UUID, action: str) -> 
             return before
         after = await repository.update_tenant(tenant_id, {"status": target.value})
         await audit.record(
-            actor, tenant_id, f"tenant.{action}ed" if action != "reactivate" else "tenant.reactivated",
-            "tenant", tenant_id, before={"status": before["status"]}, after={"status": after["status"]},
+            actor,
+            tenant_id,
+            f"tenant.{action}ed" if action != "reactivate" else "tenant.reactivated",
+            "tenant",
+            tenant_id,
+            before={"status": before["status"]},
+            after={"status": after["status"]},
         )
     return after
 
@@ -329,9 +334,7 @@ async def get_member(tenant_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any]
     return member
 
 
-async def change_member_role(
-    actor: Principal, tenant_id: uuid.UUID, user_id: uuid.UUID, role: str
-) -> dict[str, Any]:
+async def change_member_role(actor: Principal, tenant_id: uuid.UUID, user_id: uuid.UUID, role: str) -> dict[str, Any]:
     async with tenant_tx(tenant_id):
         await _lock_memberships(tenant_id)
         _check_grant(actor, await _actor_role(actor, tenant_id), role)
@@ -344,8 +347,13 @@ async def change_member_role(
             raise LastAdmin()
         await repository.update_membership_role(tenant_id, user_id, role)
         await audit.record(
-            actor, tenant_id, "member.role_changed", "user", user_id,
-            before={"role": member["role"]}, after={"role": role},
+            actor,
+            tenant_id,
+            "member.role_changed",
+            "user",
+            user_id,
+            before={"role": member["role"]},
+            after={"role": role},
         )
         updated = await repository.get_membership(tenant_id, user_id)
     assert updated is not None

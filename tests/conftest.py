@@ -14,9 +14,9 @@ from typing import Any
 
 import asyncpg
 import pytest
-from litestar import Litestar
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
+from litestar import Litestar
 
 from controlplane.app import create_app
 from controlplane.devstack import DevStack
@@ -53,9 +53,10 @@ def app(settings: Settings) -> Litestar:
 async def client(app: Litestar) -> AsyncIterator[AsyncClient]:
     # The lifespan (and so the connection pool) runs on the test's own event loop; Litestar's
     # AsyncTestClient would run it on another loop in a thread, where the pool cannot be shared.
-    async with LifespanManager(app), AsyncClient(
-        transport=ASGITransport(app=app), base_url="http://testserver"
-    ) as test_client:
+    async with (
+        LifespanManager(app),
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as test_client,
+    ):
         yield test_client
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, post
+from litestar.params import JSONBody
 
 from controlplane.auth.tokens import TokenSigner
 from controlplane.errors import problem_responses
@@ -15,7 +16,7 @@ from tenants.api.schemas import TokenRead, TokenRequest
 @post(
     "/v1/auth/token", exclude_from_auth=True, status_code=200, tags=["auth"], responses=problem_responses(400, 401, 413)
 )
-async def issue_token(request: Request[Any, Any, Any], data: TokenRequest) -> TokenRead:
+async def issue_token(request: Request[Any, Any, Any], data: JSONBody[TokenRequest]) -> TokenRead:
     user = await service.authenticate_password(data.email, data.password)
     signer: TokenSigner = request.app.state.token_signer
     token = signer.issue(user["id"])

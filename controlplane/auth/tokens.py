@@ -47,9 +47,7 @@ class TokenSigner:
             raise ValueError("the active kid has no key")
         self._signing_key = private_keys[active_kid]
         self._active_kid = active_kid
-        self._public_keys: dict[str, Ed25519PublicKey] = {
-            kid: key.public_key() for kid, key in private_keys.items()
-        }
+        self._public_keys: dict[str, Ed25519PublicKey] = {kid: key.public_key() for kid, key in private_keys.items()}
         self._issuer = issuer
         self._ttl = ttl_seconds
 

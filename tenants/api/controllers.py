@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.params import Parameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, structs
 
 from controlplane.auth.guards import principal_of, staff_only, tenant_access
@@ -34,9 +34,11 @@ from tenants.api.schemas import (
 )
 from tenants.roles import Permission
 
-Limit = Annotated[int | None, Parameter(query="limit", ge=1, le=MAX_PAGE_SIZE, required=False)]
-Cursor = Annotated[str | None, Parameter(query="cursor", max_length=200, required=False)]
-TenantId = Annotated[uuid.UUID, Parameter(description="The tenant's id")]
+Limit = Annotated[int | None, QueryParameter(name="limit", ge=1, le=MAX_PAGE_SIZE, required=False)]
+Cursor = Annotated[str | None, QueryParameter(name="cursor", max_length=200, required=False)]
+TenantId = Annotated[uuid.UUID, PathParameter(description="The tenant's id")]
+UserId = Annotated[uuid.UUID, PathParameter(description="The member's user id")]
+KeyId = Annotated[uuid.UUID, PathParameter(description="The API key's id")]
 
 
 def _allow(permission: Permission, *errors: int, shown_once: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -56,7 +58,7 @@ class TenantController(Controller):
     tags = ["tenants"]
 
     @post("/", guards=[staff_only], status_code=201, responses=problem_responses(401, 403, *IDEMPOTENCY_ERRORS))
-    async def create_tenant(self, request: Request[Any, Any, Any], data: TenantCreate) -> TenantRead:
+    async def create_tenant(self, request: Request[Any, Any, Any], data: JSONBody[TenantCreate]) -> TenantRead:
         row = await service.create_tenant(principal_of(request), structs.asdict(data))
         return to_struct(TenantRead, row)
 
@@ -73,7 +75,7 @@ class TenantController(Controller):
 
     @patch("/{tenant_id:uuid}", **_allow(Permission.MANAGE_TENANT, 413))
     async def update_tenant(
-        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: TenantUpdate
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[TenantUpdate]
     ) -> TenantRead:
         changes = {name: value for name, value in structs.asdict(data).items() if value is not UNSET}
         return to_struct(TenantRead, await service.update_tenant(principal_of(request), tenant_id, changes))
@@ -96,7 +98,9 @@ class MemberController(Controller):
     tags = ["members"]
 
     @post("/", status_code=201, **_allow(Permission.MANAGE_MEMBERS, *IDEMPOTENCY_ERRORS))
-    async def add_member(self, request: Request[Any, Any, Any], tenant_id: TenantId, data: MemberCreate) -> MemberRead:
+    async def add_member(
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[MemberCreate]
+    ) -> MemberRead:
         row = await service.add_member(principal_of(request), tenant_id, data.email, data.role)
         return to_struct(MemberRead, row)
 
@@ -106,18 +110,18 @@ class MemberController(Controller):
         return MemberPage(items=[to_struct(MemberRead, row) for row in rows], next_cursor=next_cursor)
 
     @get("/{user_id:uuid}", **_allow(Permission.READ_MEMBERS))
-    async def get_member(self, tenant_id: TenantId, user_id: uuid.UUID) -> MemberRead:
+    async def get_member(self, tenant_id: TenantId, user_id: UserId) -> MemberRead:
         return to_struct(MemberRead, await service.get_member(tenant_id, user_id))
 
     @patch("/{user_id:uuid}", **_allow(Permission.MANAGE_MEMBERS, 409, 413))
     async def update_member(
-        self, request: Request[Any, Any, Any], tenant_id: TenantId, user_id: uuid.UUID, data: MemberUpdate
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, user_id: UserId, data: JSONBody[MemberUpdate]
     ) -> MemberRead:
         row = await service.change_member_role(principal_of(request), tenant_id, user_id, data.role)
         return to_struct(MemberRead, row)
 
     @delete("/{user_id:uuid}", status_code=204, **_allow(Permission.MANAGE_MEMBERS, 409))
-    async def remove_member(self, request: Request[Any, Any, Any], tenant_id: TenantId, user_id: uuid.UUID) -> None:
+    async def remove_member(self, request: Request[Any, Any, Any], tenant_id: TenantId, user_id: UserId) -> None:
         await service.remove_member(principal_of(request), tenant_id, user_id)
 
 
@@ -127,7 +131,7 @@ class ApiKeyController(Controller):
 
     @post("/", status_code=201, **_allow(Permission.MANAGE_API_KEYS, *IDEMPOTENCY_ERRORS, shown_once=("secret",)))
     async def create_api_key(
-        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: ApiKeyCreate
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[ApiKeyCreate]
     ) -> ApiKeyCreated:
         row, secret = await service.create_api_key(principal_of(request), tenant_id, data.name, data.role)
         return to_struct(ApiKeyCreated, {**row, "secret": secret})
@@ -138,7 +142,7 @@ class ApiKeyController(Controller):
         return ApiKeyPage(items=[to_struct(ApiKeyRead, row) for row in rows], next_cursor=next_cursor)
 
     @delete("/{key_id:uuid}", status_code=204, **_allow(Permission.MANAGE_API_KEYS))
-    async def revoke_api_key(self, request: Request[Any, Any, Any], tenant_id: TenantId, key_id: uuid.UUID) -> None:
+    async def revoke_api_key(self, request: Request[Any, Any, Any], tenant_id: TenantId, key_id: KeyId) -> None:
         await service.revoke_api_key(principal_of(request), tenant_id, key_id)
 
 

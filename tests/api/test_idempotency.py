@@ -233,11 +233,15 @@ async def test_staff_add_nothing_to_a_tenant_being_erased_but_may_retry_the_eras
     tenant = await factory.tenant(staff)
     url = f"/v1/tenants/{tenant['id']}"
     assert (await client.delete(url, headers=staff.headers)).status_code == 202
-    refused = await client.post(f"{url}/members", json={"email": "late@example.com", "role": "tenant_member"},
-                                headers=staff.headers)
+    refused = await client.post(
+        f"{url}/members", json={"email": "late@example.com", "role": "tenant_member"}, headers=staff.headers
+    )
     assert_problem(refused, 403, "tenant_not_active")
-    assert_problem(await client.patch(url, json={"billing_email": "x@example.com"}, headers=staff.headers),
-                   403, "tenant_not_active")
+    assert_problem(
+        await client.patch(url, json={"billing_email": "x@example.com"}, headers=staff.headers),
+        403,
+        "tenant_not_active",
+    )
     retried = await client.delete(url, headers=staff.headers)
     assert retried.status_code == 202 and retried.json()["status"] == "pending_deletion"
     assert await members(client, staff, tenant["id"]) == {}

@@ -26,6 +26,11 @@ async def test_promtool_accepts_the_scrape(client, factory) -> None:
     assert promtool, "promtool is installed by `make install` (Debian package prometheus)"
     check = await asyncio.to_thread(
         subprocess.run,
-        [promtool, "check", "metrics"], input=text, capture_output=True, text=True, check=False, timeout=60,
+        [promtool, "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert check.returncode == 0, check.stdout + check.stderr

@@ -32,8 +32,7 @@ async def test_erasing_a_tenant_keeps_users_who_belong_to_another(
     await service.request_erasure(actor_a, tenant_a["id"])
 
     users = {
-        row["id"]: row
-        for row in await owner_connection.fetch("select id, email, status, password_hash from users")
+        row["id"]: row for row in await owner_connection.fetch("select id, email, status, password_hash from users")
     }
     # B's admin still belongs to tenant B: untouched.
     assert users[admin_b["user_id"]]["email"] == "admin-b@example.com"

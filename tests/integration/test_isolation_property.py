@@ -207,8 +207,14 @@ class World:
             )
             key_principal = Principal("api_key", key_row["id"], tenant_id=tenant_id, api_key_role="tenant_admin")
             tenant = TenantModel(
-                index=index, id=tenant_id, slug=slug, name=name, admin=admin, member=member,
-                key=Who("key", {"Authorization": f"Bearer {key_text}"}, key_principal), key_text=key_text,
+                index=index,
+                id=tenant_id,
+                slug=slug,
+                name=name,
+                admin=admin,
+                member=member,
+                key=Who("key", {"Authorization": f"Bearer {key_text}"}, key_principal),
+                key_text=key_text,
             )
             tenant.members = {user_id: (email, role) for user_id, email, role in people.values()}
             tenant.keys = {key_row["id"]: False}
@@ -282,8 +288,15 @@ class World:
     # -- HTTP -------------------------------------------------------------------------------------
 
     async def request(
-        self, method: str, path: str, acting: TenantModel, who: Who, *, body: Any = None,
-        params: dict[str, Any] | None = None, idempotency_key: str | None = None,
+        self,
+        method: str,
+        path: str,
+        acting: TenantModel,
+        who: Who,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> httpx.Response:
         headers = dict(who.headers)
         if idempotency_key is not None:
@@ -295,8 +308,13 @@ class World:
         return response
 
     def expect(
-        self, response: httpx.Response, acting: TenantModel, target: TenantModel, who: Who,
-        allowed: frozenset[str], ok: int,
+        self,
+        response: httpx.Response,
+        acting: TenantModel,
+        target: TenantModel,
+        who: Who,
+        allowed: frozenset[str],
+        ok: int,
     ) -> bool:
         """True when the operation should have succeeded (and did); a cross-tenant success is a leak."""
         status = response.status_code
@@ -328,8 +346,9 @@ class World:
                 return response, items
             params = {**params, "cursor": page["next_cursor"]}
 
-    async def replay(self, method: str, path: str, acting: TenantModel, who: Who, body: Any, key: str,
-                     first: httpx.Response) -> None:
+    async def replay(
+        self, method: str, path: str, acting: TenantModel, who: Who, body: Any, key: str, first: httpx.Response
+    ) -> None:
         again = await self.request(method, path, acting, who, body=body, idempotency_key=key)
         assert again.status_code == first.status_code, again.text
         assert again.headers.get("idempotent-replayed") == "true"
@@ -350,7 +369,10 @@ class World:
         if self.expect(response, a, target, who, READERS, 200):
             got = response.json()
             assert (got["id"], got["slug"], got["name"], got["billing_email"]) == (
-                str(a.id), a.slug, a.name, a.billing_email
+                str(a.id),
+                a.slug,
+                a.name,
+                a.billing_email,
             )
         return False
 
@@ -666,8 +688,11 @@ class World:
                         self.leak(f"tenant_tx({a.index}) sees {row['n']} rows of {row['t']} in {name}")
                 seen[name] = sum(row["n"] for row in rows)
         expected = {
-            "tenants": 1, "memberships": len(a.members), "api_keys": len(a.keys),
-            "audit_events": a.audit_count, "idempotency_keys": a.idempotency,
+            "tenants": 1,
+            "memberships": len(a.members),
+            "api_keys": len(a.keys),
+            "audit_events": a.audit_count,
+            "idempotency_keys": a.idempotency,
         }
         assert {name: seen[name] for name in expected} == expected
         return False
@@ -713,8 +738,11 @@ class World:
         async with user_tx(user_id):
             tenants = await fetch("select id from tenants")
             memberships = await fetch("select tenant_id, user_id from memberships")
-            others = [await fetch(f'select * from "{name}"') for name, _ in self.tables  # noqa: S608
-                      if name not in ("tenants", "memberships")]
+            others = [
+                await fetch(f'select * from "{name}"')  # noqa: S608 (catalogue table names)
+                for name, _ in self.tables
+                if name not in ("tenants", "memberships")
+            ]
         self.scan([tenants, memberships, others], a)
         assert tenants == [{"id": a.id}]
         assert memberships == [{"tenant_id": a.id, "user_id": user_id}]
@@ -737,11 +765,29 @@ class World:
     # -- the driver -------------------------------------------------------------------------------
 
     WEIGHTS = {
-        "api_list_tenants": 3, "api_get_tenant": 5, "api_patch_tenant": 5, "api_list_members": 4,
-        "api_get_member": 6, "api_add_member": 6, "api_patch_member": 5, "api_remove_member": 4,
-        "api_create_key": 4, "api_list_keys": 3, "api_revoke_key": 4, "api_list_audit": 3, "api_forged_key": 2,
-        "svc_list_tenants": 3, "svc_list_own": 4, "svc_list_audit": 2, "svc_add_member": 2, "svc_update_tenant": 2,
-        "svc_foreign_by_id": 7, "tx_read_foreign": 7, "tx_scan_own": 4, "tx_write_foreign": 7, "user_tx_scan": 3,
+        "api_list_tenants": 3,
+        "api_get_tenant": 5,
+        "api_patch_tenant": 5,
+        "api_list_members": 4,
+        "api_get_member": 6,
+        "api_add_member": 6,
+        "api_patch_member": 5,
+        "api_remove_member": 4,
+        "api_create_key": 4,
+        "api_list_keys": 3,
+        "api_revoke_key": 4,
+        "api_list_audit": 3,
+        "api_forged_key": 2,
+        "svc_list_tenants": 3,
+        "svc_list_own": 4,
+        "svc_list_audit": 2,
+        "svc_add_member": 2,
+        "svc_update_tenant": 2,
+        "svc_foreign_by_id": 7,
+        "tx_read_foreign": 7,
+        "tx_scan_own": 4,
+        "tx_write_foreign": 7,
+        "user_tx_scan": 3,
         "no_context_select": 4,
     }
 
@@ -776,9 +822,10 @@ async def world(
     await owner.execute("select set_config('app.scope', 'system', false)")
     started = time.perf_counter()
     try:
-        async with LifespanManager(app), httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://isolation"
-        ) as http:
+        async with (
+            LifespanManager(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://isolation") as http,
+        ):
             assert db.ENGINE.pool is not None and db.ENGINE.pool.get_max_size() == 1
             tables = await fetch(
                 "select c.relname, case when c.relname = 'tenants' then 'id' else 'tenant_id' end as tenant_column "

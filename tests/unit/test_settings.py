@@ -52,9 +52,13 @@ def test_settings_are_frozen() -> None:
 
 def test_production_process_refuses_to_start_with_debug_on() -> None:
     env = {**SAFE_PRODUCTION, "CONTROLPLANE_DEBUG": "1", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(  # noqa: S603
+    result = subprocess.run(
         [sys.executable, "-c", "from controlplane.app import create_app_from_env; create_app_from_env()"],
-        env=env, capture_output=True, text=True, check=False, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert result.returncode != 0
     assert "refusing to start in production" in result.stderr

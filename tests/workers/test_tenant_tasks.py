@@ -23,10 +23,26 @@ def worker(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
     log = tmp_path_factory.mktemp("worker") / "worker.log"
     env = {**os.environ, **stack_env, "CONTROLPLANE_ENV": "test"}
     with log.open("w") as out:
-        process = subprocess.Popen(  # noqa: S603 (our own interpreter and module)
-            [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", "--pool", "solo",
-             "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers.celery_app",
+                "worker",
+                "--pool",
+                "solo",
+                "--loglevel",
+                "INFO",
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
         )
     client = create_celery(Settings.from_env({**stack_env, "CONTROLPLANE_ENV": "test"}))
     try:
@@ -67,7 +83,8 @@ async def test_export_of_an_unknown_tenant_fails(worker: Celery) -> None:
 async def test_purge_of_expired_idempotency_keys_is_repeatable(worker: Celery, factory, client) -> None:
     staff = await factory.staff()
     response = await client.post(
-        "/v1/tenants", json={"name": "Keyed", "slug": "keyed", "currency": "USD"},
+        "/v1/tenants",
+        json={"name": "Keyed", "slug": "keyed", "currency": "USD"},
         headers={**staff.headers, "Idempotency-Key": "k-1"},
     )
     assert response.status_code == 201
@@ -75,7 +92,8 @@ async def test_purge_of_expired_idempotency_keys_is_repeatable(worker: Celery, f
     assert worker.send_task("controlplane.purge_expired_idempotency_keys").get(timeout=60) == 0
     assert worker.send_task("controlplane.purge_expired_idempotency_keys").get(timeout=60) == 0
     replay = await client.post(
-        "/v1/tenants", json={"name": "Keyed", "slug": "keyed", "currency": "USD"},
+        "/v1/tenants",
+        json={"name": "Keyed", "slug": "keyed", "currency": "USD"},
         headers={**staff.headers, "Idempotency-Key": "k-1"},
     )
     assert replay.status_code == 201 and replay.json()["id"] == response.json()["id"]
