@@ -24,6 +24,8 @@ from controlplane.migrate import run_migrations
 from controlplane.settings import Settings
 from tests.factories import Factory
 
+COUNTS = pytest.StashKey[list[str]]()
+
 TABLES = ("idempotency_keys", "audit_events", "api_keys", "memberships", "tenants", "users")
 
 
@@ -86,3 +88,18 @@ def problem_of(response: Any) -> dict[str, Any]:
         assert field in body, body
     assert body["status"] == response.status_code
     return body
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> Any:
+    """`report(line)`: a count (isolation, faults) printed in the run's summary, whatever the capture mode."""
+    lines = request.config.stash.setdefault(COUNTS, [])
+    return lines.append
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    lines = config.stash.get(COUNTS, [])
+    if lines:
+        terminalreporter.section("isolation and fault counts")
+        for line in lines:
+            terminalreporter.write_line(line)

@@ -17,7 +17,7 @@ from tests.integration.conftest import staff_principal
 
 
 async def test_erasing_a_tenant_keeps_users_who_belong_to_another(
-    client: Any, owner_connection: asyncpg.Connection
+    client: Any, owner_connection: asyncpg.Connection, report: Any
 ) -> None:
     staff = staff_principal()
     tenant_a = await service.create_tenant(staff, {"name": "A", "slug": "erase-a", "currency": "EUR"})
@@ -41,4 +41,4 @@ async def test_erasing_a_tenant_keeps_users_who_belong_to_another(
     # Those who belonged only to A are erased.
     assert users[only_a["user_id"]]["status"] == "erased"
     assert users[admin_a["user_id"]]["status"] == "erased"
-    print("erasure: tenant A erased 2 own users, kept the user who also belongs to tenant B")
+    report("erasure: tenant A erased 2 own users, kept the user who also belongs to tenant B")

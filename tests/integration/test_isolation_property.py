@@ -46,6 +46,7 @@ from controlplane.pagination import PageRequest, encode_cursor
 from controlplane.settings import Settings
 from tenants import repository, service
 from tenants.errors import ApiKeyNotFound, MemberNotFound
+from tests.conftest import COUNTS
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.slow
@@ -849,11 +850,7 @@ async def world(
         f"cross-tenant attempts; pool of 1 connection, {len(world.pids)} successive backends as asyncpg renews a "
         f"connection every 50,000 queries; {time.perf_counter() - started:.0f}s)"
     )
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(line)  # shown with or without -s
-    else:
-        print(line)
+    request.config.stash.setdefault(COUNTS, []).append(line)
     assert world.operations >= OPERATIONS
     assert world.leaks == []
 

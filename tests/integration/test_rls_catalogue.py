@@ -56,7 +56,7 @@ async def tenant_tables(connection: asyncpg.Connection) -> list[asyncpg.Record]:
 # -- the catalogue -----------------------------------------------------------------------------------
 
 
-async def test_every_tenant_table_forces_a_tenant_policy(app_connection: asyncpg.Connection) -> None:
+async def test_every_tenant_table_forces_a_tenant_policy(report: Any, app_connection: asyncpg.Connection) -> None:
     tables = await tenant_tables(app_connection)
     for table in tables:
         name = table["relname"]
@@ -86,10 +86,10 @@ async def test_every_tenant_table_forces_a_tenant_policy(app_connection: asyncpg
             assert "current_setting('app." in normalise(policy["qual"]), f"{name}: {policy['polname']} {policy}"
             if policy["with_check"] is not None:
                 assert "current_setting('app." in normalise(policy["with_check"]), f"{name}: {policy}"
-        print(f"rls: {name}: {len(policies)} policies, {len(isolating)} isolating on {column}")
+        report(f"rls: {name}: {len(policies)} policies, {len(isolating)} isolating on {column}")
 
 
-async def test_every_tenant_column_leads_an_index(app_connection: asyncpg.Connection) -> None:
+async def test_every_tenant_column_leads_an_index(report: Any, app_connection: asyncpg.Connection) -> None:
     tables = await tenant_tables(app_connection)
     for table in tables:
         leading = await app_connection.fetchval(
@@ -99,10 +99,10 @@ async def test_every_tenant_column_leads_an_index(app_connection: asyncpg.Connec
             table["tenant_column"],
         )
         assert leading >= 1, f"{table['relname']}.{table['tenant_column']} leads no index"
-    print(f"rls: {len(tables)} tenant tables, each with an index led by its tenant column")
+    report(f"rls: {len(tables)} tenant tables, each with an index led by its tenant column")
 
 
-async def test_the_app_role_cannot_bypass_row_level_security(app_connection: asyncpg.Connection) -> None:
+async def test_the_app_role_cannot_bypass_row_level_security(report: Any, app_connection: asyncpg.Connection) -> None:
     role = await app_connection.fetchrow(
         "select oid, rolname, rolsuper, rolbypassrls from pg_roles where rolname = current_user"
     )
@@ -131,7 +131,7 @@ async def test_the_app_role_cannot_bypass_row_level_security(app_connection: asy
         "false)"
     )
     assert views == [], f"views that bypass RLS as their owner: {views}"
-    print(f"rls: app role {role['rolname']}: rolsuper=false rolbypassrls=false owns 0 relations")
+    report(f"rls: app role {role['rolname']}: rolsuper=false rolbypassrls=false owns 0 relations")
 
 
 # -- behaviour ---------------------------------------------------------------------------------------
@@ -161,7 +161,7 @@ async def counts(connection: asyncpg.Connection, tables: list[str]) -> dict[str,
 
 
 async def test_no_context_reads_no_tenant_rows(
-    client: Any, app_connection: asyncpg.Connection, owner_connection: asyncpg.Connection
+    report: Any, client: Any, app_connection: asyncpg.Connection, owner_connection: asyncpg.Connection
 ) -> None:
     await populate("noctx")
     tables = [row["relname"] for row in await tenant_tables(app_connection)]
@@ -179,11 +179,11 @@ async def test_no_context_reads_no_tenant_rows(
     # A session-level empty setting (what a pooled connection holds after a context ended) is no tenant.
     await app_connection.execute("select set_config('app.tenant_id', '', false), set_config('app.scope', '', false)")
     assert await counts(app_connection, tables) == dict.fromkeys(tables, 0)
-    print(f"rls: stored {stored}; seen without context {seen}")
+    report(f"rls: stored {stored}; seen without context {seen}")
 
 
 async def test_a_committed_context_does_not_outlive_its_transaction(
-    client: Any, stack_env: dict[str, str], settings: Settings
+    report: Any, client: Any, stack_env: dict[str, str], settings: Settings
 ) -> None:
     made = await populate("reuse")
     tenant_a = made["a"]["tenant"]["id"]
@@ -235,10 +235,12 @@ async def test_a_committed_context_does_not_outlive_its_transaction(
         await db.start_pool(
             settings.database_url, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size
         )
-    print(f"rls: one connection (pid {pid}): inside the tenant {inside}, after commit {after}")
+    report(f"rls: one connection (pid {pid}): inside the tenant {inside}, after commit {after}")
 
 
-async def test_with_check_refuses_another_tenants_rows(client: Any, owner_connection: asyncpg.Connection) -> None:
+async def test_with_check_refuses_another_tenants_rows(
+    report: Any, client: Any, owner_connection: asyncpg.Connection
+) -> None:
     made = await populate("check")
     tenant_a, tenant_b = made["a"]["tenant"]["id"], made["b"]["tenant"]["id"]
     user_b = made["b"]["member"]["user_id"]
@@ -296,10 +298,10 @@ async def test_with_check_refuses_another_tenants_rows(client: Any, owner_connec
     )
     assert after == before
     assert await owner_connection.fetchval("select count(*) from api_keys where name = 'pwned'") == 0
-    print(f"rls: WITH CHECK refused {refused}/{len(attempts)} cross-tenant writes; stored rows unchanged")
+    report(f"rls: WITH CHECK refused {refused}/{len(attempts)} cross-tenant writes; stored rows unchanged")
 
 
-async def test_tenant_tx_refuses_to_nest(client: Any) -> None:
+async def test_tenant_tx_refuses_to_nest(report: Any, client: Any) -> None:
     made = await populate("nest")
     tenant_a, tenant_b = made["a"]["tenant"]["id"], made["b"]["tenant"]["id"]
     outers = {
@@ -323,4 +325,4 @@ async def test_tenant_tx_refuses_to_nest(client: Any) -> None:
                 pass
         rows = await fetch("select id from tenants")
         assert [row["id"] for row in rows] == [tenant_a]
-    print(f"rls: tenant_tx refused to nest in {refused}/{len(outers)} kinds of transaction")
+    report(f"rls: tenant_tx refused to nest in {refused}/{len(outers)} kinds of transaction")
