@@ -1,0 +1,31 @@
+"""Checks shared by the use cases that add rows under a tenant."""
+
+from __future__ import annotations
+
+import uuid
+
+from controlplane.auth.principal import Principal
+from controlplane.exceptions import InvalidInput
+from tenants import repository
+from tenants.errors import RoleNotGrantable, TenantNotFound
+from tenants.roles import TENANT_ROLES, may_grant
+
+
+def check_grant(actor: Principal, actor_role: str | None, role: str) -> None:
+    if role not in TENANT_ROLES:
+        raise InvalidInput(f"role must be one of {', '.join(TENANT_ROLES)}")
+    if not actor.is_staff and not may_grant(actor_role, role):
+        raise RoleNotGrantable()
+
+
+async def require_tenant(tenant_id: uuid.UUID) -> None:
+    """Inside `tenant_tx`, before inserting a tenant's rows (callers other than the API skip `authorize`)."""
+    if await repository.get_tenant(tenant_id) is None:
+        raise TenantNotFound()
+
+
+async def actor_role(actor: Principal, tenant_id: uuid.UUID) -> str | None:
+    if actor.kind == "api_key":
+        return actor.api_key_role
+    membership = await repository.get_membership(tenant_id, actor.id)
+    return membership["role"] if membership else None

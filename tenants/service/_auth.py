@@ -1,0 +1,82 @@
+"""Who is asking, and may they act in this tenant."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from controlplane.auth import api_keys as api_key_format
+from controlplane.auth.passwords import verify_password
+from controlplane.auth.principal import Principal
+from controlplane.db import anonymous_tx, tenant_tx
+from tenants import repository
+from tenants.errors import ForbiddenForRole, InvalidCredentials, RevokedApiKey, TenantNotActive, TenantNotFound
+from tenants.roles import Permission, role_allows
+from tenants.status import TenantStatus
+
+
+async def authenticate_password(email: str, password: str) -> dict[str, Any]:
+    async with anonymous_tx():
+        user = await repository.get_user_by_email(email.strip().lower())
+    ok = verify_password(user["password_hash"] if user else None, password)
+    if not ok or user is None or user["status"] != "active":
+        raise InvalidCredentials()
+    return user
+
+
+async def principal_for_user(user_id: uuid.UUID) -> Principal:
+    async with anonymous_tx():
+        user = await repository.get_user(user_id)
+    if user is None or user["status"] != "active":
+        raise InvalidCredentials("the token's user no longer exists or is disabled")
+    return Principal(kind="user", id=user["id"], is_staff=user["is_platform_staff"])
+
+
+async def principal_for_api_key(text: str) -> Principal:
+    parsed = api_key_format.parse(text)
+    if parsed is None:
+        raise RevokedApiKey("the API key is malformed")
+    async with tenant_tx(parsed.tenant_id):
+        key = await repository.get_api_key(parsed.key_id)
+        if (
+            key is None
+            or key["revoked_at"] is not None
+            or not api_key_format.secret_matches(parsed.secret, key["secret_hash"])
+        ):
+            raise RevokedApiKey()
+        await repository.touch_api_key(parsed.key_id)
+    return Principal(kind="api_key", id=parsed.key_id, tenant_id=parsed.tenant_id, api_key_role=key["role"])
+
+
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def authorize(principal: Principal, tenant_id: uuid.UUID, permission: Permission, *, method: str) -> None:
+    """Raise unless `principal` may use `permission` on the tenant with this HTTP method.
+
+    Unknown and foreign tenants look alike (404). A suspended tenant's own principals may only read.
+    Staff act on suspended tenants too, and on a tenant being erased they may only read or remove
+    (so a retried erasure succeeds but nothing new is added).
+    """
+    writes = method not in READ_METHODS
+    if principal.kind == "api_key" and principal.tenant_id != tenant_id:
+        raise TenantNotFound()
+    async with tenant_tx(tenant_id):
+        tenant = await repository.get_tenant(tenant_id)
+        membership = None
+        if tenant is not None and principal.kind == "user" and not principal.is_staff:
+            membership = await repository.get_membership(tenant_id, principal.id)
+    if tenant is None:
+        raise TenantNotFound()
+    if principal.is_staff:
+        # Staff act on suspended tenants, but nothing new is added to one being erased.
+        if writes and method != "DELETE" and tenant["status"] == TenantStatus.PENDING_DELETION:
+            raise TenantNotActive("the tenant is being deleted")
+        return
+    role = principal.api_key_role if principal.kind == "api_key" else membership["role"] if membership else None
+    if role is None or tenant["status"] == TenantStatus.PENDING_DELETION:
+        raise TenantNotFound()
+    if not role_allows(role, permission):
+        raise ForbiddenForRole(f"role {role} does not allow {permission}")
+    if writes and tenant["status"] != TenantStatus.ACTIVE:
+        raise TenantNotActive()

@@ -1,0 +1,95 @@
+"""A tenant's members and their roles."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from controlplane.auth.principal import Principal
+from controlplane.db import anonymous_tx, tenant_tx
+from controlplane.pagination import PageRequest, page_of
+from tenants import audit, repository
+from tenants.errors import LastAdmin, MemberExists, MemberNotFound
+from tenants.roles import Role
+from tenants.service._access import actor_role, check_grant, require_tenant
+from tenants.service._page import Page
+from tenants.service._users import normalise_email
+
+
+async def add_member(actor: Principal, tenant_id: uuid.UUID, email: str, role: str) -> dict[str, Any]:
+    email = normalise_email(email)
+    async with anonymous_tx():
+        user = await repository.get_user_by_email(email)
+        if user is None:
+            # An invited user: no password until an operator or a later invitation flow sets one.
+            user = await repository.insert_user(uuid.uuid4(), email, None, False)
+            if user is None:
+                user = await repository.get_user_by_email(email)
+    assert user is not None
+    async with tenant_tx(tenant_id):
+        await require_tenant(tenant_id)
+        check_grant(actor, await actor_role(actor, tenant_id), role)
+        member = await repository.insert_membership(tenant_id, user["id"], role)
+        if member is None:
+            raise MemberExists()
+        await audit.record(actor, tenant_id, "member.added", "user", user["id"], after={"role": role})
+    return member
+
+
+async def _lock_memberships(tenant_id: uuid.UUID) -> None:
+    """Inside `tenant_tx`: serialise changes of the tenant's members on its row, so two concurrent demotions or
+    removals cannot each count the other admin and leave the tenant with none."""
+    await repository.get_tenant(tenant_id, for_update=True)
+
+
+async def list_members(tenant_id: uuid.UUID, page: PageRequest) -> Page:
+    async with tenant_tx(tenant_id):
+        rows = await repository.list_memberships(tenant_id, page)
+    return page_of(rows, page)
+
+
+async def get_member(tenant_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any]:
+    async with tenant_tx(tenant_id):
+        member = await repository.get_membership(tenant_id, user_id)
+    if member is None:
+        raise MemberNotFound()
+    return member
+
+
+async def change_member_role(actor: Principal, tenant_id: uuid.UUID, user_id: uuid.UUID, role: str) -> dict[str, Any]:
+    async with tenant_tx(tenant_id):
+        await _lock_memberships(tenant_id)
+        check_grant(actor, await actor_role(actor, tenant_id), role)
+        member = await repository.get_membership(tenant_id, user_id)
+        if member is None:
+            raise MemberNotFound()
+        if member["role"] == role:
+            return member
+        if member["role"] == Role.TENANT_ADMIN and await repository.count_admins(tenant_id) <= 1:
+            raise LastAdmin()
+        await repository.update_membership_role(tenant_id, user_id, role)
+        await audit.record(
+            actor,
+            tenant_id,
+            "member.role_changed",
+            "user",
+            user_id,
+            before={"role": member["role"]},
+            after={"role": role},
+        )
+        updated = await repository.get_membership(tenant_id, user_id)
+    assert updated is not None
+    return updated
+
+
+async def remove_member(actor: Principal, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
+    """Idempotent: removing someone who is not a member is not an error."""
+    async with tenant_tx(tenant_id):
+        await _lock_memberships(tenant_id)
+        member = await repository.get_membership(tenant_id, user_id)
+        if member is None:
+            return
+        if member["role"] == Role.TENANT_ADMIN and await repository.count_admins(tenant_id) <= 1:
+            raise LastAdmin()
+        await repository.delete_membership(tenant_id, user_id)
+        await audit.record(actor, tenant_id, "member.removed", "user", user_id, before={"role": member["role"]})

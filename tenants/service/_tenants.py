@@ -1,0 +1,130 @@
+"""Tenants: creation by staff, reads, changes, suspension and erasure."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from controlplane import idempotency
+from controlplane.auth.principal import Principal
+from controlplane.db import SystemReason, system_tx, tenant_tx, user_tx
+from controlplane.pagination import PageRequest, page_of
+from tenants import audit, repository
+from tenants.errors import InvalidStatusTransition, TenantNotFound, TenantSlugTaken
+from tenants.service._page import Page
+from tenants.status import TenantStatus, next_status
+
+
+async def create_tenant(actor: Principal, values: dict[str, Any]) -> dict[str, Any]:
+    tenant_id = uuid.uuid4()
+    async with system_tx(SystemReason.STAFF_CHANGE):
+        row = await repository.insert_tenant({**values, "id": tenant_id})
+        if row is None:
+            raise TenantSlugTaken()
+        await audit.record(actor, tenant_id, "tenant.created", "tenant", tenant_id, after=audit.tenant_summary(row))
+    return row
+
+
+async def list_tenants(actor: Principal, page: PageRequest) -> Page:
+    if actor.is_staff:
+        async with system_tx(SystemReason.STAFF_VIEW):
+            rows = await repository.list_tenants(page)
+    elif actor.kind == "api_key" and actor.tenant_id is not None:
+        async with tenant_tx(actor.tenant_id):
+            rows = await repository.list_tenants(page)
+    else:
+        # The database shows a user only the tenants they are a member of.
+        async with user_tx(actor.id):
+            rows = await repository.list_tenants(page)
+    return page_of(rows, page)
+
+
+async def get_tenant(tenant_id: uuid.UUID) -> dict[str, Any]:
+    async with tenant_tx(tenant_id):
+        row = await repository.get_tenant(tenant_id)
+    if row is None:
+        raise TenantNotFound()
+    return row
+
+
+async def update_tenant(actor: Principal, tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any]:
+    async with tenant_tx(tenant_id):
+        before = await repository.get_tenant(tenant_id, for_update=True)
+        if before is None:
+            raise TenantNotFound()
+        if not changes:
+            return before
+        after = await repository.update_tenant(tenant_id, changes)
+        await audit.record(
+            actor,
+            tenant_id,
+            "tenant.updated",
+            "tenant",
+            tenant_id,
+            before=audit.tenant_summary(before) | {"fields": sorted(changes)},
+            after=audit.tenant_summary(after),
+        )
+    return after
+
+
+STATUS_ACTIONS = {"suspend": "tenant.suspended", "reactivate": "tenant.reactivated"}
+
+
+async def change_status(actor: Principal, tenant_id: uuid.UUID, action: str) -> dict[str, Any]:
+    """suspend / reactivate. Repeating the same request answers with the current state."""
+    async with tenant_tx(tenant_id):
+        before = await repository.get_tenant(tenant_id, for_update=True)
+        if before is None:
+            raise TenantNotFound()
+        target = next_status(TenantStatus(before["status"]), action)
+        if target is None:
+            raise InvalidStatusTransition(f"a {before['status']} tenant cannot be {action}d")
+        if target == before["status"]:
+            return before
+        after = await repository.update_tenant(tenant_id, {"status": target.value})
+        await audit.record(
+            actor,
+            tenant_id,
+            STATUS_ACTIONS[action],
+            "tenant",
+            tenant_id,
+            before={"status": before["status"]},
+            after={"status": after["status"]},
+        )
+    return after
+
+
+async def request_erasure(actor: Principal, tenant_id: uuid.UUID) -> dict[str, Any]:
+    """Remove the tenant's personal data (billing contact, members, keys); keep financial records."""
+    async with tenant_tx(tenant_id):
+        before = await repository.get_tenant(tenant_id, for_update=True)
+        if before is None:
+            raise TenantNotFound()
+        if before["status"] == TenantStatus.PENDING_DELETION:
+            return before
+        after = await repository.update_tenant(
+            tenant_id,
+            {
+                "status": TenantStatus.PENDING_DELETION.value,
+                "billing_email": None,
+                "erasure_requested_at": datetime.now(UTC),
+            },
+        )
+        former_members = await repository.delete_all_memberships(tenant_id)
+        await repository.revoke_all_api_keys(tenant_id)
+        await idempotency.forget_tenant(tenant_id)
+        await audit.record(
+            actor,
+            tenant_id,
+            "tenant.erasure_requested",
+            "tenant",
+            tenant_id,
+            before={"status": before["status"]},
+            after={"status": after["status"], "members_removed": len(former_members), "api_keys_revoked": True},
+        )
+    # Whether a former member still belongs to another tenant is a question across tenants: with no
+    # context every membership reads as absent, and users of other tenants would be erased too.
+    async with system_tx(SystemReason.ERASURE):
+        await repository.erase_orphaned_users(former_members)
+    return after

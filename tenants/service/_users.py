@@ -1,0 +1,57 @@
+"""People who sign in: created by operators (the CLI) or invited as members."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from controlplane.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
+from controlplane.db import anonymous_tx, tenant_tx
+from controlplane.exceptions import InvalidInput
+from tenants import audit, repository
+from tenants.errors import TenantNotFound, UserExists, WeakPassword
+from tenants.roles import TENANT_ROLES
+
+
+def normalise_email(email: str) -> str:
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 320 or len(email) < 3:
+        raise InvalidInput("email is not an email address")
+    return email
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise WeakPassword(f"passwords have at least {MIN_PASSWORD_LENGTH} characters")
+
+
+async def create_or_update_user(
+    email: str, password: str, *, staff: bool, tenant_id: uuid.UUID | None = None, role: str | None = None
+) -> dict[str, Any]:
+    """For operators (the CLI): create the user, or set the password of an existing one; join a tenant."""
+    email = normalise_email(email)
+    _check_password(password)
+    password_hash = hash_password(password)
+    async with anonymous_tx():
+        user = await repository.get_user_by_email(email)
+        if user is None:
+            user = await repository.insert_user(uuid.uuid4(), email, password_hash, staff)
+            if user is None:
+                raise UserExists()
+        else:
+            await repository.set_user_password(user["id"], password_hash, staff or None)
+    if tenant_id is not None:
+        if role not in TENANT_ROLES:
+            raise InvalidInput(f"role must be one of {', '.join(TENANT_ROLES)}")
+        async with tenant_tx(tenant_id):
+            if await repository.get_tenant(tenant_id) is None:
+                raise TenantNotFound()
+            if await repository.get_membership(tenant_id, user["id"]) is None:
+                await repository.insert_membership(tenant_id, user["id"], role)
+                await audit.record(None, tenant_id, "member.added", "user", user["id"], after={"role": role})
+    return user
+
+
+async def find_user(email: str) -> dict[str, Any] | None:
+    async with anonymous_tx():
+        return await repository.get_user_by_email(normalise_email(email))
