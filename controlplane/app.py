@@ -116,7 +116,6 @@ def create_app(settings: Settings) -> Litestar:
                     "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT or API key")
                 }
             ),
-            security=[{"bearer": []}],
         ),
         cors_config=CORSConfig(allow_origins=list(settings.cors_origins)) if settings.cors_origins else None,
         debug=settings.debug,

@@ -7,9 +7,9 @@ to the next user of a pooled connection):
 - `tenant_tx(tenant_id)`: one tenant's rows, nothing else. The normal case.
 - `user_tx(user_id)`: a signed-in user's own memberships and the tenants they belong to (listing
   "my tenants" before any tenant is chosen).
-- `system_tx(reason)`: every tenant's rows. Only for platform staff views and platform jobs that iterate
-  tenants (billing runs, idempotency bookkeeping of staff requests). Each use names a `SystemReason`,
-  is logged, and is counted in `controlplane_system_context_total{reason}`.
+- `system_tx(reason)`: every tenant's rows. Only for platform staff views and platform work across tenants
+  (sign-in and invitations by email, erasure, billing runs, idempotency bookkeeping of staff requests).
+  Each use names a `SystemReason`, is logged, and is counted in `controlplane_system_context_total{reason}`.
 
 Transactions open in the service layer, never in Litestar dependencies (which run in other tasks).
 """
@@ -50,6 +50,7 @@ class SystemReason(enum.StrEnum):
     AUTHENTICATION = "authentication"
     IDEMPOTENCY = "idempotency"
     PLATFORM_JOB = "platform_job"
+    MEMBER_INVITE = "member_invite"
     # Erasing a tenant's former members asks whether they belong to any other tenant: a cross-tenant read.
     ERASURE = "erasure"
 

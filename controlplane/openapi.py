@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 # Litestar's own renderer of msgspec Structs; it has no public name, and this subclass only adds to it.
 from litestar._openapi.schema_generation.plugins import StructSchemaPlugin
-from litestar.openapi.spec import Schema
+from litestar.enums import ParamType
+from litestar.openapi.spec import Operation, Parameter, Schema
+from litestar.openapi.spec.enums import OpenAPIType
 from msgspec import Struct
 
 if TYPE_CHECKING:
@@ -32,3 +35,20 @@ class ClosedStructSchemaPlugin(StructSchemaPlugin):
         schema = super().to_openapi_schema(field_definition, schema_creator)
         schema.additional_properties = False
         return schema
+
+
+IDEMPOTENCY_KEY = Parameter(
+    name="Idempotency-Key",
+    param_in=ParamType.HEADER,
+    required=False,
+    description="Retry safely: the same key with the same body within 24 h replays the first answer.",
+    schema=Schema(type=OpenAPIType.STRING, min_length=1, max_length=255, pattern="^[\\x21-\\x7e]{1,255}$"),
+)
+
+
+@dataclass
+class IdempotentOperation(Operation):
+    """A POST that accepts the `Idempotency-Key` header (handled by `IdempotencyMiddleware`, not the handler)."""
+
+    def __post_init__(self) -> None:
+        self.parameters = [*(self.parameters or []), IDEMPOTENCY_KEY]

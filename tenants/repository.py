@@ -88,18 +88,16 @@ async def get_user(user_id: uuid.UUID) -> dict[str, Any] | None:
 async def insert_user(
     user_id: uuid.UUID, email: str, password_hash: str | None, is_staff: bool
 ) -> dict[str, Any] | None:
-    try:
-        rows = await fetch(
-            "insert into users (id, email, password_hash, is_platform_staff) values ({}, {}, {}, {}) "
-            "returning id, email, password_hash, is_platform_staff, status",
-            user_id,
-            email,
-            password_hash,
-            is_staff,
-        )
-    except asyncpg.UniqueViolationError:
-        return None
-    return rows[0]
+    """The new row, or None when the email is taken (without aborting the caller's transaction)."""
+    rows = await fetch(
+        "insert into users (id, email, password_hash, is_platform_staff) values ({}, {}, {}, {}) "
+        "on conflict (email) do nothing returning id, email, password_hash, is_platform_staff, status",
+        user_id,
+        email,
+        password_hash,
+        is_staff,
+    )
+    return rows[0] if rows else None
 
 
 async def set_user_password(user_id: uuid.UUID, password_hash: str, is_staff: bool | None = None) -> None:

@@ -13,6 +13,7 @@ from msgspec import UNSET, structs
 from controlplane.auth.guards import principal_of, staff_only, tenant_access
 from controlplane.errors import problem_responses
 from controlplane.idempotency_middleware import IDEMPOTENCY_ERRORS
+from controlplane.openapi import IdempotentOperation
 from controlplane.pagination import MAX_PAGE_SIZE, PageRequest
 from tenants import service
 from tenants.api.schemas import (
@@ -41,6 +42,15 @@ UserId = Annotated[uuid.UUID, PathParameter(description="The member's user id")]
 KeyId = Annotated[uuid.UUID, PathParameter(description="The API key's id")]
 
 
+def idempotent_post(path: str, **options: Any) -> Any:
+    """`@post` for routes that retry safely with an `Idempotency-Key` header (documented in OpenAPI)."""
+    return post(path, operation_class=IdempotentOperation, **options)
+
+
+# Every route here needs a bearer (JWT or API key); the public routes (health, token) declare none.
+BEARER = [{"bearer": []}]
+
+
 def _allow(permission: Permission, *errors: int, shown_once: tuple[str, ...] = ()) -> dict[str, Any]:
     """The guard of a route under a tenant, and the errors it documents beyond those every such route can give.
 
@@ -56,8 +66,11 @@ def _allow(permission: Permission, *errors: int, shown_once: tuple[str, ...] = (
 class TenantController(Controller):
     path = "/v1/tenants"
     tags = ["tenants"]
+    security = BEARER
 
-    @post("/", guards=[staff_only], status_code=201, responses=problem_responses(401, 403, *IDEMPOTENCY_ERRORS))
+    @idempotent_post(
+        "/", guards=[staff_only], status_code=201, responses=problem_responses(401, 403, *IDEMPOTENCY_ERRORS)
+    )
     async def create_tenant(self, request: Request[Any, Any, Any], data: JSONBody[TenantCreate]) -> TenantRead:
         row = await service.create_tenant(principal_of(request), structs.asdict(data))
         return to_struct(TenantRead, row)
@@ -80,11 +93,13 @@ class TenantController(Controller):
         changes = {name: value for name, value in structs.asdict(data).items() if value is not UNSET}
         return to_struct(TenantRead, await service.update_tenant(principal_of(request), tenant_id, changes))
 
-    @post("/{tenant_id:uuid}/suspend", status_code=200, **_allow(Permission.STAFF_ONLY, *IDEMPOTENCY_ERRORS))
+    @idempotent_post("/{tenant_id:uuid}/suspend", status_code=200, **_allow(Permission.STAFF_ONLY, *IDEMPOTENCY_ERRORS))
     async def suspend_tenant(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> TenantRead:
         return to_struct(TenantRead, await service.change_status(principal_of(request), tenant_id, "suspend"))
 
-    @post("/{tenant_id:uuid}/reactivate", status_code=200, **_allow(Permission.STAFF_ONLY, *IDEMPOTENCY_ERRORS))
+    @idempotent_post(
+        "/{tenant_id:uuid}/reactivate", status_code=200, **_allow(Permission.STAFF_ONLY, *IDEMPOTENCY_ERRORS)
+    )
     async def reactivate_tenant(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> TenantRead:
         return to_struct(TenantRead, await service.change_status(principal_of(request), tenant_id, "reactivate"))
 
@@ -96,8 +111,9 @@ class TenantController(Controller):
 class MemberController(Controller):
     path = "/v1/tenants/{tenant_id:uuid}/members"
     tags = ["members"]
+    security = BEARER
 
-    @post("/", status_code=201, **_allow(Permission.MANAGE_MEMBERS, *IDEMPOTENCY_ERRORS))
+    @idempotent_post("/", status_code=201, **_allow(Permission.MANAGE_MEMBERS, *IDEMPOTENCY_ERRORS))
     async def add_member(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[MemberCreate]
     ) -> MemberRead:
@@ -128,8 +144,11 @@ class MemberController(Controller):
 class ApiKeyController(Controller):
     path = "/v1/tenants/{tenant_id:uuid}/api-keys"
     tags = ["api keys"]
+    security = BEARER
 
-    @post("/", status_code=201, **_allow(Permission.MANAGE_API_KEYS, *IDEMPOTENCY_ERRORS, shown_once=("secret",)))
+    @idempotent_post(
+        "/", status_code=201, **_allow(Permission.MANAGE_API_KEYS, *IDEMPOTENCY_ERRORS, shown_once=("secret",))
+    )
     async def create_api_key(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[ApiKeyCreate]
     ) -> ApiKeyCreated:
@@ -149,6 +168,7 @@ class ApiKeyController(Controller):
 class AuditController(Controller):
     path = "/v1/tenants/{tenant_id:uuid}/audit-events"
     tags = ["audit"]
+    security = BEARER
 
     @get("/", **_allow(Permission.READ_AUDIT, 422))
     async def list_audit_events(

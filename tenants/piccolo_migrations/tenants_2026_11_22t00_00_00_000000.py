@@ -108,6 +108,20 @@ create policy reseller_tenants on tenants for select
     using (reseller_id = {rls.CURRENT_RESELLER});
 """
 
+# Users are platform-wide identities holding personal data. A tenant context sees its own members, a
+# user context sees that user; looking a person up by email (sign-in, invitations) is system work.
+USER_VISIBILITY = f"""
+alter table users enable row level security;
+alter table users force row level security;
+create policy platform_access on users
+    using ({rls.SYSTEM_SCOPE})
+    with check ({rls.SYSTEM_SCOPE});
+create policy own_user on users for select
+    using (id = {rls.CURRENT_USER});
+create policy tenant_members on users for select
+    using (id in (select m.user_id from memberships m where m.tenant_id = {rls.CURRENT_TENANT}));
+"""
+
 
 async def forwards() -> MigrationManager:
     manager = MigrationManager(migration_id=ID, app_name="tenants", description=DESCRIPTION)
@@ -122,6 +136,7 @@ async def forwards() -> MigrationManager:
             rls.tenant_isolation("audit_events"),
             rls.tenant_isolation("idempotency_keys"),
             MEMBER_VISIBILITY,
+            USER_VISIBILITY,
             rls.grant_to_app(role, "users", "select, insert, update"),
             rls.grant_to_app(role, "tenants", "select, insert, update"),
             rls.grant_to_app(role, "memberships"),

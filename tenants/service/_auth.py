@@ -8,7 +8,7 @@ from typing import Any
 from controlplane.auth import api_keys as api_key_format
 from controlplane.auth.passwords import verify_password
 from controlplane.auth.principal import Principal
-from controlplane.db import anonymous_tx, tenant_tx
+from controlplane.db import SystemReason, system_tx, tenant_tx, user_tx
 from tenants import repository
 from tenants.errors import ForbiddenForRole, InvalidCredentials, RevokedApiKey, TenantNotActive, TenantNotFound
 from tenants.roles import Permission, role_allows
@@ -16,7 +16,8 @@ from tenants.status import TenantStatus
 
 
 async def authenticate_password(email: str, password: str) -> dict[str, Any]:
-    async with anonymous_tx():
+    # Finding a person by email reads across every tenant's users.
+    async with system_tx(SystemReason.AUTHENTICATION):
         user = await repository.get_user_by_email(email.strip().lower())
     ok = verify_password(user["password_hash"] if user else None, password)
     if not ok or user is None or user["status"] != "active":
@@ -25,7 +26,7 @@ async def authenticate_password(email: str, password: str) -> dict[str, Any]:
 
 
 async def principal_for_user(user_id: uuid.UUID) -> Principal:
-    async with anonymous_tx():
+    async with user_tx(user_id):
         user = await repository.get_user(user_id)
     if user is None or user["status"] != "active":
         raise InvalidCredentials("the token's user no longer exists or is disabled")

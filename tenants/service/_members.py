@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from controlplane.auth.principal import Principal
-from controlplane.db import anonymous_tx, tenant_tx
+from controlplane.db import SystemReason, system_tx, tenant_tx
 from controlplane.pagination import PageRequest, page_of
 from tenants import audit, repository
 from tenants.errors import LastAdmin, MemberExists, MemberNotFound
@@ -18,7 +18,8 @@ from tenants.service._users import normalise_email
 
 async def add_member(actor: Principal, tenant_id: uuid.UUID, email: str, role: str) -> dict[str, Any]:
     email = normalise_email(email)
-    async with anonymous_tx():
+    # Whether this person already has an account is a platform-wide question.
+    async with system_tx(SystemReason.MEMBER_INVITE):
         user = await repository.get_user_by_email(email)
         if user is None:
             # An invited user: no password until an operator or a later invitation flow sets one.

@@ -6,7 +6,7 @@ import uuid
 from typing import Any
 
 from controlplane.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
-from controlplane.db import anonymous_tx, tenant_tx
+from controlplane.db import SystemReason, system_tx, tenant_tx
 from controlplane.exceptions import InvalidInput
 from tenants import audit, repository
 from tenants.errors import TenantNotFound, UserExists, WeakPassword
@@ -32,7 +32,7 @@ async def create_or_update_user(
     email = normalise_email(email)
     _check_password(password)
     password_hash = hash_password(password)
-    async with anonymous_tx():
+    async with system_tx(SystemReason.STAFF_CHANGE):
         user = await repository.get_user_by_email(email)
         if user is None:
             user = await repository.insert_user(uuid.uuid4(), email, password_hash, staff)
@@ -53,5 +53,5 @@ async def create_or_update_user(
 
 
 async def find_user(email: str) -> dict[str, Any] | None:
-    async with anonymous_tx():
+    async with system_tx(SystemReason.STAFF_VIEW):
         return await repository.get_user_by_email(normalise_email(email))

@@ -1,0 +1,53 @@
+"""Production reaches OpenBao with AppRole, not a root token: the secret store logs in and reads."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import hvac
+import pytest
+
+from controlplane.secrets import JWT_KEYS_PATH, SecretsUnavailable, SecretStore
+from controlplane.settings import Settings
+
+POLICY = 'path "secret/data/platform/*" { capabilities = ["read"] }'
+
+
+@pytest.fixture(scope="module")
+def approle(stack_env: dict[str, str]) -> tuple[str, str]:
+    root = hvac.Client(url=stack_env["BAO_ADDR"], token=stack_env["BAO_TOKEN"])
+    if "approle/" not in root.sys.list_auth_methods()["data"]:
+        root.sys.enable_auth_method("approle")
+    root.sys.create_or_update_policy("controlplane-test", POLICY)
+    root.auth.approle.create_or_update_approle("controlplane-test", token_policies=["controlplane-test"])
+    role_id = root.auth.approle.read_role_id("controlplane-test")["data"]["role_id"]
+    secret_id = root.auth.approle.generate_secret_id("controlplane-test")["data"]["secret_id"]
+    return role_id, secret_id
+
+
+def test_approle_login_reads_platform_secrets_without_root(settings: Settings, approle: tuple[str, str]) -> None:
+    role_id, secret_id = approle
+    production_like = dataclasses.replace(settings, bao_token="", bao_role_id=role_id, bao_secret_id=secret_id)
+    store = SecretStore.connect(production_like)
+    assert store.is_ready()
+    assert not store.token_is_root()
+    assert set(store.read(JWT_KEYS_PATH)) >= {"active_kid", "keys"}
+
+
+def test_a_wrong_secret_id_is_a_clear_error(settings: Settings, approle: tuple[str, str]) -> None:
+    role_id, _ = approle
+    wrong = dataclasses.replace(settings, bao_token="", bao_role_id=role_id, bao_secret_id="not-the-secret")
+    with pytest.raises(SecretsUnavailable):
+        SecretStore.connect(wrong)
+
+
+def test_the_dev_root_token_is_recognised(settings: Settings) -> None:
+    assert SecretStore.connect(settings).token_is_root()
+
+
+def test_production_refuses_a_root_token(settings: Settings) -> None:
+    from controlplane.startup_checks import UnsafeConfiguration, refuse_unsafe_production
+
+    production = dataclasses.replace(settings, env="production", stripe_api_base=None)
+    with pytest.raises(UnsafeConfiguration, match="root token"):
+        refuse_unsafe_production(production, SecretStore.connect(settings))
