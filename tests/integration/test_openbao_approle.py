@@ -7,7 +7,7 @@ import dataclasses
 import hvac
 import pytest
 
-from controlplane.secrets import JWT_KEYS_PATH, SecretsUnavailable, SecretStore
+from controlplane.secrets import JWT_KEYS_PATH, SecretStore, SecretsUnavailable
 from controlplane.settings import Settings
 
 POLICY = 'path "secret/data/platform/*" { capabilities = ["read"] }'
