@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import redis.asyncio as aioredis
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
@@ -20,6 +21,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from controlplane import context, db
 from controlplane.auth.controllers import issue_token
 from controlplane.auth.middleware import BearerAuthenticationMiddleware
+from controlplane.auth.throttle import SignInThrottle
 from controlplane.auth.tokens import TokenSigner
 from controlplane.errors import EXCEPTION_HANDLERS
 from controlplane.health import live, ready, scrape
@@ -77,6 +79,8 @@ def create_app(settings: Settings) -> Litestar:
             issuer=settings.jwt_issuer,
             ttl_seconds=settings.jwt_ttl_seconds,
         )
+        redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
+        app.state.sign_in_throttle = SignInThrottle(redis_client)
         await db.start_pool(
             settings.database_url, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size
         )
@@ -85,6 +89,7 @@ def create_app(settings: Settings) -> Litestar:
             yield
         finally:
             await db.stop_pool()
+            await redis_client.aclose()
 
     return ControlPlane(
         route_handlers=[

@@ -21,6 +21,7 @@ from controlplane.exceptions import (
     InvalidInput,
     NotFound,
     PermissionDenied,
+    RateLimited,
     ServiceUnavailable,
     Unauthenticated,
 )
@@ -36,6 +37,7 @@ DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (PermissionDenied, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (RateLimited, 429),
     (ServiceUnavailable, 503),
 )
 
@@ -78,6 +80,7 @@ class Problem(Struct, kw_only=True):
     code: str
     errors: list[dict[str, Any]] | UnsetType = UNSET  # validation errors: which fields failed and why
     checks: dict[str, str] | UnsetType = UNSET  # readiness: each dependency's result
+    retry_after_seconds: int | UnsetType = UNSET  # rate limits: also sent as Retry-After
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
@@ -114,7 +117,10 @@ def problem(status: int, code: str, detail: str, *, title: str | None = None, **
 
 
 def domain_error_handler(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
-    return problem(status_for(exc), exc.code, exc.detail, title=exc.title, **exc.extra)
+    response = problem(status_for(exc), exc.code, exc.detail, title=exc.title, **exc.extra)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after_seconds)
+    return response
 
 
 def validation_error_handler(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:

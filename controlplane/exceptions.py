@@ -44,6 +44,15 @@ class Conflict(DomainError):
     title = "The request conflicts with the current state"
 
 
+class RateLimited(DomainError):
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str | None = None, *, retry_after_seconds: int) -> None:
+        super().__init__(detail, retry_after_seconds=retry_after_seconds)
+        self.retry_after_seconds = retry_after_seconds
+
+
 class ServiceUnavailable(DomainError):
     code = "service_unavailable"
     title = "A service the control plane depends on is unavailable"

@@ -14,11 +14,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+import redis.asyncio as aioredis
 from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
 from litestar import Litestar
 
 from controlplane.app import create_app
+from controlplane.auth.throttle import KEY_PREFIX as THROTTLE_PREFIX
 from controlplane.devstack import DevStack
 from controlplane.migrate import run_migrations
 from controlplane.settings import Settings
@@ -74,6 +76,13 @@ async def clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         await connection.execute(f"truncate {', '.join(TABLES)} cascade")
     finally:
         await connection.close()
+    # Sign-in counters too (not FLUSHDB: the Celery broker shares this Redis).
+    redis_client = aioredis.from_url(env["REDIS_URL"])
+    try:
+        async for key in redis_client.scan_iter(match=THROTTLE_PREFIX + "*"):
+            await redis_client.delete(key)
+    finally:
+        await redis_client.aclose()
 
 
 @pytest.fixture

@@ -7,17 +7,30 @@ from typing import Any
 from litestar import Request, post
 from litestar.params import JSONBody
 
+from controlplane.auth.throttle import SignInThrottle
 from controlplane.auth.tokens import TokenSigner
 from controlplane.errors import problem_responses
 from tenants import service
 from tenants.api.schemas import TokenRead, TokenRequest
+from tenants.errors import InvalidCredentials
 
 
 @post(
-    "/v1/auth/token", exclude_from_auth=True, status_code=200, tags=["auth"], responses=problem_responses(400, 401, 413)
+    "/v1/auth/token",
+    exclude_from_auth=True,
+    status_code=200,
+    tags=["auth"],
+    responses=problem_responses(400, 401, 413, 429),
 )
 async def issue_token(request: Request[Any, Any, Any], data: JSONBody[TokenRequest]) -> TokenRead:
-    user = await service.authenticate_password(data.email, data.password)
+    throttle: SignInThrottle = request.app.state.sign_in_throttle
+    address = request.client.host if request.client else "unknown"
+    await throttle.check(data.email, address)
+    try:
+        user = await service.authenticate_password(data.email, data.password)
+    except InvalidCredentials:
+        await throttle.record_failure(data.email, address)
+        raise
     signer: TokenSigner = request.app.state.token_signer
     token = signer.issue(user["id"])
     return TokenRead(access_token=token, token_type="Bearer", expires_in=signer.ttl_seconds)  # noqa: S106

@@ -193,3 +193,33 @@ async def test_the_token_endpoint_rejects_unknown_fields_and_missing_fields(
     assert_problem(extra, 400, "validation_error")
     missing = await client.post("/v1/auth/token", json={"email": user.email})
     assert_problem(missing, 400, "validation_error")
+
+
+async def test_repeated_failures_lock_the_account_for_a_while(client: AsyncClient, factory: Factory) -> None:
+    victim = await factory.user()
+    other = await factory.user()
+    for _ in range(10):
+        wrong = await client.post("/v1/auth/token", json={"email": victim.email, "password": "not-the-password"})
+        assert_problem(wrong, 401, "invalid_credentials")
+    # Now even the right password waits: the attacker cannot tell when they guessed it.
+    locked = await client.post("/v1/auth/token", json={"email": victim.email, "password": PASSWORD})
+    body = assert_problem(locked, 429, "too_many_attempts")
+    assert 0 < int(locked.headers["Retry-After"]) <= 900
+    assert body["retry_after_seconds"] == int(locked.headers["Retry-After"])
+    # Another account from the same address is not affected by these ten failures.
+    fine = await client.post("/v1/auth/token", json={"email": other.email, "password": PASSWORD})
+    assert fine.status_code == 200, fine.text
+    # The email's case does not open a second counter.
+    shouted = await client.post("/v1/auth/token", json={"email": victim.email.upper(), "password": PASSWORD})
+    assert_problem(shouted, 429, "too_many_attempts")
+
+
+async def test_one_address_guessing_across_many_accounts_is_slowed_down(
+    client: AsyncClient, factory: Factory
+) -> None:
+    user = await factory.user()
+    for n in range(50):
+        guess = await client.post("/v1/auth/token", json={"email": f"guess{n}@example.com", "password": "x"})
+        assert_problem(guess, 401, "invalid_credentials")
+    blocked = await client.post("/v1/auth/token", json={"email": user.email, "password": PASSWORD})
+    assert_problem(blocked, 429, "too_many_attempts")
