@@ -16,6 +16,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    ProcessCollector,
     generate_latest,
     multiprocess,
 )
@@ -31,8 +32,8 @@ HTTP_REQUESTS_TOTAL = Counter(
 )
 HTTP_REQUEST_SECONDS = Histogram(
     "controlplane_http_request_duration_seconds",
-    "Time to answer an HTTP request, by route template.",
-    ["method", "route"],
+    "Time to answer an HTTP request, by route template and status code.",
+    ["method", "route", "status"],
     buckets=LATENCY_BUCKETS,
 )
 DB_QUERY_SECONDS = Histogram(
@@ -68,6 +69,8 @@ def exposition() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        # Process metrics cannot be merged across processes; those of the process that serves the scrape.
+        ProcessCollector(registry=registry)
         return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(DEFAULT_REGISTRY), CONTENT_TYPE_LATEST
 
@@ -98,4 +101,6 @@ class HTTPMetricsMiddleware:
             route = scope.get("path_template") or "unmatched"
             method = scope.get("method", "GET")
             HTTP_REQUESTS_TOTAL.labels(method=method, route=route, status=str(status)).inc()
-            HTTP_REQUEST_SECONDS.labels(method=method, route=route).observe(time.perf_counter() - started)
+            HTTP_REQUEST_SECONDS.labels(method=method, route=route, status=str(status)).observe(
+                time.perf_counter() - started
+            )

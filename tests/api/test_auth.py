@@ -214,9 +214,7 @@ async def test_repeated_failures_lock_the_account_for_a_while(client: AsyncClien
     assert_problem(shouted, 429, "too_many_attempts")
 
 
-async def test_one_address_guessing_across_many_accounts_is_slowed_down(
-    client: AsyncClient, factory: Factory
-) -> None:
+async def test_one_address_guessing_across_many_accounts_is_slowed_down(client: AsyncClient, factory: Factory) -> None:
     user = await factory.user()
     for n in range(50):
         guess = await client.post("/v1/auth/token", json={"email": f"guess{n}@example.com", "password": "x"})
