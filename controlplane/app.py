@@ -71,7 +71,7 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        secret_store = SecretStore.connect(settings)
+        secret_store = await asyncio.to_thread(SecretStore.connect, settings)
         await asyncio.to_thread(refuse_unsafe_production, settings, secret_store)
         app.state.secret_store = secret_store
         app.state.token_signer = TokenSigner.from_secret(
@@ -81,14 +81,16 @@ def create_app(settings: Settings) -> Litestar:
         )
         redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
         app.state.sign_in_throttle = SignInThrottle(redis_client)
-        await db.start_pool(
-            settings.database_url, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size
-        )
         try:
-            await refuse_unsafe_database_role()
-            yield
+            await db.start_pool(
+                settings.database_url, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size
+            )
+            try:
+                await refuse_unsafe_database_role()
+                yield
+            finally:
+                await db.stop_pool()
         finally:
-            await db.stop_pool()
             await redis_client.aclose()
 
     return ControlPlane(

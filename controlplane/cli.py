@@ -40,16 +40,9 @@ def _settings() -> Settings:
 
 
 def _with_pool(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
-    from controlplane import db
+    from controlplane.db import run_with_pool
 
-    async def main() -> Any:
-        await db.start_pool(settings.database_url, min_size=1, max_size=2)
-        try:
-            return await work()
-        finally:
-            await db.stop_pool()
-
-    return asyncio.run(main())
+    return run_with_pool(settings.database_url, work)
 
 
 @click.group()

@@ -16,13 +16,14 @@ Transactions open in the service layer, never in Litestar dependencies (which ru
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
@@ -31,6 +32,7 @@ from piccolo.querystring import QueryString
 from controlplane import metrics
 
 log = logging.getLogger("controlplane.db")
+T = TypeVar("T")
 
 
 class _DeferredEngine(PostgresEngine):
@@ -65,6 +67,22 @@ async def start_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> None
         raise RuntimeError("a connection pool is already running; stop it first")
     configure(dsn)
     await ENGINE.start_connection_pool(min_size=min_size, max_size=max_size, init=_instrument_connection)
+
+
+def run_with_pool(dsn: str, work: Callable[[], Awaitable[T]]) -> T:
+    """Run `work` on a fresh event loop with a small pool of its own (Celery tasks, the CLI).
+
+    An asyncpg pool belongs to the loop that made it, so each synchronous caller gets both anew.
+    """
+
+    async def main() -> T:
+        await start_pool(dsn, min_size=1, max_size=2)
+        try:
+            return await work()
+        finally:
+            await stop_pool()
+
+    return asyncio.run(main())
 
 
 async def stop_pool() -> None:

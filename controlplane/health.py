@@ -45,13 +45,16 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
         "redis": _redis(settings.redis_url),
         "openbao": _openbao(request),
     }
-    results: dict[str, str] = {}
-    for name, check in checks.items():
+
+    async def outcome(check: Any) -> str:
         try:
             await asyncio.wait_for(check, CHECK_TIMEOUT_SECONDS)
-            results[name] = "ok"
         except Exception as exc:  # any failure of a dependency means "not ready", whatever its type
-            results[name] = f"failed: {type(exc).__name__}"
+            return f"failed: {type(exc).__name__}"
+        return "ok"
+
+    # Concurrently: a probe waits for the slowest dependency, not for the sum of them.
+    results = dict(zip(checks, await asyncio.gather(*map(outcome, checks.values())), strict=True))
     failed = sorted(name for name, result in results.items() if result != "ok")
     if failed:
         return problem(503, "not_ready", "Not ready: " + ", ".join(failed) + " failed", checks=results)

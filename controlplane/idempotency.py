@@ -21,6 +21,9 @@ import asyncpg
 from controlplane.db import SystemReason, fetch, system_tx, tenant_tx
 
 KEY_PATTERN = re.compile(r"^[\x21-\x7e]{1,255}$")
+# A claim whose request never finished (the process died) is abandoned after this long, so the key
+# does not answer "in progress" for a whole day. Far longer than any request may run.
+IN_PROGRESS_LEASE = timedelta(minutes=5)
 
 
 class ClaimOutcome(enum.Enum):
@@ -66,11 +69,12 @@ async def claim(
         async with _tx(tenant_id):
             await fetch(
                 "delete from idempotency_keys where tenant_id is not distinct from {} and principal = {} "
-                "and key = {} and expires_at < {}",
+                "and key = {} and (expires_at < {} or (state = 'in_progress' and created_at < {}))",
                 tenant_id,
                 principal,
                 key,
                 now,
+                now - IN_PROGRESS_LEASE,
             )
             inserted = await fetch(
                 "insert into idempotency_keys (id, tenant_id, principal, key, method, path, request_hash, "

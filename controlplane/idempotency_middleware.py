@@ -102,7 +102,8 @@ class IdempotencyMiddleware(ASGIMiddleware):
                 break
         tenant_id = scope.get("path_params", {}).get("tenant_id")
         tenant_id = tenant_id if isinstance(tenant_id, uuid.UUID) else None
-        if tenant_id is not None and not await _may_act_in(principal, tenant_id):
+        outside_any_tenant = tenant_id is None and not principal.is_staff  # only staff POST there
+        if outside_any_tenant or (tenant_id is not None and not await _may_act_in(principal, tenant_id)):
             await next_app(scope, _replaying(body), send)
             return
         path = scope["path"]
@@ -172,11 +173,11 @@ class IdempotencyMiddleware(ASGIMiddleware):
 
         try:
             await next_app(scope, receive, capture)
+            if 200 <= status < 300:
+                stored = _redacted(b"".join(chunks), redact)
+                await idempotency.complete(tenant_id, row_id, status, stored, content_type)
+                return
         except BaseException:
             await idempotency.release(tenant_id, row_id)
             raise
-        if 200 <= status < 300:
-            stored = _redacted(b"".join(chunks), redact)
-            await idempotency.complete(tenant_id, row_id, status, stored, content_type)
-        else:
-            await idempotency.release(tenant_id, row_id)
+        await idempotency.release(tenant_id, row_id)

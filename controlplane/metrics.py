@@ -25,6 +25,8 @@ from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
 HTTP_REQUESTS_TOTAL = Counter(
     "controlplane_http_requests_total",
     "HTTP requests answered, by route template and status code.",
@@ -99,7 +101,9 @@ class HTTPMetricsMiddleware:
         finally:
             # Litestar sets the template once it has routed; unrouted requests share one label.
             route = scope.get("path_template") or "unmatched"
+            # Clients choose the method token; only known ones become label values.
             method = scope.get("method", "GET")
+            method = method if method in HTTP_METHODS else "OTHER"
             HTTP_REQUESTS_TOTAL.labels(method=method, route=route, status=str(status)).inc()
             HTTP_REQUEST_SECONDS.labels(method=method, route=route, status=str(status)).observe(
                 time.perf_counter() - started

@@ -6,7 +6,7 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from controlplane.exceptions import InvalidInput
@@ -43,8 +43,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         created_at = datetime.fromisoformat(created)
         if created_at.tzinfo is None:
             raise ValueError("naive timestamp")
-        return created_at, uuid.UUID(row_id)
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        # In UTC here, so a timestamp that cannot be one (year 1 at +01:00) is refused, not a 500 later.
+        return created_at.astimezone(UTC), uuid.UUID(row_id)
+    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError) as exc:
         raise InvalidCursor() from exc
 
 
@@ -57,8 +58,8 @@ def page_of(rows: list[dict[str, Any]], page: PageRequest) -> tuple[list[dict[st
     return items, encode_cursor(last["created_at"], last["id"])
 
 
-def keyset_clause(page: PageRequest) -> tuple[str, list[Any]]:
-    """SQL `and (created_at, id) > (…)` for raw queries with `{}` placeholders."""
+def keyset_clause(page: PageRequest, alias: str = "") -> tuple[str, list[Any]]:
+    """SQL `and (created_at, id) > (…)` for raw queries with `{}` placeholders (`alias`: e.g. "m.")."""
     if page.after is None:
         return "", []
-    return " and (created_at, id) > ({}, {})", list(page.after)
+    return f" and ({alias}created_at, {alias}id) > ({{}}, {{}})", list(page.after)

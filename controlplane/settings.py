@@ -37,12 +37,11 @@ class Settings:
     bao_secret_id: str = ""
     # None means the real Stripe API; the dev stack points it at localstripe.
     stripe_api_base: str | None = None
-    public_url: str = "http://127.0.0.1:8000"
     jwt_issuer: str = "controlplane"
     jwt_ttl_seconds: int = 900
     max_request_body_bytes: int = 1024 * 1024
     idempotency_ttl_seconds: int = 24 * 3600
-    max_page_size: int = 100
+    # Browser origins allowed to call the API (comma-separated CONTROLPLANE_CORS_ORIGINS); none by default.
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
@@ -65,9 +64,13 @@ class Settings:
                 bao_role_id=environ.get("BAO_ROLE_ID", ""),
                 bao_secret_id=environ.get("BAO_SECRET_ID", ""),
                 stripe_api_base=environ.get("STRIPE_API_BASE") or None,
-                public_url=environ.get("CONTROLPLANE_URL", "http://127.0.0.1:8000"),
                 jwt_ttl_seconds=int(environ.get("JWT_TTL_SECONDS", "900")),
                 max_request_body_bytes=int(environ.get("MAX_REQUEST_BODY_BYTES", str(1024 * 1024))),
+                cors_origins=tuple(
+                    origin.strip()
+                    for origin in environ.get("CONTROLPLANE_CORS_ORIGINS", "").split(",")
+                    if origin.strip()
+                ),
             )
         except ValueError as exc:
             raise SettingsError(f"invalid numeric setting: {exc}") from exc

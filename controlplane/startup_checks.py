@@ -24,12 +24,14 @@ async def refuse_unsafe_database_role() -> None:
     async with db.anonymous_tx():
         rows = await db.fetch(
             "select r.rolsuper, r.rolbypassrls, "
-            "(select count(*) from pg_class c where c.relowner = r.oid "
-            " and c.relnamespace = 'public'::regnamespace) as owned "
+            # Owning a table, or being a member of a role that does, lets a role switch RLS off on it.
+            "(select count(*) from pg_class c where c.relnamespace = 'public'::regnamespace "
+            " and pg_has_role(r.oid, c.relowner, 'MEMBER')) as owned "
             "from pg_roles r where r.rolname = current_user"
         )
     if not rows or rows[0]["rolsuper"] or rows[0]["rolbypassrls"] or rows[0]["owned"]:
         raise UnsafeConfiguration(
-            "refusing to serve: the app's database role is a superuser, has BYPASSRLS or owns tables, "
+            "refusing to serve: the app's database role is a superuser, has BYPASSRLS or owns tables "
+            "(directly or as a member of their owner), "
             "so row-level security would not isolate tenants"
         )

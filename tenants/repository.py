@@ -38,9 +38,11 @@ async def insert_tenant(values: dict[str, Any]) -> dict[str, Any] | None:
     return rows[0]
 
 
-async def get_tenant(tenant_id: uuid.UUID, *, for_update: bool = False) -> dict[str, Any] | None:
-    lock = " for update" if for_update else ""
-    rows = await fetch(f"select {TENANT_COLUMNS} from tenants where id = {{}}{lock}", tenant_id)
+ROW_LOCKS = {None: "", "share": " for share", "update": " for update"}
+
+
+async def get_tenant(tenant_id: uuid.UUID, *, lock: str | None = None) -> dict[str, Any] | None:
+    rows = await fetch(f"select {TENANT_COLUMNS} from tenants where id = {{}}{ROW_LOCKS[lock]}", tenant_id)
     return rows[0] if rows else None
 
 
@@ -71,8 +73,8 @@ async def update_tenant(tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[s
     return rows[0]
 
 
-# Users are platform-wide identities (no tenant_id, no RLS); they are only ever shown through a
-# membership of the tenant in context.
+# Users are platform-wide identities (no tenant_id); their own RLS policies show a tenant context its
+# members and a user context that user.
 
 
 async def get_user_by_email(email: str) -> dict[str, Any] | None:
@@ -150,8 +152,7 @@ async def get_membership(tenant_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, 
 
 
 async def list_memberships(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[str, Any]]:
-    clause, args = keyset_clause(page)
-    clause = clause.replace("(created_at, id)", "(m.created_at, m.id)")
+    clause, args = keyset_clause(page, alias="m.")
     return await fetch(
         f"select {MEMBER_COLUMNS} from memberships m join users u on u.id = m.user_id "
         f"where m.tenant_id = {{}}{clause} order by m.created_at, m.id limit {{}}",
@@ -223,8 +224,9 @@ async def list_api_keys(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[st
 
 
 async def revoke_api_key(key_id: uuid.UUID) -> dict[str, Any] | None:
+    """The key, if this call revoked it; None when it was already revoked or does not exist."""
     rows = await fetch(
-        f"update api_keys set revoked_at = coalesce(revoked_at, now()) where id = {{}} returning {API_KEY_COLUMNS}",
+        f"update api_keys set revoked_at = now() where id = {{}} and revoked_at is null returning {API_KEY_COLUMNS}",
         key_id,
     )
     return rows[0] if rows else None
@@ -270,3 +272,25 @@ async def list_audit_events(tenant_id: uuid.UUID, page: PageRequest) -> list[dic
         *args,
         page.limit + 1,
     )
+
+
+# Reads with no tenant filter at all, for exports: what they return is exactly what RLS lets through.
+
+
+async def visible_tenants() -> list[dict[str, Any]]:
+    return await fetch(f"select {TENANT_COLUMNS} from tenants order by created_at, id")
+
+
+async def visible_members() -> list[dict[str, Any]]:
+    return await fetch(
+        f"select {MEMBER_COLUMNS} from memberships m join users u on u.id = m.user_id order by m.created_at"
+    )
+
+
+async def visible_api_keys() -> list[dict[str, Any]]:
+    return await fetch(f"select {API_KEY_COLUMNS} from api_keys order by created_at, id")
+
+
+async def count_visible_audit_events() -> int:
+    rows = await fetch("select count(*) as n from audit_events")
+    return int(rows[0]["n"])

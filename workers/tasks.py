@@ -6,19 +6,19 @@ import uuid
 from typing import Any
 
 from controlplane import maintenance
-from tenants import export
+from controlplane.db import run_with_pool
+from tenants import service
 from workers.celery_app import app
-from workers.runtime import run_async
 
 
 @app.task(name="controlplane.export_tenant")
 def export_tenant(tenant_id: str) -> dict[str, Any]:
     """A tenant's data export, computed inside that tenant's context (read-only, so repeatable)."""
     settings = app.conf.controlplane_settings
-    return run_async(settings, lambda: export.export_tenant(uuid.UUID(tenant_id)))
+    return run_with_pool(settings.database_url, lambda: service.export_tenant(uuid.UUID(tenant_id)))
 
 
 @app.task(name="controlplane.purge_expired_idempotency_keys")
 def purge_expired_idempotency_keys() -> int:
     settings = app.conf.controlplane_settings
-    return run_async(settings, maintenance.purge_expired_idempotency_keys)
+    return run_with_pool(settings.database_url, maintenance.purge_expired_idempotency_keys)

@@ -7,12 +7,12 @@ database's row-level security confines every query to the tenant in context.
 from tenants.service._api_keys import create_api_key, list_api_keys, revoke_api_key
 from tenants.service._audit import list_audit_events
 from tenants.service._auth import (
-    READ_METHODS,
     authenticate_password,
     authorize,
     principal_for_api_key,
     principal_for_user,
 )
+from tenants.service._export import export_tenant
 from tenants.service._members import add_member, change_member_role, get_member, list_members, remove_member
 from tenants.service._page import Page
 from tenants.service._tenants import (
@@ -26,7 +26,6 @@ from tenants.service._tenants import (
 from tenants.service._users import create_or_update_user, find_user
 
 __all__ = [
-    "READ_METHODS",
     "Page",
     "add_member",
     "authenticate_password",
@@ -36,6 +35,7 @@ __all__ = [
     "create_api_key",
     "create_or_update_user",
     "create_tenant",
+    "export_tenant",
     "find_user",
     "get_member",
     "get_tenant",

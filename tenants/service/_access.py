@@ -7,8 +7,9 @@ import uuid
 from controlplane.auth.principal import Principal
 from controlplane.exceptions import InvalidInput
 from tenants import repository
-from tenants.errors import RoleNotGrantable, TenantNotFound
+from tenants.errors import RoleNotGrantable, TenantNotActive, TenantNotFound
 from tenants.roles import TENANT_ROLES, may_grant
+from tenants.status import TenantStatus
 
 
 def check_grant(actor: Principal, actor_role: str | None, role: str) -> None:
@@ -19,9 +20,16 @@ def check_grant(actor: Principal, actor_role: str | None, role: str) -> None:
 
 
 async def require_tenant(tenant_id: uuid.UUID) -> None:
-    """Inside `tenant_tx`, before inserting a tenant's rows (callers other than the API skip `authorize`)."""
-    if await repository.get_tenant(tenant_id) is None:
+    """Inside `tenant_tx`, before adding rows under a tenant: it exists and is not being erased.
+
+    The share lock holds off a concurrent erasure (which locks the row for update) until this transaction
+    commits, so nothing is added to a tenant after its erasure. Callers other than the API skip `authorize`.
+    """
+    tenant = await repository.get_tenant(tenant_id, lock="share")
+    if tenant is None:
         raise TenantNotFound()
+    if tenant["status"] == TenantStatus.PENDING_DELETION:
+        raise TenantNotActive("the tenant is being deleted")
 
 
 async def actor_role(actor: Principal, tenant_id: uuid.UUID) -> str | None:

@@ -43,11 +43,9 @@ async def list_api_keys(tenant_id: uuid.UUID, page: PageRequest) -> Page:
 
 
 async def revoke_api_key(actor: Principal, tenant_id: uuid.UUID, key_id: uuid.UUID) -> None:
+    """Idempotent: revoking a revoked key changes nothing and records nothing."""
     async with tenant_tx(tenant_id):
-        before = await repository.get_api_key(key_id)
-        if before is None:
+        if await repository.revoke_api_key(key_id) is not None:
+            await audit.record(actor, tenant_id, "api_key.revoked", "api_key", key_id)
+        elif await repository.get_api_key(key_id) is None:
             raise ApiKeyNotFound()
-        if before["revoked_at"] is not None:
-            return
-        await repository.revoke_api_key(key_id)
-        await audit.record(actor, tenant_id, "api_key.revoked", "api_key", key_id)

@@ -18,6 +18,10 @@ from tenants.service._users import normalise_email
 
 async def add_member(actor: Principal, tenant_id: uuid.UUID, email: str, role: str) -> dict[str, Any]:
     email = normalise_email(email)
+    # Checked before anyone's account is created, so a refused request leaves nothing behind.
+    async with tenant_tx(tenant_id):
+        await require_tenant(tenant_id)
+        check_grant(actor, await actor_role(actor, tenant_id), role)
     # Whether this person already has an account is a platform-wide question.
     async with system_tx(SystemReason.MEMBER_INVITE):
         user = await repository.get_user_by_email(email)
@@ -40,7 +44,7 @@ async def add_member(actor: Principal, tenant_id: uuid.UUID, email: str, role: s
 async def _lock_memberships(tenant_id: uuid.UUID) -> None:
     """Inside `tenant_tx`: serialise changes of the tenant's members on its row, so two concurrent demotions or
     removals cannot each count the other admin and leave the tenant with none."""
-    await repository.get_tenant(tenant_id, for_update=True)
+    await repository.get_tenant(tenant_id, lock="update")
 
 
 async def list_members(tenant_id: uuid.UUID, page: PageRequest) -> Page:

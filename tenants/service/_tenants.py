@@ -50,7 +50,7 @@ async def get_tenant(tenant_id: uuid.UUID) -> dict[str, Any]:
 
 async def update_tenant(actor: Principal, tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any]:
     async with tenant_tx(tenant_id):
-        before = await repository.get_tenant(tenant_id, for_update=True)
+        before = await repository.get_tenant(tenant_id, lock="update")
         if before is None:
             raise TenantNotFound()
         if not changes:
@@ -74,7 +74,7 @@ STATUS_ACTIONS = {"suspend": "tenant.suspended", "reactivate": "tenant.reactivat
 async def change_status(actor: Principal, tenant_id: uuid.UUID, action: str) -> dict[str, Any]:
     """suspend / reactivate. Repeating the same request answers with the current state."""
     async with tenant_tx(tenant_id):
-        before = await repository.get_tenant(tenant_id, for_update=True)
+        before = await repository.get_tenant(tenant_id, lock="update")
         if before is None:
             raise TenantNotFound()
         target = next_status(TenantStatus(before["status"]), action)
@@ -96,9 +96,15 @@ async def change_status(actor: Principal, tenant_id: uuid.UUID, action: str) -> 
 
 
 async def request_erasure(actor: Principal, tenant_id: uuid.UUID) -> dict[str, Any]:
-    """Remove the tenant's personal data (billing contact, members, keys); keep financial records."""
-    async with tenant_tx(tenant_id):
-        before = await repository.get_tenant(tenant_id, for_update=True)
+    """Remove the tenant's personal data (billing contact, members, keys); keep financial records.
+
+    One transaction, so a failure leaves nothing half-erased. It is a system transaction because whether a
+    former member still belongs to another tenant is a question across tenants (with no context every
+    membership reads as absent, and users of other tenants would be erased too); every statement below
+    names this tenant explicitly.
+    """
+    async with system_tx(SystemReason.ERASURE):
+        before = await repository.get_tenant(tenant_id, lock="update")
         if before is None:
             raise TenantNotFound()
         if before["status"] == TenantStatus.PENDING_DELETION:
@@ -114,6 +120,7 @@ async def request_erasure(actor: Principal, tenant_id: uuid.UUID) -> dict[str, A
         former_members = await repository.delete_all_memberships(tenant_id)
         await repository.revoke_all_api_keys(tenant_id)
         await idempotency.forget_tenant(tenant_id)
+        erased_users = await repository.erase_orphaned_users(former_members)
         await audit.record(
             actor,
             tenant_id,
@@ -121,10 +128,11 @@ async def request_erasure(actor: Principal, tenant_id: uuid.UUID) -> dict[str, A
             "tenant",
             tenant_id,
             before={"status": before["status"]},
-            after={"status": after["status"], "members_removed": len(former_members), "api_keys_revoked": True},
+            after={
+                "status": after["status"],
+                "members_removed": len(former_members),
+                "users_erased": erased_users,
+                "api_keys_revoked": True,
+            },
         )
-    # Whether a former member still belongs to another tenant is a question across tenants: with no
-    # context every membership reads as absent, and users of other tenants would be erased too.
-    async with system_tx(SystemReason.ERASURE):
-        await repository.erase_orphaned_users(former_members)
     return after

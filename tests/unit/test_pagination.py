@@ -33,3 +33,11 @@ def test_page_of_gives_a_cursor_only_when_more_rows_exist() -> None:
     assert items == rows[:2]
     assert cursor is not None and decode_cursor(cursor) == (rows[1]["created_at"], rows[1]["id"])
     assert page_of(rows[:2], page) == (rows[:2], None)
+
+
+def test_a_cursor_outside_the_utc_range_is_refused_not_a_crash() -> None:
+    import base64
+
+    raw = f"0001-01-01T00:00:00+01:00|{uuid.uuid4()}".encode()
+    with pytest.raises(InvalidCursor):
+        decode_cursor(base64.urlsafe_b64encode(raw).decode().rstrip("="))

@@ -1,0 +1,32 @@
+"""A tenant's data export: everything the tenant owns, read inside its own context."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from controlplane.db import tenant_tx
+from tenants import repository
+from tenants.errors import TenantNotFound
+
+
+async def export_tenant(tenant_id: uuid.UUID) -> dict[str, Any]:
+    async with tenant_tx(tenant_id):
+        # Unfiltered reads: row-level security is what confines them to this one tenant.
+        visible = await repository.visible_tenants()
+        members = await repository.visible_members()
+        api_keys = await repository.visible_api_keys()
+        audit_events = await repository.count_visible_audit_events()
+    if not visible:
+        raise TenantNotFound()
+    tenant = visible[0]
+    return {
+        "tenant": {name: str(tenant[name]) for name in ("id", "name", "slug", "status", "currency")},
+        "tenants_visible": len(visible),  # 1 by construction; kept so a leak would show in the export
+        "members": [{"user_id": str(m["user_id"]), "email": m["email"], "role": m["role"]} for m in members],
+        "api_keys": [
+            {"id": str(k["id"]), "name": k["name"], "role": k["role"], "revoked": k["revoked_at"] is not None}
+            for k in api_keys
+        ],
+        "audit_events": audit_events,
+    }
