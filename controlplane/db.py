@@ -29,7 +29,7 @@ import asyncpg
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.querystring import QueryString
 
-from controlplane import metrics
+from controlplane import context, metrics
 
 log = logging.getLogger("controlplane.db")
 T = TypeVar("T")
@@ -129,7 +129,7 @@ async def system_tx(reason: SystemReason) -> AsyncIterator[PostgresTransaction]:
     """A transaction across every tenant; audited by reason."""
     reason = SystemReason(reason)
     metrics.SYSTEM_CONTEXT_TOTAL.labels(reason=reason.value).inc()
-    log.info("system context opened", extra={"reason": reason.value})
+    log.info("system context opened: %s (request %s)", reason.value, context.request_id.get() or "-")
     started = time.perf_counter()
     async with ENGINE.transaction(allow_nested=False) as tx:
         await _set_context(scope="system")

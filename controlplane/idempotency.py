@@ -133,6 +133,12 @@ async def release(tenant_id: uuid.UUID | None, row_id: uuid.UUID) -> None:
 
 
 async def forget_tenant(tenant_id: uuid.UUID) -> None:
-    """Inside the caller's `tenant_tx`: drop the tenant's stored requests and responses (for an erasure: the
-    responses hold member emails and API key secrets, and a replay would hand them back)."""
-    await fetch("delete from idempotency_keys where tenant_id = {}", tenant_id)
+    """For an erasure, inside the caller's system transaction: drop the tenant's stored requests and
+    responses (they hold member emails, the billing contact), including the staff request that created
+    the tenant, which is stored outside any tenant and found by the tenant id in its response."""
+    await fetch(
+        "delete from idempotency_keys where tenant_id = {} "
+        "or (tenant_id is null and position(convert_to({}, 'UTF8') in response_body) > 0)",
+        tenant_id,
+        str(tenant_id),
+    )

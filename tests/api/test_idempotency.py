@@ -68,6 +68,9 @@ async def test_a_failed_request_does_not_consume_the_key(client: AsyncClient, fa
     # The same request again runs again (it is not a replay of the failure).
     again = await client.post("/v1/tenants", json={**BODY, "slug": "taken"}, headers=headers)
     assert_problem(again, 409, "tenant_slug_taken")
+    # Another tenant's stored creation is untouched.
+    other_again = await client.post("/v1/tenants", json=other_body, headers=other_headers)
+    assert other_again.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in again.headers
     invalid = await client.post("/v1/tenants", json={**BODY, "slug": "Not Valid"}, headers=headers)
     assert_problem(invalid, 400)
@@ -245,3 +248,24 @@ async def test_staff_add_nothing_to_a_tenant_being_erased_but_may_retry_the_eras
     retried = await client.delete(url, headers=staff.headers)
     assert retried.status_code == 202 and retried.json()["status"] == "pending_deletion"
     assert await members(client, staff, tenant["id"]) == {}
+
+
+async def test_erasure_forgets_the_stored_creation_of_the_tenant(client: AsyncClient, factory: Factory) -> None:
+    """The staff request that created the tenant is stored outside any tenant, with the billing contact."""
+    staff = await factory.staff()
+    headers = {**staff.headers, "Idempotency-Key": "create-with-contact"}
+    body = {**BODY, "billing_email": "contact@acme.example"}
+    created = await client.post("/v1/tenants", json=body, headers=headers)
+    assert created.status_code == 201
+    other_headers = {**staff.headers, "Idempotency-Key": "create-other"}
+    other_body = {**BODY, "slug": "other"}
+    assert (await client.post("/v1/tenants", json=other_body, headers=other_headers)).status_code == 201
+
+    assert (await client.delete(f"/v1/tenants/{created.json()['id']}", headers=staff.headers)).status_code == 202
+    again = await client.post("/v1/tenants", json=body, headers=headers)
+    assert "idempotent-replayed" not in again.headers
+    assert "contact@acme.example" not in again.text
+    assert_problem(again, 409, "tenant_slug_taken")
+    # Another tenant's stored creation is untouched.
+    other_again = await client.post("/v1/tenants", json=other_body, headers=other_headers)
+    assert other_again.headers["idempotent-replayed"] == "true"
