@@ -68,9 +68,6 @@ async def test_a_failed_request_does_not_consume_the_key(client: AsyncClient, fa
     # The same request again runs again (it is not a replay of the failure).
     again = await client.post("/v1/tenants", json={**BODY, "slug": "taken"}, headers=headers)
     assert_problem(again, 409, "tenant_slug_taken")
-    # Another tenant's stored creation is untouched.
-    other_again = await client.post("/v1/tenants", json=other_body, headers=other_headers)
-    assert other_again.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in again.headers
     invalid = await client.post("/v1/tenants", json={**BODY, "slug": "Not Valid"}, headers=headers)
     assert_problem(invalid, 400)
