@@ -90,6 +90,14 @@ def factory(client: AsyncClient) -> Factory:
     return Factory(client)
 
 
+async def connect_as_inspector(stack_env: dict[str, str]) -> asyncpg.Connection:
+    """A dedicated (never pooled) owner connection in the platform scope, for checking what is really stored.
+
+    The owner is subject to the forced policies too; the scope is a startup setting of this one connection.
+    """
+    return await asyncpg.connect(stack_env["DATABASE_OWNER_URL"], server_settings={"app.scope": "system"})
+
+
 def problem_of(response: Any) -> dict[str, Any]:
     assert response.headers["content-type"].startswith("application/problem+json"), response.text
     body: dict[str, Any] = response.json()

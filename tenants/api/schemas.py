@@ -93,7 +93,8 @@ class ApiKeyRead(Struct, kw_only=True):
 
 
 class ApiKeyCreated(ApiKeyRead, kw_only=True):
-    secret: str
+    # The whole key, shown this once; an Idempotency-Key replay of the creation leaves it out.
+    secret: Annotated[str, Meta(description="The full key, shown only in the first answer")] | UnsetType = UNSET
 
 
 class AuditEventRead(Struct, kw_only=True):

@@ -8,6 +8,7 @@ import pytest
 from httpx import AsyncClient
 
 from tests.api._helpers import all_items, assert_problem, audit_actions, members, tenant_ids
+from tests.conftest import connect_as_inspector
 from tests.factories import Factory
 
 BODY = {"name": "Once", "slug": "once", "currency": "EUR"}
@@ -183,8 +184,6 @@ async def test_an_erased_tenant_replays_nothing(client: AsyncClient, factory: Fa
 async def test_a_replayed_api_key_creation_never_shows_the_secret_again(
     client: AsyncClient, factory: Factory, stack_env: dict[str, str]
 ) -> None:
-    import asyncpg
-
     staff = await factory.staff()
     tenant = await factory.tenant(staff)
     admin = await factory.member(tenant["id"])
@@ -199,9 +198,8 @@ async def test_a_replayed_api_key_creation_never_shows_the_secret_again(
     assert again.json()["id"] == first.json()["id"]
     assert len(await all_items(client, url, admin.headers)) == 1
 
-    owner = await asyncpg.connect(stack_env["DATABASE_OWNER_URL"])
+    owner = await connect_as_inspector(stack_env)
     try:
-        await owner.execute("select set_config('app.scope', 'system', false)")
         stored = await owner.fetch("select response_body from idempotency_keys")
     finally:
         await owner.close()

@@ -14,6 +14,7 @@ import asyncpg
 import pytest
 
 from controlplane.auth.principal import Principal
+from tests.conftest import connect_as_inspector
 
 
 @pytest.fixture
@@ -29,8 +30,7 @@ async def app_connection(stack_env: dict[str, str]) -> AsyncIterator[asyncpg.Con
 @pytest.fixture
 async def owner_connection(stack_env: dict[str, str]) -> AsyncIterator[asyncpg.Connection]:
     """A connection as the schema owner that sees every tenant's rows (for checking what is stored)."""
-    connection = await asyncpg.connect(stack_env["DATABASE_OWNER_URL"])
-    await connection.execute("select set_config('app.scope', 'system', false)")
+    connection = await connect_as_inspector(stack_env)
     try:
         yield connection
     finally:

@@ -46,7 +46,7 @@ from controlplane.pagination import PageRequest, encode_cursor
 from controlplane.settings import Settings
 from tenants import repository, service
 from tenants.errors import ApiKeyNotFound, MemberNotFound
-from tests.conftest import COUNTS
+from tests.conftest import COUNTS, connect_as_inspector
 from tests.factories import PASSWORD
 
 pytestmark = pytest.mark.slow
@@ -819,8 +819,7 @@ async def world(
     await db.stop_pool()  # the session app's pool; ENGINE is global
     one = dataclasses.replace(settings, db_pool_min_size=1, db_pool_max_size=1)
     app = create_app(one)
-    owner = await asyncpg.connect(stack_env["DATABASE_OWNER_URL"])
-    await owner.execute("select set_config('app.scope', 'system', false)")
+    owner = await connect_as_inspector(stack_env)
     started = time.perf_counter()
     try:
         async with (

@@ -161,7 +161,11 @@ async def counts(connection: asyncpg.Connection, tables: list[str]) -> dict[str,
 
 
 async def test_no_context_reads_no_tenant_rows(
-    report: Any, client: Any, app_connection: asyncpg.Connection, owner_connection: asyncpg.Connection
+    report: Any,
+    client: Any,
+    app_connection: asyncpg.Connection,
+    owner_connection: asyncpg.Connection,
+    stack_env: dict[str, str],
 ) -> None:
     await populate("noctx")
     tables = [row["relname"] for row in await tenant_tables(app_connection)]
@@ -176,9 +180,12 @@ async def test_no_context_reads_no_tenant_rows(
         assert (await fetch(f'select count(*) as n from "{table}"'))[0]["n"] == 0  # noqa: S608
         async with anonymous_tx():
             assert (await fetch(f'select count(*) as n from "{table}"'))[0]["n"] == 0  # noqa: S608
-    # A session-level empty setting (what a pooled connection holds after a context ended) is no tenant.
-    await app_connection.execute("select set_config('app.tenant_id', '', false), set_config('app.scope', '', false)")
-    assert await counts(app_connection, tables) == dict.fromkeys(tables, 0)
+    # An empty setting (what a pooled connection holds after a context ended) is no tenant.
+    emptied = await asyncpg.connect(stack_env["DATABASE_URL"], server_settings={"app.tenant_id": "", "app.scope": ""})
+    try:
+        assert await counts(emptied, tables) == dict.fromkeys(tables, 0)
+    finally:
+        await emptied.close()
     report(f"rls: stored {stored}; seen without context {seen}")
 
 
