@@ -54,3 +54,12 @@ async def test_metrics_count_requests_by_route_template_never_by_id(client: Asyn
     assert str(unknown) not in text
     assert all("/v1/no-such-thing" not in route for route in routes)
     assert _samples(text, "controlplane_http_request_duration_seconds_bucket")
+
+
+async def test_the_api_documents_itself(client) -> None:
+    docs = await client.get("/schema")
+    assert docs.status_code == 200
+    assert docs.headers["content-type"].startswith("text/html")
+    spec = await client.get("/schema/openapi.json")
+    assert spec.status_code == 200
+    assert "/v1/tenants" in spec.json()["paths"]
