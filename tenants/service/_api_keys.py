@@ -11,7 +11,9 @@ from controlplane.db import tenant_tx
 from controlplane.pagination import PageRequest, page_of
 from tenants import audit, repository
 from tenants.errors import ApiKeyNotFound
-from tenants.service._access import actor_role, check_grant, require_tenant
+from tenants.roles import Permission
+from tenants.service._access import actor_role, check_grant
+from tenants.service._auth import check_access
 from tenants.service._page import Page
 
 
@@ -20,7 +22,7 @@ async def create_api_key(actor: Principal, tenant_id: uuid.UUID, name: str, role
     key_id = uuid.uuid4()
     text, secret_hash = api_key_format.generate(tenant_id, key_id)
     async with tenant_tx(tenant_id):
-        await require_tenant(tenant_id)
+        await check_access(actor, tenant_id, Permission.MANAGE_API_KEYS, method="POST")
         check_grant(actor, await actor_role(actor, tenant_id), role)
         row = await repository.insert_api_key(
             {
@@ -45,6 +47,7 @@ async def list_api_keys(tenant_id: uuid.UUID, page: PageRequest) -> Page:
 async def revoke_api_key(actor: Principal, tenant_id: uuid.UUID, key_id: uuid.UUID) -> None:
     """Idempotent: revoking a revoked key changes nothing and records nothing."""
     async with tenant_tx(tenant_id):
+        await check_access(actor, tenant_id, Permission.MANAGE_API_KEYS, method="DELETE")
         if await repository.revoke_api_key(key_id) is not None:
             await audit.record(actor, tenant_id, "api_key.revoked", "api_key", key_id)
         elif await repository.get_api_key(key_id) is None:

@@ -53,20 +53,27 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 async def authorize(principal: Principal, tenant_id: uuid.UUID, permission: Permission, *, method: str) -> None:
-    """Raise unless `principal` may use `permission` on the tenant with this HTTP method.
+    """The guards' check, in a transaction of its own (see `check_access`)."""
+    async with tenant_tx(tenant_id):
+        await check_access(principal, tenant_id, permission, method=method)
+
+
+async def check_access(principal: Principal, tenant_id: uuid.UUID, permission: Permission, *, method: str) -> None:
+    """Inside the caller's transaction: raise unless `principal` may use `permission` on the tenant with this
+    HTTP method.
 
     Unknown and foreign tenants look alike (404). A suspended tenant's own principals may only read.
     Staff act on suspended tenants too, and on a tenant being erased they may only read or remove
-    (so a retried erasure succeeds but nothing new is added).
+    (so a retried erasure succeeds but nothing new is added). The tenant row is share-locked: role changes
+    lock it for update, so a change checked here cannot race with a demotion of the one making it.
     """
     writes = method not in READ_METHODS
     if principal.kind == "api_key" and principal.tenant_id != tenant_id:
         raise TenantNotFound()
-    async with tenant_tx(tenant_id):
-        tenant = await repository.get_tenant(tenant_id)
-        membership = None
-        if tenant is not None and principal.kind == "user" and not principal.is_staff:
-            membership = await repository.get_membership(tenant_id, principal.id)
+    tenant = await repository.get_tenant(tenant_id, lock="share" if writes else None)
+    membership = None
+    if tenant is not None and principal.kind == "user" and not principal.is_staff:
+        membership = await repository.get_membership(tenant_id, principal.id)
     if tenant is None:
         raise TenantNotFound()
     if principal.is_staff:

@@ -10,8 +10,9 @@ from controlplane.db import SystemReason, system_tx, tenant_tx
 from controlplane.pagination import PageRequest, page_of
 from tenants import audit, repository
 from tenants.errors import LastAdmin, MemberExists, MemberNotFound
-from tenants.roles import Role
-from tenants.service._access import actor_role, check_grant, require_tenant
+from tenants.roles import Permission, Role
+from tenants.service._access import actor_role, check_grant
+from tenants.service._auth import check_access
 from tenants.service._page import Page
 from tenants.service._users import normalise_email
 
@@ -20,7 +21,7 @@ async def add_member(actor: Principal, tenant_id: uuid.UUID, email: str, role: s
     email = normalise_email(email)
     # Checked before anyone's account is created, so a refused request leaves nothing behind.
     async with tenant_tx(tenant_id):
-        await require_tenant(tenant_id)
+        await check_access(actor, tenant_id, Permission.MANAGE_MEMBERS, method="POST")
         check_grant(actor, await actor_role(actor, tenant_id), role)
     # Whether this person already has an account is a platform-wide question.
     async with system_tx(SystemReason.MEMBER_INVITE):
@@ -32,7 +33,7 @@ async def add_member(actor: Principal, tenant_id: uuid.UUID, email: str, role: s
                 user = await repository.get_user_by_email(email)
     assert user is not None
     async with tenant_tx(tenant_id):
-        await require_tenant(tenant_id)
+        await check_access(actor, tenant_id, Permission.MANAGE_MEMBERS, method="POST")
         check_grant(actor, await actor_role(actor, tenant_id), role)
         member = await repository.insert_membership(tenant_id, user["id"], role)
         if member is None:
@@ -64,6 +65,7 @@ async def get_member(tenant_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any]
 async def change_member_role(actor: Principal, tenant_id: uuid.UUID, user_id: uuid.UUID, role: str) -> dict[str, Any]:
     async with tenant_tx(tenant_id):
         await _lock_memberships(tenant_id)
+        await check_access(actor, tenant_id, Permission.MANAGE_MEMBERS, method="PATCH")
         check_grant(actor, await actor_role(actor, tenant_id), role)
         member = await repository.get_membership(tenant_id, user_id)
         if member is None:
@@ -91,6 +93,7 @@ async def remove_member(actor: Principal, tenant_id: uuid.UUID, user_id: uuid.UU
     """Idempotent: removing someone who is not a member is not an error."""
     async with tenant_tx(tenant_id):
         await _lock_memberships(tenant_id)
+        await check_access(actor, tenant_id, Permission.MANAGE_MEMBERS, method="DELETE")
         member = await repository.get_membership(tenant_id, user_id)
         if member is None:
             return

@@ -12,6 +12,8 @@ from controlplane.db import SystemReason, system_tx, tenant_tx, user_tx
 from controlplane.pagination import PageRequest, page_of
 from tenants import audit, repository
 from tenants.errors import InvalidStatusTransition, TenantNotFound, TenantSlugTaken
+from tenants.roles import Permission
+from tenants.service._auth import check_access
 from tenants.service._page import Page
 from tenants.status import TenantStatus, next_status
 
@@ -53,6 +55,7 @@ async def update_tenant(actor: Principal, tenant_id: uuid.UUID, changes: dict[st
         before = await repository.get_tenant(tenant_id, lock="update")
         if before is None:
             raise TenantNotFound()
+        await check_access(actor, tenant_id, Permission.MANAGE_TENANT, method="PATCH")
         if not changes:
             return before
         after = await repository.update_tenant(tenant_id, changes)
@@ -109,6 +112,7 @@ async def request_erasure(actor: Principal, tenant_id: uuid.UUID) -> dict[str, A
             raise TenantNotFound()
         if before["status"] == TenantStatus.PENDING_DELETION:
             return before
+        await check_access(actor, tenant_id, Permission.MANAGE_TENANT, method="DELETE")
         after = await repository.update_tenant(
             tenant_id,
             {
