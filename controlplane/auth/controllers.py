@@ -12,7 +12,6 @@ from controlplane.auth.tokens import TokenSigner
 from controlplane.errors import problem_responses
 from tenants import service
 from tenants.api.schemas import TokenRead, TokenRequest
-from tenants.errors import InvalidCredentials
 
 
 @post(
@@ -25,12 +24,9 @@ from tenants.errors import InvalidCredentials
 async def issue_token(request: Request[Any, Any, Any], data: JSONBody[TokenRequest]) -> TokenRead:
     throttle: SignInThrottle = request.app.state.sign_in_throttle
     address = request.client.host if request.client else "unknown"
-    await throttle.check(data.email, address)
-    try:
-        user = await service.authenticate_password(data.email, data.password)
-    except InvalidCredentials:
-        await throttle.record_failure(data.email, address)
-        raise
+    await throttle.reserve(data.email, address)
+    user = await service.authenticate_password(data.email, data.password)
+    await throttle.succeeded(data.email, address)
     signer: TokenSigner = request.app.state.token_signer
     token = signer.issue(user["id"])
     return TokenRead(access_token=token, token_type="Bearer", expires_in=signer.ttl_seconds)  # noqa: S106

@@ -221,3 +221,15 @@ async def test_one_address_guessing_across_many_accounts_is_slowed_down(client: 
         assert_problem(guess, 401, "invalid_credentials")
     blocked = await client.post("/v1/auth/token", json={"email": user.email, "password": PASSWORD})
     assert_problem(blocked, 429, "too_many_attempts")
+
+
+async def test_parallel_guesses_cannot_pass_the_limit_together(client: AsyncClient, factory: Factory) -> None:
+    import asyncio
+
+    victim = await factory.user()
+    guesses = [
+        client.post("/v1/auth/token", json={"email": victim.email, "password": f"guess-{n}"}) for n in range(25)
+    ]
+    statuses = sorted(response.status_code for response in await asyncio.gather(*guesses))
+    assert statuses.count(401) == 10, statuses
+    assert statuses.count(429) == 15, statuses
