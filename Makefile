@@ -34,8 +34,9 @@ promtool: ## Install promtool (Debian's prometheus package) where missing
 run: install ## Start the whole stack on embedded services: API, worker and beat (Ctrl-C stops all)
 	$(VENV)/bin/controlplane run
 
-test: install ## Lint, then run every test, slow suites included
+test: install ## Lint and type-check, then run every test, slow suites included
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_FLAGS)
 
 test-fast: install ## Run the tests without the slow suites (property-based isolation, schemathesis)
@@ -44,9 +45,10 @@ test-fast: install ## Run the tests without the slow suites (property-based isol
 test-slow: install ## Run only the slow suites
 	$(PY) -m pytest -m slow $(PYTEST_FLAGS)
 
-lint: install ## Ruff lint and format check
+lint: install ## Ruff lint, format check and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 format: install ## Format the code
 	$(VENV)/bin/ruff format .

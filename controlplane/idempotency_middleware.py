@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
@@ -43,9 +43,9 @@ def _replaying(body: bytes) -> Receive:
     async def receive() -> Message:
         nonlocal sent
         if sent:
-            return {"type": "http.disconnect"}
+            return cast(Message, {"type": "http.disconnect"})
         sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
+        return cast(Message, {"type": "http.request", "body": body, "more_body": False})
 
     return receive  # type: ignore[return-value]
 
@@ -77,7 +77,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
         key = dict(scope["headers"]).get(HEADER)
         principal = scope.get("user")
-        if scope["method"] != "POST" or key is None or not isinstance(principal, Principal):
+        if scope.get("method") != "POST" or key is None or not isinstance(principal, Principal):
             await next_app(scope, receive, send)
             return
         key_text = key.decode("latin-1")
@@ -94,7 +94,7 @@ class IdempotencyMiddleware(ASGIMiddleware):
         body = b""
         while True:
             message = await receive()
-            body += message.get("body", b"")
+            body += cast(bytes, message.get("body", b""))
             if len(body) > self.max_body_bytes:
                 await _send_problem(scope, receive, send, 413, "request_too_large", "The request body is too large")
                 return

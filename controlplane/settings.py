@@ -52,7 +52,7 @@ class Settings:
             raise SettingsError(f"CONTROLPLANE_ENV must be one of {', '.join(_ENVIRONMENTS)}, not {env!r}")
         try:
             return cls(
-                env=env,  # type: ignore[arg-type]
+                env=env,
                 debug=environ.get("CONTROLPLANE_DEBUG", "").lower() in _TRUE,
                 database_url=environ.get("DATABASE_URL", ""),
                 database_owner_url=environ.get("DATABASE_OWNER_URL", ""),

@@ -24,7 +24,7 @@ class StaffOnly(PermissionDenied):
 
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:
-    return connection.user  # type: ignore[no-any-return]
+    return connection.user
 
 
 def staff_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
@@ -44,5 +44,5 @@ async def tenant_access(connection: ASGIConnection[Any, Any, Any, Any], handler:
         principal,
         connection.path_params["tenant_id"],
         permission,
-        method=connection.scope.get("method", "GET"),
+        method=str(connection.scope.get("method", "GET")),
     )

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import hvac
 
@@ -82,7 +83,7 @@ class OpenBaoService:
         ensure_platform_secrets(client)
         return {"BAO_ADDR": address, "BAO_TOKEN": init["root_token"]}
 
-    def _initialise_once(self, client: hvac.Client) -> dict[str, object]:
+    def _initialise_once(self, client: hvac.Client) -> dict[str, Any]:
         if not client.sys.is_initialized():
             init = client.sys.initialize(secret_shares=1, secret_threshold=1)
             write_private_json(self.init_file, init)

@@ -10,11 +10,27 @@ from controlplane.devstack.processes import ProcessRecord
 
 
 class Service(Protocol):
-    name: str  # key in state.json and folder under the root
-    provides: tuple[str, ...]  # env keys; when the first is configured, the service is not started
-    port_names: tuple[str, ...]  # ports to choose at first start and keep
-    stop_signal: int
-    log: Path
+    # Read-only members, so plain class attributes (tuples of any length, signal enums) satisfy them.
+    @property
+    def name(self) -> str:
+        """Key in state.json and folder under the root."""
+        ...
+
+    @property
+    def provides(self) -> tuple[str, ...]:
+        """Env keys; when the first is configured, the service is not started."""
+        ...
+
+    @property
+    def port_names(self) -> tuple[str, ...]:
+        """Ports to choose at first start and keep."""
+        ...
+
+    @property
+    def stop_signal(self) -> int: ...
+
+    @property
+    def log(self) -> Path: ...
 
     def start(self, ports: Mapping[str, int]) -> ProcessRecord:
         """Prepare on-disk state if new and launch the server detached; do not wait for it."""

@@ -48,7 +48,7 @@ def idempotent_post(path: str, **options: Any) -> Any:
 
 
 # Every route here needs a bearer (JWT or API key); the public routes (health, token) declare none.
-BEARER = [{"bearer": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 
 def _allow(permission: Permission, *errors: int, shown_once: tuple[str, ...] = ()) -> dict[str, Any]:

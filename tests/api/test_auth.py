@@ -227,9 +227,7 @@ async def test_parallel_guesses_cannot_pass_the_limit_together(client: AsyncClie
     import asyncio
 
     victim = await factory.user()
-    guesses = [
-        client.post("/v1/auth/token", json={"email": victim.email, "password": f"guess-{n}"}) for n in range(25)
-    ]
+    guesses = [client.post("/v1/auth/token", json={"email": victim.email, "password": f"guess-{n}"}) for n in range(25)]
     statuses = sorted(response.status_code for response in await asyncio.gather(*guesses))
     assert statuses.count(401) == 10, statuses
     assert statuses.count(429) == 15, statuses
