@@ -32,7 +32,8 @@ def create_celery(settings: Settings) -> Celery:
         worker_prefetch_multiplier=1,
         broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
         result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
-        result_expires=24 * 3600,
+        # Results (an export holds member emails) live only as long as a caller plausibly polls for them.
+        result_expires=3600,
         broker_connection_retry_on_startup=True,
         beat_schedule=BEAT_SCHEDULE,
     )
