@@ -67,6 +67,7 @@ PROBLEM_DESCRIPTIONS: dict[int, str] = {
     409: "The request conflicts with the current state, or its Idempotency-Key is still in use",
     413: "The request body is too large",
     422: "A value is not valid here, or the Idempotency-Key was used with another request",
+    429: "Too many attempts; retry after the Retry-After header's seconds",
     503: "A service the control plane depends on is unavailable",
 }
 
