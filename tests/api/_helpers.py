@@ -44,6 +44,17 @@ async def all_items(client: AsyncClient, url: str, headers: dict[str, str], limi
     raise AssertionError(f"{url} never ended")
 
 
+async def add_member(
+    client: AsyncClient, tenant_id: str, email: str, role: str, headers: dict[str, str]
+) -> dict[str, Any]:
+    """Add `email` to the tenant through the API (it must succeed); the new membership."""
+    response = await client.post(
+        f"/v1/tenants/{tenant_id}/members", json={"email": email, "role": role}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
 async def tenant_ids(client: AsyncClient, actor_headers: dict[str, str]) -> set[str]:
     return {tenant["id"] for tenant in await all_items(client, "/v1/tenants", actor_headers)}
 

@@ -15,7 +15,7 @@ from httpx import AsyncClient
 from litestar import Litestar
 
 from controlplane.auth.tokens import TokenSigner
-from tests.api._helpers import assert_problem, bearer
+from tests.api._helpers import add_member, assert_problem, bearer
 from tests.factories import PASSWORD, Actor, Factory
 
 
@@ -67,12 +67,7 @@ async def test_wrong_password_or_unknown_email_is_401_and_indistinguishable(
 async def test_an_invited_user_without_a_password_cannot_sign_in(client: AsyncClient, factory: Factory) -> None:
     staff = await factory.staff()
     tenant = await factory.tenant(staff)
-    added = await client.post(
-        f"/v1/tenants/{tenant['id']}/members",
-        json={"email": "invited@example.com", "role": "tenant_member"},
-        headers=staff.headers,
-    )
-    assert added.status_code == 201, added.text
+    await add_member(client, tenant["id"], "invited@example.com", "tenant_member", staff.headers)
     for password in ("", "not-a-real-password", PASSWORD):
         response = await client.post("/v1/auth/token", json={"email": "invited@example.com", "password": password})
         assert response.status_code in (400, 401), response.text

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from httpx import AsyncClient
 
-from tests.api._helpers import all_items, assert_problem, audit_actions, members, tenant_ids
+from tests.api._helpers import add_member, all_items, assert_problem, audit_actions, members, tenant_ids
 from tests.conftest import connect_as_inspector
 from tests.factories import Factory
 
@@ -155,12 +155,7 @@ async def test_an_erased_tenant_replays_nothing(client: AsyncClient, factory: Fa
     other = await factory.tenant(staff)
     admin = await factory.member(tenant["id"], "tenant_admin")
     # Also a member elsewhere, so the account survives the erasure.
-    joined = await client.post(
-        f"/v1/tenants/{other['id']}/members",
-        json={"email": admin.email, "role": "tenant_member"},
-        headers=staff.headers,
-    )
-    assert joined.status_code == 201
+    await add_member(client, other["id"], admin.email, "tenant_member", staff.headers)
     url = f"/v1/tenants/{tenant['id']}/members"
     headers = {**admin.headers, "Idempotency-Key": "invite-pii"}
     body = {"email": "pii@example.com", "role": "tenant_member"}

@@ -8,7 +8,7 @@ import uuid
 import pytest
 from httpx import AsyncClient
 
-from tests.api._helpers import all_items, assert_problem, audit_events, members, tenant_ids
+from tests.api._helpers import add_member, all_items, assert_problem, audit_events, members, tenant_ids
 from tests.factories import Factory
 
 
@@ -226,11 +226,8 @@ async def test_one_user_with_different_roles_in_two_tenants(client: AsyncClient,
     a = await factory.tenant(staff)
     b = await factory.tenant(staff)
     user = await factory.member(a["id"], "tenant_admin")
-    added = await client.post(
-        f"/v1/tenants/{b['id']}/members", json={"email": user.email, "role": "tenant_member"}, headers=staff.headers
-    )
-    assert added.status_code == 201, added.text
-    assert added.json()["user_id"] == str(user.user_id)
+    added = await add_member(client, b["id"], user.email, "tenant_member", staff.headers)
+    assert added["user_id"] == str(user.user_id)
 
     assert await tenant_ids(client, user.headers) == {a["id"], b["id"]}
     assert (await client.patch(f"/v1/tenants/{a['id']}", json={"name": "A2"}, headers=user.headers)).status_code == 200

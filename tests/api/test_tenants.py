@@ -8,6 +8,7 @@ import pytest
 from httpx import AsyncClient
 
 from tests.api._helpers import (
+    add_member,
     all_items,
     assert_problem,
     audit_actions,
@@ -72,12 +73,7 @@ async def test_the_tenant_list_follows_the_access_model(client: AsyncClient, fac
     c = await factory.tenant(staff, name="C")
     member_of_a = await factory.member(a["id"], "tenant_member")
     in_a_and_b = await factory.member(a["id"], "billing_viewer")
-    added = await client.post(
-        f"/v1/tenants/{b['id']}/members",
-        json={"email": in_a_and_b.email, "role": "tenant_admin"},
-        headers=staff.headers,
-    )
-    assert added.status_code == 201, added.text
+    await add_member(client, b["id"], in_a_and_b.email, "tenant_admin", staff.headers)
     b_admin = await factory.member(b["id"], "tenant_admin")
     _, b_key = await create_api_key(client, b_admin.headers, b["id"], role="billing_viewer")
     nobody = await factory.user()
@@ -258,12 +254,7 @@ async def test_deleting_a_tenant_is_an_erasure_request(client: AsyncClient, fact
     admin = await factory.member(doomed["id"], "tenant_admin")
     only_here = await factory.member(doomed["id"], "tenant_member")
     also_elsewhere = await factory.member(other["id"], "tenant_admin")
-    joined = await client.post(
-        f"/v1/tenants/{doomed['id']}/members",
-        json={"email": also_elsewhere.email, "role": "tenant_member"},
-        headers=admin.headers,
-    )
-    assert joined.status_code == 201, joined.text
+    await add_member(client, doomed["id"], also_elsewhere.email, "tenant_member", admin.headers)
     _, key = await create_api_key(client, admin.headers, doomed["id"])
     url = f"/v1/tenants/{doomed['id']}"
 
