@@ -18,6 +18,14 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from billing.api.controllers import (
+    InvoiceController,
+    MetricController,
+    PlanController,
+    SubscriptionController,
+    TenantSubscriptionController,
+    UsageController,
+)
 from controlplane import context, db
 from controlplane.auth.controllers import issue_token
 from controlplane.auth.middleware import BearerAuthenticationMiddleware
@@ -103,6 +111,12 @@ def create_app(settings: Settings) -> Litestar:
             MemberController,
             ApiKeyController,
             AuditController,
+            MetricController,
+            PlanController,
+            TenantSubscriptionController,
+            SubscriptionController,
+            UsageController,
+            InvoiceController,
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),

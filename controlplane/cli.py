@@ -130,6 +130,47 @@ def issue_token(email: str) -> None:
     click.echo(signer.issue(user["id"]))
 
 
+@cli.group("billing")
+def billing_group() -> None:
+    """The billing cycle."""
+
+
+@billing_group.command("run")
+@click.option(
+    "--as-of",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d"]),
+    default=None,
+    help="Bill as if it were this moment (UTC unless an offset is given); default now.",
+)
+@click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True)
+def billing_run(as_of: Any, concurrency: int) -> None:
+    """Bill every subscription with a period boundary that has passed, exactly once each."""
+    from datetime import UTC, timedelta
+
+    from billing import service as billing
+
+    settings = _settings()
+    when = None if as_of is None else as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+    grace = timedelta(seconds=settings.usage_grace_seconds)
+
+    async def work() -> Any:
+        with click.progressbar(length=0, label="Billing", show_pos=True) as bar:
+            return await billing.run_cycle(when, grace=grace, concurrency=concurrency, progress=bar.update)
+
+    from controlplane.db import run_with_pool
+
+    report = run_with_pool(settings.database_url, work, max_size=concurrency + 1)
+    click.echo(
+        f"subscriptions seen: {report.seen}, invoices created: {report.invoices_created}, "
+        f"already billed: {report.already_billed}, drafts finalized: {report.drafts_finalized}, "
+        f"failed: {len(report.failed)} ({report.seconds:.1f} s)"
+    )
+    for subscription_id, reason in report.failed:
+        click.echo(f"  failed {subscription_id}: {reason}", err=True)
+    if report.failed:
+        sys.exit(1)
+
+
 @cli.command("run")
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="8000 or $PORT")
 def run(port: int) -> None:

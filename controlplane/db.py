@@ -55,6 +55,9 @@ class SystemReason(enum.StrEnum):
     MEMBER_INVITE = "member_invite"
     # Erasing a tenant's former members asks whether they belong to any other tenant: a cross-tenant read.
     ERASURE = "erasure"
+    # Finding which tenant an id-addressed resource (a subscription, an invoice) belongs to, before the
+    # principal is authorized for that tenant; reads only the tenant id.
+    ROUTING = "routing"
 
 
 def configure(dsn: str) -> None:
@@ -69,14 +72,14 @@ async def start_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> None
     await ENGINE.start_connection_pool(min_size=min_size, max_size=max_size, init=_instrument_connection)
 
 
-def run_with_pool(dsn: str, work: Callable[[], Awaitable[T]]) -> T:
+def run_with_pool(dsn: str, work: Callable[[], Awaitable[T]], *, max_size: int = 2) -> T:
     """Run `work` on a fresh event loop with a small pool of its own (Celery tasks, the CLI).
 
     An asyncpg pool belongs to the loop that made it, so each synchronous caller gets both anew.
     """
 
     async def main() -> T:
-        await start_pool(dsn, min_size=1, max_size=2)
+        await start_pool(dsn, min_size=1, max_size=max_size)
         try:
             return await work()
         finally:

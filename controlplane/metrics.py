@@ -53,6 +53,30 @@ AUTH_FAILURES_TOTAL = Counter(
     "Requests refused because their credentials were missing, invalid, expired or revoked.",
     ["kind"],
 )
+BILLING_RUN_SECONDS = Histogram(
+    "controlplane_billing_run_duration_seconds",
+    "Time one billing cycle took over every due subscription.",
+    buckets=(0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 3600.0),
+)
+BILLING_RUNS_TOTAL = Counter(
+    "controlplane_billing_runs_total",
+    "Billing cycles run, by outcome (ok, or partial when some subscription failed).",
+    ["outcome"],
+)
+INVOICES_CREATED_TOTAL = Counter(
+    "controlplane_invoices_created_total",
+    "Invoices written, by kind (cycle, change, final).",
+    ["kind"],
+)
+BILLING_FAILURES_TOTAL = Counter(
+    "controlplane_billing_failures_total",
+    "Subscriptions whose billing failed in a cycle (each is retried by the next cycle).",
+)
+USAGE_EVENTS_TOTAL = Counter(
+    "controlplane_usage_events_total",
+    "Usage events received, by outcome (accepted, duplicate, rejected).",
+    ["outcome"],
+)
 CELERY_TASK_RUNS_TOTAL = Counter(
     "controlplane_celery_task_runs_total",
     "Celery task runs, by task name and outcome.",

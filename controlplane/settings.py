@@ -41,6 +41,9 @@ class Settings:
     jwt_ttl_seconds: int = 900
     max_request_body_bytes: int = 1024 * 1024
     idempotency_ttl_seconds: int = 24 * 3600
+    # Usage events may arrive this long after their period ends and still be billed in it; the billing
+    # cycle waits as long before invoicing a boundary.
+    usage_grace_seconds: int = 3600
     # Browser origins allowed to call the API (comma-separated CONTROLPLANE_CORS_ORIGINS); none by default.
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
 
@@ -65,6 +68,7 @@ class Settings:
                 bao_secret_id=environ.get("BAO_SECRET_ID", ""),
                 stripe_api_base=environ.get("STRIPE_API_BASE") or None,
                 jwt_ttl_seconds=int(environ.get("JWT_TTL_SECONDS", "900")),
+                usage_grace_seconds=int(environ.get("BILLING_USAGE_GRACE_SECONDS", "3600")),
                 max_request_body_bytes=int(environ.get("MAX_REQUEST_BODY_BYTES", str(1024 * 1024))),
                 cors_origins=tuple(
                     origin.strip()

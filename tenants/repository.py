@@ -16,7 +16,8 @@ from controlplane.db import fetch
 from controlplane.pagination import PageRequest, keyset_clause
 
 TENANT_COLUMNS = (
-    "id, name, slug, status, billing_email, currency, reseller_id, created_at, updated_at, erasure_requested_at"
+    "id, name, slug, status, billing_email, currency, reseller_id, tax_rate_bps, invoice_grace_hours, created_at, "
+    "updated_at, erasure_requested_at"
 )
 
 
@@ -24,14 +25,16 @@ async def insert_tenant(values: dict[str, Any]) -> dict[str, Any] | None:
     """The new row, or None when the slug is taken."""
     try:
         rows = await fetch(
-            f"insert into tenants (id, name, slug, billing_email, currency, reseller_id) "
-            f"values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}) returning {TENANT_COLUMNS}",
+            f"insert into tenants (id, name, slug, billing_email, currency, reseller_id, tax_rate_bps, "
+            f"invoice_grace_hours) values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}) returning {TENANT_COLUMNS}",
             values["id"],
             values["name"],
             values["slug"],
             values.get("billing_email"),
             values["currency"],
             values.get("reseller_id"),
+            values.get("tax_rate_bps", 0),
+            values.get("invoice_grace_hours", 0),
         )
     except asyncpg.UniqueViolationError:
         return None
@@ -56,7 +59,16 @@ async def list_tenants(page: PageRequest) -> list[dict[str, Any]]:
 
 
 async def update_tenant(tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any]:
-    allowed = {"name", "billing_email", "currency", "status", "erasure_requested_at", "reseller_id"}
+    allowed = {
+        "name",
+        "billing_email",
+        "currency",
+        "status",
+        "erasure_requested_at",
+        "reseller_id",
+        "tax_rate_bps",
+        "invoice_grace_hours",
+    }
     assignments = []
     args: list[Any] = []
     for column, value in changes.items():

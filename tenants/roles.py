@@ -25,6 +25,9 @@ class Permission(enum.StrEnum):
     READ_MEMBERS = "read_members"
     MANAGE_API_KEYS = "manage_api_keys"
     READ_AUDIT = "read_audit"
+    READ_BILLING = "read_billing"
+    MANAGE_BILLING = "manage_billing"
+    REPORT_USAGE = "report_usage"
     STAFF_ONLY = "staff_only"
 
 
@@ -37,10 +40,14 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.READ_MEMBERS,
             Permission.MANAGE_API_KEYS,
             Permission.READ_AUDIT,
+            Permission.READ_BILLING,
+            Permission.MANAGE_BILLING,
+            Permission.REPORT_USAGE,
         }
     ),
-    Role.TENANT_MEMBER: frozenset({Permission.READ_TENANT, Permission.READ_MEMBERS}),
-    Role.BILLING_VIEWER: frozenset({Permission.READ_TENANT}),
+    # Members' API keys meter their product's usage; they see no invoices.
+    Role.TENANT_MEMBER: frozenset({Permission.READ_TENANT, Permission.READ_MEMBERS, Permission.REPORT_USAGE}),
+    Role.BILLING_VIEWER: frozenset({Permission.READ_TENANT, Permission.READ_BILLING}),
 }
 
 

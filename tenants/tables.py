@@ -1,6 +1,6 @@
 """Piccolo tables of the tenants domain. The DDL (with its constraints and RLS) is in piccolo_migrations."""
 
-from piccolo.columns import JSONB, UUID, Boolean, Bytea, Integer, Text, Timestamptz, Varchar
+from piccolo.columns import JSONB, UUID, BigInt, Boolean, Bytea, Integer, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
 from controlplane.db import ENGINE
@@ -27,6 +27,10 @@ class Tenant(Table, tablename="tenants", db=ENGINE):
     created_at = Timestamptz()
     updated_at = Timestamptz()
     erasure_requested_at = Timestamptz(null=True, default=None)
+    # Added by the billing migration.
+    tax_rate_bps = Integer(default=0)
+    invoice_grace_hours = Integer(default=0)
+    invoice_sequence = BigInt(default=0)
 
 
 class Membership(Table, tablename="memberships", db=ENGINE):

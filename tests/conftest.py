@@ -19,6 +19,7 @@ from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
 from litestar import Litestar
 
+from billing.service._state import forget_catalogue
 from controlplane.app import create_app
 from controlplane.auth.throttle import KEY_PREFIX as THROTTLE_PREFIX
 from controlplane.devstack import DevStack
@@ -28,7 +29,22 @@ from tests.factories import Factory
 
 COUNTS = pytest.StashKey[list[str]]()
 
-TABLES = ("idempotency_keys", "audit_events", "api_keys", "memberships", "tenants", "users")
+TABLES = (
+    "credit_notes",
+    "pending_invoice_items",
+    "invoice_lines",
+    "invoices",
+    "usage_events",
+    "subscriptions",
+    "plans",
+    "billable_metrics",
+    "idempotency_keys",
+    "audit_events",
+    "api_keys",
+    "memberships",
+    "tenants",
+    "users",
+)
 
 
 @pytest.fixture(scope="session")
@@ -74,6 +90,7 @@ async def clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     connection = await asyncpg.connect(env["DATABASE_OWNER_URL"])
     try:
         await connection.execute(f"truncate {', '.join(TABLES)} cascade")
+        forget_catalogue()
     finally:
         await connection.close()
     # Sign-in counters too (not FLUSHDB: the Celery broker shares this Redis).

@@ -5,6 +5,10 @@ from __future__ import annotations
 from celery.schedules import crontab
 
 BEAT_SCHEDULE: dict[str, dict[str, object]] = {
+    "billing-cycle": {
+        "task": "controlplane.billing.run_cycle",
+        "schedule": crontab(minute="5"),
+    },
     "purge-expired-idempotency-keys": {
         "task": "controlplane.purge_expired_idempotency_keys",
         "schedule": crontab(minute="17"),

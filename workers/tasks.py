@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from billing import service as billing
 from controlplane import maintenance
 from controlplane.db import run_with_pool
 from tenants import service
@@ -22,3 +24,42 @@ def export_tenant(tenant_id: str) -> dict[str, Any]:
 def purge_expired_idempotency_keys() -> int:
     settings = app.conf.controlplane_settings
     return run_with_pool(settings.database_url, maintenance.purge_expired_idempotency_keys)
+
+
+# Subscriptions billed by one task; a cycle with more due fans out several.
+BILLING_CHUNK = 200
+BILLING_CONCURRENCY = 4
+
+
+@app.task(name="controlplane.billing.run_cycle")
+def run_billing_cycle(as_of: str | None = None) -> dict[str, int]:
+    """Hourly: find every due subscription and fan out `bill_subscriptions` tasks of up to 200 each.
+    Finding twice is harmless: billing is exactly-once per subscription and boundary."""
+    settings = app.conf.controlplane_settings
+    when = datetime.fromisoformat(as_of) if as_of else datetime.now(UTC)
+    grace = timedelta(seconds=settings.usage_grace_seconds)
+
+    async def find() -> tuple[list[list[tuple[uuid.UUID, uuid.UUID]]], int]:
+        chunks = [pairs async for pairs in billing.due_batches(when - grace, BILLING_CHUNK)]
+        return chunks, await billing.finalize_due_drafts(when)
+
+    chunks, finalized = run_with_pool(settings.database_url, find)
+    for pairs in chunks:
+        bill_subscriptions.delay([[str(t), str(s)] for t, s in pairs], when.isoformat())
+    return {"tasks": len(chunks), "subscriptions": sum(map(len, chunks)), "drafts_finalized": finalized}
+
+
+@app.task(name="controlplane.billing.bill_subscriptions")
+def bill_subscriptions(pairs: list[list[str]], as_of: str) -> dict[str, Any]:
+    """Bill each (tenant id, subscription id) in that tenant's context; failures are reported, not raised,
+    so one bad subscription does not redeliver the others (they would be skipped anyway)."""
+    settings = app.conf.controlplane_settings
+    report = billing.CycleReport()
+    ids = [(uuid.UUID(tenant_id), uuid.UUID(subscription_id)) for tenant_id, subscription_id in pairs]
+    grace = timedelta(seconds=settings.usage_grace_seconds)
+    run_with_pool(
+        settings.database_url,
+        lambda: billing.bill_many(ids, datetime.fromisoformat(as_of), grace, report, concurrency=BILLING_CONCURRENCY),
+        max_size=BILLING_CONCURRENCY,
+    )
+    return {"seen": report.seen, "invoices_created": report.invoices_created, "failed": report.failed}

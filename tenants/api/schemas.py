@@ -16,6 +16,8 @@ Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s\x00-\
 Currency = Annotated[str, Meta(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
 TenantRole = Literal["tenant_admin", "tenant_member", "billing_viewer"]
 Password = Annotated[str, Meta(min_length=1, max_length=1024)]
+TaxRateBps = Annotated[int, Meta(ge=0, le=10_000, description="Tax rate in basis points, exclusive (2000 = 20 %)")]
+GraceHours = Annotated[int, Meta(ge=0, le=720, description="Hours an invoice stays a draft before it is finalized")]
 
 
 class Input(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -39,12 +41,16 @@ class TenantCreate(Input):
     currency: Currency
     billing_email: Email | None = None
     reseller_id: uuid.UUID | None = None
+    tax_rate_bps: TaxRateBps = 0
+    invoice_grace_hours: GraceHours = 0
 
 
 class TenantUpdate(Input):
     name: Name | UnsetType = UNSET
     billing_email: Email | UnsetType | None = UNSET
     currency: Currency | UnsetType = UNSET
+    tax_rate_bps: TaxRateBps | UnsetType = UNSET
+    invoice_grace_hours: GraceHours | UnsetType = UNSET
 
 
 class TenantRead(Struct, kw_only=True):
@@ -55,6 +61,8 @@ class TenantRead(Struct, kw_only=True):
     billing_email: str | None
     currency: str
     reseller_id: uuid.UUID | None
+    tax_rate_bps: int
+    invoice_grace_hours: int
     created_at: datetime
     updated_at: datetime
 

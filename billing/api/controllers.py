@@ -1,0 +1,238 @@
+"""HTTP for the billing domain. Thin: parse, call the service, shape."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.params import JSONBody, PathParameter, QueryParameter
+from msgspec import UNSET, structs
+
+from billing import service
+from billing.api.schemas import (
+    CreditNoteCreate,
+    CreditNoteRead,
+    InvoicePage,
+    InvoiceRead,
+    MetricCreate,
+    MetricPage,
+    MetricRead,
+    PlanCreate,
+    PlanPage,
+    PlanRead,
+    SubscriptionCancel,
+    SubscriptionChange,
+    SubscriptionCreate,
+    SubscriptionPage,
+    SubscriptionRead,
+    UsageBatch,
+    UsageRead,
+    UsageReply,
+    invoice_read,
+    plan_read,
+    usage_read,
+)
+from billing.errors import BillingInvalid
+from billing.usage import MAX_BATCH
+from controlplane.auth.guards import principal_of, staff_only
+from controlplane.errors import problem_responses
+from controlplane.idempotency_middleware import IDEMPOTENCY_ERRORS
+from controlplane.pagination import PageRequest
+from tenants.api.controllers import BEARER, Cursor, Limit, TenantId, _allow, idempotent_post
+from tenants.api.schemas import to_struct
+from tenants.roles import Permission
+from tenants.service import authorize
+
+SubscriptionId = Annotated[uuid.UUID, PathParameter(description="The subscription's id")]
+InvoiceId = Annotated[uuid.UUID, PathParameter(description="The invoice's id")]
+ById = problem_responses(400, 401, 403, 404, 409, *IDEMPOTENCY_ERRORS)
+
+
+class BatchTooLarge(BillingInvalid):
+    code = "batch_too_large"
+    title = f"A usage batch holds at most {MAX_BATCH} events"
+
+
+class InvalidUsageBatch(BillingInvalid):
+    code = "invalid_usage_batch"
+    title = 'The body must be {"events": [...]} with an optional tenant_id'
+
+
+def _created(body: Any, created: bool) -> Response[Any]:
+    # A repeated definition answers 200 with what is stored; a new one 201.
+    return Response(body, status_code=201 if created else 200)
+
+
+class MetricController(Controller):
+    path = "/v1/metrics"
+    tags = ["catalogue"]
+    security = BEARER
+    guards = [staff_only]
+
+    @idempotent_post("/", status_code=201, responses=problem_responses(401, 403, 409, 422, *IDEMPOTENCY_ERRORS))
+    async def create_metric(self, data: JSONBody[MetricCreate]) -> Response[MetricRead]:
+        row, created = await service.create_metric(structs.asdict(data))
+        return _created(to_struct(MetricRead, row), created)
+
+    @get("/", responses=problem_responses(400, 401, 403, 422))
+    async def list_metrics(self, limit: Limit = None, cursor: Cursor = None) -> MetricPage:
+        rows, next_cursor = await service.list_metrics(PageRequest.parse(limit, cursor))
+        return MetricPage(items=[to_struct(MetricRead, row) for row in rows], next_cursor=next_cursor)
+
+
+class PlanController(Controller):
+    path = "/v1/plans"
+    tags = ["catalogue"]
+    security = BEARER
+
+    @idempotent_post(
+        "/",
+        guards=[staff_only],
+        status_code=201,
+        responses=problem_responses(401, 403, 404, 409, 422, *IDEMPOTENCY_ERRORS),
+    )
+    async def create_plan(self, data: JSONBody[PlanCreate]) -> Response[PlanRead]:
+        values = structs.asdict(data)
+        values["proration"] = structs.asdict(data.proration) if data.proration else None
+        row, created = await service.create_plan(values)
+        return _created(plan_read(row), created)
+
+    @get("/", responses=problem_responses(400, 401, 422))
+    async def list_plans(self, limit: Limit = None, cursor: Cursor = None) -> PlanPage:
+        rows, next_cursor = await service.list_plans(PageRequest.parse(limit, cursor))
+        return PlanPage(items=[plan_read(row) for row in rows], next_cursor=next_cursor)
+
+    @get("/{code:str}", responses=problem_responses(400, 401, 404))
+    async def get_plan(
+        self,
+        code: Annotated[str, PathParameter(max_length=63)],
+        version: Annotated[int | None, QueryParameter(ge=1, le=1_000_000, required=False)] = None,
+    ) -> PlanRead:
+        return plan_read(await service.get_plan(code, version))
+
+
+class TenantSubscriptionController(Controller):
+    path = "/v1/tenants/{tenant_id:uuid}/subscriptions"
+    tags = ["subscriptions"]
+    security = BEARER
+
+    @idempotent_post("/", status_code=201, **_allow(Permission.MANAGE_BILLING, 409, 422, *IDEMPOTENCY_ERRORS))
+    async def create_subscription(
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[SubscriptionCreate]
+    ) -> SubscriptionRead:
+        row = await service.create_subscription(principal_of(request), tenant_id, structs.asdict(data))
+        return to_struct(SubscriptionRead, row)
+
+    @get("/", **_allow(Permission.READ_BILLING, 422))
+    async def list_subscriptions(
+        self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None
+    ) -> SubscriptionPage:
+        rows, next_cursor = await service.list_subscriptions(tenant_id, PageRequest.parse(limit, cursor))
+        return SubscriptionPage(items=[to_struct(SubscriptionRead, row) for row in rows], next_cursor=next_cursor)
+
+
+class SubscriptionController(Controller):
+    """Subscriptions by id: the service finds the owning tenant and authorizes there."""
+
+    path = "/v1/subscriptions/{subscription_id:uuid}"
+    tags = ["subscriptions"]
+    security = BEARER
+
+    @get("/", responses=problem_responses(400, 401, 403, 404))
+    async def get_subscription(
+        self, request: Request[Any, Any, Any], subscription_id: SubscriptionId
+    ) -> SubscriptionRead:
+        return to_struct(SubscriptionRead, await service.get_subscription(principal_of(request), subscription_id))
+
+    @idempotent_post("/change", status_code=200, responses=problem_responses(413, 422, *ById))
+    async def change_subscription(
+        self, request: Request[Any, Any, Any], subscription_id: SubscriptionId, data: JSONBody[SubscriptionChange]
+    ) -> SubscriptionRead:
+        values = {name: value for name, value in structs.asdict(data).items() if value is not UNSET}
+        row = await service.change_subscription(principal_of(request), subscription_id, values)
+        return to_struct(SubscriptionRead, row)
+
+    @idempotent_post("/cancel", status_code=200, responses=problem_responses(422, *ById))
+    async def cancel_subscription(
+        self, request: Request[Any, Any, Any], subscription_id: SubscriptionId, data: JSONBody[SubscriptionCancel]
+    ) -> SubscriptionRead:
+        row = await service.cancel_subscription(principal_of(request), subscription_id, data.at_period_end)
+        return to_struct(SubscriptionRead, row)
+
+    @idempotent_post("/resume", status_code=200, responses=ById)
+    async def resume_subscription(
+        self, request: Request[Any, Any, Any], subscription_id: SubscriptionId
+    ) -> SubscriptionRead:
+        return to_struct(SubscriptionRead, await service.resume_subscription(principal_of(request), subscription_id))
+
+
+class UsageController(Controller):
+    tags = ["usage"]
+    security = BEARER
+
+    @post("/v1/usage", status_code=200, responses=problem_responses(400, 401, 403, 404, 413, 422))
+    async def report_usage(self, request: Request[Any, Any, Any]) -> UsageReply:
+        """A batch of up to 1,000 events `{"events": [{idempotency_key, metric_code, timestamp, value?,
+        properties?}], "tenant_id"?}`. Each event is accepted, a duplicate of one stored before, or rejected
+        on its own with its index, a stable code and a detail. A tenant API key reports for its tenant;
+        staff name the `tenant_id`."""
+        try:
+            batch = msgspec.json.decode(await request.body(), type=UsageBatch)
+        except msgspec.ValidationError as error:
+            raise InvalidUsageBatch(str(error)) from None
+        except msgspec.DecodeError:
+            raise InvalidUsageBatch("the body is not JSON") from None
+        if len(batch.events) > MAX_BATCH:
+            raise BatchTooLarge(f"{len(batch.events)} events; send at most {MAX_BATCH} per request")
+        principal = principal_of(request)
+        tenant_id = batch.tenant_id or principal.tenant_id
+        if tenant_id is None:
+            raise InvalidUsageBatch("tenant_id is required unless the request uses a tenant API key")
+        await authorize(principal, tenant_id, Permission.REPORT_USAGE, method="POST")
+        return msgspec.convert(await service.ingest(tenant_id, batch.events), UsageReply)
+
+    @get("/v1/tenants/{tenant_id:uuid}/usage", **_allow(Permission.READ_BILLING))
+    async def current_usage(
+        self,
+        tenant_id: TenantId,
+        metric_code: Annotated[str | None, QueryParameter(max_length=63, required=False)] = None,
+    ) -> UsageRead:
+        return usage_read(await service.current_usage(tenant_id, metric_code))
+
+
+class InvoiceController(Controller):
+    tags = ["invoices"]
+    security = BEARER
+
+    @get("/v1/tenants/{tenant_id:uuid}/invoices", **_allow(Permission.READ_BILLING, 422))
+    async def list_invoices(self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None) -> InvoicePage:
+        rows, next_cursor = await service.list_invoices(tenant_id, PageRequest.parse(limit, cursor))
+        return InvoicePage(items=[invoice_read(row) for row in rows], next_cursor=next_cursor)
+
+    @get("/v1/tenants/{tenant_id:uuid}/invoices/upcoming", **_allow(Permission.READ_BILLING))
+    async def upcoming_invoice(self, tenant_id: TenantId) -> InvoiceRead:
+        return invoice_read(await service.upcoming_invoice(tenant_id))
+
+    @get("/v1/invoices/{invoice_id:uuid}", responses=problem_responses(400, 401, 403, 404))
+    async def get_invoice(self, request: Request[Any, Any, Any], invoice_id: InvoiceId) -> InvoiceRead:
+        return invoice_read(await service.get_invoice(principal_of(request), invoice_id))
+
+    @idempotent_post("/v1/invoices/{invoice_id:uuid}/void", status_code=200, responses=ById)
+    async def void_invoice(self, request: Request[Any, Any, Any], invoice_id: InvoiceId) -> InvoiceRead:
+        return invoice_read(await service.void_invoice(principal_of(request), invoice_id))
+
+    @idempotent_post(
+        "/v1/invoices/{invoice_id:uuid}/credit-notes", status_code=201, responses=problem_responses(413, 422, *ById)
+    )
+    async def credit_invoice(
+        self, request: Request[Any, Any, Any], invoice_id: InvoiceId, data: JSONBody[CreditNoteCreate]
+    ) -> CreditNoteRead:
+        note = await service.credit_invoice(principal_of(request), invoice_id, data.amount_minor, data.reason)
+        return to_struct(CreditNoteRead, note)
+
+    @get("/v1/invoices/{invoice_id:uuid}/credit-notes", responses=problem_responses(400, 401, 403, 404))
+    async def list_credit_notes(self, request: Request[Any, Any, Any], invoice_id: InvoiceId) -> list[CreditNoteRead]:
+        notes = await service.list_credit_notes(principal_of(request), invoice_id)
+        return [to_struct(CreditNoteRead, note) for note in notes]

@@ -1,0 +1,235 @@
+"""API shapes of the billing domain. Money is integer minor units; prices and quantities that may be
+fractional are decimal strings. Input structs reject unknown fields."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from tenants.api.schemas import Currency, Input, Name
+
+Code = Annotated[str, Meta(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
+FieldName = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Seats = Annotated[int, Meta(ge=1, le=1_000_000)]
+DecimalText = Annotated[str, Meta(description='A decimal number as a string, e.g. "0.25"')]
+Charges = Annotated[
+    list[dict[str, Any]],
+    Meta(
+        max_length=50,
+        description=(
+            "Each charge has `type` flat | per_seat | metered. flat: `amount_minor`; per_seat: "
+            "`unit_amount_minor`; metered: `metric_code`, `model` per_unit (`unit_amount_minor`) | graduated | "
+            "volume (`tiers`: [{up_to, unit_amount_minor, flat_amount_minor}], last up_to null) | package "
+            "(`package_size`, `amount_minor`, `free_units`). Optional `name`, `min_amount_minor`. "
+            "Amounts are minor units as integers or decimal strings."
+        ),
+    ),
+]
+
+
+class MetricCreate(Input):
+    code: Code
+    name: Name
+    aggregation: Literal["count", "sum", "max", "unique_count", "latest"]
+    field: FieldName | None = None
+
+
+class MetricRead(Struct, kw_only=True):
+    id: uuid.UUID
+    code: str
+    name: str
+    aggregation: str
+    field: str | None
+    created_at: datetime
+
+
+class MetricPage(Struct, kw_only=True):
+    items: list[MetricRead]
+    next_cursor: str | None
+
+
+class Proration(Struct, kw_only=True, forbid_unknown_fields=True):
+    upgrade: Literal["immediate", "next_period"] = "immediate"
+    downgrade: Literal["immediate", "next_period"] = "next_period"
+
+
+class PlanCreate(Input, kw_only=True):
+    code: Code
+    name: Name
+    currency: Currency
+    interval: Literal["month", "year"]
+    trial_days: Annotated[int, Meta(ge=0, le=730)] = 0
+    charges: Charges
+    proration: Proration | None = None
+
+
+class PlanRead(Struct, kw_only=True):
+    id: uuid.UUID
+    code: str
+    version: int
+    name: str
+    currency: str
+    interval: str
+    trial_days: int
+    charges: list[dict[str, Any]]
+    proration: Proration
+    created_at: datetime
+
+
+class PlanPage(Struct, kw_only=True):
+    items: list[PlanRead]
+    next_cursor: str | None
+
+
+class SubscriptionCreate(Input):
+    plan_code: Code
+    seats: Seats = 1
+    start_at: datetime | None = None
+    billing_anchor: Literal["calendar", "anniversary"] = "calendar"
+
+
+class SubscriptionChange(Input):
+    plan_code: Code | UnsetType = UNSET
+    seats: Seats | UnsetType = UNSET
+
+
+class SubscriptionCancel(Input):
+    at_period_end: bool = True
+
+
+class SubscriptionRead(Struct, kw_only=True):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    plan_code: str
+    plan_version: int
+    seats: int
+    status: Literal["trialing", "active", "past_due", "paused", "canceled"]
+    billing_anchor: str
+    current_period_start: datetime
+    current_period_end: datetime
+    trial_end: datetime | None
+    cancel_at_period_end: bool
+    canceled_at: datetime | None
+    pending_plan_code: str | None
+    pending_seats: int | None
+    created_at: datetime
+
+
+class SubscriptionPage(Struct, kw_only=True):
+    items: list[SubscriptionRead]
+    next_cursor: str | None
+
+
+class UsageBatch(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Decoded by hand: each event is checked on its own, so one bad event is rejected alone."""
+
+    events: list[msgspec.Raw]
+    tenant_id: uuid.UUID | None = None
+
+
+class UsageRejection(Struct, kw_only=True):
+    index: int
+    code: str
+    detail: str
+
+
+class UsageReply(Struct, kw_only=True):
+    accepted: int
+    duplicates: int
+    rejected: list[UsageRejection]
+
+
+class MetricUsage(Struct, kw_only=True):
+    metric_code: str
+    aggregation: str
+    value: DecimalText
+    amount_minor: int | None
+
+
+class UsageRead(Struct, kw_only=True):
+    subscription_id: uuid.UUID
+    currency: str
+    period_start: datetime
+    period_end: datetime
+    metrics: list[MetricUsage]
+
+
+class InvoiceLineRead(Struct, kw_only=True):
+    description: str
+    charge_kind: Literal["flat", "per_seat", "metered", "proration"]
+    metric_code: str | None
+    quantity: DecimalText
+    unit_amount_minor: DecimalText
+    amount_minor: int
+    period_start: datetime
+    period_end: datetime
+
+
+class InvoiceRead(Struct, kw_only=True):
+    id: uuid.UUID | None
+    number: str | None
+    tenant_id: uuid.UUID
+    subscription_id: uuid.UUID
+    status: Literal["draft", "finalized", "paid", "void", "uncollectible", "upcoming"]
+    currency: str
+    period_start: datetime
+    period_end: datetime
+    subtotal_minor: int
+    tax_minor: int
+    total_minor: int
+    credited_minor: int
+    amount_due_minor: int
+    issued_at: datetime | None
+    lines: list[InvoiceLineRead]
+
+
+class InvoicePage(Struct, kw_only=True):
+    items: list[InvoiceRead]
+    next_cursor: str | None
+
+
+class CreditNoteCreate(Input):
+    amount_minor: Annotated[int, Meta(ge=1, le=10**15)]
+    reason: Annotated[str, Meta(min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]+$")]
+
+
+class CreditNoteRead(Struct, kw_only=True):
+    id: uuid.UUID
+    invoice_id: uuid.UUID
+    amount_minor: int
+    currency: str
+    reason: str
+    created_at: datetime
+
+
+def decimal_text(value: Decimal | int) -> str:
+    """Plain decimal notation without an exponent or trailing zeros: "0.25", "100"."""
+    text = format(Decimal(value).normalize(), "f")
+    return text if text != "-0" else "0"
+
+
+def invoice_read(row: dict[str, Any]) -> InvoiceRead:
+    lines = [
+        {
+            **line,
+            "quantity": decimal_text(line["quantity"]),
+            "unit_amount_minor": decimal_text(line["unit_amount_minor"]),
+        }
+        for line in row["lines"]
+    ]
+    return msgspec.convert({**row, "lines": lines}, InvoiceRead, strict=False)
+
+
+def plan_read(row: dict[str, Any]) -> PlanRead:
+    proration = {"upgrade": row["proration_upgrade"], "downgrade": row["proration_downgrade"]}
+    return msgspec.convert({**row, "proration": proration}, PlanRead, strict=False)
+
+
+def usage_read(result: dict[str, Any]) -> UsageRead:
+    metrics = [{**item, "value": decimal_text(item["value"])} for item in result["metrics"]]
+    return msgspec.convert({**result, "metrics": metrics}, UsageRead, strict=False)

@@ -1,0 +1,30 @@
+import os
+
+from piccolo.conf.apps import AppConfig
+
+from billing.tables import (
+    BillableMetric,
+    CreditNote,
+    Invoice,
+    InvoiceLine,
+    PendingInvoiceItem,
+    Plan,
+    Subscription,
+    UsageEvent,
+)
+
+APP_CONFIG = AppConfig(
+    app_name="billing",
+    migrations_folder_path=os.path.join(os.path.dirname(__file__), "piccolo_migrations"),
+    table_classes=[
+        BillableMetric,
+        Plan,
+        Subscription,
+        UsageEvent,
+        Invoice,
+        InvoiceLine,
+        PendingInvoiceItem,
+        CreditNote,
+    ],
+    migration_dependencies=["tenants.piccolo_app"],
+)

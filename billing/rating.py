@@ -1,0 +1,212 @@
+"""From charges, units and periods to invoice lines. Pure.
+
+Each line keeps its precise amount and its amount rounded once (ROUND_HALF_UP to a whole minor unit);
+invoice totals are sums of rounded lines. Lines explain themselves: quantity x unit amount, the tier,
+the days of a prorated period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+from billing.catalogue import Charge, Plan
+from billing.money import round_minor
+from billing.periods import Period, prorate
+
+LineKind = Literal["flat", "per_seat", "metered", "proration"]
+ZERO = Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    description: str
+    charge_kind: LineKind
+    quantity: Decimal
+    unit_amount: Decimal
+    precise_amount: Decimal
+    period: Period
+    metric_code: str | None = None
+    charge_index: int | None = None
+
+    @property
+    def amount_minor(self) -> int:
+        return round_minor(self.precise_amount)
+
+
+def _day(at: datetime) -> str:
+    return at.date().isoformat()
+
+
+def _span(period: Period) -> str:
+    return f"{_day(period.start)} to {_day(period.end)}"
+
+
+def _fraction(period: Period, full: Period) -> str:
+    return "" if period.days == full.days else f" ({period.days}/{full.days} days)"
+
+
+# -- advance charges: flat and per seat ---------------------------------------------------------------
+
+
+def advance_lines(plan: Plan, seats: int, period: Period, full: Period) -> list[Line]:
+    """The advance-billed charges of `plan` for `period`, prorated when it is shorter than `full`."""
+    lines = []
+    for index, charge in enumerate(plan.charges):
+        if not charge.in_advance:
+            continue
+        quantity = Decimal(1) if charge.kind == "flat" else Decimal(seats)
+        unit = charge.amount if charge.kind == "flat" else charge.unit_amount
+        precise = prorate(quantity * unit, period.days, full.days)
+        if charge.min_amount is not None and precise < charge.min_amount:
+            precise = charge.min_amount
+        label = f"{plan.name}: {charge.name}" if charge.kind == "flat" else f"{plan.name}: {charge.name} x {seats}"
+        lines.append(
+            Line(
+                description=f"{label}, {_day(period.start)} to {_day(period.end)}{_fraction(period, full)}",
+                charge_kind=charge.kind,
+                quantity=quantity,
+                unit_amount=unit,
+                precise_amount=precise,
+                period=period,
+                charge_index=index,
+            )
+        )
+    return lines
+
+
+def proration_lines(
+    plan: Plan, seats: int, period: Period, full: Period, *, credit: bool, change_at: datetime
+) -> list[Line]:
+    """Credit (the unused rest of the old price) or charge (the rest of the new one) from `change_at`.
+
+    `period` runs from the change day to the period's end; `full` is the whole period the price is for.
+    """
+    lines = []
+    for index, charge in enumerate(plan.charges):
+        if not charge.in_advance:
+            continue
+        quantity = Decimal(1) if charge.kind == "flat" else Decimal(seats)
+        unit = charge.amount if charge.kind == "flat" else charge.unit_amount
+        precise = prorate(quantity * unit, period.days, full.days)
+        if precise == 0:
+            continue
+        what = "Unused time on" if credit else "Remaining time on"
+        seats_text = "" if charge.kind == "flat" else f" x {seats}"
+        lines.append(
+            Line(
+                description=(
+                    f"{what} {plan.name}: {charge.name}{seats_text} from {_day(change_at)} "
+                    f"to {_day(period.end)} ({period.days}/{full.days} days)"
+                ),
+                charge_kind="proration",
+                quantity=quantity,
+                unit_amount=unit,
+                precise_amount=-precise if credit else precise,
+                period=period,
+                charge_index=index,
+            )
+        )
+    return lines
+
+
+# -- metered charges ----------------------------------------------------------------------------------
+
+
+def _units_text(units: Decimal) -> str:
+    return format(units.normalize(), "f") if units else "0"
+
+
+def metered_lines(charge: Charge, index: int, units: Decimal, period: Period) -> list[Line]:
+    """The lines of one metered charge for `units` used in `period` (one per tier touched, and a
+    true-up line when the charge's minimum is not reached)."""
+    assert charge.metric_code is not None and charge.model is not None
+    pieces: list[tuple[str, Decimal, Decimal, Decimal]] = []  # (what, quantity, unit, precise)
+    if charge.model == "per_unit":
+        pieces.append(("", units, charge.unit_amount, units * charge.unit_amount))
+    elif charge.model == "graduated":
+        pieces.extend(_graduated(charge, units))
+    elif charge.model == "volume":
+        pieces.extend(_volume(charge, units))
+    else:
+        billable = max(units - charge.free_units, ZERO)
+        packages = -(-billable // charge.package_size)  # ceiling division on Decimal
+        what = f" in packages of {charge.package_size}" + (
+            f" after {_units_text(charge.free_units)} free" if charge.free_units else ""
+        )
+        pieces.append(
+            (what + f": {_units_text(packages)} package(s)", packages, charge.amount, packages * charge.amount)
+        )
+    lines = [
+        Line(
+            description=f"{charge.name}: {_units_text(units)} unit(s){what}, {_span(period)}",
+            charge_kind="metered",
+            quantity=quantity,
+            unit_amount=unit,
+            precise_amount=precise,
+            period=period,
+            metric_code=charge.metric_code,
+            charge_index=index,
+        )
+        for what, quantity, unit, precise in pieces
+    ]
+    billed = sum((line.amount_minor for line in lines), 0)
+    if charge.min_amount is not None and billed < charge.min_amount:
+        shortfall = charge.min_amount - billed
+        lines.append(
+            Line(
+                description=f"{charge.name}: minimum of {_units_text(charge.min_amount)} minor units for the period",
+                charge_kind="metered",
+                quantity=Decimal(1),
+                unit_amount=shortfall,
+                precise_amount=shortfall,
+                period=period,
+                metric_code=charge.metric_code,
+                charge_index=index,
+            )
+        )
+    return lines
+
+
+def _tier_label(lower: Decimal, upper: Decimal | None) -> str:
+    return f"{_units_text(lower + 1)} and up" if upper is None else f"{_units_text(lower + 1)}-{_units_text(upper)}"
+
+
+def _graduated(charge: Charge, units: Decimal) -> list[tuple[str, Decimal, Decimal, Decimal]]:
+    """Each unit priced in the tier it falls in; a tier's flat amount once any unit reaches it."""
+    pieces = []
+    lower = ZERO
+    for number, tier in enumerate(charge.tiers, start=1):
+        if units <= lower:
+            break
+        in_tier = (units if tier.up_to is None else min(units, tier.up_to)) - lower
+        label = f", tier {number} ({_tier_label(lower, tier.up_to)})"
+        pieces.append((label, in_tier, tier.unit_amount, in_tier * tier.unit_amount))
+        if tier.flat_amount:
+            pieces.append((label + " flat fee", Decimal(1), tier.flat_amount, tier.flat_amount))
+        if tier.up_to is None:
+            break
+        lower = tier.up_to
+    return pieces
+
+
+def _volume(charge: Charge, units: Decimal) -> list[tuple[str, Decimal, Decimal, Decimal]]:
+    """Every unit priced at the tier the total falls in, plus that tier's flat amount."""
+    if units <= 0:
+        return [("", ZERO, charge.tiers[0].unit_amount, ZERO)]
+    lower = ZERO
+    for number, tier in enumerate(charge.tiers, start=1):
+        if tier.up_to is None or units <= tier.up_to:
+            label = f", tier {number} ({_tier_label(lower, tier.up_to)})"
+            pieces = [(label, units, tier.unit_amount, units * tier.unit_amount)]
+            if tier.flat_amount:
+                pieces.append((label + " flat fee", Decimal(1), tier.flat_amount, tier.flat_amount))
+            return pieces
+        lower = tier.up_to
+    raise AssertionError("the last tier is unbounded")
+
+
+def charge_total(lines: list[Line]) -> int:
+    return sum((line.amount_minor for line in lines), 0)

@@ -1,0 +1,56 @@
+"""Use cases of the billing domain: each opens its transaction, calls the pure core, writes and audits."""
+
+from billing.service._catalogue import create_metric, create_plan, get_plan, list_metrics, list_plans
+from billing.service._cycle import (
+    CycleReport,
+    bill_many,
+    bill_subscription,
+    due_batches,
+    finalize_due_drafts,
+    run_cycle,
+)
+from billing.service._invoices import (
+    credit_invoice,
+    get_invoice,
+    list_credit_notes,
+    list_invoices,
+    upcoming_invoice,
+    void_invoice,
+)
+from billing.service._subscriptions import (
+    cancel_subscription,
+    change_subscription,
+    create_subscription,
+    get_subscription,
+    list_subscriptions,
+    resume_subscription,
+)
+from billing.service._usage import current_usage, ingest
+
+__all__ = [
+    "CycleReport",
+    "bill_many",
+    "bill_subscription",
+    "cancel_subscription",
+    "change_subscription",
+    "create_metric",
+    "create_plan",
+    "create_subscription",
+    "credit_invoice",
+    "current_usage",
+    "due_batches",
+    "finalize_due_drafts",
+    "get_invoice",
+    "get_plan",
+    "get_subscription",
+    "ingest",
+    "list_credit_notes",
+    "list_invoices",
+    "list_metrics",
+    "list_plans",
+    "list_subscriptions",
+    "resume_subscription",
+    "run_cycle",
+    "upcoming_invoice",
+    "void_invoice",
+]

@@ -1,0 +1,268 @@
+"""Invoices: writing one from lines, finalizing, reading, previewing, voiding and crediting."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from billing import lifecycle, repository
+from billing.errors import CreditExceedsRemainder, InvalidInvoiceTransition, InvoiceNotFound, SubscriptionNotFound
+from billing.money import Money
+from billing.periods import Period
+from billing.rating import Line
+from billing.service import _state
+from billing.service._access import tenant_of
+from billing.totals import amount_due, credit_to_carry, totals
+from controlplane import metrics
+from controlplane.auth.principal import Principal
+from controlplane.db import tenant_tx
+from controlplane.pagination import PageRequest, page_of
+from tenants import audit
+from tenants.roles import Permission
+from tenants.service import Page
+
+
+def _line_of_pending(item: dict[str, Any]) -> Line:
+    return Line(
+        description=item["description"],
+        charge_kind=item["charge_kind"],
+        quantity=item["quantity"],
+        unit_amount=item["unit_amount_minor"],
+        precise_amount=item["precise_amount_minor"],
+        period=Period(item["period_start"], item["period_end"]),
+        metric_code=item["metric_code"],
+    )
+
+
+async def write_invoice(
+    *,
+    tenant_id: uuid.UUID,
+    subscription_id: uuid.UUID,
+    kind: str,
+    currency: str,
+    period: Period,
+    lines: list[Line],
+    now: datetime,
+    boundary: datetime | None = None,
+    with_pending: bool = True,
+) -> uuid.UUID | None:
+    """Write a draft invoice with its lines, inside the caller's tenant transaction, and finalize it unless
+    the tenant keeps drafts for a while. None when this boundary is already billed (nothing is written).
+
+    Pending items (proration credits and charges) join the invoice. If credits outweigh charges, the excess
+    is carried to the next invoice, so the total is never negative unless every line is a credit.
+    """
+    settings = await repository.tenant_billing_settings(tenant_id)
+    pending = await repository.open_pending_items(subscription_id) if with_pending else []
+    lines = lines + [_line_of_pending(item) for item in pending]
+    carry = credit_to_carry([line.amount_minor for line in lines])
+    carried: list[Line] = []
+    if carry:
+        lines.append(
+            Line("Credit carried to the next invoice", "proration", Decimal(1), Decimal(carry), Decimal(carry), period)
+        )
+        carried.append(
+            Line(
+                "Credit carried from an earlier invoice",
+                "proration",
+                Decimal(1),
+                Decimal(-carry),
+                Decimal(-carry),
+                period,
+            )
+        )
+    figures = totals([line.amount_minor for line in lines], settings["tax_rate_bps"])
+    grace = settings["invoice_grace_hours"]
+    invoice_id = uuid.uuid4()
+    written = await repository.insert_invoice(
+        {
+            "id": invoice_id,
+            "tenant_id": tenant_id,
+            "subscription_id": subscription_id,
+            "kind": kind,
+            "cycle_boundary": boundary,
+            "currency": currency,
+            "period_start": period.start,
+            "period_end": period.end,
+            "subtotal_minor": figures.subtotal_minor,
+            "tax_rate_bps": settings["tax_rate_bps"],
+            "tax_minor": figures.tax_minor,
+            "total_minor": figures.total_minor,
+            "amount_due_minor": amount_due(figures.total_minor, 0),
+            "finalize_at": now + timedelta(hours=grace),
+        }
+    )
+    if not written:
+        return None
+    await repository.insert_lines(tenant_id, invoice_id, lines)
+    await repository.consume_pending_items([item["id"] for item in pending], invoice_id)
+    await repository.insert_pending_items(tenant_id, subscription_id, carried)
+    if grace == 0:
+        await finalize(tenant_id, invoice_id, now)
+    metrics.INVOICES_CREATED_TOTAL.labels(kind=kind).inc()
+    await audit.record(
+        None,
+        tenant_id,
+        "invoice.created",
+        "invoice",
+        invoice_id,
+        after={"kind": kind, "total_minor": figures.total_minor, "currency": currency, "draft": grace > 0},
+    )
+    return invoice_id
+
+
+async def finalize(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> None:
+    number = await repository.take_invoice_number(tenant_id)
+    await repository.finalize_invoice(invoice_id, number, now)
+
+
+async def _with_lines(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    lines = await repository.invoice_lines([row["id"] for row in rows])
+    return [{**row, "lines": lines[row["id"]]} for row in rows]
+
+
+async def list_invoices(tenant_id: uuid.UUID, page: PageRequest) -> Page:
+    async with tenant_tx(tenant_id):
+        rows = await repository.list_invoices(page)
+        items, cursor = page_of(rows, page)
+        return await _with_lines(items), cursor
+
+
+async def get_invoice(actor: Principal, invoice_id: uuid.UUID) -> dict[str, Any]:
+    tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.READ_BILLING, "GET")
+    async with tenant_tx(tenant_id):
+        row = await repository.get_invoice(invoice_id)
+        if row is None:
+            raise InvoiceNotFound()
+        return (await _with_lines([row]))[0]
+
+
+async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) -> dict[str, Any]:
+    """What the next boundary will bill if usage stays as it is now; nothing is written."""
+    now = now or datetime.now(UTC)
+    async with tenant_tx(tenant_id):
+        row = await repository.live_subscription()
+        if row is None:
+            raise SubscriptionNotFound("the tenant has no live subscription")
+        sub = await _state.load(row)
+        window = lifecycle.usage_window(sub)
+        usage = await _state.usage_for(sub.plan, window.start, window.end)
+        step = lifecycle.cross_boundary(sub, usage)
+        pending = await repository.open_pending_items(row["id"])
+        settings = await repository.tenant_billing_settings(tenant_id)
+    lines = step.lines + [_line_of_pending(item) for item in pending]
+    figures = totals([line.amount_minor for line in lines], settings["tax_rate_bps"])
+    return {
+        "id": None,
+        "number": None,
+        "tenant_id": tenant_id,
+        "subscription_id": row["id"],
+        "status": "upcoming",
+        "currency": sub.plan.currency,
+        "period_start": step.invoice_period.start,
+        "period_end": step.invoice_period.end,
+        "subtotal_minor": figures.subtotal_minor,
+        "tax_minor": figures.tax_minor,
+        "total_minor": figures.total_minor,
+        "amount_due_minor": max(figures.total_minor, 0),
+        "credited_minor": 0,
+        "issued_at": None,
+        "lines": [line_row(line) for line in lines],
+    }
+
+
+def line_row(line: Line) -> dict[str, Any]:
+    return {
+        "description": line.description,
+        "charge_kind": line.charge_kind,
+        "charge_index": line.charge_index,
+        "metric_code": line.metric_code,
+        "quantity": line.quantity,
+        "unit_amount_minor": line.unit_amount,
+        "amount_minor": line.amount_minor,
+        "period_start": line.period.start,
+        "period_end": line.period.end,
+    }
+
+
+async def void_invoice(actor: Principal, invoice_id: uuid.UUID) -> dict[str, Any]:
+    """Staff only, before payment. Voiding a void invoice again answers with it unchanged."""
+    tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.STAFF_ONLY, "POST")
+    async with tenant_tx(tenant_id):
+        row = await repository.get_invoice(invoice_id, lock="update")
+        if row is None:
+            raise InvoiceNotFound()
+        if row["status"] == "void":
+            return (await _with_lines([row]))[0]
+        if row["status"] not in ("draft", "finalized"):
+            raise InvalidInvoiceTransition(f"a {row['status']} invoice cannot be voided", current_status=row["status"])
+        now = datetime.now(UTC)
+        if row["status"] == "draft":
+            # A void invoice keeps its number: numbers are gapless, so a draft is numbered before voiding.
+            await finalize(tenant_id, invoice_id, now)
+        after = await repository.set_invoice_status(invoice_id, "void", amount_due_minor=0, voided_at=now)
+        await audit.record(
+            actor,
+            tenant_id,
+            "invoice.voided",
+            "invoice",
+            invoice_id,
+            before={"status": row["status"]},
+            after={"status": "void"},
+        )
+        return (await _with_lines([after]))[0]
+
+
+async def credit_invoice(actor: Principal, invoice_id: uuid.UUID, amount_minor: int, reason: str) -> dict[str, Any]:
+    """A credit note: never more than the invoice's creditable remainder (its total less earlier credits)."""
+    tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.STAFF_ONLY, "POST")
+    async with tenant_tx(tenant_id):
+        note = await add_credit_note(actor, tenant_id, invoice_id, amount_minor, reason)
+    return note
+
+
+async def add_credit_note(
+    actor: Principal | None, tenant_id: uuid.UUID, invoice_id: uuid.UUID, amount_minor: int, reason: str
+) -> dict[str, Any]:
+    """Inside the caller's tenant transaction."""
+    row = await repository.get_invoice(invoice_id, lock="update")
+    if row is None:
+        raise InvoiceNotFound()
+    if row["status"] not in ("finalized", "paid"):
+        raise InvalidInvoiceTransition(f"a {row['status']} invoice cannot be credited", current_status=row["status"])
+    remainder = row["total_minor"] - row["credited_minor"]
+    if amount_minor > remainder:
+        raise CreditExceedsRemainder(
+            f"at most {Money(max(remainder, 0), row['currency']).format()} can still be credited",
+            creditable_minor=max(remainder, 0),
+        )
+    note = await repository.insert_credit_note(
+        {
+            "tenant_id": tenant_id,
+            "invoice_id": invoice_id,
+            "amount_minor": amount_minor,
+            "currency": row["currency"],
+            "reason": reason,
+        }
+    )
+    credited = row["credited_minor"] + amount_minor
+    # What a credit note frees on a paid invoice goes back as a refund (payments), not as an amount due.
+    due = 0 if row["status"] == "paid" else amount_due(row["total_minor"], credited)
+    await repository.set_invoice_status(invoice_id, row["status"], credited_minor=credited, amount_due_minor=due)
+    await audit.record(
+        actor,
+        tenant_id,
+        "credit_note.created",
+        "invoice",
+        invoice_id,
+        after={"amount_minor": amount_minor, "credit_note_id": str(note["id"])},
+    )
+    return note
+
+
+async def list_credit_notes(actor: Principal, invoice_id: uuid.UUID) -> list[dict[str, Any]]:
+    tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.READ_BILLING, "GET")
+    async with tenant_tx(tenant_id):
+        return await repository.credit_notes_of(invoice_id)

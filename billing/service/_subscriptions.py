@@ -1,0 +1,251 @@
+"""Subscriptions: start, read, change plan or seats, cancel, resume."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from billing import lifecycle, repository
+from billing.errors import InvalidStart, PastStartForbidden, PlanNotFound, SubscriptionExists, SubscriptionNotFound
+from billing.periods import midnight
+from billing.service import _state
+from billing.service._access import tenant_of
+from billing.service._cycle import catch_up
+from billing.service._invoices import add_credit_note, write_invoice
+from billing.states import Status
+from controlplane.auth.principal import Principal
+from controlplane.db import tenant_tx
+from controlplane.pagination import PageRequest, page_of
+from tenants import audit
+from tenants.repository import get_tenant
+from tenants.roles import Permission
+from tenants.service import Page
+
+# How far ahead a client's clock may be: a start "now" from a slightly fast clock is still now.
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def summary(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": row["status"],
+        "plan_code": row["plan_code"],
+        "plan_version": row["plan_version"],
+        "seats": row["seats"],
+    }
+
+
+async def _plan_for(code: str, currency: str | None = None) -> Any:
+    row = await repository.latest_plan(code)
+    if row is None:
+        raise PlanNotFound(f"no plan has the code {code!r}")
+    return _state.plan_of(row)
+
+
+async def create_subscription(actor: Principal, tenant_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
+    now = datetime.now(UTC)
+    start_at = values.get("start_at") or now
+    if start_at.tzinfo is None:
+        raise InvalidStart("start_at must carry a timezone")
+    if start_at > now + CLOCK_SKEW:
+        raise InvalidStart("start_at may not be in the future")
+    if midnight(start_at) < midnight(now) and not actor.is_staff:
+        raise PastStartForbidden()
+    async with tenant_tx(tenant_id):
+        tenant = await get_tenant(tenant_id)
+        assert tenant is not None  # the guard checked it
+        plan = await _plan_for(values["plan_code"])
+        if plan.currency != tenant["currency"]:
+            from billing.errors import CurrencyMismatch
+
+            raise CurrencyMismatch(
+                f"the tenant is billed in {tenant['currency']}; plan {plan.code} is in {plan.currency}"
+            )
+        sub = lifecycle.start(plan, values["seats"], start_at, values.get("billing_anchor", "calendar"))
+        subscription_id = uuid.uuid4()
+        inserted = await repository.insert_subscription(
+            {
+                "id": subscription_id,
+                "tenant_id": tenant_id,
+                "plan_id": plan.id,
+                "seats": sub.seats,
+                "status": sub.status.value,
+                "billing_anchor": sub.anchor,
+                "anchor_date": sub.anchor_date,
+                "started_at": sub.current_period.start,
+                "trial_end": sub.trial_end,
+                "current_period_start": sub.current_period.start,
+                "current_period_end": sub.current_period.end,
+                "usage_from": sub.usage_from,
+            }
+        )
+        if not inserted:
+            raise SubscriptionExists()
+        await audit.record(
+            actor,
+            tenant_id,
+            "subscription.created",
+            "subscription",
+            subscription_id,
+            after={"plan_code": plan.code, "seats": sub.seats, "status": sub.status.value},
+        )
+        if sub.status != Status.TRIALING:
+            # Without a trial the first period is billed at once (from the start, prorated if partial).
+            await catch_up(tenant_id, subscription_id, now, limit=1)
+        return await _read(subscription_id)
+
+
+async def _read(subscription_id: uuid.UUID) -> dict[str, Any]:
+    row = await repository.get_subscription(subscription_id)
+    if row is None:
+        raise SubscriptionNotFound()
+    return row
+
+
+async def list_subscriptions(tenant_id: uuid.UUID, page: PageRequest) -> Page:
+    async with tenant_tx(tenant_id):
+        rows = await repository.list_subscriptions(page)
+    return page_of(rows, page)
+
+
+async def get_subscription(actor: Principal, subscription_id: uuid.UUID) -> dict[str, Any]:
+    tenant_id = await tenant_of(actor, "subscriptions", subscription_id, Permission.READ_BILLING, "GET")
+    async with tenant_tx(tenant_id):
+        return await _read(subscription_id)
+
+
+async def _locked(subscription_id: uuid.UUID) -> dict[str, Any]:
+    row = await repository.get_subscription(subscription_id, lock="update")
+    if row is None:
+        raise SubscriptionNotFound()
+    return row
+
+
+async def change_subscription(actor: Principal, subscription_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
+    """Change plan and/or seats. Repeating the same change answers with the subscription as it is."""
+    tenant_id = await tenant_of(actor, "subscriptions", subscription_id, Permission.MANAGE_BILLING, "POST")
+    now = datetime.now(UTC)
+    async with tenant_tx(tenant_id):
+        # Boundaries already passed are billed first, so the change prorates the period it falls in.
+        await catch_up(tenant_id, subscription_id, now)
+        before = await _locked(subscription_id)
+        sub = await _state.load(before)
+        plan = await _plan_for(values["plan_code"]) if values.get("plan_code") else sub.plan
+        seats = values.get("seats") or sub.seats
+        usage = await _state.usage_for(sub.plan, sub.usage_from, midnight(now)) if plan.id != sub.plan.id else {}
+        result = lifecycle.change(sub, plan, seats, now, usage)
+        if result.lines:
+            if result.direction == "upgrade":
+                await write_invoice(
+                    tenant_id=tenant_id,
+                    subscription_id=subscription_id,
+                    kind="change",
+                    currency=plan.currency,
+                    period=result.subscription.current_period,
+                    lines=result.lines,
+                    now=now,
+                    with_pending=False,
+                )
+            else:
+                # A downgrade's credit (and the new price's charge) wait for the next invoice.
+                await repository.insert_pending_items(tenant_id, subscription_id, result.lines)
+        await repository.update_subscription(subscription_id, _state.columns(result.subscription))
+        after = await _read(subscription_id)
+        await audit.record(
+            actor,
+            tenant_id,
+            "subscription.changed",
+            "subscription",
+            subscription_id,
+            before=summary(before),
+            after=summary(after)
+            | {
+                "direction": result.direction,
+                "timing": result.timing,
+                "pending_plan_code": after["pending_plan_code"],
+                "pending_seats": after["pending_seats"],
+            },
+        )
+        return after
+
+
+async def cancel_subscription(actor: Principal, subscription_id: uuid.UUID, at_period_end: bool) -> dict[str, Any]:
+    """At the period's end (usage billed then), or now: unused advance charges are credited on the
+    invoice that billed them, and usage so far is billed at once. Cancelling again answers as it is."""
+    tenant_id = await tenant_of(actor, "subscriptions", subscription_id, Permission.MANAGE_BILLING, "POST")
+    now = datetime.now(UTC)
+    async with tenant_tx(tenant_id):
+        await catch_up(tenant_id, subscription_id, now)
+        before = await _locked(subscription_id)
+        if before["status"] == Status.CANCELED or (at_period_end and before["cancel_at_period_end"]):
+            return before
+        sub = await _state.load(before)
+        if at_period_end:
+            ended = lifecycle.schedule_cancel(sub)
+            await repository.update_subscription(subscription_id, _state.columns(ended))
+        else:
+            usage = await _state.usage_for(sub.plan, sub.usage_from, midnight(now))
+            cancellation = lifecycle.cancel_now(sub, now, usage)
+            await _credit_unused(actor, tenant_id, subscription_id, cancellation.credit_lines, now)
+            if cancellation.usage_lines:
+                await write_invoice(
+                    tenant_id=tenant_id,
+                    subscription_id=subscription_id,
+                    kind="final",
+                    currency=sub.plan.currency,
+                    period=cancellation.usage_period,
+                    lines=cancellation.usage_lines,
+                    now=now,
+                )
+            await repository.update_subscription(
+                subscription_id, _state.columns(cancellation.subscription) | {"canceled_at": now}
+            )
+        after = await _read(subscription_id)
+        action = "subscription.cancel_scheduled" if at_period_end else "subscription.canceled"
+        await audit.record(
+            actor, tenant_id, action, "subscription", subscription_id, before=summary(before), after=summary(after)
+        )
+        return after
+
+
+async def _credit_unused(
+    actor: Principal, tenant_id: uuid.UUID, subscription_id: uuid.UUID, credit_lines: list[Any], now: datetime
+) -> None:
+    amount = -sum(line.amount_minor for line in credit_lines)
+    if amount <= 0:
+        return
+    invoice = await repository.latest_cycle_invoice(subscription_id)
+    if invoice is None:
+        return
+    if invoice["status"] == "draft":
+        from billing.service._invoices import finalize
+
+        await finalize(tenant_id, invoice["id"], now)
+    invoice = await repository.get_invoice(invoice["id"])
+    assert invoice is not None
+    creditable = invoice["total_minor"] - invoice["credited_minor"]
+    if creditable > 0:
+        await add_credit_note(
+            actor, tenant_id, invoice["id"], min(amount, creditable), "Unused time after cancellation"
+        )
+
+
+async def resume_subscription(actor: Principal, subscription_id: uuid.UUID) -> dict[str, Any]:
+    tenant_id = await tenant_of(actor, "subscriptions", subscription_id, Permission.MANAGE_BILLING, "POST")
+    async with tenant_tx(tenant_id):
+        before = await _locked(subscription_id)
+        if not before["cancel_at_period_end"] and before["status"] != Status.CANCELED:
+            return before
+        resumed = lifecycle.resume(await _state.load(before))
+        await repository.update_subscription(subscription_id, _state.columns(resumed))
+        after = await _read(subscription_id)
+        await audit.record(
+            actor,
+            tenant_id,
+            "subscription.resumed",
+            "subscription",
+            subscription_id,
+            before=summary(before),
+            after=summary(after),
+        )
+        return after

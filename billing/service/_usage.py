@@ -1,0 +1,107 @@
+"""Usage metering: ingest a batch of events, and read the current period's aggregates."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from billing import lifecycle, repository, usage
+from billing.errors import MetricNotFound, SubscriptionNotFound
+from billing.periods import Period
+from billing.service import _state
+from controlplane import metrics
+from controlplane.db import tenant_tx
+
+
+async def ingest(tenant_id: uuid.UUID, raw_events: list[msgspec.Raw]) -> dict[str, Any]:
+    """Store the valid events of a batch once each; report duplicates and each rejection by index.
+
+    An event before the subscription's unbilled window (its period is already invoiced) is rejected as
+    `period_closed`, unless its key is already stored (a retry of an accepted event is a duplicate).
+    The live subscription row is share-locked, so a billing run cannot close the window mid-batch.
+    """
+    now = datetime.now(UTC)
+    decoded = [usage.decode(index, bytes(raw)) for index, raw in enumerate(raw_events)]
+    codes = {item.metric_code for item in decoded if isinstance(item, usage.EventIn)}
+    known = await _state.metrics(codes)
+    events, rejected = usage.check_batch(decoded, known, now)
+    duplicates = 0
+    async with tenant_tx(tenant_id):
+        subscription = await repository.live_subscription(lock="share")
+        open_from = subscription["usage_from"] if subscription else None
+        closed = [event for event in events if open_from is None or event.occurred_at < open_from]
+        if closed:
+            stored = await repository.stored_keys([event.idempotency_key for event in closed])
+            for event in closed:
+                if event.idempotency_key in stored:
+                    duplicates += 1
+                elif open_from is None:
+                    rejected.append(
+                        usage.Rejection(
+                            event.index, "no_subscription", "the tenant has no live subscription to bill this usage"
+                        )
+                    )
+                else:
+                    rejected.append(
+                        usage.Rejection(
+                            event.index,
+                            "period_closed",
+                            f"usage before {open_from.isoformat()} is already invoiced; the event was not stored",
+                        )
+                    )
+        fresh = [event for event in events if open_from is not None and event.occurred_at >= open_from]
+        inserted = await repository.insert_usage_events(
+            tenant_id,
+            [(e.idempotency_key, e.metric_code, e.occurred_at, e.value, e.properties_json) for e in fresh],
+        )
+    duplicates += len(fresh) - inserted
+    metrics.USAGE_EVENTS_TOTAL.labels(outcome="accepted").inc(inserted)
+    metrics.USAGE_EVENTS_TOTAL.labels(outcome="duplicate").inc(duplicates)
+    metrics.USAGE_EVENTS_TOTAL.labels(outcome="rejected").inc(len(rejected))
+    return {
+        "accepted": inserted,
+        "duplicates": duplicates,
+        "rejected": [
+            {"index": r.index, "code": r.code, "detail": r.detail} for r in sorted(rejected, key=lambda r: r.index)
+        ],
+    }
+
+
+async def current_usage(tenant_id: uuid.UUID, metric_code: str | None = None) -> dict[str, Any]:
+    """Each metered metric's aggregate over the unbilled window, and what it would bill: the same
+    aggregation and rating the invoice uses."""
+    async with tenant_tx(tenant_id):
+        row = await repository.live_subscription()
+        if row is None:
+            raise SubscriptionNotFound("the tenant has no live subscription")
+        sub = await _state.load(row)
+        codes = set(sub.plan.metric_codes)
+        if metric_code is not None:
+            if not await _state.metrics([metric_code]):
+                raise MetricNotFound(f"no billable metric has the code {metric_code!r}")
+            codes = {metric_code}
+        found = await _state.metrics(codes)
+        window = lifecycle.usage_window(sub)
+        values = await repository.aggregate_usage([found[c] for c in sorted(found)], window.start, window.end)
+    lines = lifecycle.usage_lines(sub.plan, values, Period(window.start, window.end))
+    items = []
+    for code in sorted(found):
+        amount = [line.amount_minor for line in lines if line.metric_code == code]
+        items.append(
+            {
+                "metric_code": code,
+                "aggregation": found[code]["aggregation"],
+                "value": values[code],
+                "amount_minor": sum(amount) if code in sub.plan.metric_codes else None,
+            }
+        )
+    return {
+        "subscription_id": row["id"],
+        "currency": sub.plan.currency,
+        "period_start": window.start,
+        "period_end": window.end,
+        "metrics": items,
+    }

@@ -1,0 +1,128 @@
+"""Piccolo tables of the billing domain. The DDL (constraints, triggers, RLS) is in piccolo_migrations."""
+
+from piccolo.columns import JSONB, UUID, BigInt, Boolean, Date, Integer, Numeric, Text, Timestamptz, Varchar
+from piccolo.table import Table
+
+from controlplane.db import ENGINE
+
+
+class BillableMetric(Table, tablename="billable_metrics", db=ENGINE):
+    id = UUID(primary_key=True)
+    code = Text()
+    name = Text()
+    aggregation = Text()
+    field = Text(null=True)
+    created_at = Timestamptz()
+
+
+class Plan(Table, tablename="plans", db=ENGINE):
+    id = UUID(primary_key=True)
+    code = Text()
+    version = Integer()
+    name = Text()
+    currency = Varchar(length=3)
+    interval = Text()
+    trial_days = Integer()
+    charges = JSONB()
+    proration_upgrade = Text()
+    proration_downgrade = Text()
+    created_at = Timestamptz()
+
+
+class Subscription(Table, tablename="subscriptions", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    plan_id = UUID()
+    seats = Integer()
+    status = Text()
+    billing_anchor = Text()
+    anchor_date = Date()
+    started_at = Timestamptz()
+    trial_end = Timestamptz(null=True, default=None)
+    current_period_start = Timestamptz()
+    current_period_end = Timestamptz()
+    usage_from = Timestamptz()
+    cancel_at_period_end = Boolean(default=False)
+    canceled_at = Timestamptz(null=True, default=None)
+    pending_plan_id = UUID(null=True, default=None)
+    pending_seats = Integer(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class UsageEvent(Table, tablename="usage_events", db=ENGINE):
+    id = BigInt(primary_key=True)
+    tenant_id = UUID()
+    idempotency_key = Text()
+    metric_code = Text()
+    occurred_at = Timestamptz()
+    value = Numeric(null=True, default=None)
+    properties = JSONB(null=True)
+    received_at = Timestamptz()
+
+
+class Invoice(Table, tablename="invoices", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    subscription_id = UUID()
+    kind = Text()
+    cycle_boundary = Timestamptz(null=True, default=None)
+    number = Text(null=True)
+    status = Text()
+    currency = Varchar(length=3)
+    period_start = Timestamptz()
+    period_end = Timestamptz()
+    subtotal_minor = BigInt()
+    tax_rate_bps = Integer()
+    tax_minor = BigInt()
+    total_minor = BigInt()
+    credited_minor = BigInt(default=0)
+    amount_due_minor = BigInt()
+    finalize_at = Timestamptz(null=True, default=None)
+    issued_at = Timestamptz(null=True, default=None)
+    voided_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz()
+
+
+class InvoiceLine(Table, tablename="invoice_lines", db=ENGINE):
+    id = BigInt(primary_key=True)
+    tenant_id = UUID()
+    invoice_id = UUID()
+    position = Integer()
+    description = Text()
+    charge_kind = Text()
+    charge_index = Integer(null=True)
+    metric_code = Text(null=True)
+    quantity = Numeric()
+    unit_amount_minor = Numeric()
+    precise_amount_minor = Numeric()
+    amount_minor = BigInt()
+    period_start = Timestamptz()
+    period_end = Timestamptz()
+
+
+class PendingInvoiceItem(Table, tablename="pending_invoice_items", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    subscription_id = UUID()
+    description = Text()
+    charge_kind = Text()
+    metric_code = Text(null=True)
+    quantity = Numeric()
+    unit_amount_minor = Numeric()
+    precise_amount_minor = Numeric()
+    amount_minor = BigInt()
+    period_start = Timestamptz()
+    period_end = Timestamptz()
+    created_at = Timestamptz()
+    invoice_id = UUID(null=True, default=None)
+
+
+class CreditNote(Table, tablename="credit_notes", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    invoice_id = UUID()
+    amount_minor = BigInt()
+    currency = Varchar(length=3)
+    reason = Text()
+    created_at = Timestamptz()

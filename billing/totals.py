@@ -1,0 +1,49 @@
+"""An invoice's totals from its rounded lines. Pure.
+
+subtotal = sum of rounded lines; tax = ROUND_HALF_UP(subtotal x bps / 10 000); total = subtotal + tax.
+An invoice that mixes charges and credits never goes below zero: the credit beyond the charges is
+carried to the next invoice (a line here, a pending credit there), so only an all-credit invoice can
+have a negative total.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from billing.money import round_minor
+
+BPS = Decimal(10_000)
+MAX_TAX_BPS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    subtotal_minor: int
+    tax_minor: int
+    total_minor: int
+
+
+def tax_of(subtotal_minor: int, tax_rate_bps: int) -> int:
+    return round_minor(Decimal(subtotal_minor) * tax_rate_bps / BPS)
+
+
+def totals(line_amounts: list[int], tax_rate_bps: int) -> Totals:
+    subtotal = sum(line_amounts, 0)
+    tax = tax_of(subtotal, tax_rate_bps)
+    return Totals(subtotal, tax, subtotal + tax)
+
+
+def credit_to_carry(line_amounts: list[int]) -> int:
+    """How much credit to move to the next invoice so this one's subtotal is not negative (0 if none).
+
+    An invoice of credits only keeps its negative total: there is nothing on it to offset.
+    """
+    subtotal = sum(line_amounts, 0)
+    if subtotal >= 0 or all(amount <= 0 for amount in line_amounts):
+        return 0
+    return -subtotal
+
+
+def amount_due(total_minor: int, credited_minor: int, paid_minor: int = 0) -> int:
+    return max(total_minor - credited_minor - paid_minor, 0)

@@ -1,0 +1,156 @@
+"""Checking a batch of usage events, one event at a time. Pure.
+
+A bad event is rejected with its index, a stable code and a detail; it never takes the rest of the batch
+with it. Numbers are decoded as exact decimals (JSON numbers never pass through float).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta
+
+MAX_BATCH = 1000
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_PROPERTIES = 50
+MAX_PROPERTIES_BYTES = 8192
+# Values beyond this many integer digits or decimal places are refused rather than stored rounded.
+MAX_DIGITS, MAX_PLACES = 20, 12
+
+Key = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
+MetricCode = Annotated[str, Meta(min_length=1, max_length=63)]
+
+
+class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    idempotency_key: Key
+    metric_code: MetricCode
+    timestamp: datetime
+    value: Decimal | None = None
+    properties: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    index: int
+    idempotency_key: str
+    metric_code: str
+    occurred_at: datetime
+    value: Decimal | None
+    properties_json: str | None
+
+
+_DECODER = msgspec.json.Decoder(EventIn, float_hook=Decimal)
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+_PATH = re.compile(r"at `\$\.(\w+)")
+
+
+def _shape_code(message: str) -> str:
+    match = _PATH.search(message)
+    field = match.group(1) if match else None
+    if message.startswith("Object missing required field"):
+        return "missing_field"
+    if field == "value":
+        return "invalid_value"
+    if field == "timestamp":
+        return "invalid_timestamp"
+    return "invalid_event"
+
+
+def decode(index: int, raw: bytes) -> EventIn | Rejection:
+    try:
+        return _DECODER.decode(raw)
+    except msgspec.ValidationError as error:
+        return Rejection(index, _shape_code(str(error)), str(error))
+    except msgspec.DecodeError as error:  # pragma: no cover - the envelope was valid JSON already
+        return Rejection(index, "invalid_event", str(error))
+
+
+def _number(value: Any) -> Decimal | None:
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
+        return None
+    number = Decimal(value)
+    if not number.is_finite():
+        return None
+    return number
+
+
+def _in_range(number: Decimal) -> bool:
+    exponent = number.as_tuple().exponent
+    return isinstance(exponent, int) and exponent >= -MAX_PLACES and number.adjusted() < MAX_DIGITS
+
+
+def check(
+    index: int, event: EventIn, metrics: Mapping[str, Mapping[str, Any]], now: datetime, seen: set[str]
+) -> Event | Rejection:
+    """One decoded event against its metric, the clock and the keys earlier in the batch."""
+    if event.idempotency_key in seen:
+        return Rejection(index, "duplicate_in_batch", "an earlier event in this batch has the same idempotency_key")
+    metric = metrics.get(event.metric_code)
+    if metric is None:
+        return Rejection(index, "unknown_metric", f"no billable metric has the code {event.metric_code!r}")
+    if event.timestamp.tzinfo is None:
+        return Rejection(index, "invalid_timestamp", "timestamp must be RFC 3339 with a UTC offset")
+    if event.timestamp > now + CLOCK_SKEW:
+        return Rejection(index, "timestamp_in_future", "timestamp is later than now (beyond a 5 minute clock skew)")
+    properties = event.properties
+    encoded = None
+    if properties is not None:
+        encoded = _ENCODER.encode(properties)
+        if len(properties) > MAX_PROPERTIES or len(encoded) > MAX_PROPERTIES_BYTES:
+            return Rejection(index, "invalid_event", f"properties hold at most {MAX_PROPERTIES} keys and 8 KiB")
+    if event.value is not None:
+        if not event.value.is_finite() or not _in_range(event.value):
+            return Rejection(index, "invalid_value", "value must be a finite number of reasonable size")
+        if event.value < 0:
+            return Rejection(index, "negative_value", "value must not be negative")
+    aggregation, field = metric["aggregation"], metric["field"]
+    if aggregation != "count":
+        if field:
+            if not properties or field not in properties:
+                return Rejection(index, "missing_field", f"metric {metric['code']} reads properties.{field}")
+            raw = properties[field]
+            if aggregation == "unique_count":
+                if not isinstance(raw, str | int | Decimal) or isinstance(raw, bool):
+                    return Rejection(index, "invalid_value", f"properties.{field} must be a string or a number")
+            else:
+                number = _number(raw)
+                if number is None or not _in_range(number):
+                    return Rejection(index, "invalid_value", f"properties.{field} must be a number")
+                if number < 0:
+                    return Rejection(index, "negative_value", f"properties.{field} must not be negative")
+        elif event.value is None:
+            return Rejection(index, "missing_field", f"metric {metric['code']} sums the event's value; it is missing")
+    seen.add(event.idempotency_key)
+    return Event(
+        index=index,
+        idempotency_key=event.idempotency_key,
+        metric_code=event.metric_code,
+        occurred_at=event.timestamp,
+        value=event.value,
+        properties_json=encoded.decode() if encoded is not None else None,
+    )
+
+
+def check_batch(
+    decoded: Sequence[EventIn | Rejection], metrics: Mapping[str, Mapping[str, Any]], now: datetime
+) -> tuple[list[Event], list[Rejection]]:
+    events: list[Event] = []
+    rejected: list[Rejection] = []
+    seen: set[str] = set()
+    for index, item in enumerate(decoded):
+        result = item if isinstance(item, Rejection) else check(index, item, metrics, now, seen)
+        (rejected if isinstance(result, Rejection) else events).append(result)  # type: ignore[arg-type]
+    return events, rejected
