@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -97,7 +97,7 @@ async def finalize_due_drafts(as_of: datetime) -> int:
     return len(drafts)
 
 
-async def due_batches(cutoff: datetime, size: int = 500):  # type: ignore[no-untyped-def]
+async def due_batches(cutoff: datetime, size: int = 500) -> AsyncIterator[list[tuple[uuid.UUID, uuid.UUID]]]:
     """Due (tenant_id, subscription_id) pairs across tenants, a page at a time."""
     after: uuid.UUID | None = None
     while True:
