@@ -147,7 +147,8 @@ def change(sub: Subscription, plan: Plan, seats: int, at: datetime, usage: Mappi
         return Change(
             replace(sub, plan=plan, seats=seats, pending_plan=None, pending_seats=None), [], "none", "immediate"
         )
-    upgrade = plan.monthly_amount(seats) >= sub.plan.monthly_amount(sub.seats)
+    # At an equal price (a flat-only plan), more seats still counts as an upgrade and fewer as a downgrade.
+    upgrade = (plan.monthly_amount(seats), seats) >= (sub.plan.monthly_amount(sub.seats), sub.seats)
     direction = "upgrade" if upgrade else "downgrade"
     timing = sub.plan.upgrade if upgrade else sub.plan.downgrade
     if timing == "next_period":

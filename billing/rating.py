@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Literal
 
 from billing.catalogue import Charge, Plan
@@ -132,7 +132,7 @@ def metered_lines(charge: Charge, index: int, units: Decimal, period: Period) ->
         pieces.extend(_volume(charge, units))
     else:
         billable = max(units - charge.free_units, ZERO)
-        packages = -(-billable // charge.package_size)  # ceiling division on Decimal
+        packages = (billable / charge.package_size).to_integral_value(rounding=ROUND_CEILING)
         what = f" in packages of {charge.package_size}" + (
             f" after {_units_text(charge.free_units)} free" if charge.free_units else ""
         )
@@ -176,6 +176,8 @@ def _tier_label(lower: Decimal, upper: Decimal | None) -> str:
 
 def _graduated(charge: Charge, units: Decimal) -> list[tuple[str, Decimal, Decimal, Decimal]]:
     """Each unit priced in the tier it falls in; a tier's flat amount once any unit reaches it."""
+    if units <= 0:
+        return [("", ZERO, charge.tiers[0].unit_amount, ZERO)]
     pieces = []
     lower = ZERO
     for number, tier in enumerate(charge.tiers, start=1):

@@ -109,13 +109,14 @@ async def insert_plan_version(values: dict[str, Any]) -> dict[str, Any] | None:
 
 async def list_latest_plans(page: PageRequest) -> list[dict[str, Any]]:
     clause, args = keyset_clause(page, alias="p")
-    return await fetch(
+    rows = await fetch(
         f"select {', '.join('p.' + c.strip() for c in PLAN_COLUMNS.split(','))} from plans p "
         f"where p.version = (select max(version) from plans q where q.code = p.code){clause} "
         f"order by p.created_at, p.id limit {{}}",
         *args,
         page.limit + 1,
     )
+    return [_plan(row) for row in rows]
 
 
 # -- subscriptions ------------------------------------------------------------------------------------

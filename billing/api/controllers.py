@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, get, post
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, RequestBody, Schema
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, structs
 
@@ -39,6 +42,7 @@ from billing.usage import MAX_BATCH
 from controlplane.auth.guards import principal_of, staff_only
 from controlplane.errors import problem_responses
 from controlplane.idempotency_middleware import IDEMPOTENCY_ERRORS
+from controlplane.openapi import IdempotentOperation
 from controlplane.pagination import PageRequest
 from tenants.api.controllers import BEARER, Cursor, Limit, TenantId, _allow, idempotent_post
 from tenants.api.schemas import to_struct
@@ -60,6 +64,42 @@ class InvalidUsageBatch(BillingInvalid):
     title = 'The body must be {"events": [...]} with an optional tenant_id'
 
 
+def _created_or_stored(read: type[Any]) -> dict[str, Any]:
+    """`responses=` of a catalogue POST: 201 for a new definition, 200 for a repeat of a stored one."""
+    errors = problem_responses(401, 403, 404, 409, 413, 422, *IDEMPOTENCY_ERRORS)
+    return {**errors, 200: ResponseSpec(read, description="The same definition was stored before; here it is")}
+
+
+@dataclass
+class UsageOperation(IdempotentOperation):
+    """POST /v1/usage reads its body by hand (one event at a time); this documents what it reads."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        event = Schema(
+            type=OpenAPIType.OBJECT,
+            required=["idempotency_key", "metric_code", "timestamp"],
+            properties={
+                "idempotency_key": Schema(type=OpenAPIType.STRING, min_length=1, max_length=255),
+                "metric_code": Schema(type=OpenAPIType.STRING, min_length=1, max_length=63),
+                "timestamp": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.DATE_TIME),
+                "value": Schema(one_of=[Schema(type=OpenAPIType.NUMBER, minimum=0), Schema(type=OpenAPIType.STRING)]),
+                "properties": Schema(type=OpenAPIType.OBJECT),
+            },
+            additional_properties=False,
+        )
+        batch = Schema(
+            type=OpenAPIType.OBJECT,
+            required=["events"],
+            properties={
+                "events": Schema(type=OpenAPIType.ARRAY, items=event, max_items=MAX_BATCH),
+                "tenant_id": Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.UUID),
+            },
+            additional_properties=False,
+        )
+        self.request_body = RequestBody(content={"application/json": OpenAPIMediaType(schema=batch)}, required=True)
+
+
 def _created(body: Any, created: bool) -> Response[Any]:
     # A repeated definition answers 200 with what is stored; a new one 201.
     return Response(body, status_code=201 if created else 200)
@@ -71,7 +111,7 @@ class MetricController(Controller):
     security = BEARER
     guards = [staff_only]
 
-    @idempotent_post("/", status_code=201, responses=problem_responses(401, 403, 409, 422, *IDEMPOTENCY_ERRORS))
+    @idempotent_post("/", status_code=201, responses=_created_or_stored(MetricRead))
     async def create_metric(self, data: JSONBody[MetricCreate]) -> Response[MetricRead]:
         row, created = await service.create_metric(structs.asdict(data))
         return _created(to_struct(MetricRead, row), created)
@@ -87,12 +127,7 @@ class PlanController(Controller):
     tags = ["catalogue"]
     security = BEARER
 
-    @idempotent_post(
-        "/",
-        guards=[staff_only],
-        status_code=201,
-        responses=problem_responses(401, 403, 404, 409, 422, *IDEMPOTENCY_ERRORS),
-    )
+    @idempotent_post("/", guards=[staff_only], status_code=201, responses=_created_or_stored(PlanRead))
     async def create_plan(self, data: JSONBody[PlanCreate]) -> Response[PlanRead]:
         values = structs.asdict(data)
         values["proration"] = structs.asdict(data.proration) if data.proration else None
@@ -172,7 +207,12 @@ class UsageController(Controller):
     tags = ["usage"]
     security = BEARER
 
-    @post("/v1/usage", status_code=200, responses=problem_responses(400, 401, 403, 404, 413, 422))
+    @post(
+        "/v1/usage",
+        status_code=200,
+        operation_class=UsageOperation,
+        responses=problem_responses(400, 401, 403, 404, 413, 422, *IDEMPOTENCY_ERRORS),
+    )
     async def report_usage(self, request: Request[Any, Any, Any]) -> UsageReply:
         """A batch of up to 1,000 events `{"events": [{idempotency_key, metric_code, timestamp, value?,
         properties?}], "tenant_id"?}`. Each event is accepted, a duplicate of one stored before, or rejected

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -76,14 +77,20 @@ async def test_every_operation_conforms_to_the_schema(client: AsyncClient, facto
         key = await client.post(f"/v1/tenants/{tenant_id}/api-keys", json={"name": "ci"}, headers=staff.headers)
         assert key.status_code == 201, key.text
         known_paths.append({"tenant_id": tenant_id, "key_id": key.json()["id"]})
-    known_bodies = {"POST /v1/auth/token": {"email": staff.email, "password": PASSWORD}}
+    known_bodies: dict[str, Any] = {"POST /v1/auth/token": {"email": staff.email, "password": PASSWORD}}
+    known_paths += await _billing_examples(client, staff.headers, known_paths[0]["tenant_id"], known_bodies)
 
     document = (await client.get(SCHEMA_PATH)).json()
     schema = schemathesis.openapi.from_dict(document, config=schemathesis.Config())
     operations = sorted(
         (result.ok() for result in schema.get_all_operations()),
-        # Erasing a tenant or removing its members first would leave the other operations only 404s.
-        key=lambda operation: (operation.method.upper() == "DELETE", -operation.path.count("/"), operation.label),
+        # Erasing a tenant, removing its members, cancelling its subscription or voiding its invoice first
+        # would leave the other operations only 404s and 409s.
+        key=lambda operation: (
+            operation.method.upper() == "DELETE" or operation.path.endswith(("/cancel", "/void")),
+            -operation.path.count("/"),
+            operation.label,
+        ),
     )
     assert len(operations) >= 17, [operation.label for operation in operations]
 
@@ -99,6 +106,49 @@ async def test_every_operation_conforms_to_the_schema(client: AsyncClient, facto
 
     failures = await asyncio.to_thread(_fuzz, operations, known_paths, known_bodies, staff.headers, send)
     assert not failures, "\n\n".join(failures)
+
+
+async def _billing_examples(
+    client: AsyncClient, headers: dict[str, str], tenant_id: str, known_bodies: dict[str, Any]
+) -> list[dict[str, str]]:
+    """A plan, a subscription with usage and its first invoice in the first tenant (the second has none, so
+    a subscription can be created there); their ids as path parameters and valid bodies for the POSTs."""
+    metric = {"code": "calls", "name": "Calls", "aggregation": "count"}
+    plan = {
+        "code": "pro",
+        "name": "Pro",
+        "currency": "EUR",
+        "interval": "month",
+        "charges": [
+            {"type": "flat", "amount_minor": 1000},
+            {"type": "metered", "metric_code": "calls", "model": "per_unit", "unit_amount_minor": "0.5"},
+        ],
+    }
+    assert (await client.post("/v1/metrics", json=metric, headers=headers)).status_code == 201
+    assert (await client.post("/v1/plans", json=plan, headers=headers)).status_code == 201
+    response = await client.post(
+        f"/v1/tenants/{tenant_id}/subscriptions", json={"plan_code": "pro", "seats": 1}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    subscription_id = response.json()["id"]
+    invoices = (await client.get(f"/v1/tenants/{tenant_id}/invoices", headers=headers)).json()["items"]
+    event = {"idempotency_key": "e1", "metric_code": "calls", "timestamp": "2026-01-01T00:00:00Z"}
+    known_bodies.update(
+        {
+            "POST /v1/metrics": metric,
+            "POST /v1/plans": plan,
+            "POST /v1/usage": {"tenant_id": tenant_id, "events": [{**event, "timestamp": _now()}]},
+            "POST /v1/tenants/{tenant_id}/subscriptions": {"plan_code": "pro", "seats": 1},
+            "POST /v1/subscriptions/{subscription_id}/change": {"seats": 2},
+            "POST /v1/subscriptions/{subscription_id}/cancel": {"at_period_end": True},
+            "POST /v1/invoices/{invoice_id}/credit-notes": {"amount_minor": 1, "reason": "goodwill"},
+        }
+    )
+    return [{"subscription_id": subscription_id}, {"invoice_id": invoices[0]["id"]}, {"code": "pro"}]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
 
 
 def _fuzz(
