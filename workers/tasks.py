@@ -31,12 +31,18 @@ BILLING_CHUNK = 200
 BILLING_CONCURRENCY = 4
 
 
+def _utc(text: str) -> datetime:
+    """An ISO 8601 moment; one without an offset is UTC."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 @app.task(name="controlplane.billing.run_cycle")
 def run_billing_cycle(as_of: str | None = None) -> dict[str, int]:
     """Hourly: find every due subscription and fan out `bill_subscriptions` tasks of up to 200 each.
     Finding twice is harmless: billing is exactly-once per subscription and boundary."""
     settings = app.conf.controlplane_settings
-    when = datetime.fromisoformat(as_of) if as_of else datetime.now(UTC)
+    when = _utc(as_of) if as_of else datetime.now(UTC)
     grace = timedelta(seconds=settings.usage_grace_seconds)
 
     async def find() -> tuple[list[list[tuple[uuid.UUID, uuid.UUID]]], int]:
@@ -59,7 +65,7 @@ def bill_subscriptions(pairs: list[list[str]], as_of: str) -> dict[str, Any]:
     grace = timedelta(seconds=settings.usage_grace_seconds)
     run_with_pool(
         settings.database_url,
-        lambda: billing.bill_many(ids, datetime.fromisoformat(as_of), grace, report, concurrency=BILLING_CONCURRENCY),
+        lambda: billing.bill_many(ids, _utc(as_of), grace, report, concurrency=BILLING_CONCURRENCY),
         max_size=BILLING_CONCURRENCY,
     )
     return {"seen": report.seen, "invoices_created": report.invoices_created, "failed": report.failed}

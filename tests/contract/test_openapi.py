@@ -171,7 +171,13 @@ def _fuzz(
                     if names and set(values) == names
                 ]
                 if operation.label in known_bodies:
-                    strategies.append(operation.as_strategy(generation_mode=mode, body=known_bodies[operation.label]))
+                    body = known_bodies[operation.label]
+                    strategies.append(operation.as_strategy(generation_mode=mode, body=body))
+                    strategies += [
+                        operation.as_strategy(generation_mode=mode, path_parameters=values, body=body)
+                        for values in known_paths
+                        if names and set(values) == names
+                    ]
 
             @settings(
                 max_examples=examples,
