@@ -205,12 +205,18 @@ async def update_subscription(subscription_id: uuid.UUID, changes: dict[str, Any
     )
 
 
+DUE = "status in ('trialing', 'active', 'past_due') and current_period_end <= {}"
+
+
+async def count_due_subscriptions(cutoff: datetime) -> int:
+    rows = await fetch(f"select count(*) as n from subscriptions where {DUE}", cutoff)
+    return int(rows[0]["n"])
+
+
 async def due_subscriptions(cutoff: datetime, after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
     """Across tenants (system context): live subscriptions with a boundary at or before `cutoff`."""
     return await fetch(
-        "select id, tenant_id from subscriptions "
-        "where status in ('trialing', 'active', 'past_due') and current_period_end <= {} and id > {} "
-        "order by id limit {}",
+        f"select id, tenant_id from subscriptions where {DUE} and id > {{}} order by id limit {{}}",
         cutoff,
         after or uuid.UUID(int=0),
         limit,

@@ -145,7 +145,7 @@ def billing_group() -> None:
 @click.option("--concurrency", type=click.IntRange(1, 32), default=4, show_default=True)
 def billing_run(as_of: Any, concurrency: int) -> None:
     """Bill every subscription with a period boundary that has passed, exactly once each."""
-    from datetime import UTC, timedelta
+    from datetime import UTC, datetime, timedelta
 
     from billing import service as billing
 
@@ -154,8 +154,10 @@ def billing_run(as_of: Any, concurrency: int) -> None:
     grace = timedelta(seconds=settings.usage_grace_seconds)
 
     async def work() -> Any:
-        with click.progressbar(length=0, label="Billing", show_pos=True) as bar:
-            return await billing.run_cycle(when, grace=grace, concurrency=concurrency, progress=bar.update)
+        moment = when or datetime.now(UTC)
+        due = await billing.count_due(moment, grace)
+        with click.progressbar(length=due, label=f"Billing {due} subscription(s)", show_pos=True) as bar:
+            return await billing.run_cycle(moment, grace=grace, concurrency=concurrency, progress=bar.update)
 
     from controlplane.db import run_with_pool
 

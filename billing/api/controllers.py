@@ -64,7 +64,7 @@ class InvalidUsageBatch(BillingInvalid):
     title = 'The body must be {"events": [...]} with an optional tenant_id'
 
 
-def _created_or_stored(read: type[Any]) -> dict[str, Any]:
+def _created_or_stored(read: type[Any]) -> dict[int, ResponseSpec]:
     """`responses=` of a catalogue POST: 201 for a new definition, 200 for a repeat of a stored one."""
     errors = problem_responses(401, 403, 404, 409, 413, 422, *IDEMPOTENCY_ERRORS)
     return {**errors, 200: ResponseSpec(read, description="The same definition was stored before; here it is")}

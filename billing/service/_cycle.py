@@ -97,6 +97,11 @@ async def finalize_due_drafts(as_of: datetime) -> int:
     return len(drafts)
 
 
+async def count_due(as_of: datetime, grace: timedelta) -> int:
+    async with system_tx(SystemReason.PLATFORM_JOB):
+        return await repository.count_due_subscriptions(as_of - grace)
+
+
 async def due_batches(cutoff: datetime, size: int = 500) -> AsyncIterator[list[tuple[uuid.UUID, uuid.UUID]]]:
     """Due (tenant_id, subscription_id) pairs across tenants, a page at a time."""
     after: uuid.UUID | None = None
