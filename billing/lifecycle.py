@@ -131,7 +131,8 @@ class Change:
 
 
 def change(sub: Subscription, plan: Plan, seats: int, at: datetime, usage: Mapping[str, Decimal]) -> Change:
-    """Move to `plan` with `seats` at `at`. `usage` is the old plan's usage since `usage_from`.
+    """Move to `plan` with `seats` at `at`. `usage` is the old plan's usage from `usage_from` to `at`:
+    prices prorate by whole days, usage is billed to the moment.
 
     Upgrade or downgrade is decided on the monthly-normalised recurring price (more seats is more);
     the old plan's proration policy decides whether it applies now or at the next period.
@@ -166,9 +167,9 @@ def change(sub: Subscription, plan: Plan, seats: int, at: datetime, usage: Mappi
     lines += proration_lines(plan, seats, Period(day, new_period.end), new_full, credit=False, change_at=day)
     usage_from = sub.usage_from
     if plan.id != sub.plan.id:
-        # Usage so far is billed on the plan it was used under.
-        lines = usage_lines(sub.plan, usage, Period(sub.usage_from, day)) + lines
-        usage_from = day
+        # Usage until this moment is billed on the plan it was used under.
+        lines = usage_lines(sub.plan, usage, Period(sub.usage_from, at)) + lines
+        usage_from = at
     after = replace(
         sub,
         status=after_status,
@@ -193,7 +194,7 @@ class Cancellation:
 def cancel_now(sub: Subscription, at: datetime, usage: Mapping[str, Decimal]) -> Cancellation:
     status = next_status(sub.status, Event.CANCEL)
     day = midnight(at)
-    window = Period(sub.usage_from, max(day, sub.usage_from))
+    window = Period(sub.usage_from, max(at, sub.usage_from))
     if sub.status == Status.TRIALING:
         return Cancellation(replace(sub, status=status, usage_from=window.end), [], [], window)
     used = usage_lines(sub.plan, usage, window)

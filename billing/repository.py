@@ -108,7 +108,7 @@ async def insert_plan_version(values: dict[str, Any]) -> dict[str, Any] | None:
 
 
 async def list_latest_plans(page: PageRequest) -> list[dict[str, Any]]:
-    clause, args = keyset_clause(page, alias="p")
+    clause, args = keyset_clause(page, alias="p.")
     rows = await fetch(
         f"select {', '.join('p.' + c.strip() for c in PLAN_COLUMNS.split(','))} from plans p "
         f"where p.version = (select max(version) from plans q where q.code = p.code){clause} "
@@ -186,7 +186,7 @@ async def live_subscription(*, lock: str | None = None) -> dict[str, Any] | None
 
 
 async def list_subscriptions(page: PageRequest) -> list[dict[str, Any]]:
-    clause, args = keyset_clause(page, alias="s")
+    clause, args = keyset_clause(page, alias="s.")
     return await fetch(
         f"select {SUBSCRIPTION_COLUMNS} from {SUBSCRIPTION_FROM} where true{clause} "
         f"order by s.created_at, s.id limit {{}}",
@@ -278,9 +278,9 @@ async def aggregate_usage(metrics: Sequence[dict[str, Any]], start: datetime, en
         return {}
     selects: list[str] = []
     args: list[Any] = []
-    for metric in metrics:
+    for index, metric in enumerate(metrics):
         expression, expression_args = _measure(metric)
-        selects.append(expression)
+        selects.append(f"{expression} as m{index}")  # distinct names: rows become dicts
         args += expression_args
     rows = await fetch(
         f"select {', '.join(selects)} from usage_events "
@@ -290,8 +290,7 @@ async def aggregate_usage(metrics: Sequence[dict[str, Any]], start: datetime, en
         start,
         end,
     )
-    values = list(rows[0].values())
-    return {metric["code"]: Decimal(value or 0) for metric, value in zip(metrics, values, strict=True)}
+    return {metric["code"]: Decimal(rows[0][f"m{index}"] or 0) for index, metric in enumerate(metrics)}
 
 
 # -- invoices -----------------------------------------------------------------------------------------
@@ -434,13 +433,15 @@ async def due_drafts(cutoff: datetime, limit: int) -> list[dict[str, Any]]:
     )
 
 
-async def latest_cycle_invoice(subscription_id: uuid.UUID) -> dict[str, Any] | None:
-    rows = await fetch(
+async def invoices_billing_period(subscription_id: uuid.UUID, period_end: datetime) -> list[dict[str, Any]]:
+    """The cycle and change invoices that billed advance charges for the period ending at `period_end`,
+    newest first, locked (a cancellation credits them)."""
+    return await fetch(
         f"select {INVOICE_COLUMNS} from invoices where subscription_id = {{}} and kind in ('cycle', 'change') "
-        "and status in ('draft', 'finalized', 'paid') order by created_at desc limit 1 for update",
+        "and period_end = {} and status in ('draft', 'finalized', 'paid') order by created_at desc for update",
         subscription_id,
+        period_end,
     )
-    return rows[0] if rows else None
 
 
 # -- pending items and credit notes -------------------------------------------------------------------

@@ -102,7 +102,8 @@ create table invoices (
     finalize_at timestamptz,
     issued_at timestamptz,
     voided_at timestamptz,
-    created_at timestamptz not null default now(),
+    -- The clock, not the transaction start: a run writes several invoices in one transaction, in order.
+    created_at timestamptz not null default clock_timestamp(),
     check (kind <> 'cycle' or cycle_boundary is not null),
     check (status = 'draft' or number is not null),
     check (total_minor = subtotal_minor + tax_minor)

@@ -7,13 +7,22 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from billing import lifecycle, repository
-from billing.errors import InvalidStart, PastStartForbidden, PlanNotFound, SubscriptionExists, SubscriptionNotFound
+from billing.catalogue import Plan
+from billing.errors import (
+    CurrencyMismatch,
+    InvalidStart,
+    PastStartForbidden,
+    PlanNotFound,
+    SubscriptionExists,
+    SubscriptionNotFound,
+)
 from billing.periods import midnight
 from billing.service import _state
 from billing.service._access import tenant_of
 from billing.service._cycle import catch_up
-from billing.service._invoices import add_credit_note, write_invoice
+from billing.service._invoices import add_credit_note, finalize, write_invoice
 from billing.states import Status
+from billing.totals import tax_of
 from controlplane.auth.principal import Principal
 from controlplane.db import tenant_tx
 from controlplane.pagination import PageRequest, page_of
@@ -35,7 +44,7 @@ def summary(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _plan_for(code: str, currency: str | None = None) -> Any:
+async def _plan_for(code: str) -> Plan:
     row = await repository.latest_plan(code)
     if row is None:
         raise PlanNotFound(f"no plan has the code {code!r}")
@@ -56,8 +65,6 @@ async def create_subscription(actor: Principal, tenant_id: uuid.UUID, values: di
         assert tenant is not None  # the guard checked it
         plan = await _plan_for(values["plan_code"])
         if plan.currency != tenant["currency"]:
-            from billing.errors import CurrencyMismatch
-
             raise CurrencyMismatch(
                 f"the tenant is billed in {tenant['currency']}; plan {plan.code} is in {plan.currency}"
             )
@@ -132,7 +139,7 @@ async def change_subscription(actor: Principal, subscription_id: uuid.UUID, valu
         sub = await _state.load(before)
         plan = await _plan_for(values["plan_code"]) if values.get("plan_code") else sub.plan
         seats = values.get("seats") or sub.seats
-        usage = await _state.usage_for(sub.plan, sub.usage_from, midnight(now)) if plan.id != sub.plan.id else {}
+        usage = await _state.usage_for(sub.plan, sub.usage_from, now) if plan.id != sub.plan.id else {}
         result = lifecycle.change(sub, plan, seats, now, usage)
         if result.lines:
             if result.direction == "upgrade":
@@ -184,9 +191,9 @@ async def cancel_subscription(actor: Principal, subscription_id: uuid.UUID, at_p
             ended = lifecycle.schedule_cancel(sub)
             await repository.update_subscription(subscription_id, _state.columns(ended))
         else:
-            usage = await _state.usage_for(sub.plan, sub.usage_from, midnight(now))
+            usage = await _state.usage_for(sub.plan, sub.usage_from, now)
             cancellation = lifecycle.cancel_now(sub, now, usage)
-            await _credit_unused(actor, tenant_id, subscription_id, cancellation.credit_lines, now)
+            await _credit_unused(actor, tenant_id, subscription_id, sub, cancellation.credit_lines, now)
             if cancellation.usage_lines:
                 await write_invoice(
                     tenant_id=tenant_id,
@@ -209,25 +216,23 @@ async def cancel_subscription(actor: Principal, subscription_id: uuid.UUID, at_p
 
 
 async def _credit_unused(
-    actor: Principal, tenant_id: uuid.UUID, subscription_id: uuid.UUID, credit_lines: list[Any], now: datetime
+    actor: Principal, tenant_id: uuid.UUID, subscription_id: uuid.UUID, sub: Any, credit_lines: list[Any], now: datetime
 ) -> None:
-    amount = -sum(line.amount_minor for line in credit_lines)
-    if amount <= 0:
-        return
-    invoice = await repository.latest_cycle_invoice(subscription_id)
-    if invoice is None:
-        return
-    if invoice["status"] == "draft":
-        from billing.service._invoices import finalize
-
-        await finalize(tenant_id, invoice["id"], now)
-    invoice = await repository.get_invoice(invoice["id"])
-    assert invoice is not None
-    creditable = invoice["total_minor"] - invoice["credited_minor"]
-    if creditable > 0:
-        await add_credit_note(
-            actor, tenant_id, invoice["id"], min(amount, creditable), "Unused time after cancellation"
+    """Credit notes for the unused part of the period's advance charges (with their tax) on the invoices
+    that billed them, newest first, each up to what it can still be credited."""
+    unused = -sum(line.amount_minor for line in credit_lines)
+    for invoice in await repository.invoices_billing_period(subscription_id, sub.current_period.end):
+        if unused <= 0:
+            return
+        if invoice["status"] == "draft":
+            await finalize(tenant_id, invoice["id"], now)
+        credit = min(
+            unused + tax_of(unused, invoice["tax_rate_bps"]), invoice["total_minor"] - invoice["credited_minor"]
         )
+        if credit > 0:
+            await add_credit_note(actor, tenant_id, invoice["id"], credit, "Unused time after cancellation")
+            # What this credit covered, before tax, no longer needs crediting elsewhere.
+            unused -= -(-credit * 10_000 // (10_000 + invoice["tax_rate_bps"]))
 
 
 async def resume_subscription(actor: Principal, subscription_id: uuid.UUID) -> dict[str, Any]:

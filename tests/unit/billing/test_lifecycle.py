@@ -158,11 +158,12 @@ def test_immediate_upgrade_bills_old_usage_a_credit_and_a_charge() -> None:
     assert (result.direction, result.timing) == ("upgrade", "immediate")
     assert amounts(result.lines) == [200, -677, 2032]
     assert [line.charge_kind for line in result.lines] == ["metered", "proration", "proration"]
-    assert result.lines[0].period == Period(utc(2026, 1, 1), utc(2026, 1, 11))
+    # Usage is billed to the moment of the change; prices prorate by whole days.
+    assert result.lines[0].period == Period(utc(2026, 1, 1), utc(2026, 1, 11, 14))
     assert total_of(result.lines) == 1555
     after = result.subscription
     assert after.plan is PRO
-    assert after.usage_from == utc(2026, 1, 11)
+    assert after.usage_from == utc(2026, 1, 11, 14)
     assert after.current_period == JANUARY
     assert after.status is Status.ACTIVE
 
@@ -304,9 +305,9 @@ def test_cancel_now_bills_accrued_usage_and_credits_the_unused_advance_charges()
     assert amounts(result.usage_lines) == [300]
     assert amounts(result.credit_lines) == [-355, -532]
     assert all(line.charge_kind == "proration" for line in result.credit_lines)
-    assert result.usage_period == Period(utc(2026, 1, 1), utc(2026, 1, 21))
+    assert result.usage_period == Period(utc(2026, 1, 1), utc(2026, 1, 21, 16))
     assert result.subscription.status is Status.CANCELED
-    assert result.subscription.usage_from == utc(2026, 1, 21)
+    assert result.subscription.usage_from == utc(2026, 1, 21, 16)
 
 
 def test_cancel_now_during_a_trial_bills_nothing() -> None:
