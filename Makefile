@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 PY := $(VENV)/bin/python
 PYTEST_FLAGS ?=
 
-.PHONY: help install run test test-fast test-slow lint format promtool clean
+.PHONY: help install run test test-fast test-slow bench lint format promtool clean
 
 help: ## List every target with what it does
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ test-fast: install ## Run the tests without the slow suites (property-based isol
 
 test-slow: install ## Run only the slow suites
 	$(PY) -m pytest -m slow $(PYTEST_FLAGS)
+
+bench: install ## Benchmark billing on a throwaway stack: usage ingestion API vs raw, a 10,000-subscription run
+	$(PY) -m bench.run
 
 lint: install ## Ruff lint, format check and mypy
 	$(VENV)/bin/ruff check .

@@ -2,6 +2,9 @@
 
 Row-level security confines subscriptions, usage, invoices and credit notes to the tenant in context;
 metrics and plans are a platform-wide catalogue that the app role may read and add to, never change.
+
+Queries over many rows also name the tenant: the policies combine as `tenant = … OR system scope`, which
+the planner cannot match to an index, so without `tenant_id = {}` they would scan every tenant's rows.
 """
 
 from __future__ import annotations
@@ -176,20 +179,23 @@ async def get_subscription(subscription_id: uuid.UUID, *, lock: str | None = Non
     return rows[0] if rows else None
 
 
-async def live_subscription(*, lock: str | None = None) -> dict[str, Any] | None:
-    """The tenant-in-context's subscription that is not canceled, if any."""
+async def live_subscription(tenant_id: uuid.UUID, *, lock: str | None = None) -> dict[str, Any] | None:
+    """The tenant's subscription that is not canceled, if any."""
     of = " of s" if lock else ""
     rows = await fetch(
-        f"select {SUBSCRIPTION_COLUMNS} from {SUBSCRIPTION_FROM} where s.status <> 'canceled'{ROW_LOCKS[lock]}{of}"
+        f"select {SUBSCRIPTION_COLUMNS} from {SUBSCRIPTION_FROM} "
+        f"where s.tenant_id = {{}} and s.status <> 'canceled'{ROW_LOCKS[lock]}{of}",
+        tenant_id,
     )
     return rows[0] if rows else None
 
 
-async def list_subscriptions(page: PageRequest) -> list[dict[str, Any]]:
+async def list_subscriptions(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[str, Any]]:
     clause, args = keyset_clause(page, alias="s.")
     return await fetch(
-        f"select {SUBSCRIPTION_COLUMNS} from {SUBSCRIPTION_FROM} where true{clause} "
+        f"select {SUBSCRIPTION_COLUMNS} from {SUBSCRIPTION_FROM} where s.tenant_id = {{}}{clause} "
         f"order by s.created_at, s.id limit {{}}",
+        tenant_id,
         *args,
         page.limit + 1,
     )
@@ -249,8 +255,12 @@ async def insert_usage_events(tenant_id: uuid.UUID, events: Sequence[tuple[Any, 
     return int(rows[0]["n"])
 
 
-async def stored_keys(keys: Sequence[str]) -> set[str]:
-    rows = await fetch("select idempotency_key from usage_events where idempotency_key = any({}::text[])", list(keys))
+async def stored_keys(tenant_id: uuid.UUID, keys: Sequence[str]) -> set[str]:
+    rows = await fetch(
+        "select idempotency_key from usage_events where tenant_id = {} and idempotency_key = any({}::text[])",
+        tenant_id,
+        list(keys),
+    )
     return {row["idempotency_key"] for row in rows}
 
 
@@ -272,7 +282,9 @@ def _measure(metric: dict[str, Any]) -> tuple[str, list[Any]]:
     return f"coalesce({latest}, 0)", [*number_args, metric["code"]]
 
 
-async def aggregate_usage(metrics: Sequence[dict[str, Any]], start: datetime, end: datetime) -> dict[str, Decimal]:
+async def aggregate_usage(
+    tenant_id: uuid.UUID, metrics: Sequence[dict[str, Any]], start: datetime, end: datetime
+) -> dict[str, Decimal]:
     """Each metric's aggregate over events with start <= occurred_at < end, in one query."""
     if not metrics:
         return {}
@@ -284,8 +296,9 @@ async def aggregate_usage(metrics: Sequence[dict[str, Any]], start: datetime, en
         args += expression_args
     rows = await fetch(
         f"select {', '.join(selects)} from usage_events "
-        f"where metric_code = any({{}}::text[]) and occurred_at >= {{}} and occurred_at < {{}}",
+        f"where tenant_id = {{}} and metric_code = any({{}}::text[]) and occurred_at >= {{}} and occurred_at < {{}}",
         *args,
+        tenant_id,
         [m["code"] for m in metrics],
         start,
         end,
@@ -401,10 +414,11 @@ async def invoice_lines(invoice_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, lis
     return grouped
 
 
-async def list_invoices(page: PageRequest) -> list[dict[str, Any]]:
+async def list_invoices(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[str, Any]]:
     clause, args = keyset_clause(page)
     return await fetch(
-        f"select {INVOICE_COLUMNS} from invoices where true{clause} order by created_at, id limit {{}}",
+        f"select {INVOICE_COLUMNS} from invoices where tenant_id = {{}}{clause} order by created_at, id limit {{}}",
+        tenant_id,
         *args,
         page.limit + 1,
     )

@@ -7,6 +7,7 @@ with it. Numbers are decoded as exact decimals (JSON numbers never pass through 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,7 +53,23 @@ class Event:
     properties_json: str | None
 
 
+class Batch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    events: list[EventIn]
+    tenant_id: uuid.UUID | None = None
+
+
+class RawBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    events: list[msgspec.Raw]
+    tenant_id: uuid.UUID | None = None
+
+
+class InvalidBatch(ValueError):
+    """The body is not `{"events": [...], "tenant_id"?}` at all."""
+
+
 _DECODER = msgspec.json.Decoder(EventIn, float_hook=Decimal)
+_BATCH_DECODER = msgspec.json.Decoder(Batch, float_hook=Decimal)
+_RAW_BATCH_DECODER = msgspec.json.Decoder(RawBatch)
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
 _PATH = re.compile(r"at `\$\.(\w+)")
 
@@ -67,6 +84,26 @@ def _shape_code(message: str) -> str:
     if field == "timestamp":
         return "invalid_timestamp"
     return "invalid_event"
+
+
+def decode_batch(body: bytes) -> tuple[uuid.UUID | None, list[EventIn | Rejection]]:
+    """The batch's tenant id and its events, each decoded or rejected on its own.
+
+    One typed decode of the whole body is the fast path; only when some event does not fit is each event
+    decoded separately, so the bad ones are rejected by index and the rest are kept.
+    """
+    try:
+        batch = _BATCH_DECODER.decode(body)
+        return batch.tenant_id, list(batch.events)
+    except msgspec.ValidationError:
+        pass
+    except msgspec.DecodeError:
+        raise InvalidBatch("the body is not JSON") from None
+    try:
+        raw = _RAW_BATCH_DECODER.decode(body)
+    except msgspec.ValidationError as error:
+        raise InvalidBatch(str(error)) from None
+    return raw.tenant_id, [decode(index, bytes(event)) for index, event in enumerate(raw.events)]
 
 
 def decode(index: int, raw: bytes) -> EventIn | Rejection:

@@ -13,7 +13,7 @@ from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, 
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, structs
 
-from billing import service
+from billing import service, usage
 from billing.api.schemas import (
     CreditNoteCreate,
     CreditNoteRead,
@@ -30,7 +30,6 @@ from billing.api.schemas import (
     SubscriptionCreate,
     SubscriptionPage,
     SubscriptionRead,
-    UsageBatch,
     UsageRead,
     UsageReply,
     invoice_read,
@@ -47,7 +46,6 @@ from controlplane.pagination import PageRequest
 from tenants.api.controllers import BEARER, Cursor, Limit, TenantId, _allow, idempotent_post
 from tenants.api.schemas import to_struct
 from tenants.roles import Permission
-from tenants.service import authorize
 
 SubscriptionId = Annotated[uuid.UUID, PathParameter(description="The subscription's id")]
 InvoiceId = Annotated[uuid.UUID, PathParameter(description="The invoice's id")]
@@ -219,19 +217,16 @@ class UsageController(Controller):
         on its own with its index, a stable code and a detail. A tenant API key reports for its tenant;
         staff name the `tenant_id`."""
         try:
-            batch = msgspec.json.decode(await request.body(), type=UsageBatch)
-        except msgspec.ValidationError as error:
+            tenant_id, events = usage.decode_batch(await request.body())
+        except usage.InvalidBatch as error:
             raise InvalidUsageBatch(str(error)) from None
-        except msgspec.DecodeError:
-            raise InvalidUsageBatch("the body is not JSON") from None
-        if len(batch.events) > MAX_BATCH:
-            raise BatchTooLarge(f"{len(batch.events)} events; send at most {MAX_BATCH} per request")
+        if len(events) > MAX_BATCH:
+            raise BatchTooLarge(f"{len(events)} events; send at most {MAX_BATCH} per request")
         principal = principal_of(request)
-        tenant_id = batch.tenant_id or principal.tenant_id
+        tenant_id = tenant_id or principal.tenant_id
         if tenant_id is None:
             raise InvalidUsageBatch("tenant_id is required unless the request uses a tenant API key")
-        await authorize(principal, tenant_id, Permission.REPORT_USAGE, method="POST")
-        return msgspec.convert(await service.ingest(tenant_id, batch.events), UsageReply)
+        return msgspec.convert(await service.ingest(principal, tenant_id, events), UsageReply)
 
     @get("/v1/tenants/{tenant_id:uuid}/usage", **_allow(Permission.READ_BILLING))
     async def current_usage(

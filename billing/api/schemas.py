@@ -125,13 +125,6 @@ class SubscriptionPage(Struct, kw_only=True):
     next_cursor: str | None
 
 
-class UsageBatch(Struct, kw_only=True, forbid_unknown_fields=True):
-    """Decoded by hand: each event is checked on its own, so one bad event is rejected alone."""
-
-    events: list[msgspec.Raw]
-    tenant_id: uuid.UUID | None = None
-
-
 class UsageRejection(Struct, kw_only=True):
     index: int
     code: str

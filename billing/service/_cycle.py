@@ -48,7 +48,11 @@ async def catch_up(
             break
         sub = await _state.load(row)
         window = lifecycle.usage_window(sub)
-        usage = await _state.usage_for(sub.plan, window.start, window.end) if sub.status != Status.TRIALING else {}
+        usage = (
+            await _state.usage_for(tenant_id, sub.plan, window.start, window.end)
+            if sub.status != Status.TRIALING
+            else {}
+        )
         step = lifecycle.cross_boundary(sub, usage)
         invoice_id = await write_invoice(
             tenant_id=tenant_id,

@@ -125,7 +125,7 @@ async def _with_lines(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 async def list_invoices(tenant_id: uuid.UUID, page: PageRequest) -> Page:
     async with tenant_tx(tenant_id):
-        rows = await repository.list_invoices(page)
+        rows = await repository.list_invoices(tenant_id, page)
         items, cursor = page_of(rows, page)
         return await _with_lines(items), cursor
 
@@ -143,12 +143,12 @@ async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) ->
     """What the next boundary will bill if usage stays as it is now; nothing is written."""
     now = now or datetime.now(UTC)
     async with tenant_tx(tenant_id):
-        row = await repository.live_subscription()
+        row = await repository.live_subscription(tenant_id)
         if row is None:
             raise SubscriptionNotFound("the tenant has no live subscription")
         sub = await _state.load(row)
         window = lifecycle.usage_window(sub)
-        usage = await _state.usage_for(sub.plan, window.start, window.end)
+        usage = await _state.usage_for(tenant_id, sub.plan, window.start, window.end)
         step = lifecycle.cross_boundary(sub, usage)
         pending = await repository.open_pending_items(row["id"])
         settings = await repository.tenant_billing_settings(tenant_id)

@@ -83,9 +83,9 @@ def columns(sub: Subscription) -> dict[str, Any]:
     }
 
 
-async def usage_for(plan: Plan, start: Any, end: Any) -> dict[str, Any]:
+async def usage_for(tenant_id: uuid.UUID, plan: Plan, start: Any, end: Any) -> dict[str, Any]:
     """The plan's metered metrics aggregated over [start, end)."""
     if not plan.metric_codes or start >= end:
         return {}
     found = await metrics(plan.metric_codes)
-    return await repository.aggregate_usage([found[code] for code in sorted(found)], start, end)
+    return await repository.aggregate_usage(tenant_id, [found[code] for code in sorted(found)], start, end)

@@ -111,7 +111,7 @@ async def _read(subscription_id: uuid.UUID) -> dict[str, Any]:
 
 async def list_subscriptions(tenant_id: uuid.UUID, page: PageRequest) -> Page:
     async with tenant_tx(tenant_id):
-        rows = await repository.list_subscriptions(page)
+        rows = await repository.list_subscriptions(tenant_id, page)
     return page_of(rows, page)
 
 
@@ -139,7 +139,7 @@ async def change_subscription(actor: Principal, subscription_id: uuid.UUID, valu
         sub = await _state.load(before)
         plan = await _plan_for(values["plan_code"]) if values.get("plan_code") else sub.plan
         seats = values.get("seats") or sub.seats
-        usage = await _state.usage_for(sub.plan, sub.usage_from, now) if plan.id != sub.plan.id else {}
+        usage = await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now) if plan.id != sub.plan.id else {}
         result = lifecycle.change(sub, plan, seats, now, usage)
         if result.lines:
             if result.direction == "upgrade":
@@ -191,7 +191,7 @@ async def cancel_subscription(actor: Principal, subscription_id: uuid.UUID, at_p
             ended = lifecycle.schedule_cancel(sub)
             await repository.update_subscription(subscription_id, _state.columns(ended))
         else:
-            usage = await _state.usage_for(sub.plan, sub.usage_from, now)
+            usage = await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now)
             cancellation = lifecycle.cancel_now(sub, now, usage)
             await _credit_unused(actor, tenant_id, subscription_id, sub, cancellation.credit_lines, now)
             if cancellation.usage_lines:

@@ -6,35 +6,38 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-import msgspec
-
 from billing import lifecycle, repository, usage
 from billing.errors import MetricNotFound, SubscriptionNotFound
-from billing.periods import Period
 from billing.service import _state
 from controlplane import metrics
+from controlplane.auth.principal import Principal
 from controlplane.db import tenant_tx
+from tenants.roles import Permission
+from tenants.service import check_access
 
 
-async def ingest(tenant_id: uuid.UUID, raw_events: list[msgspec.Raw]) -> dict[str, Any]:
+async def ingest(
+    principal: Principal, tenant_id: uuid.UUID, decoded: list[usage.EventIn | usage.Rejection]
+) -> dict[str, Any]:
     """Store the valid events of a batch once each; report duplicates and each rejection by index.
 
     An event before the subscription's unbilled window (its period is already invoiced) is rejected as
     `period_closed`, unless its key is already stored (a retry of an accepted event is a duplicate).
     The live subscription row is share-locked, so a billing run cannot close the window mid-batch.
+    The principal is authorized in the same transaction.
     """
     now = datetime.now(UTC)
-    decoded = [usage.decode(index, bytes(raw)) for index, raw in enumerate(raw_events)]
     codes = {item.metric_code for item in decoded if isinstance(item, usage.EventIn)}
     known = await _state.metrics(codes)
     events, rejected = usage.check_batch(decoded, known, now)
     duplicates = 0
     async with tenant_tx(tenant_id):
-        subscription = await repository.live_subscription(lock="share")
+        await check_access(principal, tenant_id, Permission.REPORT_USAGE, method="POST")
+        subscription = await repository.live_subscription(tenant_id, lock="share")
         open_from = subscription["usage_from"] if subscription else None
         closed = [event for event in events if open_from is None or event.occurred_at < open_from]
         if closed:
-            stored = await repository.stored_keys([event.idempotency_key for event in closed])
+            stored = await repository.stored_keys(tenant_id, [event.idempotency_key for event in closed])
             for event in closed:
                 if event.idempotency_key in stored:
                     duplicates += 1
@@ -74,7 +77,7 @@ async def current_usage(tenant_id: uuid.UUID, metric_code: str | None = None) ->
     """Each metered metric's aggregate over the unbilled window, and what it would bill: the same
     aggregation and rating the invoice uses."""
     async with tenant_tx(tenant_id):
-        row = await repository.live_subscription()
+        row = await repository.live_subscription(tenant_id)
         if row is None:
             raise SubscriptionNotFound("the tenant has no live subscription")
         sub = await _state.load(row)
@@ -85,8 +88,10 @@ async def current_usage(tenant_id: uuid.UUID, metric_code: str | None = None) ->
             codes = {metric_code}
         found = await _state.metrics(codes)
         window = lifecycle.usage_window(sub)
-        values = await repository.aggregate_usage([found[c] for c in sorted(found)], window.start, window.end)
-    lines = lifecycle.usage_lines(sub.plan, values, Period(window.start, window.end))
+        values = await repository.aggregate_usage(
+            tenant_id, [found[c] for c in sorted(found)], window.start, window.end
+        )
+    lines = lifecycle.usage_lines(sub.plan, values, window)
     items = []
     for code in sorted(found):
         amount = [line.amount_minor for line in lines if line.metric_code == code]

@@ -9,6 +9,7 @@ from tenants.service._audit import list_audit_events
 from tenants.service._auth import (
     authenticate_password,
     authorize,
+    check_access,
     principal_for_api_key,
     principal_for_user,
 )
@@ -32,6 +33,7 @@ __all__ = [
     "authorize",
     "change_member_role",
     "change_status",
+    "check_access",
     "create_api_key",
     "create_or_update_user",
     "create_tenant",

@@ -1,0 +1,1 @@
+"""Benchmarks of the billing engine (`make bench`): usage ingestion and the billing run. Reports, not tests."""

@@ -1,0 +1,96 @@
+"""`make bench`: the billing engine's two figures, measured on a dev stack of its own.
+
+1. Ingestion: events/s through `POST /v1/usage` (batches of 1,000, one API process) next to the raw limit,
+   the same INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING straight through asyncpg, in the same run.
+   Target: the API reaches at least half the raw limit.
+2. Billing run: 10,000 active subscriptions (flat + metered, 100 events each) invoiced by one worker
+   process (`controlplane billing run`). Target: 30 s or less; a rerun adds 0 invoices.
+
+A report, not a test: a missed target still exits 0. Exit 1 means something is broken (an error, a wrong
+invoice count or amount, a rerun that adds invoices), so the figures mean nothing.
+
+    .venv/bin/python -m bench.run --help
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from bench import billing_run, ingestion
+from bench.stack import Broken, api_process, dev_stack, set_up_catalogue
+
+INGESTION_TARGET = 0.5  # API events/s over raw events/s
+BILLING_TARGET_SECONDS = 30.0
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, default=200, help="timed batches per side and round (default 200)")
+    parser.add_argument("--batch-size", type=int, default=1000, help="events per batch (default 1,000)")
+    parser.add_argument("--clients", type=int, default=4, help="concurrent ingestion clients (default 4)")
+    parser.add_argument("--rounds", type=int, default=3, help="ingestion rounds, API then raw; medians (default 3)")
+    parser.add_argument("--subscriptions", type=int, default=10_000, help="subscriptions to bill (default 10,000)")
+    parser.add_argument("--events", type=int, default=100, help="usage events per subscription (default 100)")
+    parser.add_argument("--concurrency", type=int, default=4, help="billing run concurrency (default 4)")
+    parser.add_argument("--only", choices=("ingestion", "billing"), help="run one of the two benchmarks")
+    parser.add_argument("--keep", action="store_true", help="keep the stack's temporary folder (logs, data)")
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    try:
+        with dev_stack(keep=args.keep) as stack:
+            with api_process(stack) as api:
+                catalogue = set_up_catalogue(stack, api.url)
+                ingested = None
+                if args.only in (None, "ingestion"):
+                    ingested = ingestion.run(
+                        api,
+                        stack,
+                        catalogue.tenant_id,
+                        catalogue.api_key,
+                        batches=args.batches,
+                        size=args.batch_size,
+                        clients=args.clients,
+                        rounds=args.rounds,
+                    )
+            billed = None
+            if args.only in (None, "billing"):
+                billed = billing_run.run(
+                    stack,
+                    catalogue.plan_id,
+                    subscriptions=args.subscriptions,
+                    events=args.events,
+                    concurrency=args.concurrency,
+                )
+    except Broken as error:
+        print(f"\nBROKEN: {error}", file=sys.stderr)
+        return 1
+
+    print(f"\n== summary ({time.perf_counter() - started:.0f} s in all) ==")
+    if ingested is not None:
+        api_rate, raw_rate, ratio = ingested.api.per_second, ingested.raw.per_second, ingested.ratio
+        rounds = len(ingested.api_rounds)
+        print(
+            f"ingestion  API {api_rate:,.0f} events/s, raw limit {raw_rate:,.0f} events/s (medians of {rounds})"
+            f"   API/raw = {ratio:.2f} (target >= {INGESTION_TARGET:.2f})   {_verdict(ratio >= INGESTION_TARGET)}"
+        )
+    if billed is not None:
+        first, added = billed.first, billed.invoices_added
+        print(
+            f"billing    {added:,} invoices in {first.seconds:.1f} s, {added / first.seconds:,.0f} invoices/s "
+            f"(run_cycle itself {first.cycle_seconds:.1f} s)"
+            f"   30 s / measured = {BILLING_TARGET_SECONDS / first.seconds:.2f} (target >= 1.00)"
+            f"   {_verdict(first.seconds <= BILLING_TARGET_SECONDS)}"
+        )
+        print(f"rerun      {billed.rerun_added} new invoices in {billed.rerun.seconds:.1f} s   OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
