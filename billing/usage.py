@@ -19,13 +19,12 @@ from msgspec import Meta
 
 MAX_BATCH = 1000
 CLOCK_SKEW = timedelta(minutes=5)
-MAX_PROPERTIES = 50
 MAX_PROPERTIES_BYTES = 8192
 # Values beyond this many integer digits or decimal places are refused rather than stored rounded.
 MAX_DIGITS, MAX_PLACES = 20, 12
 
 Key = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
-MetricCode = Annotated[str, Meta(min_length=1, max_length=63)]
+MetricCode = Annotated[str, Meta(min_length=1, max_length=63, pattern=r"^[^\x00-\x1f\x7f]+$")]
 
 
 class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -33,7 +32,8 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     metric_code: MetricCode
     timestamp: datetime
     value: Decimal | None = None
-    properties: dict[str, Any] | None = None
+    # Kept as the client's JSON text: stored as it came, decoded only when a metric reads a field of it.
+    properties: msgspec.Raw = msgspec.Raw(b"null")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +70,7 @@ class InvalidBatch(ValueError):
 _DECODER = msgspec.json.Decoder(EventIn, float_hook=Decimal)
 _BATCH_DECODER = msgspec.json.Decoder(Batch, float_hook=Decimal)
 _RAW_BATCH_DECODER = msgspec.json.Decoder(RawBatch)
-_ENCODER = msgspec.json.Encoder(decimal_format="number")
+_PROPERTIES = msgspec.json.Decoder(dict[str, Any], float_hook=Decimal)
 _PATH = re.compile(r"at `\$\.(\w+)")
 
 
@@ -142,12 +142,14 @@ def check(
         return Rejection(index, "invalid_timestamp", "timestamp must be RFC 3339 with a UTC offset")
     if event.timestamp > now + CLOCK_SKEW:
         return Rejection(index, "timestamp_in_future", "timestamp is later than now (beyond a 5 minute clock skew)")
-    properties = event.properties
-    encoded = None
-    if properties is not None:
-        encoded = _ENCODER.encode(properties)
-        if len(properties) > MAX_PROPERTIES or len(encoded) > MAX_PROPERTIES_BYTES:
-            return Rejection(index, "invalid_event", f"properties hold at most {MAX_PROPERTIES} keys and 8 KiB")
+    properties_json = None
+    raw_properties = bytes(event.properties)
+    if raw_properties != b"null":
+        if len(raw_properties) > MAX_PROPERTIES_BYTES or not raw_properties.startswith(b"{"):
+            return Rejection(index, "invalid_event", "properties must be a JSON object of at most 8 KiB")
+        if b"\\u0000" in raw_properties:  # PostgreSQL's jsonb cannot hold NUL
+            return Rejection(index, "invalid_event", "properties must not contain the NUL character")
+        properties_json = raw_properties.decode()
     if event.value is not None:
         if not event.value.is_finite() or not _in_range(event.value):
             return Rejection(index, "invalid_value", "value must be a finite number of reasonable size")
@@ -156,7 +158,8 @@ def check(
     aggregation, field = metric["aggregation"], metric["field"]
     if aggregation != "count":
         if field:
-            if not properties or field not in properties:
+            properties = _PROPERTIES.decode(properties_json) if properties_json else {}
+            if field not in properties:
                 return Rejection(index, "missing_field", f"metric {metric['code']} reads properties.{field}")
             raw = properties[field]
             if aggregation == "unique_count":
@@ -177,7 +180,7 @@ def check(
         metric_code=event.metric_code,
         occurred_at=event.timestamp,
         value=event.value,
-        properties_json=encoded.decode() if encoded is not None else None,
+        properties_json=properties_json,
     )
 
 

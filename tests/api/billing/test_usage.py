@@ -320,3 +320,26 @@ async def test_who_reports_for_which_tenant(client: AsyncClient, factory: Factor
 
     assert (await usage_values(client, staff.headers, tenant["id"], CODES))["api_calls"]["value"] == "2"
     assert (await usage_values(client, staff.headers, other["id"], CODES))["api_calls"]["value"] == "0"
+
+
+async def test_text_postgresql_cannot_store_is_rejected_per_event(client: AsyncClient, factory: Factory) -> None:
+    """NUL in a metric code or in properties would make PostgreSQL refuse the whole statement; each such event
+    is rejected on its own and the valid event beside it is stored."""
+    staff, tenant, key, _ = await _metered_world(client, factory)
+    now = utcnow() - timedelta(seconds=1)
+    events = [
+        event("fine", "api_calls", now),
+        event("nul-code", "api_\u0000calls", now),
+        event("nul-property", "api_calls", now, properties={"note": "a\u0000b"}),
+        {**event("not-object", "api_calls", now), "properties": [1, 2]},
+    ]
+    response = await client.post("/v1/usage", json={"events": events}, headers=bearer(key))
+    assert response.status_code == 200, response.text
+    reply = response.json()
+    assert reply["accepted"] == 1
+    assert [(item["index"], item["code"]) for item in reply["rejected"]] == [
+        (1, "invalid_event"),
+        (2, "invalid_event"),
+        (3, "invalid_event"),
+    ]
+    assert (await usage_values(client, staff.headers, tenant["id"]))["api_calls"]["value"] == "1"
