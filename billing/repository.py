@@ -229,6 +229,17 @@ async def due_subscriptions(cutoff: datetime, after: uuid.UUID | None, limit: in
     )
 
 
+# A tenant's open usage window (its live subscription's `usage_from`): ingestion holds this lock shared while
+# it checks and stores events, billing and plan changes hold it exclusively while they move the window. An
+# advisory lock, unlike FOR SHARE on the row, writes nothing, so concurrent batches do not contend.
+USAGE_WINDOW_LOCK = 7_301
+
+
+async def lock_usage_window(tenant_id: uuid.UUID, *, shared: bool) -> None:
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    await fetch(f"select {function}({USAGE_WINDOW_LOCK}, hashtext({{}}::text))", str(tenant_id))
+
+
 # -- usage --------------------------------------------------------------------------------------------
 
 

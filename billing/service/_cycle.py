@@ -42,6 +42,7 @@ async def catch_up(
     """
     written = 0
     cutoff = now - grace
+    await repository.lock_usage_window(tenant_id, shared=False)
     for _ in range(limit):
         row = await repository.get_subscription(subscription_id, lock="update")
         if row is None or row["status"] not in BILLABLE or row["current_period_end"] > cutoff:

@@ -23,7 +23,7 @@ async def ingest(
 
     An event before the subscription's unbilled window (its period is already invoiced) is rejected as
     `period_closed`, unless its key is already stored (a retry of an accepted event is a duplicate).
-    The live subscription row is share-locked, so a billing run cannot close the window mid-batch.
+    The tenant's usage window is locked shared, so a billing run cannot close it mid-batch.
     The principal is authorized in the same transaction.
     """
     now = datetime.now(UTC)
@@ -33,7 +33,8 @@ async def ingest(
     duplicates = 0
     async with tenant_tx(tenant_id):
         await check_access(principal, tenant_id, Permission.REPORT_USAGE, method="POST")
-        subscription = await repository.live_subscription(tenant_id, lock="share")
+        await repository.lock_usage_window(tenant_id, shared=True)
+        subscription = await repository.live_subscription(tenant_id)
         open_from = subscription["usage_from"] if subscription else None
         closed = [event for event in events if open_from is None or event.occurred_at < open_from]
         if closed:

@@ -64,13 +64,17 @@ async def check_access(principal: Principal, tenant_id: uuid.UUID, permission: P
 
     Unknown and foreign tenants look alike (404). A suspended tenant's own principals may only read.
     Staff act on suspended tenants too, and on a tenant being erased they may only read or remove
-    (so a retried erasure succeeds but nothing new is added). The tenant row is share-locked: role changes
-    lock it for update, so a change checked here cannot race with a demotion of the one making it.
+    (so a retried erasure succeeds but nothing new is added). For a member's writes the tenant row is
+    share-locked: role changes lock it for update, so a change checked here cannot race with a demotion of
+    the one making it.
     """
     writes = method not in READ_METHODS
     if principal.kind == "api_key" and principal.tenant_id != tenant_id:
         raise TenantNotFound()
-    tenant = await repository.get_tenant(tenant_id, lock="share" if writes else None)
+    # Only a member's role can change under them; an API key's role is fixed, and a share lock is a write
+    # to the row that concurrent machine traffic (usage batches) would queue on.
+    member_writes = writes and principal.kind == "user" and not principal.is_staff
+    tenant = await repository.get_tenant(tenant_id, lock="share" if member_writes else None)
     membership = None
     if tenant is not None and principal.kind == "user" and not principal.is_staff:
         membership = await repository.get_membership(tenant_id, principal.id)
