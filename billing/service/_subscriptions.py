@@ -193,8 +193,14 @@ async def cancel_subscription(actor: Principal, subscription_id: uuid.UUID, at_p
         else:
             usage = await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now)
             cancellation = lifecycle.cancel_now(sub, now, usage)
-            await _credit_unused(actor, tenant_id, subscription_id, sub, cancellation.credit_lines, now)
-            if cancellation.usage_lines:
+            unused = -sum(line.amount_minor for line in cancellation.credit_lines)
+            # Proration items still waiting for an invoice are settled now: a net charge on the final
+            # invoice, a net credit (a downgrade's) with the unused time's credit notes.
+            pending = await repository.open_pending_items(subscription_id)
+            pending_net = sum(item["amount_minor"] for item in pending)
+            settled = pending if pending_net < 0 else []
+            await _credit_unused(actor, tenant_id, subscription_id, sub, unused - min(pending_net, 0), settled, now)
+            if cancellation.usage_lines or (pending and pending_net >= 0):
                 await write_invoice(
                     tenant_id=tenant_id,
                     subscription_id=subscription_id,
@@ -216,23 +222,32 @@ async def cancel_subscription(actor: Principal, subscription_id: uuid.UUID, at_p
 
 
 async def _credit_unused(
-    actor: Principal, tenant_id: uuid.UUID, subscription_id: uuid.UUID, sub: Any, credit_lines: list[Any], now: datetime
+    actor: Principal,
+    tenant_id: uuid.UUID,
+    subscription_id: uuid.UUID,
+    sub: Any,
+    unused: int,
+    settled: list[dict[str, Any]],
+    now: datetime,
 ) -> None:
-    """Credit notes for the unused part of the period's advance charges (with their tax) on the invoices
-    that billed them, newest first, each up to what it can still be credited."""
-    unused = -sum(line.amount_minor for line in credit_lines)
+    """Credit notes for `unused` (before tax) on the invoices that billed the current period, newest first,
+    each with its tax and up to what it can still be credited; `settled` pending items are marked as paid
+    out by the first of them."""
+    credited: list[uuid.UUID] = []
     for invoice in await repository.invoices_billing_period(subscription_id, sub.current_period.end):
         if unused <= 0:
-            return
+            break
         if invoice["status"] == "draft":
             await finalize(tenant_id, invoice["id"], now)
-        credit = min(
-            unused + tax_of(unused, invoice["tax_rate_bps"]), invoice["total_minor"] - invoice["credited_minor"]
-        )
+        creditable = invoice["total_minor"] - invoice["credited_minor"]
+        credit = min(unused + tax_of(unused, invoice["tax_rate_bps"]), creditable)
         if credit > 0:
             await add_credit_note(actor, tenant_id, invoice["id"], credit, "Unused time after cancellation")
+            credited.append(invoice["id"])
             # What this credit covered, before tax, no longer needs crediting elsewhere.
             unused -= -(-credit * 10_000 // (10_000 + invoice["tax_rate_bps"]))
+    if settled and credited:
+        await repository.consume_pending_items([item["id"] for item in settled], credited[0])
 
 
 async def resume_subscription(actor: Principal, subscription_id: uuid.UUID) -> dict[str, Any]:
