@@ -197,8 +197,7 @@ def parse_charges(raw: Any) -> tuple[Charge, ...]:
 
 def _text(value: Decimal) -> str:
     # Plain notation, no exponent, trailing zeros removed ("0.25", "100").
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 def charge_to_json(charge: Charge) -> dict[str, Any]:
