@@ -398,14 +398,15 @@ async def take_invoice_number(tenant_id: uuid.UUID) -> str:
     return f"{rows[0]['slug'].upper()}-{rows[0]['invoice_sequence']:06d}"
 
 
-async def finalize_invoice(invoice_id: uuid.UUID, number: str, issued_at: datetime) -> None:
-    await fetch(
+async def finalize_invoice(invoice_id: uuid.UUID, number: str, issued_at: datetime) -> dict[str, Any]:
+    rows = await fetch(
         "update invoices set status = 'finalized', number = {}, issued_at = {}, finalize_at = null "
-        "where id = {} and status = 'draft'",
+        f"where id = {{}} and status = 'draft' returning {INVOICE_COLUMNS}",
         number,
         issued_at,
         invoice_id,
     )
+    return rows[0]
 
 
 async def get_invoice(invoice_id: uuid.UUID, *, lock: str | None = None) -> dict[str, Any] | None:

@@ -126,3 +126,36 @@ class CreditNote(Table, tablename="credit_notes", db=ENGINE):
     currency = Varchar(length=3)
     reason = Text()
     created_at = Timestamptz()
+
+
+class Payment(Table, tablename="payments", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    invoice_id = UUID()
+    attempt = Integer()
+    idempotency_key = Text()
+    status = Text()
+    amount_minor = BigInt()
+    currency = Varchar(length=3)
+    stripe_payment_intent_id = Text(null=True)
+    decline_code = Text(null=True)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class LedgerJournal(Table, tablename="ledger_journals", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    source_type = Text()
+    source_id = UUID()
+    description = Text()
+    created_at = Timestamptz()
+
+
+class LedgerPosting(Table, tablename="ledger_postings", db=ENGINE):
+    id = BigInt(primary_key=True)
+    tenant_id = UUID()
+    journal_id = UUID()
+    account = Text()
+    amount_minor = BigInt()
+    currency = Varchar(length=3)

@@ -173,6 +173,35 @@ def billing_run(as_of: Any, concurrency: int) -> None:
         sys.exit(1)
 
 
+@cli.group("ledger")
+def ledger_group() -> None:
+    """The double-entry ledger."""
+
+
+@ledger_group.command("verify")
+def ledger_verify() -> None:
+    """Check every journal balances and every tenant's receivable agrees with its invoices and payments."""
+    from billing import service as billing
+
+    report = _with_pool(_settings(), billing.verify_ledger)
+    click.echo(f"journals: {report.journals}, postings: {report.postings}")
+    click.echo(f"unbalanced journals: {len(report.unbalanced_journals)}")
+    for row in report.unbalanced_journals:
+        click.echo(f"  journal {row['journal_id']}: {row['total']} {row['currency']} off", err=True)
+    click.echo(f"receivables disagreeing with invoices and payments: {len(report.receivable_differences)}")
+    for row in report.receivable_differences:
+        click.echo(
+            f"  tenant {row['tenant_id']} {row['currency']}: ledger {row['ledger']}, documents {row['documents']}",
+            err=True,
+        )
+    click.echo(f"issued invoices without a journal: {len(report.invoices_without_journal)}")
+    for row in report.invoices_without_journal:
+        click.echo(f"  invoice {row['id']} (tenant {row['tenant_id']})", err=True)
+    click.echo("ledger verified" if report.ok else "ledger has differences")
+    if not report.ok:
+        sys.exit(1)
+
+
 @cli.command("run")
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="8000 or $PORT")
 def run(port: int) -> None:

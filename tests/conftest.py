@@ -30,6 +30,9 @@ from tests.factories import Factory
 COUNTS = pytest.StashKey[list[str]]()
 
 TABLES = (
+    "ledger_postings",
+    "ledger_journals",
+    "payments",
     "credit_notes",
     "pending_invoice_items",
     "invoice_lines",

@@ -18,6 +18,7 @@ from billing.service._invoices import (
     upcoming_invoice,
     void_invoice,
 )
+from billing.service._ledger import LedgerReport, verify_ledger
 from billing.service._subscriptions import (
     cancel_subscription,
     change_subscription,
@@ -30,6 +31,7 @@ from billing.service._usage import current_usage, ingest
 
 __all__ = [
     "CycleReport",
+    "LedgerReport",
     "bill_many",
     "bill_subscription",
     "cancel_subscription",
@@ -54,5 +56,6 @@ __all__ = [
     "resume_subscription",
     "run_cycle",
     "upcoming_invoice",
+    "verify_ledger",
     "void_invoice",
 ]

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from billing import lifecycle, repository
+from billing import ledger, ledger_repository, lifecycle, repository
 from billing.errors import CreditExceedsRemainder, InvalidInvoiceTransition, InvoiceNotFound, SubscriptionNotFound
 from billing.money import Money
 from billing.periods import Period
@@ -114,8 +114,11 @@ async def write_invoice(
 
 
 async def finalize(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> None:
+    """Number the draft and book it: the tenant owes its total from now on."""
     number = await repository.take_invoice_number(tenant_id)
-    await repository.finalize_invoice(invoice_id, number, now)
+    invoice = await repository.finalize_invoice(invoice_id, number, now)
+    postings = ledger.invoice_issued(tenant_id, invoice["currency"], invoice["subtotal_minor"], invoice["tax_minor"])
+    await ledger_repository.post(tenant_id, "invoice", invoice_id, f"Invoice {number} issued", postings)
 
 
 async def _with_lines(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -203,6 +206,12 @@ async def void_invoice(actor: Principal, invoice_id: uuid.UUID) -> dict[str, Any
             # A void invoice keeps its number: numbers are gapless, so a draft is numbered before voiding.
             await finalize(tenant_id, invoice_id, now)
         after = await repository.set_invoice_status(invoice_id, "void", amount_due_minor=0, voided_at=now)
+        # Whatever the invoice and its credit notes booked is reversed: a void invoice is owed nothing.
+        booked = await ledger_repository.invoice_postings(tenant_id, invoice_id)
+        reversal = ledger.balanced(ledger.Posting(p.account, -p.amount_minor, p.currency) for p in booked)
+        await ledger_repository.post(
+            tenant_id, "invoice_void", invoice_id, f"Invoice {after['number']} voided", reversal
+        )
         await audit.record(
             actor,
             tenant_id,
@@ -247,6 +256,8 @@ async def add_credit_note(
             "reason": reason,
         }
     )
+    postings = ledger.invoice_reduced(tenant_id, row["currency"], amount_minor, row["subtotal_minor"], row["tax_minor"])
+    await ledger_repository.post(tenant_id, "credit_note", note["id"], f"Credit note on {row['number']}", postings)
     credited = row["credited_minor"] + amount_minor
     # What a credit note frees on a paid invoice goes back as a refund (payments), not as an amount due.
     due = 0 if row["status"] == "paid" else amount_due(row["total_minor"], credited)

@@ -1,0 +1,86 @@
+"""The double-entry ledger's rules: which accounts a money movement touches, and by how much. Pure.
+
+A journal is a list of postings (account, signed minor units, currency) that sums to zero per currency:
+debits are positive, credits negative. Receivables and cash are debit-normal; revenue, tax payable and
+payables credit-normal. The shell writes each journal in the same transaction as the change it records.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from billing.errors import BillingInvalid
+from billing.money import allocate
+
+REVENUE = "revenue"
+TAX_PAYABLE = "tax_payable"
+CASH = "cash:stripe"
+REFUNDS = "refunds"
+
+
+def receivable(tenant_id: uuid.UUID) -> str:
+    return f"receivable:tenant:{tenant_id}"
+
+
+class UnbalancedJournal(BillingInvalid):
+    code = "unbalanced_journal"
+    title = "A journal's postings do not sum to zero"
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    account: str
+    amount_minor: int
+    currency: str
+
+
+def balanced(postings: Iterable[Posting]) -> list[Posting]:
+    """The postings without zero lines, once they are known to sum to zero in every currency."""
+    sums: dict[str, int] = defaultdict(int)
+    kept = []
+    for posting in postings:
+        sums[posting.currency] += posting.amount_minor
+        if posting.amount_minor:
+            kept.append(posting)
+    unbalanced = {currency: total for currency, total in sums.items() if total}
+    if unbalanced:
+        raise UnbalancedJournal(f"postings leave {unbalanced} unbalanced")
+    return kept
+
+
+def invoice_issued(tenant_id: uuid.UUID, currency: str, subtotal: int, tax: int) -> list[Posting]:
+    """The tenant owes the total; revenue and tax payable are earned."""
+    return balanced(
+        [
+            Posting(receivable(tenant_id), subtotal + tax, currency),
+            Posting(REVENUE, -subtotal, currency),
+            Posting(TAX_PAYABLE, -tax, currency),
+        ]
+    )
+
+
+def invoice_reduced(tenant_id: uuid.UUID, currency: str, amount: int, subtotal: int, tax: int) -> list[Posting]:
+    """A credit note or a void: `amount` (tax included) less owed, taken back from revenue and tax in the
+    invoice's proportion, the leftover minor unit handed out so the parts sum to the amount."""
+    if subtotal < 0 or tax < 0 or subtotal + tax <= 0:
+        raise BillingInvalid("only an invoice with a positive total can be reduced")
+    revenue_part, tax_part = allocate(amount, [subtotal, tax])
+    return balanced(
+        [
+            Posting(receivable(tenant_id), -amount, currency),
+            Posting(REVENUE, revenue_part, currency),
+            Posting(TAX_PAYABLE, tax_part, currency),
+        ]
+    )
+
+
+def payment_received(tenant_id: uuid.UUID, currency: str, amount: int) -> list[Posting]:
+    return balanced([Posting(CASH, amount, currency), Posting(receivable(tenant_id), -amount, currency)])
+
+
+def reversal(postings: Iterable[Posting]) -> list[Posting]:
+    """What undoes `postings` (a void): each account moved back by what it was moved."""
+    return balanced(Posting(p.account, -p.amount_minor, p.currency) for p in postings)

@@ -1,0 +1,92 @@
+"""Payments (collection attempts) and the double-entry ledger: journals and append-only postings, balanced
+per currency at commit."""
+
+from piccolo.apps.migrations.auto.migration_manager import MigrationManager
+
+from controlplane import rls
+from controlplane.db import ENGINE
+from controlplane.migrate import app_role
+
+ID = "2026-11-22T02:00:00:000000"
+VERSION = "1.38.0"
+DESCRIPTION = "payments and the double-entry ledger"
+
+SCHEMA = """
+-- One row per collection attempt; its Stripe idempotency key is stored before Stripe is called.
+create table payments (
+    id uuid primary key,
+    tenant_id uuid not null references tenants (id),
+    invoice_id uuid not null references invoices (id),
+    attempt integer not null check (attempt >= 1),
+    idempotency_key text not null unique,
+    status text not null check (status in ('pending', 'succeeded', 'failed')),
+    amount_minor bigint not null check (amount_minor > 0),
+    currency char(3) not null,
+    stripe_payment_intent_id text,
+    decline_code text,
+    created_at timestamptz not null default clock_timestamp(),
+    updated_at timestamptz not null default clock_timestamp(),
+    unique (invoice_id, attempt)
+);
+create index payments_page_idx on payments (tenant_id, created_at, id);
+
+-- One journal per money movement, named by what caused it (at most one journal per source and kind).
+create table ledger_journals (
+    id uuid primary key,
+    tenant_id uuid not null references tenants (id),
+    source_type text not null check (source_type in ('invoice', 'credit_note', 'invoice_void', 'payment')),
+    source_id uuid not null,
+    description text not null,
+    created_at timestamptz not null default clock_timestamp(),
+    unique (source_type, source_id)
+);
+create index ledger_journals_page_idx on ledger_journals (tenant_id, created_at, id);
+
+create table ledger_postings (
+    id bigint generated always as identity primary key,
+    tenant_id uuid not null references tenants (id),
+    journal_id uuid not null references ledger_journals (id),
+    account text not null check (length(account) between 1 and 200),
+    amount_minor bigint not null check (amount_minor <> 0),
+    currency char(3) not null check (currency ~ '^[A-Z]{3}$')
+);
+create index ledger_postings_journal_idx on ledger_postings (journal_id);
+create index ledger_postings_account_idx on ledger_postings (tenant_id, account);
+
+-- Checked when the transaction commits, after all of a journal's postings are in.
+create function ledger_journal_balances() returns trigger language plpgsql as $$
+begin
+    if exists (
+        select 1 from ledger_postings where journal_id = new.journal_id
+        group by currency having sum(amount_minor) <> 0
+    ) then
+        raise exception 'journal % does not balance', new.journal_id using errcode = 'check_violation';
+    end if;
+    return null;
+end $$;
+create constraint trigger ledger_journal_balances after insert on ledger_postings
+    deferrable initially deferred for each row execute function ledger_journal_balances();
+"""
+
+
+async def forwards() -> MigrationManager:
+    manager = MigrationManager(migration_id=ID, app_name="billing", description=DESCRIPTION)
+    role = app_role()
+
+    async def run() -> None:
+        statements = [
+            SCHEMA,
+            rls.tenant_isolation("payments"),
+            rls.tenant_isolation("ledger_journals"),
+            rls.tenant_isolation("ledger_postings"),
+            rls.grant_to_app(role, "payments", "select, insert, update"),
+            # Append-only: a correction is a new journal.
+            rls.grant_to_app(role, "ledger_journals", "select, insert"),
+            rls.grant_to_app(role, "ledger_postings", "select, insert"),
+        ]
+        async with ENGINE.transaction() as tx:
+            for sql in statements:
+                await tx.connection.execute(sql)
+
+    manager.add_raw(run)
+    return manager
