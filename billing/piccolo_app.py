@@ -4,12 +4,14 @@ from piccolo.conf.apps import AppConfig
 
 from billing.tables import (
     BillableMetric,
+    BillingCustomer,
     CreditNote,
     Invoice,
     InvoiceLine,
     LedgerJournal,
     LedgerPosting,
     Payment,
+    PaymentMethod,
     PendingInvoiceItem,
     Plan,
     Subscription,
@@ -28,6 +30,8 @@ APP_CONFIG = AppConfig(
         InvoiceLine,
         PendingInvoiceItem,
         CreditNote,
+        BillingCustomer,
+        PaymentMethod,
         Payment,
         LedgerJournal,
         LedgerPosting,

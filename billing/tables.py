@@ -137,6 +137,8 @@ class Payment(Table, tablename="payments", db=ENGINE):
     status = Text()
     amount_minor = BigInt()
     currency = Varchar(length=3)
+    stripe_customer_id = Text()
+    stripe_payment_method_id = Text()
     stripe_payment_intent_id = Text(null=True)
     decline_code = Text(null=True)
     created_at = Timestamptz()
@@ -159,3 +161,21 @@ class LedgerPosting(Table, tablename="ledger_postings", db=ENGINE):
     account = Text()
     amount_minor = BigInt()
     currency = Varchar(length=3)
+
+
+class BillingCustomer(Table, tablename="billing_customers", db=ENGINE):
+    tenant_id = UUID(primary_key=True)
+    stripe_customer_id = Text()
+    created_at = Timestamptz()
+
+
+class PaymentMethod(Table, tablename="payment_methods", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    stripe_payment_method_id = Text()
+    brand = Text()
+    last4 = Text()
+    exp_month = Integer()
+    exp_year = Integer()
+    is_default = Boolean(default=False)
+    created_at = Timestamptz()

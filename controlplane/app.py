@@ -21,11 +21,13 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from billing.api.controllers import (
     InvoiceController,
     MetricController,
+    PaymentMethodController,
     PlanController,
     SubscriptionController,
     TenantSubscriptionController,
     UsageController,
 )
+from billing.payments_gateway import StripeGateway
 from controlplane import context, db
 from controlplane.auth.controllers import issue_token
 from controlplane.auth.middleware import BearerAuthenticationMiddleware
@@ -39,6 +41,7 @@ from controlplane.openapi import ClosedStructSchemaPlugin
 from controlplane.secrets import JWT_KEYS_PATH, SecretStore
 from controlplane.settings import Settings, SettingsError
 from controlplane.startup_checks import refuse_unsafe_database_role, refuse_unsafe_production
+from controlplane.stripe_client import make_stripe_client
 from tenants.api.controllers import ApiKeyController, AuditController, MemberController, TenantController
 
 log = logging.getLogger("controlplane")
@@ -82,6 +85,7 @@ def create_app(settings: Settings) -> Litestar:
         secret_store = await asyncio.to_thread(SecretStore.connect, settings)
         await asyncio.to_thread(refuse_unsafe_production, settings, secret_store)
         app.state.secret_store = secret_store
+        app.state.payments = StripeGateway(await asyncio.to_thread(make_stripe_client, settings, secret_store))
         app.state.token_signer = TokenSigner.from_secret(
             await asyncio.to_thread(secret_store.read, JWT_KEYS_PATH),
             issuer=settings.jwt_issuer,
@@ -117,6 +121,7 @@ def create_app(settings: Settings) -> Litestar:
             SubscriptionController,
             UsageController,
             InvoiceController,
+            PaymentMethodController,
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),

@@ -72,6 +72,11 @@ BILLING_FAILURES_TOTAL = Counter(
     "controlplane_billing_failures_total",
     "Subscriptions whose billing failed in a cycle (each is retried by the next cycle).",
 )
+PAYMENTS_TOTAL = Counter(
+    "controlplane_payments_total",
+    "Invoice collection attempts answered by Stripe, by outcome (succeeded, failed).",
+    ["outcome"],
+)
 USAGE_EVENTS_TOTAL = Counter(
     "controlplane_usage_events_total",
     "Usage events received, by outcome (accepted, duplicate, rejected).",

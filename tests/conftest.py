@@ -33,6 +33,8 @@ TABLES = (
     "ledger_postings",
     "ledger_journals",
     "payments",
+    "payment_methods",
+    "billing_customers",
     "credit_notes",
     "pending_invoice_items",
     "invoice_lines",

@@ -22,6 +22,10 @@ from billing.api.schemas import (
     MetricCreate,
     MetricPage,
     MetricRead,
+    PaymentMethodCreate,
+    PaymentMethodPage,
+    PaymentMethodRead,
+    PaymentRead,
     PlanCreate,
     PlanPage,
     PlanRead,
@@ -33,6 +37,7 @@ from billing.api.schemas import (
     UsageRead,
     UsageReply,
     invoice_read,
+    payment_method_read,
     plan_read,
     usage_read,
 )
@@ -237,6 +242,32 @@ class UsageController(Controller):
         return usage_read(await service.current_usage(tenant_id, metric_code))
 
 
+def _gateway(request: Request[Any, Any, Any]) -> Any:
+    return request.app.state.payments
+
+
+class PaymentMethodController(Controller):
+    path = "/v1/tenants/{tenant_id:uuid}/payment-methods"
+    tags = ["payments"]
+    security = BEARER
+
+    @idempotent_post("/", status_code=201, **_allow(Permission.MANAGE_BILLING, 413, 422, 503, *IDEMPOTENCY_ERRORS))
+    async def add_payment_method(
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[PaymentMethodCreate]
+    ) -> PaymentMethodRead:
+        row = await service.add_payment_method(
+            _gateway(request), principal_of(request), tenant_id, data.stripe_payment_method_id, data.default
+        )
+        return payment_method_read(row)
+
+    @get("/", **_allow(Permission.READ_BILLING, 422))
+    async def list_payment_methods(
+        self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None
+    ) -> PaymentMethodPage:
+        rows, next_cursor = await service.list_payment_methods(tenant_id, PageRequest.parse(limit, cursor))
+        return PaymentMethodPage(items=[payment_method_read(row) for row in rows], next_cursor=next_cursor)
+
+
 class InvoiceController(Controller):
     tags = ["invoices"]
     security = BEARER
@@ -266,6 +297,13 @@ class InvoiceController(Controller):
     ) -> CreditNoteRead:
         note = await service.credit_invoice(principal_of(request), invoice_id, data.amount_minor, data.reason)
         return to_struct(CreditNoteRead, note)
+
+    @idempotent_post("/v1/invoices/{invoice_id:uuid}/pay", status_code=200, responses=problem_responses(503, *ById))
+    async def pay_invoice(self, request: Request[Any, Any, Any], invoice_id: InvoiceId) -> PaymentRead:
+        """Collect the amount due now with the default card: the payment, succeeded or failed with its
+        decline code."""
+        payment = await service.pay_invoice(_gateway(request), principal_of(request), invoice_id)
+        return to_struct(PaymentRead, payment)
 
     @get("/v1/invoices/{invoice_id:uuid}/credit-notes", responses=problem_responses(400, 401, 403, 404))
     async def list_credit_notes(self, request: Request[Any, Any, Any], invoice_id: InvoiceId) -> list[CreditNoteRead]:

@@ -200,6 +200,41 @@ class CreditNoteRead(Struct, kw_only=True):
     created_at: datetime
 
 
+class PaymentMethodCreate(Input):
+    stripe_payment_method_id: Annotated[str, Meta(min_length=4, max_length=255, pattern=r"^pm_[A-Za-z0-9_]+$")]
+    default: bool = False
+
+
+class PaymentMethodRead(Struct, kw_only=True):
+    id: uuid.UUID
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    default: bool
+    created_at: datetime
+
+
+class PaymentMethodPage(Struct, kw_only=True):
+    items: list[PaymentMethodRead]
+    next_cursor: str | None
+
+
+class PaymentRead(Struct, kw_only=True):
+    id: uuid.UUID
+    invoice_id: uuid.UUID
+    attempt: int
+    status: Literal["pending", "succeeded", "failed"]
+    amount_minor: int
+    currency: str
+    decline_code: str | None
+    created_at: datetime
+
+
+def payment_method_read(row: dict[str, Any]) -> PaymentMethodRead:
+    return msgspec.convert({**row, "default": row["is_default"]}, PaymentMethodRead, strict=False)
+
+
 def decimal_text(value: Decimal | int) -> str:
     """Plain decimal notation without an exponent or trailing zeros: "0.25", "100"."""
     text = format(Decimal(value).normalize(), "f")

@@ -1,4 +1,4 @@
-"""Payments (collection attempts) and the double-entry ledger: journals and append-only postings, balanced
+"""Stripe customers and payment methods, payments (collection attempts) and the double-entry ledger: journals and append-only postings, balanced
 per currency at commit."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
@@ -12,6 +12,29 @@ VERSION = "1.38.0"
 DESCRIPTION = "payments and the double-entry ledger"
 
 SCHEMA = """
+-- A tenant's customer at Stripe, made once (its idempotency key is derived from the tenant id).
+create table billing_customers (
+    tenant_id uuid primary key references tenants (id),
+    stripe_customer_id text not null unique,
+    created_at timestamptz not null default now()
+);
+
+-- Cards attached to that customer: only what may be shown (brand, last 4 digits, expiry).
+create table payment_methods (
+    id uuid primary key,
+    tenant_id uuid not null references tenants (id),
+    stripe_payment_method_id text not null,
+    brand text not null,
+    last4 text not null check (last4 ~ '^[0-9]{4}$'),
+    exp_month integer not null check (exp_month between 1 and 12),
+    exp_year integer not null,
+    is_default boolean not null default false,
+    created_at timestamptz not null default clock_timestamp(),
+    unique (tenant_id, stripe_payment_method_id)
+);
+create unique index payment_methods_one_default_idx on payment_methods (tenant_id) where is_default;
+create index payment_methods_page_idx on payment_methods (tenant_id, created_at, id);
+
 -- One row per collection attempt; its Stripe idempotency key is stored before Stripe is called.
 create table payments (
     id uuid primary key,
@@ -22,6 +45,8 @@ create table payments (
     status text not null check (status in ('pending', 'succeeded', 'failed')),
     amount_minor bigint not null check (amount_minor > 0),
     currency char(3) not null,
+    stripe_customer_id text not null,
+    stripe_payment_method_id text not null,
     stripe_payment_intent_id text,
     decline_code text,
     created_at timestamptz not null default clock_timestamp(),
@@ -76,9 +101,13 @@ async def forwards() -> MigrationManager:
     async def run() -> None:
         statements = [
             SCHEMA,
+            rls.tenant_isolation("billing_customers"),
+            rls.tenant_isolation("payment_methods"),
             rls.tenant_isolation("payments"),
             rls.tenant_isolation("ledger_journals"),
             rls.tenant_isolation("ledger_postings"),
+            rls.grant_to_app(role, "billing_customers", "select, insert"),
+            rls.grant_to_app(role, "payment_methods", "select, insert, update"),
             rls.grant_to_app(role, "payments", "select, insert, update"),
             # Append-only: a correction is a new journal.
             rls.grant_to_app(role, "ledger_journals", "select, insert"),

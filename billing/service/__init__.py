@@ -19,6 +19,13 @@ from billing.service._invoices import (
     void_invoice,
 )
 from billing.service._ledger import LedgerReport, verify_ledger
+from billing.service._payments import (
+    NoPaymentMethod,
+    add_payment_method,
+    collect_invoice,
+    list_payment_methods,
+    pay_invoice,
+)
 from billing.service._subscriptions import (
     cancel_subscription,
     change_subscription,
@@ -32,10 +39,13 @@ from billing.service._usage import current_usage, ingest
 __all__ = [
     "CycleReport",
     "LedgerReport",
+    "NoPaymentMethod",
+    "add_payment_method",
     "bill_many",
     "bill_subscription",
     "cancel_subscription",
     "change_subscription",
+    "collect_invoice",
     "count_due",
     "create_metric",
     "create_plan",
@@ -51,8 +61,10 @@ __all__ = [
     "list_credit_notes",
     "list_invoices",
     "list_metrics",
+    "list_payment_methods",
     "list_plans",
     "list_subscriptions",
+    "pay_invoice",
     "resume_subscription",
     "run_cycle",
     "upcoming_invoice",

@@ -1,0 +1,120 @@
+"""Stripe, as billing needs it: customers, cards, off-session charges. The adapter boundary.
+
+Only the official SDK talks to Stripe. Its errors stop here: a decline is an outcome, not an exception;
+a card Stripe will not accept is `InvalidPaymentMethod`; anything else (network, Stripe down, our key)
+is `PaymentProviderUnavailable`, so no `stripe.StripeError` reaches a service or a controller.
+Every call that creates something carries an idempotency key derived from domain ids.
+The SDK is synchronous; callers run these in a worker thread.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import stripe
+
+from controlplane.exceptions import InvalidInput, ServiceUnavailable
+
+
+class InvalidPaymentMethod(InvalidInput):
+    code = "invalid_payment_method"
+    title = "Stripe does not accept this payment method"
+
+
+class PaymentProviderUnavailable(ServiceUnavailable):
+    code = "payment_provider_unavailable"
+    title = "Stripe could not be reached; nothing was charged twice, retry later"
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeOutcome:
+    succeeded: bool
+    payment_intent_id: str | None
+    decline_code: str | None = None
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except stripe.CardError:
+        raise  # a decline: each call decides what it means
+    except stripe.InvalidRequestError as error:
+        raise InvalidPaymentMethod(error.user_message or "Stripe refused the request") from None
+    except stripe.StripeError as error:
+        raise PaymentProviderUnavailable(f"Stripe: {type(error).__name__}") from None
+
+
+class StripeGateway:
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self._client = client
+
+    def create_customer(self, tenant_id: str, email: str | None) -> str:
+        with _translated():
+            params: dict[str, object] = {"metadata": {"tenant_id": tenant_id}}
+            if email:
+                params["email"] = email
+            customer = self._client.v1.customers.create(
+                params=params,  # type: ignore[arg-type]
+                options={"idempotency_key": f"tenant:{tenant_id}:customer"},
+            )
+        return str(customer.id)
+
+    def attach_card(self, payment_method_id: str, customer_id: str) -> Card:
+        try:
+            with _translated():
+                method = self._client.v1.payment_methods.attach(
+                    payment_method_id,
+                    params={"customer": customer_id},
+                    options={"idempotency_key": f"customer:{customer_id}:attach:{payment_method_id}"},
+                )
+        except stripe.CardError as error:
+            raise InvalidPaymentMethod(error.user_message or "the card was declined") from None
+        card = method.card
+        if card is None:
+            raise InvalidPaymentMethod("only cards can pay invoices")
+        return Card(str(card.brand), str(card.last4), int(card.exp_month), int(card.exp_year))
+
+    def charge(
+        self,
+        idempotency_key: str,
+        amount_minor: int,
+        currency: str,
+        customer_id: str,
+        payment_method_id: str,
+        invoice_id: str,
+    ) -> ChargeOutcome:
+        """An off-session PaymentIntent, confirmed at once with the saved card."""
+        try:
+            with _translated():
+                intent = self._client.v1.payment_intents.create(
+                    params={
+                        "amount": amount_minor,
+                        "currency": currency.lower(),
+                        "customer": customer_id,
+                        "payment_method": payment_method_id,
+                        "off_session": True,
+                        "confirm": True,
+                        "metadata": {"invoice_id": invoice_id},
+                    },
+                    options={"idempotency_key": idempotency_key},
+                )
+        except stripe.CardError as error:
+            code = (error.error.decline_code if error.error else None) or error.code or "card_declined"
+            intent_id = error.error.payment_intent.id if error.error and error.error.payment_intent else None
+            return ChargeOutcome(False, intent_id, str(code))
+        if intent.status == "succeeded":
+            return ChargeOutcome(True, str(intent.id))
+        error_detail = intent.last_payment_error
+        reason = (error_detail.decline_code or error_detail.code) if error_detail else intent.status
+        return ChargeOutcome(False, str(intent.id), str(reason))

@@ -1,0 +1,127 @@
+"""Queries of payments: Stripe customers, payment methods and collection attempts. Inside the caller's
+transaction; each names its tenant (see `billing.repository`)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from controlplane.db import fetch
+from controlplane.pagination import PageRequest, keyset_clause
+
+METHOD_COLUMNS = "id, tenant_id, stripe_payment_method_id, brand, last4, exp_month, exp_year, is_default, created_at"
+PAYMENT_COLUMNS = (
+    "id, tenant_id, invoice_id, attempt, idempotency_key, status, amount_minor, currency, stripe_customer_id, "
+    "stripe_payment_method_id, stripe_payment_intent_id, decline_code, created_at, updated_at"
+)
+
+
+async def customer_of(tenant_id: uuid.UUID) -> str | None:
+    rows = await fetch("select stripe_customer_id from billing_customers where tenant_id = {}", tenant_id)
+    return rows[0]["stripe_customer_id"] if rows else None
+
+
+async def save_customer(tenant_id: uuid.UUID, customer_id: str) -> str:
+    """The tenant's customer: this one, or the one a concurrent request saved first."""
+    await fetch(
+        "insert into billing_customers (tenant_id, stripe_customer_id) values ({}, {}) on conflict do nothing",
+        tenant_id,
+        customer_id,
+    )
+    saved = await customer_of(tenant_id)
+    assert saved is not None
+    return saved
+
+
+async def save_payment_method(tenant_id: uuid.UUID, values: dict[str, Any], make_default: bool) -> dict[str, Any]:
+    if make_default:
+        await fetch("update payment_methods set is_default = false where tenant_id = {} and is_default", tenant_id)
+    rows = await fetch(
+        "insert into payment_methods (id, tenant_id, stripe_payment_method_id, brand, last4, exp_month, exp_year, "
+        "is_default) values ({}, {}, {}, {}, {}, {}, {}, {}) on conflict (tenant_id, stripe_payment_method_id) "
+        f"do update set is_default = payment_methods.is_default or excluded.is_default returning {METHOD_COLUMNS}",
+        uuid.uuid4(),
+        tenant_id,
+        values["stripe_payment_method_id"],
+        values["brand"],
+        values["last4"],
+        values["exp_month"],
+        values["exp_year"],
+        make_default,
+    )
+    return rows[0]
+
+
+async def has_payment_methods(tenant_id: uuid.UUID) -> bool:
+    rows = await fetch("select 1 from payment_methods where tenant_id = {} limit 1", tenant_id)
+    return bool(rows)
+
+
+async def default_payment_method(tenant_id: uuid.UUID) -> dict[str, Any] | None:
+    rows = await fetch(f"select {METHOD_COLUMNS} from payment_methods where tenant_id = {{}} and is_default", tenant_id)
+    return rows[0] if rows else None
+
+
+async def list_payment_methods(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[str, Any]]:
+    clause, args = keyset_clause(page)
+    return await fetch(
+        f"select {METHOD_COLUMNS} from payment_methods where tenant_id = {{}}{clause} "
+        "order by created_at, id limit {}",
+        tenant_id,
+        *args,
+        page.limit + 1,
+    )
+
+
+async def open_attempt(invoice_id: uuid.UUID) -> dict[str, Any] | None:
+    """An attempt whose outcome is unknown (Stripe did not answer): retried with its own key."""
+    rows = await fetch(
+        f"select {PAYMENT_COLUMNS} from payments where invoice_id = {{}} and status = 'pending' for update",
+        invoice_id,
+    )
+    return rows[0] if rows else None
+
+
+async def last_attempt(invoice_id: uuid.UUID) -> dict[str, Any] | None:
+    rows = await fetch(
+        f"select {PAYMENT_COLUMNS} from payments where invoice_id = {{}} order by attempt desc limit 1", invoice_id
+    )
+    return rows[0] if rows else None
+
+
+async def insert_attempt(values: dict[str, Any]) -> dict[str, Any]:
+    rows = await fetch(
+        "insert into payments (id, tenant_id, invoice_id, attempt, idempotency_key, status, amount_minor, currency, "
+        "stripe_customer_id, stripe_payment_method_id) "
+        "values ({}, {}, {}, {}, {}, 'pending', {}, {}, {}, {}) "
+        f"returning {PAYMENT_COLUMNS}",
+        uuid.uuid4(),
+        values["tenant_id"],
+        values["invoice_id"],
+        values["attempt"],
+        values["idempotency_key"],
+        values["amount_minor"],
+        values["currency"],
+        values["stripe_customer_id"],
+        values["stripe_payment_method_id"],
+    )
+    return rows[0]
+
+
+async def settle_attempt(
+    payment_id: uuid.UUID, status: str, payment_intent_id: str | None, decline_code: str | None
+) -> dict[str, Any] | None:
+    """Record Stripe's answer; None when the attempt was already settled (its first answer stands)."""
+    rows = await fetch(
+        "update payments set status = {}, stripe_payment_intent_id = {}, decline_code = {}, "
+        f"updated_at = clock_timestamp() where id = {{}} and status = 'pending' returning {PAYMENT_COLUMNS}",
+        status,
+        payment_intent_id,
+        decline_code,
+        payment_id,
+    )
+    return rows[0] if rows else None
+
+
+async def get_attempt(payment_id: uuid.UUID) -> dict[str, Any]:
+    return (await fetch(f"select {PAYMENT_COLUMNS} from payments where id = {{}}", payment_id))[0]

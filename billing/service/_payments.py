@@ -1,0 +1,178 @@
+"""Payments: a tenant's cards at Stripe, and collecting an invoice's amount due off-session.
+
+A collection attempt is written (with its idempotency key `invoice:{id}:attempt:{n}`) and committed before
+Stripe is called; if Stripe does not answer, the attempt stays pending and the next try sends the same
+key again, so a timeout can never charge twice. Stripe's answer is recorded in a second transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from billing import ledger, ledger_repository, payments_repository, repository
+from billing.errors import InvalidInvoiceTransition, InvalidSubscriptionTransition, InvoiceNotFound
+from billing.payments_gateway import ChargeOutcome, StripeGateway
+from billing.service._access import tenant_of
+from billing.states import Event, next_status
+from controlplane import metrics
+from controlplane.auth.principal import Principal
+from controlplane.db import tenant_tx
+from controlplane.exceptions import Conflict
+from controlplane.pagination import PageRequest, page_of
+from tenants import audit
+from tenants.repository import get_tenant
+from tenants.roles import Permission
+from tenants.service import Page
+
+
+class NoPaymentMethod(Conflict):
+    code = "no_payment_method"
+    title = "The tenant has no default payment method"
+
+
+async def add_payment_method(
+    gateway: StripeGateway, actor: Principal, tenant_id: uuid.UUID, payment_method_id: str, make_default: bool
+) -> dict[str, Any]:
+    """Attach a card to the tenant's Stripe customer (made on first use). The first card is the default."""
+    async with tenant_tx(tenant_id):
+        customer_id = await payments_repository.customer_of(tenant_id)
+        tenant = await get_tenant(tenant_id)
+    if customer_id is None:
+        email = tenant["billing_email"] if tenant else None
+        created = await asyncio.to_thread(gateway.create_customer, str(tenant_id), email)
+        async with tenant_tx(tenant_id):
+            customer_id = await payments_repository.save_customer(tenant_id, created)
+    card = await asyncio.to_thread(gateway.attach_card, payment_method_id, customer_id)
+    async with tenant_tx(tenant_id):
+        make_default = make_default or not await payments_repository.has_payment_methods(tenant_id)
+        row = await payments_repository.save_payment_method(
+            tenant_id,
+            {
+                "stripe_payment_method_id": payment_method_id,
+                "brand": card.brand,
+                "last4": card.last4,
+                "exp_month": card.exp_month,
+                "exp_year": card.exp_year,
+            },
+            make_default,
+        )
+        await audit.record(
+            actor, tenant_id, "payment_method.added", "payment_method", row["id"], after={"default": row["is_default"]}
+        )
+    return row
+
+
+async def list_payment_methods(tenant_id: uuid.UUID, page: PageRequest) -> Page:
+    async with tenant_tx(tenant_id):
+        return page_of(await payments_repository.list_payment_methods(tenant_id, page), page)
+
+
+async def pay_invoice(gateway: StripeGateway, actor: Principal, invoice_id: uuid.UUID) -> dict[str, Any]:
+    tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.MANAGE_BILLING, "POST")
+    return await collect_invoice(gateway, tenant_id, invoice_id, actor)
+
+
+async def collect_invoice(
+    gateway: StripeGateway, tenant_id: uuid.UUID, invoice_id: uuid.UUID, actor: Principal | None = None
+) -> dict[str, Any]:
+    """Charge the invoice's amount due to the tenant's default card. A paid invoice answers with the
+    payment that paid it."""
+    async with tenant_tx(tenant_id):
+        invoice = await repository.get_invoice(invoice_id, lock="update")
+        if invoice is None:
+            raise InvoiceNotFound()
+        if invoice["status"] == "paid":
+            paid = await payments_repository.last_attempt(invoice_id)
+            if paid is not None:
+                return paid
+        if invoice["status"] != "finalized" or invoice["amount_due_minor"] <= 0:
+            raise InvalidInvoiceTransition(
+                f"a {invoice['status']} invoice with {invoice['amount_due_minor']} due cannot be collected",
+                current_status=invoice["status"],
+            )
+        attempt = await payments_repository.open_attempt(invoice_id)
+        if attempt is None:
+            method = await payments_repository.default_payment_method(tenant_id)
+            customer_id = await payments_repository.customer_of(tenant_id)
+            if method is None or customer_id is None:
+                raise NoPaymentMethod(required_actions=["add_payment_method"])
+            last = await payments_repository.last_attempt(invoice_id)
+            number = last["attempt"] + 1 if last else 1
+            attempt = await payments_repository.insert_attempt(
+                {
+                    "tenant_id": tenant_id,
+                    "invoice_id": invoice_id,
+                    "attempt": number,
+                    "idempotency_key": f"invoice:{invoice_id}:attempt:{number}",
+                    "amount_minor": invoice["amount_due_minor"],
+                    "currency": invoice["currency"],
+                    "stripe_customer_id": customer_id,
+                    "stripe_payment_method_id": method["stripe_payment_method_id"],
+                }
+            )
+    # Committed: the key is stored before Stripe hears of it.
+    outcome = await asyncio.to_thread(
+        gateway.charge,
+        attempt["idempotency_key"],
+        attempt["amount_minor"],
+        attempt["currency"],
+        attempt["stripe_customer_id"],
+        attempt["stripe_payment_method_id"],
+        str(invoice_id),
+    )
+    async with tenant_tx(tenant_id):
+        return await _record(actor, tenant_id, invoice_id, attempt, outcome)
+
+
+async def _record(
+    actor: Principal | None,
+    tenant_id: uuid.UUID,
+    invoice_id: uuid.UUID,
+    attempt: dict[str, Any],
+    outcome: ChargeOutcome,
+) -> dict[str, Any]:
+    invoice = await repository.get_invoice(invoice_id, lock="update")
+    assert invoice is not None
+    status = "succeeded" if outcome.succeeded else "failed"
+    payment = await payments_repository.settle_attempt(
+        attempt["id"], status, outcome.payment_intent_id, outcome.decline_code
+    )
+    if payment is None:  # settled meanwhile by a concurrent retry: its answer stands
+        return await payments_repository.get_attempt(attempt["id"])
+    if outcome.succeeded:
+        if invoice["status"] == "finalized":
+            await repository.set_invoice_status(invoice_id, "paid", amount_due_minor=0)
+        postings = ledger.payment_received(tenant_id, payment["currency"], payment["amount_minor"])
+        await ledger_repository.post(tenant_id, "payment", payment["id"], f"Payment of {invoice['number']}", postings)
+    await _move_subscription(
+        invoice["subscription_id"], Event.PAYMENT_SUCCEEDED if outcome.succeeded else Event.PAYMENT_FAILED
+    )
+    metrics.PAYMENTS_TOTAL.labels(outcome=status).inc()
+    await audit.record(
+        actor,
+        tenant_id,
+        f"payment.{status}",
+        "invoice",
+        invoice_id,
+        after={
+            "attempt": payment["attempt"],
+            "amount_minor": payment["amount_minor"],
+            "decline_code": payment["decline_code"],
+        },
+    )
+    return payment
+
+
+async def _move_subscription(subscription_id: uuid.UUID, event: Event) -> None:
+    """past_due on a failed payment, active again on a successful one; other states are left alone."""
+    row = await repository.get_subscription(subscription_id, lock="update")
+    if row is None:
+        return
+    try:
+        target = next_status(row["status"], event)
+    except InvalidSubscriptionTransition:
+        return
+    if target != row["status"]:
+        await repository.update_subscription(subscription_id, {"status": target.value})

@@ -1,0 +1,145 @@
+"""Collecting invoices through Stripe (localstripe, through the official SDK): cards, success, decline."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+
+from billing import service
+from controlplane.secrets import SecretStore
+from controlplane.settings import Settings
+from controlplane.stripe_client import make_stripe_client
+from tests.api._helpers import assert_problem
+from tests.api.billing._support import plan, subscribe
+from tests.factories import Actor, Factory
+
+GOOD_CARD = "4242424242424242"
+# Attaches, then every charge is declined.
+DECLINED_CARD = "4000000000000341"
+
+
+@pytest.fixture
+def stripe_client(settings: Settings) -> Any:
+    return make_stripe_client(settings, SecretStore.connect(settings))
+
+
+def card(stripe_client: Any, number: str) -> str:
+    """A payment method as a browser would create it with Stripe.js."""
+    method = stripe_client.v1.payment_methods.create(
+        params={"type": "card", "card": {"number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123"}}
+    )
+    return str(method.id)
+
+
+async def _invoiced_tenant(client: AsyncClient, factory: Factory) -> tuple[Actor, dict[str, Any], dict[str, Any]]:
+    staff = await factory.staff()
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    tenant = await factory.tenant(staff, tax_rate_bps=1000)
+    subscription = await subscribe(client, staff.headers, tenant["id"], "pro")
+    [invoice] = (await client.get(f"/v1/tenants/{tenant['id']}/invoices", headers=staff.headers)).json()["items"]
+    assert invoice["amount_due_minor"] > 0
+    return staff, tenant, {**invoice, "subscription": subscription}
+
+
+async def _add_card(client: AsyncClient, headers: dict[str, str], tenant_id: str, method_id: str) -> dict[str, Any]:
+    response = await client.post(
+        f"/v1/tenants/{tenant_id}/payment-methods", json={"stripe_payment_method_id": method_id}, headers=headers
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def test_a_card_pays_the_invoice_and_the_ledger_agrees(
+    client: AsyncClient, factory: Factory, stripe_client: Any
+) -> None:
+    _, tenant, invoice = await _invoiced_tenant(client, factory)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    method = await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    assert (method["brand"], method["last4"], method["exp_month"], method["exp_year"], method["default"]) == (
+        "visa",
+        "4242",
+        12,
+        2031,
+        True,
+    )
+    listed = (await client.get(f"/v1/tenants/{tenant['id']}/payment-methods", headers=admin.headers)).json()
+    assert [item["id"] for item in listed["items"]] == [method["id"]]
+    assert "stripe_payment_method_id" not in listed["items"][0]
+
+    response = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=admin.headers)
+    assert response.status_code == 200, response.text
+    payment = response.json()
+    assert (payment["status"], payment["attempt"], payment["amount_minor"]) == (
+        "succeeded",
+        1,
+        invoice["amount_due_minor"],
+    )
+    paid = (await client.get(f"/v1/invoices/{invoice['id']}", headers=admin.headers)).json()
+    assert (paid["status"], paid["amount_due_minor"]) == ("paid", 0)
+    # Paying again answers with the payment that paid it; nothing is charged twice.
+    again = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=admin.headers)
+    assert again.status_code == 200, again.text
+    assert again.json()["id"] == payment["id"]
+    intents = stripe_client.v1.payment_intents.list(params={"limit": 100})
+    assert sum(1 for intent in intents.data if intent.metadata.to_dict().get("invoice_id") == invoice["id"]) == 1
+
+    report = await service.verify_ledger()
+    assert report.ok, report
+    assert report.journals == 2  # the invoice issued, the payment received
+
+
+async def test_a_declined_card_keeps_the_code_and_puts_the_subscription_past_due(
+    client: AsyncClient, factory: Factory, stripe_client: Any
+) -> None:
+    staff, tenant, invoice = await _invoiced_tenant(client, factory)
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, DECLINED_CARD))
+    response = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)
+    assert response.status_code == 200, response.text
+    assert (response.json()["status"], response.json()["decline_code"]) == ("failed", "card_declined")
+    subscription = (
+        await client.get(f"/v1/subscriptions/{invoice['subscription']['id']}", headers=staff.headers)
+    ).json()
+    assert subscription["status"] == "past_due"
+    still_due = (await client.get(f"/v1/invoices/{invoice['id']}", headers=staff.headers)).json()
+    assert (still_due["status"], still_due["amount_due_minor"]) == ("finalized", invoice["amount_due_minor"])
+
+    # A good card as the new default: the next attempt pays, and the subscription is active again.
+    fixed = await client.post(
+        f"/v1/tenants/{tenant['id']}/payment-methods",
+        json={"stripe_payment_method_id": card(stripe_client, GOOD_CARD), "default": True},
+        headers=staff.headers,
+    )
+    assert fixed.status_code == 201, fixed.text
+    retried = (await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)).json()
+    assert (retried["status"], retried["attempt"]) == ("succeeded", 2)
+    subscription = (
+        await client.get(f"/v1/subscriptions/{invoice['subscription']['id']}", headers=staff.headers)
+    ).json()
+    assert subscription["status"] == "active"
+    assert (await service.verify_ledger()).ok
+
+
+async def test_paying_without_a_card_or_with_a_bad_one_is_refused_cleanly(
+    client: AsyncClient, factory: Factory, stripe_client: Any
+) -> None:
+    staff, tenant, invoice = await _invoiced_tenant(client, factory)
+    body = assert_problem(await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers), 409)
+    assert (body["code"], body["required_actions"]) == ("no_payment_method", ["add_payment_method"])
+    unknown = await client.post(
+        f"/v1/tenants/{tenant['id']}/payment-methods",
+        json={"stripe_payment_method_id": "pm_doesnotexist"},
+        headers=staff.headers,
+    )
+    assert_problem(unknown, 422, "invalid_payment_method")
+    malformed = await client.post(
+        f"/v1/tenants/{tenant['id']}/payment-methods",
+        json={"stripe_payment_method_id": "card 4242"},
+        headers=staff.headers,
+    )
+    assert_problem(malformed, 400)
+    viewer = await factory.member(tenant["id"], "billing_viewer")
+    assert_problem(await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=viewer.headers), 403)
+    listed = (await client.get(f"/v1/tenants/{tenant['id']}/payment-methods", headers=viewer.headers)).json()
+    assert listed["items"] == []
