@@ -62,12 +62,17 @@ def invoice_issued(tenant_id: uuid.UUID, currency: str, subtotal: int, tax: int)
     )
 
 
-def invoice_reduced(tenant_id: uuid.UUID, currency: str, amount: int, subtotal: int, tax: int) -> list[Posting]:
-    """A credit note or a void: `amount` (tax included) less owed, taken back from revenue and tax in the
-    invoice's proportion, the leftover minor unit handed out so the parts sum to the amount."""
+def invoice_reduced(
+    tenant_id: uuid.UUID, currency: str, amount: int, subtotal: int, tax: int, already_reduced: int = 0
+) -> list[Posting]:
+    """A credit note: `amount` (tax included) less owed, taken back from revenue and tax in the invoice's
+    proportion. The split is of everything credited so far, less the split of what was credited before, so
+    several credit notes never take back more revenue or tax than the invoice booked."""
     if subtotal < 0 or tax < 0 or subtotal + tax <= 0:
         raise BillingInvalid("only an invoice with a positive total can be reduced")
-    revenue_part, tax_part = allocate(amount, [subtotal, tax])
+    before = allocate(already_reduced, [subtotal, tax]) if already_reduced else [0, 0]
+    after = allocate(already_reduced + amount, [subtotal, tax])
+    revenue_part, tax_part = after[0] - before[0], after[1] - before[1]
     return balanced(
         [
             Posting(receivable(tenant_id), -amount, currency),

@@ -125,3 +125,30 @@ async def settle_attempt(
 
 async def get_attempt(payment_id: uuid.UUID) -> dict[str, Any]:
     return (await fetch(f"select {PAYMENT_COLUMNS} from payments where id = {{}}", payment_id))[0]
+
+
+async def collectable_invoices(limit: int) -> list[dict[str, Any]]:
+    """Across tenants (system context): finalized invoices with an amount due, with their attempts so far."""
+    return await fetch(
+        "select i.id, i.tenant_id, count(p.id) as attempts, "
+        "min(p.created_at) filter (where p.status = 'failed') as first_failure, "
+        "bool_or(p.status = 'pending') as has_pending "
+        "from invoices i left join payments p on p.invoice_id = i.id "
+        "where i.status = 'finalized' and i.amount_due_minor > 0 "
+        "group by i.id, i.tenant_id order by min(i.issued_at) limit {}",
+        limit,
+    )
+
+
+async def failed_attempts(invoice_id: uuid.UUID) -> int:
+    rows = await fetch("select count(*) as n from payments where invoice_id = {} and status = 'failed'", invoice_id)
+    return int(rows[0]["n"])
+
+
+async def other_uncollectible(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> bool:
+    rows = await fetch(
+        "select 1 from invoices where tenant_id = {} and status = 'uncollectible' and id <> {} limit 1",
+        tenant_id,
+        invoice_id,
+    )
+    return bool(rows)

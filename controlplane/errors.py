@@ -21,6 +21,7 @@ from controlplane.exceptions import (
     DomainError,
     InvalidInput,
     NotFound,
+    PaymentRequired,
     PermissionDenied,
     RateLimited,
     ServiceUnavailable,
@@ -35,6 +36,7 @@ log = logging.getLogger("controlplane.errors")
 DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
     (InvalidInput, 422),
     (Unauthenticated, 401),
+    (PaymentRequired, 402),
     (PermissionDenied, 403),
     (NotFound, 404),
     (Conflict, 409),
@@ -46,6 +48,7 @@ DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
 HTTP_STATUS_CODE: dict[int, str] = {
     400: "bad_request",
     401: "unauthenticated",
+    402: "payment_required",
     403: "permission_denied",
     404: "not_found",
     405: "method_not_allowed",
@@ -62,6 +65,7 @@ HTTP_STATUS_CODE: dict[int, str] = {
 PROBLEM_DESCRIPTIONS: dict[int, str] = {
     400: "The parameters, the body or the Idempotency-Key header are malformed",
     401: "No bearer token or API key, or it is invalid, expired or revoked",
+    402: "The tenant is suspended for an unpaid invoice; see required_actions",
     403: "The principal's role, or the tenant's status, does not allow this",
     404: "Not found, or not visible to this principal",
     409: "The request conflicts with the current state, or its Idempotency-Key is still in use",
@@ -83,6 +87,7 @@ class Problem(Struct, kw_only=True):
     errors: list[dict[str, Any]] | UnsetType = UNSET  # validation errors: which fields failed and why
     checks: dict[str, str] | UnsetType = UNSET  # readiness: each dependency's result
     retry_after_seconds: int | UnsetType = UNSET  # rate limits: also sent as Retry-After
+    required_actions: list[str] | UnsetType = UNSET  # what unblocks the request (e.g. pay_invoice)
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:

@@ -29,6 +29,11 @@ class Unauthenticated(DomainError):
     title = "Authentication is required"
 
 
+class PaymentRequired(DomainError):
+    code = "payment_required"
+    title = "Payment is required before this can be used"
+
+
 class PermissionDenied(DomainError):
     code = "permission_denied"
     title = "You may not do this"

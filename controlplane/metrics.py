@@ -77,6 +77,11 @@ PAYMENTS_TOTAL = Counter(
     "Invoice collection attempts answered by Stripe, by outcome (succeeded, failed).",
     ["outcome"],
 )
+DUNNING_STEPS_TOTAL = Counter(
+    "controlplane_dunning_steps_total",
+    "Dunning steps taken: retry, uncollectible (tenant suspended), reactivated.",
+    ["step"],
+)
 USAGE_EVENTS_TOTAL = Counter(
     "controlplane_usage_events_total",
     "Usage events received, by outcome (accepted, duplicate, rejected).",

@@ -44,6 +44,8 @@ class Settings:
     # Usage events may arrive this long after their period ends and still be billed in it; the billing
     # cycle waits as long before invoicing a boundary.
     usage_grace_seconds: int = 3600
+    # Days after the first failed payment on which it is retried (BILLING_DUNNING_DAYS="1,3,5,7").
+    dunning_days: tuple[int, ...] = (1, 3, 5, 7)
     # Browser origins allowed to call the API (comma-separated CONTROLPLANE_CORS_ORIGINS); none by default.
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
 
@@ -69,6 +71,7 @@ class Settings:
                 stripe_api_base=environ.get("STRIPE_API_BASE") or None,
                 jwt_ttl_seconds=int(environ.get("JWT_TTL_SECONDS", "900")),
                 usage_grace_seconds=int(environ.get("BILLING_USAGE_GRACE_SECONDS", "3600")),
+                dunning_days=_dunning_days(environ.get("BILLING_DUNNING_DAYS", "1,3,5,7")),
                 max_request_body_bytes=int(environ.get("MAX_REQUEST_BODY_BYTES", str(1024 * 1024))),
                 cors_origins=tuple(
                     origin.strip()
@@ -116,3 +119,10 @@ class Settings:
         if self.database_url and self.database_url == self.database_owner_url:
             problems.append("DATABASE_URL must use the app role, not the owner role")
         return problems
+
+
+def _dunning_days(text: str) -> tuple[int, ...]:
+    days = tuple(int(part) for part in text.split(",") if part.strip())
+    if not days or any(day <= 0 for day in days) or list(days) != sorted(set(days)):
+        raise ValueError(f"BILLING_DUNNING_DAYS must be increasing positive days, not {text!r}")
+    return days

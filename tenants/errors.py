@@ -1,6 +1,6 @@
 """Errors of the tenants domain."""
 
-from controlplane.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated
+from controlplane.exceptions import Conflict, InvalidInput, NotFound, PaymentRequired, PermissionDenied, Unauthenticated
 
 
 class TenantNotFound(NotFound):
@@ -71,3 +71,8 @@ class UserExists(Conflict):
 class WeakPassword(InvalidInput):
     code = "weak_password"
     title = "The password is too short"
+
+
+class SuspendedForNonPayment(PaymentRequired):
+    code = "suspended_for_non_payment"
+    title = "The tenant is suspended until its overdue invoice is paid"

@@ -17,7 +17,7 @@ from controlplane.pagination import PageRequest, keyset_clause
 
 TENANT_COLUMNS = (
     "id, name, slug, status, billing_email, currency, reseller_id, tax_rate_bps, invoice_grace_hours, created_at, "
-    "updated_at, erasure_requested_at"
+    "updated_at, erasure_requested_at, billing_suspended_at"
 )
 
 
@@ -68,6 +68,7 @@ async def update_tenant(tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[s
         "reseller_id",
         "tax_rate_bps",
         "invoice_grace_hours",
+        "billing_suspended_at",
     }
     assignments = []
     args: list[Any] = []

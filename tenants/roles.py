@@ -31,6 +31,9 @@ class Permission(enum.StrEnum):
     STAFF_ONLY = "staff_only"
 
 
+# What a tenant suspended for non-payment may still do: see and settle its bills.
+BILLING_PERMISSIONS = frozenset({Permission.READ_BILLING, Permission.MANAGE_BILLING})
+
 GRANTS: dict[Role, frozenset[Permission]] = {
     Role.TENANT_ADMIN: frozenset(
         {

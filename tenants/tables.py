@@ -31,6 +31,7 @@ class Tenant(Table, tablename="tenants", db=ENGINE):
     tax_rate_bps = Integer(default=0)
     invoice_grace_hours = Integer(default=0)
     invoice_sequence = BigInt(default=0)
+    billing_suspended_at = Timestamptz(null=True, default=None)
 
 
 class Membership(Table, tablename="memberships", db=ENGINE):

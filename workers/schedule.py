@@ -9,6 +9,10 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "controlplane.billing.run_cycle",
         "schedule": crontab(minute="5"),
     },
+    "collect-payments": {
+        "task": "controlplane.billing.collect_payments",
+        "schedule": crontab(minute="35"),
+    },
     "purge-expired-idempotency-keys": {
         "task": "controlplane.purge_expired_idempotency_keys",
         "schedule": crontab(minute="17"),

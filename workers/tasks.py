@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from billing import service as billing
+from billing.payments_gateway import StripeGateway
 from controlplane import maintenance
 from controlplane.db import run_with_pool
+from controlplane.secrets import SecretStore
+from controlplane.stripe_client import make_stripe_client
 from tenants import service
 from workers.celery_app import app
 
@@ -69,3 +73,16 @@ def bill_subscriptions(pairs: list[list[str]], as_of: str) -> dict[str, Any]:
         max_size=BILLING_CONCURRENCY,
     )
     return {"seen": report.seen, "invoices_created": report.invoices_created, "failed": report.failed}
+
+
+@app.task(name="controlplane.billing.collect_payments")
+def collect_payments(as_of: str | None = None) -> dict[str, Any]:
+    """Hourly: charge newly finalized invoices, retry failed ones on the dunning schedule, give up after the
+    last retry. Safe to run twice: an attempt's idempotency key is stored before Stripe is called."""
+    settings = app.conf.controlplane_settings
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    when = _utc(as_of) if as_of else datetime.now(UTC)
+    report = run_with_pool(
+        settings.database_url, lambda: billing.collect_due_invoices(gateway, when, settings.dunning_days)
+    )
+    return dataclasses.asdict(report)

@@ -12,6 +12,9 @@ VERSION = "1.38.0"
 DESCRIPTION = "payments and the double-entry ledger"
 
 SCHEMA = """
+-- Set when dunning gives up on an invoice and suspends the tenant; a payment that settles it clears it.
+alter table tenants add column billing_suspended_at timestamptz;
+
 -- A tenant's customer at Stripe, made once (its idempotency key is derived from the tenant id).
 create table billing_customers (
     tenant_id uuid primary key references tenants (id),

@@ -10,6 +10,7 @@ from billing.service._cycle import (
     finalize_due_drafts,
     run_cycle,
 )
+from billing.service._dunning import CollectionReport, collect_due_invoices
 from billing.service._invoices import (
     credit_invoice,
     get_invoice,
@@ -37,6 +38,7 @@ from billing.service._subscriptions import (
 from billing.service._usage import current_usage, ingest
 
 __all__ = [
+    "CollectionReport",
     "CycleReport",
     "LedgerReport",
     "NoPaymentMethod",
@@ -45,6 +47,7 @@ __all__ = [
     "bill_subscription",
     "cancel_subscription",
     "change_subscription",
+    "collect_due_invoices",
     "collect_invoice",
     "count_due",
     "create_metric",

@@ -256,7 +256,9 @@ async def add_credit_note(
             "reason": reason,
         }
     )
-    postings = ledger.invoice_reduced(tenant_id, row["currency"], amount_minor, row["subtotal_minor"], row["tax_minor"])
+    postings = ledger.invoice_reduced(
+        tenant_id, row["currency"], amount_minor, row["subtotal_minor"], row["tax_minor"], row["credited_minor"]
+    )
     await ledger_repository.post(tenant_id, "credit_note", note["id"], f"Credit note on {row['number']}", postings)
     credited = row["credited_minor"] + amount_minor
     # What a credit note frees on a paid invoice goes back as a refund (payments), not as an amount due.

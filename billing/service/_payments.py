@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import datetime
 from typing import Any
 
 from billing import ledger, ledger_repository, payments_repository, repository
@@ -22,7 +23,7 @@ from controlplane.db import tenant_tx
 from controlplane.exceptions import Conflict
 from controlplane.pagination import PageRequest, page_of
 from tenants import audit
-from tenants.repository import get_tenant
+from tenants.repository import get_tenant, update_tenant
 from tenants.roles import Permission
 from tenants.service import Page
 
@@ -87,7 +88,8 @@ async def collect_invoice(
             paid = await payments_repository.last_attempt(invoice_id)
             if paid is not None:
                 return paid
-        if invoice["status"] != "finalized" or invoice["amount_due_minor"] <= 0:
+        # An uncollectible invoice can still be paid: that is how a suspended tenant comes back.
+        if invoice["status"] not in ("finalized", "uncollectible") or invoice["amount_due_minor"] <= 0:
             raise InvalidInvoiceTransition(
                 f"a {invoice['status']} invoice with {invoice['amount_due_minor']} due cannot be collected",
                 current_status=invoice["status"],
@@ -142,8 +144,9 @@ async def _record(
     if payment is None:  # settled meanwhile by a concurrent retry: its answer stands
         return await payments_repository.get_attempt(attempt["id"])
     if outcome.succeeded:
-        if invoice["status"] == "finalized":
+        if invoice["status"] in ("finalized", "uncollectible"):
             await repository.set_invoice_status(invoice_id, "paid", amount_due_minor=0)
+            await _reactivate_if_settled(actor, tenant_id, invoice_id)
         postings = ledger.payment_received(tenant_id, payment["currency"], payment["amount_minor"])
         await ledger_repository.post(tenant_id, "payment", payment["id"], f"Payment of {invoice['number']}", postings)
     await _move_subscription(
@@ -176,3 +179,47 @@ async def _move_subscription(subscription_id: uuid.UUID, event: Event) -> None:
         return
     if target != row["status"]:
         await repository.update_subscription(subscription_id, {"status": target.value})
+
+
+async def _reactivate_if_settled(actor: Principal | None, tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
+    """A tenant suspended for non-payment is active again once nothing it owes is uncollectible."""
+    tenant = await get_tenant(tenant_id, lock="update")
+    if tenant is None or tenant["billing_suspended_at"] is None:
+        return
+    if await payments_repository.other_uncollectible(tenant_id, invoice_id):
+        return
+    await update_tenant(tenant_id, {"status": "active", "billing_suspended_at": None})
+    await audit.record(
+        actor,
+        tenant_id,
+        "tenant.reactivated",
+        "tenant",
+        tenant_id,
+        before={"status": tenant["status"]},
+        after={"status": "active"},
+    )
+    metrics.DUNNING_STEPS_TOTAL.labels(step="reactivated").inc()
+
+
+async def give_up(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> None:
+    """The last retry failed: the invoice is uncollectible and the tenant suspended until it pays."""
+    async with tenant_tx(tenant_id):
+        invoice = await repository.get_invoice(invoice_id, lock="update")
+        if invoice is None or invoice["status"] != "finalized":
+            return
+        await repository.set_invoice_status(invoice_id, "uncollectible")
+        await audit.record(
+            None, tenant_id, "invoice.uncollectible", "invoice", invoice_id, after={"status": "uncollectible"}
+        )
+        tenant = await get_tenant(tenant_id, lock="update")
+        if tenant is not None and tenant["status"] == "active":
+            await update_tenant(tenant_id, {"status": "suspended", "billing_suspended_at": now})
+            await audit.record(
+                None,
+                tenant_id,
+                "tenant.suspended_for_non_payment",
+                "tenant",
+                tenant_id,
+                after={"invoice_id": str(invoice_id)},
+            )
+    metrics.DUNNING_STEPS_TOTAL.labels(step="uncollectible").inc()

@@ -10,8 +10,15 @@ from controlplane.auth.passwords import verify_password
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx, user_tx
 from tenants import repository
-from tenants.errors import ForbiddenForRole, InvalidCredentials, RevokedApiKey, TenantNotActive, TenantNotFound
-from tenants.roles import Permission, role_allows
+from tenants.errors import (
+    ForbiddenForRole,
+    InvalidCredentials,
+    RevokedApiKey,
+    SuspendedForNonPayment,
+    TenantNotActive,
+    TenantNotFound,
+)
+from tenants.roles import BILLING_PERMISSIONS, Permission, role_allows
 from tenants.status import TenantStatus
 
 
@@ -90,5 +97,8 @@ async def check_access(principal: Principal, tenant_id: uuid.UUID, permission: P
         raise TenantNotFound()
     if not role_allows(role, permission):
         raise ForbiddenForRole(f"role {role} does not allow {permission}")
-    if writes and tenant["status"] != TenantStatus.ACTIVE:
+    settling = permission in BILLING_PERMISSIONS
+    if tenant["billing_suspended_at"] is not None and not settling:
+        raise SuspendedForNonPayment(required_actions=["pay_overdue_invoice", "add_payment_method"])
+    if writes and tenant["status"] != TenantStatus.ACTIVE and not (settling and tenant["billing_suspended_at"]):
         raise TenantNotActive()

@@ -1,0 +1,74 @@
+"""Dunning: retries on the schedule, then uncollectible and suspended (402 outside billing), and back on
+payment. The clock is moved by running the collection as of later moments."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from httpx import AsyncClient
+
+from billing import service
+from billing.payments_gateway import StripeGateway
+from controlplane.secrets import SecretStore
+from controlplane.settings import Settings
+from controlplane.stripe_client import make_stripe_client
+from tests.api._helpers import assert_problem
+from tests.api.billing.test_payments import DECLINED_CARD, GOOD_CARD, _add_card, _invoiced_tenant, card, stripe_client
+from tests.factories import Factory
+
+__all__ = ["stripe_client"]  # the fixture, shared
+SCHEDULE = (1, 3, 5, 7)
+
+
+async def test_dunning_retries_then_suspends_and_a_payment_reactivates(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any
+) -> None:
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    staff, tenant, invoice = await _invoiced_tenant(client, factory)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, DECLINED_CARD))
+    start = datetime.now(UTC) + timedelta(minutes=1)
+
+    first = await service.collect_due_invoices(gateway, start, SCHEDULE)
+    assert (first.attempted, first.failed, first.uncollectible) == (1, 1, 0)
+    # Nothing is due again until a day after the first failure.
+    assert (await service.collect_due_invoices(gateway, start + timedelta(hours=23), SCHEDULE)).attempted == 0
+    for day in SCHEDULE[:-1]:
+        retry = await service.collect_due_invoices(gateway, start + timedelta(days=day), SCHEDULE)
+        assert (retry.attempted, retry.failed, retry.uncollectible) == (1, 1, 0), day
+    tenant_url = f"/v1/tenants/{tenant['id']}"
+    assert (await client.get(tenant_url, headers=admin.headers)).status_code == 200
+    last = await service.collect_due_invoices(gateway, start + timedelta(days=SCHEDULE[-1]), SCHEDULE)
+    assert (last.attempted, last.failed, last.uncollectible) == (1, 1, 1)
+    assert (await service.collect_due_invoices(gateway, start + timedelta(days=30), SCHEDULE)).attempted == 0
+
+    uncollectible = (await client.get(f"/v1/invoices/{invoice['id']}", headers=admin.headers)).json()
+    assert uncollectible["status"] == "uncollectible"
+    body = assert_problem(await client.get(tenant_url, headers=admin.headers), 402, "suspended_for_non_payment")
+    assert body["required_actions"] == ["pay_overdue_invoice", "add_payment_method"]
+    members = await client.get(f"{tenant_url}/members", headers=admin.headers)
+    assert_problem(members, 402, "suspended_for_non_payment")
+    # Billing stays open: the admin sees the invoice, adds a working card and pays.
+    await client.post(
+        f"{tenant_url}/payment-methods",
+        json={"stripe_payment_method_id": card(stripe_client, GOOD_CARD), "default": True},
+        headers=admin.headers,
+    )
+    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=admin.headers)
+    assert paid.status_code == 200, paid.text
+    assert (paid.json()["status"], paid.json()["attempt"]) == ("succeeded", len(SCHEDULE) + 2)
+    reactivated = await client.get(tenant_url, headers=admin.headers)
+    assert reactivated.status_code == 200, reactivated.text
+    assert reactivated.json()["status"] == "active"
+    subscription = (
+        await client.get(f"/v1/subscriptions/{invoice['subscription']['id']}", headers=admin.headers)
+    ).json()
+    assert subscription["status"] == "active"
+    actions = [
+        event["action"]
+        for event in (await client.get(f"{tenant_url}/audit-events", headers=staff.headers)).json()["items"]
+    ]
+    assert actions.count("payment.failed") == len(SCHEDULE) + 1
+    assert {"invoice.uncollectible", "tenant.suspended_for_non_payment", "tenant.reactivated"} <= set(actions)
+    assert (await service.verify_ledger()).ok
