@@ -12,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import stripe
 
-from controlplane.exceptions import InvalidInput, ServiceUnavailable
+from controlplane.exceptions import BadRequest, InvalidInput, ServiceUnavailable
 
 
 class InvalidPaymentMethod(InvalidInput):
@@ -26,6 +27,35 @@ class InvalidPaymentMethod(InvalidInput):
 class PaymentProviderUnavailable(ServiceUnavailable):
     code = "payment_provider_unavailable"
     title = "Stripe could not be reached; nothing was charged twice, retry later"
+
+
+class WebhookRejected(BadRequest):
+    code = "webhook_rejected"
+    title = "The webhook is unsigned, forged or stale"
+
+    def __init__(self, detail: str, *, reason: str) -> None:
+        super().__init__(detail)
+        self.reason = reason  # recorded, not shown
+
+
+WEBHOOK_TOLERANCE_SECONDS = 300
+
+
+def verified_event(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
+    """The event, once its `Stripe-Signature` proves Stripe sent it within the last 5 minutes."""
+    if not signature:
+        raise WebhookRejected("the Stripe-Signature header is missing", reason="unsigned")
+    try:
+        event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS)
+    except stripe.SignatureVerificationError as error:
+        stale = "timestamp outside the tolerance zone" in str(error).lower()
+        raise WebhookRejected(
+            "the signature is too old" if stale else "the signature does not match",
+            reason="stale" if stale else "forged",
+        ) from None
+    except ValueError:
+        raise WebhookRejected("the payload is not JSON", reason="malformed") from None
+    return event.to_dict()
 
 
 @dataclass(frozen=True, slots=True)

@@ -152,3 +152,24 @@ async def other_uncollectible(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> bo
         invoice_id,
     )
     return bool(rows)
+
+
+async def record_webhook_event(event_id: str, event_type: str) -> bool:
+    """False when this event was received before (a duplicate delivery)."""
+    rows = await fetch(
+        "insert into stripe_webhook_events (id, type) values ({}, {}) on conflict do nothing returning id",
+        event_id,
+        event_type,
+    )
+    return bool(rows)
+
+
+async def record_webhook_rejection(reason: str) -> None:
+    await fetch("insert into stripe_webhook_rejections (id, reason) values ({}, {})", uuid.uuid4(), reason)
+
+
+async def attempt_by_intent(payment_intent_id: str) -> dict[str, Any] | None:
+    rows = await fetch(
+        f"select {PAYMENT_COLUMNS} from payments where stripe_payment_intent_id = {{}} for update", payment_intent_id
+    )
+    return rows[0] if rows else None

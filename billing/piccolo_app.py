@@ -14,6 +14,8 @@ from billing.tables import (
     PaymentMethod,
     PendingInvoiceItem,
     Plan,
+    StripeWebhookEvent,
+    StripeWebhookRejection,
     Subscription,
     UsageEvent,
 )
@@ -35,6 +37,8 @@ APP_CONFIG = AppConfig(
         Payment,
         LedgerJournal,
         LedgerPosting,
+        StripeWebhookEvent,
+        StripeWebhookRejection,
     ],
     migration_dependencies=["tenants.piccolo_app"],
 )

@@ -179,3 +179,15 @@ class PaymentMethod(Table, tablename="payment_methods", db=ENGINE):
     exp_year = Integer()
     is_default = Boolean(default=False)
     created_at = Timestamptz()
+
+
+class StripeWebhookEvent(Table, tablename="stripe_webhook_events", db=ENGINE):
+    id = Text(primary_key=True)
+    type = Text()
+    received_at = Timestamptz()
+
+
+class StripeWebhookRejection(Table, tablename="stripe_webhook_rejections", db=ENGINE):
+    id = UUID(primary_key=True)
+    reason = Text()
+    received_at = Timestamptz()

@@ -23,6 +23,7 @@ from billing.api.controllers import (
     MetricController,
     PaymentMethodController,
     PlanController,
+    StripeWebhookController,
     SubscriptionController,
     TenantSubscriptionController,
     UsageController,
@@ -41,7 +42,7 @@ from controlplane.openapi import ClosedStructSchemaPlugin
 from controlplane.secrets import JWT_KEYS_PATH, SecretStore
 from controlplane.settings import Settings, SettingsError
 from controlplane.startup_checks import refuse_unsafe_database_role, refuse_unsafe_production
-from controlplane.stripe_client import make_stripe_client
+from controlplane.stripe_client import WebhookSecret, make_stripe_client
 from tenants.api.controllers import ApiKeyController, AuditController, MemberController, TenantController
 
 log = logging.getLogger("controlplane")
@@ -86,6 +87,7 @@ def create_app(settings: Settings) -> Litestar:
         await asyncio.to_thread(refuse_unsafe_production, settings, secret_store)
         app.state.secret_store = secret_store
         app.state.payments = StripeGateway(await asyncio.to_thread(make_stripe_client, settings, secret_store))
+        app.state.stripe_webhook_secret = WebhookSecret(secret_store)
         app.state.token_signer = TokenSigner.from_secret(
             await asyncio.to_thread(secret_store.read, JWT_KEYS_PATH),
             issuer=settings.jwt_issuer,
@@ -122,6 +124,7 @@ def create_app(settings: Settings) -> Litestar:
             UsageController,
             InvoiceController,
             PaymentMethodController,
+            StripeWebhookController,
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),

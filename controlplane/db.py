@@ -58,6 +58,8 @@ class SystemReason(enum.StrEnum):
     # Finding which tenant an id-addressed resource (a subscription, an invoice) belongs to, before the
     # principal is authorized for that tenant; reads only the tenant id.
     ROUTING = "routing"
+    # A Stripe webhook names its tenant only inside its payload; it is recorded and applied in one transaction.
+    WEBHOOK = "webhook"
 
 
 def configure(dsn: str) -> None:

@@ -17,6 +17,7 @@ from litestar.types import ExceptionHandlersMap
 from msgspec import UNSET, Struct, UnsetType
 
 from controlplane.exceptions import (
+    BadRequest,
     Conflict,
     DomainError,
     InvalidInput,
@@ -34,6 +35,7 @@ log = logging.getLogger("controlplane.errors")
 
 # Most specific first: a subclass listed later would never be reached.
 DOMAIN_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (BadRequest, 400),
     (InvalidInput, 422),
     (Unauthenticated, 401),
     (PaymentRequired, 402),

@@ -19,6 +19,11 @@ class DomainError(Exception):
         super().__init__(self.detail)
 
 
+class BadRequest(DomainError):
+    code = "bad_request"
+    title = "The request is malformed"
+
+
 class InvalidInput(DomainError):
     code = "invalid_input"
     title = "The request is not valid"

@@ -77,6 +77,11 @@ PAYMENTS_TOTAL = Counter(
     "Invoice collection attempts answered by Stripe, by outcome (succeeded, failed).",
     ["outcome"],
 )
+WEBHOOKS_TOTAL = Counter(
+    "controlplane_webhooks_total",
+    "Stripe webhook deliveries, by outcome (applied, ignored, duplicate, rejected).",
+    ["outcome"],
+)
 DUNNING_STEPS_TOTAL = Counter(
     "controlplane_dunning_steps_total",
     "Dunning steps taken: retry, uncollectible (tenant suspended), reactivated.",

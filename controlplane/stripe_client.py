@@ -21,3 +21,17 @@ def make_stripe_client(settings: Settings, secret_store: SecretStore) -> stripe.
         base_addresses=base_addresses,  # type: ignore[arg-type]
         max_network_retries=MAX_NETWORK_RETRIES,
     )
+
+
+class WebhookSecret:
+    """The webhook signing secret from OpenBao, kept in memory; `(fresh=True)` reads it again (after a
+    signature mismatch, so a rotated secret is picked up without a restart)."""
+
+    def __init__(self, secret_store: SecretStore) -> None:
+        self._store = secret_store
+        self._secret: str | None = None
+
+    def __call__(self, fresh: bool = False) -> str:
+        if fresh or self._secret is None:
+            self._secret = str(self._store.read(STRIPE_PATH)["webhook_secret"])
+        return self._secret

@@ -30,6 +30,8 @@ from tests.factories import Factory
 COUNTS = pytest.StashKey[list[str]]()
 
 TABLES = (
+    "stripe_webhook_events",
+    "stripe_webhook_rejections",
     "ledger_postings",
     "ledger_journals",
     "payments",

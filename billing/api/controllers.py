@@ -309,3 +309,22 @@ class InvoiceController(Controller):
     async def list_credit_notes(self, request: Request[Any, Any, Any], invoice_id: InvoiceId) -> list[CreditNoteRead]:
         notes = await service.list_credit_notes(principal_of(request), invoice_id)
         return [to_struct(CreditNoteRead, note) for note in notes]
+
+
+class StripeWebhookController(Controller):
+    tags = ["payments"]
+
+    @post(
+        "/v1/webhooks/stripe",
+        exclude_from_auth=True,
+        status_code=200,
+        responses=problem_responses(400),
+        include_in_schema=True,
+    )
+    async def receive(self, request: Request[Any, Any, Any]) -> dict[str, str]:
+        """Stripe's events, verified by `Stripe-Signature` (at most 5 minutes old). A repeated event is
+        acknowledged and changes nothing."""
+        result = await service.receive_stripe_event(
+            await request.body(), request.headers.get("stripe-signature"), request.app.state.stripe_webhook_secret
+        )
+        return {"result": result}

@@ -81,6 +81,20 @@ create table ledger_postings (
 create index ledger_postings_journal_idx on ledger_postings (journal_id);
 create index ledger_postings_account_idx on ledger_postings (tenant_id, account);
 
+-- Stripe webhook events, each applied once (platform-wide: an event names its tenant only in its payload).
+create table stripe_webhook_events (
+    id text primary key check (length(id) between 1 and 255),
+    type text not null,
+    received_at timestamptz not null default now()
+);
+
+-- Deliveries refused before any effect: unsigned, forged or stale.
+create table stripe_webhook_rejections (
+    id uuid primary key,
+    reason text not null,
+    received_at timestamptz not null default now()
+);
+
 -- Checked when the transaction commits, after all of a journal's postings are in.
 create function ledger_journal_balances() returns trigger language plpgsql as $$
 begin
@@ -112,6 +126,8 @@ async def forwards() -> MigrationManager:
             rls.grant_to_app(role, "billing_customers", "select, insert"),
             rls.grant_to_app(role, "payment_methods", "select, insert, update"),
             rls.grant_to_app(role, "payments", "select, insert, update"),
+            rls.grant_to_app(role, "stripe_webhook_events", "select, insert"),
+            rls.grant_to_app(role, "stripe_webhook_rejections", "select, insert"),
             # Append-only: a correction is a new journal.
             rls.grant_to_app(role, "ledger_journals", "select, insert"),
             rls.grant_to_app(role, "ledger_postings", "select, insert"),

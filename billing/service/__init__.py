@@ -36,6 +36,7 @@ from billing.service._subscriptions import (
     resume_subscription,
 )
 from billing.service._usage import current_usage, ingest
+from billing.service._webhooks import receive_stripe_event
 
 __all__ = [
     "CollectionReport",
@@ -68,6 +69,7 @@ __all__ = [
     "list_plans",
     "list_subscriptions",
     "pay_invoice",
+    "receive_stripe_event",
     "resume_subscription",
     "run_cycle",
     "upcoming_invoice",

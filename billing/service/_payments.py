@@ -125,16 +125,17 @@ async def collect_invoice(
         str(invoice_id),
     )
     async with tenant_tx(tenant_id):
-        return await _record(actor, tenant_id, invoice_id, attempt, outcome)
+        return await record_outcome(actor, tenant_id, invoice_id, attempt, outcome)
 
 
-async def _record(
+async def record_outcome(
     actor: Principal | None,
     tenant_id: uuid.UUID,
     invoice_id: uuid.UUID,
     attempt: dict[str, Any],
     outcome: ChargeOutcome,
 ) -> dict[str, Any]:
+    """Inside the caller's transaction: Stripe's answer to an attempt, and what follows from it."""
     invoice = await repository.get_invoice(invoice_id, lock="update")
     assert invoice is not None
     status = "succeeded" if outcome.succeeded else "failed"

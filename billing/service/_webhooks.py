@@ -1,0 +1,90 @@
+"""Stripe webhooks: verified, recorded once, applied in the same transaction, never moving state back.
+
+Collection records Stripe's answer itself; a webhook matters when that answer was lost (a timeout left
+the attempt pending) or arrives first. Either way the attempt settles once: a later, older or repeated
+event finds it settled and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from billing import payments_repository
+from billing.payments_gateway import ChargeOutcome, WebhookRejected, verified_event
+from billing.service._payments import record_outcome
+from controlplane import metrics
+from controlplane.db import SystemReason, system_tx
+from tenants import audit
+
+log = logging.getLogger("controlplane.billing")
+HANDLED = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded", "charge.dispute.created")
+
+
+async def receive_stripe_event(payload: bytes, signature: str | None, secret: Callable[[bool], str]) -> str:
+    """Verify, record and apply one delivery; answers "applied", "duplicate" or "ignored".
+
+    `secret(fresh)` gives the signing secret; after a mismatch it is read again (fresh) once, so a secret
+    rotated in OpenBao is picked up without a restart.
+    """
+    try:
+        try:
+            event = verified_event(payload, signature, secret(False))
+        except WebhookRejected as rejected:
+            if rejected.reason != "forged":
+                raise
+            event = verified_event(payload, signature, await asyncio.to_thread(secret, True))
+    except WebhookRejected as rejected:
+        metrics.WEBHOOKS_TOTAL.labels(outcome="rejected").inc()
+        async with system_tx(SystemReason.WEBHOOK):
+            await payments_repository.record_webhook_rejection(rejected.reason)
+        raise
+    async with system_tx(SystemReason.WEBHOOK):
+        if not await payments_repository.record_webhook_event(str(event["id"]), str(event["type"])):
+            metrics.WEBHOOKS_TOTAL.labels(outcome="duplicate").inc()
+            return "duplicate"
+        applied = await _apply(event) if event["type"] in HANDLED else False
+    metrics.WEBHOOKS_TOTAL.labels(outcome="applied" if applied else "ignored").inc()
+    return "applied" if applied else "ignored"
+
+
+async def _apply(event: dict[str, Any]) -> bool:
+    """Inside the event's transaction (system scope: the event names its tenant only in its payload)."""
+    obj = event["data"]["object"]
+    if event["type"].startswith("payment_intent."):
+        return await _settle_intent(obj, succeeded=event["type"] == "payment_intent.succeeded")
+    # Refund and dispute bookkeeping come with refunds; until then they are recorded on the tenant's trail.
+    intent_id = obj.get("payment_intent")
+    payment = await payments_repository.attempt_by_intent(intent_id) if intent_id else None
+    if payment is None:
+        return False
+    await audit.record(
+        None,
+        payment["tenant_id"],
+        f"stripe.{event['type']}",
+        "invoice",
+        payment["invoice_id"],
+        after={"event": event["id"]},
+    )
+    return True
+
+
+async def _settle_intent(intent: dict[str, Any], *, succeeded: bool) -> bool:
+    attempt = await payments_repository.attempt_by_intent(str(intent["id"]))
+    if attempt is None:
+        invoice_text = (intent.get("metadata") or {}).get("invoice_id")
+        try:
+            invoice_id = uuid.UUID(str(invoice_text))
+        except ValueError:
+            return False
+        attempt = await payments_repository.open_attempt(invoice_id)
+    if attempt is None or attempt["status"] != "pending":
+        return False  # already settled: an event never moves a payment or an invoice back
+    error = intent.get("last_payment_error") or {}
+    decline = None if succeeded else error.get("decline_code") or error.get("code") or "payment_failed"
+    outcome = ChargeOutcome(succeeded, str(intent["id"]), decline)
+    await record_outcome(None, attempt["tenant_id"], attempt["invoice_id"], attempt, outcome)
+    return True

@@ -1,0 +1,113 @@
+"""Stripe webhooks: signatures (unsigned, forged, stale refused), each event applied once, never backwards."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+
+from billing import service
+from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway
+from controlplane.secrets import STRIPE_PATH, SecretStore
+from controlplane.settings import Settings
+from controlplane.stripe_client import make_stripe_client
+from tests.api._helpers import assert_problem
+from tests.api.billing.test_payments import GOOD_CARD, _add_card, _invoiced_tenant, card, stripe_client
+from tests.conftest import connect_as_inspector
+from tests.factories import Factory
+
+__all__ = ["stripe_client"]  # the fixture, shared
+URL = "/v1/webhooks/stripe"
+
+
+def signed(payload: bytes, secret: str, at: int | None = None) -> dict[str, str]:
+    """The header Stripe sends: t=<unix time>,v1=HMAC-SHA256(secret, "<t>.<payload>")."""
+    stamp = int(time.time()) if at is None else at
+    digest = hmac.new(secret.encode(), f"{stamp}.".encode() + payload, hashlib.sha256).hexdigest()
+    return {"Stripe-Signature": f"t={stamp},v1={digest}", "Content-Type": "application/json"}
+
+
+def event(event_id: str, kind: str, obj: dict[str, Any]) -> bytes:
+    return json.dumps({"id": event_id, "object": "event", "type": kind, "data": {"object": obj}}).encode()
+
+
+@pytest.fixture
+def webhook_secret(settings: Settings) -> str:
+    return str(SecretStore.connect(settings).read(STRIPE_PATH)["webhook_secret"])
+
+
+async def test_a_lost_answer_is_settled_once_by_the_webhook_and_never_undone(
+    client: AsyncClient,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    webhook_secret: str,
+    stack_env: dict[str, str],
+) -> None:
+    staff, tenant, invoice = await _invoiced_tenant(client, factory)
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    # Stripe unreachable (nothing listens there): the attempt is stored, then stays pending.
+    unreachable = dataclasses.replace(settings, stripe_api_base="http://127.0.0.1:9")
+    gateway = StripeGateway(make_stripe_client(unreachable, SecretStore.connect(settings)))
+    with pytest.raises(PaymentProviderUnavailable):
+        await service.collect_invoice(gateway, uuid.UUID(tenant["id"]), uuid.UUID(invoice["id"]))
+
+    succeeded = event(
+        "evt_paid", "payment_intent.succeeded", {"id": "pi_lost", "metadata": {"invoice_id": invoice["id"]}}
+    )
+    answers = [await client.post(URL, content=succeeded, headers=signed(succeeded, webhook_secret)) for _ in range(100)]
+    assert [a.status_code for a in answers] == [200] * 100
+    assert [a.json()["result"] for a in answers] == ["applied"] + ["duplicate"] * 99
+    paid = (await client.get(f"/v1/invoices/{invoice['id']}", headers=staff.headers)).json()
+    assert (paid["status"], paid["amount_due_minor"]) == ("paid", 0)
+
+    # An older failure arriving late changes nothing.
+    failed = event(
+        "evt_failed",
+        "payment_intent.payment_failed",
+        {"id": "pi_lost", "metadata": {"invoice_id": invoice["id"]}, "last_payment_error": {"code": "card_declined"}},
+    )
+    late = await client.post(URL, content=failed, headers=signed(failed, webhook_secret))
+    assert (late.status_code, late.json()["result"]) == (200, "ignored")
+    still = (await client.get(f"/v1/invoices/{invoice['id']}", headers=staff.headers)).json()
+    assert still["status"] == "paid"
+    report = await service.verify_ledger()
+    assert report.ok and report.journals == 2, report
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        payments = await inspector.fetch("select status, attempt from payments where invoice_id = $1", invoice["id"])
+    finally:
+        await inspector.close()
+    assert [(row["status"], row["attempt"]) for row in payments] == [("succeeded", 1)]
+
+
+async def test_unsigned_forged_and_stale_deliveries_are_refused_and_recorded(
+    client: AsyncClient, factory: Factory, webhook_secret: str, stack_env: dict[str, str], report: Any
+) -> None:
+    payload = event("evt_x", "payment_intent.succeeded", {"id": "pi_x", "metadata": {}})
+    unsigned = await client.post(URL, content=payload, headers={"Content-Type": "application/json"})
+    forged = await client.post(URL, content=payload, headers=signed(payload, "whsec_not_the_secret"))
+    stale = await client.post(URL, content=payload, headers=signed(payload, webhook_secret, int(time.time()) - 301))
+    tampered = await client.post(
+        URL, content=payload.replace(b"pi_x", b"pi_y"), headers=signed(payload, webhook_secret)
+    )
+    for response in (unsigned, forged, stale, tampered):
+        assert_problem(response, 400, "webhook_rejected")
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        reasons = [row["reason"] for row in await inspector.fetch("select reason from stripe_webhook_rejections")]
+        applied = await inspector.fetchval("select count(*) from stripe_webhook_events")
+    finally:
+        await inspector.close()
+    assert sorted(reasons) == ["forged", "forged", "stale", "unsigned"]
+    assert applied == 0
+    fresh = await client.post(URL, content=payload, headers=signed(payload, webhook_secret))
+    assert (fresh.status_code, fresh.json()["result"]) == (200, "ignored")  # no such payment: nothing to do
+    report(f"webhooks: {len(reasons)} of 4 unsigned, forged, stale or tampered deliveries refused and recorded")
