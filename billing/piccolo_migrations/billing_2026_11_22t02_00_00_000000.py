@@ -76,7 +76,9 @@ create table ledger_postings (
     journal_id uuid not null references ledger_journals (id),
     account text not null check (length(account) between 1 and 200),
     amount_minor bigint not null check (amount_minor <> 0),
-    currency char(3) not null check (currency ~ '^[A-Z]{3}$')
+    currency char(3) not null check (currency ~ '^[A-Z]{3}$'),
+    -- A tenant's receivable is only ever posted by that tenant's own journals.
+    check (account not like 'receivable:tenant:%' or account = 'receivable:tenant:' || tenant_id::text)
 );
 create index ledger_postings_journal_idx on ledger_postings (journal_id);
 create index ledger_postings_account_idx on ledger_postings (tenant_id, account);

@@ -8,7 +8,6 @@ event finds it settled and changes nothing.
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -20,7 +19,6 @@ from controlplane import metrics
 from controlplane.db import SystemReason, system_tx
 from tenants import audit
 
-log = logging.getLogger("controlplane.billing")
 HANDLED = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded", "charge.dispute.created")
 
 
