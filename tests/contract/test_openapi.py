@@ -12,6 +12,10 @@ data, and every operation must answer 2xx at least once, so a broken token canno
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,6 +39,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from controlplane.secrets import STRIPE_PATH, SecretStore
+from controlplane.settings import Settings
+from controlplane.stripe_client import make_stripe_client
 from tests.factories import PASSWORD, Factory
 
 pytestmark = pytest.mark.slow
@@ -65,7 +72,9 @@ async def test_openapi_document_lists_every_v1_route(client: AsyncClient, app: L
     assert served - documented == set()
 
 
-async def test_every_operation_conforms_to_the_schema(client: AsyncClient, factory: Factory) -> None:
+async def test_every_operation_conforms_to_the_schema(
+    client: AsyncClient, factory: Factory, settings: Settings
+) -> None:
     staff = await factory.staff()
     known_paths: list[dict[str, str]] = []
     for _ in range(2):
@@ -78,7 +87,9 @@ async def test_every_operation_conforms_to_the_schema(client: AsyncClient, facto
         assert key.status_code == 201, key.text
         known_paths.append({"tenant_id": tenant_id, "key_id": key.json()["id"]})
     known_bodies: dict[str, Any] = {"POST /v1/auth/token": {"email": staff.email, "password": PASSWORD}}
-    known_paths += await _billing_examples(client, staff.headers, known_paths[0]["tenant_id"], known_bodies)
+    known_paths += await _billing_examples(
+        client, staff.headers, known_paths[0]["tenant_id"], known_bodies, SecretStore.connect(settings), settings
+    )
 
     document = (await client.get(SCHEMA_PATH)).json()
     schema = schemathesis.openapi.from_dict(document, config=schemathesis.Config())
@@ -109,10 +120,16 @@ async def test_every_operation_conforms_to_the_schema(client: AsyncClient, facto
 
 
 async def _billing_examples(
-    client: AsyncClient, headers: dict[str, str], tenant_id: str, known_bodies: dict[str, Any]
+    client: AsyncClient,
+    headers: dict[str, str],
+    tenant_id: str,
+    known_bodies: dict[str, Any],
+    secrets: SecretStore,
+    settings: Settings,
 ) -> list[dict[str, str]]:
-    """A plan, a subscription with usage and its first invoice in the first tenant (the second has none, so
-    a subscription can be created there); their ids as path parameters and valid bodies for the POSTs."""
+    """A plan, a subscription with usage, its first invoice and a card in the first tenant (the second has
+    none, so a subscription can be created there); their ids as path parameters and valid bodies for the
+    POSTs, and a Stripe event signed as Stripe would (`SIGNED_BODIES`)."""
     metric = {"code": "calls", "name": "Calls", "aggregation": "count"}
     plan = {
         "code": "pro",
@@ -132,6 +149,16 @@ async def _billing_examples(
     assert response.status_code == 201, response.text
     subscription_id = response.json()["id"]
     invoices = (await client.get(f"/v1/tenants/{tenant_id}/invoices", headers=headers)).json()["items"]
+    stripe_client = make_stripe_client(settings, secrets)
+    card = {"number": "4242424242424242", "exp_month": 12, "exp_year": 2031, "cvc": "123"}
+    method_id = stripe_client.v1.payment_methods.create(params={"type": "card", "card": card}).id
+    method = {"stripe_payment_method_id": method_id, "default": True}
+    added = await client.post(f"/v1/tenants/{tenant_id}/payment-methods", json=method, headers=headers)
+    assert added.status_code == 201, added.text
+    SIGNED_BODIES["POST /v1/webhooks/stripe"] = (
+        {"id": "evt_contract", "object": "event", "type": "customer.created", "data": {"object": {}}},
+        secrets.read(STRIPE_PATH)["webhook_secret"],
+    )
     event = {"idempotency_key": "e1", "metric_code": "calls", "timestamp": "2026-01-01T00:00:00Z"}
     known_bodies.update(
         {
@@ -142,9 +169,37 @@ async def _billing_examples(
             "POST /v1/subscriptions/{subscription_id}/change": {"seats": 2},
             "POST /v1/subscriptions/{subscription_id}/cancel": {"at_period_end": True},
             "POST /v1/invoices/{invoice_id}/credit-notes": {"amount_minor": 1, "reason": "goodwill"},
+            "POST /v1/tenants/{tenant_id}/payment-methods": method,
         }
     )
-    return [{"subscription_id": subscription_id}, {"invoice_id": invoices[0]["id"]}, {"code": "pro"}]
+    # A tenant without a card: its invoice stays unpaid, so it can still be voided after the fuzzing of `pay`.
+    unpaid_tenant = await client.post(
+        "/v1/tenants", json={"name": "Unpaid", "slug": "unpaid-contract", "currency": "EUR"}, headers=headers
+    )
+    assert unpaid_tenant.status_code == 201, unpaid_tenant.text
+    unpaid_url = f"/v1/tenants/{unpaid_tenant.json()['id']}"
+    subscribed = await client.post(f"{unpaid_url}/subscriptions", json={"plan_code": "pro"}, headers=headers)
+    assert subscribed.status_code == 201, subscribed.text
+    unpaid = (await client.get(f"{unpaid_url}/invoices", headers=headers)).json()["items"][0]
+    return [
+        {"subscription_id": subscription_id},
+        {"invoice_id": invoices[0]["id"]},
+        {"invoice_id": unpaid["id"]},
+        {"code": "pro"},
+    ]
+
+
+# Operations whose body must carry a Stripe-Signature: label -> (body, signing secret). The header is made
+# when the operation's turn comes, so it is fresh (Stripe's tolerance is 5 minutes).
+SIGNED_BODIES: dict[str, tuple[dict[str, Any], str]] = {}
+
+
+def _stripe_signature(body: dict[str, Any], secret: str) -> dict[str, str]:
+    # The exact bytes `requests` sends for a JSON body.
+    payload = json.dumps(body).encode()
+    stamp = int(time.time())
+    digest = hmac.new(secret.encode(), f"{stamp}.".encode() + payload, hashlib.sha256).hexdigest()
+    return {"Stripe-Signature": f"t={stamp},v1={digest}"}
 
 
 def _now() -> str:
@@ -170,6 +225,11 @@ def _fuzz(
                     for values in known_paths
                     if names and set(values) == names
                 ]
+                if operation.label in SIGNED_BODIES:
+                    body, secret = SIGNED_BODIES[operation.label]
+                    strategies.append(
+                        operation.as_strategy(generation_mode=mode, body=body, headers=_stripe_signature(body, secret))
+                    )
                 if operation.label in known_bodies:
                     body = known_bodies[operation.label]
                     strategies.append(operation.as_strategy(generation_mode=mode, body=body))
