@@ -89,3 +89,9 @@ def payment_received(tenant_id: uuid.UUID, currency: str, amount: int) -> list[P
 def reversal(postings: Iterable[Posting]) -> list[Posting]:
     """What undoes `postings` (a void): each account moved back by what it was moved."""
     return balanced(Posting(p.account, -p.amount_minor, p.currency) for p in postings)
+
+
+def refund_paid(tenant_id: uuid.UUID, currency: str, amount: int) -> list[Posting]:
+    """Money back to the tenant: it leaves cash; the credit note that goes with it already took it off
+    what the tenant owes, so the receivable is restored by the refund."""
+    return balanced([Posting(CASH, -amount, currency), Posting(receivable(tenant_id), amount, currency)])

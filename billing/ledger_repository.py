@@ -61,8 +61,9 @@ async def unbalanced_journals() -> list[dict[str, Any]]:
 
 
 async def receivable_differences() -> list[dict[str, Any]]:
-    """Tenants whose receivable account disagrees with their invoices: what is owed on each issued,
-    unvoided invoice (its total less credit notes and payments)."""
+    """Tenants whose receivable account disagrees with their documents: what is owed on each issued,
+    unvoided invoice (its total less credit notes), less payments, plus refunds (a refund's credit note took
+    it off the total, and the money went back)."""
     return await fetch(
         "with ledger as ("
         " select tenant_id, currency, sum(amount_minor) as balance from ledger_postings"
@@ -73,12 +74,18 @@ async def receivable_differences() -> list[dict[str, Any]]:
         "), payments as ("
         " select tenant_id, currency, sum(amount_minor) as paid from payments where status = 'succeeded'"
         " group by tenant_id, currency"
+        "), refunds as ("
+        " select tenant_id, currency, sum(amount_minor) as refunded from refunds where status = 'succeeded'"
+        " group by tenant_id, currency"
         ") select coalesce(l.tenant_id, d.tenant_id) as tenant_id, coalesce(l.currency, d.currency) as currency,"
-        " coalesce(l.balance, 0) as ledger, coalesce(d.owed, 0) - coalesce(p.paid, 0) as documents"
+        " coalesce(l.balance, 0) as ledger, coalesce(d.owed, 0) - coalesce(p.paid, 0) + coalesce(r.refunded, 0)"
+        " as documents"
         " from ledger l full join documents d on d.tenant_id = l.tenant_id and d.currency = l.currency"
         " left join payments p on p.tenant_id = coalesce(l.tenant_id, d.tenant_id)"
         " and p.currency = coalesce(l.currency, d.currency)"
-        " where coalesce(l.balance, 0) <> coalesce(d.owed, 0) - coalesce(p.paid, 0)"
+        " left join refunds r on r.tenant_id = coalesce(l.tenant_id, d.tenant_id)"
+        " and r.currency = coalesce(l.currency, d.currency)"
+        " where coalesce(l.balance, 0) <> coalesce(d.owed, 0) - coalesce(p.paid, 0) + coalesce(r.refunded, 0)"
     )
 
 

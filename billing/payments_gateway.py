@@ -148,3 +148,12 @@ class StripeGateway:
         error_detail = intent.last_payment_error
         reason = (error_detail.decline_code or error_detail.code) if error_detail else intent.status
         return ChargeOutcome(False, str(intent.id), str(reason))
+
+    def refund(self, idempotency_key: str, payment_intent_id: str, amount_minor: int) -> str:
+        """A refund of part or all of a charge; Stripe's refund id."""
+        with _translated():
+            refund = self._client.v1.refunds.create(
+                params={"payment_intent": payment_intent_id, "amount": amount_minor},
+                options={"idempotency_key": idempotency_key},
+            )
+        return str(refund.id)

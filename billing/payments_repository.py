@@ -173,3 +173,51 @@ async def attempt_by_intent(payment_intent_id: str) -> dict[str, Any] | None:
         f"select {PAYMENT_COLUMNS} from payments where stripe_payment_intent_id = {{}} for update", payment_intent_id
     )
     return rows[0] if rows else None
+
+
+REFUND_COLUMNS = (
+    "id, tenant_id, invoice_id, payment_id, amount_minor, currency, reason, status, stripe_refund_id, created_at"
+)
+
+
+async def paid_attempt(invoice_id: uuid.UUID) -> dict[str, Any] | None:
+    rows = await fetch(
+        f"select {PAYMENT_COLUMNS} from payments where invoice_id = {{}} and status = 'succeeded' "
+        "order by attempt desc limit 1",
+        invoice_id,
+    )
+    return rows[0] if rows else None
+
+
+async def refunded_or_refunding(invoice_id: uuid.UUID) -> int:
+    rows = await fetch(
+        "select coalesce(sum(amount_minor), 0) as n from refunds where invoice_id = {} and status <> 'failed'",
+        invoice_id,
+    )
+    return int(rows[0]["n"])
+
+
+async def insert_refund(values: dict[str, Any]) -> dict[str, Any]:
+    rows = await fetch(
+        "insert into refunds (id, tenant_id, invoice_id, payment_id, amount_minor, currency, reason, status) "
+        f"values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}, 'pending') returning {REFUND_COLUMNS}",
+        uuid.uuid4(),
+        values["tenant_id"],
+        values["invoice_id"],
+        values["payment_id"],
+        values["amount_minor"],
+        values["currency"],
+        values["reason"],
+    )
+    return rows[0]
+
+
+async def settle_refund(refund_id: uuid.UUID, status: str, stripe_refund_id: str | None) -> dict[str, Any] | None:
+    rows = await fetch(
+        "update refunds set status = {}, stripe_refund_id = {}, updated_at = clock_timestamp() "
+        f"where id = {{}} and status = 'pending' returning {REFUND_COLUMNS}",
+        status,
+        stripe_refund_id,
+        refund_id,
+    )
+    return rows[0] if rows else None

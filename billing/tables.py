@@ -191,3 +191,17 @@ class StripeWebhookRejection(Table, tablename="stripe_webhook_rejections", db=EN
     id = UUID(primary_key=True)
     reason = Text()
     received_at = Timestamptz()
+
+
+class Refund(Table, tablename="refunds", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    invoice_id = UUID()
+    payment_id = UUID()
+    amount_minor = BigInt()
+    currency = Varchar(length=3)
+    reason = Text()
+    status = Text()
+    stripe_refund_id = Text(null=True)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()

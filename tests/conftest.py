@@ -33,6 +33,7 @@ TABLES = (
     "stripe_webhook_events",
     "stripe_webhook_rejections",
     "ledger_postings",
+    "refunds",
     "ledger_journals",
     "payments",
     "payment_methods",

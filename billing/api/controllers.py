@@ -29,6 +29,8 @@ from billing.api.schemas import (
     PlanCreate,
     PlanPage,
     PlanRead,
+    RefundCreate,
+    RefundRead,
     SubscriptionCancel,
     SubscriptionChange,
     SubscriptionCreate,
@@ -321,6 +323,18 @@ class InvoiceController(Controller):
         decline code."""
         payment = await service.pay_invoice(_gateway(request), principal_of(request), invoice_id)
         return to_struct(PaymentRead, payment)
+
+    @idempotent_post(
+        "/v1/invoices/{invoice_id:uuid}/refunds", status_code=201, responses=problem_responses(413, 422, 503, *ById)
+    )
+    async def refund_invoice(
+        self, request: Request[Any, Any, Any], invoice_id: InvoiceId, data: JSONBody[RefundCreate]
+    ) -> RefundRead:
+        """Staff: give back part or all of what was paid (a Stripe refund and a credit note)."""
+        refund = await service.refund_invoice(
+            _gateway(request), principal_of(request), invoice_id, data.amount_minor, data.reason
+        )
+        return to_struct(RefundRead, refund)
 
     @get("/v1/invoices/{invoice_id:uuid}/credit-notes", responses=problem_responses(400, 401, 403, 404))
     async def list_credit_notes(self, request: Request[Any, Any, Any], invoice_id: InvoiceId) -> list[CreditNoteRead]:

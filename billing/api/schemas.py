@@ -231,6 +231,21 @@ class PaymentRead(Struct, kw_only=True):
     created_at: datetime
 
 
+class RefundCreate(Input):
+    amount_minor: Annotated[int, Meta(ge=1, le=10**15)]
+    reason: Annotated[str, Meta(min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]+$")]
+
+
+class RefundRead(Struct, kw_only=True):
+    id: uuid.UUID
+    invoice_id: uuid.UUID
+    amount_minor: int
+    currency: str
+    reason: str
+    status: Literal["pending", "succeeded", "failed"]
+    created_at: datetime
+
+
 def payment_method_read(row: dict[str, Any]) -> PaymentMethodRead:
     return msgspec.convert({**row, "default": row["is_default"]}, PaymentMethodRead, strict=False)
 

@@ -62,7 +62,7 @@ create index payments_page_idx on payments (tenant_id, created_at, id);
 create table ledger_journals (
     id uuid primary key,
     tenant_id uuid not null references tenants (id),
-    source_type text not null check (source_type in ('invoice', 'credit_note', 'invoice_void', 'payment')),
+    source_type text not null check (source_type in ('invoice', 'credit_note', 'invoice_void', 'payment', 'refund')),
     source_id uuid not null,
     description text not null,
     created_at timestamptz not null default clock_timestamp(),
@@ -82,6 +82,22 @@ create table ledger_postings (
 );
 create index ledger_postings_journal_idx on ledger_postings (journal_id);
 create index ledger_postings_account_idx on ledger_postings (tenant_id, account);
+
+-- Money given back on a paid invoice; its Stripe idempotency key is stored before Stripe is called.
+create table refunds (
+    id uuid primary key,
+    tenant_id uuid not null references tenants (id),
+    invoice_id uuid not null references invoices (id),
+    payment_id uuid not null references payments (id),
+    amount_minor bigint not null check (amount_minor > 0),
+    currency char(3) not null,
+    reason text not null check (length(reason) between 1 and 500),
+    status text not null check (status in ('pending', 'succeeded', 'failed')),
+    stripe_refund_id text,
+    created_at timestamptz not null default clock_timestamp(),
+    updated_at timestamptz not null default clock_timestamp()
+);
+create index refunds_invoice_idx on refunds (invoice_id);
 
 -- Stripe webhook events, each applied once (platform-wide: an event names its tenant only in its payload).
 create table stripe_webhook_events (
@@ -123,11 +139,13 @@ async def forwards() -> MigrationManager:
             rls.tenant_isolation("billing_customers"),
             rls.tenant_isolation("payment_methods"),
             rls.tenant_isolation("payments"),
+            rls.tenant_isolation("refunds"),
             rls.tenant_isolation("ledger_journals"),
             rls.tenant_isolation("ledger_postings"),
             rls.grant_to_app(role, "billing_customers", "select, insert"),
             rls.grant_to_app(role, "payment_methods", "select, insert, update"),
             rls.grant_to_app(role, "payments", "select, insert, update"),
+            rls.grant_to_app(role, "refunds", "select, insert, update"),
             rls.grant_to_app(role, "stripe_webhook_events", "select, insert"),
             rls.grant_to_app(role, "stripe_webhook_rejections", "select, insert"),
             # Append-only: a correction is a new journal.

@@ -27,6 +27,7 @@ from billing.service._payments import (
     list_payment_methods,
     pay_invoice,
 )
+from billing.service._refunds import RefundExceedsPaid, refund_invoice
 from billing.service._subscriptions import (
     cancel_subscription,
     change_subscription,
@@ -43,6 +44,7 @@ __all__ = [
     "CycleReport",
     "LedgerReport",
     "NoPaymentMethod",
+    "RefundExceedsPaid",
     "add_payment_method",
     "bill_many",
     "bill_subscription",
@@ -70,6 +72,7 @@ __all__ = [
     "list_subscriptions",
     "pay_invoice",
     "receive_stripe_event",
+    "refund_invoice",
     "resume_subscription",
     "run_cycle",
     "upcoming_invoice",

@@ -143,3 +143,37 @@ async def test_paying_without_a_card_or_with_a_bad_one_is_refused_cleanly(
     assert_problem(await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=viewer.headers), 403)
     listed = (await client.get(f"/v1/tenants/{tenant['id']}/payment-methods", headers=viewer.headers)).json()
     assert listed["items"] == []
+
+
+async def test_refunds_give_back_at_most_what_was_paid(
+    client: AsyncClient, factory: Factory, stripe_client: Any
+) -> None:
+    staff, tenant, invoice = await _invoiced_tenant(client, factory)
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    unpaid = await client.post(
+        f"/v1/invoices/{invoice['id']}/refunds", json={"amount_minor": 1, "reason": "early"}, headers=staff.headers
+    )
+    assert_problem(unpaid, 409, "invalid_invoice_transition")
+    assert (await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)).status_code == 200
+    paid = invoice["amount_due_minor"]
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    url = f"/v1/invoices/{invoice['id']}/refunds"
+    assert_problem(await client.post(url, json={"amount_minor": 1, "reason": "mine"}, headers=admin.headers), 403)
+
+    earlier = {refund.id for refund in stripe_client.v1.refunds.list(params={"limit": 100}).data}
+    first = await client.post(url, json={"amount_minor": 100, "reason": "outage credit"}, headers=staff.headers)
+    assert first.status_code == 201, first.text
+    assert (first.json()["status"], first.json()["amount_minor"]) == ("succeeded", 100)
+    too_much = await client.post(url, json={"amount_minor": paid - 99, "reason": "all"}, headers=staff.headers)
+    body = assert_problem(too_much, 409, "refund_exceeds_paid")
+    assert body["refundable_minor"] == paid - 100
+    rest = await client.post(url, json={"amount_minor": paid - 100, "reason": "all"}, headers=staff.headers)
+    assert rest.status_code == 201, rest.text
+
+    notes = (await client.get(f"/v1/invoices/{invoice['id']}/credit-notes", headers=staff.headers)).json()
+    assert [note["amount_minor"] for note in notes] == [100, paid - 100]
+    refunds = [r for r in stripe_client.v1.refunds.list(params={"limit": 100}).data if r.id not in earlier]
+    assert sorted(refund.amount for refund in refunds) == sorted([100, paid - 100])
+    after = (await client.get(f"/v1/invoices/{invoice['id']}", headers=staff.headers)).json()
+    assert (after["status"], after["amount_due_minor"], after["credited_minor"]) == ("paid", 0, paid)
+    assert (await service.verify_ledger()).ok
