@@ -53,6 +53,11 @@ class InvoiceNotFound(NotFound):
     title = "Invoice not found"
 
 
+class EscrowNotFound(NotFound):
+    code = "escrow_not_found"
+    title = "Escrow agreement not found"
+
+
 class MetricExists(Conflict):
     code = "metric_exists"
     title = "A billable metric with this code exists"

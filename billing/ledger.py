@@ -21,6 +21,14 @@ CASH = "cash:stripe"
 REFUNDS = "refunds"
 
 
+def escrow_held(escrow_id: uuid.UUID) -> str:
+    return f"escrow_held:{escrow_id}"
+
+
+def payee_payable(payee_type: str, payee_id: uuid.UUID) -> str:
+    return f"payee_payable:{payee_type}:{payee_id}"
+
+
 def receivable(tenant_id: uuid.UUID) -> str:
     return f"receivable:tenant:{tenant_id}"
 
@@ -95,3 +103,24 @@ def refund_paid(tenant_id: uuid.UUID, currency: str, amount: int) -> list[Postin
     """Money back to the tenant: it leaves cash; the credit note that goes with it already took it off
     what the tenant owes, so the receivable is restored by the refund."""
     return balanced([Posting(CASH, -amount, currency), Posting(receivable(tenant_id), amount, currency)])
+
+
+def escrow_funded(escrow_id: uuid.UUID, currency: str, amount: int) -> list[Posting]:
+    """The payer's money arrives and is held for the agreement (a liability until released or refunded)."""
+    return balanced([Posting(CASH, amount, currency), Posting(escrow_held(escrow_id), -amount, currency)])
+
+
+def escrow_released(
+    escrow_id: uuid.UUID, payee_type: str, payee_id: uuid.UUID, currency: str, amount: int
+) -> list[Posting]:
+    """The only way into a payee's payable balance."""
+    return balanced(
+        [
+            Posting(escrow_held(escrow_id), amount, currency),
+            Posting(payee_payable(payee_type, payee_id), -amount, currency),
+        ]
+    )
+
+
+def escrow_refunded(escrow_id: uuid.UUID, currency: str, amount: int) -> list[Posting]:
+    return balanced([Posting(escrow_held(escrow_id), amount, currency), Posting(CASH, -amount, currency)])

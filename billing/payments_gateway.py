@@ -122,7 +122,7 @@ class StripeGateway:
         currency: str,
         customer_id: str,
         payment_method_id: str,
-        invoice_id: str,
+        metadata: dict[str, str],
     ) -> ChargeOutcome:
         """An off-session PaymentIntent, confirmed at once with the saved card."""
         try:
@@ -135,7 +135,7 @@ class StripeGateway:
                         "payment_method": payment_method_id,
                         "off_session": True,
                         "confirm": True,
-                        "metadata": {"invoice_id": invoice_id},
+                        "metadata": metadata,
                     },
                     options={"idempotency_key": idempotency_key},
                 )

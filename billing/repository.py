@@ -535,8 +535,8 @@ async def credit_notes_of(invoice_id: uuid.UUID) -> list[dict[str, Any]]:
 
 
 async def resource_tenant(table: str, resource_id: uuid.UUID) -> uuid.UUID | None:
-    """Which tenant an id-addressed subscription or invoice belongs to (system context, for routing only)."""
-    if table not in ("subscriptions", "invoices"):
+    """Which tenant an id-addressed subscription, invoice or escrow belongs to (system context, for routing only)."""
+    if table not in ("subscriptions", "invoices", "escrows"):
         raise ValueError(table)
     rows = await fetch(f"select tenant_id from {table} where id = {{}}", resource_id)
     return rows[0]["tenant_id"] if rows else None

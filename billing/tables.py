@@ -205,3 +205,36 @@ class Refund(Table, tablename="refunds", db=ENGINE):
     stripe_refund_id = Text(null=True)
     created_at = Timestamptz()
     updated_at = Timestamptz()
+
+
+class Escrow(Table, tablename="escrows", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    payee_type = Text()
+    payee_id = UUID()
+    currency = Varchar(length=3)
+    amount_minor = BigInt()
+    inspection_days = Integer()
+    status = Text()
+    funding_key = Text(null=True)
+    stripe_payment_intent_id = Text(null=True)
+    funding_decline_code = Text(null=True)
+    funded_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()
+
+
+class EscrowMilestone(Table, tablename="escrow_milestones", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    escrow_id = UUID()
+    position = Integer()
+    title = Text()
+    amount_minor = BigInt()
+    due_at = Timestamptz(null=True, default=None)
+    status = Text()
+    released_minor = BigInt(default=0)
+    refunded_minor = BigInt(default=0)
+    reason = Text(null=True)
+    submitted_at = Timestamptz(null=True, default=None)
+    updated_at = Timestamptz()

@@ -19,6 +19,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from billing.api.controllers import (
+    EscrowController,
     InvoiceController,
     MetricController,
     PaymentMethodController,
@@ -124,6 +125,7 @@ def create_app(settings: Settings) -> Litestar:
             UsageController,
             InvoiceController,
             PaymentMethodController,
+            EscrowController,
             StripeWebhookController,
         ],
         lifespan=[lifespan],

@@ -197,6 +197,10 @@ def ledger_verify() -> None:
     click.echo(f"issued invoices without a journal: {len(report.invoices_without_journal)}")
     for row in report.invoices_without_journal:
         click.echo(f"  invoice {row['id']} (tenant {row['tenant_id']})", err=True)
+    click.echo(f"escrows disagreeing with their milestones: {len(report.escrow_differences)}")
+    for row in report.escrow_differences:
+        click.echo(f"  escrow {row['escrow_id']}: ledger {row['ledger']}, documents {row['documents']}", err=True)
+    click.echo(f"payee postings not from a release: {len(report.payee_postings_without_release)}")
     click.echo("ledger verified" if report.ok else "ledger has differences")
     if not report.ok:
         sys.exit(1)

@@ -33,6 +33,8 @@ TABLES = (
     "stripe_webhook_events",
     "stripe_webhook_rejections",
     "ledger_postings",
+    "escrow_milestones",
+    "escrows",
     "refunds",
     "ledger_journals",
     "payments",

@@ -9,6 +9,10 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "controlplane.billing.run_cycle",
         "schedule": crontab(minute="5"),
     },
+    "accept-overdue-milestones": {
+        "task": "controlplane.billing.accept_overdue_milestones",
+        "schedule": crontab(minute="45"),
+    },
     "collect-payments": {
         "task": "controlplane.billing.collect_payments",
         "schedule": crontab(minute="35"),

@@ -86,3 +86,11 @@ def collect_payments(as_of: str | None = None) -> dict[str, Any]:
         settings.database_url, lambda: billing.collect_due_invoices(gateway, when, settings.dunning_days)
     )
     return dataclasses.asdict(report)
+
+
+@app.task(name="controlplane.billing.accept_overdue_milestones")
+def accept_overdue_milestones() -> int:
+    """Hourly: escrow milestones submitted longer ago than their inspection window are accepted."""
+    settings = app.conf.controlplane_settings
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    return run_with_pool(settings.database_url, lambda: billing.accept_overdue(gateway, datetime.now(UTC)))

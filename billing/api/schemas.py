@@ -246,6 +246,68 @@ class RefundRead(Struct, kw_only=True):
     created_at: datetime
 
 
+class Payee(Struct, kw_only=True, forbid_unknown_fields=True):
+    type: Literal["publisher", "reseller", "vendor"]
+    id: uuid.UUID
+
+
+class MilestoneCreate(Struct, kw_only=True, forbid_unknown_fields=True):
+    title: Name
+    amount_minor: Annotated[int, Meta(ge=1, le=10**15)]
+    due_at: datetime | None = None
+
+
+class EscrowCreate(Input, kw_only=True):
+    tenant_id: uuid.UUID
+    payee: Payee
+    currency: Currency
+    amount_minor: Annotated[int, Meta(ge=1, le=10**15)]
+    milestones: Annotated[list[MilestoneCreate], Meta(min_length=1, max_length=50)]
+    inspection_days: Annotated[int, Meta(ge=1, le=90)] = 7
+
+
+class MilestoneReject(Input):
+    reason: Annotated[str, Meta(min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]+$")]
+
+
+class MilestoneResolve(Input):
+    outcome: Literal["release", "refund", "split"]
+    release_minor: Annotated[int, Meta(ge=1, le=10**15)] | None = None
+
+
+class MilestoneRead(Struct, kw_only=True):
+    id: uuid.UUID
+    title: str
+    amount_minor: int
+    due_at: datetime | None
+    status: Literal["pending", "submitted", "disputed", "released", "refunded", "split"]
+    released_minor: int
+    refunded_minor: int
+    reason: str | None
+    submitted_at: datetime | None
+
+
+class EscrowRead(Struct, kw_only=True):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    payee: Payee
+    currency: str
+    amount_minor: int
+    inspection_days: int
+    status: Literal["draft", "funding", "funded", "closed", "canceled"]
+    funded_minor: int
+    released_minor: int
+    refunded_minor: int
+    held_minor: int
+    milestones: list[MilestoneRead]
+    created_at: datetime
+
+
+def escrow_read(row: dict[str, Any]) -> EscrowRead:
+    payee = {"type": row["payee_type"], "id": row["payee_id"]}
+    return msgspec.convert({**row, "payee": payee}, EscrowRead, strict=False)
+
+
 def payment_method_read(row: dict[str, Any]) -> PaymentMethodRead:
     return msgspec.convert({**row, "default": row["is_default"]}, PaymentMethodRead, strict=False)
 

@@ -62,7 +62,10 @@ create index payments_page_idx on payments (tenant_id, created_at, id);
 create table ledger_journals (
     id uuid primary key,
     tenant_id uuid not null references tenants (id),
-    source_type text not null check (source_type in ('invoice', 'credit_note', 'invoice_void', 'payment', 'refund')),
+    source_type text not null check (source_type in (
+        'invoice', 'credit_note', 'invoice_void', 'payment', 'refund', 'escrow_funding', 'escrow_release',
+        'escrow_refund'
+    )),
     source_id uuid not null,
     description text not null,
     created_at timestamptz not null default clock_timestamp(),
@@ -98,6 +101,46 @@ create table refunds (
     updated_at timestamptz not null default clock_timestamp()
 );
 create index refunds_invoice_idx on refunds (invoice_id);
+
+-- Escrow: a payer tenant's money held for a payee, released milestone by milestone. Payees (publishers,
+-- resellers, vendors) are named by type and id; the partners work adds their accounts.
+create table escrows (
+    id uuid primary key,
+    tenant_id uuid not null references tenants (id),
+    payee_type text not null check (payee_type in ('publisher', 'reseller', 'vendor')),
+    payee_id uuid not null,
+    currency char(3) not null,
+    amount_minor bigint not null check (amount_minor > 0),
+    inspection_days integer not null check (inspection_days between 1 and 90),
+    status text not null check (status in ('draft', 'funding', 'funded', 'closed', 'canceled')),
+    funding_key text unique,
+    stripe_payment_intent_id text,
+    funding_decline_code text,
+    funded_at timestamptz,
+    created_at timestamptz not null default clock_timestamp(),
+    updated_at timestamptz not null default clock_timestamp()
+);
+create index escrows_page_idx on escrows (tenant_id, created_at, id);
+
+create table escrow_milestones (
+    id uuid primary key,
+    tenant_id uuid not null references tenants (id),
+    escrow_id uuid not null references escrows (id),
+    position integer not null,
+    title text not null check (length(title) between 1 and 200),
+    amount_minor bigint not null check (amount_minor > 0),
+    due_at timestamptz,
+    status text not null check (status in ('pending', 'submitted', 'disputed', 'released', 'refunded', 'split')),
+    released_minor bigint not null default 0,
+    refunded_minor bigint not null default 0,
+    reason text,
+    submitted_at timestamptz,
+    updated_at timestamptz not null default clock_timestamp(),
+    unique (escrow_id, position),
+    check (released_minor >= 0 and refunded_minor >= 0 and released_minor + refunded_minor <= amount_minor)
+);
+create index escrow_milestones_escrow_idx on escrow_milestones (escrow_id);
+create index escrow_milestones_inspection_idx on escrow_milestones (submitted_at) where status = 'submitted';
 
 -- Stripe webhook events, each applied once (platform-wide: an event names its tenant only in its payload).
 create table stripe_webhook_events (
@@ -140,12 +183,16 @@ async def forwards() -> MigrationManager:
             rls.tenant_isolation("payment_methods"),
             rls.tenant_isolation("payments"),
             rls.tenant_isolation("refunds"),
+            rls.tenant_isolation("escrows"),
+            rls.tenant_isolation("escrow_milestones"),
             rls.tenant_isolation("ledger_journals"),
             rls.tenant_isolation("ledger_postings"),
             rls.grant_to_app(role, "billing_customers", "select, insert"),
             rls.grant_to_app(role, "payment_methods", "select, insert, update"),
             rls.grant_to_app(role, "payments", "select, insert, update"),
             rls.grant_to_app(role, "refunds", "select, insert, update"),
+            rls.grant_to_app(role, "escrows", "select, insert, update"),
+            rls.grant_to_app(role, "escrow_milestones", "select, insert, update"),
             rls.grant_to_app(role, "stripe_webhook_events", "select, insert"),
             rls.grant_to_app(role, "stripe_webhook_rejections", "select, insert"),
             # Append-only: a correction is a new journal.

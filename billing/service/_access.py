@@ -5,14 +5,14 @@ from __future__ import annotations
 import uuid
 
 from billing import repository
-from billing.errors import InvoiceNotFound, SubscriptionNotFound
+from billing.errors import EscrowNotFound, InvoiceNotFound, SubscriptionNotFound
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx
 from tenants.errors import TenantNotFound
 from tenants.roles import Permission
 from tenants.service import authorize
 
-NOT_FOUND = {"subscriptions": SubscriptionNotFound, "invoices": InvoiceNotFound}
+NOT_FOUND = {"subscriptions": SubscriptionNotFound, "invoices": InvoiceNotFound, "escrows": EscrowNotFound}
 
 
 async def tenant_of(

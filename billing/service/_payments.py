@@ -122,7 +122,7 @@ async def collect_invoice(
         attempt["currency"],
         attempt["stripe_customer_id"],
         attempt["stripe_payment_method_id"],
-        str(invoice_id),
+        {"invoice_id": str(invoice_id)},
     )
     async with tenant_tx(tenant_id):
         return await record_outcome(actor, tenant_id, invoice_id, attempt, outcome)

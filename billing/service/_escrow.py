@@ -1,0 +1,271 @@
+"""Escrow agreements: create, fund (one captured charge), move milestones, release, refund, cancel.
+
+Every movement of the held money writes its journal in the same transaction. Stripe is called between
+transactions, with idempotency keys derived from the agreement and milestone ids, stored first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from billing import escrow, escrow_repository, ledger, ledger_repository, payments_repository
+from billing.errors import CurrencyMismatch, EscrowNotFound
+from billing.escrow import Action, InvalidMilestoneTransition, Settlement
+from billing.money import exponent
+from billing.payments_gateway import StripeGateway
+from billing.service._access import tenant_of
+from billing.service._payments import NoPaymentMethod
+from controlplane.auth.principal import Principal
+from controlplane.db import SystemReason, system_tx, tenant_tx
+from controlplane.exceptions import Conflict, PaymentRequired
+from tenants import audit
+from tenants.repository import get_tenant
+from tenants.roles import Permission
+from tenants.service import check_access
+
+
+class EscrowNotFunded(Conflict):
+    code = "escrow_not_funded"
+    title = "The escrow agreement is not funded"
+
+
+class FundingDeclined(PaymentRequired):
+    code = "funding_declined"
+    title = "The payer's card was declined; the agreement is not funded"
+
+
+async def create_escrow(actor: Principal, values: dict[str, Any]) -> dict[str, Any]:
+    tenant_id = values["tenant_id"]
+    exponent(values["currency"])
+    milestones = values["milestones"]
+    escrow.check_milestones(values["amount_minor"], [m["amount_minor"] for m in milestones])
+    escrow_id = uuid.uuid4()
+    async with tenant_tx(tenant_id):
+        await check_access(actor, tenant_id, Permission.MANAGE_BILLING, method="POST")
+        tenant = await get_tenant(tenant_id)
+        assert tenant is not None
+        if tenant["currency"] != values["currency"]:
+            raise CurrencyMismatch(f"the payer is billed in {tenant['currency']}, not {values['currency']}")
+        await escrow_repository.insert_escrow({**values, "id": escrow_id}, milestones)
+        await audit.record(
+            actor, tenant_id, "escrow.created", "escrow", escrow_id, after={"amount_minor": values["amount_minor"]}
+        )
+        return await _read(escrow_id)
+
+
+async def _read(escrow_id: uuid.UUID) -> dict[str, Any]:
+    row = await escrow_repository.get_escrow(escrow_id)
+    if row is None:
+        raise EscrowNotFound()
+    milestones = await escrow_repository.milestones_of(escrow_id)
+    released = sum(m["released_minor"] for m in milestones)
+    refunded = sum(m["refunded_minor"] for m in milestones)
+    funded = row["amount_minor"] if row["funded_at"] else 0
+    return {
+        **row,
+        "milestones": milestones,
+        "funded_minor": funded,
+        "released_minor": released,
+        "refunded_minor": refunded,
+        "held_minor": escrow.held(funded, released, refunded),
+    }
+
+
+async def get_escrow(actor: Principal, escrow_id: uuid.UUID) -> dict[str, Any]:
+    tenant_id = await tenant_of(actor, "escrows", escrow_id, Permission.READ_BILLING, "GET")
+    async with tenant_tx(tenant_id):
+        return await _read(escrow_id)
+
+
+async def fund_escrow(gateway: StripeGateway, actor: Principal, escrow_id: uuid.UUID) -> dict[str, Any]:
+    """Charge the whole amount to the payer's default card and hold it. Funding again answers as it is."""
+    tenant_id = await tenant_of(actor, "escrows", escrow_id, Permission.MANAGE_BILLING, "POST")
+    async with tenant_tx(tenant_id):
+        row = await escrow_repository.get_escrow(escrow_id, lock=True)
+        if row is None:
+            raise EscrowNotFound()
+        if row["status"] not in ("draft", "funding"):
+            return await _read(escrow_id)
+        method = await payments_repository.default_payment_method(tenant_id)
+        customer_id = await payments_repository.customer_of(tenant_id)
+        if method is None or customer_id is None:
+            raise NoPaymentMethod(required_actions=["add_payment_method"])
+        # A declined attempt may be retried with another card: each attempt has its own key.
+        key = row["funding_key"] if row["status"] == "funding" else f"escrow:{escrow_id}:fund:{uuid.uuid4()}"
+        await escrow_repository.update_escrow(escrow_id, {"status": "funding", "funding_key": key})
+    outcome = await asyncio.to_thread(
+        gateway.charge,
+        key,
+        row["amount_minor"],
+        row["currency"],
+        customer_id,
+        method["stripe_payment_method_id"],
+        {"escrow_id": str(escrow_id)},
+    )
+    async with tenant_tx(tenant_id):
+        current = await escrow_repository.get_escrow(escrow_id, lock=True)
+        assert current is not None
+        if current["status"] != "funding":
+            return await _read(escrow_id)
+        if not outcome.succeeded:
+            await escrow_repository.update_escrow(
+                escrow_id, {"status": "draft", "funding_decline_code": outcome.decline_code}
+            )
+            await audit.record(actor, tenant_id, "escrow.funding_declined", "escrow", escrow_id)
+        else:
+            await escrow_repository.update_escrow(
+                escrow_id,
+                {
+                    "status": "funded",
+                    "stripe_payment_intent_id": outcome.payment_intent_id,
+                    "funded_at": datetime.now(UTC),
+                },
+            )
+            postings = ledger.escrow_funded(escrow_id, current["currency"], current["amount_minor"])
+            await ledger_repository.post(tenant_id, "escrow_funding", escrow_id, "Escrow funded", postings)
+            await audit.record(actor, tenant_id, "escrow.funded", "escrow", escrow_id)
+    if not outcome.succeeded:
+        raise FundingDeclined(decline_code=outcome.decline_code, required_actions=["add_payment_method"])
+    async with tenant_tx(tenant_id):
+        return await _read(escrow_id)
+
+
+# Who may take each step on a milestone. Payees have no accounts yet (the partners work adds them), so
+# platform staff submit on a payee's behalf; resolving a dispute is staff's by design.
+STEP_PERMISSION = {
+    Action.SUBMIT: Permission.STAFF_ONLY,
+    Action.ACCEPT: Permission.MANAGE_BILLING,
+    Action.REJECT: Permission.MANAGE_BILLING,
+    Action.RESOLVE: Permission.STAFF_ONLY,
+}
+
+
+async def milestone_step(
+    gateway: StripeGateway,
+    actor: Principal | None,
+    escrow_id: uuid.UUID,
+    milestone_id: uuid.UUID,
+    action: Action,
+    *,
+    reason: str | None = None,
+    outcome: str | None = None,
+    release_minor: int = 0,
+    tenant_id: uuid.UUID | None = None,
+) -> dict[str, Any]:
+    if tenant_id is None:
+        assert actor is not None
+        tenant_id = await tenant_of(actor, "escrows", escrow_id, STEP_PERMISSION[action], "POST")
+    async with tenant_tx(tenant_id):
+        row = await escrow_repository.get_escrow(escrow_id, lock=True)
+        if row is None:
+            raise EscrowNotFound()
+        if row["status"] != "funded":
+            raise EscrowNotFunded(f"a {row['status']} agreement's milestones cannot move", current_status=row["status"])
+        milestone = next(
+            (m for m in await escrow_repository.milestones_of(escrow_id, lock=True) if m["id"] == milestone_id), None
+        )
+        if milestone is None:
+            raise EscrowNotFound("no such milestone in this agreement")
+        settlement = escrow.step(
+            milestone["status"], action, milestone["amount_minor"], outcome=outcome, release_minor=release_minor
+        )
+        changes: dict[str, Any] = {"status": settlement.status.value}
+        if action is Action.SUBMIT:
+            changes["submitted_at"] = datetime.now(UTC)
+        if reason:
+            changes["reason"] = reason
+        await _settle(gateway, tenant_id, row, milestone, settlement, changes)
+        await audit.record(
+            actor,
+            tenant_id,
+            f"escrow.milestone.{action.value}",
+            "escrow",
+            escrow_id,
+            after={"milestone_id": str(milestone_id), "status": settlement.status.value},
+        )
+        await _close_if_settled(escrow_id)
+        return await _read(escrow_id)
+
+
+async def _settle(
+    gateway: StripeGateway,
+    tenant_id: uuid.UUID,
+    row: dict[str, Any],
+    milestone: dict[str, Any],
+    settlement: Settlement,
+    changes: dict[str, Any],
+) -> None:
+    """Inside the agreement's transaction: release to the payee and/or refund the payer, with journals.
+
+    The refund is a Stripe call inside the transaction; its key (escrow, milestone) makes a retry after a
+    rollback a repeat Stripe ignores rather than a second refund.
+    """
+    escrow_id, currency = row["id"], row["currency"]
+    if settlement.refund_minor:
+        await asyncio.to_thread(
+            gateway.refund,
+            f"escrow:{escrow_id}:milestone:{milestone['id']}:refund",
+            row["stripe_payment_intent_id"],
+            settlement.refund_minor,
+        )
+        postings = ledger.escrow_refunded(escrow_id, currency, settlement.refund_minor)
+        await ledger_repository.post(
+            tenant_id, "escrow_refund", milestone["id"], f"Escrow refund: {milestone['title']}", postings
+        )
+        changes["refunded_minor"] = settlement.refund_minor
+    if settlement.release_minor:
+        postings = ledger.escrow_released(
+            escrow_id, row["payee_type"], row["payee_id"], currency, settlement.release_minor
+        )
+        await ledger_repository.post(
+            tenant_id, "escrow_release", milestone["id"], f"Escrow release: {milestone['title']}", postings
+        )
+        changes["released_minor"] = settlement.release_minor
+    await escrow_repository.update_milestone(milestone["id"], changes)
+
+
+async def _close_if_settled(escrow_id: uuid.UUID) -> None:
+    milestones = await escrow_repository.milestones_of(escrow_id)
+    if all(m["status"] in escrow.SETTLED for m in milestones):
+        await escrow_repository.update_escrow(escrow_id, {"status": "closed"})
+
+
+async def cancel_escrow(gateway: StripeGateway, actor: Principal, escrow_id: uuid.UUID) -> dict[str, Any]:
+    """Refund every milestone not yet settled. Cancelling again answers as it is."""
+    tenant_id = await tenant_of(actor, "escrows", escrow_id, Permission.MANAGE_BILLING, "POST")
+    async with tenant_tx(tenant_id):
+        row = await escrow_repository.get_escrow(escrow_id, lock=True)
+        if row is None:
+            raise EscrowNotFound()
+        if row["status"] in ("canceled", "closed"):
+            return await _read(escrow_id)
+        if row["status"] == "funding":
+            raise EscrowNotFunded("the agreement is being funded; retry funding first", current_status="funding")
+        if row["status"] == "funded":
+            for milestone in await escrow_repository.milestones_of(escrow_id, lock=True):
+                if milestone["status"] in escrow.SETTLED:
+                    continue
+                settlement = escrow.step(milestone["status"], Action.CANCEL, milestone["amount_minor"])
+                await _settle(gateway, tenant_id, row, milestone, settlement, {"status": settlement.status.value})
+        await escrow_repository.update_escrow(escrow_id, {"status": "canceled"})
+        await audit.record(actor, tenant_id, "escrow.canceled", "escrow", escrow_id)
+        return await _read(escrow_id)
+
+
+async def accept_overdue(gateway: StripeGateway, now: datetime) -> int:
+    """Beat: a submitted milestone the payer has not answered within the inspection window is accepted."""
+    async with system_tx(SystemReason.PLATFORM_JOB):
+        overdue = await escrow_repository.overdue_submissions(now, 1000)
+    accepted = 0
+    for item in overdue:
+        try:
+            await milestone_step(
+                gateway, None, item["escrow_id"], item["id"], Action.ACCEPT, tenant_id=item["tenant_id"]
+            )
+            accepted += 1
+        except InvalidMilestoneTransition:
+            continue  # answered meanwhile
+    return accepted
