@@ -1,0 +1,68 @@
+"""Stripe unreachable in the middle of a collection run: every attempt stays pending with its key stored,
+and the next run sends the same keys, so each invoice is charged exactly once and the ledger verifies."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from httpx import AsyncClient
+
+from billing import service
+from billing.payments_gateway import StripeGateway
+from controlplane.secrets import SecretStore
+from controlplane.settings import Settings
+from controlplane.stripe_client import make_stripe_client
+from tests.api.billing._support import plan, subscribe
+from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
+from tests.conftest import connect_as_inspector
+from tests.factories import Factory
+
+__all__ = ["stripe_client"]  # the fixture, shared
+SCHEDULE = (1, 3, 5, 7)
+
+
+async def test_a_run_with_stripe_down_then_up_charges_each_invoice_once(
+    client: AsyncClient,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    stack_env: dict[str, str],
+    report: Any,
+) -> None:
+    staff = await factory.staff()
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    tenants = [await factory.tenant(staff) for _ in range(3)]
+    for tenant in tenants:
+        await subscribe(client, staff.headers, tenant["id"], "pro")
+        await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    secrets = SecretStore.connect(settings)
+    down = StripeGateway(
+        make_stripe_client(dataclasses.replace(settings, stripe_api_base="http://127.0.0.1:9"), secrets)
+    )
+    up = StripeGateway(make_stripe_client(settings, secrets))
+    now = datetime.now(UTC) + timedelta(minutes=1)
+
+    first = await service.collect_due_invoices(down, now, SCHEDULE)
+    assert (first.attempted, first.succeeded, len(first.unreachable)) == (3, 0, 3)
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        pending = await inspector.fetch("select idempotency_key from payments where status = 'pending'")
+        keys = sorted(row["idempotency_key"] for row in pending)
+        assert len(keys) == 3 and all(key.endswith(":attempt:1") for key in keys)
+
+        second = await service.collect_due_invoices(up, now, SCHEDULE)
+        assert (second.attempted, second.succeeded, second.unreachable) == (3, 3, [])
+        settled = await inspector.fetch("select idempotency_key, status, invoice_id::text from payments")
+    finally:
+        await inspector.close()
+    assert sorted(row["idempotency_key"] for row in settled) == keys  # the same keys, no new attempt
+    assert {row["status"] for row in settled} == {"succeeded"}
+    invoice_ids = {row["invoice_id"] for row in settled}
+    intents = stripe_client.v1.payment_intents.list(params={"limit": 100}).data
+    charged = [i for i in intents if i.metadata.to_dict().get("invoice_id") in invoice_ids]
+    assert len(charged) == 3
+    assert (await service.collect_due_invoices(up, now, SCHEDULE)).attempted == 0
+    assert (await service.verify_ledger()).ok
+    report(f"payments fault: Stripe down for {len(keys)} attempts, retried with the same keys, {len(charged)} charges")
