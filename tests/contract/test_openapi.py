@@ -90,6 +90,7 @@ async def test_every_operation_conforms_to_the_schema(
     known_paths += await _billing_examples(
         client, staff.headers, known_paths[0]["tenant_id"], known_bodies, SecretStore.connect(settings), settings
     )
+    await _escrow_examples(client, staff.headers, known_paths[0]["tenant_id"], known_bodies)
 
     document = (await client.get(SCHEMA_PATH)).json()
     schema = schemathesis.openapi.from_dict(document, config=schemathesis.Config())
@@ -195,6 +196,59 @@ async def _billing_examples(
     ]
 
 
+# Operations that change a milestone or an agreement get agreements of their own, each in the state the
+# operation needs, so that one operation's fuzzing does not use up another's.
+PATHS_BY_OPERATION: dict[str, list[dict[str, str]]] = {}
+ESCROW = "/v1/escrows/{escrow_id}"
+MILESTONE_STEPS = {"submit": [], "accept": ["submit"], "reject": ["submit"], "resolve": ["submit", "reject"]}
+
+
+async def _escrow_examples(
+    client: AsyncClient, headers: dict[str, str], tenant_id: str, known_bodies: dict[str, Any]
+) -> None:
+    body = {
+        "tenant_id": tenant_id,
+        "payee": {"type": "vendor", "id": "8a7c3f0e-1d2b-4c5a-9e8f-7a6b5c4d3e2f"},
+        "currency": "EUR",
+        "amount_minor": 300,
+        "milestones": [{"title": f"Part {n}", "amount_minor": 100} for n in range(3)],
+    }
+    known_bodies.update(
+        {
+            "POST /v1/escrows": body,
+            f"POST {ESCROW}/milestones/{{milestone_id}}/reject": {"reason": "not as agreed"},
+            f"POST {ESCROW}/milestones/{{milestone_id}}/resolve": {"outcome": "release"},
+        }
+    )
+
+    async def agreement(funded: bool) -> dict[str, Any]:
+        created = await client.post("/v1/escrows", json=body, headers=headers)
+        assert created.status_code == 201, created.text
+        if funded:
+            paid = await client.post(f"/v1/escrows/{created.json()['id']}/fund", headers=headers)
+            assert paid.status_code == 200, paid.text
+        return created.json()
+
+    draft, funded = await agreement(False), await agreement(True)
+    PATHS_BY_OPERATION[f"POST {ESCROW}/fund"] = [{"escrow_id": draft["id"]}]
+    PATHS_BY_OPERATION[f"POST {ESCROW}/cancel"] = [{"escrow_id": funded["id"]}]
+    PATHS_BY_OPERATION[f"GET {ESCROW}"] = [{"escrow_id": funded["id"]}]
+    for step, before in MILESTONE_STEPS.items():
+        ready = await agreement(True)
+        for milestone in ready["milestones"]:
+            url = f"/v1/escrows/{ready['id']}/milestones/{milestone['id']}"
+            for earlier in before:
+                moved = await client.post(
+                    f"{url}/{earlier}",
+                    json=known_bodies.get(f"POST {ESCROW}/milestones/{{milestone_id}}/{earlier}"),
+                    headers=headers,
+                )
+                assert moved.status_code == 200, moved.text
+        PATHS_BY_OPERATION[f"POST {ESCROW}/milestones/{{milestone_id}}/{step}"] = [
+            {"escrow_id": ready["id"], "milestone_id": milestone["id"]} for milestone in ready["milestones"]
+        ]
+
+
 # Operations whose body must carry a Stripe-Signature: label -> (body, signing secret). The header is made
 # when the operation's turn comes, so it is fresh (Stripe's tolerance is 5 minutes).
 SIGNED_BODIES: dict[str, tuple[dict[str, Any], str]] = {}
@@ -224,12 +278,13 @@ def _fuzz(
     answers: dict[tuple[str, int], str] = {}  # the last body of each status, to explain a failure
     for number, operation in enumerate(operations):
         names = {parameter.name for parameter in operation.path_parameters}
+        paths = PATHS_BY_OPERATION.get(operation.label, known_paths)
         for mode, examples in EXAMPLES.items():
             strategies = [operation.as_strategy(generation_mode=mode)]
             if mode is GenerationMode.POSITIVE:
                 strategies += [
                     operation.as_strategy(generation_mode=mode, path_parameters=values)
-                    for values in known_paths
+                    for values in paths
                     if names and set(values) == names
                 ]
                 if operation.label in SIGNED_BODIES:
@@ -248,7 +303,7 @@ def _fuzz(
                             body=body,
                             headers={"Idempotency-Key": f"known-{number}-{index}"},
                         )
-                        for index, values in enumerate(known_paths)
+                        for index, values in enumerate(paths)
                         if names and set(values) == names
                     ]
 
