@@ -87,6 +87,8 @@ async def fund_escrow(gateway: StripeGateway, actor: Principal, escrow_id: uuid.
         row = await escrow_repository.get_escrow(escrow_id, lock=True)
         if row is None:
             raise EscrowNotFound()
+        if row["status"] == "canceled":
+            raise EscrowNotFunded("a canceled agreement cannot be funded", current_status="canceled")
         if row["status"] not in ("draft", "funding"):
             return await _read(escrow_id)
         method = await payments_repository.default_payment_method(tenant_id)
@@ -266,6 +268,6 @@ async def accept_overdue(gateway: StripeGateway, now: datetime) -> int:
                 gateway, None, item["escrow_id"], item["id"], Action.ACCEPT, tenant_id=item["tenant_id"]
             )
             accepted += 1
-        except InvalidMilestoneTransition:
-            continue  # answered meanwhile
+        except (InvalidMilestoneTransition, EscrowNotFunded):
+            continue  # answered (or the agreement closed or canceled) meanwhile
     return accepted
