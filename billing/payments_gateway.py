@@ -9,14 +9,16 @@ The SDK is synchronous; callers run these in a worker thread.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import stripe
 
 from controlplane.exceptions import BadRequest, InvalidInput, ServiceUnavailable
+
+T = TypeVar("T")
 
 
 class InvalidPaymentMethod(InvalidInput):
@@ -86,27 +88,44 @@ def _translated() -> Iterator[None]:
 
 
 class StripeGateway:
-    def __init__(self, client: stripe.StripeClient) -> None:
+    """`reload` makes a client with the key as OpenBao has it now: after Stripe refuses the key (it was
+    rotated), the call is made once more with a fresh one."""
+
+    def __init__(self, client: stripe.StripeClient, reload: Callable[[], stripe.StripeClient] | None = None) -> None:
         self._client = client
+        self._reload = reload
+
+    def _call(self, operation: Callable[[stripe.StripeClient], T]) -> T:
+        try:
+            return operation(self._client)
+        except stripe.AuthenticationError:
+            if self._reload is None:
+                raise
+            self._client = self._reload()
+            return operation(self._client)
 
     def create_customer(self, tenant_id: str, email: str | None) -> str:
         with _translated():
             params: dict[str, object] = {"metadata": {"tenant_id": tenant_id}}
             if email:
                 params["email"] = email
-            customer = self._client.v1.customers.create(
-                params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": f"tenant:{tenant_id}:customer"},
+            customer = self._call(
+                lambda client: client.v1.customers.create(
+                    params=params,  # type: ignore[arg-type]
+                    options={"idempotency_key": f"tenant:{tenant_id}:customer"},
+                )
             )
         return str(customer.id)
 
     def attach_card(self, payment_method_id: str, customer_id: str) -> Card:
         try:
             with _translated():
-                method = self._client.v1.payment_methods.attach(
-                    payment_method_id,
-                    params={"customer": customer_id},
-                    options={"idempotency_key": f"customer:{customer_id}:attach:{payment_method_id}"},
+                method = self._call(
+                    lambda client: client.v1.payment_methods.attach(
+                        payment_method_id,
+                        params={"customer": customer_id},
+                        options={"idempotency_key": f"customer:{customer_id}:attach:{payment_method_id}"},
+                    )
                 )
         except stripe.CardError as error:
             raise InvalidPaymentMethod(error.user_message or "the card was declined") from None
@@ -127,17 +146,19 @@ class StripeGateway:
         """An off-session PaymentIntent, confirmed at once with the saved card."""
         try:
             with _translated():
-                intent = self._client.v1.payment_intents.create(
-                    params={
-                        "amount": amount_minor,
-                        "currency": currency.lower(),
-                        "customer": customer_id,
-                        "payment_method": payment_method_id,
-                        "off_session": True,
-                        "confirm": True,
-                        "metadata": metadata,
-                    },
-                    options={"idempotency_key": idempotency_key},
+                intent = self._call(
+                    lambda client: client.v1.payment_intents.create(
+                        params={
+                            "amount": amount_minor,
+                            "currency": currency.lower(),
+                            "customer": customer_id,
+                            "payment_method": payment_method_id,
+                            "off_session": True,
+                            "confirm": True,
+                            "metadata": metadata,
+                        },
+                        options={"idempotency_key": idempotency_key},
+                    )
                 )
         except stripe.CardError as error:
             code = (error.error.decline_code if error.error else None) or error.code or "card_declined"
@@ -152,8 +173,10 @@ class StripeGateway:
     def refund(self, idempotency_key: str, payment_intent_id: str, amount_minor: int) -> str:
         """A refund of part or all of a charge; Stripe's refund id."""
         with _translated():
-            refund = self._client.v1.refunds.create(
-                params={"payment_intent": payment_intent_id, "amount": amount_minor},
-                options={"idempotency_key": idempotency_key},
+            refund = self._call(
+                lambda client: client.v1.refunds.create(
+                    params={"payment_intent": payment_intent_id, "amount": amount_minor},
+                    options={"idempotency_key": idempotency_key},
+                )
             )
         return str(refund.id)

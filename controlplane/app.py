@@ -87,7 +87,10 @@ def create_app(settings: Settings) -> Litestar:
         secret_store = await asyncio.to_thread(SecretStore.connect, settings)
         await asyncio.to_thread(refuse_unsafe_production, settings, secret_store)
         app.state.secret_store = secret_store
-        app.state.payments = StripeGateway(await asyncio.to_thread(make_stripe_client, settings, secret_store))
+        app.state.payments = StripeGateway(
+            await asyncio.to_thread(make_stripe_client, settings, secret_store),
+            reload=lambda: make_stripe_client(settings, secret_store),
+        )
         app.state.stripe_webhook_secret = WebhookSecret(secret_store)
         app.state.token_signer = TokenSigner.from_secret(
             await asyncio.to_thread(secret_store.read, JWT_KEYS_PATH),

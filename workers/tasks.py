@@ -35,6 +35,11 @@ BILLING_CHUNK = 200
 BILLING_CONCURRENCY = 4
 
 
+def _gateway(settings: Any) -> StripeGateway:
+    secrets = SecretStore.connect(settings)
+    return StripeGateway(make_stripe_client(settings, secrets), reload=lambda: make_stripe_client(settings, secrets))
+
+
 def _utc(text: str) -> datetime:
     """An ISO 8601 moment; one without an offset is UTC."""
     moment = datetime.fromisoformat(text)
@@ -80,10 +85,9 @@ def collect_payments(as_of: str | None = None) -> dict[str, Any]:
     """Hourly: charge newly finalized invoices, retry failed ones on the dunning schedule, give up after the
     last retry. Safe to run twice: an attempt's idempotency key is stored before Stripe is called."""
     settings = app.conf.controlplane_settings
-    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
     when = _utc(as_of) if as_of else datetime.now(UTC)
     report = run_with_pool(
-        settings.database_url, lambda: billing.collect_due_invoices(gateway, when, settings.dunning_days)
+        settings.database_url, lambda: billing.collect_due_invoices(_gateway(settings), when, settings.dunning_days)
     )
     return dataclasses.asdict(report)
 
@@ -92,5 +96,4 @@ def collect_payments(as_of: str | None = None) -> dict[str, Any]:
 def accept_overdue_milestones() -> int:
     """Hourly: escrow milestones submitted longer ago than their inspection window are accepted."""
     settings = app.conf.controlplane_settings
-    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
-    return run_with_pool(settings.database_url, lambda: billing.accept_overdue(gateway, datetime.now(UTC)))
+    return run_with_pool(settings.database_url, lambda: billing.accept_overdue(_gateway(settings), datetime.now(UTC)))
