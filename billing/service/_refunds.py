@@ -72,10 +72,42 @@ async def refund_invoice(
         settled = await payments_repository.settle_refund(refund["id"], "succeeded", stripe_id)
         if settled is None:
             return refund
-        await add_credit_note(actor, tenant_id, invoice_id, amount_minor, reason)
-        postings = ledger.refund_paid(tenant_id, invoice["currency"], amount_minor)
-        await ledger_repository.post(tenant_id, "refund", refund["id"], f"Refund on {invoice['number']}", postings)
-        await audit.record(
-            actor, tenant_id, "refund.succeeded", "invoice", invoice_id, after={"amount_minor": amount_minor}
-        )
+        await _book(actor, tenant_id, invoice, settled)
         return settled
+
+
+async def _book(actor: Principal | None, tenant_id: uuid.UUID, invoice: dict[str, Any], refund: dict[str, Any]) -> None:
+    """Inside the caller's transaction: the credit note and the journal of a refund Stripe has made."""
+    amount = refund["amount_minor"]
+    await add_credit_note(actor, tenant_id, invoice["id"], amount, refund["reason"])
+    postings = ledger.refund_paid(tenant_id, invoice["currency"], amount)
+    await ledger_repository.post(tenant_id, "refund", refund["id"], f"Refund on {invoice['number']}", postings)
+    await audit.record(actor, tenant_id, "refund.succeeded", "invoice", invoice["id"], after={"amount_minor": amount})
+
+
+async def book_refund_made_at_stripe(
+    payment: dict[str, Any], amount_refunded: int, stripe_refund_id: str | None
+) -> bool:
+    """Inside the caller's transaction (a `charge.refunded` webhook): a refund made outside the control plane
+    (in Stripe's dashboard) is booked like ours, for what Stripe refunded beyond what we know of."""
+    invoice = await repository.get_invoice(payment["invoice_id"], lock="update")
+    if invoice is None or invoice["status"] != "paid":
+        return False
+    known = await payments_repository.refunded_or_refunding(invoice["id"])
+    amount = min(amount_refunded - known, invoice["total_minor"] - invoice["credited_minor"])
+    if amount <= 0:
+        return False
+    refund = await payments_repository.insert_refund(
+        {
+            "tenant_id": payment["tenant_id"],
+            "invoice_id": invoice["id"],
+            "payment_id": payment["id"],
+            "amount_minor": amount,
+            "currency": invoice["currency"],
+            "reason": "Refunded at Stripe",
+        }
+    )
+    settled = await payments_repository.settle_refund(refund["id"], "succeeded", stripe_refund_id)
+    assert settled is not None
+    await _book(None, payment["tenant_id"], invoice, settled)
+    return True

@@ -15,6 +15,7 @@ from typing import Any
 from billing import payments_repository
 from billing.payments_gateway import ChargeOutcome, WebhookRejected, verified_event
 from billing.service._payments import record_outcome
+from billing.service._refunds import book_refund_made_at_stripe
 from controlplane import metrics
 from controlplane.db import SystemReason, system_tx
 from tenants import audit
@@ -54,11 +55,16 @@ async def _apply(event: dict[str, Any]) -> bool:
     obj = event["data"]["object"]
     if event["type"].startswith("payment_intent."):
         return await _settle_intent(obj, succeeded=event["type"] == "payment_intent.succeeded")
-    # Refund and dispute bookkeeping come with refunds; until then they are recorded on the tenant's trail.
     intent_id = obj.get("payment_intent")
     payment = await payments_repository.attempt_by_intent(intent_id) if intent_id else None
     if payment is None:
         return False
+    if event["type"] == "charge.refunded":
+        refunds = (obj.get("refunds") or {}).get("data") or []
+        latest = refunds[0]["id"] if refunds else None
+        return await book_refund_made_at_stripe(payment, int(obj.get("amount_refunded") or 0), latest)
+    # A dispute is recorded on the tenant's trail; its bookkeeping (the disputed amount held by Stripe) is
+    # not modelled yet.
     await audit.record(
         None,
         payment["tenant_id"],

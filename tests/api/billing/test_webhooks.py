@@ -111,3 +111,43 @@ async def test_unsigned_forged_and_stale_deliveries_are_refused_and_recorded(
     fresh = await client.post(URL, content=payload, headers=signed(payload, webhook_secret))
     assert (fresh.status_code, fresh.json()["result"]) == (200, "ignored")  # no such payment: nothing to do
     report(f"webhooks: {len(reasons)} of 4 unsigned, forged, stale or tampered deliveries refused and recorded")
+
+
+async def test_a_refund_made_in_stripes_dashboard_is_booked_once(
+    client: AsyncClient,
+    factory: Factory,
+    stripe_client: Any,
+    webhook_secret: str,
+    stack_env: dict[str, str],
+) -> None:
+    staff, tenant, invoice = await _invoiced_tenant(client, factory)
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    assert (await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)).status_code == 200
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        intent = await inspector.fetchval(
+            "select stripe_payment_intent_id from payments where invoice_id = $1", invoice["id"]
+        )
+    finally:
+        await inspector.close()
+
+    def refunded(event_id: str, total: int) -> bytes:
+        charge = {"object": "charge", "payment_intent": intent, "amount_refunded": total, "refunds": {"data": []}}
+        return event(event_id, "charge.refunded", charge)
+
+    first = refunded("evt_refund_1", 100)
+    assert (await client.post(URL, content=first, headers=signed(first, webhook_secret))).json()["result"] == "applied"
+    # Stripe's later event for the same refund (or a redelivery under another id) books nothing more.
+    again = refunded("evt_refund_2", 100)
+    assert (await client.post(URL, content=again, headers=signed(again, webhook_secret))).json()["result"] == "ignored"
+    ours = await client.post(
+        f"/v1/invoices/{invoice['id']}/refunds", json={"amount_minor": 50, "reason": "ours"}, headers=staff.headers
+    )
+    assert ours.status_code == 201, ours.text
+    after_ours = refunded("evt_refund_3", 150)
+    answer = await client.post(URL, content=after_ours, headers=signed(after_ours, webhook_secret))
+    assert answer.json()["result"] == "ignored"
+
+    notes = (await client.get(f"/v1/invoices/{invoice['id']}/credit-notes", headers=staff.headers)).json()
+    assert [(note["amount_minor"], note["reason"]) for note in notes] == [(100, "Refunded at Stripe"), (50, "ours")]
+    assert (await service.verify_ledger()).ok
