@@ -221,3 +221,11 @@ async def settle_refund(refund_id: uuid.UUID, status: str, stripe_refund_id: str
         refund_id,
     )
     return rows[0] if rows else None
+
+
+async def reopen_failed_attempt(payment_id: uuid.UUID) -> bool:
+    """A failed attempt whose charge Stripe later reports as succeeded is settled again (as succeeded)."""
+    rows = await fetch(
+        "update payments set status = 'pending' where id = {} and status = 'failed' returning id", payment_id
+    )
+    return bool(rows)

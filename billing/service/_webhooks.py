@@ -85,8 +85,14 @@ async def _settle_intent(intent: dict[str, Any], *, succeeded: bool) -> bool:
         except ValueError:
             return False
         attempt = await payments_repository.open_attempt(invoice_id)
-    if attempt is None or attempt["status"] != "pending":
-        return False  # already settled: an event never moves a payment or an invoice back
+    if attempt is None:
+        return False
+    # Money that moved is the truth: a success reported after a recorded failure (events out of order, or
+    # a retried intent) is applied; a failure never undoes a success.
+    if succeeded and attempt["status"] == "failed" and await payments_repository.reopen_failed_attempt(attempt["id"]):
+        attempt = {**attempt, "status": "pending"}
+    if attempt["status"] != "pending":
+        return False
     error = intent.get("last_payment_error") or {}
     decline = None if succeeded else error.get("decline_code") or error.get("code") or "payment_failed"
     outcome = ChargeOutcome(succeeded, str(intent["id"]), decline)

@@ -151,3 +151,35 @@ async def test_a_refund_made_in_stripes_dashboard_is_booked_once(
     notes = (await client.get(f"/v1/invoices/{invoice['id']}/credit-notes", headers=staff.headers)).json()
     assert [(note["amount_minor"], note["reason"]) for note in notes] == [(100, "Refunded at Stripe"), (50, "ours")]
     assert (await service.verify_ledger()).ok
+
+
+@pytest.mark.parametrize("order", [("failed", "succeeded"), ("succeeded", "failed")])
+async def test_in_whatever_order_a_failure_and_a_success_arrive_the_invoice_ends_paid(
+    client: AsyncClient,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    webhook_secret: str,
+    order: tuple[str, str],
+) -> None:
+    staff, tenant, invoice = await _invoiced_tenant(client, factory)
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    unreachable = dataclasses.replace(settings, stripe_api_base="http://127.0.0.1:9")
+    gateway = StripeGateway(make_stripe_client(unreachable, SecretStore.connect(settings)))
+    with pytest.raises(PaymentProviderUnavailable):
+        await service.collect_invoice(gateway, uuid.UUID(tenant["id"]), uuid.UUID(invoice["id"]))
+    intent = {"id": f"pi_{order[0]}", "metadata": {"invoice_id": invoice["id"]}}
+    events = {
+        "failed": event(f"evt_f_{order[0]}", "payment_intent.payment_failed", {**intent, "last_payment_error": {}}),
+        "succeeded": event(f"evt_s_{order[0]}", "payment_intent.succeeded", intent),
+    }
+    for kind in order:
+        answer = await client.post(URL, content=events[kind], headers=signed(events[kind], webhook_secret))
+        assert answer.status_code == 200, answer.text
+    final = (await client.get(f"/v1/invoices/{invoice['id']}", headers=staff.headers)).json()
+    assert (final["status"], final["amount_due_minor"]) == ("paid", 0)
+    subscription = (
+        await client.get(f"/v1/subscriptions/{invoice['subscription']['id']}", headers=staff.headers)
+    ).json()
+    assert subscription["status"] == "active"
+    assert (await service.verify_ledger()).ok
