@@ -9,9 +9,6 @@ really run at the same time) against the session's dev stack; the data is seeded
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -23,13 +20,11 @@ import pytest
 import redis
 from celery import Celery
 
-from controlplane.settings import Settings
 from tests.conftest import connect_as_inspector
 from tests.workers._billing import (
     AS_OF,
     BOUNDARY,
     PERIOD_START,
-    REPO,
     Seeded,
     assert_billed_exactly_once,
     assert_consistent,
@@ -42,7 +37,7 @@ from tests.workers._billing import (
     start_billing,
     summary_of,
 )
-from workers.celery_app import create_celery
+from tests.workers._worker import PREFORK, running_worker
 
 # Enough that a run with --concurrency 4 lasts several seconds, so it can be caught part way.
 KILL_TENANTS = 1500
@@ -132,42 +127,8 @@ async def test_a_killed_run_is_finished_by_the_next_one_exactly_once(
 @pytest.fixture(scope="module")
 def billing_worker(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Celery]:
     """A real worker with four processes, so duplicate tasks run at the same time (not one after the other)."""
-    log = tmp_path_factory.mktemp("billing-worker") / "worker.log"
-    env = {**os.environ, **stack_env, "CONTROLPLANE_ENV": "test"}
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "workers.celery_app",
-                "worker",
-                "--pool",
-                "prefork",
-                "--concurrency",
-                "4",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    client = create_celery(Settings.from_env({**stack_env, "CONTROLPLANE_ENV": "test"}))
-    try:
-        deadline = time.monotonic() + 60
-        while not client.control.ping(timeout=1):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "worker did not answer: " + log.read_text()
+    with running_worker(stack_env, tmp_path_factory.mktemp("billing-worker") / "worker.log", PREFORK) as client:
         yield client
-    finally:
-        process.terminate()
-        process.wait(timeout=60)
 
 
 def _wait_until_idle(worker: Celery, redis_url: str, timeout: float = 180) -> None:

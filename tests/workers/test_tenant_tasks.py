@@ -2,58 +2,18 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from celery import Celery
 
-from controlplane.settings import Settings
-from workers.celery_app import create_celery
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.workers._worker import running_worker
 
 
 @pytest.fixture(scope="module")
 def worker(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Celery]:
-    log = tmp_path_factory.mktemp("worker") / "worker.log"
-    env = {**os.environ, **stack_env, "CONTROLPLANE_ENV": "test"}
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                "workers.celery_app",
-                "worker",
-                "--pool",
-                "solo",
-                "--loglevel",
-                "INFO",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-            ],
-            cwd=REPO,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    client = create_celery(Settings.from_env({**stack_env, "CONTROLPLANE_ENV": "test"}))
-    try:
-        deadline = time.monotonic() + 60
-        while not client.control.ping(timeout=1):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "worker did not answer: " + log.read_text()
+    with running_worker(stack_env, tmp_path_factory.mktemp("worker") / "worker.log") as client:
         yield client
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 async def test_export_runs_in_the_tenants_context_only(worker: Celery, factory) -> None:

@@ -1,0 +1,197 @@
+"""Stripe charged, then its answer was lost: the attempt stays pending with its key, the next run sends the same
+key, and Stripe replays the first answer, so each invoice is charged exactly once and the ledger verifies.
+
+localstripe ignores `Idempotency-Key`, so the replay comes from `tests.doubles.stripe_idempotency`, a proxy in
+front of localstripe that adds only that (and the fault switch that drops answers after the work is done).
+The official SDK stays the client; localstripe stays where the charges are made and counted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import stripe
+from httpx import AsyncClient
+from stripe.params import CustomerCreateParams
+
+from billing import service
+from billing.payments_gateway import StripeGateway
+from controlplane.secrets import SecretStore
+from controlplane.settings import Settings
+from controlplane.stripe_client import MAX_NETWORK_RETRIES, make_stripe_client
+from tests.api.billing._support import invoices, plan, subscribe
+from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
+from tests.conftest import connect_as_inspector
+from tests.doubles.stripe_idempotency import StripeIdempotencyDouble
+from tests.factories import Factory
+
+__all__ = ["stripe_client"]  # the fixture, shared
+SCHEDULE = (1, 3, 5, 7)
+TRIES = MAX_NETWORK_RETRIES + 1  # one call of the SDK: the first send and its own retries, all with one key
+
+
+@pytest.fixture
+def double(settings: Settings) -> Any:
+    assert settings.stripe_api_base, "the dev stack points Stripe at localstripe"
+    with StripeIdempotencyDouble(settings.stripe_api_base) as proxy:
+        yield proxy
+
+
+def _through(settings: Settings, double: StripeIdempotencyDouble) -> stripe.StripeClient:
+    """The app's own client factory, its base address the double's."""
+    return make_stripe_client(dataclasses.replace(settings, stripe_api_base=double.url), SecretStore.connect(settings))
+
+
+def _intents_by_invoice(stripe_client: Any, invoice_ids: set[str]) -> dict[str, list[Any]]:
+    """What localstripe itself holds (asked directly, not through the double), every page of it."""
+    found: dict[str, list[Any]] = {invoice_id: [] for invoice_id in invoice_ids}
+    for intent in stripe_client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter():
+        invoice_id = intent.metadata.to_dict().get("invoice_id")
+        if invoice_id in found:
+            found[invoice_id].append(intent)
+    return found
+
+
+async def test_answers_lost_after_charging_are_replayed_on_the_next_run_and_nothing_is_charged_twice(
+    client: AsyncClient,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    stack_env: dict[str, str],
+    double: StripeIdempotencyDouble,
+    report: Any,
+) -> None:
+    staff = await factory.staff()
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    due: dict[str, int] = {}
+    for _ in range(3):
+        tenant = await factory.tenant(staff)
+        await subscribe(client, staff.headers, tenant["id"], "pro")
+        await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+        [invoice] = await invoices(client, staff.headers, tenant["id"])
+        assert invoice["status"] == "finalized" and invoice["amount_due_minor"] > 0
+        due[invoice["id"]] = invoice["amount_due_minor"]
+    gateway = StripeGateway(_through(settings, double))
+    now = datetime.now(UTC) + timedelta(minutes=1)
+
+    # Stripe goes away in the middle of the run: the first invoice is answered; the next two are charged,
+    # and every answer about them is lost, the SDK's own retries (same key, replayed) included.
+    double.lose_answers(TRIES * 2, after=1)
+    first = await service.collect_due_invoices(gateway, now, SCHEDULE)
+    assert (first.attempted, first.succeeded, first.failed, len(first.unreachable)) == (3, 1, 0, 2), first
+    assert (double.answers_still_to_lose, double.lost, double.lost_after_forwarding) == (0, TRIES * 2, 2)
+    lost_invoices = set(first.unreachable)
+
+    charged = _intents_by_invoice(stripe_client, set(due))
+    assert {invoice_id: len(found) for invoice_id, found in charged.items()} == dict.fromkeys(due, 1)
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        pending = await inspector.fetch(
+            "select invoice_id::text, idempotency_key, stripe_payment_intent_id from payments where status = 'pending'"
+        )
+        # Stripe charged them, yet we cannot know: pending, the key kept, no intent id recorded.
+        assert {row["invoice_id"] for row in pending} == lost_invoices
+        assert all(row["idempotency_key"] == f"invoice:{row['invoice_id']}:attempt:1" for row in pending)
+        assert all(row["stripe_payment_intent_id"] is None for row in pending)
+
+        double.answer_again()
+        forwarded_before = double.forwarded
+        second = await service.collect_due_invoices(gateway, now, SCHEDULE)
+        assert (second.attempted, second.succeeded, second.failed, second.unreachable) == (2, 2, 0, []), second
+        # The same keys, so Stripe (the double) replays its first answers: localstripe hears nothing new.
+        assert double.forwarded == forwarded_before
+        assert (double.replayed, double.rejected) == (2, 0)
+        settled = await inspector.fetch(
+            "select invoice_id::text, attempt, idempotency_key, status, amount_minor, stripe_payment_intent_id "
+            "from payments"
+        )
+    finally:
+        await inspector.close()
+
+    assert sorted(row["invoice_id"] for row in settled) == sorted(due)  # one attempt each, no new one
+    for row in settled:
+        assert (row["attempt"], row["idempotency_key"], row["status"], row["amount_minor"]) == (
+            1,
+            f"invoice:{row['invoice_id']}:attempt:1",
+            "succeeded",
+            due[row["invoice_id"]],
+        )
+    after = _intents_by_invoice(stripe_client, set(due))
+    assert {invoice_id: len(found) for invoice_id, found in after.items()} == dict.fromkeys(due, 1)  # no duplicate
+    assert {row["invoice_id"]: row["stripe_payment_intent_id"] for row in settled} == {
+        invoice_id: found[0].id for invoice_id, found in after.items()
+    }
+    assert all((found[0].status, found[0].amount) == ("succeeded", due[i]) for i, found in after.items())
+    for invoice_id in due:
+        paid = (await client.get(f"/v1/invoices/{invoice_id}", headers=staff.headers)).json()
+        assert (paid["status"], paid["amount_due_minor"]) == ("paid", 0)
+    assert (await service.collect_due_invoices(gateway, now, SCHEDULE)).attempted == 0
+    ledger = await service.verify_ledger()
+    assert ledger.ok, ledger
+    duplicates = sum(len(found) - 1 for found in after.values())
+    report(
+        f"stripe double: {double.lost} answers lost after charging ({len(lost_invoices)} invoices); retries with "
+        f"the same keys replayed; {sum(len(found) for found in after.values())} charges, {duplicates} duplicates"
+    )
+
+
+def test_the_double_replays_a_repeated_key_and_refuses_it_with_other_parameters(
+    settings: Settings, stripe_client: Any, double: StripeIdempotencyDouble
+) -> None:
+    marker = uuid.uuid4().hex
+    key = f"test:{marker}:customer"
+    params = CustomerCreateParams(email=f"{marker}@example.com", metadata={"marker": marker})
+
+    # localstripe alone ignores the key: the gap this double fills.
+    direct = [stripe_client.v1.customers.create(params=params, options={"idempotency_key": f"{key}:direct"})]
+    direct.append(stripe_client.v1.customers.create(params=params, options={"idempotency_key": f"{key}:direct"}))
+    assert direct[0].id != direct[1].id
+
+    proxied = _through(settings, double)
+    first = proxied.v1.customers.create(params=params, options={"idempotency_key": key})
+    again = proxied.v1.customers.create(params=params, options={"idempotency_key": key})
+    assert again.id == first.id
+    assert again.last_response is not None
+    assert again.last_response.headers.get("Idempotent-Replayed") == "true"
+    with pytest.raises(stripe.IdempotencyError) as refused:
+        other = CustomerCreateParams(email="other@example.com", metadata={"marker": marker})
+        proxied.v1.customers.create(params=other, options={"idempotency_key": key})
+    assert refused.value.http_status == 400
+    assert refused.value.error is not None and refused.value.error.type == "idempotency_error"
+    # Reads pass through untouched, and one key made one customer.
+    assert proxied.v1.customers.retrieve(first.id).email == params["email"]
+    assert (double.forwarded, double.replayed, double.rejected) == (2, 1, 1)
+    made = Counter(
+        customer.metadata.to_dict().get("marker")
+        for customer in stripe_client.v1.customers.list(params={"limit": 100}).auto_paging_iter()
+    )
+    assert made[marker] == 3  # two direct, one through the double
+
+
+def test_a_lost_answer_is_work_done_and_the_same_key_gets_its_first_answer(
+    settings: Settings, stripe_client: Any, double: StripeIdempotencyDouble
+) -> None:
+    marker = uuid.uuid4().hex
+    key = f"test:{marker}:customer"
+    params = CustomerCreateParams(metadata={"marker": marker})
+    proxied = _through(settings, double)
+
+    double.lose_answers(TRIES)  # the first send and the SDK's own retries
+    with pytest.raises(stripe.APIConnectionError):
+        proxied.v1.customers.create(params=params, options={"idempotency_key": key})
+    assert (double.lost, double.lost_after_forwarding, double.forwarded) == (TRIES, 1, 1)
+    made = [
+        customer.id
+        for customer in stripe_client.v1.customers.list(params={"limit": 100}).auto_paging_iter()
+        if customer.metadata.to_dict().get("marker") == marker
+    ]
+    assert len(made) == 1  # localstripe did the work
+
+    answered = proxied.v1.customers.create(params=params, options={"idempotency_key": key})
+    assert answered.id == made[0]
+    assert (double.forwarded, double.replayed) == (1, 1)
