@@ -28,6 +28,7 @@ from piccolo.querystring import QueryString
 
 from bench.stack import METRIC_CODE, ApiProcess, Broken, Stack
 from billing import repository
+from billing.repository import _usage as usage_queries
 
 PROPERTIES = {"endpoint": "/v1/things", "region": "eu-west"}
 WARM_UP_BATCHES = 2
@@ -144,7 +145,7 @@ async def insert_statement(tenant_id: uuid.UUID, rows: Sequence[tuple[Any, ...]]
         captured.append(QueryString(sql, *args))
         return [{"n": len(rows)}]
 
-    with mock.patch.object(repository, "fetch", capture):
+    with mock.patch.object(usage_queries, "fetch", capture):
         await repository.insert_usage_events(tenant_id, rows)
     return captured[0].compile_string(engine_type="postgres")
 

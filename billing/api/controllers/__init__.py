@@ -1,0 +1,21 @@
+"""HTTP for the billing domain. Thin: parse, call the service, shape."""
+
+from billing.api.controllers._catalogue import MetricController, PlanController
+from billing.api.controllers._escrow import EscrowController
+from billing.api.controllers._invoices import InvoiceController
+from billing.api.controllers._payments import PaymentMethodController
+from billing.api.controllers._subscriptions import SubscriptionController, TenantSubscriptionController
+from billing.api.controllers._usage import UsageController
+from billing.api.controllers._webhooks import StripeWebhookController
+
+__all__ = [
+    "EscrowController",
+    "InvoiceController",
+    "MetricController",
+    "PaymentMethodController",
+    "PlanController",
+    "StripeWebhookController",
+    "SubscriptionController",
+    "TenantSubscriptionController",
+    "UsageController",
+]

@@ -1,0 +1,46 @@
+"""HTTP for payment methods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get
+from litestar.params import JSONBody
+
+from billing import service
+from billing.api.controllers._shared import (
+    gateway,
+)
+from billing.api.schemas import (
+    PaymentMethodCreate,
+    PaymentMethodPage,
+    PaymentMethodRead,
+    payment_method_read,
+)
+from controlplane.auth.guards import principal_of
+from controlplane.idempotency_middleware import IDEMPOTENCY_ERRORS
+from controlplane.pagination import PageRequest
+from tenants.api.controllers import BEARER, Cursor, Limit, TenantId, _allow, idempotent_post
+from tenants.roles import Permission
+
+
+class PaymentMethodController(Controller):
+    path = "/v1/tenants/{tenant_id:uuid}/payment-methods"
+    tags = ["payments"]
+    security = BEARER
+
+    @idempotent_post("/", status_code=201, **_allow(Permission.MANAGE_BILLING, 413, 422, 503, *IDEMPOTENCY_ERRORS))
+    async def add_payment_method(
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[PaymentMethodCreate]
+    ) -> PaymentMethodRead:
+        row = await service.add_payment_method(
+            gateway(request), principal_of(request), tenant_id, data.stripe_payment_method_id, data.default
+        )
+        return payment_method_read(row)
+
+    @get("/", **_allow(Permission.READ_BILLING, 422))
+    async def list_payment_methods(
+        self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None
+    ) -> PaymentMethodPage:
+        rows, next_cursor = await service.list_payment_methods(tenant_id, PageRequest.parse(limit, cursor))
+        return PaymentMethodPage(items=[payment_method_read(row) for row in rows], next_cursor=next_cursor)

@@ -1,0 +1,84 @@
+"""HTTP for subscriptions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, get
+from litestar.params import JSONBody
+from msgspec import UNSET, structs
+
+from billing import service
+from billing.api.controllers._shared import (
+    ById,
+    SubscriptionId,
+)
+from billing.api.schemas import (
+    SubscriptionCancel,
+    SubscriptionChange,
+    SubscriptionCreate,
+    SubscriptionPage,
+    SubscriptionRead,
+)
+from controlplane.auth.guards import principal_of
+from controlplane.errors import problem_responses
+from controlplane.idempotency_middleware import IDEMPOTENCY_ERRORS
+from controlplane.pagination import PageRequest
+from tenants.api.controllers import BEARER, Cursor, Limit, TenantId, _allow, idempotent_post
+from tenants.api.schemas import to_struct
+from tenants.roles import Permission
+
+
+class TenantSubscriptionController(Controller):
+    path = "/v1/tenants/{tenant_id:uuid}/subscriptions"
+    tags = ["subscriptions"]
+    security = BEARER
+
+    @idempotent_post("/", status_code=201, **_allow(Permission.MANAGE_BILLING, 409, 422, *IDEMPOTENCY_ERRORS))
+    async def create_subscription(
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[SubscriptionCreate]
+    ) -> SubscriptionRead:
+        row = await service.create_subscription(principal_of(request), tenant_id, structs.asdict(data))
+        return to_struct(SubscriptionRead, row)
+
+    @get("/", **_allow(Permission.READ_BILLING, 422))
+    async def list_subscriptions(
+        self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None
+    ) -> SubscriptionPage:
+        rows, next_cursor = await service.list_subscriptions(tenant_id, PageRequest.parse(limit, cursor))
+        return SubscriptionPage(items=[to_struct(SubscriptionRead, row) for row in rows], next_cursor=next_cursor)
+
+
+class SubscriptionController(Controller):
+    """Subscriptions by id: the service finds the owning tenant and authorizes there."""
+
+    path = "/v1/subscriptions/{subscription_id:uuid}"
+    tags = ["subscriptions"]
+    security = BEARER
+
+    @get("/", responses=problem_responses(400, 401, 403, 404))
+    async def get_subscription(
+        self, request: Request[Any, Any, Any], subscription_id: SubscriptionId
+    ) -> SubscriptionRead:
+        return to_struct(SubscriptionRead, await service.get_subscription(principal_of(request), subscription_id))
+
+    @idempotent_post("/change", status_code=200, responses=problem_responses(413, 422, *ById))
+    async def change_subscription(
+        self, request: Request[Any, Any, Any], subscription_id: SubscriptionId, data: JSONBody[SubscriptionChange]
+    ) -> SubscriptionRead:
+        values = {name: value for name, value in structs.asdict(data).items() if value is not UNSET}
+        row = await service.change_subscription(principal_of(request), subscription_id, values)
+        return to_struct(SubscriptionRead, row)
+
+    @idempotent_post("/cancel", status_code=200, responses=problem_responses(422, *ById))
+    async def cancel_subscription(
+        self, request: Request[Any, Any, Any], subscription_id: SubscriptionId, data: JSONBody[SubscriptionCancel]
+    ) -> SubscriptionRead:
+        row = await service.cancel_subscription(principal_of(request), subscription_id, data.at_period_end)
+        return to_struct(SubscriptionRead, row)
+
+    @idempotent_post("/resume", status_code=200, responses=ById)
+    async def resume_subscription(
+        self, request: Request[Any, Any, Any], subscription_id: SubscriptionId
+    ) -> SubscriptionRead:
+        return to_struct(SubscriptionRead, await service.resume_subscription(principal_of(request), subscription_id))

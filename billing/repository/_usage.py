@@ -1,0 +1,85 @@
+"""Usage events: stored once per tenant and key, aggregated per metric over a window."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from controlplane.db import fetch
+
+
+async def insert_usage_events(tenant_id: uuid.UUID, events: Sequence[tuple[Any, ...]]) -> int:
+    """Insert (key, metric_code, occurred_at, value, properties_json) rows; keys already stored are skipped.
+    Returns how many were new."""
+    if not events:
+        return 0
+    keys, codes, times, values, properties = (list(column) for column in zip(*events, strict=True))
+    rows = await fetch(
+        "with inserted as ("
+        " insert into usage_events (tenant_id, idempotency_key, metric_code, occurred_at, value, properties)"
+        " select {}, k, m, t, v, p::jsonb"
+        " from unnest({}::text[], {}::text[], {}::timestamptz[], {}::numeric[], {}::text[]) as e(k, m, t, v, p)"
+        " on conflict (tenant_id, idempotency_key) do nothing returning 1"
+        ") select count(*) as n from inserted",
+        tenant_id,
+        keys,
+        codes,
+        times,
+        values,
+        properties,
+    )
+    return int(rows[0]["n"])
+
+
+async def stored_keys(tenant_id: uuid.UUID, keys: Sequence[str]) -> set[str]:
+    rows = await fetch(
+        "select idempotency_key from usage_events where tenant_id = {} and idempotency_key = any({}::text[])",
+        tenant_id,
+        list(keys),
+    )
+    return {row["idempotency_key"] for row in rows}
+
+
+def _measure(metric: dict[str, Any]) -> tuple[str, list[Any]]:
+    """One metric's aggregate over the events of its code (the field is bound, never spliced)."""
+    aggregation, field = metric["aggregation"], metric["field"]
+    number = "(properties ->> {})::numeric" if field else "value"
+    number_args = [field] if field else []
+    only = " filter (where metric_code = {})"
+    if aggregation == "count":
+        return f"(count(*){only})::numeric", [metric["code"]]
+    if aggregation == "sum":
+        return f"coalesce(sum({number}){only}, 0)", [*number_args, metric["code"]]
+    if aggregation == "max":
+        return f"coalesce(max({number}){only}, 0)", [*number_args, metric["code"]]
+    if aggregation == "unique_count":
+        return f"(count(distinct properties ->> {{}}){only})::numeric", [field, metric["code"]]
+    latest = f"(array_agg({number} order by occurred_at desc, id desc){only})[1]"
+    return f"coalesce({latest}, 0)", [*number_args, metric["code"]]
+
+
+async def aggregate_usage(
+    tenant_id: uuid.UUID, metrics: Sequence[dict[str, Any]], start: datetime, end: datetime
+) -> dict[str, Decimal]:
+    """Each metric's aggregate over events with start <= occurred_at < end, in one query."""
+    if not metrics:
+        return {}
+    selects: list[str] = []
+    args: list[Any] = []
+    for index, metric in enumerate(metrics):
+        expression, expression_args = _measure(metric)
+        selects.append(f"{expression} as m{index}")  # distinct names: rows become dicts
+        args += expression_args
+    rows = await fetch(
+        f"select {', '.join(selects)} from usage_events "
+        f"where tenant_id = {{}} and metric_code = any({{}}::text[]) and occurred_at >= {{}} and occurred_at < {{}}",
+        *args,
+        tenant_id,
+        [m["code"] for m in metrics],
+        start,
+        end,
+    )
+    return {metric["code"]: Decimal(rows[0][f"m{index}"] or 0) for index, metric in enumerate(metrics)}
