@@ -10,14 +10,21 @@ from typing import Any
 from controlplane.db import fetch
 
 ESCROW_COLUMNS = (
-    "id, tenant_id, payee_type, payee_id, currency, amount_minor, inspection_days, status, funding_key, "
-    "stripe_payment_intent_id, funding_decline_code, funded_at, created_at, updated_at"
+    "id, tenant_id, payee_type, payee_id, currency, amount_minor, inspection_days, status, funding_attempts, "
+    "funding_key, stripe_payment_intent_id, funding_decline_code, funded_at, created_at, updated_at"
 )
 MILESTONE_COLUMNS = (
     "id, escrow_id, position, title, amount_minor, due_at, status, released_minor, refunded_minor, reason, "
     "submitted_at, updated_at"
 )
-WRITABLE_ESCROW = {"status", "funding_key", "stripe_payment_intent_id", "funding_decline_code", "funded_at"}
+WRITABLE_ESCROW = {
+    "status",
+    "funding_attempts",
+    "funding_key",
+    "stripe_payment_intent_id",
+    "funding_decline_code",
+    "funded_at",
+}
 WRITABLE_MILESTONE = {"status", "released_minor", "refunded_minor", "reason", "submitted_at"}
 
 

@@ -71,11 +71,19 @@ def invoice_issued(tenant_id: uuid.UUID, currency: str, subtotal: int, tax: int)
 
 
 def invoice_reduced(
-    tenant_id: uuid.UUID, currency: str, amount: int, subtotal: int, tax: int, already_reduced: int = 0
+    tenant_id: uuid.UUID,
+    currency: str,
+    amount: int,
+    subtotal: int,
+    tax: int,
+    already_reduced: int = 0,
+    *,
+    revenue_account: str = REVENUE,
 ) -> list[Posting]:
     """A credit note: `amount` (tax included) less owed, taken back from revenue and tax in the invoice's
     proportion. The split is of everything credited so far, less the split of what was credited before, so
-    several credit notes never take back more revenue or tax than the invoice booked."""
+    several credit notes never take back more revenue or tax than the invoice booked. A refund's credit note
+    books its revenue part to `refunds` (contra-revenue), so refunded revenue stays visible."""
     if subtotal < 0 or tax < 0 or subtotal + tax <= 0:
         raise BillingInvalid("only an invoice with a positive total can be reduced")
     before = allocate(already_reduced, [subtotal, tax]) if already_reduced else [0, 0]
@@ -84,7 +92,7 @@ def invoice_reduced(
     return balanced(
         [
             Posting(receivable(tenant_id), -amount, currency),
-            Posting(REVENUE, revenue_part, currency),
+            Posting(revenue_account, revenue_part, currency),
             Posting(TAX_PAYABLE, tax_part, currency),
         ]
     )

@@ -216,6 +216,7 @@ class Escrow(Table, tablename="escrows", db=ENGINE):
     amount_minor = BigInt()
     inspection_days = Integer()
     status = Text()
+    funding_attempts = Integer(default=0)
     funding_key = Text(null=True)
     stripe_payment_intent_id = Text(null=True)
     funding_decline_code = Text(null=True)

@@ -113,6 +113,7 @@ create table escrows (
     amount_minor bigint not null check (amount_minor > 0),
     inspection_days integer not null check (inspection_days between 1 and 90),
     status text not null check (status in ('draft', 'funding', 'funded', 'closed', 'canceled')),
+    funding_attempts integer not null default 0,
     funding_key text unique,
     stripe_payment_intent_id text,
     funding_decline_code text,

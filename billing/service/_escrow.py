@@ -95,9 +95,11 @@ async def fund_escrow(gateway: StripeGateway, actor: Principal, escrow_id: uuid.
         customer_id = await payments_repository.customer_of(tenant_id)
         if method is None or customer_id is None:
             raise NoPaymentMethod(required_actions=["add_payment_method"])
-        # A declined attempt may be retried with another card: each attempt has its own key.
-        key = row["funding_key"] if row["status"] == "funding" else f"escrow:{escrow_id}:fund:{uuid.uuid4()}"
-        await escrow_repository.update_escrow(escrow_id, {"status": "funding", "funding_key": key})
+        # An unanswered attempt is retried with its key; after a decline, the next attempt has its own.
+        attempt = row["funding_attempts"] + (0 if row["status"] == "funding" else 1)
+        key = f"escrow:{escrow_id}:fund:attempt:{attempt}"
+        changes = {"status": "funding", "funding_key": key, "funding_attempts": attempt}
+        await escrow_repository.update_escrow(escrow_id, changes)
     outcome = await asyncio.to_thread(
         gateway.charge,
         key,

@@ -233,7 +233,13 @@ async def credit_invoice(actor: Principal, invoice_id: uuid.UUID, amount_minor: 
 
 
 async def add_credit_note(
-    actor: Principal | None, tenant_id: uuid.UUID, invoice_id: uuid.UUID, amount_minor: int, reason: str
+    actor: Principal | None,
+    tenant_id: uuid.UUID,
+    invoice_id: uuid.UUID,
+    amount_minor: int,
+    reason: str,
+    *,
+    refund: bool = False,
 ) -> dict[str, Any]:
     """Inside the caller's tenant transaction."""
     row = await repository.get_invoice(invoice_id, lock="update")
@@ -257,7 +263,13 @@ async def add_credit_note(
         }
     )
     postings = ledger.invoice_reduced(
-        tenant_id, row["currency"], amount_minor, row["subtotal_minor"], row["tax_minor"], row["credited_minor"]
+        tenant_id,
+        row["currency"],
+        amount_minor,
+        row["subtotal_minor"],
+        row["tax_minor"],
+        row["credited_minor"],
+        revenue_account=ledger.REFUNDS if refund else ledger.REVENUE,
     )
     await ledger_repository.post(tenant_id, "credit_note", note["id"], f"Credit note on {row['number']}", postings)
     credited = row["credited_minor"] + amount_minor

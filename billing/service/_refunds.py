@@ -79,7 +79,7 @@ async def refund_invoice(
 async def _book(actor: Principal | None, tenant_id: uuid.UUID, invoice: dict[str, Any], refund: dict[str, Any]) -> None:
     """Inside the caller's transaction: the credit note and the journal of a refund Stripe has made."""
     amount = refund["amount_minor"]
-    await add_credit_note(actor, tenant_id, invoice["id"], amount, refund["reason"])
+    await add_credit_note(actor, tenant_id, invoice["id"], amount, refund["reason"], refund=True)
     postings = ledger.refund_paid(tenant_id, invoice["currency"], amount)
     await ledger_repository.post(tenant_id, "refund", refund["id"], f"Refund on {invoice['number']}", postings)
     await audit.record(actor, tenant_id, "refund.succeeded", "invoice", invoice["id"], after={"amount_minor": amount})

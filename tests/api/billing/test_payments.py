@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from controlplane.settings import Settings
 from controlplane.stripe_client import make_stripe_client
 from tests.api._helpers import assert_problem
 from tests.api.billing._support import plan, subscribe
+from tests.conftest import connect_as_inspector
 from tests.factories import Actor, Factory
 
 GOOD_CARD = "4242424242424242"
@@ -146,7 +148,7 @@ async def test_paying_without_a_card_or_with_a_bad_one_is_refused_cleanly(
 
 
 async def test_refunds_give_back_at_most_what_was_paid(
-    client: AsyncClient, factory: Factory, stripe_client: Any
+    client: AsyncClient, factory: Factory, stripe_client: Any, stack_env: dict[str, str]
 ) -> None:
     staff, tenant, invoice = await _invoiced_tenant(client, factory)
     await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
@@ -177,3 +179,17 @@ async def test_refunds_give_back_at_most_what_was_paid(
     after = (await client.get(f"/v1/invoices/{invoice['id']}", headers=staff.headers)).json()
     assert (after["status"], after["amount_due_minor"], after["credited_minor"]) == ("paid", 0, paid)
     assert (await service.verify_ledger()).ok
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        balances = dict(
+            await inspector.fetch(
+                "select account, sum(amount_minor) from ledger_postings where tenant_id = $1 group by account",
+                uuid.UUID(tenant["id"]),
+            )
+        )
+    finally:
+        await inspector.close()
+    # Refunded revenue sits in the contra-revenue account; revenue keeps what the invoice earned.
+    assert balances["revenue"] == -invoice["subtotal_minor"]
+    assert balances["refunds"] == invoice["subtotal_minor"]
+    assert balances["cash:stripe"] == 0
