@@ -165,7 +165,7 @@ def billing_run(as_of: Any, concurrency: int) -> None:
     click.echo(
         f"subscriptions seen: {report.seen}, invoices created: {report.invoices_created}, "
         f"already billed: {report.already_billed}, drafts finalized: {report.drafts_finalized}, "
-        f"failed: {len(report.failed)} ({report.seconds:.1f} s)"
+        f"failed: {len(report.failed)} ({report.duration.total_seconds():.1f} s)"
     )
     for subscription_id, reason in report.failed:
         click.echo(f"  failed {subscription_id}: {reason}", err=True)

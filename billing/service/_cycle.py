@@ -87,7 +87,7 @@ class CycleReport:
     already_billed: int = 0
     drafts_finalized: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (subscription id, reason)
-    seconds: float = 0.0
+    duration: timedelta = timedelta(0)
 
 
 async def finalize_due_drafts(as_of: datetime) -> int:
@@ -165,7 +165,7 @@ async def run_cycle(
     async for pairs in due_batches(as_of - grace):
         await bill_many(pairs, as_of, grace, report, concurrency=concurrency, progress=progress)
     report.drafts_finalized = await finalize_due_drafts(as_of)
-    report.seconds = time.perf_counter() - started
-    metrics.BILLING_RUN_SECONDS.observe(report.seconds)
+    report.duration = timedelta(seconds=time.perf_counter() - started)
+    metrics.BILLING_RUN_SECONDS.observe(report.duration.total_seconds())
     metrics.BILLING_RUNS_TOTAL.labels(outcome="partial" if report.failed else "ok").inc()
     return report
