@@ -43,6 +43,19 @@ def webhook_secret(settings: Settings) -> str:
     return str(SecretStore.connect(settings).read(STRIPE_PATH)["webhook_secret"])
 
 
+async def _invoice_with_a_pending_attempt(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any
+) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """A collection attempt Stripe never answered (nothing listens at its address): stored, still pending."""
+    staff, tenant, invoice = await _invoiced_tenant(client, factory)
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    unreachable = dataclasses.replace(settings, stripe_api_base="http://127.0.0.1:9")
+    gateway = StripeGateway(make_stripe_client(unreachable, SecretStore.connect(settings)))
+    with pytest.raises(PaymentProviderUnavailable):
+        await service.collect_invoice(gateway, uuid.UUID(tenant["id"]), uuid.UUID(invoice["id"]))
+    return staff, tenant, invoice
+
+
 async def test_a_lost_answer_is_settled_once_by_the_webhook_and_never_undone(
     client: AsyncClient,
     factory: Factory,
@@ -51,13 +64,7 @@ async def test_a_lost_answer_is_settled_once_by_the_webhook_and_never_undone(
     webhook_secret: str,
     stack_env: dict[str, str],
 ) -> None:
-    staff, tenant, invoice = await _invoiced_tenant(client, factory)
-    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
-    # Stripe unreachable (nothing listens there): the attempt is stored, then stays pending.
-    unreachable = dataclasses.replace(settings, stripe_api_base="http://127.0.0.1:9")
-    gateway = StripeGateway(make_stripe_client(unreachable, SecretStore.connect(settings)))
-    with pytest.raises(PaymentProviderUnavailable):
-        await service.collect_invoice(gateway, uuid.UUID(tenant["id"]), uuid.UUID(invoice["id"]))
+    staff, _, invoice = await _invoice_with_a_pending_attempt(client, factory, settings, stripe_client)
 
     succeeded = event(
         "evt_paid", "payment_intent.succeeded", {"id": "pi_lost", "metadata": {"invoice_id": invoice["id"]}}
@@ -162,12 +169,7 @@ async def test_in_whatever_order_a_failure_and_a_success_arrive_the_invoice_ends
     webhook_secret: str,
     order: tuple[str, str],
 ) -> None:
-    staff, tenant, invoice = await _invoiced_tenant(client, factory)
-    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
-    unreachable = dataclasses.replace(settings, stripe_api_base="http://127.0.0.1:9")
-    gateway = StripeGateway(make_stripe_client(unreachable, SecretStore.connect(settings)))
-    with pytest.raises(PaymentProviderUnavailable):
-        await service.collect_invoice(gateway, uuid.UUID(tenant["id"]), uuid.UUID(invoice["id"]))
+    staff, _, invoice = await _invoice_with_a_pending_attempt(client, factory, settings, stripe_client)
     intent = {"id": f"pi_{order[0]}", "metadata": {"invoice_id": invoice["id"]}}
     events = {
         "failed": event(f"evt_f_{order[0]}", "payment_intent.payment_failed", {**intent, "last_payment_error": {}}),
