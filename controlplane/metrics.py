@@ -15,6 +15,7 @@ from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     ProcessCollector,
     generate_latest,
@@ -57,6 +58,11 @@ BILLING_RUN_SECONDS = Histogram(
     "controlplane_billing_run_duration_seconds",
     "Time one billing cycle took over every due subscription.",
     buckets=(0.1, 0.5, 1.0, 5.0, 15.0, 30.0, 60.0, 300.0, 900.0, 3600.0),
+)
+BILLING_LAST_SUCCESS = Gauge(
+    "controlplane_billing_last_success_timestamp_seconds",
+    "When a billing cycle last finished with no subscription failing (Unix time).",
+    multiprocess_mode="max",
 )
 BILLING_RUNS_TOTAL = Counter(
     "controlplane_billing_runs_total",

@@ -168,4 +168,6 @@ async def run_cycle(
     report.duration = timedelta(seconds=time.perf_counter() - started)
     metrics.BILLING_RUN_SECONDS.observe(report.duration.total_seconds())
     metrics.BILLING_RUNS_TOTAL.labels(outcome="partial" if report.failed else "ok").inc()
+    if not report.failed:
+        metrics.BILLING_LAST_SUCCESS.set_to_current_time()
     return report
