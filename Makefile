@@ -10,10 +10,10 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 PY := $(VENV)/bin/python
 PYTEST_FLAGS ?=
 
-.PHONY: help install run test test-fast test-slow bench lint format promtool clean
+.PHONY: help install run test test-fast test-slow test-tenant-isolation test-billing-accuracy bench lint format promtool clean
 
 help: ## List every target with what it does
-	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -44,6 +44,15 @@ test-fast: install ## Run the tests without the slow suites (property-based isol
 
 test-slow: install ## Run only the slow suites
 	$(PY) -m pytest -m slow $(PYTEST_FLAGS)
+
+test-tenant-isolation: install ## Row-level security: the catalogue, the 10,000-operation property test, billing isolation
+	$(PY) -m pytest tests/integration/test_rls_catalogue.py tests/integration/test_isolation_property.py \
+	  tests/integration/test_user_visibility.py tests/integration/test_erasure_isolation.py \
+	  tests/api/billing/test_isolation.py $(PYTEST_FLAGS)
+
+test-billing-accuracy: install ## Money maths (properties and worked examples), invoices, the ledger, the kill test
+	$(PY) -m pytest tests/unit/billing tests/api/billing tests/integration/test_ledger.py \
+	  tests/workers/test_billing_cycle.py $(PYTEST_FLAGS)
 
 bench: install ## Benchmark billing on a throwaway stack: usage ingestion API vs raw, a 10,000-subscription run
 	$(PY) -m bench.run
