@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 PY := $(VENV)/bin/python
 PYTEST_FLAGS ?=
 
-.PHONY: help install run test test-fast test-slow test-tenant-isolation test-billing-accuracy bench lint format promtool clean
+.PHONY: help install run test test-fast test-slow test-tenant-isolation test-billing-accuracy security-scan bench lint format promtool clean
 
 help: ## List every target with what it does
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ test-tenant-isolation: install ## Row-level security: the catalogue, the 10,000-
 test-billing-accuracy: install ## Money maths (properties and worked examples), invoices, the ledger, the kill test
 	$(PY) -m pytest tests/unit/billing tests/api/billing tests/integration/test_ledger.py \
 	  tests/workers/test_billing_cycle.py $(PYTEST_FLAGS)
+
+security-scan: install ## Static security scan (bandit, offline); fails on any medium or high finding
+	$(VENV)/bin/bandit -q -c pyproject.toml -ll -r controlplane tenants billing workers plugins_registry
 
 bench: install ## Benchmark billing on a throwaway stack: usage ingestion API vs raw, a 10,000-subscription run
 	$(PY) -m bench.run

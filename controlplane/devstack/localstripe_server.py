@@ -22,7 +22,7 @@ def keep_store_at(store: dict[str, object], path: Path) -> None:
     def load() -> None:
         try:
             with path.open("rb") as f:
-                saved = pickle.load(f)  # noqa: S301 - our own file, written by dump() below
+                saved = pickle.load(f)  # noqa: S301  # nosec B301 - our own file, written by dump() below
         except FileNotFoundError:
             return
         store.clear()
