@@ -43,3 +43,10 @@ async def run_migrations(owner_url: str, app_url: str) -> None:
             raise RuntimeError(f"migrations failed: {result.message}")
     finally:
         await lock.close()
+
+
+async def execute_all(statements: list[str]) -> None:
+    """Run a migration's SQL in one transaction (`execute` without arguments takes several statements)."""
+    async with db.ENGINE.transaction() as tx:
+        for sql in statements:
+            await tx.connection.execute(sql)

@@ -3,8 +3,7 @@
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
 from controlplane import rls
-from controlplane.db import ENGINE
-from controlplane.migrate import app_role
+from controlplane.migrate import app_role, execute_all
 
 ID = "2026-11-22T01:00:00:000000"
 VERSION = "1.38.0"
@@ -217,9 +216,7 @@ async def forwards() -> MigrationManager:
             rls.grant_to_app(role, "pending_invoice_items", "select, insert, update"),
             rls.grant_to_app(role, "credit_notes", "select, insert"),
         ]
-        async with ENGINE.transaction() as tx:
-            for sql in statements:
-                await tx.connection.execute(sql)
+        await execute_all(statements)
 
     manager.add_raw(run)
     return manager

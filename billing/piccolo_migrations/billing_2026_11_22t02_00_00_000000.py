@@ -4,8 +4,7 @@ per currency at commit."""
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
 from controlplane import rls
-from controlplane.db import ENGINE
-from controlplane.migrate import app_role
+from controlplane.migrate import app_role, execute_all
 
 ID = "2026-11-22T02:00:00:000000"
 VERSION = "1.38.0"
@@ -200,9 +199,7 @@ async def forwards() -> MigrationManager:
             rls.grant_to_app(role, "ledger_journals", "select, insert"),
             rls.grant_to_app(role, "ledger_postings", "select, insert"),
         ]
-        async with ENGINE.transaction() as tx:
-            for sql in statements:
-                await tx.connection.execute(sql)
+        await execute_all(statements)
 
     manager.add_raw(run)
     return manager
