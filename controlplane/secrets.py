@@ -54,6 +54,11 @@ class SecretStore:
                 client.auth.approle.login(role_id=settings.bao_role_id, secret_id=settings.bao_secret_id)
         return cls(client)
 
+    @property
+    def client(self) -> hvac.Client:
+        """The authenticated hvac client, for adapters of other engines (transit license signing)."""
+        return self._client
+
     def read(self, path: str) -> dict[str, Any]:
         with _translated():
             response = self._client.secrets.kv.v2.read_secret_version(

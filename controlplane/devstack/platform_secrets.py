@@ -16,6 +16,8 @@ import hvac.exceptions
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from plugins_registry.signer import LicenseSigner
+
 KV_MOUNT = "secret"
 TRANSIT_MOUNT = "transit"
 JWT_PATH = "platform/jwt"
@@ -27,6 +29,8 @@ def ensure_platform_secrets(client: hvac.Client) -> None:
     _ensure_mount(client, TRANSIT_MOUNT, "transit", None)
     _ensure_kv_secret(client, JWT_PATH, new_jwt_signing_keys)
     _ensure_kv_secret(client, STRIPE_PATH, new_stripe_secrets)
+    # The ed25519 transit key that signs plugin licenses (`license-signing`); its versions are the kids.
+    LicenseSigner(client).ensure_key()
 
 
 def new_jwt_signing_keys() -> dict[str, str]:
