@@ -20,6 +20,7 @@ from billing.tables import (
     StripeWebhookEvent,
     StripeWebhookRejection,
     Subscription,
+    SubscriptionAddon,
     UsageEvent,
 )
 
@@ -30,6 +31,7 @@ APP_CONFIG = AppConfig(
         BillableMetric,
         Plan,
         Subscription,
+        SubscriptionAddon,
         UsageEvent,
         Invoice,
         InvoiceLine,

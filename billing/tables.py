@@ -50,6 +50,20 @@ class Subscription(Table, tablename="subscriptions", db=ENGINE):
     updated_at = Timestamptz()
 
 
+class SubscriptionAddon(Table, tablename="subscription_addons", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    subscription_id = UUID()
+    source_id = UUID()
+    name = Text()
+    charge = JSONB()
+    currency = Varchar(length=3)
+    quantity = Integer(default=1)
+    billable_from = Timestamptz()
+    ended_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz()
+
+
 class UsageEvent(Table, tablename="usage_events", db=ENGINE):
     id = BigInt(primary_key=True)
     tenant_id = UUID()

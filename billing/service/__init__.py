@@ -1,5 +1,7 @@
 """Use cases of the billing domain: each opens its transaction, calls the pure core, writes and audits."""
 
+from billing.addons import AddonNotFound, AddonSourceTaken, InvalidAddon
+from billing.service._addons import attach_addon, end_addon, set_addon_quantity, validate_addon_charge
 from billing.service._catalogue import create_metric, create_plan, get_plan, list_metrics, list_plans
 from billing.service._cycle import (
     CycleReport,
@@ -30,6 +32,7 @@ from billing.service._invoices import (
     void_invoice,
 )
 from billing.service._ledger import LedgerReport, verify_ledger
+from billing.service._lookups import known_metrics, live_subscription
 from billing.service._payments import (
     NoPaymentMethod,
     add_payment_method,
@@ -50,15 +53,19 @@ from billing.service._usage import current_usage, ingest
 from billing.service._webhooks import receive_stripe_event
 
 __all__ = [
+    "AddonNotFound",
+    "AddonSourceTaken",
     "CollectionReport",
     "CycleReport",
     "EscrowNotFunded",
     "FundingDeclined",
+    "InvalidAddon",
     "LedgerReport",
     "NoPaymentMethod",
     "RefundExceedsPaid",
     "accept_overdue",
     "add_payment_method",
+    "attach_addon",
     "bill_many",
     "bill_subscription",
     "cancel_escrow",
@@ -74,6 +81,7 @@ __all__ = [
     "credit_invoice",
     "current_usage",
     "due_batches",
+    "end_addon",
     "finalize_due_drafts",
     "fund_escrow",
     "get_escrow",
@@ -81,19 +89,23 @@ __all__ = [
     "get_plan",
     "get_subscription",
     "ingest",
+    "known_metrics",
     "list_credit_notes",
     "list_invoices",
     "list_metrics",
     "list_payment_methods",
     "list_plans",
     "list_subscriptions",
+    "live_subscription",
     "milestone_step",
     "pay_invoice",
     "receive_stripe_event",
     "refund_invoice",
     "resume_subscription",
     "run_cycle",
+    "set_addon_quantity",
     "upcoming_invoice",
+    "validate_addon_charge",
     "verify_ledger",
     "void_invoice",
 ]

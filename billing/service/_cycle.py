@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from billing import lifecycle, repository
-from billing.service import _state
+from billing.addons import Addon
+from billing.service import _addons, _state
 from billing.service._invoices import finalize, write_invoice
 from billing.states import Status
 from controlplane import metrics
@@ -43,6 +44,7 @@ async def catch_up(
     written = 0
     cutoff = now - grace
     await repository.lock_usage_window(tenant_id, shared=False)
+    addons: list[Addon] | None = None  # read once, at the first boundary due
     for _ in range(limit):
         row = await repository.get_subscription(subscription_id, lock="update")
         if row is None or row["status"] not in BILLABLE or row["current_period_end"] > cutoff:
@@ -55,6 +57,10 @@ async def catch_up(
             else {}
         )
         step = lifecycle.cross_boundary(sub, usage)
+        if addons is None:
+            addons = await _addons.billable(tenant_id, subscription_id, sub.current_period.start)
+        # Add-ons (paid plugins) are billed at every boundary, during the subscription's own trial too.
+        addon_lines = await _addons.boundary_lines(tenant_id, addons, sub, step.subscription)
         invoice_id = await write_invoice(
             tenant_id=tenant_id,
             subscription_id=subscription_id,
@@ -62,7 +68,7 @@ async def catch_up(
             boundary=sub.current_period.end,
             currency=step.subscription.plan.currency,
             period=step.invoice_period,
-            lines=step.lines,
+            lines=step.lines + addon_lines,
             now=now,
         )
         if invoice_id is None:

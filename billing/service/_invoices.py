@@ -12,7 +12,7 @@ from billing.errors import CreditExceedsRemainder, InvalidInvoiceTransition, Inv
 from billing.money import Money
 from billing.periods import Period
 from billing.rating import Line
-from billing.service import _state
+from billing.service import _addons, _state
 from billing.service._access import tenant_of
 from billing.totals import amount_due, credit_to_carry, totals
 from controlplane import metrics
@@ -153,9 +153,11 @@ async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) ->
         window = lifecycle.usage_window(sub)
         usage = await _state.usage_for(tenant_id, sub.plan, window.start, window.end)
         step = lifecycle.cross_boundary(sub, usage)
+        addons = await _addons.billable(tenant_id, row["id"], sub.current_period.start)
+        addon_lines = await _addons.boundary_lines(tenant_id, addons, sub, step.subscription)
         pending = await repository.open_pending_items(row["id"])
         settings = await repository.tenant_billing_settings(tenant_id)
-    lines = step.lines + [_line_of_pending(item) for item in pending]
+    lines = step.lines + addon_lines + [_line_of_pending(item) for item in pending]
     figures = totals([line.amount_minor for line in lines], settings["tax_rate_bps"])
     return {
         "id": None,

@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from billing import ledger, ledger_repository, payments_repository, repository
+from billing import hooks, ledger, ledger_repository, payments_repository, repository
 from billing.errors import InvalidInvoiceTransition, InvalidSubscriptionTransition, InvoiceNotFound
 from billing.payments_gateway import ChargeOutcome, StripeGateway
 from billing.service._access import tenant_of
@@ -144,8 +144,9 @@ async def record_outcome(
     )
     if payment is None:  # settled meanwhile by a concurrent retry: its answer stands
         return await payments_repository.get_attempt(attempt["id"])
+    became_paid = outcome.succeeded and invoice["status"] in ("finalized", "uncollectible")
     if outcome.succeeded:
-        if invoice["status"] in ("finalized", "uncollectible"):
+        if became_paid:
             await repository.set_invoice_status(invoice_id, "paid", amount_due_minor=0)
             await _reactivate_if_settled(actor, tenant_id, invoice_id)
         postings = ledger.payment_received(tenant_id, payment["currency"], payment["amount_minor"])
@@ -166,6 +167,9 @@ async def record_outcome(
             "decline_code": payment["decline_code"],
         },
     )
+    if became_paid:
+        # Other domains (the plugin registry renews licenses) act in this same transaction.
+        await hooks.invoice_paid(tenant_id, invoice_id)
     return payment
 
 

@@ -1,0 +1,43 @@
+"""Hooks: other domains react to billing events without billing importing them.
+
+`on_invoice_paid(callback)` registers `async def callback(tenant_id, invoice_id) -> None` (the plugin registry
+renews licenses with it). Billing awaits every callback, in registration order, inside the transaction in
+which the invoice turned `paid`, right after it did, so what a callback writes commits or rolls back with
+the payment:
+
+- a collection (`collect_invoice`) records Stripe's answer in the tenant's `tenant_tx`;
+- a Stripe webhook applies it in the webhook's `system_tx` (the event names its tenant only in its
+  payload), so a callback must name `tenant_id` in its queries rather than rely on the tenant context.
+
+A callback must not open a transaction of its own (transactions do not nest). If it raises, the whole
+transaction rolls back: the invoice stays unpaid and the collection attempt pending, and the next
+collection or the webhook settles it again (and calls the callbacks again), so a callback should be
+idempotent. Each invoice turns paid once, so callbacks run once per invoice when they succeed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+
+InvoicePaid = Callable[[uuid.UUID, uuid.UUID], Awaitable[None]]
+
+_INVOICE_PAID: list[InvoicePaid] = []
+
+
+def on_invoice_paid(callback: InvoicePaid) -> InvoicePaid:
+    """Register `callback` (once: registering it again changes nothing). Usable as a decorator."""
+    if callback not in _INVOICE_PAID:
+        _INVOICE_PAID.append(callback)
+    return callback
+
+
+async def invoice_paid(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
+    """Called by billing, inside the caller's transaction, right after the invoice turned `paid`."""
+    for callback in list(_INVOICE_PAID):
+        await callback(tenant_id, invoice_id)
+
+
+def clear_hooks() -> None:
+    """Forget every callback (tests)."""
+    _INVOICE_PAID.clear()
