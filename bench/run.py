@@ -5,6 +5,9 @@
    Target: the API reaches at least half the raw limit.
 2. Billing run: 10,000 active subscriptions (flat + metered, 100 events each) invoiced by one worker
    process (`controlplane billing run`). Target: 30 s or less; a rerun adds 0 invoices.
+3. Entitlement check: requests/s and p50/p99 at 16 connections next to a bare Litestar handler served
+   alike, in the same run. Target: at least half the bare handler's requests/s, p99 <= 5 ms.
+4. Licenses: tokens/s signed through OpenBao transit, and verified offline.
 
 A report, not a test: a missed target still exits 0. Exit 1 means something is broken (an error, a wrong
 invoice count or amount, a rerun that adds invoices), so the figures mean nothing.
@@ -18,11 +21,13 @@ import argparse
 import sys
 import time
 
-from bench import billing_run, ingestion
+from bench import billing_run, entitlements, ingestion, licenses
 from bench.stack import Broken, api_process, dev_stack, set_up_catalogue
 
 INGESTION_TARGET = 0.5  # API events/s over raw events/s
 BILLING_TARGET_SECONDS = 30.0
+ENTITLEMENT_TARGET = 0.5  # check requests/s over bare handler requests/s
+ENTITLEMENT_P99_MS = 5.0
 
 
 def _verdict(ok: bool) -> str:
@@ -38,7 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subscriptions", type=int, default=10_000, help="subscriptions to bill (default 10,000)")
     parser.add_argument("--events", type=int, default=100, help="usage events per subscription (default 100)")
     parser.add_argument("--concurrency", type=int, default=4, help="billing run concurrency (default 4)")
-    parser.add_argument("--only", choices=("ingestion", "billing"), help="run one of the two benchmarks")
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds per entitlement round (default 5)")
+    parser.add_argument(
+        "--only", choices=("ingestion", "billing", "entitlements", "licenses"), help="run one of the benchmarks"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the stack's temporary folder (logs, data)")
     args = parser.parse_args(argv)
 
@@ -59,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
                         clients=args.clients,
                         rounds=args.rounds,
                     )
+                checked = None
+                if args.only in (None, "entitlements"):
+                    with api_process(stack, "bench.bare_app:create_bare_app", "/constant") as bare:
+                        checked = entitlements.run(api, bare, catalogue, seconds=args.seconds, rounds=args.rounds)
+            licensed = licenses.measure(stack.env) if args.only in (None, "licenses") else None
             billed = None
             if args.only in (None, "billing"):
                 billed = billing_run.run(
@@ -89,6 +102,21 @@ def main(argv: list[str] | None = None) -> int:
             f"   {_verdict(first.seconds <= BILLING_TARGET_SECONDS)}"
         )
         print(f"rerun      {billed.rerun_added} new invoices in {billed.rerun.seconds:.1f} s   OK")
+    if checked is not None:
+        check, bare, ratio = checked.check, checked.bare, checked.ratio
+        p99 = check.percentile(99)
+        print(
+            f"check      {check.per_second:,.0f} req/s, p50 {check.percentile(50):.2f} ms, p99 {p99:.2f} ms; "
+            f"bare handler {bare.per_second:,.0f} req/s (p99 {bare.percentile(99):.2f} ms)"
+            f"   check/bare = {ratio:.2f} (target >= {ENTITLEMENT_TARGET:.2f}, p99 <= {ENTITLEMENT_P99_MS:.0f} ms)"
+            f"   {_verdict(ratio >= ENTITLEMENT_TARGET and p99 <= ENTITLEMENT_P99_MS)}"
+        )
+    if licensed is not None:
+        print(
+            f"licenses   issuance {licensed.sequential.per_second:,.0f} tokens/s sequential, "
+            f"{licensed.threaded.per_second:,.0f} tokens/s with {licensed.threads} threads (OpenBao transit); "
+            f"verification {licensed.verification.per_second:,.0f} tokens/s offline"
+        )
     return 0
 
 

@@ -93,16 +93,21 @@ class ApiProcess:
 
 
 @contextmanager
-def api_process(stack: Stack) -> Iterator[ApiProcess]:
-    """One API process, launched the way `controlplane run` launches it (uvicorn, one worker)."""
+def api_process(
+    stack: Stack, app: str = "controlplane.app:create_app_from_env", ready_path: str = "/health/ready"
+) -> Iterator[ApiProcess]:
+    """One API process, launched the way `controlplane run` launches it (uvicorn, one worker).
+
+    `app` is an app factory; another (e.g. a bare Litestar app to compare with) runs in the same setup.
+    """
     port = free_port()
-    log_path = stack.root / "api.log"
+    log_path = stack.root / f"{app.partition(':')[0].rsplit('.', 1)[-1]}.log"
     command = [
         sys.executable,
         "-m",
         "uvicorn",
         "--factory",
-        "controlplane.app:create_app_from_env",
+        app,
         "--host",
         "127.0.0.1",
         "--port",
@@ -114,7 +119,7 @@ def api_process(stack: Stack) -> Iterator[ApiProcess]:
         process = subprocess.Popen(command, env=stack.process_env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     base_url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base_url, process, log_path)
+        _wait_ready(f"{base_url}{ready_path}", process, log_path)
         yield ApiProcess(base_url, process.pid)
     finally:
         process.terminate()
@@ -125,13 +130,13 @@ def api_process(stack: Stack) -> Iterator[ApiProcess]:
             process.wait()
 
 
-def _wait_ready(base_url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 60) -> None:
+def _wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise Broken(f"the API process exited with {process.returncode}:\n{log_path.read_text()[-3000:]}")
         try:
-            if httpx.get(f"{base_url}/health/ready", timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2).status_code == 200:
                 return
         except httpx.TransportError:
             pass

@@ -18,6 +18,7 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Receive, Scope, Send
 
+from billing import hooks as billing_hooks
 from billing.api.controllers import (
     EscrowController,
     InvoiceController,
@@ -38,12 +39,24 @@ from controlplane.auth.tokens import TokenSigner
 from controlplane.errors import EXCEPTION_HANDLERS
 from controlplane.health import live, ready, scrape
 from controlplane.idempotency_middleware import IdempotencyMiddleware
+from controlplane.invalidation import Listener
 from controlplane.metrics import HTTPMetricsMiddleware
 from controlplane.openapi import ClosedStructSchemaPlugin
 from controlplane.secrets import JWT_KEYS_PATH, SecretStore
 from controlplane.settings import Settings, SettingsError
 from controlplane.startup_checks import refuse_unsafe_database_role, refuse_unsafe_production
 from controlplane.stripe_client import WebhookSecret, make_stripe_client
+from plugins_registry import service as plugins
+from plugins_registry.api.controllers import (
+    EntitlementController,
+    LicenseController,
+    LicensingController,
+    PluginController,
+    PublisherController,
+    TenantLicenseController,
+    TenantPluginController,
+)
+from plugins_registry.signer import LicenseSigner
 from tenants.api.controllers import ApiKeyController, AuditController, MemberController, TenantController
 
 log = logging.getLogger("controlplane")
@@ -81,6 +94,8 @@ class ControlPlane(Litestar):
 
 def create_app(settings: Settings) -> Litestar:
     settings.require_services()
+    # A paid invoice renews the tenant's plugin licenses, in the payment's own transaction.
+    billing_hooks.on_invoice_paid(plugins.renew_on_payment)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -97,16 +112,20 @@ def create_app(settings: Settings) -> Litestar:
             issuer=settings.jwt_issuer,
             ttl_seconds=settings.jwt_ttl_seconds,
         )
+        app.state.licensing = plugins.Licensing(LicenseSigner(secret_store.client), settings.license_renewal_grace)
         redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
         app.state.sign_in_throttle = SignInThrottle(redis_client)
         try:
             await db.start_pool(
                 settings.database_url, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size
             )
+            listener = Listener(settings.database_url)
             try:
                 await refuse_unsafe_database_role()
+                await listener.start()
                 yield
             finally:
+                await listener.stop()
                 await db.stop_pool()
         finally:
             await redis_client.aclose()
@@ -130,6 +149,13 @@ def create_app(settings: Settings) -> Litestar:
             PaymentMethodController,
             EscrowController,
             StripeWebhookController,
+            PublisherController,
+            PluginController,
+            TenantPluginController,
+            TenantLicenseController,
+            LicenseController,
+            LicensingController,
+            EntitlementController,
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),

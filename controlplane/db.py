@@ -60,6 +60,10 @@ class SystemReason(enum.StrEnum):
     ROUTING = "routing"
     # A Stripe webhook names its tenant only inside its payload; it is recorded and applied in one transaction.
     WEBHOOK = "webhook"
+    # Yanking a plugin version tells every tenant that has it installed.
+    PLUGIN_YANK = "plugin_yank"
+    # The public license revocation list: revoked license ids (nothing else) across tenants.
+    REVOCATION_LIST = "revocation_list"
 
 
 def configure(dsn: str) -> None:

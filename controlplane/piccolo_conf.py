@@ -4,6 +4,6 @@ from piccolo.conf.apps import AppRegistry
 
 from controlplane.db import ENGINE as DB
 
-APP_REGISTRY = AppRegistry(apps=["tenants.piccolo_app", "billing.piccolo_app"])
+APP_REGISTRY = AppRegistry(apps=["tenants.piccolo_app", "billing.piccolo_app", "plugins_registry.piccolo_app"])
 
 __all__ = ["APP_REGISTRY", "DB"]

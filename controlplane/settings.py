@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -46,6 +47,11 @@ class Settings:
     usage_grace_seconds: int = 3600
     # Days after the first failed payment on which it is retried (BILLING_DUNNING_DAYS="1,3,5,7").
     dunning_days: tuple[int, ...] = (1, 3, 5, 7)
+    # A license activation without a heartbeat for this long gives its seat back (LICENSE_HEARTBEAT_SECONDS).
+    license_heartbeat_seconds: int = 3600
+    # New activations of one license allowed per hour (LICENSE_ACTIVATIONS_PER_HOUR): a leaked key cannot
+    # churn seats.
+    license_activations_per_hour: int = 30
     # Browser origins allowed to call the API (comma-separated CONTROLPLANE_CORS_ORIGINS); none by default.
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
 
@@ -72,6 +78,8 @@ class Settings:
                 jwt_ttl_seconds=int(environ.get("JWT_TTL_SECONDS", "900")),
                 usage_grace_seconds=int(environ.get("BILLING_USAGE_GRACE_SECONDS", "3600")),
                 dunning_days=_dunning_days(environ.get("BILLING_DUNNING_DAYS", "1,3,5,7")),
+                license_heartbeat_seconds=int(environ.get("LICENSE_HEARTBEAT_SECONDS", "3600")),
+                license_activations_per_hour=int(environ.get("LICENSE_ACTIVATIONS_PER_HOUR", "30")),
                 max_request_body_bytes=int(environ.get("MAX_REQUEST_BODY_BYTES", str(1024 * 1024))),
                 cors_origins=tuple(
                     origin.strip()
@@ -81,6 +89,11 @@ class Settings:
             )
         except ValueError as exc:
             raise SettingsError(f"invalid numeric setting: {exc}") from exc
+
+    @property
+    def license_renewal_grace(self) -> timedelta:
+        """How long a paid license outlives its period unpaid: past the last dunning retry, by a day."""
+        return timedelta(days=self.dunning_days[-1] + 1)
 
     def require_services(self) -> None:
         missing = [

@@ -28,6 +28,10 @@ class Permission(enum.StrEnum):
     READ_BILLING = "read_billing"
     MANAGE_BILLING = "manage_billing"
     REPORT_USAGE = "report_usage"
+    READ_PLUGINS = "read_plugins"
+    MANAGE_PLUGINS = "manage_plugins"
+    # What a running plugin does with the tenant's API key: check entitlements, hold seats.
+    USE_PLUGINS = "use_plugins"
     STAFF_ONLY = "staff_only"
 
 
@@ -46,10 +50,21 @@ GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.READ_BILLING,
             Permission.MANAGE_BILLING,
             Permission.REPORT_USAGE,
+            Permission.READ_PLUGINS,
+            Permission.MANAGE_PLUGINS,
+            Permission.USE_PLUGINS,
         }
     ),
     # Members' API keys meter their product's usage; they see no invoices.
-    Role.TENANT_MEMBER: frozenset({Permission.READ_TENANT, Permission.READ_MEMBERS, Permission.REPORT_USAGE}),
+    Role.TENANT_MEMBER: frozenset(
+        {
+            Permission.READ_TENANT,
+            Permission.READ_MEMBERS,
+            Permission.REPORT_USAGE,
+            Permission.READ_PLUGINS,
+            Permission.USE_PLUGINS,
+        }
+    ),
     Role.BILLING_VIEWER: frozenset({Permission.READ_TENANT, Permission.READ_BILLING}),
 }
 

@@ -20,6 +20,7 @@ from httpx import ASGITransport, AsyncClient
 from litestar import Litestar
 
 from billing.service._state import forget_catalogue
+from controlplane import invalidation
 from controlplane.app import create_app
 from controlplane.auth.throttle import KEY_PREFIX as THROTTLE_PREFIX
 from controlplane.devstack import DevStack
@@ -30,6 +31,13 @@ from tests.factories import Factory
 COUNTS = pytest.StashKey[list[str]]()
 
 TABLES = (
+    "plugin_outbox",
+    "license_activations",
+    "licenses",
+    "plugin_installs",
+    "plugin_versions",
+    "plugins",
+    "publishers",
     "stripe_webhook_events",
     "stripe_webhook_rejections",
     "ledger_postings",
@@ -45,6 +53,7 @@ TABLES = (
     "invoice_lines",
     "invoices",
     "usage_events",
+    "subscription_addons",
     "subscriptions",
     "plans",
     "billable_metrics",
@@ -101,6 +110,7 @@ async def clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
     try:
         await connection.execute(f"truncate {', '.join(TABLES)} cascade")
         forget_catalogue()
+        invalidation.clear_all()
     finally:
         await connection.close()
     # Sign-in counters too (not FLUSHDB: the Celery broker shares this Redis).

@@ -17,6 +17,14 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "controlplane.billing.collect_payments",
         "schedule": crontab(minute="35"),
     },
+    "expire-licenses": {
+        "task": "controlplane.plugins.expire_licenses",
+        "schedule": crontab(minute="*/10"),
+    },
+    "release-stale-activations": {
+        "task": "controlplane.plugins.release_stale_activations",
+        "schedule": crontab(minute="*/5"),
+    },
     "purge-expired-idempotency-keys": {
         "task": "controlplane.purge_expired_idempotency_keys",
         "schedule": crontab(minute="17"),

@@ -7,14 +7,19 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from billing import hooks as billing_hooks
 from billing import service as billing
 from billing.payments_gateway import StripeGateway
 from controlplane import maintenance
 from controlplane.db import run_with_pool
 from controlplane.secrets import SecretStore
 from controlplane.stripe_client import make_stripe_client
+from plugins_registry import service as plugins
 from tenants import service
 from workers.celery_app import app
+
+# Payments collected here renew plugin licenses, as payments taken through the API do.
+billing_hooks.on_invoice_paid(plugins.renew_on_payment)
 
 
 @app.task(name="controlplane.export_tenant")
@@ -97,3 +102,20 @@ def accept_overdue_milestones() -> int:
     """Hourly: escrow milestones submitted longer ago than their inspection window are accepted."""
     settings = app.conf.controlplane_settings
     return run_with_pool(settings.database_url, lambda: billing.accept_overdue(_gateway(settings), datetime.now(UTC)))
+
+
+@app.task(name="controlplane.plugins.expire_licenses")
+def expire_licenses(as_of: str | None = None) -> dict[str, int]:
+    """Every 10 minutes: trials of paid plugins convert (or expire), unpaid licenses expire."""
+    settings = app.conf.controlplane_settings
+    when = _utc(as_of) if as_of else datetime.now(UTC)
+    return run_with_pool(settings.database_url, lambda: plugins.expire_due(when))
+
+
+@app.task(name="controlplane.plugins.release_stale_activations")
+def release_stale_activations(as_of: str | None = None) -> int:
+    """Every 5 minutes: seats held by machines that stopped sending heartbeats are given back."""
+    settings = app.conf.controlplane_settings
+    when = _utc(as_of) if as_of else datetime.now(UTC)
+    silence = timedelta(seconds=settings.license_heartbeat_seconds)
+    return run_with_pool(settings.database_url, lambda: plugins.release_stale(silence, when))

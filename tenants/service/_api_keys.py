@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from controlplane import invalidation
 from controlplane.auth import api_keys as api_key_format
 from controlplane.auth.principal import Principal
 from controlplane.db import tenant_tx
@@ -13,7 +14,7 @@ from tenants import audit, repository
 from tenants.errors import ApiKeyNotFound
 from tenants.roles import Permission
 from tenants.service._access import actor_role, check_grant
-from tenants.service._auth import check_access
+from tenants.service._auth import API_KEY_TOPIC, check_access
 from tenants.service._page import Page
 
 
@@ -49,6 +50,7 @@ async def revoke_api_key(actor: Principal, tenant_id: uuid.UUID, key_id: uuid.UU
     async with tenant_tx(tenant_id):
         await check_access(actor, tenant_id, Permission.MANAGE_API_KEYS, method="DELETE")
         if await repository.revoke_api_key(key_id) is not None:
+            await invalidation.publish(API_KEY_TOPIC, key_id)
             await audit.record(actor, tenant_id, "api_key.revoked", "api_key", key_id)
         elif await repository.get_api_key(key_id) is None:
             raise ApiKeyNotFound()

@@ -9,6 +9,7 @@ from controlplane.auth import api_keys as api_key_format
 from controlplane.auth.passwords import verify_password
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx, user_tx
+from controlplane.invalidation import Cache
 from tenants import repository
 from tenants.errors import (
     ForbiddenForRole,
@@ -40,20 +41,36 @@ async def principal_for_user(user_id: uuid.UUID) -> Principal:
     return Principal(kind="user", id=user["id"], is_staff=user["is_platform_staff"])
 
 
+API_KEY_TOPIC = "api_key"
+ALL_KEYS = "*"  # published when a whole tenant's keys are revoked: not a key id, so every entry goes
+# key id -> (tenant id, secret hash, role). Machine traffic (the entitlement check) would otherwise open a
+# transaction per request; a revocation evicts at once, and an entry is re-read (and the key's last use
+# recorded) after a minute at the latest.
+_api_keys: Cache[uuid.UUID, tuple[uuid.UUID, bytes, str]] = Cache(API_KEY_TOPIC, uuid.UUID, ttl_seconds=60.0)
+
+
 async def principal_for_api_key(text: str) -> Principal:
     parsed = api_key_format.parse(text)
     if parsed is None:
         raise RevokedApiKey("the API key is malformed")
-    async with tenant_tx(parsed.tenant_id):
-        key = await repository.get_api_key(parsed.key_id)
-        if (
-            key is None
-            or key["revoked_at"] is not None
-            or not api_key_format.secret_matches(parsed.secret, key["secret_hash"])
-        ):
-            raise RevokedApiKey()
-        await repository.touch_api_key(parsed.key_id)
-    return Principal(kind="api_key", id=parsed.key_id, tenant_id=parsed.tenant_id, api_key_role=key["role"])
+    cached = _api_keys.get(parsed.key_id)
+    if cached is None:
+        generation = _api_keys.generation()
+        async with tenant_tx(parsed.tenant_id):
+            key = await repository.get_api_key(parsed.key_id)
+            if (
+                key is None
+                or key["revoked_at"] is not None
+                or not api_key_format.secret_matches(parsed.secret, key["secret_hash"])
+            ):
+                raise RevokedApiKey()
+            await repository.touch_api_key(parsed.key_id)
+        cached = (key["tenant_id"], bytes(key["secret_hash"]), key["role"])
+        _api_keys.put(parsed.key_id, cached, generation)
+    tenant_id, secret_hash, role = cached
+    if tenant_id != parsed.tenant_id or not api_key_format.secret_matches(parsed.secret, secret_hash):
+        raise RevokedApiKey()
+    return Principal(kind="api_key", id=parsed.key_id, tenant_id=parsed.tenant_id, api_key_role=role)
 
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -6,14 +6,14 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from controlplane import idempotency
+from controlplane import idempotency, invalidation
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx, user_tx
 from controlplane.pagination import PageRequest, page_of
 from tenants import audit, repository
 from tenants.errors import InvalidStatusTransition, TenantNotFound, TenantSlugTaken
 from tenants.roles import Permission
-from tenants.service._auth import check_access
+from tenants.service._auth import ALL_KEYS, API_KEY_TOPIC, check_access
 from tenants.service._page import Page
 from tenants.status import TenantStatus, next_status
 
@@ -123,6 +123,7 @@ async def request_erasure(actor: Principal, tenant_id: uuid.UUID) -> dict[str, A
         )
         former_members = await repository.delete_all_memberships(tenant_id)
         await repository.revoke_all_api_keys(tenant_id)
+        await invalidation.publish(API_KEY_TOPIC, ALL_KEYS)
         await idempotency.forget_tenant(tenant_id)
         erased_users = await repository.erase_orphaned_users(former_members)
         await audit.record(

@@ -91,6 +91,7 @@ async def test_every_operation_conforms_to_the_schema(
         client, staff.headers, known_paths[0]["tenant_id"], known_bodies, SecretStore.connect(settings), settings
     )
     await _escrow_examples(client, staff.headers, known_paths[0]["tenant_id"], known_bodies)
+    await _plugin_examples(client, staff.headers, known_paths[0]["tenant_id"], known_bodies)
 
     document = (await client.get(SCHEMA_PATH)).json()
     schema = schemathesis.openapi.from_dict(document, config=schemathesis.Config())
@@ -252,6 +253,78 @@ async def _escrow_examples(
 # Operations whose body must carry a Stripe-Signature: label -> (body, signing secret). The header is made
 # when the operation's turn comes, so it is fresh (Stripe's tolerance is 5 minutes).
 SIGNED_BODIES: dict[str, tuple[dict[str, Any], str]] = {}
+# Operations that answer only another kind of caller than staff (the entitlement check: a tenant API key).
+HEADERS_BY_OPERATION: dict[str, dict[str, str]] = {}
+
+
+async def _plugin_examples(
+    client: AsyncClient, headers: dict[str, str], tenant_id: str, known_bodies: dict[str, Any]
+) -> None:
+    """A published plugin installed in the first tenant (1.0.0, then updated to 1.1.0, so it can roll back),
+    its license with one activation, a version that may be yanked, and a machine key for the check."""
+    publisher = await client.post("/v1/publishers", json={"name": "CI", "email": "ci@example.com"}, headers=headers)
+    plugin = {
+        "slug": "ci-reports",
+        "name": "Reports",
+        "publisher_id": publisher.json()["id"],
+        "pricing": {"model": "free"},
+        "entitlements": {"features": ["export"], "limits": {"reports": 10}, "seats": 5},
+    }
+    assert (await client.post("/v1/plugins", json=plugin, headers=headers)).status_code == 201
+    slug = "/v1/plugins/{slug}"
+    for version in ("0.9.0", "1.0.0", "1.1.0"):
+        body = {"version": version, "min_platform_version": "1.0.0", "artifact_sha256": "a" * 64}
+        response = await client.post("/v1/plugins/ci-reports/versions", json=body, headers=headers)
+        assert response.status_code == 201, response.text
+    installs = f"/v1/tenants/{tenant_id}/plugins"
+    installed = await client.post(installs, json={"slug": "ci-reports", "version": "1.0.0"}, headers=headers)
+    assert installed.status_code == 201, installed.text
+    assert (await client.patch(f"{installs}/ci-reports", json={"version": "1.1.0"}, headers=headers)).status_code == 200
+    license_id = installed.json()["license"]["id"]
+    activation = await client.post(
+        f"/v1/licenses/{license_id}/activations", json={"fingerprint": "ci"}, headers=headers
+    )
+    assert activation.status_code == 201, activation.text
+    key = await client.post(
+        f"/v1/tenants/{tenant_id}/api-keys", json={"name": "m", "role": "tenant_member"}, headers=headers
+    )
+    HEADERS_BY_OPERATION["GET /v1/entitlements/check"] = {"Authorization": f"Bearer {key.json()['secret']}"}
+    known_bodies.update(
+        {
+            "POST /v1/publishers": {"name": "CI", "email": "ci@example.com"},
+            "POST /v1/plugins": plugin,
+            f"POST {slug}/versions": {"version": "1.1.0", "min_platform_version": "1.0.0", "artifact_sha256": "a" * 64},
+            f"POST {slug}/versions/{{version}}/yank": {"reason": "superseded"},
+            "POST /v1/tenants/{tenant_id}/plugins": {"slug": "ci-reports"},
+            "PATCH /v1/tenants/{tenant_id}/plugins/{slug}": {"version": "1.1.0"},
+            "POST /v1/licenses/{license_id}/activations": {"fingerprint": "ci"},
+        }
+    )
+    on_plugin = [{"slug": "ci-reports"}]
+    on_install = [{"tenant_id": tenant_id, "slug": "ci-reports"}]
+    on_license = [{"license_id": license_id}]
+    PATHS_BY_OPERATION.update(
+        {
+            f"GET {slug}": on_plugin,
+            f"GET {slug}/versions": on_plugin,
+            f"POST {slug}/versions": on_plugin,
+            f"POST {slug}/versions/{{version}}/yank": [{"slug": "ci-reports", "version": "0.9.0"}],
+            "PATCH /v1/tenants/{tenant_id}/plugins/{slug}": on_install,
+            "POST /v1/tenants/{tenant_id}/plugins/{slug}/rollback": on_install,
+            "DELETE /v1/tenants/{tenant_id}/plugins/{slug}": on_install,
+            "GET /v1/publishers/{publisher_id}": [{"publisher_id": publisher.json()["id"]}],
+            "GET /v1/licenses/{license_id}": on_license,
+            "POST /v1/licenses/{license_id}/refresh": on_license,
+            "POST /v1/licenses/{license_id}/activations": on_license,
+            "GET /v1/licenses/{license_id}/activations": on_license,
+            "POST /v1/licenses/{license_id}/activations/{activation_id}/heartbeat": [
+                {"license_id": license_id, "activation_id": activation.json()["id"]}
+            ],
+            "DELETE /v1/licenses/{license_id}/activations/{activation_id}": [
+                {"license_id": license_id, "activation_id": activation.json()["id"]}
+            ],
+        }
+    )
 
 
 def _stripe_signature(body: dict[str, Any], secret: str) -> dict[str, str]:
@@ -317,10 +390,11 @@ def _fuzz(
             )
             @given(case=st.one_of(strategies))
             def check(case: schemathesis.Case) -> None:
-                response = send(case.as_transport_kwargs(base_url=BASE_URL, headers=headers))
+                caller = HEADERS_BY_OPERATION.get(case.operation.label, headers)
+                response = send(case.as_transport_kwargs(base_url=BASE_URL, headers=caller))
                 statuses[case.operation.label].add(response.status_code)
                 answers[(case.operation.label, response.status_code)] = response.text[:300]
-                case.validate_response(response, checks=CHECKS, headers=headers)
+                case.validate_response(response, checks=CHECKS, headers=caller)
 
             try:
                 check()

@@ -1,0 +1,446 @@
+"""Queries of the plugin registry; raw SQL in the caller's transaction. Knows nothing of HTTP.
+
+Tenant tables are read under RLS, but the queries still name `tenant_id`, so they use its indexes.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from controlplane.db import fetch
+from controlplane.pagination import PageRequest, keyset_clause
+
+PUBLISHER_COLUMNS = "id, name, email, status, created_at"
+PLUGIN_COLUMNS = "id, slug, name, publisher_id, description, pricing, entitlements, created_at"
+VERSION_COLUMNS = (
+    "id, plugin_id, version, min_platform_version, changelog, artifact_sha256, yanked_at, yank_reason, created_at"
+)
+INSTALL_COLUMNS = (
+    "id, tenant_id, plugin_id, slug, version, previous_version, seats, status, installed_at, updated_at, "
+    "uninstalled_at, installed_at as created_at"
+)
+LICENSE_COLUMNS = (
+    "id, tenant_id, install_id, plugin_id, slug, status, trial, trial_ends_at, expires_at, seats, version_range, "
+    "entitlements, token, token_stale, key_version, renewal_grace_seconds, issued_at, revoked_at, revoke_reason, "
+    "expired_at, created_at"
+)
+ACTIVATION_COLUMNS = (
+    "id, tenant_id, license_id, fingerprint, label, last_heartbeat_at, created_at, released_at, release_reason"
+)
+
+
+def _decoded(row: dict[str, Any], *columns: str) -> dict[str, Any]:
+    # asyncpg hands jsonb back as text.
+    return {**row, **{c: json.loads(row[c]) for c in columns if isinstance(row.get(c), str)}}
+
+
+def _first(rows: list[dict[str, Any]], *json_columns: str) -> dict[str, Any] | None:
+    return _decoded(rows[0], *json_columns) if rows else None
+
+
+def _set_clause(changes: dict[str, Any]) -> tuple[str, list[Any]]:
+    columns = ", ".join(f"{name} = {{}}" for name in changes)
+    return columns, list(changes.values())
+
+
+# -- catalogue (global) -----------------------------------------------------------------------------------
+
+
+async def insert_publisher(values: dict[str, Any]) -> dict[str, Any]:
+    rows = await fetch(
+        "insert into publishers (id, name, email, status) values ({}, {}, {}, {}) "
+        f"returning {PUBLISHER_COLUMNS}",
+        values["id"],
+        values["name"],
+        values["email"],
+        values["status"],
+    )
+    return rows[0]
+
+
+async def get_publisher(publisher_id: uuid.UUID) -> dict[str, Any] | None:
+    rows = await fetch(f"select {PUBLISHER_COLUMNS} from publishers where id = {{}}", publisher_id)
+    return rows[0] if rows else None
+
+
+async def list_publishers(page: PageRequest) -> list[dict[str, Any]]:
+    clause, args = keyset_clause(page)
+    return await fetch(
+        f"select {PUBLISHER_COLUMNS} from publishers where true{clause} order by created_at, id limit {{}}",
+        *args,
+        page.limit + 1,
+    )
+
+
+async def insert_plugin(values: dict[str, Any]) -> dict[str, Any] | None:
+    """None when the slug is taken."""
+    rows = await fetch(
+        "insert into plugins (id, slug, name, publisher_id, description, pricing, entitlements) "
+        f"values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}::jsonb, {{}}::jsonb) on conflict (slug) do nothing "
+        f"returning {PLUGIN_COLUMNS}",
+        values["id"],
+        values["slug"],
+        values["name"],
+        values["publisher_id"],
+        values["description"],
+        json.dumps(values["pricing"]),
+        json.dumps(values["entitlements"]),
+    )
+    return _first(rows, "pricing", "entitlements")
+
+
+async def get_plugin(slug: str) -> dict[str, Any] | None:
+    rows = await fetch(f"select {PLUGIN_COLUMNS} from plugins where slug = {{}}", slug)
+    return _first(rows, "pricing", "entitlements")
+
+
+async def list_listed_plugins(page: PageRequest) -> list[dict[str, Any]]:
+    """The public catalogue: plugins of active publishers with at least one version that is not yanked."""
+    clause, args = keyset_clause(page, "p.")
+    rows = await fetch(
+        f"select {', '.join('p.' + c for c in PLUGIN_COLUMNS.split(', '))} from plugins p "
+        "join publishers pub on pub.id = p.publisher_id and pub.status = 'active' "
+        "where exists (select 1 from plugin_versions v where v.plugin_id = p.id and v.yanked_at is null)"
+        f"{clause} order by p.created_at, p.id limit {{}}",
+        *args,
+        page.limit + 1,
+    )
+    return [_decoded(row, "pricing", "entitlements") for row in rows]
+
+
+async def insert_version(values: dict[str, Any]) -> dict[str, Any] | None:
+    """None when this version exists already."""
+    rows = await fetch(
+        "insert into plugin_versions (id, plugin_id, version, min_platform_version, changelog, artifact_sha256) "
+        "values ({}, {}, {}, {}, {}, {}) on conflict (plugin_id, version) do nothing "
+        f"returning {VERSION_COLUMNS}",
+        values["id"],
+        values["plugin_id"],
+        values["version"],
+        values["min_platform_version"],
+        values["changelog"],
+        values["artifact_sha256"],
+    )
+    return rows[0] if rows else None
+
+
+async def get_version(plugin_id: uuid.UUID, version: str, *, lock: bool = False) -> dict[str, Any] | None:
+    rows = await fetch(
+        f"select {VERSION_COLUMNS} from plugin_versions where plugin_id = {{}} and version = {{}}"
+        + (" for update" if lock else ""),
+        plugin_id,
+        version,
+    )
+    return rows[0] if rows else None
+
+
+async def list_versions(plugin_id: uuid.UUID) -> list[dict[str, Any]]:
+    # Few per plugin; ordered by semantic version in Python, which SQL cannot do for pre-releases.
+    return await fetch(f"select {VERSION_COLUMNS} from plugin_versions where plugin_id = {{}}", plugin_id)
+
+
+async def yank_version(version_id: uuid.UUID, reason: str) -> dict[str, Any]:
+    rows = await fetch(
+        f"update plugin_versions set yanked_at = now(), yank_reason = {{}} where id = {{}} returning {VERSION_COLUMNS}",
+        reason,
+        version_id,
+    )
+    return rows[0]
+
+
+# -- installs ---------------------------------------------------------------------------------------------
+
+
+async def insert_install(values: dict[str, Any]) -> dict[str, Any] | None:
+    """None when the plugin is installed already (one live install per tenant and plugin)."""
+    rows = await fetch(
+        "insert into plugin_installs (id, tenant_id, plugin_id, slug, version, seats, status) "
+        "values ({}, {}, {}, {}, {}, {}, 'installed') on conflict do nothing "
+        f"returning {INSTALL_COLUMNS}",
+        values["id"],
+        values["tenant_id"],
+        values["plugin_id"],
+        values["slug"],
+        values["version"],
+        values["seats"],
+    )
+    return rows[0] if rows else None
+
+
+async def live_install(tenant_id: uuid.UUID, slug: str, *, lock: bool = False) -> dict[str, Any] | None:
+    rows = await fetch(
+        f"select {INSTALL_COLUMNS} from plugin_installs where tenant_id = {{}} and slug = {{}} "
+        "and status = 'installed'" + (" for update" if lock else ""),
+        tenant_id,
+        slug,
+    )
+    return rows[0] if rows else None
+
+
+async def list_installs(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[str, Any]]:
+    clause, args = keyset_clause(page)
+    clause = clause.replace("created_at", "installed_at")
+    return await fetch(
+        f"select {INSTALL_COLUMNS} from plugin_installs where tenant_id = {{}} and status = 'installed'{clause} "
+        "order by installed_at, id limit {}",
+        tenant_id,
+        *args,
+        page.limit + 1,
+    )
+
+
+async def update_install(install_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any]:
+    columns, args = _set_clause(changes)
+    rows = await fetch(
+        f"update plugin_installs set {columns}, updated_at = clock_timestamp() where id = {{}} "
+        f"returning {INSTALL_COLUMNS}",
+        *args,
+        install_id,
+    )
+    return rows[0]
+
+
+# -- licenses ---------------------------------------------------------------------------------------------
+
+
+async def insert_license(values: dict[str, Any]) -> dict[str, Any]:
+    rows = await fetch(
+        "insert into licenses (id, tenant_id, install_id, plugin_id, slug, status, trial, trial_ends_at, "
+        "expires_at, seats, version_range, entitlements, token, key_version, renewal_grace_seconds, issued_at) "
+        "values ({}, {}, {}, {}, {}, 'active', {}, {}, {}, {}, {}, {}::jsonb, {}, {}, {}, {}) "
+        f"returning {LICENSE_COLUMNS}",
+        values["id"],
+        values["tenant_id"],
+        values["install_id"],
+        values["plugin_id"],
+        values["slug"],
+        values["trial"],
+        values["trial_ends_at"],
+        values["expires_at"],
+        values["seats"],
+        values["version_range"],
+        json.dumps(values["entitlements"]),
+        values["token"],
+        values["key_version"],
+        values["renewal_grace_seconds"],
+        values["issued_at"],
+    )
+    return _decoded(rows[0], "entitlements")
+
+
+async def get_license(license_id: uuid.UUID, *, lock: bool = False) -> dict[str, Any] | None:
+    rows = await fetch(
+        f"select {LICENSE_COLUMNS} from licenses where id = {{}}" + (" for update" if lock else ""), license_id
+    )
+    return _first(rows, "entitlements")
+
+
+async def license_of_install(install_id: uuid.UUID, *, lock: bool = False) -> dict[str, Any] | None:
+    rows = await fetch(
+        f"select {LICENSE_COLUMNS} from licenses where install_id = {{}}" + (" for update" if lock else ""),
+        install_id,
+    )
+    return _first(rows, "entitlements")
+
+
+async def active_licenses(tenant_id: uuid.UUID, *, lock: bool = False) -> list[dict[str, Any]]:
+    rows = await fetch(
+        f"select {LICENSE_COLUMNS} from licenses where tenant_id = {{}} and status = 'active' order by id"
+        + (" for update" if lock else ""),
+        tenant_id,
+    )
+    return [_decoded(row, "entitlements") for row in rows]
+
+
+async def list_licenses(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[str, Any]]:
+    clause, args = keyset_clause(page)
+    rows = await fetch(
+        f"select {LICENSE_COLUMNS} from licenses where tenant_id = {{}}{clause} order by created_at, id limit {{}}",
+        tenant_id,
+        *args,
+        page.limit + 1,
+    )
+    return [_decoded(row, "entitlements") for row in rows]
+
+
+async def update_license(license_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any]:
+    if "entitlements" in changes:
+        changes = {**changes, "entitlements": json.dumps(changes["entitlements"])}
+    columns, args = _set_clause(changes)
+    rows = await fetch(
+        f"update licenses set {columns} where id = {{}} returning {LICENSE_COLUMNS}".replace(
+            "entitlements = {}", "entitlements = {}::jsonb"
+        ),
+        *args,
+        license_id,
+    )
+    return _decoded(rows[0], "entitlements")
+
+
+async def entitlement_snapshot(tenant_id: uuid.UUID, slug: str) -> dict[str, Any] | None:
+    """The license of the tenant's live install of `slug`, with the seats in use."""
+    rows = await fetch(
+        "select l.id, l.status, l.expires_at, l.trial, l.entitlements, l.seats, "
+        "(select count(*) from license_activations a where a.tenant_id = l.tenant_id and a.license_id = l.id "
+        "and a.released_at is null) as seats_used "
+        "from plugin_installs i join licenses l on l.install_id = i.id "
+        "where i.tenant_id = {} and i.slug = {} and i.status = 'installed'",
+        tenant_id,
+        slug,
+    )
+    return _first(rows, "entitlements")
+
+
+async def license_tenant(license_id: uuid.UUID) -> uuid.UUID | None:
+    rows = await fetch("select tenant_id from licenses where id = {}", license_id)
+    return rows[0]["tenant_id"] if rows else None
+
+
+async def due_licenses(now: datetime, limit: int) -> list[dict[str, Any]]:
+    """Across tenants (system context): active licenses whose trial or paid time has ended."""
+    return await fetch(
+        "select id, tenant_id from licenses where status = 'active' and expires_at <= {} order by expires_at limit {}",
+        now,
+        limit,
+    )
+
+
+async def revoked_licenses(after: datetime | None, limit: int) -> list[dict[str, Any]]:
+    """Across tenants: revoked licenses whose tokens could still be in use (not past their expiry)."""
+    return await fetch(
+        "select id, revoked_at, expires_at from licenses where status = 'revoked' "
+        "and (expires_at is null or expires_at > now()) and revoked_at > coalesce({}, '-infinity'::timestamptz) "
+        "order by revoked_at, id limit {}",
+        after,
+        limit,
+    )
+
+
+# -- activations ------------------------------------------------------------------------------------------
+
+
+async def insert_activation(values: dict[str, Any]) -> dict[str, Any] | None:
+    """None when this fingerprint holds a seat already."""
+    rows = await fetch(
+        "insert into license_activations (id, tenant_id, license_id, fingerprint, label) "
+        "values ({}, {}, {}, {}, {}) on conflict do nothing "
+        f"returning {ACTIVATION_COLUMNS}",
+        values["id"],
+        values["tenant_id"],
+        values["license_id"],
+        values["fingerprint"],
+        values["label"],
+    )
+    return rows[0] if rows else None
+
+
+async def live_activation(license_id: uuid.UUID, fingerprint: str) -> dict[str, Any] | None:
+    rows = await fetch(
+        f"select {ACTIVATION_COLUMNS} from license_activations where license_id = {{}} and fingerprint = {{}} "
+        "and released_at is null",
+        license_id,
+        fingerprint,
+    )
+    return rows[0] if rows else None
+
+
+async def get_activation(license_id: uuid.UUID, activation_id: uuid.UUID) -> dict[str, Any] | None:
+    rows = await fetch(
+        f"select {ACTIVATION_COLUMNS} from license_activations where license_id = {{}} and id = {{}}",
+        license_id,
+        activation_id,
+    )
+    return rows[0] if rows else None
+
+
+async def count_live_activations(tenant_id: uuid.UUID, license_id: uuid.UUID) -> int:
+    rows = await fetch(
+        "select count(*) as n from license_activations where tenant_id = {} and license_id = {} "
+        "and released_at is null",
+        tenant_id,
+        license_id,
+    )
+    return int(rows[0]["n"])
+
+
+async def count_recent_activations(tenant_id: uuid.UUID, license_id: uuid.UUID, since: datetime) -> int:
+    rows = await fetch(
+        "select count(*) as n from license_activations where tenant_id = {} and license_id = {} and created_at > {}",
+        tenant_id,
+        license_id,
+        since,
+    )
+    return int(rows[0]["n"])
+
+
+async def list_activations(tenant_id: uuid.UUID, license_id: uuid.UUID) -> list[dict[str, Any]]:
+    return await fetch(
+        f"select {ACTIVATION_COLUMNS} from license_activations where tenant_id = {{}} and license_id = {{}} "
+        "and released_at is null order by created_at, id",
+        tenant_id,
+        license_id,
+    )
+
+
+async def release_activations(where: str, args: list[Any], reason: str, now: datetime) -> list[dict[str, Any]]:
+    rows = await fetch(
+        f"update license_activations set released_at = {{}}, release_reason = {{}} "
+        f"where released_at is null and {where} returning {ACTIVATION_COLUMNS}",
+        now,
+        reason,
+        *args,
+    )
+    return rows
+
+
+async def touch_activation(activation_id: uuid.UUID, now: datetime) -> dict[str, Any] | None:
+    rows = await fetch(
+        f"update license_activations set last_heartbeat_at = {{}} where id = {{}} and released_at is null "
+        f"returning {ACTIVATION_COLUMNS}",
+        now,
+        activation_id,
+    )
+    return rows[0] if rows else None
+
+
+async def stale_activation_tenants(before: datetime, limit: int) -> list[dict[str, Any]]:
+    """Across tenants: the tenants with live activations whose last heartbeat is older than `before`."""
+    return await fetch(
+        "select distinct tenant_id from license_activations where released_at is null "
+        "and last_heartbeat_at < {} limit {}",
+        before,
+        limit,
+    )
+
+
+# -- outbox -----------------------------------------------------------------------------------------------
+
+
+async def insert_outbox_event(tenant_id: uuid.UUID, event_type: str, payload: dict[str, Any]) -> None:
+    await fetch(
+        "insert into plugin_outbox (tenant_id, event_type, payload) values ({}, {}, {}::jsonb)",
+        tenant_id,
+        event_type,
+        json.dumps(payload, default=str),
+    )
+
+
+async def outbox_events(tenant_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await fetch(
+        "select id, tenant_id, event_type, payload, created_at, delivered_at from plugin_outbox "
+        "where tenant_id = {} order by id",
+        tenant_id,
+    )
+    return [_decoded(row, "payload") for row in rows]
+
+
+async def installs_at_version(plugin_id: uuid.UUID, version: str) -> list[dict[str, Any]]:
+    """Across tenants (system context): live installs of one version."""
+    return await fetch(
+        "select id, tenant_id from plugin_installs where plugin_id = {} and version = {} and status = 'installed'",
+        plugin_id,
+        version,
+    )

@@ -1,0 +1,169 @@
+"""Licenses: read, refresh, renew on payment, convert trials and expire what was not paid for."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from billing import service as billing
+from controlplane.auth.principal import Principal
+from controlplane.db import SystemReason, system_tx, tenant_tx
+from controlplane.pagination import PageRequest, page_of
+from plugins_registry import licensing, repository
+from plugins_registry.errors import LicenseNotActive, LicenseNotFound
+from plugins_registry.pricing import parse_pricing
+from plugins_registry.service._events import record
+from plugins_registry.service._signing import Licensing, fresh, resign
+from plugins_registry.service._views import license_view
+from tenants.errors import TenantNotFound
+from tenants.roles import Permission
+from tenants.service import Page, authorize
+
+BATCH = 500
+
+
+async def tenant_of_license(
+    principal: Principal, license_id: uuid.UUID, permission: Permission, method: str
+) -> uuid.UUID:
+    """The owning tenant once `principal` is authorized there; a foreign license looks like a missing one.
+
+    An API key can only reach its own tenant, so it looks there directly; others need a routing lookup.
+    """
+    if principal.kind == "api_key" and principal.tenant_id is not None:
+        async with tenant_tx(principal.tenant_id):
+            tenant_id = await repository.license_tenant(license_id)
+    else:
+        async with system_tx(SystemReason.ROUTING):
+            tenant_id = await repository.license_tenant(license_id)
+    if tenant_id is None:
+        raise LicenseNotFound()
+    try:
+        await authorize(principal, tenant_id, permission, method=method)
+    except TenantNotFound:
+        raise LicenseNotFound() from None
+    return tenant_id
+
+
+async def get_license(actor: Principal, issuer: Licensing, license_id: uuid.UUID) -> dict[str, Any]:
+    tenant_id = await tenant_of_license(actor, license_id, Permission.READ_PLUGINS, "GET")
+    async with tenant_tx(tenant_id):
+        row = await repository.get_license(license_id, lock=True)
+        if row is None:
+            raise LicenseNotFound()
+        return license_view(await fresh(issuer.signer, row))
+
+
+async def list_licenses(issuer: Licensing, tenant_id: uuid.UUID, page: PageRequest) -> Page:
+    async with tenant_tx(tenant_id):
+        rows, cursor = page_of(await repository.list_licenses(tenant_id, page), page)
+        return [license_view(await fresh(issuer.signer, row)) for row in rows], cursor
+
+
+async def _paid_through(tenant_id: uuid.UUID, grace: timedelta) -> datetime | None:
+    """How long the tenant's live subscription pays for a paid plugin's license, if it has one."""
+    subscription = await billing.live_subscription(tenant_id)
+    if subscription is None:
+        return None
+    return licensing.paid_through(subscription["current_period_end"], grace)
+
+
+async def refresh(actor: Principal, issuer: Licensing, license_id: uuid.UUID) -> dict[str, Any]:
+    """A new token for the license as it stands (seats, version range, and a paid license's end renewed
+    from the subscription). A revoked or expired license is not refreshed."""
+    tenant_id = await tenant_of_license(actor, license_id, Permission.MANAGE_PLUGINS, "POST")
+    async with tenant_tx(tenant_id):
+        row = await repository.get_license(license_id, lock=True)
+        if row is None:
+            raise LicenseNotFound()
+        now = datetime.now(UTC)
+        if row["status"] != "active" or (row["expires_at"] is not None and row["expires_at"] <= now):
+            raise LicenseNotActive(f"the license is {row['status']}; install the plugin again or settle the bill")
+        if not row["trial"] and row["expires_at"] is not None:
+            through = await _paid_through(tenant_id, timedelta(seconds=row["renewal_grace_seconds"]))
+            if through is not None and through > row["expires_at"]:
+                row = await repository.update_license(license_id, {"expires_at": through})
+        row = await resign(issuer.signer, row)
+        await record(
+            actor,
+            tenant_id,
+            "license.refreshed",
+            "license",
+            license_id,
+            {"slug": row["slug"], "license_id": str(license_id)},
+        )
+        return license_view(row)
+
+
+async def renew_on_payment(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
+    """Billing's invoice-paid hook, inside the payment's transaction: paid licenses run to the end of the
+    subscription's period (plus their grace). No OpenBao call here: tokens are re-signed on their next read."""
+    for row in await repository.active_licenses(tenant_id, lock=True):
+        if row["trial"] or row["expires_at"] is None:
+            continue
+        through = await _paid_through(tenant_id, timedelta(seconds=row["renewal_grace_seconds"]))
+        if through is None or through <= row["expires_at"]:
+            continue
+        await repository.update_license(row["id"], {"expires_at": through, "token_stale": True})
+        await record(
+            None,
+            tenant_id,
+            "license.renewed",
+            "license",
+            row["id"],
+            {"slug": row["slug"], "license_id": str(row["id"]), "expires_at": through, "invoice_id": str(invoice_id)},
+        )
+
+
+async def expire_due(now: datetime | None = None) -> dict[str, int]:
+    """The beat task: each active license past its end is converted (a trial of a paid plugin whose
+    tenant has a live subscription) or expired. Safe to run twice; each license in its tenant's transaction."""
+    now = now or datetime.now(UTC)
+    counts = {"converted": 0, "expired": 0}
+    while True:
+        async with system_tx(SystemReason.PLATFORM_JOB):
+            due = await repository.due_licenses(now, BATCH)
+        for item in due:
+            async with tenant_tx(item["tenant_id"]):
+                outcome = await _expire_one(item["tenant_id"], item["id"], now)
+            if outcome:
+                counts[outcome] += 1
+        if len(due) < BATCH:
+            return counts
+
+
+async def _expire_one(tenant_id: uuid.UUID, license_id: uuid.UUID, now: datetime) -> str | None:
+    row = await repository.get_license(license_id, lock=True)
+    if row is None or row["status"] != "active" or row["expires_at"] is None or row["expires_at"] > now:
+        return None  # handled meanwhile
+    if row["trial"]:
+        plugin = await repository.get_plugin(row["slug"])
+        assert plugin is not None
+        through = await _paid_through(tenant_id, timedelta(seconds=row["renewal_grace_seconds"]))
+        if parse_pricing(plugin["pricing"]).is_paid and through is not None and through > now:
+            await repository.update_license(license_id, {"trial": False, "expires_at": through, "token_stale": True})
+            await record(
+                None,
+                tenant_id,
+                "license.converted",
+                "license",
+                license_id,
+                {"slug": row["slug"], "license_id": str(license_id), "expires_at": through},
+            )
+            return "converted"
+    await repository.update_license(license_id, {"status": "expired", "expired_at": now})
+    await record(
+        None, tenant_id, "license.expired", "license", license_id, {"slug": row["slug"], "license_id": str(license_id)}
+    )
+    return "expired"
+
+
+async def revocations(after: datetime | None, limit: int) -> list[dict[str, Any]]:
+    """Revoked licenses whose tokens have not expired yet: what a plugin that can go online checks."""
+    async with system_tx(SystemReason.REVOCATION_LIST):
+        return await repository.revoked_licenses(after, limit)
+
+
+async def outbox(tenant_id: uuid.UUID) -> list[dict[str, Any]]:
+    async with tenant_tx(tenant_id):
+        return await repository.outbox_events(tenant_id)

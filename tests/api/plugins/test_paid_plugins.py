@@ -1,0 +1,121 @@
+"""Paid plugins bill through the tenant's subscription, and their licenses follow what was paid for."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from httpx import AsyncClient
+
+from billing import service as billing
+from plugins_registry import service
+from plugins_registry.license_token import verify
+from tests.api.billing._support import invoices, parse, plan, subscribe
+from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
+from tests.api.plugins._support import check, install, machine_key, plugin, publisher
+from tests.factories import Factory
+
+__all__ = ["stripe_client"]  # the fixture, used by name
+
+
+def _lines_of(invoice: dict[str, Any], name: str) -> list[int]:
+    return [line["amount_minor"] for line in invoice["lines"] if name in line["description"]]
+
+
+async def _claims(client: AsyncClient, headers: dict[str, str], license_id: str) -> dict[str, Any]:
+    body = (await client.get(f"/v1/licenses/{license_id}", headers=headers)).json()
+    keys = (await client.get("/v1/licensing/keys")).json()
+    return verify(body["token"], keys)
+
+
+async def test_paid_plugins_add_their_lines_and_a_trial_converts_at_its_end(
+    client: AsyncClient, factory: Factory
+) -> None:
+    staff = await factory.staff()
+    pub = await publisher(client, staff.headers)
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"])
+    subscription = await subscribe(client, staff.headers, tenant["id"], "pro")
+    flat = await plugin(
+        client,
+        staff.headers,
+        pub["id"],
+        pricing={"model": "flat", "amount_minor": 900, "currency": "EUR", "trial_days": 1},
+    )
+    seats = await plugin(
+        client, staff.headers, pub["id"], pricing={"model": "per_seat", "amount_minor": 200, "currency": "EUR"}
+    )
+    free = await plugin(client, staff.headers, pub["id"])
+    trial = await install(client, admin.headers, tenant["id"], flat["slug"])
+    await install(client, admin.headers, tenant["id"], seats["slug"], seats=3)
+    await install(client, admin.headers, tenant["id"], free["slug"])
+    assert trial["license"]["trial"] is True
+
+    boundary = parse(subscription["current_period_end"])
+    report = await billing.run_cycle(boundary + timedelta(hours=2), grace=timedelta(hours=1))
+    assert report.invoices_created == 1 and not report.failed
+    latest = max(await invoices(client, admin.headers, tenant["id"]), key=lambda invoice: invoice["period_start"])
+    plugin_lines = [line for line in latest["lines"] if "Reports" in line["description"]]
+    amounts = sorted(line["amount_minor"] for line in plugin_lines)
+    # A full period in advance for each paid plugin (900 flat, 3 x 200 per seat), none for the free one,
+    # plus the part of the ending period each was billable in (prorated by whole days, never more).
+    assert 900 in amounts and 600 in amounts
+    assert len(plugin_lines) <= 4 and all(0 < amount <= 900 for amount in amounts)
+    assert sum(amounts) == sum(line["amount_minor"] for line in latest["lines"]) - 3100
+
+    # The trial's end: the expiry task converts it to a paid license lasting the period plus its grace.
+    counts = await service.expire_due(datetime.now(UTC) + timedelta(days=2))
+    assert counts == {"converted": 1, "expired": 0}
+    claims = await _claims(client, admin.headers, trial["license"]["id"])
+    assert claims["trial"] is False
+    key = await machine_key(client, admin.headers, tenant["id"])
+    assert (await check(client, key, flat["slug"]))["trial"] is False
+    types = [e["event_type"] for e in await service.outbox(uuid.UUID(tenant["id"]))]
+    assert "license.converted" in types
+
+
+async def test_a_paid_invoice_renews_the_license_and_an_unpaid_one_lets_it_expire(
+    client: AsyncClient, factory: Factory, stripe_client: Any
+) -> None:
+    staff = await factory.staff()
+    pub = await publisher(client, staff.headers)
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"])
+    subscription = await subscribe(client, staff.headers, tenant["id"], "pro")
+    paid = await plugin(
+        client, staff.headers, pub["id"], pricing={"model": "flat", "amount_minor": 900, "currency": "EUR"}
+    )
+    installed = await install(client, admin.headers, tenant["id"], paid["slug"])
+    license_id = installed["license"]["id"]
+    boundary = parse(subscription["current_period_end"])
+    first_end = parse(installed["license"]["expires_at"])
+    assert first_end == boundary + timedelta(days=8)  # the dunning window (1,3,5,7 days) and a day
+
+    await billing.run_cycle(boundary + timedelta(hours=2), grace=timedelta(hours=1))
+    unpaid = [
+        invoice for invoice in await invoices(client, admin.headers, tenant["id"]) if invoice["amount_due_minor"] > 0
+    ]
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    for invoice in sorted(unpaid, key=lambda invoice: invoice["period_start"]):
+        paid_answer = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=admin.headers)
+        assert paid_answer.status_code == 200, paid_answer.text
+
+    renewed = (await client.get(f"/v1/licenses/{license_id}", headers=admin.headers)).json()
+    new_end = parse(renewed["expires_at"])
+    assert new_end > first_end
+    claims = await _claims(client, admin.headers, license_id)
+    assert claims["exp"] == int(new_end.timestamp())  # re-signed on this read, after the payment
+    assert "license.renewed" in [e["event_type"] for e in await service.outbox(uuid.UUID(tenant["id"]))]
+
+    # Nobody pays the next period: past the dunning window the expiry task expires the license.
+    key = await machine_key(client, admin.headers, tenant["id"])
+    assert (await check(client, key, paid["slug"]))["allowed"] is True
+    assert await service.expire_due(new_end - timedelta(seconds=1)) == {"converted": 0, "expired": 0}
+    assert await service.expire_due(new_end + timedelta(seconds=1)) == {"converted": 0, "expired": 1}
+    assert (await check(client, key, paid["slug"]))["reason"] == "license_expired"
+    refresh = await client.post(f"/v1/licenses/{license_id}/refresh", headers=admin.headers)
+    assert refresh.status_code == 409 and refresh.json()["code"] == "license_not_active"
+    assert (await client.get(f"/v1/licenses/{license_id}", headers=admin.headers)).json()["status"] == "expired"
