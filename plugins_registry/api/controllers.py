@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, Response, delete, get, patch
+from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from billing.api.controllers._shared import answer_created, created_or_stored
@@ -58,6 +59,13 @@ ById = problem_responses(400, 401, 403, 404, 409, *IDEMPOTENCY_ERRORS)
 
 def _licensing(request: Request[Any, Any, Any]) -> service.Licensing:
     return request.app.state.licensing
+
+
+def _created_or_installed() -> dict[str, Any]:
+    """The install route's guard and answers: 201 for a new install, 200 when it was installed already."""
+    options = _allow(Permission.MANAGE_PLUGINS, 409, 413, 422, *IDEMPOTENCY_ERRORS)
+    options["responses"][200] = ResponseSpec(InstallRead, description="Installed already, as asked; here it is")
+    return options
 
 
 class PublisherController(Controller):
@@ -130,7 +138,7 @@ class TenantPluginController(Controller):
     tags = ["plugins"]
     security = BEARER
 
-    @idempotent_post("/", status_code=201, **_allow(Permission.MANAGE_PLUGINS, 409, 413, 422, *IDEMPOTENCY_ERRORS))
+    @idempotent_post("/", status_code=201, **_created_or_installed())
     async def install_plugin(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[InstallCreate]
     ) -> Response[InstallRead]:
