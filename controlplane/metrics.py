@@ -7,6 +7,7 @@ set (several API or worker processes), the scrape merges every process's files.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from typing import Any
@@ -149,7 +150,13 @@ class HTTPMetricsMiddleware:
             # Clients choose the method token; only known ones become label values.
             method = scope.get("method", "GET")
             method = method if method in HTTP_METHODS else "OTHER"
-            HTTP_REQUESTS_TOTAL.labels(method=method, route=route, status=str(status)).inc()
-            HTTP_REQUEST_SECONDS.labels(method=method, route=route, status=str(status)).observe(
-                time.perf_counter() - started
-            )
+            counter, timer = _http_series(method, route, status)
+            counter.inc()
+            timer.observe(time.perf_counter() - started)
+
+
+@functools.cache
+def _http_series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    # `labels()` costs microseconds a call; the label sets are few (templates x methods x statuses).
+    labels = {"method": method, "route": route, "status": str(status)}
+    return HTTP_REQUESTS_TOTAL.labels(**labels), HTTP_REQUEST_SECONDS.labels(**labels)

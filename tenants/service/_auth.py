@@ -49,7 +49,16 @@ ALL_KEYS = "*"  # published when a whole tenant's keys are revoked: not a key id
 _api_keys: Cache[uuid.UUID, tuple[uuid.UUID, bytes, str]] = Cache(API_KEY_TOPIC, uuid.UUID, ttl_seconds=60.0)
 
 
+# Credentials already verified -> (key id, principal): the hot path skips parsing and hashing. An entry
+# counts only while its key is in `_api_keys`, so a revocation or the minute's limit ends it too.
+_verified: dict[str, tuple[uuid.UUID, Principal]] = {}
+MAX_VERIFIED = 100_000
+
+
 async def principal_for_api_key(text: str) -> Principal:
+    known = _verified.get(text)
+    if known is not None and _api_keys.get(known[0]) is not None:
+        return known[1]
     parsed = api_key_format.parse(text)
     if parsed is None:
         raise RevokedApiKey("the API key is malformed")
@@ -70,7 +79,11 @@ async def principal_for_api_key(text: str) -> Principal:
     tenant_id, secret_hash, role = cached
     if tenant_id != parsed.tenant_id or not api_key_format.secret_matches(parsed.secret, secret_hash):
         raise RevokedApiKey()
-    return Principal(kind="api_key", id=parsed.key_id, tenant_id=parsed.tenant_id, api_key_role=role)
+    principal = Principal(kind="api_key", id=parsed.key_id, tenant_id=parsed.tenant_id, api_key_role=role)
+    if len(_verified) >= MAX_VERIFIED:
+        _verified.clear()
+    _verified[text] = (parsed.key_id, principal)
+    return principal
 
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
