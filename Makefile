@@ -58,7 +58,7 @@ test-billing-accuracy: install ## Money maths (properties and worked examples), 
 security-scan: install ## Static security scan (bandit, offline); fails on any medium or high finding
 	$(VENV)/bin/bandit -q -c pyproject.toml -ll -r controlplane tenants billing workers plugins_registry
 
-bench: install ## Benchmark billing on a throwaway stack: usage ingestion API vs raw, a 10,000-subscription run
+bench: install ## Benchmarks on a throwaway stack: usage ingestion, a 10,000-subscription run, the entitlement check, license signing
 	$(PY) -m bench.run
 
 lint: install ## Ruff lint, format check and mypy
