@@ -267,16 +267,9 @@ async def list_licenses(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[st
 
 
 async def update_license(license_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any]:
-    if "entitlements" in changes:
-        changes = {**changes, "entitlements": json.dumps(changes["entitlements"])}
+    """`changes`: plain columns (a license's entitlements are fixed when it is issued)."""
     columns, args = _set_clause(changes)
-    rows = await fetch(
-        f"update licenses set {columns} where id = {{}} returning {LICENSE_COLUMNS}".replace(
-            "entitlements = {}", "entitlements = {}::jsonb"
-        ),
-        *args,
-        license_id,
-    )
+    rows = await fetch(f"update licenses set {columns} where id = {{}} returning {LICENSE_COLUMNS}", *args, license_id)
     return _decoded(rows[0], "entitlements")
 
 
@@ -385,15 +378,26 @@ async def list_activations(tenant_id: uuid.UUID, license_id: uuid.UUID) -> list[
     )
 
 
-async def release_activations(where: str, args: list[Any], reason: str, now: datetime) -> list[dict[str, Any]]:
-    rows = await fetch(
+async def _release(where: str, args: list[Any], reason: str, now: datetime) -> list[dict[str, Any]]:
+    return await fetch(
         f"update license_activations set released_at = {{}}, release_reason = {{}} "
         f"where released_at is null and {where} returning {ACTIVATION_COLUMNS}",
         now,
         reason,
         *args,
     )
-    return rows
+
+
+async def release_activation(activation_id: uuid.UUID, reason: str, now: datetime) -> list[dict[str, Any]]:
+    return await _release("id = {}", [activation_id], reason, now)
+
+
+async def release_license_activations(license_id: uuid.UUID, reason: str, now: datetime) -> list[dict[str, Any]]:
+    return await _release("license_id = {}", [license_id], reason, now)
+
+
+async def release_silent_activations(tenant_id: uuid.UUID, before: datetime, now: datetime) -> list[dict[str, Any]]:
+    return await _release("tenant_id = {} and last_heartbeat_at < {}", [tenant_id, before], "heartbeat_timeout", now)
 
 
 async def touch_activation(activation_id: uuid.UUID, now: datetime) -> dict[str, Any] | None:

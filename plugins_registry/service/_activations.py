@@ -76,7 +76,7 @@ async def deactivate(actor: Principal, license_id: uuid.UUID, activation_id: uui
     async with tenant_tx(tenant_id):
         if await repository.get_activation(license_id, activation_id) is None:
             raise ActivationNotFound()
-        released = await repository.release_activations("id = {}", [activation_id], "deactivated", datetime.now(UTC))
+        released = await repository.release_activation(activation_id, "deactivated", datetime.now(UTC))
         if released:
             await record(
                 actor,
@@ -117,9 +117,7 @@ async def release_stale(silence: timedelta, now: datetime | None = None) -> int:
     for item in tenants:
         tenant_id = item["tenant_id"]
         async with tenant_tx(tenant_id):
-            rows = await repository.release_activations(
-                "tenant_id = {} and last_heartbeat_at < {}", [tenant_id, before], "heartbeat_timeout", now
-            )
+            rows = await repository.release_silent_activations(tenant_id, before, now)
             for row in rows:
                 await record(
                     None,

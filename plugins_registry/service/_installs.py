@@ -79,7 +79,8 @@ async def install(
         seat_count = seats_for_install(pricing, entitlements, seats)
         existing = await repository.live_install(tenant_id, slug, lock=True)
         if existing is not None:
-            if existing["version"] == target and seats in (None, existing["seats"]):
+            # A repeat (even after a newer version appeared, if none was named) answers with the install.
+            if (version is None or existing["version"] == target) and seats in (None, existing["seats"]):
                 license_row = await repository.license_of_install(existing["id"], lock=True)
                 assert license_row is not None
                 return await _view(existing, await fresh(issuer.signer, license_row)), False
@@ -256,7 +257,7 @@ async def uninstall(actor: Principal, tenant_id: uuid.UUID, slug: str) -> None:
             await repository.update_license(
                 license_row["id"], {"status": "revoked", "revoked_at": now, "revoke_reason": "uninstalled"}
             )
-        await repository.release_activations("license_id = {}", [license_row["id"]], "uninstalled", now)
+        await repository.release_license_activations(license_row["id"], "uninstalled", now)
         if pricing.is_paid:
             await billing.end_addon(tenant_id, row["id"], now)
         await record(

@@ -47,9 +47,13 @@ SCANS = {
 
 @pytest.fixture(autouse=True)
 def no_hooks() -> Any:
+    # Only this module's callbacks; the app's own (the plugin registry's renewal) come back afterwards.
+    registered = list(hooks._INVOICE_PAID)
     hooks.clear_hooks()
     yield
     hooks.clear_hooks()
+    for callback in registered:
+        hooks.on_invoice_paid(callback)
 
 
 async def attach(tenant_id: uuid.UUID, source_id: uuid.UUID, name: str, charge: dict[str, Any], **extra: Any) -> Any:
