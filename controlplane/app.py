@@ -58,6 +58,7 @@ from plugins_registry.api.controllers import (
 )
 from plugins_registry.signer import LicenseSigner
 from tenants.api.controllers import ApiKeyController, AuditController, MemberController, TenantController
+from tenants.api.partners import PartnerController, ResellerController, TenantOwnerController
 
 log = logging.getLogger("controlplane")
 
@@ -156,6 +157,9 @@ def create_app(settings: Settings) -> Litestar:
             LicenseController,
             LicensingController,
             EntitlementController,
+            ResellerController,
+            PartnerController,
+            TenantOwnerController,
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),

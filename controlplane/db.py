@@ -64,6 +64,9 @@ class SystemReason(enum.StrEnum):
     PLUGIN_YANK = "plugin_yank"
     # The public license revocation list: revoked license ids (nothing else) across tenants.
     REVOCATION_LIST = "revocation_list"
+    # A partner signs up (no partner context exists yet); staff work the qualification queue.
+    PARTNER_SIGNUP = "partner_signup"
+    PARTNER_REVIEW = "partner_review"
 
 
 def configure(dsn: str) -> None:
@@ -130,6 +133,16 @@ async def user_tx(user_id: uuid.UUID) -> AsyncIterator[PostgresTransaction]:
     """A transaction that sees one user's memberships and the tenants they belong to."""
     async with ENGINE.transaction(allow_nested=False) as tx:
         await _set_context(user_id=str(user_id), scope="user")
+        yield tx
+
+
+@asynccontextmanager
+async def partner_tx(partner_id: uuid.UUID) -> AsyncIterator[PostgresTransaction]:
+    """A transaction that sees one partner's rows and, for a reseller, the tenants it owns."""
+    if not isinstance(partner_id, uuid.UUID):
+        raise TypeError("partner_tx needs a UUID")
+    async with ENGINE.transaction(allow_nested=False) as tx:
+        await _set_context(reseller_id=str(partner_id), scope="partner")
         yield tx
 
 

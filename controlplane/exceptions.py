@@ -44,6 +44,11 @@ class PermissionDenied(DomainError):
     title = "You may not do this"
 
 
+class StaffOnly(PermissionDenied):
+    code = "staff_only"
+    title = "Only platform staff may do this"
+
+
 class NotFound(DomainError):
     code = "not_found"
     title = "Not found"

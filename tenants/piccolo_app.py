@@ -2,10 +2,32 @@ import os
 
 from piccolo.conf.apps import AppConfig
 
-from tenants.tables import ApiKey, AuditEvent, IdempotencyKey, Membership, Tenant, User
+from tenants.tables import (
+    ApiKey,
+    AuditEvent,
+    IdempotencyKey,
+    Membership,
+    Partner,
+    PartnerCheckpoint,
+    PartnerCheckpointHistory,
+    PartnerMember,
+    Tenant,
+    User,
+)
 
 APP_CONFIG = AppConfig(
     app_name="tenants",
     migrations_folder_path=os.path.join(os.path.dirname(__file__), "piccolo_migrations"),
-    table_classes=[User, Tenant, Membership, ApiKey, AuditEvent, IdempotencyKey],
+    table_classes=[
+        User,
+        Tenant,
+        Membership,
+        ApiKey,
+        AuditEvent,
+        IdempotencyKey,
+        Partner,
+        PartnerMember,
+        PartnerCheckpoint,
+        PartnerCheckpointHistory,
+    ],
 )

@@ -83,3 +83,45 @@ class IdempotencyKey(Table, tablename="idempotency_keys", db=ENGINE):
     response_content_type = Text(null=True)
     created_at = Timestamptz()
     expires_at = Timestamptz()
+
+
+class Partner(Table, tablename="partners", db=ENGINE):
+    id = UUID(primary_key=True)
+    kind = Text()
+    subtype = Text()
+    name = Text()
+    email = Text()
+    stripe_account_id = Text(null=True)
+    created_by = UUID(null=True)
+    created_at = Timestamptz()
+
+
+class PartnerMember(Table, tablename="partner_members", db=ENGINE):
+    partner_id = UUID(primary_key=True)
+    user_id = UUID()
+    role = Text()
+    created_at = Timestamptz()
+
+
+class PartnerCheckpoint(Table, tablename="partner_checkpoints", db=ENGINE):
+    partner_id = UUID(primary_key=True)
+    code = Text()
+    status = Text()
+    evidence = JSONB()
+    submitted_at = Timestamptz(null=True)
+    approved_at = Timestamptz(null=True)
+    expires_at = Timestamptz(null=True)
+    reason = Text(null=True)
+    updated_at = Timestamptz()
+
+
+class PartnerCheckpointHistory(Table, tablename="partner_checkpoint_history", db=ENGINE):
+    id = BigInt(primary_key=True)
+    partner_id = UUID()
+    code = Text()
+    from_status = Text()
+    to_status = Text()
+    actor_type = Text()
+    actor_id = UUID(null=True)
+    reason = Text(null=True)
+    at = Timestamptz()

@@ -31,6 +31,10 @@ from tests.factories import Factory
 COUNTS = pytest.StashKey[list[str]]()
 
 TABLES = (
+    "partner_checkpoint_history",
+    "partner_checkpoints",
+    "partner_members",
+    "partners",
     "plugin_outbox",
     "license_activations",
     "licenses",

@@ -25,6 +25,10 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "controlplane.plugins.release_stale_activations",
         "schedule": crontab(minute="*/5"),
     },
+    "expire-partner-checkpoints": {
+        "task": "controlplane.partners.expire_checkpoints",
+        "schedule": crontab(minute="23", hour="2"),
+    },
     "purge-expired-idempotency-keys": {
         "task": "controlplane.purge_expired_idempotency_keys",
         "schedule": crontab(minute="17"),

@@ -119,3 +119,11 @@ def release_stale_activations(as_of: str | None = None) -> int:
     when = _utc(as_of) if as_of else datetime.now(UTC)
     silence = timedelta(seconds=settings.license_heartbeat_seconds)
     return run_with_pool(settings.database_url, lambda: plugins.release_stale(silence, when))
+
+
+@app.task(name="controlplane.partners.expire_checkpoints")
+def expire_partner_checkpoints(as_of: str | None = None) -> int:
+    """Daily: qualification checkpoints past their validity expire (which can unqualify a partner)."""
+    settings = app.conf.controlplane_settings
+    when = _utc(as_of) if as_of else datetime.now(UTC)
+    return run_with_pool(settings.database_url, lambda: service.expire_checkpoints(when))

@@ -13,14 +13,9 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from controlplane.auth.principal import Principal
-from controlplane.exceptions import PermissionDenied
+from controlplane.exceptions import StaffOnly
 from tenants import service
 from tenants.roles import Permission
-
-
-class StaffOnly(PermissionDenied):
-    code = "staff_only"
-    title = "Only platform staff may do this"
 
 
 def principal_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal:

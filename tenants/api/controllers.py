@@ -10,7 +10,7 @@ from litestar import Controller, Request, delete, get, patch, post
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, structs
 
-from controlplane.auth.guards import principal_of, staff_only, tenant_access
+from controlplane.auth.guards import principal_of, tenant_access
 from controlplane.errors import problem_responses
 from controlplane.idempotency_middleware import IDEMPOTENCY_ERRORS
 from controlplane.openapi import IdempotentOperation
@@ -68,9 +68,7 @@ class TenantController(Controller):
     tags = ["tenants"]
     security = BEARER
 
-    @idempotent_post(
-        "/", guards=[staff_only], status_code=201, responses=problem_responses(401, 403, *IDEMPOTENCY_ERRORS)
-    )
+    @idempotent_post("/", status_code=201, responses=problem_responses(401, 403, 404, *IDEMPOTENCY_ERRORS))
     async def create_tenant(self, request: Request[Any, Any, Any], data: JSONBody[TenantCreate]) -> TenantRead:
         row = await service.create_tenant(principal_of(request), structs.asdict(data))
         return to_struct(TenantRead, row)

@@ -16,11 +16,27 @@ from tenants.service._auth import (
 from tenants.service._export import export_tenant
 from tenants.service._members import add_member, change_member_role, get_member, list_members, remove_member
 from tenants.service._page import Page
+from tenants.service._partners import (
+    add_member as add_partner_member,
+)
+from tenants.service._partners import (
+    approve_checkpoint,
+    checkpoint_history,
+    create_partner,
+    ensure_qualified,
+    expire_checkpoints,
+    pending_checkpoints,
+    qualification,
+    reject_checkpoint,
+    reseller_tenants,
+    submit_checkpoint,
+)
 from tenants.service._tenants import (
     change_status,
     create_tenant,
     get_tenant,
     list_tenants,
+    move_tenant,
     request_erasure,
     update_tenant,
 )
@@ -29,14 +45,20 @@ from tenants.service._users import create_or_update_user, find_user
 __all__ = [
     "Page",
     "add_member",
+    "add_partner_member",
+    "approve_checkpoint",
     "authenticate_password",
     "authorize",
     "change_member_role",
     "change_status",
     "check_access",
+    "checkpoint_history",
     "create_api_key",
     "create_or_update_user",
+    "create_partner",
     "create_tenant",
+    "ensure_qualified",
+    "expire_checkpoints",
     "export_tenant",
     "find_user",
     "get_member",
@@ -45,10 +67,16 @@ __all__ = [
     "list_audit_events",
     "list_members",
     "list_tenants",
+    "move_tenant",
+    "pending_checkpoints",
     "principal_for_api_key",
     "principal_for_user",
+    "qualification",
+    "reject_checkpoint",
     "remove_member",
     "request_erasure",
+    "reseller_tenants",
     "revoke_api_key",
+    "submit_checkpoint",
     "update_tenant",
 ]

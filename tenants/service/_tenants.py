@@ -9,16 +9,25 @@ from typing import Any
 from controlplane import idempotency, invalidation
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx, user_tx
+from controlplane.exceptions import StaffOnly
 from controlplane.pagination import PageRequest, page_of
 from tenants import audit, repository
 from tenants.errors import InvalidStatusTransition, TenantNotFound, TenantSlugTaken
 from tenants.roles import Permission
+from tenants.service import _partners
 from tenants.service._auth import ALL_KEYS, API_KEY_TOPIC, check_access
 from tenants.service._page import Page
 from tenants.status import TenantStatus, next_status
 
 
 async def create_tenant(actor: Principal, values: dict[str, Any]) -> dict[str, Any]:
+    """Staff create any tenant; a reseller's admin creates tenants that reseller owns. A tenant is owned only
+    by a qualified reseller, whoever asks."""
+    reseller_id = values.get("reseller_id")
+    if not actor.is_staff and (reseller_id is None or not await _partners.is_reseller_admin(actor, reseller_id)):
+        raise StaffOnly("only staff, or a reseller's admin for that reseller, create tenants")
+    if reseller_id is not None:
+        await _partners.ensure_qualified(reseller_id, "reseller")
     tenant_id = uuid.uuid4()
     async with system_tx(SystemReason.STAFF_CHANGE):
         row = await repository.insert_tenant({**values, "id": tenant_id})
@@ -139,5 +148,29 @@ async def request_erasure(actor: Principal, tenant_id: uuid.UUID) -> dict[str, A
                 "users_erased": erased_users,
                 "api_keys_revoked": True,
             },
+        )
+    return after
+
+
+async def move_tenant(actor: Principal, tenant_id: uuid.UUID, reseller_id: uuid.UUID | None) -> dict[str, Any]:
+    """Staff move a tenant to another qualified reseller (or to none); the move is on the tenant's audit trail
+    with its time, from which commission follows the new owner."""
+    if reseller_id is not None:
+        await _partners.ensure_qualified(reseller_id, "reseller")
+    async with tenant_tx(tenant_id):
+        before = await repository.get_tenant(tenant_id, lock="update")
+        if before is None:
+            raise TenantNotFound()
+        if before["reseller_id"] == reseller_id:
+            return before
+        after = await repository.update_tenant(tenant_id, {"reseller_id": reseller_id})
+        await audit.record(
+            actor,
+            tenant_id,
+            "tenant.reseller_changed",
+            "tenant",
+            tenant_id,
+            before={"reseller_id": str(before["reseller_id"]) if before["reseller_id"] else None},
+            after={"reseller_id": str(reseller_id) if reseller_id else None},
         )
     return after

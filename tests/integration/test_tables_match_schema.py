@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncpg
 
 from billing.piccolo_app import APP_CONFIG as BILLING
+from plugins_registry.piccolo_app import APP_CONFIG as PLUGINS
 from tenants.piccolo_app import APP_CONFIG as TENANTS
 
 
 async def test_every_piccolo_table_matches_its_migrated_table(app_connection: asyncpg.Connection) -> None:
-    for table in [*TENANTS.table_classes, *BILLING.table_classes]:
+    for table in [*TENANTS.table_classes, *BILLING.table_classes, *PLUGINS.table_classes]:
         rows = await app_connection.fetch(
             "select column_name from information_schema.columns where table_schema = 'public' and table_name = $1",
             table._meta.tablename,

@@ -1,0 +1,228 @@
+"""Partners: sign-up, members, qualification (submit, review, expire) and the one gate every partner action
+passes. A partner's rows are read in its own partner context; the staff queue reads across partners."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from controlplane.auth.principal import Principal
+from controlplane.db import SystemReason, partner_tx, system_tx
+from controlplane.pagination import PageRequest, page_of
+from tenants import partners_repository as repository
+from tenants import qualification as engine
+from tenants.errors import ForbiddenForRole
+from tenants.partner_errors import InvalidCheckpointTransition, PartnerNotFound
+from tenants.repository import get_user_by_email, insert_user
+from tenants.service._page import Page
+
+RESELLER_ADMIN = "reseller_admin"
+PARTNER_ROLES = (RESELLER_ADMIN, "reseller_viewer")
+
+
+async def _role(actor: Principal, partner_id: uuid.UUID) -> str:
+    """Inside `partner_tx`: "staff", or the actor's role in the partner; anyone else finds no partner."""
+    if await repository.get_partner(partner_id) is None:
+        raise PartnerNotFound()
+    if actor.is_staff:
+        return "staff"
+    role = await repository.member_role(partner_id, actor.id) if actor.kind == "user" else None
+    if role is None:
+        raise PartnerNotFound()
+    return role
+
+
+def _states(rows: list[dict[str, Any]]) -> dict[str, engine.CheckpointState]:
+    return {
+        row["code"]: engine.CheckpointState(
+            row["code"],
+            engine.Status(row["status"]),
+            row["evidence"].get("text"),
+            row["submitted_at"],
+            row["approved_at"],
+            row["expires_at"],
+            row["reason"],
+        )
+        for row in rows
+    }
+
+
+def _view(partner: dict[str, Any], states: dict[str, engine.CheckpointState], now: datetime) -> dict[str, Any]:
+    result = engine.evaluate(engine.PARTNER_TYPES[partner["kind"]], partner["subtype"], states, now)
+    return {
+        "partner_id": partner["id"],
+        "kind": partner["kind"],
+        "subtype": partner["subtype"],
+        "is_qualified": result.is_qualified,
+        "checkpoints": [
+            {"code": c.code, "status": c.status.value, "expires_at": c.expires_at, "exempt": c.exempt}
+            for c in result.checkpoints
+        ],
+        "issues": list(result.issues),
+        "required_actions": list(result.required_actions),
+    }
+
+
+async def is_reseller_admin(actor: Principal, partner_id: uuid.UUID) -> bool:
+    if actor.kind != "user":
+        return False
+    async with partner_tx(partner_id):
+        return await repository.member_role(partner_id, actor.id) == RESELLER_ADMIN
+
+
+async def create_partner(actor: Principal, kind: str, values: dict[str, Any]) -> dict[str, Any]:
+    """Staff create a partner directly; anyone else signs one up and becomes its first admin. Either way it
+    starts unqualified, with every checkpoint ahead of it."""
+    partner_id = uuid.uuid4()
+    async with system_tx(SystemReason.PARTNER_SIGNUP):
+        row = await repository.insert_partner({**values, "id": partner_id, "kind": kind, "created_by": actor.id})
+        if not actor.is_staff and actor.kind == "user":
+            await repository.insert_member(partner_id, actor.id, RESELLER_ADMIN)
+    return {**row, "qualification": _view(row, {}, datetime.now(UTC))}
+
+
+async def add_member(actor: Principal, partner_id: uuid.UUID, email: str, role: str) -> dict[str, Any]:
+    async with partner_tx(partner_id):
+        if await _role(actor, partner_id) == "reseller_viewer":
+            raise ForbiddenForRole("only a reseller admin adds members")
+    email = email.strip().lower()
+    async with system_tx(SystemReason.MEMBER_INVITE):
+        user = await get_user_by_email(email) or await insert_user(uuid.uuid4(), email, None, False)
+        if user is None:  # invited concurrently
+            user = await get_user_by_email(email)
+    assert user is not None
+    async with partner_tx(partner_id):
+        member = await repository.insert_member(partner_id, user["id"], role)
+        if member is None:  # a member already: answered as they are
+            held = await repository.member_role(partner_id, user["id"])
+            member = {"partner_id": partner_id, "user_id": user["id"], "role": held}
+    return member
+
+
+async def qualification(actor: Principal, partner_id: uuid.UUID) -> dict[str, Any]:
+    async with partner_tx(partner_id):
+        await _role(actor, partner_id)
+        partner = await repository.get_partner(partner_id)
+        assert partner is not None
+        return _view(partner, _states(await repository.checkpoints(partner_id)), datetime.now(UTC))
+
+
+async def _transition(actor: Principal | None, partner_id: uuid.UUID, step: Any) -> dict[str, Any]:
+    """Lock the partner, apply one engine transition (which checks who may review), keep the new state and
+    its history entry, and answer the partner's qualification. `actor` None: the expiry task."""
+    now = datetime.now(UTC)
+    async with partner_tx(partner_id):
+        role = "staff" if actor is None else await _role(actor, partner_id)
+        if role == "reseller_viewer":
+            raise ForbiddenForRole("a reseller viewer reads qualification only")
+        partner = await repository.get_partner(partner_id, lock=True)
+        assert partner is not None
+        states = _states(await repository.checkpoints(partner_id))
+        done: engine.Transition = step(engine.PARTNER_TYPES[partner["kind"]], partner["subtype"], states, now, role)
+        state, entry = done.state, done.entry
+        await repository.save_checkpoint(
+            partner_id,
+            {
+                "code": state.code,
+                "status": state.status.value,
+                "evidence": {"text": state.evidence} if state.evidence else {},
+                "submitted_at": state.submitted_at,
+                "approved_at": state.approved_at,
+                "expires_at": state.expires_at,
+                "reason": state.reason,
+            },
+        )
+        await repository.insert_history(
+            partner_id,
+            {
+                "code": entry.code,
+                "from_status": entry.from_status.value,
+                "to_status": entry.to_status.value,
+                "actor_type": actor.kind if actor else "system",
+                "actor_id": actor.id if actor else None,
+                "reason": entry.reason,
+                "at": entry.at,
+            },
+        )
+        if state.code == "payout_account_verified" and state.status is engine.Status.APPROVED and state.evidence:
+            await repository.set_stripe_account(partner_id, state.evidence)
+        return _view(partner, {**states, state.code: state}, now)
+
+
+async def submit_checkpoint(actor: Principal, partner_id: uuid.UUID, code: str, evidence: str) -> dict[str, Any]:
+    return await _transition(
+        actor,
+        partner_id,
+        lambda kind, subtype, states, now, role: engine.submit(
+            kind, subtype, states, code, actor=actor.key, at=now, evidence=evidence
+        ),
+    )
+
+
+async def approve_checkpoint(actor: Principal, partner_id: uuid.UUID, code: str) -> dict[str, Any]:
+    return await _transition(
+        actor,
+        partner_id,
+        lambda kind, subtype, states, now, role: engine.approve(kind, states, code, actor=actor.key, role=role, at=now),
+    )
+
+
+async def reject_checkpoint(actor: Principal, partner_id: uuid.UUID, code: str, reason: str) -> dict[str, Any]:
+    return await _transition(
+        actor,
+        partner_id,
+        lambda kind, subtype, states, now, role: engine.reject(
+            kind, states, code, actor=actor.key, role=role, at=now, reason=reason
+        ),
+    )
+
+
+async def checkpoint_history(actor: Principal, partner_id: uuid.UUID) -> list[dict[str, Any]]:
+    async with partner_tx(partner_id):
+        await _role(actor, partner_id)
+        return await repository.history(partner_id)
+
+
+async def pending_checkpoints(code: str | None, page: PageRequest) -> Page:
+    async with system_tx(SystemReason.PARTNER_REVIEW):
+        return page_of(await repository.pending(code, page), page)
+
+
+async def expire_checkpoints(now: datetime | None = None) -> int:
+    """The beat task: approvals past their validity become expired, each recorded. Safe to run twice."""
+    now = now or datetime.now(UTC)
+    async with system_tx(SystemReason.PLATFORM_JOB):
+        lapsed = await repository.lapsed(now, 10_000)
+    expired = 0
+    for item in lapsed:
+        code = item["code"]
+        try:
+            await _transition(
+                None,
+                item["partner_id"],
+                lambda kind, subtype, states, at, role, code=code: engine.expire(kind, states, code, at=now),
+            )
+        except InvalidCheckpointTransition:
+            continue  # expired or renewed meanwhile
+        expired += 1
+    return expired
+
+
+async def ensure_qualified(partner_id: uuid.UUID, kind: str) -> None:
+    """The one gate: raise PartnerNotQualified (403, with its required actions) unless `partner_id` is a
+    qualified partner of `kind` now. Every partner action that needs qualification calls this."""
+    async with partner_tx(partner_id):
+        partner = await repository.get_partner(partner_id)
+        if partner is None or partner["kind"] != kind:
+            raise PartnerNotFound(f"no {kind} has this id")
+        states = _states(await repository.checkpoints(partner_id))
+    engine.evaluate(engine.PARTNER_TYPES[kind], partner["subtype"], states, datetime.now(UTC)).require()
+
+
+async def reseller_tenants(actor: Principal, partner_id: uuid.UUID, page: PageRequest) -> Page:
+    """The tenants a reseller owns, each with its billing summary: what the reseller context may read, by
+    the database's policies (no members, no personal data)."""
+    async with partner_tx(partner_id):
+        await _role(actor, partner_id)
+        return page_of(await repository.owned_tenants(partner_id, page), page)

@@ -1,0 +1,162 @@
+"""Resellers: sign-up, qualification in order, the gate on owning tenants, and what a reseller may read."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from httpx import AsyncClient
+
+from tenants import service
+from tests.api._helpers import assert_problem
+from tests.factories import Actor, Factory
+
+RESELLER_CHAIN = (
+    "profile_approved",
+    "tax_id_verified",
+    "payout_account_verified",
+    "agreement_signed",
+    "sales_training_certified",
+)
+
+
+async def _sign_up(client: AsyncClient, person: Actor, subtype: str = "standard") -> dict[str, Any]:
+    body = {"name": "Northwind Resale", "email": "sales@northwind.test", "subtype": subtype}
+    response = await client.post("/v1/resellers", json=body, headers=person.headers)
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+async def _step(
+    client: AsyncClient, headers: dict[str, str], partner_id: str, code: str, action: str, **body: Any
+) -> Any:
+    return await client.post(
+        f"/v1/partners/{partner_id}/checkpoints/{code}/{action}", json=body or None, headers=headers
+    )
+
+
+async def _qualify(
+    client: AsyncClient, admin: Actor, staff: Actor, partner_id: str, codes: tuple[str, ...]
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {}
+    for code in codes:
+        evidence = "acct_1Northwind" if code == "payout_account_verified" else f"{code} evidence"
+        submitted = await _step(client, admin.headers, partner_id, code, "submit", evidence=evidence)
+        assert submitted.status_code == 200, submitted.text
+        approved = await _step(client, staff.headers, partner_id, code, "approve")
+        assert approved.status_code == 200, approved.text
+        answer = approved.json()
+    return answer
+
+
+async def test_a_reseller_qualifies_in_order_and_only_then_owns_tenants(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    founder = await factory.user()
+    partner = await _sign_up(client, founder)
+    pid = partner["id"]
+    assert partner["qualification"]["is_qualified"] is False
+    assert partner["qualification"]["required_actions"][0] == "submit_profile_approved"
+
+    early = await _step(client, founder.headers, pid, "agreement_signed", "submit", evidence="signed")
+    problem = assert_problem(early, 409, "checkpoint_prerequisite_missing")
+    assert "payout_account_verified" in problem["detail"]
+    own = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "currency": "EUR", "reseller_id": pid}
+    refused = assert_problem(
+        await client.post("/v1/tenants", json=own, headers=founder.headers), 403, "partner_not_qualified"
+    )
+    assert refused["required_actions"][0] == "submit_profile_approved"
+    by_staff = await client.post("/v1/tenants", json={**own, "slug": "by-staff"}, headers=staff.headers)
+    assert_problem(by_staff, 403, "partner_not_qualified")  # whoever asks
+
+    assert_problem(await _step(client, founder.headers, pid, "profile_approved", "approve"), 403)
+    qualified = await _qualify(client, founder, staff, pid, RESELLER_CHAIN)
+    assert qualified["is_qualified"] is True and qualified["required_actions"] == []
+    created = await client.post("/v1/tenants", json=own, headers=founder.headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["reseller_id"] == pid
+
+    history = (await client.get(f"/v1/partners/{pid}/history", headers=founder.headers)).json()["items"]
+    assert [(h["code"], h["to_status"]) for h in history] == [
+        (code, status) for code in RESELLER_CHAIN for status in ("submitted", "approved")
+    ]
+    assert all(h["actor_id"] for h in history)
+
+    # A year later the training has lapsed: the clock alone unqualifies, and the expiry task records it.
+    later = datetime.now(UTC) + timedelta(days=366)
+    assert await service.expire_checkpoints(later) == 1
+    assert await service.expire_checkpoints(later) == 0
+    view = (await client.get(f"/v1/partners/{pid}/qualification", headers=founder.headers)).json()
+    assert view["is_qualified"] is False and view["required_actions"] == ["resubmit_sales_training_certified"]
+    again = await client.post("/v1/tenants", json={**own, "slug": "after-lapse"}, headers=founder.headers)
+    assert_problem(again, 403, "partner_not_qualified")
+
+
+async def test_a_referral_reseller_is_exempt_from_payouts_and_training(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    founder = await factory.user()
+    pid = (await _sign_up(client, founder, "referral"))["id"]
+    exempt = await _step(client, founder.headers, pid, "payout_account_verified", "submit", evidence="acct_1")
+    assert_problem(exempt, 409)
+    qualified = await _qualify(client, founder, staff, pid, ("profile_approved", "tax_id_verified", "agreement_signed"))
+    assert qualified["is_qualified"] is True
+    assert {c["code"] for c in qualified["checkpoints"] if c["exempt"]} == {
+        "payout_account_verified",
+        "sales_training_certified",
+    }
+
+
+async def test_staff_review_queue_and_rejection_with_a_reason(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    founder = await factory.user()
+    pid = (await _sign_up(client, founder))["id"]
+    await _step(client, founder.headers, pid, "profile_approved", "submit", evidence="our profile")
+    queue = (
+        await client.get("/v1/partners/pending", params={"checkpoint": "profile_approved"}, headers=staff.headers)
+    ).json()
+    assert [(item["partner_id"], item["code"]) for item in queue["items"]] == [(pid, "profile_approved")]
+    assert_problem(await client.get("/v1/partners/pending", headers=founder.headers), 403, "staff_only")
+    assert_problem(await _step(client, staff.headers, pid, "profile_approved", "reject", reason=""), 400)
+    rejected = await _step(client, staff.headers, pid, "profile_approved", "reject", reason="no company address")
+    assert rejected.status_code == 200
+    assert rejected.json()["required_actions"][0] == "resubmit_profile_approved"
+    assert "no company address" in rejected.json()["issues"][0]
+    assert (await client.get("/v1/partners/pending", headers=staff.headers)).json()["items"] == []
+
+
+async def test_a_reseller_reads_only_its_own_tenants_and_no_personal_data(
+    client: AsyncClient, factory: Factory, report: Any
+) -> None:
+    staff = await factory.staff()
+    founders, partners = [], []
+    for _ in range(2):
+        founder = await factory.user()
+        pid = (await _sign_up(client, founder))["id"]
+        await _qualify(client, founder, staff, pid, RESELLER_CHAIN)
+        body = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "currency": "EUR", "reseller_id": pid}
+        tenant = (await client.post("/v1/tenants", json=body, headers=founder.headers)).json()
+        await factory.member(tenant["id"])  # a person whose data the reseller must not see
+        founders.append(founder)
+        partners.append((pid, tenant["id"]))
+    (a, tenant_a), (b, tenant_b) = partners
+    mine = (await client.get(f"/v1/resellers/{a}/tenants", headers=founders[0].headers)).json()
+    assert [item["id"] for item in mine["items"]] == [tenant_a]
+    assert mine["items"][0]["billing"] == []
+    assert "members" not in mine["items"][0] and "@" not in str(mine)
+    refused = 0
+    for path in (f"/v1/resellers/{b}/tenants", f"/v1/partners/{b}/qualification", f"/v1/partners/{b}/history"):
+        assert_problem(await client.get(path, headers=founders[0].headers), 404, "partner_not_found")
+        refused += 1
+    for path in (f"/v1/tenants/{tenant_b}", f"/v1/tenants/{tenant_b}/members"):
+        assert (await client.get(path, headers=founders[0].headers)).status_code == 404
+        refused += 1
+    moved = await client.post(f"/v1/tenants/{tenant_b}/reseller", json={"reseller_id": a}, headers=founders[0].headers)
+    assert moved.status_code in (403, 404)
+    refused += 1
+    report(f"resellers: {refused} requests for another reseller's data refused")
+    # Staff move tenant B to reseller A: it now shows in A's list.
+    assert (
+        await client.post(f"/v1/tenants/{tenant_b}/reseller", json={"reseller_id": a}, headers=staff.headers)
+    ).status_code == 200
+    mine = (await client.get(f"/v1/resellers/{a}/tenants", headers=founders[0].headers)).json()
+    assert {item["id"] for item in mine["items"]} == {tenant_a, tenant_b}
