@@ -33,5 +33,22 @@ def tenant_isolation(table: str, column: str = "tenant_id") -> str:
     """
 
 
+def partner_isolation(table: str, column: str = "reseller_id") -> str:
+    """RLS for a table of one partner's rows: that partner in its partner context (`app.reseller_id`: a
+    reseller's id is its partner id), all of them in a system context."""
+    index = "" if column == "id" else f"create index if not exists {table}_{column}_idx on {table} ({column});"
+    return f"""
+        alter table {table} enable row level security;
+        alter table {table} force row level security;
+        create policy partner_isolation on {table}
+            using ({column} = {CURRENT_RESELLER})
+            with check ({column} = {CURRENT_RESELLER});
+        create policy platform_access on {table}
+            using ({SYSTEM_SCOPE})
+            with check ({SYSTEM_SCOPE});
+        {index}
+    """
+
+
 def grant_to_app(app_role: str, table: str, privileges: str = "select, insert, update, delete") -> str:
     return f"grant {privileges} on {table} to {app_role};"

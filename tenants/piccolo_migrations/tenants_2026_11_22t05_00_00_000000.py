@@ -66,20 +66,6 @@ alter table tenants add constraint tenants_reseller_fk foreign key (reseller_id)
 """
 
 
-def partner_isolation(table: str, column: str) -> str:
-    """One partner's rows in its partner context (`app.reseller_id`: a reseller's id is its partner id)."""
-    return f"""
-        alter table {table} enable row level security;
-        alter table {table} force row level security;
-        create policy partner_isolation on {table}
-            using ({column} = {rls.CURRENT_RESELLER})
-            with check ({column} = {rls.CURRENT_RESELLER});
-        create policy platform_access on {table}
-            using ({rls.SYSTEM_SCOPE})
-            with check ({rls.SYSTEM_SCOPE});
-    """
-
-
 # A signed-in user sees the partners they belong to, and their own partner memberships.
 MEMBER_VISIBILITY = f"""
 create policy own_partner_memberships on partner_members for select
@@ -97,10 +83,10 @@ async def forwards() -> MigrationManager:
         await execute_all(
             [
                 SCHEMA,
-                partner_isolation("partners", "id"),
-                partner_isolation("partner_members", "partner_id"),
-                partner_isolation("partner_checkpoints", "partner_id"),
-                partner_isolation("partner_checkpoint_history", "partner_id"),
+                rls.partner_isolation("partners", "id"),
+                rls.partner_isolation("partner_members", "partner_id"),
+                rls.partner_isolation("partner_checkpoints", "partner_id"),
+                rls.partner_isolation("partner_checkpoint_history", "partner_id"),
                 MEMBER_VISIBILITY,
                 rls.grant_to_app(role, "partners", "select, insert, update"),
                 rls.grant_to_app(role, "partner_members", "select, insert, update, delete"),
