@@ -5,6 +5,8 @@ from piccolo.conf.apps import AppConfig
 from billing.tables import (
     BillableMetric,
     BillingCustomer,
+    CommissionEvent,
+    CommissionLineRow,
     CreditNote,
     Escrow,
     EscrowMilestone,
@@ -17,6 +19,8 @@ from billing.tables import (
     PendingInvoiceItem,
     Plan,
     Refund,
+    ResellerAgreement,
+    ResellerStatement,
     StripeWebhookEvent,
     StripeWebhookRejection,
     Subscription,
@@ -47,6 +51,10 @@ APP_CONFIG = AppConfig(
         EscrowMilestone,
         StripeWebhookEvent,
         StripeWebhookRejection,
+        ResellerAgreement,
+        CommissionEvent,
+        ResellerStatement,
+        CommissionLineRow,
     ],
     migration_dependencies=["tenants.piccolo_app"],
 )

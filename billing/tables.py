@@ -253,3 +253,58 @@ class EscrowMilestone(Table, tablename="escrow_milestones", db=ENGINE):
     reason = Text(null=True)
     submitted_at = Timestamptz(null=True, default=None)
     updated_at = Timestamptz()
+
+
+class ResellerAgreement(Table, tablename="reseller_agreements", db=ENGINE):
+    reseller_id = UUID(primary_key=True)
+    currency = Varchar(length=3)
+    rate_bps = Integer()
+    tiers = JSONB()
+    duration_months = Integer(null=True)
+    pending_days = Integer()
+    minimum_payout_minor = BigInt()
+    updated_at = Timestamptz()
+
+
+class CommissionEvent(Table, tablename="commission_events", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    reseller_id = UUID()
+    kind = Text()
+    source_id = UUID()
+    invoice_id = UUID()
+    invoice_number = Text()
+    currency = Varchar(length=3)
+    net_minor = BigInt()
+    owned_since = Timestamptz()
+    occurred_at = Timestamptz()
+
+
+class ResellerStatement(Table, tablename="reseller_statements", db=ENGINE):
+    id = UUID(primary_key=True)
+    reseller_id = UUID()
+    month = Date()
+    currency = Varchar(length=3)
+    carried_in_minor = BigInt()
+    total_minor = BigInt()
+    payable_minor = BigInt()
+    carried_out_minor = BigInt()
+    closed_at = Timestamptz()
+
+
+class CommissionLineRow(Table, tablename="commission_lines", db=ENGINE):
+    id = UUID(primary_key=True)
+    reseller_id = UUID()
+    event_id = UUID()
+    closed_in = UUID()
+    statement_id = UUID(null=True)
+    kind = Text()
+    owned_tenant_id = UUID()
+    invoice_id = UUID()
+    invoice_number = Text()
+    currency = Varchar(length=3)
+    net_minor = BigInt()
+    rate_bps = Integer()
+    commission_minor = BigInt()
+    accrued_at = Timestamptz()
+    payable_at = Timestamptz()

@@ -20,6 +20,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 
 from billing import hooks as billing_hooks
 from billing.api.controllers import (
+    CommissionController,
     EscrowController,
     InvoiceController,
     MetricController,
@@ -160,6 +161,7 @@ def create_app(settings: Settings) -> Litestar:
             ResellerController,
             PartnerController,
             TenantOwnerController,
+            CommissionController,
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),

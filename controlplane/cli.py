@@ -173,6 +173,33 @@ def billing_run(as_of: Any, concurrency: int) -> None:
         sys.exit(1)
 
 
+@cli.group("partners")
+def partners_group() -> None:
+    """Resellers' commissions."""
+
+
+@partners_group.command("close-month")
+@click.option("--month", required=True, help="The month to close, YYYY-MM (one that has ended).")
+def partners_close_month(month: str) -> None:
+    """Close a month for every reseller with an agreement: statement lines, ledger journals. Safe to rerun."""
+    from billing import service as billing
+
+    settings = _settings()
+    closing = billing.parse_month(month)
+
+    async def work() -> Any:
+        count = await billing.count_resellers_to_close()
+        with click.progressbar(length=count, label=f"Closing {month} for {count} reseller(s)", show_pos=True) as bar:
+            return await billing.close_month(closing, progress=bar.update)
+
+    report = _with_pool(settings, work)
+    payable = ", ".join(f"{minor} {currency}" for currency, minor in sorted(report.payable_minor.items())) or "none"
+    click.echo(
+        f"month {report.month}: statements closed: {report.closed}, already closed: {report.already_closed}, "
+        f"payable (minor units): {payable}"
+    )
+
+
 @cli.group("ledger")
 def ledger_group() -> None:
     """The double-entry ledger."""

@@ -35,6 +35,12 @@ async def get_partner(partner_id: uuid.UUID, *, lock: bool = False) -> dict[str,
     return rows[0] if rows else None
 
 
+async def set_qualification(partner_id: uuid.UUID, qualified: bool, until: datetime | None) -> None:
+    await fetch(
+        "update partners set qualified = {}, qualified_until = {} where id = {}", qualified, until, partner_id
+    )
+
+
 async def set_stripe_account(partner_id: uuid.UUID, account_id: str) -> None:
     await fetch("update partners set stripe_account_id = {} where id = {}", account_id, partner_id)
 

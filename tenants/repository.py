@@ -16,8 +16,8 @@ from controlplane.db import fetch
 from controlplane.pagination import PageRequest, keyset_clause
 
 TENANT_COLUMNS = (
-    "id, name, slug, status, billing_email, currency, reseller_id, tax_rate_bps, invoice_grace_hours, created_at, "
-    "updated_at, erasure_requested_at, billing_suspended_at"
+    "id, name, slug, status, billing_email, currency, reseller_id, reseller_since, tax_rate_bps, invoice_grace_hours, "
+    "created_at, updated_at, erasure_requested_at, billing_suspended_at"
 )
 
 
@@ -25,13 +25,15 @@ async def insert_tenant(values: dict[str, Any]) -> dict[str, Any] | None:
     """The new row, or None when the slug is taken."""
     try:
         rows = await fetch(
-            f"insert into tenants (id, name, slug, billing_email, currency, reseller_id, tax_rate_bps, "
-            f"invoice_grace_hours) values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}) returning {TENANT_COLUMNS}",
+            f"insert into tenants (id, name, slug, billing_email, currency, reseller_id, reseller_since, tax_rate_bps, "
+            f"invoice_grace_hours) values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, "
+            f"case when {{}}::uuid is null then null else now() end, {{}}, {{}}) returning {TENANT_COLUMNS}",
             values["id"],
             values["name"],
             values["slug"],
             values.get("billing_email"),
             values["currency"],
+            values.get("reseller_id"),
             values.get("reseller_id"),
             values.get("tax_rate_bps", 0),
             values.get("invoice_grace_hours", 0),
@@ -66,6 +68,7 @@ async def update_tenant(tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[s
         "status",
         "erasure_requested_at",
         "reseller_id",
+        "reseller_since",
         "tax_rate_bps",
         "invoice_grace_hours",
         "billing_suspended_at",

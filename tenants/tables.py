@@ -24,6 +24,7 @@ class Tenant(Table, tablename="tenants", db=ENGINE):
     billing_email = Text(null=True)
     currency = Varchar(length=3)
     reseller_id = UUID(null=True)
+    reseller_since = Timestamptz(null=True)
     created_at = Timestamptz()
     updated_at = Timestamptz()
     erasure_requested_at = Timestamptz(null=True, default=None)
@@ -92,6 +93,8 @@ class Partner(Table, tablename="partners", db=ENGINE):
     name = Text()
     email = Text()
     stripe_account_id = Text(null=True)
+    qualified = Boolean()
+    qualified_until = Timestamptz(null=True)
     created_by = UUID(null=True)
     created_at = Timestamptz()
 

@@ -31,6 +31,10 @@ from tests.factories import Factory
 COUNTS = pytest.StashKey[list[str]]()
 
 TABLES = (
+    "commission_lines",
+    "reseller_statements",
+    "commission_events",
+    "reseller_agreements",
     "partner_checkpoint_history",
     "partner_checkpoints",
     "partner_members",

@@ -29,6 +29,10 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "controlplane.partners.expire_checkpoints",
         "schedule": crontab(minute="23", hour="2"),
     },
+    "close-commission-month": {
+        "task": "controlplane.partners.close_month",
+        "schedule": crontab(minute="40", hour="3", day_of_month="1"),
+    },
     "purge-expired-idempotency-keys": {
         "task": "controlplane.purge_expired_idempotency_keys",
         "schedule": crontab(minute="17"),

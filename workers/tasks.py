@@ -127,3 +127,13 @@ def expire_partner_checkpoints(as_of: str | None = None) -> int:
     settings = app.conf.controlplane_settings
     when = _utc(as_of) if as_of else datetime.now(UTC)
     return run_with_pool(settings.database_url, lambda: service.expire_checkpoints(when))
+
+
+@app.task(name="controlplane.partners.close_month")
+def close_commission_month(month: str | None = None) -> dict[str, Any]:
+    """On the 1st: every reseller's statement for the month that just ended. Closing twice changes nothing."""
+    settings = app.conf.controlplane_settings
+    now = datetime.now(UTC)
+    closing = billing.parse_month(month) if month else (now.replace(day=1) - timedelta(days=1)).date().replace(day=1)
+    report = run_with_pool(settings.database_url, lambda: billing.close_month(closing))
+    return dataclasses.asdict(report)

@@ -12,7 +12,7 @@ from billing.errors import CreditExceedsRemainder, InvalidInvoiceTransition, Inv
 from billing.money import Money
 from billing.periods import Period
 from billing.rating import Line
-from billing.service import _addons, _state
+from billing.service import _addons, _commissions, _state
 from billing.service._access import tenant_of
 from billing.totals import amount_due, credit_to_carry, totals
 from controlplane import metrics
@@ -274,6 +274,8 @@ async def add_credit_note(
         revenue_account=ledger.REFUNDS if refund else ledger.REVENUE,
     )
     await ledger_repository.post(tenant_id, "credit_note", note["id"], f"Credit note on {row['number']}", postings)
+    if row["status"] == "paid":
+        await _commissions.invoice_credited(tenant_id, row, note["id"], amount_minor, datetime.now(UTC))
     credited = row["credited_minor"] + amount_minor
     # What a credit note frees on a paid invoice goes back as a refund (payments), not as an amount due.
     due = 0 if row["status"] == "paid" else amount_due(row["total_minor"], credited)

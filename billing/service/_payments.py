@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from billing import hooks, ledger, ledger_repository, payments_repository, repository
 from billing.errors import InvalidInvoiceTransition, InvalidSubscriptionTransition, InvoiceNotFound
 from billing.payments_gateway import ChargeOutcome, StripeGateway
+from billing.service import _commissions
 from billing.service._access import tenant_of
 from billing.states import Event, next_status
 from controlplane import metrics
@@ -168,6 +169,7 @@ async def record_outcome(
         },
     )
     if became_paid:
+        await _commissions.invoice_paid(tenant_id, invoice, datetime.now(UTC))
         # Other domains (the plugin registry renews licenses) act in this same transaction.
         await hooks.invoice_paid(tenant_id, invoice_id)
     return payment

@@ -18,6 +18,10 @@ create table partners (
     name text not null check (length(name) between 1 and 200),
     email text not null check (length(email) between 3 and 320),
     stripe_account_id text check (stripe_account_id ~ '^acct_[A-Za-z0-9]{1,64}$'),
+    -- Kept by every qualification change, so the gates that run inside a tenant's transaction (commission
+    -- on a payment) can read them: qualified now = qualified and (qualified_until is null or > now()).
+    qualified boolean not null default false,
+    qualified_until timestamptz,
     created_by uuid,
     created_at timestamptz not null default clock_timestamp()
 );
@@ -63,6 +67,8 @@ create table partner_checkpoint_history (
 create index partner_checkpoint_history_partner_idx on partner_checkpoint_history (partner_id, id);
 
 alter table tenants add constraint tenants_reseller_fk foreign key (reseller_id) references partners (id);
+-- Since when the current reseller owns the tenant: commission follows the owner from this moment.
+alter table tenants add column reseller_since timestamptz;
 """
 
 
@@ -72,6 +78,9 @@ create policy own_partner_memberships on partner_members for select
     using (user_id = {rls.CURRENT_USER});
 create policy member_partners on partners for select
     using (id in (select pm.partner_id from partner_members pm where pm.user_id = {rls.CURRENT_USER}));
+-- A tenant's context sees the reseller that owns it (whether it may earn commission on a payment).
+create policy tenant_reseller on partners for select
+    using (id = (select t.reseller_id from tenants t where t.id = {rls.CURRENT_TENANT}));
 """
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, partner_tx, system_tx
+from controlplane.exceptions import StaffOnly
 from controlplane.pagination import PageRequest, page_of
 from tenants import partners_repository as repository
 from tenants import qualification as engine
@@ -30,6 +31,14 @@ async def _role(actor: Principal, partner_id: uuid.UUID) -> str:
     role = await repository.member_role(partner_id, actor.id) if actor.kind == "user" else None
     if role is None:
         raise PartnerNotFound()
+    return role
+
+
+async def ensure_partner_access(actor: Principal, partner_id: uuid.UUID, *, manage: bool = False) -> str:
+    """Inside `partner_tx`: the actor's role in the partner (or "staff"); `manage`: staff only."""
+    role = await _role(actor, partner_id)
+    if manage and role != "staff":
+        raise StaffOnly()
     return role
 
 
@@ -147,7 +156,12 @@ async def _transition(actor: Principal | None, partner_id: uuid.UUID, step: Any)
         )
         if state.code == "payout_account_verified" and state.status is engine.Status.APPROVED and state.evidence:
             await repository.set_stripe_account(partner_id, state.evidence)
-        return _view(partner, {**states, state.code: state}, now)
+        states = {**states, state.code: state}
+        view = _view(partner, states, now)
+        # Kept on the partner row for the gates that cannot read checkpoints (inside a tenant's transaction).
+        ends = [s.expires_at for s in states.values() if s.status is engine.Status.APPROVED and s.expires_at]
+        await repository.set_qualification(partner_id, view["is_qualified"], min(ends, default=None))
+        return view
 
 
 async def submit_checkpoint(actor: Principal, partner_id: uuid.UUID, code: str, evidence: str) -> dict[str, Any]:

@@ -163,7 +163,9 @@ async def move_tenant(actor: Principal, tenant_id: uuid.UUID, reseller_id: uuid.
             raise TenantNotFound()
         if before["reseller_id"] == reseller_id:
             return before
-        after = await repository.update_tenant(tenant_id, {"reseller_id": reseller_id})
+        after = await repository.update_tenant(
+            tenant_id, {"reseller_id": reseller_id, "reseller_since": datetime.now(UTC) if reseller_id else None}
+        )
         await audit.record(
             actor,
             tenant_id,

@@ -1,6 +1,7 @@
 """HTTP for the billing domain. Thin: parse, call the service, shape."""
 
 from billing.api.controllers._catalogue import MetricController, PlanController
+from billing.api.controllers._commissions import CommissionController
 from billing.api.controllers._escrow import EscrowController
 from billing.api.controllers._invoices import InvoiceController
 from billing.api.controllers._payments import PaymentMethodController
@@ -9,6 +10,7 @@ from billing.api.controllers._usage import UsageController
 from billing.api.controllers._webhooks import StripeWebhookController
 
 __all__ = [
+    "CommissionController",
     "EscrowController",
     "InvoiceController",
     "MetricController",

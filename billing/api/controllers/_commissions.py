@@ -1,0 +1,123 @@
+"""HTTP for reseller commissions: the agreement (staff set it), monthly statements (JSON or CSV)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from litestar import Controller, Request, Response, get, put
+from litestar.params import JSONBody, PathParameter
+from msgspec import Meta, Struct
+
+from billing import service
+from controlplane.auth.guards import principal_of
+from controlplane.errors import problem_responses
+from tenants.api.controllers import BEARER
+from tenants.api.schemas import Currency, Input, to_struct
+
+ResellerId = Annotated[uuid.UUID, PathParameter(description="The reseller's (partner) id")]
+Month = Annotated[str, PathParameter(description="A month that has ended, YYYY-MM", pattern=r"^\d{4}-\d{2}$")]
+Bps = Annotated[int, Meta(ge=0, le=10_000)]
+
+
+class TierIn(Input):
+    from_minor: Annotated[int, Meta(ge=0)]
+    rate_bps: Bps
+
+
+class AgreementPut(Input):
+    currency: Currency
+    rate_bps: Bps
+    tiers: Annotated[list[TierIn], Meta(max_length=20)] = []
+    duration_months: Annotated[int, Meta(ge=1, le=600)] | None = None
+    pending_days: Annotated[int, Meta(ge=0, le=365)] = 30
+    minimum_payout_minor: Annotated[int, Meta(ge=0)] = 0
+
+
+class Tier(Struct):
+    from_minor: int
+    rate_bps: int
+
+
+class AgreementRead(Struct):
+    reseller_id: uuid.UUID
+    currency: str
+    rate_bps: int
+    tiers: list[Tier]
+    duration_months: int | None
+    pending_days: int
+    minimum_payout_minor: int
+    updated_at: datetime
+
+
+class StatementLine(Struct):
+    owned_tenant_id: uuid.UUID
+    invoice_id: uuid.UUID
+    invoice_number: str
+    kind: Literal["commission", "clawback"]
+    net_minor: int
+    rate_bps: int
+    commission_minor: int
+    currency: str
+    accrued_at: datetime
+    payable_at: datetime
+
+
+class StatementRead(Struct):
+    id: uuid.UUID
+    reseller_id: uuid.UUID
+    month: date
+    currency: str
+    carried_in_minor: int
+    total_minor: int
+    payable_minor: int
+    carried_out_minor: int
+    closed_at: datetime
+    lines: list[StatementLine] = []
+
+
+class StatementList(Struct):
+    items: list[StatementRead]
+
+
+class CommissionController(Controller):
+    path = "/v1/resellers/{partner_id:uuid}"
+    tags = ["partners"]
+    security = BEARER
+
+    @put("/agreement", responses=problem_responses(400, 401, 403, 404, 413, 422))
+    async def put_agreement(
+        self, request: Request[Any, Any, Any], partner_id: ResellerId, data: JSONBody[AgreementPut]
+    ) -> AgreementRead:
+        values = {
+            "currency": data.currency,
+            "rate_bps": data.rate_bps,
+            "tiers": [{"from_minor": t.from_minor, "rate_bps": t.rate_bps} for t in data.tiers],
+            "duration_months": data.duration_months,
+            "pending_days": data.pending_days,
+            "minimum_payout_minor": data.minimum_payout_minor,
+        }
+        return to_struct(AgreementRead, await service.put_agreement(principal_of(request), partner_id, values))
+
+    @get("/agreement", responses=problem_responses(400, 401, 404, 422))
+    async def get_agreement(self, request: Request[Any, Any, Any], partner_id: ResellerId) -> AgreementRead:
+        return to_struct(AgreementRead, await service.get_agreement(principal_of(request), partner_id))
+
+    @get("/statements", responses=problem_responses(400, 401, 404))
+    async def list_statements(self, request: Request[Any, Any, Any], partner_id: ResellerId) -> StatementList:
+        rows = await service.list_statements(principal_of(request), partner_id)
+        return StatementList(items=[to_struct(StatementRead, row) for row in rows])
+
+    @get(
+        "/statements/{month:str}",
+        responses=problem_responses(400, 401, 404, 422),
+        description="JSON, or CSV with `Accept: text/csv`.",
+    )
+    async def get_statement(
+        self, request: Request[Any, Any, Any], partner_id: ResellerId, month: Month
+    ) -> Response[Any]:
+        row = await service.get_statement(principal_of(request), partner_id, service.parse_month(month))
+        if "text/csv" in request.headers.get("accept", ""):
+            return Response(service.statement_csv(row), media_type="text/csv")
+        return Response(to_struct(StatementRead, row))

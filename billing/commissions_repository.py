@@ -1,0 +1,186 @@
+"""Queries of reseller commissions, in the caller's transaction."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from controlplane.db import fetch
+
+AGREEMENT_COLUMNS = (
+    "reseller_id, currency, rate_bps, tiers, duration_months, pending_days, minimum_payout_minor, updated_at"
+)
+STATEMENT_COLUMNS = (
+    "id, reseller_id, month, currency, carried_in_minor, total_minor, payable_minor, carried_out_minor, closed_at"
+)
+LINE_COLUMNS = (
+    "id, reseller_id, event_id, closed_in, statement_id, kind, owned_tenant_id, invoice_id, invoice_number, "
+    "currency, net_minor, rate_bps, commission_minor, accrued_at, payable_at"
+)
+
+
+def _agreement(row: dict[str, Any]) -> dict[str, Any]:
+    return {**row, "tiers": json.loads(row["tiers"]) if isinstance(row["tiers"], str) else row["tiers"]}
+
+
+async def put_agreement(values: dict[str, Any]) -> dict[str, Any]:
+    rows = await fetch(
+        "insert into reseller_agreements (reseller_id, currency, rate_bps, tiers, duration_months, pending_days, "
+        "minimum_payout_minor) values ({}, {}, {}, {}::jsonb, {}, {}, {}) on conflict (reseller_id) do update set "
+        "currency = excluded.currency, rate_bps = excluded.rate_bps, tiers = excluded.tiers, "
+        "duration_months = excluded.duration_months, pending_days = excluded.pending_days, "
+        "minimum_payout_minor = excluded.minimum_payout_minor, updated_at = clock_timestamp() "
+        f"returning {AGREEMENT_COLUMNS}",
+        values["reseller_id"],
+        values["currency"],
+        values["rate_bps"],
+        json.dumps(values["tiers"]),
+        values["duration_months"],
+        values["pending_days"],
+        values["minimum_payout_minor"],
+    )
+    return _agreement(rows[0])
+
+
+async def get_agreement(reseller_id: uuid.UUID) -> dict[str, Any] | None:
+    rows = await fetch(f"select {AGREEMENT_COLUMNS} from reseller_agreements where reseller_id = {{}}", reseller_id)
+    return _agreement(rows[0]) if rows else None
+
+
+async def resellers_with_agreements() -> list[uuid.UUID]:
+    return [row["reseller_id"] for row in await fetch("select reseller_id from reseller_agreements order by 1")]
+
+
+async def reseller_may_earn(reseller_id: uuid.UUID) -> bool:
+    """Qualified now, by the flags the qualification service keeps on the partner row."""
+    rows = await fetch(
+        "select qualified and (qualified_until is null or qualified_until > now()) as ok from partners where id = {}",
+        reseller_id,
+    )
+    return bool(rows and rows[0]["ok"])
+
+
+async def insert_event(values: dict[str, Any]) -> None:
+    await fetch(
+        "insert into commission_events (id, tenant_id, reseller_id, kind, source_id, invoice_id, invoice_number, "
+        "currency, net_minor, owned_since, occurred_at) values ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) "
+        "on conflict (kind, source_id) do nothing",
+        uuid.uuid4(),
+        values["tenant_id"],
+        values["reseller_id"],
+        values["kind"],
+        values["source_id"],
+        values["invoice_id"],
+        values["invoice_number"],
+        values["currency"],
+        values["net_minor"],
+        values["owned_since"],
+        values["occurred_at"],
+    )
+
+
+async def paid_event(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> dict[str, Any] | None:
+    rows = await fetch(
+        "select reseller_id, owned_since from commission_events where tenant_id = {} and kind = 'paid' "
+        "and source_id = {}",
+        tenant_id,
+        invoice_id,
+    )
+    return rows[0] if rows else None
+
+
+async def month_events(reseller_id: uuid.UUID, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    return await fetch(
+        "select id, tenant_id, kind, source_id, invoice_id, invoice_number, currency, net_minor, owned_since, "
+        "occurred_at from commission_events where reseller_id = {} and occurred_at >= {} and occurred_at < {} "
+        "order by occurred_at, id",
+        reseller_id,
+        start,
+        end,
+    )
+
+
+async def commissioned_invoices(reseller_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Per invoice that earned a line: its commission line and what clawbacks have taken back so far."""
+    return await fetch(
+        "select c.owned_tenant_id as tenant_id, c.invoice_id, c.invoice_number, c.net_minor, c.rate_bps, "
+        "c.commission_minor, c.accrued_at, c.payable_at, "
+        "coalesce(sum(-b.net_minor), 0) as refunded_minor, coalesce(sum(-b.commission_minor), 0) as clawed_back_minor "
+        "from commission_lines c left join commission_lines b on b.invoice_id = c.invoice_id "
+        "and b.reseller_id = c.reseller_id and b.kind = 'clawback' "
+        "where c.reseller_id = {} and c.kind = 'commission' group by c.id",
+        reseller_id,
+    )
+
+
+async def latest_statement(reseller_id: uuid.UUID, before: date) -> dict[str, Any] | None:
+    rows = await fetch(
+        f"select {STATEMENT_COLUMNS} from reseller_statements where reseller_id = {{}} and month < {{}} "
+        "order by month desc limit 1",
+        reseller_id,
+        before,
+    )
+    return rows[0] if rows else None
+
+
+async def get_statement(reseller_id: uuid.UUID, month: date) -> dict[str, Any] | None:
+    rows = await fetch(
+        f"select {STATEMENT_COLUMNS} from reseller_statements where reseller_id = {{}} and month = {{}}",
+        reseller_id,
+        month,
+    )
+    return rows[0] if rows else None
+
+
+async def list_statements(reseller_id: uuid.UUID) -> list[dict[str, Any]]:
+    return await fetch(
+        f"select {STATEMENT_COLUMNS} from reseller_statements where reseller_id = {{}} order by month desc",
+        reseller_id,
+    )
+
+
+async def insert_statement(values: dict[str, Any]) -> dict[str, Any] | None:
+    """None when this month is closed already."""
+    rows = await fetch(
+        "insert into reseller_statements (id, reseller_id, month, currency, carried_in_minor, total_minor, "
+        "payable_minor, carried_out_minor) values ({}, {}, {}, {}, {}, {}, {}, {}) "
+        f"on conflict (reseller_id, month) do nothing returning {STATEMENT_COLUMNS}",
+        values["id"],
+        values["reseller_id"],
+        values["month"],
+        values["currency"],
+        values["carried_in_minor"],
+        values["total_minor"],
+        values["payable_minor"],
+        values["carried_out_minor"],
+    )
+    return rows[0] if rows else None
+
+
+async def pending_lines(reseller_id: uuid.UUID) -> list[dict[str, Any]]:
+    return await fetch(
+        f"select {LINE_COLUMNS} from commission_lines where reseller_id = {{}} and statement_id is null "
+        "order by accrued_at, id",
+        reseller_id,
+    )
+
+
+async def insert_line(values: dict[str, Any]) -> None:
+    await fetch(
+        f"insert into commission_lines ({LINE_COLUMNS}) values "
+        "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
+        *(values[name] for name in LINE_COLUMNS.split(", ")),
+    )
+
+
+async def mark_due(line_ids: list[uuid.UUID], statement_id: uuid.UUID) -> None:
+    await fetch("update commission_lines set statement_id = {} where id = any({}::uuid[])", statement_id, line_ids)
+
+
+async def statement_lines(statement_id: uuid.UUID) -> list[dict[str, Any]]:
+    return await fetch(
+        f"select {LINE_COLUMNS} from commission_lines where statement_id = {{}} order by accrued_at, id",
+        statement_id,
+    )

@@ -1,0 +1,377 @@
+"""Reseller commissions: events captured where invoices are paid or credited, a month close that turns them
+into lines, statements and ledger journals, and what resellers read of it.
+
+Lines are computed at month close, not at payment, because a volume tier depends on the whole month's revenue
+(see `billing.commissions`); the events they come from are recorded in the transaction of the payment or
+credit note itself, so nothing paid is missed and nothing is counted twice (`unique (kind, source_id)`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from billing import commissions, ledger, ledger_repository
+from billing import commissions_repository as repository
+from billing.commissions import Agreement, CommissionLine, Earned, LineKind, PaidInvoice, Refund, Tier
+from billing.errors import BillingInvalid
+from billing.money import Money, allocate
+from controlplane.auth.principal import Principal
+from controlplane.db import SystemReason, partner_tx, system_tx
+from controlplane.exceptions import NotFound
+from tenants import audit
+from tenants.repository import get_tenant
+from tenants.service import ensure_partner_access
+
+COMMISSION_EXPENSE = "commission_expense"
+
+
+def reseller_payable(reseller_id: uuid.UUID) -> str:
+    return f"reseller_payable:{reseller_id}"
+
+
+class MonthNotOver(BillingInvalid):
+    code = "month_not_over"
+    title = "Only a month that has ended can be closed"
+
+
+class AgreementNotFound(NotFound):
+    code = "agreement_not_found"
+    title = "This reseller has no commission agreement yet"
+
+
+class InvalidMonth(BillingInvalid):
+    code = "invalid_month"
+    title = "The month is not YYYY-MM"
+
+
+class StatementNotFound(NotFound):
+    code = "statement_not_found"
+    title = "No statement for this month"
+
+
+# -- capture, inside the paying or crediting transaction ---------------------------------------------------
+
+
+async def invoice_paid(tenant_id: uuid.UUID, invoice: dict[str, Any], now: datetime) -> None:
+    """An owned tenant's invoice was paid: record what its reseller earns on, if it may earn now."""
+    tenant = await get_tenant(tenant_id)
+    if tenant is None or tenant["reseller_id"] is None:
+        return
+    if not await repository.reseller_may_earn(tenant["reseller_id"]):
+        await audit.record(
+            None,
+            tenant_id,
+            "commission.not_accrued",
+            "invoice",
+            invoice["id"],
+            after={"reason": "reseller_unqualified"},
+        )
+        return
+    credited_net = (
+        allocate(invoice["credited_minor"], [invoice["subtotal_minor"], invoice["tax_minor"]])[0]
+        if invoice["credited_minor"]
+        else 0
+    )
+    net = invoice["subtotal_minor"] - credited_net
+    if net <= 0:
+        return
+    await repository.insert_event(
+        {
+            "tenant_id": tenant_id,
+            "reseller_id": tenant["reseller_id"],
+            "kind": "paid",
+            "source_id": invoice["id"],
+            "invoice_id": invoice["id"],
+            "invoice_number": invoice["number"],
+            "currency": invoice["currency"],
+            "net_minor": net,
+            "owned_since": tenant["reseller_since"] or tenant["created_at"],
+            "occurred_at": now,
+        }
+    )
+
+
+async def invoice_credited(
+    tenant_id: uuid.UUID, invoice: dict[str, Any], credit_note_id: uuid.UUID, amount_minor: int, now: datetime
+) -> None:
+    """A credit note (or a refund's) on a commissioned invoice: the reseller gives back the same proportion."""
+    earned = await repository.paid_event(tenant_id, invoice["id"])
+    if earned is None:
+        return
+    parts = [invoice["subtotal_minor"], invoice["tax_minor"]]
+    before = allocate(invoice["credited_minor"], parts)[0] if invoice["credited_minor"] else 0
+    net = allocate(invoice["credited_minor"] + amount_minor, parts)[0] - before
+    if net <= 0:
+        return
+    await repository.insert_event(
+        {
+            "tenant_id": tenant_id,
+            "reseller_id": earned["reseller_id"],
+            "kind": "refund",
+            "source_id": credit_note_id,
+            "invoice_id": invoice["id"],
+            "invoice_number": invoice["number"],
+            "currency": invoice["currency"],
+            "net_minor": net,
+            "owned_since": earned["owned_since"],
+            "occurred_at": now,
+        }
+    )
+
+
+# -- agreements --------------------------------------------------------------------------------------------
+
+
+def agreement_of(row: dict[str, Any]) -> Agreement:
+    return Agreement(
+        currency=row["currency"],
+        rate_bps=row["rate_bps"],
+        tiers=tuple(Tier(tier["from_minor"], tier["rate_bps"]) for tier in row["tiers"]),
+        duration=row["duration_months"] or commissions.LIFETIME,
+        pending_days=row["pending_days"],
+        minimum_payout_minor=row["minimum_payout_minor"],
+    )
+
+
+async def put_agreement(actor: Principal, reseller_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
+    """Staff set a reseller's agreement; it is checked whole before anything is written."""
+    row = {**values, "reseller_id": reseller_id}
+    agreement_of(row)
+    async with partner_tx(reseller_id):
+        await ensure_partner_access(actor, reseller_id, manage=True)
+        return await repository.put_agreement(row)
+
+
+async def get_agreement(actor: Principal, reseller_id: uuid.UUID) -> dict[str, Any]:
+    async with partner_tx(reseller_id):
+        await ensure_partner_access(actor, reseller_id)
+        row = await repository.get_agreement(reseller_id)
+    if row is None:
+        raise AgreementNotFound()
+    return row
+
+
+# -- month close -------------------------------------------------------------------------------------------
+
+
+def month_bounds(month: date) -> tuple[datetime, datetime]:
+    start = datetime(month.year, month.month, 1, tzinfo=UTC)
+    end = datetime(month.year + month.month // 12, month.month % 12 + 1, 1, tzinfo=UTC)
+    return start, end
+
+
+def _earned(row: dict[str, Any]) -> Earned:
+    return Earned(
+        tenant_id=row["tenant_id"],
+        invoice_id=row["invoice_id"],
+        number=row["invoice_number"],
+        net_minor=row["net_minor"],
+        rate_bps=row["rate_bps"],
+        commission_minor=row["commission_minor"],
+        paid_at=row["accrued_at"],
+        payable_at=row["payable_at"],
+        refunded_minor=int(row["refunded_minor"]),
+        clawed_back_minor=int(row["clawed_back_minor"]),
+    )
+
+
+def _line(row: dict[str, Any]) -> CommissionLine:
+    return CommissionLine(
+        kind=LineKind(row["kind"]),
+        tenant_id=row["owned_tenant_id"],
+        invoice_id=row["invoice_id"],
+        number=row["invoice_number"],
+        currency=row["currency"],
+        net_minor=row["net_minor"],
+        rate_bps=row["rate_bps"],
+        commission_minor=row["commission_minor"],
+        accrued_at=row["accrued_at"],
+        payable_at=row["payable_at"],
+    )
+
+
+async def close_reseller_month(reseller_id: uuid.UUID, month: date) -> dict[str, Any] | None:
+    """Inside the caller's system transaction: the reseller's statement for `month`, written once. None when
+    the reseller has no agreement. Closing a closed month answers with its statement and changes nothing."""
+    existing = await repository.get_statement(reseller_id, month)
+    if existing is not None:
+        return existing
+    row = await repository.get_agreement(reseller_id)
+    if row is None:
+        return None
+    agreement = agreement_of(row)
+    start, end = month_bounds(month)
+    previous = await repository.latest_statement(reseller_id, month)
+    carried_in = Money(previous["carried_out_minor"] if previous else 0, agreement.currency)
+    earned = {item["invoice_id"]: _earned(item) for item in await repository.commissioned_invoices(reseller_id)}
+    events = await repository.month_events(reseller_id, start, end)
+    paid_events = [e for e in events if e["kind"] == "paid"]
+    paid_ids = {e["invoice_id"] for e in paid_events}
+    # Refunds of invoices that never earned a line (paid before the agreement) have nothing to take back.
+    refund_events = [
+        e for e in events if e["kind"] == "refund" and (e["invoice_id"] in earned or e["invoice_id"] in paid_ids)
+    ]
+    computed = commissions.month_lines(
+        agreement,
+        [
+            PaidInvoice(
+                e["tenant_id"],
+                e["invoice_id"],
+                e["invoice_number"],
+                e["currency"],
+                e["net_minor"],
+                e["occurred_at"],
+                e["owned_since"],
+            )
+            for e in paid_events
+        ],
+        [Refund(e["invoice_id"], e["net_minor"], e["occurred_at"]) for e in refund_events],
+        earned,
+    )
+    # month_lines answers paid invoices in order, then refunds in time order (the order they were read in).
+    new = list(zip(computed.lines, paid_events + refund_events, strict=True))
+    waiting = await repository.pending_lines(reseller_id)
+    waiting_lines = [(_line(item), item) for item in waiting]
+    statement = commissions.close_month(
+        agreement, [line for line, _ in new] + [line for line, _ in waiting_lines], carried_in, closes_at=end
+    )
+    statement_id = uuid.uuid4()
+    stored = await repository.insert_statement(
+        {
+            "id": statement_id,
+            "reseller_id": reseller_id,
+            "month": month,
+            "currency": agreement.currency,
+            "carried_in_minor": statement.carried_in.minor,
+            "total_minor": statement.total.minor,
+            "payable_minor": statement.payable.minor,
+            "carried_out_minor": statement.carried_out.minor,
+        }
+    )
+    if stored is None:  # closed concurrently
+        return await repository.get_statement(reseller_id, month)
+    due = {id(line) for line in statement.lines}
+    for line, event in new:
+        line_id = uuid.uuid4()
+        await repository.insert_line(
+            {
+                "id": line_id,
+                "reseller_id": reseller_id,
+                "event_id": event["id"],
+                "closed_in": statement_id,
+                "statement_id": statement_id if id(line) in due else None,
+                "kind": line.kind.value,
+                "owned_tenant_id": line.tenant_id,
+                "invoice_id": line.invoice_id,
+                "invoice_number": line.number,
+                "currency": line.currency,
+                "net_minor": line.net_minor,
+                "rate_bps": line.rate_bps,
+                "commission_minor": line.commission_minor,
+                "accrued_at": line.accrued_at,
+                "payable_at": line.payable_at,
+            }
+        )
+        if line.commission_minor:
+            postings = ledger.balanced(
+                [
+                    ledger.Posting(COMMISSION_EXPENSE, line.commission_minor, line.currency),
+                    ledger.Posting(reseller_payable(reseller_id), -line.commission_minor, line.currency),
+                ]
+            )
+            what = "Commission" if line.kind is LineKind.COMMISSION else "Commission clawback"
+            await ledger_repository.post(line.tenant_id, "commission", line_id, f"{what} on {line.number}", postings)
+    await repository.mark_due([item["id"] for line, item in waiting_lines if id(line) in due], statement_id)
+    return stored
+
+
+async def count_resellers_to_close() -> int:
+    async with system_tx(SystemReason.PLATFORM_JOB):
+        return len(await repository.resellers_with_agreements())
+
+
+@dataclass
+class CloseReport:
+    month: str
+    closed: int = 0
+    already_closed: int = 0
+    payable_minor: dict[str, int] = field(default_factory=dict)
+
+
+async def close_month(month: date, *, now: datetime | None = None, progress: Any = None) -> CloseReport:
+    """Every reseller with an agreement: its statement for `month` (a past month), each in its own transaction."""
+    now = now or datetime.now(UTC)
+    if month_bounds(month)[1] > now:
+        raise MonthNotOver(f"{month:%Y-%m} has not ended yet")
+    report = CloseReport(f"{month:%Y-%m}")
+    async with system_tx(SystemReason.PLATFORM_JOB):
+        resellers = await repository.resellers_with_agreements()
+    for reseller_id in resellers:
+        async with system_tx(SystemReason.PLATFORM_JOB):
+            before = await repository.get_statement(reseller_id, month)
+            statement = await close_reseller_month(reseller_id, month)
+        if statement is not None:
+            if before is None:
+                report.closed += 1
+            else:
+                report.already_closed += 1
+            currency = statement["currency"]
+            report.payable_minor[currency] = report.payable_minor.get(currency, 0) + statement["payable_minor"]
+        if progress:
+            progress(1)
+    return report
+
+
+# -- what resellers read -----------------------------------------------------------------------------------
+
+
+def parse_month(text: str) -> date:
+    """`YYYY-MM` as the month's first day."""
+    try:
+        year, number = text.split("-")
+        if len(year) != 4 or len(number) != 2:
+            raise ValueError(text)
+        return date(int(year), int(number), 1)
+    except ValueError:
+        raise InvalidMonth(f"{text!r} is not a month (YYYY-MM)") from None
+
+
+async def list_statements(actor: Principal, reseller_id: uuid.UUID) -> list[dict[str, Any]]:
+    async with partner_tx(reseller_id):
+        await ensure_partner_access(actor, reseller_id)
+        return await repository.list_statements(reseller_id)
+
+
+async def get_statement(actor: Principal, reseller_id: uuid.UUID, month: date) -> dict[str, Any]:
+    async with partner_tx(reseller_id):
+        await ensure_partner_access(actor, reseller_id)
+        row = await repository.get_statement(reseller_id, month)
+        if row is None:
+            raise StatementNotFound()
+        return {**row, "lines": await repository.statement_lines(row["id"])}
+
+
+def statement_csv(statement: dict[str, Any]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["tenant_id", "invoice_number", "kind", "net_minor", "rate_bps", "commission_minor", "currency"])
+    for line in statement["lines"]:
+        writer.writerow(
+            [
+                line["owned_tenant_id"],
+                line["invoice_number"],
+                line["kind"],
+                line["net_minor"],
+                line["rate_bps"],
+                line["commission_minor"],
+                line["currency"],
+            ]
+        )
+    for name in ("carried_in_minor", "total_minor", "payable_minor", "carried_out_minor"):
+        writer.writerow([name, "", "", "", "", statement[name], statement["currency"]])
+    return out.getvalue()

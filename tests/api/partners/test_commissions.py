@@ -1,0 +1,133 @@
+"""Reseller commissions end to end: a paid invoice of an owned tenant, a partial refund, the month close,
+its statement (JSON and CSV), the ledger, a rerun, another reseller's view, and bad agreements."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from httpx import AsyncClient
+
+from billing import service as billing
+from tests.api._helpers import assert_problem
+from tests.api.billing._support import invoices, plan, subscribe
+from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
+from tests.api.partners.test_resellers import RESELLER_CHAIN, _qualify, _sign_up
+from tests.factories import Factory
+
+__all__ = ["stripe_client"]  # the fixture, used by name
+
+AGREEMENT = {"currency": "EUR", "rate_bps": 1000, "pending_days": 0}
+
+
+def _this_month() -> date:
+    return datetime.now(UTC).date().replace(day=1)
+
+
+def _after_this_month() -> datetime:
+    start = _this_month()
+    return datetime(start.year + start.month // 12, start.month % 12 + 1, 1, 1, tzinfo=UTC)
+
+
+async def test_a_paid_invoice_earns_a_refund_claws_back_and_the_month_closes_once(
+    client: AsyncClient, factory: Factory, stripe_client: Any
+) -> None:
+    staff = await factory.staff()
+    founder = await factory.user()
+    reseller = (await _sign_up(client, founder))["id"]
+    await _qualify(client, founder, staff, reseller, RESELLER_CHAIN)
+    put = await client.put(f"/v1/resellers/{reseller}/agreement", json=AGREEMENT, headers=staff.headers)
+    assert put.status_code == 200, put.text
+    assert_problem(
+        await client.put(f"/v1/resellers/{reseller}/agreement", json=AGREEMENT, headers=founder.headers), 403
+    )
+
+    body = {
+        "name": "Client",
+        "slug": f"c-{uuid.uuid4().hex[:8]}",
+        "currency": "EUR",
+        "reseller_id": reseller,
+        "tax_rate_bps": 2000,
+    }
+    tenant = (await client.post("/v1/tenants", json=body, headers=founder.headers)).json()
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 10000}])
+    await subscribe(client, staff.headers, tenant["id"], "pro")
+    [invoice] = await invoices(client, staff.headers, tenant["id"])
+    # A first partial period may be prorated: the commission is computed on whatever the net is.
+    net = invoice["subtotal_minor"]
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)
+    assert paid.status_code == 200, paid.text
+    refund_total = invoice["total_minor"] // 2
+    refund = await client.post(
+        f"/v1/invoices/{invoice['id']}/refunds",
+        json={"amount_minor": refund_total, "reason": "downgrade"},
+        headers=staff.headers,
+    )
+    assert refund.status_code == 201, refund.text
+
+    assert_problem(
+        await client.get(f"/v1/resellers/{reseller}/statements/{_this_month():%Y-%m}", headers=founder.headers), 404
+    )
+    report = await billing.close_month(_this_month(), now=_after_this_month())
+    assert (report.closed, report.already_closed) == (1, 0)
+    again = await billing.close_month(_this_month(), now=_after_this_month())
+    assert (again.closed, again.already_closed) == (0, 1)
+
+    statement = (
+        await client.get(f"/v1/resellers/{reseller}/statements/{_this_month():%Y-%m}", headers=founder.headers)
+    ).json()
+    commission = (net * 1000 + 5000) // 10000  # 10 %, half up, in integers
+    refunded_net = (refund_total * invoice["subtotal_minor"]) // invoice["total_minor"]
+    lines = [(line["kind"], line["net_minor"], line["commission_minor"]) for line in statement["lines"]]
+    assert lines[0] == ("commission", net, commission)
+    assert lines[1][0] == "clawback" and abs(lines[1][1] + refunded_net) <= 1
+    assert abs(lines[1][2] + commission * refunded_net / net) <= 1  # the same proportion, within a minor unit
+    total = commission + lines[1][2]
+    assert (statement["carried_in_minor"], statement["total_minor"], statement["payable_minor"]) == (0, total, total)
+    csv = await client.get(
+        f"/v1/resellers/{reseller}/statements/{_this_month():%Y-%m}", headers={**founder.headers, "Accept": "text/csv"}
+    )
+    assert csv.headers["content-type"].startswith("text/csv")
+    assert csv.text.splitlines()[0].startswith("tenant_id,invoice_number,kind")
+    assert f"payable_minor,,,,,{total},EUR" in csv.text
+    listed = (await client.get(f"/v1/resellers/{reseller}/statements", headers=founder.headers)).json()["items"]
+    assert [item["id"] for item in listed] == [statement["id"]]
+    assert (await billing.verify_ledger()).ok
+
+    # Another reseller sees nothing of it.
+    other = await factory.user()
+    other_id = (await _sign_up(client, other))["id"]
+    for path in (f"/v1/resellers/{reseller}/statements", f"/v1/resellers/{reseller}/agreement"):
+        assert_problem(await client.get(path, headers=other.headers), 404, "partner_not_found")
+    assert_problem(
+        await client.get(f"/v1/resellers/{other_id}/agreement", headers=other.headers), 404, "agreement_not_found"
+    )
+
+
+async def test_bad_agreements_and_months_are_refused_and_write_nothing(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    founder = await factory.user()
+    reseller = (await _sign_up(client, founder))["id"]
+    url = f"/v1/resellers/{reseller}/agreement"
+    cases = [
+        {**AGREEMENT, "rate_bps": 10_001},
+        {**AGREEMENT, "rate_bps": -1},
+        {**AGREEMENT, "tiers": [{"from_minor": 0, "rate_bps": 1000}, {"from_minor": 0, "rate_bps": 1500}]},
+        {**AGREEMENT, "tiers": [{"from_minor": 100, "rate_bps": 1000}]},
+        {**AGREEMENT, "currency": "XXX"},
+        {**AGREEMENT, "pending_days": -3},
+    ]
+    for body in cases:
+        response = await client.put(url, json=body, headers=staff.headers)
+        assert 400 <= response.status_code < 500, (body, response.text)
+    assert_problem(await client.get(url, headers=staff.headers), 404, "agreement_not_found")
+    future = (_after_this_month() + timedelta(days=40)).date().replace(day=1)
+    try:
+        await billing.close_month(future)
+    except billing.MonthNotOver:
+        pass
+    else:
+        raise AssertionError("a month that has not ended was closed")
+    assert_problem(await client.get(f"/v1/resellers/{reseller}/statements/2026-13", headers=staff.headers), 422)
