@@ -36,9 +36,7 @@ async def get_partner(partner_id: uuid.UUID, *, lock: bool = False) -> dict[str,
 
 
 async def set_qualification(partner_id: uuid.UUID, qualified: bool, until: datetime | None) -> None:
-    await fetch(
-        "update partners set qualified = {}, qualified_until = {} where id = {}", qualified, until, partner_id
-    )
+    await fetch("update partners set qualified = {}, qualified_until = {} where id = {}", qualified, until, partner_id)
 
 
 async def set_stripe_account(partner_id: uuid.UUID, account_id: str) -> None:
