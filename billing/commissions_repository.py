@@ -184,3 +184,69 @@ async def statement_lines(statement_id: uuid.UUID) -> list[dict[str, Any]]:
         f"select {LINE_COLUMNS} from commission_lines where statement_id = {{}} order by accrued_at, id",
         statement_id,
     )
+
+
+PAYOUT_COLUMNS = (
+    "id, statement_id, reseller_id, amount_minor, currency, destination, status, attempts, stripe_transfer_id, "
+    "last_error, created_at, updated_at"
+)
+
+
+async def payout_account(reseller_id: uuid.UUID) -> str | None:
+    rows = await fetch("select stripe_account_id from partners where id = {}", reseller_id)
+    return rows[0]["stripe_account_id"] if rows else None
+
+
+async def insert_payout(values: dict[str, Any]) -> None:
+    await fetch(
+        "insert into reseller_payouts (id, statement_id, reseller_id, amount_minor, currency, destination, status, "
+        "last_error) values ({}, {}, {}, {}, {}, {}, {}, {}) on conflict (statement_id) do nothing",
+        uuid.uuid4(),
+        values["statement_id"],
+        values["reseller_id"],
+        values["amount_minor"],
+        values["currency"],
+        values["destination"],
+        values["status"],
+        values["last_error"],
+    )
+
+
+async def due_payouts(max_attempts: int, limit: int) -> list[dict[str, Any]]:
+    """Across resellers (system context): payouts to send or retry."""
+    return await fetch(
+        f"select {PAYOUT_COLUMNS} from reseller_payouts where status in ('pending', 'failed') "
+        "and attempts < {} order by updated_at limit {}",
+        max_attempts,
+        limit,
+    )
+
+
+async def claim_payout(payout_id: uuid.UUID, max_attempts: int) -> dict[str, Any] | None:
+    """Count an attempt before Stripe is called; None when it was paid or used up meanwhile."""
+    rows = await fetch(
+        "update reseller_payouts set attempts = attempts + 1, updated_at = clock_timestamp() "
+        "where id = {} and status in ('pending', 'failed') and attempts < {} "
+        f"returning {PAYOUT_COLUMNS}",
+        payout_id,
+        max_attempts,
+    )
+    return rows[0] if rows else None
+
+
+async def settle_payout(payout_id: uuid.UUID, status: str, transfer_id: str | None, error: str | None) -> None:
+    await fetch(
+        "update reseller_payouts set status = {}, stripe_transfer_id = coalesce({}, stripe_transfer_id), "
+        "last_error = {}, updated_at = clock_timestamp() where id = {}",
+        status,
+        transfer_id,
+        error,
+        payout_id,
+    )
+
+
+async def list_payouts(reseller_id: uuid.UUID) -> list[dict[str, Any]]:
+    return await fetch(
+        f"select {PAYOUT_COLUMNS} from reseller_payouts where reseller_id = {{}} order by created_at desc",
+        reseller_id,
+    )

@@ -11,9 +11,10 @@ from controlplane.db import fetch
 
 
 async def post(
-    tenant_id: uuid.UUID, source_type: str, source_id: uuid.UUID, description: str, postings: Sequence[Posting]
+    tenant_id: uuid.UUID | None, source_type: str, source_id: uuid.UUID, description: str, postings: Sequence[Posting]
 ) -> bool:
-    """Write one journal; False (and nothing written) when this source already has its journal."""
+    """Write one journal; False (and nothing written) when this source already has its journal. A journal of
+    no tenant (a payout to a reseller) is the platform's."""
     journal_id = uuid.uuid4()
     rows = await fetch(
         "insert into ledger_journals (id, tenant_id, source_type, source_id, description) "

@@ -180,3 +180,15 @@ class StripeGateway:
                 )
             )
         return str(refund.id)
+
+    def transfer(self, idempotency_key: str, amount_minor: int, currency: str, destination: str) -> str:
+        """A Connect transfer to a connected account; Stripe's transfer id. A refused destination (closed,
+        unknown) raises `InvalidPaymentMethod`, an outage `PaymentProviderUnavailable`."""
+        with _translated():
+            transfer = self._call(
+                lambda client: client.v1.transfers.create(
+                    params={"amount": amount_minor, "currency": currency.lower(), "destination": destination},
+                    options={"idempotency_key": idempotency_key},
+                )
+            )
+        return str(transfer.id)

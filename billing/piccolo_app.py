@@ -20,6 +20,7 @@ from billing.tables import (
     Plan,
     Refund,
     ResellerAgreement,
+    ResellerPayout,
     ResellerStatement,
     StripeWebhookEvent,
     StripeWebhookRejection,
@@ -55,6 +56,7 @@ APP_CONFIG = AppConfig(
         CommissionEvent,
         ResellerStatement,
         CommissionLineRow,
+        ResellerPayout,
     ],
     migration_dependencies=["tenants.piccolo_app"],
 )

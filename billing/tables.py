@@ -308,3 +308,18 @@ class CommissionLineRow(Table, tablename="commission_lines", db=ENGINE):
     commission_minor = BigInt()
     accrued_at = Timestamptz()
     payable_at = Timestamptz()
+
+
+class ResellerPayout(Table, tablename="reseller_payouts", db=ENGINE):
+    id = UUID(primary_key=True)
+    statement_id = UUID()
+    reseller_id = UUID()
+    amount_minor = BigInt()
+    currency = Varchar(length=3)
+    destination = Text(null=True)
+    status = Text()
+    attempts = Integer()
+    stripe_transfer_id = Text(null=True)
+    last_error = Text(null=True)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()

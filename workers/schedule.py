@@ -33,6 +33,10 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "controlplane.partners.close_month",
         "schedule": crontab(minute="40", hour="3", day_of_month="1"),
     },
+    "send-payouts": {
+        "task": "controlplane.partners.send_payouts",
+        "schedule": crontab(minute="50"),
+    },
     "purge-expired-idempotency-keys": {
         "task": "controlplane.purge_expired_idempotency_keys",
         "schedule": crontab(minute="17"),

@@ -137,3 +137,12 @@ def close_commission_month(month: str | None = None) -> dict[str, Any]:
     closing = billing.parse_month(month) if month else (now.replace(day=1) - timedelta(days=1)).date().replace(day=1)
     report = run_with_pool(settings.database_url, lambda: billing.close_month(closing))
     return dataclasses.asdict(report)
+
+
+@app.task(name="controlplane.partners.send_payouts")
+def send_payouts() -> dict[str, Any]:
+    """Hourly: statements' payable totals sent as Connect transfers; failures retried. Safe to run twice: each
+    transfer's idempotency key is its statement's id."""
+    settings = app.conf.controlplane_settings
+    report = run_with_pool(settings.database_url, lambda: billing.send_payouts(_gateway(settings)))
+    return dataclasses.asdict(report)

@@ -74,12 +74,32 @@ create table commission_lines (
 create index commission_lines_statement_idx on commission_lines (statement_id);
 create index commission_lines_pending_idx on commission_lines (reseller_id) where statement_id is null;
 
--- Commission expense against the reseller's payable, one journal per line.
+-- A statement's payable total sent to the reseller's connected account, once (keyed by the statement).
+create table reseller_payouts (
+    id uuid primary key,
+    statement_id uuid not null unique references reseller_statements (id),
+    reseller_id uuid not null references partners (id),
+    amount_minor bigint not null check (amount_minor > 0),
+    currency char(3) not null,
+    destination text,  -- the Stripe connected account; none for a referral reseller (credits, not cash)
+    status text not null check (status in ('pending', 'paid', 'failed', 'held')),
+    attempts integer not null default 0,
+    stripe_transfer_id text,
+    last_error text,
+    created_at timestamptz not null default clock_timestamp(),
+    updated_at timestamptz not null default clock_timestamp()
+);
+create index reseller_payouts_due_idx on reseller_payouts (updated_at) where status in ('pending', 'failed');
+
+-- Commission expense against the reseller's payable, one journal per line; a payout takes the payable to
+-- cash. A payout belongs to no tenant: such journals are the platform's (read in the system scope only).
 alter table ledger_journals drop constraint ledger_journals_source_type_check;
 alter table ledger_journals add constraint ledger_journals_source_type_check check (source_type in (
     'invoice', 'credit_note', 'invoice_void', 'payment', 'refund', 'escrow_funding', 'escrow_release',
-    'escrow_refund', 'commission'
+    'escrow_refund', 'commission', 'payout'
 ));
+alter table ledger_journals alter column tenant_id drop not null;
+alter table ledger_postings alter column tenant_id drop not null;
 """
 
 # The owning reseller reads its tenants' commission events (its statements explain them).
@@ -102,10 +122,12 @@ async def forwards() -> MigrationManager:
                 RESELLER_EVENTS,
                 rls.partner_isolation("reseller_statements"),
                 rls.partner_isolation("commission_lines"),
+                rls.partner_isolation("reseller_payouts"),
                 rls.grant_to_app(role, "reseller_agreements", "select, insert, update"),
                 rls.grant_to_app(role, "commission_events", "select, insert"),
                 rls.grant_to_app(role, "reseller_statements", "select, insert"),
                 rls.grant_to_app(role, "commission_lines", "select, insert, update"),
+                rls.grant_to_app(role, "reseller_payouts", "select, insert, update"),
             ]
         )
 

@@ -10,9 +10,11 @@ from billing.service._commissions import (
     count_resellers_to_close,
     get_agreement,
     get_statement,
+    list_payouts,
     list_statements,
     parse_month,
     put_agreement,
+    send_payouts,
     statement_csv,
 )
 from billing.service._cycle import (
@@ -112,6 +114,7 @@ __all__ = [
     "list_invoices",
     "list_metrics",
     "list_payment_methods",
+    "list_payouts",
     "list_plans",
     "list_statements",
     "list_subscriptions",
@@ -124,6 +127,7 @@ __all__ = [
     "refund_invoice",
     "resume_subscription",
     "run_cycle",
+    "send_payouts",
     "set_addon_quantity",
     "statement_csv",
     "upcoming_invoice",

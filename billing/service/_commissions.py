@@ -8,6 +8,7 @@ credit note itself, so nothing paid is missed and nothing is counted twice (`uni
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import uuid
@@ -20,6 +21,7 @@ from billing import commissions_repository as repository
 from billing.commissions import Agreement, CommissionLine, Earned, LineKind, PaidInvoice, Refund, Tier
 from billing.errors import BillingInvalid
 from billing.money import Money, allocate
+from billing.payments_gateway import InvalidPaymentMethod, PaymentProviderUnavailable, StripeGateway
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, partner_tx, system_tx
 from controlplane.exceptions import NotFound
@@ -287,6 +289,20 @@ async def close_reseller_month(reseller_id: uuid.UUID, month: date) -> dict[str,
             what = "Commission" if line.kind is LineKind.COMMISSION else "Commission clawback"
             await ledger_repository.post(line.tenant_id, "commission", line_id, f"{what} on {line.number}", postings)
     await repository.mark_due([item["id"] for line, item in waiting_lines if id(line) in due], statement_id)
+    if statement.payable.minor > 0:
+        destination = await repository.payout_account(reseller_id)
+        await repository.insert_payout(
+            {
+                "statement_id": statement_id,
+                "reseller_id": reseller_id,
+                "amount_minor": statement.payable.minor,
+                "currency": agreement.currency,
+                "destination": destination,
+                # A referral reseller has no payout account: it earns credits, which are held, not sent.
+                "status": "pending" if destination else "held",
+                "last_error": None if destination else "no payout account: held as credit",
+            }
+        )
     return stored
 
 
@@ -325,6 +341,61 @@ async def close_month(month: date, *, now: datetime | None = None, progress: Any
         if progress:
             progress(1)
     return report
+
+
+# -- payouts -----------------------------------------------------------------------------------------------
+
+MAX_PAYOUT_ATTEMPTS = 5
+
+
+@dataclass
+class PayoutReport:
+    paid: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (payout id, reason)
+
+
+async def send_payouts(gateway: StripeGateway) -> PayoutReport:
+    """The payouts beat task: each pending or failed payout is sent as a Connect transfer keyed by its
+    statement, so a retry after a lost answer cannot pay twice; a paid one moves the reseller's payable to
+    cash in the ledger. Failures stay visible (status, attempts, last error) and are retried."""
+    report = PayoutReport()
+    async with system_tx(SystemReason.PLATFORM_JOB):
+        due = await repository.due_payouts(MAX_PAYOUT_ATTEMPTS, 1000)
+    for item in due:
+        async with system_tx(SystemReason.PLATFORM_JOB):
+            payout = await repository.claim_payout(item["id"], MAX_PAYOUT_ATTEMPTS)
+        if payout is None:
+            continue
+        try:
+            transfer_id = await asyncio.to_thread(
+                gateway.transfer,
+                f"payout:{payout['statement_id']}",
+                payout["amount_minor"],
+                payout["currency"],
+                payout["destination"],
+            )
+        except (InvalidPaymentMethod, PaymentProviderUnavailable) as error:
+            async with system_tx(SystemReason.PLATFORM_JOB):
+                await repository.settle_payout(payout["id"], "failed", None, str(error.detail)[:500])
+            report.failed.append((str(payout["id"]), str(error.detail)))
+            continue
+        async with system_tx(SystemReason.PLATFORM_JOB):
+            await repository.settle_payout(payout["id"], "paid", transfer_id, None)
+            postings = ledger.balanced(
+                [
+                    ledger.Posting(reseller_payable(payout["reseller_id"]), payout["amount_minor"], payout["currency"]),
+                    ledger.Posting(ledger.CASH, -payout["amount_minor"], payout["currency"]),
+                ]
+            )
+            await ledger_repository.post(None, "payout", payout["id"], f"Payout {transfer_id}", postings)
+        report.paid += 1
+    return report
+
+
+async def list_payouts(actor: Principal, reseller_id: uuid.UUID) -> list[dict[str, Any]]:
+    async with partner_tx(reseller_id):
+        await ensure_partner_access(actor, reseller_id)
+        return await repository.list_payouts(reseller_id)
 
 
 # -- what resellers read -----------------------------------------------------------------------------------

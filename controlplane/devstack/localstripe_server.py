@@ -50,8 +50,11 @@ def main() -> None:
     from localstripe.resources import store
     from localstripe.server import app
 
+    from controlplane.devstack.connect_transfers import add_transfer_routes
+
     keep_store_at(store, args.store)
     store.try_load_from_disk()
+    add_transfer_routes(app, store)
     logging.basicConfig(level=logging.INFO)
     web.run_app(app, host=args.host, port=args.port, access_log=logging.getLogger("aiohttp.access"))
 

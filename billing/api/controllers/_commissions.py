@@ -81,6 +81,24 @@ class StatementList(Struct):
     items: list[StatementRead]
 
 
+class PayoutRead(Struct):
+    id: uuid.UUID
+    statement_id: uuid.UUID
+    amount_minor: int
+    currency: str
+    destination: str | None
+    status: Literal["pending", "paid", "failed", "held"]
+    attempts: int
+    stripe_transfer_id: str | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class PayoutList(Struct):
+    items: list[PayoutRead]
+
+
 class CommissionController(Controller):
     path = "/v1/resellers/{partner_id:uuid}"
     tags = ["partners"]
@@ -108,6 +126,11 @@ class CommissionController(Controller):
     async def list_statements(self, request: Request[Any, Any, Any], partner_id: ResellerId) -> StatementList:
         rows = await service.list_statements(principal_of(request), partner_id)
         return StatementList(items=[to_struct(StatementRead, row) for row in rows])
+
+    @get("/payouts", responses=problem_responses(400, 401, 404))
+    async def list_payouts(self, request: Request[Any, Any, Any], partner_id: ResellerId) -> PayoutList:
+        rows = await service.list_payouts(principal_of(request), partner_id)
+        return PayoutList(items=[to_struct(PayoutRead, row) for row in rows])
 
     @get(
         "/statements/{month:str}",

@@ -131,3 +131,58 @@ async def test_bad_agreements_and_months_are_refused_and_write_nothing(client: A
     else:
         raise AssertionError("a month that has not ended was closed")
     assert_problem(await client.get(f"/v1/resellers/{reseller}/statements/2026-13", headers=staff.headers), 422)
+
+
+async def _closed_month_with_payable(
+    client: AsyncClient, factory: Factory, stripe_client: Any, account: str
+) -> tuple[str, Any, dict[str, Any]]:
+    staff = await factory.staff()
+    founder = await factory.user()
+    reseller = (await _sign_up(client, founder))["id"]
+    for code in RESELLER_CHAIN:
+        evidence = account if code == "payout_account_verified" else "ok"
+        await client.post(
+            f"/v1/partners/{reseller}/checkpoints/{code}/submit", json={"evidence": evidence}, headers=founder.headers
+        )
+        await client.post(f"/v1/partners/{reseller}/checkpoints/{code}/approve", headers=staff.headers)
+    await client.put(f"/v1/resellers/{reseller}/agreement", json=AGREEMENT, headers=staff.headers)
+    body = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "currency": "EUR", "reseller_id": reseller}
+    tenant = (await client.post("/v1/tenants", json=body, headers=founder.headers)).json()
+    await plan(client, staff.headers, f"p{uuid.uuid4().hex[:6]}", [{"type": "flat", "amount_minor": 10000}])
+    plans = (await client.get("/v1/plans", headers=staff.headers)).json()["items"]
+    await subscribe(client, staff.headers, tenant["id"], plans[-1]["code"])
+    [invoice] = await invoices(client, staff.headers, tenant["id"])
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    assert (await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)).status_code == 200
+    await billing.close_month(_this_month(), now=_after_this_month())
+    statement = (
+        await client.get(f"/v1/resellers/{reseller}/statements/{_this_month():%Y-%m}", headers=founder.headers)
+    ).json()
+    assert statement["payable_minor"] > 0
+    return reseller, founder, statement
+
+
+async def test_a_payable_statement_is_paid_out_once_and_a_refused_one_stays_visible(
+    client: AsyncClient, factory: Factory, stripe_client: Any, app: Any
+) -> None:
+    gateway = app.state.payments
+    reseller, founder, statement = await _closed_month_with_payable(client, factory, stripe_client, "acct_1Northwind")
+    first = await billing.send_payouts(gateway)
+    assert (first.paid, first.failed) == (1, [])
+    assert (await billing.send_payouts(gateway)).paid == 0  # nothing left to send
+    [payout] = (await client.get(f"/v1/resellers/{reseller}/payouts", headers=founder.headers)).json()["items"]
+    assert (payout["status"], payout["amount_minor"], payout["attempts"]) == ("paid", statement["payable_minor"], 1)
+    # The transfer is keyed by the statement: asking Stripe again with the same key answers the same transfer.
+    again = gateway.transfer(f"payout:{statement['id']}", payout["amount_minor"], "EUR", "acct_1Northwind")
+    assert again == payout["stripe_transfer_id"]
+    assert (await billing.verify_ledger()).ok
+
+    closed, closed_founder, _ = await _closed_month_with_payable(client, factory, stripe_client, "acct_closedAccount")
+    failed = await billing.send_payouts(gateway)
+    assert failed.paid == 0 and len(failed.failed) == 1
+    [refused] = (await client.get(f"/v1/resellers/{closed}/payouts", headers=closed_founder.headers)).json()["items"]
+    assert refused["status"] == "failed" and refused["attempts"] == 1 and "closed" in refused["last_error"]
+    for _ in range(6):  # retried until its attempts are used up, never paid
+        await billing.send_payouts(gateway)
+    [refused] = (await client.get(f"/v1/resellers/{closed}/payouts", headers=closed_founder.headers)).json()["items"]
+    assert refused["status"] == "failed" and refused["attempts"] == 5
