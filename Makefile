@@ -45,10 +45,11 @@ test-fast: install ## Run the tests without the slow suites (property-based isol
 test-slow: install ## Run only the slow suites
 	$(PY) -m pytest -m slow $(PYTEST_FLAGS)
 
-test-tenant-isolation: install ## Row-level security: the catalogue, the 10,000-operation property test, billing and plugin isolation
+test-tenant-isolation: install ## Row-level security: the catalogue, the 10,000-operation property test, billing, plugin and reseller isolation
 	$(PY) -m pytest tests/integration/test_rls_catalogue.py tests/integration/test_isolation_property.py \
 	  tests/integration/test_user_visibility.py tests/integration/test_erasure_isolation.py \
 	  tests/api/billing/test_isolation.py tests/integration/plugins_registry/test_plugin_rls.py \
+	  tests/integration/test_partner_rls.py \
 	  "tests/api/plugins/test_licenses.py::test_another_tenant_cannot_reach_a_license_or_install" $(PYTEST_FLAGS)
 
 test-billing-accuracy: install ## Money maths (properties and worked examples), invoices, the ledger, the kill test

@@ -13,7 +13,7 @@ from typing import Any
 from controlplane.db import fetch
 from controlplane.pagination import PageRequest, keyset_clause
 
-PUBLISHER_COLUMNS = "id, name, email, status, created_at"
+PUBLISHER_COLUMNS = "id, name, email, status, partner_id, created_at"
 PLUGIN_COLUMNS = "id, slug, name, publisher_id, description, pricing, entitlements, created_at"
 VERSION_COLUMNS = (
     "id, plugin_id, version, min_platform_version, changelog, artifact_sha256, yanked_at, yank_reason, created_at"
@@ -51,12 +51,13 @@ def _set_clause(changes: dict[str, Any]) -> tuple[str, list[Any]]:
 
 async def insert_publisher(values: dict[str, Any]) -> dict[str, Any]:
     rows = await fetch(
-        "insert into publishers (id, name, email, status) values ({}, {}, {}, {}) "
+        "insert into publishers (id, name, email, status, partner_id) values ({}, {}, {}, {}, {}) "
         f"returning {PUBLISHER_COLUMNS}",
         values["id"],
         values["name"],
         values["email"],
         values["status"],
+        values.get("partner_id"),
     )
     return rows[0]
 

@@ -11,6 +11,7 @@ class Publisher(Table, tablename="publishers", db=ENGINE):
     name = Text()
     email = Text()
     status = Text()
+    partner_id = UUID(null=True)
     created_at = Timestamptz()
 
 

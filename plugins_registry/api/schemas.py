@@ -26,6 +26,8 @@ FeatureName = Annotated[str, Meta(pattern=FEATURE_PATTERN)]
 class PublisherCreate(Input):
     name: Name
     email: Email
+    # A partner of kind publisher: then its versions may be published only while it is qualified.
+    partner_id: uuid.UUID | None = None
 
 
 class PublisherRead(Struct):
@@ -33,6 +35,7 @@ class PublisherRead(Struct):
     name: str
     email: str
     status: str
+    partner_id: uuid.UUID | None
     created_at: datetime
 
 

@@ -16,6 +16,8 @@ create table publishers (
     name text not null check (length(name) between 1 and 200),
     email text not null check (length(email) between 3 and 320),
     status text not null check (status in ('active', 'suspended')),
+    -- The partner that must stay qualified to publish versions; none for the platform's own publishers.
+    partner_id uuid references partners (id),
     created_at timestamptz not null default now()
 );
 

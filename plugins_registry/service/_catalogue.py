@@ -22,12 +22,14 @@ from plugins_registry.errors import (
 from plugins_registry.pricing import parse_entitlements, parse_pricing
 from plugins_registry.semver import Version
 from plugins_registry.service._events import record
-from tenants.service import Page
+from tenants.service import Page, ensure_partner_kind, ensure_qualified
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
 async def create_publisher(values: dict[str, Any]) -> dict[str, Any]:
+    if values.get("partner_id") is not None:
+        await ensure_partner_kind(values["partner_id"], "publisher")
     async with anonymous_tx():
         return await repository.insert_publisher({**values, "id": uuid.uuid4(), "status": "active"})
 
@@ -100,6 +102,7 @@ def ordered(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 async def publish_version(slug: str, values: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """A new immutable version. A publisher that is a partner must be qualified (else 403 with its actions)."""
     version = Version.parse(values["version"])
     Version.parse(values["min_platform_version"])
     row = {**values, "id": uuid.uuid4(), "version": str(version), "changelog": values.get("changelog") or ""}
@@ -107,6 +110,11 @@ async def publish_version(slug: str, values: dict[str, Any]) -> tuple[dict[str, 
         plugin = await repository.get_plugin(slug)
         if plugin is None:
             raise PluginNotFound()
+        publisher = await repository.get_publisher(plugin["publisher_id"])
+    assert publisher is not None
+    if publisher["partner_id"] is not None:
+        await ensure_qualified(publisher["partner_id"], "publisher")
+    async with anonymous_tx():
         stored = await repository.insert_version({**row, "plugin_id": plugin["id"]})
         if stored is not None:
             return stored, True

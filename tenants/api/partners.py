@@ -31,6 +31,13 @@ class ResellerCreate(Input):
     subtype: Literal["standard", "referral"] = "standard"
 
 
+class PartnerCreate(Input):
+    kind: Literal["reseller", "publisher"]
+    name: Name
+    email: Email
+    subtype: Literal["standard", "referral"] = "standard"
+
+
 class CheckpointView(Struct):
     code: str
     status: str
@@ -159,6 +166,12 @@ class PartnerController(Controller):
     path = "/v1/partners"
     tags = ["partners"]
     security = BEARER
+
+    @idempotent_post("/", status_code=201, responses=problem_responses(401, 413, 422, *IDEMPOTENCY_ERRORS))
+    async def create_partner(self, request: Request[Any, Any, Any], data: JSONBody[PartnerCreate]) -> PartnerRead:
+        """A reseller or a plugin publisher signs up (or staff create one); it starts unqualified."""
+        values = {"name": data.name, "email": data.email, "subtype": data.subtype}
+        return to_struct(PartnerRead, await service.create_partner(principal_of(request), data.kind, values))
 
     @get("/pending", guards=[staff_only], responses=problem_responses(400, 401, 403, 422))
     async def pending(

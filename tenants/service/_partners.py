@@ -14,7 +14,7 @@ from controlplane.pagination import PageRequest, page_of
 from tenants import partners_repository as repository
 from tenants import qualification as engine
 from tenants.errors import ForbiddenForRole
-from tenants.partner_errors import InvalidCheckpointTransition, PartnerNotFound
+from tenants.partner_errors import InvalidCheckpointTransition, PartnerNotFound, UnknownPartnerSubtype
 from tenants.repository import get_user_by_email, insert_user
 from tenants.service._page import Page
 
@@ -83,6 +83,8 @@ async def is_reseller_admin(actor: Principal, partner_id: uuid.UUID) -> bool:
 async def create_partner(actor: Principal, kind: str, values: dict[str, Any]) -> dict[str, Any]:
     """Staff create a partner directly; anyone else signs one up and becomes its first admin. Either way it
     starts unqualified, with every checkpoint ahead of it."""
+    if values["subtype"] not in engine.PARTNER_TYPES[kind].subtypes:
+        raise UnknownPartnerSubtype(f"a {kind} is one of: {', '.join(sorted(engine.PARTNER_TYPES[kind].subtypes))}")
     partner_id = uuid.uuid4()
     async with system_tx(SystemReason.PARTNER_SIGNUP):
         row = await repository.insert_partner({**values, "id": partner_id, "kind": kind, "created_by": actor.id})
@@ -221,6 +223,13 @@ async def expire_checkpoints(now: datetime | None = None) -> int:
             continue  # expired or renewed meanwhile
         expired += 1
     return expired
+
+
+async def ensure_partner_kind(partner_id: uuid.UUID, kind: str) -> None:
+    async with partner_tx(partner_id):
+        partner = await repository.get_partner(partner_id)
+    if partner is None or partner["kind"] != kind:
+        raise PartnerNotFound(f"no {kind} has this id")
 
 
 async def ensure_qualified(partner_id: uuid.UUID, kind: str) -> None:
