@@ -74,7 +74,7 @@ class PublisherController(Controller):
     security = BEARER
     guards = [staff_only]
 
-    @idempotent_post("/", status_code=201, responses=problem_responses(401, 403, 413, 422, *IDEMPOTENCY_ERRORS))
+    @idempotent_post("/", status_code=201, responses=problem_responses(401, 403, 404, 413, 422, *IDEMPOTENCY_ERRORS))
     async def create_publisher(self, data: JSONBody[PublisherCreate]) -> PublisherRead:
         return to_struct(PublisherRead, await service.create_publisher(msgspec.structs.asdict(data)))
 

@@ -18,7 +18,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -39,6 +39,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from billing import service as billing
 from controlplane.secrets import STRIPE_PATH, SecretStore
 from controlplane.settings import Settings
 from controlplane.stripe_client import make_stripe_client
@@ -92,6 +93,7 @@ async def test_every_operation_conforms_to_the_schema(
     )
     await _escrow_examples(client, staff.headers, known_bodies, settings)
     await _plugin_examples(client, staff.headers, known_paths[0]["tenant_id"], known_bodies)
+    await _partner_examples(client, staff.headers, known_bodies)
 
     document = (await client.get(SCHEMA_PATH)).json()
     schema = schemathesis.openapi.from_dict(document, config=schemathesis.Config())
@@ -267,6 +269,57 @@ async def _escrow_examples(
 SIGNED_BODIES: dict[str, tuple[dict[str, Any], str]] = {}
 # Operations that answer only another kind of caller than staff (the entitlement check: a tenant API key).
 HEADERS_BY_OPERATION: dict[str, dict[str, str]] = {}
+
+
+async def _partner_examples(client: AsyncClient, headers: dict[str, str], known_bodies: dict[str, Any]) -> None:
+    """Three resellers: one with a checkpoint awaiting approval, an agreement and a closed (empty) month; one
+    awaiting a rejection; one with nothing submitted yet."""
+    partners = []
+    for name in ("Approve", "Reject", "Submit"):
+        created = await client.post(
+            "/v1/resellers", json={"name": name, "email": f"{name.lower()}@example.com"}, headers=headers
+        )
+        assert created.status_code == 201, created.text
+        partners.append(created.json()["id"])
+    for partner_id in partners[:2]:
+        submitted = await client.post(
+            f"/v1/partners/{partner_id}/checkpoints/profile_approved/submit", json={"evidence": "ok"}, headers=headers
+        )
+        assert submitted.status_code == 200, submitted.text
+    agreement = {"currency": "EUR", "rate_bps": 1000}
+    assert (
+        await client.put(f"/v1/resellers/{partners[0]}/agreement", json=agreement, headers=headers)
+    ).status_code == 200
+    last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).date().replace(day=1)
+    await billing.close_month(last_month)
+    checkpoint = "/v1/partners/{partner_id}/checkpoints/{code}"
+    known_bodies.update(
+        {
+            "POST /v1/partners": {"kind": "publisher", "name": "Pub", "email": "pub@example.com"},
+            f"POST {checkpoint}/submit": {"evidence": "ok"},
+            f"POST {checkpoint}/reject": {"reason": "incomplete"},
+            "POST /v1/partners/{partner_id}/members": {"email": "viewer@example.com", "role": "reseller_viewer"},
+            "POST /v1/tenants/{tenant_id}/reseller": {"reseller_id": None},
+            "PUT /v1/resellers/{partner_id}/agreement": agreement,
+        }
+    )
+    first = [{"partner_id": partners[0]}]
+    for label in (
+        "GET /v1/partners/{partner_id}/qualification",
+        "GET /v1/partners/{partner_id}/history",
+        "POST /v1/partners/{partner_id}/members",
+        "GET /v1/resellers/{partner_id}/tenants",
+        "GET /v1/resellers/{partner_id}/agreement",
+        "PUT /v1/resellers/{partner_id}/agreement",
+        "GET /v1/resellers/{partner_id}/statements",
+        "GET /v1/resellers/{partner_id}/payouts",
+    ):
+        PATHS_BY_OPERATION[label] = first
+    PATHS_BY_OPERATION["GET /v1/resellers/{partner_id}/statements/{month}"] = [
+        {"partner_id": partners[0], "month": f"{last_month:%Y-%m}"}
+    ]
+    for action, partner_id in zip(("approve", "reject", "submit"), partners, strict=True):
+        PATHS_BY_OPERATION[f"POST {checkpoint}/{action}"] = [{"partner_id": partner_id, "code": "profile_approved"}]
 
 
 async def _plugin_examples(
