@@ -187,23 +187,27 @@ async def statement_lines(statement_id: uuid.UUID) -> list[dict[str, Any]]:
 
 
 PAYOUT_COLUMNS = (
-    "id, statement_id, reseller_id, amount_minor, currency, destination, status, attempts, stripe_transfer_id, "
-    "last_error, created_at, updated_at"
+    "id, partner_id, source, statement_id, payable_account, up_to_posting_id, amount_minor, currency, destination, "
+    "status, attempts, stripe_transfer_id, last_error, created_at, updated_at"
 )
 
 
-async def payout_account(reseller_id: uuid.UUID) -> str | None:
-    rows = await fetch("select stripe_account_id from partners where id = {}", reseller_id)
+async def payout_account(partner_id: uuid.UUID) -> str | None:
+    rows = await fetch("select stripe_account_id from partners where id = {}", partner_id)
     return rows[0]["stripe_account_id"] if rows else None
 
 
 async def insert_payout(values: dict[str, Any]) -> None:
     await fetch(
-        "insert into reseller_payouts (id, statement_id, reseller_id, amount_minor, currency, destination, status, "
-        "last_error) values ({}, {}, {}, {}, {}, {}, {}, {}) on conflict (statement_id) do nothing",
+        "insert into partner_payouts (id, partner_id, source, statement_id, payable_account, up_to_posting_id, "
+        "amount_minor, currency, destination, status, last_error) values ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) "
+        "on conflict do nothing",
         uuid.uuid4(),
-        values["statement_id"],
-        values["reseller_id"],
+        values["partner_id"],
+        values["source"],
+        values.get("statement_id"),
+        values["payable_account"],
+        values.get("up_to_posting_id"),
         values["amount_minor"],
         values["currency"],
         values["destination"],
@@ -212,10 +216,22 @@ async def insert_payout(values: dict[str, Any]) -> None:
     )
 
 
-async def due_payouts(max_attempts: int, limit: int) -> list[dict[str, Any]]:
-    """Across resellers (system context): payouts to send or retry."""
+async def payee_balances() -> list[dict[str, Any]]:
+    """Across partners (system context): each partner payee's payable balance from escrow releases, less
+    what payouts not yet booked will take, with the newest posting it includes."""
     return await fetch(
-        f"select {PAYOUT_COLUMNS} from reseller_payouts where status in ('pending', 'failed') "
+        "select p.account, p.currency, -sum(p.amount_minor) - coalesce(("
+        "  select sum(o.amount_minor) from partner_payouts o where o.payable_account = p.account "
+        "  and o.currency = p.currency and o.status <> 'paid'), 0) as owed, max(p.id) as up_to "
+        "from ledger_postings p where p.account like 'payee_payable:reseller:%' "
+        "or p.account like 'payee_payable:publisher:%' group by p.account, p.currency"
+    )
+
+
+async def due_payouts(max_attempts: int, limit: int) -> list[dict[str, Any]]:
+    """Across partners (system context): payouts to send or retry."""
+    return await fetch(
+        f"select {PAYOUT_COLUMNS} from partner_payouts where status in ('pending', 'failed') "
         "and attempts < {} order by updated_at limit {}",
         max_attempts,
         limit,
@@ -225,7 +241,7 @@ async def due_payouts(max_attempts: int, limit: int) -> list[dict[str, Any]]:
 async def claim_payout(payout_id: uuid.UUID, max_attempts: int) -> dict[str, Any] | None:
     """Count an attempt before Stripe is called; None when it was paid or used up meanwhile."""
     rows = await fetch(
-        "update reseller_payouts set attempts = attempts + 1, updated_at = clock_timestamp() "
+        "update partner_payouts set attempts = attempts + 1, updated_at = clock_timestamp() "
         "where id = {} and status in ('pending', 'failed') and attempts < {} "
         f"returning {PAYOUT_COLUMNS}",
         payout_id,
@@ -236,7 +252,7 @@ async def claim_payout(payout_id: uuid.UUID, max_attempts: int) -> dict[str, Any
 
 async def settle_payout(payout_id: uuid.UUID, status: str, transfer_id: str | None, error: str | None) -> None:
     await fetch(
-        "update reseller_payouts set status = {}, stripe_transfer_id = coalesce({}, stripe_transfer_id), "
+        "update partner_payouts set status = {}, stripe_transfer_id = coalesce({}, stripe_transfer_id), "
         "last_error = {}, updated_at = clock_timestamp() where id = {}",
         status,
         transfer_id,
@@ -245,8 +261,8 @@ async def settle_payout(payout_id: uuid.UUID, status: str, transfer_id: str | No
     )
 
 
-async def list_payouts(reseller_id: uuid.UUID) -> list[dict[str, Any]]:
+async def list_payouts(partner_id: uuid.UUID) -> list[dict[str, Any]]:
     return await fetch(
-        f"select {PAYOUT_COLUMNS} from reseller_payouts where reseller_id = {{}} order by created_at desc",
-        reseller_id,
+        f"select {PAYOUT_COLUMNS} from partner_payouts where partner_id = {{}} order by created_at desc",
+        partner_id,
     )

@@ -112,8 +112,9 @@ async def held_differences() -> list[dict[str, Any]]:
 
 
 async def payee_postings_without_release() -> list[dict[str, Any]]:
-    """Postings into a payee's payable balance whose journal is not a milestone release (there must be none)."""
+    """Postings into a payee's payable balance whose journal is neither a milestone release nor a payout
+    taking it out (there must be none)."""
     return await fetch(
         "select p.id, j.source_type from ledger_postings p join ledger_journals j on j.id = p.journal_id "
-        "where p.account like 'payee_payable:%' and j.source_type <> 'escrow_release'"
+        "where p.account like 'payee_payable:%' and j.source_type not in ('escrow_release', 'payout')"
     )

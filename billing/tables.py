@@ -310,10 +310,13 @@ class CommissionLineRow(Table, tablename="commission_lines", db=ENGINE):
     payable_at = Timestamptz()
 
 
-class ResellerPayout(Table, tablename="reseller_payouts", db=ENGINE):
+class PartnerPayout(Table, tablename="partner_payouts", db=ENGINE):
     id = UUID(primary_key=True)
-    statement_id = UUID()
-    reseller_id = UUID()
+    partner_id = UUID()
+    source = Text()
+    statement_id = UUID(null=True)
+    payable_account = Text()
+    up_to_posting_id = BigInt(null=True)
     amount_minor = BigInt()
     currency = Varchar(length=3)
     destination = Text(null=True)

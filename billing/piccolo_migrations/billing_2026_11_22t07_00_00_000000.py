@@ -74,11 +74,15 @@ create table commission_lines (
 create index commission_lines_statement_idx on commission_lines (statement_id);
 create index commission_lines_pending_idx on commission_lines (reseller_id) where statement_id is null;
 
--- A statement's payable total sent to the reseller's connected account, once (keyed by the statement).
-create table reseller_payouts (
+-- Money a partner is owed, sent to its connected account once: a reseller's payable statement, or what escrow
+-- releases have put in a payee's payable balance (up to a given posting).
+create table partner_payouts (
     id uuid primary key,
-    statement_id uuid not null unique references reseller_statements (id),
-    reseller_id uuid not null references partners (id),
+    partner_id uuid not null references partners (id),
+    source text not null check (source in ('statement', 'escrow')),
+    statement_id uuid unique references reseller_statements (id),
+    payable_account text not null,  -- the ledger account the payout takes the money from
+    up_to_posting_id bigint,
     amount_minor bigint not null check (amount_minor > 0),
     currency char(3) not null,
     destination text,  -- the Stripe connected account; none for a referral reseller (credits, not cash)
@@ -87,9 +91,11 @@ create table reseller_payouts (
     stripe_transfer_id text,
     last_error text,
     created_at timestamptz not null default clock_timestamp(),
-    updated_at timestamptz not null default clock_timestamp()
+    updated_at timestamptz not null default clock_timestamp(),
+    check ((source = 'statement') = (statement_id is not null)),
+    unique (payable_account, up_to_posting_id)
 );
-create index reseller_payouts_due_idx on reseller_payouts (updated_at) where status in ('pending', 'failed');
+create index partner_payouts_due_idx on partner_payouts (updated_at) where status in ('pending', 'failed');
 
 -- Commission expense against the reseller's payable, one journal per line; a payout takes the payable to
 -- cash. A payout belongs to no tenant: such journals are the platform's (read in the system scope only).
@@ -122,12 +128,12 @@ async def forwards() -> MigrationManager:
                 RESELLER_EVENTS,
                 rls.partner_isolation("reseller_statements"),
                 rls.partner_isolation("commission_lines"),
-                rls.partner_isolation("reseller_payouts"),
+                rls.partner_isolation("partner_payouts", "partner_id"),
                 rls.grant_to_app(role, "reseller_agreements", "select, insert, update"),
                 rls.grant_to_app(role, "commission_events", "select, insert"),
                 rls.grant_to_app(role, "reseller_statements", "select, insert"),
                 rls.grant_to_app(role, "commission_lines", "select, insert, update"),
-                rls.grant_to_app(role, "reseller_payouts", "select, insert, update"),
+                rls.grant_to_app(role, "partner_payouts", "select, insert, update"),
             ]
         )
 

@@ -293,8 +293,10 @@ async def close_reseller_month(reseller_id: uuid.UUID, month: date) -> dict[str,
         destination = await repository.payout_account(reseller_id)
         await repository.insert_payout(
             {
+                "partner_id": reseller_id,
+                "source": "statement",
                 "statement_id": statement_id,
-                "reseller_id": reseller_id,
+                "payable_account": reseller_payable(reseller_id),
                 "amount_minor": statement.payable.minor,
                 "currency": agreement.currency,
                 "destination": destination,
@@ -354,10 +356,39 @@ class PayoutReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (payout id, reason)
 
 
+async def queue_payee_payouts() -> int:
+    """What escrow releases owe partner payees (resellers, publishers) becomes a payout; vendors have no
+    accounts yet. Safe to run twice: a payout is unique per payable account and newest posting."""
+    queued = 0
+    async with system_tx(SystemReason.PLATFORM_JOB):
+        for row in await repository.payee_balances():
+            if row["owed"] <= 0:
+                continue
+            partner_id = uuid.UUID(row["account"].rsplit(":", 1)[1])
+            destination = await repository.payout_account(partner_id)
+            await repository.insert_payout(
+                {
+                    "partner_id": partner_id,
+                    "source": "escrow",
+                    "payable_account": row["account"],
+                    "up_to_posting_id": row["up_to"],
+                    "amount_minor": int(row["owed"]),
+                    "currency": row["currency"],
+                    "destination": destination,
+                    "status": "pending" if destination else "held",
+                    "last_error": None if destination else "no payout account: held",
+                }
+            )
+            queued += 1
+    return queued
+
+
 async def send_payouts(gateway: StripeGateway) -> PayoutReport:
-    """The payouts beat task: each pending or failed payout is sent as a Connect transfer keyed by its
-    statement, so a retry after a lost answer cannot pay twice; a paid one moves the reseller's payable to
-    cash in the ledger. Failures stay visible (status, attempts, last error) and are retried."""
+    """The payouts beat task: escrow payees' balances are queued, then each pending or failed payout is sent
+    as a Connect transfer keyed by the payout, so a retry after a lost answer cannot pay twice; a paid one
+    moves the money from its payable account to cash in the ledger. Failures stay visible (status, attempts,
+    last error) and are retried."""
+    await queue_payee_payouts()
     report = PayoutReport()
     async with system_tx(SystemReason.PLATFORM_JOB):
         due = await repository.due_payouts(MAX_PAYOUT_ATTEMPTS, 1000)
@@ -369,7 +400,7 @@ async def send_payouts(gateway: StripeGateway) -> PayoutReport:
         try:
             transfer_id = await asyncio.to_thread(
                 gateway.transfer,
-                f"payout:{payout['statement_id']}",
+                f"payout:{payout['id']}",
                 payout["amount_minor"],
                 payout["currency"],
                 payout["destination"],
@@ -383,7 +414,7 @@ async def send_payouts(gateway: StripeGateway) -> PayoutReport:
             await repository.settle_payout(payout["id"], "paid", transfer_id, None)
             postings = ledger.balanced(
                 [
-                    ledger.Posting(reseller_payable(payout["reseller_id"]), payout["amount_minor"], payout["currency"]),
+                    ledger.Posting(payout["payable_account"], payout["amount_minor"], payout["currency"]),
                     ledger.Posting(ledger.CASH, -payout["amount_minor"], payout["currency"]),
                 ]
             )

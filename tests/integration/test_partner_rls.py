@@ -22,7 +22,7 @@ PARTNER_TABLES = {
     "reseller_statements": "reseller_id",
     "commission_lines": "reseller_id",
     "commission_events": "reseller_id",
-    "reseller_payouts": "reseller_id",
+    "partner_payouts": "partner_id",
 }
 
 

@@ -83,7 +83,8 @@ class StatementList(Struct):
 
 class PayoutRead(Struct):
     id: uuid.UUID
-    statement_id: uuid.UUID
+    source: Literal["statement", "escrow"]
+    statement_id: uuid.UUID | None
     amount_minor: int
     currency: str
     destination: str | None

@@ -10,6 +10,8 @@ from typing import Any
 from httpx import AsyncClient
 
 from billing import service as billing
+from controlplane.db import SystemReason, system_tx
+from tenants import partners_repository
 from tests.api._helpers import assert_problem
 from tests.api.billing._support import invoices, plan, subscribe
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
@@ -173,7 +175,7 @@ async def test_a_payable_statement_is_paid_out_once_and_a_refused_one_stays_visi
     [payout] = (await client.get(f"/v1/resellers/{reseller}/payouts", headers=founder.headers)).json()["items"]
     assert (payout["status"], payout["amount_minor"], payout["attempts"]) == ("paid", statement["payable_minor"], 1)
     # The transfer is keyed by the statement: asking Stripe again with the same key answers the same transfer.
-    again = gateway.transfer(f"payout:{statement['id']}", payout["amount_minor"], "EUR", "acct_1Northwind")
+    again = gateway.transfer(f"payout:{payout['id']}", payout["amount_minor"], "EUR", "acct_1Northwind")
     assert again == payout["stripe_transfer_id"]
     assert (await billing.verify_ledger()).ok
 
@@ -186,3 +188,44 @@ async def test_a_payable_statement_is_paid_out_once_and_a_refused_one_stays_visi
         await billing.send_payouts(gateway)
     [refused] = (await client.get(f"/v1/resellers/{closed}/payouts", headers=closed_founder.headers)).json()["items"]
     assert refused["status"] == "failed" and refused["attempts"] == 5
+
+
+async def test_an_escrow_payee_partner_is_paid_out_what_releases_owe_it(
+    client: AsyncClient, factory: Factory, stripe_client: Any, app: Any
+) -> None:
+    gateway = app.state.payments
+    staff = await factory.staff()
+    author = await factory.user()
+    publisher = (
+        await client.post(
+            "/v1/partners",
+            json={"kind": "publisher", "name": "Plugin House", "email": "p@h.test"},
+            headers=author.headers,
+        )
+    ).json()["id"]
+    # A publisher's payout account is its connected account, recorded like a reseller's.
+    async with system_tx(SystemReason.STAFF_CHANGE):
+        await partners_repository.set_stripe_account(uuid.UUID(publisher), "acct_1PluginHouse")
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    body = {
+        "tenant_id": tenant["id"],
+        "payee": {"type": "publisher", "id": publisher},
+        "currency": "EUR",
+        "amount_minor": 5_000,
+        "milestones": [{"title": "Port", "amount_minor": 3_000}, {"title": "Polish", "amount_minor": 2_000}],
+    }
+    escrow = (await client.post("/v1/escrows", json=body, headers=admin.headers)).json()
+    url = f"/v1/escrows/{escrow['id']}"
+    assert (await client.post(f"{url}/fund", headers=admin.headers)).status_code == 200
+    port = escrow["milestones"][0]["id"]
+    assert (await client.post(f"{url}/milestones/{port}/submit", headers=staff.headers)).status_code == 200
+    assert (await client.post(f"{url}/milestones/{port}/accept", headers=admin.headers)).status_code == 200
+
+    report = await billing.send_payouts(gateway)
+    assert (report.paid, report.failed) == (1, [])
+    assert (await billing.send_payouts(gateway)).paid == 0  # the balance is paid; nothing new is owed
+    [payout] = (await client.get(f"/v1/resellers/{publisher}/payouts", headers=author.headers)).json()["items"]
+    assert (payout["source"], payout["amount_minor"], payout["status"]) == ("escrow", 3_000, "paid")
+    assert (await billing.verify_ledger()).ok
