@@ -19,7 +19,6 @@ from tenants.repository import get_user_by_email, insert_user
 from tenants.service._page import Page
 
 RESELLER_ADMIN = "reseller_admin"
-PARTNER_ROLES = (RESELLER_ADMIN, "reseller_viewer")
 
 
 async def _role(actor: Principal, partner_id: uuid.UUID) -> str:
