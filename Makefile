@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 PY := $(VENV)/bin/python
 PYTEST_FLAGS ?=
 
-.PHONY: help install run test test-fast test-slow test-tenant-isolation test-billing-accuracy security-scan bench lint format promtool clean
+.PHONY: help install run test test-fast test-slow test-tenant-isolation test-billing-accuracy security-scan bench backup restore-check readiness lint format promtool clean
 
 help: ## List every target with what it does
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
@@ -61,6 +61,15 @@ security-scan: install ## Static security scan (bandit, offline); fails on any m
 
 bench: install ## Benchmarks on a throwaway stack: usage ingestion, a 10,000-subscription run, the entitlement check, license signing
 	$(PY) -m bench.run
+
+backup: install ## Dump the database (pg_dump -Fc, as the owner) to CONTROLPLANE_BACKUP_DIR (default .devstack/backups) with sha256 and manifest
+	$(VENV)/bin/controlplane backup create
+
+restore-check: install ## Restore the newest backup into a scratch database: checksum, row counts, ledger, RLS; records the drill
+	$(VENV)/bin/controlplane backup restore-check
+
+readiness: install ## Named readiness checks (services, migrations, RLS, workers, billing, backups, SLOs); exit 0 only if every required one passes
+	$(VENV)/bin/controlplane readiness $(READINESS_FLAGS)
 
 lint: install ## Ruff lint, format check and mypy
 	$(VENV)/bin/ruff check .

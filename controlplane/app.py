@@ -36,13 +36,14 @@ from controlplane import context, db
 from controlplane.auth.controllers import issue_token
 from controlplane.auth.middleware import BearerAuthenticationMiddleware
 from controlplane.auth.throttle import SignInThrottle
-from controlplane.auth.tokens import TokenSigner
+from controlplane.auth.tokens import ReloadingTokenSigner
 from controlplane.errors import EXCEPTION_HANDLERS
 from controlplane.health import live, ready, scrape
 from controlplane.idempotency_middleware import IdempotencyMiddleware
 from controlplane.invalidation import Listener
 from controlplane.metrics import HTTPMetricsMiddleware
 from controlplane.openapi import ClosedStructSchemaPlugin
+from controlplane.rotation import SecretAgeGauge
 from controlplane.secrets import JWT_KEYS_PATH, SecretStore
 from controlplane.settings import Settings, SettingsError
 from controlplane.startup_checks import refuse_unsafe_database_role, refuse_unsafe_production
@@ -109,11 +110,14 @@ def create_app(settings: Settings) -> Litestar:
             reload=lambda: make_stripe_client(settings, secret_store),
         )
         app.state.stripe_webhook_secret = WebhookSecret(secret_store)
-        app.state.token_signer = TokenSigner.from_secret(
+        # Follows rotations (`controlplane secrets rotate`): re-read periodically and on an unknown kid.
+        app.state.token_signer = ReloadingTokenSigner(
             await asyncio.to_thread(secret_store.read, JWT_KEYS_PATH),
+            lambda: secret_store.read(JWT_KEYS_PATH),
             issuer=settings.jwt_issuer,
             ttl_seconds=settings.jwt_ttl_seconds,
         )
+        app.state.secret_ages = SecretAgeGauge(secret_store)
         app.state.licensing = plugins.Licensing(LicenseSigner(secret_store.client), settings.license_renewal_grace)
         redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
         app.state.sign_in_throttle = SignInThrottle(redis_client)

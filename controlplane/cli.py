@@ -233,6 +233,53 @@ def ledger_verify() -> None:
         sys.exit(1)
 
 
+@cli.group("backup")
+def backup_group() -> None:
+    """Database backups and restore drills (folder: CONTROLPLANE_BACKUP_DIR, default <devstack>/backups)."""
+
+
+def _backup_settings() -> tuple[Settings, Path]:
+    from controlplane import backups
+
+    settings = _settings()
+    if not settings.database_owner_url:
+        raise click.ClickException("DATABASE_OWNER_URL is not set")
+    return settings, backups.backup_dir(os.environ, _devstack_root())
+
+
+@backup_group.command("create")
+def backup_create() -> None:
+    """Dump the database (pg_dump -Fc, as the owner) with a sha256 and a manifest of row counts."""
+    from controlplane import backups
+
+    settings, directory = _backup_settings()
+    try:
+        backup = asyncio.run(backups.create_backup(settings.database_owner_url or "", directory))
+    except (backups.BackupError, OSError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    manifest = backup.manifest
+    rows = sum(manifest["row_counts"].values())
+    click.echo(f"backup {backup.dump} ({manifest['size']} bytes, {rows} rows, sha256 {manifest['sha256']})")
+
+
+@backup_group.command("restore-check")
+def backup_restore_check() -> None:
+    """Restore the newest backup into a scratch database and check checksum, row counts, ledger and RLS."""
+    from controlplane import backups
+
+    settings, directory = _backup_settings()
+    owner_url = settings.database_owner_url or ""
+    admin_url = os.environ.get(backups.ADMIN_URL_ENV) or backups.devstack_admin_url(_devstack_root(), owner_url)
+    drill = asyncio.run(backups.restore_check(owner_url, settings.database_url, directory, admin_url=admin_url))
+    for name, detail in drill.details.items():
+        click.echo(f"{name}: {detail}")
+    for problem in drill.problems:
+        click.echo(f"  {problem}", err=True)
+    click.echo(f"restore drill of {drill.backup or 'no backup'}: {'passed' if drill.passed else 'FAILED'}")
+    if not drill.passed:
+        sys.exit(1)
+
+
 @cli.command("run")
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="8000 or $PORT")
 def run(port: int) -> None:
@@ -319,6 +366,24 @@ def _attach_devstack() -> None:
 
 
 _attach_devstack()
+
+
+def _attach_secrets() -> None:
+    from controlplane.rotation_cli import secrets_group
+
+    cli.add_command(secrets_group)
+
+
+_attach_secrets()
+
+
+def _attach_readiness() -> None:
+    from controlplane.readiness.command import readiness_command
+
+    cli.add_command(readiness_command(_settings, _devstack_root))
+
+
+_attach_readiness()
 
 
 def main() -> None:

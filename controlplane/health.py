@@ -62,6 +62,10 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
 
 
 @get("/metrics", exclude_from_auth=True, tags=["health"], include_in_schema=False)
-async def scrape() -> Response[bytes]:
+async def scrape(request: Request[Any, Any, Any]) -> Response[bytes]:
+    # Secret ages are read from OpenBao at scrape time (at most once a minute), not kept by a process.
+    secret_ages = getattr(request.app.state, "secret_ages", None)
+    if secret_ages is not None:
+        await secret_ages.refresh_if_stale()
     body, content_type = metrics.exposition()
     return Response(body, media_type=content_type)

@@ -110,6 +110,18 @@ CELERY_TASK_SECONDS = Histogram(
     ["task"],
     buckets=(*LATENCY_BUCKETS, 30.0, 60.0, 300.0),
 )
+SECRET_ROTATIONS_TOTAL = Counter(
+    "controlplane_secret_rotations_total",
+    "Secret rotations attempted, by secret (jwt_signing_key, license_signing_key, …) and outcome "
+    "(success, failure, skipped when not due).",
+    ["secret", "outcome"],
+)
+SECRET_AGE_SECONDS = Gauge(
+    "controlplane_secret_age_seconds",
+    "Time since a platform secret was last rotated (or created), read from OpenBao when scraped.",
+    ["secret"],
+    multiprocess_mode="mostrecent",
+)
 
 
 def exposition() -> tuple[bytes, str]:

@@ -6,15 +6,17 @@ and never a client library's exception.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import hvac
 import hvac.exceptions
 import requests
 
-from controlplane.exceptions import NotFound, ServiceUnavailable
+from controlplane.exceptions import Conflict, NotFound, ServiceUnavailable
 from controlplane.settings import Settings
 
 KV_MOUNT = "secret"
@@ -30,6 +32,20 @@ class SecretsUnavailable(ServiceUnavailable):
 class SecretNotFound(NotFound):
     code = "secret_not_found"
     title = "A required secret is missing"
+
+
+class SecretConflict(Conflict):
+    code = "secret_conflict"
+    title = "The secret changed while it was being written"
+
+
+@dataclass(frozen=True, slots=True)
+class VersionedSecret:
+    """A KV v2 secret's data with its version (for check-and-set) and when that version was written."""
+
+    data: dict[str, Any]
+    version: int
+    created_time: datetime
 
 
 @contextmanager
@@ -65,6 +81,35 @@ class SecretStore:
                 path=path, mount_point=KV_MOUNT, raise_on_deleted_version=True
             )
         return dict(response["data"]["data"])
+
+    def read_versioned(self, path: str) -> VersionedSecret:
+        """The current version of a secret; `SecretNotFound` when it has none."""
+        with _translated():
+            response = self._client.secrets.kv.v2.read_secret_version(
+                path=path, mount_point=KV_MOUNT, raise_on_deleted_version=True
+            )
+        metadata = response["data"]["metadata"]
+        return VersionedSecret(
+            dict(response["data"]["data"]),
+            int(metadata["version"]),
+            datetime.fromisoformat(metadata["created_time"].replace("Z", "+00:00")),
+        )
+
+    def write(self, path: str, data: Mapping[str, Any], *, cas: int) -> int:
+        """Write a new version only if the current one is still `cas` (0: only if absent); the new version.
+
+        `SecretConflict` when another writer got there first: re-read and decide again.
+        """
+        try:
+            with _translated():
+                response = self._client.secrets.kv.v2.create_or_update_secret(
+                    path=path, secret=dict(data), cas=cas, mount_point=KV_MOUNT
+                )
+        except SecretsUnavailable as exc:
+            if isinstance(exc.__cause__, hvac.exceptions.InvalidRequest) and "check-and-set" in str(exc.__cause__):
+                raise SecretConflict(f"{path} changed since version {cas}") from exc.__cause__
+            raise
+        return int(response["data"]["version"])
 
     def is_ready(self) -> bool:
         """True when OpenBao answers, is unsealed and our token is valid."""

@@ -41,4 +41,9 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "controlplane.purge_expired_idempotency_keys",
         "schedule": crontab(minute="17"),
     },
+    # Daily, rotating only what is due (JWT keys weekly, the license key quarterly): a missed day catches up.
+    "rotate-secrets": {
+        "task": "controlplane.secrets.rotate",
+        "schedule": crontab(minute="11", hour="4"),
+    },
 }

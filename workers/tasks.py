@@ -10,7 +10,7 @@ from typing import Any
 from billing import hooks as billing_hooks
 from billing import service as billing
 from billing.payments_gateway import StripeGateway
-from controlplane import maintenance
+from controlplane import maintenance, rotation
 from controlplane.db import run_with_pool
 from controlplane.secrets import SecretStore
 from controlplane.stripe_client import make_stripe_client
@@ -146,3 +146,20 @@ def send_payouts() -> dict[str, Any]:
     settings = app.conf.controlplane_settings
     report = run_with_pool(settings.database_url, lambda: billing.send_payouts(_gateway(settings)))
     return dataclasses.asdict(report)
+
+
+@app.task(name="controlplane.secrets.rotate")
+def rotate_secrets(what: str = "all", only_due: bool = True) -> list[dict[str, str]]:
+    """Daily: rotate the secrets past their period (JWT keys weekly, the license key quarterly). Safe to run
+    twice: a secret rotated within its period is skipped, and a rotation keeps every key a live token carries."""
+    settings = app.conf.controlplane_settings
+    outcomes = rotation.rotate(
+        SecretStore.connect(settings),
+        rotation.parse_what(what),
+        overlap=rotation.jwt_overlap(settings),
+        actor="celery",
+        only_due=only_due,
+    )
+    if failed := [outcome for outcome in outcomes if outcome.outcome == "failure"]:
+        raise rotation.RotationFailed("; ".join(f"{outcome.secret}: {outcome.detail}" for outcome in failed))
+    return [dataclasses.asdict(outcome) for outcome in outcomes]

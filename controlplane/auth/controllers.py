@@ -8,7 +8,7 @@ from litestar import Request, post
 from litestar.params import JSONBody
 
 from controlplane.auth.throttle import SignInThrottle
-from controlplane.auth.tokens import TokenSigner
+from controlplane.auth.tokens import ReloadingTokenSigner
 from controlplane.errors import problem_responses
 from tenants import service
 from tenants.api.schemas import TokenRead, TokenRequest
@@ -27,6 +27,7 @@ async def issue_token(request: Request[Any, Any, Any], data: JSONBody[TokenReque
     await throttle.reserve(data.email, address)
     user = await service.authenticate_password(data.email, data.password)
     await throttle.succeeded(data.email, address)
-    signer: TokenSigner = request.app.state.token_signer
+    signer: ReloadingTokenSigner = request.app.state.token_signer
+    await signer.refresh_if_stale()  # a rotated active key signs within the refresh interval
     token = signer.issue(user["id"])
     return TokenRead(access_token=token, token_type="Bearer", expires_in=signer.ttl_seconds)  # noqa: S106

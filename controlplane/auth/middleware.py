@@ -10,7 +10,7 @@ from litestar.middleware.authentication import AbstractAuthenticationMiddleware,
 
 from controlplane import metrics
 from controlplane.auth import api_keys
-from controlplane.auth.tokens import TokenSigner
+from controlplane.auth.tokens import ReloadingTokenSigner
 from controlplane.exceptions import DomainError, Unauthenticated
 from tenants import service
 
@@ -32,8 +32,9 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
             if api_keys.looks_like_api_key(credentials):
                 principal = await service.principal_for_api_key(credentials)
             else:
-                signer: TokenSigner = connection.app.state.token_signer
-                principal = await service.principal_for_user(signer.verify(credentials).user_id)
+                signer: ReloadingTokenSigner = connection.app.state.token_signer
+                claims = await signer.verify_fresh(credentials)
+                principal = await service.principal_for_user(claims.user_id)
         except DomainError as exc:
             metrics.AUTH_FAILURES_TOTAL.labels(kind=exc.code).inc()
             raise
