@@ -50,7 +50,7 @@ pytestmark = pytest.mark.slow
 SCHEMA_PATH = "/schema/openapi.json"
 BASE_URL = "http://testserver"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-EXAMPLES = {GenerationMode.POSITIVE: 30, GenerationMode.NEGATIVE: 15}
+EXAMPLES = {GenerationMode.POSITIVE: 20, GenerationMode.NEGATIVE: 10}
 
 Send = Callable[[dict[str, Any]], httpx.Response]
 
