@@ -16,9 +16,8 @@ from plugins_registry.pricing import parse_pricing
 from plugins_registry.service._events import record
 from plugins_registry.service._signing import Licensing, fresh, resign
 from plugins_registry.service._views import license_view
-from tenants.errors import TenantNotFound
 from tenants.roles import Permission
-from tenants.service import Page, authorize
+from tenants.service import Page, tenant_for_resource
 
 BATCH = 500
 
@@ -26,23 +25,10 @@ BATCH = 500
 async def tenant_of_license(
     principal: Principal, license_id: uuid.UUID, permission: Permission, method: str
 ) -> uuid.UUID:
-    """The owning tenant once `principal` is authorized there; a foreign license looks like a missing one.
-
-    An API key can only reach its own tenant, so it looks there directly; others need a routing lookup.
-    """
-    if principal.kind == "api_key" and principal.tenant_id is not None:
-        async with tenant_tx(principal.tenant_id):
-            tenant_id = await repository.license_tenant(license_id)
-    else:
-        async with system_tx(SystemReason.ROUTING):
-            tenant_id = await repository.license_tenant(license_id)
-    if tenant_id is None:
-        raise LicenseNotFound()
-    try:
-        await authorize(principal, tenant_id, permission, method=method)
-    except TenantNotFound:
-        raise LicenseNotFound() from None
-    return tenant_id
+    """The license's tenant once `principal` is authorized there; a foreign license looks like a missing one."""
+    return await tenant_for_resource(
+        principal, lambda: repository.license_tenant(license_id), LicenseNotFound, permission, method
+    )
 
 
 async def get_license(actor: Principal, issuer: Licensing, license_id: uuid.UUID) -> dict[str, Any]:

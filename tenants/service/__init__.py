@@ -12,6 +12,7 @@ from tenants.service._auth import (
     check_access,
     principal_for_api_key,
     principal_for_user,
+    tenant_for_resource,
 )
 from tenants.service._export import export_tenant
 from tenants.service._members import add_member, change_member_role, get_member, list_members, remove_member
@@ -82,5 +83,6 @@ __all__ = [
     "reseller_tenants",
     "revoke_api_key",
     "submit_checkpoint",
+    "tenant_for_resource",
     "update_tenant",
 ]

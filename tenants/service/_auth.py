@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from controlplane.auth import api_keys as api_key_format
 from controlplane.auth.passwords import verify_password
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx, user_tx
+from controlplane.exceptions import DomainError
 from controlplane.invalidation import Cache
 from tenants import repository
 from tenants.errors import (
@@ -87,6 +89,33 @@ async def principal_for_api_key(text: str) -> Principal:
 
 
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def tenant_for_resource(
+    principal: Principal,
+    lookup: Callable[[], Awaitable[uuid.UUID | None]],
+    not_found: type[DomainError],
+    permission: Permission,
+    method: str,
+) -> uuid.UUID:
+    """The tenant owning an id-addressed resource (`lookup` reads its tenant id), once `principal` is
+    authorized there; a resource the principal cannot reach looks like one that does not exist.
+
+    An API key can only reach its own tenant, so it looks there directly; others need a routing lookup.
+    """
+    if principal.kind == "api_key" and principal.tenant_id is not None:
+        async with tenant_tx(principal.tenant_id):
+            tenant_id = await lookup()
+    else:
+        async with system_tx(SystemReason.ROUTING):
+            tenant_id = await lookup()
+    if tenant_id is None:
+        raise not_found()
+    try:
+        await authorize(principal, tenant_id, permission, method=method)
+    except TenantNotFound:
+        raise not_found() from None
+    return tenant_id
 
 
 async def authorize(principal: Principal, tenant_id: uuid.UUID, permission: Permission, *, method: str) -> None:
