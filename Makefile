@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 PY := $(VENV)/bin/python
 PYTEST_FLAGS ?=
 
-.PHONY: help install run test test-fast test-slow test-tenant-isolation test-billing-accuracy security-scan bench backup restore-check readiness lint format promtool clean
+.PHONY: help install run test test-fast test-slow test-tenant-isolation test-openbao-integration test-billing-accuracy security-scan bench backup restore-check readiness lint format promtool clean
 
 help: ## List every target with what it does
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
@@ -51,6 +51,10 @@ test-tenant-isolation: install ## Row-level security: the catalogue, the 10,000-
 	  tests/api/billing/test_isolation.py tests/integration/plugins_registry/test_plugin_rls.py \
 	  tests/integration/test_partner_rls.py \
 	  "tests/api/plugins/test_licenses.py::test_another_tenant_cannot_reach_a_license_or_install" $(PYTEST_FLAGS)
+
+test-openbao-integration: install ## OpenBao through hvac: AppRole login, license signing by transit, secret rotation, the CLI
+	$(PY) -m pytest tests/integration/test_openbao_approle.py tests/integration/plugins_registry/test_license_signing.py \
+	  tests/integration/test_secret_rotation.py tests/e2e/test_secrets_cli.py $(PYTEST_FLAGS)
 
 test-billing-accuracy: install ## Money maths (properties and worked examples), invoices, the ledger, the kill test
 	$(PY) -m pytest tests/unit/billing tests/api/billing tests/integration/test_ledger.py \
