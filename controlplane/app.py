@@ -121,6 +121,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.licensing = plugins.Licensing(LicenseSigner(secret_store.client), settings.license_renewal_grace)
         redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
         app.state.sign_in_throttle = SignInThrottle(redis_client)
+        app.state.redis = redis_client
         try:
             await db.start_pool(
                 settings.database_url, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size

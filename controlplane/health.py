@@ -67,5 +67,8 @@ async def scrape(request: Request[Any, Any, Any]) -> Response[bytes]:
     secret_ages = getattr(request.app.state, "secret_ages", None)
     if secret_ages is not None:
         await secret_ages.refresh_if_stale()
+    redis_client = getattr(request.app.state, "redis", None)
+    if redis_client is not None:
+        await metrics.observe_celery_queues(redis_client)
     body, content_type = metrics.exposition()
     return Response(body, media_type=content_type)

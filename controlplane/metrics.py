@@ -7,6 +7,7 @@ set (several API or worker processes), the scrape merges every process's files.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import time
@@ -23,6 +24,7 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from redis.exceptions import RedisError
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
@@ -122,6 +124,27 @@ SECRET_AGE_SECONDS = Gauge(
     ["secret"],
     multiprocess_mode="mostrecent",
 )
+
+
+# Celery's Redis broker keeps each queue as a list; its length is the backlog. Read by the API at scrape time.
+CELERY_QUEUES = ("celery",)
+CELERY_QUEUE_MESSAGES = Gauge(
+    "controlplane_celery_queue_messages",
+    "Messages waiting in a Celery queue (the broker's list length), read when the API is scraped.",
+    ["queue"],
+    multiprocess_mode="mostrecent",
+)
+
+
+async def observe_celery_queues(redis_client: Any) -> None:
+    """Best effort: a broker that does not answer in half a second leaves the last reading (readiness reports
+    Redis itself)."""
+    try:
+        async with asyncio.timeout(0.5):
+            for queue in CELERY_QUEUES:
+                CELERY_QUEUE_MESSAGES.labels(queue=queue).set(await redis_client.llen(queue))
+    except (TimeoutError, OSError, RedisError):
+        return
 
 
 def exposition() -> tuple[bytes, str]:
