@@ -8,9 +8,12 @@ UV_VERSION := 0.13.9
 VENV := .venv
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 PY := $(VENV)/bin/python
+# checkov pins its own dependencies, so it lives in a tool environment of its own, not in uv.lock.
+CHECKOV_VERSION := 3.3.30
+CHECKOV := $(TOOLS)/checkov/bin/checkov
 PYTEST_FLAGS ?=
 
-.PHONY: help install run test test-fast test-slow test-tenant-isolation test-openbao-integration test-billing-accuracy security-scan bench backup restore-check readiness lint format promtool clean
+.PHONY: help install run test test-fast test-slow test-tenant-isolation test-openbao-integration test-billing-accuracy security-scan tofu-validate bench backup restore-check readiness lint format promtool clean
 
 help: ## List every target with what it does
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
@@ -23,7 +26,11 @@ $(VENV)/.installed: $(UV) pyproject.toml uv.lock
 	$(UV) sync --all-extras --locked
 	@touch $@
 
-install: $(VENV)/.installed promtool ## Install Python (uv-locked) dependencies and promtool
+$(CHECKOV): | $(UV)
+	$(UV) venv --quiet --python python3 $(TOOLS)/checkov
+	$(UV) pip install --quiet --python $(TOOLS)/checkov/bin/python "checkov==$(CHECKOV_VERSION)"
+
+install: $(VENV)/.installed $(CHECKOV) promtool ## Install Python (uv-locked) dependencies, checkov and promtool
 
 promtool: ## Install promtool (Debian's prometheus package) where missing
 	@command -v promtool >/dev/null || { \
@@ -62,6 +69,9 @@ test-billing-accuracy: install ## Money maths (properties and worked examples), 
 
 security-scan: install ## Static security scan (bandit, offline); fails on any medium or high finding
 	$(VENV)/bin/bandit -q -c pyproject.toml -ll -r controlplane tenants billing workers plugins_registry
+
+tofu-validate: install ## OpenTofu: parse every file (python-hcl2), checkov offline; tofu fmt/validate when tofu is installed
+	$(PY) -m deploy.opentofu.validate --checkov $(CHECKOV)
 
 bench: install ## Benchmarks on a throwaway stack: usage ingestion, a 10,000-subscription run, the entitlement check, license signing
 	$(PY) -m bench.run

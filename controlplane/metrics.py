@@ -147,15 +147,20 @@ async def observe_celery_queues(redis_client: Any) -> None:
         return
 
 
+def scrape_registry() -> CollectorRegistry:
+    """What a scrape reads: this process, or every process sharing PROMETHEUS_MULTIPROC_DIR."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return DEFAULT_REGISTRY
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    # Process metrics cannot be merged across processes; those of the process that serves the scrape.
+    ProcessCollector(registry=registry)
+    return registry
+
+
 def exposition() -> tuple[bytes, str]:
     """The text a scrape of this process (or of all processes, in multiprocess mode) returns."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
-        # Process metrics cannot be merged across processes; those of the process that serves the scrape.
-        ProcessCollector(registry=registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    return generate_latest(DEFAULT_REGISTRY), CONTENT_TYPE_LATEST
+    return generate_latest(scrape_registry()), CONTENT_TYPE_LATEST
 
 
 class HTTPMetricsMiddleware:

@@ -54,6 +54,8 @@ class Settings:
     license_activations_per_hour: int = 30
     # Browser origins allowed to call the API (comma-separated CONTROLPLANE_CORS_ORIGINS); none by default.
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
+    # A Celery worker serves /metrics on this port (CONTROLPLANE_WORKER_METRICS_PORT); 0: it does not.
+    worker_metrics_port: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -81,6 +83,7 @@ class Settings:
                 license_heartbeat_seconds=int(environ.get("LICENSE_HEARTBEAT_SECONDS", "3600")),
                 license_activations_per_hour=int(environ.get("LICENSE_ACTIVATIONS_PER_HOUR", "30")),
                 max_request_body_bytes=int(environ.get("MAX_REQUEST_BODY_BYTES", str(1024 * 1024))),
+                worker_metrics_port=int(environ.get("CONTROLPLANE_WORKER_METRICS_PORT", "0")),
                 cors_origins=tuple(
                     origin.strip()
                     for origin in environ.get("CONTROLPLANE_CORS_ORIGINS", "").split(",")

@@ -23,10 +23,15 @@ SOLO = ("--pool", "solo")
 
 @contextmanager
 def running_worker(
-    stack_env: dict[str, str], log: Path, pool: tuple[str, ...] = SOLO, *, unset: tuple[str, ...] = ()
+    stack_env: dict[str, str],
+    log: Path,
+    pool: tuple[str, ...] = SOLO,
+    *,
+    unset: tuple[str, ...] = (),
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Celery]:
     """A worker on the stack's broker, its output in `log`; yields a client once the worker answers a ping."""
-    env = {**os.environ, **stack_env, "CONTROLPLANE_ENV": "test"}
+    env = {**os.environ, **stack_env, "CONTROLPLANE_ENV": "test", **(extra_env or {})}
     for name in unset:
         env.pop(name, None)
     command = [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker", *pool, "--loglevel", "INFO"]
