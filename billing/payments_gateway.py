@@ -9,7 +9,7 @@ The SDK is synchronous; callers run these in a worker thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -43,21 +43,22 @@ class WebhookRejected(BadRequest):
 WEBHOOK_TOLERANCE_SECONDS = 300
 
 
-def verified_event(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
-    """The event, once its `Stripe-Signature` proves Stripe sent it within the last 5 minutes."""
+def verified_event(payload: bytes, signature: str | None, secrets: Sequence[str]) -> dict[str, Any]:
+    """The event, once its `Stripe-Signature` proves Stripe sent it within the last 5 minutes, signed with one of
+    `secrets` (two while the endpoint's secret is being rolled)."""
     if not signature:
         raise WebhookRejected("the Stripe-Signature header is missing", reason="unsigned")
-    try:
-        event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS)
-    except stripe.SignatureVerificationError as error:
-        stale = "timestamp outside the tolerance zone" in str(error).lower()
-        raise WebhookRejected(
-            "the signature is too old" if stale else "the signature does not match",
-            reason="stale" if stale else "forged",
-        ) from None
-    except ValueError:
-        raise WebhookRejected("the payload is not JSON", reason="malformed") from None
-    return event.to_dict()
+    for secret in secrets:
+        try:
+            event = stripe.Webhook.construct_event(payload, signature, secret, tolerance=WEBHOOK_TOLERANCE_SECONDS)
+        except stripe.SignatureVerificationError as error:
+            if "timestamp outside the tolerance zone" in str(error).lower():
+                raise WebhookRejected("the signature is too old", reason="stale") from None
+            continue
+        except ValueError:
+            raise WebhookRejected("the payload is not JSON", reason="malformed") from None
+        return event.to_dict()
+    raise WebhookRejected("the signature does not match", reason="forged")
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,3 +53,37 @@ def rotate_command(what: str, if_due: bool) -> None:
         click.echo(f"{verb} {outcome.secret}: {outcome.detail}", err=outcome.outcome == "failure")
     if any(outcome.outcome == "failure" for outcome in outcomes):
         sys.exit(1)
+
+
+@secrets_group.command("stripe-webhook")
+@click.option(
+    "--window-hours",
+    type=click.IntRange(1, 24 * 7),
+    default=24,
+    show_default=True,
+    help="How long the previous secret keeps verifying (match the expiry chosen when rolling it in Stripe).",
+)
+def stripe_webhook_command(window_hours: int) -> None:
+    """Take in the endpoint's new signing secret after rolling it in Stripe; read from standard input (never an
+    argument: arguments show in the process list). Safe to run twice."""
+    from datetime import timedelta
+
+    from controlplane import rotation
+    from controlplane.cli import _settings
+    from controlplane.exceptions import DomainError
+    from controlplane.secrets import SecretStore
+
+    new_secret = (
+        click.prompt("New webhook signing secret", hide_input=True) if sys.stdin.isatty() else sys.stdin.readline()
+    )
+    try:
+        store = SecretStore.connect(_settings())
+    except DomainError as exc:
+        raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
+    outcome = rotation.take_in_stripe_webhook_secret(
+        store, new_secret.strip(), window=timedelta(hours=window_hours), actor=_actor()
+    )
+    verb = {"success": "rotated", "skipped": "unchanged", "failure": "FAILED"}[outcome.outcome]
+    click.echo(f"{verb} {outcome.secret}: {outcome.detail}", err=outcome.outcome == "failure")
+    if outcome.outcome == "failure":
+        sys.exit(1)

@@ -3,6 +3,10 @@ its base address pointed at the local Stripe double (`STRIPE_API_BASE`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
 import stripe
 
 from controlplane.secrets import STRIPE_PATH, SecretStore
@@ -23,15 +27,32 @@ def make_stripe_client(settings: Settings, secret_store: SecretStore) -> stripe.
     )
 
 
+# Fields of the KV secret `platform/stripe` for the webhook signing secret. While Stripe rolls the endpoint's
+# secret it signs every delivery with both, and until `…_previous_until` either one verifies here.
+WEBHOOK_SECRET = "webhook_secret"  # noqa: S105 (field names, not secrets)
+WEBHOOK_SECRET_PREVIOUS = "webhook_secret_previous"  # noqa: S105
+WEBHOOK_SECRET_PREVIOUS_UNTIL = "webhook_secret_previous_until"  # noqa: S105
+
+
+def webhook_secrets_in_force(data: Mapping[str, Any], now: datetime) -> tuple[str, ...]:
+    """The secrets a delivery may be signed with at `now`: the current one, and the previous one until its
+    window ends."""
+    current = (str(data[WEBHOOK_SECRET]),)
+    previous, until = data.get(WEBHOOK_SECRET_PREVIOUS), data.get(WEBHOOK_SECRET_PREVIOUS_UNTIL)
+    if previous and until and now < datetime.fromisoformat(str(until)):
+        return (*current, str(previous))
+    return current
+
+
 class WebhookSecret:
-    """The webhook signing secret from OpenBao, kept in memory; `(fresh=True)` reads it again (after a
+    """The webhook signing secrets from OpenBao, kept in memory; `(fresh=True)` reads them again (after a
     signature mismatch, so a rotated secret is picked up without a restart)."""
 
     def __init__(self, secret_store: SecretStore) -> None:
         self._store = secret_store
-        self._secret: str | None = None
+        self._data: dict[str, Any] | None = None
 
-    def __call__(self, fresh: bool = False) -> str:
-        if fresh or self._secret is None:
-            self._secret = str(self._store.read(STRIPE_PATH)["webhook_secret"])
-        return self._secret
+    def __call__(self, fresh: bool = False) -> tuple[str, ...]:
+        if fresh or self._data is None:
+            self._data = self._store.read(STRIPE_PATH)
+        return webhook_secrets_in_force(self._data, datetime.now(UTC))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from billing import payments_repository
@@ -23,11 +23,11 @@ from tenants import audit
 HANDLED = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded", "charge.dispute.created")
 
 
-async def receive_stripe_event(payload: bytes, signature: str | None, secret: Callable[[bool], str]) -> str:
+async def receive_stripe_event(payload: bytes, signature: str | None, secret: Callable[[bool], Sequence[str]]) -> str:
     """Verify, record and apply one delivery; answers "applied", "duplicate" or "ignored".
 
-    `secret(fresh)` gives the signing secret; after a mismatch it is read again (fresh) once, so a secret
-    rotated in OpenBao is picked up without a restart.
+    `secret(fresh)` gives the signing secrets in force; after a mismatch they are read again (fresh) once, so
+    a secret rotated in OpenBao is picked up without a restart.
     """
     try:
         try:
