@@ -32,7 +32,7 @@ from billing.api.controllers import (
     UsageController,
 )
 from billing.payments_gateway import StripeGateway
-from controlplane import context, db
+from controlplane import context, db, db_credentials
 from controlplane.auth.controllers import issue_token
 from controlplane.auth.middleware import BearerAuthenticationMiddleware
 from controlplane.auth.throttle import SignInThrottle
@@ -43,11 +43,13 @@ from controlplane.idempotency_middleware import IdempotencyMiddleware
 from controlplane.invalidation import Listener
 from controlplane.metrics import HTTPMetricsMiddleware
 from controlplane.openapi import ClosedStructSchemaPlugin
+from controlplane.pii import PiiCipher
 from controlplane.rotation import SecretAgeGauge
 from controlplane.secrets import JWT_KEYS_PATH, SecretStore
 from controlplane.settings import Settings, SettingsError
 from controlplane.startup_checks import refuse_unsafe_database_role, refuse_unsafe_production
 from controlplane.stripe_client import WebhookSecret, make_stripe_client
+from controlplane.tenant_vault import TenantVault
 from plugins_registry import service as plugins
 from plugins_registry.api.controllers import (
     EntitlementController,
@@ -59,7 +61,13 @@ from plugins_registry.api.controllers import (
     TenantPluginController,
 )
 from plugins_registry.signer import LicenseSigner
-from tenants.api.controllers import ApiKeyController, AuditController, MemberController, TenantController
+from tenants.api.controllers import (
+    ApiKeyController,
+    AuditController,
+    MemberController,
+    TenantController,
+    TenantSecretsController,
+)
 from tenants.api.partners import PartnerController, ResellerController, TenantOwnerController
 
 log = logging.getLogger("controlplane")
@@ -119,14 +127,28 @@ def create_app(settings: Settings) -> Litestar:
         )
         app.state.secret_ages = SecretAgeGauge(secret_store)
         app.state.licensing = plugins.Licensing(LicenseSigner(secret_store.client), settings.license_renewal_grace)
+        app.state.pii_cipher = PiiCipher(secret_store.client)
+        app.state.tenant_vault = TenantVault(secret_store.client)
         redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
         app.state.sign_in_throttle = SignInThrottle(redis_client)
         app.state.redis = redis_client
         try:
-            await db.start_pool(
-                settings.database_url, min_size=settings.db_pool_min_size, max_size=settings.db_pool_max_size
+            # With BAO_DB_STATIC_ROLE, each new connection reads OpenBao's current password for the app role.
+            db_password = db_credentials.password_for(settings, secret_store)
+            # The listener takes only a DSN: it gets the password of now (read first, so a misconfigured role
+            # stops startup here), enough to reconnect until OpenBao next rotates it.
+            listener_dsn = (
+                settings.database_url
+                if db_password is None
+                else db_credentials.dsn_with_password(settings.database_url, await db_password())
             )
-            listener = Listener(settings.database_url)
+            await db.start_pool(
+                settings.database_url,
+                min_size=settings.db_pool_min_size,
+                max_size=settings.db_pool_max_size,
+                password=db_password,
+            )
+            listener = Listener(listener_dsn)
             try:
                 await refuse_unsafe_database_role()
                 await listener.start()
@@ -145,6 +167,7 @@ def create_app(settings: Settings) -> Litestar:
             issue_token,
             TenantController,
             MemberController,
+            TenantSecretsController,
             ApiKeyController,
             AuditController,
             MetricController,

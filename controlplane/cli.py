@@ -39,10 +39,10 @@ def _settings() -> Settings:
     return settings
 
 
-def _with_pool(settings: Settings, work: Callable[[], Awaitable[Any]]) -> Any:
-    from controlplane.db import run_with_pool
+def _with_pool(settings: Settings, work: Callable[[], Awaitable[Any]], *, max_size: int = 2) -> Any:
+    from controlplane.db_credentials import run_with_app_pool
 
-    return run_with_pool(settings.database_url, work)
+    return run_with_app_pool(settings, work, max_size=max_size)
 
 
 @click.group()
@@ -159,9 +159,7 @@ def billing_run(as_of: Any, concurrency: int) -> None:
         with click.progressbar(length=due, label=f"Billing {due} subscription(s)", show_pos=True) as bar:
             return await billing.run_cycle(moment, grace=grace, concurrency=concurrency, progress=bar.update)
 
-    from controlplane.db import run_with_pool
-
-    report = run_with_pool(settings.database_url, work, max_size=concurrency + 1)
+    report = _with_pool(settings, work, max_size=concurrency + 1)
     click.echo(
         f"subscriptions seen: {report.seen}, invoices created: {report.invoices_created}, "
         f"already billed: {report.already_billed}, drafts finalized: {report.drafts_finalized}, "

@@ -69,26 +69,56 @@ class SystemReason(enum.StrEnum):
     PARTNER_REVIEW = "partner_review"
 
 
-def configure(dsn: str) -> None:
-    ENGINE.config = {"dsn": dsn}
+# asyncpg's `password=`: awaited for every new connection (`db_credentials.StaticRolePassword` reads OpenBao).
+PasswordProvider = Callable[[], Awaitable[str]]
+# Waits before trying a refused password again: a connection that read the password while OpenBao was rotating
+# it may have read the old one; the next read has the new one.
+_PASSWORD_RETRY_DELAYS = (0.1, 0.3, 0.6)
 
 
-async def start_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> None:
+def configure(dsn: str, *, password: PasswordProvider | None = None) -> None:
+    ENGINE.config = {"dsn": dsn} if password is None else {"dsn": dsn, "password": password}
+
+
+async def start_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, password: PasswordProvider | None = None
+) -> None:
+    """Point the engine at `dsn` and open its pool.
+
+    With `password`, every new connection asks it for the password (over one written in `dsn`). Connections
+    already open are kept through a rotation: PostgreSQL checks a password only when a connection starts. Idle
+    connections above `min_size` are closed after asyncpg's 300 s and any connection after 50,000 queries, so
+    connections are re-made (and the provider exercised) in normal running without closing busy ones.
+    """
     if ENGINE.pool is not None:
         # Piccolo would keep the old pool (and its database role) with only a warning.
         raise RuntimeError("a connection pool is already running; stop it first")
-    configure(dsn)
-    await ENGINE.start_connection_pool(min_size=min_size, max_size=max_size, init=_instrument_connection)
+    configure(dsn, password=password)
+    extra: dict[str, Any] = {} if password is None else {"connect": _connect_through_rotation}
+    await ENGINE.start_connection_pool(min_size=min_size, max_size=max_size, init=_instrument_connection, **extra)
 
 
-def run_with_pool(dsn: str, work: Callable[[], Awaitable[T]], *, max_size: int = 2) -> T:
+async def _connect_through_rotation(*args: Any, **kwargs: Any) -> asyncpg.Connection:
+    """asyncpg.connect, asked again (the password provider re-read) when PostgreSQL refuses the password."""
+    for delay in _PASSWORD_RETRY_DELAYS:
+        try:
+            return await asyncpg.connect(*args, **kwargs)
+        except asyncpg.InvalidPasswordError:
+            log.info("database password refused (rotated meanwhile?); reading it again in %.1fs", delay)
+            await asyncio.sleep(delay)
+    return await asyncpg.connect(*args, **kwargs)
+
+
+def run_with_pool(
+    dsn: str, work: Callable[[], Awaitable[T]], *, max_size: int = 2, password: PasswordProvider | None = None
+) -> T:
     """Run `work` on a fresh event loop with a small pool of its own (Celery tasks, the CLI).
 
     An asyncpg pool belongs to the loop that made it, so each synchronous caller gets both anew.
     """
 
     async def main() -> T:
-        await start_pool(dsn, min_size=1, max_size=max_size)
+        await start_pool(dsn, min_size=1, max_size=max_size, password=password)
         try:
             return await work()
         finally:

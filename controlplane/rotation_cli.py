@@ -23,10 +23,14 @@ def secrets_group() -> None:
 @secrets_group.command("rotate")
 @click.option(
     "--what",
-    type=click.Choice(["jwt", "license", "all"]),
+    type=click.Choice(["jwt", "license", "pii", "db", "all"]),
     default="all",
     show_default=True,
-    help="jwt: the API's token signing keys; license: the transit key that signs plugin licenses.",
+    help=(
+        "jwt: the API's token signing keys; license: the transit key that signs plugin licenses; pii: the transit "
+        "key of tenants' personal data, then every stored ciphertext rewrapped; db: the app role's database "
+        "password (OpenBao database engine, where BAO_DB_STATIC_ROLE is set)."
+    ),
 )
 @click.option("--if-due", is_flag=True, help="Only rotate what is older than its rotation period (as beat does).")
 def rotate_command(what: str, if_due: bool) -> None:
@@ -41,13 +45,7 @@ def rotate_command(what: str, if_due: bool) -> None:
         store = SecretStore.connect(settings)
     except DomainError as exc:
         raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
-    outcomes = rotation.rotate(
-        store,
-        rotation.parse_what(what),
-        overlap=rotation.jwt_overlap(settings),
-        actor=_actor(),
-        only_due=if_due,
-    )
+    outcomes = rotation.rotate_configured(settings, store, rotation.parse_what(what), actor=_actor(), only_due=if_due)
     for outcome in outcomes:
         verb = {"success": "rotated", "skipped": "skipped", "failure": "FAILED"}[outcome.outcome]
         click.echo(f"{verb} {outcome.secret}: {outcome.detail}", err=outcome.outcome == "failure")

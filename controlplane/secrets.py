@@ -54,6 +54,10 @@ def _translated() -> Iterator[None]:
         yield
     except hvac.exceptions.InvalidPath as exc:
         raise SecretNotFound("secret path not found") from exc
+    except hvac.exceptions.InvalidRequest as exc:
+        if "check-and-set" in str(exc):
+            raise SecretConflict("the secret changed since the version read") from exc
+        raise SecretsUnavailable(f"OpenBao: {type(exc).__name__}") from exc
     except (hvac.exceptions.VaultError, requests.RequestException) as exc:
         raise SecretsUnavailable(f"OpenBao: {type(exc).__name__}") from exc
 
@@ -100,15 +104,10 @@ class SecretStore:
 
         `SecretConflict` when another writer got there first: re-read and decide again.
         """
-        try:
-            with _translated():
-                response = self._client.secrets.kv.v2.create_or_update_secret(
-                    path=path, secret=dict(data), cas=cas, mount_point=KV_MOUNT
-                )
-        except SecretsUnavailable as exc:
-            if isinstance(exc.__cause__, hvac.exceptions.InvalidRequest) and "check-and-set" in str(exc.__cause__):
-                raise SecretConflict(f"{path} changed since version {cas}") from exc.__cause__
-            raise
+        with _translated():
+            response = self._client.secrets.kv.v2.create_or_update_secret(
+                path=path, secret=dict(data), cas=cas, mount_point=KV_MOUNT
+            )
         return int(response["data"]["version"])
 
     def is_ready(self) -> bool:

@@ -36,6 +36,11 @@ class Settings:
     bao_token: str = ""
     bao_role_id: str = ""
     bao_secret_id: str = ""
+    # OpenBao database secrets engine: when a static role is named (BAO_DB_STATIC_ROLE), the password of
+    # DATABASE_URL's user is read from `{BAO_DB_MOUNT}/static-creds/{role}` for each new connection, and
+    # DATABASE_URL carries none. Empty: the password is the one in DATABASE_URL.
+    bao_db_static_role: str = ""
+    bao_db_mount: str = "database"
     # None means the real Stripe API; the dev stack points it at localstripe.
     stripe_api_base: str | None = None
     jwt_issuer: str = "controlplane"
@@ -76,6 +81,8 @@ class Settings:
                 bao_token=environ.get("BAO_TOKEN", ""),
                 bao_role_id=environ.get("BAO_ROLE_ID", ""),
                 bao_secret_id=environ.get("BAO_SECRET_ID", ""),
+                bao_db_static_role=environ.get("BAO_DB_STATIC_ROLE", "").strip(),
+                bao_db_mount=environ.get("BAO_DB_MOUNT", "").strip().strip("/") or "database",
                 stripe_api_base=environ.get("STRIPE_API_BASE") or None,
                 jwt_ttl_seconds=int(environ.get("JWT_TTL_SECONDS", "900")),
                 usage_grace_seconds=int(environ.get("BILLING_USAGE_GRACE_SECONDS", "3600")),
@@ -128,7 +135,10 @@ class Settings:
             problems.append("STRIPE_API_BASE is not https")
         if self.bao_token in {"root", "dev-root-token", ""} and not self.bao_role_id:
             problems.append("OpenBao is reached with a development root token, not AppRole")
-        for name, url in (("DATABASE_URL", self.database_url), ("DATABASE_OWNER_URL", self.database_owner_url)):
+        urls = [("DATABASE_OWNER_URL", self.database_owner_url)]
+        if not self.bao_db_static_role:  # otherwise OpenBao holds DATABASE_URL's password
+            urls.insert(0, ("DATABASE_URL", self.database_url))
+        for name, url in urls:
             parts = urlsplit(url)
             if parts.password in {None, "", "postgres", "password", "controlplane"}:
                 problems.append(f"{name} has a missing or default password")

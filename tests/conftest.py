@@ -25,12 +25,15 @@ from controlplane.app import create_app
 from controlplane.auth.throttle import KEY_PREFIX as THROTTLE_PREFIX
 from controlplane.devstack import DevStack
 from controlplane.migrate import run_migrations
+from controlplane.secrets import SecretStore
 from controlplane.settings import Settings
+from controlplane.tenant_vault import TenantVault
 from tests.factories import Factory
 
 COUNTS = pytest.StashKey[list[str]]()
 
 TABLES = (
+    "tenant_billing_profiles",
     "commission_lines",
     "reseller_statements",
     "commission_events",
@@ -128,6 +131,11 @@ async def clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
             await redis_client.delete(key)
     finally:
         await redis_client.aclose()
+
+
+@pytest.fixture
+def tenant_vault(settings: Settings) -> TenantVault:
+    return TenantVault(SecretStore.connect(settings).client)
 
 
 @pytest.fixture

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from billing import hooks as billing_hooks
 from billing import service as billing
 from billing.payments_gateway import StripeGateway
-from controlplane import maintenance, rotation
-from controlplane.db import run_with_pool
+from controlplane import db_credentials, maintenance, rotation
 from controlplane.secrets import SecretStore
 from controlplane.stripe_client import make_stripe_client
 from plugins_registry import service as plugins
@@ -21,18 +21,24 @@ from workers.celery_app import app
 # Payments collected here renew plugin licenses, as payments taken through the API do.
 billing_hooks.on_invoice_paid(plugins.renew_on_payment)
 
+T = TypeVar("T")
+
+
+def _with_pool(settings: Any, work: Callable[[], Awaitable[T]], *, max_size: int = 2) -> T:
+    return db_credentials.run_with_app_pool(settings, work, max_size=max_size)
+
 
 @app.task(name="controlplane.export_tenant")
 def export_tenant(tenant_id: str) -> dict[str, Any]:
     """A tenant's data export, computed inside that tenant's context (read-only, so repeatable)."""
     settings = app.conf.controlplane_settings
-    return run_with_pool(settings.database_url, lambda: service.export_tenant(uuid.UUID(tenant_id)))
+    return _with_pool(settings, lambda: service.export_tenant(uuid.UUID(tenant_id)))
 
 
 @app.task(name="controlplane.purge_expired_idempotency_keys")
 def purge_expired_idempotency_keys() -> int:
     settings = app.conf.controlplane_settings
-    return run_with_pool(settings.database_url, maintenance.purge_expired_idempotency_keys)
+    return _with_pool(settings, maintenance.purge_expired_idempotency_keys)
 
 
 # Subscriptions billed by one task; a cycle with more due fans out several.
@@ -63,7 +69,7 @@ def run_billing_cycle(as_of: str | None = None) -> dict[str, int]:
         chunks = [pairs async for pairs in billing.due_batches(when - grace, BILLING_CHUNK)]
         return chunks, await billing.finalize_due_drafts(when)
 
-    chunks, finalized = run_with_pool(settings.database_url, find)
+    chunks, finalized = _with_pool(settings, find)
     for pairs in chunks:
         bill_subscriptions.delay([[str(t), str(s)] for t, s in pairs], when.isoformat())
     return {"tasks": len(chunks), "subscriptions": sum(map(len, chunks)), "drafts_finalized": finalized}
@@ -77,8 +83,8 @@ def bill_subscriptions(pairs: list[list[str]], as_of: str) -> dict[str, Any]:
     report = billing.CycleReport()
     ids = [(uuid.UUID(tenant_id), uuid.UUID(subscription_id)) for tenant_id, subscription_id in pairs]
     grace = timedelta(seconds=settings.usage_grace_seconds)
-    run_with_pool(
-        settings.database_url,
+    _with_pool(
+        settings,
         lambda: billing.bill_many(ids, _utc(as_of), grace, report, concurrency=BILLING_CONCURRENCY),
         max_size=BILLING_CONCURRENCY,
     )
@@ -91,9 +97,7 @@ def collect_payments(as_of: str | None = None) -> dict[str, Any]:
     last retry. Safe to run twice: an attempt's idempotency key is stored before Stripe is called."""
     settings = app.conf.controlplane_settings
     when = _utc(as_of) if as_of else datetime.now(UTC)
-    report = run_with_pool(
-        settings.database_url, lambda: billing.collect_due_invoices(_gateway(settings), when, settings.dunning_days)
-    )
+    report = _with_pool(settings, lambda: billing.collect_due_invoices(_gateway(settings), when, settings.dunning_days))
     return dataclasses.asdict(report)
 
 
@@ -101,7 +105,7 @@ def collect_payments(as_of: str | None = None) -> dict[str, Any]:
 def accept_overdue_milestones() -> int:
     """Hourly: escrow milestones submitted longer ago than their inspection window are accepted."""
     settings = app.conf.controlplane_settings
-    return run_with_pool(settings.database_url, lambda: billing.accept_overdue(_gateway(settings), datetime.now(UTC)))
+    return _with_pool(settings, lambda: billing.accept_overdue(_gateway(settings), datetime.now(UTC)))
 
 
 @app.task(name="controlplane.plugins.expire_licenses")
@@ -109,7 +113,7 @@ def expire_licenses(as_of: str | None = None) -> dict[str, int]:
     """Every 10 minutes: trials of paid plugins convert (or expire), unpaid licenses expire."""
     settings = app.conf.controlplane_settings
     when = _utc(as_of) if as_of else datetime.now(UTC)
-    return run_with_pool(settings.database_url, lambda: plugins.expire_due(when))
+    return _with_pool(settings, lambda: plugins.expire_due(when))
 
 
 @app.task(name="controlplane.plugins.release_stale_activations")
@@ -118,7 +122,7 @@ def release_stale_activations(as_of: str | None = None) -> int:
     settings = app.conf.controlplane_settings
     when = _utc(as_of) if as_of else datetime.now(UTC)
     silence = timedelta(seconds=settings.license_heartbeat_seconds)
-    return run_with_pool(settings.database_url, lambda: plugins.release_stale(silence, when))
+    return _with_pool(settings, lambda: plugins.release_stale(silence, when))
 
 
 @app.task(name="controlplane.partners.expire_checkpoints")
@@ -126,7 +130,7 @@ def expire_partner_checkpoints(as_of: str | None = None) -> int:
     """Daily: qualification checkpoints past their validity expire (which can unqualify a partner)."""
     settings = app.conf.controlplane_settings
     when = _utc(as_of) if as_of else datetime.now(UTC)
-    return run_with_pool(settings.database_url, lambda: service.expire_checkpoints(when))
+    return _with_pool(settings, lambda: service.expire_checkpoints(when))
 
 
 @app.task(name="controlplane.partners.close_month")
@@ -135,7 +139,7 @@ def close_commission_month(month: str | None = None) -> dict[str, Any]:
     settings = app.conf.controlplane_settings
     now = datetime.now(UTC)
     closing = billing.parse_month(month) if month else (now.replace(day=1) - timedelta(days=1)).date().replace(day=1)
-    report = run_with_pool(settings.database_url, lambda: billing.close_month(closing))
+    report = _with_pool(settings, lambda: billing.close_month(closing))
     return dataclasses.asdict(report)
 
 
@@ -144,21 +148,18 @@ def send_payouts() -> dict[str, Any]:
     """Hourly: statements' payable totals sent as Connect transfers; failures retried. Safe to run twice: each
     transfer's idempotency key is its statement's id."""
     settings = app.conf.controlplane_settings
-    report = run_with_pool(settings.database_url, lambda: billing.send_payouts(_gateway(settings)))
+    report = _with_pool(settings, lambda: billing.send_payouts(_gateway(settings)))
     return dataclasses.asdict(report)
 
 
 @app.task(name="controlplane.secrets.rotate")
 def rotate_secrets(what: str = "all", only_due: bool = True) -> list[dict[str, str]]:
-    """Daily: rotate the secrets past their period (JWT keys weekly, the license key quarterly). Safe to run
-    twice: a secret rotated within its period is skipped, and a rotation keeps every key a live token carries."""
+    """Daily: rotate the secrets past their period (JWT keys weekly, the license and PII keys quarterly, the
+    database password monthly where OpenBao holds it). Safe to run twice: a secret rotated within its period is
+    skipped, and a rotation keeps every key a live token or stored ciphertext needs."""
     settings = app.conf.controlplane_settings
-    outcomes = rotation.rotate(
-        SecretStore.connect(settings),
-        rotation.parse_what(what),
-        overlap=rotation.jwt_overlap(settings),
-        actor="celery",
-        only_due=only_due,
+    outcomes = rotation.rotate_configured(
+        settings, SecretStore.connect(settings), rotation.parse_what(what), actor="celery", only_due=only_due
     )
     if failed := [outcome for outcome in outcomes if outcome.outcome == "failure"]:
         raise rotation.RotationFailed("; ".join(f"{outcome.secret}: {outcome.detail}" for outcome in failed))

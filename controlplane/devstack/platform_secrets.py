@@ -16,6 +16,7 @@ import hvac.exceptions
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from controlplane.pii import PiiCipher
 from plugins_registry.signer import LicenseSigner
 
 KV_MOUNT = "secret"
@@ -31,6 +32,8 @@ def ensure_platform_secrets(client: hvac.Client) -> None:
     _ensure_kv_secret(client, STRIPE_PATH, new_stripe_secrets)
     # The ed25519 transit key that signs plugin licenses (`license-signing`); its versions are the kids.
     LicenseSigner(client).ensure_key()
+    # The derived AES key that encrypts tenants' personal data (`tenant-pii`).
+    PiiCipher(client).ensure_key()
 
 
 def new_jwt_signing_keys() -> dict[str, str]:

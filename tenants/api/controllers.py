@@ -6,7 +6,7 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, structs
 
@@ -23,6 +23,8 @@ from tenants.api.schemas import (
     ApiKeyRead,
     AuditEventPage,
     AuditEventRead,
+    BillingProfile,
+    BillingProfileRead,
     MemberCreate,
     MemberPage,
     MemberRead,
@@ -31,6 +33,8 @@ from tenants.api.schemas import (
     TenantPage,
     TenantRead,
     TenantUpdate,
+    WebhookSecretRotated,
+    WebhookSecretStatus,
     to_struct,
 )
 from tenants.roles import Permission
@@ -103,7 +107,46 @@ class TenantController(Controller):
 
     @delete("/{tenant_id:uuid}", status_code=202, **_allow(Permission.MANAGE_TENANT))
     async def request_erasure(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> TenantRead:
-        return to_struct(TenantRead, await service.request_erasure(principal_of(request), tenant_id))
+        row = await service.request_erasure(principal_of(request), tenant_id, request.app.state.tenant_vault)
+        return to_struct(TenantRead, row)
+
+
+class TenantSecretsController(Controller):
+    """A tenant's personal data (encrypted at rest) and its webhook signing secret (in its OpenBao namespace)."""
+
+    path = "/v1/tenants/{tenant_id:uuid}"
+    tags = ["tenants"]
+    security = BEARER
+
+    @get("/billing-profile", **_allow(Permission.READ_BILLING, 503))
+    async def get_billing_profile(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> BillingProfileRead:
+        row = await service.get_billing_profile(request.app.state.pii_cipher, tenant_id)
+        return to_struct(BillingProfileRead, row)
+
+    @put("/billing-profile", **_allow(Permission.MANAGE_BILLING, 413, 503))
+    async def put_billing_profile(
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[BillingProfile]
+    ) -> BillingProfileRead:
+        values = structs.asdict(data)
+        values["address"] = structs.asdict(data.address) if data.address else None
+        row = await service.put_billing_profile(principal_of(request), request.app.state.pii_cipher, tenant_id, values)
+        return to_struct(BillingProfileRead, row)
+
+    @idempotent_post(
+        "/webhook-secret/rotations",
+        status_code=201,
+        **_allow(Permission.MANAGE_TENANT, 503, *IDEMPOTENCY_ERRORS, shown_once=("secret",)),
+    )
+    async def rotate_webhook_secret(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> WebhookSecretRotated:
+        row = await service.rotate_webhook_secret(principal_of(request), request.app.state.tenant_vault, tenant_id)
+        return to_struct(WebhookSecretRotated, row)
+
+    @get("/webhook-secret", **_allow(Permission.MANAGE_TENANT, 503))
+    async def get_webhook_secret_status(
+        self, request: Request[Any, Any, Any], tenant_id: TenantId
+    ) -> WebhookSecretStatus:
+        row = await service.webhook_secret_status(request.app.state.tenant_vault, tenant_id)
+        return to_struct(WebhookSecretStatus, row)
 
 
 class MemberController(Controller):

@@ -142,5 +142,51 @@ class AuditEventPage(Struct, kw_only=True):
 S = TypeVar("S", bound=Struct)
 
 
+Line = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Country = Annotated[str, Meta(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
+TaxId = Annotated[str, Meta(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9 .\-/]+$")]
+
+
+class Address(Input):
+    line1: Line
+    city: Line
+    country: Country
+    line2: Line | None = None
+    postal_code: Annotated[str, Meta(min_length=1, max_length=20, pattern=r"^[A-Za-z0-9 \-]+$")] | None = None
+    region: Line | None = None
+
+
+class BillingProfile(Input):
+    """The whole profile: a field left out is cleared (PUT replaces)."""
+
+    contact_name: Name | None = None
+    contact_email: Email | None = None
+    tax_id: TaxId | None = None
+    address: Address | None = None
+
+
+class BillingProfileRead(Struct, kw_only=True):
+    contact_name: str | None
+    contact_email: str | None
+    tax_id: str | None
+    address: Address | None
+    updated_at: datetime | None
+
+
+class WebhookSecretRotated(Struct, kw_only=True):
+    rotated_at: datetime
+    previous_valid_until: datetime | None
+    # Shown this once; an Idempotency-Key replay of the rotation leaves it out.
+    secret: Annotated[str, Meta(description="The new signing secret, shown only in the first answer")] | UnsetType = (
+        UNSET
+    )
+
+
+class WebhookSecretStatus(Struct, kw_only=True):
+    rotated_at: datetime
+    previous_valid_until: datetime | None
+    signatures: Annotated[int, Meta(description="Signatures each delivery carries now (2 during a rotation window)")]
+
+
 def to_struct(struct: type[S], row: dict[str, Any]) -> S:
     return msgspec.convert(row, struct, strict=False)

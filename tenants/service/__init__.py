@@ -14,6 +14,7 @@ from tenants.service._auth import (
     principal_for_user,
     tenant_for_resource,
 )
+from tenants.service._billing_profiles import get_billing_profile, put_billing_profile, rotate_pii_key
 from tenants.service._export import export_tenant
 from tenants.service._members import add_member, change_member_role, get_member, list_members, remove_member
 from tenants.service._page import Page
@@ -44,6 +45,7 @@ from tenants.service._tenants import (
     update_tenant,
 )
 from tenants.service._users import create_or_update_user, find_user
+from tenants.service._webhook_secrets import rotate_webhook_secret, webhook_secret_status
 
 __all__ = [
     "Page",
@@ -66,6 +68,7 @@ __all__ = [
     "expire_checkpoints",
     "export_tenant",
     "find_user",
+    "get_billing_profile",
     "get_member",
     "get_tenant",
     "list_api_keys",
@@ -76,13 +79,17 @@ __all__ = [
     "pending_checkpoints",
     "principal_for_api_key",
     "principal_for_user",
+    "put_billing_profile",
     "qualification",
     "reject_checkpoint",
     "remove_member",
     "request_erasure",
     "reseller_tenants",
     "revoke_api_key",
+    "rotate_pii_key",
+    "rotate_webhook_secret",
     "submit_checkpoint",
     "tenant_for_resource",
     "update_tenant",
+    "webhook_secret_status",
 ]

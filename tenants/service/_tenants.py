@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +12,9 @@ from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx, user_tx
 from controlplane.exceptions import StaffOnly
 from controlplane.pagination import PageRequest, page_of
+from controlplane.tenant_vault import TenantVault
 from tenants import audit, repository
+from tenants import billing_profile_repository as billing_profiles
 from tenants.errors import InvalidStatusTransition, TenantNotFound, TenantSlugTaken
 from tenants.roles import Permission
 from tenants.service import _partners
@@ -107,48 +110,60 @@ async def change_status(actor: Principal, tenant_id: uuid.UUID, action: str) -> 
     return after
 
 
-async def request_erasure(actor: Principal, tenant_id: uuid.UUID) -> dict[str, Any]:
-    """Remove the tenant's personal data (billing contact, members, keys); keep financial records.
+async def request_erasure(actor: Principal, tenant_id: uuid.UUID, vault: TenantVault) -> dict[str, Any]:
+    """Remove the tenant's personal data (billing contact and profile, members, keys) and destroy its secrets
+    (its OpenBao namespace); keep financial records.
 
-    One transaction, so a failure leaves nothing half-erased. It is a system transaction because whether a
-    former member still belongs to another tenant is a question across tenants (with no context every
-    membership reads as absent, and users of other tenants would be erased too); every statement below
-    names this tenant explicitly.
+    One transaction for the database, so a failure leaves nothing half-erased; the secrets go after it
+    commits, on every request, so a retry after OpenBao failed (503) finishes the job.
+
+    It is a system transaction because whether a former member still belongs to another tenant is a
+    question across tenants (with no context every membership reads as absent, and users of other tenants
+    would be erased too); every statement below names this tenant explicitly.
     """
     async with system_tx(SystemReason.ERASURE):
         before = await repository.get_tenant(tenant_id, lock="update")
         if before is None:
             raise TenantNotFound()
-        if before["status"] == TenantStatus.PENDING_DELETION:
-            return before
-        await check_access(actor, tenant_id, Permission.MANAGE_TENANT, method="DELETE")
-        after = await repository.update_tenant(
-            tenant_id,
-            {
-                "status": TenantStatus.PENDING_DELETION.value,
-                "billing_email": None,
-                "erasure_requested_at": datetime.now(UTC),
-            },
-        )
-        former_members = await repository.delete_all_memberships(tenant_id)
-        await repository.revoke_all_api_keys(tenant_id)
-        await invalidation.publish(API_KEY_TOPIC, ALL_KEYS)
-        await idempotency.forget_tenant(tenant_id)
-        erased_users = await repository.erase_orphaned_users(former_members)
-        await audit.record(
-            actor,
-            tenant_id,
-            "tenant.erasure_requested",
-            "tenant",
-            tenant_id,
-            before={"status": before["status"]},
-            after={
-                "status": after["status"],
-                "members_removed": len(former_members),
-                "users_erased": erased_users,
-                "api_keys_revoked": True,
-            },
-        )
+        already_erased = before["status"] == TenantStatus.PENDING_DELETION
+        if not already_erased:
+            after = await _erase(actor, tenant_id, before)
+    await asyncio.to_thread(vault.destroy, tenant_id)
+    return before if already_erased else after
+
+
+async def _erase(actor: Principal, tenant_id: uuid.UUID, before: dict[str, Any]) -> dict[str, Any]:
+    """Inside `request_erasure`'s system transaction."""
+    await check_access(actor, tenant_id, Permission.MANAGE_TENANT, method="DELETE")
+    after = await repository.update_tenant(
+        tenant_id,
+        {
+            "status": TenantStatus.PENDING_DELETION.value,
+            "billing_email": None,
+            "erasure_requested_at": datetime.now(UTC),
+        },
+    )
+    former_members = await repository.delete_all_memberships(tenant_id)
+    await repository.revoke_all_api_keys(tenant_id)
+    await billing_profiles.delete(tenant_id)
+    await invalidation.publish(API_KEY_TOPIC, ALL_KEYS)
+    await idempotency.forget_tenant(tenant_id)
+    erased_users = await repository.erase_orphaned_users(former_members)
+    await audit.record(
+        actor,
+        tenant_id,
+        "tenant.erasure_requested",
+        "tenant",
+        tenant_id,
+        before={"status": before["status"]},
+        after={
+            "status": after["status"],
+            "members_removed": len(former_members),
+            "users_erased": erased_users,
+            "api_keys_revoked": True,
+            "billing_profile_deleted": True,
+        },
+    )
     return after
 
 

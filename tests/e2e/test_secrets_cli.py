@@ -36,5 +36,27 @@ def test_rotating_the_jwt_keys_from_the_command_line_twice(stack_env: dict[str, 
     due = _cli(stack_env, "secrets", "rotate", "--what", "all", "--if-due")
     assert due.returncode == 0, due.stderr
     lines = due.stdout.splitlines()
-    assert [line.split(":")[0] for line in lines] == ["skipped jwt_signing_key", "skipped license_signing_key"]
+    assert [line.split(":")[0] for line in lines] == [
+        "skipped jwt_signing_key",
+        "skipped license_signing_key",
+        "skipped tenant_pii_key",
+        "skipped database_app_password",
+    ]
+    assert lines[2].endswith("; 0 rows left over were rewrapped")
+    assert lines[3] == "skipped database_app_password: BAO_DB_STATIC_ROLE is not set"
     assert _signer(store).active_kid == after.active_kid
+
+
+def test_rotating_the_pii_key_from_the_command_line_rewraps_and_retires(
+    stack_env: dict[str, str], settings: Settings
+) -> None:
+    from controlplane.pii import PiiCipher
+
+    cipher = PiiCipher(SecretStore.connect(settings).client)
+    before = cipher.latest_version()
+    rotated = _cli(stack_env, "secrets", "rotate", "--what", "pii")
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout.strip() == (
+        f"rotated tenant_pii_key: tenant-pii version {before + 1}; 0 rows rewrapped; older versions retired"
+    )
+    assert cipher.min_decryption_version() == before + 1

@@ -12,12 +12,13 @@ from typing import Any
 import asyncpg
 
 from controlplane.auth.principal import Principal
+from controlplane.tenant_vault import TenantVault
 from tenants import service
 from tests.integration.conftest import staff_principal
 
 
 async def test_erasing_a_tenant_keeps_users_who_belong_to_another(
-    client: Any, owner_connection: asyncpg.Connection, report: Any
+    client: Any, owner_connection: asyncpg.Connection, report: Any, tenant_vault: TenantVault
 ) -> None:
     staff = staff_principal()
     tenant_a = await service.create_tenant(staff, {"name": "A", "slug": "erase-a", "currency": "EUR"})
@@ -29,7 +30,7 @@ async def test_erasing_a_tenant_keeps_users_who_belong_to_another(
     # Tenant A's admin adds B's admin (any address will do), then erases tenant A.
     actor_a = Principal(kind="user", id=admin_a["user_id"])
     await service.add_member(actor_a, tenant_a["id"], "admin-b@example.com", "tenant_member")
-    await service.request_erasure(actor_a, tenant_a["id"])
+    await service.request_erasure(actor_a, tenant_a["id"], tenant_vault)
 
     users = {
         row["id"]: row for row in await owner_connection.fetch("select id, email, status, password_hash from users")

@@ -231,5 +231,6 @@ async def test_the_api_scrape_reports_every_secrets_age(client: Any) -> None:
         for line in body.splitlines()
         if line.startswith("controlplane_secret_age_seconds{")
     }
-    assert set(ages) == set(rotation.SECRETS)
+    # The database password has an age once rotated here (OpenBao's own rotations of it are not recorded).
+    assert set(ages) == set(rotation.SECRETS) - {rotation.DB_PASSWORD}
     assert all(age >= 0 for age in ages.values())

@@ -8,12 +8,13 @@ import pytest
 
 from controlplane.auth.principal import Principal
 from controlplane.pagination import PageRequest
+from controlplane.tenant_vault import TenantVault
 from tenants import service
 from tenants.errors import ForbiddenForRole, TenantNotFound
 from tests.integration.conftest import staff_principal
 
 
-async def test_a_demoted_admin_cannot_finish_a_change(client: Any) -> None:
+async def test_a_demoted_admin_cannot_finish_a_change(client: Any, tenant_vault: TenantVault) -> None:
     staff = staff_principal()
     tenant = await service.create_tenant(staff, {"name": "A", "slug": "recheck", "currency": "EUR"})
     admin = await service.add_member(staff, tenant["id"], "admin@a.example", "tenant_admin")
@@ -26,7 +27,7 @@ async def test_a_demoted_admin_cannot_finish_a_change(client: Any) -> None:
         service.update_tenant(acting, tenant["id"], {"name": "Mine now"}),
         service.add_member(acting, tenant["id"], "friend@a.example", "tenant_admin"),
         service.create_api_key(acting, tenant["id"], "backdoor", "tenant_admin"),
-        service.request_erasure(acting, tenant["id"]),
+        service.request_erasure(acting, tenant["id"], tenant_vault),
     ]
     for attempt in refused:
         with pytest.raises(ForbiddenForRole):

@@ -80,10 +80,10 @@ def test_a_kid_that_exists_is_refused() -> None:
 
 
 def test_what_to_rotate() -> None:
-    assert parse_what("all") == ("jwt", "license")
+    assert parse_what("all") == ("jwt", "license", "pii", "db")
     assert parse_what("jwt") == ("jwt",)
     with pytest.raises(ValueError, match="cannot rotate"):
-        parse_what("database")
+        parse_what("stripe")
 
 
 class _Clock:

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from controlplane.rotation import JWT_SIGNING_KEY, LICENSE_SIGNING_KEY
+from controlplane.rotation import DB_PASSWORD, JWT_SIGNING_KEY, LICENSE_SIGNING_KEY, PII_KEY
 from controlplane.secrets import JWT_KEYS_PATH, SecretStore
 from controlplane.settings import Settings
 from tests.workers._worker import running_worker
@@ -41,5 +41,7 @@ def test_the_scheduled_rotation_is_safe_to_run_twice(worker: Celery, settings: S
         assert {(outcome["secret"], outcome["outcome"]) for outcome in scheduled} == {
             (JWT_SIGNING_KEY, "skipped"),
             (LICENSE_SIGNING_KEY, "skipped"),
+            (PII_KEY, "skipped"),
+            (DB_PASSWORD, "skipped"),
         }
     assert store.read(JWT_KEYS_PATH)["active_kid"] == active

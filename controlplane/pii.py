@@ -1,0 +1,112 @@
+"""Tenant personal data encrypted at rest by OpenBao transit (key `tenant-pii`, never leaving OpenBao).
+
+The key is derived: every encryption names the tenant as its context, so a ciphertext copied into another
+tenant's row does not decrypt there. A ciphertext reads `vault:v<N>:…`; its version is kept beside it in the
+row, so rewrapping after a rotation finds the rows still on older versions by an index, in batches.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import hvac
+
+from controlplane.secrets import _translated
+
+TRANSIT_MOUNT = "transit"
+KEY_NAME = "tenant-pii"
+# OpenBao refuses a request body with too many JSON strings ("high complexity"); 100 items stay well under.
+REQUEST_ITEMS = 100
+_VERSION = re.compile(r"^vault:v(\d+):")
+
+
+@dataclass(frozen=True, slots=True)
+class PiiRotation:
+    version: int  # the key version every stored ciphertext is now under, and the oldest that decrypts
+    rewrapped: int  # rows moved to it
+
+    def describe(self) -> str:
+        return f"{KEY_NAME} version {self.version}; {self.rewrapped} rows rewrapped; older versions retired"
+
+
+def key_version(ciphertext: str) -> int:
+    match = _VERSION.match(ciphertext)
+    if match is None:
+        raise ValueError("not a transit ciphertext")
+    return int(match.group(1))
+
+
+def _context(tenant_id: uuid.UUID) -> str:
+    return base64.b64encode(tenant_id.bytes).decode()
+
+
+class PiiCipher:
+    def __init__(self, client: hvac.Client, *, key_name: str = KEY_NAME) -> None:
+        self._transit = client.secrets.transit
+        self.key_name = key_name
+
+    def ensure_key(self) -> None:
+        """Create the derived AES-GCM key if it is missing; safe to repeat."""
+        with _translated():
+            self._transit.create_key(self.key_name, key_type="aes256-gcm96", derived=True, mount_point=TRANSIT_MOUNT)
+
+    def encrypt(self, tenant_id: uuid.UUID, plaintexts: Sequence[str]) -> list[str]:
+        if not plaintexts:
+            return []
+        batch = [
+            {"plaintext": base64.b64encode(text.encode()).decode(), "context": _context(tenant_id)}
+            for text in plaintexts
+        ]
+        with _translated():
+            response = self._transit.encrypt_data(self.key_name, "", batch_input=batch, mount_point=TRANSIT_MOUNT)
+        return [str(item["ciphertext"]) for item in response["data"]["batch_results"]]
+
+    def decrypt(self, tenant_id: uuid.UUID, ciphertexts: Sequence[str]) -> list[str]:
+        if not ciphertexts:
+            return []
+        batch = [{"ciphertext": text, "context": _context(tenant_id)} for text in ciphertexts]
+        with _translated():
+            response = self._transit.decrypt_data(self.key_name, "", batch_input=batch, mount_point=TRANSIT_MOUNT)
+        return [base64.b64decode(item["plaintext"]).decode() for item in response["data"]["batch_results"]]
+
+    def rewrap(self, items: Sequence[tuple[uuid.UUID, str]]) -> list[str]:
+        """Each ciphertext re-encrypted under the key's latest version, without OpenBao showing us the data."""
+        results = []
+        for start in range(0, len(items), REQUEST_ITEMS):
+            batch = [
+                {"ciphertext": text, "context": _context(tenant_id)}
+                for tenant_id, text in items[start : start + REQUEST_ITEMS]
+            ]
+            with _translated():
+                response = self._transit.rewrap_data(self.key_name, "", batch_input=batch, mount_point=TRANSIT_MOUNT)
+            results += response["data"]["batch_results"]
+        errors = [item["error"] for item in results if item.get("error")]
+        if errors:
+            raise ValueError(f"{len(errors)} ciphertexts could not be rewrapped: {errors[0]}")
+        return [str(item["ciphertext"]) for item in results]
+
+    def latest_version(self) -> int:
+        with _translated():
+            return int(self._transit.read_key(self.key_name, mount_point=TRANSIT_MOUNT)["data"]["latest_version"])
+
+    def min_decryption_version(self) -> int:
+        with _translated():
+            data = self._transit.read_key(self.key_name, mount_point=TRANSIT_MOUNT)["data"]
+        return int(data["min_decryption_version"])
+
+    def rotate(self) -> int:
+        """A new key version encrypts from now on; the new version."""
+        with _translated():
+            self._transit.rotate_key(self.key_name, mount_point=TRANSIT_MOUNT)
+        return self.latest_version()
+
+    def retire_versions_before(self, version: int) -> None:
+        """Older versions stop decrypting: only once nothing stored uses them."""
+        with _translated():
+            self._transit.update_key_configuration(
+                self.key_name, min_decryption_version=version, mount_point=TRANSIT_MOUNT
+            )

@@ -1,0 +1,109 @@
+"""A tenant's billing profile: encrypted by OpenBao transit before it is stored, decrypted only to be shown;
+and the rewrap that moves every stored ciphertext to the newest key version after a rotation."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from datetime import datetime
+from typing import Any
+
+from controlplane.auth.principal import Principal
+from controlplane.db import SystemReason, system_tx, tenant_tx
+from controlplane.pii import PiiCipher, PiiRotation, key_version
+from tenants import audit, repository
+from tenants import billing_profile_repository as profiles
+from tenants.errors import TenantNotFound
+
+REWRAP_BATCH = 200
+
+
+def _plaintexts(values: dict[str, Any]) -> dict[str, str]:
+    """The profile's fields as the strings to encrypt (the address as canonical JSON); absent ones left out."""
+    texts = {field: values[field] for field in ("contact_name", "contact_email", "tax_id") if values.get(field)}
+    if values.get("address"):
+        texts["address"] = json.dumps(values["address"], sort_keys=True, separators=(",", ":"))
+    return texts
+
+
+def _shown(decrypted: dict[str, str], updated_at: datetime | None) -> dict[str, Any]:
+    address = decrypted.get("address")
+    return {
+        "contact_name": decrypted.get("contact_name"),
+        "contact_email": decrypted.get("contact_email"),
+        "tax_id": decrypted.get("tax_id"),
+        "address": json.loads(address) if address else None,
+        "updated_at": updated_at,
+    }
+
+
+async def put_billing_profile(
+    actor: Principal, cipher: PiiCipher, tenant_id: uuid.UUID, values: dict[str, Any]
+) -> dict[str, Any]:
+    """Replace the profile (every field; none given clears it). Repeating the same request leaves the same
+    profile, so it is safe to retry. The audit trail names the fields, never their values."""
+    texts = _plaintexts(values)
+    async with tenant_tx(tenant_id):
+        if await repository.get_tenant(tenant_id, lock="share") is None:
+            raise TenantNotFound()
+        # Held to commit: the rewrap cannot retire the key version these ciphertexts were made with meanwhile.
+        await profiles.share_key_lock()
+        encrypted = dict(
+            zip(texts, await asyncio.to_thread(cipher.encrypt, tenant_id, list(texts.values())), strict=True)
+        )
+        if encrypted:
+            version = min(key_version(text) for text in encrypted.values())
+            row = await profiles.put(tenant_id, {field: encrypted.get(field) for field in profiles.FIELDS}, version)
+            updated_at = row["updated_at"]
+        else:
+            await profiles.delete(tenant_id)
+            updated_at = None
+        await audit.record(
+            actor, tenant_id, "tenant.billing_profile_updated", "tenant", tenant_id, after={"fields": sorted(texts)}
+        )
+    return _shown(texts, updated_at)
+
+
+async def get_billing_profile(cipher: PiiCipher, tenant_id: uuid.UUID) -> dict[str, Any]:
+    async with tenant_tx(tenant_id):
+        if await repository.get_tenant(tenant_id) is None:
+            raise TenantNotFound()
+        row = await profiles.get(tenant_id)
+    if row is None:
+        return _shown({}, None)
+    stored = {field: row[field] for field in profiles.FIELDS if row[field]}
+    plain = await asyncio.to_thread(cipher.decrypt, tenant_id, list(stored.values()))
+    return _shown(dict(zip(stored, plain, strict=True)), row["updated_at"])
+
+
+async def rewrap_billing_profiles(cipher: PiiCipher, *, batch_size: int = REWRAP_BATCH) -> PiiRotation:
+    """Every stored ciphertext rewrapped to the key's latest version, a batch per transaction (an interrupted
+    run leaves whole rows on the old version, and the next run carries on); then versions before it stop
+    decrypting, once none is left, checked under the lock every writer shares."""
+    version = await asyncio.to_thread(cipher.latest_version)
+    moved = 0
+    while True:
+        async with system_tx(SystemReason.PLATFORM_JOB):
+            rows = await profiles.older_than(version, batch_size)
+            if not rows:
+                await profiles.take_key_lock()
+                if await profiles.count_older_than(version) == 0:
+                    await asyncio.to_thread(cipher.retire_versions_before, version)
+                    return PiiRotation(version, moved)
+                continue
+            stored = [(row["tenant_id"], field, row[field]) for row in rows for field in profiles.FIELDS if row[field]]
+            fresh = await asyncio.to_thread(cipher.rewrap, [(tenant, text) for tenant, _field, text in stored])
+            by_tenant: dict[uuid.UUID, dict[str, str | None]] = {row["tenant_id"]: {} for row in rows}
+            for (tenant, field, _old), text in zip(stored, fresh, strict=True):
+                by_tenant[tenant][field] = text
+            for tenant, texts in by_tenant.items():
+                await profiles.rewrapped(tenant, {field: texts.get(field) for field in profiles.FIELDS}, version)
+            moved += len(rows)
+
+
+async def rotate_pii_key(cipher: PiiCipher, *, rotate_key: bool = True) -> PiiRotation:
+    """Rotate the key (unless only finishing an interrupted rewrap), then rewrap and retire older versions."""
+    if rotate_key:
+        await asyncio.to_thread(cipher.rotate)
+    return await rewrap_billing_profiles(cipher)

@@ -1,0 +1,52 @@
+"""A tenant's outbound webhook signing secret: rotated by its admin, kept in the tenant's OpenBao namespace."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from controlplane.auth.principal import Principal
+from controlplane.db import tenant_tx
+from controlplane.tenant_vault import TenantVault
+from tenants import audit, repository, webhook_secrets
+from tenants.errors import TenantNotActive, TenantNotFound
+from tenants.status import TenantStatus
+
+
+async def _ensure_live(tenant_id: uuid.UUID) -> None:
+    async with tenant_tx(tenant_id):
+        tenant = await repository.get_tenant(tenant_id)
+    if tenant is None:
+        raise TenantNotFound()
+    if tenant["status"] == TenantStatus.PENDING_DELETION:
+        raise TenantNotActive("an erased tenant's secrets are destroyed and cannot be made again")
+
+
+async def rotate_webhook_secret(actor: Principal, vault: TenantVault, tenant_id: uuid.UUID) -> dict[str, Any]:
+    """A new secret (shown once, here); deliveries carry the previous one's signature too for a day."""
+    await _ensure_live(tenant_id)
+    state = await asyncio.to_thread(webhook_secrets.rotate, vault, tenant_id)
+    async with tenant_tx(tenant_id):
+        await audit.record(
+            actor,
+            tenant_id,
+            "tenant.webhook_secret_rotated",
+            "tenant",
+            tenant_id,
+            after={
+                "previous_valid_until": state.previous_valid_until.isoformat() if state.previous_valid_until else None
+            },
+        )
+    return {"secret": state.secret, "rotated_at": state.rotated_at, "previous_valid_until": state.previous_valid_until}
+
+
+async def webhook_secret_status(vault: TenantVault, tenant_id: uuid.UUID) -> dict[str, Any]:
+    """When the secret was last rotated and until when the previous one still signs (never the secret)."""
+    await _ensure_live(tenant_id)
+    state, in_force = await asyncio.to_thread(webhook_secrets.current, vault, tenant_id)
+    return {
+        "rotated_at": state.rotated_at,
+        "previous_valid_until": state.previous_valid_until,
+        "signatures": len(in_force),
+    }
