@@ -31,6 +31,7 @@ from billing.api.controllers import (
     TenantSubscriptionController,
     UsageController,
 )
+from billing.business_metrics import BusinessGauges
 from billing.payments_gateway import StripeGateway
 from controlplane import context, db, db_credentials
 from controlplane.auth.controllers import issue_token
@@ -126,6 +127,7 @@ def create_app(settings: Settings) -> Litestar:
             ttl_seconds=settings.jwt_ttl_seconds,
         )
         app.state.secret_ages = SecretAgeGauge(secret_store)
+        app.state.business_gauges = BusinessGauges()
         app.state.licensing = plugins.Licensing(LicenseSigner(secret_store.client), settings.license_renewal_grace)
         app.state.pii_cipher = PiiCipher(secret_store.client)
         app.state.tenant_vault = TenantVault(secret_store.client)

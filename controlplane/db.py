@@ -67,6 +67,8 @@ class SystemReason(enum.StrEnum):
     # A partner signs up (no partner context exists yet); staff work the qualification queue.
     PARTNER_SIGNUP = "partner_signup"
     PARTNER_REVIEW = "partner_review"
+    # Platform-wide counts for the business gauges (active tenants, subscriptions, MRR), read when scraped.
+    METRICS = "metrics"
 
 
 # asyncpg's `password=`: awaited for every new connection (`db_credentials.StaticRolePassword` reads OpenBao).

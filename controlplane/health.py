@@ -67,6 +67,9 @@ async def scrape(request: Request[Any, Any, Any]) -> Response[bytes]:
     secret_ages = getattr(request.app.state, "secret_ages", None)
     if secret_ages is not None:
         await secret_ages.refresh_if_stale()
+    business = getattr(request.app.state, "business_gauges", None)
+    if business is not None:
+        await business.refresh_if_stale()
     redis_client = getattr(request.app.state, "redis", None)
     if redis_client is not None:
         await metrics.observe_celery_queues(redis_client)

@@ -126,6 +126,33 @@ SECRET_AGE_SECONDS = Gauge(
 )
 
 
+ENTITLEMENT_CHECKS_TOTAL = Counter(
+    "controlplane_entitlement_checks_total",
+    "Entitlement checks answered, by decision (allowed, denied).",
+    ["decision"],
+)
+ENTITLEMENT_CACHE_LOOKUPS_TOTAL = Counter(
+    "controlplane_entitlement_cache_lookups_total",
+    "License snapshots looked up for entitlement checks, by result (hit: from memory; miss: from the database).",
+    ["result"],
+)
+
+# Business gauges, read from the database when the API is scraped (billing/business_metrics.py).
+ACTIVE_TENANTS = Gauge("controlplane_active_tenants", "Tenants whose status is active.", multiprocess_mode="mostrecent")
+SUBSCRIPTIONS = Gauge(
+    "controlplane_subscriptions",
+    "Subscriptions that are not canceled, by status.",
+    ["status"],
+    multiprocess_mode="mostrecent",
+)
+MRR_MINOR_UNITS = Gauge(
+    "controlplane_mrr_minor_units",
+    "Monthly recurring revenue of active and past-due subscriptions, in the currency's minor units.",
+    ["currency"],
+    multiprocess_mode="mostrecent",
+)
+
+
 # Celery's Redis broker keeps each queue as a list; its length is the backlog. Read by the API at scrape time.
 CELERY_QUEUES = ("celery",)
 CELERY_QUEUE_MESSAGES = Gauge(

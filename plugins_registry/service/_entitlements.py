@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from controlplane import metrics
 from controlplane.auth.principal import Principal
 from controlplane.db import tenant_tx
 from controlplane.invalidation import Cache
@@ -20,12 +21,21 @@ from tenants.roles import Permission, role_allows
 _snapshots: Cache[uuid.UUID, dict[str, licensing.Snapshot | None]] = Cache(
     ENTITLEMENTS_TOPIC, uuid.UUID, ttl_seconds=300.0
 )
+# Bound once: `labels()` costs microseconds, and this is the hot path.
+_HIT = metrics.ENTITLEMENT_CACHE_LOOKUPS_TOTAL.labels(result="hit")
+_MISS = metrics.ENTITLEMENT_CACHE_LOOKUPS_TOTAL.labels(result="miss")
+_DECISIONS = {
+    True: metrics.ENTITLEMENT_CHECKS_TOTAL.labels(decision="allowed"),
+    False: metrics.ENTITLEMENT_CHECKS_TOTAL.labels(decision="denied"),
+}
 
 
 async def _snapshot(tenant_id: uuid.UUID, slug: str) -> licensing.Snapshot | None:
     cached = _snapshots.get(tenant_id)
     if cached is not None and slug in cached:
+        _HIT.inc()
         return cached[slug]
+    _MISS.inc()
     generation = _snapshots.generation()
     async with tenant_tx(tenant_id):
         row = await repository.entitlement_snapshot(tenant_id, slug)
@@ -52,6 +62,7 @@ async def check(principal: Principal, slug: str, feature: str | None) -> dict[st
         raise ForbiddenForRole()
     snapshot = await _snapshot(principal.tenant_id, slug)
     decision = licensing.decide(snapshot, feature, datetime.now(UTC))
+    _DECISIONS[decision.allowed].inc()
     return {
         "allowed": decision.allowed,
         "reason": decision.reason,

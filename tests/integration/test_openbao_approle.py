@@ -51,3 +51,47 @@ def test_production_refuses_a_root_token(settings: Settings) -> None:
     production = dataclasses.replace(settings, env="production", stripe_api_base=None)
     with pytest.raises(UnsafeConfiguration, match="root token"):
         refuse_unsafe_production(production, SecretStore.connect(settings))
+
+
+def test_the_shipped_app_policy_covers_every_path_the_app_uses_and_no_more(settings: Settings) -> None:
+    """deploy/openbao/controlplane-app.hcl, loaded as is: the app's OpenBao work succeeds under it."""
+    import uuid
+    from pathlib import Path
+
+    from controlplane.pii import PiiCipher
+    from controlplane.tenant_vault import TenantVault
+    from plugins_registry.signer import LicenseSigner
+
+    policy = (Path(__file__).resolve().parents[2] / "deploy/openbao/controlplane-app.hcl").read_text()
+    root = hvac.Client(url=settings.bao_addr, token=settings.bao_token)
+    if "approle/" not in root.sys.list_auth_methods()["data"]:
+        root.sys.enable_auth_method("approle")
+    root.sys.create_or_update_policy("controlplane-app", policy)
+    root.auth.approle.create_or_update_approle("controlplane-app", token_policies=["controlplane-app"])
+    role_id = root.auth.approle.read_role_id("controlplane-app")["data"]["role_id"]
+    secret_id = root.auth.approle.generate_secret_id("controlplane-app")["data"]["secret_id"]
+    store = SecretStore.connect(
+        dataclasses.replace(settings, bao_token="", bao_role_id=role_id, bao_secret_id=secret_id)
+    )
+
+    assert set(store.read(JWT_KEYS_PATH)) >= {"active_kid", "keys"}
+    assert LicenseSigner(store.client).sign({"sub": "policy-check"})[0].count(".") == 2
+    cipher = PiiCipher(store.client)
+    tenant_id = uuid.uuid4()
+    (stored,) = cipher.encrypt(tenant_id, ["Ada"])
+    assert cipher.decrypt(tenant_id, cipher.rewrap([(tenant_id, stored)])) == ["Ada"]
+    vault = TenantVault(store.client)
+    vault.provision(tenant_id)
+    vault.write(tenant_id, "webhook-signing", {"secret": "whsec_x"}, cas=0)
+    assert vault.read(tenant_id, "webhook-signing")[0] == {"secret": "whsec_x"}
+    vault.destroy(tenant_id)
+    assert not vault.exists(tenant_id)
+
+    # And nothing beyond it: no policy writes, no other transit key, no other secrets.
+    for forbidden in (
+        lambda: store.client.sys.create_or_update_policy("escalate", 'path "*" { capabilities = ["sudo"] }'),
+        lambda: store.client.secrets.transit.rotate_key("some-other-key"),
+        lambda: store.client.secrets.kv.v2.read_secret_version("elsewhere/x", mount_point="secret"),
+    ):
+        with pytest.raises(hvac.exceptions.Forbidden):
+            forbidden()

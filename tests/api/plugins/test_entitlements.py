@@ -146,3 +146,32 @@ async def test_only_a_tenant_api_key_may_check(client: AsyncClient, factory: Fac
     key = await machine_key(client, admin.headers, tenant["id"])
     bad = await client.get("/v1/entitlements/check", params={"plugin": "Not A Slug"}, headers=key)
     assert_problem(bad, 400)
+
+
+async def test_checks_and_cache_lookups_are_counted(client: AsyncClient, factory: Factory) -> None:
+    from controlplane import metrics
+
+    def counts() -> tuple[float, ...]:
+        return tuple(
+            counter.labels(**{label: value})._value.get()
+            for counter, label, value in (
+                (metrics.ENTITLEMENT_CHECKS_TOTAL, "decision", "allowed"),
+                (metrics.ENTITLEMENT_CHECKS_TOTAL, "decision", "denied"),
+                (metrics.ENTITLEMENT_CACHE_LOOKUPS_TOTAL, "result", "hit"),
+                (metrics.ENTITLEMENT_CACHE_LOOKUPS_TOTAL, "result", "miss"),
+            )
+        )
+
+    staff = await factory.staff()
+    pub = await publisher(client, staff.headers)
+    made = await plugin(client, staff.headers, pub["id"])
+    tenant, admin = await tenant_with_admin(factory, staff)
+    key = await machine_key(client, admin.headers, tenant["id"])
+    await install(client, admin.headers, tenant["id"], made["slug"])
+    before = counts()
+    for feature in ("export", "export", "admin-panel"):  # a miss, then two answers from memory
+        await check(client, key, made["slug"], feature)
+    after = counts()
+    assert tuple(b - a for a, b in zip(before, after, strict=True)) == (2, 1, 2, 1)
+    scrape = (await client.get("/metrics")).text
+    assert 'controlplane_entitlement_cache_lookups_total{result="hit"}' in scrape
