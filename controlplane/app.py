@@ -134,23 +134,20 @@ def create_app(settings: Settings) -> Litestar:
         redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
         app.state.sign_in_throttle = SignInThrottle(redis_client)
         app.state.redis = redis_client
+        # AppRole tokens expire: renewed, or replaced by a new login, before they do.
+        token_keeper = asyncio.create_task(secret_store.keep_token_alive(), name="openbao-token")
         try:
             # With BAO_DB_STATIC_ROLE, each new connection reads OpenBao's current password for the app role.
             db_password = db_credentials.password_for(settings, secret_store)
-            # The listener takes only a DSN: it gets the password of now (read first, so a misconfigured role
-            # stops startup here), enough to reconnect until OpenBao next rotates it.
-            listener_dsn = (
-                settings.database_url
-                if db_password is None
-                else db_credentials.dsn_with_password(settings.database_url, await db_password())
-            )
+            if db_password is not None:
+                await db_password()  # read first: a misconfigured role stops startup here, with its reason
             await db.start_pool(
                 settings.database_url,
                 min_size=settings.db_pool_min_size,
                 max_size=settings.db_pool_max_size,
                 password=db_password,
             )
-            listener = Listener(listener_dsn)
+            listener = Listener(settings.database_url, password=db_password)
             try:
                 await refuse_unsafe_database_role()
                 await listener.start()
@@ -159,6 +156,8 @@ def create_app(settings: Settings) -> Litestar:
                 await listener.stop()
                 await db.stop_pool()
         finally:
+            token_keeper.cancel()
+            await asyncio.gather(token_keeper, return_exceptions=True)
             await redis_client.aclose()
 
     return ControlPlane(

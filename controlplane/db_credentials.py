@@ -27,7 +27,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import hvac
 
@@ -256,21 +256,12 @@ def run_with_app_pool(settings: Settings, work: Callable[[], Awaitable[T]], *, m
     return run_with_pool(settings.database_url, work, max_size=max_size, password=password)
 
 
-def dsn_with_password(dsn: str, password: str) -> str:
-    """`dsn` with `password` in it, for a client that takes no password callable (one fixed connection)."""
-    parts = urlsplit(dsn)
-    userinfo, _, host = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]  # as written: already percent-encoded
-    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
-
-
 __all__ = [
     "DbRotation",
     "StaticCredentials",
     "StaticRoleMismatch",
     "StaticRolePassword",
     "configure_static_role",
-    "dsn_with_password",
     "last_rotated",
     "password_for",
     "read_static_credentials",

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -111,8 +111,11 @@ def clear_all() -> None:
 class Listener:
     """The one LISTEN connection of an API process; reconnects, and caches stay off while it is down."""
 
-    def __init__(self, dsn: str, *, retry_seconds: float = 1.0) -> None:
+    def __init__(
+        self, dsn: str, *, password: Callable[[], Awaitable[str]] | None = None, retry_seconds: float = 1.0
+    ) -> None:
         self._dsn = dsn
+        self._password = password  # asyncpg's password callable: read again at each reconnect
         self._retry = retry_seconds
         self._connection: asyncpg.Connection | None = None
         self._task: asyncio.Task[None] | None = None
@@ -132,7 +135,7 @@ class Listener:
         clear_all()
 
     async def _connect(self) -> None:
-        connection = await asyncpg.connect(self._dsn)
+        connection = await asyncpg.connect(self._dsn, password=self._password)
         connection.add_termination_listener(lambda _: self._on_lost())
         await connection.add_listener(CHANNEL, self._on_notification)
         self._connection = connection

@@ -6,6 +6,8 @@ and never a client library's exception.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,6 +20,8 @@ import requests
 
 from controlplane.exceptions import Conflict, NotFound, ServiceUnavailable
 from controlplane.settings import Settings
+
+log = logging.getLogger("controlplane.secrets")
 
 KV_MOUNT = "secret"
 JWT_KEYS_PATH = "platform/jwt"
@@ -63,16 +67,52 @@ def _translated() -> Iterator[None]:
 
 
 class SecretStore:
-    def __init__(self, client: hvac.Client) -> None:
+    def __init__(self, client: hvac.Client, *, approle: tuple[str, str] | None = None) -> None:
         self._client = client
+        self._approle = approle  # (role id, secret id): to log in again when the token cannot be renewed
 
     @classmethod
     def connect(cls, settings: Settings, *, timeout: float = 5.0) -> SecretStore:
         client = hvac.Client(url=settings.bao_addr, token=settings.bao_token or None, timeout=timeout)
-        if not settings.bao_token:
+        if settings.bao_token:
+            return cls(client)
+        store = cls(client, approle=(settings.bao_role_id, settings.bao_secret_id))
+        store._login()
+        return store
+
+    def _login(self) -> None:
+        assert self._approle is not None
+        role_id, secret_id = self._approle
+        with _translated():
+            self._client.auth.approle.login(role_id=role_id, secret_id=secret_id)
+
+    def keep_alive(self) -> str:
+        """Keep the token valid, run every half minute or so: renew it once a third of its TTL is left, and log in
+        again (AppRole) when it cannot be renewed further; what was done: "fresh", "renewed" or "logged_in".
+
+        A token without a TTL (the dev stack's root token) is always fresh. Everything that uses this store's
+        client (license signing, PII, tenant namespaces) sees the new token at once."""
+        try:
             with _translated():
-                client.auth.approle.login(role_id=settings.bao_role_id, secret_id=settings.bao_secret_id)
-        return cls(client)
+                data = self._client.auth.token.lookup_self()["data"]
+        except SecretsUnavailable:
+            if self._approle is None:
+                raise
+            self._login()  # expired already (the process was stopped, say): a new one
+            return "logged_in"
+        ttl, full = int(data.get("ttl") or 0), int(data.get("creation_ttl") or 0)
+        if not full or ttl > full / 3:  # no TTL at all (a root token), or plenty left
+            return "fresh"
+        if data.get("renewable"):
+            with _translated():
+                renewed = self._client.auth.token.renew_self()["auth"]
+            # OpenBao caps a renewal at the token's max TTL: a renewal that no longer extends it is not enough.
+            if int(renewed.get("lease_duration") or 0) > ttl or self._approle is None:
+                return "renewed"
+        if self._approle is None:
+            return "fresh"
+        self._login()
+        return "logged_in"
 
     @property
     def client(self) -> hvac.Client:
@@ -109,6 +149,18 @@ class SecretStore:
                 path=path, secret=dict(data), cas=cas, mount_point=KV_MOUNT
             )
         return int(response["data"]["version"])
+
+    async def keep_token_alive(self, *, interval: float = 30.0) -> None:
+        """`keep_alive` every `interval` seconds until cancelled; a failure is logged and tried again."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                outcome = await asyncio.to_thread(self.keep_alive)
+            except SecretsUnavailable as exc:
+                log.warning("OpenBao token not kept alive: %s", exc.detail)
+                continue
+            if outcome != "fresh":
+                log.info("OpenBao token %s", outcome.replace("_", " "))
 
     def is_ready(self) -> bool:
         """True when OpenBao answers, is unsealed and our token is valid."""

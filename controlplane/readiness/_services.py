@@ -50,9 +50,30 @@ from pg_roles r where r.rolname = current_user
 TENANT_SETTING = "current_setting('app.tenant_id'"
 
 
+def _app_role_password(ctx: Context) -> str | None:
+    """With BAO_DB_STATIC_ROLE, DATABASE_URL carries no password: the current one is OpenBao's."""
+    if not ctx.settings.bao_db_static_role:
+        return None
+    from controlplane.db_credentials import read_static_credentials
+    from controlplane.secrets import SecretStore
+
+    client = SecretStore.connect(ctx.settings, timeout=ctx.options.client_timeout).client
+    mount, role = ctx.settings.bao_db_mount, ctx.settings.bao_db_static_role
+    return read_static_credentials(client, mount=mount, role=role).password
+
+
 @asynccontextmanager
-async def _connection(url: str, client_timeout: float) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(url, timeout=client_timeout)
+async def _app_connection(ctx: Context) -> AsyncIterator[asyncpg.Connection]:
+    password = await ctx.once("app_role_password", lambda: in_daemon_thread(lambda: _app_role_password(ctx)))
+    async with _connection(ctx.settings.database_url, ctx.options.client_timeout, password) as connection:
+        yield connection
+
+
+@asynccontextmanager
+async def _connection(
+    url: str, client_timeout: float, password: str | None = None
+) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(url, timeout=client_timeout, password=password)
     try:
         yield connection
     finally:
@@ -75,7 +96,7 @@ def _ms(seconds: float) -> str:
 
 
 async def postgres(ctx: Context) -> Outcome:
-    async with _connection(ctx.settings.database_url, ctx.options.client_timeout) as connection:
+    async with _app_connection(ctx) as connection:
         elapsed = await _fastest_of(ROUND_TRIPS, lambda: connection.fetchval("select 1"))
         version = await connection.fetchval("show server_version")
     detail = f"fastest of {ROUND_TRIPS} `select 1` as the app role; PostgreSQL {version}"
@@ -122,7 +143,7 @@ async def migrations(ctx: Context) -> Outcome:
 
 async def rls(ctx: Context) -> Outcome:
     problems: list[str] = []
-    async with _connection(ctx.settings.database_url, ctx.options.client_timeout) as connection:
+    async with _app_connection(ctx) as connection:
         tables = await connection.fetch(TENANT_TABLES_SQL)
         for table in tables:
             name = table["relname"]

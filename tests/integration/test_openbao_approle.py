@@ -95,3 +95,39 @@ def test_the_shipped_app_policy_covers_every_path_the_app_uses_and_no_more(setti
     ):
         with pytest.raises(hvac.exceptions.Forbidden):
             forbidden()
+
+
+def test_a_short_lived_approle_token_is_renewed_then_replaced_and_never_lapses(settings: Settings) -> None:
+    import time
+
+    root = hvac.Client(url=settings.bao_addr, token=settings.bao_token)
+    if "approle/" not in root.sys.list_auth_methods()["data"]:
+        root.sys.enable_auth_method("approle")
+    root.sys.create_or_update_policy("controlplane-test", POLICY)
+    # A 3-second token renewable up to 6 seconds: production's hours, compressed.
+    root.auth.approle.create_or_update_approle(
+        "short-lived", token_policies=["controlplane-test"], token_ttl="3s", token_max_ttl="6s"
+    )
+    role_id = root.auth.approle.read_role_id("short-lived")["data"]["role_id"]
+    secret_id = root.auth.approle.generate_secret_id("short-lived")["data"]["secret_id"]
+    store = SecretStore.connect(
+        dataclasses.replace(settings, bao_token="", bao_role_id=role_id, bao_secret_id=secret_id)
+    )
+    first_token = store.client.token
+
+    outcomes = []
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        outcomes.append(store.keep_alive())
+        assert set(store.read(JWT_KEYS_PATH)) >= {"active_kid", "keys"}  # never a lapsed token
+        time.sleep(0.3)
+    assert "renewed" in outcomes and "logged_in" in outcomes
+    assert store.client.token != first_token
+
+    # Expired outright (nothing kept it alive): the next keep-alive logs in again.
+    lapsed = SecretStore.connect(
+        dataclasses.replace(settings, bao_token="", bao_role_id=role_id, bao_secret_id=secret_id)
+    )
+    time.sleep(3.2)
+    assert lapsed.keep_alive() == "logged_in"
+    assert set(lapsed.read(JWT_KEYS_PATH)) >= {"active_kid", "keys"}
