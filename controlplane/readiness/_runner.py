@@ -30,7 +30,7 @@ def checks(options: Options) -> tuple[Check, ...]:
         Check("migrations", "every migration of every app applied", services.migrations),
         Check("rls", "RLS enabled+forced+policy; app role cannot bypass", services.rls),
         Check("redis", f"PING < {services.REDIS_BUDGET_SECONDS * 1000:.0f} ms", services.redis),
-        Check("openbao", "unsealed, token valid", services.openbao),
+        Check("openbao", "unsealed, token valid, no secret overdue", services.openbao),
         Check("stripe", "authenticated call succeeds", services.stripe),
         Check("celery_workers", f">= 1 answers ping in {services.WORKER_PING_SECONDS:g} s", services.celery_workers),
         Check("celery_beat", f"schedule saved < {services.BEAT_MAX_AGE_SECONDS // 60} min ago", services.celery_beat),

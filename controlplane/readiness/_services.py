@@ -7,14 +7,19 @@ import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
 
+# At import, not inside a check: checks run in threads at once, and two threads importing piccolo's modules
+# together can each see the other's half-initialised module.
+from controlplane.db_credentials import read_static_credentials
 from controlplane.readiness._model import Context, Outcome, in_daemon_thread
+from controlplane.rotation import ROTATION_PERIODS, last_rotations
+from controlplane.secrets import SecretStore
 
 POSTGRES_BUDGET_SECONDS = 0.1
 REDIS_BUDGET_SECONDS = 0.1
@@ -54,9 +59,6 @@ def _app_role_password(ctx: Context) -> str | None:
     """With BAO_DB_STATIC_ROLE, DATABASE_URL carries no password: the current one is OpenBao's."""
     if not ctx.settings.bao_db_static_role:
         return None
-    from controlplane.db_credentials import read_static_credentials
-    from controlplane.secrets import SecretStore
-
     client = SecretStore.connect(ctx.settings, timeout=ctx.options.client_timeout).client
     mount, role = ctx.settings.bao_db_mount, ctx.settings.bao_db_static_role
     return read_static_credentials(client, mount=mount, role=role).password
@@ -195,13 +197,25 @@ async def redis(ctx: Context) -> Outcome:
     return Outcome(elapsed < REDIS_BUDGET_SECONDS, _ms(elapsed), f"fastest of {ROUND_TRIPS} PINGs", elapsed)
 
 
+def _overdue_secrets(store: Any) -> list[str]:
+    """Secrets older than their rotation period and a day (as ControlPlaneSecretOverdue): rotation has stopped."""
+    now = datetime.now(UTC)
+    return [
+        f"{secret} last rotated {when:%Y-%m-%d} (every {period.days} days)"
+        for secret, when in sorted(last_rotations(store).items())
+        if (period := ROTATION_PERIODS.get(secret)) is not None and now - when > period + timedelta(days=1)
+    ]
+
+
 async def openbao(ctx: Context) -> Outcome:
     def probe() -> Outcome:
-        from controlplane.secrets import SecretStore
 
         store = SecretStore.connect(ctx.settings, timeout=ctx.options.client_timeout)
         if store.is_ready():
-            return Outcome(True, "unsealed, token valid", f"{ctx.settings.bao_addr}", 1)
+            overdue = _overdue_secrets(store)
+            if overdue:
+                return Outcome(False, f"{len(overdue)} secret(s) overdue", "; ".join(overdue), 0)
+            return Outcome(True, "unsealed, token valid", f"{ctx.settings.bao_addr}; every secret within its period", 1)
         try:
             sealed = store.client.sys.is_sealed()
         except Exception as exc:  # what is_ready already judged; only to say why
@@ -214,7 +228,6 @@ async def openbao(ctx: Context) -> Outcome:
 async def stripe(ctx: Context) -> Outcome:
     def probe() -> Outcome:
         # Imported here, off the event loop: these imports take long enough to skew the timings beside.
-        from controlplane.secrets import SecretStore
         from controlplane.stripe_client import make_stripe_client
 
         try:

