@@ -62,6 +62,7 @@ from plugins_registry.api.controllers import (
     TenantPluginController,
 )
 from plugins_registry.signer import LicenseSigner
+from tenants import billing_contact
 from tenants.api.controllers import (
     ApiKeyController,
     AuditController,
@@ -130,6 +131,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.business_gauges = BusinessGauges()
         app.state.licensing = plugins.Licensing(LicenseSigner(secret_store.client), settings.license_renewal_grace)
         app.state.pii_cipher = PiiCipher(secret_store.client)
+        billing_contact.use(app.state.pii_cipher)
         app.state.tenant_vault = TenantVault(secret_store.client)
         redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
         app.state.sign_in_throttle = SignInThrottle(redis_client)

@@ -12,6 +12,7 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import hvac
 
@@ -54,40 +55,43 @@ class PiiCipher:
         with _translated():
             self._transit.create_key(self.key_name, key_type="aes256-gcm96", derived=True, mount_point=TRANSIT_MOUNT)
 
-    def encrypt(self, tenant_id: uuid.UUID, plaintexts: Sequence[str]) -> list[str]:
-        if not plaintexts:
-            return []
-        batch = [
-            {"plaintext": base64.b64encode(text.encode()).decode(), "context": _context(tenant_id)}
-            for text in plaintexts
-        ]
-        with _translated():
-            response = self._transit.encrypt_data(self.key_name, "", batch_input=batch, mount_point=TRANSIT_MOUNT)
-        return [str(item["ciphertext"]) for item in response["data"]["batch_results"]]
-
-    def decrypt(self, tenant_id: uuid.UUID, ciphertexts: Sequence[str]) -> list[str]:
-        if not ciphertexts:
-            return []
-        batch = [{"ciphertext": text, "context": _context(tenant_id)} for text in ciphertexts]
-        with _translated():
-            response = self._transit.decrypt_data(self.key_name, "", batch_input=batch, mount_point=TRANSIT_MOUNT)
-        return [base64.b64decode(item["plaintext"]).decode() for item in response["data"]["batch_results"]]
-
-    def rewrap(self, items: Sequence[tuple[uuid.UUID, str]]) -> list[str]:
-        """Each ciphertext re-encrypted under the key's latest version, without OpenBao showing us the data."""
-        results = []
+    def _batched(self, operation: str, field: str, items: Sequence[tuple[uuid.UUID, str]]) -> list[dict[str, Any]]:
+        """One transit batch operation over (tenant, text) pairs, a request per REQUEST_ITEMS; a failed item
+        fails the whole call."""
+        call = {
+            "encrypt": self._transit.encrypt_data,
+            "decrypt": self._transit.decrypt_data,
+            "rewrap": self._transit.rewrap_data,
+        }[operation]
+        results: list[dict[str, Any]] = []
         for start in range(0, len(items), REQUEST_ITEMS):
             batch = [
-                {"ciphertext": text, "context": _context(tenant_id)}
-                for tenant_id, text in items[start : start + REQUEST_ITEMS]
+                {field: text, "context": _context(tenant)} for tenant, text in items[start : start + REQUEST_ITEMS]
             ]
             with _translated():
-                response = self._transit.rewrap_data(self.key_name, "", batch_input=batch, mount_point=TRANSIT_MOUNT)
+                response = call(self.key_name, "", batch_input=batch, mount_point=TRANSIT_MOUNT)
             results += response["data"]["batch_results"]
         errors = [item["error"] for item in results if item.get("error")]
         if errors:
-            raise ValueError(f"{len(errors)} ciphertexts could not be rewrapped: {errors[0]}")
-        return [str(item["ciphertext"]) for item in results]
+            raise ValueError(f"{len(errors)} items could not be {operation}ed: {errors[0]}")
+        return results
+
+    def encrypt_many(self, items: Sequence[tuple[uuid.UUID, str]]) -> list[str]:
+        encoded = [(tenant, base64.b64encode(text.encode()).decode()) for tenant, text in items]
+        return [str(item["ciphertext"]) for item in self._batched("encrypt", "plaintext", encoded)]
+
+    def decrypt_many(self, items: Sequence[tuple[uuid.UUID, str]]) -> list[str]:
+        return [base64.b64decode(item["plaintext"]).decode() for item in self._batched("decrypt", "ciphertext", items)]
+
+    def encrypt(self, tenant_id: uuid.UUID, plaintexts: Sequence[str]) -> list[str]:
+        return self.encrypt_many([(tenant_id, text) for text in plaintexts])
+
+    def decrypt(self, tenant_id: uuid.UUID, ciphertexts: Sequence[str]) -> list[str]:
+        return self.decrypt_many([(tenant_id, text) for text in ciphertexts])
+
+    def rewrap(self, items: Sequence[tuple[uuid.UUID, str]]) -> list[str]:
+        """Each ciphertext re-encrypted under the key's latest version, without OpenBao showing us the data."""
+        return [str(item["ciphertext"]) for item in self._batched("rewrap", "ciphertext", items)]
 
     def latest_version(self) -> int:
         with _translated():

@@ -25,13 +25,14 @@ async def insert_tenant(values: dict[str, Any]) -> dict[str, Any] | None:
     """The new row, or None when the slug is taken."""
     try:
         rows = await fetch(
-            f"insert into tenants (id, name, slug, billing_email, currency, reseller_id, reseller_since, tax_rate_bps, "
-            f"invoice_grace_hours) values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, "
+            f"insert into tenants (id, name, slug, billing_email, billing_email_key_version, currency, reseller_id, "
+            f"reseller_since, tax_rate_bps, invoice_grace_hours) values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}, "
             f"case when {{}}::uuid is null then null else now() end, {{}}, {{}}) returning {TENANT_COLUMNS}",
             values["id"],
             values["name"],
             values["slug"],
             values.get("billing_email"),
+            values.get("billing_email_key_version"),
             values["currency"],
             values.get("reseller_id"),
             values.get("reseller_id"),
@@ -64,6 +65,7 @@ async def update_tenant(tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[s
     allowed = {
         "name",
         "billing_email",
+        "billing_email_key_version",
         "currency",
         "status",
         "erasure_requested_at",

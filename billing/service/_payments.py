@@ -23,7 +23,7 @@ from controlplane.auth.principal import Principal
 from controlplane.db import tenant_tx
 from controlplane.exceptions import Conflict
 from controlplane.pagination import PageRequest, page_of
-from tenants import audit
+from tenants import audit, billing_contact
 from tenants.repository import get_tenant, update_tenant
 from tenants.roles import Permission
 from tenants.service import Page
@@ -42,7 +42,7 @@ async def add_payment_method(
         customer_id = await payments_repository.customer_of(tenant_id)
         tenant = await get_tenant(tenant_id)
     if customer_id is None:
-        email = tenant["billing_email"] if tenant else None
+        email = (await billing_contact.reveal([tenant]))[0]["billing_email"] if tenant else None
         created = await asyncio.to_thread(gateway.create_customer, str(tenant_id), email)
         async with tenant_tx(tenant_id):
             customer_id = await payments_repository.save_customer(tenant_id, created)

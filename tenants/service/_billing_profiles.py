@@ -1,5 +1,5 @@
 """A tenant's billing profile: encrypted by OpenBao transit before it is stored, decrypted only to be shown;
-and the rewrap that moves every stored ciphertext to the newest key version after a rotation."""
+and the rewrap that moves every stored ciphertext of tenants' personal data to the newest key version."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx
 from controlplane.pii import PiiCipher, PiiRotation, key_version
 from tenants import audit, repository
-from tenants import billing_profile_repository as profiles
+from tenants import pii_repository as profiles
 from tenants.errors import TenantNotFound
 
 REWRAP_BATCH = 200
@@ -77,33 +77,52 @@ async def get_billing_profile(cipher: PiiCipher, tenant_id: uuid.UUID) -> dict[s
     return _shown(dict(zip(stored, plain, strict=True)), row["updated_at"])
 
 
-async def rewrap_billing_profiles(cipher: PiiCipher, *, batch_size: int = REWRAP_BATCH) -> PiiRotation:
-    """Every stored ciphertext rewrapped to the key's latest version, a batch per transaction (an interrupted
-    run leaves whole rows on the old version, and the next run carries on); then versions before it stop
-    decrypting, once none is left, checked under the lock every writer shares."""
+async def rewrap_personal_data(cipher: PiiCipher, *, batch_size: int = REWRAP_BATCH) -> PiiRotation:
+    """Every stored ciphertext (billing profiles, tenants' billing emails) rewrapped to the key's latest version,
+    and any billing email still in plaintext sealed, a batch per transaction (an interrupted run leaves whole
+    rows on the old version, and the next run carries on); then versions before it stop decrypting, once
+    none is left, checked under the lock every writer shares."""
     version = await asyncio.to_thread(cipher.latest_version)
     moved = 0
     while True:
         async with system_tx(SystemReason.PLATFORM_JOB):
-            rows = await profiles.older_than(version, batch_size)
-            if not rows:
-                await profiles.take_key_lock()
-                if await profiles.count_older_than(version) == 0:
-                    await asyncio.to_thread(cipher.retire_versions_before, version)
-                    return PiiRotation(version, moved)
+            done = await _rewrap_profiles(cipher, version, batch_size) or await _reseal_emails(
+                cipher, version, batch_size
+            )
+            if done:
+                moved += done
                 continue
-            stored = [(row["tenant_id"], field, row[field]) for row in rows for field in profiles.FIELDS if row[field]]
-            fresh = await asyncio.to_thread(cipher.rewrap, [(tenant, text) for tenant, _field, text in stored])
-            by_tenant: dict[uuid.UUID, dict[str, str | None]] = {row["tenant_id"]: {} for row in rows}
-            for (tenant, field, _old), text in zip(stored, fresh, strict=True):
-                by_tenant[tenant][field] = text
-            for tenant, texts in by_tenant.items():
-                await profiles.rewrapped(tenant, {field: texts.get(field) for field in profiles.FIELDS}, version)
-            moved += len(rows)
+            await profiles.take_key_lock()
+            left = await profiles.count_older_than(version) + await profiles.count_tenant_emails_older_than(version)
+            if left == 0:
+                await asyncio.to_thread(cipher.retire_versions_before, version)
+                return PiiRotation(version, moved)
+
+
+async def _rewrap_profiles(cipher: PiiCipher, version: int, batch_size: int) -> int:
+    rows = await profiles.older_than(version, batch_size)
+    stored = [(row["tenant_id"], field, row[field]) for row in rows for field in profiles.FIELDS if row[field]]
+    fresh = await asyncio.to_thread(cipher.rewrap, [(tenant, text) for tenant, _field, text in stored])
+    by_tenant: dict[uuid.UUID, dict[str, str | None]] = {row["tenant_id"]: {} for row in rows}
+    for (tenant, field, _old), text in zip(stored, fresh, strict=True):
+        by_tenant[tenant][field] = text
+    for tenant, texts in by_tenant.items():
+        await profiles.rewrapped(tenant, {field: texts.get(field) for field in profiles.FIELDS}, version)
+    return len(rows)
+
+
+async def _reseal_emails(cipher: PiiCipher, version: int, batch_size: int) -> int:
+    rows = await profiles.tenant_emails_older_than(version, batch_size)
+    legacy = [(row["id"], row["billing_email"]) for row in rows if row["billing_email_key_version"] is None]
+    sealed = [(row["id"], row["billing_email"]) for row in rows if row["billing_email_key_version"] is not None]
+    fresh = await asyncio.to_thread(cipher.encrypt_many, legacy) + await asyncio.to_thread(cipher.rewrap, sealed)
+    for (tenant, _old), text in zip(legacy + sealed, fresh, strict=True):
+        await profiles.resealed_tenant_email(tenant, text, key_version(text))
+    return len(rows)
 
 
 async def rotate_pii_key(cipher: PiiCipher, *, rotate_key: bool = True) -> PiiRotation:
     """Rotate the key (unless only finishing an interrupted rewrap), then rewrap and retire older versions."""
     if rotate_key:
         await asyncio.to_thread(cipher.rotate)
-    return await rewrap_billing_profiles(cipher)
+    return await rewrap_personal_data(cipher)

@@ -13,8 +13,8 @@ from controlplane.db import SystemReason, system_tx, tenant_tx, user_tx
 from controlplane.exceptions import StaffOnly
 from controlplane.pagination import PageRequest, page_of
 from controlplane.tenant_vault import TenantVault
-from tenants import audit, repository
-from tenants import billing_profile_repository as billing_profiles
+from tenants import audit, billing_contact, repository
+from tenants import pii_repository as billing_profiles
 from tenants.errors import InvalidStatusTransition, TenantNotFound, TenantSlugTaken
 from tenants.roles import Permission
 from tenants.service import _partners
@@ -33,11 +33,18 @@ async def create_tenant(actor: Principal, values: dict[str, Any]) -> dict[str, A
         await _partners.ensure_qualified(reseller_id, "reseller")
     tenant_id = uuid.uuid4()
     async with system_tx(SystemReason.STAFF_CHANGE):
-        row = await repository.insert_tenant({**values, "id": tenant_id})
+        sealed = await billing_contact.seal(tenant_id, values.get("billing_email"))
+        row = await repository.insert_tenant({**values, **sealed, "id": tenant_id})
         if row is None:
             raise TenantSlugTaken()
         await audit.record(actor, tenant_id, "tenant.created", "tenant", tenant_id, after=audit.tenant_summary(row))
-    return row
+    return await _shown(row)
+
+
+async def _shown(row: dict[str, Any]) -> dict[str, Any]:
+    """A tenant as callers see it: the billing email decrypted."""
+    (shown,) = await billing_contact.reveal([row])
+    return shown
 
 
 async def list_tenants(actor: Principal, page: PageRequest) -> Page:
@@ -51,7 +58,7 @@ async def list_tenants(actor: Principal, page: PageRequest) -> Page:
         # The database shows a user only the tenants they are a member of.
         async with user_tx(actor.id):
             rows = await repository.list_tenants(page)
-    return page_of(rows, page)
+    return page_of(await billing_contact.reveal(rows), page)
 
 
 async def get_tenant(tenant_id: uuid.UUID) -> dict[str, Any]:
@@ -59,7 +66,7 @@ async def get_tenant(tenant_id: uuid.UUID) -> dict[str, Any]:
         row = await repository.get_tenant(tenant_id)
     if row is None:
         raise TenantNotFound()
-    return row
+    return await _shown(row)
 
 
 async def update_tenant(actor: Principal, tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any]:
@@ -69,8 +76,9 @@ async def update_tenant(actor: Principal, tenant_id: uuid.UUID, changes: dict[st
             raise TenantNotFound()
         await check_access(actor, tenant_id, Permission.MANAGE_TENANT, method="PATCH")
         if not changes:
-            return before
-        after = await repository.update_tenant(tenant_id, changes)
+            return await _shown(before)
+        sealed = await billing_contact.seal(tenant_id, changes["billing_email"]) if "billing_email" in changes else {}
+        after = await repository.update_tenant(tenant_id, changes | sealed)
         await audit.record(
             actor,
             tenant_id,
@@ -80,7 +88,7 @@ async def update_tenant(actor: Principal, tenant_id: uuid.UUID, changes: dict[st
             before=audit.tenant_summary(before) | {"fields": sorted(changes)},
             after=audit.tenant_summary(after),
         )
-    return after
+    return await _shown(after)
 
 
 STATUS_ACTIONS = {"suspend": "tenant.suspended", "reactivate": "tenant.reactivated"}
@@ -96,7 +104,7 @@ async def change_status(actor: Principal, tenant_id: uuid.UUID, action: str) -> 
         if target is None:
             raise InvalidStatusTransition(f"a {before['status']} tenant cannot be {action}d")
         if target == before["status"]:
-            return before
+            return await _shown(before)
         after = await repository.update_tenant(tenant_id, {"status": target.value})
         await audit.record(
             actor,
@@ -107,7 +115,7 @@ async def change_status(actor: Principal, tenant_id: uuid.UUID, action: str) -> 
             before={"status": before["status"]},
             after={"status": after["status"]},
         )
-    return after
+    return await _shown(after)
 
 
 async def request_erasure(actor: Principal, tenant_id: uuid.UUID, vault: TenantVault) -> dict[str, Any]:
@@ -140,6 +148,7 @@ async def _erase(actor: Principal, tenant_id: uuid.UUID, before: dict[str, Any])
         {
             "status": TenantStatus.PENDING_DELETION.value,
             "billing_email": None,
+            "billing_email_key_version": None,
             "erasure_requested_at": datetime.now(UTC),
         },
     )
@@ -177,7 +186,7 @@ async def move_tenant(actor: Principal, tenant_id: uuid.UUID, reseller_id: uuid.
         if before is None:
             raise TenantNotFound()
         if before["reseller_id"] == reseller_id:
-            return before
+            return await _shown(before)
         after = await repository.update_tenant(
             tenant_id, {"reseller_id": reseller_id, "reseller_since": datetime.now(UTC) if reseller_id else None}
         )
@@ -190,4 +199,4 @@ async def move_tenant(actor: Principal, tenant_id: uuid.UUID, reseller_id: uuid.
             before={"reseller_id": str(before["reseller_id"]) if before["reseller_id"] else None},
             after={"reseller_id": str(reseller_id) if reseller_id else None},
         )
-    return after
+    return await _shown(after)

@@ -6,6 +6,8 @@ import time
 import uuid
 from typing import Any
 
+import asyncpg
+import pytest
 from httpx import AsyncClient
 
 from controlplane.tenant_vault import TenantVault
@@ -168,3 +170,27 @@ async def test_erasing_a_tenant_destroys_its_secrets_and_profile(
     refused = await client.post(f"/v1/tenants/{tenant['id']}/webhook-secret/rotations", headers=staff.headers)
     assert refused.status_code in (403, 409)
     assert not tenant_vault.exists(tenant_id)
+
+
+async def test_the_billing_email_is_stored_sealed_and_shown_open(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff, billing_email="ap@sealed.example")
+    assert tenant["billing_email"] == "ap@sealed.example"
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        stored = await inspector.fetchrow(
+            "select billing_email, billing_email_key_version from tenants where id = $1", uuid.UUID(tenant["id"])
+        )
+        # The database refuses plaintext from now on.
+        with pytest.raises(asyncpg.CheckViolationError):
+            await inspector.execute(
+                "update tenants set billing_email = 'plain@text.example' where id = $1", uuid.UUID(tenant["id"])
+            )
+    finally:
+        await inspector.close()
+    assert stored["billing_email"].startswith(f"vault:v{stored['billing_email_key_version']}:")
+    assert "sealed.example" not in stored["billing_email"]
+    listed = (await client.get("/v1/tenants", headers=staff.headers)).json()["items"]
+    assert [item["billing_email"] for item in listed if item["id"] == tenant["id"]] == ["ap@sealed.example"]

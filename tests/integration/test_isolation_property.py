@@ -44,7 +44,7 @@ from controlplane.auth.principal import Principal
 from controlplane.db import anonymous_tx, fetch, tenant_tx, user_tx
 from controlplane.pagination import PageRequest, encode_cursor
 from controlplane.settings import Settings
-from tenants import repository, service
+from tenants import billing_contact, repository, service
 from tenants.errors import ApiKeyNotFound, MemberNotFound
 from tests.conftest import COUNTS, connect_as_inspector
 from tests.factories import PASSWORD
@@ -232,10 +232,11 @@ class World:
 
     async def snapshot(self) -> dict[str, Any]:
         """What is really stored, read as the owner in the platform scope."""
-        tenants = {
-            row["id"]: (row["name"], row["billing_email"], row["status"])
-            for row in await self.owner.fetch("select id, name, billing_email, status from tenants")
-        }
+        # The billing email is stored sealed (transit, per tenant): opened the way the API shows it.
+        raw = [dict(row) for row in await self.owner.fetch("select id, name, billing_email, status from tenants")]
+        assert all(row["billing_email"] is None or row["billing_email"].startswith("vault:v") for row in raw)
+        stored_tenants = await billing_contact.reveal(raw)
+        tenants = {row["id"]: (row["name"], row["billing_email"], row["status"]) for row in stored_tenants}
         members: dict[uuid.UUID, dict[uuid.UUID, tuple[str, str]]] = {}
         for row in await self.owner.fetch(
             "select m.id, m.tenant_id, m.user_id, m.role, u.email from memberships m join users u on u.id = m.user_id"

@@ -92,3 +92,40 @@ async def test_a_stored_ciphertext_of_a_retired_version_no_longer_decrypts(
     await service.rotate_pii_key(cipher)
     with pytest.raises(Exception, match="OpenBao"):
         cipher.decrypt(tenant_id, [old])
+
+
+async def test_billing_emails_are_rewrapped_and_a_plaintext_one_left_from_before_is_sealed(
+    client: Any, settings: Settings, owner_connection: asyncpg.Connection
+) -> None:
+    cipher = PiiCipher(SecretStore.connect(settings).client)
+    staff = staff_principal()
+    sealed = [
+        await service.create_tenant(
+            staff, {"name": f"S{n}", "slug": f"sealed-{n}", "currency": "EUR", "billing_email": f"ap{n}@example.com"}
+        )
+        for n in range(3)
+    ]
+    legacy = await service.create_tenant(staff, {"name": "Old", "slug": "legacy", "currency": "EUR"})
+    # A row from before the column was sealed (the check is NOT VALID: it binds new writes only).
+    async with owner_connection.transaction():
+        await owner_connection.execute("alter table tenants drop constraint tenants_billing_email_sealed")
+        await owner_connection.execute(
+            "update tenants set billing_email = 'old@example.com' where id = $1", legacy["id"]
+        )
+        await owner_connection.execute(
+            "alter table tenants add constraint tenants_billing_email_sealed check (billing_email is null or "
+            "(billing_email like 'vault:v%' and billing_email_key_version is not null)) not valid"
+        )
+    assert (await service.get_tenant(legacy["id"]))["billing_email"] == "old@example.com"  # shown as it is
+
+    rotated = await service.rotate_pii_key(cipher)
+    assert rotated.rewrapped == 4
+    rows = await owner_connection.fetch(
+        "select id, billing_email, billing_email_key_version from tenants where billing_email is not null"
+    )
+    assert {row["billing_email_key_version"] for row in rows} == {rotated.version}
+    assert all(row["billing_email"].startswith(f"vault:v{rotated.version}:") for row in rows)
+    assert cipher.min_decryption_version() == rotated.version
+    for number, tenant in enumerate(sealed):
+        assert (await service.get_tenant(tenant["id"]))["billing_email"] == f"ap{number}@example.com"
+    assert (await service.get_tenant(legacy["id"]))["billing_email"] == "old@example.com"

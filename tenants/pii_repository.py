@@ -1,4 +1,5 @@
-"""Queries of tenants' billing profiles (ciphertext columns only; see `controlplane.pii`)."""
+"""Queries of tenants' personal data, stored as transit ciphertext (see `controlplane.pii`): billing profiles
+and the billing email on the tenant row."""
 
 from __future__ import annotations
 
@@ -68,6 +69,34 @@ async def rewrapped(tenant_id: uuid.UUID, ciphertexts: dict[str, str | None], ke
         "update tenant_billing_profiles set contact_name = {}, contact_email = {}, tax_id = {}, address = {}, "
         "key_version = {} where tenant_id = {}",
         *(ciphertexts[field] for field in FIELDS),
+        key_version,
+        tenant_id,
+    )
+
+
+async def tenant_emails_older_than(version: int, limit: int) -> list[dict[str, Any]]:
+    """Tenants whose billing email is under a key version before `version`, or still plaintext (no version)."""
+    return await fetch(
+        "select id, billing_email, billing_email_key_version from tenants where billing_email is not null "
+        "and coalesce(billing_email_key_version, 0) < {} order by id limit {} for update",
+        version,
+        limit,
+    )
+
+
+async def count_tenant_emails_older_than(version: int) -> int:
+    rows = await fetch(
+        "select count(*) as n from tenants "
+        "where billing_email is not null and coalesce(billing_email_key_version, 0) < {}",
+        version,
+    )
+    return int(rows[0]["n"])
+
+
+async def resealed_tenant_email(tenant_id: uuid.UUID, ciphertext: str, key_version: int) -> None:
+    await fetch(
+        "update tenants set billing_email = {}, billing_email_key_version = {} where id = {}",
+        ciphertext,
         key_version,
         tenant_id,
     )
