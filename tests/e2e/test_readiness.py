@@ -318,7 +318,9 @@ def test_openbao_stopped_fails_its_check_and_started_again_passes(stack_env: dic
     port, token = _closed_port(), "readiness-test-root"
     address = f"http://127.0.0.1:{port}"
     stack_secrets = hvac.Client(url=stack_env["BAO_ADDR"], token=stack_env["BAO_TOKEN"]).secrets.kv.v2
-    stripe = stack_secrets.read_secret_version("platform/stripe", mount_point="secret")["data"]["data"]
+    stripe = stack_secrets.read_secret_version("platform/stripe", mount_point="secret", raise_on_deleted_version=True)[
+        "data"
+    ]["data"]
 
     def start() -> subprocess.Popen[bytes]:
         process = _dev_openbao(port, token, tmp_path / "bao.log")

@@ -91,7 +91,9 @@ def test_the_shipped_app_policy_covers_every_path_the_app_uses_and_no_more(setti
     for forbidden in (
         lambda: store.client.sys.create_or_update_policy("escalate", 'path "*" { capabilities = ["sudo"] }'),
         lambda: store.client.secrets.transit.rotate_key("some-other-key"),
-        lambda: store.client.secrets.kv.v2.read_secret_version("elsewhere/x", mount_point="secret"),
+        lambda: store.client.secrets.kv.v2.read_secret_version(
+            "elsewhere/x", mount_point="secret", raise_on_deleted_version=True
+        ),
     ):
         with pytest.raises(hvac.exceptions.Forbidden):
             forbidden()
