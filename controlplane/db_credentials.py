@@ -32,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 import hvac
 
 from controlplane.db import run_with_pool
-from controlplane.secrets import SecretStore, SecretsUnavailable, _translated
+from controlplane.secrets import SecretStore, SecretsUnavailable, openbao_errors
 from controlplane.settings import Settings
 
 T = TypeVar("T")
@@ -86,7 +86,7 @@ def _utc(text: str | None) -> datetime | None:
 
 def read_static_credentials(client: hvac.Client, *, mount: str, role: str) -> StaticCredentials:
     """`GET {mount}/static-creds/{role}`: the current password, and when OpenBao last set it."""
-    with _translated():
+    with openbao_errors():
         data = client.secrets.database.get_static_credentials(role, mount_point=mount)["data"]
     ttl = data.get("ttl")
     return StaticCredentials(
@@ -112,7 +112,7 @@ def rotate_static_role(client: hvac.Client, *, mount: str, role: str) -> DbRotat
     password, open ones keep their session). OpenBao answers only once PostgreSQL has the new password.
     """
     previous = last_rotated(client, mount=mount, role=role)
-    with _translated():
+    with openbao_errors():
         client.secrets.database.rotate_static_role_credentials(role, mount_point=mount)
     current = read_static_credentials(client, mount=mount, role=role)
     if current.last_rotated is None:
@@ -145,7 +145,7 @@ def configure_static_role(
     host = f"[{admin.hostname}]" if ":" in admin.hostname else admin.hostname
     netloc = "{{username}}:{{password}}@" + host + (f":{admin.port}" if admin.port else "")
     connection_url = urlunsplit(admin._replace(netloc=netloc))
-    with _translated():
+    with openbao_errors():
         if f"{mount.strip('/')}/" not in client.sys.list_mounted_secrets_engines()["data"]:
             client.sys.enable_secrets_engine("database", path=mount)
         client.secrets.database.configure(

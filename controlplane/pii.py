@@ -16,7 +16,7 @@ from typing import Any
 
 import hvac
 
-from controlplane.secrets import _translated
+from controlplane.secrets import openbao_errors
 
 TRANSIT_MOUNT = "transit"
 KEY_NAME = "tenant-pii"
@@ -52,7 +52,7 @@ class PiiCipher:
 
     def ensure_key(self) -> None:
         """Create the derived AES-GCM key if it is missing; safe to repeat."""
-        with _translated():
+        with openbao_errors():
             self._transit.create_key(self.key_name, key_type="aes256-gcm96", derived=True, mount_point=TRANSIT_MOUNT)
 
     def _batched(self, operation: str, field: str, items: Sequence[tuple[uuid.UUID, str]]) -> list[dict[str, Any]]:
@@ -68,7 +68,7 @@ class PiiCipher:
             batch = [
                 {field: text, "context": _context(tenant)} for tenant, text in items[start : start + REQUEST_ITEMS]
             ]
-            with _translated():
+            with openbao_errors():
                 response = call(self.key_name, "", batch_input=batch, mount_point=TRANSIT_MOUNT)
             results += response["data"]["batch_results"]
         errors = [item["error"] for item in results if item.get("error")]
@@ -94,23 +94,23 @@ class PiiCipher:
         return [str(item["ciphertext"]) for item in self._batched("rewrap", "ciphertext", items)]
 
     def latest_version(self) -> int:
-        with _translated():
+        with openbao_errors():
             return int(self._transit.read_key(self.key_name, mount_point=TRANSIT_MOUNT)["data"]["latest_version"])
 
     def min_decryption_version(self) -> int:
-        with _translated():
+        with openbao_errors():
             data = self._transit.read_key(self.key_name, mount_point=TRANSIT_MOUNT)["data"]
         return int(data["min_decryption_version"])
 
     def rotate(self) -> int:
         """A new key version encrypts from now on; the new version."""
-        with _translated():
+        with openbao_errors():
             self._transit.rotate_key(self.key_name, mount_point=TRANSIT_MOUNT)
         return self.latest_version()
 
     def retire_versions_before(self, version: int) -> None:
         """Older versions stop decrypting: only once nothing stored uses them."""
-        with _translated():
+        with openbao_errors():
             self._transit.update_key_configuration(
                 self.key_name, min_decryption_version=version, mount_point=TRANSIT_MOUNT
             )

@@ -53,7 +53,8 @@ class VersionedSecret:
 
 
 @contextmanager
-def _translated() -> Iterator[None]:
+def openbao_errors() -> Iterator[None]:
+    """hvac and requests errors as this module's: `SecretNotFound`, `SecretConflict`, `SecretsUnavailable`."""
     try:
         yield
     except hvac.exceptions.InvalidPath as exc:
@@ -83,7 +84,7 @@ class SecretStore:
     def _login(self) -> None:
         assert self._approle is not None
         role_id, secret_id = self._approle
-        with _translated():
+        with openbao_errors():
             self._client.auth.approle.login(role_id=role_id, secret_id=secret_id)
 
     def keep_alive(self) -> str:
@@ -93,7 +94,7 @@ class SecretStore:
         A token without a TTL (the dev stack's root token) is always fresh. Everything that uses this store's
         client (license signing, PII, tenant namespaces) sees the new token at once."""
         try:
-            with _translated():
+            with openbao_errors():
                 data = self._client.auth.token.lookup_self()["data"]
         except SecretsUnavailable:
             if self._approle is None:
@@ -104,7 +105,7 @@ class SecretStore:
         if not full or ttl > full / 3:  # no TTL at all (a root token), or plenty left
             return "fresh"
         if data.get("renewable"):
-            with _translated():
+            with openbao_errors():
                 renewed = self._client.auth.token.renew_self()["auth"]
             # OpenBao caps a renewal at the token's max TTL: a renewal that no longer extends it is not enough.
             if int(renewed.get("lease_duration") or 0) > ttl or self._approle is None:
@@ -120,7 +121,7 @@ class SecretStore:
         return self._client
 
     def read(self, path: str) -> dict[str, Any]:
-        with _translated():
+        with openbao_errors():
             response = self._client.secrets.kv.v2.read_secret_version(
                 path=path, mount_point=KV_MOUNT, raise_on_deleted_version=True
             )
@@ -128,7 +129,7 @@ class SecretStore:
 
     def read_versioned(self, path: str) -> VersionedSecret:
         """The current version of a secret; `SecretNotFound` when it has none."""
-        with _translated():
+        with openbao_errors():
             response = self._client.secrets.kv.v2.read_secret_version(
                 path=path, mount_point=KV_MOUNT, raise_on_deleted_version=True
             )
@@ -144,7 +145,7 @@ class SecretStore:
 
         `SecretConflict` when another writer got there first: re-read and decide again.
         """
-        with _translated():
+        with openbao_errors():
             response = self._client.secrets.kv.v2.create_or_update_secret(
                 path=path, secret=dict(data), cas=cas, mount_point=KV_MOUNT
             )
@@ -165,7 +166,7 @@ class SecretStore:
     def is_ready(self) -> bool:
         """True when OpenBao answers, is unsealed and our token is valid."""
         try:
-            with _translated():
+            with openbao_errors():
                 if self._client.sys.is_sealed():
                     return False
                 self._client.auth.token.lookup_self()
@@ -174,6 +175,6 @@ class SecretStore:
         return True
 
     def token_is_root(self) -> bool:
-        with _translated():
+        with openbao_errors():
             data = self._client.auth.token.lookup_self()["data"]
         return "root" in (data.get("policies") or [])

@@ -19,7 +19,7 @@ from typing import Any
 import hvac
 import hvac.exceptions
 
-from controlplane.secrets import _translated
+from controlplane.secrets import openbao_errors
 
 PARENT = "tenants"
 KV_MOUNT = "kv"
@@ -48,7 +48,7 @@ class TenantVault:
 
     def provision(self, tenant_id: uuid.UUID) -> None:
         """The tenant's namespace, its KV mount and its policy; safe to repeat."""
-        with _translated():
+        with openbao_errors():
             for parent, name in ((None, PARENT), (PARENT, str(tenant_id))):
                 client = self._in(parent)
                 if f"{name}/" not in _child_namespaces(client):
@@ -65,7 +65,7 @@ class TenantVault:
         with self._lock:
             token, expires = self._tokens.get(tenant_id, ("", 0.0))
         if time.monotonic() >= expires - TOKEN_MARGIN_SECONDS:
-            with _translated():
+            with openbao_errors():
                 created = self._in(namespace_of(tenant_id)).auth.token.create(
                     policies=[POLICY], ttl=f"{TOKEN_TTL_SECONDS}s", no_parent=True, renewable=False
                 )
@@ -76,7 +76,7 @@ class TenantVault:
 
     def read(self, tenant_id: uuid.UUID, path: str) -> tuple[dict[str, Any], int]:
         """A secret's data and version; `SecretNotFound` when the tenant has none there."""
-        with _translated():
+        with openbao_errors():
             response = self.client_for(tenant_id).secrets.kv.v2.read_secret_version(
                 path=path, mount_point=KV_MOUNT, raise_on_deleted_version=True
             )
@@ -84,7 +84,7 @@ class TenantVault:
 
     def write(self, tenant_id: uuid.UUID, path: str, data: Mapping[str, Any], *, cas: int) -> int:
         """Write only if the current version is still `cas` (0: only if absent); the new version."""
-        with _translated():
+        with openbao_errors():
             response = self.client_for(tenant_id).secrets.kv.v2.create_or_update_secret(
                 path=path, secret=dict(data), cas=cas, mount_point=KV_MOUNT
             )
@@ -94,13 +94,13 @@ class TenantVault:
         """Delete the tenant's namespace and every secret in it; safe to repeat."""
         with self._lock:
             self._tokens.pop(tenant_id, None)
-        with _translated():
+        with openbao_errors():
             parent = self._in(PARENT)
             if f"{tenant_id}/" in _child_namespaces(parent):
                 parent.sys.delete_namespace(str(tenant_id))
 
     def exists(self, tenant_id: uuid.UUID) -> bool:
-        with _translated():
+        with openbao_errors():
             return f"{tenant_id}/" in _child_namespaces(self._in(PARENT))
 
 
