@@ -60,6 +60,7 @@ from plugins_registry.api.controllers import (
     PublisherController,
     TenantLicenseController,
     TenantPluginController,
+    TenantWebhookEventController,
 )
 from plugins_registry.signer import LicenseSigner
 from tenants import billing_contact
@@ -186,6 +187,7 @@ def create_app(settings: Settings) -> Litestar:
             PluginController,
             TenantPluginController,
             TenantLicenseController,
+            TenantWebhookEventController,
             LicenseController,
             LicensingController,
             EntitlementController,

@@ -67,6 +67,8 @@ class SystemReason(enum.StrEnum):
     # A partner signs up (no partner context exists yet); staff work the qualification queue.
     PARTNER_SIGNUP = "partner_signup"
     PARTNER_REVIEW = "partner_review"
+    # Delivering the plugin outbox claims due events across tenants, each to its own tenant's endpoint.
+    WEBHOOK_DELIVERY = "webhook_delivery"
     # Platform-wide counts for the business gauges (active tenants, subscriptions, MRR), read when scraped.
     METRICS = "metrics"
 

@@ -435,11 +435,59 @@ async def insert_outbox_event(tenant_id: uuid.UUID, event_type: str, payload: di
 
 async def outbox_events(tenant_id: uuid.UUID) -> list[dict[str, Any]]:
     rows = await fetch(
-        "select id, tenant_id, event_type, payload, created_at, delivered_at from plugin_outbox "
-        "where tenant_id = {} order by id",
+        "select id, tenant_id, event_type, payload, created_at, delivered_at, attempts, next_attempt_at, last_error, "
+        "failed_at from plugin_outbox where tenant_id = {} order by id",
         tenant_id,
     )
     return [_decoded(row, "payload") for row in rows]
+
+
+async def recent_outbox_events(tenant_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
+    return await fetch(
+        "select id, event_type, created_at, attempts, delivered_at, next_attempt_at, last_error, failed_at "
+        "from plugin_outbox where tenant_id = {} order by id desc limit {}",
+        tenant_id,
+        limit,
+    )
+
+
+async def claim_deliveries(limit: int, lease_seconds: int) -> list[dict[str, Any]]:
+    """Across tenants (system context): due events of tenants with an endpoint, each counted as an attempt and
+    leased (its next try pushed past the lease), so a worker that dies mid-delivery gives it back."""
+    rows = await fetch(
+        "with due as (select o.id from plugin_outbox o "
+        "join tenant_webhook_endpoints e on e.tenant_id = o.tenant_id "
+        "where o.delivered_at is null and o.failed_at is null and coalesce(o.next_attempt_at, '-infinity') <= now() "
+        "order by o.next_attempt_at nulls first, o.id limit {} for update of o skip locked) "
+        "update plugin_outbox o set attempts = o.attempts + 1, "
+        "next_attempt_at = now() + make_interval(secs => {}) from due, tenant_webhook_endpoints e "
+        "where o.id = due.id and e.tenant_id = o.tenant_id "
+        "returning o.id, o.tenant_id, o.event_type, o.payload, o.created_at, o.attempts, e.url",
+        limit,
+        lease_seconds,
+    )
+    return [_decoded(row, "payload") for row in rows]
+
+
+async def delivered(event_id: int) -> None:
+    await fetch(
+        "update plugin_outbox set delivered_at = now(), next_attempt_at = null, last_error = null where id = {}",
+        event_id,
+    )
+
+
+async def delivery_failed(event_id: int, error: str, retry_in_seconds: int | None) -> None:
+    """Tried again in `retry_in_seconds`, or (None) given up."""
+    await fetch(
+        "update plugin_outbox set last_error = {}, next_attempt_at = case when {}::integer is null then null "
+        "else now() + make_interval(secs => {}) end, failed_at = case when {}::integer is null then now() end "
+        "where id = {}",
+        error,
+        retry_in_seconds,
+        retry_in_seconds,
+        retry_in_seconds,
+        event_id,
+    )
 
 
 async def installs_at_version(plugin_id: uuid.UUID, version: str) -> list[dict[str, Any]]:

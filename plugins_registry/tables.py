@@ -95,3 +95,7 @@ class PluginOutboxEvent(Table, tablename="plugin_outbox", db=ENGINE):
     payload = JSONB()
     created_at = Timestamptz()
     delivered_at = Timestamptz(null=True)
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(null=True)
+    last_error = Text(null=True)
+    failed_at = Timestamptz(null=True)

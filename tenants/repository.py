@@ -312,3 +312,27 @@ async def visible_api_keys() -> list[dict[str, Any]]:
 async def count_visible_audit_events() -> int:
     rows = await fetch("select count(*) as n from audit_events")
     return int(rows[0]["n"])
+
+
+# -- webhook endpoints --------------------------------------------------------------------------------------
+
+
+async def webhook_endpoint(tenant_id: uuid.UUID) -> dict[str, Any] | None:
+    rows = await fetch(
+        "select tenant_id, url, created_at, updated_at from tenant_webhook_endpoints where tenant_id = {}", tenant_id
+    )
+    return rows[0] if rows else None
+
+
+async def put_webhook_endpoint(tenant_id: uuid.UUID, url: str) -> dict[str, Any]:
+    rows = await fetch(
+        "insert into tenant_webhook_endpoints (tenant_id, url) values ({}, {}) on conflict (tenant_id) do update "
+        "set url = excluded.url, updated_at = clock_timestamp() returning tenant_id, url, created_at, updated_at",
+        tenant_id,
+        url,
+    )
+    return rows[0]
+
+
+async def delete_webhook_endpoint(tenant_id: uuid.UUID) -> bool:
+    return bool(await fetch("delete from tenant_webhook_endpoints where tenant_id = {} returning tenant_id", tenant_id))

@@ -37,6 +37,12 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "controlplane.partners.send_payouts",
         "schedule": crontab(minute="50"),
     },
+    # Every minute; a run still waiting when the next is due is dropped rather than queued behind it.
+    "deliver-webhooks": {
+        "task": "controlplane.plugins.deliver_webhooks",
+        "schedule": crontab(),
+        "options": {"expires": 55},
+    },
     "purge-expired-idempotency-keys": {
         "task": "controlplane.purge_expired_idempotency_keys",
         "schedule": crontab(minute="17"),

@@ -14,6 +14,7 @@ from billing.payments_gateway import StripeGateway
 from controlplane import db_credentials, maintenance, rotation
 from controlplane.secrets import SecretStore
 from controlplane.stripe_client import make_stripe_client
+from controlplane.tenant_vault import TenantVault
 from plugins_registry import service as plugins
 from tenants import service
 from workers.celery_app import app
@@ -123,6 +124,16 @@ def release_stale_activations(as_of: str | None = None) -> int:
     when = _utc(as_of) if as_of else datetime.now(UTC)
     silence = timedelta(seconds=settings.license_heartbeat_seconds)
     return _with_pool(settings, lambda: plugins.release_stale(silence, when))
+
+
+@app.task(name="controlplane.plugins.deliver_webhooks")
+def deliver_webhooks() -> dict[str, int]:
+    """Every minute: due plugin events posted to their tenants' endpoints, signed with each tenant's secret
+    (at least once; receivers deduplicate on Webhook-Id). Two runs at once claim different events."""
+    settings = app.conf.controlplane_settings
+    vault = TenantVault(SecretStore.connect(settings).client)
+    production = settings.env == "production"
+    return dataclasses.asdict(_with_pool(settings, lambda: plugins.deliver_due(vault, production=production)))
 
 
 @app.task(name="controlplane.partners.expire_checkpoints")

@@ -44,6 +44,8 @@ from plugins_registry.api.schemas import (
     VersionList,
     VersionRead,
     VersionYank,
+    WebhookEventList,
+    WebhookEventRead,
     version_read,
 )
 from tenants.api.controllers import BEARER, Cursor, Limit, TenantId, _allow, idempotent_post
@@ -190,6 +192,23 @@ class TenantLicenseController(Controller):
             _licensing(request), tenant_id, PageRequest.parse(limit, cursor)
         )
         return LicensePage(items=[to_struct(LicenseRead, row) for row in rows], next_cursor=next_cursor)
+
+
+class TenantWebhookEventController(Controller):
+    """What happened to the tenant's webhook deliveries (plugin events)."""
+
+    path = "/v1/tenants/{tenant_id:uuid}/webhook-events"
+    tags = ["tenants"]
+    security = BEARER
+
+    @get("/", **_allow(Permission.MANAGE_TENANT, 422))
+    async def list_webhook_events(
+        self,
+        tenant_id: TenantId,
+        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=100, required=False)] = 50,
+    ) -> WebhookEventList:
+        rows = await service.recent_events(tenant_id, limit)
+        return WebhookEventList(items=[to_struct(WebhookEventRead, row) for row in rows])
 
 
 class LicenseController(Controller):

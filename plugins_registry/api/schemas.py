@@ -237,3 +237,18 @@ class RevocationList(Struct):
 
 def version_read(row: dict[str, Any]) -> dict[str, Any]:
     return {**row, "yanked": row["yanked_at"] is not None}
+
+
+class WebhookEventRead(Struct, kw_only=True):
+    id: str
+    type: str
+    status: Literal["pending", "delivered", "failed"]
+    created_at: datetime
+    attempts: int
+    delivered_at: datetime | None
+    next_attempt_at: Annotated[datetime | None, Meta(description="When it is tried next, while pending")]
+    last_error: str | None
+
+
+class WebhookEventList(Struct, kw_only=True):
+    items: list[WebhookEventRead]

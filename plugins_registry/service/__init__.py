@@ -12,6 +12,7 @@ from plugins_registry.service._catalogue import (
     publish_version,
     yank_version,
 )
+from plugins_registry.service._delivery import deliver_due, recent_events
 from plugins_registry.service._entitlements import check
 from plugins_registry.service._installs import install, list_installs, rollback, uninstall, update
 from plugins_registry.service._licenses import (
@@ -33,6 +34,7 @@ __all__ = [
     "create_plugin",
     "create_publisher",
     "deactivate",
+    "deliver_due",
     "expire_due",
     "get_license",
     "get_plugin",
@@ -48,6 +50,7 @@ __all__ = [
     "outbox",
     "public_keys",
     "publish_version",
+    "recent_events",
     "refresh",
     "release_stale",
     "renew_on_payment",

@@ -33,6 +33,8 @@ from tenants.api.schemas import (
     TenantPage,
     TenantRead,
     TenantUpdate,
+    WebhookEndpoint,
+    WebhookEndpointRead,
     WebhookSecretRotated,
     WebhookSecretStatus,
     to_struct,
@@ -140,6 +142,22 @@ class TenantSecretsController(Controller):
     async def rotate_webhook_secret(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> WebhookSecretRotated:
         row = await service.rotate_webhook_secret(principal_of(request), request.app.state.tenant_vault, tenant_id)
         return to_struct(WebhookSecretRotated, row)
+
+    @put("/webhook-endpoint", **_allow(Permission.MANAGE_TENANT, 413, 422))
+    async def set_webhook_endpoint(
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[WebhookEndpoint]
+    ) -> WebhookEndpointRead:
+        production = request.app.state.settings.env == "production"
+        row = await service.set_webhook_endpoint(principal_of(request), tenant_id, data.url, production=production)
+        return to_struct(WebhookEndpointRead, row)
+
+    @get("/webhook-endpoint", **_allow(Permission.MANAGE_TENANT))
+    async def get_webhook_endpoint(self, tenant_id: TenantId) -> WebhookEndpointRead:
+        return to_struct(WebhookEndpointRead, await service.get_webhook_endpoint(tenant_id))
+
+    @delete("/webhook-endpoint", status_code=204, **_allow(Permission.MANAGE_TENANT))
+    async def remove_webhook_endpoint(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> None:
+        await service.remove_webhook_endpoint(principal_of(request), tenant_id)
 
     @get("/webhook-secret", **_allow(Permission.MANAGE_TENANT, 503))
     async def get_webhook_secret_status(

@@ -182,6 +182,16 @@ class WebhookSecretRotated(Struct, kw_only=True):
     )
 
 
+class WebhookEndpoint(Input):
+    url: Annotated[str, Meta(min_length=8, max_length=2000, pattern=r"^https?://[^\s\x00-\x1f\x7f]+$")]
+
+
+class WebhookEndpointRead(Struct, kw_only=True):
+    url: str
+    created_at: datetime
+    updated_at: datetime
+
+
 class WebhookSecretStatus(Struct, kw_only=True):
     rotated_at: datetime
     previous_valid_until: datetime | None

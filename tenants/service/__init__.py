@@ -45,7 +45,13 @@ from tenants.service._tenants import (
     update_tenant,
 )
 from tenants.service._users import create_or_update_user, find_user
-from tenants.service._webhook_secrets import rotate_webhook_secret, webhook_secret_status
+from tenants.service._webhooks import (
+    get_webhook_endpoint,
+    remove_webhook_endpoint,
+    rotate_webhook_secret,
+    set_webhook_endpoint,
+    webhook_secret_status,
+)
 
 __all__ = [
     "Page",
@@ -71,6 +77,7 @@ __all__ = [
     "get_billing_profile",
     "get_member",
     "get_tenant",
+    "get_webhook_endpoint",
     "list_api_keys",
     "list_audit_events",
     "list_members",
@@ -83,11 +90,13 @@ __all__ = [
     "qualification",
     "reject_checkpoint",
     "remove_member",
+    "remove_webhook_endpoint",
     "request_erasure",
     "reseller_tenants",
     "revoke_api_key",
     "rotate_pii_key",
     "rotate_webhook_secret",
+    "set_webhook_endpoint",
     "submit_checkpoint",
     "tenant_for_resource",
     "update_tenant",

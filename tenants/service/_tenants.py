@@ -155,6 +155,7 @@ async def _erase(actor: Principal, tenant_id: uuid.UUID, before: dict[str, Any])
     former_members = await repository.delete_all_memberships(tenant_id)
     await repository.revoke_all_api_keys(tenant_id)
     await billing_profiles.delete(tenant_id)
+    await repository.delete_webhook_endpoint(tenant_id)
     await invalidation.publish(API_KEY_TOPIC, ALL_KEYS)
     await idempotency.forget_tenant(tenant_id)
     erased_users = await repository.erase_orphaned_users(former_members)
@@ -171,6 +172,7 @@ async def _erase(actor: Principal, tenant_id: uuid.UUID, before: dict[str, Any])
             "users_erased": erased_users,
             "api_keys_revoked": True,
             "billing_profile_deleted": True,
+            "webhook_endpoint_removed": True,
         },
     )
     return after

@@ -159,6 +159,11 @@ async def test_erasing_a_tenant_destroys_its_secrets_and_profile(
     admin = await factory.member(tenant["id"], "tenant_admin")
     await client.put(f"/v1/tenants/{tenant['id']}/billing-profile", json=PROFILE, headers=admin.headers)
     await client.post(f"/v1/tenants/{tenant['id']}/webhook-secret/rotations", headers=admin.headers)
+    await client.put(
+        f"/v1/tenants/{tenant['id']}/webhook-endpoint",
+        json={"url": "https://hooks.example.com/in"},
+        headers=admin.headers,
+    )
     tenant_id = uuid.UUID(tenant["id"])
     assert tenant_vault.exists(tenant_id)
 
@@ -167,6 +172,14 @@ async def test_erasing_a_tenant_destroys_its_secrets_and_profile(
         assert erased.status_code == 202, erased.text
     assert not tenant_vault.exists(tenant_id)
     assert await _stored(stack_env, tenant["id"]) == {}
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        endpoints = await inspector.fetchval(
+            "select count(*) from tenant_webhook_endpoints where tenant_id = $1", tenant_id
+        )
+    finally:
+        await inspector.close()
+    assert endpoints == 0
     refused = await client.post(f"/v1/tenants/{tenant['id']}/webhook-secret/rotations", headers=staff.headers)
     assert refused.status_code in (403, 409)
     assert not tenant_vault.exists(tenant_id)

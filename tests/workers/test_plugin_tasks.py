@@ -23,7 +23,11 @@ def worker(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) 
 
 def test_both_tasks_are_on_the_beat_schedule() -> None:
     tasks = {entry["task"] for entry in BEAT_SCHEDULE.values()}
-    assert {"controlplane.plugins.expire_licenses", "controlplane.plugins.release_stale_activations"} <= tasks
+    assert {
+        "controlplane.plugins.expire_licenses",
+        "controlplane.plugins.release_stale_activations",
+        "controlplane.plugins.deliver_webhooks",
+    } <= tasks
 
 
 async def test_the_worker_expires_a_lapsed_trial_and_frees_silent_seats(
@@ -57,3 +61,23 @@ async def test_the_worker_expires_a_lapsed_trial_and_frees_silent_seats(
         "expired": 0,
     }
     assert (await check(client, key, trial["slug"]))["reason"] == "license_expired"
+
+
+async def test_the_worker_delivers_a_tenants_events_to_its_endpoint(worker: Celery, client: Any, factory: Any) -> None:
+    from tests.api.plugins.test_webhook_delivery import Receiver
+
+    receiver = Receiver()
+    try:
+        staff = await factory.staff()
+        pub = await publisher(client, staff.headers)
+        made = await plugin(client, staff.headers, pub["id"])
+        tenant, admin = await tenant_with_admin(factory, staff)
+        base = f"/v1/tenants/{tenant['id']}"
+        await client.put(f"{base}/webhook-endpoint", json={"url": receiver.url}, headers=admin.headers)
+        await client.post(f"{base}/webhook-secret/rotations", headers=admin.headers)
+        await install(client, admin.headers, tenant["id"], made["slug"])
+        report = worker.send_task("controlplane.plugins.deliver_webhooks").get(timeout=60)
+        assert report["delivered"] == len(receiver.received) >= 1
+        assert report == {"claimed": report["delivered"], "delivered": report["delivered"], "retrying": 0, "failed": 0}
+    finally:
+        receiver.server.shutdown()

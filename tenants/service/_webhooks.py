@@ -1,4 +1,5 @@
-"""A tenant's outbound webhook signing secret: rotated by its admin, kept in the tenant's OpenBao namespace."""
+"""A tenant's outbound webhooks: where they go, and the signing secret its admin rotates (kept in the tenant's
+OpenBao namespace)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from typing import Any
 
 from controlplane.auth.principal import Principal
 from controlplane.db import tenant_tx
+from controlplane.exceptions import NotFound
 from controlplane.tenant_vault import TenantVault
-from tenants import audit, repository, webhook_secrets
+from tenants import audit, repository, webhook_endpoints, webhook_secrets
 from tenants.errors import TenantNotActive, TenantNotFound
 from tenants.status import TenantStatus
 
@@ -50,3 +52,38 @@ async def webhook_secret_status(vault: TenantVault, tenant_id: uuid.UUID) -> dic
         "previous_valid_until": state.previous_valid_until,
         "signatures": len(in_force),
     }
+
+
+class WebhookEndpointNotSet(NotFound):
+    code = "webhook_endpoint_not_set"
+    title = "The tenant has no webhook endpoint"
+
+
+async def set_webhook_endpoint(actor: Principal, tenant_id: uuid.UUID, url: str, *, production: bool) -> dict[str, Any]:
+    """Deliveries go to `url` from now on (events waiting for an endpoint included). Repeating it changes
+    nothing more."""
+    await _ensure_live(tenant_id)
+    checked = await asyncio.to_thread(webhook_endpoints.check, url, production=production)
+    async with tenant_tx(tenant_id):
+        before = await repository.webhook_endpoint(tenant_id)
+        row = await repository.put_webhook_endpoint(tenant_id, checked)
+        if before is None or before["url"] != checked:
+            await audit.record(
+                actor, tenant_id, "tenant.webhook_endpoint_set", "tenant", tenant_id, after={"url": checked}
+            )
+    return row
+
+
+async def get_webhook_endpoint(tenant_id: uuid.UUID) -> dict[str, Any]:
+    async with tenant_tx(tenant_id):
+        row = await repository.webhook_endpoint(tenant_id)
+    if row is None:
+        raise WebhookEndpointNotSet()
+    return row
+
+
+async def remove_webhook_endpoint(actor: Principal, tenant_id: uuid.UUID) -> None:
+    """No more deliveries; events wait until an endpoint is set again. Safe to repeat."""
+    async with tenant_tx(tenant_id):
+        if await repository.delete_webhook_endpoint(tenant_id):
+            await audit.record(actor, tenant_id, "tenant.webhook_endpoint_removed", "tenant", tenant_id)

@@ -1,0 +1,109 @@
+"""Delivering the plugin outbox to each tenant's webhook endpoint, signed with the tenant's secret.
+
+At least once: an event is claimed (an attempt counted, a lease taken) in one transaction, posted outside
+any transaction, and its outcome recorded in another; a worker that dies in between gives the event back
+when the lease ends. Receivers deduplicate on the `Webhook-Id` header (the event's id). A failed attempt is
+tried again after a growing pause; after the last one the event is marked failed and kept. Events of a
+tenant without an endpoint wait, unattempted, until one is set. Order is by id, but a retried event may
+arrive after later ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from controlplane.db import SystemReason, system_tx, tenant_tx
+from controlplane.exceptions import DomainError
+from controlplane.tenant_vault import TenantVault
+from plugins_registry import repository
+from tenants import webhook_endpoints, webhook_secrets
+
+BATCH = 100
+LEASE_SECONDS = 300
+# Pause after the n-th failed attempt; one more failure after the last gives up (about a day and a half).
+BACKOFF_SECONDS = (60, 300, 1800, 7200, 21600, 43200, 86400)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReport:
+    claimed: int
+    delivered: int
+    retrying: int
+    failed: int
+
+
+def body_of(event: dict[str, Any]) -> bytes:
+    return json.dumps(
+        {
+            "id": str(event["id"]),
+            "type": event["event_type"],
+            "created_at": event["created_at"].isoformat(),
+            "data": event["payload"],
+        },
+        separators=(",", ":"),
+    ).encode()
+
+
+def retry_in(attempts: int) -> int | None:
+    """Seconds until the next try after `attempts` failed ones, or None: give up."""
+    return BACKOFF_SECONDS[attempts - 1] if attempts <= len(BACKOFF_SECONDS) else None
+
+
+async def deliver_due(vault: TenantVault, *, production: bool, batch: int = BATCH) -> DeliveryReport:
+    """One pass: claim up to `batch` due events, post them (a few at once), record each outcome."""
+    async with system_tx(SystemReason.WEBHOOK_DELIVERY):
+        events = await repository.claim_deliveries(batch, LEASE_SECONDS)
+    signing: dict[uuid.UUID, tuple[str, ...] | None] = {}
+    for tenant_id in {event["tenant_id"] for event in events}:
+        try:
+            _state, in_force = await asyncio.to_thread(webhook_secrets.current, vault, tenant_id)
+            signing[tenant_id] = in_force
+        except DomainError:
+            signing[tenant_id] = None  # no secret yet (or OpenBao away): not sent unsigned
+    limit = asyncio.Semaphore(8)
+
+    async def attempt(event: dict[str, Any]) -> webhook_endpoints.Sent:
+        secrets = signing[event["tenant_id"]]
+        if secrets is None:
+            return webhook_endpoints.Sent(False, "no webhook signing secret: rotate one to start deliveries")
+        body = body_of(event)
+        headers = {
+            "Content-Type": "application/json",
+            "Webhook-Id": str(event["id"]),
+            "Webhook-Signature": webhook_secrets.signature_header(secrets, body, int(time.time())),
+        }
+        async with limit:
+            return await asyncio.to_thread(webhook_endpoints.post, event["url"], body, headers, production=production)
+
+    outcomes = await asyncio.gather(*map(attempt, events))
+    delivered = retrying = failed = 0
+    async with system_tx(SystemReason.WEBHOOK_DELIVERY):
+        for event, sent in zip(events, outcomes, strict=True):
+            if sent.delivered:
+                await repository.delivered(event["id"])
+                delivered += 1
+                continue
+            pause = retry_in(event["attempts"])
+            await repository.delivery_failed(event["id"], sent.error or "not delivered", pause)
+            retrying, failed = (retrying + 1, failed) if pause is not None else (retrying, failed + 1)
+    return DeliveryReport(len(events), delivered, retrying, failed)
+
+
+async def recent_events(tenant_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
+    """The tenant's latest events, newest first, with where each delivery stands."""
+    async with tenant_tx(tenant_id):
+        rows = await repository.recent_outbox_events(tenant_id, limit)
+    return [
+        {
+            **row,
+            "id": str(row["id"]),
+            "type": row["event_type"],
+            "status": "delivered" if row["delivered_at"] else "failed" if row["failed_at"] else "pending",
+        }
+        for row in rows
+    ]

@@ -1,0 +1,235 @@
+"""The plugin outbox delivered to each tenant's endpoint: signed, at least once, retried, never crossed."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+
+from controlplane.tenant_vault import TenantVault
+from plugins_registry import service
+from plugins_registry.service._delivery import BACKOFF_SECONDS
+from tenants import webhook_endpoints, webhook_secrets
+from tests.api._helpers import assert_problem
+from tests.api.plugins._support import install, plugin, publisher, tenant_with_admin
+from tests.conftest import connect_as_inspector
+from tests.factories import Factory
+
+
+class Receiver:
+    """A tenant's webhook endpoint: records each delivery and answers with `status`."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.status = 200
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                self.send_response(receiver.status)
+                if receiver.status == 302:
+                    self.send_header("Location", "http://169.254.169.254/latest/meta-data")
+                self.end_headers()
+
+            def log_message(self, *_args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def events(self) -> list[dict[str, Any]]:
+        return [json.loads(body) for _headers, body in self.received]
+
+
+@pytest.fixture
+def receivers() -> Iterator[list[Receiver]]:
+    made = [Receiver(), Receiver()]
+    yield made
+    for receiver in made:
+        receiver.server.shutdown()
+
+
+async def _tenant_with_endpoint(client: AsyncClient, factory: Factory, staff: Any, url: str) -> tuple[Any, Any, str]:
+    tenant, admin = await tenant_with_admin(factory, staff)
+    base = f"/v1/tenants/{tenant['id']}"
+    for _ in range(2):  # a repeated PUT changes nothing more
+        assert (
+            await client.put(f"{base}/webhook-endpoint", json={"url": url}, headers=admin.headers)
+        ).status_code == 200
+    secret = (await client.post(f"{base}/webhook-secret/rotations", headers=admin.headers)).json()["secret"]
+    return tenant, admin, secret
+
+
+async def _outbox(stack_env: dict[str, str], tenant_id: str) -> list[dict[str, Any]]:
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        rows = await inspector.fetch(
+            "select id, attempts, delivered_at, failed_at, last_error, next_attempt_at > now() as waiting "
+            "from plugin_outbox where tenant_id = $1 order by id",
+            uuid.UUID(tenant_id),
+        )
+    finally:
+        await inspector.close()
+    return [dict(row) for row in rows]
+
+
+async def _make_due(stack_env: dict[str, str], tenant_id: str, attempts: int | None = None) -> None:
+    """The clock moved past the back-off (and, given `attempts`, that many tries already made)."""
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        await inspector.execute(
+            "update plugin_outbox set next_attempt_at = now() - interval '1 second', "
+            "attempts = coalesce($2, attempts) where tenant_id = $1 and delivered_at is null",
+            uuid.UUID(tenant_id),
+            attempts,
+        )
+    finally:
+        await inspector.close()
+
+
+async def test_events_reach_their_own_tenant_signed_once_each(
+    client: AsyncClient, factory: Factory, tenant_vault: TenantVault, receivers: list[Receiver], report: Any
+) -> None:
+    staff = await factory.staff()
+    pub = await publisher(client, staff.headers)
+    made = await plugin(client, staff.headers, pub["id"])
+    (tenant_a, admin_a, secret_a), (tenant_b, admin_b, secret_b) = [
+        await _tenant_with_endpoint(client, factory, staff, receiver.url) for receiver in receivers
+    ]
+    quiet, quiet_admin = await tenant_with_admin(factory, staff)  # no endpoint: its events wait
+    for tenant, admin in ((tenant_a, admin_a), (tenant_b, admin_b), (quiet, quiet_admin)):
+        await install(client, admin.headers, tenant["id"], made["slug"])
+
+    first = await service.deliver_due(tenant_vault, production=False)
+    again = await service.deliver_due(tenant_vault, production=False)
+    per_tenant = len(await service.outbox(uuid.UUID(tenant_a["id"])))
+    assert per_tenant >= 1
+    assert (first.delivered, first.retrying, again.claimed) == (2 * per_tenant, 0, 0)
+
+    now = int(time.time())
+    for receiver, tenant, secret, other in (
+        (receivers[0], tenant_a, secret_a, secret_b),
+        (receivers[1], tenant_b, secret_b, secret_a),
+    ):
+        assert len(receiver.received) == per_tenant
+        for headers, body in receiver.received:
+            assert webhook_secrets.verify(headers["Webhook-Signature"], body, secret, now=now)
+            assert not webhook_secrets.verify(headers["Webhook-Signature"], body, other, now=now)
+            event = json.loads(body)
+            assert (event["data"]["tenant_id"], event["id"]) == (tenant["id"], headers["Webhook-Id"])
+        assert "plugin.installed" in {event["type"] for event in receiver.events()}
+    assert {row["attempts"] for row in await service.outbox(uuid.UUID(quiet["id"]))} == {0}
+    report(
+        f"webhook delivery: 2 tenants, {per_tenant} events each, every endpoint got only its own tenant's, signed "
+        "with its own secret; a tenant without an endpoint untouched"
+    )
+
+
+async def test_a_failing_endpoint_is_retried_with_back_off_then_given_up(
+    client: AsyncClient,
+    factory: Factory,
+    tenant_vault: TenantVault,
+    receivers: list[Receiver],
+    stack_env: dict[str, str],
+) -> None:
+    staff = await factory.staff()
+    pub = await publisher(client, staff.headers)
+    made = await plugin(client, staff.headers, pub["id"])
+    receiver = receivers[0]
+    tenant, admin, secret = await _tenant_with_endpoint(client, factory, staff, receiver.url)
+    await install(client, admin.headers, tenant["id"], made["slug"])
+
+    receiver.status = 500
+    await service.deliver_due(tenant_vault, production=False)
+    rows = await _outbox(stack_env, tenant["id"])
+    assert {(row["attempts"], row["last_error"], row["waiting"], row["delivered_at"]) for row in rows} == {
+        (1, "HTTP 500", True, None)
+    }
+    assert (await service.deliver_due(tenant_vault, production=False)).claimed == 0  # not due yet
+
+    receiver.status = 302
+    await _make_due(stack_env, tenant["id"])
+    await service.deliver_due(tenant_vault, production=False)  # a redirect is not followed
+    assert {(row["attempts"], row["last_error"]) for row in await _outbox(stack_env, tenant["id"])} == {(2, "HTTP 302")}
+
+    # After a rotation, deliveries carry both signatures: the receiver still holding the old secret verifies.
+    receiver.status = 200
+    await client.post(f"/v1/tenants/{tenant['id']}/webhook-secret/rotations", headers=admin.headers)
+    await _make_due(stack_env, tenant["id"])
+    assert (await service.deliver_due(tenant_vault, production=False)).delivered == len(rows)
+    for headers, body in receiver.received[-len(rows) :]:
+        assert headers["Webhook-Signature"].count("v1=") == 2
+        assert webhook_secrets.verify(headers["Webhook-Signature"], body, secret, now=int(time.time()))
+    # Each event was sent three times under one id: receivers deduplicate on it.
+    assert len(receiver.received) == 3 * len(rows)
+    assert len({headers["Webhook-Id"] for headers, _body in receiver.received}) == len(rows)
+
+    # Events that never get through: given up after the last back-off, kept and visible.
+    await client.delete(f"/v1/tenants/{tenant['id']}/plugins/{made['slug']}", headers=admin.headers)
+    receiver.status = 503
+    await _make_due(stack_env, tenant["id"], attempts=len(BACKOFF_SECONDS))
+    outcome = await service.deliver_due(tenant_vault, production=False)
+    assert outcome.claimed == outcome.failed >= 1
+    given_up = [row for row in await _outbox(stack_env, tenant["id"]) if row["failed_at"] is not None]
+    assert len(given_up) == outcome.failed and {row["last_error"] for row in given_up} == {"HTTP 503"}
+    assert (await service.deliver_due(tenant_vault, production=False)).claimed == 0
+
+    # The tenant admin sees where each delivery stands, newest first.
+    listed = await client.get(f"/v1/tenants/{tenant['id']}/webhook-events", headers=admin.headers)
+    assert listed.status_code == 200, listed.text
+    items = listed.json()["items"]
+    assert [item["status"] for item in items] == ["failed"] * outcome.failed + ["delivered"] * len(rows)
+    assert items[0]["last_error"] == "HTTP 503" and items[-1]["attempts"] == 3
+    assert int(items[0]["id"]) > int(items[-1]["id"])
+
+
+async def test_endpoints_are_checked_and_removable(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    tenant, admin = await tenant_with_admin(factory, staff)
+    member = await factory.member(tenant["id"], "tenant_member")
+    url = f"/v1/tenants/{tenant['id']}/webhook-endpoint"
+    assert_problem(await client.get(url, headers=admin.headers), 404, "webhook_endpoint_not_set")
+    assert_problem(
+        await client.put(url, json={"url": "ftp://x.example"}, headers=admin.headers), 400, "validation_error"
+    )
+    assert_problem(
+        await client.put(url, json={"url": "https://user:pw@x.example/h"}, headers=admin.headers),
+        422,
+        "invalid_webhook_endpoint",
+    )
+    assert_problem(
+        await client.put(url, json={"url": "https://x.example/h"}, headers=member.headers), 403, "forbidden_for_role"
+    )
+    assert (await client.put(url, json={"url": "https://x.example/h"}, headers=admin.headers)).status_code == 200
+    assert (await client.get(url, headers=admin.headers)).json()["url"] == "https://x.example/h"
+    for _ in range(2):
+        assert (await client.delete(url, headers=admin.headers)).status_code == 204
+    assert_problem(await client.get(url, headers=admin.headers), 404, "webhook_endpoint_not_set")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://hooks.example.com/x",
+        "https://localhost/x",
+        "https://127.0.0.1/x",
+        "https://10.1.2.3/x",
+        "https://169.254.169.254/latest",
+        "https://[::1]/x",
+        "https://192.168.0.10/x",
+    ],
+)
+def test_production_refuses_plain_http_and_internal_addresses(url: str) -> None:
+    with pytest.raises(webhook_endpoints.InvalidWebhookEndpoint):
+        webhook_endpoints.check(url, production=True)
+    assert webhook_endpoints.check(url, production=False) == url
