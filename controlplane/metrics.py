@@ -126,6 +126,11 @@ SECRET_AGE_SECONDS = Gauge(
 )
 
 
+WEBHOOK_DELIVERIES_TOTAL = Counter(
+    "controlplane_webhook_deliveries_total",
+    "Attempts to deliver a tenant's webhook event, by outcome (delivered, retrying, failed: given up).",
+    ["outcome"],
+)
 ENTITLEMENT_CHECKS_TOTAL = Counter(
     "controlplane_entitlement_checks_total",
     "Entitlement checks answered, by decision (allowed, denied).",

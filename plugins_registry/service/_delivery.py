@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from controlplane import metrics
 from controlplane.db import SystemReason, system_tx, tenant_tx
 from controlplane.exceptions import DomainError
 from controlplane.tenant_vault import TenantVault
@@ -91,6 +92,8 @@ async def deliver_due(vault: TenantVault, *, production: bool, batch: int = BATC
             pause = retry_in(event["attempts"])
             await repository.delivery_failed(event["id"], sent.error or "not delivered", pause)
             retrying, failed = (retrying + 1, failed) if pause is not None else (retrying, failed + 1)
+    for outcome, count in (("delivered", delivered), ("retrying", retrying), ("failed", failed)):
+        metrics.WEBHOOK_DELIVERIES_TOTAL.labels(outcome=outcome).inc(count)
     return DeliveryReport(len(events), delivered, retrying, failed)
 
 

@@ -34,8 +34,22 @@ def pids_in(output: str, name: str) -> list[int]:
     return [int(word) for line in output.splitlines() if line.startswith(name) for word in line.split("|")[1].split()]
 
 
-def none_running(pids: list[int]) -> bool:
-    return not any(psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE for pid in pids)
+def none_running(pids: list[int], within: float = 3.0) -> bool:
+    """Every process gone (or a zombie) within `within` seconds: a signalled process dies a moment after the
+    signal is sent, not at once (a grandchild is reaped by init, on its own time)."""
+
+    def alive(pid: int) -> bool:
+        try:
+            return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
+
+    deadline = time.monotonic() + within
+    while any(alive(pid) for pid in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def test_first_exit_stops_the_others_and_is_the_exit_code(capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 
+from controlplane import metrics
 from controlplane.tenant_vault import TenantVault
 from plugins_registry import service
 from plugins_registry.service._delivery import BACKOFF_SECONDS
@@ -178,8 +179,10 @@ async def test_a_failing_endpoint_is_retried_with_back_off_then_given_up(
     await client.delete(f"/v1/tenants/{tenant['id']}/plugins/{made['slug']}", headers=admin.headers)
     receiver.status = 503
     await _make_due(stack_env, tenant["id"], attempts=len(BACKOFF_SECONDS))
+    given_up_before = metrics.WEBHOOK_DELIVERIES_TOTAL.labels(outcome="failed")._value.get()
     outcome = await service.deliver_due(tenant_vault, production=False)
     assert outcome.claimed == outcome.failed >= 1
+    assert metrics.WEBHOOK_DELIVERIES_TOTAL.labels(outcome="failed")._value.get() - given_up_before == outcome.failed
     given_up = [row for row in await _outbox(stack_env, tenant["id"]) if row["failed_at"] is not None]
     assert len(given_up) == outcome.failed and {row["last_error"] for row in given_up} == {"HTTP 503"}
     assert (await service.deliver_due(tenant_vault, production=False)).claimed == 0
