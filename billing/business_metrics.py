@@ -8,20 +8,15 @@ rule. Trials, paused and canceled subscriptions, metered usage and plugin add-on
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from billing.catalogue import plan_from_row
 from billing.money import round_minor
 from controlplane import metrics
 from controlplane.db import SystemReason, fetch, system_tx
-
-log = logging.getLogger("controlplane.metrics")
 
 SUBSCRIPTION_STATUSES = ("trialing", "active", "past_due", "paused")
 MRR_STATUSES = ("active", "past_due")
@@ -65,24 +60,11 @@ def publish(figures: Figures) -> None:
         metrics.MRR_MINOR_UNITS.labels(currency=currency).set(amount)
 
 
-class BusinessGauges:
-    """Refreshes the business gauges when the API is scraped, at most every `interval` seconds."""
+class BusinessGauges(metrics.ScrapeRefresher):
+    """The business gauges, read from the database when the API is scraped."""
 
-    def __init__(
-        self, *, interval: float = 60.0, timeout: float = 2.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._interval = interval
-        self._timeout = timeout
-        self._clock = clock
-        self._refreshed_at: float | None = None
+    def __init__(self, **options: Any) -> None:
+        async def refresh() -> None:
+            publish(await read_figures())
 
-    async def refresh_if_stale(self) -> None:
-        now = self._clock()
-        if self._refreshed_at is not None and now - self._refreshed_at < self._interval:
-            return
-        self._refreshed_at = now
-        try:
-            # Bounded: a slow database must not make the scrape itself time out.
-            publish(await asyncio.wait_for(read_figures(), self._timeout))
-        except Exception as exc:  # the scrape goes on with the last figures
-            log.warning("business gauges not refreshed: %s", type(exc).__name__)
+        super().__init__("business gauges", refresh, **options)

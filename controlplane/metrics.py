@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from prometheus_client import (
@@ -25,6 +27,8 @@ from prometheus_client import (
 )
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from redis.exceptions import RedisError
+
+log = logging.getLogger("controlplane.metrics")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
@@ -177,6 +181,38 @@ async def observe_celery_queues(redis_client: Any) -> None:
                 CELERY_QUEUE_MESSAGES.labels(queue=queue).set(await redis_client.llen(queue))
     except (TimeoutError, OSError, RedisError):
         return
+
+
+class ScrapeRefresher:
+    """Gauges read from elsewhere (OpenBao, the database) when the API is scraped: at most every `interval`
+    seconds, and bounded by `timeout`, so a slow source never makes the scrape itself time out; on a failure
+    the scrape goes on with the last values."""
+
+    def __init__(
+        self,
+        what: str,
+        refresh: Callable[[], Awaitable[object]],
+        *,
+        interval: float = 60.0,
+        timeout: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._what = what
+        self._refresh = refresh
+        self._interval = interval
+        self._timeout = timeout
+        self._clock = clock
+        self._refreshed_at: float | None = None
+
+    async def refresh_if_stale(self) -> None:
+        now = self._clock()
+        if self._refreshed_at is not None and now - self._refreshed_at < self._interval:
+            return
+        self._refreshed_at = now
+        try:
+            await asyncio.wait_for(self._refresh(), self._timeout)
+        except Exception as exc:  # the scrape goes on with the last values
+            log.warning("%s not refreshed: %s", self._what, type(exc).__name__)
 
 
 def scrape_registry() -> CollectorRegistry:

@@ -24,7 +24,6 @@ import asyncio
 import json
 import logging
 import secrets
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -339,33 +338,11 @@ def update_age_gauge(store: SecretStore, *, now: datetime | None = None, **paths
     return ages
 
 
-class SecretAgeGauge:
-    """Refreshes `controlplane_secret_age_seconds` when the API is scraped, at most every `interval` seconds."""
+class SecretAgeGauge(metrics.ScrapeRefresher):
+    """`controlplane_secret_age_seconds`, read from OpenBao when the API is scraped."""
 
-    def __init__(
-        self,
-        store: SecretStore,
-        *,
-        interval: float = 60.0,
-        timeout: float = 2.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._store = store
-        self._interval = interval
-        self._timeout = timeout
-        self._clock = clock
-        self._refreshed_at: float | None = None
-
-    async def refresh_if_stale(self) -> None:
-        now = self._clock()
-        if self._refreshed_at is not None and now - self._refreshed_at < self._interval:
-            return
-        self._refreshed_at = now
-        try:
-            # Bounded: a slow OpenBao must not make the scrape itself time out.
-            await asyncio.wait_for(asyncio.to_thread(update_age_gauge, self._store), self._timeout)
-        except Exception as exc:  # the scrape goes on with the last ages
-            log.warning("secret ages not refreshed: %s", type(exc).__name__)
+    def __init__(self, store: SecretStore, **options: Any) -> None:
+        super().__init__("secret ages", lambda: asyncio.to_thread(update_age_gauge, store), **options)
 
 
 def rotate(
