@@ -86,3 +86,8 @@ class CreditExceedsRemainder(Conflict):
 class PastStartForbidden(PermissionDenied):
     code = "past_start_forbidden"
     title = "Only platform staff may start a subscription in the past"
+
+
+class InvalidTrialGrant(BillingInvalid):
+    code = "invalid_trial_grant"
+    title = "A trial grant names exactly one plan_code or plugin_id"

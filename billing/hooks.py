@@ -41,3 +41,26 @@ async def invoice_paid(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
 def clear_hooks() -> None:
     """Forget every callback (tests)."""
     _INVOICE_PAID.clear()
+
+
+# -- trial grants ---------------------------------------------------------------------------------------
+
+# `async def check(plugin_id) -> None`, raising the registry's own not-found error for an unknown plugin: staff
+# grant a plugin's trial by its id, and billing does not know plugins.
+PluginCheck = Callable[[uuid.UUID], Awaitable[None]]
+
+_PLUGIN_CHECK: list[PluginCheck] = []
+
+
+def check_plugins_with(check: PluginCheck) -> PluginCheck:
+    """Set the check of plugin ids for trial grants (setting it again replaces it)."""
+    _PLUGIN_CHECK[:] = [check]
+    return check
+
+
+async def check_plugin(plugin_id: uuid.UUID) -> bool:
+    """Run the registered check; False when none is registered."""
+    for check in _PLUGIN_CHECK:
+        await check(plugin_id)
+        return True
+    return False

@@ -61,12 +61,13 @@ def usage_lines(plan: Plan, usage: Mapping[str, Decimal], window: Period) -> lis
     return lines
 
 
-def start(plan: Plan, seats: int, start_at: datetime, anchor: Anchor) -> Subscription:
-    """A new subscription. With a trial it waits for the trial's end; without one, its first boundary is
-    its start, which the caller crosses at once to bill the first (possibly partial) period."""
+def start(plan: Plan, seats: int, start_at: datetime, anchor: Anchor, *, trial: bool = True) -> Subscription:
+    """A new subscription. With a trial (the plan has one and `trial` allows it: a tenant gets a plan's trial
+    once) it waits for the trial's end; without one, its first boundary is its start, which the caller
+    crosses at once to bill the first (possibly partial) period."""
     check_seats(seats)
     begin = midnight(start_at)
-    if plan.trial_days > 0:
+    if plan.trial_days > 0 and trial:
         trial_end = add_days(begin, plan.trial_days)
         return Subscription(
             status=Status.TRIALING,

@@ -29,6 +29,7 @@ from billing.api.controllers import (
     StripeWebhookController,
     SubscriptionController,
     TenantSubscriptionController,
+    TrialGrantController,
     UsageController,
 )
 from billing.business_metrics import BusinessGauges
@@ -110,6 +111,8 @@ def create_app(settings: Settings) -> Litestar:
     settings.require_services()
     # A paid invoice renews the tenant's plugin licenses, in the payment's own transaction.
     billing_hooks.on_invoice_paid(plugins.renew_on_payment)
+    # Staff grant a plugin's trial by the plugin's id; the registry checks it.
+    billing_hooks.check_plugins_with(plugins.require_plugin)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -177,6 +180,7 @@ def create_app(settings: Settings) -> Litestar:
             MetricController,
             PlanController,
             TenantSubscriptionController,
+            TrialGrantController,
             SubscriptionController,
             UsageController,
             InvoiceController,

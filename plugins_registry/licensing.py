@@ -28,8 +28,11 @@ class Terms:
     expires_at: datetime | None
 
 
-def terms_at_install(pricing: Pricing, now: datetime, period_end: datetime | None, grace: timedelta) -> Terms:
-    if pricing.trial_days:
+def terms_at_install(
+    pricing: Pricing, now: datetime, period_end: datetime | None, grace: timedelta, *, trial: bool = True
+) -> Terms:
+    """A trial when the plugin has one and `trial` allows it (a tenant gets each plugin's trial once)."""
+    if pricing.trial_days and trial:
         trial_end = now + timedelta(days=pricing.trial_days)
         return Terms(True, trial_end, trial_end)
     if not pricing.is_paid:

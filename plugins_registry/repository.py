@@ -98,6 +98,10 @@ async def get_plugin(slug: str) -> dict[str, Any] | None:
     return _first(rows, "pricing", "entitlements")
 
 
+async def plugin_exists(plugin_id: uuid.UUID) -> bool:
+    return bool(await fetch("select 1 from plugins where id = {}", plugin_id))
+
+
 async def list_listed_plugins(page: PageRequest) -> list[dict[str, Any]]:
     """The public catalogue: plugins of active publishers with at least one version that is not yanked."""
     clause, args = keyset_clause(page, "p.")

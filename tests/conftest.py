@@ -65,6 +65,7 @@ TABLES = (
     "invoice_lines",
     "invoices",
     "usage_events",
+    "trials",
     "subscription_addons",
     "subscriptions",
     "plans",

@@ -338,3 +338,20 @@ def plan_read(row: dict[str, Any]) -> PlanRead:
 def usage_read(result: dict[str, Any]) -> UsageRead:
     metrics = [{**item, "value": decimal_text(item["value"])} for item in result["metrics"]]
     return msgspec.convert({**result, "metrics": metrics}, UsageRead, strict=False)
+
+
+class TrialGrantCreate(Input):
+    """Exactly one of the two."""
+
+    plan_code: Code | UnsetType = UNSET
+    plugin_id: uuid.UUID | UnsetType = UNSET
+
+
+class TrialGrantRead(Struct):
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    plan_code: str | None
+    plugin_id: uuid.UUID | None
+    granted_by: uuid.UUID
+    granted_at: datetime
+    used_at: datetime | None

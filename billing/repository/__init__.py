@@ -60,6 +60,7 @@ from billing.repository._subscriptions import (
     lock_usage_window,
     update_subscription,
 )
+from billing.repository._trials import TRIAL_COLUMNS, insert_grant, open_grant, use_granted_trial, use_own_trial
 from billing.repository._usage import aggregate_usage, insert_usage_events, stored_keys
 
 __all__ = [
@@ -72,6 +73,7 @@ __all__ = [
     "ROW_LOCKS",
     "SUBSCRIPTION_COLUMNS",
     "SUBSCRIPTION_FROM",
+    "TRIAL_COLUMNS",
     "USAGE_WINDOW_LOCK",
     "WRITABLE_SUBSCRIPTION",
     "aggregate_usage",
@@ -85,6 +87,7 @@ __all__ = [
     "get_metric",
     "get_subscription",
     "insert_credit_note",
+    "insert_grant",
     "insert_invoice",
     "insert_lines",
     "insert_metric",
@@ -102,6 +105,7 @@ __all__ = [
     "live_subscription",
     "lock_usage_window",
     "metrics_by_code",
+    "open_grant",
     "open_pending_items",
     "plan_version",
     "plans_by_id",
@@ -111,4 +115,6 @@ __all__ = [
     "take_invoice_number",
     "tenant_billing_settings",
     "update_subscription",
+    "use_granted_trial",
+    "use_own_trial",
 ]

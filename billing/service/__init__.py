@@ -63,6 +63,7 @@ from billing.service._subscriptions import (
     list_subscriptions,
     resume_subscription,
 )
+from billing.service._trials import TrialGrant, claim_trial, grant_trial
 from billing.service._usage import current_usage, ingest
 from billing.service._webhooks import receive_stripe_event
 
@@ -79,6 +80,7 @@ __all__ = [
     "MonthNotOver",
     "NoPaymentMethod",
     "RefundExceedsPaid",
+    "TrialGrant",
     "accept_overdue",
     "add_payment_method",
     "attach_addon",
@@ -87,6 +89,7 @@ __all__ = [
     "cancel_escrow",
     "cancel_subscription",
     "change_subscription",
+    "claim_trial",
     "close_month",
     "collect_due_invoices",
     "collect_invoice",
@@ -108,6 +111,7 @@ __all__ = [
     "get_plan",
     "get_statement",
     "get_subscription",
+    "grant_trial",
     "ingest",
     "known_metrics",
     "list_credit_notes",

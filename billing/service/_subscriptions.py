@@ -21,6 +21,7 @@ from billing.service import _state
 from billing.service._access import tenant_of
 from billing.service._cycle import catch_up
 from billing.service._invoices import add_credit_note, finalize, write_invoice
+from billing.service._trials import claim_trial
 from billing.states import Status
 from billing.totals import tax_of
 from controlplane.auth.principal import Principal
@@ -68,8 +69,10 @@ async def create_subscription(actor: Principal, tenant_id: uuid.UUID, values: di
             raise CurrencyMismatch(
                 f"the tenant is billed in {tenant['currency']}; plan {plan.code} is in {plan.currency}"
             )
-        sub = lifecycle.start(plan, values["seats"], start_at, values.get("billing_anchor", "calendar"))
         subscription_id = uuid.uuid4()
+        # A plan's trial is given once per tenant and plan code (whatever the version), unless staff granted another.
+        trial = plan.trial_days > 0 and await claim_trial(tenant_id, "plan", plan.code, subscription_id)
+        sub = lifecycle.start(plan, values["seats"], start_at, values.get("billing_anchor", "calendar"), trial=trial)
         inserted = await repository.insert_subscription(
             {
                 "id": subscription_id,

@@ -14,7 +14,7 @@ from plugins_registry.service._catalogue import (
 )
 from plugins_registry.service._delivery import deliver_due, recent_events
 from plugins_registry.service._entitlements import check
-from plugins_registry.service._installs import install, list_installs, rollback, uninstall, update
+from plugins_registry.service._installs import install, list_installs, require_plugin, rollback, uninstall, update
 from plugins_registry.service._licenses import (
     expire_due,
     get_license,
@@ -54,6 +54,7 @@ __all__ = [
     "refresh",
     "release_stale",
     "renew_on_payment",
+    "require_plugin",
     "revocations",
     "rollback",
     "uninstall",

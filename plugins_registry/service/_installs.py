@@ -38,6 +38,12 @@ async def _plugin(slug: str) -> tuple[dict[str, Any], Pricing, Entitlements]:
     return plugin, parse_pricing(plugin["pricing"]), parse_entitlements(plugin["entitlements"])
 
 
+async def require_plugin(plugin_id: uuid.UUID) -> None:
+    """Billing's check of a plugin id for a trial grant, inside billing's transaction."""
+    if not await repository.plugin_exists(plugin_id):
+        raise PluginNotFound()
+
+
 async def _installable(plugin: dict[str, Any], version: str | None) -> str:
     """The version to install: the one asked for if it is not yanked, else the latest stable one."""
     if version is not None:
@@ -91,10 +97,15 @@ async def install(
             if subscription is None:
                 raise SubscriptionRequired()
             period_end = subscription["current_period_end"]
-        terms = licensing.terms_at_install(pricing, now, period_end, issuer.renewal_grace)
+        install_id = uuid.uuid4()
+        # A plugin's trial is given once per tenant (a reinstall starts paid), unless staff granted another.
+        trial = bool(pricing.trial_days) and await billing.claim_trial(
+            tenant_id, "plugin", str(plugin["id"]), install_id
+        )
+        terms = licensing.terms_at_install(pricing, now, period_end, issuer.renewal_grace, trial=trial)
         row = await repository.insert_install(
             {
-                "id": uuid.uuid4(),
+                "id": install_id,
                 "tenant_id": tenant_id,
                 "plugin_id": plugin["id"],
                 "slug": slug,

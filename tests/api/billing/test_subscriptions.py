@@ -6,13 +6,17 @@ returns and today's UTC date (Decimal, ROUND_HALF_UP), never copied from the res
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from httpx import AsyncClient
 
-from tests.api._helpers import all_items, assert_problem, bearer, create_api_key
+from billing import service as billing
+from controlplane.db import tenant_tx
+from tests.api._helpers import all_items, assert_problem, audit_actions, bearer, create_api_key
 from tests.api.billing._support import (
     at_midnight,
     credit_notes,
@@ -394,3 +398,83 @@ async def test_api_key_manages_its_own_subscription(client: AsyncClient, factory
     response = await _post(client, bearer(key), f"/v1/subscriptions/{created['id']}/cancel", {"at_period_end": True})
     assert response.status_code == 200, response.text
     assert response.json()["cancel_at_period_end"] is True
+
+
+# -- trials are given once ------------------------------------------------------------------------------
+
+
+async def _cancel_now(client: AsyncClient, headers: dict[str, str], subscription_id: str) -> None:
+    response = await _post(client, headers, f"/v1/subscriptions/{subscription_id}/cancel", {"at_period_end": False})
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "canceled"
+
+
+async def test_a_tenant_gets_a_plans_trial_once_whatever_its_version(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    await _catalogue(client, staff)
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+
+    first = await subscribe(client, admin.headers, tenant["id"], "trial")
+    assert first["status"] == "trialing"
+    await _cancel_now(client, admin.headers, first["id"])
+    assert await invoices(client, staff.headers, tenant["id"]) == []
+
+    # Subscribing again, even to a newer version of the plan, starts paid and is billed from its start.
+    await plan(client, staff.headers, "trial", [{"type": "flat", "amount_minor": 6000}], trial_days=30)
+    again = await subscribe(client, admin.headers, tenant["id"], "trial")
+    assert (again["status"], again["plan_version"], again["trial_end"]) == ("active", 2, None)
+    assert parse(again["current_period_start"]) == at_midnight(today())
+    [invoice] = await invoices(client, staff.headers, tenant["id"])
+    remaining, full = _remaining(again)
+    assert [line["amount_minor"] for line in invoice["lines"]] == [half_up(Decimal(6000) * remaining / full)]
+
+    # Another plan's trial is its own.
+    await plan(client, staff.headers, "other", [{"type": "flat", "amount_minor": 100}], trial_days=7)
+    await _cancel_now(client, admin.headers, again["id"])
+    assert (await subscribe(client, admin.headers, tenant["id"], "other"))["status"] == "trialing"
+
+
+async def test_staff_may_grant_one_more_trial_and_it_is_audited(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    await _catalogue(client, staff)
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    url = f"/v1/tenants/{tenant['id']}/trial-grants"
+    first = await subscribe(client, admin.headers, tenant["id"], "trial")
+    await _cancel_now(client, admin.headers, first["id"])
+
+    assert_problem(await client.post(url, json={"plan_code": "trial"}, headers=admin.headers), 403)
+    assert_problem(await client.post(url, json={}, headers=staff.headers), 422, "invalid_trial_grant")
+    both = {"plan_code": "trial", "plugin_id": "00000000-0000-0000-0000-000000000001"}
+    assert_problem(await client.post(url, json=both, headers=staff.headers), 422, "invalid_trial_grant")
+    assert_problem(await client.post(url, json={"plan_code": "nothing"}, headers=staff.headers), 404, "plan_not_found")
+    missing = "/v1/tenants/00000000-0000-0000-0000-000000000001/trial-grants"
+    assert_problem(await client.post(missing, json={"plan_code": "trial"}, headers=staff.headers), 404)
+
+    response = await client.post(url, json={"plan_code": "trial"}, headers=staff.headers)
+    assert response.status_code == 201, response.text
+    grant = response.json()
+    assert (grant["plan_code"], grant["plugin_id"], grant["used_at"]) == ("trial", None, None)
+    # Granting again while the grant is unused answers with it: one more trial, not two.
+    repeat = await client.post(url, json={"plan_code": "trial"}, headers=staff.headers)
+    assert repeat.status_code == 200, repeat.text
+    assert repeat.json()["id"] == grant["id"]
+
+    second = await subscribe(client, admin.headers, tenant["id"], "trial")
+    assert second["status"] == "trialing"
+    await _cancel_now(client, admin.headers, second["id"])
+    assert (await subscribe(client, admin.headers, tenant["id"], "trial"))["status"] == "active"
+    assert "trial.granted" in await audit_actions(client, staff, tenant["id"])
+
+
+async def test_racing_claims_of_a_trial_yield_one_trial(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    tenant_id = uuid.UUID(tenant["id"])
+
+    async def claim() -> bool:
+        async with tenant_tx(tenant_id):
+            return await billing.claim_trial(tenant_id, "plan", "trial", uuid.uuid4())
+
+    assert sorted(await asyncio.gather(claim(), claim(), claim())) == [False, False, True]

@@ -1,0 +1,36 @@
+"""HTTP for trial grants: staff allow a tenant one more trial of a plan or a plugin."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from litestar import Controller, Request, Response
+from litestar.params import JSONBody
+from msgspec import UNSET
+
+from billing import service
+from billing.api.controllers._shared import answer_created, created_or_stored
+from billing.api.schemas import TrialGrantCreate, TrialGrantRead
+from controlplane.auth.guards import principal_of, staff_only
+from tenants.api.controllers import BEARER, TenantId, idempotent_post
+from tenants.api.schemas import to_struct
+
+
+class TrialGrantController(Controller):
+    path = "/v1/tenants/{tenant_id:uuid}/trial-grants"
+    tags = ["subscriptions"]
+    security = BEARER
+    guards = [staff_only]
+
+    @idempotent_post("/", status_code=201, responses=created_or_stored(TrialGrantRead))
+    async def grant_trial(
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[TrialGrantCreate]
+    ) -> Response[TrialGrantRead]:
+        grant, created = await service.grant_trial(
+            principal_of(request),
+            tenant_id,
+            None if data.plan_code is UNSET else data.plan_code,
+            None if data.plugin_id is UNSET else data.plugin_id,
+        )
+        return answer_created(to_struct(TrialGrantRead, asdict(grant)), created)
