@@ -18,8 +18,10 @@ At the boundary that ends period P = [P.start, B) and starts C:
 So each day is billed once: in advance when the add-on was live at the day's period start, in arrears
 when it became billable later. An add-on ended mid-period is not credited for the rest of a period it
 was billed in advance for (a plugin is paid for by the period, like the plan's own charges once the
-period is invoiced); it is simply not billed again. A change of quantity applies to everything billed
-from the next boundary on.
+period is invoiced); it is simply not billed again. A lower quantity applies from the next boundary on (no
+credit); a higher one while the add-on is billable is billed at once (`raise_quantity`): the seats beyond
+those the current period has paid for, prorated by whole days from the day of the increase to the period's
+end, as a subscription upgrade is. The period's arrears then bill the seats it had before the increases.
 
 Prices are per billing period of the subscription (per month on a monthly plan, per year on a yearly one).
 While the subscription itself is trialing, its add-ons are billed at its boundaries all the same: a
@@ -71,6 +73,17 @@ class Addon:
     quantity: int
     billable_from: datetime
     ended_at: datetime | None = None
+    # Set by a quantity change in the period ending at `period_end`: the seats its arrears bill (`base`)
+    # and the seats paid for up to its end (`paid`). Outside that period both are simply `quantity`.
+    period_end: datetime | None = None
+    period_base_quantity: int | None = None
+    period_paid_quantity: int | None = None
+
+    def in_period(self, period_end: datetime) -> tuple[int, int]:
+        """(seats the period's arrears bill, seats paid for up to its end) for the period ending at `period_end`."""
+        if self.period_end == period_end and self.period_base_quantity and self.period_paid_quantity:
+            return self.period_base_quantity, self.period_paid_quantity
+        return self.quantity, self.quantity
 
     def live_at(self, at: datetime) -> bool:
         """Billable at `at` and not ended by then: billed in advance for the period starting at `at`."""
@@ -152,6 +165,9 @@ def addon_from_row(row: Mapping[str, Any]) -> Addon:
         quantity=row["quantity"],
         billable_from=row["billable_from"],
         ended_at=row["ended_at"],
+        period_end=row.get("period_end"),
+        period_base_quantity=row.get("period_base_quantity"),
+        period_paid_quantity=row.get("period_paid_quantity"),
     )
 
 
@@ -198,13 +214,14 @@ def _unindexed(lines: list[Line]) -> list[Line]:
 def _arrears(addon: Addon, plan: Plan, boundary: Boundary) -> list[Line]:
     if not addon.charge.in_advance or not boundary.ending.start < addon.billable_from < boundary.at:
         return []
+    base, _ = addon.in_period(boundary.at)
     first = midnight(addon.billable_from)
     last = boundary.at if addon.ended_at is None or addon.ended_at >= boundary.at else midnight(addon.ended_at)
     lines: list[Line] = []
     for full in boundary.ending_fulls:
         part = Period(max(first, full.start), min(last, full.end))
         if part.days > 0:
-            lines += proration_lines(plan, addon.quantity, part, full, credit=False, change_at=part.start)
+            lines += proration_lines(plan, base, part, full, credit=False, change_at=part.start)
     return lines
 
 
@@ -229,3 +246,55 @@ def lines_at(addons: Sequence[Addon], boundary: Boundary, usage: Mapping[Any, De
             own += advance_lines(plan, addon.quantity, boundary.coming, boundary.coming_full)
         lines += _unindexed(own)
     return lines
+
+
+# -- a change of quantity -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class QuantityChange:
+    addon: Addon  # with the new quantity and what the period has paid for
+    lines: list[Line]  # the increase billed at once; empty when nothing is billed now
+
+
+def fulls_of(period: Period, sub: Subscription) -> tuple[Period, ...]:
+    """The whole periods `period` of `sub` lies in (one, or more for a long trial)."""
+    return _fulls(period, sub)
+
+
+def change_quantity(
+    addon: Addon,
+    quantity: int,
+    at: datetime,
+    period: Period,
+    fulls: Sequence[Period],
+    currency: str,
+    interval: Interval,
+) -> QuantityChange:
+    """`addon` with `quantity` seats from `at`, in the subscription's current `period` (lying in `fulls`).
+
+    While the add-on is billable in the period (and the period has not ended), seats beyond those the period
+    has paid for are billed now for the whole days from `at`'s day to the period's end, each whole period
+    prorated on its own; fewer seats are not credited and apply from the next boundary. Before it is billable
+    (a plugin's trial), or once the period has ended (its boundary not billed yet), nothing is billed now:
+    the quantity applies to everything billed from then on."""
+    check_quantity(quantity)
+    if addon.charge.kind != "per_seat" or not addon.live_at(at) or not period.start <= at < period.end:
+        return QuantityChange(
+            replace(addon, quantity=quantity, period_end=None, period_base_quantity=None, period_paid_quantity=None),
+            [],
+        )
+    base, paid = addon.in_period(period.end)
+    lines: list[Line] = []
+    if quantity > paid:
+        plan = addon.plan(currency, interval)
+        day = midnight(at)
+        for full in fulls:
+            part = Period(max(day, full.start), min(period.end, full.end))
+            if part.days > 0:
+                lines += proration_lines(plan, quantity - paid, part, full, credit=False, change_at=part.start)
+        paid = quantity
+    after = replace(
+        addon, quantity=quantity, period_end=period.end, period_base_quantity=base, period_paid_quantity=paid
+    )
+    return QuantityChange(after, _unindexed(lines))

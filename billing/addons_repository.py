@@ -10,7 +10,8 @@ from typing import Any
 from controlplane.db import fetch
 
 ADDON_COLUMNS = (
-    "id, tenant_id, subscription_id, source_id, name, charge, currency, quantity, billable_from, ended_at, created_at"
+    "id, tenant_id, subscription_id, source_id, name, charge, currency, quantity, billable_from, ended_at, created_at, "
+    "period_end, period_base_quantity, period_paid_quantity"
 )
 
 
@@ -48,10 +49,21 @@ async def addon_by_source(tenant_id: uuid.UUID, source_id: uuid.UUID) -> dict[st
     return _decoded(rows[0]) if rows else None
 
 
-async def set_quantity(tenant_id: uuid.UUID, source_id: uuid.UUID, quantity: int) -> bool:
+async def set_quantity(
+    tenant_id: uuid.UUID,
+    source_id: uuid.UUID,
+    quantity: int,
+    period_end: datetime | None,
+    period_base_quantity: int | None,
+    period_paid_quantity: int | None,
+) -> bool:
     rows = await fetch(
-        "update subscription_addons set quantity = {} where tenant_id = {} and source_id = {} returning id",
+        "update subscription_addons set quantity = {}, period_end = {}, period_base_quantity = {}, "
+        "period_paid_quantity = {} where tenant_id = {} and source_id = {} returning id",
         quantity,
+        period_end,
+        period_base_quantity,
+        period_paid_quantity,
         tenant_id,
         source_id,
     )

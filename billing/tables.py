@@ -62,6 +62,9 @@ class SubscriptionAddon(Table, tablename="subscription_addons", db=ENGINE):
     billable_from = Timestamptz()
     ended_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz()
+    period_end = Timestamptz(null=True, default=None)
+    period_base_quantity = Integer(null=True, default=None)
+    period_paid_quantity = Integer(null=True, default=None)
 
 
 class UsageEvent(Table, tablename="usage_events", db=ENGINE):
@@ -326,3 +329,15 @@ class PartnerPayout(Table, tablename="partner_payouts", db=ENGINE):
     last_error = Text(null=True)
     created_at = Timestamptz()
     updated_at = Timestamptz()
+
+
+class Trial(Table, tablename="trials", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    kind = Text()
+    subject = Text()
+    granted_by = UUID(null=True, default=None)
+    granted_at = Timestamptz(null=True, default=None)
+    used_by = UUID(null=True, default=None)
+    used_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz()

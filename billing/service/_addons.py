@@ -11,7 +11,8 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from dataclasses import replace
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -23,19 +24,23 @@ from billing.addons import (
     Boundary,
     addon_from_row,
     boundary_of,
+    change_quantity,
     check_charge,
     check_moment,
     check_name,
     check_quantity,
     first_billable,
+    fulls_of,
     lines_at,
     metered_window,
 )
 from billing.catalogue import Charge, charge_to_json
 from billing.errors import CurrencyMismatch, MetricNotFound, SubscriptionNotFound
 from billing.lifecycle import Subscription
+from billing.periods import Period, midnight
 from billing.rating import Line
 from billing.service import _state
+from billing.service._invoices import write_invoice
 from tenants import audit
 
 
@@ -120,15 +125,49 @@ async def attach_addon(
     return addon_id
 
 
-async def set_addon_quantity(tenant_id: uuid.UUID, source_id: uuid.UUID, quantity: int) -> None:
-    """The add-on's quantity (the seats of a per-seat charge) from the next boundary on."""
+async def set_addon_quantity(
+    tenant_id: uuid.UUID, source_id: uuid.UUID, quantity: int, at: datetime | None = None
+) -> uuid.UUID | None:
+    """The add-on's quantity (the seats of a per-seat charge). An increase while the add-on is billable is
+    billed at once (a `change` invoice, prorated to the end of the current period, for the seats beyond what
+    the period has paid for); a decrease applies from the next boundary, without a credit. The invoice's id,
+    or None when nothing was billed now."""
     check_quantity(quantity)
+    at = at or datetime.now(UTC)
+    check_moment(at, "at")
     before = await addons_repository.addon_by_source(tenant_id, source_id)
     if before is None:
         raise AddonNotFound()
     if before["quantity"] == quantity:
-        return
-    await addons_repository.set_quantity(tenant_id, source_id, quantity)
+        return None
+    addon = addon_from_row(before)
+    # Shared, as for an attach: a boundary is billed either before this change (with the old quantity, and
+    # the increase prorated over the next period) or after it.
+    row = await repository.live_subscription(tenant_id, lock="share")
+    invoice_id = None
+    if row is not None and row["id"] == before["subscription_id"]:
+        sub = await _state.load(row)
+        period = sub.current_period
+        change = change_quantity(
+            addon, quantity, at, period, fulls_of(period, sub), before["currency"], sub.plan.interval
+        )
+        if change.lines:
+            invoice_id = await write_invoice(
+                tenant_id=tenant_id,
+                subscription_id=row["id"],
+                kind="change",
+                currency=before["currency"],
+                period=Period(midnight(at), period.end),
+                lines=change.lines,
+                now=at,
+                with_pending=False,
+            )
+        after = change.addon
+    else:
+        after = replace(addon, quantity=quantity, period_end=None, period_base_quantity=None, period_paid_quantity=None)
+    await addons_repository.set_quantity(
+        tenant_id, source_id, quantity, after.period_end, after.period_base_quantity, after.period_paid_quantity
+    )
     await audit.record(
         None,
         tenant_id,
@@ -136,8 +175,13 @@ async def set_addon_quantity(tenant_id: uuid.UUID, source_id: uuid.UUID, quantit
         "subscription",
         before["subscription_id"],
         before={"addon_id": str(before["id"]), "quantity": before["quantity"]},
-        after={"addon_id": str(before["id"]), "quantity": quantity},
+        after={
+            "addon_id": str(before["id"]),
+            "quantity": quantity,
+            "invoice_id": str(invoice_id) if invoice_id else None,
+        },
     )
+    return invoice_id
 
 
 async def end_addon(tenant_id: uuid.UUID, source_id: uuid.UUID, at: datetime) -> None:

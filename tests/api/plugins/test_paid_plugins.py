@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from httpx import AsyncClient
@@ -11,7 +12,8 @@ from httpx import AsyncClient
 from billing import service as billing
 from plugins_registry import service
 from plugins_registry.license_token import verify
-from tests.api.billing._support import invoices, parse, plan, subscribe
+from tests.api._helpers import audit_actions
+from tests.api.billing._support import at_midnight, half_up, invoices, parse, plan, subscribe, today
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
 from tests.api.plugins._support import check, install, machine_key, plugin, publisher
 from tests.factories import Factory
@@ -119,3 +121,90 @@ async def test_a_paid_invoice_renews_the_license_and_an_unpaid_one_lets_it_expir
     refresh = await client.post(f"/v1/licenses/{license_id}/refresh", headers=admin.headers)
     assert refresh.status_code == 409 and refresh.json()["code"] == "license_not_active"
     assert (await client.get(f"/v1/licenses/{license_id}", headers=admin.headers)).json()["status"] == "expired"
+
+
+async def test_a_tenant_gets_each_plugins_trial_once_unless_staff_grant_another(
+    client: AsyncClient, factory: Factory
+) -> None:
+    staff = await factory.staff()
+    pub = await publisher(client, staff.headers)
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"])
+    subscription = await subscribe(client, staff.headers, tenant["id"], "pro")
+    made = await plugin(
+        client,
+        staff.headers,
+        pub["id"],
+        pricing={"model": "flat", "amount_minor": 900, "currency": "EUR", "trial_days": 3},
+    )
+    url = f"/v1/tenants/{tenant['id']}/plugins/{made['slug']}"
+    first = await install(client, admin.headers, tenant["id"], made["slug"])
+    assert first["license"]["trial"] is True
+    assert (await client.delete(url, headers=admin.headers)).status_code == 204
+
+    # Installed again: no new trial; paid from now, its license lasting the period plus the dunning window.
+    again = await install(client, admin.headers, tenant["id"], made["slug"])
+    boundary = parse(subscription["current_period_end"])
+    assert again["license"]["trial"] is False
+    assert parse(again["license"]["expires_at"]) == boundary + timedelta(days=8)
+    await billing.run_cycle(boundary + timedelta(hours=2), grace=timedelta(hours=1))
+    latest = max(await invoices(client, admin.headers, tenant["id"]), key=lambda invoice: invoice["period_start"])
+    start = parse(subscription["current_period_start"])
+    days, full = (boundary - start).days, (boundary - (boundary - timedelta(days=1)).replace(day=1)).days
+    # In arrears for the days it was installed (the first install's trial is never billed), then the next period.
+    assert sorted(_lines_of(latest, "Reports")) == sorted([half_up(Decimal(900) * days / full), 900])
+
+    # Staff grant one more trial of this plugin (audited): the next install is a trial again.
+    grants = f"/v1/tenants/{tenant['id']}/trial-grants"
+    assert (await client.post(grants, json={"plugin_id": made["id"]}, headers=admin.headers)).status_code == 403
+    unknown = await client.post(grants, json={"plugin_id": str(uuid.uuid4())}, headers=staff.headers)
+    assert unknown.status_code == 404 and unknown.json()["code"] == "plugin_not_found"
+    granted = await client.post(grants, json={"plugin_id": made["id"]}, headers=staff.headers)
+    assert granted.status_code == 201, granted.text
+    assert (granted.json()["plugin_id"], granted.json()["plan_code"]) == (made["id"], None)
+    assert (await client.delete(url, headers=admin.headers)).status_code == 204
+    assert (await install(client, admin.headers, tenant["id"], made["slug"]))["license"]["trial"] is True
+    assert (await client.delete(url, headers=admin.headers)).status_code == 204
+    assert (await install(client, admin.headers, tenant["id"], made["slug"]))["license"]["trial"] is False
+    assert "trial.granted" in await audit_actions(client, staff, tenant["id"])
+
+
+async def test_a_seat_increase_is_prorated_and_billed_at_once(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    pub = await publisher(client, staff.headers)
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"])
+    subscription = await subscribe(client, staff.headers, tenant["id"], "pro")
+    made = await plugin(
+        client, staff.headers, pub["id"], pricing={"model": "per_seat", "amount_minor": 200, "currency": "EUR"}
+    )
+    url = f"/v1/tenants/{tenant['id']}/plugins/{made['slug']}"
+    installed = await install(client, admin.headers, tenant["id"], made["slug"], seats=1)
+    before = await invoices(client, admin.headers, tenant["id"])
+    start, boundary = parse(subscription["current_period_start"]), parse(subscription["current_period_end"])
+    remaining = (boundary - at_midnight(today())).days
+    full = (boundary - (boundary - timedelta(days=1)).replace(day=1)).days
+
+    raised = await client.patch(url, json={"seats": 5}, headers=admin.headers)
+    assert raised.status_code == 200, raised.text
+    assert (await _claims(client, admin.headers, installed["license"]["id"]))["entitlements"]["seats"] == 5
+    [change] = [
+        i for i in await invoices(client, admin.headers, tenant["id"]) if i["id"] not in {b["id"] for b in before}
+    ]
+    assert change["status"] == "finalized"
+    assert _lines_of(change, "Reports") == [half_up(Decimal(4 * 200) * remaining / full)]
+
+    # Lowering and raising again within what was paid for bills nothing more, and nothing is credited.
+    for seats in (2, 4):
+        response = await client.patch(url, json={"seats": seats}, headers=admin.headers)
+        assert response.status_code == 200, response.text
+    assert len(await invoices(client, admin.headers, tenant["id"])) == len(before) + 1
+
+    # At the boundary: the seat it started with in arrears (the rest was billed at once), then 4 in advance.
+    await billing.run_cycle(boundary + timedelta(hours=2), grace=timedelta(hours=1))
+    latest = max(await invoices(client, admin.headers, tenant["id"]), key=lambda invoice: invoice["period_start"])
+    days = (boundary - at_midnight(today())).days
+    assert start <= at_midnight(today())
+    assert sorted(_lines_of(latest, "Reports")) == sorted([half_up(Decimal(200) * days / full), 800])

@@ -17,11 +17,13 @@ from billing.addons import (
     Addon,
     InvalidAddon,
     boundary_of,
+    change_quantity,
     check_charge,
     check_moment,
     check_name,
     check_quantity,
     first_billable,
+    fulls_of,
     lines_at,
     metered_window,
 )
@@ -124,6 +126,47 @@ def test_per_seat_addon_bills_quantity_times_the_unit_and_quantity_changes_apply
     february = cross_boundary(sub, {}).subscription
     [mar] = invoices(february, [replace(seats, quantity=5)], 1)
     assert amounts(mar) == [1250]
+
+
+def test_a_seat_increase_is_billed_at_once_to_the_period_end_beyond_the_seats_paid_for() -> None:
+    seats = addon(per_seat(250, name="Editor"), utc(2026, 1, 10), quantity=2)
+    february = cross_boundary(subscribed(), {}).subscription
+    assert february.current_period == FEBRUARY
+    fulls = fulls_of(FEBRUARY, february)
+    # 15 February: 3 more seats for 15-28 February, 3 x 250 x 14/28 = 375, billed now.
+    raised = change_quantity(seats, 5, utc(2026, 2, 15, 9), FEBRUARY, fulls, "EUR", "month")
+    assert amounts(raised.lines) == [375]
+    assert "Editor x 3 from 2026-02-15 to 2026-03-01 (14/28 days)" in raised.lines[0].description
+    assert all(line.charge_index is None for line in raised.lines)
+    # Down to 2 (no credit) and up to 6: only the sixth seat is new to February, 250 x 14/28 = 125.
+    lowered = change_quantity(raised.addon, 2, utc(2026, 2, 15, 10), FEBRUARY, fulls, "EUR", "month")
+    assert lowered.lines == [] and lowered.addon.quantity == 2
+    again = change_quantity(lowered.addon, 6, utc(2026, 2, 15, 11), FEBRUARY, fulls, "EUR", "month")
+    assert amounts(again.lines) == [125]
+    # March is billed in advance for the 6 seats; February was billed in advance before, no arrears.
+    [mar] = invoices(february, [again.addon], 1)
+    assert amounts(mar) == [1500]
+
+
+def test_a_seat_increase_in_the_period_an_addon_became_billable_leaves_its_arrears_at_the_seats_it_had() -> None:
+    seats = addon(per_seat(310, name="Editor"), utc(2026, 1, 20, 8), quantity=1)
+    sub = subscribed()
+    # 25 January: 2 more seats for 25-31 January, 2 x 310 x 7/31 = 140, billed now.
+    raised = change_quantity(seats, 3, utc(2026, 1, 25), JANUARY, fulls_of(JANUARY, sub), "EUR", "month")
+    assert amounts(raised.lines) == [140]
+    # 1 February: the seat it had, 20-31 January in arrears (310 x 12/31 = 120), then 3 x 310 in advance.
+    [feb] = invoices(sub, [raised.addon], 1)
+    assert amounts(feb) == [120, 930]
+
+
+def test_a_seat_change_before_the_addon_is_billable_bills_nothing_now() -> None:
+    trial = addon(per_seat(250, name="Editor"), utc(2026, 1, 20), quantity=1)
+    sub = subscribed()
+    changed = change_quantity(trial, 4, utc(2026, 1, 12), JANUARY, fulls_of(JANUARY, sub), "EUR", "month")
+    assert changed.lines == [] and changed.addon.quantity == 4
+    # Its first invoice bills the 4 seats from its billable day: 4 x 250 x 12/31 = 387.09… → 387, then 1000.
+    [feb] = invoices(sub, [changed.addon], 1)
+    assert amounts(feb) == [387, 1000]
 
 
 # -- metered --------------------------------------------------------------------------------------------
