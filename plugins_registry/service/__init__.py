@@ -23,6 +23,7 @@ from plugins_registry.service._licenses import (
     refresh,
     renew_on_payment,
     revocations,
+    revoke_for_erased_tenant,
 )
 from plugins_registry.service._signing import Licensing, Signer, public_keys
 
@@ -55,6 +56,7 @@ __all__ = [
     "release_stale",
     "renew_on_payment",
     "revocations",
+    "revoke_for_erased_tenant",
     "rollback",
     "uninstall",
     "update",

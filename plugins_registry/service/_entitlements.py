@@ -19,6 +19,7 @@ from tenants.errors import ForbiddenForRole
 from tenants.roles import Permission, role_allows
 from tenants.service import STATUS_TOPIC, service_denial_of
 
+
 # tenant id -> why it gets no service (suspended, erased) and plugin slug -> its license snapshot (None: not
 # installed). A whole tenant is evicted at once: by any plugin change, and by any change of its status.
 @dataclass(frozen=True)

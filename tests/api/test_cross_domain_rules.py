@@ -20,8 +20,8 @@ from httpx import AsyncClient
 from litestar import Litestar
 
 from billing import service as billing
-from billing.service._payments import give_up
 from billing.payments_gateway import StripeGateway
+from billing.service._payments import give_up
 from controlplane.auth.principal import Principal
 from controlplane.secrets import SecretStore
 from controlplane.settings import Settings
