@@ -23,10 +23,12 @@ from billing import service as billing
 from billing.payments_gateway import StripeGateway
 from billing.service._payments import give_up
 from controlplane.auth.principal import Principal
+from controlplane.exceptions import ServiceUnavailable
 from controlplane.secrets import SecretStore
 from controlplane.settings import Settings
 from controlplane.stripe_client import make_stripe_client
 from plugins_registry import service as plugins
+from tenants import hooks as tenant_hooks
 from tests.api._helpers import assert_problem
 from tests.api.billing._support import parse, plan, subscribe
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, _invoiced_tenant, card, stripe_client
@@ -224,3 +226,30 @@ async def test_erasure_to_payments_the_card_leaves_stripe_and_a_failed_detach_fi
     finally:
         await inspector.close()
     assert rows and all(not row["is_default"] and row["detached_at"] is not None for row in rows)
+
+
+async def test_erasure_to_billing_an_erased_tenant_is_not_billed_while_its_erasure_waits_for_a_retry(
+    client: AsyncClient, factory: Factory, stripe_client: Any
+) -> None:
+    world = await _paying_tenant(client, factory, stripe_client)
+    staff, tenant = world["staff"], world["tenant"]
+    url = f"/v1/tenants/{tenant['id']}"
+
+    async def unavailable(tenant_id: uuid.UUID, now: datetime) -> None:
+        raise ServiceUnavailable("a dependency of the erasure is down")
+
+    tenant_hooks.on_tenant_erased(unavailable)
+    try:
+        assert_problem(await client.delete(url, headers=staff.headers), 503)
+    finally:
+        tenant_hooks._ERASED.remove(unavailable)
+    # Erased, but the other domains' part rolled back: the subscription is still live, and yet no run bills it.
+    assert (await client.get(url, headers=staff.headers)).json()["status"] == "pending_deletion"
+    subscription_url = f"/v1/subscriptions/{world['subscription']['id']}"
+    assert (await client.get(subscription_url, headers=staff.headers)).json()["status"] == "active"
+    later = parse(world["subscription"]["current_period_end"]) + timedelta(hours=2)
+    cycle = await billing.run_cycle(later, grace=timedelta(hours=1))
+    assert cycle.invoices_created == 0 and not cycle.failed
+
+    assert (await client.delete(url, headers=staff.headers)).status_code == 202
+    assert (await client.get(subscription_url, headers=staff.headers)).json()["status"] == "canceled"
