@@ -94,3 +94,13 @@ async def billable_addons(tenant_id: uuid.UUID, subscription_id: uuid.UUID, sinc
         since,
     )
     return [_decoded(row) for row in rows]
+
+
+async def end_all_addons(tenant_id: uuid.UUID, at: datetime) -> list[dict[str, Any]]:
+    """Every add-on of the tenant still running ends at `at` (the tenant's erasure); the ones ended now."""
+    return await fetch(
+        "update subscription_addons set ended_at = {} where tenant_id = {} and ended_at is null "
+        "returning id, subscription_id, ended_at",
+        at,
+        tenant_id,
+    )

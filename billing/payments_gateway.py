@@ -135,6 +135,18 @@ class StripeGateway:
             raise InvalidPaymentMethod("only cards can pay invoices")
         return Card(str(card.brand), str(card.last4), int(card.exp_month), int(card.exp_year))
 
+    def detach_card(self, payment_method_id: str) -> None:
+        """The card leaves its customer. A card Stripe no longer has attached counts as detached."""
+        try:
+            with _translated():
+                self._call(
+                    lambda client: client.v1.payment_methods.detach(
+                        payment_method_id, options={"idempotency_key": f"payment_method:{payment_method_id}:detach"}
+                    )
+                )
+        except InvalidPaymentMethod:
+            return
+
     def charge(
         self,
         idempotency_key: str,

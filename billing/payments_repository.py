@@ -135,6 +135,8 @@ async def collectable_invoices(limit: int) -> list[dict[str, Any]]:
         "bool_or(p.status = 'pending') as has_pending "
         "from invoices i left join payments p on p.invoice_id = i.id "
         "where i.status = 'finalized' and i.amount_due_minor > 0 "
+        # An erased tenant is never charged again.
+        "and not exists (select 1 from tenants t where t.id = i.tenant_id and t.status = 'pending_deletion') "
         "group by i.id, i.tenant_id order by min(i.issued_at) limit {}",
         limit,
     )
@@ -229,3 +231,27 @@ async def reopen_failed_attempt(payment_id: uuid.UUID) -> bool:
         "update payments set status = 'pending' where id = {} and status = 'failed' returning id", payment_id
     )
     return bool(rows)
+
+
+# -- a tenant's erasure ---------------------------------------------------------------------------------
+
+
+async def retire_payment_methods(tenant_id: uuid.UUID) -> None:
+    """No card of the tenant is its default any more: nothing collects on them."""
+    await fetch("update payment_methods set is_default = false where tenant_id = {} and is_default", tenant_id)
+
+
+async def attached_payment_methods(tenant_id: uuid.UUID) -> list[dict[str, Any]]:
+    return await fetch(
+        "select id, stripe_payment_method_id from payment_methods where tenant_id = {} and detached_at is null",
+        tenant_id,
+    )
+
+
+async def mark_detached(tenant_id: uuid.UUID, method_id: uuid.UUID) -> None:
+    await fetch(
+        "update payment_methods set detached_at = coalesce(detached_at, clock_timestamp()) "
+        "where tenant_id = {} and id = {}",
+        tenant_id,
+        method_id,
+    )

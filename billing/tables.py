@@ -196,6 +196,7 @@ class PaymentMethod(Table, tablename="payment_methods", db=ENGINE):
     exp_year = Integer()
     is_default = Boolean(default=False)
     created_at = Timestamptz()
+    detached_at = Timestamptz(null=True, default=None)
 
 
 class StripeWebhookEvent(Table, tablename="stripe_webhook_events", db=ENGINE):

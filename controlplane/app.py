@@ -19,6 +19,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from billing import hooks as billing_hooks
+from billing import service as billing_service
 from billing.api.controllers import (
     CommissionController,
     EscrowController,
@@ -65,6 +66,7 @@ from plugins_registry.api.controllers import (
 )
 from plugins_registry.signer import LicenseSigner
 from tenants import billing_contact
+from tenants import hooks as tenant_hooks
 from tenants.api.controllers import (
     ApiKeyController,
     AuditController,
@@ -113,6 +115,9 @@ def create_app(settings: Settings) -> Litestar:
     billing_hooks.on_invoice_paid(plugins.renew_on_payment)
     # Staff grant a plugin's trial by the plugin's id; the registry checks it.
     billing_hooks.check_plugins_with(plugins.require_plugin)
+    # A tenant's erasure ends its subscription, add-ons, collection and licenses, in the erasure's transaction.
+    tenant_hooks.on_tenant_erased(billing_service.end_for_erased_tenant)
+    tenant_hooks.on_tenant_erased(plugins.revoke_for_erased_tenant)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -124,6 +129,10 @@ def create_app(settings: Settings) -> Litestar:
             reload=lambda: make_stripe_client(settings, secret_store),
         )
         app.state.stripe_webhook_secret = WebhookSecret(secret_store)
+        # After the erasure commits, its cards leave Stripe (through this app's gateway, read at call time).
+        tenant_hooks.after_erasure(
+            "billing.detach_cards", lambda tenant_id: billing_service.detach_erased_cards(app.state.payments, tenant_id)
+        )
         # Follows rotations (`controlplane secrets rotate`): re-read periodically and on an unknown kid.
         app.state.token_signer = ReloadingTokenSigner(
             await asyncio.to_thread(secret_store.read, JWT_KEYS_PATH),

@@ -51,16 +51,26 @@ async def publish(topic: str, key: object) -> None:
 class Cache(Generic[K, V]):
     """A dictionary of values that expire after `ttl_seconds` and are evicted by `publish(topic, …)`.
 
-    `key_of` turns the published text back into this cache's key type.
+    `key_of` turns the published text back into this cache's key type. `also_on` names further topics whose
+    keys evict the same way (a value that depends on another domain's state, keyed alike).
     """
 
-    def __init__(self, topic: str, key_of: Callable[[str], K], *, ttl_seconds: float, max_entries: int = 100_000):
+    def __init__(
+        self,
+        topic: str,
+        key_of: Callable[[str], K],
+        *,
+        ttl_seconds: float,
+        max_entries: int = 100_000,
+        also_on: tuple[str, ...] = (),
+    ):
         self._entries: dict[K, tuple[float, V]] = {}
         self._evictions = 0
         self._ttl = ttl_seconds
         self._max = max_entries
         self._key_of = key_of
-        subscribe(topic, self._evict_text)
+        for each in (topic, *also_on):
+            subscribe(each, self._evict_text)
         _all_caches.append(self)
 
     def get(self, key: K) -> V | None:

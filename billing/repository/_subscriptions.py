@@ -97,7 +97,11 @@ async def update_subscription(subscription_id: uuid.UUID, changes: dict[str, Any
     )
 
 
-DUE = "status in ('trialing', 'active', 'past_due') and current_period_end <= {}"
+# An erased tenant is never billed again, even before its erasure's billing part has finished.
+DUE = (
+    "status in ('trialing', 'active', 'past_due') and current_period_end <= {} and not exists "
+    "(select 1 from tenants t where t.id = subscriptions.tenant_id and t.status = 'pending_deletion')"
+)
 
 
 async def count_due_subscriptions(cutoff: datetime) -> int:

@@ -27,6 +27,7 @@ from billing.service._cycle import (
     run_cycle,
 )
 from billing.service._dunning import CollectionReport, collect_due_invoices
+from billing.service._erasure import detach_erased_cards, end_for_erased_tenant
 from billing.service._escrow import (
     EscrowNotFunded,
     FundingDeclined,
@@ -101,8 +102,10 @@ __all__ = [
     "create_subscription",
     "credit_invoice",
     "current_usage",
+    "detach_erased_cards",
     "due_batches",
     "end_addon",
+    "end_for_erased_tenant",
     "finalize_due_drafts",
     "fund_escrow",
     "get_agreement",

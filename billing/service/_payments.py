@@ -24,9 +24,9 @@ from controlplane.db import tenant_tx
 from controlplane.exceptions import Conflict
 from controlplane.pagination import PageRequest, page_of
 from tenants import audit, billing_contact
-from tenants.repository import get_tenant, update_tenant
+from tenants.repository import get_tenant
 from tenants.roles import Permission
-from tenants.service import Page
+from tenants.service import Page, lift_non_payment_suspension, suspend_for_non_payment
 
 
 class NoPaymentMethod(Conflict):
@@ -195,17 +195,9 @@ async def _reactivate_if_settled(actor: Principal | None, tenant_id: uuid.UUID, 
         return
     if await payments_repository.other_uncollectible(tenant_id, invoice_id):
         return
-    await update_tenant(tenant_id, {"status": "active", "billing_suspended_at": None})
-    await audit.record(
-        actor,
-        tenant_id,
-        "tenant.reactivated",
-        "tenant",
-        tenant_id,
-        before={"status": tenant["status"]},
-        after={"status": "active"},
-    )
-    metrics.DUNNING_STEPS_TOTAL.labels(step="reactivated").inc()
+    # The tenants domain owns the status: billing asks for the lift.
+    if await lift_non_payment_suspension(tenant_id, actor):
+        metrics.DUNNING_STEPS_TOTAL.labels(step="reactivated").inc()
 
 
 async def give_up(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> None:
@@ -218,15 +210,6 @@ async def give_up(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) ->
         await audit.record(
             None, tenant_id, "invoice.uncollectible", "invoice", invoice_id, after={"status": "uncollectible"}
         )
-        tenant = await get_tenant(tenant_id, lock="update")
-        if tenant is not None and tenant["status"] == "active":
-            await update_tenant(tenant_id, {"status": "suspended", "billing_suspended_at": now})
-            await audit.record(
-                None,
-                tenant_id,
-                "tenant.suspended_for_non_payment",
-                "tenant",
-                tenant_id,
-                after={"invoice_id": str(invoice_id)},
-            )
+        # The tenants domain owns the status: billing asks for the suspension.
+        await suspend_for_non_payment(tenant_id, invoice_id, now)
     metrics.DUNNING_STEPS_TOTAL.labels(step="uncollectible").inc()

@@ -183,49 +183,55 @@ async def cancel_subscription(actor: Principal, subscription_id: uuid.UUID, at_p
     """At the period's end (usage billed then), or now: unused advance charges are credited on the
     invoice that billed them, and usage so far is billed at once. Cancelling again answers as it is."""
     tenant_id = await tenant_of(actor, "subscriptions", subscription_id, Permission.MANAGE_BILLING, "POST")
-    now = datetime.now(UTC)
     async with tenant_tx(tenant_id):
-        await catch_up(tenant_id, subscription_id, now)
-        before = await _locked(subscription_id)
-        if before["status"] == Status.CANCELED or (at_period_end and before["cancel_at_period_end"]):
-            return before
-        sub = await _state.load(before)
-        if at_period_end:
-            ended = lifecycle.schedule_cancel(sub)
-            await repository.update_subscription(subscription_id, _state.columns(ended))
-        else:
-            usage = await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now)
-            cancellation = lifecycle.cancel_now(sub, now, usage)
-            unused = -sum(line.amount_minor for line in cancellation.credit_lines)
-            # Proration items still waiting for an invoice are settled now: a net charge on the final
-            # invoice, a net credit (a downgrade's) with the unused time's credit notes.
-            pending = await repository.open_pending_items(subscription_id)
-            pending_net = sum(item["amount_minor"] for item in pending)
-            settled = pending if pending_net < 0 else []
-            await _credit_unused(actor, tenant_id, subscription_id, sub, unused - min(pending_net, 0), settled, now)
-            if cancellation.usage_lines or (pending and pending_net >= 0):
-                await write_invoice(
-                    tenant_id=tenant_id,
-                    subscription_id=subscription_id,
-                    kind="final",
-                    currency=sub.plan.currency,
-                    period=cancellation.usage_period,
-                    lines=cancellation.usage_lines,
-                    now=now,
-                )
-            await repository.update_subscription(
-                subscription_id, _state.columns(cancellation.subscription) | {"canceled_at": now}
+        return await cancel_in_tx(actor, tenant_id, subscription_id, at_period_end, datetime.now(UTC))
+
+
+async def cancel_in_tx(
+    actor: Principal | None, tenant_id: uuid.UUID, subscription_id: uuid.UUID, at_period_end: bool, now: datetime
+) -> dict[str, Any]:
+    """`cancel_subscription` inside the caller's tenant transaction (the tenant's erasure cancels with it)."""
+    await catch_up(tenant_id, subscription_id, now)
+    before = await _locked(subscription_id)
+    if before["status"] == Status.CANCELED or (at_period_end and before["cancel_at_period_end"]):
+        return before
+    sub = await _state.load(before)
+    if at_period_end:
+        ended = lifecycle.schedule_cancel(sub)
+        await repository.update_subscription(subscription_id, _state.columns(ended))
+    else:
+        usage = await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now)
+        cancellation = lifecycle.cancel_now(sub, now, usage)
+        unused = -sum(line.amount_minor for line in cancellation.credit_lines)
+        # Proration items still waiting for an invoice are settled now: a net charge on the final
+        # invoice, a net credit (a downgrade's) with the unused time's credit notes.
+        pending = await repository.open_pending_items(subscription_id)
+        pending_net = sum(item["amount_minor"] for item in pending)
+        settled = pending if pending_net < 0 else []
+        await _credit_unused(actor, tenant_id, subscription_id, sub, unused - min(pending_net, 0), settled, now)
+        if cancellation.usage_lines or (pending and pending_net >= 0):
+            await write_invoice(
+                tenant_id=tenant_id,
+                subscription_id=subscription_id,
+                kind="final",
+                currency=sub.plan.currency,
+                period=cancellation.usage_period,
+                lines=cancellation.usage_lines,
+                now=now,
             )
-        after = await _read(subscription_id)
-        action = "subscription.cancel_scheduled" if at_period_end else "subscription.canceled"
-        await audit.record(
-            actor, tenant_id, action, "subscription", subscription_id, before=summary(before), after=summary(after)
+        await repository.update_subscription(
+            subscription_id, _state.columns(cancellation.subscription) | {"canceled_at": now}
         )
-        return after
+    after = await _read(subscription_id)
+    action = "subscription.cancel_scheduled" if at_period_end else "subscription.canceled"
+    await audit.record(
+        actor, tenant_id, action, "subscription", subscription_id, before=summary(before), after=summary(after)
+    )
+    return after
 
 
 async def _credit_unused(
-    actor: Principal,
+    actor: Principal | None,
     tenant_id: uuid.UUID,
     subscription_id: uuid.UUID,
     sub: Any,

@@ -201,7 +201,16 @@ class ActivationList(Struct):
 
 class EntitlementRead(Struct):
     allowed: bool
-    reason: Literal["granted", "not_installed", "license_revoked", "license_expired", "feature_not_included"]
+    reason: Literal[
+        "granted",
+        "not_installed",
+        "license_revoked",
+        "license_expired",
+        "feature_not_included",
+        "tenant_suspended",
+        "tenant_suspended_for_non_payment",
+        "tenant_erased",
+    ]
     plugin: str
     feature: str | None
     license_id: uuid.UUID | None

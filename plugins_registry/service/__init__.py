@@ -23,6 +23,7 @@ from plugins_registry.service._licenses import (
     refresh,
     renew_on_payment,
     revocations,
+    revoke_for_erased_tenant,
 )
 from plugins_registry.service._signing import Licensing, Signer, public_keys
 
@@ -56,6 +57,7 @@ __all__ = [
     "renew_on_payment",
     "require_plugin",
     "revocations",
+    "revoke_for_erased_tenant",
     "rollback",
     "uninstall",
     "update",

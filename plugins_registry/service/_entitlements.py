@@ -4,6 +4,7 @@ alter an answer evicts (see `controlplane.invalidation`); the database only on a
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,11 +17,18 @@ from plugins_registry.errors import ApiKeyRequired
 from plugins_registry.service._events import ENTITLEMENTS_TOPIC
 from tenants.errors import ForbiddenForRole
 from tenants.roles import Permission, role_allows
+from tenants.service import STATUS_TOPIC, service_denial_of
 
-# tenant id -> plugin slug -> its license snapshot (None: not installed). A whole tenant is evicted at once.
-_snapshots: Cache[uuid.UUID, dict[str, licensing.Snapshot | None]] = Cache(
-    ENTITLEMENTS_TOPIC, uuid.UUID, ttl_seconds=300.0
-)
+
+# tenant id -> why it gets no service (suspended, erased) and plugin slug -> its license snapshot (None: not
+# installed). A whole tenant is evicted at once: by any plugin change, and by any change of its status.
+@dataclass(frozen=True)
+class _Tenant:
+    denial: str | None
+    plugins: dict[str, licensing.Snapshot | None]
+
+
+_tenants: Cache[uuid.UUID, _Tenant] = Cache(ENTITLEMENTS_TOPIC, uuid.UUID, ttl_seconds=300.0, also_on=(STATUS_TOPIC,))
 # Bound once: `labels()` costs microseconds, and this is the hot path.
 _HIT = metrics.ENTITLEMENT_CACHE_LOOKUPS_TOTAL.labels(result="hit")
 _MISS = metrics.ENTITLEMENT_CACHE_LOOKUPS_TOTAL.labels(result="miss")
@@ -30,14 +38,15 @@ _DECISIONS = {
 }
 
 
-async def _snapshot(tenant_id: uuid.UUID, slug: str) -> licensing.Snapshot | None:
-    cached = _snapshots.get(tenant_id)
-    if cached is not None and slug in cached:
+async def _lookup(tenant_id: uuid.UUID, slug: str) -> tuple[str | None, licensing.Snapshot | None]:
+    cached = _tenants.get(tenant_id)
+    if cached is not None and slug in cached.plugins:
         _HIT.inc()
-        return cached[slug]
+        return cached.denial, cached.plugins[slug]
     _MISS.inc()
-    generation = _snapshots.generation()
+    generation = _tenants.generation()
     async with tenant_tx(tenant_id):
+        denial = cached.denial if cached is not None else await service_denial_of(tenant_id)
         row = await repository.entitlement_snapshot(tenant_id, slug)
     snapshot = None
     if row is not None:
@@ -51,8 +60,8 @@ async def _snapshot(tenant_id: uuid.UUID, slug: str) -> licensing.Snapshot | Non
             seats=row["seats"],
             seats_used=int(row["seats_used"]),
         )
-    _snapshots.put(tenant_id, {**(cached or {}), slug: snapshot}, generation)
-    return snapshot
+    _tenants.put(tenant_id, _Tenant(denial, {**(cached.plugins if cached else {}), slug: snapshot}), generation)
+    return denial, snapshot
 
 
 async def check(principal: Principal, slug: str, feature: str | None) -> dict[str, Any]:
@@ -60,12 +69,14 @@ async def check(principal: Principal, slug: str, feature: str | None) -> dict[st
         raise ApiKeyRequired()
     if not role_allows(principal.api_key_role, Permission.USE_PLUGINS):
         raise ForbiddenForRole()
-    snapshot = await _snapshot(principal.tenant_id, slug)
+    denial, snapshot = await _lookup(principal.tenant_id, slug)
     decision = licensing.decide(snapshot, feature, datetime.now(UTC))
-    _DECISIONS[decision.allowed].inc()
+    # A suspended or erased tenant is denied whatever its licenses say, with the reason.
+    allowed, reason = (False, denial) if denial is not None else (decision.allowed, decision.reason)
+    _DECISIONS[allowed].inc()
     return {
-        "allowed": decision.allowed,
-        "reason": decision.reason,
+        "allowed": allowed,
+        "reason": reason,
         "plugin": slug,
         "feature": feature,
         "license_id": snapshot.license_id if snapshot else None,

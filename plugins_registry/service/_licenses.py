@@ -153,3 +153,21 @@ async def revocations(after: datetime | None, limit: int) -> list[dict[str, Any]
 async def outbox(tenant_id: uuid.UUID) -> list[dict[str, Any]]:
     async with tenant_tx(tenant_id):
         return await repository.outbox_events(tenant_id)
+
+
+async def revoke_for_erased_tenant(tenant_id: uuid.UUID, now: datetime) -> None:
+    """Inside the erasure's tenant transaction (a tenants hook): every active license of the tenant is
+    revoked and its seats released, so no check, activation or renewal serves it again. Idempotent."""
+    for license_row in await repository.active_licenses(tenant_id, lock=True):
+        await repository.update_license(
+            license_row["id"], {"status": "revoked", "revoked_at": now, "revoke_reason": "tenant_erased"}
+        )
+        await repository.release_license_activations(license_row["id"], "tenant_erased", now)
+        await record(
+            None,
+            tenant_id,
+            "license.revoked",
+            "license",
+            license_row["id"],
+            {"license_id": str(license_row["id"]), "reason": "tenant_erased"},
+        )

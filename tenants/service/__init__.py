@@ -36,12 +36,16 @@ from tenants.service._partners import (
     submit_checkpoint,
 )
 from tenants.service._tenants import (
+    STATUS_TOPIC,
     change_status,
     create_tenant,
     get_tenant,
+    lift_non_payment_suspension,
     list_tenants,
     move_tenant,
     request_erasure,
+    service_denial_of,
+    suspend_for_non_payment,
     update_tenant,
 )
 from tenants.service._users import create_or_update_user, find_user
@@ -54,6 +58,7 @@ from tenants.service._webhooks import (
 )
 
 __all__ = [
+    "STATUS_TOPIC",
     "Page",
     "add_member",
     "add_partner_member",
@@ -78,6 +83,7 @@ __all__ = [
     "get_member",
     "get_tenant",
     "get_webhook_endpoint",
+    "lift_non_payment_suspension",
     "list_api_keys",
     "list_audit_events",
     "list_members",
@@ -96,8 +102,10 @@ __all__ = [
     "revoke_api_key",
     "rotate_pii_key",
     "rotate_webhook_secret",
+    "service_denial_of",
     "set_webhook_endpoint",
     "submit_checkpoint",
+    "suspend_for_non_payment",
     "tenant_for_resource",
     "update_tenant",
     "webhook_secret_status",

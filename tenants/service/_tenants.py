@@ -13,14 +13,18 @@ from controlplane.db import SystemReason, system_tx, tenant_tx, user_tx
 from controlplane.exceptions import StaffOnly
 from controlplane.pagination import PageRequest, page_of
 from controlplane.tenant_vault import TenantVault
-from tenants import audit, billing_contact, repository
+from tenants import audit, billing_contact, hooks, repository
 from tenants import pii_repository as billing_profiles
 from tenants.errors import InvalidStatusTransition, TenantNotFound, TenantSlugTaken
 from tenants.roles import Permission
 from tenants.service import _partners
 from tenants.service._auth import ALL_KEYS, API_KEY_TOPIC, check_access
 from tenants.service._page import Page
-from tenants.status import TenantStatus, next_status
+from tenants.status import TenantStatus, next_status, service_denial
+
+# Published (with the tenant id) in every transaction that changes a tenant's status: caches of answers that
+# depend on it (entitlement checks) evict the tenant.
+STATUS_TOPIC = "tenant_status"
 
 
 async def create_tenant(actor: Principal, values: dict[str, Any]) -> dict[str, Any]:
@@ -106,6 +110,7 @@ async def change_status(actor: Principal, tenant_id: uuid.UUID, action: str) -> 
         if target == before["status"]:
             return await _shown(before)
         after = await repository.update_tenant(tenant_id, {"status": target.value})
+        await invalidation.publish(STATUS_TOPIC, tenant_id)
         await audit.record(
             actor,
             tenant_id,
@@ -116,6 +121,63 @@ async def change_status(actor: Principal, tenant_id: uuid.UUID, action: str) -> 
             after={"status": after["status"]},
         )
     return await _shown(after)
+
+
+# -- the calls billing makes (inside its own transaction) -------------------------------------------------
+
+
+async def suspend_for_non_payment(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> bool:
+    """Inside the caller's transaction: an active tenant is suspended until it pays `invoice_id`. A tenant
+    already suspended (by staff) or being erased is left as it is. True when the tenant was suspended."""
+    tenant = await repository.get_tenant(tenant_id, lock="update")
+    if tenant is None:
+        return False
+    target = next_status(TenantStatus(tenant["status"]), "suspend_for_non_payment")
+    if target is None:
+        return False
+    await repository.update_tenant(tenant_id, {"status": target.value, "billing_suspended_at": now})
+    await invalidation.publish(STATUS_TOPIC, tenant_id)
+    await audit.record(
+        None,
+        tenant_id,
+        "tenant.suspended_for_non_payment",
+        "tenant",
+        tenant_id,
+        after={"invoice_id": str(invoice_id)},
+    )
+    return True
+
+
+async def lift_non_payment_suspension(tenant_id: uuid.UUID, actor: Principal | None = None) -> bool:
+    """Inside the caller's transaction: a tenant suspended for non-payment is active again (the caller
+    decided that nothing it owes is uncollectible). True when the suspension was lifted."""
+    tenant = await repository.get_tenant(tenant_id, lock="update")
+    if tenant is None or tenant["billing_suspended_at"] is None:
+        return False
+    target = next_status(TenantStatus(tenant["status"]), "lift_non_payment_suspension")
+    if target is None:  # being erased: it stays so
+        return False
+    await repository.update_tenant(tenant_id, {"status": target.value, "billing_suspended_at": None})
+    await invalidation.publish(STATUS_TOPIC, tenant_id)
+    await audit.record(
+        actor,
+        tenant_id,
+        "tenant.reactivated",
+        "tenant",
+        tenant_id,
+        before={"status": tenant["status"]},
+        after={"status": target.value},
+    )
+    return True
+
+
+async def service_denial_of(tenant_id: uuid.UUID) -> str | None:
+    """Inside the caller's transaction: why the tenant gets no service from other domains (`tenant_erased`,
+    `tenant_suspended_for_non_payment`, `tenant_suspended`), or None. An unknown tenant reads as erased."""
+    tenant = await repository.get_tenant(tenant_id)
+    if tenant is None:
+        return "tenant_erased"
+    return service_denial(TenantStatus(tenant["status"]), tenant["billing_suspended_at"] is not None)
 
 
 async def request_erasure(actor: Principal, tenant_id: uuid.UUID, vault: TenantVault) -> dict[str, Any]:
@@ -136,17 +198,24 @@ async def request_erasure(actor: Principal, tenant_id: uuid.UUID, vault: TenantV
         already_erased = before["status"] == TenantStatus.PENDING_DELETION
         if not already_erased:
             after = await _erase(actor, tenant_id, before)
+    # What other domains end (subscription, add-ons, licenses, collection), in the tenant's own context;
+    # idempotent, and run on every request so that a retry finishes it.
+    async with tenant_tx(tenant_id):
+        await hooks.tenant_erased(tenant_id, datetime.now(UTC))
     await asyncio.to_thread(vault.destroy, tenant_id)
+    await hooks.erased_after_commit(tenant_id)
     return before if already_erased else after
 
 
 async def _erase(actor: Principal, tenant_id: uuid.UUID, before: dict[str, Any]) -> dict[str, Any]:
     """Inside `request_erasure`'s system transaction."""
     await check_access(actor, tenant_id, Permission.MANAGE_TENANT, method="DELETE")
+    target = next_status(TenantStatus(before["status"]), "erase")
+    assert target is not None  # every status may be erased
     after = await repository.update_tenant(
         tenant_id,
         {
-            "status": TenantStatus.PENDING_DELETION.value,
+            "status": target.value,
             "billing_email": None,
             "billing_email_key_version": None,
             "erasure_requested_at": datetime.now(UTC),
@@ -157,6 +226,7 @@ async def _erase(actor: Principal, tenant_id: uuid.UUID, before: dict[str, Any])
     await billing_profiles.delete(tenant_id)
     await repository.delete_webhook_endpoint(tenant_id)
     await invalidation.publish(API_KEY_TOPIC, ALL_KEYS)
+    await invalidation.publish(STATUS_TOPIC, tenant_id)
     await idempotency.forget_tenant(tenant_id)
     erased_users = await repository.erase_orphaned_users(former_members)
     await audit.record(

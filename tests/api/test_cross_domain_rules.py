@@ -1,0 +1,255 @@
+"""The rules where one domain's state changes another's (README, "Tenancy": cross-domain rules), one test each.
+
+Tenant status is owned by the tenants domain; billing asks for a suspension for non-payment and for its lift.
+Tenant status -> entitlements: a suspended or erased tenant is denied, and its cached answers go at once.
+Erasure -> billing, collection, licensing, payments: the subscription ends (final invoice per the cancel
+rules), add-ons end, licenses are revoked, nothing is billed or charged again, and the card leaves Stripe.
+"""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import stripe
+from httpx import AsyncClient
+from litestar import Litestar
+
+from billing import service as billing
+from billing.payments_gateway import StripeGateway
+from billing.service._payments import give_up
+from controlplane.auth.principal import Principal
+from controlplane.exceptions import ServiceUnavailable
+from controlplane.secrets import SecretStore
+from controlplane.settings import Settings
+from controlplane.stripe_client import make_stripe_client
+from plugins_registry import service as plugins
+from tenants import hooks as tenant_hooks
+from tests.api._helpers import assert_problem
+from tests.api.billing._support import parse, plan, subscribe
+from tests.api.billing.test_payments import GOOD_CARD, _add_card, _invoiced_tenant, card, stripe_client
+from tests.api.plugins._support import check, install, machine_key, plugin, publisher
+from tests.conftest import connect_as_inspector
+from tests.factories import Factory
+
+__all__ = ["stripe_client"]  # the fixture, used by name
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SCHEDULE = (1, 3, 5, 7)
+STATUS_WRITE = re.compile(r"update\s+tenants\s+set\b[^;\"']*\b(status|billing_suspended_at)\b", re.IGNORECASE)
+
+
+# -- one owner per state ---------------------------------------------------------------------------
+
+
+def test_only_the_tenants_domain_writes_the_tenant_status() -> None:
+    """No module outside `tenants/` imports the tenants repository's writer or updates the tenants table."""
+    offenders = []
+    for folder in ("billing", "plugins_registry", "workers", "controlplane"):
+        for path in (ROOT / folder).rglob("*.py"):
+            source = path.read_text()
+            if STATUS_WRITE.search(source):
+                offenders.append(f"{path}: writes the tenant status in SQL")
+            for node in ast.walk(ast.parse(source)):
+                if isinstance(node, ast.ImportFrom) and node.module == "tenants.repository":
+                    if any(alias.name == "update_tenant" for alias in node.names):
+                        offenders.append(f"{path}: imports tenants.repository.update_tenant")
+    assert offenders == []
+
+
+# -- tenant status -> entitlements -----------------------------------------------------------------
+
+
+async def _entitled(client: AsyncClient, factory: Factory) -> tuple[Any, dict[str, Any], Any, dict[str, str], str]:
+    staff, tenant, invoice = await _invoiced_tenant(client, factory)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    pub = await publisher(client, staff.headers)
+    slug = (await plugin(client, staff.headers, pub["id"]))["slug"]
+    await install(client, admin.headers, tenant["id"], slug)
+    key = await machine_key(client, admin.headers, tenant["id"])
+    assert (await check(client, key, slug))["allowed"] is True  # cached from here on
+    return staff, tenant, invoice, key, slug
+
+
+async def test_tenant_status_to_entitlements_a_tenant_suspended_for_non_payment_is_denied(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any
+) -> None:
+    staff, tenant, invoice, key, slug = await _entitled(client, factory)
+    tenant_id = uuid.UUID(tenant["id"])
+    await give_up(tenant_id, uuid.UUID(invoice["id"]), datetime.now(UTC))
+    assert_problem(await client.get(f"/v1/tenants/{tenant['id']}", headers=key), 402, "suspended_for_non_payment")
+
+    denied = await check(client, key, slug)
+    assert (denied["allowed"], denied["reason"]) == (False, "tenant_suspended_for_non_payment")
+
+    # Paying lifts the suspension, and the very next check is allowed again.
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=admin.headers)
+    assert paid.status_code == 200, paid.text
+    assert (await client.get(f"/v1/tenants/{tenant['id']}", headers=staff.headers)).json()["status"] == "active"
+    assert (await check(client, key, slug))["allowed"] is True
+
+
+async def test_tenant_status_to_entitlements_a_suspended_tenant_is_denied_until_reactivated(
+    client: AsyncClient, factory: Factory
+) -> None:
+    staff, tenant, _, key, slug = await _entitled(client, factory)
+    url = f"/v1/tenants/{tenant['id']}"
+    assert (await client.post(f"{url}/suspend", headers=staff.headers)).status_code == 200
+    denied = await check(client, key, slug)
+    assert (denied["allowed"], denied["reason"]) == (False, "tenant_suspended")
+    assert (await client.post(f"{url}/reactivate", headers=staff.headers)).status_code == 200
+    assert (await check(client, key, slug))["allowed"] is True
+
+
+async def test_tenant_status_to_entitlements_an_erased_tenant_is_denied(client: AsyncClient, factory: Factory) -> None:
+    staff, tenant, _, key, slug = await _entitled(client, factory)
+    tenant_id = uuid.UUID(tenant["id"])
+    # The key's principal as the middleware made it before the erasure (its cache may lag).
+    principal = Principal(kind="api_key", id=uuid.uuid4(), tenant_id=tenant_id, api_key_role="tenant_member")
+    assert (await plugins.check(principal, slug, "export"))["allowed"] is True
+    assert (await client.delete(f"/v1/tenants/{tenant['id']}", headers=staff.headers)).status_code == 202
+    denied = await plugins.check(principal, slug, "export")
+    assert (denied["allowed"], denied["reason"]) == (False, "tenant_erased")
+    assert_problem(await client.get("/v1/entitlements/check", params={"plugin": slug}, headers=key), 401)
+
+
+# -- erasure -> billing, collection, licensing, payments ----------------------------------------------
+
+
+async def _paying_tenant(client: AsyncClient, factory: Factory, stripe_client: Any) -> dict[str, Any]:
+    staff = await factory.staff()
+    pub = await publisher(client, staff.headers)
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"])
+    subscription = await subscribe(client, staff.headers, tenant["id"], "pro")
+    paid = await plugin(
+        client, staff.headers, pub["id"], pricing={"model": "flat", "amount_minor": 900, "currency": "EUR"}
+    )
+    installed = await install(client, admin.headers, tenant["id"], paid["slug"])
+    method = card(stripe_client, GOOD_CARD)
+    await _add_card(client, admin.headers, tenant["id"], method)
+    return {
+        "staff": staff,
+        "admin": admin,
+        "tenant": tenant,
+        "subscription": subscription,
+        "license_id": installed["license"]["id"],
+        "method": method,
+    }
+
+
+async def test_erasure_to_billing_the_subscription_and_add_ons_end_and_nothing_is_billed_or_charged_again(
+    client: AsyncClient, factory: Factory, settings: Settings, stack_env: dict[str, str], stripe_client: Any
+) -> None:
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    world = await _paying_tenant(client, factory, stripe_client)
+    staff, tenant = world["staff"], world["tenant"]
+    tenant_id = uuid.UUID(tenant["id"])
+
+    assert (await client.delete(f"/v1/tenants/{tenant['id']}", headers=staff.headers)).status_code == 202
+
+    subscription = (await client.get(f"/v1/subscriptions/{world['subscription']['id']}", headers=staff.headers)).json()
+    assert subscription["status"] == "canceled"
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        addons = await inspector.fetch("select ended_at from subscription_addons where tenant_id = $1", tenant_id)
+        charges = await inspector.fetch("select count(*) as n from payments where tenant_id = $1", tenant_id)
+    finally:
+        await inspector.close()
+    assert addons and all(row["ended_at"] is not None for row in addons)
+    invoices_before = (await client.get(f"/v1/tenants/{tenant['id']}/invoices", headers=staff.headers)).json()["items"]
+
+    # No later run bills or charges it: the cycle past the period's end, collection and dunning.
+    later = parse(world["subscription"]["current_period_end"]) + timedelta(hours=2)
+    cycle = await billing.run_cycle(later, grace=timedelta(hours=1))
+    assert cycle.invoices_created == 0 and not cycle.failed
+    for day in (0, *SCHEDULE, 30):
+        collection = await billing.collect_due_invoices(gateway, later + timedelta(days=day), SCHEDULE)
+        assert collection.attempted == 0
+    invoices_after = (await client.get(f"/v1/tenants/{tenant['id']}/invoices", headers=staff.headers)).json()["items"]
+    assert len(invoices_after) == len(invoices_before)
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        after = await inspector.fetch("select count(*) as n from payments where tenant_id = $1", tenant_id)
+    finally:
+        await inspector.close()
+    assert after[0]["n"] == charges[0]["n"] == 0
+
+
+async def test_erasure_to_licensing_licenses_are_revoked_and_never_renewed(
+    client: AsyncClient, factory: Factory, stripe_client: Any
+) -> None:
+    world = await _paying_tenant(client, factory, stripe_client)
+    staff, tenant = world["staff"], world["tenant"]
+    assert (await client.delete(f"/v1/tenants/{tenant['id']}", headers=staff.headers)).status_code == 202
+    license_ = (await client.get(f"/v1/licenses/{world['license_id']}", headers=staff.headers)).json()
+    assert (license_["status"], license_["revoke_reason"]) == ("revoked", "tenant_erased")
+    counts = await plugins.expire_due(datetime.now(UTC) + timedelta(days=90))
+    assert counts == {"converted": 0, "expired": 0}
+    again = (await client.get(f"/v1/licenses/{world['license_id']}", headers=staff.headers)).json()
+    assert again["status"] == "revoked"
+
+
+async def test_erasure_to_payments_the_card_leaves_stripe_and_a_failed_detach_finishes_on_retry(
+    client: AsyncClient, app: Litestar, factory: Factory, stack_env: dict[str, str], stripe_client: Any
+) -> None:
+    world = await _paying_tenant(client, factory, stripe_client)
+    staff, tenant = world["staff"], world["tenant"]
+    url = f"/v1/tenants/{tenant['id']}"
+    assert stripe_client.v1.payment_methods.retrieve(world["method"]).customer is not None
+
+    working = app.state.payments
+    unreachable = stripe.StripeClient("sk_test_unreachable", base_addresses={"api": "http://127.0.0.1:9"})
+    app.state.payments = StripeGateway(unreachable)
+    try:
+        assert_problem(await client.delete(url, headers=staff.headers), 503, "payment_provider_unavailable")
+    finally:
+        app.state.payments = working
+    # The database part is done: erased, nothing to bill, and the card is no longer anyone's default.
+    assert (await client.get(url, headers=staff.headers)).json()["status"] == "pending_deletion"
+    assert stripe_client.v1.payment_methods.retrieve(world["method"]).customer is not None
+
+    retried = await client.delete(url, headers=staff.headers)
+    assert retried.status_code == 202, retried.text
+    assert stripe_client.v1.payment_methods.retrieve(world["method"]).customer is None
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        rows = await inspector.fetch(
+            "select is_default, detached_at from payment_methods where tenant_id = $1", uuid.UUID(tenant["id"])
+        )
+    finally:
+        await inspector.close()
+    assert rows and all(not row["is_default"] and row["detached_at"] is not None for row in rows)
+
+
+async def test_erasure_to_billing_an_erased_tenant_is_not_billed_while_its_erasure_waits_for_a_retry(
+    client: AsyncClient, factory: Factory, stripe_client: Any
+) -> None:
+    world = await _paying_tenant(client, factory, stripe_client)
+    staff, tenant = world["staff"], world["tenant"]
+    url = f"/v1/tenants/{tenant['id']}"
+
+    async def unavailable(tenant_id: uuid.UUID, now: datetime) -> None:
+        raise ServiceUnavailable("a dependency of the erasure is down")
+
+    tenant_hooks.on_tenant_erased(unavailable)
+    try:
+        assert_problem(await client.delete(url, headers=staff.headers), 503)
+    finally:
+        tenant_hooks._ERASED.remove(unavailable)
+    # Erased, but the other domains' part rolled back: the subscription is still live, and yet no run bills it.
+    assert (await client.get(url, headers=staff.headers)).json()["status"] == "pending_deletion"
+    subscription_url = f"/v1/subscriptions/{world['subscription']['id']}"
+    assert (await client.get(subscription_url, headers=staff.headers)).json()["status"] == "active"
+    later = parse(world["subscription"]["current_period_end"]) + timedelta(hours=2)
+    cycle = await billing.run_cycle(later, grace=timedelta(hours=1))
+    assert cycle.invoices_created == 0 and not cycle.failed
+
+    assert (await client.delete(url, headers=staff.headers)).status_code == 202
+    assert (await client.get(subscription_url, headers=staff.headers)).json()["status"] == "canceled"
