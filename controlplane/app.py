@@ -115,7 +115,8 @@ def create_app(settings: Settings) -> Litestar:
     billing_hooks.on_invoice_paid(plugins.renew_on_payment)
     # Staff grant a plugin's trial by the plugin's id; the registry checks it.
     billing_hooks.check_plugins_with(plugins.require_plugin)
-    # A tenant's erasure ends its subscription, add-ons, collection and licenses, in the erasure's transaction.
+    # A tenant's erasure ends its subscription, add-ons, collection and licenses (in the tenant's context, after
+    # the erasure commits; a retried DELETE finishes them).
     tenant_hooks.on_tenant_erased(billing_service.end_for_erased_tenant)
     tenant_hooks.on_tenant_erased(plugins.revoke_for_erased_tenant)
 
