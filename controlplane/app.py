@@ -19,6 +19,7 @@ from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from billing import hooks as billing_hooks
+from billing import service as billing_service
 from billing.api.controllers import (
     CommissionController,
     EscrowController,
@@ -64,6 +65,7 @@ from plugins_registry.api.controllers import (
 )
 from plugins_registry.signer import LicenseSigner
 from tenants import billing_contact
+from tenants import hooks as tenant_hooks
 from tenants.api.controllers import (
     ApiKeyController,
     AuditController,
@@ -110,6 +112,10 @@ def create_app(settings: Settings) -> Litestar:
     settings.require_services()
     # A paid invoice renews the tenant's plugin licenses, in the payment's own transaction.
     billing_hooks.on_invoice_paid(plugins.renew_on_payment)
+    # A tenant's currency is checked against its subscription and invoices; a reseller's new tenants are
+    # billed in the currency of the agreement staff set with it.
+    tenant_hooks.on_currency_change(billing_service.currency_lock)
+    tenant_hooks.on_reseller_currency(billing_service.reseller_currency)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
