@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 
@@ -395,3 +396,25 @@ async def test_a_tenants_currency_cannot_change_while_an_invoice_is_unpaid(
     problem = assert_problem(refused, 409, "tenant_currency_locked")
     assert "unpaid invoices" in problem["detail"]
     assert (await client.get(f"/v1/tenants/{tenant['id']}", headers=staff.headers)).json()["currency"] == "EUR"
+
+
+async def test_a_currency_change_racing_a_new_subscription_never_leaves_them_apart(
+    client: AsyncClient, factory: Factory
+) -> None:
+    """The check and the write share the tenant row's lock: either the subscription is in the tenant's
+    currency, or the change or the subscription was refused."""
+    staff = await factory.staff()
+    code = f"race-{uuid.uuid4().hex[:8]}"
+    await plan(client, staff.headers, code, [{"type": "flat", "amount_minor": 1000}], trial_days=14)
+    for _ in range(4):
+        tenant = await factory.tenant(staff)
+        url = f"/v1/tenants/{tenant['id']}"
+        changed, subscribed = await asyncio.gather(
+            client.patch(url, json={"currency": "USD"}, headers=staff.headers),
+            client.post(f"{url}/subscriptions", json={"plan_code": code, "seats": 1}, headers=staff.headers),
+        )
+        outcome = (changed.status_code, subscribed.status_code)
+        # The change first (the plan's currency then mismatches), or the subscription first (the change refused).
+        assert outcome in ((200, 422), (409, 201)), (changed.text, subscribed.text)
+        currency = (await client.get(url, headers=staff.headers)).json()["currency"]
+        assert currency == ("EUR" if subscribed.status_code == 201 else "USD")
