@@ -119,6 +119,10 @@ def create_app(settings: Settings) -> Litestar:
     # the erasure commits; a retried DELETE finishes them).
     tenant_hooks.on_tenant_erased(billing_service.end_for_erased_tenant)
     tenant_hooks.on_tenant_erased(plugins.revoke_for_erased_tenant)
+    # A tenant's currency is checked against its subscription and invoices; a reseller's new tenants are
+    # billed in the currency of the agreement staff set with it.
+    tenant_hooks.on_currency_change(billing_service.currency_lock)
+    tenant_hooks.on_reseller_currency(billing_service.reseller_currency)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

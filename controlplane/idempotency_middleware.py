@@ -2,9 +2,11 @@
 
 It runs after authentication and before the route's guards, so on a tenant path it first checks that the
 principal may act in that tenant at all: otherwise it neither claims (writes) nor replays anything and the
-guard answers. Routes whose response holds a secret shown only once name those fields in
-`opt={"idempotency_redact": (...)}`; they are removed before the response is stored, so a replay tells the
-client the first request succeeded without handing the secret out again.
+guard answers. Every other authenticated POST is honoured too: one by an API key is stored in the key's
+tenant, anyone else's outside any tenant, always under the principal's own key. Routes whose response holds
+a secret shown only once name those fields in `opt={"idempotency_redact": (...)}`; they are removed before
+the response is stored, so a replay tells the client the first request succeeded without handing the
+secret out again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from controlplane.errors import PROBLEM_JSON, problem
 from controlplane.exceptions import DomainError
 from controlplane.idempotency import ClaimOutcome
 from tenants import service
+from tenants.errors import SuspendedForNonPayment
 from tenants.roles import Permission
 
 HEADER = b"idempotency-key"
@@ -53,6 +56,8 @@ def _replaying(body: bytes) -> Receive:
 async def _may_act_in(principal: Principal, tenant_id: uuid.UUID) -> bool:
     try:
         await service.authorize(principal, tenant_id, Permission.READ_TENANT, method="GET")
+    except SuspendedForNonPayment:
+        return True  # a member still, who may settle: its billing POSTs must retry safely too
     except DomainError:
         return False
     return True
@@ -100,12 +105,16 @@ class IdempotencyMiddleware(ASGIMiddleware):
                 return
             if not message.get("more_body", False):
                 break
-        tenant_id = scope.get("path_params", {}).get("tenant_id")
-        tenant_id = tenant_id if isinstance(tenant_id, uuid.UUID) else None
-        outside_any_tenant = tenant_id is None and not principal.is_staff  # only staff POST there
-        if outside_any_tenant or (tenant_id is not None and not await _may_act_in(principal, tenant_id)):
-            await next_app(scope, _replaying(body), send)
-            return
+        in_path = scope.get("path_params", {}).get("tenant_id")
+        if isinstance(in_path, uuid.UUID):
+            if not await _may_act_in(principal, in_path):
+                await next_app(scope, _replaying(body), send)
+                return
+            tenant_id: uuid.UUID | None = in_path
+        else:
+            # No tenant in the path (`/v1/usage`, `/v1/escrows`, `/v1/invoices/{id}/pay`, sign-ups): an API key
+            # is kept in its own tenant, anyone else outside any tenant; either way scoped to the principal.
+            tenant_id = principal.tenant_id if principal.kind == "api_key" else None
         path = scope["path"]
         fingerprint = idempotency.request_fingerprint("POST", path, scope.get("query_string", b""), body)
         claim = await idempotency.claim(tenant_id, principal.key, key_text, "POST", path, fingerprint, self.ttl)

@@ -1,6 +1,14 @@
 """Errors of the tenants domain."""
 
-from controlplane.exceptions import Conflict, InvalidInput, NotFound, PaymentRequired, PermissionDenied, Unauthenticated
+from controlplane.exceptions import (
+    BadRequest,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PaymentRequired,
+    PermissionDenied,
+    Unauthenticated,
+)
 
 
 class TenantNotFound(NotFound):
@@ -76,3 +84,23 @@ class WeakPassword(InvalidInput):
 class SuspendedForNonPayment(PaymentRequired):
     code = "suspended_for_non_payment"
     title = "The tenant is suspended until its overdue invoice is paid"
+
+
+class CommercialTermsStaffOnly(PermissionDenied):
+    code = "commercial_terms_staff_only"
+    title = "Only platform staff set a tenant's tax rate, invoice grace and currency"
+
+
+class TenantCurrencyLocked(Conflict):
+    code = "tenant_currency_locked"
+    title = "The tenant's currency cannot change while it has a live subscription or unpaid invoices"
+
+
+class ResellerAgreementMissing(Conflict):
+    code = "reseller_agreement_missing"
+    title = "Staff have not set this reseller's agreement, whose currency its new tenants are billed in"
+
+
+class CurrencyRequired(BadRequest):
+    code = "currency_required"
+    title = "A tenant created by staff needs its currency"

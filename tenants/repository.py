@@ -254,6 +254,17 @@ async def revoke_all_api_keys(tenant_id: uuid.UUID) -> None:
     await fetch("update api_keys set revoked_at = now() where tenant_id = {} and revoked_at is null", tenant_id)
 
 
+async def revoke_api_keys_created_by(tenant_id: uuid.UUID, user_id: uuid.UUID) -> list[uuid.UUID]:
+    """Revoke the tenant's live keys that `user_id` created; the ids of those this call revoked."""
+    rows = await fetch(
+        "update api_keys set revoked_at = now() where tenant_id = {} and created_by = {} and revoked_at is null "
+        "returning id",
+        tenant_id,
+        user_id,
+    )
+    return sorted(row["id"] for row in rows)
+
+
 async def touch_api_key(key_id: uuid.UUID) -> None:
     # At most once a minute per key, so machine traffic does not turn every read into a write.
     await fetch(

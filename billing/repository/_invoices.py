@@ -171,6 +171,16 @@ async def resource_tenant(table: str, resource_id: uuid.UUID) -> uuid.UUID | Non
     return rows[0]["tenant_id"] if rows else None
 
 
+async def has_unpaid_invoices(tenant_id: uuid.UUID) -> bool:
+    """Whether the tenant has an invoice still owed or not yet final (a draft, or an amount due)."""
+    rows = await fetch(
+        "select 1 from invoices where tenant_id = {} and (status = 'draft' "
+        "or (status in ('finalized', 'uncollectible') and amount_due_minor > 0)) limit 1",
+        tenant_id,
+    )
+    return bool(rows)
+
+
 async def tenant_billing_settings(tenant_id: uuid.UUID) -> dict[str, Any]:
     rows = await fetch("select slug, tax_rate_bps, invoice_grace_hours from tenants where id = {}", tenant_id)
     return rows[0]

@@ -47,7 +47,7 @@ from billing.service._invoices import (
     void_invoice,
 )
 from billing.service._ledger import LedgerReport, verify_ledger
-from billing.service._lookups import known_metrics, live_subscription
+from billing.service._lookups import currency_lock, known_metrics, live_subscription, reseller_currency
 from billing.service._payments import (
     NoPaymentMethod,
     add_payment_method,
@@ -101,6 +101,7 @@ __all__ = [
     "create_plan",
     "create_subscription",
     "credit_invoice",
+    "currency_lock",
     "current_usage",
     "detach_erased_cards",
     "due_batches",
@@ -132,6 +133,7 @@ __all__ = [
     "put_agreement",
     "receive_stripe_event",
     "refund_invoice",
+    "reseller_currency",
     "resume_subscription",
     "run_cycle",
     "send_payouts",

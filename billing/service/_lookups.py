@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-from billing import repository
+from billing import commissions_repository, repository
 from billing.service import _state
 
 
@@ -18,3 +18,20 @@ async def known_metrics(codes: Iterable[str]) -> dict[str, dict[str, Any]]:
 async def live_subscription(tenant_id: uuid.UUID) -> dict[str, Any] | None:
     """Inside the caller's transaction: the tenant's subscription that is not canceled, if any."""
     return await repository.live_subscription(tenant_id)
+
+
+async def currency_lock(tenant_id: uuid.UUID) -> str | None:
+    """Inside the caller's transaction (the tenants domain's hook `on_currency_change`): why the tenant's
+    currency may not change now, or None. Subscriptions and invoices carry the currency they started in."""
+    if await repository.live_subscription(tenant_id) is not None:
+        return "the tenant has a live subscription"
+    if await repository.has_unpaid_invoices(tenant_id):
+        return "the tenant has unpaid invoices"
+    return None
+
+
+async def reseller_currency(reseller_id: uuid.UUID) -> str | None:
+    """Inside the caller's `partner_tx` (the tenants domain's hook `on_reseller_currency`): the currency of
+    the agreement staff set with the reseller, or None without one."""
+    agreement = await commissions_repository.get_agreement(reseller_id)
+    return str(agreement["currency"]) if agreement else None

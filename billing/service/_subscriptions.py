@@ -62,7 +62,9 @@ async def create_subscription(actor: Principal, tenant_id: uuid.UUID, values: di
     if midnight(start_at) < midnight(now) and not actor.is_staff:
         raise PastStartForbidden()
     async with tenant_tx(tenant_id):
-        tenant = await get_tenant(tenant_id)
+        # Share-locked: a concurrent change of the tenant's currency (which checks for a live subscription
+        # under its update lock) waits for this one, or this one sees the new currency.
+        tenant = await get_tenant(tenant_id, lock="share")
         assert tenant is not None  # the guard checked it
         plan = await _plan_for(values["plan_code"])
         if plan.currency != tenant["currency"]:

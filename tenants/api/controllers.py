@@ -74,9 +74,10 @@ class TenantController(Controller):
     tags = ["tenants"]
     security = BEARER
 
-    @idempotent_post("/", status_code=201, responses=problem_responses(401, 403, 404, *IDEMPOTENCY_ERRORS))
+    @idempotent_post("/", status_code=201, responses=problem_responses(400, 401, 403, 404, 409, *IDEMPOTENCY_ERRORS))
     async def create_tenant(self, request: Request[Any, Any, Any], data: JSONBody[TenantCreate]) -> TenantRead:
-        row = await service.create_tenant(principal_of(request), structs.asdict(data))
+        values = {name: value for name, value in structs.asdict(data).items() if value is not UNSET}
+        row = await service.create_tenant(principal_of(request), values)
         return to_struct(TenantRead, row)
 
     @get("/", responses=problem_responses(400, 401, 422))
@@ -90,7 +91,7 @@ class TenantController(Controller):
     async def get_tenant(self, tenant_id: TenantId) -> TenantRead:
         return to_struct(TenantRead, await service.get_tenant(tenant_id))
 
-    @patch("/{tenant_id:uuid}", **_allow(Permission.MANAGE_TENANT, 413))
+    @patch("/{tenant_id:uuid}", **_allow(Permission.MANAGE_TENANT, 409, 413))
     async def update_tenant(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[TenantUpdate]
     ) -> TenantRead:

@@ -36,16 +36,22 @@ class TokenRead(Struct, kw_only=True):
 
 
 class TenantCreate(Input):
+    """`currency`, `tax_rate_bps` and `invoice_grace_hours` are commercial terms: staff only. Left out, the
+    currency is the reseller agreement's (a reseller's admin always leaves them out); tax and grace are 0."""
+
     name: Name
     slug: Slug
-    currency: Currency
+    currency: Currency | UnsetType = UNSET
     billing_email: Email | None = None
     reseller_id: uuid.UUID | None = None
-    tax_rate_bps: TaxRateBps = 0
-    invoice_grace_hours: GraceHours = 0
+    tax_rate_bps: TaxRateBps | UnsetType = UNSET
+    invoice_grace_hours: GraceHours | UnsetType = UNSET
 
 
 class TenantUpdate(Input):
+    """`currency`, `tax_rate_bps` and `invoice_grace_hours` are staff only (403 `commercial_terms_staff_only`);
+    the currency cannot change while the tenant has a live subscription or unpaid invoices (409)."""
+
     name: Name | UnsetType = UNSET
     billing_email: Email | UnsetType | None = UNSET
     currency: Currency | UnsetType = UNSET

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from controlplane import invalidation
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx
 from controlplane.pagination import PageRequest, page_of
@@ -12,7 +13,7 @@ from tenants import audit, repository
 from tenants.errors import LastAdmin, MemberExists, MemberNotFound
 from tenants.roles import Permission, Role
 from tenants.service._access import actor_role, check_grant
-from tenants.service._auth import check_access
+from tenants.service._auth import API_KEY_TOPIC, check_access
 from tenants.service._page import Page
 from tenants.service._users import normalise_email
 
@@ -90,7 +91,11 @@ async def change_member_role(actor: Principal, tenant_id: uuid.UUID, user_id: uu
 
 
 async def remove_member(actor: Principal, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:
-    """Idempotent: removing someone who is not a member is not an error."""
+    """Idempotent: removing someone who is not a member is not an error.
+
+    The API keys the leaving person created are revoked with them, in the same transaction (a key must not
+    outlive the admin who answers for it): each is audited as `api_key.revoked` with the reason, and the
+    removal lists them. (Erasing the tenant revokes every key.)"""
     async with tenant_tx(tenant_id):
         await _lock_memberships(tenant_id)
         await check_access(actor, tenant_id, Permission.MANAGE_MEMBERS, method="DELETE")
@@ -100,4 +105,23 @@ async def remove_member(actor: Principal, tenant_id: uuid.UUID, user_id: uuid.UU
         if member["role"] == Role.TENANT_ADMIN and await repository.count_admins(tenant_id) <= 1:
             raise LastAdmin()
         await repository.delete_membership(tenant_id, user_id)
-        await audit.record(actor, tenant_id, "member.removed", "user", user_id, before={"role": member["role"]})
+        revoked = await repository.revoke_api_keys_created_by(tenant_id, user_id)
+        for key_id in revoked:
+            await invalidation.publish(API_KEY_TOPIC, key_id)
+            await audit.record(
+                actor,
+                tenant_id,
+                "api_key.revoked",
+                "api_key",
+                key_id,
+                after={"reason": "creator_left_tenant", "created_by": str(user_id)},
+            )
+        await audit.record(
+            actor,
+            tenant_id,
+            "member.removed",
+            "user",
+            user_id,
+            before={"role": member["role"]},
+            after={"api_keys_revoked": [str(key_id) for key_id in revoked]},
+        )

@@ -9,13 +9,21 @@ from typing import Any
 
 from controlplane import idempotency, invalidation
 from controlplane.auth.principal import Principal
-from controlplane.db import SystemReason, system_tx, tenant_tx, user_tx
+from controlplane.db import SystemReason, partner_tx, system_tx, tenant_tx, user_tx
 from controlplane.exceptions import StaffOnly
 from controlplane.pagination import PageRequest, page_of
 from controlplane.tenant_vault import TenantVault
 from tenants import audit, billing_contact, hooks, repository
 from tenants import pii_repository as billing_profiles
-from tenants.errors import InvalidStatusTransition, TenantNotFound, TenantSlugTaken
+from tenants.errors import (
+    CommercialTermsStaffOnly,
+    CurrencyRequired,
+    InvalidStatusTransition,
+    ResellerAgreementMissing,
+    TenantCurrencyLocked,
+    TenantNotFound,
+    TenantSlugTaken,
+)
 from tenants.roles import Permission
 from tenants.service import _partners
 from tenants.service._auth import ALL_KEYS, API_KEY_TOPIC, check_access
@@ -26,15 +34,30 @@ from tenants.status import TenantStatus, next_status, service_denial
 # depend on it (entitlement checks) evict the tenant.
 STATUS_TOPIC = "tenant_status"
 
+# Commercial terms: only platform staff set them (a reseller's tenants get the reseller agreement's currency).
+COMMERCIAL_TERMS = frozenset({"tax_rate_bps", "invoice_grace_hours", "currency"})
+
+
+def _check_terms(actor: Principal, fields: Any) -> None:
+    sent = COMMERCIAL_TERMS & set(fields)
+    if sent and not actor.is_staff:
+        raise CommercialTermsStaffOnly(f"only platform staff set {', '.join(sorted(sent))}")
+
 
 async def create_tenant(actor: Principal, values: dict[str, Any]) -> dict[str, Any]:
     """Staff create any tenant; a reseller's admin creates tenants that reseller owns. A tenant is owned only
-    by a qualified reseller, whoever asks."""
+    by a qualified reseller, whoever asks.
+
+    Tax rate, invoice grace and currency are commercial terms that only staff set. A tenant created without
+    a currency gets its reseller's agreement currency (set by staff); tax and grace default to 0."""
     reseller_id = values.get("reseller_id")
     if not actor.is_staff and (reseller_id is None or not await _partners.is_reseller_admin(actor, reseller_id)):
         raise StaffOnly("only staff, or a reseller's admin for that reseller, create tenants")
+    _check_terms(actor, values)
     if reseller_id is not None:
         await _partners.ensure_qualified(reseller_id, "reseller")
+    if values.get("currency") is None:
+        values = {**values, "currency": await _reseller_currency(reseller_id)}
     tenant_id = uuid.uuid4()
     async with system_tx(SystemReason.STAFF_CHANGE):
         sealed = await billing_contact.seal(tenant_id, values.get("billing_email"))
@@ -43,6 +66,16 @@ async def create_tenant(actor: Principal, values: dict[str, Any]) -> dict[str, A
             raise TenantSlugTaken()
         await audit.record(actor, tenant_id, "tenant.created", "tenant", tenant_id, after=audit.tenant_summary(row))
     return await _shown(row)
+
+
+async def _reseller_currency(reseller_id: uuid.UUID | None) -> str:
+    if reseller_id is None:
+        raise CurrencyRequired()
+    async with partner_tx(reseller_id):
+        currency = await hooks.reseller_currency(reseller_id)
+    if currency is None:
+        raise ResellerAgreementMissing()
+    return currency
 
 
 async def _shown(row: dict[str, Any]) -> dict[str, Any]:
@@ -79,8 +112,14 @@ async def update_tenant(actor: Principal, tenant_id: uuid.UUID, changes: dict[st
         if before is None:
             raise TenantNotFound()
         await check_access(actor, tenant_id, Permission.MANAGE_TENANT, method="PATCH")
+        _check_terms(actor, changes)
         if not changes:
             return await _shown(before)
+        if changes.get("currency", before["currency"]) != before["currency"]:
+            # Asked of billing under this transaction's lock on the tenant row, which the write below keeps.
+            reason = await hooks.currency_lock(tenant_id)
+            if reason is not None:
+                raise TenantCurrencyLocked(f"the currency cannot change: {reason}")
         sealed = await billing_contact.seal(tenant_id, changes["billing_email"]) if "billing_email" in changes else {}
         after = await repository.update_tenant(tenant_id, changes | sealed)
         await audit.record(

@@ -194,3 +194,38 @@ async def test_staff_creating_a_key_for_an_unknown_tenant_is_404(client: AsyncCl
     staff = await factory.staff()
     response = await client.post(f"/v1/tenants/{uuid.uuid4()}/api-keys", json={"name": "ghost"}, headers=staff.headers)
     assert_problem(response, 404, "tenant_not_found")
+
+
+async def test_the_keys_an_admin_created_are_revoked_when_that_admin_leaves_the_tenant(
+    client: AsyncClient, factory: Factory
+) -> None:
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    leaving = await factory.member(tenant["id"], "tenant_admin")
+    staying = await factory.member(tenant["id"], "tenant_admin")
+    theirs, their_key = await create_api_key(client, leaving.headers, tenant["id"], name="theirs")
+    kept_row, kept_key = await create_api_key(client, staying.headers, tenant["id"], name="kept")
+    url = f"/v1/tenants/{tenant['id']}"
+    assert (await client.get(url, headers=bearer(their_key))).status_code == 200
+
+    removed = await client.delete(f"{url}/members/{leaving.user_id}", headers=staying.headers)
+    assert removed.status_code == 204, removed.text
+
+    assert_problem(await client.get(url, headers=bearer(their_key)), 401, "api_key_revoked")
+    assert (await client.get(url, headers=bearer(kept_key))).status_code == 200
+    listed = {k["id"]: k for k in await all_items(client, f"{url}/api-keys", staff.headers)}
+    assert listed[theirs["id"]]["revoked_at"] is not None
+    assert listed[kept_row["id"]]["revoked_at"] is None
+
+    # The audit says which keys went, and why.
+    events = await audit_events(client, staff, tenant["id"])
+    revoked = [e for e in events if e["action"] == "api_key.revoked"]
+    assert [(e["target_id"], e["after"]) for e in revoked] == [
+        (theirs["id"], {"reason": "creator_left_tenant", "created_by": str(leaving.user_id)})
+    ]
+    (removal,) = [e for e in events if e["action"] == "member.removed"]
+    assert removal["after"] == {"api_keys_revoked": [theirs["id"]]}
+    # Removing again revokes nothing more and records nothing more.
+    assert (await client.delete(f"{url}/members/{leaving.user_id}", headers=staying.headers)).status_code == 204
+    again = await audit_events(client, staff, tenant["id"])
+    assert [e["action"] for e in again].count("api_key.revoked") == 1

@@ -97,7 +97,7 @@ CASES: dict[str, Case] = {
     ),
     # -- missing fields ---------------------------------------------------------------------------
     "create without currency": Case(
-        "POST", "/v1/tenants", 400, "validation_error", json={"name": "New", "slug": "new-tenant"}
+        "POST", "/v1/tenants", 400, "currency_required", json={"name": "New", "slug": "new-tenant"}
     ),
     "create empty object": Case("POST", "/v1/tenants", 400, "validation_error", json={}),
     "member without role": Case(

@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
+from typing import Any
 
 import pytest
 from httpx import AsyncClient
 
-from tests.api._helpers import add_member, all_items, assert_problem, audit_actions, members, tenant_ids
+from tests.api._helpers import (
+    add_member,
+    all_items,
+    assert_problem,
+    audit_actions,
+    bearer,
+    create_api_key,
+    members,
+    tenant_ids,
+)
+from tests.api.billing._support import metric, plan, stamp, subscribe, utcnow
+from tests.api.billing.test_payments import GOOD_CARD, card, stripe_client
 from tests.conftest import connect_as_inspector
 from tests.factories import Factory
 
+__all__ = ["stripe_client"]  # the fixture, shared
 BODY = {"name": "Once", "slug": "once", "currency": "EUR"}
 
 
@@ -198,7 +212,7 @@ async def test_a_replayed_api_key_creation_never_shows_the_secret_again(
         stored = await owner.fetch("select response_body from idempotency_keys")
     finally:
         await owner.close()
-    secret_part = first.json()["secret"].rsplit("_", 1)[1]
+    secret_part = first.json()["secret"][-43:]  # the secret itself (token_urlsafe may hold "_" too)
     assert stored and all(secret_part.encode() not in bytes(row["response_body"]) for row in stored)
 
 
@@ -259,3 +273,84 @@ async def test_erasure_forgets_the_stored_creation_of_the_tenant(client: AsyncCl
     # Another tenant's stored creation is untouched.
     other_again = await client.post("/v1/tenants", json=other_body, headers=other_headers)
     assert other_again.headers["idempotent-replayed"] == "true"
+
+
+async def test_every_authenticated_post_honours_the_key_even_outside_a_tenant_path(
+    client: AsyncClient, factory: Factory
+) -> None:
+    """A person (not staff) signing up a partner: no tenant in the path, scoped to that person."""
+    person = await factory.user()
+    other = await factory.user()
+    body = {"name": "Northwind Resale", "email": "sales@northwind.test", "subtype": "standard"}
+    headers = {**person.headers, "Idempotency-Key": "sign-up-once"}
+
+    first = await client.post("/v1/resellers", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    again = await client.post("/v1/resellers", json=body, headers=headers)
+    assert again.status_code == 201, again.text
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert_problem(
+        await client.post("/v1/resellers", json={**body, "name": "Other"}, headers=headers),
+        422,
+        "idempotency_key_reused",
+    )
+    # Another person with the same key runs their own request.
+    theirs = await client.post("/v1/resellers", json=body, headers={**other.headers, "Idempotency-Key": "sign-up-once"})
+    assert theirs.status_code == 201, theirs.text
+    assert "idempotent-replayed" not in theirs.headers
+    assert theirs.json()["id"] != first.json()["id"]
+
+
+async def test_an_api_keys_post_outside_a_tenant_path_is_kept_in_its_own_tenant(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    """`/v1/usage` names no tenant in its path; the API key's tenant scopes the stored request (so an erasure
+    of that tenant forgets it)."""
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    await metric(client, staff.headers, "idem_calls")
+    charge = {"type": "metered", "metric_code": "idem_calls", "model": "per_unit", "unit_amount_minor": "1"}
+    await plan(client, staff.headers, "idem-plan", [charge])
+    await subscribe(client, staff.headers, tenant["id"], "idem-plan")
+    _, key = await create_api_key(client, staff.headers, tenant["id"], role="tenant_member")
+    headers = {**bearer(key), "Idempotency-Key": "usage-batch-1"}
+    events = [{"idempotency_key": "u1", "metric_code": "idem_calls", "timestamp": stamp(utcnow())}]
+
+    first = await client.post("/v1/usage", json={"events": events}, headers=headers)
+    assert first.status_code == 200, first.text
+    again = await client.post("/v1/usage", json={"events": events}, headers=headers)
+    assert again.status_code == 200, again.text
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json() == first.json()
+
+    owner = await connect_as_inspector(stack_env)
+    try:
+        stored = await owner.fetch("select tenant_id from idempotency_keys where key = 'usage-batch-1'")
+    finally:
+        await owner.close()
+    assert [str(row["tenant_id"]) for row in stored] == [tenant["id"]]
+
+
+async def test_a_tenant_suspended_for_non_payment_still_gets_idempotent_billing_posts(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str], stripe_client: Any
+) -> None:
+    """Settling a debt is exactly when a retry must not act twice: the member may still act there."""
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    owner = await connect_as_inspector(stack_env)
+    try:
+        await owner.execute("update tenants set billing_suspended_at = now() where id = $1", uuid.UUID(tenant["id"]))
+    finally:
+        await owner.close()
+    url = f"/v1/tenants/{tenant['id']}/payment-methods"
+    body = {"stripe_payment_method_id": card(stripe_client, GOOD_CARD)}
+    headers = {**admin.headers, "Idempotency-Key": "card-once"}
+
+    first = await client.post(url, json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    again = await client.post(url, json=body, headers=headers)
+    assert again.status_code == 201, again.text
+    assert again.headers.get("idempotent-replayed") == "true"
+    assert again.json() == first.json()

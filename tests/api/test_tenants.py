@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import timedelta
 
 import pytest
 from httpx import AsyncClient
@@ -18,6 +20,7 @@ from tests.api._helpers import (
     members,
     tenant_ids,
 )
+from tests.api.billing._support import invoices, plan, subscribe, utcnow
 from tests.factories import PASSWORD, Factory
 
 # -- create ---------------------------------------------------------------------------------------
@@ -126,12 +129,10 @@ async def test_an_admin_updates_their_tenant(client: AsyncClient, factory: Facto
     tenant = await factory.tenant(staff, billing_email="old@acme.example")
     admin = await factory.member(tenant["id"], "tenant_admin")
 
-    response = await client.patch(
-        f"/v1/tenants/{tenant['id']}", json={"name": "Renamed", "currency": "USD"}, headers=admin.headers
-    )
+    response = await client.patch(f"/v1/tenants/{tenant['id']}", json={"name": "Renamed"}, headers=admin.headers)
     assert response.status_code == 200, response.text
     updated = response.json()
-    assert (updated["name"], updated["currency"], updated["billing_email"]) == ("Renamed", "USD", "old@acme.example")
+    assert (updated["name"], updated["currency"], updated["billing_email"]) == ("Renamed", "EUR", "old@acme.example")
     assert updated["slug"] == tenant["slug"]
 
     cleared = await client.patch(f"/v1/tenants/{tenant['id']}", json={"billing_email": None}, headers=admin.headers)
@@ -318,3 +319,102 @@ async def test_only_admins_and_staff_request_erasure(client: AsyncClient, factor
         await client.delete(f"/v1/tenants/{tenant['id']}", headers=outsider.headers), 404, "tenant_not_found"
     )
     assert (await client.get(f"/v1/tenants/{tenant['id']}", headers=staff.headers)).json()["status"] == "active"
+
+
+# -- commercial terms (tax, grace, currency): platform staff only -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "terms",
+    [{"tax_rate_bps": 0}, {"invoice_grace_hours": 72}, {"currency": "USD"}, {"name": "Also", "tax_rate_bps": 1}],
+    ids=["tax", "grace", "currency", "with-another-field"],
+)
+async def test_a_tenant_admin_cannot_set_its_own_commercial_terms(
+    client: AsyncClient, factory: Factory, terms: dict[str, object]
+) -> None:
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    url = f"/v1/tenants/{tenant['id']}"
+
+    refused = await client.patch(url, json=terms, headers=admin.headers)
+    assert_problem(refused, 403, "commercial_terms_staff_only")
+    # Nothing is written, not even the other fields of the request.
+    assert (await client.get(url, headers=staff.headers)).json() == tenant
+    assert "tenant.updated" not in await audit_actions(client, staff, tenant["id"])
+    # An API key with the admin role is no different.
+    _, key = await create_api_key(client, admin.headers, tenant["id"], role="tenant_admin")
+    assert_problem(await client.patch(url, json=terms, headers=bearer(key)), 403, "commercial_terms_staff_only")
+
+
+async def test_staff_set_a_tenants_commercial_terms(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    terms = {"tax_rate_bps": 2000, "invoice_grace_hours": 48, "currency": "USD"}
+    response = await client.patch(f"/v1/tenants/{tenant['id']}", json=terms, headers=staff.headers)
+    assert response.status_code == 200, response.text
+    assert {name: response.json()[name] for name in terms} == terms
+
+
+async def test_a_tenants_currency_cannot_change_while_it_has_a_live_subscription(
+    client: AsyncClient, factory: Factory
+) -> None:
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    code = f"live-{uuid.uuid4().hex[:8]}"
+    await plan(client, staff.headers, code, [{"type": "flat", "amount_minor": 1000}], trial_days=14)
+    await subscribe(client, staff.headers, tenant["id"], code)
+    url = f"/v1/tenants/{tenant['id']}"
+
+    refused = await client.patch(url, json={"currency": "USD", "tax_rate_bps": 700}, headers=staff.headers)
+    assert_problem(refused, 409, "tenant_currency_locked")
+    assert (await client.get(url, headers=staff.headers)).json() == tenant
+    # Other terms may change; the same currency is not a change.
+    same = await client.patch(url, json={"currency": "EUR", "tax_rate_bps": 700}, headers=staff.headers)
+    assert same.status_code == 200, same.text
+    assert (same.json()["currency"], same.json()["tax_rate_bps"]) == ("EUR", 700)
+
+
+async def test_a_tenants_currency_cannot_change_while_an_invoice_is_unpaid(
+    client: AsyncClient, factory: Factory
+) -> None:
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    code = f"unpaid-{uuid.uuid4().hex[:8]}"
+    await plan(client, staff.headers, code, [{"type": "flat", "amount_minor": 1000}])
+    # Started (by staff) ten days ago: the days used stay owed after an immediate cancellation.
+    subscription = await subscribe(client, staff.headers, tenant["id"], code, start_at=utcnow() - timedelta(days=10))
+    canceled = await client.post(
+        f"/v1/subscriptions/{subscription['id']}/cancel", json={"at_period_end": False}, headers=staff.headers
+    )
+    assert canceled.status_code == 200, canceled.text
+    assert canceled.json()["status"] == "canceled"
+    owed = [i for i in await invoices(client, staff.headers, tenant["id"]) if i["amount_due_minor"] > 0]
+    assert owed and all(i["status"] == "finalized" for i in owed)
+
+    refused = await client.patch(f"/v1/tenants/{tenant['id']}", json={"currency": "USD"}, headers=staff.headers)
+    problem = assert_problem(refused, 409, "tenant_currency_locked")
+    assert "unpaid invoices" in problem["detail"]
+    assert (await client.get(f"/v1/tenants/{tenant['id']}", headers=staff.headers)).json()["currency"] == "EUR"
+
+
+async def test_a_currency_change_racing_a_new_subscription_never_leaves_them_apart(
+    client: AsyncClient, factory: Factory
+) -> None:
+    """The check and the write share the tenant row's lock: either the subscription is in the tenant's
+    currency, or the change or the subscription was refused."""
+    staff = await factory.staff()
+    code = f"race-{uuid.uuid4().hex[:8]}"
+    await plan(client, staff.headers, code, [{"type": "flat", "amount_minor": 1000}], trial_days=14)
+    for _ in range(4):
+        tenant = await factory.tenant(staff)
+        url = f"/v1/tenants/{tenant['id']}"
+        changed, subscribed = await asyncio.gather(
+            client.patch(url, json={"currency": "USD"}, headers=staff.headers),
+            client.post(f"{url}/subscriptions", json={"plan_code": code, "seats": 1}, headers=staff.headers),
+        )
+        outcome = (changed.status_code, subscribed.status_code)
+        # The change first (the plan's currency then mismatches), or the subscription first (the change refused).
+        assert outcome in ((200, 422), (409, 201)), (changed.text, subscribed.text)
+        currency = (await client.get(url, headers=staff.headers)).json()["currency"]
+        assert currency == ("EUR" if subscribed.status_code == 201 else "USD")

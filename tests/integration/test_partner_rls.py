@@ -31,7 +31,7 @@ async def _reseller_with_a_tenant(client: Any, factory: Any, staff: Any, code: s
     reseller = (await _sign_up(client, founder))["id"]
     await _qualify(client, founder, staff, reseller, RESELLER_CHAIN)
     await client.put(f"/v1/resellers/{reseller}/agreement", json=AGREEMENT, headers=staff.headers)
-    body = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "currency": "EUR", "reseller_id": reseller}
+    body = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "reseller_id": reseller}
     tenant = (await client.post("/v1/tenants", json=body, headers=founder.headers)).json()
     await factory.member(tenant["id"])
     await subscribe(client, staff.headers, tenant["id"], code)

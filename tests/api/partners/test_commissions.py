@@ -48,11 +48,12 @@ async def test_a_paid_invoice_earns_a_refund_claws_back_and_the_month_closes_onc
     body = {
         "name": "Client",
         "slug": f"c-{uuid.uuid4().hex[:8]}",
-        "currency": "EUR",
         "reseller_id": reseller,
-        "tax_rate_bps": 2000,
     }
     tenant = (await client.post("/v1/tenants", json=body, headers=founder.headers)).json()
+    # Tax is a commercial term: staff set it (the reseller's tenant is billed in the agreement's currency).
+    taxed = await client.patch(f"/v1/tenants/{tenant['id']}", json={"tax_rate_bps": 2000}, headers=staff.headers)
+    assert taxed.status_code == 200, taxed.text
     await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 10000}])
     await subscribe(client, staff.headers, tenant["id"], "pro")
     [invoice] = await invoices(client, staff.headers, tenant["id"])
@@ -148,7 +149,7 @@ async def _closed_month_with_payable(
         )
         await client.post(f"/v1/partners/{reseller}/checkpoints/{code}/approve", headers=staff.headers)
     await client.put(f"/v1/resellers/{reseller}/agreement", json=AGREEMENT, headers=staff.headers)
-    body = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "currency": "EUR", "reseller_id": reseller}
+    body = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "reseller_id": reseller}
     tenant = (await client.post("/v1/tenants", json=body, headers=founder.headers)).json()
     await plan(client, staff.headers, f"p{uuid.uuid4().hex[:6]}", [{"type": "flat", "amount_minor": 10000}])
     plans = (await client.get("/v1/plans", headers=staff.headers)).json()["items"]

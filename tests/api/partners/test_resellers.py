@@ -50,6 +50,13 @@ async def _qualify(
     return answer
 
 
+async def _agree(client: AsyncClient, staff: Actor, partner_id: str, currency: str = "EUR") -> None:
+    """Staff set the reseller's agreement; its currency is the one its admins' new tenants are billed in."""
+    agreement = {"currency": currency, "rate_bps": 1000, "pending_days": 0}
+    response = await client.put(f"/v1/resellers/{partner_id}/agreement", json=agreement, headers=staff.headers)
+    assert response.status_code == 200, response.text
+
+
 async def test_a_reseller_qualifies_in_order_and_only_then_owns_tenants(client: AsyncClient, factory: Factory) -> None:
     staff = await factory.staff()
     founder = await factory.user()
@@ -61,17 +68,20 @@ async def test_a_reseller_qualifies_in_order_and_only_then_owns_tenants(client: 
     early = await _step(client, founder.headers, pid, "agreement_signed", "submit", evidence="signed")
     problem = assert_problem(early, 409, "checkpoint_prerequisite_missing")
     assert "payout_account_verified" in problem["detail"]
-    own = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "currency": "EUR", "reseller_id": pid}
+    own = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "reseller_id": pid}
     refused = assert_problem(
         await client.post("/v1/tenants", json=own, headers=founder.headers), 403, "partner_not_qualified"
     )
     assert refused["required_actions"][0] == "submit_profile_approved"
-    by_staff = await client.post("/v1/tenants", json={**own, "slug": "by-staff"}, headers=staff.headers)
+    by_staff = await client.post(
+        "/v1/tenants", json={**own, "slug": "by-staff", "currency": "EUR"}, headers=staff.headers
+    )
     assert_problem(by_staff, 403, "partner_not_qualified")  # whoever asks
 
     assert_problem(await _step(client, founder.headers, pid, "profile_approved", "approve"), 403)
     qualified = await _qualify(client, founder, staff, pid, RESELLER_CHAIN)
     assert qualified["is_qualified"] is True and qualified["required_actions"] == []
+    await _agree(client, staff, pid)
     created = await client.post("/v1/tenants", json=own, headers=founder.headers)
     assert created.status_code == 201, created.text
     assert created.json()["reseller_id"] == pid
@@ -133,7 +143,8 @@ async def test_a_reseller_reads_only_its_own_tenants_and_no_personal_data(
         founder = await factory.user()
         pid = (await _sign_up(client, founder))["id"]
         await _qualify(client, founder, staff, pid, RESELLER_CHAIN)
-        body = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "currency": "EUR", "reseller_id": pid}
+        await _agree(client, staff, pid)
+        body = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "reseller_id": pid}
         tenant = (await client.post("/v1/tenants", json=body, headers=founder.headers)).json()
         await factory.member(tenant["id"])  # a person whose data the reseller must not see
         founders.append(founder)
@@ -160,3 +171,42 @@ async def test_a_reseller_reads_only_its_own_tenants_and_no_personal_data(
     ).status_code == 200
     mine = (await client.get(f"/v1/resellers/{a}/tenants", headers=founders[0].headers)).json()
     assert {item["id"] for item in mine["items"]} == {tenant_a, tenant_b}
+
+
+async def test_a_reseller_admin_cannot_set_commercial_terms_when_creating_a_tenant(
+    client: AsyncClient, factory: Factory
+) -> None:
+    """Tax, grace and currency are set by staff: a reseller's tenants get the currency of the agreement staff
+    set with the reseller, and the platform's defaults for tax and grace."""
+    staff = await factory.staff()
+    founder = await factory.user()
+    pid = (await _sign_up(client, founder))["id"]
+    await _qualify(client, founder, staff, pid, RESELLER_CHAIN)
+    own = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "reseller_id": pid}
+
+    without_agreement = await client.post("/v1/tenants", json=own, headers=founder.headers)
+    assert_problem(without_agreement, 409, "reseller_agreement_missing")
+    await _agree(client, staff, pid, currency="GBP")
+    for terms in ({"tax_rate_bps": 0}, {"invoice_grace_hours": 0}, {"currency": "GBP"}):
+        refused = await client.post("/v1/tenants", json={**own, **terms}, headers=founder.headers)
+        assert_problem(refused, 403, "commercial_terms_staff_only")
+    listed = (await client.get(f"/v1/resellers/{pid}/tenants", headers=founder.headers)).json()["items"]
+    assert listed == []
+
+    created = await client.post("/v1/tenants", json=own, headers=founder.headers)
+    assert created.status_code == 201, created.text
+    tenant = created.json()
+    assert (tenant["currency"], tenant["tax_rate_bps"], tenant["invoice_grace_hours"]) == ("GBP", 0, 0)
+    # Staff may set a reseller's tenant's terms, at creation or later.
+    by_staff = await client.post(
+        "/v1/tenants",
+        json={**own, "slug": f"s-{uuid.uuid4().hex[:8]}", "currency": "EUR", "tax_rate_bps": 1900},
+        headers=staff.headers,
+    )
+    assert by_staff.status_code == 201, by_staff.text
+    assert (by_staff.json()["currency"], by_staff.json()["tax_rate_bps"]) == ("EUR", 1900)
+    assert_problem(
+        await client.post("/v1/tenants", json={"name": "No currency", "slug": "no-currency"}, headers=staff.headers),
+        400,
+        "currency_required",
+    )
