@@ -3,7 +3,8 @@
 Milestones go `pending` → `submitted` (payee) → `released` (payer accepts, or nobody answers within the
 inspection window); or `submitted` → `disputed` (payer rejects with a reason) → resolved by platform staff:
 `released`, `refunded`, or `split` (part released, the rest refunded). Cancelling refunds every milestone
-not yet released. At every step held = funded - released - refunded >= 0.
+not yet released, and only while none is under review: once a milestone is submitted, only acceptance, the
+inspection window or a staff resolution decides its money. At every step held = funded - released - refunded >= 0.
 """
 
 from __future__ import annotations
@@ -26,6 +27,11 @@ class EscrowError(BillingInvalid):
 class InvalidMilestoneTransition(Conflict):
     code = "invalid_milestone_transition"
     title = "The milestone cannot do this in its current state"
+
+
+class EscrowUnderReview(Conflict):
+    code = "escrow_milestone_under_review"
+    title = "A milestone is under review; acceptance, its inspection window or staff decide its money"
 
 
 class Status(enum.StrEnum):
@@ -52,10 +58,9 @@ TRANSITIONS: dict[tuple[Status, Action], frozenset[Status]] = {
     (S.SUBMITTED, A.REJECT): frozenset({S.DISPUTED}),
     (S.DISPUTED, A.RESOLVE): frozenset({S.RELEASED, S.REFUNDED, S.SPLIT}),
     (S.PENDING, A.CANCEL): frozenset({S.REFUNDED}),
-    (S.SUBMITTED, A.CANCEL): frozenset({S.REFUNDED}),
-    (S.DISPUTED, A.CANCEL): frozenset({S.REFUNDED}),
 }
 SETTLED = frozenset({S.RELEASED, S.REFUNDED, S.SPLIT})
+UNDER_REVIEW = frozenset({S.SUBMITTED, S.DISPUTED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,18 @@ def check_milestones(total_minor: int, amounts: Sequence[int]) -> None:
         raise EscrowError("every milestone's amount_minor must be positive")
     if sum(amounts) != total_minor:
         raise EscrowError(f"the milestones sum to {sum(amounts)}, not the agreement's {total_minor}")
+
+
+def check_cancellable(statuses: Sequence[Status | str]) -> None:
+    """An agreement may be canceled only while none of its milestones is under review (submitted or disputed):
+    delivered work is not the payer's to take back. EscrowUnderReview names the milestones' positions (1-based)."""
+    reviewed = [position for position, status in enumerate(statuses, 1) if Status(status) in UNDER_REVIEW]
+    if reviewed:
+        raise EscrowUnderReview(
+            f"milestones {reviewed} are under review; they must be accepted, auto-accepted or resolved by staff "
+            "before the agreement can be canceled",
+            milestones=reviewed,
+        )
 
 
 def step(

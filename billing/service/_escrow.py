@@ -238,7 +238,8 @@ async def _close_if_settled(escrow_id: uuid.UUID) -> None:
 
 
 async def cancel_escrow(gateway: StripeGateway, actor: Principal, escrow_id: uuid.UUID) -> dict[str, Any]:
-    """Refund every milestone not yet settled. Cancelling again answers as it is."""
+    """Refund every milestone not yet settled, unless one is under review (EscrowUnderReview, nothing moves).
+    Cancelling again answers as it is."""
     tenant_id = await tenant_of(actor, "escrows", escrow_id, Permission.MANAGE_BILLING, "POST")
     async with tenant_tx(tenant_id):
         row = await escrow_repository.get_escrow(escrow_id, lock=True)
@@ -249,7 +250,11 @@ async def cancel_escrow(gateway: StripeGateway, actor: Principal, escrow_id: uui
         if row["status"] == "funding":
             raise EscrowNotFunded("the agreement is being funded; retry funding first", current_status="funding")
         if row["status"] == "funded":
-            for milestone in await escrow_repository.milestones_of(escrow_id, lock=True):
+            milestones = await escrow_repository.milestones_of(escrow_id, lock=True)
+            # Checked whole before any refund: delivered work is decided by acceptance, the inspection window
+            # or staff, never by the payer's cancel.
+            escrow.check_cancellable([m["status"] for m in milestones])
+            for milestone in milestones:
                 if milestone["status"] in escrow.SETTLED:
                     continue
                 settlement = escrow.step(milestone["status"], Action.CANCEL, milestone["amount_minor"])

@@ -497,12 +497,12 @@ async def test_cancelling_a_funded_agreement_refunds_what_is_not_released(
 ) -> None:
     staff, admin, _, agreement = await _agreement(client, factory, stripe_client)
     await _fund(client, admin.headers, agreement)
-    # Design released; Build submitted; Launch disputed.
+    # Design released; Build disputed and refunded by staff; Launch never delivered.
     await _ok(client, staff.headers, agreement, 0, "submit")
     await _ok(client, admin.headers, agreement, 0, "accept")
     await _ok(client, staff.headers, agreement, 1, "submit")
-    await _ok(client, staff.headers, agreement, 2, "submit")
-    await _ok(client, admin.headers, agreement, 2, "reject", {"reason": "broken"})
+    await _ok(client, admin.headers, agreement, 1, "reject", {"reason": "broken"})
+    await _ok(client, staff.headers, agreement, 1, "resolve", {"outcome": "refund"})
 
     url = f"/v1/escrows/{agreement['id']}"
     canceled = (await client.post(f"{url}/cancel", headers=admin.headers)).json()
@@ -527,6 +527,46 @@ async def test_cancelling_a_funded_agreement_refunds_what_is_not_released(
     [intent] = [i for i in _escrow_intents(stripe_client, agreement["id"]) if i.status == "succeeded"]
     refunds = stripe_client.v1.refunds.list(params={"limit": 100, "payment_intent": intent.id})
     assert sorted(refund.amount for refund in refunds.data) == [2_000, 5_000]
+    report = await service.verify_ledger()
+    assert report.ok, report
+
+
+async def test_a_payer_cannot_cancel_its_way_out_of_a_submitted_or_disputed_milestone(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any, stack_env: dict[str, str]
+) -> None:
+    staff, admin, tenant, agreement = await _agreement(client, factory, stripe_client)
+    await _fund(client, admin.headers, agreement)
+    url = f"/v1/escrows/{agreement['id']}"
+    # Design delivered and submitted; Build delivered, rejected: disputed; Launch pending.
+    await _ok(client, staff.headers, agreement, 0, "submit")
+    await _ok(client, staff.headers, agreement, 1, "submit")
+    await _ok(client, admin.headers, agreement, 1, "reject", {"reason": "not what we asked"})
+
+    async def refused(positions: list[int]) -> None:
+        problem = assert_problem(await client.post(f"{url}/cancel", headers=admin.headers), 409)
+        assert (problem["code"], problem["milestones"]) == ("escrow_milestone_under_review", positions)
+
+    await refused([1, 2])
+    await refused([1, 2])  # a retry is refused the same way and still moves nothing
+    unchanged = await _get(client, admin.headers, agreement)
+    assert (unchanged["status"], _statuses(unchanged)) == ("funded", ["submitted", "disputed", "pending"])
+    assert _money(unchanged) == (10_000, 0, 0, 10_000)
+    assert await _journals_of(stack_env, agreement["id"]) == ["escrow_funding"]
+    [intent] = [i for i in _escrow_intents(stripe_client, agreement["id"]) if i.status == "succeeded"]
+    assert stripe_client.v1.refunds.list(params={"limit": 100, "payment_intent": intent.id}).data == []
+    assert "escrow.canceled" not in await audit_actions(client, staff, tenant["id"])
+
+    # The inspection window decides Design (released to the payee), staff decide Build; then the payer may
+    # cancel what was never delivered.
+    assert await service.accept_overdue(_gateway(settings), datetime.now(UTC) + timedelta(days=6)) == 1
+    await refused([2])
+    await _ok(client, staff.headers, agreement, 1, "resolve", {"outcome": "split", "release_minor": 1_000})
+    canceled = await client.post(f"{url}/cancel", headers=admin.headers)
+    assert canceled.status_code == 200, canceled.text
+    assert _statuses(canceled.json()) == ["released", "split", "refunded"]
+    assert _money(canceled.json()) == (10_000, 4_000, 6_000, 0)
+    refunds = stripe_client.v1.refunds.list(params={"limit": 100, "payment_intent": intent.id})
+    assert sorted(refund.amount for refund in refunds.data) == [2_000, 4_000]
     report = await service.verify_ledger()
     assert report.ok, report
 
@@ -569,11 +609,10 @@ async def test_nothing_reaches_a_payee_except_a_milestone_release(
     await _ok(client, staff.headers, first, 1, "resolve", {"outcome": "split", "release_minor": 500})
     await _ok(client, staff.headers, first, 2, "resolve", {"outcome": "refund"})
     await _ok(client, staff.headers, first, 3, "submit")
-    # Second: a dispute released by staff; the other milestone is canceled while submitted.
+    # Second: a dispute released by staff; the other milestone is canceled before it is delivered.
     await _ok(client, staff.headers, second, 0, "submit")
     await _ok(client, admin.headers, second, 0, "reject", {"reason": "late"})
     await _ok(client, staff.headers, second, 0, "resolve", {"outcome": "release"})
-    await _ok(client, staff.headers, second, 1, "submit")
     assert (await client.post(f"/v1/escrows/{second['id']}/cancel", headers=admin.headers)).status_code == 200
     # Third: Design accepted, Build split, Launch still pending.
     await _ok(client, staff.headers, third, 0, "submit")
