@@ -228,14 +228,23 @@ async def payee_balances() -> list[dict[str, Any]]:
     )
 
 
-async def due_payouts(max_attempts: int, limit: int) -> list[dict[str, Any]]:
-    """Across partners (system context): payouts to send or retry."""
+async def due_payouts(max_attempts: int, retry_hours: list[int], now: datetime, limit: int) -> list[dict[str, Any]]:
+    """Across partners (system context): payouts to send, then failed ones whose back-off has passed (after
+    attempt n, `retry_hours[n - 1]` hours), fresh work first."""
     return await fetch(
-        f"select {PAYOUT_COLUMNS} from partner_payouts where status in ('pending', 'failed') "
-        "and attempts < {} order by updated_at limit {}",
+        f"select {PAYOUT_COLUMNS} from partner_payouts where status in ('pending', 'failed') and attempts < {{}} "
+        "and (status = 'pending' or updated_at + make_interval(hours => coalesce(({}::int[])[attempts], 24)) <= {}) "
+        "order by attempts, updated_at limit {}",
         max_attempts,
+        retry_hours,
+        now,
         limit,
     )
+
+
+async def partner_kind(partner_id: uuid.UUID) -> str | None:
+    rows = await fetch("select kind from partners where id = {}", partner_id)
+    return rows[0]["kind"] if rows else None
 
 
 async def claim_payout(payout_id: uuid.UUID, max_attempts: int) -> dict[str, Any] | None:

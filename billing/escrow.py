@@ -24,6 +24,20 @@ class EscrowError(BillingInvalid):
     title = "The escrow agreement is not valid"
 
 
+class EscrowPayeeNotFound(EscrowError):
+    code = "escrow_payee_not_found"
+    title = "No partner of the payee's type has this id"
+
+
+class EscrowPayeeNotQualified(EscrowError):
+    code = "escrow_payee_not_qualified"
+    title = "The payee has not completed its partner qualification"
+
+
+# Payees that are partners, checked when an agreement is created; vendors have no accounts yet.
+PARTNER_PAYEES = frozenset({"reseller", "publisher"})
+
+
 class InvalidMilestoneTransition(Conflict):
     code = "invalid_milestone_transition"
     title = "The milestone cannot do this in its current state"

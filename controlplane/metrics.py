@@ -146,6 +146,25 @@ ENTITLEMENT_CACHE_LOOKUPS_TOTAL = Counter(
     ["result"],
 )
 
+BATCH_ITEM_FAILURES_TOTAL = Counter(
+    "controlplane_batch_item_failures_total",
+    "Items a batch job could not process (recorded on the item and retried later; the job went on), by job and "
+    "reason (a domain error's code, or `unexpected`).",
+    ["job", "reason"],
+)
+
+
+def batch_item_failed(job: str, error: BaseException) -> str:
+    """Count one item's failure in a batch job and log it; the reason, bounded: a domain error's stable code
+    (a fixed set of classes) or `unexpected`. `job` is a fixed name per task, never an id."""
+    reason = str(getattr(error, "code", "")) if getattr(error, "code", None) else "unexpected"
+    if not reason.replace("_", "").isalnum() or len(reason) > 60:
+        reason = "unexpected"
+    BATCH_ITEM_FAILURES_TOTAL.labels(job=job, reason=reason).inc()
+    log.warning("batch job %s: an item failed (%s): %s", job, reason, error, exc_info=reason == "unexpected")
+    return reason
+
+
 # Business gauges, read from the database when the API is scraped (billing/business_metrics.py).
 ACTIVE_TENANTS = Gauge("controlplane_active_tenants", "Tenants whose status is active.", multiprocess_mode="mostrecent")
 SUBSCRIPTIONS = Gauge(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -22,14 +23,16 @@ from billing.commissions import Agreement, CommissionLine, Earned, LineKind, Pai
 from billing.errors import BillingInvalid
 from billing.money import Money, allocate
 from billing.payments_gateway import InvalidPaymentMethod, PaymentProviderUnavailable, StripeGateway
+from controlplane import metrics
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, partner_tx, system_tx
-from controlplane.exceptions import NotFound
+from controlplane.exceptions import Conflict, NotFound
 from tenants import audit
 from tenants.repository import get_tenant
 from tenants.service import ensure_partner_access
 
 COMMISSION_EXPENSE = "commission_expense"
+log = logging.getLogger("billing.commissions")
 
 
 def reseller_payable(reseller_id: uuid.UUID) -> str:
@@ -348,79 +351,122 @@ async def close_month(month: date, *, now: datetime | None = None, progress: Any
 # -- payouts -----------------------------------------------------------------------------------------------
 
 MAX_PAYOUT_ATTEMPTS = 5
+# After a failed attempt n, the next waits PAYOUT_RETRY_HOURS[n - 1]: bounded (five attempts over ~41 hours),
+# and a payout never retried before fresh ones (due payouts are taken by attempts, then age).
+PAYOUT_RETRY_HOURS = (1, 4, 12, 24)
+
+
+class PayoutPayeeUnknown(Conflict):
+    code = "payout_payee_unknown"
+    title = "A payee balance names no partner of its type; staff must settle it"
 
 
 @dataclass
 class PayoutReport:
     paid: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (payout id, reason)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (payout id or payee account, reason)
 
 
-async def queue_payee_payouts() -> int:
+async def _queue_payee_payout(row: dict[str, Any]) -> None:
+    """Inside the caller's system transaction: one payee balance becomes a payout."""
+    _, payee_type, payee = row["account"].split(":", 2)
+    try:
+        partner_id = uuid.UUID(payee)
+    except ValueError:
+        raise PayoutPayeeUnknown(f"{row['account']} names no partner") from None
+    if await repository.partner_kind(partner_id) != payee_type:
+        raise PayoutPayeeUnknown(f"no {payee_type} {partner_id} to pay")
+    destination = await repository.payout_account(partner_id)
+    await repository.insert_payout(
+        {
+            "partner_id": partner_id,
+            "source": "escrow",
+            "payable_account": row["account"],
+            "up_to_posting_id": row["up_to"],
+            "amount_minor": int(row["owed"]),
+            "currency": row["currency"],
+            "destination": destination,
+            "status": "pending" if destination else "held",
+            "last_error": None if destination else "no payout account: held",
+        }
+    )
+
+
+async def queue_payee_payouts(report: PayoutReport | None = None) -> int:
     """What escrow releases owe partner payees (resellers, publishers) becomes a payout; vendors have no
-    accounts yet. Safe to run twice: a payout is unique per payable account and newest posting."""
+    accounts yet. Safe to run twice: a payout is unique per payable account and newest posting. Each balance
+    is queued in its own transaction: one that names no partner of its type (an agreement from before payees
+    were checked) is counted, reported and left owed, and the others are queued."""
     queued = 0
     async with system_tx(SystemReason.PLATFORM_JOB):
-        for row in await repository.payee_balances():
-            if row["owed"] <= 0:
-                continue
-            partner_id = uuid.UUID(row["account"].rsplit(":", 1)[1])
-            destination = await repository.payout_account(partner_id)
-            await repository.insert_payout(
-                {
-                    "partner_id": partner_id,
-                    "source": "escrow",
-                    "payable_account": row["account"],
-                    "up_to_posting_id": row["up_to"],
-                    "amount_minor": int(row["owed"]),
-                    "currency": row["currency"],
-                    "destination": destination,
-                    "status": "pending" if destination else "held",
-                    "last_error": None if destination else "no payout account: held",
-                }
-            )
-            queued += 1
+        owed = [row for row in await repository.payee_balances() if row["owed"] > 0]
+    for row in owed:
+        try:
+            async with system_tx(SystemReason.PLATFORM_JOB):
+                await _queue_payee_payout(row)
+        except Exception as error:  # one balance never stops the others
+            reason = metrics.batch_item_failed("send_payouts", error)
+            if report is not None:
+                report.failed.append((row["account"], reason))
+            continue
+        queued += 1
     return queued
 
 
-async def send_payouts(gateway: StripeGateway) -> PayoutReport:
-    """The payouts beat task: escrow payees' balances are queued, then each pending or failed payout is sent
-    as a Connect transfer keyed by the payout, so a retry after a lost answer cannot pay twice; a paid one
-    moves the money from its payable account to cash in the ledger. Failures stay visible (status, attempts,
-    last error) and are retried."""
-    await queue_payee_payouts()
+async def send_payouts(gateway: StripeGateway, *, now: datetime | None = None) -> PayoutReport:
+    """The payouts beat task: escrow payees' balances are queued, then each pending payout, and each failed
+    one whose back-off has passed, is sent as a Connect transfer keyed by the payout, so a retry after a lost
+    answer cannot pay twice; a paid one moves the money from its payable account to cash in the ledger.
+    Each payout is its own unit: a failure is recorded on it (status, attempts, last error), counted, and
+    retried on PAYOUT_RETRY_HOURS up to MAX_PAYOUT_ATTEMPTS; the run goes on for the others."""
+    now = now or datetime.now(UTC)
     report = PayoutReport()
+    await queue_payee_payouts(report)
     async with system_tx(SystemReason.PLATFORM_JOB):
-        due = await repository.due_payouts(MAX_PAYOUT_ATTEMPTS, 1000)
+        due = await repository.due_payouts(MAX_PAYOUT_ATTEMPTS, list(PAYOUT_RETRY_HOURS), now, 1000)
     for item in due:
-        async with system_tx(SystemReason.PLATFORM_JOB):
-            payout = await repository.claim_payout(item["id"], MAX_PAYOUT_ATTEMPTS)
-        if payout is None:
-            continue
         try:
-            transfer_id = await asyncio.to_thread(
-                gateway.transfer,
-                f"payout:{payout['id']}",
-                payout["amount_minor"],
-                payout["currency"],
-                payout["destination"],
-            )
-        except (InvalidPaymentMethod, PaymentProviderUnavailable) as error:
-            async with system_tx(SystemReason.PLATFORM_JOB):
-                await repository.settle_payout(payout["id"], "failed", None, str(error.detail)[:500])
-            report.failed.append((str(payout["id"]), str(error.detail)))
-            continue
-        async with system_tx(SystemReason.PLATFORM_JOB):
-            await repository.settle_payout(payout["id"], "paid", transfer_id, None)
-            postings = ledger.balanced(
-                [
-                    ledger.Posting(payout["payable_account"], payout["amount_minor"], payout["currency"]),
-                    ledger.Posting(ledger.CASH, -payout["amount_minor"], payout["currency"]),
-                ]
-            )
-            await ledger_repository.post(None, "payout", payout["id"], f"Payout {transfer_id}", postings)
-        report.paid += 1
+            await _send_payout(gateway, item["id"], report)
+        except Exception as error:  # one payout never stops the others
+            reason = metrics.batch_item_failed("send_payouts", error)
+            report.failed.append((str(item["id"]), reason))
+            try:
+                async with system_tx(SystemReason.PLATFORM_JOB):
+                    await repository.settle_payout(item["id"], "failed", None, f"{reason}: {error}"[:500])
+            except Exception:  # the database itself failed; the next run retries the payout
+                log.exception("payout %s: its failure could not be recorded", item["id"])
     return report
+
+
+async def _send_payout(gateway: StripeGateway, payout_id: uuid.UUID, report: PayoutReport) -> None:
+    async with system_tx(SystemReason.PLATFORM_JOB):
+        payout = await repository.claim_payout(payout_id, MAX_PAYOUT_ATTEMPTS)
+    if payout is None:
+        return
+    try:
+        transfer_id = await asyncio.to_thread(
+            gateway.transfer,
+            f"payout:{payout['id']}",
+            payout["amount_minor"],
+            payout["currency"],
+            payout["destination"],
+        )
+    except (InvalidPaymentMethod, PaymentProviderUnavailable) as error:
+        reason = metrics.batch_item_failed("send_payouts", error)
+        async with system_tx(SystemReason.PLATFORM_JOB):
+            await repository.settle_payout(payout["id"], "failed", None, str(error.detail)[:500])
+        report.failed.append((str(payout["id"]), reason))
+        return
+    async with system_tx(SystemReason.PLATFORM_JOB):
+        await repository.settle_payout(payout["id"], "paid", transfer_id, None)
+        postings = ledger.balanced(
+            [
+                ledger.Posting(payout["payable_account"], payout["amount_minor"], payout["currency"]),
+                ledger.Posting(ledger.CASH, -payout["amount_minor"], payout["currency"]),
+            ]
+        )
+        await ledger_repository.post(None, "payout", payout["id"], f"Payout {transfer_id}", postings)
+    report.paid += 1
 
 
 async def list_payouts(actor: Principal, reseller_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -13,7 +13,13 @@ from typing import Any
 
 from billing import escrow, escrow_repository, ledger, ledger_repository, payments_repository
 from billing.errors import CurrencyMismatch, EscrowNotFound
-from billing.escrow import Action, InvalidMilestoneTransition, Settlement
+from billing.escrow import (
+    Action,
+    EscrowPayeeNotFound,
+    EscrowPayeeNotQualified,
+    InvalidMilestoneTransition,
+    Settlement,
+)
 from billing.money import exponent
 from billing.payments_gateway import StripeGateway
 from billing.service._access import tenant_of
@@ -22,9 +28,10 @@ from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx
 from controlplane.exceptions import Conflict, PaymentRequired
 from tenants import audit
+from tenants.partner_errors import PartnerNotFound, PartnerNotQualified
 from tenants.repository import get_tenant
 from tenants.roles import Permission
-from tenants.service import check_access
+from tenants.service import check_access, ensure_qualified
 
 
 class EscrowNotFunded(Conflict):
@@ -43,6 +50,11 @@ async def create_escrow(actor: Principal, values: dict[str, Any]) -> dict[str, A
     milestones = values["milestones"]
     escrow.check_milestones(values["amount_minor"], [m["amount_minor"] for m in milestones])
     escrow_id = uuid.uuid4()
+    if values["payee_type"] in escrow.PARTNER_PAYEES:
+        # Access first, so a stranger learns nothing of partners; the payee is read in its own context.
+        async with tenant_tx(tenant_id):
+            await check_access(actor, tenant_id, Permission.MANAGE_BILLING, method="POST")
+        await _check_payee(values["payee_type"], values["payee_id"])
     async with tenant_tx(tenant_id):
         await check_access(actor, tenant_id, Permission.MANAGE_BILLING, method="POST")
         tenant = await get_tenant(tenant_id)
@@ -54,6 +66,17 @@ async def create_escrow(actor: Principal, values: dict[str, Any]) -> dict[str, A
             actor, tenant_id, "escrow.created", "escrow", escrow_id, after={"amount_minor": values["amount_minor"]}
         )
         return await _read(escrow_id)
+
+
+async def _check_payee(payee_type: str, payee_id: uuid.UUID) -> None:
+    """A partner payee exists, is of the payee's type and is qualified now; the partner's own required
+    actions are not the payer's to read, so they are not passed on."""
+    try:
+        await ensure_qualified(payee_id, payee_type)
+    except PartnerNotFound:
+        raise EscrowPayeeNotFound(f"no {payee_type} has this id") from None
+    except PartnerNotQualified:
+        raise EscrowPayeeNotQualified(f"the {payee_type} is not qualified to be paid") from None
 
 
 async def _read(escrow_id: uuid.UUID) -> dict[str, Any]:

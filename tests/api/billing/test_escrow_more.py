@@ -28,6 +28,7 @@ from tests.api.billing.test_payments import (
     card,
     stripe_client,
 )
+from tests.api.partners.test_resellers import RESELLER_CHAIN, _qualify, _sign_up
 from tests.conftest import connect_as_inspector
 from tests.factories import Actor, Factory
 
@@ -337,6 +338,44 @@ async def test_bad_agreements_are_refused_and_nothing_is_written(
     # The same body, well formed, is accepted: the refusals above were about what was wrong with each.
     created = await _create(client, admin.headers, good)
     assert (created["status"], created["amount_minor"], len(created["milestones"])) == ("draft", 10_000, 2)
+
+
+async def test_an_escrow_payee_must_be_an_existing_qualified_partner_of_its_kind(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    founder, other_founder, author = await factory.user(), await factory.user(), await factory.user()
+    unqualified = (await _sign_up(client, founder))["id"]
+    qualified = (await _sign_up(client, other_founder))["id"]
+    await _qualify(client, other_founder, staff, qualified, RESELLER_CHAIN)
+    publisher = await client.post(
+        "/v1/partners", json={"kind": "publisher", "name": "Plugin House", "email": "p@h.test"}, headers=author.headers
+    )
+    assert publisher.status_code == 201, publisher.text
+    good = _body(tenant["id"], [3_000, 7_000])
+
+    for payee, code in [
+        ({"type": "reseller", "id": str(uuid.uuid4())}, "escrow_payee_not_found"),  # no such partner
+        ({"type": "publisher", "id": str(uuid.uuid4())}, "escrow_payee_not_found"),
+        ({"type": "publisher", "id": qualified}, "escrow_payee_not_found"),  # a reseller is not a publisher
+        ({"type": "reseller", "id": publisher.json()["id"]}, "escrow_payee_not_found"),
+        ({"type": "reseller", "id": unqualified}, "escrow_payee_not_qualified"),
+        ({"type": "publisher", "id": publisher.json()["id"]}, "escrow_payee_not_qualified"),
+    ]:
+        for _ in range(2):  # the same refusal when repeated
+            refused = assert_problem(
+                await client.post("/v1/escrows", json={**good, "payee": payee}, headers=admin.headers), 422, code
+            )
+            assert "required_actions" not in refused  # the partner's own progress is not the payer's to read
+    counts = await _inspect(stack_env, "select count(*) as escrows from escrows")
+    assert counts[0]["escrows"] == 0
+
+    # A qualified reseller is a payee; vendors have no accounts yet and are named freely.
+    created = await _create(client, admin.headers, {**good, "payee": {"type": "reseller", "id": qualified}})
+    assert created["payee"] == {"type": "reseller", "id": qualified}
+    await _create(client, admin.headers, good)
 
 
 # --- another tenant's agreement ---------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from httpx import AsyncClient
+from prometheus_client import REGISTRY
 
 from billing import service as billing
 from controlplane.db import SystemReason, system_tx
@@ -15,7 +16,9 @@ from tenants import partners_repository
 from tests.api._helpers import assert_problem
 from tests.api.billing._support import invoices, plan, subscribe
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
+from tests.api.partners.test_publishers import PUBLISHER_CHAIN
 from tests.api.partners.test_resellers import RESELLER_CHAIN, _qualify, _sign_up
+from tests.conftest import connect_as_inspector
 from tests.factories import Factory
 
 __all__ = ["stripe_client"]  # the fixture, used by name
@@ -184,8 +187,10 @@ async def test_a_payable_statement_is_paid_out_once_and_a_refused_one_stays_visi
     assert failed.paid == 0 and len(failed.failed) == 1
     [refused] = (await client.get(f"/v1/resellers/{closed}/payouts", headers=closed_founder.headers)).json()["items"]
     assert refused["status"] == "failed" and refused["attempts"] == 1 and "closed" in refused["last_error"]
-    for _ in range(6):  # retried until its attempts are used up, never paid
-        await billing.send_payouts(gateway)
+    # Not retried before its back-off has passed; then retried on the schedule until its attempts are used up.
+    assert (await billing.send_payouts(gateway)).failed == []
+    for days in range(1, 7):
+        await billing.send_payouts(gateway, now=datetime.now(UTC) + timedelta(days=days))
     [refused] = (await client.get(f"/v1/resellers/{closed}/payouts", headers=closed_founder.headers)).json()["items"]
     assert refused["status"] == "failed" and refused["attempts"] == 5
 
@@ -203,6 +208,7 @@ async def test_an_escrow_payee_partner_is_paid_out_what_releases_owe_it(
             headers=author.headers,
         )
     ).json()["id"]
+    await _qualify(client, author, staff, publisher, PUBLISHER_CHAIN)  # an escrow pays qualified partners only
     # A publisher's payout account is its connected account, recorded like a reseller's.
     async with system_tx(SystemReason.STAFF_CHANGE):
         await partners_repository.set_stripe_account(uuid.UUID(publisher), "acct_1PluginHouse")
@@ -228,4 +234,54 @@ async def test_an_escrow_payee_partner_is_paid_out_what_releases_owe_it(
     assert (await billing.send_payouts(gateway)).paid == 0  # the balance is paid; nothing new is owed
     [payout] = (await client.get(f"/v1/resellers/{publisher}/payouts", headers=author.headers)).json()["items"]
     assert (payout["source"], payout["amount_minor"], payout["status"]) == ("escrow", 3_000, "paid")
+    assert (await billing.verify_ledger()).ok
+
+
+def _failures(job: str, reason: str) -> float:
+    return REGISTRY.get_sample_value("controlplane_batch_item_failures_total", {"job": job, "reason": reason}) or 0.0
+
+
+async def test_one_bad_escrow_payee_never_stops_the_other_payouts(
+    client: AsyncClient, factory: Factory, stripe_client: Any, app: Any, stack_env: dict[str, str]
+) -> None:
+    gateway = app.state.payments
+    reseller, founder, statement = await _closed_month_with_payable(client, factory, stripe_client, "acct_1Northwind")
+    # An agreement from before payees were validated names a reseller that does not exist; its release is owed
+    # to nobody the platform can pay.
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    body = {
+        "tenant_id": tenant["id"],
+        "payee": {"type": "vendor", "id": str(uuid.uuid4())},
+        "currency": "EUR",
+        "amount_minor": 4_000,
+        "milestones": [{"title": "All", "amount_minor": 4_000}],
+    }
+    escrow = (await client.post("/v1/escrows", json=body, headers=admin.headers)).json()
+    ghost = uuid.uuid4()
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        await inspector.execute(
+            "update escrows set payee_type = 'reseller', payee_id = $1 where id = $2", ghost, uuid.UUID(escrow["id"])
+        )
+    finally:
+        await inspector.close()
+    url = f"/v1/escrows/{escrow['id']}"
+    milestone = escrow["milestones"][0]["id"]
+    assert (await client.post(f"{url}/fund", headers=admin.headers)).status_code == 200
+    assert (await client.post(f"{url}/milestones/{milestone}/submit", headers=staff.headers)).status_code == 200
+    assert (await client.post(f"{url}/milestones/{milestone}/accept", headers=admin.headers)).status_code == 200
+
+    before = _failures("send_payouts", "payout_payee_unknown")
+    report = await billing.send_payouts(gateway)
+    assert report.paid == 1
+    assert report.failed == [(f"payee_payable:reseller:{ghost}", "payout_payee_unknown")]
+    assert _failures("send_payouts", "payout_payee_unknown") == before + 1
+    [payout] = (await client.get(f"/v1/resellers/{reseller}/payouts", headers=founder.headers)).json()["items"]
+    assert (payout["status"], payout["amount_minor"]) == ("paid", statement["payable_minor"])
+    # The bad balance stays owed and visible on every run (for staff to settle); it stops nothing.
+    again = await billing.send_payouts(gateway)
+    assert (again.paid, again.failed) == (0, [(f"payee_payable:reseller:{ghost}", "payout_payee_unknown")])
     assert (await billing.verify_ledger()).ok
