@@ -17,6 +17,10 @@ from billing.errors import BillingInvalid
 from controlplane.exceptions import Conflict
 
 MAX_MILESTONES = 50
+# The hourly auto-accept of milestones past their inspection window: a milestone whose release fails is
+# recorded and retried after these hours (fresh ones first), at most MAX_AUTO_ACCEPT_ATTEMPTS times in all.
+MAX_AUTO_ACCEPT_ATTEMPTS = 5
+AUTO_ACCEPT_RETRY_HOURS = (1, 4, 12, 24)
 
 
 class EscrowError(BillingInvalid):

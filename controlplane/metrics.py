@@ -165,6 +165,13 @@ def batch_item_failed(job: str, error: BaseException) -> str:
     return reason
 
 
+def batch_item_detail(reason: str, error: BaseException) -> str:
+    """What may be stored on the failed item and shown to its owner: a domain error's own detail, never the
+    text of an unexpected one (SQL, internals), which goes to the log only."""
+    detail = getattr(error, "detail", None) if reason != "unexpected" else None
+    return f"{reason}: {detail or 'an internal error; the operators are alerted'}"[:500]
+
+
 # Business gauges, read from the database when the API is scraped (billing/business_metrics.py).
 ACTIVE_TENANTS = Gauge("controlplane_active_tenants", "Tenants whose status is active.", multiprocess_mode="mostrecent")
 SUBSCRIPTIONS = Gauge(

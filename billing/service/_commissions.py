@@ -20,7 +20,7 @@ from typing import Any
 from billing import commissions, ledger, ledger_repository
 from billing import commissions_repository as repository
 from billing.commissions import Agreement, CommissionLine, Earned, LineKind, PaidInvoice, Refund, Tier
-from billing.errors import BillingInvalid
+from billing.errors import BillingInvalid, CurrencyMismatch
 from billing.money import Money, allocate
 from billing.payments_gateway import InvalidPaymentMethod, PaymentProviderUnavailable, StripeGateway
 from controlplane import metrics
@@ -200,7 +200,42 @@ def _line(row: dict[str, Any]) -> CommissionLine:
     )
 
 
-async def close_reseller_month(reseller_id: uuid.UUID, month: date) -> dict[str, Any] | None:
+async def _skip_foreign_currency(
+    reseller_id: uuid.UUID, month: date, agreement: Agreement, events: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], int]:
+    """Inside the close's transaction: events of invoices in another currency than the agreement cannot be
+    commissioned (there is no rate between them): each is recorded with its reason, counted, and left out, so
+    one such invoice never stops the reseller's (or anyone's) close. The events kept, and how many were not."""
+    kept, skipped = [], 0
+    for event in events:
+        if event["currency"] == agreement.currency:
+            kept.append(event)
+            continue
+        detail = (
+            f"invoice {event['invoice_number']} is in {event['currency']}, the agreement in {agreement.currency}: "
+            f"its {event['kind']} event is not commissioned"
+        )
+        await repository.insert_skipped_event(
+            {
+                "reseller_id": reseller_id,
+                "month": month,
+                "event_id": event["id"],
+                "invoice_id": event["invoice_id"],
+                "invoice_number": event["invoice_number"],
+                "currency": event["currency"],
+                "net_minor": event["net_minor"],
+                "reason": CurrencyMismatch.code,
+                "detail": detail,
+            }
+        )
+        log.warning("month close %s, reseller %s: %s", month, reseller_id, detail)
+        skipped += 1
+    return kept, skipped
+
+
+async def close_reseller_month(
+    reseller_id: uuid.UUID, month: date, report: CloseReport | None = None
+) -> dict[str, Any] | None:
     """Inside the caller's system transaction: the reseller's statement for `month`, written once. None when
     the reseller has no agreement. Closing a closed month answers with its statement and changes nothing."""
     existing = await repository.get_statement(reseller_id, month)
@@ -214,7 +249,11 @@ async def close_reseller_month(reseller_id: uuid.UUID, month: date) -> dict[str,
     previous = await repository.latest_statement(reseller_id, month)
     carried_in = Money(previous["carried_out_minor"] if previous else 0, agreement.currency)
     earned = {item["invoice_id"]: _earned(item) for item in await repository.commissioned_invoices(reseller_id)}
-    events = await repository.month_events(reseller_id, start, end)
+    events, skipped = await _skip_foreign_currency(
+        reseller_id, month, agreement, await repository.month_events(reseller_id, start, end)
+    )
+    if report is not None:
+        report.skipped += skipped
     paid_events = [e for e in events if e["kind"] == "paid"]
     paid_ids = {e["invoice_id"] for e in paid_events}
     # Refunds of invoices that never earned a line (paid before the agreement) have nothing to take back.
@@ -321,11 +360,16 @@ class CloseReport:
     month: str
     closed: int = 0
     already_closed: int = 0
+    skipped: int = 0  # events left out (an invoice in another currency), each recorded with its reason
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (reseller id, reason): retried by the next run
     payable_minor: dict[str, int] = field(default_factory=dict)
 
 
 async def close_month(month: date, *, now: datetime | None = None, progress: Any = None) -> CloseReport:
-    """Every reseller with an agreement: its statement for `month` (a past month), each in its own transaction."""
+    """Every reseller with an agreement: its statement for `month` (a past month), each in its own transaction.
+    A reseller whose close fails is rolled back alone, recorded (`commission_close_issues`, attempts counted),
+    counted in `controlplane_batch_item_failures_total{job="close_month"}` and retried by the next run (the
+    beat runs on the 1st to the 3rd; closing twice changes nothing); the others close."""
     now = now or datetime.now(UTC)
     if month_bounds(month)[1] > now:
         raise MonthNotOver(f"{month:%Y-%m} has not ended yet")
@@ -333,9 +377,28 @@ async def close_month(month: date, *, now: datetime | None = None, progress: Any
     async with system_tx(SystemReason.PLATFORM_JOB):
         resellers = await repository.resellers_with_agreements()
     for reseller_id in resellers:
-        async with system_tx(SystemReason.PLATFORM_JOB):
-            before = await repository.get_statement(reseller_id, month)
-            statement = await close_reseller_month(reseller_id, month)
+        skipped_before = report.skipped
+        statement = before = None
+        try:
+            async with system_tx(SystemReason.PLATFORM_JOB):
+                before = await repository.get_statement(reseller_id, month)
+                statement = await close_reseller_month(reseller_id, month, report)
+                if statement is not None and before is None:
+                    await repository.resolve_close_failure(reseller_id, month)
+        except Exception as error:  # one reseller never stops the others
+            report.skipped = skipped_before  # rolled back with the rest of this reseller's close
+            statement = None
+            reason = metrics.batch_item_failed("close_month", error)
+            report.failed.append((str(reseller_id), reason))
+            try:
+                async with system_tx(SystemReason.PLATFORM_JOB):
+                    await repository.record_close_failure(reseller_id, month, reason, str(error))
+            except Exception:  # the database itself failed; the next run retries this reseller anyway
+                log.exception("reseller %s: its failed close could not be recorded", reseller_id)
+        if report.skipped > skipped_before:  # counted once committed
+            metrics.BATCH_ITEM_FAILURES_TOTAL.labels(job="close_month", reason=CurrencyMismatch.code).inc(
+                report.skipped - skipped_before
+            )
         if statement is not None:
             if before is None:
                 report.closed += 1
@@ -432,7 +495,7 @@ async def send_payouts(gateway: StripeGateway, *, now: datetime | None = None) -
             report.failed.append((str(item["id"]), reason))
             try:
                 async with system_tx(SystemReason.PLATFORM_JOB):
-                    await repository.settle_payout(item["id"], "failed", None, f"{reason}: {error}"[:500])
+                    await repository.settle_payout(item["id"], "failed", None, metrics.batch_item_detail(reason, error))
             except Exception:  # the database itself failed; the next run retries the payout
                 log.exception("payout %s: its failure could not be recorded", item["id"])
     return report
@@ -501,7 +564,11 @@ async def get_statement(actor: Principal, reseller_id: uuid.UUID, month: date) -
         row = await repository.get_statement(reseller_id, month)
         if row is None:
             raise StatementNotFound()
-        return {**row, "lines": await repository.statement_lines(row["id"])}
+        return {
+            **row,
+            "lines": await repository.statement_lines(row["id"]),
+            "skipped": await repository.skipped_events(reseller_id, month),
+        }
 
 
 def statement_csv(statement: dict[str, Any]) -> str:

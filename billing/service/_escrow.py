@@ -7,6 +7,7 @@ transactions, with idempotency keys derived from the agreement and milestone ids
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ from billing.money import exponent
 from billing.payments_gateway import StripeGateway
 from billing.service._access import tenant_of
 from billing.service._payments import NoPaymentMethod
+from controlplane import metrics
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx
 from controlplane.exceptions import Conflict, PaymentRequired
@@ -32,6 +34,8 @@ from tenants.partner_errors import PartnerNotFound, PartnerNotQualified
 from tenants.repository import get_tenant
 from tenants.roles import Permission
 from tenants.service import check_access, ensure_qualified
+
+log = logging.getLogger("billing.escrow")
 
 
 class EscrowNotFunded(Conflict):
@@ -288,7 +292,10 @@ async def cancel_escrow(gateway: StripeGateway, actor: Principal, escrow_id: uui
 
 
 async def accept_overdue(gateway: StripeGateway, now: datetime) -> int:
-    """Beat: a submitted milestone the payer has not answered within the inspection window is accepted."""
+    """Beat: a submitted milestone the payer has not answered within the inspection window is accepted.
+    Each milestone is its own transaction: one whose release fails is recorded on it (attempts, error, when),
+    counted in `controlplane_batch_item_failures_total{job="accept_overdue_milestones"}` and retried on the
+    back-off, and the others are accepted."""
     async with system_tx(SystemReason.PLATFORM_JOB):
         overdue = await escrow_repository.overdue_submissions(now, 1000)
     accepted = 0
@@ -300,4 +307,13 @@ async def accept_overdue(gateway: StripeGateway, now: datetime) -> int:
             accepted += 1
         except (InvalidMilestoneTransition, EscrowNotFunded):
             continue  # answered (or the agreement closed or canceled) meanwhile
+        except Exception as error:  # one milestone never stops the others
+            reason = metrics.batch_item_failed("accept_overdue_milestones", error)
+            try:
+                async with tenant_tx(item["tenant_id"]):
+                    await escrow_repository.record_auto_accept_failure(
+                        item["id"], metrics.batch_item_detail(reason, error)
+                    )
+            except Exception:  # the database itself failed; the milestone is listed again next time
+                log.exception("milestone %s: its failed auto-accept could not be recorded", item["id"])
     return accepted

@@ -11,8 +11,10 @@ from typing import Any
 import asyncpg
 import pytest
 from httpx import AsyncClient, Response
+from prometheus_client import REGISTRY
 
 from billing import escrow_repository, service
+from billing.escrow import MAX_AUTO_ACCEPT_ATTEMPTS
 from billing.payments_gateway import StripeGateway
 from controlplane.db import SystemReason, system_tx
 from controlplane.secrets import SecretStore
@@ -211,6 +213,57 @@ async def test_the_beat_carries_on_when_a_payer_answered_meanwhile(
     released = await _get(client, admin.headers, waiting)
     assert (released["status"], _statuses(released), released["released_minor"]) == ("closed", ["released"], 1_200)
     assert (await service.verify_ledger()).ok
+
+
+async def test_a_milestone_that_cannot_be_released_is_recorded_and_never_stops_the_others(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any, stack_env: dict[str, str]
+) -> None:
+    gateway = _gateway(settings)
+    staff, admin, tenant, _ = await _agreement(client, factory, stripe_client)
+    broken = await _create(client, admin.headers, _body(tenant["id"], [500]))
+    healthy = await _create(client, admin.headers, _body(tenant["id"], [700]))
+    for agreement in (broken, healthy):
+        await _fund(client, admin.headers, agreement)
+        await _ok(client, staff.headers, agreement, 0, "submit")
+    # A stored row the ledger refuses (a currency that is no currency): its release cannot be booked.
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        await inspector.execute("update escrows set currency = 'e1!' where id = $1", uuid.UUID(broken["id"]))
+    finally:
+        await inspector.close()
+    later = datetime.now(UTC) + timedelta(days=6)
+
+    before = REGISTRY.get_sample_value(
+        "controlplane_batch_item_failures_total", {"job": "accept_overdue_milestones", "reason": "unexpected"}
+    )
+    assert await service.accept_overdue(gateway, later) == 1
+    released = await _get(client, admin.headers, healthy)
+    assert (released["status"], _statuses(released)) == ("closed", ["released"])
+    after = REGISTRY.get_sample_value(
+        "controlplane_batch_item_failures_total", {"job": "accept_overdue_milestones", "reason": "unexpected"}
+    )
+    assert (after or 0) == (before or 0) + 1
+
+    async def recorded() -> Any:
+        connection = await connect_as_inspector(stack_env)
+        try:
+            return await connection.fetchrow(
+                "select status, auto_accept_attempts, auto_accept_error from escrow_milestones where escrow_id = $1",
+                uuid.UUID(broken["id"]),
+            )
+        finally:
+            await connection.close()
+
+    row = await recorded()
+    assert (row["status"], row["auto_accept_attempts"]) == ("submitted", 1)
+    assert row["auto_accept_error"] == "unexpected: an internal error; the operators are alerted"  # no SQL shown
+    [shown] = (await _get(client, admin.headers, broken))["milestones"]
+    assert (shown["auto_accept_attempts"], shown["auto_accept_error"]) == (1, row["auto_accept_error"])
+    # Retried by later runs, behind healthy work, and only a bounded number of times.
+    for _ in range(8):
+        assert await service.accept_overdue(gateway, later + timedelta(days=2)) == 0
+    row = await recorded()
+    assert (row["status"], row["auto_accept_attempts"]) == ("submitted", MAX_AUTO_ACCEPT_ATTEMPTS)
 
 
 # --- a declined funding card --------------------------------------------------------------------------

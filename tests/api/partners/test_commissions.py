@@ -285,3 +285,131 @@ async def test_one_bad_escrow_payee_never_stops_the_other_payouts(
     again = await billing.send_payouts(gateway)
     assert (again.paid, again.failed) == (0, [(f"payee_payable:reseller:{ghost}", "payout_payee_unknown")])
     assert (await billing.verify_ledger()).ok
+
+
+# --- the month close goes on for every reseller ------------------------------------------------------------
+
+
+async def _qualified_reseller(
+    client: AsyncClient, factory: Factory, staff: Any, agreement: dict[str, Any]
+) -> tuple[str, Any]:
+    founder = await factory.user()
+    reseller = (await _sign_up(client, founder))["id"]
+    await _qualify(client, founder, staff, reseller, RESELLER_CHAIN)
+    put = await client.put(f"/v1/resellers/{reseller}/agreement", json=agreement, headers=staff.headers)
+    assert put.status_code == 200, put.text
+    return reseller, founder
+
+
+async def _paid_owned_invoice(
+    client: AsyncClient, staff: Any, founder: Any, reseller: str, stripe_client: Any, currency: str
+) -> dict[str, Any]:
+    body = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "currency": currency, "reseller_id": reseller}
+    created = await client.post("/v1/tenants", json=body, headers=founder.headers)
+    assert created.status_code == 201, created.text
+    tenant = created.json()
+    code = f"p{uuid.uuid4().hex[:6]}"
+    await plan(client, staff.headers, code, [{"type": "flat", "amount_minor": 10000}], currency=currency)
+    await subscribe(client, staff.headers, tenant["id"], code)
+    [invoice] = await invoices(client, staff.headers, tenant["id"])
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)
+    assert paid.status_code == 200, paid.text
+    return invoice
+
+
+async def _statement(client: AsyncClient, founder: Any, reseller: str, month: date) -> Any:
+    return await client.get(f"/v1/resellers/{reseller}/statements/{month:%Y-%m}", headers=founder.headers)
+
+
+async def test_an_invoice_in_another_currency_is_skipped_with_its_reason_and_every_reseller_closes(
+    client: AsyncClient, factory: Factory, stripe_client: Any
+) -> None:
+    staff = await factory.staff()
+    mixed, mixed_founder = await _qualified_reseller(client, factory, staff, AGREEMENT)
+    plain, plain_founder = await _qualified_reseller(client, factory, staff, AGREEMENT)
+    euros = await _paid_owned_invoice(client, staff, mixed_founder, mixed, stripe_client, "EUR")
+    dollars = await _paid_owned_invoice(client, staff, mixed_founder, mixed, stripe_client, "USD")
+    await _paid_owned_invoice(client, staff, plain_founder, plain, stripe_client, "EUR")
+
+    before = _failures("close_month", "currency_mismatch")
+    report = await billing.close_month(_this_month(), now=_after_this_month())
+    assert (report.closed, report.failed, report.skipped) == (2, [], 1)
+    assert _failures("close_month", "currency_mismatch") == before + 1
+
+    statement = (await _statement(client, mixed_founder, mixed, _this_month())).json()
+    assert [line["invoice_number"] for line in statement["lines"]] == [euros["number"]]
+    [skipped] = statement["skipped"]
+    assert (skipped["invoice_id"], skipped["invoice_number"], skipped["currency"], skipped["reason"]) == (
+        dollars["id"],
+        dollars["number"],
+        "USD",
+        "currency_mismatch",
+    )
+    assert skipped["net_minor"] == dollars["subtotal_minor"] and "USD" in skipped["detail"]
+    plain_statement = (await _statement(client, plain_founder, plain, _this_month())).json()
+    assert (len(plain_statement["lines"]), plain_statement["skipped"]) == (1, [])
+
+    # Closing again changes nothing and skips nothing twice.
+    again = await billing.close_month(_this_month(), now=_after_this_month())
+    assert (again.closed, again.already_closed, again.skipped, again.failed) == (0, 2, 0, [])
+    assert _failures("close_month", "currency_mismatch") == before + 1
+    assert len((await _statement(client, mixed_founder, mixed, _this_month())).json()["skipped"]) == 1
+    assert (await billing.verify_ledger()).ok
+
+
+async def test_a_reseller_whose_close_fails_is_recorded_retried_and_stops_no_other(
+    client: AsyncClient, factory: Factory, stripe_client: Any, stack_env: dict[str, str]
+) -> None:
+    staff = await factory.staff()
+    # Its line waits past next month's close; then its agreement moves to another currency.
+    broken, broken_founder = await _qualified_reseller(client, factory, staff, {**AGREEMENT, "pending_days": 70})
+    fine, fine_founder = await _qualified_reseller(client, factory, staff, AGREEMENT)
+    await _paid_owned_invoice(client, staff, broken_founder, broken, stripe_client, "EUR")
+    await _paid_owned_invoice(client, staff, fine_founder, fine, stripe_client, "EUR")
+    assert (await billing.close_month(_this_month(), now=_after_this_month())).closed == 2
+    moved = await client.put(
+        f"/v1/resellers/{broken}/agreement",
+        json={**AGREEMENT, "currency": "USD", "pending_days": 70},
+        headers=staff.headers,
+    )
+    assert moved.status_code == 200, moved.text
+
+    next_month = _after_this_month().date().replace(day=1)
+    later = _after_this_month() + timedelta(days=40)
+    before = _failures("close_month", "currency_mismatch")
+    report = await billing.close_month(next_month, now=later)
+    assert (report.closed, report.failed) == (1, [(broken, "currency_mismatch")])
+    assert _failures("close_month", "currency_mismatch") == before + 1
+    assert (await _statement(client, fine_founder, fine, next_month)).status_code == 200
+    assert_problem(await _statement(client, broken_founder, broken, next_month), 404, "statement_not_found")
+
+    async def issue() -> Any:
+        inspector = await connect_as_inspector(stack_env)
+        try:
+            return await inspector.fetchrow(
+                "select kind, reason, attempts, resolved_at from commission_close_issues "
+                "where reseller_id = $1 and month = $2",
+                uuid.UUID(broken),
+                next_month,
+            )
+        finally:
+            await inspector.close()
+
+    recorded = await issue()
+    assert (recorded["kind"], recorded["reason"], recorded["attempts"], recorded["resolved_at"]) == (
+        "close_failed",
+        "currency_mismatch",
+        1,
+        None,
+    )
+    # The next run retries it (and only it: the others are closed); once the cause is fixed it closes.
+    retried = await billing.close_month(next_month, now=later)
+    assert (retried.closed, retried.already_closed, retried.failed) == (0, 1, [(broken, "currency_mismatch")])
+    assert (await issue())["attempts"] == 2
+    await client.put(f"/v1/resellers/{broken}/agreement", json={**AGREEMENT, "pending_days": 70}, headers=staff.headers)
+    fixed = await billing.close_month(next_month, now=later)
+    assert (fixed.closed, fixed.failed) == (1, [])
+    assert (await issue())["resolved_at"] is not None
+    assert (await _statement(client, broken_founder, broken, next_month)).status_code == 200
+    assert (await billing.verify_ledger()).ok
