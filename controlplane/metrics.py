@@ -148,9 +148,9 @@ ENTITLEMENT_CACHE_LOOKUPS_TOTAL = Counter(
 
 BATCH_ITEM_FAILURES_TOTAL = Counter(
     "controlplane_batch_item_failures_total",
-    "Items a batch job could not process (recorded on the item and retried later; the job went on), by job and "
-    "reason (a domain error's code, or `unexpected`).",
-    ["job", "reason"],
+    "Items a batch job could not process (recorded on the item and retried later; the job went on), by batch job "
+    "and reason (a domain error's code, or `unexpected`). The label is `batch_job`: Prometheus owns `job`.",
+    ["batch_job", "reason"],
 )
 
 
@@ -160,7 +160,7 @@ def batch_item_failed(job: str, error: BaseException) -> str:
     reason = str(getattr(error, "code", "")) if getattr(error, "code", None) else "unexpected"
     if not reason.replace("_", "").isalnum() or len(reason) > 60:
         reason = "unexpected"
-    BATCH_ITEM_FAILURES_TOTAL.labels(job=job, reason=reason).inc()
+    BATCH_ITEM_FAILURES_TOTAL.labels(batch_job=job, reason=reason).inc()
     log.warning("batch job %s: an item failed (%s): %s", job, reason, error, exc_info=reason == "unexpected")
     return reason
 

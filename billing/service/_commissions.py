@@ -368,7 +368,7 @@ class CloseReport:
 async def close_month(month: date, *, now: datetime | None = None, progress: Any = None) -> CloseReport:
     """Every reseller with an agreement: its statement for `month` (a past month), each in its own transaction.
     A reseller whose close fails is rolled back alone, recorded (`commission_close_issues`, attempts counted),
-    counted in `controlplane_batch_item_failures_total{job="close_month"}` and retried by the next run (the
+    counted in `controlplane_batch_item_failures_total{batch_job="close_month"}` and retried by the next run (the
     beat runs on the 1st to the 3rd; closing twice changes nothing); the others close."""
     now = now or datetime.now(UTC)
     if month_bounds(month)[1] > now:
@@ -396,7 +396,7 @@ async def close_month(month: date, *, now: datetime | None = None, progress: Any
             except Exception:  # the database itself failed; the next run retries this reseller anyway
                 log.exception("reseller %s: its failed close could not be recorded", reseller_id)
         if report.skipped > skipped_before:  # counted once committed
-            metrics.BATCH_ITEM_FAILURES_TOTAL.labels(job="close_month", reason=CurrencyMismatch.code).inc(
+            metrics.BATCH_ITEM_FAILURES_TOTAL.labels(batch_job="close_month", reason=CurrencyMismatch.code).inc(
                 report.skipped - skipped_before
             )
         if statement is not None:

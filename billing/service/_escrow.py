@@ -294,7 +294,7 @@ async def cancel_escrow(gateway: StripeGateway, actor: Principal, escrow_id: uui
 async def accept_overdue(gateway: StripeGateway, now: datetime) -> int:
     """Beat: a submitted milestone the payer has not answered within the inspection window is accepted.
     Each milestone is its own transaction: one whose release fails is recorded on it (attempts, error, when),
-    counted in `controlplane_batch_item_failures_total{job="accept_overdue_milestones"}` and retried on the
+    counted in `controlplane_batch_item_failures_total{batch_job="accept_overdue_milestones"}` and retried on the
     back-off, and the others are accepted."""
     async with system_tx(SystemReason.PLATFORM_JOB):
         overdue = await escrow_repository.overdue_submissions(now, 1000)

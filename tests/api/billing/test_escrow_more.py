@@ -234,13 +234,13 @@ async def test_a_milestone_that_cannot_be_released_is_recorded_and_never_stops_t
     later = datetime.now(UTC) + timedelta(days=6)
 
     before = REGISTRY.get_sample_value(
-        "controlplane_batch_item_failures_total", {"job": "accept_overdue_milestones", "reason": "unexpected"}
+        "controlplane_batch_item_failures_total", {"batch_job": "accept_overdue_milestones", "reason": "unexpected"}
     )
     assert await service.accept_overdue(gateway, later) == 1
     released = await _get(client, admin.headers, healthy)
     assert (released["status"], _statuses(released)) == ("closed", ["released"])
     after = REGISTRY.get_sample_value(
-        "controlplane_batch_item_failures_total", {"job": "accept_overdue_milestones", "reason": "unexpected"}
+        "controlplane_batch_item_failures_total", {"batch_job": "accept_overdue_milestones", "reason": "unexpected"}
     )
     assert (after or 0) == (before or 0) + 1
 

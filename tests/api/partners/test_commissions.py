@@ -238,7 +238,8 @@ async def test_an_escrow_payee_partner_is_paid_out_what_releases_owe_it(
 
 
 def _failures(job: str, reason: str) -> float:
-    return REGISTRY.get_sample_value("controlplane_batch_item_failures_total", {"job": job, "reason": reason}) or 0.0
+    labels = {"batch_job": job, "reason": reason}
+    return REGISTRY.get_sample_value("controlplane_batch_item_failures_total", labels) or 0.0
 
 
 async def test_one_bad_escrow_payee_never_stops_the_other_payouts(
