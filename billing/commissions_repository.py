@@ -228,14 +228,23 @@ async def payee_balances() -> list[dict[str, Any]]:
     )
 
 
-async def due_payouts(max_attempts: int, limit: int) -> list[dict[str, Any]]:
-    """Across partners (system context): payouts to send or retry."""
+async def due_payouts(max_attempts: int, retry_hours: list[int], now: datetime, limit: int) -> list[dict[str, Any]]:
+    """Across partners (system context): payouts to send, then failed ones whose back-off has passed (after
+    attempt n, `retry_hours[n - 1]` hours), fresh work first."""
     return await fetch(
-        f"select {PAYOUT_COLUMNS} from partner_payouts where status in ('pending', 'failed') "
-        "and attempts < {} order by updated_at limit {}",
+        f"select {PAYOUT_COLUMNS} from partner_payouts where status in ('pending', 'failed') and attempts < {{}} "
+        "and (status = 'pending' or updated_at + make_interval(hours => coalesce(({}::int[])[attempts], 24)) <= {}) "
+        "order by attempts, updated_at limit {}",
         max_attempts,
+        retry_hours,
+        now,
         limit,
     )
+
+
+async def partner_kind(partner_id: uuid.UUID) -> str | None:
+    rows = await fetch("select kind from partners where id = {}", partner_id)
+    return rows[0]["kind"] if rows else None
 
 
 async def claim_payout(payout_id: uuid.UUID, max_attempts: int) -> dict[str, Any] | None:
@@ -265,4 +274,62 @@ async def list_payouts(partner_id: uuid.UUID) -> list[dict[str, Any]]:
     return await fetch(
         f"select {PAYOUT_COLUMNS} from partner_payouts where partner_id = {{}} order by created_at desc",
         partner_id,
+    )
+
+
+ISSUE_COLUMNS = (
+    "id, reseller_id, month, kind, event_id, invoice_id, invoice_number, currency, net_minor, reason, detail, "
+    "attempts, resolved_at, created_at, updated_at"
+)
+
+
+async def insert_skipped_event(values: dict[str, Any]) -> None:
+    """An event the month close skipped, with why; once per event."""
+    await fetch(
+        "insert into commission_close_issues (id, reseller_id, month, kind, event_id, invoice_id, invoice_number, "
+        "currency, net_minor, reason, detail) values ({}, {}, {}, 'skipped_event', {}, {}, {}, {}, {}, {}, {}) "
+        "on conflict (event_id) do nothing",
+        uuid.uuid4(),
+        values["reseller_id"],
+        values["month"],
+        values["event_id"],
+        values["invoice_id"],
+        values["invoice_number"],
+        values["currency"],
+        values["net_minor"],
+        values["reason"],
+        values["detail"][:500],
+    )
+
+
+async def skipped_events(reseller_id: uuid.UUID, month: date) -> list[dict[str, Any]]:
+    return await fetch(
+        f"select {ISSUE_COLUMNS} from commission_close_issues where reseller_id = {{}} and month = {{}} "
+        "and kind = 'skipped_event' order by created_at, id",
+        reseller_id,
+        month,
+    )
+
+
+async def record_close_failure(reseller_id: uuid.UUID, month: date, reason: str, detail: str) -> None:
+    """The reseller's close for `month` failed: one record, its attempts counted, open until a close succeeds."""
+    await fetch(
+        "insert into commission_close_issues (id, reseller_id, month, kind, reason, detail) "
+        "values ({}, {}, {}, 'close_failed', {}, {}) on conflict (reseller_id, month) where kind = 'close_failed' "
+        "do update set attempts = commission_close_issues.attempts + 1, reason = excluded.reason, "
+        "detail = excluded.detail, resolved_at = null, updated_at = clock_timestamp()",
+        uuid.uuid4(),
+        reseller_id,
+        month,
+        reason[:80],
+        detail[:500],
+    )
+
+
+async def resolve_close_failure(reseller_id: uuid.UUID, month: date) -> None:
+    await fetch(
+        "update commission_close_issues set resolved_at = clock_timestamp(), updated_at = clock_timestamp() "
+        "where reseller_id = {} and month = {} and kind = 'close_failed' and resolved_at is null",
+        reseller_id,
+        month,
     )

@@ -3,7 +3,8 @@
 Milestones go `pending` → `submitted` (payee) → `released` (payer accepts, or nobody answers within the
 inspection window); or `submitted` → `disputed` (payer rejects with a reason) → resolved by platform staff:
 `released`, `refunded`, or `split` (part released, the rest refunded). Cancelling refunds every milestone
-not yet released. At every step held = funded - released - refunded >= 0.
+not yet released, and only while none is under review: once a milestone is submitted, only acceptance, the
+inspection window or a staff resolution decides its money. At every step held = funded - released - refunded >= 0.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ from billing.errors import BillingInvalid
 from controlplane.exceptions import Conflict
 
 MAX_MILESTONES = 50
+# The hourly auto-accept of milestones past their inspection window: a milestone whose release fails is
+# recorded and retried after these hours (fresh ones first), at most MAX_AUTO_ACCEPT_ATTEMPTS times in all.
+MAX_AUTO_ACCEPT_ATTEMPTS = 5
+AUTO_ACCEPT_RETRY_HOURS = (1, 4, 12, 24)
 
 
 class EscrowError(BillingInvalid):
@@ -23,9 +28,28 @@ class EscrowError(BillingInvalid):
     title = "The escrow agreement is not valid"
 
 
+class EscrowPayeeNotFound(EscrowError):
+    code = "escrow_payee_not_found"
+    title = "No partner of the payee's type has this id"
+
+
+class EscrowPayeeNotQualified(EscrowError):
+    code = "escrow_payee_not_qualified"
+    title = "The payee has not completed its partner qualification"
+
+
+# Payees that are partners, checked when an agreement is created; vendors have no accounts yet.
+PARTNER_PAYEES = frozenset({"reseller", "publisher"})
+
+
 class InvalidMilestoneTransition(Conflict):
     code = "invalid_milestone_transition"
     title = "The milestone cannot do this in its current state"
+
+
+class EscrowUnderReview(Conflict):
+    code = "escrow_milestone_under_review"
+    title = "A milestone is under review; acceptance, its inspection window or staff decide its money"
 
 
 class Status(enum.StrEnum):
@@ -52,10 +76,9 @@ TRANSITIONS: dict[tuple[Status, Action], frozenset[Status]] = {
     (S.SUBMITTED, A.REJECT): frozenset({S.DISPUTED}),
     (S.DISPUTED, A.RESOLVE): frozenset({S.RELEASED, S.REFUNDED, S.SPLIT}),
     (S.PENDING, A.CANCEL): frozenset({S.REFUNDED}),
-    (S.SUBMITTED, A.CANCEL): frozenset({S.REFUNDED}),
-    (S.DISPUTED, A.CANCEL): frozenset({S.REFUNDED}),
 }
 SETTLED = frozenset({S.RELEASED, S.REFUNDED, S.SPLIT})
+UNDER_REVIEW = frozenset({S.SUBMITTED, S.DISPUTED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +97,18 @@ def check_milestones(total_minor: int, amounts: Sequence[int]) -> None:
         raise EscrowError("every milestone's amount_minor must be positive")
     if sum(amounts) != total_minor:
         raise EscrowError(f"the milestones sum to {sum(amounts)}, not the agreement's {total_minor}")
+
+
+def check_cancellable(statuses: Sequence[Status | str]) -> None:
+    """An agreement may be canceled only while none of its milestones is under review (submitted or disputed):
+    delivered work is not the payer's to take back. EscrowUnderReview names the milestones' positions (1-based)."""
+    reviewed = [position for position, status in enumerate(statuses, 1) if Status(status) in UNDER_REVIEW]
+    if reviewed:
+        raise EscrowUnderReview(
+            f"milestones {reviewed} are under review; they must be accepted, auto-accepted or resolved by staff "
+            "before the agreement can be canceled",
+            milestones=reviewed,
+        )
 
 
 def step(

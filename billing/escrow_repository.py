@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from billing.escrow import AUTO_ACCEPT_RETRY_HOURS, MAX_AUTO_ACCEPT_ATTEMPTS
 from controlplane.db import fetch
 
 ESCROW_COLUMNS = (
@@ -15,7 +16,7 @@ ESCROW_COLUMNS = (
 )
 MILESTONE_COLUMNS = (
     "id, escrow_id, position, title, amount_minor, due_at, status, released_minor, refunded_minor, reason, "
-    "submitted_at, updated_at"
+    "submitted_at, updated_at, auto_accept_attempts, auto_accept_error"
 )
 WRITABLE_ESCROW = {
     "status",
@@ -84,13 +85,31 @@ async def update_milestone(milestone_id: uuid.UUID, changes: dict[str, Any]) -> 
 
 
 async def overdue_submissions(now: datetime, limit: int) -> list[dict[str, Any]]:
-    """Across tenants (system context): submitted milestones whose inspection window has passed."""
+    """Across tenants (system context): submitted milestones whose inspection window has passed; one whose
+    release failed comes back after its back-off (AUTO_ACCEPT_RETRY_HOURS), behind fresh ones, at most
+    MAX_AUTO_ACCEPT_ATTEMPTS times."""
     return await fetch(
         "select m.id, m.escrow_id, e.tenant_id from escrow_milestones m join escrows e on e.id = m.escrow_id "
         "where m.status = 'submitted' and m.submitted_at + make_interval(days => e.inspection_days) <= {} "
-        "order by m.submitted_at limit {}",
+        "and m.auto_accept_attempts < {} and (m.auto_accept_failed_at is null or m.auto_accept_failed_at "
+        "+ make_interval(hours => coalesce(({}::int[])[m.auto_accept_attempts], 24)) <= {}) "
+        "order by m.auto_accept_attempts, m.submitted_at limit {}",
+        now,
+        MAX_AUTO_ACCEPT_ATTEMPTS,
+        list(AUTO_ACCEPT_RETRY_HOURS),
         now,
         limit,
+    )
+
+
+async def record_auto_accept_failure(milestone_id: uuid.UUID, error: str) -> None:
+    """Inside the milestone's tenant transaction: one more failed auto-accept, with its error."""
+    await fetch(
+        "update escrow_milestones set auto_accept_attempts = auto_accept_attempts + 1, auto_accept_error = {}, "
+        "auto_accept_failed_at = clock_timestamp(), updated_at = clock_timestamp() "
+        "where id = {} and status = 'submitted'",
+        error[:500],
+        milestone_id,
     )
 
 

@@ -5,6 +5,7 @@ from piccolo.conf.apps import AppConfig
 from billing.tables import (
     BillableMetric,
     BillingCustomer,
+    CommissionCloseIssue,
     CommissionEvent,
     CommissionLineRow,
     CreditNote,
@@ -57,6 +58,7 @@ APP_CONFIG = AppConfig(
         ResellerStatement,
         CommissionLineRow,
         PartnerPayout,
+        CommissionCloseIssue,
     ],
     migration_dependencies=["tenants.piccolo_app"],
 )

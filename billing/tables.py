@@ -257,6 +257,9 @@ class EscrowMilestone(Table, tablename="escrow_milestones", db=ENGINE):
     reason = Text(null=True)
     submitted_at = Timestamptz(null=True, default=None)
     updated_at = Timestamptz()
+    auto_accept_attempts = Integer(default=0)
+    auto_accept_error = Text(null=True)
+    auto_accept_failed_at = Timestamptz(null=True, default=None)
 
 
 class ResellerAgreement(Table, tablename="reseller_agreements", db=ENGINE):
@@ -342,3 +345,21 @@ class Trial(Table, tablename="trials", db=ENGINE):
     used_by = UUID(null=True, default=None)
     used_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz()
+
+
+class CommissionCloseIssue(Table, tablename="commission_close_issues", db=ENGINE):
+    id = UUID(primary_key=True)
+    reseller_id = UUID()
+    month = Date()
+    kind = Text()
+    event_id = UUID(null=True)
+    invoice_id = UUID(null=True)
+    invoice_number = Text(null=True)
+    currency = Varchar(length=3, null=True)
+    net_minor = BigInt(null=True)
+    reason = Text()
+    detail = Text()
+    attempts = Integer()
+    resolved_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz()
+    updated_at = Timestamptz()

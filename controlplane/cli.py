@@ -196,6 +196,12 @@ def partners_close_month(month: str) -> None:
         f"month {report.month}: statements closed: {report.closed}, already closed: {report.already_closed}, "
         f"payable (minor units): {payable}"
     )
+    if report.skipped or report.failed:
+        click.echo(
+            f"events skipped (recorded with their reason): {report.skipped}; resellers failed: {len(report.failed)}"
+        )
+        for reseller_id, reason in report.failed:
+            click.echo(f"  reseller {reseller_id}: {reason} (retried by the next run)")
 
 
 @cli.group("ledger")

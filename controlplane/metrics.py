@@ -146,6 +146,32 @@ ENTITLEMENT_CACHE_LOOKUPS_TOTAL = Counter(
     ["result"],
 )
 
+BATCH_ITEM_FAILURES_TOTAL = Counter(
+    "controlplane_batch_item_failures_total",
+    "Items a batch job could not process (recorded on the item and retried later; the job went on), by batch job "
+    "and reason (a domain error's code, or `unexpected`). The label is `batch_job`: Prometheus owns `job`.",
+    ["batch_job", "reason"],
+)
+
+
+def batch_item_failed(job: str, error: BaseException) -> str:
+    """Count one item's failure in a batch job and log it; the reason, bounded: a domain error's stable code
+    (a fixed set of classes) or `unexpected`. `job` is a fixed name per task, never an id."""
+    reason = str(getattr(error, "code", "")) if getattr(error, "code", None) else "unexpected"
+    if not reason.replace("_", "").isalnum() or len(reason) > 60:
+        reason = "unexpected"
+    BATCH_ITEM_FAILURES_TOTAL.labels(batch_job=job, reason=reason).inc()
+    log.warning("batch job %s: an item failed (%s): %s", job, reason, error, exc_info=reason == "unexpected")
+    return reason
+
+
+def batch_item_detail(reason: str, error: BaseException) -> str:
+    """What may be stored on the failed item and shown to its owner: a domain error's own detail, never the
+    text of an unexpected one (SQL, internals), which goes to the log only."""
+    detail = getattr(error, "detail", None) if reason != "unexpected" else None
+    return f"{reason}: {detail or 'an internal error; the operators are alerted'}"[:500]
+
+
 # Business gauges, read from the database when the API is scraped (billing/business_metrics.py).
 ACTIVE_TENANTS = Gauge("controlplane_active_tenants", "Tenants whose status is active.", multiprocess_mode="mostrecent")
 SUBSCRIPTIONS = Gauge(

@@ -35,6 +35,7 @@ COUNTS = pytest.StashKey[list[str]]()
 TABLES = (
     "tenant_billing_profiles",
     "tenant_webhook_endpoints",
+    "commission_close_issues",
     "commission_lines",
     "reseller_statements",
     "commission_events",

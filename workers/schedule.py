@@ -29,9 +29,10 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "controlplane.partners.expire_checkpoints",
         "schedule": crontab(minute="23", hour="2"),
     },
+    # On the 1st; the 2nd and 3rd retry resellers whose close failed (closing twice changes nothing).
     "close-commission-month": {
         "task": "controlplane.partners.close_month",
-        "schedule": crontab(minute="40", hour="3", day_of_month="1"),
+        "schedule": crontab(minute="40", hour="3", day_of_month="1-3"),
     },
     "send-payouts": {
         "task": "controlplane.partners.send_payouts",

@@ -146,7 +146,8 @@ def expire_partner_checkpoints(as_of: str | None = None) -> int:
 
 @app.task(name="controlplane.partners.close_month")
 def close_commission_month(month: str | None = None) -> dict[str, Any]:
-    """On the 1st: every reseller's statement for the month that just ended. Closing twice changes nothing."""
+    """On the 1st (and the 2nd and 3rd, for resellers whose close failed): every reseller's statement for the
+    month that just ended, each reseller alone. Closing twice changes nothing."""
     settings = app.conf.controlplane_settings
     now = datetime.now(UTC)
     closing = billing.parse_month(month) if month else (now.replace(day=1) - timedelta(days=1)).date().replace(day=1)

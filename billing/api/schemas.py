@@ -285,6 +285,9 @@ class MilestoneRead(Struct, kw_only=True):
     refunded_minor: int
     reason: str | None
     submitted_at: datetime | None
+    # Failed attempts of the hourly auto-accept past the inspection window, and the last one's error.
+    auto_accept_attempts: int = 0
+    auto_accept_error: str | None = None
 
 
 class EscrowRead(Struct, kw_only=True):

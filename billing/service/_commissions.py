@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -19,17 +20,19 @@ from typing import Any
 from billing import commissions, ledger, ledger_repository
 from billing import commissions_repository as repository
 from billing.commissions import Agreement, CommissionLine, Earned, LineKind, PaidInvoice, Refund, Tier
-from billing.errors import BillingInvalid
+from billing.errors import BillingInvalid, CurrencyMismatch
 from billing.money import Money, allocate
 from billing.payments_gateway import InvalidPaymentMethod, PaymentProviderUnavailable, StripeGateway
+from controlplane import metrics
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, partner_tx, system_tx
-from controlplane.exceptions import NotFound
+from controlplane.exceptions import Conflict, NotFound
 from tenants import audit
 from tenants.repository import get_tenant
 from tenants.service import ensure_partner_access
 
 COMMISSION_EXPENSE = "commission_expense"
+log = logging.getLogger("billing.commissions")
 
 
 def reseller_payable(reseller_id: uuid.UUID) -> str:
@@ -197,7 +200,42 @@ def _line(row: dict[str, Any]) -> CommissionLine:
     )
 
 
-async def close_reseller_month(reseller_id: uuid.UUID, month: date) -> dict[str, Any] | None:
+async def _skip_foreign_currency(
+    reseller_id: uuid.UUID, month: date, agreement: Agreement, events: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], int]:
+    """Inside the close's transaction: events of invoices in another currency than the agreement cannot be
+    commissioned (there is no rate between them): each is recorded with its reason, counted, and left out, so
+    one such invoice never stops the reseller's (or anyone's) close. The events kept, and how many were not."""
+    kept, skipped = [], 0
+    for event in events:
+        if event["currency"] == agreement.currency:
+            kept.append(event)
+            continue
+        detail = (
+            f"invoice {event['invoice_number']} is in {event['currency']}, the agreement in {agreement.currency}: "
+            f"its {event['kind']} event is not commissioned"
+        )
+        await repository.insert_skipped_event(
+            {
+                "reseller_id": reseller_id,
+                "month": month,
+                "event_id": event["id"],
+                "invoice_id": event["invoice_id"],
+                "invoice_number": event["invoice_number"],
+                "currency": event["currency"],
+                "net_minor": event["net_minor"],
+                "reason": CurrencyMismatch.code,
+                "detail": detail,
+            }
+        )
+        log.warning("month close %s, reseller %s: %s", month, reseller_id, detail)
+        skipped += 1
+    return kept, skipped
+
+
+async def close_reseller_month(
+    reseller_id: uuid.UUID, month: date, report: CloseReport | None = None
+) -> dict[str, Any] | None:
     """Inside the caller's system transaction: the reseller's statement for `month`, written once. None when
     the reseller has no agreement. Closing a closed month answers with its statement and changes nothing."""
     existing = await repository.get_statement(reseller_id, month)
@@ -211,7 +249,11 @@ async def close_reseller_month(reseller_id: uuid.UUID, month: date) -> dict[str,
     previous = await repository.latest_statement(reseller_id, month)
     carried_in = Money(previous["carried_out_minor"] if previous else 0, agreement.currency)
     earned = {item["invoice_id"]: _earned(item) for item in await repository.commissioned_invoices(reseller_id)}
-    events = await repository.month_events(reseller_id, start, end)
+    events, skipped = await _skip_foreign_currency(
+        reseller_id, month, agreement, await repository.month_events(reseller_id, start, end)
+    )
+    if report is not None:
+        report.skipped += skipped
     paid_events = [e for e in events if e["kind"] == "paid"]
     paid_ids = {e["invoice_id"] for e in paid_events}
     # Refunds of invoices that never earned a line (paid before the agreement) have nothing to take back.
@@ -318,11 +360,16 @@ class CloseReport:
     month: str
     closed: int = 0
     already_closed: int = 0
+    skipped: int = 0  # events left out (an invoice in another currency), each recorded with its reason
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (reseller id, reason): retried by the next run
     payable_minor: dict[str, int] = field(default_factory=dict)
 
 
 async def close_month(month: date, *, now: datetime | None = None, progress: Any = None) -> CloseReport:
-    """Every reseller with an agreement: its statement for `month` (a past month), each in its own transaction."""
+    """Every reseller with an agreement: its statement for `month` (a past month), each in its own transaction.
+    A reseller whose close fails is rolled back alone, recorded (`commission_close_issues`, attempts counted),
+    counted in `controlplane_batch_item_failures_total{batch_job="close_month"}` and retried by the next run (the
+    beat runs on the 1st to the 3rd; closing twice changes nothing); the others close."""
     now = now or datetime.now(UTC)
     if month_bounds(month)[1] > now:
         raise MonthNotOver(f"{month:%Y-%m} has not ended yet")
@@ -330,9 +377,28 @@ async def close_month(month: date, *, now: datetime | None = None, progress: Any
     async with system_tx(SystemReason.PLATFORM_JOB):
         resellers = await repository.resellers_with_agreements()
     for reseller_id in resellers:
-        async with system_tx(SystemReason.PLATFORM_JOB):
-            before = await repository.get_statement(reseller_id, month)
-            statement = await close_reseller_month(reseller_id, month)
+        skipped_before = report.skipped
+        statement = before = None
+        try:
+            async with system_tx(SystemReason.PLATFORM_JOB):
+                before = await repository.get_statement(reseller_id, month)
+                statement = await close_reseller_month(reseller_id, month, report)
+                if statement is not None and before is None:
+                    await repository.resolve_close_failure(reseller_id, month)
+        except Exception as error:  # one reseller never stops the others
+            report.skipped = skipped_before  # rolled back with the rest of this reseller's close
+            statement = None
+            reason = metrics.batch_item_failed("close_month", error)
+            report.failed.append((str(reseller_id), reason))
+            try:
+                async with system_tx(SystemReason.PLATFORM_JOB):
+                    await repository.record_close_failure(reseller_id, month, reason, str(error))
+            except Exception:  # the database itself failed; the next run retries this reseller anyway
+                log.exception("reseller %s: its failed close could not be recorded", reseller_id)
+        if report.skipped > skipped_before:  # counted once committed
+            metrics.BATCH_ITEM_FAILURES_TOTAL.labels(batch_job="close_month", reason=CurrencyMismatch.code).inc(
+                report.skipped - skipped_before
+            )
         if statement is not None:
             if before is None:
                 report.closed += 1
@@ -348,79 +414,122 @@ async def close_month(month: date, *, now: datetime | None = None, progress: Any
 # -- payouts -----------------------------------------------------------------------------------------------
 
 MAX_PAYOUT_ATTEMPTS = 5
+# After a failed attempt n, the next waits PAYOUT_RETRY_HOURS[n - 1]: bounded (five attempts over ~41 hours),
+# and a payout never retried before fresh ones (due payouts are taken by attempts, then age).
+PAYOUT_RETRY_HOURS = (1, 4, 12, 24)
+
+
+class PayoutPayeeUnknown(Conflict):
+    code = "payout_payee_unknown"
+    title = "A payee balance names no partner of its type; staff must settle it"
 
 
 @dataclass
 class PayoutReport:
     paid: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (payout id, reason)
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (payout id or payee account, reason)
 
 
-async def queue_payee_payouts() -> int:
+async def _queue_payee_payout(row: dict[str, Any]) -> None:
+    """Inside the caller's system transaction: one payee balance becomes a payout."""
+    _, payee_type, payee = row["account"].split(":", 2)
+    try:
+        partner_id = uuid.UUID(payee)
+    except ValueError:
+        raise PayoutPayeeUnknown(f"{row['account']} names no partner") from None
+    if await repository.partner_kind(partner_id) != payee_type:
+        raise PayoutPayeeUnknown(f"no {payee_type} {partner_id} to pay")
+    destination = await repository.payout_account(partner_id)
+    await repository.insert_payout(
+        {
+            "partner_id": partner_id,
+            "source": "escrow",
+            "payable_account": row["account"],
+            "up_to_posting_id": row["up_to"],
+            "amount_minor": int(row["owed"]),
+            "currency": row["currency"],
+            "destination": destination,
+            "status": "pending" if destination else "held",
+            "last_error": None if destination else "no payout account: held",
+        }
+    )
+
+
+async def queue_payee_payouts(report: PayoutReport | None = None) -> int:
     """What escrow releases owe partner payees (resellers, publishers) becomes a payout; vendors have no
-    accounts yet. Safe to run twice: a payout is unique per payable account and newest posting."""
+    accounts yet. Safe to run twice: a payout is unique per payable account and newest posting. Each balance
+    is queued in its own transaction: one that names no partner of its type (an agreement from before payees
+    were checked) is counted, reported and left owed, and the others are queued."""
     queued = 0
     async with system_tx(SystemReason.PLATFORM_JOB):
-        for row in await repository.payee_balances():
-            if row["owed"] <= 0:
-                continue
-            partner_id = uuid.UUID(row["account"].rsplit(":", 1)[1])
-            destination = await repository.payout_account(partner_id)
-            await repository.insert_payout(
-                {
-                    "partner_id": partner_id,
-                    "source": "escrow",
-                    "payable_account": row["account"],
-                    "up_to_posting_id": row["up_to"],
-                    "amount_minor": int(row["owed"]),
-                    "currency": row["currency"],
-                    "destination": destination,
-                    "status": "pending" if destination else "held",
-                    "last_error": None if destination else "no payout account: held",
-                }
-            )
-            queued += 1
+        owed = [row for row in await repository.payee_balances() if row["owed"] > 0]
+    for row in owed:
+        try:
+            async with system_tx(SystemReason.PLATFORM_JOB):
+                await _queue_payee_payout(row)
+        except Exception as error:  # one balance never stops the others
+            reason = metrics.batch_item_failed("send_payouts", error)
+            if report is not None:
+                report.failed.append((row["account"], reason))
+            continue
+        queued += 1
     return queued
 
 
-async def send_payouts(gateway: StripeGateway) -> PayoutReport:
-    """The payouts beat task: escrow payees' balances are queued, then each pending or failed payout is sent
-    as a Connect transfer keyed by the payout, so a retry after a lost answer cannot pay twice; a paid one
-    moves the money from its payable account to cash in the ledger. Failures stay visible (status, attempts,
-    last error) and are retried."""
-    await queue_payee_payouts()
+async def send_payouts(gateway: StripeGateway, *, now: datetime | None = None) -> PayoutReport:
+    """The payouts beat task: escrow payees' balances are queued, then each pending payout, and each failed
+    one whose back-off has passed, is sent as a Connect transfer keyed by the payout, so a retry after a lost
+    answer cannot pay twice; a paid one moves the money from its payable account to cash in the ledger.
+    Each payout is its own unit: a failure is recorded on it (status, attempts, last error), counted, and
+    retried on PAYOUT_RETRY_HOURS up to MAX_PAYOUT_ATTEMPTS; the run goes on for the others."""
+    now = now or datetime.now(UTC)
     report = PayoutReport()
+    await queue_payee_payouts(report)
     async with system_tx(SystemReason.PLATFORM_JOB):
-        due = await repository.due_payouts(MAX_PAYOUT_ATTEMPTS, 1000)
+        due = await repository.due_payouts(MAX_PAYOUT_ATTEMPTS, list(PAYOUT_RETRY_HOURS), now, 1000)
     for item in due:
-        async with system_tx(SystemReason.PLATFORM_JOB):
-            payout = await repository.claim_payout(item["id"], MAX_PAYOUT_ATTEMPTS)
-        if payout is None:
-            continue
         try:
-            transfer_id = await asyncio.to_thread(
-                gateway.transfer,
-                f"payout:{payout['id']}",
-                payout["amount_minor"],
-                payout["currency"],
-                payout["destination"],
-            )
-        except (InvalidPaymentMethod, PaymentProviderUnavailable) as error:
-            async with system_tx(SystemReason.PLATFORM_JOB):
-                await repository.settle_payout(payout["id"], "failed", None, str(error.detail)[:500])
-            report.failed.append((str(payout["id"]), str(error.detail)))
-            continue
-        async with system_tx(SystemReason.PLATFORM_JOB):
-            await repository.settle_payout(payout["id"], "paid", transfer_id, None)
-            postings = ledger.balanced(
-                [
-                    ledger.Posting(payout["payable_account"], payout["amount_minor"], payout["currency"]),
-                    ledger.Posting(ledger.CASH, -payout["amount_minor"], payout["currency"]),
-                ]
-            )
-            await ledger_repository.post(None, "payout", payout["id"], f"Payout {transfer_id}", postings)
-        report.paid += 1
+            await _send_payout(gateway, item["id"], report)
+        except Exception as error:  # one payout never stops the others
+            reason = metrics.batch_item_failed("send_payouts", error)
+            report.failed.append((str(item["id"]), reason))
+            try:
+                async with system_tx(SystemReason.PLATFORM_JOB):
+                    await repository.settle_payout(item["id"], "failed", None, metrics.batch_item_detail(reason, error))
+            except Exception:  # the database itself failed; the next run retries the payout
+                log.exception("payout %s: its failure could not be recorded", item["id"])
     return report
+
+
+async def _send_payout(gateway: StripeGateway, payout_id: uuid.UUID, report: PayoutReport) -> None:
+    async with system_tx(SystemReason.PLATFORM_JOB):
+        payout = await repository.claim_payout(payout_id, MAX_PAYOUT_ATTEMPTS)
+    if payout is None:
+        return
+    try:
+        transfer_id = await asyncio.to_thread(
+            gateway.transfer,
+            f"payout:{payout['id']}",
+            payout["amount_minor"],
+            payout["currency"],
+            payout["destination"],
+        )
+    except (InvalidPaymentMethod, PaymentProviderUnavailable) as error:
+        reason = metrics.batch_item_failed("send_payouts", error)
+        async with system_tx(SystemReason.PLATFORM_JOB):
+            await repository.settle_payout(payout["id"], "failed", None, str(error.detail)[:500])
+        report.failed.append((str(payout["id"]), reason))
+        return
+    async with system_tx(SystemReason.PLATFORM_JOB):
+        await repository.settle_payout(payout["id"], "paid", transfer_id, None)
+        postings = ledger.balanced(
+            [
+                ledger.Posting(payout["payable_account"], payout["amount_minor"], payout["currency"]),
+                ledger.Posting(ledger.CASH, -payout["amount_minor"], payout["currency"]),
+            ]
+        )
+        await ledger_repository.post(None, "payout", payout["id"], f"Payout {transfer_id}", postings)
+    report.paid += 1
 
 
 async def list_payouts(actor: Principal, reseller_id: uuid.UUID) -> list[dict[str, Any]]:
@@ -455,7 +564,11 @@ async def get_statement(actor: Principal, reseller_id: uuid.UUID, month: date) -
         row = await repository.get_statement(reseller_id, month)
         if row is None:
             raise StatementNotFound()
-        return {**row, "lines": await repository.statement_lines(row["id"])}
+        return {
+            **row,
+            "lines": await repository.statement_lines(row["id"]),
+            "skipped": await repository.skipped_events(reseller_id, month),
+        }
 
 
 def statement_csv(statement: dict[str, Any]) -> str:

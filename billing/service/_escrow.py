@@ -7,24 +7,35 @@ transactions, with idempotency keys derived from the agreement and milestone ids
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from billing import escrow, escrow_repository, ledger, ledger_repository, payments_repository
 from billing.errors import CurrencyMismatch, EscrowNotFound
-from billing.escrow import Action, InvalidMilestoneTransition, Settlement
+from billing.escrow import (
+    Action,
+    EscrowPayeeNotFound,
+    EscrowPayeeNotQualified,
+    InvalidMilestoneTransition,
+    Settlement,
+)
 from billing.money import exponent
 from billing.payments_gateway import StripeGateway
 from billing.service._access import tenant_of
 from billing.service._payments import NoPaymentMethod
+from controlplane import metrics
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx
 from controlplane.exceptions import Conflict, PaymentRequired
 from tenants import audit
+from tenants.partner_errors import PartnerNotFound, PartnerNotQualified
 from tenants.repository import get_tenant
 from tenants.roles import Permission
-from tenants.service import check_access
+from tenants.service import check_access, ensure_qualified
+
+log = logging.getLogger("billing.escrow")
 
 
 class EscrowNotFunded(Conflict):
@@ -43,6 +54,11 @@ async def create_escrow(actor: Principal, values: dict[str, Any]) -> dict[str, A
     milestones = values["milestones"]
     escrow.check_milestones(values["amount_minor"], [m["amount_minor"] for m in milestones])
     escrow_id = uuid.uuid4()
+    if values["payee_type"] in escrow.PARTNER_PAYEES:
+        # Access first, so a stranger learns nothing of partners; the payee is read in its own context.
+        async with tenant_tx(tenant_id):
+            await check_access(actor, tenant_id, Permission.MANAGE_BILLING, method="POST")
+        await _check_payee(values["payee_type"], values["payee_id"])
     async with tenant_tx(tenant_id):
         await check_access(actor, tenant_id, Permission.MANAGE_BILLING, method="POST")
         tenant = await get_tenant(tenant_id)
@@ -54,6 +70,17 @@ async def create_escrow(actor: Principal, values: dict[str, Any]) -> dict[str, A
             actor, tenant_id, "escrow.created", "escrow", escrow_id, after={"amount_minor": values["amount_minor"]}
         )
         return await _read(escrow_id)
+
+
+async def _check_payee(payee_type: str, payee_id: uuid.UUID) -> None:
+    """A partner payee exists, is of the payee's type and is qualified now; the partner's own required
+    actions are not the payer's to read, so they are not passed on."""
+    try:
+        await ensure_qualified(payee_id, payee_type)
+    except PartnerNotFound:
+        raise EscrowPayeeNotFound(f"no {payee_type} has this id") from None
+    except PartnerNotQualified:
+        raise EscrowPayeeNotQualified(f"the {payee_type} is not qualified to be paid") from None
 
 
 async def _read(escrow_id: uuid.UUID) -> dict[str, Any]:
@@ -238,7 +265,8 @@ async def _close_if_settled(escrow_id: uuid.UUID) -> None:
 
 
 async def cancel_escrow(gateway: StripeGateway, actor: Principal, escrow_id: uuid.UUID) -> dict[str, Any]:
-    """Refund every milestone not yet settled. Cancelling again answers as it is."""
+    """Refund every milestone not yet settled, unless one is under review (EscrowUnderReview, nothing moves).
+    Cancelling again answers as it is."""
     tenant_id = await tenant_of(actor, "escrows", escrow_id, Permission.MANAGE_BILLING, "POST")
     async with tenant_tx(tenant_id):
         row = await escrow_repository.get_escrow(escrow_id, lock=True)
@@ -249,7 +277,11 @@ async def cancel_escrow(gateway: StripeGateway, actor: Principal, escrow_id: uui
         if row["status"] == "funding":
             raise EscrowNotFunded("the agreement is being funded; retry funding first", current_status="funding")
         if row["status"] == "funded":
-            for milestone in await escrow_repository.milestones_of(escrow_id, lock=True):
+            milestones = await escrow_repository.milestones_of(escrow_id, lock=True)
+            # Checked whole before any refund: delivered work is decided by acceptance, the inspection window
+            # or staff, never by the payer's cancel.
+            escrow.check_cancellable([m["status"] for m in milestones])
+            for milestone in milestones:
                 if milestone["status"] in escrow.SETTLED:
                     continue
                 settlement = escrow.step(milestone["status"], Action.CANCEL, milestone["amount_minor"])
@@ -260,7 +292,10 @@ async def cancel_escrow(gateway: StripeGateway, actor: Principal, escrow_id: uui
 
 
 async def accept_overdue(gateway: StripeGateway, now: datetime) -> int:
-    """Beat: a submitted milestone the payer has not answered within the inspection window is accepted."""
+    """Beat: a submitted milestone the payer has not answered within the inspection window is accepted.
+    Each milestone is its own transaction: one whose release fails is recorded on it (attempts, error, when),
+    counted in `controlplane_batch_item_failures_total{batch_job="accept_overdue_milestones"}` and retried on the
+    back-off, and the others are accepted."""
     async with system_tx(SystemReason.PLATFORM_JOB):
         overdue = await escrow_repository.overdue_submissions(now, 1000)
     accepted = 0
@@ -272,4 +307,13 @@ async def accept_overdue(gateway: StripeGateway, now: datetime) -> int:
             accepted += 1
         except (InvalidMilestoneTransition, EscrowNotFunded):
             continue  # answered (or the agreement closed or canceled) meanwhile
+        except Exception as error:  # one milestone never stops the others
+            reason = metrics.batch_item_failed("accept_overdue_milestones", error)
+            try:
+                async with tenant_tx(item["tenant_id"]):
+                    await escrow_repository.record_auto_accept_failure(
+                        item["id"], metrics.batch_item_detail(reason, error)
+                    )
+            except Exception:  # the database itself failed; the milestone is listed again next time
+                log.exception("milestone %s: its failed auto-accept could not be recorded", item["id"])
     return accepted

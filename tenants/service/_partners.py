@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from controlplane import metrics
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, partner_tx, system_tx
 from controlplane.exceptions import StaffOnly
@@ -220,6 +221,9 @@ async def expire_checkpoints(now: datetime | None = None) -> int:
             )
         except InvalidCheckpointTransition:
             continue  # expired or renewed meanwhile
+        except Exception as error:  # one partner's checkpoint never stops the others; the next run retries it
+            metrics.batch_item_failed("expire_partner_checkpoints", error)
+            continue
         expired += 1
     return expired
 

@@ -23,6 +23,7 @@ PARTNER_TABLES = {
     "commission_lines": "reseller_id",
     "commission_events": "reseller_id",
     "partner_payouts": "partner_id",
+    "commission_close_issues": "reseller_id",
 }
 
 

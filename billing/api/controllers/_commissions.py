@@ -64,6 +64,17 @@ class StatementLine(Struct):
     payable_at: datetime
 
 
+class StatementSkippedEvent(Struct):
+    """An owned tenant's invoice the month close left out, and why (e.g. `currency_mismatch`)."""
+
+    invoice_id: uuid.UUID
+    invoice_number: str
+    currency: str
+    net_minor: int
+    reason: str
+    detail: str
+
+
 class StatementRead(Struct):
     id: uuid.UUID
     reseller_id: uuid.UUID
@@ -75,6 +86,7 @@ class StatementRead(Struct):
     carried_out_minor: int
     closed_at: datetime
     lines: list[StatementLine] = []
+    skipped: list[StatementSkippedEvent] = []
 
 
 class StatementList(Struct):

@@ -11,8 +11,10 @@ from typing import Any
 import asyncpg
 import pytest
 from httpx import AsyncClient, Response
+from prometheus_client import REGISTRY
 
 from billing import escrow_repository, service
+from billing.escrow import MAX_AUTO_ACCEPT_ATTEMPTS
 from billing.payments_gateway import StripeGateway
 from controlplane.db import SystemReason, system_tx
 from controlplane.secrets import SecretStore
@@ -28,6 +30,7 @@ from tests.api.billing.test_payments import (
     card,
     stripe_client,
 )
+from tests.api.partners.test_resellers import RESELLER_CHAIN, _qualify, _sign_up
 from tests.conftest import connect_as_inspector
 from tests.factories import Actor, Factory
 
@@ -212,6 +215,57 @@ async def test_the_beat_carries_on_when_a_payer_answered_meanwhile(
     assert (await service.verify_ledger()).ok
 
 
+async def test_a_milestone_that_cannot_be_released_is_recorded_and_never_stops_the_others(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any, stack_env: dict[str, str]
+) -> None:
+    gateway = _gateway(settings)
+    staff, admin, tenant, _ = await _agreement(client, factory, stripe_client)
+    broken = await _create(client, admin.headers, _body(tenant["id"], [500]))
+    healthy = await _create(client, admin.headers, _body(tenant["id"], [700]))
+    for agreement in (broken, healthy):
+        await _fund(client, admin.headers, agreement)
+        await _ok(client, staff.headers, agreement, 0, "submit")
+    # A stored row the ledger refuses (a currency that is no currency): its release cannot be booked.
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        await inspector.execute("update escrows set currency = 'e1!' where id = $1", uuid.UUID(broken["id"]))
+    finally:
+        await inspector.close()
+    later = datetime.now(UTC) + timedelta(days=6)
+
+    before = REGISTRY.get_sample_value(
+        "controlplane_batch_item_failures_total", {"batch_job": "accept_overdue_milestones", "reason": "unexpected"}
+    )
+    assert await service.accept_overdue(gateway, later) == 1
+    released = await _get(client, admin.headers, healthy)
+    assert (released["status"], _statuses(released)) == ("closed", ["released"])
+    after = REGISTRY.get_sample_value(
+        "controlplane_batch_item_failures_total", {"batch_job": "accept_overdue_milestones", "reason": "unexpected"}
+    )
+    assert (after or 0) == (before or 0) + 1
+
+    async def recorded() -> Any:
+        connection = await connect_as_inspector(stack_env)
+        try:
+            return await connection.fetchrow(
+                "select status, auto_accept_attempts, auto_accept_error from escrow_milestones where escrow_id = $1",
+                uuid.UUID(broken["id"]),
+            )
+        finally:
+            await connection.close()
+
+    row = await recorded()
+    assert (row["status"], row["auto_accept_attempts"]) == ("submitted", 1)
+    assert row["auto_accept_error"] == "unexpected: an internal error; the operators are alerted"  # no SQL shown
+    [shown] = (await _get(client, admin.headers, broken))["milestones"]
+    assert (shown["auto_accept_attempts"], shown["auto_accept_error"]) == (1, row["auto_accept_error"])
+    # Retried by later runs, behind healthy work, and only a bounded number of times.
+    for _ in range(8):
+        assert await service.accept_overdue(gateway, later + timedelta(days=2)) == 0
+    row = await recorded()
+    assert (row["status"], row["auto_accept_attempts"]) == ("submitted", MAX_AUTO_ACCEPT_ATTEMPTS)
+
+
 # --- a declined funding card --------------------------------------------------------------------------
 
 
@@ -337,6 +391,44 @@ async def test_bad_agreements_are_refused_and_nothing_is_written(
     # The same body, well formed, is accepted: the refusals above were about what was wrong with each.
     created = await _create(client, admin.headers, good)
     assert (created["status"], created["amount_minor"], len(created["milestones"])) == ("draft", 10_000, 2)
+
+
+async def test_an_escrow_payee_must_be_an_existing_qualified_partner_of_its_kind(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    founder, other_founder, author = await factory.user(), await factory.user(), await factory.user()
+    unqualified = (await _sign_up(client, founder))["id"]
+    qualified = (await _sign_up(client, other_founder))["id"]
+    await _qualify(client, other_founder, staff, qualified, RESELLER_CHAIN)
+    publisher = await client.post(
+        "/v1/partners", json={"kind": "publisher", "name": "Plugin House", "email": "p@h.test"}, headers=author.headers
+    )
+    assert publisher.status_code == 201, publisher.text
+    good = _body(tenant["id"], [3_000, 7_000])
+
+    for payee, code in [
+        ({"type": "reseller", "id": str(uuid.uuid4())}, "escrow_payee_not_found"),  # no such partner
+        ({"type": "publisher", "id": str(uuid.uuid4())}, "escrow_payee_not_found"),
+        ({"type": "publisher", "id": qualified}, "escrow_payee_not_found"),  # a reseller is not a publisher
+        ({"type": "reseller", "id": publisher.json()["id"]}, "escrow_payee_not_found"),
+        ({"type": "reseller", "id": unqualified}, "escrow_payee_not_qualified"),
+        ({"type": "publisher", "id": publisher.json()["id"]}, "escrow_payee_not_qualified"),
+    ]:
+        for _ in range(2):  # the same refusal when repeated
+            refused = assert_problem(
+                await client.post("/v1/escrows", json={**good, "payee": payee}, headers=admin.headers), 422, code
+            )
+            assert "required_actions" not in refused  # the partner's own progress is not the payer's to read
+    counts = await _inspect(stack_env, "select count(*) as escrows from escrows")
+    assert counts[0]["escrows"] == 0
+
+    # A qualified reseller is a payee; vendors have no accounts yet and are named freely.
+    created = await _create(client, admin.headers, {**good, "payee": {"type": "reseller", "id": qualified}})
+    assert created["payee"] == {"type": "reseller", "id": qualified}
+    await _create(client, admin.headers, good)
 
 
 # --- another tenant's agreement ---------------------------------------------------------------------------
@@ -497,12 +589,12 @@ async def test_cancelling_a_funded_agreement_refunds_what_is_not_released(
 ) -> None:
     staff, admin, _, agreement = await _agreement(client, factory, stripe_client)
     await _fund(client, admin.headers, agreement)
-    # Design released; Build submitted; Launch disputed.
+    # Design released; Build disputed and refunded by staff; Launch never delivered.
     await _ok(client, staff.headers, agreement, 0, "submit")
     await _ok(client, admin.headers, agreement, 0, "accept")
     await _ok(client, staff.headers, agreement, 1, "submit")
-    await _ok(client, staff.headers, agreement, 2, "submit")
-    await _ok(client, admin.headers, agreement, 2, "reject", {"reason": "broken"})
+    await _ok(client, admin.headers, agreement, 1, "reject", {"reason": "broken"})
+    await _ok(client, staff.headers, agreement, 1, "resolve", {"outcome": "refund"})
 
     url = f"/v1/escrows/{agreement['id']}"
     canceled = (await client.post(f"{url}/cancel", headers=admin.headers)).json()
@@ -527,6 +619,46 @@ async def test_cancelling_a_funded_agreement_refunds_what_is_not_released(
     [intent] = [i for i in _escrow_intents(stripe_client, agreement["id"]) if i.status == "succeeded"]
     refunds = stripe_client.v1.refunds.list(params={"limit": 100, "payment_intent": intent.id})
     assert sorted(refund.amount for refund in refunds.data) == [2_000, 5_000]
+    report = await service.verify_ledger()
+    assert report.ok, report
+
+
+async def test_a_payer_cannot_cancel_its_way_out_of_a_submitted_or_disputed_milestone(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any, stack_env: dict[str, str]
+) -> None:
+    staff, admin, tenant, agreement = await _agreement(client, factory, stripe_client)
+    await _fund(client, admin.headers, agreement)
+    url = f"/v1/escrows/{agreement['id']}"
+    # Design delivered and submitted; Build delivered, rejected: disputed; Launch pending.
+    await _ok(client, staff.headers, agreement, 0, "submit")
+    await _ok(client, staff.headers, agreement, 1, "submit")
+    await _ok(client, admin.headers, agreement, 1, "reject", {"reason": "not what we asked"})
+
+    async def refused(positions: list[int]) -> None:
+        problem = assert_problem(await client.post(f"{url}/cancel", headers=admin.headers), 409)
+        assert (problem["code"], problem["milestones"]) == ("escrow_milestone_under_review", positions)
+
+    await refused([1, 2])
+    await refused([1, 2])  # a retry is refused the same way and still moves nothing
+    unchanged = await _get(client, admin.headers, agreement)
+    assert (unchanged["status"], _statuses(unchanged)) == ("funded", ["submitted", "disputed", "pending"])
+    assert _money(unchanged) == (10_000, 0, 0, 10_000)
+    assert await _journals_of(stack_env, agreement["id"]) == ["escrow_funding"]
+    [intent] = [i for i in _escrow_intents(stripe_client, agreement["id"]) if i.status == "succeeded"]
+    assert stripe_client.v1.refunds.list(params={"limit": 100, "payment_intent": intent.id}).data == []
+    assert "escrow.canceled" not in await audit_actions(client, staff, tenant["id"])
+
+    # The inspection window decides Design (released to the payee), staff decide Build; then the payer may
+    # cancel what was never delivered.
+    assert await service.accept_overdue(_gateway(settings), datetime.now(UTC) + timedelta(days=6)) == 1
+    await refused([2])
+    await _ok(client, staff.headers, agreement, 1, "resolve", {"outcome": "split", "release_minor": 1_000})
+    canceled = await client.post(f"{url}/cancel", headers=admin.headers)
+    assert canceled.status_code == 200, canceled.text
+    assert _statuses(canceled.json()) == ["released", "split", "refunded"]
+    assert _money(canceled.json()) == (10_000, 4_000, 6_000, 0)
+    refunds = stripe_client.v1.refunds.list(params={"limit": 100, "payment_intent": intent.id})
+    assert sorted(refund.amount for refund in refunds.data) == [2_000, 4_000]
     report = await service.verify_ledger()
     assert report.ok, report
 
@@ -569,11 +701,10 @@ async def test_nothing_reaches_a_payee_except_a_milestone_release(
     await _ok(client, staff.headers, first, 1, "resolve", {"outcome": "split", "release_minor": 500})
     await _ok(client, staff.headers, first, 2, "resolve", {"outcome": "refund"})
     await _ok(client, staff.headers, first, 3, "submit")
-    # Second: a dispute released by staff; the other milestone is canceled while submitted.
+    # Second: a dispute released by staff; the other milestone is canceled before it is delivered.
     await _ok(client, staff.headers, second, 0, "submit")
     await _ok(client, admin.headers, second, 0, "reject", {"reason": "late"})
     await _ok(client, staff.headers, second, 0, "resolve", {"outcome": "release"})
-    await _ok(client, staff.headers, second, 1, "submit")
     assert (await client.post(f"/v1/escrows/{second['id']}/cancel", headers=admin.headers)).status_code == 200
     # Third: Design accepted, Build split, Launch still pending.
     await _ok(client, staff.headers, third, 0, "submit")

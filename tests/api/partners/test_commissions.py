@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from httpx import AsyncClient
+from prometheus_client import REGISTRY
 
 from billing import service as billing
 from controlplane.db import SystemReason, system_tx
@@ -15,7 +16,9 @@ from tenants import partners_repository
 from tests.api._helpers import assert_problem
 from tests.api.billing._support import invoices, plan, subscribe
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
+from tests.api.partners.test_publishers import PUBLISHER_CHAIN
 from tests.api.partners.test_resellers import RESELLER_CHAIN, _qualify, _sign_up
+from tests.conftest import connect_as_inspector
 from tests.factories import Factory
 
 __all__ = ["stripe_client"]  # the fixture, used by name
@@ -185,8 +188,10 @@ async def test_a_payable_statement_is_paid_out_once_and_a_refused_one_stays_visi
     assert failed.paid == 0 and len(failed.failed) == 1
     [refused] = (await client.get(f"/v1/resellers/{closed}/payouts", headers=closed_founder.headers)).json()["items"]
     assert refused["status"] == "failed" and refused["attempts"] == 1 and "closed" in refused["last_error"]
-    for _ in range(6):  # retried until its attempts are used up, never paid
-        await billing.send_payouts(gateway)
+    # Not retried before its back-off has passed; then retried on the schedule until its attempts are used up.
+    assert (await billing.send_payouts(gateway)).failed == []
+    for days in range(1, 7):
+        await billing.send_payouts(gateway, now=datetime.now(UTC) + timedelta(days=days))
     [refused] = (await client.get(f"/v1/resellers/{closed}/payouts", headers=closed_founder.headers)).json()["items"]
     assert refused["status"] == "failed" and refused["attempts"] == 5
 
@@ -204,6 +209,7 @@ async def test_an_escrow_payee_partner_is_paid_out_what_releases_owe_it(
             headers=author.headers,
         )
     ).json()["id"]
+    await _qualify(client, author, staff, publisher, PUBLISHER_CHAIN)  # an escrow pays qualified partners only
     # A publisher's payout account is its connected account, recorded like a reseller's.
     async with system_tx(SystemReason.STAFF_CHANGE):
         await partners_repository.set_stripe_account(uuid.UUID(publisher), "acct_1PluginHouse")
@@ -229,4 +235,183 @@ async def test_an_escrow_payee_partner_is_paid_out_what_releases_owe_it(
     assert (await billing.send_payouts(gateway)).paid == 0  # the balance is paid; nothing new is owed
     [payout] = (await client.get(f"/v1/resellers/{publisher}/payouts", headers=author.headers)).json()["items"]
     assert (payout["source"], payout["amount_minor"], payout["status"]) == ("escrow", 3_000, "paid")
+    assert (await billing.verify_ledger()).ok
+
+
+def _failures(job: str, reason: str) -> float:
+    labels = {"batch_job": job, "reason": reason}
+    return REGISTRY.get_sample_value("controlplane_batch_item_failures_total", labels) or 0.0
+
+
+async def test_one_bad_escrow_payee_never_stops_the_other_payouts(
+    client: AsyncClient, factory: Factory, stripe_client: Any, app: Any, stack_env: dict[str, str]
+) -> None:
+    gateway = app.state.payments
+    reseller, founder, statement = await _closed_month_with_payable(client, factory, stripe_client, "acct_1Northwind")
+    # An agreement from before payees were validated names a reseller that does not exist; its release is owed
+    # to nobody the platform can pay.
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    body = {
+        "tenant_id": tenant["id"],
+        "payee": {"type": "vendor", "id": str(uuid.uuid4())},
+        "currency": "EUR",
+        "amount_minor": 4_000,
+        "milestones": [{"title": "All", "amount_minor": 4_000}],
+    }
+    escrow = (await client.post("/v1/escrows", json=body, headers=admin.headers)).json()
+    ghost = uuid.uuid4()
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        await inspector.execute(
+            "update escrows set payee_type = 'reseller', payee_id = $1 where id = $2", ghost, uuid.UUID(escrow["id"])
+        )
+    finally:
+        await inspector.close()
+    url = f"/v1/escrows/{escrow['id']}"
+    milestone = escrow["milestones"][0]["id"]
+    assert (await client.post(f"{url}/fund", headers=admin.headers)).status_code == 200
+    assert (await client.post(f"{url}/milestones/{milestone}/submit", headers=staff.headers)).status_code == 200
+    assert (await client.post(f"{url}/milestones/{milestone}/accept", headers=admin.headers)).status_code == 200
+
+    before = _failures("send_payouts", "payout_payee_unknown")
+    report = await billing.send_payouts(gateway)
+    assert report.paid == 1
+    assert report.failed == [(f"payee_payable:reseller:{ghost}", "payout_payee_unknown")]
+    assert _failures("send_payouts", "payout_payee_unknown") == before + 1
+    [payout] = (await client.get(f"/v1/resellers/{reseller}/payouts", headers=founder.headers)).json()["items"]
+    assert (payout["status"], payout["amount_minor"]) == ("paid", statement["payable_minor"])
+    # The bad balance stays owed and visible on every run (for staff to settle); it stops nothing.
+    again = await billing.send_payouts(gateway)
+    assert (again.paid, again.failed) == (0, [(f"payee_payable:reseller:{ghost}", "payout_payee_unknown")])
+    assert (await billing.verify_ledger()).ok
+
+
+# --- the month close goes on for every reseller ------------------------------------------------------------
+
+
+async def _qualified_reseller(
+    client: AsyncClient, factory: Factory, staff: Any, agreement: dict[str, Any]
+) -> tuple[str, Any]:
+    founder = await factory.user()
+    reseller = (await _sign_up(client, founder))["id"]
+    await _qualify(client, founder, staff, reseller, RESELLER_CHAIN)
+    put = await client.put(f"/v1/resellers/{reseller}/agreement", json=agreement, headers=staff.headers)
+    assert put.status_code == 200, put.text
+    return reseller, founder
+
+
+async def _paid_owned_invoice(
+    client: AsyncClient, staff: Any, founder: Any, reseller: str, stripe_client: Any, currency: str
+) -> dict[str, Any]:
+    body = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "currency": currency, "reseller_id": reseller}
+    created = await client.post("/v1/tenants", json=body, headers=founder.headers)
+    assert created.status_code == 201, created.text
+    tenant = created.json()
+    code = f"p{uuid.uuid4().hex[:6]}"
+    await plan(client, staff.headers, code, [{"type": "flat", "amount_minor": 10000}], currency=currency)
+    await subscribe(client, staff.headers, tenant["id"], code)
+    [invoice] = await invoices(client, staff.headers, tenant["id"])
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)
+    assert paid.status_code == 200, paid.text
+    return invoice
+
+
+async def _statement(client: AsyncClient, founder: Any, reseller: str, month: date) -> Any:
+    return await client.get(f"/v1/resellers/{reseller}/statements/{month:%Y-%m}", headers=founder.headers)
+
+
+async def test_an_invoice_in_another_currency_is_skipped_with_its_reason_and_every_reseller_closes(
+    client: AsyncClient, factory: Factory, stripe_client: Any
+) -> None:
+    staff = await factory.staff()
+    mixed, mixed_founder = await _qualified_reseller(client, factory, staff, AGREEMENT)
+    plain, plain_founder = await _qualified_reseller(client, factory, staff, AGREEMENT)
+    euros = await _paid_owned_invoice(client, staff, mixed_founder, mixed, stripe_client, "EUR")
+    dollars = await _paid_owned_invoice(client, staff, mixed_founder, mixed, stripe_client, "USD")
+    await _paid_owned_invoice(client, staff, plain_founder, plain, stripe_client, "EUR")
+
+    before = _failures("close_month", "currency_mismatch")
+    report = await billing.close_month(_this_month(), now=_after_this_month())
+    assert (report.closed, report.failed, report.skipped) == (2, [], 1)
+    assert _failures("close_month", "currency_mismatch") == before + 1
+
+    statement = (await _statement(client, mixed_founder, mixed, _this_month())).json()
+    assert [line["invoice_number"] for line in statement["lines"]] == [euros["number"]]
+    [skipped] = statement["skipped"]
+    assert (skipped["invoice_id"], skipped["invoice_number"], skipped["currency"], skipped["reason"]) == (
+        dollars["id"],
+        dollars["number"],
+        "USD",
+        "currency_mismatch",
+    )
+    assert skipped["net_minor"] == dollars["subtotal_minor"] and "USD" in skipped["detail"]
+    plain_statement = (await _statement(client, plain_founder, plain, _this_month())).json()
+    assert (len(plain_statement["lines"]), plain_statement["skipped"]) == (1, [])
+
+    # Closing again changes nothing and skips nothing twice.
+    again = await billing.close_month(_this_month(), now=_after_this_month())
+    assert (again.closed, again.already_closed, again.skipped, again.failed) == (0, 2, 0, [])
+    assert _failures("close_month", "currency_mismatch") == before + 1
+    assert len((await _statement(client, mixed_founder, mixed, _this_month())).json()["skipped"]) == 1
+    assert (await billing.verify_ledger()).ok
+
+
+async def test_a_reseller_whose_close_fails_is_recorded_retried_and_stops_no_other(
+    client: AsyncClient, factory: Factory, stripe_client: Any, stack_env: dict[str, str]
+) -> None:
+    staff = await factory.staff()
+    # Its line waits past next month's close; then its agreement moves to another currency.
+    broken, broken_founder = await _qualified_reseller(client, factory, staff, {**AGREEMENT, "pending_days": 70})
+    fine, fine_founder = await _qualified_reseller(client, factory, staff, AGREEMENT)
+    await _paid_owned_invoice(client, staff, broken_founder, broken, stripe_client, "EUR")
+    await _paid_owned_invoice(client, staff, fine_founder, fine, stripe_client, "EUR")
+    assert (await billing.close_month(_this_month(), now=_after_this_month())).closed == 2
+    moved = await client.put(
+        f"/v1/resellers/{broken}/agreement",
+        json={**AGREEMENT, "currency": "USD", "pending_days": 70},
+        headers=staff.headers,
+    )
+    assert moved.status_code == 200, moved.text
+
+    next_month = _after_this_month().date().replace(day=1)
+    later = _after_this_month() + timedelta(days=40)
+    before = _failures("close_month", "currency_mismatch")
+    report = await billing.close_month(next_month, now=later)
+    assert (report.closed, report.failed) == (1, [(broken, "currency_mismatch")])
+    assert _failures("close_month", "currency_mismatch") == before + 1
+    assert (await _statement(client, fine_founder, fine, next_month)).status_code == 200
+    assert_problem(await _statement(client, broken_founder, broken, next_month), 404, "statement_not_found")
+
+    async def issue() -> Any:
+        inspector = await connect_as_inspector(stack_env)
+        try:
+            return await inspector.fetchrow(
+                "select kind, reason, attempts, resolved_at from commission_close_issues "
+                "where reseller_id = $1 and month = $2",
+                uuid.UUID(broken),
+                next_month,
+            )
+        finally:
+            await inspector.close()
+
+    recorded = await issue()
+    assert (recorded["kind"], recorded["reason"], recorded["attempts"], recorded["resolved_at"]) == (
+        "close_failed",
+        "currency_mismatch",
+        1,
+        None,
+    )
+    # The next run retries it (and only it: the others are closed); once the cause is fixed it closes.
+    retried = await billing.close_month(next_month, now=later)
+    assert (retried.closed, retried.already_closed, retried.failed) == (0, 1, [(broken, "currency_mismatch")])
+    assert (await issue())["attempts"] == 2
+    await client.put(f"/v1/resellers/{broken}/agreement", json={**AGREEMENT, "pending_days": 70}, headers=staff.headers)
+    fixed = await billing.close_month(next_month, now=later)
+    assert (fixed.closed, fixed.failed) == (1, [])
+    assert (await issue())["resolved_at"] is not None
+    assert (await _statement(client, broken_founder, broken, next_month)).status_code == 200
     assert (await billing.verify_ledger()).ok

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from httpx import AsyncClient
+from prometheus_client import REGISTRY
 
 from tenants import service
 from tests.api._helpers import assert_problem
+from tests.conftest import connect_as_inspector
 from tests.factories import Actor, Factory
 
 RESELLER_CHAIN = (
@@ -210,3 +212,33 @@ async def test_a_reseller_admin_cannot_set_commercial_terms_when_creating_a_tena
         400,
         "currency_required",
     )
+
+
+async def test_one_checkpoint_that_cannot_expire_never_stops_the_others(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    staff = await factory.staff()
+    retired_founder, founder = await factory.user(), await factory.user()
+    retired = (await _sign_up(client, retired_founder))["id"]
+    pid = (await _sign_up(client, founder))["id"]
+    await _qualify(client, founder, staff, pid, RESELLER_CHAIN)
+    # An approval of a checkpoint since retired from the chain, lapsed before anyone else's (listed first).
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        await inspector.execute(
+            "insert into partner_checkpoints (partner_id, code, status, evidence, submitted_at, approved_at, "
+            "expires_at) values ($1, 'retired_check', 'approved', '{}'::jsonb, now() - interval '2 years', "
+            "now() - interval '2 years', now() - interval '1 year')",
+            uuid.UUID(retired),
+        )
+    finally:
+        await inspector.close()
+
+    labels = {"batch_job": "expire_partner_checkpoints", "reason": "unknown_checkpoint"}
+    before = REGISTRY.get_sample_value("controlplane_batch_item_failures_total", labels)
+    later = datetime.now(UTC) + timedelta(days=366)
+    assert await service.expire_checkpoints(later) == 1  # the training lapsed; the retired one is counted, skipped
+    after = REGISTRY.get_sample_value("controlplane_batch_item_failures_total", labels)
+    assert (after or 0) == (before or 0) + 1
+    view = (await client.get(f"/v1/partners/{pid}/qualification", headers=founder.headers)).json()
+    assert view["required_actions"] == ["resubmit_sales_training_certified"]

@@ -17,11 +17,14 @@ from billing.escrow import (
     MAX_MILESTONES,
     SETTLED,
     TRANSITIONS,
+    UNDER_REVIEW,
     Action,
     EscrowError,
+    EscrowUnderReview,
     InvalidMilestoneTransition,
     Settlement,
     Status,
+    check_cancellable,
     check_milestones,
     held,
     step,
@@ -41,8 +44,6 @@ LEGAL: dict[tuple[Status, Action], set[Status]] = {
     (Status.SUBMITTED, Action.REJECT): {Status.DISPUTED},
     (Status.DISPUTED, Action.RESOLVE): {Status.RELEASED, Status.REFUNDED, Status.SPLIT},
     (Status.PENDING, Action.CANCEL): {Status.REFUNDED},
-    (Status.SUBMITTED, Action.CANCEL): {Status.REFUNDED},
-    (Status.DISPUTED, Action.CANCEL): {Status.REFUNDED},
 }
 ILLEGAL = [(status, action) for status in Status for action in Action if (status, action) not in LEGAL]
 
@@ -55,7 +56,7 @@ def test_the_table_is_the_documented_one() -> None:
     assert SETTLED == {Status.RELEASED, Status.REFUNDED, Status.SPLIT}
     # A settled milestone never moves again.
     assert not [key for key in TRANSITIONS if key[0] in SETTLED]
-    assert len(ILLEGAL) == len(Status) * len(Action) - 7
+    assert len(ILLEGAL) == len(Status) * len(Action) - 5
 
 
 @pytest.mark.parametrize(
@@ -65,8 +66,6 @@ def test_the_table_is_the_documented_one() -> None:
         (Status.SUBMITTED, Action.ACCEPT, Settlement(Status.RELEASED, release_minor=AMOUNT)),
         (Status.SUBMITTED, Action.REJECT, Settlement(Status.DISPUTED)),
         (Status.PENDING, Action.CANCEL, Settlement(Status.REFUNDED, refund_minor=AMOUNT)),
-        (Status.SUBMITTED, Action.CANCEL, Settlement(Status.REFUNDED, refund_minor=AMOUNT)),
-        (Status.DISPUTED, Action.CANCEL, Settlement(Status.REFUNDED, refund_minor=AMOUNT)),
     ],
 )
 def test_every_legal_step_and_its_settlement(status: Status, action: Action, expected: Settlement) -> None:
@@ -74,6 +73,24 @@ def test_every_legal_step_and_its_settlement(status: Status, action: Action, exp
     # The stored status arrives as text; it reads the same.
     assert step(status.value, action, AMOUNT) == expected
     assert expected.status in TRANSITIONS[(status, action)]
+
+
+@pytest.mark.parametrize("status", [Status.SUBMITTED, Status.DISPUTED])
+def test_a_payer_cannot_cancel_a_milestone_once_it_is_submitted(status: Status) -> None:
+    # Delivered work is decided by acceptance, the inspection window or staff, never by the payer's cancel.
+    with pytest.raises(InvalidMilestoneTransition):
+        step(status, Action.CANCEL, AMOUNT)
+    with pytest.raises(EscrowUnderReview) as raised:
+        check_cancellable([Status.RELEASED, Status.PENDING, status.value, Status.REFUNDED])
+    assert raised.value.code == "escrow_milestone_under_review"
+    assert isinstance(raised.value, Conflict)  # a 409
+    assert raised.value.extra["milestones"] == [3]  # positions, 1-based
+    assert UNDER_REVIEW == {Status.SUBMITTED, Status.DISPUTED}
+
+
+def test_an_agreement_whose_milestones_are_pending_or_settled_may_be_canceled() -> None:
+    check_cancellable([])
+    check_cancellable([Status.PENDING, Status.RELEASED, "refunded", Status.SPLIT])
 
 
 @pytest.mark.parametrize(
@@ -203,15 +220,17 @@ def test_random_sequences_keep_held_non_negative_and_the_books_agree(report: Cal
     @PROPERTY
     @given(amount_lists, st.lists(moves, min_size=4, max_size=60), st.sampled_from(["EUR", "USD", "JPY"]))
     # Besides the random ones, one sequence known to reach every settlement and a cancel, so the counts below
-    # never depend on luck: release, a dispute split, a dispute refunded, a dispute released, then cancel.
+    # never depend on luck: release, a dispute split, a dispute refunded, a dispute released, a cancel refused
+    # while a milestone is submitted, its acceptance, then the cancel.
     @example(
-        [300, 500, 700, 900, 1_100],
+        [300, 500, 700, 900, 1_100, 1_300],
         [
             (0, None, "release", 0.1),
             *[(1, None, "split", 0.2), (1, None, "split", 0.9), (1, None, "split", 0.3)],
             *[(2, None, "refund", 0.0), (2, None, "refund", 0.9), (2, None, "refund", 0.0)],
             *[(3, None, "release", 0.0), (3, None, "release", 0.9), (3, None, "release", 0.0)],
-            *[(4, Action.SUBMIT, "release", 0.0), (0, Action.ACCEPT, "release", 0.0), (4, Action.CANCEL, "split", 0.5)],
+            *[(4, Action.SUBMIT, "release", 0.0), (0, Action.ACCEPT, "release", 0.0), (5, Action.CANCEL, "split", 0.5)],
+            *[(4, Action.ACCEPT, "release", 0.0), (5, Action.CANCEL, "split", 0.5)],
         ],
         "EUR",
     )
@@ -226,6 +245,7 @@ def test_random_sequences_keep_held_non_negative_and_the_books_agree(report: Cal
     # The sequences reached every kind of settlement and a cancel (not only illegal steps).
     assert all(tally[status] > 0 for status in Status if status is not Status.PENDING), dict(tally)
     assert tally["canceled"] > 0, dict(tally)
+    assert tally["cancel_refused"] > 0, dict(tally)  # a cancel while a milestone was under review
     report(
         f"escrow: {tally['sequences']} operation sequences (random, plus one fixed; {tally['steps']} legal steps) "
         "kept held >= 0, every journal balanced and the held account at -held"
@@ -289,6 +309,13 @@ def play(amounts: list[int], sequence: list[tuple[int, Action | None, str, float
             accept_or_reject = Action.ACCEPT if fraction < 0.5 else Action.REJECT
             action = FORWARD.get(statuses[index], accept_or_reject)
         if action is Action.CANCEL:
+            # A milestone under review (submitted or disputed) keeps the agreement from being canceled.
+            if any(status in UNDER_REVIEW for status in statuses):
+                with pytest.raises(EscrowUnderReview):
+                    check_cancellable(statuses)
+                reached["cancel_refused"] += 1
+                continue
+            check_cancellable(statuses)
             # The agreement is canceled: every milestone not yet settled is refunded; nothing moves after.
             for other, status in enumerate(statuses):
                 if status not in SETTLED:
