@@ -306,8 +306,9 @@ async def _qualified_reseller(
 async def _paid_owned_invoice(
     client: AsyncClient, staff: Any, founder: Any, reseller: str, stripe_client: Any, currency: str
 ) -> dict[str, Any]:
+    # Staff set a tenant's currency (a commercial term), even apart from the reseller's agreement.
     body = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "currency": currency, "reseller_id": reseller}
-    created = await client.post("/v1/tenants", json=body, headers=founder.headers)
+    created = await client.post("/v1/tenants", json=body, headers=staff.headers)
     assert created.status_code == 201, created.text
     tenant = created.json()
     code = f"p{uuid.uuid4().hex[:6]}"
