@@ -31,6 +31,14 @@ STRIPE_PATH = "platform/stripe"
 class SecretsUnavailable(ServiceUnavailable):
     code = "secrets_unavailable"
     title = "The secret store is unavailable"
+    dependency = "openbao"
+
+
+class OpenBaoUnavailable(SecretsUnavailable):
+    """OpenBao cannot be reached, times out, is sealed or answers 5xx: an outage, not a refusal."""
+
+    code = "openbao_unavailable"
+    title = "OpenBao is unavailable"
 
 
 class SecretNotFound(NotFound):
@@ -52,9 +60,20 @@ class VersionedSecret:
     created_time: datetime
 
 
+# OpenBao down, unreachable, slow, sealed or failing (5xx), rather than refusing the request (403, 400).
+_OUTAGES: tuple[type[Exception], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    hvac.exceptions.VaultDown,
+    hvac.exceptions.InternalServerError,
+    hvac.exceptions.BadGateway,
+)
+
+
 @contextmanager
 def openbao_errors() -> Iterator[None]:
-    """hvac and requests errors as this module's: `SecretNotFound`, `SecretConflict`, `SecretsUnavailable`."""
+    """hvac and requests errors as this module's: `SecretNotFound`, `SecretConflict`, `OpenBaoUnavailable` (an
+    outage: unreachable, timed out, sealed, 5xx) or `SecretsUnavailable` (any other refusal)."""
     try:
         yield
     except hvac.exceptions.InvalidPath as exc:
@@ -63,6 +82,8 @@ def openbao_errors() -> Iterator[None]:
         if "check-and-set" in str(exc):
             raise SecretConflict("the secret changed since the version read") from exc
         raise SecretsUnavailable(f"OpenBao: {type(exc).__name__}") from exc
+    except _OUTAGES as exc:
+        raise OpenBaoUnavailable(f"OpenBao: {type(exc).__name__}") from exc
     except (hvac.exceptions.VaultError, requests.RequestException) as exc:
         raise SecretsUnavailable(f"OpenBao: {type(exc).__name__}") from exc
 
