@@ -83,4 +83,3 @@ class DatabaseUnavailable(ServiceUnavailable):
     code = "database_unavailable"
     title = "The database is unavailable"
     dependency = "database"
-

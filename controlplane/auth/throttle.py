@@ -132,4 +132,4 @@ class SignInThrottle:
             log.warning("sign-in throttle: could not release a reservation", exc_info=True)
 
     async def _give_back(self, keys: tuple[str, str]) -> None:
-        await self.redis.eval(_GIVE_BACK, len(keys), *keys)  # type: ignore[misc]
+        await self.redis.eval(_GIVE_BACK, len(keys), *keys)

@@ -128,7 +128,9 @@ async def test_an_openbao_outage_is_a_503_openbao_unavailable_with_retry_after(
     assert _unavailable_count("openbao") == before + 1
 
 
-async def test_sign_in_stays_throttled_while_redis_is_down(app: Litestar, client: AsyncClient, factory: Factory) -> None:
+async def test_sign_in_stays_throttled_while_redis_is_down(
+    app: Litestar, client: AsyncClient, factory: Factory
+) -> None:
     victim = await factory.user()
     throttle = app.state.sign_in_throttle
     dead = aioredis.from_url(f"redis://127.0.0.1:{_closed_port()}/0", socket_connect_timeout=1.0)
