@@ -205,6 +205,11 @@ PasswordProvider = Callable[[], Awaitable[str]]
 _PASSWORD_RETRY_DELAYS = (0.1, 0.3, 0.6)
 
 
+# A new connection that takes longer (an unreachable host drops packets) is an outage (`DatabaseUnavailable`), not
+# asyncpg's 60 s wait per request.
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
 def configure(dsn: str, *, password: PasswordProvider | None = None) -> None:
     ENGINE.config = {"dsn": dsn} if password is None else {"dsn": dsn, "password": password}
 
@@ -224,7 +229,9 @@ async def start_pool(
         raise RuntimeError("a connection pool is already running; stop it first")
     configure(dsn, password=password)
     extra: dict[str, Any] = {} if password is None else {"connect": _connect_through_rotation}
-    await ENGINE.start_connection_pool(min_size=min_size, max_size=max_size, init=_instrument_connection, **extra)
+    await ENGINE.start_connection_pool(
+        min_size=min_size, max_size=max_size, init=_instrument_connection, timeout=CONNECT_TIMEOUT_SECONDS, **extra
+    )
 
 
 async def _connect_through_rotation(*args: Any, **kwargs: Any) -> asyncpg.Connection:
