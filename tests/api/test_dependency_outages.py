@@ -13,12 +13,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import hvac
+import pytest
 import redis.asyncio as aioredis
 from httpx import AsyncClient
 from litestar import Litestar
 from prometheus_client import REGISTRY
 
 from controlplane import db
+from controlplane.exceptions import DatabaseUnavailable
 from controlplane.settings import Settings
 from controlplane.tenant_vault import TenantVault
 from tests.api._helpers import assert_problem
@@ -145,3 +147,15 @@ async def test_sign_in_stays_throttled_while_redis_is_down(
         await dead.aclose()
     assert_problem(locked, 429, "too_many_attempts")
     assert int(locked.headers["Retry-After"]) > 0
+
+
+async def test_a_connection_lost_inside_a_transaction_is_database_unavailable_and_leaks_nothing(
+    client: AsyncClient, settings: Settings
+) -> None:
+    # More times than the pool has connections: a connection not given back would leave the pool empty.
+    for _ in range(settings.db_pool_max_size + 2):
+        with pytest.raises(DatabaseUnavailable):
+            async with db.anonymous_tx():
+                await db.fetch("select pg_terminate_backend(pg_backend_pid())")
+    async with db.anonymous_tx():
+        assert await db.fetch("select 1 as one") == [{"one": 1}]
