@@ -29,6 +29,7 @@ class InvalidPaymentMethod(InvalidInput):
 class PaymentProviderUnavailable(ServiceUnavailable):
     code = "payment_provider_unavailable"
     title = "Stripe could not be reached; nothing was charged twice, retry later"
+    dependency = "stripe"
 
 
 class WebhookRejected(BadRequest):

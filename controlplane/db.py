@@ -30,9 +30,122 @@ from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.querystring import QueryString
 
 from controlplane import context, metrics
+from controlplane.exceptions import DatabaseUnavailable
 
 log = logging.getLogger("controlplane.db")
 T = TypeVar("T")
+
+
+# What says PostgreSQL cannot be reached or the connection was lost (a restart, a failover, an outage), as
+# opposed to an error of the statement: refused or reset sockets and timeouts (OSError), class 08 (connection
+# exceptions, e.g. ConnectionDoesNotExistError), 57P01-57P03 (admin or crash shutdown, "cannot connect now":
+# starting up or shutting down) and 53300 (too many connections).
+_CONNECTION_LOST: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+)
+
+
+def is_connection_lost(exc: BaseException) -> bool:
+    """True when `exc` means the database is unreachable or dropped the connection (not a statement's error)."""
+    if isinstance(exc, _CONNECTION_LOST):
+        return True
+    # asyncpg's "connection is closed" / "cannot rollback; the connection is closed".
+    return isinstance(exc, asyncpg.exceptions.InterfaceError) and "closed" in str(exc)
+
+
+def _unavailable(exc: BaseException) -> DatabaseUnavailable:
+    log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+    return DatabaseUnavailable("The database is unavailable; retry shortly")
+
+
+class _Transaction(PostgresTransaction):
+    """Piccolo's transaction, with connection losses translated into `DatabaseUnavailable` (a 503 naming the
+    database, never a 500) and the connection always given back to the pool.
+
+    A pooled connection found broken at BEGIN (PostgreSQL restarted since it was last used) is replaced and the
+    transaction begun once more: nothing was done on it, so this is safe whatever the request. A connection lost
+    later is not retried: what the unit of work did is rolled back by PostgreSQL, except at COMMIT, whose outcome
+    is then unknown; either way the client gets the 503 and retries (every state-changing handler is safe to
+    retry).
+    """
+
+    __slots__ = ()
+
+    async def __aenter__(self) -> PostgresTransaction:
+        if self._parent is not None:
+            return self._parent
+        for attempt in (1, 2):
+            try:
+                connection = await self.get_connection()
+            except Exception as exc:
+                if is_connection_lost(exc):
+                    raise _unavailable(exc) from exc
+                raise
+            transaction = connection.transaction()
+            try:
+                await transaction.start()
+            except BaseException as exc:
+                await self._give_back(connection)
+                if not is_connection_lost(exc):
+                    raise
+                if attempt == 2:
+                    raise _unavailable(exc) from exc
+                metrics.DB_CONNECTION_RETRIES_TOTAL.inc()
+                log.info("pooled connection broken at BEGIN (%s): beginning again on another", type(exc).__name__)
+                continue
+            self.connection, self.transaction = connection, transaction
+            break
+        self.context = self.engine.current_transaction.set(self)
+        return self
+
+    async def __aexit__(self, exception_type: Any, exception: BaseException | None, traceback: Any) -> bool:
+        if self._parent:
+            return exception is None
+        lost = exception is not None and self._lost(exception)
+        try:
+            if exception is not None:
+                if not self._rolled_back:
+                    try:
+                        await self.rollback()
+                    except Exception as failed:
+                        if not is_connection_lost(failed):
+                            raise
+                        lost = True  # PostgreSQL rolls back a transaction whose connection ends
+            elif not self._committed and not self._rolled_back:
+                try:
+                    await self.commit()
+                except Exception as failed:
+                    if is_connection_lost(failed):
+                        # It may have committed: never begun again here.
+                        raise _unavailable(failed) from failed
+                    raise
+        finally:
+            await self._give_back(self.connection)
+            self.engine.current_transaction.reset(self.context)
+        if lost:
+            assert exception is not None
+            raise _unavailable(exception) from exception
+        return exception is None
+
+    def _lost(self, exception: BaseException) -> bool:
+        # An OSError of the unit of work's own (a file, say) is the database's only if its connection is gone.
+        if isinstance(exception, OSError) and not self.connection.is_closed():
+            return False
+        return is_connection_lost(exception)
+
+    async def _give_back(self, connection: asyncpg.Connection) -> None:
+        try:
+            if self.engine.pool:
+                await self.engine.pool.release(connection)
+            else:
+                await connection.close()
+        except Exception:
+            log.warning("could not give a database connection back", exc_info=True)
 
 
 class _DeferredEngine(PostgresEngine):
@@ -40,6 +153,18 @@ class _DeferredEngine(PostgresEngine):
         # Piccolo connects at construction to check the server version; ours is built at import, before
         # settings exist, so the check is skipped (startup checks the database role instead).
         return None
+
+    def transaction(self, allow_nested: bool = True) -> PostgresTransaction:
+        return _Transaction(engine=self, allow_nested=allow_nested)
+
+    async def run_querystring(self, querystring: QueryString, in_pool: bool = True) -> Any:
+        try:
+            return await super().run_querystring(querystring, in_pool)
+        except Exception as exc:
+            # Inside a transaction, the transaction translates (and rolls back) on the way out.
+            if self.current_transaction.get() is None and is_connection_lost(exc):
+                raise _unavailable(exc) from exc
+            raise
 
 
 # Tables bind to this engine at import; `start_pool` / `configure` point it at the configured database.
@@ -80,6 +205,11 @@ PasswordProvider = Callable[[], Awaitable[str]]
 _PASSWORD_RETRY_DELAYS = (0.1, 0.3, 0.6)
 
 
+# A new connection that takes longer (an unreachable host drops packets) is an outage (`DatabaseUnavailable`), not
+# asyncpg's 60 s wait per request.
+CONNECT_TIMEOUT_SECONDS = 10.0
+
+
 def configure(dsn: str, *, password: PasswordProvider | None = None) -> None:
     ENGINE.config = {"dsn": dsn} if password is None else {"dsn": dsn, "password": password}
 
@@ -99,7 +229,9 @@ async def start_pool(
         raise RuntimeError("a connection pool is already running; stop it first")
     configure(dsn, password=password)
     extra: dict[str, Any] = {} if password is None else {"connect": _connect_through_rotation}
-    await ENGINE.start_connection_pool(min_size=min_size, max_size=max_size, init=_instrument_connection, **extra)
+    await ENGINE.start_connection_pool(
+        min_size=min_size, max_size=max_size, init=_instrument_connection, timeout=CONNECT_TIMEOUT_SECONDS, **extra
+    )
 
 
 async def _connect_through_rotation(*args: Any, **kwargs: Any) -> asyncpg.Connection:

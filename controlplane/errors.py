@@ -16,6 +16,7 @@ from litestar.openapi import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 from msgspec import UNSET, Struct, UnsetType
 
+from controlplane import metrics
 from controlplane.exceptions import (
     BadRequest,
     Conflict,
@@ -74,7 +75,7 @@ PROBLEM_DESCRIPTIONS: dict[int, str] = {
     413: "The request body is too large",
     422: "A value is not valid here, or the Idempotency-Key was used with another request",
     429: "Too many attempts; retry after the Retry-After header's seconds",
-    503: "A service the control plane depends on is unavailable",
+    503: "A service the control plane depends on is unavailable; retry after the Retry-After header's seconds",
 }
 
 
@@ -88,7 +89,7 @@ class Problem(Struct, kw_only=True):
     code: str
     errors: list[dict[str, Any]] | UnsetType = UNSET  # validation errors: which fields failed and why
     checks: dict[str, str] | UnsetType = UNSET  # readiness: each dependency's result
-    retry_after_seconds: int | UnsetType = UNSET  # rate limits: also sent as Retry-After
+    retry_after_seconds: int | UnsetType = UNSET  # rate limits and outages: also sent as Retry-After
     required_actions: list[str] | UnsetType = UNSET  # what unblocks the request (e.g. pay_invoice)
 
 
@@ -126,8 +127,13 @@ def problem(status: int, code: str, detail: str, *, title: str | None = None, **
 
 
 def domain_error_handler(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, Any]]:
-    response = problem(status_for(exc), exc.code, exc.detail, title=exc.title, **exc.extra)
-    if isinstance(exc, RateLimited):
+    extra = exc.extra
+    if isinstance(exc, ServiceUnavailable):
+        # An outage of a dependency: a named 503 the client may retry (Retry-After), counted by dependency.
+        metrics.DEPENDENCY_UNAVAILABLE_TOTAL.labels(dependency=exc.dependency).inc()
+        extra = {"retry_after_seconds": exc.retry_after_seconds, **extra}
+    response = problem(status_for(exc), exc.code, exc.detail, title=exc.title, **extra)
+    if isinstance(exc, RateLimited | ServiceUnavailable):
         response.headers["Retry-After"] = str(exc.retry_after_seconds)
     return response
 

@@ -71,3 +71,15 @@ class RateLimited(DomainError):
 class ServiceUnavailable(DomainError):
     code = "service_unavailable"
     title = "A service the control plane depends on is unavailable"
+    # Which one (a bounded metric label: controlplane_dependency_unavailable_total{dependency}), and when to
+    # try again (the Retry-After header).
+    dependency: ClassVar[str] = "other"
+    retry_after_seconds: ClassVar[int] = 5
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """PostgreSQL cannot be reached, refuses connections, or dropped the connection mid-request."""
+
+    code = "database_unavailable"
+    title = "The database is unavailable"
+    dependency = "database"

@@ -294,3 +294,18 @@ def _http_series(method: str, route: str, status: int) -> tuple[Any, Any]:
     # `labels()` costs microseconds a call; the label sets are few (templates x methods x statuses).
     labels = {"method": method, "route": route, "status": str(status)}
     return HTTP_REQUESTS_TOTAL.labels(**labels), HTTP_REQUEST_SECONDS.labels(**labels)
+
+
+DEPENDENCY_UNAVAILABLE_TOTAL = Counter(
+    "controlplane_dependency_unavailable_total",
+    "Requests answered 503 because a dependency was unavailable, by dependency (database, redis, openbao, ...).",
+    ["dependency"],
+)
+DB_CONNECTION_RETRIES_TOTAL = Counter(
+    "controlplane_db_connection_retries_total",
+    "Transactions whose pooled connection was found broken (a PostgreSQL restart) at BEGIN and were begun again.",
+)
+THROTTLE_FALLBACK_TOTAL = Counter(
+    "controlplane_signin_throttle_fallback_total",
+    "Sign-in attempts counted by the per-process fallback throttle because Redis was unavailable.",
+)

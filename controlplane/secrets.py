@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -31,6 +33,14 @@ STRIPE_PATH = "platform/stripe"
 class SecretsUnavailable(ServiceUnavailable):
     code = "secrets_unavailable"
     title = "The secret store is unavailable"
+    dependency = "openbao"
+
+
+class OpenBaoUnavailable(SecretsUnavailable):
+    """OpenBao cannot be reached, times out, is sealed or answers 5xx: an outage, not a refusal."""
+
+    code = "openbao_unavailable"
+    title = "OpenBao is unavailable"
 
 
 class SecretNotFound(NotFound):
@@ -52,9 +62,20 @@ class VersionedSecret:
     created_time: datetime
 
 
+# OpenBao down, unreachable, slow, sealed or failing (5xx), rather than refusing the request (403, 400).
+_OUTAGES: tuple[type[Exception], ...] = (
+    requests.ConnectionError,
+    requests.Timeout,
+    hvac.exceptions.VaultDown,
+    hvac.exceptions.InternalServerError,
+    hvac.exceptions.BadGateway,
+)
+
+
 @contextmanager
 def openbao_errors() -> Iterator[None]:
-    """hvac and requests errors as this module's: `SecretNotFound`, `SecretConflict`, `SecretsUnavailable`."""
+    """hvac and requests errors as this module's: `SecretNotFound`, `SecretConflict`, `OpenBaoUnavailable` (an
+    outage: unreachable, timed out, sealed, 5xx) or `SecretsUnavailable` (any other refusal)."""
     try:
         yield
     except hvac.exceptions.InvalidPath as exc:
@@ -63,6 +84,8 @@ def openbao_errors() -> Iterator[None]:
         if "check-and-set" in str(exc):
             raise SecretConflict("the secret changed since the version read") from exc
         raise SecretsUnavailable(f"OpenBao: {type(exc).__name__}") from exc
+    except _OUTAGES as exc:
+        raise OpenBaoUnavailable(f"OpenBao: {type(exc).__name__}") from exc
     except (hvac.exceptions.VaultError, requests.RequestException) as exc:
         raise SecretsUnavailable(f"OpenBao: {type(exc).__name__}") from exc
 
@@ -155,13 +178,28 @@ class SecretStore:
         """`keep_alive` every `interval` seconds until cancelled; a failure is logged and tried again."""
         while True:
             await asyncio.sleep(interval)
-            try:
-                outcome = await asyncio.to_thread(self.keep_alive)
-            except SecretsUnavailable as exc:
-                log.warning("OpenBao token not kept alive: %s", exc.detail)
-                continue
-            if outcome != "fresh":
-                log.info("OpenBao token %s", outcome.replace("_", " "))
+            await asyncio.to_thread(self._keep_alive_logged)
+
+    def keep_token_alive_in_thread(self, *, interval: float = 30.0) -> threading.Event:
+        """`keep_alive` every `interval` seconds in a daemon thread (processes without an event loop of their own:
+        Celery workers); set the returned event to stop it."""
+        stop = threading.Event()
+
+        def run() -> None:
+            while not stop.wait(interval):
+                self._keep_alive_logged()
+
+        threading.Thread(target=run, name="openbao-token", daemon=True).start()
+        return stop
+
+    def _keep_alive_logged(self) -> None:
+        try:
+            outcome = self.keep_alive()
+        except SecretsUnavailable as exc:
+            log.warning("OpenBao token not kept alive: %s", exc.detail)
+            return
+        if outcome != "fresh":
+            log.info("OpenBao token %s", outcome.replace("_", " "))
 
     def is_ready(self) -> bool:
         """True when OpenBao answers, is unsealed and our token is valid."""
@@ -178,3 +216,25 @@ class SecretStore:
         with openbao_errors():
             data = self._client.auth.token.lookup_self()["data"]
         return "root" in (data.get("policies") or [])
+
+
+_process_store: tuple[tuple[Any, ...], SecretStore, threading.Event] | None = None
+_process_lock = threading.Lock()
+
+
+def process_store(settings: Settings) -> SecretStore:
+    """This process's one secret store: logged in at first use, then shared by every later caller (each Celery
+    task run) with its token kept alive in a thread, renewed or replaced by a new login as the API's is.
+
+    Made again in a forked child (a prefork pool's process: the parent's keep-alive thread does not follow it)
+    and for other settings.
+    """
+    global _process_store
+    key = (os.getpid(), settings.bao_addr, settings.bao_token, settings.bao_role_id, settings.bao_secret_id)
+    with _process_lock:
+        if _process_store is None or _process_store[0] != key:
+            store = SecretStore.connect(settings)
+            if _process_store is not None:
+                _process_store[2].set()  # this process's previous store's keeper, if any
+            _process_store = (key, store, store.keep_token_alive_in_thread())
+        return _process_store[1]

@@ -121,6 +121,7 @@ class ApiKeyRequired(PermissionDenied):
 class SigningUnavailable(ServiceUnavailable):
     code = "license_signing_unavailable"
     title = "License signing is unavailable"
+    dependency = "openbao"
 
 
 class SeatsInUse(Conflict):

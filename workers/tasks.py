@@ -12,7 +12,8 @@ from billing import hooks as billing_hooks
 from billing import service as billing
 from billing.payments_gateway import StripeGateway
 from controlplane import db_credentials, maintenance, rotation
-from controlplane.secrets import SecretStore
+from controlplane.db import run_with_pool
+from controlplane.secrets import process_store
 from controlplane.stripe_client import make_stripe_client
 from controlplane.tenant_vault import TenantVault
 from plugins_registry import service as plugins
@@ -26,7 +27,9 @@ T = TypeVar("T")
 
 
 def _with_pool(settings: Any, work: Callable[[], Awaitable[T]], *, max_size: int = 2) -> T:
-    return db_credentials.run_with_app_pool(settings, work, max_size=max_size)
+    # With BAO_DB_STATIC_ROLE, each new connection reads OpenBao's current password with the worker's token.
+    password = db_credentials.password_for(settings, process_store(settings)) if settings.bao_db_static_role else None
+    return run_with_pool(settings.database_url, work, max_size=max_size, password=password)
 
 
 @app.task(name="controlplane.export_tenant")
@@ -48,7 +51,7 @@ BILLING_CONCURRENCY = 4
 
 
 def _gateway(settings: Any) -> StripeGateway:
-    secrets = SecretStore.connect(settings)
+    secrets = process_store(settings)  # one OpenBao login per worker process, not per task run
     return StripeGateway(make_stripe_client(settings, secrets), reload=lambda: make_stripe_client(settings, secrets))
 
 
@@ -131,7 +134,7 @@ def deliver_webhooks() -> dict[str, int]:
     """Every minute: due plugin events posted to their tenants' endpoints, signed with each tenant's secret
     (at least once; receivers deduplicate on Webhook-Id). Two runs at once claim different events."""
     settings = app.conf.controlplane_settings
-    vault = TenantVault(SecretStore.connect(settings).client)
+    vault = TenantVault(process_store(settings).client)
     production = settings.env == "production"
     return dataclasses.asdict(_with_pool(settings, lambda: plugins.deliver_due(vault, production=production)))
 
@@ -171,7 +174,7 @@ def rotate_secrets(what: str = "all", only_due: bool = True) -> list[dict[str, s
     skipped, and a rotation keeps every key a live token or stored ciphertext needs."""
     settings = app.conf.controlplane_settings
     outcomes = rotation.rotate_configured(
-        settings, SecretStore.connect(settings), rotation.parse_what(what), actor="celery", only_due=only_due
+        settings, process_store(settings), rotation.parse_what(what), actor="celery", only_due=only_due
     )
     if failed := [outcome for outcome in outcomes if outcome.outcome == "failure"]:
         raise rotation.RotationFailed("; ".join(f"{outcome.secret}: {outcome.detail}" for outcome in failed))

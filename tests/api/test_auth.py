@@ -226,3 +226,25 @@ async def test_parallel_guesses_cannot_pass_the_limit_together(client: AsyncClie
     statuses = sorted(response.status_code for response in await asyncio.gather(*guesses))
     assert statuses.count(401) == 10, statuses
     assert statuses.count(429) == 15, statuses
+
+
+async def test_a_reservation_given_back_after_its_window_ended_leaves_no_counter_without_a_window(
+    app: Litestar, stack_env: dict[str, str]
+) -> None:
+    import redis.asyncio as aioredis
+
+    from controlplane.auth.throttle import SignInThrottle
+
+    redis_client = aioredis.from_url(stack_env["REDIS_URL"])
+    try:
+        throttle = SignInThrottle(redis_client, window_seconds=60)
+        email, address = f"late-{uuid.uuid4().hex}@example.com", "198.51.100.7"
+        await throttle.reserve(email, address)
+        keys = [key async for key in redis_client.scan_iter(match="controlplane:throttle:signin:*")]
+        assert len(keys) >= 2
+        await redis_client.delete(*keys)  # the window ended while the password was checked
+        await throttle.succeeded(email, address)
+        # No counter at -1 with no expiry, which would then count failures forever.
+        assert [key async for key in redis_client.scan_iter(match="controlplane:throttle:signin:*")] == []
+    finally:
+        await redis_client.aclose()
