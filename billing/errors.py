@@ -86,3 +86,12 @@ class CreditExceedsRemainder(Conflict):
 class PastStartForbidden(PermissionDenied):
     code = "past_start_forbidden"
     title = "Only platform staff may start a subscription in the past"
+
+
+class AmountOutOfRange(Conflict):
+    """A line or an invoice beyond the bounds of `billing.limits` (e.g. usage accumulated past what any invoice
+    may bill). The billing cycle records it on the subscription; a cancel or change that would bill it is
+    refused with this code."""
+
+    code = "amount_out_of_range"
+    title = "The amount is beyond what an invoice may bill"

@@ -118,6 +118,11 @@ class SubscriptionRead(Struct, kw_only=True):
     pending_plan_code: str | None
     pending_seats: int | None
     created_at: datetime
+    # Set while the billing cycle cannot bill the subscription: why, since when, how often, and the next try.
+    billing_error: str | None = None
+    billing_error_at: datetime | None = None
+    billing_attempts: int = 0
+    billing_retry_at: datetime | None = None
 
 
 class SubscriptionPage(Struct, kw_only=True):

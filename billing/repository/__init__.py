@@ -51,6 +51,7 @@ from billing.repository._subscriptions import (
     SUBSCRIPTION_FROM,
     USAGE_WINDOW_LOCK,
     WRITABLE_SUBSCRIPTION,
+    clear_billing_failure,
     count_due_subscriptions,
     due_subscriptions,
     get_subscription,
@@ -58,6 +59,7 @@ from billing.repository._subscriptions import (
     list_subscriptions,
     live_subscription,
     lock_usage_window,
+    record_billing_failure,
     update_subscription,
 )
 from billing.repository._usage import aggregate_usage, insert_usage_events, stored_keys
@@ -75,6 +77,7 @@ __all__ = [
     "USAGE_WINDOW_LOCK",
     "WRITABLE_SUBSCRIPTION",
     "aggregate_usage",
+    "clear_billing_failure",
     "consume_pending_items",
     "count_due_subscriptions",
     "credit_notes_of",
@@ -105,6 +108,7 @@ __all__ = [
     "open_pending_items",
     "plan_version",
     "plans_by_id",
+    "record_billing_failure",
     "resource_tenant",
     "set_invoice_status",
     "stored_keys",
