@@ -155,8 +155,9 @@ def check(
     if event.value is not None:
         if not event.value.is_finite() or not _in_range(event.value):
             return Rejection(
-                index, "invalid_value", f"value must be a finite number of at most {MAX_USAGE_VALUE} with at most "
-                f"{MAX_PLACES} decimal places"
+                index,
+                "invalid_value",
+                f"value must be a finite number of at most {MAX_USAGE_VALUE} with at most {MAX_PLACES} decimal places",
             )
         if event.value < 0:
             return Rejection(index, "negative_value", "value must not be negative")

@@ -120,9 +120,7 @@ async def record_failure(
         if row is None:
             return 0
         before = int(row["billing_attempts"])
-        await repository.record_billing_failure(
-            subscription_id, reason, as_of, as_of - grace + retry_delay(before + 1)
-        )
+        await repository.record_billing_failure(subscription_id, reason, as_of, as_of - grace + retry_delay(before + 1))
         return before
 
 
