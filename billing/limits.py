@@ -19,6 +19,7 @@ arithmetic, so that nothing the API accepts can overflow a column or a sum downs
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 BIGINT_MAX = 2**63 - 1
@@ -37,6 +38,10 @@ MAX_INVOICE_MINOR = 10**17  # |an invoice's subtotal|
 MAX_TAX_BPS = 10_000  # 100 %
 MAX_AMOUNT_MINOR = 10**15  # a credit note, refund, escrow agreement or milestone
 MAX_GRACE_HOURS = 720  # a tenant's invoice drafts are finalized within 30 days
+# Moments a client may name (a subscription's start, a milestone's due date): far from datetime's own limits,
+# so converting to UTC or adding periods (up to a year per boundary) never leaves them.
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
 assert MAX_UNIT_PRICE_MINOR * MAX_SEATS <= MAX_LINE_MINOR
 assert MAX_FLAT_MINOR <= MAX_LINE_MINOR

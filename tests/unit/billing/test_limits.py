@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from billing import limits
@@ -65,3 +66,21 @@ def test_an_invoice_beyond_the_bound_raises_amount_out_of_range() -> None:
 def test_a_tax_rate_beyond_100_percent_raises() -> None:
     with pytest.raises(AmountOutOfRange):
         totals([100], limits.MAX_TAX_BPS + 1)
+
+
+def test_the_tenants_terms_and_the_plugin_prices_are_bounded_as_billing_computes_with_them() -> None:
+    from plugins_registry.api.schemas import PriceMinor, Seats
+    from tenants.api.schemas import GraceHours, TaxRateBps
+
+    def bounds(annotated: object) -> msgspec.inspect.Type:
+        info = msgspec.inspect.type_info(annotated)
+        return info.type if isinstance(info, msgspec.inspect.Metadata) else info
+
+    assert bounds(TaxRateBps) == msgspec.inspect.IntType(ge=0, le=limits.MAX_TAX_BPS)
+    assert bounds(GraceHours) == msgspec.inspect.IntType(ge=0, le=limits.MAX_GRACE_HOURS)
+    seats = msgspec.inspect.type_info(Seats)
+    assert isinstance(seats, msgspec.inspect.IntType) and seats.le is not None and seats.le <= limits.MAX_SEATS
+    assert msgspec.convert(limits.MAX_UNIT_PRICE_MINOR, PriceMinor) == limits.MAX_UNIT_PRICE_MINOR
+    for refused in (limits.MAX_UNIT_PRICE_MINOR + 1, "1000000000.5", "1e9", "-1"):
+        with pytest.raises(msgspec.ValidationError):
+            msgspec.convert(refused, PriceMinor)
