@@ -142,6 +142,19 @@ async def test_one_subscription_whose_invoice_overflows_fails_alone_and_is_recor
         f"/v1/subscriptions/{bad}/cancel", json={"at_period_end": False}, headers=staff.headers
     )
     assert_problem(response, 409, "amount_out_of_range")
+    await plan(
+        client,
+        staff.headers,
+        "heavier",
+        [
+            {"type": "flat", "amount_minor": 2000},
+            {"type": "metered", "metric_code": "bytes", "model": "per_unit", "unit_amount_minor": PRICE},
+        ],
+    )
+    response = await client.post(
+        f"/v1/subscriptions/{bad}/change", json={"plan_code": "heavier"}, headers=staff.headers
+    )
+    assert_problem(response, 409, "amount_out_of_range")
 
     # The same run again: the failed subscription waits for its back-off; nothing else is due.
     again = await service.run_cycle(BOUNDARY + timedelta(hours=2), grace=GRACE)
