@@ -100,6 +100,8 @@ class Invoice(Table, tablename="invoices", db=ENGINE):
     issued_at = Timestamptz(null=True, default=None)
     voided_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz()
+    finalize_error = Text(null=True, default=None)
+    finalize_attempts = Integer(default=0)
 
 
 class InvoiceLine(Table, tablename="invoice_lines", db=ENGINE):

@@ -91,6 +91,12 @@ BILLING_SUBSCRIPTION_FAILURES_TOTAL = Counter(
     "recorded on the subscription and retried on a back-off.",
     ["reason"],
 )
+BILLING_FINALIZE_FAILURES_TOTAL = Counter(
+    "controlplane_billing_finalize_failures_total",
+    "Draft invoices that could not be finalized, by reason; each is recorded on the invoice and retried on a "
+    "back-off.",
+    ["reason"],
+)
 PAYMENTS_TOTAL = Counter(
     "controlplane_payments_total",
     "Invoice collection attempts answered by Stripe, by outcome (succeeded, failed).",

@@ -1,5 +1,6 @@
 """A subscription the billing cycle could not bill records why (its reason, when, how many attempts) and when it
-is retried next; the cycle bills the healthy ones first and retries these on a bounded back-off."""
+is retried next; the cycle bills the healthy ones first and retries these on a bounded back-off. A draft
+invoice that cannot be finalized records the same way."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
@@ -17,6 +18,11 @@ alter table subscriptions
     add column billing_retry_at timestamptz,
     add check ((billing_error is null) = (billing_retry_at is null));
 create index subscriptions_retry_idx on subscriptions (billing_retry_at) where billing_retry_at is not null;
+
+-- A draft that could not be finalized: why, and how often; its finalize_at is moved to the next retry.
+alter table invoices
+    add column finalize_error text check (length(finalize_error) between 1 and 1000),
+    add column finalize_attempts integer not null default 0 check (finalize_attempts >= 0);
 """
 
 

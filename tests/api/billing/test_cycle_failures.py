@@ -207,3 +207,53 @@ async def test_any_error_of_one_subscription_is_recorded_on_it_and_the_cycle_goe
     assert recorded["billing_attempts"] == 1
     for sub in (good, other):
         assert (await _subscription(client, staff.headers, sub))["current_period_end"].startswith("2026-03-01")
+
+
+async def test_a_draft_that_cannot_be_finalized_fails_alone_and_is_retried_after_a_back_off(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    staff = await factory.staff()
+    await plan(client, staff.headers, "basic", [{"type": "flat", "amount_minor": 1000}])
+    tenants = [await factory.tenant(staff, invoice_grace_hours=2) for _ in range(2)]
+    for tenant in tenants:
+        await subscribe(client, staff.headers, tenant["id"], "basic")
+    broken, fine = (uuid.UUID(tenant["id"]) for tenant in tenants)
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        # Taking the broken tenant's next invoice number overflows: its draft cannot be finalized.
+        await inspector.execute("update tenants set invoice_sequence = $1 where id = $2", 2**63 - 1, broken)
+        due = utcnow() + timedelta(hours=3)
+        before = (
+            REGISTRY.get_sample_value("controlplane_billing_finalize_failures_total", {"reason": "unexpected"}) or 0.0
+        )
+
+        assert await service.finalize_due_drafts(due) == 1
+        drafts = {
+            row["tenant_id"]: row
+            for row in await inspector.fetch(
+                "select tenant_id, status, number, finalize_error, finalize_attempts, finalize_at from invoices "
+                "where tenant_id = any($1::uuid[])",
+                [broken, fine],
+            )
+        }
+        assert (drafts[fine]["status"], drafts[fine]["finalize_error"]) == ("finalized", None)
+        failed = drafts[broken]
+        assert (failed["status"], failed["number"], failed["finalize_attempts"]) == ("draft", None, 1)
+        assert failed["finalize_error"].startswith("unexpected: NumericValueOutOfRangeError")
+        assert failed["finalize_at"] == due + timedelta(hours=1)
+        assert (
+            REGISTRY.get_sample_value("controlplane_billing_finalize_failures_total", {"reason": "unexpected"})
+            == before + 1
+        )
+
+        # Not retried before its back-off; repaired, it is finalized at its retry and its record cleared.
+        assert await service.finalize_due_drafts(due) == 0
+        await inspector.execute("update tenants set invoice_sequence = 0 where id = $1", broken)
+        assert await service.finalize_due_drafts(due + timedelta(hours=1)) == 1
+        row = await inspector.fetchrow(
+            "select status, number, finalize_error, finalize_attempts from invoices where tenant_id = $1", broken
+        )
+        assert (row["status"], row["finalize_error"], row["finalize_attempts"]) == ("finalized", None, 0)
+        assert row["number"].endswith("-000001")
+    finally:
+        await inspector.close()
