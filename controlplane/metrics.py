@@ -93,8 +93,7 @@ BILLING_SUBSCRIPTION_FAILURES_TOTAL = Counter(
 )
 BILLING_FINALIZE_FAILURES_TOTAL = Counter(
     "controlplane_billing_finalize_failures_total",
-    "Draft invoices that could not be finalized, by reason; each is recorded on the invoice and retried on a "
-    "back-off.",
+    "Draft invoices that could not be finalized, by reason; each is recorded on the invoice and retried on a back-off.",
     ["reason"],
 )
 PAYMENTS_TOTAL = Counter(
