@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
+from billing import limits
 from billing.errors import InvalidCharge
 from billing.money import decimal_of, exponent
 
@@ -20,6 +21,15 @@ ProrationMode = Literal["immediate", "next_period"]
 AGGREGATIONS = ("count", "sum", "max", "unique_count", "latest")
 MAX_CHARGES = 50
 MAX_TIERS = 20
+# The largest value of each numeric field of a charge (see billing.limits for why).
+FIELD_LIMITS: dict[str, int] = {
+    "amount_minor": limits.MAX_FLAT_MINOR,
+    "flat_amount_minor": limits.MAX_FLAT_MINOR,
+    "min_amount_minor": limits.MAX_FLAT_MINOR,
+    "unit_amount_minor": limits.MAX_UNIT_PRICE_MINOR,
+    "up_to": limits.MAX_UNITS,
+    "free_units": limits.MAX_UNITS,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,14 +98,16 @@ def _amount(raw: dict[str, Any], key: str, where: str, *, required: bool = True)
         raise InvalidCharge(str(error)) from None
     if value < 0:
         raise InvalidCharge(f"{where}: {key} must not be negative")
-    if value.as_tuple().exponent < -12 or value > Decimal(10) ** 15:  # type: ignore[operator]
-        raise InvalidCharge(f"{where}: {key} is out of range")
+    if value.as_tuple().exponent < -limits.MAX_PLACES or value > FIELD_LIMITS[key]:  # type: ignore[operator]
+        raise InvalidCharge(
+            f"{where}: {key} is out of range (at most {FIELD_LIMITS[key]}, {limits.MAX_PLACES} decimal places)"
+        )
     return value
 
 
 def _whole(raw: dict[str, Any], key: str, where: str, *, default: int | None = None, minimum: int = 0) -> int:
     value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or value > 10**12:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or value > limits.MAX_PACKAGE_SIZE:
         raise InvalidCharge(f"{where}: {key} must be a whole number of at least {minimum}")
     return value
 

@@ -91,3 +91,12 @@ class PastStartForbidden(PermissionDenied):
 class InvalidTrialGrant(BillingInvalid):
     code = "invalid_trial_grant"
     title = "A trial grant names exactly one plan_code or plugin_id"
+
+
+class AmountOutOfRange(Conflict):
+    """A line or an invoice beyond the bounds of `billing.limits` (e.g. usage accumulated past what any invoice
+    may bill). The billing cycle records it on the subscription; a cancel or change that would bill it is
+    refused with this code."""
+
+    code = "amount_out_of_range"
+    title = "The amount is beyond what an invoice may bill"

@@ -13,6 +13,8 @@ from decimal import ROUND_CEILING, Decimal
 from typing import Literal
 
 from billing.catalogue import Charge, Plan
+from billing.errors import AmountOutOfRange
+from billing.limits import MAX_LINE_MINOR
 from billing.money import round_minor
 from billing.periods import Period, prorate
 
@@ -30,6 +32,14 @@ class Line:
     period: Period
     metric_code: str | None = None
     charge_index: int | None = None
+
+    def __post_init__(self) -> None:
+        # Checked before rounding: a figure this large is never stored (see billing.limits).
+        if abs(self.precise_amount) > MAX_LINE_MINOR:
+            raise AmountOutOfRange(
+                f"{self.description}: the line's amount is beyond {MAX_LINE_MINOR} minor units",
+                limit_minor=MAX_LINE_MINOR,
+            )
 
     @property
     def amount_minor(self) -> int:

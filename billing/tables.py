@@ -48,6 +48,10 @@ class Subscription(Table, tablename="subscriptions", db=ENGINE):
     pending_seats = Integer(null=True, default=None)
     created_at = Timestamptz()
     updated_at = Timestamptz()
+    billing_error = Text(null=True, default=None)
+    billing_error_at = Timestamptz(null=True, default=None)
+    billing_attempts = Integer(default=0)
+    billing_retry_at = Timestamptz(null=True, default=None)
 
 
 class SubscriptionAddon(Table, tablename="subscription_addons", db=ENGINE):
@@ -99,6 +103,8 @@ class Invoice(Table, tablename="invoices", db=ENGINE):
     issued_at = Timestamptz(null=True, default=None)
     voided_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz()
+    finalize_error = Text(null=True, default=None)
+    finalize_attempts = Integer(default=0)
 
 
 class InvoiceLine(Table, tablename="invoice_lines", db=ENGINE):

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
+from billing.errors import AmountOutOfRange
+from billing.limits import MAX_INVOICE_MINOR, MAX_TAX_BPS
 from billing.money import round_minor
 
 BPS = Decimal(10_000)
-MAX_TAX_BPS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +30,14 @@ def tax_of(subtotal_minor: int, tax_rate_bps: int) -> int:
 
 
 def totals(line_amounts: list[int], tax_rate_bps: int) -> Totals:
+    """Raises AmountOutOfRange beyond the bounds of billing.limits (then the total could not be stored)."""
     subtotal = sum(line_amounts, 0)
+    if abs(subtotal) > MAX_INVOICE_MINOR:
+        raise AmountOutOfRange(
+            f"the invoice's subtotal is beyond {MAX_INVOICE_MINOR} minor units", limit_minor=MAX_INVOICE_MINOR
+        )
+    if not 0 <= tax_rate_bps <= MAX_TAX_BPS:
+        raise AmountOutOfRange(f"the tax rate must be 0 to {MAX_TAX_BPS} basis points")
     tax = tax_of(subtotal, tax_rate_bps)
     return Totals(subtotal, tax, subtotal + tax)
 

@@ -17,11 +17,13 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta
 
+from billing.limits import MAX_PLACES, MAX_USAGE_VALUE
+
 MAX_BATCH = 1000
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_PROPERTIES_BYTES = 8192
-# Values beyond this many integer digits or decimal places are refused rather than stored rounded.
-MAX_DIGITS, MAX_PLACES = 20, 12
+# A value beyond MAX_USAGE_VALUE or with more than MAX_PLACES decimal places is refused rather than stored
+# (or rounded): see billing.limits for how the bound keeps invoices within bigint.
 
 Key = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
 MetricCode = Annotated[str, Meta(min_length=1, max_length=63, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -126,7 +128,7 @@ def _number(value: Any) -> Decimal | None:
 
 def _in_range(number: Decimal) -> bool:
     exponent = number.as_tuple().exponent
-    return isinstance(exponent, int) and exponent >= -MAX_PLACES and number.adjusted() < MAX_DIGITS
+    return isinstance(exponent, int) and exponent >= -MAX_PLACES and abs(number) <= MAX_USAGE_VALUE
 
 
 def check(
@@ -152,7 +154,11 @@ def check(
         properties_json = raw_properties.decode()
     if event.value is not None:
         if not event.value.is_finite() or not _in_range(event.value):
-            return Rejection(index, "invalid_value", "value must be a finite number of reasonable size")
+            return Rejection(
+                index,
+                "invalid_value",
+                f"value must be a finite number of at most {MAX_USAGE_VALUE} with at most {MAX_PLACES} decimal places",
+            )
         if event.value < 0:
             return Rejection(index, "negative_value", "value must not be negative")
     aggregation, field = metric["aggregation"], metric["field"]
@@ -168,7 +174,9 @@ def check(
             else:
                 number = _number(raw)
                 if number is None or not _in_range(number):
-                    return Rejection(index, "invalid_value", f"properties.{field} must be a number")
+                    return Rejection(
+                        index, "invalid_value", f"properties.{field} must be a number of at most {MAX_USAGE_VALUE}"
+                    )
                 if number < 0:
                     return Rejection(index, "negative_value", f"properties.{field} must not be negative")
         elif event.value is None:

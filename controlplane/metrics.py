@@ -85,6 +85,17 @@ BILLING_FAILURES_TOTAL = Counter(
     "controlplane_billing_failures_total",
     "Subscriptions whose billing failed in a cycle (each is retried by the next cycle).",
 )
+BILLING_SUBSCRIPTION_FAILURES_TOTAL = Counter(
+    "controlplane_billing_subscription_failures_total",
+    "Subscriptions the billing cycle could not bill, by reason (a billing error code, or unexpected); each is "
+    "recorded on the subscription and retried on a back-off.",
+    ["reason"],
+)
+BILLING_FINALIZE_FAILURES_TOTAL = Counter(
+    "controlplane_billing_finalize_failures_total",
+    "Draft invoices that could not be finalized, by reason; each is recorded on the invoice and retried on a back-off.",
+    ["reason"],
+)
 PAYMENTS_TOTAL = Counter(
     "controlplane_payments_total",
     "Invoice collection attempts answered by Stripe, by outcome (succeeded, failed).",

@@ -4,18 +4,21 @@ fractional are decimal strings. Input structs reject unknown fields."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from billing import limits
 from tenants.api.schemas import Currency, Input, Name
 
 Code = Annotated[str, Meta(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
 FieldName = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
-Seats = Annotated[int, Meta(ge=1, le=1_000_000)]
+Seats = Annotated[int, Meta(ge=1, le=limits.MAX_SEATS)]
+# A one-off amount (credit note, refund, escrow); bounded so that no sum of them overflows (billing.limits).
+AmountMinor = Annotated[int, Meta(ge=1, le=limits.MAX_AMOUNT_MINOR)]
 DecimalText = Annotated[str, Meta(description='A decimal number as a string, e.g. "0.25"')]
 Charges = Annotated[
     list[dict[str, Any]],
@@ -30,6 +33,16 @@ Charges = Annotated[
         ),
     ),
 ]
+
+
+def check_moment(value: datetime | None, name: str) -> None:
+    """A moment a client names (a start, a due date) lies within the years billing computes with; beyond them
+    converting it to UTC or adding a period would overflow. Raised as a validation error by msgspec."""
+    if value is None:
+        return
+    moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not limits.EARLIEST <= moment <= limits.LATEST:
+        raise ValueError(f"{name} must be between {limits.EARLIEST.isoformat()} and {limits.LATEST.isoformat()}")
 
 
 class MetricCreate(Input):
@@ -92,6 +105,9 @@ class SubscriptionCreate(Input):
     start_at: datetime | None = None
     billing_anchor: Literal["calendar", "anniversary"] = "calendar"
 
+    def __post_init__(self) -> None:
+        check_moment(self.start_at, "start_at")
+
 
 class SubscriptionChange(Input):
     plan_code: Code | UnsetType = UNSET
@@ -118,6 +134,11 @@ class SubscriptionRead(Struct, kw_only=True):
     pending_plan_code: str | None
     pending_seats: int | None
     created_at: datetime
+    # Set while the billing cycle cannot bill the subscription: why, since when, how often, and the next try.
+    billing_error: str | None = None
+    billing_error_at: datetime | None = None
+    billing_attempts: int = 0
+    billing_retry_at: datetime | None = None
 
 
 class SubscriptionPage(Struct, kw_only=True):
@@ -187,7 +208,7 @@ class InvoicePage(Struct, kw_only=True):
 
 
 class CreditNoteCreate(Input):
-    amount_minor: Annotated[int, Meta(ge=1, le=10**15)]
+    amount_minor: AmountMinor
     reason: Annotated[str, Meta(min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]+$")]
 
 
@@ -232,7 +253,7 @@ class PaymentRead(Struct, kw_only=True):
 
 
 class RefundCreate(Input):
-    amount_minor: Annotated[int, Meta(ge=1, le=10**15)]
+    amount_minor: AmountMinor
     reason: Annotated[str, Meta(min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]+$")]
 
 
@@ -253,15 +274,18 @@ class Payee(Struct, kw_only=True, forbid_unknown_fields=True):
 
 class MilestoneCreate(Struct, kw_only=True, forbid_unknown_fields=True):
     title: Name
-    amount_minor: Annotated[int, Meta(ge=1, le=10**15)]
+    amount_minor: AmountMinor
     due_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        check_moment(self.due_at, "due_at")
 
 
 class EscrowCreate(Input, kw_only=True):
     tenant_id: uuid.UUID
     payee: Payee
     currency: Currency
-    amount_minor: Annotated[int, Meta(ge=1, le=10**15)]
+    amount_minor: AmountMinor
     milestones: Annotated[list[MilestoneCreate], Meta(min_length=1, max_length=50)]
     inspection_days: Annotated[int, Meta(ge=1, le=90)] = 7
 
@@ -272,7 +296,7 @@ class MilestoneReject(Input):
 
 class MilestoneResolve(Input):
     outcome: Literal["release", "refund", "split"]
-    release_minor: Annotated[int, Meta(ge=1, le=10**15)] | None = None
+    release_minor: AmountMinor | None = None
 
 
 class MilestoneRead(Struct, kw_only=True):

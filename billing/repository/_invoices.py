@@ -146,9 +146,32 @@ async def set_invoice_status(invoice_id: uuid.UUID, status: str, **changes: Any)
 async def due_drafts(cutoff: datetime, limit: int) -> list[dict[str, Any]]:
     """Across tenants (system context): drafts whose grace has passed."""
     return await fetch(
-        "select id, tenant_id from invoices where status = 'draft' and finalize_at <= {} order by finalize_at limit {}",
+        "select id, tenant_id from invoices where status = 'draft' and finalize_at <= {} "
+        "order by finalize_attempts, finalize_at limit {}",  # drafts that failed before come after the others
         cutoff,
         limit,
+    )
+
+
+async def record_finalize_failure(invoice_id: uuid.UUID, reason: str) -> int:
+    """Note why the draft could not be finalized; the attempts so far, this one included (0: not a draft)."""
+    rows = await fetch(
+        "update invoices set finalize_error = {}, finalize_attempts = finalize_attempts + 1 "
+        "where id = {} and status = 'draft' returning finalize_attempts",
+        reason,
+        invoice_id,
+    )
+    return int(rows[0]["finalize_attempts"]) if rows else 0
+
+
+async def defer_finalize(invoice_id: uuid.UUID, retry_at: datetime) -> None:
+    await fetch("update invoices set finalize_at = {} where id = {} and status = 'draft'", retry_at, invoice_id)
+
+
+async def clear_finalize_failure(invoice_id: uuid.UUID) -> None:
+    await fetch(
+        "update invoices set finalize_error = null, finalize_attempts = 0 where id = {} and finalize_attempts > 0",
+        invoice_id,
     )
 
 

@@ -14,7 +14,8 @@ SUBSCRIPTION_COLUMNS = (
     "s.id, s.tenant_id, s.plan_id, p.code as plan_code, p.version as plan_version, s.seats, s.status, "
     "s.billing_anchor, s.anchor_date, s.started_at, s.trial_end, s.current_period_start, s.current_period_end, "
     "s.usage_from, s.cancel_at_period_end, s.canceled_at, s.pending_plan_id, pp.code as pending_plan_code, "
-    "s.pending_seats, s.created_at, s.updated_at"
+    "s.pending_seats, s.created_at, s.updated_at, s.billing_error, s.billing_error_at, s.billing_attempts, "
+    "s.billing_retry_at"
 )
 SUBSCRIPTION_FROM = "subscriptions s join plans p on p.id = s.plan_id left join plans pp on pp.id = s.pending_plan_id"
 WRITABLE_SUBSCRIPTION = {
@@ -104,18 +105,48 @@ DUE = (
 )
 
 
+# A subscription whose billing failed waits for its retry moment (billing_retry_at), never billed ahead of it.
+RETRY_DUE = "(billing_retry_at is null or billing_retry_at <= {})"
+
+
 async def count_due_subscriptions(cutoff: datetime) -> int:
-    rows = await fetch(f"select count(*) as n from subscriptions where {DUE}", cutoff)
+    rows = await fetch(f"select count(*) as n from subscriptions where {DUE} and {RETRY_DUE}", cutoff, cutoff)
     return int(rows[0]["n"])
 
 
-async def due_subscriptions(cutoff: datetime, after: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
-    """Across tenants (system context): live subscriptions with a boundary at or before `cutoff`."""
+async def due_subscriptions(
+    cutoff: datetime, after: uuid.UUID | None, limit: int, *, retries: bool = False
+) -> list[dict[str, Any]]:
+    """Across tenants (system context): live subscriptions with a boundary at or before `cutoff`; the healthy
+    ones, or with `retries` those whose billing failed and whose retry moment has come by `cutoff`."""
+    which = "billing_retry_at <= {}" if retries else "billing_retry_at is null"
+    args: list[Any] = [cutoff, cutoff] if retries else [cutoff]
     return await fetch(
-        f"select id, tenant_id from subscriptions where {DUE} and id > {{}} order by id limit {{}}",
-        cutoff,
+        f"select id, tenant_id from subscriptions where {DUE} and {which} and id > {{}} order by id limit {{}}",
+        *args,
         after or uuid.UUID(int=0),
         limit,
+    )
+
+
+async def record_billing_failure(subscription_id: uuid.UUID, reason: str, at: datetime, retry_at: datetime) -> int:
+    """Note why the subscription could not be billed and when to retry; the attempts so far."""
+    rows = await fetch(
+        "update subscriptions set billing_error = {}, billing_error_at = {}, billing_attempts = billing_attempts + 1, "
+        "billing_retry_at = {} where id = {} returning billing_attempts",
+        reason,
+        at,
+        retry_at,
+        subscription_id,
+    )
+    return int(rows[0]["billing_attempts"]) if rows else 0
+
+
+async def clear_billing_failure(subscription_id: uuid.UUID) -> None:
+    await fetch(
+        "update subscriptions set billing_error = null, billing_error_at = null, billing_attempts = 0, "
+        "billing_retry_at = null where id = {} and billing_attempts > 0",
+        subscription_id,
     )
 
 

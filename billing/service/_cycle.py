@@ -3,6 +3,12 @@
 Exactly once: a subscription row is locked while its boundary is billed, the invoice and the advanced
 period commit together, and `invoices (subscription_id, cycle_boundary)` is unique with
 `ON CONFLICT DO NOTHING`. A rerun, a second beat or a redelivered task finds nothing left to bill.
+
+Failures are isolated per subscription: whatever one raises (an amount beyond billing.limits, a plan that
+cannot be read, a database error) rolls back only its own transaction, is recorded on the subscription
+(`billing_error`, `billing_error_at`, `billing_attempts`, `billing_retry_at`, shown by GET subscription) and
+counted in `controlplane_billing_subscription_failures_total{reason}`; the run goes on. A failed subscription
+is retried on a back-off (1 h, doubling, at most a day), after the healthy ones of the same run.
 """
 
 from __future__ import annotations
@@ -22,11 +28,27 @@ from billing.service._invoices import finalize, write_invoice
 from billing.states import Status
 from controlplane import metrics
 from controlplane.db import SystemReason, system_tx, tenant_tx
+from controlplane.exceptions import DomainError
 
 log = logging.getLogger("controlplane.billing")
 BILLABLE = (Status.TRIALING, Status.ACTIVE, Status.PAST_DUE)
 # A subscription imported years in the past is caught up over several cycles, this many boundaries each.
 MAX_BOUNDARIES_PER_RUN = 60
+# A subscription whose billing failed is retried this long after the run's cutoff, doubling per attempt.
+RETRY_FIRST = timedelta(hours=1)
+RETRY_MAX = timedelta(hours=24)
+MAX_REASON = 1000
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """How long after a run's cutoff a subscription that has failed `attempts` times is tried again."""
+    return min(RETRY_FIRST * 2 ** min(max(attempts - 1, 0), 16), RETRY_MAX)
+
+
+def failure_reason(error: BaseException) -> tuple[str, str]:
+    """A bounded label (a domain error's code, or `unexpected`) and the text recorded on the subscription."""
+    code = error.code if isinstance(error, DomainError) else "unexpected"
+    return code, f"{code}: {type(error).__name__}: {error}"[:MAX_REASON]
 
 
 async def catch_up(
@@ -83,7 +105,23 @@ async def catch_up(
 
 async def bill_subscription(tenant_id: uuid.UUID, subscription_id: uuid.UUID, as_of: datetime, grace: timedelta) -> int:
     async with tenant_tx(tenant_id):
-        return await catch_up(tenant_id, subscription_id, as_of, grace=grace)
+        written = await catch_up(tenant_id, subscription_id, as_of, grace=grace)
+        await repository.clear_billing_failure(subscription_id)  # billed (or nothing due): no longer failing
+        return written
+
+
+async def record_failure(
+    tenant_id: uuid.UUID, subscription_id: uuid.UUID, reason: str, as_of: datetime, grace: timedelta
+) -> int:
+    """In a transaction of its own (the billing one has rolled back): the reason, the attempt and the next
+    retry on the subscription. Returns the attempts before this one (0: a new failure)."""
+    async with tenant_tx(tenant_id):
+        row = await repository.get_subscription(subscription_id, lock="update")
+        if row is None:
+            return 0
+        before = int(row["billing_attempts"])
+        await repository.record_billing_failure(subscription_id, reason, as_of, as_of - grace + retry_delay(before + 1))
+        return before
 
 
 @dataclass
@@ -93,19 +131,40 @@ class CycleReport:
     already_billed: int = 0
     drafts_finalized: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)  # (subscription id, reason)
+    new_failures: int = 0  # failures of subscriptions that were not failing already (retries excluded)
     duration: timedelta = timedelta(0)
 
 
 async def finalize_due_drafts(as_of: datetime) -> int:
-    """Drafts kept for a tenant's invoice grace hours are numbered and finalized once it has passed."""
+    """Drafts kept for a tenant's invoice grace hours are numbered and finalized once it has passed; how many.
+
+    Each draft in its own transaction: one that fails is recorded on the invoice (`finalize_error`,
+    `finalize_attempts`), counted in `controlplane_billing_finalize_failures_total{reason}` and retried on the
+    same back-off as subscriptions (its `finalize_at` moves), after the drafts that never failed.
+    """
     async with system_tx(SystemReason.PLATFORM_JOB):
         drafts = await repository.due_drafts(as_of, 10_000)
+    finalized = 0
     for draft in drafts:
-        async with tenant_tx(draft["tenant_id"]):
-            row = await repository.get_invoice(draft["id"], lock="update")
-            if row is not None and row["status"] == "draft":
-                await finalize(draft["tenant_id"], draft["id"], as_of)
-    return len(drafts)
+        try:
+            async with tenant_tx(draft["tenant_id"]):
+                row = await repository.get_invoice(draft["id"], lock="update")
+                if row is not None and row["status"] == "draft":
+                    await finalize(draft["tenant_id"], draft["id"], as_of)
+                    await repository.clear_finalize_failure(draft["id"])
+                    finalized += 1
+        except Exception as error:
+            log.exception("finalizing draft invoice %s failed", draft["id"])
+            code, reason = failure_reason(error)
+            metrics.BILLING_FINALIZE_FAILURES_TOTAL.labels(reason=code).inc()
+            try:
+                async with tenant_tx(draft["tenant_id"]):
+                    attempts = await repository.record_finalize_failure(draft["id"], reason)
+                    if attempts:
+                        await repository.defer_finalize(draft["id"], as_of + retry_delay(attempts))
+            except Exception:  # the database itself may be what failed: the draft stays due for the next run
+                log.exception("recording the failure of draft invoice %s failed", draft["id"])
+    return finalized
 
 
 async def count_due(as_of: datetime, grace: timedelta) -> int:
@@ -114,15 +173,17 @@ async def count_due(as_of: datetime, grace: timedelta) -> int:
 
 
 async def due_batches(cutoff: datetime, size: int = 500) -> AsyncIterator[list[tuple[uuid.UUID, uuid.UUID]]]:
-    """Due (tenant_id, subscription_id) pairs across tenants, a page at a time."""
-    after: uuid.UUID | None = None
-    while True:
-        async with system_tx(SystemReason.PLATFORM_JOB):
-            rows = await repository.due_subscriptions(cutoff, after, size)
-        if not rows:
-            return
-        after = rows[-1]["id"]
-        yield [(row["tenant_id"], row["id"]) for row in rows]
+    """Due (tenant_id, subscription_id) pairs across tenants, a page at a time: every healthy one first, then
+    those whose billing failed and whose retry moment has come, so a failing subscription never delays others."""
+    for retries in (False, True):
+        after: uuid.UUID | None = None
+        while True:
+            async with system_tx(SystemReason.PLATFORM_JOB):
+                rows = await repository.due_subscriptions(cutoff, after, size, retries=retries)
+            if not rows:
+                break
+            after = rows[-1]["id"]
+            yield [(row["tenant_id"], row["id"]) for row in rows]
 
 
 async def bill_many(
@@ -141,10 +202,18 @@ async def bill_many(
         async with gate:
             try:
                 written = await bill_subscription(tenant_id, subscription_id, as_of, grace)
-            except Exception as error:  # reported, and retried by the next cycle
+            except Exception as error:  # recorded on the subscription, retried on its back-off
                 log.exception("billing subscription %s failed", subscription_id)
+                code, reason = failure_reason(error)
                 metrics.BILLING_FAILURES_TOTAL.inc()
-                report.failed.append((str(subscription_id), f"{type(error).__name__}: {error}"[:500]))
+                metrics.BILLING_SUBSCRIPTION_FAILURES_TOTAL.labels(reason=code).inc()
+                report.failed.append((str(subscription_id), reason))
+                try:
+                    if await record_failure(tenant_id, subscription_id, reason, as_of, grace) == 0:
+                        report.new_failures += 1
+                except Exception:  # the database itself may be what failed: the next run finds it due again
+                    log.exception("recording the billing failure of subscription %s failed", subscription_id)
+                    report.new_failures += 1
                 written = -1
             report.seen += 1
             if written > 0:
@@ -174,6 +243,7 @@ async def run_cycle(
     report.duration = timedelta(seconds=time.perf_counter() - started)
     metrics.BILLING_RUN_SECONDS.observe(report.duration.total_seconds())
     metrics.BILLING_RUNS_TOTAL.labels(outcome="partial" if report.failed else "ok").inc()
-    if not report.failed:
+    # A subscription already failing (and alerted on by its own counter) does not mark every later run failed.
+    if not report.new_failures:
         metrics.BILLING_LAST_SUCCESS.set_to_current_time()
     return report

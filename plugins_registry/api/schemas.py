@@ -9,13 +9,24 @@ from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from billing import limits
 from tenants.api.schemas import Currency, Email, Input, Name
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 FEATURE_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"
 PluginSlug = Annotated[str, Meta(min_length=2, max_length=63, pattern=SLUG_PATTERN)]
 VersionText = Annotated[str, Meta(min_length=5, max_length=256, description="A semantic version, e.g. 1.4.0-rc.1")]
-Seats = Annotated[int, Meta(ge=1, le=100_000)]
+Seats = Annotated[int, Meta(ge=1, le=100_000)]  # at most billing.limits.MAX_SEATS
+# A plugin's price becomes an add-on charge: at most billing.limits.MAX_UNIT_PRICE_MINOR (10^9), so its price
+# x seats stays within an invoice line. As a decimal string: up to nine integer digits and twelve places.
+_PRICE_DIGITS = len(str(limits.MAX_UNIT_PRICE_MINOR)) - 1
+PriceMinor = (
+    Annotated[int, Meta(ge=0, le=limits.MAX_UNIT_PRICE_MINOR)]
+    | Annotated[
+        str,
+        Meta(max_length=32, pattern=rf"^[0-9]{{1,{_PRICE_DIGITS}}}(\.[0-9]{{1,{limits.MAX_PLACES}}})?$"),
+    ]
+)
 Text = Annotated[str, Meta(max_length=10_000)]
 Fingerprint = Annotated[str, Meta(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Label = Annotated[str, Meta(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
@@ -47,7 +58,7 @@ class PublisherPage(Struct):
 class Pricing(Input):
     model: Literal["free", "flat", "per_seat", "metered"]
     amount_minor: Annotated[
-        int | str, Meta(description="Minor units; a metered unit price may be a decimal string")
+        PriceMinor, Meta(description="Minor units; a metered unit price may be a decimal string")
     ] = 0
     currency: Currency | None = None
     metric_code: Annotated[str, Meta(min_length=1, max_length=63)] | None = None

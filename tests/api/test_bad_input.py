@@ -44,6 +44,7 @@ class Case:
     content: bytes | None = None
     params: dict[str, Any] | None = None
     headers: dict[str, str] | None = None
+    as_staff: bool = False  # a tenant's path requested by staff rather than its admin
 
 
 JSON = {"content-type": "application/json"}
@@ -231,6 +232,164 @@ CASES: dict[str, Case] = {
     "method not allowed": Case("PUT", "/v1/tenants/{tenant}", 405, "method_not_allowed", json=VALID_TENANT),
 }
 
+# -- numbers and moments that reach money or a date (billing, tenants' terms, plugins) ---------------------
+# Every bound comes from billing.limits; each extreme is refused with a 4xx problem before anything is written.
+SOME_ID = "00000000-0000-4000-8000-000000000001"
+HUGE_TEXT = "9" * 5000
+EXTREMES: dict[str, Any] = {"-1": -1, "2^63": 2**63, "10^20": 10**20, "float": 1.5, "huge string": HUGE_TEXT}
+ODD_MOMENTS = {"year 1 east of UTC": "0001-01-01T00:00:00+05:00", "year 9999 west of UTC": "9999-12-31T23:59:59-05:00"}
+
+
+def _plan(charge: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"code": "bounded", "name": "Bounded", "currency": "EUR", "interval": "month", "charges": [charge], **extra}
+
+
+def _escrow(**fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "tenant_id": SOME_ID,
+        "payee": {"type": "vendor", "id": SOME_ID},
+        "currency": "EUR",
+        "amount_minor": 1000,
+        "milestones": [{"title": "All", "amount_minor": 1000}],
+    }
+    return {**body, **fields}
+
+
+def _pricing(amount: Any) -> dict[str, Any]:
+    return {
+        "slug": "bounded-plugin",
+        "name": "Bounded",
+        "publisher_id": SOME_ID,
+        "pricing": {"model": "per_seat", "amount_minor": amount, "currency": "EUR"},
+    }
+
+
+def _numeric_cases() -> dict[str, Case]:
+    cases: dict[str, Case] = {}
+    subscriptions = "/v1/tenants/{tenant}/subscriptions"
+    for name, value in {**EXTREMES, "0": 0, "over a million": 1_000_001}.items():
+        cases[f"subscription seats {name}"] = Case(
+            "POST", subscriptions, 400, "validation_error", json={"plan_code": "pro", "seats": value}
+        )
+        cases[f"subscription change seats {name}"] = Case(
+            "POST", f"/v1/subscriptions/{SOME_ID}/change", 400, "validation_error", json={"seats": value}
+        )
+        cases[f"plugin install seats {name}"] = Case(
+            "POST", "/v1/tenants/{tenant}/plugins", 400, "validation_error", json={"slug": "reports", "seats": value}
+        )
+        cases[f"plugin install change seats {name}"] = Case(
+            "PATCH", "/v1/tenants/{tenant}/plugins/reports", 400, "validation_error", json={"seats": value}
+        )
+        cases[f"plugin entitlement seats {name}"] = Case(
+            "POST",
+            "/v1/plugins",
+            400,
+            "validation_error",
+            json={**_pricing(100), "entitlements": {"seats": value}},
+        )
+    for name, value in {**EXTREMES, "0": 0, "over 10^15": 10**15 + 1}.items():
+        cases[f"credit note amount {name}"] = Case(
+            "POST",
+            f"/v1/invoices/{SOME_ID}/credit-notes",
+            400,
+            "validation_error",
+            json={"amount_minor": value, "reason": "r"},
+        )
+        cases[f"refund amount {name}"] = Case(
+            "POST",
+            f"/v1/invoices/{SOME_ID}/refunds",
+            400,
+            "validation_error",
+            json={"amount_minor": value, "reason": "r"},
+        )
+        cases[f"escrow amount {name}"] = Case(
+            "POST", "/v1/escrows", 400, "validation_error", json=_escrow(amount_minor=value)
+        )
+        cases[f"milestone amount {name}"] = Case(
+            "POST",
+            "/v1/escrows",
+            400,
+            "validation_error",
+            json=_escrow(milestones=[{"title": "All", "amount_minor": value}]),
+        )
+        cases[f"milestone release {name}"] = Case(
+            "POST",
+            f"/v1/escrows/{SOME_ID}/milestones/{SOME_ID}/resolve",
+            400,
+            "validation_error",
+            json={"outcome": "split", "release_minor": value},
+        )
+    for name, value in {**EXTREMES, "over 10000": 10_001}.items():
+        cases[f"tenant tax rate {name}"] = Case(
+            "POST", "/v1/tenants", 400, "validation_error", json={**VALID_TENANT, "tax_rate_bps": value}
+        )
+    for name, value in {**EXTREMES, "over 720": 721}.items():
+        cases[f"tenant grace hours {name}"] = Case(
+            "POST", "/v1/tenants", 400, "validation_error", json={**VALID_TENANT, "invoice_grace_hours": value}
+        )
+    for name, value in {**EXTREMES, "over 730": 731}.items():
+        cases[f"plan trial days {name}"] = Case(
+            "POST",
+            "/v1/plans",
+            400,
+            "validation_error",
+            json=_plan({"type": "flat", "amount_minor": 1}, trial_days=value),
+        )
+    for name, value in {**EXTREMES, "0": 0, "over 90": 91}.items():
+        cases[f"escrow inspection days {name}"] = Case(
+            "POST", "/v1/escrows", 400, "validation_error", json=_escrow(inspection_days=value)
+        )
+    # Plugin prices: an integer or a decimal string of at most 10^9 minor units.
+    for name, value in {**EXTREMES, "over 10^9": 10**9 + 1, "exponent": "1e20", "ten digits": "1000000000.5"}.items():
+        cases[f"plugin price {name}"] = Case("POST", "/v1/plugins", 400, "validation_error", json=_pricing(value))
+    # Charges are checked by the catalogue (one place for their shape): 422 invalid_charge.
+    charge_values = {**EXTREMES, "exponent": "1e20", "2^63 as text": str(2**63)}
+    for name, value in charge_values.items():
+        cases[f"flat charge amount {name}"] = Case(
+            "POST", "/v1/plans", 422, "invalid_charge", json=_plan({"type": "flat", "amount_minor": value})
+        )
+        cases[f"per seat price {name}"] = Case(
+            "POST", "/v1/plans", 422, "invalid_charge", json=_plan({"type": "per_seat", "unit_amount_minor": value})
+        )
+        tiers = [{"up_to": value, "unit_amount_minor": "1"}, {"up_to": None, "unit_amount_minor": "1"}]
+        cases[f"tier up_to {name}"] = Case(
+            "POST",
+            "/v1/plans",
+            422,
+            "invalid_charge",
+            json=_plan({"type": "metered", "metric_code": "m", "model": "graduated", "tiers": tiers}),
+        )
+        package = {"type": "metered", "metric_code": "m", "model": "package", "amount_minor": 1, "package_size": value}
+        cases[f"package size {name}"] = Case("POST", "/v1/plans", 422, "invalid_charge", json=_plan(package))
+    cases["per seat price over 10^9"] = Case(
+        "POST", "/v1/plans", 422, "invalid_charge", json=_plan({"type": "per_seat", "unit_amount_minor": 10**9 + 1})
+    )
+    cases["metered price over 10^9"] = Case(
+        "POST",
+        "/v1/plans",
+        422,
+        "invalid_charge",
+        json=_plan({"type": "metered", "metric_code": "m", "model": "per_unit", "unit_amount_minor": "1000000000.1"}),
+    )
+    cases["flat amount over 10^12"] = Case(
+        "POST", "/v1/plans", 422, "invalid_charge", json=_plan({"type": "flat", "amount_minor": 10**12 + 1})
+    )
+    for name, moment in ODD_MOMENTS.items():
+        cases[f"subscription start {name}"] = Case(
+            "POST", subscriptions, 400, "validation_error", json={"plan_code": "pro", "start_at": moment}, as_staff=True
+        )
+        cases[f"milestone due {name}"] = Case(
+            "POST",
+            "/v1/escrows",
+            400,
+            "validation_error",
+            json=_escrow(milestones=[{"title": "All", "amount_minor": 1000, "due_at": moment}]),
+        )
+    return cases
+
+
+CASES.update(_numeric_cases())
+
 
 @dataclass
 class World:
@@ -267,7 +426,7 @@ async def test_bad_input_is_refused_and_nothing_is_written(client: AsyncClient, 
     spec = CASES[case]
     # Requests under a tenant are made by its admin (the guard passes, so the input itself is refused);
     # the others, such as creating tenants, by staff.
-    actor = world.admin if "{tenant}" in spec.path else world.staff
+    actor = world.admin if "{tenant}" in spec.path and not spec.as_staff else world.staff
     before = await _snapshot(client, world)
 
     response = await client.request(

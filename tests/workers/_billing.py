@@ -126,7 +126,7 @@ def cli_env(stack_env: dict[str, str], application_name: str | None = None) -> d
     return env
 
 
-def billing_command(concurrency: int = 4) -> list[str]:
+def billing_command(concurrency: int = 4, as_of: str = AS_OF) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -134,7 +134,7 @@ def billing_command(concurrency: int = 4) -> list[str]:
         "billing",
         "run",
         "--as-of",
-        AS_OF,
+        as_of,
         "--concurrency",
         str(concurrency),
     ]
@@ -148,10 +148,15 @@ def start_billing(stack_env: dict[str, str], out: IO[str], *, application_name: 
 
 
 def run_billing(
-    stack_env: dict[str, str], concurrency: int = 4, timeout: float = 300
+    stack_env: dict[str, str], concurrency: int = 4, timeout: float = 300, as_of: str = AS_OF
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 (our own interpreter and module)
-        billing_command(concurrency), cwd=REPO, env=cli_env(stack_env), capture_output=True, text=True, timeout=timeout
+        billing_command(concurrency, as_of),
+        cwd=REPO,
+        env=cli_env(stack_env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 

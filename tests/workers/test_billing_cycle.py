@@ -12,6 +12,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,8 @@ from tests.workers._worker import PREFORK, running_worker
 KILL_TENANTS = 1500
 CELERY_TENANTS = 450  # three `bill_subscriptions` chunks of up to 200
 BIGINT_MAX = 2**63 - 1
+ONE_HOUR = timedelta(hours=1)
+RETRY_AS_OF = "2026-02-01T03:00:00+00:00"  # an hour after AS_OF: past the first back-off
 
 
 @pytest.fixture
@@ -250,11 +253,27 @@ async def test_a_failing_subscription_is_reported_and_the_others_are_billed(
         assert (row["current_period_start"], row["current_period_end"]) == (PERIOD_START, BOUNDARY), dict(row)
         assert (row["invoices"], row["lines"], row["pending"]) == (0, 0, 0), dict(row)
         assert row["invoice_sequence"] == (BIGINT_MAX if item is late else 0), dict(row)
+    # Each failure is recorded on its subscription, with a retry an hour after the run's cutoff (AS_OF - grace).
+    recorded = await inspector.fetch(
+        "select id, billing_error, billing_attempts, billing_retry_at from subscriptions "
+        "where billing_error is not null"
+    )
+    assert {row["id"] for row in recorded} == {early.subscription_id, late.subscription_id}
+    assert all((row["billing_attempts"], row["billing_retry_at"]) == (1, BOUNDARY + 2 * ONE_HOUR) for row in recorded)
+    reasons = {row["id"]: row["billing_error"] for row in recorded}
+    assert reasons[early.subscription_id].startswith("invalid_charge: InvalidCharge: charges[0]")
+    assert reasons[late.subscription_id].startswith("unexpected: NumericValueOutOfRangeError")
 
-    # Repaired, the next run bills just those two, numbered from 1.
+    # The same run again does not retry them before their back-off.
+    again = run_billing(stack_env, concurrency=4)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (summary_of(again)["seen"], summary_of(again)["failed"]) == (0, 0), again.stdout
+
+    # Repaired, the next run after the back-off bills just those two, numbered from 1, and clears the record.
     await inspector.execute("update subscriptions set plan_id = $1 where id = $2", good_plan, early.subscription_id)
     await inspector.execute("update tenants set invoice_sequence = 0 where id = $1", late.tenant_id)
-    retry = run_billing(stack_env, concurrency=4)
+    retry = run_billing(stack_env, concurrency=4, as_of=RETRY_AS_OF)
     assert retry.returncode == 0, retry.stdout + retry.stderr
     assert (summary_of(retry)["created"], summary_of(retry)["failed"]) == (2, 0), retry.stdout
     await assert_billed_exactly_once(inspector, seeded)
+    assert await inspector.fetchval("select count(*) from subscriptions where billing_error is not null") == 0

@@ -161,7 +161,7 @@ def test_invalid_charge_names_the_offending_charge() -> None:
         PACKAGE,
         {**PACKAGE, "free_units": "0"},
         flat(100000000),
-        flat("999999999999999.999999999999"),  # the largest amount with the most places allowed
+        flat("999999999999.999999999999"),  # the largest amount with the most places allowed
         flat("0.000000000001"),
         flat("1e3"),
     ],
