@@ -1,7 +1,9 @@
 """Stripe, as billing needs it: customers, cards, off-session charges. The adapter boundary.
 
-Only the official SDK talks to Stripe. Its errors stop here: a decline is an outcome, not an exception;
-a card Stripe will not accept is `InvalidPaymentMethod`; anything else (network, Stripe down, our key)
+Only the official SDK talks to Stripe. Its errors stop here (`_translated`, as httpx's `map_exceptions`): a
+decline is an outcome, not an exception, and so is a charge Stripe refuses outright (`InvalidRequestError`: an
+amount it will not take, a card detached or deleted): `ChargeOutcome(refused=True)` with Stripe's error code;
+elsewhere a card Stripe will not accept is `InvalidPaymentMethod`; anything else (network, Stripe down, our key)
 is `PaymentProviderUnavailable`, so no `stripe.StripeError` reaches a service or a controller.
 Every call that creates something carries an idempotency key derived from domain ids.
 The SDK is synchronous; callers run these in a worker thread.
@@ -24,6 +26,8 @@ T = TypeVar("T")
 class InvalidPaymentMethod(InvalidInput):
     code = "invalid_payment_method"
     title = "Stripe does not accept this payment method"
+    stripe_code = "invalid_request"  # Stripe's error code: recorded, not shown
+    payment_intent_id: str | None = None
 
 
 class PaymentProviderUnavailable(ServiceUnavailable):
@@ -74,6 +78,7 @@ class ChargeOutcome:
     succeeded: bool
     payment_intent_id: str | None
     decline_code: str | None = None
+    refused: bool = False  # Stripe refused the request itself (nothing was charged), not a card decline
 
 
 @contextmanager
@@ -83,7 +88,11 @@ def _translated() -> Iterator[None]:
     except stripe.CardError:
         raise  # a decline: each call decides what it means
     except stripe.InvalidRequestError as error:
-        raise InvalidPaymentMethod(error.user_message or "Stripe refused the request") from None
+        refused = InvalidPaymentMethod(error.user_message or "Stripe refused the request")
+        refused.stripe_code = str(error.code or ("resource_missing" if error.http_status == 404 else "invalid_request"))
+        intent = error.error.payment_intent if error.error else None
+        refused.payment_intent_id = str(intent.id) if intent is not None else None
+        raise refused from None
     except stripe.StripeError as error:
         raise PaymentProviderUnavailable(f"Stripe: {type(error).__name__}") from None
 
@@ -165,6 +174,8 @@ class StripeGateway:
             code = (error.error.decline_code if error.error else None) or error.code or "card_declined"
             intent_id = error.error.payment_intent.id if error.error and error.error.payment_intent else None
             return ChargeOutcome(False, intent_id, str(code))
+        except InvalidPaymentMethod as refused:
+            return ChargeOutcome(False, refused.payment_intent_id, refused.stripe_code, refused=True)
         if intent.status == "succeeded":
             return ChargeOutcome(True, str(intent.id))
         error_detail = intent.last_payment_error

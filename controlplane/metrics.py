@@ -268,3 +268,12 @@ def _http_series(method: str, route: str, status: int) -> tuple[Any, Any]:
     # `labels()` costs microseconds a call; the label sets are few (templates x methods x statuses).
     labels = {"method": method, "route": route, "status": str(status)}
     return HTTP_REQUESTS_TOTAL.labels(**labels), HTTP_REQUEST_SECONDS.labels(**labels)
+
+
+# Appended by the collection-isolation work (billing/service/_dunning.py).
+COLLECTION_FAILURES_TOTAL = Counter(
+    "controlplane_collection_failures_total",
+    "Invoices the collection run could not charge, by reason (refused: Stripe refused the request; unreachable; "
+    "no_payment_method; error: an unexpected failure). Each is recorded on its invoice and retried later.",
+    ["reason"],
+)

@@ -43,6 +43,8 @@ NOTHING = {
     "uncollectible": 0,
     "without_payment_method": 0,
     "unreachable": [],
+    "refused": 0,
+    "errors": [],
 }
 TASK_TIMEOUT = 120
 

@@ -11,10 +11,11 @@ from httpx import AsyncClient
 
 from billing import service
 from billing.payments_gateway import StripeGateway
+from controlplane import metrics
 from controlplane.secrets import SecretStore
 from controlplane.settings import Settings
 from controlplane.stripe_client import make_stripe_client
-from tests.api.billing._support import plan, subscribe
+from tests.api.billing._support import invoices, plan, subscribe
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
 from tests.conftest import connect_as_inspector
 from tests.factories import Factory
@@ -66,3 +67,55 @@ async def test_a_run_with_stripe_down_then_up_charges_each_invoice_once(
     assert (await service.collect_due_invoices(up, now, SCHEDULE)).attempted == 0
     assert (await service.verify_ledger()).ok
     report(f"payments fault: Stripe down for {len(keys)} attempts, retried with the same keys, {len(charged)} charges")
+
+
+async def test_a_charge_stripe_refuses_is_recorded_on_its_invoice_and_the_run_goes_on_for_everyone_else(
+    client: AsyncClient,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    stack_env: dict[str, str],
+) -> None:
+    staff = await factory.staff()
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    refused = await factory.tenant(staff)
+    healthy = await factory.tenant(staff)
+    for tenant in (refused, healthy):
+        await subscribe(client, staff.headers, tenant["id"], "pro")
+        await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    [refused_invoice] = await invoices(client, staff.headers, refused["id"])
+    [healthy_invoice] = await invoices(client, staff.headers, healthy["id"])
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        # The card was deleted at Stripe: charging it is an InvalidRequestError (resource_missing), not a decline.
+        await inspector.execute(
+            "update payment_methods set stripe_payment_method_id = 'pm_deleted_at_stripe' where tenant_id = $1::uuid",
+            refused["id"],
+        )
+        refusals = metrics.COLLECTION_FAILURES_TOTAL.labels(reason="refused")._value.get()
+        now = datetime.now(UTC) + timedelta(minutes=1)
+
+        first = await service.collect_due_invoices(gateway, now, SCHEDULE)
+        assert (first.attempted, first.succeeded, first.failed, first.refused, first.errors) == (2, 1, 1, 1, []), first
+        assert metrics.COLLECTION_FAILURES_TOTAL.labels(reason="refused")._value.get() == refusals + 1
+        attempts = await inspector.fetch(
+            "select invoice_id::text, attempt, status, decline_code from payments order by created_at"
+        )
+        # Recorded on the refused invoice (state and reason), not left pending for the next run to trip on.
+        assert {row["invoice_id"]: (row["status"], row["decline_code"]) for row in attempts} == {
+            refused_invoice["id"]: ("failed", "resource_missing"),
+            healthy_invoice["id"]: ("succeeded", None),
+        }
+        # The next hour: the refused invoice waits for its dunning retry instead of being tried first again.
+        again = await service.collect_due_invoices(gateway, now + timedelta(hours=1), SCHEDULE)
+        assert (again.attempted, again.refused) == (0, 0), again
+        retry = await service.collect_due_invoices(gateway, now + timedelta(days=SCHEDULE[0]), SCHEDULE)
+        assert (retry.attempted, retry.failed, retry.refused) == (1, 1, 1), retry
+    finally:
+        await inspector.close()
+    paid = (await client.get(f"/v1/invoices/{healthy_invoice['id']}", headers=staff.headers)).json()
+    assert paid["status"] == "paid"
+    still_due = (await client.get(f"/v1/invoices/{refused_invoice['id']}", headers=staff.headers)).json()
+    assert still_due["status"] == "finalized"
+    assert (await service.verify_ledger()).ok
