@@ -86,3 +86,13 @@ class CreditExceedsRemainder(Conflict):
 class PastStartForbidden(PermissionDenied):
     code = "past_start_forbidden"
     title = "Only platform staff may start a subscription in the past"
+
+
+class PaymentInFlight(Conflict):
+    code = "payment_in_flight"
+    title = "A payment of this invoice is waiting for Stripe's answer; retry once it has settled"
+
+
+class RefundInFlight(Conflict):
+    code = "refund_in_flight"
+    title = "Another refund of this invoice is waiting for Stripe's answer; send that one again or wait"

@@ -182,12 +182,18 @@ class StripeGateway:
         reason = (error_detail.decline_code or error_detail.code) if error_detail else intent.status
         return ChargeOutcome(False, str(intent.id), str(reason))
 
-    def refund(self, idempotency_key: str, payment_intent_id: str, amount_minor: int) -> str:
-        """A refund of part or all of a charge; Stripe's refund id."""
+    def refund(
+        self, idempotency_key: str, payment_intent_id: str, amount_minor: int, metadata: dict[str, str] | None = None
+    ) -> str:
+        """A refund of part or all of a charge; Stripe's refund id. `metadata` (our refund's id) comes back in
+        `charge.refunded`, so a refund whose answer was lost is recognised there."""
+        params: dict[str, Any] = {"payment_intent": payment_intent_id, "amount": amount_minor}
+        if metadata:
+            params["metadata"] = metadata
         with _translated():
             refund = self._call(
                 lambda client: client.v1.refunds.create(
-                    params={"payment_intent": payment_intent_id, "amount": amount_minor},
+                    params=params,  # type: ignore[arg-type]
                     options={"idempotency_key": idempotency_key},
                 )
             )

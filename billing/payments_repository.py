@@ -211,6 +211,28 @@ async def refunded_or_refunding(invoice_id: uuid.UUID) -> int:
     return int(rows[0]["n"])
 
 
+async def refunded_minor(invoice_id: uuid.UUID) -> int:
+    """What Stripe has refunded on the invoice, as far as we have recorded it."""
+    rows = await fetch(
+        "select coalesce(sum(amount_minor), 0) as n from refunds where invoice_id = {} and status = 'succeeded'",
+        invoice_id,
+    )
+    return int(rows[0]["n"])
+
+
+async def get_refund(refund_id: uuid.UUID) -> dict[str, Any]:
+    return (await fetch(f"select {REFUND_COLUMNS} from refunds where id = {{}}", refund_id))[0]
+
+
+async def pending_refunds(invoice_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Refunds sent (or about to be) whose answer we do not have, oldest first; locked."""
+    return await fetch(
+        f"select {REFUND_COLUMNS} from refunds where invoice_id = {{}} and status = 'pending' "
+        "order by created_at, id for update",
+        invoice_id,
+    )
+
+
 async def insert_refund(values: dict[str, Any]) -> dict[str, Any]:
     rows = await fetch(
         "insert into refunds (id, tenant_id, invoice_id, payment_id, amount_minor, currency, reason, status) "

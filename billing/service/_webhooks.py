@@ -61,8 +61,7 @@ async def _apply(event: dict[str, Any]) -> bool:
         return False
     if event["type"] == "charge.refunded":
         refunds = (obj.get("refunds") or {}).get("data") or []
-        latest = refunds[0]["id"] if refunds else None
-        return await book_refund_made_at_stripe(payment, int(obj.get("amount_refunded") or 0), latest)
+        return await book_refund_made_at_stripe(payment, int(obj.get("amount_refunded") or 0), list(refunds))
     # A dispute is recorded on the tenant's trail; its bookkeeping (the disputed amount held by Stripe) is
     # not modelled yet.
     await audit.record(

@@ -4,6 +4,7 @@ and the next run sends the same keys, so each invoice is charged exactly once an
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,8 +16,10 @@ from controlplane import metrics
 from controlplane.secrets import SecretStore
 from controlplane.settings import Settings
 from controlplane.stripe_client import make_stripe_client
+from tests.api._helpers import assert_problem
 from tests.api.billing._support import invoices, plan, subscribe
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
+from tests.api.billing.test_webhooks import _invoice_with_a_pending_attempt
 from tests.conftest import connect_as_inspector
 from tests.factories import Factory
 
@@ -118,4 +121,27 @@ async def test_a_charge_stripe_refuses_is_recorded_on_its_invoice_and_the_run_go
     assert paid["status"] == "paid"
     still_due = (await client.get(f"/v1/invoices/{refused_invoice['id']}", headers=staff.headers)).json()
     assert still_due["status"] == "finalized"
+    assert (await service.verify_ledger()).ok
+
+
+async def test_an_invoice_with_a_payment_in_flight_cannot_be_voided_or_credited_until_it_settles(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any
+) -> None:
+    staff, _, invoice = await _invoice_with_a_pending_attempt(client, factory, settings, stripe_client)
+    url = f"/v1/invoices/{invoice['id']}"
+    # Stripe may have charged it: voiding or crediting now could leave money taken for nothing owed.
+    body = assert_problem(await client.post(f"{url}/void", headers=staff.headers), 409, "payment_in_flight")
+    assert "pending" in body["detail"]
+    credit = {"amount_minor": 100, "reason": "goodwill"}
+    assert_problem(await client.post(f"{url}/credit-notes", json=credit, headers=staff.headers), 409, "payment_in_flight")
+    unchanged = (await client.get(url, headers=staff.headers)).json()
+    assert (unchanged["status"], unchanged["credited_minor"]) == ("finalized", 0)
+
+    # The attempt settles (sent again with its key): the invoice is paid, and can be credited (not voided).
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    settled = await service.collect_invoice(gateway, uuid.UUID(invoice["tenant_id"]), uuid.UUID(invoice["id"]))
+    assert settled["status"] == "succeeded"
+    assert_problem(await client.post(f"{url}/void", headers=staff.headers), 409, "invalid_invoice_transition")
+    noted = await client.post(f"{url}/credit-notes", json=credit, headers=staff.headers)
+    assert noted.status_code == 201, noted.text
     assert (await service.verify_ledger()).ok
