@@ -96,3 +96,8 @@ class PaymentInFlight(Conflict):
 class RefundInFlight(Conflict):
     code = "refund_in_flight"
     title = "Another refund of this invoice is waiting for Stripe's answer; send that one again or wait"
+
+
+class AmountNotChargeable(BillingInvalid):
+    code = "amount_not_chargeable"
+    title = "Stripe cannot charge this amount in this currency"

@@ -18,6 +18,9 @@ from typing import Any, TypeVar
 
 import stripe
 
+from billing.errors import AmountNotChargeable
+from billing.money import exponent
+from billing.stripe_amounts import to_stripe
 from controlplane.exceptions import BadRequest, InvalidInput, ServiceUnavailable
 
 T = TypeVar("T")
@@ -153,13 +156,18 @@ class StripeGateway:
         payment_method_id: str,
         metadata: dict[str, str],
     ) -> ChargeOutcome:
-        """An off-session PaymentIntent, confirmed at once with the saved card."""
+        """An off-session PaymentIntent, confirmed at once with the saved card. `amount_minor` is in ISO minor
+        units, sent in Stripe's; an amount Stripe cannot take is refused here, as Stripe would."""
+        try:
+            amount = to_stripe(amount_minor, currency.upper(), exponent(currency.upper()))
+        except AmountNotChargeable:
+            return ChargeOutcome(False, None, AmountNotChargeable.code, refused=True)
         try:
             with _translated():
                 intent = self._call(
                     lambda client: client.v1.payment_intents.create(
                         params={
-                            "amount": amount_minor,
+                            "amount": amount,
                             "currency": currency.lower(),
                             "customer": customer_id,
                             "payment_method": payment_method_id,
@@ -183,10 +191,18 @@ class StripeGateway:
         return ChargeOutcome(False, str(intent.id), str(reason))
 
     def refund(
-        self, idempotency_key: str, payment_intent_id: str, amount_minor: int, metadata: dict[str, str] | None = None
+        self,
+        idempotency_key: str,
+        payment_intent_id: str,
+        amount_minor: int,
+        metadata: dict[str, str] | None = None,
+        currency: str | None = None,
     ) -> str:
         """A refund of part or all of a charge; Stripe's refund id. `metadata` (our refund's id) comes back in
-        `charge.refunded`, so a refund whose answer was lost is recognised there."""
+        `charge.refunded`, so a refund whose answer was lost is recognised there. With `currency`, the ISO
+        amount is sent in Stripe's units (`AmountNotChargeable` when Stripe has none for it)."""
+        if currency is not None:
+            amount_minor = to_stripe(amount_minor, currency.upper(), exponent(currency.upper()))
         params: dict[str, Any] = {"payment_intent": payment_intent_id, "amount": amount_minor}
         if metadata:
             params["metadata"] = metadata
@@ -202,10 +218,14 @@ class StripeGateway:
     def transfer(self, idempotency_key: str, amount_minor: int, currency: str, destination: str) -> str:
         """A Connect transfer to a connected account; Stripe's transfer id. A refused destination (closed,
         unknown) raises `InvalidPaymentMethod`, an outage `PaymentProviderUnavailable`."""
+        try:
+            amount = to_stripe(amount_minor, currency.upper(), exponent(currency.upper()))
+        except AmountNotChargeable as error:
+            raise InvalidPaymentMethod(str(error)) from None
         with _translated():
             transfer = self._call(
                 lambda client: client.v1.transfers.create(
-                    params={"amount": amount_minor, "currency": currency.lower(), "destination": destination},
+                    params={"amount": amount, "currency": currency.lower(), "destination": destination},
                     options={"idempotency_key": idempotency_key},
                 )
             )

@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 from billing import ledger, ledger_repository, payments_repository, repository
-from billing.errors import InvalidInvoiceTransition, InvoiceNotFound, RefundInFlight
+from billing.errors import AmountNotChargeable, InvalidInvoiceTransition, InvoiceNotFound, RefundInFlight
 from billing.money import Money
 from billing.payments_gateway import InvalidPaymentMethod, StripeGateway
 from billing.service._access import tenant_of
@@ -61,8 +61,9 @@ async def refund_invoice(
             payment["stripe_payment_intent_id"],
             refund["amount_minor"],
             {"refund_id": str(refund["id"]), "invoice_id": str(invoice_id)},
+            refund["currency"],
         )
-    except InvalidPaymentMethod:
+    except (InvalidPaymentMethod, AmountNotChargeable):
         async with tenant_tx(tenant_id):
             await payments_repository.settle_refund(refund["id"], "failed", None)
         raise

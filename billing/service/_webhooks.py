@@ -13,9 +13,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from billing import payments_repository
+from billing.money import exponent
 from billing.payments_gateway import ChargeOutcome, WebhookRejected, verified_event
 from billing.service._payments import record_outcome
 from billing.service._refunds import book_refund_made_at_stripe
+from billing.stripe_amounts import from_stripe
 from controlplane import metrics
 from controlplane.db import SystemReason, system_tx
 from tenants import audit
@@ -61,7 +63,9 @@ async def _apply(event: dict[str, Any]) -> bool:
         return False
     if event["type"] == "charge.refunded":
         refunds = (obj.get("refunds") or {}).get("data") or []
-        return await book_refund_made_at_stripe(payment, int(obj.get("amount_refunded") or 0), list(refunds))
+        currency = str(payment["currency"]).strip()
+        refunded = from_stripe(int(obj.get("amount_refunded") or 0), currency, exponent(currency))
+        return await book_refund_made_at_stripe(payment, refunded, list(refunds))
     # A dispute is recorded on the tenant's trail; its bookkeeping (the disputed amount held by Stripe) is
     # not modelled yet.
     await audit.record(
