@@ -353,11 +353,15 @@ async def test_a_plan_price_stripe_cannot_charge_in_its_currency_is_refused(
     # Amounts Stripe can charge: whole forints, fils ending in 0, whole krónur (ISO has no decimals for ISK).
     for code, currency, amount in (("huf", "HUF", 150000), ("kwd", "KWD", 1010), ("isk", "ISK", 1999)):
         made = await client.post(
-            "/v1/plans", json=plan_body(code, [{"type": "flat", "amount_minor": amount}], currency), headers=staff.headers
+            "/v1/plans",
+            json=plan_body(code, [{"type": "flat", "amount_minor": amount}], currency),
+            headers=staff.headers,
         )
         assert made.status_code == 201, made.text
     # Metered unit prices are not fixed amounts: their total is only known on the invoice.
-    await client.post("/v1/metrics", json={"code": "calls", "name": "Calls", "aggregation": "count"}, headers=staff.headers)
+    await client.post(
+        "/v1/metrics", json={"code": "calls", "name": "Calls", "aggregation": "count"}, headers=staff.headers
+    )
     metered = {"type": "metered", "metric_code": "calls", "model": "per_unit", "unit_amount_minor": "0.5"}
     made = await client.post("/v1/plans", json=plan_body("m", [metered], "KWD"), headers=staff.headers)
     assert made.status_code == 201, made.text

@@ -133,7 +133,9 @@ async def test_an_invoice_with_a_payment_in_flight_cannot_be_voided_or_credited_
     body = assert_problem(await client.post(f"{url}/void", headers=staff.headers), 409, "payment_in_flight")
     assert "pending" in body["detail"]
     credit = {"amount_minor": 100, "reason": "goodwill"}
-    assert_problem(await client.post(f"{url}/credit-notes", json=credit, headers=staff.headers), 409, "payment_in_flight")
+    assert_problem(
+        await client.post(f"{url}/credit-notes", json=credit, headers=staff.headers), 409, "payment_in_flight"
+    )
     unchanged = (await client.get(url, headers=staff.headers)).json()
     assert (unchanged["status"], unchanged["credited_minor"]) == ("finalized", 0)
 
