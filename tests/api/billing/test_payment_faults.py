@@ -147,3 +147,50 @@ async def test_an_invoice_with_a_payment_in_flight_cannot_be_voided_or_credited_
     noted = await client.post(f"{url}/credit-notes", json=credit, headers=staff.headers)
     assert noted.status_code == 201, noted.text
     assert (await service.verify_ledger()).ok
+
+
+async def test_a_fault_of_ours_on_one_invoice_is_counted_and_the_run_collects_the_others(
+    client: AsyncClient,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    stack_env: dict[str, str],
+) -> None:
+    staff = await factory.staff()
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    broken = await factory.tenant(staff)
+    healthy = await factory.tenant(staff)
+    for tenant in (broken, healthy):
+        await subscribe(client, staff.headers, tenant["id"], "pro")
+        await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    [broken_invoice] = await invoices(client, staff.headers, broken["id"])
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        # A row no code path can handle: an attempt in flight in a currency the platform does not know (written
+        # behind the application's back). Sending it again raises, unexpectedly.
+        await inspector.execute(
+            "insert into payments (id, tenant_id, invoice_id, attempt, idempotency_key, status, amount_minor, "
+            "currency, stripe_customer_id, stripe_payment_method_id, dunning_step) "
+            "select gen_random_uuid(), i.tenant_id, i.id, 1, 'invoice:' || i.id || ':attempt:1', 'pending', "
+            "i.amount_due_minor, 'XXX', c.stripe_customer_id, m.stripe_payment_method_id, 0 "
+            "from invoices i join billing_customers c on c.tenant_id = i.tenant_id "
+            "join payment_methods m on m.tenant_id = i.tenant_id where i.id = $1::uuid",
+            broken_invoice["id"],
+        )
+        errors = metrics.COLLECTION_FAILURES_TOTAL.labels(reason="error")._value.get()
+        now = datetime.now(UTC) + timedelta(minutes=1)
+        run = await service.collect_due_invoices(gateway, now, SCHEDULE)
+        assert (run.attempted, run.succeeded, run.errors) == (2, 1, [broken_invoice["id"]]), run
+        assert metrics.COLLECTION_FAILURES_TOTAL.labels(reason="error")._value.get() == errors + 1
+        # Its attempt stays pending with its key: sent again (after healthy work) by the next run.
+        pending = await inspector.fetch("select invoice_id::text from payments where status = 'pending'")
+        assert [row["invoice_id"] for row in pending] == [broken_invoice["id"]]
+        await inspector.execute(
+            "update payments set currency = 'EUR' where invoice_id = $1::uuid", broken_invoice["id"]
+        )
+    finally:
+        await inspector.close()
+    again = await service.collect_due_invoices(gateway, now + timedelta(hours=1), SCHEDULE)
+    assert (again.attempted, again.succeeded, again.errors) == (1, 1, []), again
+    assert (await service.verify_ledger()).ok
