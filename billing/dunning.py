@@ -59,6 +59,12 @@ def decide(
     return Decision(Action.ATTEMPT, due) if due > done else Decision(Action.WAIT)
 
 
+def past_last_date(start: datetime, as_of: datetime, schedule: Sequence[int]) -> bool:
+    """True once the schedule's last date, counted from `start`, has come. An invoice that could never be
+    tried (no card) counts from its issue, so it cannot escape dunning either."""
+    return as_of >= start + timedelta(days=schedule[-1] if schedule else 0)
+
+
 def exhausted(step: int | None, schedule: Sequence[int]) -> bool:
     """True once the attempt of the schedule's last step has failed."""
     return step is not None and step >= len(schedule)

@@ -143,7 +143,7 @@ async def collectable_invoices(limit: int) -> list[dict[str, Any]]:
     """Across tenants (system context): finalized invoices with an amount due, with their attempts so far.
     Invoices never tried come first, so retries of failing ones never hold up healthy work."""
     return await fetch(
-        "select i.id, i.tenant_id, count(p.id) as attempts, "
+        "select i.id, i.tenant_id, i.issued_at, count(p.id) as attempts, "
         "min(p.created_at) filter (where p.status = 'failed') as first_failure, "
         "coalesce(bool_or(p.status = 'pending'), false) as has_pending, "
         "max(p.dunning_step) as last_step "

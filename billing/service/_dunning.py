@@ -81,6 +81,9 @@ async def _collect_one(
     except NoPaymentMethod:
         metrics.COLLECTION_FAILURES_TOTAL.labels(reason="no_payment_method").inc()
         report.without_payment_method += 1
+        start = row["first_failure"] or row["issued_at"]
+        if start is not None and dunning.past_last_date(start, as_of, schedule):
+            await _give_up(row, as_of, report)
         return
     except PaymentProviderUnavailable:
         metrics.COLLECTION_FAILURES_TOTAL.labels(reason="unreachable").inc()

@@ -126,3 +126,23 @@ async def test_missed_collection_runs_make_one_attempt_for_the_steps_whose_dates
     assert (late.attempted, late.failed, late.uncollectible) == (1, 1, 1), late
     given_up = (await client.get(f"/v1/invoices/{invoice['id']}", headers=admin.headers)).json()
     assert given_up["status"] == "uncollectible"
+
+
+async def test_an_invoice_left_without_a_card_past_the_last_dunning_date_is_given_up(
+    client: AsyncClient, factory: Factory, settings: Settings
+) -> None:
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    _, tenant, invoice = await _invoiced_tenant(client, factory)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    start = datetime.now(UTC) + timedelta(minutes=1)
+    first = await service.collect_due_invoices(gateway, start, SCHEDULE)
+    assert (first.attempted, first.without_payment_method, first.uncollectible) == (1, 1, 0), first
+    early = await service.collect_due_invoices(gateway, start + timedelta(days=SCHEDULE[-1] - 1), SCHEDULE)
+    assert (early.without_payment_method, early.uncollectible) == (1, 0), early
+    # Never a card: the schedule counts from the invoice's issue, and ends as it would after declines.
+    last = await service.collect_due_invoices(gateway, start + timedelta(days=SCHEDULE[-1]), SCHEDULE)
+    assert (last.without_payment_method, last.uncollectible) == (1, 1), last
+    given_up = (await client.get(f"/v1/invoices/{invoice['id']}", headers=admin.headers)).json()
+    assert given_up["status"] == "uncollectible"
+    body = assert_problem(await client.get(f"/v1/tenants/{tenant['id']}", headers=admin.headers), 402)
+    assert "add_payment_method" in body["required_actions"]

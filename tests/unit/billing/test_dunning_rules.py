@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from billing.dunning import Action, Decision, decide, due_step, exhausted
+from billing.dunning import Action, Decision, decide, due_step, exhausted, past_last_date
 
 SCHEDULE = (1, 3, 5, 7)
 FAILED = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -42,3 +42,8 @@ def test_after_the_last_step_failed_the_invoice_is_given_up() -> None:
 def test_an_attempt_whose_answer_was_lost_is_sent_again_first() -> None:
     pending = decide(first_failure=FAILED, last_step=4, has_pending=True, as_of=FAILED, schedule=SCHEDULE)
     assert pending == Decision(Action.RESEND)
+
+
+def test_the_last_date_counts_from_the_start_given() -> None:
+    assert not past_last_date(FAILED, FAILED + timedelta(days=6, hours=23), SCHEDULE)
+    assert past_last_date(FAILED, FAILED + timedelta(days=7), SCHEDULE)
