@@ -224,6 +224,13 @@ async def get_refund(refund_id: uuid.UUID) -> dict[str, Any]:
     return (await fetch(f"select {REFUND_COLUMNS} from refunds where id = {{}}", refund_id))[0]
 
 
+async def refund_with_stripe_id(invoice_id: uuid.UUID, stripe_refund_id: str) -> bool:
+    rows = await fetch(
+        "select 1 from refunds where invoice_id = {} and stripe_refund_id = {} limit 1", invoice_id, stripe_refund_id
+    )
+    return bool(rows)
+
+
 async def pending_refunds(invoice_id: uuid.UUID) -> list[dict[str, Any]]:
     """Refunds sent (or about to be) whose answer we do not have, oldest first; locked."""
     return await fetch(

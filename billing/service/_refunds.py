@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from billing import ledger, ledger_repository, payments_repository, repository
@@ -108,52 +109,79 @@ async def _book(actor: Principal | None, tenant_id: uuid.UUID, invoice: dict[str
     await audit.record(actor, tenant_id, "refund.succeeded", "invoice", invoice["id"], after={"amount_minor": amount})
 
 
+@dataclass(frozen=True, slots=True)
+class StripeRefund:
+    """One refund as `charge.refunded` lists it: Stripe's id, the amount in ISO minor units, and our refund's
+    id when we made it (the metadata we sent)."""
+
+    id: str
+    amount_minor: int
+    ours: str | None
+
+
 async def book_refund_made_at_stripe(
-    payment: dict[str, Any], amount_refunded: int, refunds: list[dict[str, Any]]
+    payment: dict[str, Any], amount_refunded: int, listed: list[StripeRefund] | None
 ) -> bool:
     """Inside the caller's transaction (a `charge.refunded` webhook), what Stripe says it refunded on the charge.
 
-    First our own refunds whose answer was lost (still pending): matched by the refund id they carry in their
-    metadata, or, when Stripe's list does not show them, by an amount Stripe refunded beyond what we have
-    settled; each is settled and booked once. Then a refund made outside the control plane (in Stripe's
-    dashboard) is booked like ours, for what Stripe refunded beyond everything we know of (refunds still in
-    flight included, so one that completes later is not booked twice)."""
+    When Stripe lists the refunds, each is matched: ours (by the refund id in its metadata) whose answer was
+    lost is settled and booked; one we already recorded (by Stripe's id) is known; any other was made outside
+    the control plane (Stripe's dashboard) and is booked like ours. Without the list, only the amount tells:
+    a pending refund of ours is settled when Stripe refunded at least that much beyond what we have settled,
+    then what remains beyond everything we know of (refunds in flight included) is booked as made at Stripe."""
     invoice = await repository.get_invoice(payment["invoice_id"], lock="update")
     if invoice is None or invoice["status"] != "paid":
         return False
     applied = False
-    listed = {
-        str((item.get("metadata") or {}).get("refund_id")): item
-        for item in refunds
-        if (item.get("metadata") or {}).get("refund_id") and item.get("status", "succeeded") == "succeeded"
-    }
-    for pending in await payments_repository.pending_refunds(invoice["id"]):
-        item = listed.get(str(pending["id"]))
-        unexplained = amount_refunded - await payments_repository.refunded_minor(invoice["id"])
-        if item is None and pending["amount_minor"] > unexplained:
-            continue
-        settled = await payments_repository.settle_refund(pending["id"], "succeeded", item["id"] if item else None)
-        if settled is not None:
-            await _book(None, payment["tenant_id"], invoice, settled)
-            invoice = await repository.get_invoice(invoice["id"], lock="update")
-            assert invoice is not None
-            applied = True
-    known = await payments_repository.refunded_or_refunding(invoice["id"])
-    amount = min(amount_refunded - known, invoice["total_minor"] - invoice["credited_minor"])
-    if amount <= 0:
+    pending = {str(row["id"]): row for row in await payments_repository.pending_refunds(invoice["id"])}
+    if listed:
+        for item in listed:
+            if item.ours is not None:
+                if item.ours in pending:
+                    applied |= await _settle_lost(payment, invoice["id"], pending.pop(item.ours), item.id)
+            elif not await payments_repository.refund_with_stripe_id(invoice["id"], item.id):
+                applied |= await _book_made_at_stripe(payment, invoice["id"], item.amount_minor, item.id)
         return applied
-    others = [item for item in refunds if not (item.get("metadata") or {}).get("refund_id")]
+    for row in pending.values():
+        if row["amount_minor"] <= amount_refunded - await payments_repository.refunded_minor(invoice["id"]):
+            applied |= await _settle_lost(payment, invoice["id"], row, None)
+    known = await payments_repository.refunded_or_refunding(invoice["id"])
+    applied |= await _book_made_at_stripe(payment, invoice["id"], amount_refunded - known, None)
+    return applied
+
+
+async def _settle_lost(
+    payment: dict[str, Any], invoice_id: uuid.UUID, refund: dict[str, Any], stripe_refund_id: str | None
+) -> bool:
+    """Our refund whose answer was lost, now reported by Stripe: settled and booked once."""
+    settled = await payments_repository.settle_refund(refund["id"], "succeeded", stripe_refund_id)
+    if settled is None:
+        return False
+    invoice = await repository.get_invoice(invoice_id, lock="update")
+    assert invoice is not None
+    await _book(None, payment["tenant_id"], invoice, settled)
+    return True
+
+
+async def _book_made_at_stripe(
+    payment: dict[str, Any], invoice_id: uuid.UUID, amount_minor: int, stripe_refund_id: str | None
+) -> bool:
+    invoice = await repository.get_invoice(invoice_id, lock="update")
+    assert invoice is not None
+    amount = min(amount_minor, invoice["total_minor"] - invoice["credited_minor"])
+    if amount <= 0:
+        return False
     refund = await payments_repository.insert_refund(
         {
             "tenant_id": payment["tenant_id"],
-            "invoice_id": invoice["id"],
+            "invoice_id": invoice_id,
             "payment_id": payment["id"],
             "amount_minor": amount,
             "currency": invoice["currency"],
             "reason": "Refunded at Stripe",
         }
     )
-    settled = await payments_repository.settle_refund(refund["id"], "succeeded", others[0]["id"] if others else None)
+    settled = await payments_repository.settle_refund(refund["id"], "succeeded", stripe_refund_id)
     assert settled is not None
     await _book(None, payment["tenant_id"], invoice, settled)
     return True

@@ -282,10 +282,17 @@ async def test_charge_refunded_settles_our_refund_whose_answer_was_lost_instead_
     assert [(note["amount_minor"], note["reason"]) for note in notes] == [(500, "service outage")]
     refunded = (await client.get(f"/v1/invoices/{invoice['id']}", headers=staff.headers)).json()
     assert refunded["credited_minor"] == 500
-    # The same news again books nothing more.
-    repeat = event("evt_lost_refund_again", "charge.refunded", charge)
-    assert (await client.post("/v1/webhooks/stripe", content=repeat, headers=signed(repeat, secret))).json()[
-        "result"
-    ] == "ignored"
-    assert len(await credit_notes(client, staff.headers, invoice["id"])) == 1
+    # Then a refund made in Stripe's dashboard: listed beside ours, it alone is booked; the same news again
+    # (a later event listing both) books nothing more.
+    dashboard = stripe_client.v1.refunds.create(params={"payment_intent": intent_id, "amount": 300})
+    both = {**charge, "amount_refunded": 800, "refunds": {"data": [dashboard.to_dict(), made.to_dict()]}}
+    for event_id, result in (("evt_dashboard_refund", "applied"), ("evt_dashboard_refund_again", "ignored")):
+        payload = event(event_id, "charge.refunded", both)
+        answer = await client.post("/v1/webhooks/stripe", content=payload, headers=signed(payload, secret))
+        assert answer.json()["result"] == result, (event_id, answer.text)
+    notes = await credit_notes(client, staff.headers, invoice["id"])
+    assert [(note["amount_minor"], note["reason"]) for note in notes] == [
+        (500, "service outage"),
+        (300, "Refunded at Stripe"),
+    ]
     assert (await service.verify_ledger()).ok
