@@ -4,6 +4,7 @@ transaction; each names its tenant (see `billing.repository`)."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from controlplane.db import fetch
@@ -229,6 +230,16 @@ async def refund_with_stripe_id(invoice_id: uuid.UUID, stripe_refund_id: str) ->
         "select 1 from refunds where invoice_id = {} and stripe_refund_id = {} limit 1", invoice_id, stripe_refund_id
     )
     return bool(rows)
+
+
+async def lost_refunds(older_than: datetime, limit: int) -> list[dict[str, Any]]:
+    """Across tenants (system context): refunds still pending since before `older_than`, oldest first."""
+    return await fetch(
+        f"select {REFUND_COLUMNS} from refunds where status = 'pending' and created_at < {{}} "
+        "order by created_at, id limit {}",
+        older_than,
+        limit,
+    )
 
 
 async def pending_refunds(invoice_id: uuid.UUID) -> list[dict[str, Any]]:

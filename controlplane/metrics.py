@@ -274,6 +274,7 @@ def _http_series(method: str, route: str, status: int) -> tuple[Any, Any]:
 COLLECTION_FAILURES_TOTAL = Counter(
     "controlplane_collection_failures_total",
     "Invoices the collection run could not charge, by reason (refused: Stripe refused the request; unreachable; "
-    "no_payment_method; error: an unexpected failure). Each is recorded on its invoice and retried later.",
+    "no_payment_method; error: an unexpected failure; refund: a lost refund could not be sent again). Each is "
+    "recorded on its invoice (or refund) and retried later.",
     ["reason"],
 )

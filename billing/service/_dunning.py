@@ -5,7 +5,7 @@ Each invoice is its own unit of work: whatever fails for one (Stripe refusing it
 no card, a fault of ours) is recorded on it (its attempt's state and reason, `controlplane_collection_failures_total`,
 the report) and the run goes on for the others. A refused charge is a failed attempt: it is retried on the
 dunning schedule like a decline, so it is never tried ahead of healthy work and never more than the schedule
-allows. Invoices never tried come first in each run.
+allows. Invoices never tried come first in each run. Refunds whose answer was lost are sent again (same key).
 """
 
 from __future__ import annotations
@@ -13,16 +13,19 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from billing import dunning, payments_repository
 from billing.dunning import Action
 from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway
 from billing.service._payments import NoPaymentMethod, StepTaken, collect_attempt, give_up
+from billing.service._refunds import resend_lost_refunds
 from controlplane import metrics
 from controlplane.db import SystemReason, system_tx
 
 log = logging.getLogger("controlplane.billing")
+# A refund pending longer than this lost its answer (its request, with the SDK's retries, is long over).
+LOST_REFUND_AFTER = timedelta(minutes=15)
 
 
 @dataclass
@@ -35,6 +38,7 @@ class CollectionReport:
     unreachable: list[str] = field(default_factory=list)  # invoice ids whose attempt stays pending
     refused: int = 0  # of the failed: Stripe refused the charge itself (an amount, a deleted card)
     errors: list[str] = field(default_factory=list)  # invoice ids that failed unexpectedly; retried next run
+    refunds_resent: int = 0  # refunds whose answer was lost, sent again with their key and settled
 
 
 async def collect_due_invoices(
@@ -52,6 +56,10 @@ async def collect_due_invoices(
             log.exception("collecting invoice %s failed", row["id"])
             metrics.COLLECTION_FAILURES_TOTAL.labels(reason="error").inc()
             report.errors.append(str(row["id"]))
+    settled, failed = await resend_lost_refunds(gateway, as_of - LOST_REFUND_AFTER)
+    report.refunds_resent = settled
+    if failed:
+        metrics.COLLECTION_FAILURES_TOTAL.labels(reason="refund").inc(failed)
     return report
 
 

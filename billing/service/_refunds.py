@@ -7,8 +7,10 @@ is called, and Stripe's answer is recorded after.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from billing import ledger, ledger_repository, payments_repository, repository
@@ -18,10 +20,12 @@ from billing.payments_gateway import InvalidPaymentMethod, StripeGateway
 from billing.service._access import tenant_of
 from billing.service._invoices import add_credit_note
 from controlplane.auth.principal import Principal
-from controlplane.db import tenant_tx
+from controlplane.db import SystemReason, system_tx, tenant_tx
 from controlplane.exceptions import Conflict
 from tenants import audit
 from tenants.roles import Permission
+
+log = logging.getLogger("controlplane.billing")
 
 
 class RefundExceedsPaid(Conflict):
@@ -55,13 +59,25 @@ async def refund_invoice(
                 )
         else:
             refund = await _new_refund(tenant_id, invoice, payment, amount_minor, reason)
+    return await _send(gateway, actor, tenant_id, invoice, payment["stripe_payment_intent_id"], refund)
+
+
+async def _send(
+    gateway: StripeGateway,
+    actor: Principal | None,
+    tenant_id: uuid.UUID,
+    invoice: dict[str, Any],
+    payment_intent_id: str,
+    refund: dict[str, Any],
+) -> dict[str, Any]:
+    """The committed refund to Stripe, with its own key (the same on every resend), then Stripe's answer."""
     try:
         stripe_id = await asyncio.to_thread(
             gateway.refund,
             f"refund:{refund['id']}",
-            payment["stripe_payment_intent_id"],
+            payment_intent_id,
             refund["amount_minor"],
-            {"refund_id": str(refund["id"]), "invoice_id": str(invoice_id)},
+            {"refund_id": str(refund["id"]), "invoice_id": str(invoice["id"])},
             refund["currency"],
         )
     except (InvalidPaymentMethod, AmountNotChargeable):
@@ -74,6 +90,26 @@ async def refund_invoice(
             return await payments_repository.get_refund(refund["id"])
         await _book(actor, tenant_id, invoice, settled)
         return settled
+
+
+async def resend_lost_refunds(gateway: StripeGateway, older_than: datetime, limit: int = 1_000) -> tuple[int, int]:
+    """(settled, failed): refunds still pending since before `older_than` (their answer was lost and nobody
+    asked again) are sent again with their own key, each on its own; Stripe replays its first answer."""
+    async with system_tx(SystemReason.PLATFORM_JOB):
+        lost = await payments_repository.lost_refunds(older_than, limit)
+    settled = failed = 0
+    for row in lost:
+        try:
+            async with tenant_tx(row["tenant_id"]):
+                invoice = await repository.get_invoice(row["invoice_id"])
+                payment = await payments_repository.get_attempt(row["payment_id"])
+            assert invoice is not None and payment["stripe_payment_intent_id"] is not None
+            done = await _send(gateway, None, row["tenant_id"], invoice, payment["stripe_payment_intent_id"], row)
+            settled += done["status"] == "succeeded"
+        except Exception:
+            log.exception("resending refund %s failed", row["id"])
+            failed += 1
+    return settled, failed
 
 
 async def _new_refund(

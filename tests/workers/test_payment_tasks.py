@@ -45,6 +45,7 @@ NOTHING = {
     "unreachable": [],
     "refused": 0,
     "errors": [],
+    "refunds_resent": 0,
 }
 TASK_TIMEOUT = 120
 

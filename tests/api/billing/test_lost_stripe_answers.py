@@ -296,3 +296,33 @@ async def test_charge_refunded_settles_our_refund_whose_answer_was_lost_instead_
         (300, "Refunded at Stripe"),
     ]
     assert (await service.verify_ledger()).ok
+
+
+async def test_a_refund_whose_answer_was_lost_and_nobody_asked_again_is_sent_again_by_the_hourly_run(
+    client: AsyncClient,
+    app: Any,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    double: StripeIdempotencyDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    staff, invoice, intent_id = await _paid_invoice(client, factory, stripe_client)
+    gateway = StripeGateway(_through(settings, double))
+    monkeypatch.setattr(app.state, "payments", gateway)
+    double.lose_answers(TRIES)
+    lost = await client.post(
+        f"/v1/invoices/{invoice['id']}/refunds", json={"amount_minor": 500, "reason": "outage"}, headers=staff.headers
+    )
+    assert_problem(lost, 503, "payment_provider_unavailable")
+    now = datetime.now(UTC)
+    # Still in flight as far as anyone knows: left alone.
+    assert (await service.collect_due_invoices(gateway, now, SCHEDULE)).refunds_resent == 0
+    later = await service.collect_due_invoices(gateway, now + timedelta(hours=1), SCHEDULE)
+    assert later.refunds_resent == 1, later
+    assert double.replayed == 1
+    assert len(_refunds_at_stripe(stripe_client, intent_id)) == 1
+    assert (await service.collect_due_invoices(gateway, now + timedelta(hours=2), SCHEDULE)).refunds_resent == 0
+    notes = await credit_notes(client, staff.headers, invoice["id"])
+    assert [(note["amount_minor"], note["reason"]) for note in notes] == [(500, "outage")]
+    assert (await service.verify_ledger()).ok
