@@ -12,8 +12,9 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from billing import limits
-from billing.errors import InvalidCharge
+from billing.errors import AmountNotChargeable, InvalidCharge
 from billing.money import decimal_of, exponent
+from billing.stripe_amounts import chargeable_step
 
 ChargeKind = Literal["flat", "per_seat", "metered"]
 Model = Literal["per_unit", "graduated", "volume", "package"]
@@ -205,6 +206,26 @@ def parse_charges(raw: Any) -> tuple[Charge, ...]:
     if len(metered) != len(set(metered)):
         raise InvalidCharge("a metric may be charged only once per plan")
     return charges
+
+
+def check_chargeable(charges: Sequence[Charge], currency: str) -> None:
+    """Every fixed price of the plan (flat, per seat, per package, a tier's flat fee, a minimum) is an amount
+    Stripe can charge in `currency` (whole forints, fils ending in 0: `billing.stripe_amounts`).
+    Metered unit prices are left alone: what they add up to is only known on the invoice."""
+    step = chargeable_step(currency, exponent(currency))
+    if step == 1:
+        return
+    for index, charge in enumerate(charges):
+        fixed = [charge.amount, charge.unit_amount if charge.kind == "per_seat" else Decimal(0)]
+        fixed += [tier.flat_amount for tier in charge.tiers]
+        fixed += [charge.min_amount] if charge.min_amount is not None else []
+        for amount in fixed:
+            if amount % step:
+                raise AmountNotChargeable(
+                    f"charges[{index}]: Stripe charges {currency} only in multiples of {step} minor units, "
+                    f"not {_text(amount)}",
+                    step_minor=step,
+                )
 
 
 def _text(value: Decimal) -> str:

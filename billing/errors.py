@@ -100,3 +100,18 @@ class AmountOutOfRange(Conflict):
 
     code = "amount_out_of_range"
     title = "The amount is beyond what an invoice may bill"
+
+
+class PaymentInFlight(Conflict):
+    code = "payment_in_flight"
+    title = "A payment of this invoice is waiting for Stripe's answer; retry once it has settled"
+
+
+class RefundInFlight(Conflict):
+    code = "refund_in_flight"
+    title = "Another refund of this invoice is waiting for Stripe's answer; send that one again or wait"
+
+
+class AmountNotChargeable(BillingInvalid):
+    code = "amount_not_chargeable"
+    title = "Stripe cannot charge this amount in this currency"

@@ -1,7 +1,9 @@
 """Stripe, as billing needs it: customers, cards, off-session charges. The adapter boundary.
 
-Only the official SDK talks to Stripe. Its errors stop here: a decline is an outcome, not an exception;
-a card Stripe will not accept is `InvalidPaymentMethod`; anything else (network, Stripe down, our key)
+Only the official SDK talks to Stripe. Its errors stop here (`_translated`, as httpx's `map_exceptions`): a
+decline is an outcome, not an exception, and so is a charge Stripe refuses outright (`InvalidRequestError`: an
+amount it will not take, a card detached or deleted): `ChargeOutcome(refused=True)` with Stripe's error code;
+elsewhere a card Stripe will not accept is `InvalidPaymentMethod`; anything else (network, Stripe down, our key)
 is `PaymentProviderUnavailable`, so no `stripe.StripeError` reaches a service or a controller.
 Every call that creates something carries an idempotency key derived from domain ids.
 The SDK is synchronous; callers run these in a worker thread.
@@ -16,6 +18,9 @@ from typing import Any, TypeVar
 
 import stripe
 
+from billing.errors import AmountNotChargeable
+from billing.money import exponent
+from billing.stripe_amounts import to_stripe
 from controlplane.exceptions import BadRequest, InvalidInput, ServiceUnavailable
 
 T = TypeVar("T")
@@ -24,6 +29,8 @@ T = TypeVar("T")
 class InvalidPaymentMethod(InvalidInput):
     code = "invalid_payment_method"
     title = "Stripe does not accept this payment method"
+    stripe_code = "invalid_request"  # Stripe's error code: recorded, not shown
+    payment_intent_id: str | None = None
 
 
 class PaymentProviderUnavailable(ServiceUnavailable):
@@ -75,6 +82,7 @@ class ChargeOutcome:
     succeeded: bool
     payment_intent_id: str | None
     decline_code: str | None = None
+    refused: bool = False  # Stripe refused the request itself (nothing was charged), not a card decline
 
 
 @contextmanager
@@ -84,7 +92,11 @@ def _translated() -> Iterator[None]:
     except stripe.CardError:
         raise  # a decline: each call decides what it means
     except stripe.InvalidRequestError as error:
-        raise InvalidPaymentMethod(error.user_message or "Stripe refused the request") from None
+        refused = InvalidPaymentMethod(error.user_message or "Stripe refused the request")
+        refused.stripe_code = str(error.code or ("resource_missing" if error.http_status == 404 else "invalid_request"))
+        intent = error.error.payment_intent if error.error else None
+        refused.payment_intent_id = str(intent.id) if intent is not None else None
+        raise refused from None
     except stripe.StripeError as error:
         raise PaymentProviderUnavailable(f"Stripe: {type(error).__name__}") from None
 
@@ -157,13 +169,18 @@ class StripeGateway:
         payment_method_id: str,
         metadata: dict[str, str],
     ) -> ChargeOutcome:
-        """An off-session PaymentIntent, confirmed at once with the saved card."""
+        """An off-session PaymentIntent, confirmed at once with the saved card. `amount_minor` is in ISO minor
+        units, sent in Stripe's; an amount Stripe cannot take is refused here, as Stripe would."""
+        try:
+            amount = to_stripe(amount_minor, currency.upper(), exponent(currency.upper()))
+        except AmountNotChargeable:
+            return ChargeOutcome(False, None, AmountNotChargeable.code, refused=True)
         try:
             with _translated():
                 intent = self._call(
                     lambda client: client.v1.payment_intents.create(
                         params={
-                            "amount": amount_minor,
+                            "amount": amount,
                             "currency": currency.lower(),
                             "customer": customer_id,
                             "payment_method": payment_method_id,
@@ -178,18 +195,34 @@ class StripeGateway:
             code = (error.error.decline_code if error.error else None) or error.code or "card_declined"
             intent_id = error.error.payment_intent.id if error.error and error.error.payment_intent else None
             return ChargeOutcome(False, intent_id, str(code))
+        except InvalidPaymentMethod as refused:
+            return ChargeOutcome(False, refused.payment_intent_id, refused.stripe_code, refused=True)
         if intent.status == "succeeded":
             return ChargeOutcome(True, str(intent.id))
         error_detail = intent.last_payment_error
         reason = (error_detail.decline_code or error_detail.code) if error_detail else intent.status
         return ChargeOutcome(False, str(intent.id), str(reason))
 
-    def refund(self, idempotency_key: str, payment_intent_id: str, amount_minor: int) -> str:
-        """A refund of part or all of a charge; Stripe's refund id."""
+    def refund(
+        self,
+        idempotency_key: str,
+        payment_intent_id: str,
+        amount_minor: int,
+        metadata: dict[str, str] | None = None,
+        currency: str | None = None,
+    ) -> str:
+        """A refund of part or all of a charge; Stripe's refund id. `metadata` (our refund's id) comes back in
+        `charge.refunded`, so a refund whose answer was lost is recognised there. With `currency`, the ISO
+        amount is sent in Stripe's units (`AmountNotChargeable` when Stripe has none for it)."""
+        if currency is not None:
+            amount_minor = to_stripe(amount_minor, currency.upper(), exponent(currency.upper()))
+        params: dict[str, Any] = {"payment_intent": payment_intent_id, "amount": amount_minor}
+        if metadata:
+            params["metadata"] = metadata
         with _translated():
             refund = self._call(
                 lambda client: client.v1.refunds.create(
-                    params={"payment_intent": payment_intent_id, "amount": amount_minor},
+                    params=params,  # type: ignore[arg-type]
                     options={"idempotency_key": idempotency_key},
                 )
             )
@@ -198,10 +231,14 @@ class StripeGateway:
     def transfer(self, idempotency_key: str, amount_minor: int, currency: str, destination: str) -> str:
         """A Connect transfer to a connected account; Stripe's transfer id. A refused destination (closed,
         unknown) raises `InvalidPaymentMethod`, an outage `PaymentProviderUnavailable`."""
+        try:
+            amount = to_stripe(amount_minor, currency.upper(), exponent(currency.upper()))
+        except AmountNotChargeable as error:
+            raise InvalidPaymentMethod(str(error)) from None
         with _translated():
             transfer = self._call(
                 lambda client: client.v1.transfers.create(
-                    params={"amount": amount_minor, "currency": currency.lower(), "destination": destination},
+                    params={"amount": amount, "currency": currency.lower(), "destination": destination},
                     options={"idempotency_key": idempotency_key},
                 )
             )

@@ -4,6 +4,7 @@ transaction; each names its tenant (see `billing.repository`)."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 from controlplane.db import fetch
@@ -12,7 +13,7 @@ from controlplane.pagination import PageRequest, keyset_clause
 METHOD_COLUMNS = "id, tenant_id, stripe_payment_method_id, brand, last4, exp_month, exp_year, is_default, created_at"
 PAYMENT_COLUMNS = (
     "id, tenant_id, invoice_id, attempt, idempotency_key, status, amount_minor, currency, stripe_customer_id, "
-    "stripe_payment_method_id, stripe_payment_intent_id, decline_code, created_at, updated_at"
+    "stripe_payment_method_id, stripe_payment_intent_id, decline_code, created_at, updated_at, dunning_step"
 )
 
 
@@ -92,8 +93,8 @@ async def last_attempt(invoice_id: uuid.UUID) -> dict[str, Any] | None:
 async def insert_attempt(values: dict[str, Any]) -> dict[str, Any]:
     rows = await fetch(
         "insert into payments (id, tenant_id, invoice_id, attempt, idempotency_key, status, amount_minor, currency, "
-        "stripe_customer_id, stripe_payment_method_id) "
-        "values ({}, {}, {}, {}, {}, 'pending', {}, {}, {}, {}) "
+        "stripe_customer_id, stripe_payment_method_id, dunning_step) "
+        "values ({}, {}, {}, {}, {}, 'pending', {}, {}, {}, {}, {}) "
         f"returning {PAYMENT_COLUMNS}",
         uuid.uuid4(),
         values["tenant_id"],
@@ -104,8 +105,20 @@ async def insert_attempt(values: dict[str, Any]) -> dict[str, Any]:
         values["currency"],
         values["stripe_customer_id"],
         values["stripe_payment_method_id"],
+        values.get("dunning_step"),
     )
     return rows[0]
+
+
+async def has_pending_attempt(invoice_id: uuid.UUID) -> bool:
+    """Money in flight: an attempt whose outcome Stripe has not told us yet."""
+    rows = await fetch("select 1 from payments where invoice_id = {} and status = 'pending' limit 1", invoice_id)
+    return bool(rows)
+
+
+async def last_dunning_step(invoice_id: uuid.UUID) -> int | None:
+    rows = await fetch("select max(dunning_step) as step from payments where invoice_id = {}", invoice_id)
+    return rows[0]["step"]
 
 
 async def settle_attempt(
@@ -128,16 +141,18 @@ async def get_attempt(payment_id: uuid.UUID) -> dict[str, Any]:
 
 
 async def collectable_invoices(limit: int) -> list[dict[str, Any]]:
-    """Across tenants (system context): finalized invoices with an amount due, with their attempts so far."""
+    """Across tenants (system context): finalized invoices with an amount due, with their attempts so far.
+    Invoices never tried come first, so retries of failing ones never hold up healthy work."""
     return await fetch(
-        "select i.id, i.tenant_id, count(p.id) as attempts, "
+        "select i.id, i.tenant_id, i.issued_at, count(p.id) as attempts, "
         "min(p.created_at) filter (where p.status = 'failed') as first_failure, "
-        "bool_or(p.status = 'pending') as has_pending "
+        "coalesce(bool_or(p.status = 'pending'), false) as has_pending, "
+        "max(p.dunning_step) as last_step "
         "from invoices i left join payments p on p.invoice_id = i.id "
         "where i.status = 'finalized' and i.amount_due_minor > 0 "
         # An erased tenant is never charged again.
         "and not exists (select 1 from tenants t where t.id = i.tenant_id and t.status = 'pending_deletion') "
-        "group by i.id, i.tenant_id order by min(i.issued_at) limit {}",
+        "group by i.id, i.tenant_id order by count(p.id) > 0, min(i.issued_at), i.id limit {}",
         limit,
     )
 
@@ -197,6 +212,45 @@ async def refunded_or_refunding(invoice_id: uuid.UUID) -> int:
         invoice_id,
     )
     return int(rows[0]["n"])
+
+
+async def refunded_minor(invoice_id: uuid.UUID) -> int:
+    """What Stripe has refunded on the invoice, as far as we have recorded it."""
+    rows = await fetch(
+        "select coalesce(sum(amount_minor), 0) as n from refunds where invoice_id = {} and status = 'succeeded'",
+        invoice_id,
+    )
+    return int(rows[0]["n"])
+
+
+async def get_refund(refund_id: uuid.UUID) -> dict[str, Any]:
+    return (await fetch(f"select {REFUND_COLUMNS} from refunds where id = {{}}", refund_id))[0]
+
+
+async def refund_with_stripe_id(invoice_id: uuid.UUID, stripe_refund_id: str) -> bool:
+    rows = await fetch(
+        "select 1 from refunds where invoice_id = {} and stripe_refund_id = {} limit 1", invoice_id, stripe_refund_id
+    )
+    return bool(rows)
+
+
+async def lost_refunds(older_than: datetime, limit: int) -> list[dict[str, Any]]:
+    """Across tenants (system context): refunds still pending since before `older_than`, oldest first."""
+    return await fetch(
+        f"select {REFUND_COLUMNS} from refunds where status = 'pending' and created_at < {{}} "
+        "order by created_at, id limit {}",
+        older_than,
+        limit,
+    )
+
+
+async def pending_refunds(invoice_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Refunds sent (or about to be) whose answer we do not have, oldest first; locked."""
+    return await fetch(
+        f"select {REFUND_COLUMNS} from refunds where invoice_id = {{}} and status = 'pending' "
+        "order by created_at, id for update",
+        invoice_id,
+    )
 
 
 async def insert_refund(values: dict[str, Any]) -> dict[str, Any]:

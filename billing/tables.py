@@ -166,6 +166,7 @@ class Payment(Table, tablename="payments", db=ENGINE):
     decline_code = Text(null=True)
     created_at = Timestamptz()
     updated_at = Timestamptz()
+    dunning_step = Integer(null=True)
 
 
 class LedgerJournal(Table, tablename="ledger_journals", db=ENGINE):

@@ -320,3 +320,11 @@ THROTTLE_FALLBACK_TOTAL = Counter(
     "controlplane_signin_throttle_fallback_total",
     "Sign-in attempts counted by the per-process fallback throttle because Redis was unavailable.",
 )
+# Collection runs (billing/service/_dunning.py).
+COLLECTION_FAILURES_TOTAL = Counter(
+    "controlplane_collection_failures_total",
+    "Invoices the collection run could not charge, by reason (refused: Stripe refused the request; unreachable; "
+    "no_payment_method; error: an unexpected failure; refund: a lost refund could not be sent again). Each is "
+    "recorded on its invoice (or refund) and retried later.",
+    ["reason"],
+)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from billing import repository
-from billing.catalogue import charge_to_json, parse_charges
+from billing.catalogue import charge_to_json, check_chargeable, parse_charges
 from billing.errors import InvalidCharge, MetricExists, MetricNotFound, PlanNotFound
 from billing.money import exponent
 from billing.service import _state
@@ -56,6 +56,7 @@ async def create_plan(values: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     next version (subscriptions keep theirs until moved); an unchanged one answers with the latest."""
     exponent(values["currency"])
     charges = parse_charges(values["charges"])
+    check_chargeable(charges, values["currency"])
     metric_codes = sorted({c.metric_code for c in charges if c.metric_code})
     proration = values.get("proration") or {}
     row = {

@@ -1,20 +1,31 @@
 """The collection run (Celery beat, hourly): first attempts on newly finalized invoices, retries on the
-dunning schedule, and giving up after the last one."""
+dunning schedule, and giving up after the last one.
+
+Each invoice is its own unit of work: whatever fails for one (Stripe refusing its charge, Stripe unreachable,
+no card, a fault of ours) is recorded on it (its attempt's state and reason, `controlplane_collection_failures_total`,
+the report) and the run goes on for the others. A refused charge is a failed attempt: it is retried on the
+dunning schedule like a decline, so it is never tried ahead of healthy work and never more than the schedule
+allows. Invoices never tried come first in each run. Refunds whose answer was lost are sent again (same key).
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from billing import dunning, payments_repository
+from billing.dunning import Action
 from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway
-from billing.service._payments import NoPaymentMethod, collect_invoice, give_up
+from billing.service._payments import NoPaymentMethod, StepTaken, collect_attempt, give_up
+from billing.service._refunds import resend_lost_refunds
 from controlplane import metrics
 from controlplane.db import SystemReason, system_tx
 
 log = logging.getLogger("controlplane.billing")
+# A refund pending longer than this lost its answer (its request, with the SDK's retries, is long over).
+LOST_REFUND_AFTER = timedelta(minutes=15)
 
 
 @dataclass
@@ -25,6 +36,9 @@ class CollectionReport:
     uncollectible: int = 0
     without_payment_method: int = 0
     unreachable: list[str] = field(default_factory=list)  # invoice ids whose attempt stays pending
+    refused: int = 0  # of the failed: Stripe refused the charge itself (an amount, a deleted card)
+    errors: list[str] = field(default_factory=list)  # invoice ids that failed unexpectedly; retried next run
+    refunds_resent: int = 0  # refunds whose answer was lost, sent again with their key and settled
 
 
 async def collect_due_invoices(
@@ -34,26 +48,64 @@ async def collect_due_invoices(
     async with system_tx(SystemReason.PLATFORM_JOB):
         candidates = await payments_repository.collectable_invoices(limit)
     for row in candidates:
-        attempts = int(row["attempts"])
-        if attempts and not row["has_pending"]:
-            due = dunning.next_attempt_at(row["first_failure"], attempts, schedule)
-            if due is None or due > as_of:
-                continue
-            metrics.DUNNING_STEPS_TOTAL.labels(step="retry").inc()
-        report.attempted += 1
         try:
-            payment = await collect_invoice(gateway, row["tenant_id"], row["id"])
-        except NoPaymentMethod:
-            report.without_payment_method += 1
-            continue
-        except PaymentProviderUnavailable:
-            report.unreachable.append(str(row["id"]))  # pending: retried next run with the same key
-            continue
-        if payment["status"] == "succeeded":
-            report.succeeded += 1
-            continue
-        report.failed += 1
-        if dunning.exhausted(payment["attempt"], schedule):
-            await give_up(row["tenant_id"], row["id"], as_of)
-            report.uncollectible += 1
+            await _collect_one(gateway, row, as_of, schedule, report)
+        except Exception:
+            # A fault of ours on one invoice: logged and counted; its attempt (if any) stays pending and is
+            # sent again, with its own key, by the next run.
+            log.exception("collecting invoice %s failed", row["id"])
+            metrics.COLLECTION_FAILURES_TOTAL.labels(reason="error").inc()
+            report.errors.append(str(row["id"]))
+    settled, failed = await resend_lost_refunds(gateway, as_of - LOST_REFUND_AFTER)
+    report.refunds_resent = settled
+    if failed:
+        metrics.COLLECTION_FAILURES_TOTAL.labels(reason="refund").inc(failed)
     return report
+
+
+async def _collect_one(
+    gateway: StripeGateway, row: dict, as_of: datetime, schedule: Sequence[int], report: CollectionReport
+) -> None:
+    decision = dunning.decide(
+        first_failure=row["first_failure"],
+        last_step=row["last_step"],
+        has_pending=row["has_pending"],
+        as_of=as_of,
+        schedule=schedule,
+    )
+    if decision.action is Action.WAIT:
+        return
+    if decision.action is Action.GIVE_UP:
+        await _give_up(row, as_of, report)
+        return
+    if decision.step:
+        metrics.DUNNING_STEPS_TOTAL.labels(step="retry").inc()
+    report.attempted += 1
+    try:
+        payment, refused = await collect_attempt(gateway, row["tenant_id"], row["id"], dunning_step=decision.step)
+    except StepTaken:
+        report.attempted -= 1  # a concurrent run made this attempt
+        return
+    except NoPaymentMethod:
+        metrics.COLLECTION_FAILURES_TOTAL.labels(reason="no_payment_method").inc()
+        report.without_payment_method += 1
+        start = row["first_failure"] or row["issued_at"]
+        if start is not None and dunning.past_last_date(start, as_of, schedule):
+            await _give_up(row, as_of, report)
+        return
+    except PaymentProviderUnavailable:
+        metrics.COLLECTION_FAILURES_TOTAL.labels(reason="unreachable").inc()
+        report.unreachable.append(str(row["id"]))  # pending: retried next run with the same key
+        return
+    if payment["status"] == "succeeded":
+        report.succeeded += 1
+        return
+    report.failed += 1
+    report.refused += refused
+    if dunning.exhausted(payment["dunning_step"], schedule):
+        await _give_up(row, as_of, report)
+
+
+async def _give_up(row: dict, as_of: datetime, report: CollectionReport) -> None:
+    await give_up(row["tenant_id"], row["id"], as_of)
+    report.uncollectible += 1

@@ -72,8 +72,13 @@ async def list_payment_methods(tenant_id: uuid.UUID, page: PageRequest) -> Page:
 
 
 async def pay_invoice(gateway: StripeGateway, actor: Principal, invoice_id: uuid.UUID) -> dict[str, Any]:
+    """An attempt by hand: it has no dunning step, so it neither uses up nor moves the dunning schedule."""
     tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.MANAGE_BILLING, "POST")
     return await collect_invoice(gateway, tenant_id, invoice_id, actor)
+
+
+class StepTaken(Exception):
+    """The collection run's step was attempted meanwhile (a concurrent run): nothing to do. Internal."""
 
 
 async def collect_invoice(
@@ -81,6 +86,21 @@ async def collect_invoice(
 ) -> dict[str, Any]:
     """Charge the invoice's amount due to the tenant's default card. A paid invoice answers with the
     payment that paid it."""
+    payment, _ = await collect_attempt(gateway, tenant_id, invoice_id, actor)
+    return payment
+
+
+async def collect_attempt(
+    gateway: StripeGateway,
+    tenant_id: uuid.UUID,
+    invoice_id: uuid.UUID,
+    actor: Principal | None = None,
+    *,
+    dunning_step: int | None = None,
+) -> tuple[dict[str, Any], bool]:
+    """(payment, refused): `refused` when Stripe refused the charge itself (nothing was charged; the attempt
+    is recorded as failed with Stripe's error code). `dunning_step` is the collection run's step (None: by
+    hand); a step already attempted raises `StepTaken`."""
     async with tenant_tx(tenant_id):
         invoice = await repository.get_invoice(invoice_id, lock="update")
         if invoice is None:
@@ -88,7 +108,7 @@ async def collect_invoice(
         if invoice["status"] == "paid":
             paid = await payments_repository.last_attempt(invoice_id)
             if paid is not None:
-                return paid
+                return paid, False
         # An uncollectible invoice can still be paid: that is how a suspended tenant comes back.
         if invoice["status"] not in ("finalized", "uncollectible") or invoice["amount_due_minor"] <= 0:
             raise InvalidInvoiceTransition(
@@ -97,6 +117,10 @@ async def collect_invoice(
             )
         attempt = await payments_repository.open_attempt(invoice_id)
         if attempt is None:
+            if dunning_step is not None:
+                taken = await payments_repository.last_dunning_step(invoice_id)
+                if taken is not None and taken >= dunning_step:
+                    raise StepTaken()
             method = await payments_repository.default_payment_method(tenant_id)
             customer_id = await payments_repository.customer_of(tenant_id)
             if method is None or customer_id is None:
@@ -113,6 +137,7 @@ async def collect_invoice(
                     "currency": invoice["currency"],
                     "stripe_customer_id": customer_id,
                     "stripe_payment_method_id": method["stripe_payment_method_id"],
+                    "dunning_step": dunning_step,
                 }
             )
     # Committed: the key is stored before Stripe hears of it.
@@ -125,8 +150,10 @@ async def collect_invoice(
         attempt["stripe_payment_method_id"],
         {"invoice_id": str(invoice_id)},
     )
+    if outcome.refused:
+        metrics.COLLECTION_FAILURES_TOTAL.labels(reason="refused").inc()
     async with tenant_tx(tenant_id):
-        return await record_outcome(actor, tenant_id, invoice_id, attempt, outcome)
+        return await record_outcome(actor, tenant_id, invoice_id, attempt, outcome), outcome.refused
 
 
 async def record_outcome(

@@ -7,20 +7,25 @@ is called, and Stripe's answer is recorded after.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from billing import ledger, ledger_repository, payments_repository, repository
-from billing.errors import InvalidInvoiceTransition, InvoiceNotFound
+from billing.errors import AmountNotChargeable, InvalidInvoiceTransition, InvoiceNotFound, RefundInFlight
 from billing.money import Money
 from billing.payments_gateway import InvalidPaymentMethod, StripeGateway
 from billing.service._access import tenant_of
 from billing.service._invoices import add_credit_note
 from controlplane.auth.principal import Principal
-from controlplane.db import tenant_tx
+from controlplane.db import SystemReason, system_tx, tenant_tx
 from controlplane.exceptions import Conflict
 from tenants import audit
 from tenants.roles import Permission
+
+log = logging.getLogger("controlplane.billing")
 
 
 class RefundExceedsPaid(Conflict):
@@ -31,6 +36,8 @@ class RefundExceedsPaid(Conflict):
 async def refund_invoice(
     gateway: StripeGateway, actor: Principal, invoice_id: uuid.UUID, amount_minor: int, reason: str
 ) -> dict[str, Any]:
+    """A refund whose answer was lost (Stripe unreachable: 503) stays pending; asking for it again sends it
+    again with its own key, so Stripe refunds once. Another refund is refused while one is in flight."""
     tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.STAFF_ONLY, "POST")
     async with tenant_tx(tenant_id):
         invoice = await repository.get_invoice(invoice_id, lock="update")
@@ -41,39 +48,92 @@ async def refund_invoice(
             raise InvalidInvoiceTransition(
                 f"a {invoice['status']} invoice has no payment to refund", current_status=invoice["status"]
             )
-        refundable = min(
-            payment["amount_minor"] - await payments_repository.refunded_or_refunding(invoice_id),
-            invoice["total_minor"] - invoice["credited_minor"],
-        )
-        if amount_minor > refundable:
-            raise RefundExceedsPaid(
-                f"at most {Money(max(refundable, 0), invoice['currency']).format()} can be refunded",
-                refundable_minor=max(refundable, 0),
-            )
-        refund = await payments_repository.insert_refund(
-            {
-                "tenant_id": tenant_id,
-                "invoice_id": invoice_id,
-                "payment_id": payment["id"],
-                "amount_minor": amount_minor,
-                "currency": invoice["currency"],
-                "reason": reason,
-            }
-        )
+        in_flight = await payments_repository.pending_refunds(invoice_id)
+        if in_flight:
+            refund = in_flight[0]
+            if (refund["amount_minor"], refund["reason"]) != (amount_minor, reason):
+                raise RefundInFlight(
+                    f"a refund of {Money(refund['amount_minor'], refund['currency']).format()} is waiting for "
+                    "Stripe's answer: send it again, or wait for it to settle",
+                    refund_id=str(refund["id"]),
+                )
+        else:
+            refund = await _new_refund(tenant_id, invoice, payment, amount_minor, reason)
+    return await _send(gateway, actor, tenant_id, invoice, payment["stripe_payment_intent_id"], refund)
+
+
+async def _send(
+    gateway: StripeGateway,
+    actor: Principal | None,
+    tenant_id: uuid.UUID,
+    invoice: dict[str, Any],
+    payment_intent_id: str,
+    refund: dict[str, Any],
+) -> dict[str, Any]:
+    """The committed refund to Stripe, with its own key (the same on every resend), then Stripe's answer."""
     try:
         stripe_id = await asyncio.to_thread(
-            gateway.refund, f"refund:{refund['id']}", payment["stripe_payment_intent_id"], amount_minor
+            gateway.refund,
+            f"refund:{refund['id']}",
+            payment_intent_id,
+            refund["amount_minor"],
+            {"refund_id": str(refund["id"]), "invoice_id": str(invoice["id"])},
+            refund["currency"],
         )
-    except InvalidPaymentMethod:
+    except (InvalidPaymentMethod, AmountNotChargeable):
         async with tenant_tx(tenant_id):
             await payments_repository.settle_refund(refund["id"], "failed", None)
         raise
     async with tenant_tx(tenant_id):
         settled = await payments_repository.settle_refund(refund["id"], "succeeded", stripe_id)
-        if settled is None:
-            return refund
+        if settled is None:  # settled meanwhile (by `charge.refunded`): its record stands
+            return await payments_repository.get_refund(refund["id"])
         await _book(actor, tenant_id, invoice, settled)
         return settled
+
+
+async def resend_lost_refunds(gateway: StripeGateway, older_than: datetime, limit: int = 1_000) -> tuple[int, int]:
+    """(settled, failed): refunds still pending since before `older_than` (their answer was lost and nobody
+    asked again) are sent again with their own key, each on its own; Stripe replays its first answer."""
+    async with system_tx(SystemReason.PLATFORM_JOB):
+        lost = await payments_repository.lost_refunds(older_than, limit)
+    settled = failed = 0
+    for row in lost:
+        try:
+            async with tenant_tx(row["tenant_id"]):
+                invoice = await repository.get_invoice(row["invoice_id"])
+                payment = await payments_repository.get_attempt(row["payment_id"])
+            assert invoice is not None and payment["stripe_payment_intent_id"] is not None
+            done = await _send(gateway, None, row["tenant_id"], invoice, payment["stripe_payment_intent_id"], row)
+            settled += done["status"] == "succeeded"
+        except Exception:
+            log.exception("resending refund %s failed", row["id"])
+            failed += 1
+    return settled, failed
+
+
+async def _new_refund(
+    tenant_id: uuid.UUID, invoice: dict[str, Any], payment: dict[str, Any], amount_minor: int, reason: str
+) -> dict[str, Any]:
+    refundable = min(
+        payment["amount_minor"] - await payments_repository.refunded_or_refunding(invoice["id"]),
+        invoice["total_minor"] - invoice["credited_minor"],
+    )
+    if amount_minor > refundable:
+        raise RefundExceedsPaid(
+            f"at most {Money(max(refundable, 0), invoice['currency']).format()} can be refunded",
+            refundable_minor=max(refundable, 0),
+        )
+    return await payments_repository.insert_refund(
+        {
+            "tenant_id": tenant_id,
+            "invoice_id": invoice["id"],
+            "payment_id": payment["id"],
+            "amount_minor": amount_minor,
+            "currency": invoice["currency"],
+            "reason": reason,
+        }
+    )
 
 
 async def _book(actor: Principal | None, tenant_id: uuid.UUID, invoice: dict[str, Any], refund: dict[str, Any]) -> None:
@@ -85,22 +145,72 @@ async def _book(actor: Principal | None, tenant_id: uuid.UUID, invoice: dict[str
     await audit.record(actor, tenant_id, "refund.succeeded", "invoice", invoice["id"], after={"amount_minor": amount})
 
 
+@dataclass(frozen=True, slots=True)
+class StripeRefund:
+    """One refund as `charge.refunded` lists it: Stripe's id, the amount in ISO minor units, and our refund's
+    id when we made it (the metadata we sent)."""
+
+    id: str
+    amount_minor: int
+    ours: str | None
+
+
 async def book_refund_made_at_stripe(
-    payment: dict[str, Any], amount_refunded: int, stripe_refund_id: str | None
+    payment: dict[str, Any], amount_refunded: int, listed: list[StripeRefund] | None
 ) -> bool:
-    """Inside the caller's transaction (a `charge.refunded` webhook): a refund made outside the control plane
-    (in Stripe's dashboard) is booked like ours, for what Stripe refunded beyond what we know of."""
+    """Inside the caller's transaction (a `charge.refunded` webhook), what Stripe says it refunded on the charge.
+
+    When Stripe lists the refunds, each is matched: ours (by the refund id in its metadata) whose answer was
+    lost is settled and booked; one we already recorded (by Stripe's id) is known; any other was made outside
+    the control plane (Stripe's dashboard) and is booked like ours. Without the list, only the amount tells:
+    a pending refund of ours is settled when Stripe refunded at least that much beyond what we have settled,
+    then what remains beyond everything we know of (refunds in flight included) is booked as made at Stripe."""
     invoice = await repository.get_invoice(payment["invoice_id"], lock="update")
     if invoice is None or invoice["status"] != "paid":
         return False
+    applied = False
+    pending = {str(row["id"]): row for row in await payments_repository.pending_refunds(invoice["id"])}
+    if listed:
+        for item in listed:
+            if item.ours is not None:
+                if item.ours in pending:
+                    applied |= await _settle_lost(payment, invoice["id"], pending.pop(item.ours), item.id)
+            elif not await payments_repository.refund_with_stripe_id(invoice["id"], item.id):
+                applied |= await _book_made_at_stripe(payment, invoice["id"], item.amount_minor, item.id)
+        return applied
+    for row in pending.values():
+        if row["amount_minor"] <= amount_refunded - await payments_repository.refunded_minor(invoice["id"]):
+            applied |= await _settle_lost(payment, invoice["id"], row, None)
     known = await payments_repository.refunded_or_refunding(invoice["id"])
-    amount = min(amount_refunded - known, invoice["total_minor"] - invoice["credited_minor"])
+    applied |= await _book_made_at_stripe(payment, invoice["id"], amount_refunded - known, None)
+    return applied
+
+
+async def _settle_lost(
+    payment: dict[str, Any], invoice_id: uuid.UUID, refund: dict[str, Any], stripe_refund_id: str | None
+) -> bool:
+    """Our refund whose answer was lost, now reported by Stripe: settled and booked once."""
+    settled = await payments_repository.settle_refund(refund["id"], "succeeded", stripe_refund_id)
+    if settled is None:
+        return False
+    invoice = await repository.get_invoice(invoice_id, lock="update")
+    assert invoice is not None
+    await _book(None, payment["tenant_id"], invoice, settled)
+    return True
+
+
+async def _book_made_at_stripe(
+    payment: dict[str, Any], invoice_id: uuid.UUID, amount_minor: int, stripe_refund_id: str | None
+) -> bool:
+    invoice = await repository.get_invoice(invoice_id, lock="update")
+    assert invoice is not None
+    amount = min(amount_minor, invoice["total_minor"] - invoice["credited_minor"])
     if amount <= 0:
         return False
     refund = await payments_repository.insert_refund(
         {
             "tenant_id": payment["tenant_id"],
-            "invoice_id": invoice["id"],
+            "invoice_id": invoice_id,
             "payment_id": payment["id"],
             "amount_minor": amount,
             "currency": invoice["currency"],

@@ -13,9 +13,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from billing import payments_repository
+from billing.money import exponent
 from billing.payments_gateway import ChargeOutcome, WebhookRejected, verified_event
 from billing.service._payments import record_outcome
-from billing.service._refunds import book_refund_made_at_stripe
+from billing.service._refunds import StripeRefund, book_refund_made_at_stripe
+from billing.stripe_amounts import from_stripe
 from controlplane import metrics
 from controlplane.db import SystemReason, system_tx
 from tenants import audit
@@ -60,9 +62,19 @@ async def _apply(event: dict[str, Any]) -> bool:
     if payment is None:
         return False
     if event["type"] == "charge.refunded":
-        refunds = (obj.get("refunds") or {}).get("data") or []
-        latest = refunds[0]["id"] if refunds else None
-        return await book_refund_made_at_stripe(payment, int(obj.get("amount_refunded") or 0), latest)
+        currency = str(payment["currency"]).strip()
+        places = exponent(currency)
+        refunded = from_stripe(int(obj.get("amount_refunded") or 0), currency, places)
+        listed = [
+            StripeRefund(
+                str(item["id"]),
+                from_stripe(int(item.get("amount") or 0), currency, places),
+                str((item.get("metadata") or {}).get("refund_id") or "") or None,
+            )
+            for item in (obj.get("refunds") or {}).get("data") or []
+            if item.get("id") and item.get("status", "succeeded") == "succeeded"
+        ]
+        return await book_refund_made_at_stripe(payment, refunded, listed)
     # A dispute is recorded on the tenant's trail; its bookkeeping (the disputed amount held by Stripe) is
     # not modelled yet.
     await audit.record(

@@ -43,6 +43,9 @@ NOTHING = {
     "uncollectible": 0,
     "without_payment_method": 0,
     "unreachable": [],
+    "refused": 0,
+    "errors": [],
+    "refunds_resent": 0,
 }
 TASK_TIMEOUT = 120
 

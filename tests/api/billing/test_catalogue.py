@@ -334,3 +334,34 @@ async def test_plan_list_shows_each_code_at_its_latest_version(client: AsyncClie
         assert [(item["code"], item["version"]) for item in listed] == [("basic", 1), ("team", 2)]
         assert [item["id"] for item in listed] == [basic["id"], team_v2["id"]]
         assert listed[1]["charges"][0]["amount_minor"] == "2000"
+
+
+async def test_a_plan_price_stripe_cannot_charge_in_its_currency_is_refused(
+    client: AsyncClient, factory: Factory
+) -> None:
+    staff = await factory.staff()
+    refused = [
+        ("HUF", {"type": "flat", "amount_minor": 150050}),  # 1500.50 Ft: Stripe charges whole forints
+        ("KWD", {"type": "flat", "amount_minor": 1005}),  # 1.005 KD: three-decimal amounts must end in 0
+        ("KWD", {"type": "per_seat", "unit_amount_minor": 2501}),
+        ("JOD", {"type": "flat", "amount_minor": 1000, "min_amount_minor": 1001}),
+    ]
+    for currency, charge in refused:
+        response = await client.post("/v1/plans", json=plan_body("odd", [charge], currency), headers=staff.headers)
+        body = assert_problem(response, 422, "amount_not_chargeable")
+        assert currency in body["detail"], body
+    # Amounts Stripe can charge: whole forints, fils ending in 0, whole krónur (ISO has no decimals for ISK).
+    for code, currency, amount in (("huf", "HUF", 150000), ("kwd", "KWD", 1010), ("isk", "ISK", 1999)):
+        made = await client.post(
+            "/v1/plans",
+            json=plan_body(code, [{"type": "flat", "amount_minor": amount}], currency),
+            headers=staff.headers,
+        )
+        assert made.status_code == 201, made.text
+    # Metered unit prices are not fixed amounts: their total is only known on the invoice.
+    await client.post(
+        "/v1/metrics", json={"code": "calls", "name": "Calls", "aggregation": "count"}, headers=staff.headers
+    )
+    metered = {"type": "metered", "metric_code": "calls", "model": "per_unit", "unit_amount_minor": "0.5"}
+    made = await client.post("/v1/plans", json=plan_body("m", [metered], "KWD"), headers=staff.headers)
+    assert made.status_code == 201, made.text

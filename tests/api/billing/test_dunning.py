@@ -72,3 +72,77 @@ async def test_dunning_retries_then_suspends_and_a_payment_reactivates(
     assert actions.count("payment.failed") == len(SCHEDULE) + 1
     assert {"invoice.uncollectible", "tenant.suspended_for_non_payment", "tenant.reactivated"} <= set(actions)
     assert (await service.verify_ledger()).ok
+
+
+async def test_payments_tried_by_hand_neither_use_up_nor_escape_the_dunning_schedule(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any
+) -> None:
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    _, tenant, invoice = await _invoiced_tenant(client, factory)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, DECLINED_CARD))
+    pay_url = f"/v1/invoices/{invoice['id']}/pay"
+
+    async def pay_by_hand(times: int) -> None:
+        for _ in range(times):
+            tried = await client.post(pay_url, headers=admin.headers)
+            assert tried.status_code == 200, tried.text
+            assert tried.json()["status"] == "failed"
+
+    # The first failure is by hand: it starts the schedule's clock, as the collection's first attempt would.
+    await pay_by_hand(1)
+    start = datetime.now(UTC) + timedelta(minutes=1)
+    assert (await service.collect_due_invoices(gateway, start, SCHEDULE)).attempted == 0
+    await pay_by_hand(len(SCHEDULE) + 2)  # more attempts than the schedule has retries
+    # Attempts by hand do not bring a retry forward...
+    assert (await service.collect_due_invoices(gateway, start + timedelta(hours=23), SCHEDULE)).attempted == 0
+    for day in SCHEDULE[:-1]:
+        # ...nor use one up: every retry still comes on its date.
+        retry = await service.collect_due_invoices(gateway, start + timedelta(days=day), SCHEDULE)
+        assert (retry.attempted, retry.failed, retry.uncollectible) == (1, 1, 0), (day, retry)
+        await pay_by_hand(1)
+    tenant_url = f"/v1/tenants/{tenant['id']}"
+    assert (await client.get(tenant_url, headers=admin.headers)).status_code == 200
+    # Past the last dunning date the invoice is given up and the tenant suspended, whatever was tried by hand.
+    last = await service.collect_due_invoices(gateway, start + timedelta(days=SCHEDULE[-1]), SCHEDULE)
+    assert (last.attempted, last.failed, last.uncollectible) == (1, 1, 1), last
+    given_up = (await client.get(f"/v1/invoices/{invoice['id']}", headers=admin.headers)).json()
+    assert given_up["status"] == "uncollectible"
+    assert_problem(await client.get(tenant_url, headers=admin.headers), 402, "suspended_for_non_payment")
+    assert (await service.collect_due_invoices(gateway, start + timedelta(days=30), SCHEDULE)).attempted == 0
+
+
+async def test_missed_collection_runs_make_one_attempt_for_the_steps_whose_dates_have_passed(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any
+) -> None:
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    _, tenant, invoice = await _invoiced_tenant(client, factory)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, DECLINED_CARD))
+    start = datetime.now(UTC) + timedelta(minutes=1)
+    assert (await service.collect_due_invoices(gateway, start, SCHEDULE)).failed == 1
+    # Missed runs do not pile up attempts: one run well past every date makes the last step's attempt only.
+    late = await service.collect_due_invoices(gateway, start + timedelta(days=SCHEDULE[-1] + 3), SCHEDULE)
+    assert (late.attempted, late.failed, late.uncollectible) == (1, 1, 1), late
+    given_up = (await client.get(f"/v1/invoices/{invoice['id']}", headers=admin.headers)).json()
+    assert given_up["status"] == "uncollectible"
+
+
+async def test_an_invoice_left_without_a_card_past_the_last_dunning_date_is_given_up(
+    client: AsyncClient, factory: Factory, settings: Settings
+) -> None:
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    _, tenant, invoice = await _invoiced_tenant(client, factory)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    start = datetime.now(UTC) + timedelta(minutes=1)
+    first = await service.collect_due_invoices(gateway, start, SCHEDULE)
+    assert (first.attempted, first.without_payment_method, first.uncollectible) == (1, 1, 0), first
+    early = await service.collect_due_invoices(gateway, start + timedelta(days=SCHEDULE[-1] - 1), SCHEDULE)
+    assert (early.without_payment_method, early.uncollectible) == (1, 0), early
+    # Never a card: the schedule counts from the invoice's issue, and ends as it would after declines.
+    last = await service.collect_due_invoices(gateway, start + timedelta(days=SCHEDULE[-1]), SCHEDULE)
+    assert (last.without_payment_method, last.uncollectible) == (1, 1), last
+    given_up = (await client.get(f"/v1/invoices/{invoice['id']}", headers=admin.headers)).json()
+    assert given_up["status"] == "uncollectible"
+    body = assert_problem(await client.get(f"/v1/tenants/{tenant['id']}", headers=admin.headers), 402)
+    assert "add_payment_method" in body["required_actions"]

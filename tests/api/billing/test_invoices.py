@@ -246,24 +246,25 @@ async def test_zero_decimal_currency(client: AsyncClient, factory: Factory) -> N
 
 
 async def test_three_decimal_currency(client: AsyncClient, factory: Factory) -> None:
-    # KWD: 12345 x 17/31 = 6769.84 -> 6770; 3 x 1000.5 x 17/31 = 1645.98 -> 1646; 8416; tax 5 % = 420.8 -> 421.
+    # KWD: 12340 x 17/31 = 6767.10 -> 6767; 3 x 1000 x 17/31 = 1645.16 -> 1645; 8412; tax 5 % = 420.6 -> 421.
+    # (Prices end in 0: Stripe charges three-decimal currencies only in multiples of ten.)
     staff = await factory.staff()
     await plan(
         client,
         staff.headers,
         "pro-kwd",
-        [{"type": "flat", "amount_minor": 12345}, {"type": "per_seat", "unit_amount_minor": "1000.5"}],
+        [{"type": "flat", "amount_minor": 12340}, {"type": "per_seat", "unit_amount_minor": "1000"}],
         currency="KWD",
     )
     tenant = await factory.tenant(staff, currency="KWD", tax_rate_bps=500)
     await subscribe(client, staff.headers, tenant["id"], "pro-kwd", seats=3, start_at=START)
     [first] = await invoices(client, staff.headers, tenant["id"])
     assert first["currency"] == "KWD"
-    assert [line["amount_minor"] for line in first["lines"]] == [6770, 1646]
-    assert (first["subtotal_minor"], first["tax_minor"], first["total_minor"]) == (8416, 421, 8837)
-    too_much = assert_problem(await _credit(client, staff.headers, first["id"], 8838), 409, "credit_exceeds_remainder")
-    assert "8.837 KWD" in too_much["detail"], too_much
-    response = await _credit(client, staff.headers, first["id"], 8837)
+    assert [line["amount_minor"] for line in first["lines"]] == [6767, 1645]
+    assert (first["subtotal_minor"], first["tax_minor"], first["total_minor"]) == (8412, 421, 8833)
+    too_much = assert_problem(await _credit(client, staff.headers, first["id"], 8834), 409, "credit_exceeds_remainder")
+    assert "8.833 KWD" in too_much["detail"], too_much
+    response = await _credit(client, staff.headers, first["id"], 8833)
     assert response.status_code == 201, response.text
     assert response.json()["currency"] == "KWD"
 

@@ -21,11 +21,13 @@ from stripe.params import CustomerCreateParams
 
 from billing import service
 from billing.payments_gateway import StripeGateway
-from controlplane.secrets import SecretStore
+from controlplane.secrets import STRIPE_PATH, SecretStore
 from controlplane.settings import Settings
 from controlplane.stripe_client import MAX_NETWORK_RETRIES, make_stripe_client
-from tests.api.billing._support import invoices, plan, subscribe
+from tests.api._helpers import assert_problem
+from tests.api.billing._support import credit_notes, invoices, plan, subscribe
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
+from tests.api.billing.test_webhooks import event, signed
 from tests.conftest import connect_as_inspector
 from tests.doubles.stripe_idempotency import StripeIdempotencyDouble
 from tests.factories import Factory
@@ -195,3 +197,132 @@ def test_a_lost_answer_is_work_done_and_the_same_key_gets_its_first_answer(
     answered = proxied.v1.customers.create(params=params, options={"idempotency_key": key})
     assert answered.id == made[0]
     assert (double.forwarded, double.replayed) == (1, 1)
+
+
+async def _paid_invoice(client: AsyncClient, factory: Factory, stripe_client: Any) -> tuple[Any, dict[str, Any], str]:
+    """A staff actor, a paid invoice and its PaymentIntent (paid through the app's own gateway)."""
+    staff = await factory.staff()
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    tenant = await factory.tenant(staff)
+    await subscribe(client, staff.headers, tenant["id"], "pro")
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    [invoice] = await invoices(client, staff.headers, tenant["id"])
+    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)
+    assert paid.status_code == 200 and paid.json()["status"] == "succeeded", paid.text
+    [intent] = _intents_by_invoice(stripe_client, {invoice["id"]})[invoice["id"]]
+    return staff, invoice, str(intent.id)
+
+
+def _refunds_at_stripe(stripe_client: Any, intent_id: str) -> list[Any]:
+    return list(stripe_client.v1.refunds.list(params={"payment_intent": intent_id, "limit": 100}).auto_paging_iter())
+
+
+async def test_a_refund_whose_answer_was_lost_is_sent_again_with_its_key_and_refunds_once(
+    client: AsyncClient,
+    app: Any,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    double: StripeIdempotencyDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    staff, invoice, intent_id = await _paid_invoice(client, factory, stripe_client)
+    monkeypatch.setattr(app.state, "payments", StripeGateway(_through(settings, double)))
+    url = f"/v1/invoices/{invoice['id']}/refunds"
+    body = {"amount_minor": 500, "reason": "service outage"}
+
+    double.lose_answers(TRIES)  # Stripe refunds, every answer about it is lost
+    lost = await client.post(url, json=body, headers=staff.headers)
+    assert_problem(lost, 503, "payment_provider_unavailable")
+    assert len(_refunds_at_stripe(stripe_client, intent_id)) == 1
+
+    # Another refund while this one is in flight is refused; the same one is sent again, with its own key.
+    other = await client.post(url, json={**body, "amount_minor": 700}, headers=staff.headers)
+    assert_problem(other, 409, "refund_in_flight")
+    again = await client.post(url, json=body, headers=staff.headers)
+    assert again.status_code == 201, again.text
+    assert (again.json()["status"], again.json()["amount_minor"]) == ("succeeded", 500)
+    assert double.replayed == 1
+    [made] = _refunds_at_stripe(stripe_client, intent_id)  # refunded once
+    assert made.amount == 500
+    notes = await credit_notes(client, staff.headers, invoice["id"])
+    assert [(note["amount_minor"], note["reason"]) for note in notes] == [(500, "service outage")]
+    assert (await service.verify_ledger()).ok
+
+
+async def test_charge_refunded_settles_our_refund_whose_answer_was_lost_instead_of_counting_it_as_known(
+    client: AsyncClient,
+    app: Any,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    double: StripeIdempotencyDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    staff, invoice, intent_id = await _paid_invoice(client, factory, stripe_client)
+    monkeypatch.setattr(app.state, "payments", StripeGateway(_through(settings, double)))
+    url = f"/v1/invoices/{invoice['id']}/refunds"
+    double.lose_answers(TRIES)
+    lost = await client.post(url, json={"amount_minor": 500, "reason": "service outage"}, headers=staff.headers)
+    assert_problem(lost, 503, "payment_provider_unavailable")
+    [made] = _refunds_at_stripe(stripe_client, intent_id)
+
+    # Stripe tells us by webhook: the charge, with the refund it made (carrying our refund's id).
+    charge = {
+        "object": "charge",
+        "payment_intent": intent_id,
+        "amount_refunded": 500,
+        "refunds": {"data": [made.to_dict()]},
+    }
+    secret = str(SecretStore.connect(settings).read(STRIPE_PATH)["webhook_secret"])
+    payload = event("evt_lost_refund", "charge.refunded", charge)
+    answer = await client.post("/v1/webhooks/stripe", content=payload, headers=signed(payload, secret))
+    assert answer.json()["result"] == "applied", answer.text
+    notes = await credit_notes(client, staff.headers, invoice["id"])
+    assert [(note["amount_minor"], note["reason"]) for note in notes] == [(500, "service outage")]
+    refunded = (await client.get(f"/v1/invoices/{invoice['id']}", headers=staff.headers)).json()
+    assert refunded["credited_minor"] == 500
+    # Then a refund made in Stripe's dashboard: listed beside ours, it alone is booked; the same news again
+    # (a later event listing both) books nothing more.
+    dashboard = stripe_client.v1.refunds.create(params={"payment_intent": intent_id, "amount": 300})
+    both = {**charge, "amount_refunded": 800, "refunds": {"data": [dashboard.to_dict(), made.to_dict()]}}
+    for event_id, result in (("evt_dashboard_refund", "applied"), ("evt_dashboard_refund_again", "ignored")):
+        payload = event(event_id, "charge.refunded", both)
+        answer = await client.post("/v1/webhooks/stripe", content=payload, headers=signed(payload, secret))
+        assert answer.json()["result"] == result, (event_id, answer.text)
+    notes = await credit_notes(client, staff.headers, invoice["id"])
+    assert [(note["amount_minor"], note["reason"]) for note in notes] == [
+        (500, "service outage"),
+        (300, "Refunded at Stripe"),
+    ]
+    assert (await service.verify_ledger()).ok
+
+
+async def test_a_refund_whose_answer_was_lost_and_nobody_asked_again_is_sent_again_by_the_hourly_run(
+    client: AsyncClient,
+    app: Any,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    double: StripeIdempotencyDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    staff, invoice, intent_id = await _paid_invoice(client, factory, stripe_client)
+    gateway = StripeGateway(_through(settings, double))
+    monkeypatch.setattr(app.state, "payments", gateway)
+    double.lose_answers(TRIES)
+    lost = await client.post(
+        f"/v1/invoices/{invoice['id']}/refunds", json={"amount_minor": 500, "reason": "outage"}, headers=staff.headers
+    )
+    assert_problem(lost, 503, "payment_provider_unavailable")
+    now = datetime.now(UTC)
+    # Still in flight as far as anyone knows: left alone.
+    assert (await service.collect_due_invoices(gateway, now, SCHEDULE)).refunds_resent == 0
+    later = await service.collect_due_invoices(gateway, now + timedelta(hours=1), SCHEDULE)
+    assert later.refunds_resent == 1, later
+    assert double.replayed == 1
+    assert len(_refunds_at_stripe(stripe_client, intent_id)) == 1
+    assert (await service.collect_due_invoices(gateway, now + timedelta(hours=2), SCHEDULE)).refunds_resent == 0
+    notes = await credit_notes(client, staff.headers, invoice["id"])
+    assert [(note["amount_minor"], note["reason"]) for note in notes] == [(500, "outage")]
+    assert (await service.verify_ledger()).ok

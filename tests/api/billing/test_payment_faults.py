@@ -4,6 +4,7 @@ and the next run sends the same keys, so each invoice is charged exactly once an
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -11,11 +12,14 @@ from httpx import AsyncClient
 
 from billing import service
 from billing.payments_gateway import StripeGateway
+from controlplane import metrics
 from controlplane.secrets import SecretStore
 from controlplane.settings import Settings
 from controlplane.stripe_client import make_stripe_client
-from tests.api.billing._support import plan, subscribe
+from tests.api._helpers import assert_problem
+from tests.api.billing._support import invoices, plan, subscribe
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
+from tests.api.billing.test_webhooks import _invoice_with_a_pending_attempt
 from tests.conftest import connect_as_inspector
 from tests.factories import Factory
 
@@ -66,3 +70,127 @@ async def test_a_run_with_stripe_down_then_up_charges_each_invoice_once(
     assert (await service.collect_due_invoices(up, now, SCHEDULE)).attempted == 0
     assert (await service.verify_ledger()).ok
     report(f"payments fault: Stripe down for {len(keys)} attempts, retried with the same keys, {len(charged)} charges")
+
+
+async def test_a_charge_stripe_refuses_is_recorded_on_its_invoice_and_the_run_goes_on_for_everyone_else(
+    client: AsyncClient,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    stack_env: dict[str, str],
+) -> None:
+    staff = await factory.staff()
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    refused = await factory.tenant(staff)
+    healthy = await factory.tenant(staff)
+    for tenant in (refused, healthy):
+        await subscribe(client, staff.headers, tenant["id"], "pro")
+        await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    [refused_invoice] = await invoices(client, staff.headers, refused["id"])
+    [healthy_invoice] = await invoices(client, staff.headers, healthy["id"])
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        # The card was deleted at Stripe: charging it is an InvalidRequestError (resource_missing), not a decline.
+        await inspector.execute(
+            "update payment_methods set stripe_payment_method_id = 'pm_deleted_at_stripe' where tenant_id = $1::uuid",
+            refused["id"],
+        )
+        refusals = metrics.COLLECTION_FAILURES_TOTAL.labels(reason="refused")._value.get()
+        now = datetime.now(UTC) + timedelta(minutes=1)
+
+        first = await service.collect_due_invoices(gateway, now, SCHEDULE)
+        assert (first.attempted, first.succeeded, first.failed, first.refused, first.errors) == (2, 1, 1, 1, []), first
+        assert metrics.COLLECTION_FAILURES_TOTAL.labels(reason="refused")._value.get() == refusals + 1
+        attempts = await inspector.fetch(
+            "select invoice_id::text, attempt, status, decline_code from payments order by created_at"
+        )
+        # Recorded on the refused invoice (state and reason), not left pending for the next run to trip on.
+        assert {row["invoice_id"]: (row["status"], row["decline_code"]) for row in attempts} == {
+            refused_invoice["id"]: ("failed", "resource_missing"),
+            healthy_invoice["id"]: ("succeeded", None),
+        }
+        # The next hour: the refused invoice waits for its dunning retry instead of being tried first again.
+        again = await service.collect_due_invoices(gateway, now + timedelta(hours=1), SCHEDULE)
+        assert (again.attempted, again.refused) == (0, 0), again
+        retry = await service.collect_due_invoices(gateway, now + timedelta(days=SCHEDULE[0]), SCHEDULE)
+        assert (retry.attempted, retry.failed, retry.refused) == (1, 1, 1), retry
+    finally:
+        await inspector.close()
+    paid = (await client.get(f"/v1/invoices/{healthy_invoice['id']}", headers=staff.headers)).json()
+    assert paid["status"] == "paid"
+    still_due = (await client.get(f"/v1/invoices/{refused_invoice['id']}", headers=staff.headers)).json()
+    assert still_due["status"] == "finalized"
+    assert (await service.verify_ledger()).ok
+
+
+async def test_an_invoice_with_a_payment_in_flight_cannot_be_voided_or_credited_until_it_settles(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any
+) -> None:
+    staff, _, invoice = await _invoice_with_a_pending_attempt(client, factory, settings, stripe_client)
+    url = f"/v1/invoices/{invoice['id']}"
+    # Stripe may have charged it: voiding or crediting now could leave money taken for nothing owed.
+    body = assert_problem(await client.post(f"{url}/void", headers=staff.headers), 409, "payment_in_flight")
+    assert "pending" in body["detail"]
+    credit = {"amount_minor": 100, "reason": "goodwill"}
+    assert_problem(
+        await client.post(f"{url}/credit-notes", json=credit, headers=staff.headers), 409, "payment_in_flight"
+    )
+    unchanged = (await client.get(url, headers=staff.headers)).json()
+    assert (unchanged["status"], unchanged["credited_minor"]) == ("finalized", 0)
+
+    # The attempt settles (sent again with its key): the invoice is paid, and can be credited (not voided).
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    settled = await service.collect_invoice(gateway, uuid.UUID(invoice["tenant_id"]), uuid.UUID(invoice["id"]))
+    assert settled["status"] == "succeeded"
+    assert_problem(await client.post(f"{url}/void", headers=staff.headers), 409, "invalid_invoice_transition")
+    noted = await client.post(f"{url}/credit-notes", json=credit, headers=staff.headers)
+    assert noted.status_code == 201, noted.text
+    assert (await service.verify_ledger()).ok
+
+
+async def test_a_fault_of_ours_on_one_invoice_is_counted_and_the_run_collects_the_others(
+    client: AsyncClient,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    stack_env: dict[str, str],
+) -> None:
+    staff = await factory.staff()
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    broken = await factory.tenant(staff)
+    healthy = await factory.tenant(staff)
+    for tenant in (broken, healthy):
+        await subscribe(client, staff.headers, tenant["id"], "pro")
+        await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    [broken_invoice] = await invoices(client, staff.headers, broken["id"])
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        # A row no code path can handle: an attempt in flight in a currency the platform does not know (written
+        # behind the application's back). Sending it again raises, unexpectedly.
+        await inspector.execute(
+            "insert into payments (id, tenant_id, invoice_id, attempt, idempotency_key, status, amount_minor, "
+            "currency, stripe_customer_id, stripe_payment_method_id, dunning_step) "
+            "select gen_random_uuid(), i.tenant_id, i.id, 1, 'invoice:' || i.id || ':attempt:1', 'pending', "
+            "i.amount_due_minor, 'XXX', c.stripe_customer_id, m.stripe_payment_method_id, 0 "
+            "from invoices i join billing_customers c on c.tenant_id = i.tenant_id "
+            "join payment_methods m on m.tenant_id = i.tenant_id where i.id = $1::uuid",
+            broken_invoice["id"],
+        )
+        errors = metrics.COLLECTION_FAILURES_TOTAL.labels(reason="error")._value.get()
+        now = datetime.now(UTC) + timedelta(minutes=1)
+        run = await service.collect_due_invoices(gateway, now, SCHEDULE)
+        assert (run.attempted, run.succeeded, run.errors) == (2, 1, [broken_invoice["id"]]), run
+        assert metrics.COLLECTION_FAILURES_TOTAL.labels(reason="error")._value.get() == errors + 1
+        # Its attempt stays pending with its key: sent again (after healthy work) by the next run.
+        pending = await inspector.fetch("select invoice_id::text from payments where status = 'pending'")
+        assert [row["invoice_id"] for row in pending] == [broken_invoice["id"]]
+        await inspector.execute(
+            "update payments set currency = 'EUR' where invoice_id = $1::uuid", broken_invoice["id"]
+        )
+    finally:
+        await inspector.close()
+    again = await service.collect_due_invoices(gateway, now + timedelta(hours=1), SCHEDULE)
+    assert (again.attempted, again.succeeded, again.errors) == (1, 1, []), again
+    assert (await service.verify_ledger()).ok

@@ -193,3 +193,28 @@ async def test_refunds_give_back_at_most_what_was_paid(
     assert balances["revenue"] == -invoice["subtotal_minor"]
     assert balances["refunds"] == invoice["subtotal_minor"]
     assert balances["cash:stripe"] == 0
+
+
+async def test_amounts_reach_stripe_in_its_own_units_for_its_special_currencies(
+    client: AsyncClient, factory: Factory, stripe_client: Any
+) -> None:
+    staff = await factory.staff()
+    await plan(client, staff.headers, "krona", [{"type": "flat", "amount_minor": 3100}], currency="ISK")
+    tenant = await factory.tenant(staff, currency="ISK")
+    await subscribe(client, staff.headers, tenant["id"], "krona")
+    [invoice] = (await client.get(f"/v1/tenants/{tenant['id']}/invoices", headers=staff.headers)).json()["items"]
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)
+    assert paid.status_code == 200 and paid.json()["status"] == "succeeded", paid.text
+    assert paid.json()["amount_minor"] == invoice["amount_due_minor"]  # ISO: krónur have no decimals
+    intents = stripe_client.v1.payment_intents.list(params={"limit": 100}).data
+    [intent] = [i for i in intents if i.metadata.to_dict().get("invoice_id") == invoice["id"]]
+    # Stripe keeps ISK two-decimal: the same krónur, in hundredths.
+    assert (intent.currency, intent.amount) == ("isk", invoice["amount_due_minor"] * 100)
+    refunded = await client.post(
+        f"/v1/invoices/{invoice['id']}/refunds", json={"amount_minor": 100, "reason": "goodwill"}, headers=staff.headers
+    )
+    assert refunded.status_code == 201, refunded.text
+    [made] = stripe_client.v1.refunds.list(params={"payment_intent": intent.id, "limit": 10}).data
+    assert made.amount == 100 * 100
+    assert (await service.verify_ledger()).ok
