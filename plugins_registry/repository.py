@@ -302,13 +302,21 @@ async def due_licenses(now: datetime, limit: int) -> list[dict[str, Any]]:
     )
 
 
-async def revoked_licenses(after: datetime | None, limit: int) -> list[dict[str, Any]]:
-    """Across tenants: revoked licenses whose tokens could still be in use (not past their expiry)."""
+async def revoked_licenses(
+    after: datetime | None, cursor: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[dict[str, Any]]:
+    """Across tenants: revoked licenses whose tokens could still be in use (not past their expiry), after the
+    time `after` and after the `(revoked_at, id)` of `cursor`."""
+    since, last_id = cursor if cursor is not None else (None, None)
     return await fetch(
         "select id, revoked_at, expires_at from licenses where status = 'revoked' "
         "and (expires_at is null or expires_at > now()) and revoked_at > coalesce({}, '-infinity'::timestamptz) "
+        "and ({}::timestamptz is null or (revoked_at, id) > ({}::timestamptz, {}::uuid)) "
         "order by revoked_at, id limit {}",
         after,
+        since,
+        since,
+        last_id,
         limit,
     )
 

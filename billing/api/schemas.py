@@ -251,7 +251,7 @@ class Payee(Struct, kw_only=True, forbid_unknown_fields=True):
     id: uuid.UUID
 
 
-class MilestoneCreate(Struct, kw_only=True, forbid_unknown_fields=True):
+class MilestoneCreate(Input, kw_only=True):
     title: Name
     amount_minor: Annotated[int, Meta(ge=1, le=10**15)]
     due_at: datetime | None = None

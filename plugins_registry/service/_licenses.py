@@ -9,7 +9,7 @@ from typing import Any
 from billing import service as billing
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx
-from controlplane.pagination import PageRequest, page_of
+from controlplane.pagination import PageRequest, encode_cursor, page_of
 from plugins_registry import licensing, repository
 from plugins_registry.errors import LicenseNotActive, LicenseNotFound
 from plugins_registry.pricing import parse_pricing
@@ -144,10 +144,16 @@ async def _expire_one(tenant_id: uuid.UUID, license_id: uuid.UUID, now: datetime
     return "expired"
 
 
-async def revocations(after: datetime | None, limit: int) -> list[dict[str, Any]]:
-    """Revoked licenses whose tokens have not expired yet: what a plugin that can go online checks."""
+async def revocations(
+    after: datetime | None, cursor: tuple[datetime, uuid.UUID] | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Revoked licenses whose tokens have not expired yet: what a plugin that can go online checks. Paged on
+    `(revoked_at, id)`, so revocations at the same instant are never skipped at a page's edge; -> (page,
+    cursor of the next page or None)."""
     async with system_tx(SystemReason.REVOCATION_LIST):
-        return await repository.revoked_licenses(after, limit)
+        rows = await repository.revoked_licenses(after, cursor, limit + 1)
+    page = rows[:limit]
+    return page, encode_cursor(page[-1]["revoked_at"], page[-1]["id"]) if len(rows) > limit else None
 
 
 async def outbox(tenant_id: uuid.UUID) -> list[dict[str, Any]]:
