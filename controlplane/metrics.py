@@ -268,3 +268,11 @@ def _http_series(method: str, route: str, status: int) -> tuple[Any, Any]:
     # `labels()` costs microseconds a call; the label sets are few (templates x methods x statuses).
     labels = {"method": method, "route": route, "status": str(status)}
     return HTTP_REQUESTS_TOTAL.labels(**labels), HTTP_REQUEST_SECONDS.labels(**labels)
+
+
+PLUGIN_JOB_FAILURES_TOTAL = Counter(
+    "controlplane_plugin_job_failures_total",
+    "Items a plugin batch job failed on and carried on past (a license to expire, a tenant's silent seats, a "
+    "webhook delivery), by job; each is recorded and retried by a later run.",
+    ["job"],
+)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from controlplane import metrics
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx
 from plugins_registry import repository
@@ -19,6 +21,8 @@ from plugins_registry.errors import (
 from plugins_registry.service._events import record
 from plugins_registry.service._licenses import tenant_of_license
 from tenants.roles import Permission
+
+log = logging.getLogger(__name__)
 
 RATE_WINDOW = timedelta(hours=1)
 
@@ -116,20 +120,30 @@ async def release_stale(silence: timedelta, now: datetime | None = None) -> int:
         tenants = await repository.stale_activation_tenants(before, 10_000)
     for item in tenants:
         tenant_id = item["tenant_id"]
-        async with tenant_tx(tenant_id):
-            rows = await repository.release_silent_activations(tenant_id, before, now)
-            for row in rows:
-                await record(
-                    None,
-                    tenant_id,
-                    "license.activation_released",
-                    "license",
-                    row["license_id"],
-                    {
-                        "license_id": str(row["license_id"]),
-                        "activation_id": str(row["id"]),
-                        "reason": "heartbeat_timeout",
-                    },
-                )
-            released += len(rows)
+        try:
+            released += await _release_tenant(tenant_id, before, now)
+        except Exception:
+            log.exception("releasing the silent activations of tenant %s failed", tenant_id)
+            metrics.PLUGIN_JOB_FAILURES_TOTAL.labels(job="release_stale_activations").inc()
     return released
+
+
+async def _release_tenant(tenant_id: uuid.UUID, before: datetime, now: datetime) -> int:
+    """One tenant's silent activations released, each an event, in one transaction (all or none: a failed
+    tenant keeps its activations for the next run)."""
+    async with tenant_tx(tenant_id):
+        rows = await repository.release_silent_activations(tenant_id, before, now)
+        for row in rows:
+            await record(
+                None,
+                tenant_id,
+                "license.activation_released",
+                "license",
+                row["license_id"],
+                {
+                    "license_id": str(row["license_id"]),
+                    "activation_id": str(row["id"]),
+                    "reason": "heartbeat_timeout",
+                },
+            )
+    return len(rows)

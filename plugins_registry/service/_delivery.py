@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from plugins_registry import repository
 from tenants import webhook_endpoints, webhook_secrets
 
 BATCH = 100
+INTERNAL_ERROR = "internal_error"  # what the tenant sees when delivering failed on our side
+log = logging.getLogger(__name__)
 LEASE_SECONDS = 300
 # Pause after the n-th failed attempt; one more failure after the last gives up (about a day and a half).
 BACKOFF_SECONDS = (60, 300, 1800, 7200, 21600, 43200, 86400)
@@ -72,14 +75,21 @@ async def deliver_due(vault: TenantVault, *, production: bool, batch: int = BATC
         secrets = signing[event["tenant_id"]]
         if secrets is None:
             return webhook_endpoints.Sent(False, "no webhook signing secret: rotate one to start deliveries")
-        body = body_of(event)
-        headers = {
-            "Content-Type": "application/json",
-            "Webhook-Id": str(event["id"]),
-            "Webhook-Signature": webhook_secrets.signature_header(secrets, body, int(time.time())),
-        }
-        async with limit:
-            return await asyncio.to_thread(webhook_endpoints.post, event["url"], body, headers, production=production)
+        try:
+            body = body_of(event)
+            headers = {
+                "Content-Type": "application/json",
+                "Webhook-Id": str(event["id"]),
+                "Webhook-Signature": webhook_secrets.signature_header(secrets, body, int(time.time())),
+            }
+            async with limit:
+                return await asyncio.to_thread(
+                    webhook_endpoints.post, event["url"], body, headers, production=production
+                )
+        except Exception:
+            log.exception("delivering plugin event %s failed", event["id"])
+            metrics.PLUGIN_JOB_FAILURES_TOTAL.labels(job="deliver_webhooks").inc()
+            return webhook_endpoints.Sent(False, INTERNAL_ERROR)
 
     outcomes = await asyncio.gather(*map(attempt, events))
     delivered = retrying = failed = 0

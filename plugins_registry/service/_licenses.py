@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from billing import service as billing
+from controlplane import metrics
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx
 from controlplane.pagination import PageRequest, encode_cursor, page_of
@@ -20,6 +22,9 @@ from tenants.roles import Permission
 from tenants.service import Page, tenant_for_resource
 
 BATCH = 500
+# A license the expiry job failed on is tried again after this pause, not on every run.
+EXPIRY_RETRY_AFTER = timedelta(hours=1)
+log = logging.getLogger(__name__)
 
 
 async def tenant_of_license(
@@ -103,15 +108,24 @@ async def renew_on_payment(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
 
 async def expire_due(now: datetime | None = None) -> dict[str, int]:
     """The beat task: each active license past its end is converted (a trial of a paid plugin whose
-    tenant has a live subscription) or expired. Safe to run twice; each license in its tenant's transaction."""
+    tenant has a live subscription) or expired. Safe to run twice; each license in its tenant's transaction.
+    A license it fails on is recorded (`job_error`, `job_failed_at`, the failures metric) and tried again
+    after `EXPIRY_RETRY_AFTER`; the others go on."""
     now = now or datetime.now(UTC)
     counts = {"converted": 0, "expired": 0}
     while True:
         async with system_tx(SystemReason.PLATFORM_JOB):
-            due = await repository.due_licenses(now, BATCH)
+            due = await repository.due_licenses(now, EXPIRY_RETRY_AFTER, BATCH)
         for item in due:
-            async with tenant_tx(item["tenant_id"]):
-                outcome = await _expire_one(item["tenant_id"], item["id"], now)
+            try:
+                async with tenant_tx(item["tenant_id"]):
+                    outcome = await _expire_one(item["tenant_id"], item["id"], now)
+            except Exception as error:
+                log.exception("expiring license %s failed", item["id"])
+                metrics.PLUGIN_JOB_FAILURES_TOTAL.labels(job="expire_licenses").inc()
+                async with tenant_tx(item["tenant_id"]):
+                    await repository.record_license_job_failure(item["id"], type(error).__name__, now)
+                continue
             if outcome:
                 counts[outcome] += 1
         if len(due) < BATCH:
@@ -127,7 +141,10 @@ async def _expire_one(tenant_id: uuid.UUID, license_id: uuid.UUID, now: datetime
         assert plugin is not None
         through = await _paid_through(tenant_id, timedelta(seconds=row["renewal_grace_seconds"]))
         if parse_pricing(plugin["pricing"]).is_paid and through is not None and through > now:
-            await repository.update_license(license_id, {"trial": False, "expires_at": through, "token_stale": True})
+            await repository.update_license(
+                license_id,
+                {"trial": False, "expires_at": through, "token_stale": True, "job_error": None, "job_failed_at": None},
+            )
             await record(
                 None,
                 tenant_id,
@@ -137,7 +154,9 @@ async def _expire_one(tenant_id: uuid.UUID, license_id: uuid.UUID, now: datetime
                 {"slug": row["slug"], "license_id": str(license_id), "expires_at": through},
             )
             return "converted"
-    await repository.update_license(license_id, {"status": "expired", "expired_at": now})
+    await repository.update_license(
+        license_id, {"status": "expired", "expired_at": now, "job_error": None, "job_failed_at": None}
+    )
     await record(
         None, tenant_id, "license.expired", "license", license_id, {"slug": row["slug"], "license_id": str(license_id)}
     )
