@@ -270,7 +270,7 @@ class LicensingController(Controller):
     async def keys(self, request: Request[Any, Any, Any]) -> Jwks:
         return msgspec.convert(await service.public_keys(_licensing(request)), Jwks)
 
-    @get("/revocations", exclude_from_auth=True, responses=problem_responses(400))
+    @get("/revocations", exclude_from_auth=True, responses=problem_responses(400, 422))
     async def revocations(
         self,
         after: Annotated[
@@ -283,7 +283,7 @@ class LicensingController(Controller):
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 1000,
     ) -> RevocationList:
         rows, next_cursor = await service.revocations(
-            query_date(after), decode_cursor(cursor) if cursor is not None else None, limit
+            query_date(after), decode_cursor(cursor) if cursor else None, limit
         )
         return RevocationList(
             items=[to_struct(RevokedLicense, row) for row in rows],
