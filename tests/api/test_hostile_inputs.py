@@ -11,8 +11,10 @@ import pytest
 from httpx import AsyncClient
 from litestar import Litestar
 
-from tests.api._helpers import assert_problem
+from tests.api._helpers import assert_problem, bearer
+from tests.api.billing._support import event, post_usage
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
+from tests.api.billing.test_usage import _metered_world
 from tests.api.plugins._support import tenant_with_admin
 from tests.conftest import connect_as_inspector
 from tests.factories import Factory
@@ -110,3 +112,15 @@ async def test_an_escrow_milestone_due_outside_the_utc_calendar_is_refused(
         )
     finally:
         await inspector.close()
+
+
+async def test_a_usage_event_outside_the_utc_calendar_is_rejected_alone(client: AsyncClient, factory: Factory) -> None:
+    _staff, _tenant, key, _start = await _metered_world(client, factory)
+    events = [
+        {"idempotency_key": f"far-{i}", "metric_code": "api_calls", "timestamp": at}
+        for i, at in enumerate(OUT_OF_UTC_RANGE)
+    ]
+    response = await post_usage(client, bearer(key), [*events, event("ok", "api_calls")])
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 1
+    assert [item["code"] for item in response.json()["rejected"]] == ["period_closed", "timestamp_in_future"]
