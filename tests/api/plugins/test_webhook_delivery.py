@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from httpx import AsyncClient
 
 from controlplane import metrics
@@ -318,3 +325,54 @@ def test_a_failed_delivery_records_only_a_coarse_reason(
         "unreachable",
         "http_4xx",
     ]
+
+
+def _certificate_for(name: str, folder: Path) -> tuple[Path, Path]:
+    """A self-signed certificate (and its key) for `name`, as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_file, key_file
+
+
+def test_a_pinned_https_delivery_verifies_the_certificate_for_the_name(
+    monkeypatch: pytest.MonkeyPatch, receivers: list[Receiver], tmp_path: Path
+) -> None:
+    receiver = receivers[0]
+    cert_file, key_file = _certificate_for("hooks.example.test", tmp_path)
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert_file, key_file)
+    receiver.server.socket = server_context.wrap_socket(receiver.server.socket, server_side=True)
+    port = receiver.server.server_address[1]
+
+    def trusting() -> ssl.SSLContext:  # trusts the receiver's certificate, checks names as ever
+        context = ssl.create_default_context(cafile=str(cert_file))
+        return context
+
+    monkeypatch.setattr(webhook_endpoints, "_tls_context", trusting)
+    monkeypatch.setattr(webhook_endpoints, "_getaddrinfo", _Resolver(["127.0.0.1"]))
+    # Connected to 127.0.0.1, yet the certificate is checked for the name (so SNI and Host carry the name).
+    sent = webhook_endpoints.post(f"https://hooks.example.test:{port}/hooks", b"{}", {}, production=False)
+    assert sent == webhook_endpoints.Sent(True, None)
+    assert receiver.received[0][0]["Host"] == f"hooks.example.test:{port}"
+    # Another name on the same address: its certificate does not match, nothing is sent.
+    wrong = webhook_endpoints.post(f"https://other.example.test:{port}/hooks", b"{}", {}, production=False)
+    assert wrong == webhook_endpoints.Sent(False, "tls")
+    assert len(receiver.received) == 1
