@@ -181,8 +181,19 @@ async def record_webhook_event(event_id: str, event_type: str) -> bool:
     return bool(rows)
 
 
-async def record_webhook_rejection(reason: str) -> None:
-    await fetch("insert into stripe_webhook_rejections (id, reason) values ({}, {})", uuid.uuid4(), reason)
+async def record_webhook_rejection(reason: str, every_seconds: int) -> bool:
+    """Logs a refused delivery unless one of the same reason was logged in the last `every_seconds`: the log
+    stays bounded however many forged deliveries arrive. True when a row was written."""
+    rows = await fetch(
+        "insert into stripe_webhook_rejections (id, reason) select {}, {} where not exists ("
+        "select 1 from stripe_webhook_rejections where reason = {} "
+        "and received_at > now() - make_interval(secs => {})) returning id",
+        uuid.uuid4(),
+        reason,
+        reason,
+        every_seconds,
+    )
+    return bool(rows)
 
 
 async def attempt_by_intent(payment_intent_id: str) -> dict[str, Any] | None:

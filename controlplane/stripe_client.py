@@ -3,7 +3,9 @@ its base address pointed at the local Stripe double (`STRIPE_API_BASE`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import threading
+import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,15 +46,40 @@ def webhook_secrets_in_force(data: Mapping[str, Any], now: datetime) -> tuple[st
     return current
 
 
+# The webhook secrets are read again after this long in any case, and a signature mismatch asks for a fresh
+# read at most once in WEBHOOK_SECRET_REFRESH_SECONDS: forged deliveries cannot turn into OpenBao reads.
+WEBHOOK_SECRET_MAX_AGE_SECONDS = 300
+WEBHOOK_SECRET_REFRESH_SECONDS = 30
+
+
 class WebhookSecret:
     """The webhook signing secrets from OpenBao, kept in memory; `(fresh=True)` reads them again (after a
-    signature mismatch, so a rotated secret is picked up without a restart)."""
+    signature mismatch, so a rotated secret is picked up without a restart) unless they were read fresh less
+    than `WEBHOOK_SECRET_REFRESH_SECONDS` ago; they are read again anyway after `WEBHOOK_SECRET_MAX_AGE_SECONDS`.
+    A rotation is thus picked up within the refresh interval (Stripe retries a refused delivery)."""
 
-    def __init__(self, secret_store: SecretStore) -> None:
+    def __init__(self, secret_store: SecretStore, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._store = secret_store
+        self._clock = clock
         self._data: dict[str, Any] | None = None
+        self._read_at = 0.0
+        self._lock = threading.Lock()
 
     def __call__(self, fresh: bool = False) -> tuple[str, ...]:
-        if fresh or self._data is None:
-            self._data = self._store.read(STRIPE_PATH)
-        return webhook_secrets_in_force(self._data, datetime.now(UTC))
+        with self._lock:  # called from worker threads: one read at a time
+            now = self._clock()
+            age = now - self._read_at
+            if (
+                self._data is None
+                or age >= WEBHOOK_SECRET_MAX_AGE_SECONDS
+                or (fresh and age >= WEBHOOK_SECRET_REFRESH_SECONDS)
+            ):
+                self._data = self._store.read(STRIPE_PATH)
+                self._read_at = now
+            data = self._data
+        return webhook_secrets_in_force(data, datetime.now(UTC))
+
+    def forget(self) -> None:
+        """The next call reads OpenBao (as once the refresh interval has passed)."""
+        with self._lock:
+            self._data = None

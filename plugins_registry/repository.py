@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from controlplane.db import fetch
@@ -297,22 +297,37 @@ async def license_tenant(license_id: uuid.UUID) -> uuid.UUID | None:
     return rows[0]["tenant_id"] if rows else None
 
 
-async def due_licenses(now: datetime, limit: int) -> list[dict[str, Any]]:
-    """Across tenants (system context): active licenses whose trial or paid time has ended."""
+async def due_licenses(now: datetime, retry_after: timedelta, limit: int) -> list[dict[str, Any]]:
+    """Across tenants (system context): active licenses whose trial or paid time has ended, but not those the
+    job failed on less than `retry_after` before `now`."""
     return await fetch(
-        "select id, tenant_id from licenses where status = 'active' and expires_at <= {} order by expires_at limit {}",
+        "select id, tenant_id from licenses where status = 'active' and expires_at <= {} "
+        "and (job_failed_at is null or job_failed_at <= {}) order by expires_at, id limit {}",
         now,
+        now - retry_after,
         limit,
     )
 
 
-async def revoked_licenses(after: datetime | None, limit: int) -> list[dict[str, Any]]:
-    """Across tenants: revoked licenses whose tokens could still be in use (not past their expiry)."""
+async def record_license_job_failure(license_id: uuid.UUID, error: str, at: datetime) -> None:
+    await fetch("update licenses set job_error = {}, job_failed_at = {} where id = {}", error[:200], at, license_id)
+
+
+async def revoked_licenses(
+    after: datetime | None, cursor: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[dict[str, Any]]:
+    """Across tenants: revoked licenses whose tokens could still be in use (not past their expiry), after the
+    time `after` and after the `(revoked_at, id)` of `cursor`."""
+    since, last_id = cursor if cursor is not None else (None, None)
     return await fetch(
         "select id, revoked_at, expires_at from licenses where status = 'revoked' "
         "and (expires_at is null or expires_at > now()) and revoked_at > coalesce({}, '-infinity'::timestamptz) "
+        "and ({}::timestamptz is null or (revoked_at, id) > ({}::timestamptz, {}::uuid)) "
         "order by revoked_at, id limit {}",
         after,
+        since,
+        since,
+        last_id,
         limit,
     )
 

@@ -74,6 +74,8 @@ class License(Table, tablename="licenses", db=ENGINE):
     revoke_reason = Text(null=True)
     expired_at = Timestamptz(null=True)
     created_at = Timestamptz()
+    job_error = Text(null=True)
+    job_failed_at = Timestamptz(null=True)
 
 
 class LicenseActivation(Table, tablename="license_activations", db=ENGINE):

@@ -272,7 +272,7 @@ class Payee(Struct, kw_only=True, forbid_unknown_fields=True):
     id: uuid.UUID
 
 
-class MilestoneCreate(Struct, kw_only=True, forbid_unknown_fields=True):
+class MilestoneCreate(Input, kw_only=True):
     title: Name
     amount_minor: AmountMinor
     due_at: datetime | None = None

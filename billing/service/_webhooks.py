@@ -22,6 +22,9 @@ from controlplane import metrics
 from controlplane.db import SystemReason, system_tx
 from tenants import audit
 
+# A refused delivery is counted every time (controlplane_webhooks_total{outcome="rejected"}) but logged as a
+# row at most once per reason in this many seconds: forged deliveries cost no unbounded table.
+REJECTION_LOG_SECONDS = 60
 HANDLED = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded", "charge.dispute.created")
 
 
@@ -29,11 +32,12 @@ async def receive_stripe_event(payload: bytes, signature: str | None, secret: Ca
     """Verify, record and apply one delivery; answers "applied", "duplicate" or "ignored".
 
     `secret(fresh)` gives the signing secrets in force; after a mismatch they are read again (fresh) once, so
-    a secret rotated in OpenBao is picked up without a restart.
+    a secret rotated in OpenBao is picked up without a restart (the secret itself bounds how often it really
+    reads OpenBao: see `WebhookSecret`).
     """
     try:
         try:
-            event = verified_event(payload, signature, secret(False))
+            event = verified_event(payload, signature, await asyncio.to_thread(secret, False))
         except WebhookRejected as rejected:
             if rejected.reason != "forged":
                 raise
@@ -41,7 +45,7 @@ async def receive_stripe_event(payload: bytes, signature: str | None, secret: Ca
     except WebhookRejected as rejected:
         metrics.WEBHOOKS_TOTAL.labels(outcome="rejected").inc()
         async with system_tx(SystemReason.WEBHOOK):
-            await payments_repository.record_webhook_rejection(rejected.reason)
+            await payments_repository.record_webhook_rejection(rejected.reason, REJECTION_LOG_SECONDS)
         raise
     async with system_tx(SystemReason.WEBHOOK):
         if not await payments_repository.record_webhook_event(str(event["id"]), str(event["type"])):

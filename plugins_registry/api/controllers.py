@@ -14,9 +14,10 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from billing.api.controllers._shared import answer_created, created_or_stored
 from controlplane.auth.guards import principal_of, staff_only
+from controlplane.dates import query_date
 from controlplane.errors import problem_responses
 from controlplane.idempotency_middleware import IDEMPOTENCY_ERRORS
-from controlplane.pagination import PageRequest
+from controlplane.pagination import PageRequest, decode_cursor
 from plugins_registry import service
 from plugins_registry.api.schemas import (
     FEATURE_PATTERN,
@@ -269,16 +270,25 @@ class LicensingController(Controller):
     async def keys(self, request: Request[Any, Any, Any]) -> Jwks:
         return msgspec.convert(await service.public_keys(_licensing(request)), Jwks)
 
-    @get("/revocations", exclude_from_auth=True, responses=problem_responses(400))
+    @get("/revocations", exclude_from_auth=True, responses=problem_responses(400, 422))
     async def revocations(
         self,
-        after: Annotated[datetime | None, QueryParameter(description="Only revocations after this time")] = None,
+        after: Annotated[
+            datetime | None,
+            QueryParameter(description="Only revocations after this time (a first page; then follow `next_cursor`)"),
+        ] = None,
+        cursor: Annotated[
+            str | None, QueryParameter(max_length=200, description="`next_cursor` of the previous page")
+        ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 1000,
     ) -> RevocationList:
-        rows = await service.revocations(after, limit)
+        rows, next_cursor = await service.revocations(
+            query_date(after), decode_cursor(cursor) if cursor else None, limit
+        )
         return RevocationList(
             items=[to_struct(RevokedLicense, row) for row in rows],
-            next_after=rows[-1]["revoked_at"] if len(rows) == limit else None,
+            next_after=rows[-1]["revoked_at"] if next_cursor else None,
+            next_cursor=next_cursor,
         )
 
 

@@ -252,7 +252,11 @@ class RevokedLicense(Struct):
 
 class RevocationList(Struct):
     items: list[RevokedLicense]
-    next_after: datetime | None
+    next_after: Annotated[
+        datetime | None,
+        Meta(description="Deprecated: the last item's time; revocations at that same time may follow. Use next_cursor"),
+    ]
+    next_cursor: Annotated[str | None, Meta(description="Pass as `cursor` for the next page; null on the last page")]
 
 
 def version_read(row: dict[str, Any]) -> dict[str, Any]:

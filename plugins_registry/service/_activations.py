@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from controlplane import metrics
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx
 from plugins_registry import repository
@@ -116,20 +117,29 @@ async def release_stale(silence: timedelta, now: datetime | None = None) -> int:
         tenants = await repository.stale_activation_tenants(before, 10_000)
     for item in tenants:
         tenant_id = item["tenant_id"]
-        async with tenant_tx(tenant_id):
-            rows = await repository.release_silent_activations(tenant_id, before, now)
-            for row in rows:
-                await record(
-                    None,
-                    tenant_id,
-                    "license.activation_released",
-                    "license",
-                    row["license_id"],
-                    {
-                        "license_id": str(row["license_id"]),
-                        "activation_id": str(row["id"]),
-                        "reason": "heartbeat_timeout",
-                    },
-                )
-            released += len(rows)
+        try:
+            released += await _release_tenant(tenant_id, before, now)
+        except Exception as error:
+            metrics.batch_item_failed("release_stale_activations", error)
     return released
+
+
+async def _release_tenant(tenant_id: uuid.UUID, before: datetime, now: datetime) -> int:
+    """One tenant's silent activations released, each an event, in one transaction (all or none: a failed
+    tenant keeps its activations for the next run)."""
+    async with tenant_tx(tenant_id):
+        rows = await repository.release_silent_activations(tenant_id, before, now)
+        for row in rows:
+            await record(
+                None,
+                tenant_id,
+                "license.activation_released",
+                "license",
+                row["license_id"],
+                {
+                    "license_id": str(row["license_id"]),
+                    "activation_id": str(row["id"]),
+                    "reason": "heartbeat_timeout",
+                },
+            )
+    return len(rows)

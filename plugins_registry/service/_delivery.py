@@ -25,6 +25,7 @@ from plugins_registry import repository
 from tenants import webhook_endpoints, webhook_secrets
 
 BATCH = 100
+INTERNAL_ERROR = "internal_error"  # what the tenant sees when delivering failed on our side
 LEASE_SECONDS = 300
 # Pause after the n-th failed attempt; one more failure after the last gives up (about a day and a half).
 BACKOFF_SECONDS = (60, 300, 1800, 7200, 21600, 43200, 86400)
@@ -72,14 +73,20 @@ async def deliver_due(vault: TenantVault, *, production: bool, batch: int = BATC
         secrets = signing[event["tenant_id"]]
         if secrets is None:
             return webhook_endpoints.Sent(False, "no webhook signing secret: rotate one to start deliveries")
-        body = body_of(event)
-        headers = {
-            "Content-Type": "application/json",
-            "Webhook-Id": str(event["id"]),
-            "Webhook-Signature": webhook_secrets.signature_header(secrets, body, int(time.time())),
-        }
-        async with limit:
-            return await asyncio.to_thread(webhook_endpoints.post, event["url"], body, headers, production=production)
+        try:
+            body = body_of(event)
+            headers = {
+                "Content-Type": "application/json",
+                "Webhook-Id": str(event["id"]),
+                "Webhook-Signature": webhook_secrets.signature_header(secrets, body, int(time.time())),
+            }
+            async with limit:
+                return await asyncio.to_thread(
+                    webhook_endpoints.post, event["url"], body, headers, production=production
+                )
+        except Exception as error:
+            metrics.batch_item_failed("deliver_webhooks", error)
+            return webhook_endpoints.Sent(False, INTERNAL_ERROR)
 
     outcomes = await asyncio.gather(*map(attempt, events))
     delivered = retrying = failed = 0

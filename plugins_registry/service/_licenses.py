@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from billing import service as billing
+from controlplane import metrics
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx
-from controlplane.pagination import PageRequest, page_of
+from controlplane.pagination import PageRequest, encode_cursor, page_of
 from plugins_registry import licensing, repository
 from plugins_registry.errors import LicenseNotActive, LicenseNotFound
 from plugins_registry.pricing import parse_pricing
@@ -20,6 +21,8 @@ from tenants.roles import Permission
 from tenants.service import Page, tenant_for_resource
 
 BATCH = 500
+# A license the expiry job failed on is tried again after this pause, not on every run.
+EXPIRY_RETRY_AFTER = timedelta(hours=1)
 
 
 async def tenant_of_license(
@@ -103,15 +106,23 @@ async def renew_on_payment(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
 
 async def expire_due(now: datetime | None = None) -> dict[str, int]:
     """The beat task: each active license past its end is converted (a trial of a paid plugin whose
-    tenant has a live subscription) or expired. Safe to run twice; each license in its tenant's transaction."""
+    tenant has a live subscription) or expired. Safe to run twice; each license in its tenant's transaction.
+    A license it fails on is recorded (`job_error`, `job_failed_at`, the failures metric) and tried again
+    after `EXPIRY_RETRY_AFTER`; the others go on."""
     now = now or datetime.now(UTC)
     counts = {"converted": 0, "expired": 0}
     while True:
         async with system_tx(SystemReason.PLATFORM_JOB):
-            due = await repository.due_licenses(now, BATCH)
+            due = await repository.due_licenses(now, EXPIRY_RETRY_AFTER, BATCH)
         for item in due:
-            async with tenant_tx(item["tenant_id"]):
-                outcome = await _expire_one(item["tenant_id"], item["id"], now)
+            try:
+                async with tenant_tx(item["tenant_id"]):
+                    outcome = await _expire_one(item["tenant_id"], item["id"], now)
+            except Exception as error:
+                reason = metrics.batch_item_failed("expire_licenses", error)
+                async with tenant_tx(item["tenant_id"]):
+                    await repository.record_license_job_failure(item["id"], reason, now)
+                continue
             if outcome:
                 counts[outcome] += 1
         if len(due) < BATCH:
@@ -127,7 +138,10 @@ async def _expire_one(tenant_id: uuid.UUID, license_id: uuid.UUID, now: datetime
         assert plugin is not None
         through = await _paid_through(tenant_id, timedelta(seconds=row["renewal_grace_seconds"]))
         if parse_pricing(plugin["pricing"]).is_paid and through is not None and through > now:
-            await repository.update_license(license_id, {"trial": False, "expires_at": through, "token_stale": True})
+            await repository.update_license(
+                license_id,
+                {"trial": False, "expires_at": through, "token_stale": True, "job_error": None, "job_failed_at": None},
+            )
             await record(
                 None,
                 tenant_id,
@@ -137,17 +151,25 @@ async def _expire_one(tenant_id: uuid.UUID, license_id: uuid.UUID, now: datetime
                 {"slug": row["slug"], "license_id": str(license_id), "expires_at": through},
             )
             return "converted"
-    await repository.update_license(license_id, {"status": "expired", "expired_at": now})
+    await repository.update_license(
+        license_id, {"status": "expired", "expired_at": now, "job_error": None, "job_failed_at": None}
+    )
     await record(
         None, tenant_id, "license.expired", "license", license_id, {"slug": row["slug"], "license_id": str(license_id)}
     )
     return "expired"
 
 
-async def revocations(after: datetime | None, limit: int) -> list[dict[str, Any]]:
-    """Revoked licenses whose tokens have not expired yet: what a plugin that can go online checks."""
+async def revocations(
+    after: datetime | None, cursor: tuple[datetime, uuid.UUID] | None, limit: int
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Revoked licenses whose tokens have not expired yet: what a plugin that can go online checks. Paged on
+    `(revoked_at, id)`, so revocations at the same instant are never skipped at a page's edge; -> (page,
+    cursor of the next page or None)."""
     async with system_tx(SystemReason.REVOCATION_LIST):
-        return await repository.revoked_licenses(after, limit)
+        rows = await repository.revoked_licenses(after, cursor, limit + 1)
+    page = rows[:limit]
+    return page, encode_cursor(page[-1]["revoked_at"], page[-1]["id"]) if len(rows) > limit else None
 
 
 async def outbox(tenant_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal, TypeVar
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from controlplane.dates import to_utc
+
 # No control characters: PostgreSQL text cannot hold NUL, and none belongs in a name or an address.
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Slug = Annotated[str, Meta(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
@@ -21,7 +23,16 @@ GraceHours = Annotated[int, Meta(ge=0, le=720, description="Hours an invoice sta
 
 
 class Input(Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
+    """Base of every input body. Dates are converted to UTC as they are decoded, so one without a UTC
+    equivalent is a 400 `validation_error` here rather than an overflow deeper down."""
+
+    def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            value = getattr(self, name)
+            if isinstance(value, datetime):
+                setattr(self, name, to_utc(value))
+            elif isinstance(value, list) and any(isinstance(item, datetime) for item in value):
+                setattr(self, name, [to_utc(item) if isinstance(item, datetime) else item for item in value])
 
 
 class TokenRequest(Input):

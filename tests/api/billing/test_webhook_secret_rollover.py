@@ -12,6 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from httpx import AsyncClient
+from litestar import Litestar
 
 from controlplane.rotation import roll_stripe_webhook_secret
 from controlplane.secrets import STRIPE_PATH, SecretStore
@@ -44,8 +45,10 @@ async def _delivered(client: AsyncClient, payload: bytes, headers: dict[str, str
 
 
 async def test_both_secrets_verify_inside_the_window_and_only_the_new_one_after(
-    client: AsyncClient, settings: Settings, stack_env: dict[str, str]
+    client: AsyncClient, app: Litestar, settings: Settings, stack_env: dict[str, str]
 ) -> None:
+    cached = app.state.stripe_webhook_secret
+    cached()  # the API holds the current (old) secret
     store = SecretStore.connect(settings)
     old = str(store.read(STRIPE_PATH)["webhook_secret"])
     new = f"whsec_{secrets.token_hex(24)}"
@@ -62,6 +65,7 @@ async def test_both_secrets_verify_inside_the_window_and_only_the_new_one_after(
     assert store.read(STRIPE_PATH)["webhook_secret_previous"] == old  # the repeat did not push the old one out
 
     # Inside the window: the API (which cached the old secret) takes either, and both at once.
+    cached.forget()  # the refresh interval has passed: a mismatch reads the secrets again
     for headers in (signed(payload, old), signed(payload, new), _signed_by_both(payload, new, old)):
         assert await _delivered(client, payload, headers) == 200
     assert_problem(
@@ -71,6 +75,7 @@ async def test_both_secrets_verify_inside_the_window_and_only_the_new_one_after(
     # Rolled again with a window that is already over: only the newest verifies.
     newest = f"whsec_{secrets.token_hex(24)}"
     roll_stripe_webhook_secret(store, newest, window=timedelta(hours=1), now=datetime.now(UTC) - timedelta(hours=2))
+    cached.forget()  # the refresh interval has passed since the mismatch above
     assert await _delivered(client, payload, signed(payload, newest)) == 200
     for stale_secret in (new, old):
         assert_problem(

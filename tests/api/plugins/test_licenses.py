@@ -20,6 +20,7 @@ from plugins_registry import license_token, service
 from plugins_registry.service import _signing
 from tests.api._helpers import assert_problem, create_api_key
 from tests.api.plugins._support import install, plugin, publisher, tenant_with_admin
+from tests.conftest import connect_as_inspector
 from tests.factories import Factory
 
 YEAR_SECONDS = 365 * 24 * 3600
@@ -311,3 +312,36 @@ async def test_the_revocation_list_shows_a_license_once_it_is_uninstalled(
     assert items[license_id]["revoked_at"] is not None
     assert datetime.fromisoformat(items[license_id]["revoked_at"]) == datetime.fromisoformat(revoked["revoked_at"])
     assert items[license_id]["expires_at"] is None
+
+
+async def test_revocation_pages_never_skip_licenses_revoked_at_the_same_instant(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    staff = await factory.staff()
+    pub = await publisher(client, staff.headers)
+    tenant, admin = await tenant_with_admin(factory, staff)
+    revoked = set()
+    for _ in range(3):
+        made = await plugin(client, staff.headers, pub["id"])
+        revoked.add((await install(client, admin.headers, tenant["id"], made["slug"]))["license"]["id"])
+        deleted = await client.delete(f"/v1/tenants/{tenant['id']}/plugins/{made['slug']}", headers=admin.headers)
+        assert deleted.status_code == 204
+    inspector = await connect_as_inspector(stack_env)
+    try:  # one instant for all three: a page boundary falls between equal timestamps
+        await inspector.execute("update licenses set revoked_at = '2026-01-01T00:00:00Z' where status = 'revoked'")
+    finally:
+        await inspector.close()
+
+    seen: list[str] = []
+    params: dict[str, Any] = {"limit": 1}
+    for _ in range(10):
+        page = await client.get("/v1/licensing/revocations", params=params)
+        assert page.status_code == 200, page.text
+        seen.extend(item["id"] for item in page.json()["items"])
+        if page.json()["next_cursor"] is None:
+            break
+        params = {"limit": 1, "cursor": page.json()["next_cursor"]}
+    assert sorted(seen) == sorted(revoked)
+    assert_problem(
+        await client.get("/v1/licensing/revocations", params={"cursor": "not-a-cursor"}), 422, "invalid_cursor"
+    )
