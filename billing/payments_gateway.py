@@ -208,15 +208,14 @@ class StripeGateway:
         idempotency_key: str,
         payment_intent_id: str,
         amount_minor: int,
+        currency: str,
         metadata: dict[str, str] | None = None,
-        currency: str | None = None,
     ) -> str:
-        """A refund of part or all of a charge; Stripe's refund id. `metadata` (our refund's id) comes back in
-        `charge.refunded`, so a refund whose answer was lost is recognised there. With `currency`, the ISO
-        amount is sent in Stripe's units (`AmountNotChargeable` when Stripe has none for it)."""
-        if currency is not None:
-            amount_minor = to_stripe(amount_minor, currency.upper(), exponent(currency.upper()))
-        params: dict[str, Any] = {"payment_intent": payment_intent_id, "amount": amount_minor}
+        """A refund of part or all of a charge; Stripe's refund id. The ISO amount is sent in Stripe's units
+        (`AmountNotChargeable` when Stripe has none for it). `metadata` (our refund's id) comes back in
+        `charge.refunded`, so a refund whose answer was lost is recognised there."""
+        amount = to_stripe(amount_minor, currency.upper(), exponent(currency.upper()))
+        params: dict[str, Any] = {"payment_intent": payment_intent_id, "amount": amount}
         if metadata:
             params["metadata"] = metadata
         with _translated():

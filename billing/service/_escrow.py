@@ -241,6 +241,7 @@ async def _settle(
             f"escrow:{escrow_id}:milestone:{milestone['id']}:refund",
             row["stripe_payment_intent_id"],
             settlement.refund_minor,
+            currency,
         )
         postings = ledger.escrow_refunded(escrow_id, currency, settlement.refund_minor)
         await ledger_repository.post(

@@ -77,8 +77,8 @@ async def _send(
             f"refund:{refund['id']}",
             payment_intent_id,
             refund["amount_minor"],
-            {"refund_id": str(refund["id"]), "invoice_id": str(invoice["id"])},
             refund["currency"],
+            {"refund_id": str(refund["id"]), "invoice_id": str(invoice["id"])},
         )
     except (InvalidPaymentMethod, AmountNotChargeable):
         async with tenant_tx(tenant_id):

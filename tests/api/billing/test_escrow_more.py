@@ -762,3 +762,23 @@ async def test_nothing_reaches_a_payee_except_a_milestone_release(
     assert verified.ok, verified
     assert verified.escrow_differences == [] and verified.payee_postings_without_release == []
     report(f"escrow: {len(rows)} payee postings, all from milestone releases; verify_ledger ok")
+
+
+async def test_an_escrow_refund_reaches_stripe_in_its_own_units(
+    client: AsyncClient, factory: Factory, stripe_client: Any
+) -> None:
+    """ISK has no decimals in ISO 4217 but two at Stripe: a refund of 7,000 krónur is 700,000 there, as the
+    funding charge was."""
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff, currency="ISK")
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    agreement = await _create(client, admin.headers, _body(tenant["id"], [3_000, 4_000], currency="ISK"))
+    await _fund(client, admin.headers, agreement)
+    canceled = await client.post(f"/v1/escrows/{agreement['id']}/cancel", headers=admin.headers)
+    assert canceled.status_code == 200, canceled.text
+    [intent] = [i for i in _escrow_intents(stripe_client, agreement["id"]) if i.status == "succeeded"]
+    assert (intent.currency, intent.amount) == ("isk", 7_000 * 100)
+    refunds = stripe_client.v1.refunds.list(params={"limit": 100, "payment_intent": intent.id}).data
+    assert sorted(refund.amount for refund in refunds) == [3_000 * 100, 4_000 * 100]
+    assert (await service.verify_ledger()).ok
