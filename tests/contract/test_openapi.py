@@ -15,7 +15,9 @@ import asyncio
 import hashlib
 import hmac
 import json
+import re
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -43,7 +45,7 @@ from billing import service as billing
 from controlplane.secrets import STRIPE_PATH, SecretStore
 from controlplane.settings import Settings
 from controlplane.stripe_client import make_stripe_client
-from tests.factories import PASSWORD, Factory
+from tests.factories import PASSWORD, Actor, Factory
 
 pytestmark = pytest.mark.slow
 
@@ -51,6 +53,8 @@ SCHEMA_PATH = "/schema/openapi.json"
 BASE_URL = "http://testserver"
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = {GenerationMode.POSITIVE: 20, GenerationMode.NEGATIVE: 10}
+# Other principals are mostly refused: fewer examples find the same refusals.
+OTHER_EXAMPLES = {GenerationMode.POSITIVE: 5, GenerationMode.NEGATIVE: 3}
 
 Send = Callable[[dict[str, Any]], httpx.Response]
 
@@ -73,9 +77,11 @@ async def test_openapi_document_lists_every_v1_route(client: AsyncClient, app: L
     assert served - documented == set()
 
 
-async def test_every_operation_conforms_to_the_schema(
+async def _seed(
     client: AsyncClient, factory: Factory, settings: Settings
-) -> None:
+) -> tuple[Actor, list[dict[str, str]], dict[str, Any]]:
+    """Real rows for the cases to reach: two tenants with members and keys, billing, escrow, plugins, partners;
+    their ids as path parameters and valid bodies by operation."""
     staff = await factory.staff()
     known_paths: list[dict[str, str]] = []
     for _ in range(2):
@@ -101,7 +107,10 @@ async def test_every_operation_conforms_to_the_schema(
         f"/v1/tenants/{known_paths[0]['tenant_id']}/webhook-endpoint", json=endpoint, headers=staff.headers
     )
     assert put.status_code == 200, put.text
+    return staff, known_paths, known_bodies
 
+
+async def _operations(client: AsyncClient) -> list[Any]:
     document = (await client.get(SCHEMA_PATH)).json()
     schema = schemathesis.openapi.from_dict(document, config=schemathesis.Config())
     operations = sorted(
@@ -117,7 +126,10 @@ async def test_every_operation_conforms_to_the_schema(
         ),
     )
     assert len(operations) >= 17, [operation.label for operation in operations]
+    return operations
 
+
+def _sender(client: AsyncClient) -> Send:
     loop = asyncio.get_running_loop()
 
     def send(kwargs: dict[str, Any]) -> httpx.Response:
@@ -128,8 +140,60 @@ async def test_every_operation_conforms_to_the_schema(
         )
         return asyncio.run_coroutine_threadsafe(request, loop).result(timeout=30)
 
-    failures = await asyncio.to_thread(_fuzz, operations, known_paths, known_bodies, staff.headers, send)
+    return send
+
+
+async def test_every_operation_conforms_to_the_schema(
+    client: AsyncClient, factory: Factory, settings: Settings, report: Callable[[str], None]
+) -> None:
+    staff, known_paths, known_bodies = await _seed(client, factory, settings)
+    operations = await _operations(client)
+    fuzz = Fuzz(operations, known_paths, known_bodies, staff.headers, _sender(client), EXAMPLES, require_success=True)
+    failures = await asyncio.to_thread(fuzz.run)
+    report(f"schemathesis as staff: {fuzz.cases} cases over {len(operations)} operations, {len(failures)} failures")
     assert not failures, "\n\n".join(failures)
+
+
+@pytest.mark.parametrize("principal", ["tenant_admin", "anonymous"])
+async def test_every_operation_answers_other_principals_within_the_schema(
+    client: AsyncClient, factory: Factory, settings: Settings, report: Callable[[str], None], principal: str
+) -> None:
+    """As a tenant admin (of the first tenant, so its own paths answer too) and with no credentials: no 5xx,
+    and every refusal is one the document describes."""
+    _, known_paths, known_bodies = await _seed(client, factory, settings)
+    headers = {}
+    if principal == "tenant_admin":
+        headers = (await factory.member(known_paths[0]["tenant_id"], "tenant_admin")).headers
+    operations = await _operations(client)
+    fuzz = Fuzz(operations, known_paths, known_bodies, headers, _sender(client), OTHER_EXAMPLES, require_success=False)
+    failures = await asyncio.to_thread(fuzz.run)
+    report(
+        f"schemathesis as {principal}: {fuzz.cases} cases over {len(operations)} operations, {len(failures)} failures"
+    )
+    assert not failures, "\n\n".join(failures)
+
+
+async def test_every_path_answers_options_and_head_for_every_principal(
+    client: AsyncClient, factory: Factory, settings: Settings, report: Callable[[str], None]
+) -> None:
+    """Methods the document does not list still answer without a server error: OPTIONS (2xx, with Allow) and
+    HEAD, on every path, as staff, as a tenant admin and with no credentials."""
+    staff, known_paths, _ = await _seed(client, factory, settings)
+    admin = await factory.member(known_paths[0]["tenant_id"], "tenant_admin")
+    values = {name: value for path in reversed(known_paths) for name, value in path.items()}
+    values.update({"slug": "ci-reports", "version": "1.0.0", "month": "2026-01", "code": "pro"})
+    document = (await client.get(SCHEMA_PATH)).json()
+    failures, requests_sent = [], 0
+    for template in document["paths"]:
+        path = re.sub(r"\{(\w+)\}", lambda match: values.get(match.group(1), str(uuid.UUID(int=1))), template)
+        for caller in (staff.headers, admin.headers, {}):
+            for method in ("OPTIONS", "HEAD"):
+                response = await client.request(method, path, headers=caller)
+                requests_sent += 1
+                if response.status_code >= 500 or (method == "OPTIONS" and not 200 <= response.status_code < 300):
+                    failures.append(f"{method} {path} -> {response.status_code} {response.text[:200]}")
+    report(f"OPTIONS and HEAD: {requests_sent} requests over {len(document['paths'])} paths, {len(failures)} failures")
+    assert not failures, "\n".join(failures)
 
 
 async def _billing_examples(
@@ -198,6 +262,18 @@ async def _billing_examples(
     subscribed = await client.post(f"{unpaid_url}/subscriptions", json={"plan_code": "pro"}, headers=headers)
     assert subscribed.status_code == 201, subscribed.text
     unpaid = (await client.get(f"{unpaid_url}/invoices", headers=headers)).json()["items"][0]
+    # A tenant of its own for subscribing, which no other operation subscribes first.
+    unsubscribed = await client.post(
+        "/v1/tenants", json={"name": "New", "slug": "unsubscribed-contract", "currency": "EUR"}, headers=headers
+    )
+    assert unsubscribed.status_code == 201, unsubscribed.text
+    PATHS_BY_OPERATION["POST /v1/tenants/{tenant_id}/subscriptions"] = [{"tenant_id": unsubscribed.json()["id"]}]
+    known_bodies.update(
+        {
+            "POST /v1/tenants": {"name": "Known", "slug": "known-contract", "currency": "EUR"},
+            "POST /v1/tenants/{tenant_id}/trial-grants": {"plan_code": "pro"},
+        }
+    )
     return [
         {"subscription_id": subscription_id},
         {"invoice_id": invoices[0]["id"]},
@@ -411,80 +487,104 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def _fuzz(
-    operations: list[Any],
-    known_paths: list[dict[str, str]],
-    known_bodies: dict[str, Any],
-    headers: dict[str, str],
-    send: Send,
-) -> list[str]:
-    failures = []
-    statuses: dict[str, set[int]] = defaultdict(set)
-    answers: dict[tuple[str, int], str] = {}  # the last body of each status, to explain a failure
-    for number, operation in enumerate(operations):
-        names = {parameter.name for parameter in operation.path_parameters}
-        paths = PATHS_BY_OPERATION.get(operation.label, known_paths)
-        for mode, examples in EXAMPLES.items():
-            strategies = [operation.as_strategy(generation_mode=mode)]
-            if mode is GenerationMode.POSITIVE:
-                strategies += [
-                    operation.as_strategy(generation_mode=mode, path_parameters=values)
-                    for values in paths
-                    if names and set(values) == names
-                ]
-                if operation.label in SIGNED_BODIES:
-                    body, secret = SIGNED_BODIES[operation.label]
-                    strategies.append(
-                        operation.as_strategy(generation_mode=mode, body=body, headers=_stripe_signature(body, secret))
-                    )
-                if operation.label in known_bodies:
-                    body = known_bodies[operation.label]
-                    strategies.append(operation.as_strategy(generation_mode=mode, body=body))
-                    if not names:
-                        strategies.append(
-                            operation.as_strategy(
-                                generation_mode=mode, body=body, headers={"Idempotency-Key": f"known-{number}"}
-                            )
-                        )
-                    # Each its own Idempotency-Key: a generated one may have been used elsewhere already.
+class Fuzz:
+    """Schemathesis over the operations, as one caller; `cases` counts what was sent."""
+
+    def __init__(
+        self,
+        operations: list[Any],
+        known_paths: list[dict[str, str]],
+        known_bodies: dict[str, Any],
+        headers: dict[str, str],
+        send: Send,
+        examples: dict[GenerationMode, int],
+        *,
+        require_success: bool,
+    ) -> None:
+        self.operations, self.known_paths, self.known_bodies = operations, known_paths, known_bodies
+        self.headers, self.send, self.examples, self.require_success = headers, send, examples, require_success
+        self.cases = 0
+
+    def run(self) -> list[str]:
+        operations, known_paths, known_bodies, headers, send = (
+            self.operations,
+            self.known_paths,
+            self.known_bodies,
+            self.headers,
+            self.send,
+        )
+        failures = []
+        statuses: dict[str, set[int]] = defaultdict(set)
+        answers: dict[tuple[str, int], str] = {}  # the last body of each status, to explain a failure
+        for number, operation in enumerate(operations):
+            names = {parameter.name for parameter in operation.path_parameters}
+            paths = PATHS_BY_OPERATION.get(operation.label, known_paths)
+            for mode, examples in self.examples.items():
+                strategies = [operation.as_strategy(generation_mode=mode)]
+                if mode is GenerationMode.POSITIVE:
                     strategies += [
-                        operation.as_strategy(
-                            generation_mode=mode,
-                            path_parameters=values,
-                            body=body,
-                            headers={"Idempotency-Key": f"known-{number}-{index}"},
-                        )
-                        for index, values in enumerate(paths)
+                        operation.as_strategy(generation_mode=mode, path_parameters=values)
+                        for values in paths
                         if names and set(values) == names
                     ]
+                    if operation.label in SIGNED_BODIES:
+                        body, secret = SIGNED_BODIES[operation.label]
+                        strategies.append(
+                            operation.as_strategy(
+                                generation_mode=mode, body=body, headers=_stripe_signature(body, secret)
+                            )
+                        )
+                    if operation.label in known_bodies:
+                        body = known_bodies[operation.label]
+                        strategies.append(operation.as_strategy(generation_mode=mode, body=body))
+                        if not names:
+                            strategies.append(
+                                operation.as_strategy(
+                                    generation_mode=mode, body=body, headers={"Idempotency-Key": f"known-{number}"}
+                                )
+                            )
+                        # Each its own Idempotency-Key: a generated one may have been used elsewhere already.
+                        strategies += [
+                            operation.as_strategy(
+                                generation_mode=mode,
+                                path_parameters=values,
+                                body=body,
+                                headers={"Idempotency-Key": f"known-{number}-{index}"},
+                            )
+                            for index, values in enumerate(paths)
+                            if names and set(values) == names
+                        ]
 
-            @settings(
-                max_examples=examples,
-                derandomize=True,
-                database=None,
-                deadline=None,
-                phases=[Phase.generate, Phase.shrink],
-                suppress_health_check=list(HealthCheck),
-            )
-            @given(case=st.one_of(strategies))
-            def check(case: schemathesis.Case) -> None:
-                caller = HEADERS_BY_OPERATION.get(case.operation.label, headers)
-                response = send(case.as_transport_kwargs(base_url=BASE_URL, headers=caller))
-                statuses[case.operation.label].add(response.status_code)
-                answers[(case.operation.label, response.status_code)] = response.text[:300]
-                case.validate_response(response, checks=CHECKS, headers=caller)
+                @settings(
+                    max_examples=examples,
+                    derandomize=True,
+                    database=None,
+                    deadline=None,
+                    phases=[Phase.generate, Phase.shrink],
+                    suppress_health_check=list(HealthCheck),
+                )
+                @given(case=st.one_of(strategies))
+                def check(case: schemathesis.Case) -> None:
+                    caller = (
+                        HEADERS_BY_OPERATION.get(case.operation.label, headers) if self.require_success else headers
+                    )
+                    self.cases += 1
+                    response = send(case.as_transport_kwargs(base_url=BASE_URL, headers=caller))
+                    statuses[case.operation.label].add(response.status_code)
+                    answers[(case.operation.label, response.status_code)] = response.text[:300]
+                    case.validate_response(response, checks=CHECKS, headers=caller)
 
-            try:
-                check()
-            except Unsatisfiable:
-                # Negative mode needs something to break: an operation without parameters, body or
-                # security (GET /health/live) has no invalid request, which is not a failure.
-                if mode is GenerationMode.POSITIVE:
-                    failures.append(f"{operation.label} [{mode.value}]: no valid request could be generated")
-            except (Exception, BaseExceptionGroup) as exc:  # schemathesis' FailureGroup is a BaseExceptionGroup
-                failures.append(f"{operation.label} [{mode.value}]: {exc}")
-        if not any(200 <= status < 300 for status in statuses[operation.label]):
-            seen = sorted(statuses[operation.label])
-            examples = "; ".join(f"{status}: {answers[(operation.label, status)]}" for status in seen)
-            failures.append(f"{operation.label}: never answered 2xx, only {seen} ({examples})")
-    return failures
+                try:
+                    check()
+                except Unsatisfiable:
+                    # Negative mode needs something to break: an operation without parameters, body or
+                    # security (GET /health/live) has no invalid request, which is not a failure.
+                    if mode is GenerationMode.POSITIVE:
+                        failures.append(f"{operation.label} [{mode.value}]: no valid request could be generated")
+                except (Exception, BaseExceptionGroup) as exc:  # schemathesis' FailureGroup is a BaseExceptionGroup
+                    failures.append(f"{operation.label} [{mode.value}]: {exc}")
+            if self.require_success and not any(200 <= status < 300 for status in statuses[operation.label]):
+                seen = sorted(statuses[operation.label])
+                examples = "; ".join(f"{status}: {answers[(operation.label, status)]}" for status in seen)
+                failures.append(f"{operation.label}: never answered 2xx, only {seen} ({examples})")
+        return failures
