@@ -3,10 +3,11 @@
 In production an endpoint is https and never an address inside our own network: the control plane would
 otherwise POST wherever a tenant admin points it (server-side request forgery). An address is allowed only
 when it is global (`ipaddress.is_global`: not private, loopback, link-local, carrier-grade NAT 100.64.0.0/10,
-reserved ..., IPv4-mapped IPv6 unwrapped first). The name is checked when the endpoint is set and resolved
-again at every delivery, since DNS can change under it; a delivery resolves it once, checks every address,
-and connects to the address it checked (sending the name as `Host` and as TLS SNI, and verifying the
-certificate for the name), so a second lookup cannot rebind it elsewhere. Elsewhere (the dev stack, tests)
+reserved ...), and so is every IPv4 address an IPv6 one carries (mapped, 6to4, Teredo, NAT64). The name is
+checked when the endpoint is set and resolved again at every delivery, since DNS can change under it; a
+delivery resolves it once, checks every address, and connects to the address it checked (sending the name as
+`Host` and as TLS SNI, and verifying the certificate for the name), so a second lookup cannot rebind it
+elsewhere. Elsewhere (the dev stack, tests)
 plain http and loopback are allowed, so a receiver on the same machine works.
 
 Host names are plain ASCII: letters, digits and hyphens in labels of at most 63 characters (an
@@ -43,17 +44,31 @@ class InvalidWebhookEndpoint(InvalidInput):
     title = "The webhook endpoint cannot be used"
 
 
-def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# IPv6 prefixes whose last 32 bits are an IPv4 address that a translator or the stack itself reaches: NAT64
+# (RFC 6052 well-known, RFC 8215 local-use) and the deprecated IPv4-compatible form.
+_IPV4_IN_LAST_32_BITS = tuple(ipaddress.ip_network(prefix) for prefix in ("64:ff9b::/96", "64:ff9b:1::/48", "::/96"))
+
+
+def _addresses_reached(ip: IpAddress) -> list[IpAddress]:
+    """The address itself and every IPv4 address it carries (mapped, 6to4, Teredo, NAT64, compatible):
+    `is_global` judges an IPv6 address by its own prefix, not by the IPv4 address a translator sends to."""
+    reached: list[IpAddress] = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        reached += [v4 for v4 in (ip.ipv4_mapped, ip.sixtofour) if v4 is not None]
+        reached += list(ip.teredo or ())
+        if any(ip in prefix for prefix in _IPV4_IN_LAST_32_BITS):
+            reached.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return reached
 
 
 def _allowed(address: str) -> bool:
-    """A global address: nothing of ours (private, loopback, link-local, CGNAT, reserved, multicast)."""
-    ip = _ip(address)
-    return ip.is_global and not ip.is_multicast
+    """A global address: nothing of ours (private, loopback, link-local, CGNAT, reserved, multicast), nor an
+    IPv6 address that carries one."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return all(each.is_global and not each.is_multicast for each in _addresses_reached(ip))
 
 
 def _literal(host: str) -> bool:

@@ -246,6 +246,13 @@ async def test_endpoints_are_checked_and_removable(client: AsyncClient, factory:
         "https://[fd00::1]/x",
         "https://198.18.0.1/x",
         "https://192.0.2.1/x",
+        # IPv6 addresses that carry an internal IPv4 address inside: NAT64 (well-known and local-use prefixes),
+        # 6to4, Teredo and the deprecated IPv4-compatible form.
+        "https://[64:ff9b::a00:1]/x",
+        "https://[64:ff9b:1::a9fe:a9fe]/x",
+        "https://[2002:a00:1::]/x",
+        "https://[2001:0:4136:e378:8000:63bf:f5ff:fffe]/x",
+        "https://[::a00:1]/x",
     ],
 )
 def test_production_refuses_plain_http_and_internal_addresses(url: str) -> None:
