@@ -7,8 +7,8 @@ reserved ...), and so is every IPv4 address an IPv6 one carries (mapped, 6to4, T
 checked when the endpoint is set and resolved again at every delivery, since DNS can change under it; a
 delivery resolves it once, checks every address, and connects to the address it checked (sending the name as
 `Host` and as TLS SNI, and verifying the certificate for the name), so a second lookup cannot rebind it
-elsewhere. Elsewhere (the dev stack, tests)
-plain http and loopback are allowed, so a receiver on the same machine works.
+elsewhere. Elsewhere (the dev stack, tests) plain http and loopback are allowed, so a receiver on the same
+machine works.
 
 Host names are plain ASCII: letters, digits and hyphens in labels of at most 63 characters (an
 internationalized name in its `xn--` form), so the name checked is the name connected to.
