@@ -21,6 +21,7 @@ from tests.api._helpers import (
     tenant_ids,
 )
 from tests.api.billing._support import invoices, plan, subscribe, utcnow
+from tests.conftest import connect_as_inspector
 from tests.factories import PASSWORD, Factory
 
 # -- create ---------------------------------------------------------------------------------------
@@ -396,6 +397,31 @@ async def test_a_tenants_currency_cannot_change_while_an_invoice_is_unpaid(
     problem = assert_problem(refused, 409, "tenant_currency_locked")
     assert "unpaid invoices" in problem["detail"]
     assert (await client.get(f"/v1/tenants/{tenant['id']}", headers=staff.headers)).json()["currency"] == "EUR"
+
+
+async def test_a_new_subscription_waits_for_a_currency_change_in_flight_and_sees_it(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    """The interleaving forced: a currency change holds the tenant row when the subscription starts. The
+    subscription waits for it (a share lock on the row) and then sees the new currency, rather than
+    subscribing in the old one from its snapshot."""
+    staff = await factory.staff()
+    await plan(client, staff.headers, "eur-plan", [{"type": "flat", "amount_minor": 1000}])
+    tenant = await factory.tenant(staff)
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        change = inspector.transaction()
+        await change.start()
+        await inspector.execute("update tenants set currency = 'USD' where id = $1", uuid.UUID(tenant["id"]))
+        url = f"/v1/tenants/{tenant['id']}/subscriptions"
+        subscribing = asyncio.create_task(client.post(url, json={"plan_code": "eur-plan"}, headers=staff.headers))
+        await asyncio.sleep(0.5)
+        assert not subscribing.done()
+        await change.commit()
+        subscribed = await subscribing
+    finally:
+        await inspector.close()
+    assert_problem(subscribed, 422, "currency_mismatch")
 
 
 async def test_a_currency_change_racing_a_new_subscription_never_leaves_them_apart(
