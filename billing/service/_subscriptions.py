@@ -147,7 +147,7 @@ async def change_subscription(actor: Principal, subscription_id: uuid.UUID, valu
         usage = await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now) if plan.id != sub.plan.id else {}
         result = lifecycle.change(sub, plan, seats, now, usage)
         if result.lines:
-            if result.direction == "upgrade":
+            if result.direction in ("upgrade", "trial_ended"):
                 await write_invoice(
                     tenant_id=tenant_id,
                     subscription_id=subscription_id,
