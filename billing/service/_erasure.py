@@ -5,8 +5,9 @@ notes follow the ordinary cancel rules), every add-on ends, and no card stays th
 bills and no collection charges the tenant again. Billing maths never blocks an erasure: when the final
 invoice cannot be computed (an amount beyond billing.limits, a plan that cannot be read), the subscription
 ends all the same, without it, and the failure is recorded on it for staff (`billing_error`, counted in
-`controlplane_billing_subscription_failures_total{reason}`) and on the audit trail. After it commits: the cards are detached at Stripe, each
-marked once done, so a retry after an outage (503) detaches only what is left.
+`controlplane_billing_subscription_failures_total{reason}`) and on the audit trail. After it commits: the
+cards are detached at Stripe, each marked once done, so a retry after an outage (503) detaches only what is
+left.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
-
 from typing import Any
 
 from billing import addons_repository, payments_repository, repository

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing import lifecycle, repository, usage
-from billing.errors import MetricNotFound, SubscriptionNotFound
-from billing.limits import LATEST
+from billing.catalogue import Plan
+from billing.errors import AmountOutOfRange, MetricNotFound, SubscriptionNotFound
+from billing.limits import LATEST, MAX_LINE_MINOR
 from billing.service import _state
 from controlplane import metrics
 from controlplane.auth.principal import Principal
@@ -104,6 +105,27 @@ async def _within_bounds(
     )
     out = {rejection.index for rejection in refused}
     return [event for event in fresh if event.index not in out], refused
+
+
+async def ensure_within_bounds(tenant_id: uuid.UUID, plan: Plan, start: datetime) -> None:
+    """Inside the caller's transaction, the usage window locked: the usage already stored from `start` on (events
+    up to the clock skew ahead) fits what `plan` can bill in one line, or `AmountOutOfRange`. A plan change
+    checks the window it opens: those events were accepted against the old plan's bounds."""
+    limits = usage.bounds([plan])
+    if not limits:
+        return
+    found = await _state.metrics(limits)
+    measured = [
+        dict(found[code], aggregation="max") if found[code]["aggregation"] in usage.PER_EVENT else found[code]
+        for code in sorted(found)
+    ]
+    for code, total in (await repository.aggregate_usage(tenant_id, measured, start, LATEST)).items():
+        if total > limits[code]:
+            raise AmountOutOfRange(
+                f"usage of {code} already stored from {start.isoformat()} is beyond what plan {plan.code} can "
+                "bill in one line",
+                limit_minor=MAX_LINE_MINOR,
+            )
 
 
 async def current_usage(tenant_id: uuid.UUID, metric_code: str | None = None) -> dict[str, Any]:

@@ -26,8 +26,8 @@ from controlplane.auth.principal import Principal
 from controlplane.exceptions import ServiceUnavailable
 from controlplane.secrets import SecretStore
 from controlplane.settings import Settings
-from controlplane.tenant_vault import TenantVault
 from controlplane.stripe_client import make_stripe_client
+from controlplane.tenant_vault import TenantVault
 from plugins_registry import service as plugins
 from tenants import hooks as tenant_hooks
 from tests.api._helpers import assert_problem

@@ -336,3 +336,34 @@ async def test_a_draft_that_cannot_be_finalized_fails_alone_and_is_retried_after
         assert row["number"].endswith("-000001")
     finally:
         await inspector.close()
+
+
+async def test_a_plan_change_is_refused_when_usage_already_stored_for_its_window_is_beyond_the_new_plans_bound(
+    client: AsyncClient, factory: Factory
+) -> None:
+    staff = await factory.staff()
+    await metric(client, staff.headers, "bytes", "sum")
+    for code, price in (("cheap", "0.001"), ("dear", PRICE)):
+        charges = [
+            {"type": "flat", "amount_minor": 1000},
+            {"type": "metered", "metric_code": "bytes", "model": "per_unit", "unit_amount_minor": price},
+        ]
+        await plan(client, staff.headers, code, charges)
+    tenant = await factory.tenant(staff)
+    sub = await subscribe(client, staff.headers, tenant["id"], "cheap")
+    _, key = await create_api_key(client, staff.headers, tenant["id"], role="tenant_member")
+    # Stamped a few minutes ahead (within the clock skew): after the change, in the window the dear plan bills.
+    ahead = utcnow() + timedelta(minutes=4)
+    reply = (await post_usage(client, bearer(key), [event("ahead", "bytes", ahead, value=10**9)])).json()
+    assert reply["accepted"] == 1
+
+    response = await client.post(
+        f"/v1/subscriptions/{sub['id']}/change", json={"plan_code": "dear"}, headers=staff.headers
+    )
+    assert_problem(response, 409, "amount_out_of_range")
+    kept = await _subscription(client, staff.headers, sub["id"])
+    assert kept["plan_code"] == "cheap"
+    report = await service.run_cycle(
+        datetime.fromisoformat(kept["current_period_end"]) + timedelta(hours=2), grace=GRACE
+    )
+    assert report.failed == []
