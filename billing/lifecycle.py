@@ -127,7 +127,7 @@ def cross_boundary(sub: Subscription, usage: Mapping[str, Decimal]) -> Step:
 class Change:
     subscription: Subscription
     lines: list[Line]  # empty for a scheduled change or a change during a trial
-    direction: str  # "upgrade" | "downgrade" | "none"
+    direction: str  # "upgrade" | "downgrade" | "none" | "trial_ended" (billed at once, like an upgrade)
     timing: str  # "immediate" | "next_period"
 
 
@@ -146,6 +146,9 @@ def change(sub: Subscription, plan: Plan, seats: int, at: datetime, usage: Mappi
         # Same as now: also drops a scheduled change, so repeating a request converges.
         return Change(replace(sub, pending_plan=None, pending_seats=None), [], "none", "immediate")
     if sub.status == Status.TRIALING:
+        if plan.code != sub.plan.code:
+            return _end_trial(sub, plan, seats, at)
+        # Seats, or another version of the same plan: the trial goes on (a trial is one per plan code).
         return Change(
             replace(sub, plan=plan, seats=seats, pending_plan=None, pending_seats=None), [], "none", "immediate"
         )
@@ -182,6 +185,30 @@ def change(sub: Subscription, plan: Plan, seats: int, at: datetime, usage: Mappi
         pending_seats=None,
     )
     return Change(after, lines, direction, timing)
+
+
+def _end_trial(sub: Subscription, plan: Plan, seats: int, at: datetime) -> Change:
+    """A trial is of its plan code: moving to another code ends it now, and the new plan is billed from today
+    as a subscription started without a trial (its first, possibly partial, period in advance). Usage during
+    the trial stays unbilled: the new window starts at `at`."""
+    day = midnight(at)
+    started = replace(
+        sub,
+        status=Status.TRIALING,
+        plan=plan,
+        seats=seats,
+        anchor_date=day.date(),
+        current_period=Period(day, day),
+        usage_from=day,
+        cancel_at_period_end=False,
+        pending_plan=None,
+        pending_seats=None,
+    )
+    step = cross_boundary(started, {})
+    after = replace(
+        step.subscription, usage_from=max(at, day), trial_end=at, cancel_at_period_end=sub.cancel_at_period_end
+    )
+    return Change(after, step.lines, "trial_ended", "immediate")
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,13 +11,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Context, Decimal
 from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta
 
-from billing.limits import MAX_PLACES, MAX_USAGE_VALUE
+from billing.catalogue import Charge, Plan
+from billing.limits import MAX_LINE_MINOR, MAX_PLACES, MAX_USAGE_VALUE
 
 MAX_BATCH = 1000
 CLOCK_SKEW = timedelta(minutes=5)
@@ -202,3 +203,101 @@ def check_batch(
         result = item if isinstance(item, Rejection) else check(index, item, metrics, now, seen)
         (rejected if isinstance(result, Rejection) else events).append(result)  # type: ignore[arg-type]
     return events, rejected
+
+
+# -- the open window's bound per metric (see billing.limits) -------------------------------------------
+
+_FLOOR = Context(prec=40, rounding=ROUND_FLOOR)
+
+
+def max_units(charge: Charge) -> Decimal | None:
+    """The largest aggregate of the charge's metric that rates it within MAX_LINE_MINOR, rounded down, or None
+    when no usage can pass it (a free charge). Conservative: usage up to it times the charge's dearest price
+    per unit, plus what the charge adds whatever the units (flat fees, a package begun, the rounding of a tiered
+    charge's lines), stays within the bound."""
+    tiers = charge.tiers
+    if charge.model == "package":
+        fixed, per, size = charge.amount, charge.amount, Decimal(charge.package_size)
+    elif charge.model in ("graduated", "volume"):
+        flat_fees = [tier.flat_amount for tier in tiers]
+        fixed = sum(flat_fees, Decimal(0)) if charge.model == "graduated" else max(flat_fees)
+        per, size = max(tier.unit_amount for tier in tiers), Decimal(1)
+    else:
+        fixed, per, size = Decimal(0), charge.unit_amount, Decimal(1)
+    if per <= 0:
+        return None
+    # Each line is rounded on its own: a tiered charge's (at most two a tier) may add half a unit each.
+    room = Decimal(MAX_LINE_MINOR) - fixed - 2 * len(tiers)
+    return max(_FLOOR.divide(room * size, per), Decimal(0))
+
+
+def bounds(plans: Sequence[Plan | None]) -> dict[str, Decimal]:
+    """Each metered metric's bound over the open window: the smallest of its charges' on any of `plans` (the
+    subscription's plan and a scheduled one, which bills usage stored before its boundary is crossed)."""
+    found: dict[str, Decimal] = {}
+    for plan in plans:
+        for charge in plan.charges if plan is not None else ():
+            bound = max_units(charge) if charge.metric_code is not None else None
+            if bound is not None and charge.metric_code is not None:
+                found[charge.metric_code] = min(bound, found.get(charge.metric_code, bound))
+    return found
+
+
+PER_EVENT = frozenset({"max", "latest"})  # a window's aggregate is one event's value: bounded per event
+
+
+def _measure(event: Event, metric: Mapping[str, Any]) -> Any:
+    """What the event adds to its metric's aggregate: a number (count, sum, max, latest) or a distinct value."""
+    aggregation, field = metric["aggregation"], metric["field"]
+    if aggregation == "count":
+        return Decimal(1)
+    if field:
+        raw = _PROPERTIES.decode(event.properties_json or "{}")[field]
+        return raw if aggregation == "unique_count" else _number(raw)
+    return event.value
+
+
+def within_bounds(
+    events: Sequence[Event],
+    metrics: Mapping[str, Mapping[str, Any]],
+    limits: Mapping[str, Decimal],
+    totals: Mapping[str, Decimal],
+) -> tuple[list[Event], list[Rejection]]:
+    """The events, in batch order, that keep their metric's aggregate over the open window within its bound
+    (`totals`: the aggregates already stored), and a `usage_limit_exceeded` rejection for each other one.
+    A `unique_count` counts each value new to the batch as new to the window."""
+    running = {code: Decimal(total) for code, total in totals.items()}
+    distinct: dict[str, set[str]] = {}
+    kept: list[Event] = []
+    refused: list[Rejection] = []
+    for event in events:
+        bound = limits.get(event.metric_code)
+        if bound is None:
+            kept.append(event)
+            continue
+        metric = metrics[event.metric_code]
+        measured = _measure(event, metric)
+        if metric["aggregation"] in PER_EVENT:
+            after = Decimal(measured)
+        elif metric["aggregation"] == "unique_count":
+            values = distinct.setdefault(event.metric_code, set())
+            new = str(measured) not in values
+            after = running.get(event.metric_code, Decimal(0)) + (1 if new else 0)
+        else:
+            after = running.get(event.metric_code, Decimal(0)) + Decimal(measured)
+        if after > bound:
+            refused.append(
+                Rejection(
+                    event.index,
+                    "usage_limit_exceeded",
+                    f"metric {event.metric_code} would reach {after} in the open period, beyond the {bound} "
+                    f"the plan can bill in one line; the event was not stored",
+                )
+            )
+            continue
+        if metric["aggregation"] == "unique_count":
+            distinct[event.metric_code].add(str(measured))
+        if metric["aggregation"] not in PER_EVENT:
+            running[event.metric_code] = after
+        kept.append(event)
+    return kept, refused

@@ -67,7 +67,7 @@ from billing.repository._subscriptions import (
     update_subscription,
 )
 from billing.repository._trials import TRIAL_COLUMNS, insert_grant, open_grant, use_granted_trial, use_own_trial
-from billing.repository._usage import aggregate_usage, insert_usage_events, stored_keys
+from billing.repository._usage import aggregate_usage, insert_usage_events, lock_usage_totals, stored_keys
 
 __all__ = [
     "CREDIT_NOTE_COLUMNS",
@@ -113,6 +113,7 @@ __all__ = [
     "list_metrics",
     "list_subscriptions",
     "live_subscription",
+    "lock_usage_totals",
     "lock_usage_window",
     "metrics_by_code",
     "open_grant",

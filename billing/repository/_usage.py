@@ -34,6 +34,17 @@ async def insert_usage_events(tenant_id: uuid.UUID, events: Sequence[tuple[Any, 
     return int(rows[0]["n"])
 
 
+# Ingestion holds it per tenant and bounded metric, exclusively, while it checks the open window's aggregate
+# against the metric's bound and stores the batch: two batches never both fit under the bound on their own.
+USAGE_TOTALS_LOCK = 7_302
+
+
+async def lock_usage_totals(tenant_id: uuid.UUID, metric_codes: Sequence[str]) -> None:
+    """Taken in the codes' order, so that two batches never wait for each other in a circle."""
+    for code in sorted(set(metric_codes)):
+        await fetch(f"select pg_advisory_xact_lock({USAGE_TOTALS_LOCK}, hashtext({{}}))", f"{tenant_id}:{code}")
+
+
 async def stored_keys(tenant_id: uuid.UUID, keys: Sequence[str]) -> set[str]:
     rows = await fetch(
         "select idempotency_key from usage_events where tenant_id = {} and idempotency_key = any({}::text[])",

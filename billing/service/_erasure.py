@@ -2,8 +2,12 @@
 
 In the erasure's tenant transaction: the live subscription is cancelled now (the final invoice and credit
 notes follow the ordinary cancel rules), every add-on ends, and no card stays the default, so no cycle
-bills and no collection charges the tenant again. After it commits: the cards are detached at Stripe, each
-marked once done, so a retry after an outage (503) detaches only what is left.
+bills and no collection charges the tenant again. Billing maths never blocks an erasure: when the final
+invoice cannot be computed (an amount beyond billing.limits, a plan that cannot be read), the subscription
+ends all the same, without it, and the failure is recorded on it for staff (`billing_error`, counted in
+`controlplane_billing_subscription_failures_total{reason}`) and on the audit trail. After it commits: the
+cards are detached at Stripe, each marked once done, so a retry after an outage (503) detaches only what is
+left.
 """
 
 from __future__ import annotations
@@ -11,12 +15,16 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import datetime
+from typing import Any
 
 from billing import addons_repository, payments_repository, repository
 from billing.payments_gateway import StripeGateway
-from billing.service._subscriptions import cancel_in_tx
+from billing.service._cycle import failure_reason
+from billing.service._subscriptions import cancel_in_tx, summary
 from billing.states import Status
-from controlplane.db import tenant_tx
+from controlplane import metrics
+from controlplane.db import ENGINE, tenant_tx
+from controlplane.exceptions import DomainError
 from tenants import audit
 
 
@@ -24,7 +32,7 @@ async def end_for_erased_tenant(tenant_id: uuid.UUID, now: datetime) -> None:
     """Inside the erasure's tenant transaction; idempotent."""
     live = await repository.live_subscription(tenant_id, lock="update")
     if live is not None and live["status"] != Status.CANCELED:
-        await cancel_in_tx(None, tenant_id, live["id"], False, now)
+        await _end_subscription(tenant_id, live, now)
     for addon in await addons_repository.end_all_addons(tenant_id, now):
         await audit.record(
             None,
@@ -35,6 +43,36 @@ async def end_for_erased_tenant(tenant_id: uuid.UUID, now: datetime) -> None:
             after={"addon_id": str(addon["id"]), "ended_at": addon["ended_at"].isoformat(), "reason": "tenant_erased"},
         )
     await payments_repository.retire_payment_methods(tenant_id)
+
+
+async def _end_subscription(tenant_id: uuid.UUID, live: dict[str, Any], now: datetime) -> None:
+    """Cancel now with the final invoice; if billing cannot compute it, end the subscription without it and
+    record why (a savepoint undoes what the cancel had written)."""
+    transaction = ENGINE.current_transaction.get()
+    assert transaction is not None  # inside the erasure's tenant transaction
+    savepoint = await transaction.savepoint()
+    try:
+        await cancel_in_tx(None, tenant_id, live["id"], False, now)
+    except DomainError as error:
+        await savepoint.rollback_to()
+        code, reason = failure_reason(error)
+        metrics.BILLING_SUBSCRIPTION_FAILURES_TOTAL.labels(reason=code).inc()
+        await repository.update_subscription(
+            live["id"], {"status": Status.CANCELED.value, "cancel_at_period_end": False, "canceled_at": now}
+        )
+        # A canceled subscription is never retried by the cycle: the record is for staff.
+        await repository.record_billing_failure(live["id"], reason, now, now)
+        await audit.record(
+            None,
+            tenant_id,
+            "subscription.canceled",
+            "subscription",
+            live["id"],
+            before=summary(live),
+            after=summary(live) | {"status": Status.CANCELED.value, "final_invoice_error": reason},
+        )
+    else:
+        await savepoint.release()
 
 
 async def detach_erased_cards(gateway: StripeGateway, tenant_id: uuid.UUID) -> None:

@@ -22,6 +22,7 @@ from billing.service._access import tenant_of
 from billing.service._cycle import catch_up
 from billing.service._invoices import add_credit_note, finalize, write_invoice
 from billing.service._trials import claim_trial
+from billing.service._usage import ensure_within_bounds
 from billing.states import Status
 from billing.totals import tax_of
 from controlplane.auth.principal import Principal
@@ -146,8 +147,10 @@ async def change_subscription(actor: Principal, subscription_id: uuid.UUID, valu
         seats = values.get("seats") or sub.seats
         usage = await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now) if plan.id != sub.plan.id else {}
         result = lifecycle.change(sub, plan, seats, now, usage)
+        if result.subscription.plan.id != sub.plan.id:
+            await ensure_within_bounds(tenant_id, result.subscription.plan, result.subscription.usage_from)
         if result.lines:
-            if result.direction == "upgrade":
+            if result.direction in ("upgrade", "trial_ended"):
                 await write_invoice(
                     tenant_id=tenant_id,
                     subscription_id=subscription_id,

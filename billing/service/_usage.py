@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing import lifecycle, repository, usage
-from billing.errors import MetricNotFound, SubscriptionNotFound
+from billing.catalogue import Plan
+from billing.errors import AmountOutOfRange, MetricNotFound, SubscriptionNotFound
+from billing.limits import LATEST, MAX_LINE_MINOR
 from billing.service import _state
 from controlplane import metrics
 from controlplane.auth.principal import Principal
@@ -23,7 +25,9 @@ async def ingest(
 
     An event before the subscription's unbilled window (its period is already invoiced) is rejected as
     `period_closed`, unless its key is already stored (a retry of an accepted event is a duplicate).
-    The tenant's usage window is locked shared, so a billing run cannot close it mid-batch.
+    The tenant's usage window is locked shared, so a billing run cannot close it mid-batch. An event that
+    would take its metric's aggregate over the open window past what the plan can bill in one line is
+    rejected as `usage_limit_exceeded` (billing.limits).
     The principal is authorized in the same transaction.
     """
     now = datetime.now(UTC)
@@ -57,6 +61,9 @@ async def ingest(
                         )
                     )
         fresh = [event for event in events if open_from is not None and event.occurred_at >= open_from]
+        if subscription is not None and fresh:
+            fresh, over = await _within_bounds(tenant_id, subscription, fresh, known)
+            rejected.extend(over)
         inserted = await repository.insert_usage_events(
             tenant_id,
             [(e.idempotency_key, e.metric_code, e.occurred_at, e.value, e.properties_json) for e in fresh],
@@ -72,6 +79,53 @@ async def ingest(
             {"index": r.index, "code": r.code, "detail": r.detail} for r in sorted(rejected, key=lambda r: r.index)
         ],
     }
+
+
+async def _within_bounds(
+    tenant_id: uuid.UUID,
+    subscription: dict[str, Any],
+    fresh: list[usage.Event],
+    known: dict[str, dict[str, Any]],
+) -> tuple[list[usage.Event], list[usage.Rejection]]:
+    """Inside `ingest`'s transaction: the fresh events that keep each bounded metric within its bound over the
+    open window, and the rejections of the others. Events already stored stay (they are duplicates)."""
+    plans = await _state.plans([subscription["plan_id"], subscription["pending_plan_id"]])
+    limits = usage.bounds(list(plans.values()))
+    bounded = [event for event in fresh if event.metric_code in limits]
+    if not bounded:
+        return fresh, []
+    codes = sorted({event.metric_code for event in bounded})
+    await repository.lock_usage_totals(tenant_id, codes)
+    stored = await repository.stored_keys(tenant_id, [event.idempotency_key for event in bounded])
+    summed = [known[code] for code in codes if known[code]["aggregation"] not in usage.PER_EVENT]
+    # Every event from the window's start on, whatever boundary it falls before (see billing.limits).
+    totals = await repository.aggregate_usage(tenant_id, summed, subscription["usage_from"], LATEST)
+    _, refused = usage.within_bounds(
+        [event for event in bounded if event.idempotency_key not in stored], known, limits, totals
+    )
+    out = {rejection.index for rejection in refused}
+    return [event for event in fresh if event.index not in out], refused
+
+
+async def ensure_within_bounds(tenant_id: uuid.UUID, plan: Plan, start: datetime) -> None:
+    """Inside the caller's transaction, the usage window locked: the usage already stored from `start` on (events
+    up to the clock skew ahead) fits what `plan` can bill in one line, or `AmountOutOfRange`. A plan change
+    checks the window it opens: those events were accepted against the old plan's bounds."""
+    limits = usage.bounds([plan])
+    if not limits:
+        return
+    found = await _state.metrics(limits)
+    measured = [
+        dict(found[code], aggregation="max") if found[code]["aggregation"] in usage.PER_EVENT else found[code]
+        for code in sorted(found)
+    ]
+    for code, total in (await repository.aggregate_usage(tenant_id, measured, start, LATEST)).items():
+        if total > limits[code]:
+            raise AmountOutOfRange(
+                f"usage of {code} already stored from {start.isoformat()} is beyond what plan {plan.code} can "
+                "bill in one line",
+                limit_minor=MAX_LINE_MINOR,
+            )
 
 
 async def current_usage(tenant_id: uuid.UUID, metric_code: str | None = None) -> dict[str, Any]:

@@ -238,11 +238,16 @@ async def request_erasure(actor: Principal, tenant_id: uuid.UUID, vault: TenantV
         if not already_erased:
             after = await _erase(actor, tenant_id, before)
     # What other domains end (subscription, add-ons, licenses, collection), in the tenant's own context;
-    # idempotent, and run on every request so that a retry finishes it.
-    async with tenant_tx(tenant_id):
-        await hooks.tenant_erased(tenant_id, datetime.now(UTC))
-    await asyncio.to_thread(vault.destroy, tenant_id)
-    await hooks.erased_after_commit(tenant_id)
+    # idempotent, and run on every request so that a retry finishes it. The secrets and the cards go whatever
+    # those hooks did: the tenant is erased (its members, who could retry, are gone), so nothing of it waits.
+    try:
+        async with tenant_tx(tenant_id):
+            await hooks.tenant_erased(tenant_id, datetime.now(UTC))
+    finally:
+        try:
+            await asyncio.to_thread(vault.destroy, tenant_id)
+        finally:
+            await hooks.erased_after_commit(tenant_id)
     return before if already_erased else after
 
 

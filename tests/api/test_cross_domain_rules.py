@@ -27,10 +27,11 @@ from controlplane.exceptions import ServiceUnavailable
 from controlplane.secrets import SecretStore
 from controlplane.settings import Settings
 from controlplane.stripe_client import make_stripe_client
+from controlplane.tenant_vault import TenantVault
 from plugins_registry import service as plugins
 from tenants import hooks as tenant_hooks
 from tests.api._helpers import assert_problem
-from tests.api.billing._support import parse, plan, subscribe
+from tests.api.billing._support import metric, parse, plan, subscribe
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, _invoiced_tenant, card, stripe_client
 from tests.api.plugins._support import check, install, machine_key, plugin, publisher
 from tests.conftest import connect_as_inspector
@@ -263,3 +264,61 @@ async def test_erasure_to_billing_an_erased_tenant_is_not_billed_while_its_erasu
 
     assert (await client.delete(url, headers=staff.headers)).status_code == 202
     assert (await client.get(subscription_url, headers=staff.headers)).json()["status"] == "canceled"
+
+
+async def test_erasure_to_billing_a_final_invoice_that_cannot_be_computed_never_blocks_the_erasure(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str], stripe_client: Any, tenant_vault: TenantVault
+) -> None:
+    staff = await factory.staff()
+    await metric(client, staff.headers, "bytes", "sum")
+    heavy = [{"type": "metered", "metric_code": "bytes", "model": "per_unit", "unit_amount_minor": "1000000000"}]
+    await plan(client, staff.headers, "heavy", [{"type": "flat", "amount_minor": 1000}, *heavy])
+    tenant = await factory.tenant(staff)
+    tenant_id = uuid.UUID(tenant["id"])
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    subscription = await subscribe(client, staff.headers, tenant["id"], "heavy")
+    method = card(stripe_client, GOOD_CARD)
+    await _add_card(client, admin.headers, tenant["id"], method)
+    await client.post(f"/v1/tenants/{tenant['id']}/webhook-secret/rotations", headers=admin.headers)
+    assert tenant_vault.exists(tenant_id)
+    # Usage stored before the ingestion bounds (as the owner): its final invoice is beyond any line.
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        await inspector.execute(
+            "insert into usage_events (tenant_id, idempotency_key, metric_code, occurred_at, value) "
+            "values ($1, 'legacy', 'bytes', $2, $3)",
+            tenant_id,
+            parse(subscription["current_period_start"]),
+            10**12,
+        )
+    finally:
+        await inspector.close()
+
+    # The tenant's own admin erases it, once: everything is finished in that one request.
+    erased = await client.delete(f"/v1/tenants/{tenant['id']}", headers=admin.headers)
+    assert erased.status_code == 202, erased.text
+    ended = (await client.get(f"/v1/subscriptions/{subscription['id']}", headers=staff.headers)).json()
+    assert ended["status"] == "canceled"
+    assert ended["billing_error"].startswith("amount_out_of_range")
+    assert not tenant_vault.exists(tenant_id)
+    assert stripe_client.v1.payment_methods.retrieve(method).customer is None
+
+
+async def test_erasure_destroys_the_secrets_and_detaches_the_cards_even_when_a_domain_hook_fails(
+    client: AsyncClient, factory: Factory, stripe_client: Any, tenant_vault: TenantVault
+) -> None:
+    world = await _paying_tenant(client, factory, stripe_client)
+    staff, tenant = world["staff"], world["tenant"]
+    await client.post(f"/v1/tenants/{tenant['id']}/webhook-secret/rotations", headers=staff.headers)
+    assert tenant_vault.exists(uuid.UUID(tenant["id"]))
+
+    async def unavailable(tenant_id: uuid.UUID, now: datetime) -> None:
+        raise ServiceUnavailable("a dependency of the erasure is down")
+
+    tenant_hooks.on_tenant_erased(unavailable)
+    try:
+        assert_problem(await client.delete(f"/v1/tenants/{tenant['id']}", headers=staff.headers), 503)
+    finally:
+        tenant_hooks._ERASED.remove(unavailable)
+    assert not tenant_vault.exists(uuid.UUID(tenant["id"]))
+    assert stripe_client.v1.payment_methods.retrieve(world["method"]).customer is None

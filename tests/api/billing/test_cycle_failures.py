@@ -1,7 +1,9 @@
 """The billing cycle isolates failures per subscription: one that cannot be billed (an amount out of range, or
 any other error) is recorded on the subscription (reason, when, attempts, next retry), counted in
 `controlplane_billing_subscription_failures_total{reason}`, retried on a bounded back-off after healthy work,
-and never stops the others. Usage values are bounded per event, so no accepted value overflows an invoice."""
+and never stops the others. Usage is bounded per event and, per metric, over the open window (an event that would
+rate a line past `MAX_LINE_MINOR` is rejected as `usage_limit_exceeded`), so no usage the API accepts overflows an
+invoice: the overflowing usage of these tests is stored as the owner, as if from before the bounds."""
 
 from __future__ import annotations
 
@@ -17,7 +19,7 @@ from prometheus_client import REGISTRY
 from billing import limits, service
 from billing.service._cycle import due_batches
 from tests.api._helpers import assert_problem, bearer, create_api_key
-from tests.api.billing._support import event, metric, plan, post_usage, subscribe, utcnow
+from tests.api.billing._support import event, invoices, metric, plan, post_usage, subscribe, usage_values, utcnow
 from tests.conftest import connect_as_inspector
 from tests.factories import Factory
 
@@ -96,12 +98,89 @@ async def test_a_usage_value_beyond_the_per_event_bound_is_rejected(client: Asyn
     )
     assert response.status_code == 200, response.text
     reply = response.json()
-    assert reply["accepted"] == 1
+    # Within the per-event bound, but 10^9 units at the plan's 10^9 a unit would be a line of 10^18.
+    assert reply["accepted"] == 0
     assert [(item["index"], item["code"]) for item in reply["rejected"]] == [
+        (0, "usage_limit_exceeded"),
         (1, "invalid_value"),
         (2, "invalid_value"),
         (3, "invalid_value"),
     ]
+
+
+async def test_usage_that_would_rate_a_line_past_its_bound_is_rejected_and_billing_goes_on(
+    client: AsyncClient, factory: Factory
+) -> None:
+    staff = await factory.staff()
+    await metric(client, staff.headers, "bytes", "sum")
+    for code, flat in (("bulk", 1000), ("bulkier", 2000)):
+        charges = [
+            {"type": "flat", "amount_minor": flat},
+            {"type": "metered", "metric_code": "bytes", "model": "per_unit", "unit_amount_minor": "2000"},
+        ]
+        await plan(client, staff.headers, code, charges)
+    tenant = await factory.tenant(staff)
+    sub = await subscribe(client, staff.headers, tenant["id"], "bulk")
+    _, key = await create_api_key(client, staff.headers, tenant["id"], role="tenant_member")
+    at = utcnow() - timedelta(seconds=1)
+    largest = int(limits.MAX_USAGE_VALUE)
+    batch = [event(f"e{index}", "bytes", at, value=largest) for index in range(1000)]
+
+    # 10^15 / 2000 is 5 x 10^11 units: the first 500 events of 10^9 fit, the others would pass the bound.
+    reply = (await post_usage(client, bearer(key), batch)).json()
+    assert (reply["accepted"], reply["duplicates"]) == (500, 0)
+    assert [(item["index"], item["code"]) for item in reply["rejected"]] == [
+        (index, "usage_limit_exceeded") for index in range(500, 1000)
+    ]
+    # A retry answers the stored events as duplicates; one more unit, in another request, is still refused.
+    again = (await post_usage(client, bearer(key), batch)).json()
+    assert (again["accepted"], again["duplicates"], len(again["rejected"])) == (0, 500, 500)
+    one_more = (await post_usage(client, bearer(key), [event("one-more", "bytes", at, value=1)])).json()
+    assert [item["code"] for item in one_more["rejected"]] == ["usage_limit_exceeded"]
+    [current] = (await usage_values(client, staff.headers, tenant["id"])).values()
+    assert current["amount_minor"] == limits.MAX_LINE_MINOR
+
+    # Changing the plan and cancelling bill that usage; nothing answers amount_out_of_range.
+    changed = await client.post(
+        f"/v1/subscriptions/{sub['id']}/change", json={"plan_code": "bulkier"}, headers=staff.headers
+    )
+    assert changed.status_code == 200, changed.text
+    [usage_line] = [
+        line
+        for invoice in await invoices(client, staff.headers, tenant["id"])
+        for line in invoice["lines"]
+        if line["charge_kind"] == "metered"
+    ]
+    assert usage_line["amount_minor"] == limits.MAX_LINE_MINOR
+    cancelled = await client.post(
+        f"/v1/subscriptions/{sub['id']}/cancel", json={"at_period_end": False}, headers=staff.headers
+    )
+    assert cancelled.status_code == 200, cancelled.text
+
+
+async def test_the_cycle_bills_a_window_filled_to_its_usage_bound(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    await metric(client, staff.headers, "calls", "count")
+    await plan(
+        client,
+        staff.headers,
+        "calls",
+        [
+            {"type": "flat", "amount_minor": 1000},
+            {"type": "metered", "metric_code": "calls", "model": "per_unit", "unit_amount_minor": "1000000000"},
+        ],
+    )
+    tenant = await factory.tenant(staff)
+    sub = await subscribe(client, staff.headers, tenant["id"], "calls")
+    _, key = await create_api_key(client, staff.headers, tenant["id"], role="tenant_member")
+    at = utcnow() - timedelta(seconds=1)
+    # A count at 10^9 a call: 10^6 calls reach the line bound, so this batch of a thousand fits...
+    reply = (await post_usage(client, bearer(key), [event(f"c{i}", "calls", at) for i in range(1000)])).json()
+    assert (reply["accepted"], reply["rejected"]) == (1000, [])
+
+    boundary = datetime.fromisoformat(sub["current_period_end"])
+    report = await service.run_cycle(boundary + timedelta(hours=2), grace=GRACE)
+    assert (report.invoices_created, report.failed) == (1, [])
 
 
 async def test_one_subscription_whose_invoice_overflows_fails_alone_and_is_recorded(
@@ -257,3 +336,34 @@ async def test_a_draft_that_cannot_be_finalized_fails_alone_and_is_retried_after
         assert row["number"].endswith("-000001")
     finally:
         await inspector.close()
+
+
+async def test_a_plan_change_is_refused_when_usage_already_stored_for_its_window_is_beyond_the_new_plans_bound(
+    client: AsyncClient, factory: Factory
+) -> None:
+    staff = await factory.staff()
+    await metric(client, staff.headers, "bytes", "sum")
+    for code, price in (("cheap", "0.001"), ("dear", PRICE)):
+        charges = [
+            {"type": "flat", "amount_minor": 1000},
+            {"type": "metered", "metric_code": "bytes", "model": "per_unit", "unit_amount_minor": price},
+        ]
+        await plan(client, staff.headers, code, charges)
+    tenant = await factory.tenant(staff)
+    sub = await subscribe(client, staff.headers, tenant["id"], "cheap")
+    _, key = await create_api_key(client, staff.headers, tenant["id"], role="tenant_member")
+    # Stamped a few minutes ahead (within the clock skew): after the change, in the window the dear plan bills.
+    ahead = utcnow() + timedelta(minutes=4)
+    reply = (await post_usage(client, bearer(key), [event("ahead", "bytes", ahead, value=10**9)])).json()
+    assert reply["accepted"] == 1
+
+    response = await client.post(
+        f"/v1/subscriptions/{sub['id']}/change", json={"plan_code": "dear"}, headers=staff.headers
+    )
+    assert_problem(response, 409, "amount_out_of_range")
+    kept = await _subscription(client, staff.headers, sub["id"])
+    assert kept["plan_code"] == "cheap"
+    report = await service.run_cycle(
+        datetime.fromisoformat(kept["current_period_end"]) + timedelta(hours=2), grace=GRACE
+    )
+    assert report.failed == []

@@ -478,3 +478,35 @@ async def test_racing_claims_of_a_trial_yield_one_trial(client: AsyncClient, fac
             return await billing.claim_trial(tenant_id, "plan", "trial", uuid.uuid4())
 
     assert sorted(await asyncio.gather(claim(), claim(), claim())) == [False, False, True]
+
+
+async def test_a_plan_change_during_a_trial_ends_the_trial_and_bills_the_new_plan_from_today(
+    client: AsyncClient, factory: Factory
+) -> None:
+    staff = await factory.staff()
+    await _catalogue(client, staff)
+    await plan(client, staff.headers, "other", [{"type": "flat", "amount_minor": 7000}], trial_days=30)
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    created = await subscribe(client, admin.headers, tenant["id"], "trial")
+    assert created["status"] == "trialing"
+    url = f"/v1/subscriptions/{created['id']}/change"
+
+    # Another plan code: the trial of "trial" does not carry over; "team" is billed from today.
+    response = await _post(client, admin.headers, url, {"plan_code": "team", "seats": 2})
+    assert response.status_code == 200, response.text
+    moved = response.json()
+    assert (moved["status"], moved["plan_code"], moved["seats"]) == ("active", "team", 2)
+    assert parse(moved["current_period_start"]) == at_midnight(today())
+    [invoice] = await invoices(client, staff.headers, tenant["id"])
+    remaining, full = _remaining(moved)
+    assert [line["amount_minor"] for line in invoice["lines"]] == [half_up(Decimal(2 * SEAT) * remaining / full)]
+    # Repeating the change bills nothing more.
+    assert (await _post(client, admin.headers, url, {"plan_code": "team", "seats": 2})).status_code == 200
+    assert len(await invoices(client, staff.headers, tenant["id"])) == 1
+
+    # A plan with a trial of its own is not a way back into a trial either.
+    other = await subscribe(client, staff.headers, (await factory.tenant(staff))["id"], "trial")
+    response = await _post(client, staff.headers, f"/v1/subscriptions/{other['id']}/change", {"plan_code": "other"})
+    assert response.status_code == 200, response.text
+    assert (response.json()["status"], response.json()["plan_code"]) == ("active", "other")

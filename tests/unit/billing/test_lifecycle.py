@@ -270,14 +270,29 @@ def test_changing_back_to_the_current_plan_drops_a_scheduled_change() -> None:
     assert result.subscription.pending_plan is None
 
 
-def test_change_during_a_trial_switches_plan_without_lines() -> None:
+def test_a_change_of_seats_or_plan_version_during_a_trial_keeps_the_trial_without_lines() -> None:
     trial_basic = make_plan("basic", [flat(1000)], trial_days=14)
+    newer = make_plan("basic", [flat(2000)], trial_days=14, plan_id="plan-basic-2", version=2)
     sub = start(trial_basic, 1, utc(2026, 1, 1), "calendar")
-    result = change(sub, PRO, 3, utc(2026, 1, 5), NO_USAGE)
+    result = change(sub, newer, 3, utc(2026, 1, 5), NO_USAGE)
     assert result.lines == []
-    assert result.subscription.plan is PRO
+    assert result.subscription.plan is newer
     assert result.subscription.seats == 3
     assert result.subscription.status is Status.TRIALING
+
+
+def test_a_trial_is_not_moved_to_another_plan_code_it_ends_and_the_new_plan_is_billed_from_today() -> None:
+    trial_basic = make_plan("basic", [flat(1000)], trial_days=14)
+    sub = start(trial_basic, 1, utc(2026, 1, 1), "calendar")
+    result = change(sub, PRO, 3, utc(2026, 1, 5, 10), {"api_calls": Decimal(99)})
+    after = result.subscription
+    assert (after.status, after.plan, after.seats) == (Status.ACTIVE, PRO, 3)
+    assert after.current_period == Period(utc(2026, 1, 5), utc(2026, 2, 1))
+    assert after.usage_from == utc(2026, 1, 5, 10)  # usage during the trial is not billed
+    assert after.trial_end == utc(2026, 1, 5, 10)
+    assert result.direction == "trial_ended"
+    assert [line.charge_kind for line in result.lines] == ["flat"]
+    assert amounts(result.lines) == [2613]  # 3000 x 27/31 days, half up
 
 
 def test_change_to_a_plan_in_another_currency_raises_currency_mismatch() -> None:

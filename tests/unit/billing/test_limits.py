@@ -84,3 +84,56 @@ def test_the_tenants_terms_and_the_plugin_prices_are_bounded_as_billing_computes
     for refused in (limits.MAX_UNIT_PRICE_MINOR + 1, "1000000000.5", "1e9", "-1"):
         with pytest.raises(msgspec.ValidationError):
             msgspec.convert(refused, PriceMinor)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        per_unit("bytes", limits.MAX_UNIT_PRICE_MINOR),
+        per_unit("bytes", "0.000000000001"),
+        {
+            "type": "metered",
+            "metric_code": "bytes",
+            "model": "graduated",
+            "tiers": [
+                {"up_to": 10, "unit_amount_minor": "5", "flat_amount_minor": limits.MAX_FLAT_MINOR},
+                {"up_to": 1000, "unit_amount_minor": limits.MAX_UNIT_PRICE_MINOR, "flat_amount_minor": 7},
+                {"up_to": None, "unit_amount_minor": "3", "flat_amount_minor": limits.MAX_FLAT_MINOR},
+            ],
+        },
+        {
+            "type": "metered",
+            "metric_code": "bytes",
+            "model": "volume",
+            "tiers": [
+                {"up_to": 10, "unit_amount_minor": "1", "flat_amount_minor": limits.MAX_FLAT_MINOR},
+                {"up_to": None, "unit_amount_minor": "999.5", "flat_amount_minor": 0},
+            ],
+        },
+        {
+            "type": "metered",
+            "metric_code": "bytes",
+            "model": "package",
+            "amount_minor": limits.MAX_FLAT_MINOR,
+            "package_size": 3,
+            "free_units": 10,
+        },
+    ],
+)
+def test_usage_up_to_a_charges_unit_bound_never_rates_a_line_past_the_line_bound(raw: dict[str, object]) -> None:
+    from billing.usage import max_units
+
+    charge = parse_charge(raw, 0)
+    bound = max_units(charge)
+    assert bound is not None and bound > 0
+    for units in (bound, bound.to_integral_value(), bound - Decimal("0.5")):
+        if units < 0:
+            continue
+        lines = metered_lines(charge, 0, units, JANUARY)
+        assert abs(sum(line.amount_minor for line in lines)) <= limits.MAX_LINE_MINOR
+
+
+def test_a_free_metered_charge_bounds_no_usage() -> None:
+    from billing.usage import max_units
+
+    assert max_units(parse_charge(per_unit("bytes", 0), 0)) is None
