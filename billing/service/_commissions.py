@@ -386,6 +386,7 @@ async def close_month(month: date, *, now: datetime | None = None, progress: Any
                 if statement is not None and before is None:
                     await repository.resolve_close_failure(reseller_id, month)
         except Exception as error:  # one reseller never stops the others
+            metrics.stop_batch_on_outage("close_month", error)
             report.skipped = skipped_before  # rolled back with the rest of this reseller's close
             statement = None
             reason = metrics.batch_item_failed("close_month", error)
@@ -468,6 +469,7 @@ async def queue_payee_payouts(report: PayoutReport | None = None) -> int:
             async with system_tx(SystemReason.PLATFORM_JOB):
                 await _queue_payee_payout(row)
         except Exception as error:  # one balance never stops the others
+            metrics.stop_batch_on_outage("send_payouts", error)
             reason = metrics.batch_item_failed("send_payouts", error)
             if report is not None:
                 report.failed.append((row["account"], reason))
@@ -491,6 +493,7 @@ async def send_payouts(gateway: StripeGateway, *, now: datetime | None = None) -
         try:
             await _send_payout(gateway, item["id"], report)
         except Exception as error:  # one payout never stops the others
+            metrics.stop_batch_on_outage("send_payouts", error)
             reason = metrics.batch_item_failed("send_payouts", error)
             report.failed.append((str(item["id"]), reason))
             try:

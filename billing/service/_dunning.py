@@ -50,7 +50,8 @@ async def collect_due_invoices(
     for row in candidates:
         try:
             await _collect_one(gateway, row, as_of, schedule, report)
-        except Exception:
+        except Exception as error:
+            metrics.stop_batch_on_outage("collect_invoices", error)
             # A fault of ours on one invoice: logged and counted; its attempt (if any) stays pending and is
             # sent again, with its own key, by the next run.
             log.exception("collecting invoice %s failed", row["id"])
