@@ -3,6 +3,7 @@ payment. The clock is moved by running the collection as of later moments."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,16 @@ from controlplane.secrets import SecretStore
 from controlplane.settings import Settings
 from controlplane.stripe_client import make_stripe_client
 from tests.api._helpers import assert_problem
-from tests.api.billing.test_payments import DECLINED_CARD, GOOD_CARD, _add_card, _invoiced_tenant, card, stripe_client
+from tests.api.billing._support import invoices, subscribe
+from tests.api.billing.test_payments import (
+    DECLINED_CARD,
+    GOOD_CARD,
+    _add_card,
+    _invoiced_tenant,
+    card,
+    stripe_client,
+)
+from tests.conftest import connect_as_inspector
 from tests.factories import Factory
 
 __all__ = ["stripe_client"]  # the fixture, shared
@@ -146,3 +156,44 @@ async def test_an_invoice_left_without_a_card_past_the_last_dunning_date_is_give
     assert given_up["status"] == "uncollectible"
     body = assert_problem(await client.get(f"/v1/tenants/{tenant['id']}", headers=admin.headers), 402)
     assert "add_payment_method" in body["required_actions"]
+
+
+async def test_one_tenant_with_many_unpaid_invoices_never_starves_another_tenants_collection(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any, stack_env: dict[str, str]
+) -> None:
+    """A tenant that piles up invoices (each seat bump an upgrade invoice), without a card so that none of them
+    ever gets an attempt, takes at most its share of a run: another tenant's invoice is still collected."""
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    staff, bully, first = await _invoiced_tenant(client, factory)
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        columns = [
+            row["column_name"]
+            for row in await inspector.fetch(
+                "select column_name from information_schema.columns where table_name = 'invoices' "
+                "and column_name not in ('id', 'number', 'cycle_boundary', 'issued_at')"
+            )
+        ]
+        names = ", ".join(columns)
+        # 59 more, all issued before the other tenant's invoice.
+        copies = (
+            "select gen_random_uuid(), number || '-' || g, cycle_boundary - make_interval(secs => g), "
+            "issued_at - make_interval(mins => g), {names} from invoices, generate_series(1, 59) g where id = $1"
+        )
+        insert = f"insert into invoices (id, number, cycle_boundary, issued_at, {names}) " + copies.format(names=names)
+        await inspector.execute(insert, uuid.UUID(first["id"]))
+    finally:
+        await inspector.close()
+    tenant = await factory.tenant(staff)
+    await subscribe(client, staff.headers, tenant["id"], "pro")
+    [invoice] = await invoices(client, staff.headers, tenant["id"])
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    start = datetime.now(UTC) + timedelta(minutes=1)
+
+    for hour in range(2):  # the bully's invoices stay unpaid run after run; the other tenant is collected at once
+        report = await service.collect_due_invoices(gateway, start + timedelta(hours=hour), SCHEDULE, limit=50)
+        assert report.without_payment_method <= 20, report
+    paid = (await client.get(f"/v1/invoices/{invoice['id']}", headers=admin.headers)).json()
+    assert paid["status"] == "paid", paid
+    assert bully["id"] != tenant["id"]
