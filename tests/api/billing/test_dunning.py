@@ -197,3 +197,65 @@ async def test_one_tenant_with_many_unpaid_invoices_never_starves_another_tenant
     paid = (await client.get(f"/v1/invoices/{invoice['id']}", headers=admin.headers)).json()
     assert paid["status"] == "paid", paid
     assert bully["id"] != tenant["id"]
+
+
+async def _given_up(client: AsyncClient, factory: Factory, settings: Settings, *, staff_first: bool) -> Any:
+    """A tenant without a card whose invoice is given up (after staff suspended it, when `staff_first`)."""
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    staff, tenant, invoice = await _invoiced_tenant(client, factory)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    if staff_first:
+        assert (await client.post(f"/v1/tenants/{tenant['id']}/suspend", headers=staff.headers)).status_code == 200
+    start = datetime.now(UTC) + timedelta(minutes=1)
+    report = await service.collect_due_invoices(gateway, start + timedelta(days=SCHEDULE[-1]), SCHEDULE)
+    assert report.uncollectible == 1, report
+    return staff, admin, tenant, invoice
+
+
+async def test_staff_cannot_reactivate_a_tenant_suspended_for_non_payment_unless_they_lift_it(
+    client: AsyncClient, factory: Factory, settings: Settings
+) -> None:
+    staff, admin, tenant, _ = await _given_up(client, factory, settings, staff_first=False)
+    url = f"/v1/tenants/{tenant['id']}"
+    refused = await client.post(f"{url}/reactivate", headers=staff.headers)
+    assert_problem(refused, 409, "suspended_for_non_payment_open")
+    assert (await client.get(url, headers=staff.headers)).json()["status"] == "suspended"
+    assert_problem(await client.get(url, headers=admin.headers), 402, "suspended_for_non_payment")
+    # Staff lift it explicitly (the invoice stays uncollectible): active, and the tenant is served again.
+    lifted = await client.post(f"{url}/reactivate?lift_non_payment_suspension=true", headers=staff.headers)
+    assert lifted.status_code == 200, lifted.text
+    assert lifted.json()["status"] == "active"
+    assert (await client.get(url, headers=admin.headers)).status_code == 200
+    again = await client.post(f"{url}/reactivate", headers=staff.headers)  # nothing left to lift
+    assert again.status_code == 200, again.text
+
+
+async def test_a_staff_suspended_tenant_whose_invoice_is_given_up_owes_it_and_paying_keeps_staffs_suspension(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any
+) -> None:
+    staff, admin, tenant, invoice = await _given_up(client, factory, settings, staff_first=True)
+    url = f"/v1/tenants/{tenant['id']}"
+    # The uncollectible invoice is recorded on the tenant although staff had suspended it already ...
+    assert_problem(await client.get(url, headers=admin.headers), 402, "suspended_for_non_payment")
+    assert_problem(await client.post(f"{url}/reactivate", headers=staff.headers), 409, "suspended_for_non_payment_open")
+    # ... the tenant pays it: the non-payment suspension is lifted, staff's suspension stands.
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=admin.headers)
+    assert paid.status_code == 200, paid.text
+    assert (await client.get(url, headers=staff.headers)).json()["status"] == "suspended"
+    reactivated = await client.post(f"{url}/reactivate", headers=staff.headers)
+    assert reactivated.status_code == 200, reactivated.text
+    assert reactivated.json()["status"] == "active"
+    assert (await client.get(url, headers=admin.headers)).status_code == 200
+
+
+async def test_staffs_suspension_of_a_tenant_suspended_for_non_payment_stands_after_it_pays(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any
+) -> None:
+    staff, admin, tenant, invoice = await _given_up(client, factory, settings, staff_first=False)
+    url = f"/v1/tenants/{tenant['id']}"
+    assert (await client.post(f"{url}/suspend", headers=staff.headers)).status_code == 200
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=admin.headers)
+    assert paid.status_code == 200, paid.text
+    assert (await client.get(url, headers=staff.headers)).json()["status"] == "suspended"
