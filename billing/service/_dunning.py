@@ -6,7 +6,8 @@ no card, a fault of ours) is recorded on it (its attempt's state and reason, `co
 the report) and the run goes on for the others. A refused charge is a failed attempt: it is retried on the
 dunning schedule like a decline, so it is never tried ahead of healthy work and never more than the schedule
 allows. Invoices never tried (of tenants with a card) come first in each run, and each tenant takes at most
-`payments_repository.PER_TENANT_PER_RUN` invoices of a run, so no tenant starves the others. Refunds whose answer was lost are sent again (same key).
+`payments_repository.PER_TENANT_PER_RUN` invoices of a run, so no tenant starves the others. Refunds whose
+answer was lost are sent again (same key).
 """
 
 from __future__ import annotations
