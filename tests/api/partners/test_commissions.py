@@ -473,4 +473,8 @@ async def test_a_month_whose_close_failed_is_closed_before_any_later_month_of_th
     assert all(row["resolved_at"] is not None for row in (await issues()).values())
     again = await billing.close_month(next_month, now=later)
     assert (again.closed, again.already_closed, again.failed) == (0, 1, [])
+    # A month before a closed one is never closed by hand afterwards: its balance would be carried twice.
+    with pytest.raises(_commissions.LaterMonthClosed):
+        async with system_tx(SystemReason.PLATFORM_JOB):
+            await _commissions.close_reseller_month(uuid.UUID(reseller), date(month.year - 1, month.month, 1))
     assert (await billing.verify_ledger()).ok
