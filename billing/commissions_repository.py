@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from controlplane.db import fetch
@@ -123,6 +123,47 @@ async def latest_statement(reseller_id: uuid.UUID, before: date) -> dict[str, An
         before,
     )
     return rows[0] if rows else None
+
+
+async def unclosed_months_before(reseller_id: uuid.UUID, month: date) -> list[date]:
+    """Months before `month` that must close before it, in order: those after the reseller's latest statement
+    before `month` (or, with none, from its earliest open failed close) that have events or an open failed
+    close, and no statement. Months before the first close are not counted (nothing was closed then)."""
+    rows = await fetch(
+        "select m.month from ("
+        "select distinct date_trunc('month', occurred_at at time zone 'UTC')::date as month "
+        "from commission_events where reseller_id = {} and occurred_at < {} "
+        "union select month from commission_close_issues where reseller_id = {} and kind = 'close_failed' "
+        "and resolved_at is null) m "
+        "where m.month < {} "
+        "and not exists (select 1 from reseller_statements s where s.reseller_id = {} and s.month = m.month) "
+        "and m.month >= coalesce("
+        "(select max(s.month) + 1 from reseller_statements s where s.reseller_id = {} and s.month < {}), "
+        "(select min(i.month) from commission_close_issues i where i.reseller_id = {} and i.kind = 'close_failed' "
+        "and i.resolved_at is null and i.month < {}), {}) "
+        "order by m.month",
+        reseller_id,
+        datetime(month.year, month.month, 1, tzinfo=UTC),
+        reseller_id,
+        month,
+        reseller_id,
+        reseller_id,
+        month,
+        reseller_id,
+        month,
+        month,
+    )
+    return [row["month"] for row in rows]
+
+
+async def closed_after(reseller_id: uuid.UUID, month: date) -> date | None:
+    """The reseller's first statement after `month`, if any."""
+    rows = await fetch(
+        "select min(month) as month from reseller_statements where reseller_id = {} and month > {}",
+        reseller_id,
+        month,
+    )
+    return rows[0]["month"] if rows else None
 
 
 async def get_statement(reseller_id: uuid.UUID, month: date) -> dict[str, Any] | None:

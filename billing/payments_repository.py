@@ -140,19 +140,34 @@ async def get_attempt(payment_id: uuid.UUID) -> dict[str, Any]:
     return (await fetch(f"select {PAYMENT_COLUMNS} from payments where id = {{}}", payment_id))[0]
 
 
-async def collectable_invoices(limit: int) -> list[dict[str, Any]]:
-    """Across tenants (system context): finalized invoices with an amount due, with their attempts so far.
-    Invoices never tried come first, so retries of failing ones never hold up healthy work."""
+# A run takes at most this many invoices of one tenant: a tenant with thousands of unpaid invoices (a seat bumped
+# again and again, each an immediate upgrade invoice) takes its share, never everyone's run.
+PER_TENANT_PER_RUN = 20
+
+
+async def collectable_invoices(limit: int, per_tenant: int = PER_TENANT_PER_RUN) -> list[dict[str, Any]]:
+    """Across tenants (system context): finalized invoices with an amount due, with their attempts so far, at
+    most `per_tenant` of each tenant. Invoices never tried whose tenant has a card come first, so retries of
+    failing ones never hold up healthy work; an invoice of a tenant without a card never gets an attempt row,
+    so it is not "never tried" for ever: it waits with the retries, in order of its own issue."""
     return await fetch(
+        "with candidates as ("
         "select i.id, i.tenant_id, i.issued_at, count(p.id) as attempts, "
         "min(p.created_at) filter (where p.status = 'failed') as first_failure, "
         "coalesce(bool_or(p.status = 'pending'), false) as has_pending, "
-        "max(p.dunning_step) as last_step "
+        "max(p.dunning_step) as last_step, "
+        "count(p.id) = 0 and exists (select 1 from payment_methods m where m.tenant_id = i.tenant_id "
+        "and m.is_default) as fresh "
         "from invoices i left join payments p on p.invoice_id = i.id "
         "where i.status = 'finalized' and i.amount_due_minor > 0 "
         # An erased tenant is never charged again.
         "and not exists (select 1 from tenants t where t.id = i.tenant_id and t.status = 'pending_deletion') "
-        "group by i.id, i.tenant_id order by count(p.id) > 0, min(i.issued_at), i.id limit {}",
+        "group by i.id, i.tenant_id, i.issued_at), "
+        "ranked as (select c.*, row_number() over (partition by c.tenant_id "
+        "order by not c.fresh, c.issued_at, c.id) as tenant_rank from candidates c) "
+        "select id, tenant_id, issued_at, attempts, first_failure, has_pending, last_step from ranked "
+        "where tenant_rank <= {} order by not fresh, issued_at, id limit {}",
+        per_tenant,
         limit,
     )
 

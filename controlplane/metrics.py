@@ -28,6 +28,8 @@ from prometheus_client import (
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from redis.exceptions import RedisError
 
+from controlplane.exceptions import ServiceUnavailable
+
 log = logging.getLogger("controlplane.metrics")
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -181,6 +183,17 @@ def batch_item_detail(reason: str, error: BaseException) -> str:
     text of an unexpected one (SQL, internals), which goes to the log only."""
     detail = getattr(error, "detail", None) if reason != "unexpected" else None
     return f"{reason}: {detail or 'an internal error; the operators are alerted'}"[:500]
+
+
+def stop_batch_on_outage(job: str, error: BaseException) -> None:
+    """Call first in a batch loop's per-item `except`: a dependency outage (the database, OpenBao, Stripe: a
+    `ServiceUnavailable`) is not the item's fault, so it is never recorded on the item nor counted towards its
+    attempts or back-off; the run stops here (the error is raised again, the Celery task fails and the beat runs
+    it next time, when the items are still due)."""
+    if isinstance(error, ServiceUnavailable):
+        DEPENDENCY_UNAVAILABLE_TOTAL.labels(dependency=error.dependency).inc()
+        log.warning("batch job %s stopped: %s is unavailable", job, error.dependency)
+        raise error
 
 
 # Business gauges, read from the database when the API is scraped (billing/business_metrics.py).

@@ -31,6 +31,14 @@ class InvalidStatusTransition(Conflict):
     title = "The tenant cannot move to that status"
 
 
+class NonPaymentSuspensionOpen(Conflict):
+    code = "suspended_for_non_payment_open"
+    title = (
+        "The tenant is suspended for non-payment: it pays, or staff void its uncollectible invoice, or staff lift "
+        "the suspension explicitly (reactivate with lift_non_payment_suspension=true)"
+    )
+
+
 class MemberNotFound(NotFound):
     code = "member_not_found"
     title = "Member not found"

@@ -17,7 +17,7 @@ from controlplane.pagination import PageRequest, keyset_clause
 
 TENANT_COLUMNS = (
     "id, name, slug, status, billing_email, currency, reseller_id, reseller_since, tax_rate_bps, invoice_grace_hours, "
-    "created_at, updated_at, erasure_requested_at, billing_suspended_at"
+    "created_at, updated_at, erasure_requested_at, billing_suspended_at, staff_suspended_at"
 )
 
 
@@ -74,6 +74,7 @@ async def update_tenant(tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[s
         "tax_rate_bps",
         "invoice_grace_hours",
         "billing_suspended_at",
+        "staff_suspended_at",
     }
     assignments = []
     args: list[Any] = []

@@ -34,6 +34,8 @@ class Tenant(Table, tablename="tenants", db=ENGINE):
     invoice_grace_hours = Integer(default=0)
     invoice_sequence = BigInt(default=0)
     billing_suspended_at = Timestamptz(null=True, default=None)
+    # Staff's suspension, apart from billing's (tenants.status).
+    staff_suspended_at = Timestamptz(null=True, default=None)
 
 
 class Membership(Table, tablename="memberships", db=ENGINE):

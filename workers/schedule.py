@@ -29,7 +29,8 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "controlplane.partners.expire_checkpoints",
         "schedule": crontab(minute="23", hour="2"),
     },
-    # On the 1st; the 2nd and 3rd retry resellers whose close failed (closing twice changes nothing).
+    # On the 1st; the 2nd and 3rd retry resellers whose close failed (closing twice changes nothing); a month
+    # still failing after the 3rd is closed first by the next month's run, which closes months in order.
     "close-commission-month": {
         "task": "controlplane.partners.close_month",
         "schedule": crontab(minute="40", hour="3", day_of_month="1-3"),

@@ -54,6 +54,16 @@ class InvalidMonth(BillingInvalid):
     title = "The month is not YYYY-MM"
 
 
+class EarlierMonthNotClosed(Conflict):
+    code = "earlier_month_not_closed"
+    title = "An earlier month of this reseller is not closed yet; it closes first"
+
+
+class LaterMonthClosed(Conflict):
+    code = "later_month_closed"
+    title = "A later month of this reseller is closed already; closing this one would carry its balance twice"
+
+
 class StatementNotFound(NotFound):
     code = "statement_not_found"
     title = "No statement for this month"
@@ -244,6 +254,13 @@ async def close_reseller_month(
     row = await repository.get_agreement(reseller_id)
     if row is None:
         return None
+    # Months close in order, so each carries the balance of the one before it, once.
+    earlier = await repository.unclosed_months_before(reseller_id, month)
+    if earlier:
+        raise EarlierMonthNotClosed(f"{earlier[0]:%Y-%m} is not closed yet")
+    later = await repository.closed_after(reseller_id, month)
+    if later is not None:
+        raise LaterMonthClosed(f"{later:%Y-%m} is closed already")
     agreement = agreement_of(row)
     start, end = month_bounds(month)
     previous = await repository.latest_statement(reseller_id, month)
@@ -369,7 +386,10 @@ async def close_month(month: date, *, now: datetime | None = None, progress: Any
     """Every reseller with an agreement: its statement for `month` (a past month), each in its own transaction.
     A reseller whose close fails is rolled back alone, recorded (`commission_close_issues`, attempts counted),
     counted in `controlplane_batch_item_failures_total{batch_job="close_month"}` and retried by the next run (the
-    beat runs on the 1st to the 3rd; closing twice changes nothing); the others close."""
+    beat runs on the 1st to the 3rd; closing twice changes nothing); the others close. Months close in order: each
+    run first closes a reseller's earlier months left open (a close that failed on every day of its run), and a
+    month is refused (`earlier_month_not_closed`, recorded) while one is still open, so no balance is carried
+    twice and no month's events are left out."""
     now = now or datetime.now(UTC)
     if month_bounds(month)[1] > now:
         raise MonthNotOver(f"{month:%Y-%m} has not ended yet")
@@ -377,38 +397,54 @@ async def close_month(month: date, *, now: datetime | None = None, progress: Any
     async with system_tx(SystemReason.PLATFORM_JOB):
         resellers = await repository.resellers_with_agreements()
     for reseller_id in resellers:
-        skipped_before = report.skipped
-        statement = before = None
+        # Earlier months that must close first (a close that failed on every day of its run, a run that never
+        # happened), in order; a month still failing leaves the later ones refused, each recorded with its reason.
         try:
             async with system_tx(SystemReason.PLATFORM_JOB):
-                before = await repository.get_statement(reseller_id, month)
-                statement = await close_reseller_month(reseller_id, month, report)
-                if statement is not None and before is None:
-                    await repository.resolve_close_failure(reseller_id, month)
-        except Exception as error:  # one reseller never stops the others
-            report.skipped = skipped_before  # rolled back with the rest of this reseller's close
-            statement = None
-            reason = metrics.batch_item_failed("close_month", error)
-            report.failed.append((str(reseller_id), reason))
-            try:
-                async with system_tx(SystemReason.PLATFORM_JOB):
-                    await repository.record_close_failure(reseller_id, month, reason, str(error))
-            except Exception:  # the database itself failed; the next run retries this reseller anyway
-                log.exception("reseller %s: its failed close could not be recorded", reseller_id)
-        if report.skipped > skipped_before:  # counted once committed
-            metrics.BATCH_ITEM_FAILURES_TOTAL.labels(batch_job="close_month", reason=CurrencyMismatch.code).inc(
-                report.skipped - skipped_before
-            )
-        if statement is not None:
-            if before is None:
-                report.closed += 1
-            else:
-                report.already_closed += 1
-            currency = statement["currency"]
-            report.payable_minor[currency] = report.payable_minor.get(currency, 0) + statement["payable_minor"]
+                earlier = await repository.unclosed_months_before(reseller_id, month)
+        except Exception as error:  # one reseller never stops the others; its month's close checks again
+            metrics.stop_batch_on_outage("close_month", error)
+            report.failed.append((str(reseller_id), metrics.batch_item_failed("close_month", error)))
+            earlier = []
+        for closing in [*earlier, month]:
+            await _close_reseller(reseller_id, closing, report)
         if progress:
             progress(1)
     return report
+
+
+async def _close_reseller(reseller_id: uuid.UUID, month: date, report: CloseReport) -> None:
+    """One reseller's close of one month, in its own transaction; a failure is recorded on it."""
+    skipped_before = report.skipped
+    statement = before = None
+    try:
+        async with system_tx(SystemReason.PLATFORM_JOB):
+            before = await repository.get_statement(reseller_id, month)
+            statement = await close_reseller_month(reseller_id, month, report)
+            if statement is not None and before is None:
+                await repository.resolve_close_failure(reseller_id, month)
+    except Exception as error:  # one reseller never stops the others
+        metrics.stop_batch_on_outage("close_month", error)
+        report.skipped = skipped_before  # rolled back with the rest of this reseller's close
+        statement = None
+        reason = metrics.batch_item_failed("close_month", error)
+        report.failed.append((str(reseller_id), reason))
+        try:
+            async with system_tx(SystemReason.PLATFORM_JOB):
+                await repository.record_close_failure(reseller_id, month, reason, str(error))
+        except Exception:  # the database itself failed; the next run retries this reseller anyway
+            log.exception("reseller %s: its failed close could not be recorded", reseller_id)
+    if report.skipped > skipped_before:  # counted once committed
+        metrics.BATCH_ITEM_FAILURES_TOTAL.labels(batch_job="close_month", reason=CurrencyMismatch.code).inc(
+            report.skipped - skipped_before
+        )
+    if statement is not None:
+        if before is None:
+            report.closed += 1
+        else:
+            report.already_closed += 1
+        currency = statement["currency"]
+        report.payable_minor[currency] = report.payable_minor.get(currency, 0) + statement["payable_minor"]
 
 
 # -- payouts -----------------------------------------------------------------------------------------------
@@ -468,6 +504,7 @@ async def queue_payee_payouts(report: PayoutReport | None = None) -> int:
             async with system_tx(SystemReason.PLATFORM_JOB):
                 await _queue_payee_payout(row)
         except Exception as error:  # one balance never stops the others
+            metrics.stop_batch_on_outage("send_payouts", error)
             reason = metrics.batch_item_failed("send_payouts", error)
             if report is not None:
                 report.failed.append((row["account"], reason))
@@ -491,6 +528,7 @@ async def send_payouts(gateway: StripeGateway, *, now: datetime | None = None) -
         try:
             await _send_payout(gateway, item["id"], report)
         except Exception as error:  # one payout never stops the others
+            metrics.stop_batch_on_outage("send_payouts", error)
             reason = metrics.batch_item_failed("send_payouts", error)
             report.failed.append((str(item["id"]), reason))
             try:

@@ -154,6 +154,7 @@ async def finalize_due_drafts(as_of: datetime) -> int:
                     await repository.clear_finalize_failure(draft["id"])
                     finalized += 1
         except Exception as error:
+            metrics.stop_batch_on_outage("finalize_drafts", error)
             log.exception("finalizing draft invoice %s failed", draft["id"])
             code, reason = failure_reason(error)
             metrics.BILLING_FINALIZE_FAILURES_TOTAL.labels(reason=code).inc()
@@ -203,6 +204,7 @@ async def bill_many(
             try:
                 written = await bill_subscription(tenant_id, subscription_id, as_of, grace)
             except Exception as error:  # recorded on the subscription, retried on its back-off
+                metrics.stop_batch_on_outage("bill_subscriptions", error)
                 log.exception("billing subscription %s failed", subscription_id)
                 code, reason = failure_reason(error)
                 metrics.BILLING_FAILURES_TOTAL.inc()

@@ -5,7 +5,9 @@ Each invoice is its own unit of work: whatever fails for one (Stripe refusing it
 no card, a fault of ours) is recorded on it (its attempt's state and reason, `controlplane_collection_failures_total`,
 the report) and the run goes on for the others. A refused charge is a failed attempt: it is retried on the
 dunning schedule like a decline, so it is never tried ahead of healthy work and never more than the schedule
-allows. Invoices never tried come first in each run. Refunds whose answer was lost are sent again (same key).
+allows. Invoices never tried (of tenants with a card) come first in each run, and each tenant takes at most
+`payments_repository.PER_TENANT_PER_RUN` invoices of a run, so no tenant starves the others. Refunds whose
+answer was lost are sent again (same key).
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ async def collect_due_invoices(
     for row in candidates:
         try:
             await _collect_one(gateway, row, as_of, schedule, report)
-        except Exception:
+        except Exception as error:
+            metrics.stop_batch_on_outage("collect_invoices", error)
             # A fault of ours on one invoice: logged and counted; its attempt (if any) stays pending and is
             # sent again, with its own key, by the next run.
             log.exception("collecting invoice %s failed", row["id"])

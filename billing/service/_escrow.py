@@ -309,6 +309,7 @@ async def accept_overdue(gateway: StripeGateway, now: datetime) -> int:
         except (InvalidMilestoneTransition, EscrowNotFunded):
             continue  # answered (or the agreement closed or canceled) meanwhile
         except Exception as error:  # one milestone never stops the others
+            metrics.stop_batch_on_outage("accept_overdue_milestones", error)
             reason = metrics.batch_item_failed("accept_overdue_milestones", error)
             try:
                 async with tenant_tx(item["tenant_id"]):

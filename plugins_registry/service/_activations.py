@@ -120,6 +120,7 @@ async def release_stale(silence: timedelta, now: datetime | None = None) -> int:
         try:
             released += await _release_tenant(tenant_id, before, now)
         except Exception as error:
+            metrics.stop_batch_on_outage("release_stale_activations", error)
             metrics.batch_item_failed("release_stale_activations", error)
     return released
 

@@ -85,6 +85,7 @@ async def deliver_due(vault: TenantVault, *, production: bool, batch: int = BATC
                     webhook_endpoints.post, event["url"], body, headers, production=production
                 )
         except Exception as error:
+            metrics.stop_batch_on_outage("deliver_webhooks", error)
             metrics.batch_item_failed("deliver_webhooks", error)
             return webhook_endpoints.Sent(False, INTERNAL_ERROR)
 

@@ -119,6 +119,7 @@ async def expire_due(now: datetime | None = None) -> dict[str, int]:
                 async with tenant_tx(item["tenant_id"]):
                     outcome = await _expire_one(item["tenant_id"], item["id"], now)
             except Exception as error:
+                metrics.stop_batch_on_outage("expire_licenses", error)
                 reason = metrics.batch_item_failed("expire_licenses", error)
                 async with tenant_tx(item["tenant_id"]):
                     await repository.record_license_job_failure(item["id"], reason, now)

@@ -45,6 +45,14 @@ Limit = Annotated[int | None, QueryParameter(name="limit", ge=1, le=MAX_PAGE_SIZ
 Cursor = Annotated[str | None, QueryParameter(name="cursor", max_length=200, required=False)]
 TenantId = Annotated[uuid.UUID, PathParameter(description="The tenant's id")]
 UserId = Annotated[uuid.UUID, PathParameter(description="The member's user id")]
+LiftNonPayment = Annotated[
+    bool,
+    QueryParameter(
+        description="Also lift a suspension for non-payment (its invoice stays uncollectible); without it, "
+        "reactivating a tenant suspended for non-payment is refused (409 suspended_for_non_payment_open)",
+        required=False,
+    ),
+]
 KeyId = Annotated[uuid.UUID, PathParameter(description="The API key's id")]
 
 
@@ -105,8 +113,15 @@ class TenantController(Controller):
     @idempotent_post(
         "/{tenant_id:uuid}/reactivate", status_code=200, **_allow(Permission.STAFF_ONLY, *IDEMPOTENCY_ERRORS)
     )
-    async def reactivate_tenant(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> TenantRead:
-        return to_struct(TenantRead, await service.change_status(principal_of(request), tenant_id, "reactivate"))
+    async def reactivate_tenant(
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, lift_non_payment_suspension: LiftNonPayment = False
+    ) -> TenantRead:
+        return to_struct(
+            TenantRead,
+            await service.change_status(
+                principal_of(request), tenant_id, "reactivate", lift_non_payment=lift_non_payment_suspension
+            ),
+        )
 
     @delete("/{tenant_id:uuid}", status_code=202, **_allow(Permission.MANAGE_TENANT))
     async def request_erasure(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> TenantRead:

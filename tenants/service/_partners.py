@@ -222,6 +222,7 @@ async def expire_checkpoints(now: datetime | None = None) -> int:
         except InvalidCheckpointTransition:
             continue  # expired or renewed meanwhile
         except Exception as error:  # one partner's checkpoint never stops the others; the next run retries it
+            metrics.stop_batch_on_outage("expire_partner_checkpoints", error)
             metrics.batch_item_failed("expire_partner_checkpoints", error)
             continue
         expired += 1

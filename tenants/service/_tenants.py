@@ -19,6 +19,7 @@ from tenants.errors import (
     CommercialTermsStaffOnly,
     CurrencyRequired,
     InvalidStatusTransition,
+    NonPaymentSuspensionOpen,
     ResellerAgreementMissing,
     TenantCurrencyLocked,
     TenantNotFound,
@@ -28,7 +29,7 @@ from tenants.roles import Permission
 from tenants.service import _partners
 from tenants.service._auth import ALL_KEYS, API_KEY_TOPIC, check_access
 from tenants.service._page import Page
-from tenants.status import TenantStatus, next_status, service_denial
+from tenants.status import TenantState, TenantStatus, next_state, service_denial
 
 # Published (with the tenant id) in every transaction that changes a tenant's status: caches of answers that
 # depend on it (entitlement checks) evict the tenant.
@@ -134,21 +135,61 @@ async def update_tenant(actor: Principal, tenant_id: uuid.UUID, changes: dict[st
     return await _shown(after)
 
 
-STATUS_ACTIONS = {"suspend": "tenant.suspended", "reactivate": "tenant.reactivated"}
+STATUS_ACTIONS = {
+    "suspend": "tenant.suspended",
+    "reactivate": "tenant.reactivated",
+    "reactivate_lifting_non_payment": "tenant.reactivated",
+}
 
 
-async def change_status(actor: Principal, tenant_id: uuid.UUID, action: str) -> dict[str, Any]:
-    """suspend / reactivate. Repeating the same request answers with the current state."""
+def _state_of(tenant: dict[str, Any]) -> TenantState:
+    return TenantState(
+        TenantStatus(tenant["status"]),
+        suspended_by_staff=tenant["staff_suspended_at"] is not None,
+        suspended_for_non_payment=tenant["billing_suspended_at"] is not None,
+    )
+
+
+def _changes(tenant: dict[str, Any], after: TenantState, now: datetime) -> dict[str, Any]:
+    """The columns that move `tenant` to `after` (a reason already recorded keeps its time)."""
+    changes: dict[str, Any] = {}
+    if after.status != tenant["status"]:
+        changes["status"] = after.status.value
+    for column, held in (
+        ("staff_suspended_at", after.suspended_by_staff),
+        ("billing_suspended_at", after.suspended_for_non_payment),
+    ):
+        if held and tenant[column] is None:
+            changes[column] = now
+        elif not held and tenant[column] is not None:
+            changes[column] = None
+    return changes
+
+
+async def change_status(
+    actor: Principal, tenant_id: uuid.UUID, action: str, *, lift_non_payment: bool = False
+) -> dict[str, Any]:
+    """suspend / reactivate. Repeating the same request answers with the current state.
+
+    Staff's reactivation of a tenant suspended for non-payment is refused (`suspended_for_non_payment_open`:
+    the tenant pays, or staff void the invoice) unless staff lift that suspension explicitly
+    (`lift_non_payment`); the invoice itself stays as it is."""
+    if action == "reactivate" and lift_non_payment:
+        action = "reactivate_lifting_non_payment"
     async with tenant_tx(tenant_id):
         before = await repository.get_tenant(tenant_id, lock="update")
         if before is None:
             raise TenantNotFound()
-        target = next_status(TenantStatus(before["status"]), action)
+        state = _state_of(before)
+        target = next_state(state, action)
+        if target is None and action == "reactivate" and state.suspended_for_non_payment:
+            raise NonPaymentSuspensionOpen()
         if target is None:
-            raise InvalidStatusTransition(f"a {before['status']} tenant cannot be {action}d")
-        if target == before["status"]:
+            raise InvalidStatusTransition(f"a {before['status']} tenant cannot be {action.split('_')[0]}d")
+        changes = _changes(before, target, datetime.now(UTC))
+        if not changes:
             return await _shown(before)
-        after = await repository.update_tenant(tenant_id, {"status": target.value})
+        after = await repository.update_tenant(tenant_id, changes)
         await invalidation.publish(STATUS_TOPIC, tenant_id)
         await audit.record(
             actor,
@@ -157,7 +198,8 @@ async def change_status(actor: Principal, tenant_id: uuid.UUID, action: str) -> 
             "tenant",
             tenant_id,
             before={"status": before["status"]},
-            after={"status": after["status"]},
+            after={"status": after["status"]}
+            | ({"non_payment_suspension_lifted": True} if "billing_suspended_at" in changes else {}),
         )
     return await _shown(after)
 
@@ -166,15 +208,15 @@ async def change_status(actor: Principal, tenant_id: uuid.UUID, action: str) -> 
 
 
 async def suspend_for_non_payment(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> bool:
-    """Inside the caller's transaction: an active tenant is suspended until it pays `invoice_id`. A tenant
-    already suspended (by staff) or being erased is left as it is. True when the tenant was suspended."""
+    """Inside the caller's transaction: the tenant is suspended until it pays `invoice_id`, whatever its
+    status (a tenant staff suspended already owes it too, and staff's reactivation will not lift it). True when
+    the non-payment suspension was recorded now."""
     tenant = await repository.get_tenant(tenant_id, lock="update")
-    if tenant is None:
+    if tenant is None or tenant["billing_suspended_at"] is not None:
         return False
-    target = next_status(TenantStatus(tenant["status"]), "suspend_for_non_payment")
-    if target is None:
-        return False
-    await repository.update_tenant(tenant_id, {"status": target.value, "billing_suspended_at": now})
+    target = next_state(_state_of(tenant), "suspend_for_non_payment")
+    assert target is not None  # recorded from any state
+    await repository.update_tenant(tenant_id, _changes(tenant, target, now))
     await invalidation.publish(STATUS_TOPIC, tenant_id)
     await audit.record(
         None,
@@ -182,30 +224,31 @@ async def suspend_for_non_payment(tenant_id: uuid.UUID, invoice_id: uuid.UUID, n
         "tenant.suspended_for_non_payment",
         "tenant",
         tenant_id,
-        after={"invoice_id": str(invoice_id)},
+        before={"status": tenant["status"]},
+        after={"status": target.status.value, "invoice_id": str(invoice_id)},
     )
     return True
 
 
 async def lift_non_payment_suspension(tenant_id: uuid.UUID, actor: Principal | None = None) -> bool:
-    """Inside the caller's transaction: a tenant suspended for non-payment is active again (the caller
-    decided that nothing it owes is uncollectible). True when the suspension was lifted."""
+    """Inside the caller's transaction: the non-payment suspension is lifted (the caller decided that nothing
+    the tenant owes is uncollectible), from any status; the tenant is active again only when nothing else
+    (staff's suspension, an erasure) holds it. True when the suspension was lifted."""
     tenant = await repository.get_tenant(tenant_id, lock="update")
     if tenant is None or tenant["billing_suspended_at"] is None:
         return False
-    target = next_status(TenantStatus(tenant["status"]), "lift_non_payment_suspension")
-    if target is None:  # being erased: it stays so
-        return False
-    await repository.update_tenant(tenant_id, {"status": target.value, "billing_suspended_at": None})
+    target = next_state(_state_of(tenant), "lift_non_payment_suspension")
+    assert target is not None  # lifted from any state
+    await repository.update_tenant(tenant_id, _changes(tenant, target, datetime.now(UTC)))
     await invalidation.publish(STATUS_TOPIC, tenant_id)
     await audit.record(
         actor,
         tenant_id,
-        "tenant.reactivated",
+        "tenant.reactivated" if target.status == TenantStatus.ACTIVE else "tenant.non_payment_suspension_lifted",
         "tenant",
         tenant_id,
         before={"status": tenant["status"]},
-        after={"status": target.value},
+        after={"status": target.status.value},
     )
     return True
 
@@ -254,12 +297,12 @@ async def request_erasure(actor: Principal, tenant_id: uuid.UUID, vault: TenantV
 async def _erase(actor: Principal, tenant_id: uuid.UUID, before: dict[str, Any]) -> dict[str, Any]:
     """Inside `request_erasure`'s system transaction."""
     await check_access(actor, tenant_id, Permission.MANAGE_TENANT, method="DELETE")
-    target = next_status(TenantStatus(before["status"]), "erase")
+    target = next_state(_state_of(before), "erase")
     assert target is not None  # every status may be erased
     after = await repository.update_tenant(
         tenant_id,
         {
-            "status": target.value,
+            "status": target.status.value,
             "billing_email": None,
             "billing_email_key_version": None,
             "erasure_requested_at": datetime.now(UTC),

@@ -1,7 +1,7 @@
 import pytest
 
 from tenants.roles import Permission, Role, may_grant, role_allows
-from tenants.status import TenantStatus, next_status, service_denial
+from tenants.status import TenantState, TenantStatus, next_state, service_denial
 
 
 def test_admin_may_do_everything_in_a_tenant_but_staff_work() -> None:
@@ -27,39 +27,58 @@ def test_only_admins_grant_and_only_tenant_roles() -> None:
     assert not may_grant("tenant_admin", "platform_staff")
 
 
+A, S, E = TenantStatus.ACTIVE, TenantStatus.SUSPENDED, TenantStatus.PENDING_DELETION
+
+
+def _state(status: TenantStatus, staff: bool = False, billing: bool = False) -> TenantState:
+    return TenantState(status, suspended_by_staff=staff, suspended_for_non_payment=billing)
+
+
 @pytest.mark.parametrize(
     ("current", "action", "expected"),
     [
-        (TenantStatus.ACTIVE, "suspend", TenantStatus.SUSPENDED),
-        (TenantStatus.SUSPENDED, "suspend", TenantStatus.SUSPENDED),
-        (TenantStatus.SUSPENDED, "reactivate", TenantStatus.ACTIVE),
-        (TenantStatus.ACTIVE, "reactivate", TenantStatus.ACTIVE),
-        (TenantStatus.PENDING_DELETION, "reactivate", None),
-        (TenantStatus.PENDING_DELETION, "suspend", None),
-        (TenantStatus.ACTIVE, "explode", None),
+        (_state(A), "suspend", _state(S, staff=True)),
+        (_state(S, staff=True), "suspend", _state(S, staff=True)),
+        (_state(S, staff=True), "reactivate", _state(A)),
+        (_state(A), "reactivate", _state(A)),
+        (_state(E), "reactivate", None),
+        (_state(E), "suspend", None),
+        (_state(A), "explode", None),
     ],
 )
-def test_status_machine(current: TenantStatus, action: str, expected: TenantStatus | None) -> None:
-    assert next_status(current, action) == expected
+def test_status_machine(current: TenantState, action: str, expected: TenantState | None) -> None:
+    assert next_state(current, action) == expected
 
 
 @pytest.mark.parametrize(
     ("current", "action", "expected"),
     [
-        (TenantStatus.ACTIVE, "suspend_for_non_payment", TenantStatus.SUSPENDED),
-        (TenantStatus.SUSPENDED, "suspend_for_non_payment", None),  # staff's suspension stands
-        (TenantStatus.PENDING_DELETION, "suspend_for_non_payment", None),
-        (TenantStatus.SUSPENDED, "lift_non_payment_suspension", TenantStatus.ACTIVE),
-        (TenantStatus.PENDING_DELETION, "lift_non_payment_suspension", None),  # a payment never revives one
-        (TenantStatus.ACTIVE, "erase", TenantStatus.PENDING_DELETION),
-        (TenantStatus.SUSPENDED, "erase", TenantStatus.PENDING_DELETION),
-        (TenantStatus.PENDING_DELETION, "erase", TenantStatus.PENDING_DELETION),
+        (_state(A), "suspend_for_non_payment", _state(S, billing=True)),
+        # Recorded whatever the status: a tenant staff suspended owes the invoice too.
+        (_state(S, staff=True), "suspend_for_non_payment", _state(S, staff=True, billing=True)),
+        (_state(E), "suspend_for_non_payment", _state(E, billing=True)),
+        (_state(S, billing=True), "lift_non_payment_suspension", _state(A)),
+        # Lifted from any status; active again only when suspended for that reason alone.
+        (_state(S, staff=True, billing=True), "lift_non_payment_suspension", _state(S, staff=True)),
+        (_state(A, billing=True), "lift_non_payment_suspension", _state(A)),
+        (_state(E, billing=True), "lift_non_payment_suspension", _state(E)),  # a payment never revives one
+        (_state(A), "erase", _state(E)),
+        (_state(S, staff=True), "erase", _state(E, staff=True)),
+        (_state(E), "erase", _state(E)),
     ],
 )
 def test_billing_moves_the_tenant_status_only_through_the_status_machine(
-    current: TenantStatus, action: str, expected: TenantStatus | None
+    current: TenantState, action: str, expected: TenantState | None
 ) -> None:
-    assert next_status(current, action) == expected
+    assert next_state(current, action) == expected
+
+
+@pytest.mark.parametrize("staff", [False, True])
+def test_staff_reactivate_a_tenant_suspended_for_non_payment_only_by_lifting_it(staff: bool) -> None:
+    suspended = _state(S, staff=staff, billing=True)
+    assert next_state(suspended, "reactivate") is None
+    assert next_state(suspended, "reactivate_lifting_non_payment") == _state(A)
+    assert next_state(suspended, "suspend") == _state(S, staff=True, billing=True)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ payment. The clock is moved by running the collection as of later moments."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -14,7 +15,16 @@ from controlplane.secrets import SecretStore
 from controlplane.settings import Settings
 from controlplane.stripe_client import make_stripe_client
 from tests.api._helpers import assert_problem
-from tests.api.billing.test_payments import DECLINED_CARD, GOOD_CARD, _add_card, _invoiced_tenant, card, stripe_client
+from tests.api.billing._support import invoices, subscribe
+from tests.api.billing.test_payments import (
+    DECLINED_CARD,
+    GOOD_CARD,
+    _add_card,
+    _invoiced_tenant,
+    card,
+    stripe_client,
+)
+from tests.conftest import connect_as_inspector
 from tests.factories import Factory
 
 __all__ = ["stripe_client"]  # the fixture, shared
@@ -146,3 +156,106 @@ async def test_an_invoice_left_without_a_card_past_the_last_dunning_date_is_give
     assert given_up["status"] == "uncollectible"
     body = assert_problem(await client.get(f"/v1/tenants/{tenant['id']}", headers=admin.headers), 402)
     assert "add_payment_method" in body["required_actions"]
+
+
+async def test_one_tenant_with_many_unpaid_invoices_never_starves_another_tenants_collection(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any, stack_env: dict[str, str]
+) -> None:
+    """A tenant that piles up invoices (each seat bump an upgrade invoice), without a card so that none of them
+    ever gets an attempt, takes at most its share of a run: another tenant's invoice is still collected."""
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    staff, bully, first = await _invoiced_tenant(client, factory)
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        columns = [
+            row["column_name"]
+            for row in await inspector.fetch(
+                "select column_name from information_schema.columns where table_name = 'invoices' "
+                "and column_name not in ('id', 'number', 'cycle_boundary', 'issued_at')"
+            )
+        ]
+        names = ", ".join(columns)
+        # 59 more, all issued before the other tenant's invoice.
+        copies = (
+            "select gen_random_uuid(), number || '-' || g, cycle_boundary - make_interval(secs => g), "
+            "issued_at - make_interval(mins => g), {names} from invoices, generate_series(1, 59) g where id = $1"
+        )
+        insert = f"insert into invoices (id, number, cycle_boundary, issued_at, {names}) " + copies.format(names=names)
+        await inspector.execute(insert, uuid.UUID(first["id"]))
+    finally:
+        await inspector.close()
+    tenant = await factory.tenant(staff)
+    await subscribe(client, staff.headers, tenant["id"], "pro")
+    [invoice] = await invoices(client, staff.headers, tenant["id"])
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    start = datetime.now(UTC) + timedelta(minutes=1)
+
+    for hour in range(2):  # the bully's invoices stay unpaid run after run; the other tenant is collected at once
+        report = await service.collect_due_invoices(gateway, start + timedelta(hours=hour), SCHEDULE, limit=50)
+        assert report.without_payment_method <= 20, report
+    paid = (await client.get(f"/v1/invoices/{invoice['id']}", headers=admin.headers)).json()
+    assert paid["status"] == "paid", paid
+    assert bully["id"] != tenant["id"]
+
+
+async def _given_up(client: AsyncClient, factory: Factory, settings: Settings, *, staff_first: bool) -> Any:
+    """A tenant without a card whose invoice is given up (after staff suspended it, when `staff_first`)."""
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    staff, tenant, invoice = await _invoiced_tenant(client, factory)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    if staff_first:
+        assert (await client.post(f"/v1/tenants/{tenant['id']}/suspend", headers=staff.headers)).status_code == 200
+    start = datetime.now(UTC) + timedelta(minutes=1)
+    report = await service.collect_due_invoices(gateway, start + timedelta(days=SCHEDULE[-1]), SCHEDULE)
+    assert report.uncollectible == 1, report
+    return staff, admin, tenant, invoice
+
+
+async def test_staff_cannot_reactivate_a_tenant_suspended_for_non_payment_unless_they_lift_it(
+    client: AsyncClient, factory: Factory, settings: Settings
+) -> None:
+    staff, admin, tenant, _ = await _given_up(client, factory, settings, staff_first=False)
+    url = f"/v1/tenants/{tenant['id']}"
+    refused = await client.post(f"{url}/reactivate", headers=staff.headers)
+    assert_problem(refused, 409, "suspended_for_non_payment_open")
+    assert (await client.get(url, headers=staff.headers)).json()["status"] == "suspended"
+    assert_problem(await client.get(url, headers=admin.headers), 402, "suspended_for_non_payment")
+    # Staff lift it explicitly (the invoice stays uncollectible): active, and the tenant is served again.
+    lifted = await client.post(f"{url}/reactivate?lift_non_payment_suspension=true", headers=staff.headers)
+    assert lifted.status_code == 200, lifted.text
+    assert lifted.json()["status"] == "active"
+    assert (await client.get(url, headers=admin.headers)).status_code == 200
+    again = await client.post(f"{url}/reactivate", headers=staff.headers)  # nothing left to lift
+    assert again.status_code == 200, again.text
+
+
+async def test_a_staff_suspended_tenant_whose_invoice_is_given_up_owes_it_and_paying_keeps_staffs_suspension(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any
+) -> None:
+    staff, admin, tenant, invoice = await _given_up(client, factory, settings, staff_first=True)
+    url = f"/v1/tenants/{tenant['id']}"
+    # The uncollectible invoice is recorded on the tenant although staff had suspended it already ...
+    assert_problem(await client.get(url, headers=admin.headers), 402, "suspended_for_non_payment")
+    assert_problem(await client.post(f"{url}/reactivate", headers=staff.headers), 409, "suspended_for_non_payment_open")
+    # ... the tenant pays it: the non-payment suspension is lifted, staff's suspension stands.
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=admin.headers)
+    assert paid.status_code == 200, paid.text
+    assert (await client.get(url, headers=staff.headers)).json()["status"] == "suspended"
+    reactivated = await client.post(f"{url}/reactivate", headers=staff.headers)
+    assert reactivated.status_code == 200, reactivated.text
+    assert reactivated.json()["status"] == "active"
+    assert (await client.get(url, headers=admin.headers)).status_code == 200
+
+
+async def test_staffs_suspension_of_a_tenant_suspended_for_non_payment_stands_after_it_pays(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any
+) -> None:
+    staff, admin, tenant, invoice = await _given_up(client, factory, settings, staff_first=False)
+    url = f"/v1/tenants/{tenant['id']}"
+    assert (await client.post(f"{url}/suspend", headers=staff.headers)).status_code == 200
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=admin.headers)
+    assert paid.status_code == 200, paid.text
+    assert (await client.get(url, headers=staff.headers)).json()["status"] == "suspended"

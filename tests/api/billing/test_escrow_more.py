@@ -16,7 +16,9 @@ from prometheus_client import REGISTRY
 from billing import escrow_repository, service
 from billing.escrow import MAX_AUTO_ACCEPT_ATTEMPTS
 from billing.payments_gateway import StripeGateway
+from billing.service import _escrow
 from controlplane.db import SystemReason, system_tx
+from controlplane.exceptions import DatabaseUnavailable
 from controlplane.secrets import SecretStore
 from controlplane.settings import Settings
 from controlplane.stripe_client import make_stripe_client
@@ -264,6 +266,46 @@ async def test_a_milestone_that_cannot_be_released_is_recorded_and_never_stops_t
         assert await service.accept_overdue(gateway, later + timedelta(days=2)) == 0
     row = await recorded()
     assert (row["status"], row["auto_accept_attempts"]) == ("submitted", MAX_AUTO_ACCEPT_ATTEMPTS)
+
+
+async def test_a_database_outage_is_not_counted_against_an_overdue_milestone(
+    client: AsyncClient,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    stack_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An outage is not the milestone's fault: the run stops (the task fails, the beat runs it again), and
+    nothing is recorded on the milestone nor counted towards its attempts."""
+    gateway = _gateway(settings)
+    staff, admin, tenant, _ = await _agreement(client, factory, stripe_client)
+    waiting = await _create(client, admin.headers, _body(tenant["id"], [600]))
+    await _fund(client, admin.headers, waiting)
+    await _ok(client, staff.headers, waiting, 0, "submit")
+    later = datetime.now(UTC) + timedelta(days=6)
+    real = _escrow.milestone_step
+
+    async def outage(*args: Any, **kwargs: Any) -> Any:
+        raise DatabaseUnavailable("The database is unavailable; retry shortly")
+
+    monkeypatch.setattr(_escrow, "milestone_step", outage)
+    for _ in range(MAX_AUTO_ACCEPT_ATTEMPTS + 1):
+        with pytest.raises(DatabaseUnavailable):
+            await service.accept_overdue(gateway, later)
+    connection = await connect_as_inspector(stack_env)
+    try:
+        row = await connection.fetchrow(
+            "select status, auto_accept_attempts, auto_accept_error from escrow_milestones where escrow_id = $1",
+            uuid.UUID(waiting["id"]),
+        )
+    finally:
+        await connection.close()
+    assert (row["status"], row["auto_accept_attempts"], row["auto_accept_error"]) == ("submitted", 0, None)
+    # Once the database is back, the next run accepts it.
+    monkeypatch.setattr(_escrow, "milestone_step", real)
+    assert await service.accept_overdue(gateway, later) == 1
+    assert _statuses(await _get(client, admin.headers, waiting)) == ["released"]
 
 
 # --- a declined funding card --------------------------------------------------------------------------

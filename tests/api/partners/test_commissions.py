@@ -7,10 +7,12 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import pytest
 from httpx import AsyncClient
 from prometheus_client import REGISTRY
 
 from billing import service as billing
+from billing.service import _commissions
 from controlplane.db import SystemReason, system_tx
 from tenants import partners_repository
 from tests.api._helpers import assert_problem
@@ -415,4 +417,64 @@ async def test_a_reseller_whose_close_fails_is_recorded_retried_and_stops_no_oth
     assert (fixed.closed, fixed.failed) == (1, [])
     assert (await issue())["resolved_at"] is not None
     assert (await _statement(client, broken_founder, broken, next_month)).status_code == 200
+    assert (await billing.verify_ledger()).ok
+
+
+async def test_a_month_whose_close_failed_is_closed_before_any_later_month_of_that_reseller(
+    client: AsyncClient,
+    factory: Factory,
+    stripe_client: Any,
+    stack_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A close that failed on the 1st to 3rd is not lost: the next month's run closes it first (its events
+    commissioned, its balance carried once), and no later month of that reseller closes while it is open."""
+    staff = await factory.staff()
+    reseller, founder = await _qualified_reseller(client, factory, staff, AGREEMENT)
+    invoice = await _paid_owned_invoice(client, staff, founder, reseller, stripe_client, "EUR")
+    month, next_month = _this_month(), _after_this_month().date().replace(day=1)
+    later = _after_this_month() + timedelta(days=40)
+    real = _commissions.close_reseller_month
+
+    async def fails_for_this_month(reseller_id: uuid.UUID, closing: date, report: Any = None) -> Any:
+        if closing == month:
+            raise RuntimeError("a fault met by this month's close only")
+        return await real(reseller_id, closing, report)
+
+    monkeypatch.setattr(_commissions, "close_reseller_month", fails_for_this_month)
+    assert (await billing.close_month(month, now=_after_this_month())).failed == [(reseller, "unexpected")]
+    # Still failing next month: the earlier month is tried first, and the later one is refused, with its reason.
+    refused = await billing.close_month(next_month, now=later)
+    assert (refused.closed, refused.failed) == (0, [(reseller, "unexpected"), (reseller, "earlier_month_not_closed")])
+    assert_problem(await _statement(client, founder, reseller, next_month), 404, "statement_not_found")
+
+    async def issues() -> dict[date, Any]:
+        inspector = await connect_as_inspector(stack_env)
+        try:
+            rows = await inspector.fetch(
+                "select month, reason, resolved_at from commission_close_issues "
+                "where reseller_id = $1 and kind = 'close_failed'",
+                uuid.UUID(reseller),
+            )
+        finally:
+            await inspector.close()
+        return {row["month"]: row for row in rows}
+
+    recorded = await issues()
+    assert (recorded[month]["reason"], recorded[next_month]["reason"]) == ("unexpected", "earlier_month_not_closed")
+    # The fault is gone: next month's run closes the failed month first, then its own, each once.
+    monkeypatch.setattr(_commissions, "close_reseller_month", real)
+    fixed = await billing.close_month(next_month, now=later)
+    assert (fixed.closed, fixed.failed) == (2, [])
+    first = (await _statement(client, founder, reseller, month)).json()
+    assert [line["invoice_number"] for line in first["lines"]] == [invoice["number"]]
+    second = (await _statement(client, founder, reseller, next_month)).json()
+    assert second["lines"] == [] and second["carried_in_minor"] == first["carried_out_minor"]
+    assert all(row["resolved_at"] is not None for row in (await issues()).values())
+    again = await billing.close_month(next_month, now=later)
+    assert (again.closed, again.already_closed, again.failed) == (0, 1, [])
+    # A month before a closed one is never closed by hand afterwards: its balance would be carried twice.
+    with pytest.raises(_commissions.LaterMonthClosed):
+        async with system_tx(SystemReason.PLATFORM_JOB):
+            await _commissions.close_reseller_month(uuid.UUID(reseller), date(month.year - 1, month.month, 1))
     assert (await billing.verify_ledger()).ok

@@ -11,6 +11,7 @@ import pytest
 from httpx import AsyncClient
 
 from controlplane import metrics
+from controlplane.exceptions import DatabaseUnavailable
 from controlplane.tenant_vault import TenantVault
 from plugins_registry import repository, service
 from plugins_registry.service import _licenses
@@ -79,6 +80,36 @@ async def test_a_license_that_fails_to_expire_is_recorded_and_the_others_expire(
     later = datetime.now(UTC) + _licenses.EXPIRY_RETRY_AFTER
     assert await service.expire_due(later) == {"converted": 0, "expired": 1}
     assert (await _licenses_of(stack_env, [ids[1]]))[ids[1]]["job_error"] is None
+
+
+async def test_a_database_outage_during_license_expiry_records_nothing_on_the_license(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outage is not the license's fault: the run stops (the beat runs it again) and the license keeps no
+    error and no back-off, so the next run after the outage expires it."""
+    staff = await factory.staff()
+    made = await plugin(client, staff.headers, (await publisher(client, staff.headers))["id"])
+    tenant, admin = await tenant_with_admin(factory, staff)
+    license_id = (await install(client, admin.headers, tenant["id"], made["slug"]))["license"]["id"]
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        await inspector.execute(
+            "update licenses set expires_at = now() - interval '1 minute' where id = $1::uuid", license_id
+        )
+    finally:
+        await inspector.close()
+    real = _licenses._expire_one
+
+    async def outage(tenant_id: uuid.UUID, license_id: uuid.UUID, now: datetime) -> str | None:
+        raise DatabaseUnavailable("The database is unavailable; retry shortly")
+
+    monkeypatch.setattr(_licenses, "_expire_one", outage)
+    with pytest.raises(DatabaseUnavailable):
+        await service.expire_due()
+    stored = (await _licenses_of(stack_env, [license_id]))[license_id]
+    assert (stored["status"], stored["job_error"], stored["job_failed_at"]) == ("active", None, None)
+    monkeypatch.setattr(_licenses, "_expire_one", real)
+    assert await service.expire_due() == {"converted": 0, "expired": 1}
 
 
 async def test_a_tenant_whose_seats_fail_to_be_released_does_not_stop_the_others(
