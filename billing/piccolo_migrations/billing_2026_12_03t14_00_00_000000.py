@@ -11,7 +11,9 @@ DESCRIPTION = "dunning step of each collection attempt"
 
 SCHEMA = """
 alter table payments add column dunning_step integer check (dunning_step >= 0);
--- Attempts made before this column were all the collection's own: the n-th was step n - 1.
+-- Attempts made before this column were all the collection's own: the n-th was step n - 1. The payments
+-- policies are forced on the owner too: the backfill sees every tenant's rows in the system scope.
+select set_config('app.scope', 'system', true);
 update payments set dunning_step = attempt - 1;
 create unique index payments_dunning_step_idx on payments (invoice_id, dunning_step) where dunning_step is not null;
 """
