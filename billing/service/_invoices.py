@@ -209,7 +209,7 @@ async def void_invoice(actor: Principal, invoice_id: uuid.UUID) -> dict[str, Any
             return (await _with_lines([row]))[0]
         if row["status"] not in ("draft", "finalized"):
             raise InvalidInvoiceTransition(f"a {row['status']} invoice cannot be voided", current_status=row["status"])
-        await _refuse_while_money_in_flight(invoice_id, "voided")
+        await refuse_while_money_in_flight(invoice_id, "voided")
         now = datetime.now(UTC)
         if row["status"] == "draft":
             # A void invoice keeps its number: numbers are gapless, so a draft is numbered before voiding.
@@ -239,18 +239,27 @@ async def credit_invoice(actor: Principal, invoice_id: uuid.UUID, amount_minor: 
     async with tenant_tx(tenant_id):
         if await repository.get_invoice(invoice_id, lock="update") is None:
             raise InvoiceNotFound()
-        await _refuse_while_money_in_flight(invoice_id, "credited")
+        await refuse_while_money_in_flight(invoice_id, "credited")
         note = await add_credit_note(actor, tenant_id, invoice_id, amount_minor, reason)
     return note
 
 
-async def _refuse_while_money_in_flight(invoice_id: uuid.UUID, what: str) -> None:
+async def money_in_flight(invoice_id: uuid.UUID) -> str | None:
+    """Inside the caller's transaction, the invoice locked: "payment" or "refund" when one of the invoice is
+    still waiting for Stripe's answer (it may have moved money), else None."""
+    if await payments_repository.has_pending_attempt(invoice_id):
+        return "payment"
+    if await payments_repository.pending_refunds(invoice_id):
+        return "refund"
+    return None
+
+
+async def refuse_while_money_in_flight(invoice_id: uuid.UUID, what: str) -> None:
     """Inside the caller's transaction, the invoice locked: a collection attempt or a refund still waiting for
     Stripe's answer may have moved money, so the invoice cannot be voided or credited until it settles."""
-    if await payments_repository.has_pending_attempt(invoice_id):
-        raise PaymentInFlight(f"the invoice cannot be {what} while a payment of it is pending at Stripe")
-    if await payments_repository.pending_refunds(invoice_id):
-        raise PaymentInFlight(f"the invoice cannot be {what} while a refund of it is pending at Stripe")
+    moving = await money_in_flight(invoice_id)
+    if moving is not None:
+        raise PaymentInFlight(f"the invoice cannot be {what} while a {moving} of it is pending at Stripe")
 
 
 async def add_credit_note(
