@@ -15,12 +15,13 @@ from billing.errors import (
     PaymentInFlight,
     SubscriptionNotFound,
 )
-from billing.money import Money
+from billing.money import Money, exponent
 from billing.periods import Period
 from billing.rating import Line
 from billing.service import _addons, _commissions, _state
 from billing.service._access import tenant_of
-from billing.totals import amount_due, credit_to_carry, totals
+from billing.stripe_amounts import chargeable_step, require_chargeable
+from billing.totals import Totals, amount_due, cash_rounded, credit_to_carry, totals
 from controlplane import metrics
 from controlplane.auth.principal import Principal
 from controlplane.db import tenant_tx
@@ -80,6 +81,7 @@ async def write_invoice(
             )
         )
     figures = totals([line.amount_minor for line in lines], settings["tax_rate_bps"])
+    figures = _cash_rounded(lines, figures, currency, period)
     grace = settings["invoice_grace_hours"]
     invoice_id = uuid.uuid4()
     written = await repository.insert_invoice(
@@ -117,6 +119,16 @@ async def write_invoice(
         after={"kind": kind, "total_minor": figures.total_minor, "currency": currency, "draft": grace > 0},
     )
     return invoice_id
+
+
+def _cash_rounded(lines: list[Line], figures: Totals, currency: str, period: Period) -> Totals:
+    """In a currency Stripe charges only in steps, the amount due is rounded to the nearest step after tax by
+    a `rounding` line appended to `lines` (billing.totals), so Stripe can always charge what is due."""
+    rounded, adjustment = cash_rounded(figures, chargeable_step(currency, exponent(currency)))
+    if adjustment:
+        amount = Decimal(adjustment)
+        lines.append(Line("Rounding to a chargeable amount", "rounding", Decimal(1), amount, amount, period))
+    return rounded
 
 
 async def finalize(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> None:
@@ -165,6 +177,7 @@ async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) ->
         settings = await repository.tenant_billing_settings(tenant_id)
     lines = step.lines + addon_lines + [_line_of_pending(item) for item in pending]
     figures = totals([line.amount_minor for line in lines], settings["tax_rate_bps"])
+    figures = _cash_rounded(lines, figures, sub.plan.currency, step.invoice_period)
     return {
         "id": None,
         "number": None,
@@ -277,6 +290,10 @@ async def add_credit_note(
         raise InvoiceNotFound()
     if row["status"] not in ("finalized", "paid"):
         raise InvalidInvoiceTransition(f"a {row['status']} invoice cannot be credited", current_status=row["status"])
+    if not refund:
+        # What a credit note frees may go back by card, so it is an amount Stripe can send. A refund's own
+        # note is Stripe's amount already (checked before it was sent, or reported by Stripe).
+        require_chargeable(amount_minor, row["currency"], exponent(row["currency"]))
     remainder = row["total_minor"] - row["credited_minor"]
     if amount_minor > remainder:
         raise CreditExceedsRemainder(

@@ -16,6 +16,7 @@ from billing.errors import (
     SubscriptionExists,
     SubscriptionNotFound,
 )
+from billing.money import exponent
 from billing.periods import midnight
 from billing.service import _state
 from billing.service._access import tenant_of
@@ -29,6 +30,7 @@ from billing.service._invoices import (
 )
 from billing.service._trials import claim_trial
 from billing.states import Status
+from billing.stripe_amounts import cash_rounding, chargeable_step, payable_in_steps
 from billing.totals import tax_of
 from controlplane.auth.principal import Principal
 from controlplane.db import tenant_tx
@@ -287,8 +289,12 @@ async def _credit_unused(
             break
         if invoice["status"] == "draft":
             await finalize(tenant_id, invoice["id"], now)
-        creditable = invoice["total_minor"] - invoice["credited_minor"]
-        credit = min(unused + tax_of(unused, invoice["tax_rate_bps"]), creditable)
+        # In a currency Stripe takes only in steps, the credit is cash-rounded like the invoice (and never more
+        # than the steps left to credit), so what it frees can go back by card.
+        step = chargeable_step(invoice["currency"], exponent(invoice["currency"]))
+        creditable = payable_in_steps(invoice["total_minor"] - invoice["credited_minor"], step)
+        gross = unused + tax_of(unused, invoice["tax_rate_bps"])
+        credit = min(gross + cash_rounding(gross, step), creditable)
         if credit > 0 and refuse_money_in_flight:
             await refuse_while_money_in_flight(invoice["id"], "credited by a cancellation")
         elif credit > 0 and await money_in_flight(invoice["id"]) is not None:
