@@ -10,7 +10,10 @@ own table (https://docs.stripe.com/currencies, "Zero-decimal", "Three-decimal" a
 * three-decimal currencies (BHD, JOD, KWD, OMR, TND) are sent in thousandths that must end in 0.
 
 `to_stripe` converts at the gateway, and `chargeable_step` lets the catalogue refuse a price Stripe could
-never charge.
+never charge. What is computed (prorated, taxed, metered) is made chargeable here too: an invoice's amount
+due by cash rounding to the nearest step (`cash_rounding`), a payout by sending the steps it holds and
+leaving the rest owed (`payable_in_steps`); an amount someone asks for (a credit note, a refund, an escrow)
+is refused off the step (`require_chargeable`).
 """
 
 from __future__ import annotations
@@ -54,14 +57,35 @@ def chargeable_step(currency: str, iso_exponent: int) -> int:
     return step * 10**-shift
 
 
-def to_stripe(minor: int, currency: str, iso_exponent: int) -> int:
-    """The amount Stripe's API takes for `minor` ISO minor units; `AmountNotChargeable` when it has none."""
+def require_chargeable(minor: int, currency: str, iso_exponent: int) -> None:
+    """`AmountNotChargeable` (naming the step) unless `minor` ISO minor units are a multiple of the step."""
     step = chargeable_step(currency, iso_exponent)
     if minor % step:
         raise AmountNotChargeable(
             f"Stripe charges {currency} only in multiples of {step} minor units; {minor} is not one",
             step_minor=step,
         )
+
+
+def cash_rounding(amount_minor: int, step: int) -> int:
+    """What to add to a positive amount due so it is the nearest multiple of `step`, a tie (half a step)
+    rounded up (ROUND_HALF_UP, once); 0 for an amount that is not positive (nothing is charged)."""
+    if amount_minor <= 0 or step == 1:
+        return 0
+    below = amount_minor - amount_minor % step
+    return (below + step if (amount_minor - below) * 2 >= step else below) - amount_minor
+
+
+def payable_in_steps(amount_minor: int, step: int) -> int:
+    """The part of a positive amount owed that Stripe can send: rounded down to `step` (the rest stays owed)."""
+    if amount_minor <= 0:
+        return 0
+    return amount_minor - amount_minor % step
+
+
+def to_stripe(minor: int, currency: str, iso_exponent: int) -> int:
+    """The amount Stripe's API takes for `minor` ISO minor units; `AmountNotChargeable` when it has none."""
+    require_chargeable(minor, currency, iso_exponent)
     shift = stripe_exponent(currency) - iso_exponent
     return minor * 10**shift if shift >= 0 else minor // 10**-shift
 

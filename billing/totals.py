@@ -1,9 +1,13 @@
 """An invoice's totals from its rounded lines. Pure.
 
 subtotal = sum of rounded lines; tax = ROUND_HALF_UP(subtotal x bps / 10 000); total = subtotal + tax.
-An invoice that mixes charges and credits never goes below zero: the credit beyond the charges is
-carried to the next invoice (a line here, a pending credit there), so only an all-credit invoice can
-have a negative total.
+In a currency Stripe charges only in steps (`billing.stripe_amounts`: whole forints, fils ending in 0), the
+total is then cash-rounded to the nearest step (half up, once, after tax) by a `rounding` line of its own,
+which is not taxed: it joins the subtotal (and revenue), the tax stays that of the other lines, and
+total = subtotal + tax still holds.
+An invoice that mixes charges and credits never goes below zero: the credit beyond the charges is carried
+to the next invoice (a line here, a pending credit there), so only an all-credit invoice can have a negative
+total.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from decimal import Decimal
 from billing.errors import AmountOutOfRange
 from billing.limits import MAX_INVOICE_MINOR, MAX_TAX_BPS
 from billing.money import round_minor
+from billing.stripe_amounts import cash_rounding
 
 BPS = Decimal(10_000)
 
@@ -40,6 +45,12 @@ def totals(line_amounts: list[int], tax_rate_bps: int) -> Totals:
         raise AmountOutOfRange(f"the tax rate must be 0 to {MAX_TAX_BPS} basis points")
     tax = tax_of(subtotal, tax_rate_bps)
     return Totals(subtotal, tax, subtotal + tax)
+
+
+def cash_rounded(figures: Totals, step: int) -> tuple[Totals, int]:
+    """The totals once the amount due is a multiple of `step` (1: unchanged), and the rounding line's amount."""
+    adjustment = cash_rounding(figures.total_minor, step)
+    return Totals(figures.subtotal_minor + adjustment, figures.tax_minor, figures.total_minor + adjustment), adjustment
 
 
 def credit_to_carry(line_amounts: list[int]) -> int:

@@ -175,7 +175,7 @@ class UsageRead(Struct, kw_only=True):
 
 class InvoiceLineRead(Struct, kw_only=True):
     description: str
-    charge_kind: Literal["flat", "per_seat", "metered", "proration"]
+    charge_kind: Literal["flat", "per_seat", "metered", "proration", "rounding"]
     metric_code: str | None
     quantity: DecimalText
     unit_amount_minor: DecimalText

@@ -21,8 +21,9 @@ from billing import commissions, ledger, ledger_repository
 from billing import commissions_repository as repository
 from billing.commissions import Agreement, CommissionLine, Earned, LineKind, PaidInvoice, Refund, Tier
 from billing.errors import BillingInvalid, CurrencyMismatch
-from billing.money import Money, allocate
+from billing.money import Money, allocate, exponent
 from billing.payments_gateway import InvalidPaymentMethod, PaymentProviderUnavailable, StripeGateway
+from billing.stripe_amounts import chargeable_step, payable_in_steps
 from controlplane import metrics
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, partner_tx, system_tx
@@ -301,6 +302,11 @@ async def close_reseller_month(
     statement = commissions.close_month(
         agreement, [line for line, _ in new] + [line for line, _ in waiting_lines], carried_in, closes_at=end
     )
+    # Stripe sends some currencies only in steps (whole forints, fils in tens): the payout is what the payable
+    # holds in steps, and the rest is carried to the next statement (still owed in the ledger), so a payout
+    # never fails for ever for its amount.
+    step = chargeable_step(agreement.currency, exponent(agreement.currency))
+    payable = payable_in_steps(statement.payable.minor, step)
     statement_id = uuid.uuid4()
     stored = await repository.insert_statement(
         {
@@ -310,8 +316,8 @@ async def close_reseller_month(
             "currency": agreement.currency,
             "carried_in_minor": statement.carried_in.minor,
             "total_minor": statement.total.minor,
-            "payable_minor": statement.payable.minor,
-            "carried_out_minor": statement.carried_out.minor,
+            "payable_minor": payable,
+            "carried_out_minor": statement.total.minor - payable,
         }
     )
     if stored is None:  # closed concurrently
@@ -348,7 +354,7 @@ async def close_reseller_month(
             what = "Commission" if line.kind is LineKind.COMMISSION else "Commission clawback"
             await ledger_repository.post(line.tenant_id, "commission", line_id, f"{what} on {line.number}", postings)
     await repository.mark_due([item["id"] for line, item in waiting_lines if id(line) in due], statement_id)
-    if statement.payable.minor > 0:
+    if payable > 0:
         destination = await repository.payout_account(reseller_id)
         await repository.insert_payout(
             {
@@ -356,7 +362,7 @@ async def close_reseller_month(
                 "source": "statement",
                 "statement_id": statement_id,
                 "payable_account": reseller_payable(reseller_id),
-                "amount_minor": statement.payable.minor,
+                "amount_minor": payable,
                 "currency": agreement.currency,
                 "destination": destination,
                 # A referral reseller has no payout account: it earns credits, which are held, not sent.
@@ -466,8 +472,9 @@ class PayoutReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (payout id or payee account, reason)
 
 
-async def _queue_payee_payout(row: dict[str, Any]) -> None:
-    """Inside the caller's system transaction: one payee balance becomes a payout."""
+async def _queue_payee_payout(row: dict[str, Any]) -> bool:
+    """Inside the caller's system transaction: one payee balance becomes a payout of what it holds in the steps
+    Stripe sends its currency in (the rest stays owed and joins the next payout); False when that is nothing."""
     _, payee_type, payee = row["account"].split(":", 2)
     try:
         partner_id = uuid.UUID(payee)
@@ -475,6 +482,9 @@ async def _queue_payee_payout(row: dict[str, Any]) -> None:
         raise PayoutPayeeUnknown(f"{row['account']} names no partner") from None
     if await repository.partner_kind(partner_id) != payee_type:
         raise PayoutPayeeUnknown(f"no {payee_type} {partner_id} to pay")
+    amount = payable_in_steps(int(row["owed"]), chargeable_step(row["currency"], exponent(row["currency"])))
+    if amount <= 0:
+        return False
     destination = await repository.payout_account(partner_id)
     await repository.insert_payout(
         {
@@ -482,13 +492,14 @@ async def _queue_payee_payout(row: dict[str, Any]) -> None:
             "source": "escrow",
             "payable_account": row["account"],
             "up_to_posting_id": row["up_to"],
-            "amount_minor": int(row["owed"]),
+            "amount_minor": amount,
             "currency": row["currency"],
             "destination": destination,
             "status": "pending" if destination else "held",
             "last_error": None if destination else "no payout account: held",
         }
     )
+    return True
 
 
 async def queue_payee_payouts(report: PayoutReport | None = None) -> int:
@@ -502,14 +513,12 @@ async def queue_payee_payouts(report: PayoutReport | None = None) -> int:
     for row in owed:
         try:
             async with system_tx(SystemReason.PLATFORM_JOB):
-                await _queue_payee_payout(row)
+                queued += await _queue_payee_payout(row)
         except Exception as error:  # one balance never stops the others
             metrics.stop_batch_on_outage("send_payouts", error)
             reason = metrics.batch_item_failed("send_payouts", error)
             if report is not None:
                 report.failed.append((row["account"], reason))
-            continue
-        queued += 1
     return queued
 
 

@@ -25,6 +25,7 @@ from billing.money import exponent
 from billing.payments_gateway import StripeGateway
 from billing.service._access import tenant_of
 from billing.service._payments import NoPaymentMethod
+from billing.stripe_amounts import require_chargeable
 from controlplane import metrics
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx
@@ -53,6 +54,9 @@ async def create_escrow(actor: Principal, values: dict[str, Any]) -> dict[str, A
     exponent(values["currency"])
     milestones = values["milestones"]
     escrow.check_milestones(values["amount_minor"], [m["amount_minor"] for m in milestones])
+    # Funded with one charge, refunded or released a milestone at a time: each is an amount Stripe can move.
+    for amount in [values["amount_minor"], *(m["amount_minor"] for m in milestones)]:
+        require_chargeable(amount, values["currency"], exponent(values["currency"]))
     escrow_id = uuid.uuid4()
     if values["payee_type"] in escrow.PARTNER_PAYEES:
         # Access first, so a stranger learns nothing of partners; the payee is read in its own context.

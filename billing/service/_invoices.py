@@ -15,12 +15,13 @@ from billing.errors import (
     PaymentInFlight,
     SubscriptionNotFound,
 )
-from billing.money import Money
+from billing.money import Money, exponent
 from billing.periods import Period
 from billing.rating import Line
 from billing.service import _addons, _commissions, _state
 from billing.service._access import tenant_of
-from billing.totals import amount_due, credit_to_carry, totals
+from billing.stripe_amounts import chargeable_step, require_chargeable
+from billing.totals import Totals, amount_due, cash_rounded, credit_to_carry, totals
 from controlplane import metrics
 from controlplane.auth.principal import Principal
 from controlplane.db import tenant_tx
@@ -80,6 +81,7 @@ async def write_invoice(
             )
         )
     figures = totals([line.amount_minor for line in lines], settings["tax_rate_bps"])
+    figures = _cash_rounded(lines, figures, currency, period)
     grace = settings["invoice_grace_hours"]
     invoice_id = uuid.uuid4()
     written = await repository.insert_invoice(
@@ -117,6 +119,16 @@ async def write_invoice(
         after={"kind": kind, "total_minor": figures.total_minor, "currency": currency, "draft": grace > 0},
     )
     return invoice_id
+
+
+def _cash_rounded(lines: list[Line], figures: Totals, currency: str, period: Period) -> Totals:
+    """In a currency Stripe charges only in steps, the amount due is rounded to the nearest step after tax by
+    a `rounding` line appended to `lines` (billing.totals), so Stripe can always charge what is due."""
+    rounded, adjustment = cash_rounded(figures, chargeable_step(currency, exponent(currency)))
+    if adjustment:
+        amount = Decimal(adjustment)
+        lines.append(Line("Rounding to a chargeable amount", "rounding", Decimal(1), amount, amount, period))
+    return rounded
 
 
 async def finalize(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> None:
@@ -165,6 +177,7 @@ async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) ->
         settings = await repository.tenant_billing_settings(tenant_id)
     lines = step.lines + addon_lines + [_line_of_pending(item) for item in pending]
     figures = totals([line.amount_minor for line in lines], settings["tax_rate_bps"])
+    figures = _cash_rounded(lines, figures, sub.plan.currency, step.invoice_period)
     return {
         "id": None,
         "number": None,
@@ -209,7 +222,7 @@ async def void_invoice(actor: Principal, invoice_id: uuid.UUID) -> dict[str, Any
             return (await _with_lines([row]))[0]
         if row["status"] not in ("draft", "finalized"):
             raise InvalidInvoiceTransition(f"a {row['status']} invoice cannot be voided", current_status=row["status"])
-        await _refuse_while_money_in_flight(invoice_id, "voided")
+        await refuse_while_money_in_flight(invoice_id, "voided")
         now = datetime.now(UTC)
         if row["status"] == "draft":
             # A void invoice keeps its number: numbers are gapless, so a draft is numbered before voiding.
@@ -239,18 +252,27 @@ async def credit_invoice(actor: Principal, invoice_id: uuid.UUID, amount_minor: 
     async with tenant_tx(tenant_id):
         if await repository.get_invoice(invoice_id, lock="update") is None:
             raise InvoiceNotFound()
-        await _refuse_while_money_in_flight(invoice_id, "credited")
+        await refuse_while_money_in_flight(invoice_id, "credited")
         note = await add_credit_note(actor, tenant_id, invoice_id, amount_minor, reason)
     return note
 
 
-async def _refuse_while_money_in_flight(invoice_id: uuid.UUID, what: str) -> None:
+async def money_in_flight(invoice_id: uuid.UUID) -> str | None:
+    """Inside the caller's transaction, the invoice locked: "payment" or "refund" when one of the invoice is
+    still waiting for Stripe's answer (it may have moved money), else None."""
+    if await payments_repository.has_pending_attempt(invoice_id):
+        return "payment"
+    if await payments_repository.pending_refunds(invoice_id):
+        return "refund"
+    return None
+
+
+async def refuse_while_money_in_flight(invoice_id: uuid.UUID, what: str) -> None:
     """Inside the caller's transaction, the invoice locked: a collection attempt or a refund still waiting for
     Stripe's answer may have moved money, so the invoice cannot be voided or credited until it settles."""
-    if await payments_repository.has_pending_attempt(invoice_id):
-        raise PaymentInFlight(f"the invoice cannot be {what} while a payment of it is pending at Stripe")
-    if await payments_repository.pending_refunds(invoice_id):
-        raise PaymentInFlight(f"the invoice cannot be {what} while a refund of it is pending at Stripe")
+    moving = await money_in_flight(invoice_id)
+    if moving is not None:
+        raise PaymentInFlight(f"the invoice cannot be {what} while a {moving} of it is pending at Stripe")
 
 
 async def add_credit_note(
@@ -268,6 +290,10 @@ async def add_credit_note(
         raise InvoiceNotFound()
     if row["status"] not in ("finalized", "paid"):
         raise InvalidInvoiceTransition(f"a {row['status']} invoice cannot be credited", current_status=row["status"])
+    if not refund:
+        # What a credit note frees may go back by card, so it is an amount Stripe can send. A refund's own
+        # note is Stripe's amount already (checked before it was sent, or reported by Stripe).
+        require_chargeable(amount_minor, row["currency"], exponent(row["currency"]))
     remainder = row["total_minor"] - row["credited_minor"]
     if amount_minor > remainder:
         raise CreditExceedsRemainder(

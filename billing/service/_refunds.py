@@ -15,10 +15,11 @@ from typing import Any
 
 from billing import ledger, ledger_repository, payments_repository, repository
 from billing.errors import AmountNotChargeable, InvalidInvoiceTransition, InvoiceNotFound, RefundInFlight
-from billing.money import Money
+from billing.money import Money, exponent
 from billing.payments_gateway import InvalidPaymentMethod, StripeGateway
 from billing.service._access import tenant_of
 from billing.service._invoices import add_credit_note
+from billing.stripe_amounts import require_chargeable
 from controlplane.auth.principal import Principal
 from controlplane.db import SystemReason, system_tx, tenant_tx
 from controlplane.exceptions import Conflict
@@ -119,6 +120,8 @@ async def _new_refund(
         payment["amount_minor"] - await payments_repository.refunded_or_refunding(invoice["id"]),
         invoice["total_minor"] - invoice["credited_minor"],
     )
+    # Refused before anything is written: Stripe sends HUF, KWD, ... only in steps (billing.stripe_amounts).
+    require_chargeable(amount_minor, invoice["currency"], exponent(invoice["currency"]))
     if amount_minor > refundable:
         raise RefundExceedsPaid(
             f"at most {Money(max(refundable, 0), invoice['currency']).format()} can be refunded",

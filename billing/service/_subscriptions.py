@@ -16,14 +16,22 @@ from billing.errors import (
     SubscriptionExists,
     SubscriptionNotFound,
 )
+from billing.money import exponent
 from billing.periods import midnight
 from billing.service import _state
 from billing.service._access import tenant_of
 from billing.service._cycle import catch_up
-from billing.service._invoices import add_credit_note, finalize, write_invoice
+from billing.service._invoices import (
+    add_credit_note,
+    finalize,
+    money_in_flight,
+    refuse_while_money_in_flight,
+    write_invoice,
+)
 from billing.service._trials import claim_trial
 from billing.service._usage import ensure_within_bounds
 from billing.states import Status
+from billing.stripe_amounts import cash_rounding, chargeable_step, payable_in_steps
 from billing.totals import tax_of
 from controlplane.auth.principal import Principal
 from controlplane.db import tenant_tx
@@ -189,13 +197,26 @@ async def cancel_subscription(actor: Principal, subscription_id: uuid.UUID, at_p
     invoice that billed them, and usage so far is billed at once. Cancelling again answers as it is."""
     tenant_id = await tenant_of(actor, "subscriptions", subscription_id, Permission.MANAGE_BILLING, "POST")
     async with tenant_tx(tenant_id):
-        return await cancel_in_tx(actor, tenant_id, subscription_id, at_period_end, datetime.now(UTC))
+        return await cancel_in_tx(
+            actor, tenant_id, subscription_id, at_period_end, datetime.now(UTC), refuse_money_in_flight=True
+        )
 
 
 async def cancel_in_tx(
-    actor: Principal | None, tenant_id: uuid.UUID, subscription_id: uuid.UUID, at_period_end: bool, now: datetime
+    actor: Principal | None,
+    tenant_id: uuid.UUID,
+    subscription_id: uuid.UUID,
+    at_period_end: bool,
+    now: datetime,
+    *,
+    refuse_money_in_flight: bool = False,
 ) -> dict[str, Any]:
-    """`cancel_subscription` inside the caller's tenant transaction (the tenant's erasure cancels with it)."""
+    """`cancel_subscription` inside the caller's tenant transaction (the tenant's erasure cancels with it).
+
+    A cancel now credits the invoices that billed the period. With `refuse_money_in_flight` (a cancel asked
+    for through the API), one of them with a payment or refund waiting for Stripe's answer refuses the whole
+    cancel (`PaymentInFlight`, nothing written). Without it (the erasure, which must not be blocked), such an
+    invoice is left uncredited (`_credit_unused`)."""
     await catch_up(tenant_id, subscription_id, now)
     before = await _locked(subscription_id)
     if before["status"] == Status.CANCELED or (at_period_end and before["cancel_at_period_end"]):
@@ -213,7 +234,16 @@ async def cancel_in_tx(
         pending = await repository.open_pending_items(subscription_id)
         pending_net = sum(item["amount_minor"] for item in pending)
         settled = pending if pending_net < 0 else []
-        await _credit_unused(actor, tenant_id, subscription_id, sub, unused - min(pending_net, 0), settled, now)
+        await _credit_unused(
+            actor,
+            tenant_id,
+            subscription_id,
+            sub,
+            unused - min(pending_net, 0),
+            settled,
+            now,
+            refuse_money_in_flight=refuse_money_in_flight,
+        )
         if cancellation.usage_lines or (pending and pending_net >= 0):
             await write_invoice(
                 tenant_id=tenant_id,
@@ -243,18 +273,37 @@ async def _credit_unused(
     unused: int,
     settled: list[dict[str, Any]],
     now: datetime,
+    *,
+    refuse_money_in_flight: bool,
 ) -> None:
-    """Credit notes for `unused` (before tax) on the invoices that billed the current period, newest first,
-    each with its tax and up to what it can still be credited; `settled` pending items are marked as paid
-    out by the first of them."""
+    """Credit notes for `unused` (before tax) on the invoices that billed the current period, newest first
+    (locked), each with its tax and up to what it can still be credited; `settled` pending items are marked as
+    paid out by the first of them.
+
+    A credit note beside a payment or refund in flight would be undone by its answer: a pending charge
+    succeeds for the old amount due (the overpayment absorbed), a pending refund no longer fits the
+    remainder (`CreditExceedsRemainder` on its resend, pending for ever). So such an invoice is refused
+    (`refuse_money_in_flight`) or, for the erasure, skipped: it is not credited here; its payment or refund
+    settles as Stripe answers, and what the tenant is owed for it goes back by the ordinary refund and
+    credit-note path afterwards."""
     credited: list[uuid.UUID] = []
     for invoice in await repository.invoices_billing_period(subscription_id, sub.current_period.end):
         if unused <= 0:
             break
         if invoice["status"] == "draft":
             await finalize(tenant_id, invoice["id"], now)
-        creditable = invoice["total_minor"] - invoice["credited_minor"]
-        credit = min(unused + tax_of(unused, invoice["tax_rate_bps"]), creditable)
+        # In a currency Stripe takes only in steps, the credit is cash-rounded like the invoice (and never more
+        # than the steps left to credit), so what it frees can go back by card.
+        step = chargeable_step(invoice["currency"], exponent(invoice["currency"]))
+        creditable = payable_in_steps(invoice["total_minor"] - invoice["credited_minor"], step)
+        gross = unused + tax_of(unused, invoice["tax_rate_bps"])
+        credit = min(gross + cash_rounding(gross, step), creditable)
+        if credit > 0 and refuse_money_in_flight:
+            await refuse_while_money_in_flight(invoice["id"], "credited by a cancellation")
+        elif credit > 0 and await money_in_flight(invoice["id"]) is not None:
+            # The erasure is never blocked: this invoice is skipped, its payment or refund settles as Stripe
+            # answers, and what it still owes the tenant is handled by the ordinary refund/credit path later.
+            continue
         if credit > 0:
             await add_credit_note(actor, tenant_id, invoice["id"], credit, "Unused time after cancellation")
             credited.append(invoice["id"])

@@ -824,3 +824,26 @@ async def test_an_escrow_refund_reaches_stripe_in_its_own_units(
     refunds = stripe_client.v1.refunds.list(params={"limit": 100, "payment_intent": intent.id}).data
     assert sorted(refund.amount for refund in refunds) == [3_000 * 100, 4_000 * 100]
     assert (await service.verify_ledger()).ok
+
+
+async def test_an_escrow_stripe_could_charge_only_in_steps_is_refused_unless_every_amount_is_one(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    """KWD: Stripe charges and sends fils only in tens. The total and each milestone (each released or
+    refunded on its own) must be a multiple of 10, or the escrow could never be funded, refunded or paid out."""
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff, currency="KWD")
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    for amounts in ([5_000, 5_005], [3_005, 2_995]):  # the total off the step; each milestone off it
+        refused = await client.post(
+            "/v1/escrows", json=_body(tenant["id"], amounts, currency="KWD"), headers=admin.headers
+        )
+        assert assert_problem(refused, 422, "amount_not_chargeable")["step_minor"] == 10
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        rows = await inspector.fetch("select 1 from escrows where tenant_id = $1", uuid.UUID(tenant["id"]))
+    finally:
+        await inspector.close()
+    assert rows == []
+    created = await _create(client, admin.headers, _body(tenant["id"], [3_010, 2_990], currency="KWD"))
+    assert created["amount_minor"] == 6_000

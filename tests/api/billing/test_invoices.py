@@ -8,6 +8,7 @@ from typing import Any
 
 from httpx import AsyncClient
 
+from billing import service as billing_service
 from tests.api._helpers import assert_problem, bearer, create_api_key
 from tests.api.billing._support import credit_notes, event, invoices, metric, plan, post_usage, subscribe
 from tests.factories import Actor, Factory
@@ -246,8 +247,9 @@ async def test_zero_decimal_currency(client: AsyncClient, factory: Factory) -> N
 
 
 async def test_three_decimal_currency(client: AsyncClient, factory: Factory) -> None:
-    # KWD: 12340 x 17/31 = 6767.10 -> 6767; 3 x 1000 x 17/31 = 1645.16 -> 1645; 8412; tax 5 % = 420.6 -> 421.
-    # (Prices end in 0: Stripe charges three-decimal currencies only in multiples of ten.)
+    # KWD: 12340 x 17/31 = 6767.10 -> 6767; 3 x 1000 x 17/31 = 1645.16 -> 1645; 8412; tax 5 % = 420.6 -> 421;
+    # 8833. Stripe charges three-decimal currencies only in multiples of ten (prices end in 0), so the amount
+    # due is cash-rounded after tax: 8833 -> 8830, a rounding line of -3 (subtotal 8409).
     staff = await factory.staff()
     await plan(
         client,
@@ -260,11 +262,16 @@ async def test_three_decimal_currency(client: AsyncClient, factory: Factory) -> 
     await subscribe(client, staff.headers, tenant["id"], "pro-kwd", seats=3, start_at=START)
     [first] = await invoices(client, staff.headers, tenant["id"])
     assert first["currency"] == "KWD"
-    assert [line["amount_minor"] for line in first["lines"]] == [6767, 1645]
-    assert (first["subtotal_minor"], first["tax_minor"], first["total_minor"]) == (8412, 421, 8833)
-    too_much = assert_problem(await _credit(client, staff.headers, first["id"], 8834), 409, "credit_exceeds_remainder")
-    assert "8.833 KWD" in too_much["detail"], too_much
-    response = await _credit(client, staff.headers, first["id"], 8833)
+    assert [line["amount_minor"] for line in first["lines"]] == [6767, 1645, -3]
+    assert first["lines"][-1]["charge_kind"] == "rounding"
+    assert (first["subtotal_minor"], first["tax_minor"], first["total_minor"]) == (8409, 421, 8830)
+    too_much = assert_problem(await _credit(client, staff.headers, first["id"], 8840), 409, "credit_exceeds_remainder")
+    assert "8.830 KWD" in too_much["detail"], too_much
+    # A credit note frees an amount that may go back by card: it is one Stripe can send, too.
+    off_step = assert_problem(await _credit(client, staff.headers, first["id"], 8825), 422, "amount_not_chargeable")
+    assert off_step["step_minor"] == 10
+    assert await credit_notes(client, staff.headers, first["id"]) == []
+    response = await _credit(client, staff.headers, first["id"], 8830)
     assert response.status_code == 201, response.text
     assert response.json()["currency"] == "KWD"
 
@@ -289,3 +296,25 @@ async def test_invoices_list_in_number_order(client: AsyncClient, factory: Facto
     assert numbers == sorted(numbers), numbers
     periods = [invoice["period_start"] for invoice in listed[:-1]]
     assert periods == sorted(periods), periods
+
+
+async def test_cancelling_now_credits_an_amount_stripe_can_send_in_a_currency_it_takes_in_steps(
+    client: AsyncClient, factory: Factory
+) -> None:
+    staff = await factory.staff()
+    await plan(client, staff.headers, "forint", [{"type": "flat", "amount_minor": 1_000_000}], currency="HUF")
+    tenant = await factory.tenant(staff, currency="HUF", tax_rate_bps=2700)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    created = await subscribe(client, staff.headers, tenant["id"], "forint", start_at=start)
+    [first] = await invoices(client, staff.headers, tenant["id"])
+    assert first["total_minor"] == 1_270_000
+    response = await client.post(
+        f"/v1/subscriptions/{created['id']}/cancel", json={"at_period_end": False}, headers=admin.headers
+    )
+    assert response.status_code == 200, response.text
+    [note] = await credit_notes(client, staff.headers, first["id"])
+    assert note["amount_minor"] > 0 and note["amount_minor"] % 100 == 0, note
+    after = await _get(client, staff.headers, first["id"])
+    assert after["amount_due_minor"] % 100 == 0
+    assert (await billing_service.verify_ledger()).ok

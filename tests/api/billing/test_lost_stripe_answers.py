@@ -326,3 +326,126 @@ async def test_a_refund_whose_answer_was_lost_and_nobody_asked_again_is_sent_aga
     notes = await credit_notes(client, staff.headers, invoice["id"])
     assert [(note["amount_minor"], note["reason"]) for note in notes] == [(500, "outage")]
     assert (await service.verify_ledger()).ok
+
+
+# -- cancelling now while money is in flight ---------------------------------------------------------------
+
+
+async def _cancel_now(client: AsyncClient, headers: dict[str, str], subscription_id: str) -> Any:
+    return await client.post(
+        f"/v1/subscriptions/{subscription_id}/cancel", json={"at_period_end": False}, headers=headers
+    )
+
+
+async def _pending_payment(
+    client: AsyncClient,
+    app: Any,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    double: StripeIdempotencyDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[Any, Any, dict[str, Any], dict[str, Any]]:
+    """(staff, tenant admin, tenant, invoice): the admin paid by hand, Stripe charged and every answer was lost."""
+    staff = await factory.staff()
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    start = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    await subscribe(client, staff.headers, tenant["id"], "pro", start_at=start)
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    [invoice] = await invoices(client, staff.headers, tenant["id"])
+    monkeypatch.setattr(app.state, "payments", StripeGateway(_through(settings, double)))
+    double.lose_answers(TRIES)
+    lost = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=admin.headers)
+    assert_problem(lost, 503, "payment_provider_unavailable")
+    assert len(_intents_by_invoice(stripe_client, {invoice["id"]})[invoice["id"]]) == 1  # Stripe charged
+    return staff, admin, tenant, invoice
+
+
+async def test_cancelling_now_is_refused_while_a_payment_of_an_invoice_it_would_credit_is_in_flight(
+    client: AsyncClient,
+    app: Any,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    double: StripeIdempotencyDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, admin, _, invoice = await _pending_payment(client, app, factory, settings, stripe_client, double, monkeypatch)
+    refused = await _cancel_now(client, admin.headers, invoice["subscription_id"])
+    assert_problem(refused, 409, "payment_in_flight")
+    # Nothing was written: the amount due stands, no credit note, the subscription is live.
+    after = (await client.get(f"/v1/invoices/{invoice['id']}", headers=admin.headers)).json()
+    assert (after["amount_due_minor"], after["credited_minor"]) == (invoice["amount_due_minor"], 0)
+    assert await credit_notes(client, admin.headers, invoice["id"]) == []
+    live = (await client.get(f"/v1/subscriptions/{invoice['subscription_id']}", headers=admin.headers)).json()
+    assert live["status"] == "active"
+
+    # Once the payment settles (the same key, Stripe replays its answer), cancelling credits the paid invoice.
+    double.answer_again()
+    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=admin.headers)
+    assert paid.status_code == 200 and paid.json()["status"] == "succeeded", paid.text
+    assert paid.json()["amount_minor"] == invoice["amount_due_minor"]
+    canceled = await _cancel_now(client, admin.headers, invoice["subscription_id"])
+    assert canceled.status_code == 200 and canceled.json()["status"] == "canceled", canceled.text
+    assert len(await credit_notes(client, admin.headers, invoice["id"])) == 1
+    assert (await service.verify_ledger()).ok
+
+
+async def test_cancelling_now_is_refused_while_a_refund_of_an_invoice_it_would_credit_is_in_flight(
+    client: AsyncClient,
+    app: Any,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    double: StripeIdempotencyDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    staff, invoice, intent_id = await _paid_invoice(client, factory, stripe_client)
+    admin = await factory.member(invoice["tenant_id"], "tenant_admin")
+    monkeypatch.setattr(app.state, "payments", StripeGateway(_through(settings, double)))
+    url = f"/v1/invoices/{invoice['id']}/refunds"
+    body = {"amount_minor": 1500, "reason": "half back"}
+    double.lose_answers(TRIES)
+    assert_problem(await client.post(url, json=body, headers=staff.headers), 503, "payment_provider_unavailable")
+
+    refused = await _cancel_now(client, admin.headers, invoice["subscription_id"])
+    assert_problem(refused, 409, "payment_in_flight")
+    assert await credit_notes(client, staff.headers, invoice["id"]) == []
+
+    # The refund is sent again and books; then the cancel credits what is left, and nothing is stuck.
+    again = await client.post(url, json=body, headers=staff.headers)
+    assert again.status_code == 201 and again.json()["status"] == "succeeded", again.text
+    assert [made.amount for made in _refunds_at_stripe(stripe_client, intent_id)] == [1500]
+    canceled = await _cancel_now(client, admin.headers, invoice["subscription_id"])
+    assert canceled.status_code == 200 and canceled.json()["status"] == "canceled", canceled.text
+    notes = await credit_notes(client, staff.headers, invoice["id"])
+    assert notes[0]["amount_minor"] == 1500 and len(notes) <= 2
+    after = (await client.get(f"/v1/invoices/{invoice['id']}", headers=staff.headers)).json()
+    assert after["credited_minor"] <= after["total_minor"]
+    assert (await service.verify_ledger()).ok
+
+
+async def test_erasure_is_not_blocked_by_money_in_flight_and_leaves_that_invoice_uncredited(
+    client: AsyncClient,
+    app: Any,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    double: StripeIdempotencyDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    staff, _, tenant, invoice = await _pending_payment(
+        client, app, factory, settings, stripe_client, double, monkeypatch
+    )
+    double.answer_again()
+    erased = await client.delete(f"/v1/tenants/{tenant['id']}", headers=staff.headers)
+    assert erased.status_code == 202, erased.text
+    subscription = (await client.get(f"/v1/subscriptions/{invoice['subscription_id']}", headers=staff.headers)).json()
+    assert subscription["status"] == "canceled"
+    # The charge in flight settles for what it was sent for; the invoice it pays was not credited meanwhile.
+    assert await credit_notes(client, staff.headers, invoice["id"]) == []
+    after = (await client.get(f"/v1/invoices/{invoice['id']}", headers=staff.headers)).json()
+    assert (after["amount_due_minor"], after["credited_minor"]) == (invoice["amount_due_minor"], 0)
+    assert (await service.verify_ledger()).ok

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -217,4 +218,44 @@ async def test_amounts_reach_stripe_in_its_own_units_for_its_special_currencies(
     assert refunded.status_code == 201, refunded.text
     [made] = stripe_client.v1.refunds.list(params={"payment_intent": intent.id, "limit": 10}).data
     assert made.amount == 100 * 100
+    assert (await service.verify_ledger()).ok
+
+
+async def test_an_invoice_in_a_currency_stripe_takes_in_steps_is_cash_rounded_so_it_can_be_paid(
+    client: AsyncClient, factory: Factory, stripe_client: Any, stack_env: dict[str, str]
+) -> None:
+    """HUF: Stripe charges whole forints only. 10 000 x 17/31 = 5483.87 -> 5484; tax 27 % = 1480.68 -> 1481;
+    6965 due, which Stripe would refuse for ever: cash-rounded (half up, after tax) to 7000 by a line of +35."""
+    staff = await factory.staff()
+    await plan(client, staff.headers, "forint", [{"type": "flat", "amount_minor": 10000}], currency="HUF")
+    tenant = await factory.tenant(staff, currency="HUF", tax_rate_bps=2700)
+    await subscribe(client, staff.headers, tenant["id"], "forint", start_at=datetime(2026, 1, 15, tzinfo=UTC))
+    [invoice] = (await client.get(f"/v1/tenants/{tenant['id']}/invoices", headers=staff.headers)).json()["items"]
+    assert [(line["charge_kind"], line["amount_minor"]) for line in invoice["lines"]] == [
+        ("flat", 5484),
+        ("rounding", 35),
+    ]
+    assert (invoice["subtotal_minor"], invoice["tax_minor"], invoice["total_minor"]) == (5519, 1481, 7000)
+    assert invoice["amount_due_minor"] == 7000
+    assert (await service.verify_ledger()).ok  # the receivable is the rounded total
+
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)
+    assert paid.status_code == 200 and paid.json()["status"] == "succeeded", paid.text
+    intents = stripe_client.v1.payment_intents.list(params={"limit": 100}).data
+    [intent] = [i for i in intents if i.metadata.to_dict().get("invoice_id") == invoice["id"]]
+    assert (intent.currency, intent.amount) == ("huf", 7000)
+
+    # A refund Stripe could not send is refused before anything is written; a whole-forint one goes through.
+    url = f"/v1/invoices/{invoice['id']}/refunds"
+    refused = await client.post(url, json={"amount_minor": 150, "reason": "half a forint"}, headers=staff.headers)
+    assert_problem(refused, 422, "amount_not_chargeable")
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        rows = await inspector.fetch("select 1 from refunds where invoice_id = $1", uuid.UUID(invoice["id"]))
+    finally:
+        await inspector.close()
+    assert rows == []
+    refunded = await client.post(url, json={"amount_minor": 100, "reason": "goodwill"}, headers=staff.headers)
+    assert refunded.status_code == 201, refunded.text
     assert (await service.verify_ledger()).ok

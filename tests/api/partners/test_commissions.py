@@ -477,4 +477,44 @@ async def test_a_month_whose_close_failed_is_closed_before_any_later_month_of_th
     with pytest.raises(_commissions.LaterMonthClosed):
         async with system_tx(SystemReason.PLATFORM_JOB):
             await _commissions.close_reseller_month(uuid.UUID(reseller), date(month.year - 1, month.month, 1))
+
+
+async def test_a_payout_in_a_currency_stripe_sends_only_in_steps_is_rounded_down_and_the_rest_stays_owed(
+    client: AsyncClient, factory: Factory, stripe_client: Any, app: Any
+) -> None:
+    """HUF: Stripe sends whole forints only. 12.34 % of a 10 000 invoice is 1234: 1200 is sent, 34 carried to
+    the next statement (still owed in the ledger), so the payout never fails for its amount."""
+    gateway = app.state.payments
+    staff = await factory.staff()
+    founder = await factory.user()
+    reseller = (await _sign_up(client, founder))["id"]
+    for code in RESELLER_CHAIN:
+        evidence = "acct_1Forint" if code == "payout_account_verified" else "ok"
+        await client.post(
+            f"/v1/partners/{reseller}/checkpoints/{code}/submit", json={"evidence": evidence}, headers=founder.headers
+        )
+        await client.post(f"/v1/partners/{reseller}/checkpoints/{code}/approve", headers=staff.headers)
+    agreement = {"currency": "HUF", "rate_bps": 1234, "pending_days": 0}
+    put = await client.put(f"/v1/resellers/{reseller}/agreement", json=agreement, headers=staff.headers)
+    assert put.status_code == 200, put.text
+    body = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "currency": "HUF", "reseller_id": reseller}
+    created = await client.post("/v1/tenants", json=body, headers=staff.headers)
+    assert created.status_code == 201, created.text
+    tenant = created.json()
+    code = f"p{uuid.uuid4().hex[:6]}"
+    await plan(client, staff.headers, code, [{"type": "flat", "amount_minor": 10000}], currency="HUF")
+    start = datetime.combine(_this_month(), datetime.min.time(), tzinfo=UTC)
+    await subscribe(client, staff.headers, tenant["id"], code, start_at=start)
+    [invoice] = await invoices(client, staff.headers, tenant["id"])
+    assert invoice["total_minor"] == 10000
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    assert (await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)).status_code == 200
+    await billing.close_month(_this_month(), now=_after_this_month())
+    statement = (await _statement(client, founder, reseller, _this_month())).json()
+    assert (statement["total_minor"], statement["payable_minor"], statement["carried_out_minor"]) == (1234, 1200, 34)
+
+    report = await billing.send_payouts(gateway)
+    assert (report.paid, report.failed) == (1, [])
+    [payout] = (await client.get(f"/v1/resellers/{reseller}/payouts", headers=founder.headers)).json()["items"]
+    assert (payout["status"], payout["amount_minor"], payout["currency"]) == ("paid", 1200, "HUF")
     assert (await billing.verify_ledger()).ok

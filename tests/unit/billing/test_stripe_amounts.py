@@ -6,7 +6,14 @@ import pytest
 
 from billing.errors import AmountNotChargeable
 from billing.money import exponent
-from billing.stripe_amounts import chargeable_step, from_stripe, to_stripe
+from billing.stripe_amounts import (
+    cash_rounding,
+    chargeable_step,
+    from_stripe,
+    payable_in_steps,
+    require_chargeable,
+    to_stripe,
+)
 
 
 @pytest.mark.parametrize(
@@ -34,3 +41,51 @@ def test_ugx_and_mga_follow_stripes_table_not_isos() -> None:
 def test_an_amount_stripe_cannot_charge_is_refused(currency: str, iso_minor: int) -> None:
     with pytest.raises(AmountNotChargeable):
         to_stripe(iso_minor, currency, 2 if currency in ("HUF", "TWD") else 3)
+
+
+# Worked by hand: the nearest multiple of the step, a tie (exactly half a step) upwards.
+@pytest.mark.parametrize(
+    ("currency", "amount", "adjustment"),
+    [
+        ("HUF", 5484, 16),  # 54.84 Ft -> 55 Ft
+        ("HUF", 5450, 50),  # a tie: half up, 55 Ft
+        ("HUF", 5449, -49),  # 54 Ft
+        ("HUF", 5500, 0),  # already whole
+        ("HUF", 1, -1),  # 0.01 Ft -> 0 Ft
+        ("KWD", 8833, -3),  # 8.833 -> 8.830
+        ("KWD", 8835, 5),  # a tie: 8.840
+        ("BHD", 10009, 1),  # 10.009 -> 10.010
+        ("EUR", 5484, 0),  # any cent is chargeable
+        ("ISK", 5484, 0),  # ISO has no decimals: every krona is a multiple of Stripe's hundredths
+        ("JPY", 913, 0),
+        ("HUF", 0, 0),
+        ("HUF", -5484, 0),  # nothing is due on a credit: nothing to charge, nothing to round
+    ],
+)
+def test_cash_rounding_takes_an_amount_due_to_the_nearest_chargeable_step_half_up(
+    currency: str, amount: int, adjustment: int
+) -> None:
+    step = chargeable_step(currency, exponent(currency))
+    assert cash_rounding(amount, step) == adjustment
+    if amount > 0:
+        assert (amount + adjustment) % step == 0
+        assert abs(adjustment) * 2 <= step
+
+
+@pytest.mark.parametrize(
+    ("currency", "amount", "sent"),
+    [("HUF", 5484, 5400), ("HUF", 99, 0), ("KWD", 8839, 8830), ("KWD", 8830, 8830), ("EUR", 5484, 5484)],
+)
+def test_a_payout_is_rounded_down_to_the_chargeable_step_and_the_rest_stays_owed(
+    currency: str, amount: int, sent: int
+) -> None:
+    step = chargeable_step(currency, exponent(currency))
+    assert payable_in_steps(amount, step) == sent
+    assert to_stripe(sent, currency, exponent(currency)) >= 0  # Stripe takes it
+
+
+def test_require_chargeable_refuses_an_amount_off_the_step_and_names_the_step() -> None:
+    require_chargeable(1000, "HUF", 2)
+    with pytest.raises(AmountNotChargeable) as refused:
+        require_chargeable(1050, "HUF", 2)
+    assert refused.value.extra == {"step_minor": 100}
