@@ -300,6 +300,15 @@ async def claim_payout(payout_id: uuid.UUID, max_attempts: int) -> dict[str, Any
     return rows[0] if rows else None
 
 
+async def release_payout_claim(payout_id: uuid.UUID) -> None:
+    """Give back the attempt `claim_payout` counted, when Stripe could not be reached at all."""
+    await fetch(
+        "update partner_payouts set attempts = attempts - 1, updated_at = clock_timestamp() "
+        "where id = {} and attempts > 0 and status in ('pending', 'failed')",
+        payout_id,
+    )
+
+
 async def settle_payout(payout_id: uuid.UUID, status: str, transfer_id: str | None, error: str | None) -> None:
     await fetch(
         "update partner_payouts set status = {}, stripe_transfer_id = coalesce({}, stripe_transfer_id), "

@@ -561,7 +561,13 @@ async def _send_payout(gateway: StripeGateway, payout_id: uuid.UUID, report: Pay
             payout["currency"],
             payout["destination"],
         )
-    except (InvalidPaymentMethod, PaymentProviderUnavailable) as error:
+    except PaymentProviderUnavailable:
+        # Stripe's outage is not the payout's fault: the attempt is given back, and the run stops (the same
+        # key makes the next run's transfer the one Stripe may already have made).
+        async with system_tx(SystemReason.PLATFORM_JOB):
+            await repository.release_payout_claim(payout["id"])
+        raise
+    except InvalidPaymentMethod as error:
         reason = metrics.batch_item_failed("send_payouts", error)
         async with system_tx(SystemReason.PLATFORM_JOB):
             await repository.settle_payout(payout["id"], "failed", None, str(error.detail)[:500])

@@ -3,6 +3,7 @@ its statement (JSON and CSV), the ledger, a rerun, another reseller's view, and 
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -12,8 +13,12 @@ from httpx import AsyncClient
 from prometheus_client import REGISTRY
 
 from billing import service as billing
+from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway
 from billing.service import _commissions
 from controlplane.db import SystemReason, system_tx
+from controlplane.secrets import SecretStore
+from controlplane.settings import Settings
+from controlplane.stripe_client import make_stripe_client
 from tenants import partners_repository
 from tests.api._helpers import assert_problem
 from tests.api.billing._support import invoices, plan, subscribe
@@ -196,6 +201,26 @@ async def test_a_payable_statement_is_paid_out_once_and_a_refused_one_stays_visi
         await billing.send_payouts(gateway, now=datetime.now(UTC) + timedelta(days=days))
     [refused] = (await client.get(f"/v1/resellers/{closed}/payouts", headers=closed_founder.headers)).json()["items"]
     assert refused["status"] == "failed" and refused["attempts"] == 5
+
+
+async def test_a_stripe_outage_uses_up_no_payout_attempt_and_stops_the_run(
+    client: AsyncClient, factory: Factory, stripe_client: Any, app: Any, settings: Settings
+) -> None:
+    """Nothing listens at Stripe's address: the outage is not the payout's fault, so it keeps its attempts and
+    status, and the run stops (the beat runs it again); once Stripe answers, the payout is sent once."""
+    reseller, founder, statement = await _closed_month_with_payable(client, factory, stripe_client, "acct_1Northwind")
+    unreachable = dataclasses.replace(settings, stripe_api_base="http://127.0.0.1:9")
+    down = StripeGateway(make_stripe_client(unreachable, SecretStore.connect(settings)))
+    for _ in range(6):
+        with pytest.raises(PaymentProviderUnavailable):
+            await billing.send_payouts(down)
+    [payout] = (await client.get(f"/v1/resellers/{reseller}/payouts", headers=founder.headers)).json()["items"]
+    assert (payout["status"], payout["attempts"]) == ("pending", 0)
+    sent = await billing.send_payouts(app.state.payments)
+    assert (sent.paid, sent.failed) == (1, [])
+    [payout] = (await client.get(f"/v1/resellers/{reseller}/payouts", headers=founder.headers)).json()["items"]
+    assert (payout["status"], payout["amount_minor"], payout["attempts"]) == ("paid", statement["payable_minor"], 1)
+    assert (await billing.verify_ledger()).ok
 
 
 async def test_an_escrow_payee_partner_is_paid_out_what_releases_owe_it(
