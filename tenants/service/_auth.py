@@ -159,5 +159,7 @@ async def check_access(principal: Principal, tenant_id: uuid.UUID, permission: P
     settling = permission in BILLING_PERMISSIONS
     if tenant["billing_suspended_at"] is not None and not settling:
         raise SuspendedForNonPayment(required_actions=["pay_overdue_invoice", "add_payment_method"])
-    if writes and tenant["status"] != TenantStatus.ACTIVE and not (settling and tenant["billing_suspended_at"]):
+    # A tenant suspended for non-payment alone may still settle its bills; staff's suspension stops every write.
+    settles_its_debt = settling and tenant["billing_suspended_at"] and tenant["staff_suspended_at"] is None
+    if writes and tenant["status"] != TenantStatus.ACTIVE and not settles_its_debt:
         raise TenantNotActive()

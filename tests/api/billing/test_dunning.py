@@ -238,9 +238,23 @@ async def test_a_staff_suspended_tenant_whose_invoice_is_given_up_owes_it_and_pa
     # The uncollectible invoice is recorded on the tenant although staff had suspended it already ...
     assert_problem(await client.get(url, headers=admin.headers), 402, "suspended_for_non_payment")
     assert_problem(await client.post(f"{url}/reactivate", headers=staff.headers), 409, "suspended_for_non_payment_open")
-    # ... the tenant pays it: the non-payment suspension is lifted, staff's suspension stands.
-    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
-    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=admin.headers)
+    # ... staff's suspension still stops the tenant's own billing writes (no card, no payment, no escrow) ...
+    method = card(stripe_client, GOOD_CARD)
+    refused = await client.post(
+        f"{url}/payment-methods", json={"stripe_payment_method_id": method}, headers=admin.headers
+    )
+    assert_problem(refused, 403, "tenant_not_active")
+    escrow = {
+        "tenant_id": tenant["id"],
+        "payee": {"type": "vendor", "id": str(uuid.uuid4())},
+        "currency": "EUR",
+        "amount_minor": 1000,
+        "milestones": [{"title": "All", "amount_minor": 1000}],
+    }
+    assert_problem(await client.post("/v1/escrows", json=escrow, headers=admin.headers), 403, "tenant_not_active")
+    # ... staff settle it on the tenant's behalf: the non-payment suspension is lifted, staff's stands.
+    await _add_card(client, staff.headers, tenant["id"], method)
+    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)
     assert paid.status_code == 200, paid.text
     assert (await client.get(url, headers=staff.headers)).json()["status"] == "suspended"
     reactivated = await client.post(f"{url}/reactivate", headers=staff.headers)
@@ -255,7 +269,9 @@ async def test_staffs_suspension_of_a_tenant_suspended_for_non_payment_stands_af
     staff, admin, tenant, invoice = await _given_up(client, factory, settings, staff_first=False)
     url = f"/v1/tenants/{tenant['id']}"
     assert (await client.post(f"{url}/suspend", headers=staff.headers)).status_code == 200
-    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
-    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=admin.headers)
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    by_tenant = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=admin.headers)
+    assert_problem(by_tenant, 403, "tenant_not_active")
+    paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)
     assert paid.status_code == 200, paid.text
     assert (await client.get(url, headers=staff.headers)).json()["status"] == "suspended"
