@@ -17,6 +17,10 @@ select set_config('app.scope', 'system', true);
 -- a billing migration, which runs after this app's on a new database, where there is no tenant to update.)
 update tenants t set staff_suspended_at = t.updated_at
 where t.status = 'suspended' and to_jsonb(t) ->> 'billing_suspended_at' is null;
+-- Staff's reactivation used to leave an unpaid tenant `active` with `billing_suspended_at` set, served 402
+-- everywhere all the same: it is `suspended` for non-payment, which paying lifts.
+update tenants t set status = 'suspended'
+where t.status = 'active' and to_jsonb(t) ->> 'billing_suspended_at' is not null;
 """
 
 
