@@ -506,17 +506,11 @@ class Fuzz:
         self.cases = 0
 
     def run(self) -> list[str]:
-        operations, known_paths, known_bodies, headers, send = (
-            self.operations,
-            self.known_paths,
-            self.known_bodies,
-            self.headers,
-            self.send,
-        )
+        known_paths, known_bodies, headers, send = self.known_paths, self.known_bodies, self.headers, self.send
         failures = []
         statuses: dict[str, set[int]] = defaultdict(set)
         answers: dict[tuple[str, int], str] = {}  # the last body of each status, to explain a failure
-        for number, operation in enumerate(operations):
+        for number, operation in enumerate(self.operations):
             names = {parameter.name for parameter in operation.path_parameters}
             paths = PATHS_BY_OPERATION.get(operation.label, known_paths)
             for mode, examples in self.examples.items():
