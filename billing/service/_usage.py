@@ -30,7 +30,7 @@ async def ingest(
     would take its metric's aggregate over the open window past what the plan can bill in one line is
     rejected as `usage_limit_exceeded` (billing.limits): the bound is the strictest of the plan's, a scheduled
     plan's and the live add-ons' charges metering the metric.
-    The principal is authorized in the same transaction.
+    The principal is authorized in the same transaction, after the window is locked (see the lock order below).
     """
     now = datetime.now(UTC)
     codes = {item.metric_code for item in decoded if isinstance(item, usage.EventIn)}
@@ -38,8 +38,12 @@ async def ingest(
     events, rejected = usage.check_batch(decoded, known, now)
     duplicates = 0
     async with tenant_tx(tenant_id):
-        await check_access(principal, tenant_id, Permission.REPORT_USAGE, method="POST")
+        # The window first, then the tenant row (check_access share-locks it for a member's write): the billing
+        # cycle holds the window exclusively and then updates the tenant row (its next invoice number), so the
+        # opposite order would deadlock with it. The lock's key is the tenant id alone; an unauthorized caller
+        # holds it shared only until check_access refuses it.
         await repository.lock_usage_window(tenant_id, shared=True)
+        await check_access(principal, tenant_id, Permission.REPORT_USAGE, method="POST")
         subscription = await repository.live_subscription(tenant_id)
         open_from = subscription["usage_from"] if subscription else None
         closed = [event for event in events if open_from is None or event.occurred_at < open_from]
