@@ -18,13 +18,16 @@ arithmetic, so that nothing the API accepts can overflow a column or a sum downs
 
 Usage is bounded at ingestion, per metric, over the open window (from the subscription's `usage_from`, every
 event stored since, whatever boundary it falls before): an event is refused (`usage_limit_exceeded`) when the
-metric's aggregate would pass the smallest `billing.usage.max_units` of the charges metering it on the plan and
-on a scheduled plan. The bound is conservative: `(MAX_LINE_MINOR - fixed) / price` where `price` is the
+metric's aggregate would pass the smallest `billing.usage.max_units` of the charges metering it on the plan, on
+a scheduled plan and on the live add-ons (a metered plugin's own price); scheduling a plan, or changing to one,
+is refused (`amount_out_of_range`) when the usage already stored from the window's start is beyond its bound.
+The bound is conservative: `(MAX_LINE_MINOR - fixed) / price` where `price` is the
 charge's largest price per unit (per unit; the dearest tier for graduated and volume; a package's price over
 its size) and `fixed` what it may add whatever the units (every tier's flat fee, or one package), so every
 window billed from those events rates each charge within MAX_LINE_MINOR and a cycle, a plan change, a
 cancellation or an erasure never meets `AmountOutOfRange` through usage the API accepted. A `max` or `latest`
-value is bounded per event; a `unique_count` counts every event of the batch as a new value.
+value is bounded per event; a `unique_count` counts every event of the batch as a new value (PostgreSQL's
+`->>` tells apart values such as `1E2` and `"1E+2"` that compare equal as Python text).
 """
 
 from __future__ import annotations

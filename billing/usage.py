@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Context, Decimal
@@ -231,29 +231,35 @@ def max_units(charge: Charge) -> Decimal | None:
     return max(_FLOOR.divide(room * size, per), Decimal(0))
 
 
-def bounds(plans: Sequence[Plan | None]) -> dict[str, Decimal]:
-    """Each metered metric's bound over the open window: the smallest of its charges' on any of `plans` (the
-    subscription's plan and a scheduled one, which bills usage stored before its boundary is crossed)."""
+def bounds(charges: Iterable[Charge]) -> dict[str, Decimal]:
+    """Each metered metric's bound over the open window: the smallest of the `charges` metering it (every charge
+    that may rate the window: the subscription's plan's, a scheduled plan's, which bills usage stored before its
+    boundary is crossed, and the live add-ons' metered charges)."""
     found: dict[str, Decimal] = {}
-    for plan in plans:
-        for charge in plan.charges if plan is not None else ():
-            bound = max_units(charge) if charge.metric_code is not None else None
-            if bound is not None and charge.metric_code is not None:
-                found[charge.metric_code] = min(bound, found.get(charge.metric_code, bound))
+    for charge in charges:
+        bound = max_units(charge) if charge.metric_code is not None else None
+        if bound is not None and charge.metric_code is not None:
+            found[charge.metric_code] = min(bound, found.get(charge.metric_code, bound))
     return found
+
+
+def charges_of(plans: Iterable[Plan | None]) -> list[Charge]:
+    return [charge for plan in plans if plan is not None for charge in plan.charges]
 
 
 PER_EVENT = frozenset({"max", "latest"})  # a window's aggregate is one event's value: bounded per event
 
 
-def _measure(event: Event, metric: Mapping[str, Any]) -> Any:
-    """What the event adds to its metric's aggregate: a number (count, sum, max, latest) or a distinct value."""
+def _measure(event: Event, metric: Mapping[str, Any]) -> Decimal:
+    """What the event adds to its metric's aggregate (count, sum, max, latest; a `unique_count` counts 1)."""
     aggregation, field = metric["aggregation"], metric["field"]
-    if aggregation == "count":
+    if aggregation in ("count", "unique_count"):
         return Decimal(1)
     if field:
-        raw = _PROPERTIES.decode(event.properties_json or "{}")[field]
-        return raw if aggregation == "unique_count" else _number(raw)
+        number = _number(_PROPERTIES.decode(event.properties_json or "{}")[field])
+        assert number is not None  # `check` accepted only a number here
+        return number
+    assert event.value is not None  # `check` refuses a summed event without its value
     return event.value
 
 
@@ -265,9 +271,9 @@ def within_bounds(
 ) -> tuple[list[Event], list[Rejection]]:
     """The events, in batch order, that keep their metric's aggregate over the open window within its bound
     (`totals`: the aggregates already stored), and a `usage_limit_exceeded` rejection for each other one.
-    A `unique_count` counts each value new to the batch as new to the window."""
+    A `unique_count` counts every event as a new value: PostgreSQL's `->>` tells apart values that Python's text
+    of them may not (`1E2`, `"1E+2"`, `100`), so comparing them here could undercount (conservative)."""
     running = {code: Decimal(total) for code, total in totals.items()}
-    distinct: dict[str, set[str]] = {}
     kept: list[Event] = []
     refused: list[Rejection] = []
     for event in events:
@@ -278,25 +284,19 @@ def within_bounds(
         metric = metrics[event.metric_code]
         measured = _measure(event, metric)
         if metric["aggregation"] in PER_EVENT:
-            after = Decimal(measured)
-        elif metric["aggregation"] == "unique_count":
-            values = distinct.setdefault(event.metric_code, set())
-            new = str(measured) not in values
-            after = running.get(event.metric_code, Decimal(0)) + (1 if new else 0)
+            after = measured
         else:
-            after = running.get(event.metric_code, Decimal(0)) + Decimal(measured)
+            after = running.get(event.metric_code, Decimal(0)) + measured
         if after > bound:
             refused.append(
                 Rejection(
                     event.index,
                     "usage_limit_exceeded",
                     f"metric {event.metric_code} would reach {after} in the open period, beyond the {bound} "
-                    f"the plan can bill in one line; the event was not stored",
+                    f"its charges can bill in one line; the event was not stored",
                 )
             )
             continue
-        if metric["aggregation"] == "unique_count":
-            distinct[event.metric_code].add(str(measured))
         if metric["aggregation"] not in PER_EVENT:
             running[event.metric_code] = after
         kept.append(event)

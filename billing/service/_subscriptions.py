@@ -157,6 +157,11 @@ async def change_subscription(actor: Principal, subscription_id: uuid.UUID, valu
         result = lifecycle.change(sub, plan, seats, now, usage)
         if result.subscription.plan.id != sub.plan.id:
             await ensure_within_bounds(tenant_id, result.subscription.plan, result.subscription.usage_from)
+        pending = result.subscription.pending_plan
+        if pending is not None and pending.id not in (sub.plan.id, sub.pending_plan.id if sub.pending_plan else None):
+            # A scheduled plan rates usage already stored (events stamped past its boundary within the clock
+            # skew); ingestion bounds the window by it only from now on.
+            await ensure_within_bounds(tenant_id, pending, result.subscription.usage_from)
         if result.lines:
             if result.direction in ("upgrade", "trial_ended"):
                 await write_invoice(

@@ -6,8 +6,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from billing import lifecycle, repository, usage
-from billing.catalogue import Plan
+from billing import addons_repository, lifecycle, repository, usage
+from billing.addons import addon_from_row
+from billing.catalogue import Charge, Plan
 from billing.errors import AmountOutOfRange, MetricNotFound, SubscriptionNotFound
 from billing.limits import LATEST, MAX_LINE_MINOR
 from billing.service import _state
@@ -27,8 +28,9 @@ async def ingest(
     `period_closed`, unless its key is already stored (a retry of an accepted event is a duplicate).
     The tenant's usage window is locked shared, so a billing run cannot close it mid-batch. An event that
     would take its metric's aggregate over the open window past what the plan can bill in one line is
-    rejected as `usage_limit_exceeded` (billing.limits).
-    The principal is authorized in the same transaction.
+    rejected as `usage_limit_exceeded` (billing.limits): the bound is the strictest of the plan's, a scheduled
+    plan's and the live add-ons' charges metering the metric.
+    The principal is authorized in the same transaction, after the window is locked (see the lock order below).
     """
     now = datetime.now(UTC)
     codes = {item.metric_code for item in decoded if isinstance(item, usage.EventIn)}
@@ -36,8 +38,12 @@ async def ingest(
     events, rejected = usage.check_batch(decoded, known, now)
     duplicates = 0
     async with tenant_tx(tenant_id):
-        await check_access(principal, tenant_id, Permission.REPORT_USAGE, method="POST")
+        # The window first, then the tenant row (check_access share-locks it for a member's write): the billing
+        # cycle holds the window exclusively and then updates the tenant row (its next invoice number), so the
+        # opposite order would deadlock with it. The lock's key is the tenant id alone; an unauthorized caller
+        # holds it shared only until check_access refuses it.
         await repository.lock_usage_window(tenant_id, shared=True)
+        await check_access(principal, tenant_id, Permission.REPORT_USAGE, method="POST")
         subscription = await repository.live_subscription(tenant_id)
         open_from = subscription["usage_from"] if subscription else None
         closed = [event for event in events if open_from is None or event.occurred_at < open_from]
@@ -89,8 +95,7 @@ async def _within_bounds(
 ) -> tuple[list[usage.Event], list[usage.Rejection]]:
     """Inside `ingest`'s transaction: the fresh events that keep each bounded metric within its bound over the
     open window, and the rejections of the others. Events already stored stay (they are duplicates)."""
-    plans = await _state.plans([subscription["plan_id"], subscription["pending_plan_id"]])
-    limits = usage.bounds(list(plans.values()))
+    limits = usage.bounds(await _rating_charges(tenant_id, subscription))
     bounded = [event for event in fresh if event.metric_code in limits]
     if not bounded:
         return fresh, []
@@ -107,11 +112,20 @@ async def _within_bounds(
     return [event for event in fresh if event.index not in out], refused
 
 
+async def _rating_charges(tenant_id: uuid.UUID, subscription: dict[str, Any]) -> list[Charge]:
+    """Every charge that may rate usage stored in the open window: the plan's, a scheduled plan's, and the
+    metered charges of the add-ons not ended before the window (a paid plugin's, billed at its own price)."""
+    plans = await _state.plans([subscription["plan_id"], subscription["pending_plan_id"]])
+    rows = await addons_repository.billable_addons(tenant_id, subscription["id"], subscription["usage_from"])
+    metered = [addon.charge for addon in map(addon_from_row, rows) if addon.charge.metric_code is not None]
+    return usage.charges_of(plans.values()) + metered
+
+
 async def ensure_within_bounds(tenant_id: uuid.UUID, plan: Plan, start: datetime) -> None:
     """Inside the caller's transaction, the usage window locked: the usage already stored from `start` on (events
     up to the clock skew ahead) fits what `plan` can bill in one line, or `AmountOutOfRange`. A plan change
     checks the window it opens: those events were accepted against the old plan's bounds."""
-    limits = usage.bounds([plan])
+    limits = usage.bounds(plan.charges)
     if not limits:
         return
     found = await _state.metrics(limits)

@@ -367,3 +367,31 @@ async def test_a_plan_change_is_refused_when_usage_already_stored_for_its_window
         datetime.fromisoformat(kept["current_period_end"]) + timedelta(hours=2), grace=GRACE
     )
     assert report.failed == []
+
+
+async def test_a_scheduled_plan_change_is_refused_when_usage_already_stored_is_beyond_the_new_plans_bound(
+    client: AsyncClient, factory: Factory
+) -> None:
+    """A downgrade waits for the boundary, but the new plan then rates usage stored before it (stamped up to the
+    clock skew ahead): the usage already stored is checked against it when the change is asked for."""
+    staff = await factory.staff()
+    await metric(client, staff.headers, "bytes", "sum")
+    await plan(client, staff.headers, "plain", [{"type": "flat", "amount_minor": 5000}])
+    charges = [
+        {"type": "flat", "amount_minor": 1000},
+        {"type": "metered", "metric_code": "bytes", "model": "per_unit", "unit_amount_minor": PRICE},
+    ]
+    await plan(client, staff.headers, "metered", charges)
+    tenant = await factory.tenant(staff)
+    sub = await subscribe(client, staff.headers, tenant["id"], "plain")
+    _, key = await create_api_key(client, staff.headers, tenant["id"], role="tenant_member")
+    # The plain plan does not meter bytes: nothing bounds them under it.
+    reply = (await post_usage(client, bearer(key), [event("big", "bytes", utcnow(), value=10**9)])).json()
+    assert reply["accepted"] == 1
+
+    response = await client.post(
+        f"/v1/subscriptions/{sub['id']}/change", json={"plan_code": "metered"}, headers=staff.headers
+    )
+    assert_problem(response, 409, "amount_out_of_range")
+    kept = await _subscription(client, staff.headers, sub["id"])
+    assert (kept["plan_code"], kept["pending_plan_code"]) == ("plain", None)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from datetime import timedelta
 from typing import Any
 
 from httpx import AsyncClient
 
+from billing.repository import USAGE_WINDOW_LOCK
 from tests.api._helpers import assert_problem, bearer, create_api_key
 from tests.api.billing._support import (
     at_midnight,
@@ -20,6 +23,7 @@ from tests.api.billing._support import (
     usage_values,
     utcnow,
 )
+from tests.conftest import connect_as_inspector
 from tests.factories import Actor, Factory
 
 CODES = ["api_calls", "tokens", "gb", "peak", "users", "balance"]
@@ -343,3 +347,41 @@ async def test_text_postgresql_cannot_store_is_rejected_per_event(client: AsyncC
         (3, "invalid_event"),
     ]
     assert (await usage_values(client, staff.headers, tenant["id"]))["api_calls"]["value"] == "1"
+
+
+async def test_a_members_usage_batch_waits_for_the_usage_window_before_locking_the_tenant_row(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    """The interleaving forced: a billing run holds the usage window (exclusively) and then takes the next invoice
+    number (an update of the tenant row). A member's batch waiting for the window must not hold the tenant row
+    meanwhile (its share lock for a member's write), or the two deadlock and the billing run fails."""
+    _, tenant, _, _ = await _metered_world(client, factory)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    tenant_id = uuid.UUID(tenant["id"])
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        billing_run = inspector.transaction()
+        await billing_run.start()
+        await inspector.execute("select pg_advisory_xact_lock($1, hashtext($2::text))", USAGE_WINDOW_LOCK, tenant["id"])
+        batch = [event("during-billing", "api_calls", utcnow() - timedelta(seconds=1))]
+        posting = asyncio.create_task(post_usage(client, admin.headers, batch, tenant_id=tenant["id"]))
+        waiting = (
+            "select count(*) from pg_locks where locktype = 'advisory' and not granted "
+            "and classid = $1::int::oid and objid = hashtext($2::text)::oid"
+        )
+        for _ in range(200):  # until the batch is queued behind the window
+            if await inspector.fetchval(waiting, USAGE_WINDOW_LOCK, tenant["id"]):
+                break
+            assert not posting.done(), posting.result().text
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the usage batch never waited for the usage window")
+        # The billing run's next step: the tenant row is free to update (not held by the waiting batch).
+        free = await inspector.fetchval("select id from tenants where id = $1 for update skip locked", tenant_id)
+        await billing_run.commit()
+        response = await posting
+    finally:
+        await inspector.close()
+    assert free == tenant_id
+    assert response.status_code == 200, response.text
+    assert response.json()["accepted"] == 1

@@ -7,13 +7,27 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from httpx import AsyncClient
 
+from billing import limits
 from billing import service as billing
 from plugins_registry import service
 from plugins_registry.license_token import verify
-from tests.api._helpers import audit_actions
-from tests.api.billing._support import at_midnight, half_up, invoices, parse, plan, subscribe, today
+from tests.api._helpers import audit_actions, bearer, create_api_key
+from tests.api.billing._support import (
+    at_midnight,
+    event,
+    half_up,
+    invoices,
+    metric,
+    parse,
+    plan,
+    post_usage,
+    subscribe,
+    today,
+    utcnow,
+)
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
 from tests.api.plugins._support import check, install, machine_key, plugin, publisher
 from tests.factories import Factory
@@ -208,3 +222,44 @@ async def test_a_seat_increase_is_prorated_and_billed_at_once(client: AsyncClien
     days = (boundary - at_midnight(today())).days
     assert start <= at_midnight(today())
     assert sorted(_lines_of(latest, "Reports")) == sorted([half_up(Decimal(200) * days / full), 800])
+
+
+@pytest.mark.parametrize("plan_meters_it", [False, True], ids=["metric-not-on-plan", "plan-meters-it-cheaper"])
+async def test_usage_a_metered_plugin_would_bill_past_the_line_bound_is_rejected(
+    client: AsyncClient, factory: Factory, plan_meters_it: bool
+) -> None:
+    """A metered plugin's charge rates the open window too: its price bounds its metric's usage at ingestion, even
+    when the plan does not meter the metric or meters it more cheaply, so the cycle never meets an overflow."""
+    staff = await factory.staff()
+    pub = await publisher(client, staff.headers)
+    await metric(client, staff.headers, "bytes", "sum")
+    charges: list[dict[str, Any]] = [{"type": "flat", "amount_minor": 3100}]
+    if plan_meters_it:
+        charges.append({"type": "metered", "metric_code": "bytes", "model": "per_unit", "unit_amount_minor": "1"})
+    await plan(client, staff.headers, "pro", charges)
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"])
+    subscription = await subscribe(client, staff.headers, tenant["id"], "pro")
+    metered = await plugin(
+        client,
+        staff.headers,
+        pub["id"],
+        pricing={"model": "metered", "amount_minor": 1000, "currency": "EUR", "metric_code": "bytes"},
+    )
+    await install(client, admin.headers, tenant["id"], metered["slug"])
+    _, key = await create_api_key(client, staff.headers, tenant["id"], role="tenant_member")
+    at = utcnow() + timedelta(seconds=2)  # after the install (stamped to the second): billed by the plugin
+
+    # 10^15 / 1000 is 10^12 units: a thousand events of 10^9 fill the plugin's line, one more unit is refused.
+    largest = int(limits.MAX_USAGE_VALUE)
+    batch = [event(f"e{index}", "bytes", at, value=largest) for index in range(1000)]
+    reply = (await post_usage(client, bearer(key), batch)).json()
+    assert (reply["accepted"], reply["rejected"]) == (1000, [])
+    one_more = (await post_usage(client, bearer(key), [event("one-more", "bytes", at, value=1)])).json()
+    assert [(item["index"], item["code"]) for item in one_more["rejected"]] == [(0, "usage_limit_exceeded")]
+
+    boundary = parse(subscription["current_period_end"])
+    report = await billing.run_cycle(boundary + timedelta(hours=2), grace=timedelta(hours=1))
+    assert (report.invoices_created, report.failed) == (1, [])
+    latest = max(await invoices(client, admin.headers, tenant["id"]), key=lambda invoice: invoice["period_start"])
+    assert limits.MAX_LINE_MINOR in _lines_of(latest, "Reports"), latest["lines"]

@@ -137,3 +137,32 @@ def test_a_free_metered_charge_bounds_no_usage() -> None:
     from billing.usage import max_units
 
     assert max_units(parse_charge(per_unit("bytes", 0), 0)) is None
+
+
+def test_a_metrics_bound_is_the_strictest_of_every_charge_that_rates_it() -> None:
+    """The plan's, a scheduled plan's and the add-ons' metered charges all rate the window: the dearest wins."""
+    from billing.usage import bounds
+
+    cheap, dear = parse_charge(per_unit("bytes", 1), 0), parse_charge(per_unit("bytes", 1000), 0)
+    calls = parse_charge(per_unit("calls", 10), 0)
+    found = bounds([cheap, calls, dear, parse_charge(per_seat(5), 0)])
+    assert found == {"bytes": Decimal(10**12), "calls": Decimal(10**14)}
+
+
+def test_a_unique_count_bound_counts_every_event_of_a_batch_as_a_new_value() -> None:
+    """PostgreSQL tells `1E2` from `"1E+2"` (and from `100`) where Python's text of them may not: so, for the bound,
+    each event of a batch is a new value."""
+    from datetime import UTC, datetime
+
+    from billing.usage import Event, within_bounds
+
+    metric = {"code": "users", "aggregation": "unique_count", "field": "user"}
+    at = datetime(2026, 1, 10, tzinfo=UTC)
+    raws = ['{"user": 1E2}', '{"user": "1E+2"}', '{"user": "a"}', '{"user": "a"}']
+    events = [Event(i, f"k{i}", "users", at, None, raw) for i, raw in enumerate(raws)]
+    kept, refused = within_bounds(events, {"users": metric}, {"users": Decimal(3)}, {"users": Decimal(1)})
+    assert [event.index for event in kept] == [0, 1]
+    assert [(rejection.index, rejection.code) for rejection in refused] == [
+        (2, "usage_limit_exceeded"),
+        (3, "usage_limit_exceeded"),
+    ]
