@@ -41,6 +41,7 @@ from billing.periods import Period, midnight
 from billing.rating import Line
 from billing.service import _state
 from billing.service._invoices import write_invoice
+from billing.service._usage import ensure_within_bounds
 from tenants import audit
 
 
@@ -90,6 +91,11 @@ async def attach_addon(
         raise MetricNotFound(f"no billable metric has the code {parsed.metric_code}")
     addon_id = uuid.uuid4()
     starts = first_billable(billable_from, row["current_period_start"])
+    if parsed.metric_code is not None:
+        # Usage of its metric was accepted against other charges' bounds (or none): what it would bill here must
+        # fit one line. The metric's totals lock holds new events of it back until this commits.
+        await repository.lock_usage_totals(tenant_id, [parsed.metric_code])
+        await ensure_within_bounds(tenant_id, [parsed], starts, f"add-on {name}")
     inserted = await addons_repository.insert_addon(
         {
             "id": addon_id,

@@ -156,12 +156,17 @@ async def change_subscription(actor: Principal, subscription_id: uuid.UUID, valu
         usage = await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now) if plan.id != sub.plan.id else {}
         result = lifecycle.change(sub, plan, seats, now, usage)
         if result.subscription.plan.id != sub.plan.id:
-            await ensure_within_bounds(tenant_id, result.subscription.plan, result.subscription.usage_from)
+            changed_to = result.subscription.plan
+            await ensure_within_bounds(
+                tenant_id, changed_to.charges, result.subscription.usage_from, f"plan {changed_to.code}"
+            )
         pending = result.subscription.pending_plan
         if pending is not None and pending.id not in (sub.plan.id, sub.pending_plan.id if sub.pending_plan else None):
             # A scheduled plan rates usage already stored (events stamped past its boundary within the clock
             # skew); ingestion bounds the window by it only from now on.
-            await ensure_within_bounds(tenant_id, pending, result.subscription.usage_from)
+            await ensure_within_bounds(
+                tenant_id, pending.charges, result.subscription.usage_from, f"plan {pending.code}"
+            )
         if result.lines:
             if result.direction in ("upgrade", "trial_ended"):
                 await write_invoice(

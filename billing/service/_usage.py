@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from billing import addons_repository, lifecycle, repository, usage
 from billing.addons import addon_from_row
-from billing.catalogue import Charge, Plan
+from billing.catalogue import Charge
 from billing.errors import AmountOutOfRange, MetricNotFound, SubscriptionNotFound
 from billing.limits import LATEST, MAX_LINE_MINOR
 from billing.service import _state
@@ -95,12 +96,14 @@ async def _within_bounds(
 ) -> tuple[list[usage.Event], list[usage.Rejection]]:
     """Inside `ingest`'s transaction: the fresh events that keep each bounded metric within its bound over the
     open window, and the rejections of the others. Events already stored stay (they are duplicates)."""
+    # Every metric of the batch is locked before its bound is read: attaching a metered add-on takes the same
+    # lock, so an add-on and the usage it would bill are never checked against each other's absence.
+    await repository.lock_usage_totals(tenant_id, [event.metric_code for event in fresh])
     limits = usage.bounds(await _rating_charges(tenant_id, subscription))
     bounded = [event for event in fresh if event.metric_code in limits]
     if not bounded:
         return fresh, []
     codes = sorted({event.metric_code for event in bounded})
-    await repository.lock_usage_totals(tenant_id, codes)
     stored = await repository.stored_keys(tenant_id, [event.idempotency_key for event in bounded])
     summed = [known[code] for code in codes if known[code]["aggregation"] not in usage.PER_EVENT]
     # Every event from the window's start on, whatever boundary it falls before (see billing.limits).
@@ -121,11 +124,14 @@ async def _rating_charges(tenant_id: uuid.UUID, subscription: dict[str, Any]) ->
     return usage.charges_of(plans.values()) + metered
 
 
-async def ensure_within_bounds(tenant_id: uuid.UUID, plan: Plan, start: datetime) -> None:
-    """Inside the caller's transaction, the usage window locked: the usage already stored from `start` on (events
-    up to the clock skew ahead) fits what `plan` can bill in one line, or `AmountOutOfRange`. A plan change
-    checks the window it opens: those events were accepted against the old plan's bounds."""
-    limits = usage.bounds(plan.charges)
+async def ensure_within_bounds(
+    tenant_id: uuid.UUID, charges: Sequence[Charge], start: datetime, billed_by: str
+) -> None:
+    """Inside the caller's transaction, the usage stored from `start` on locked against new events (the usage
+    window, or the metrics' totals locks): what is stored (events up to the clock skew ahead) fits what
+    `charges` can bill in one line, or `AmountOutOfRange`. A plan change checks the window it opens, and a
+    metered add-on the usage it will bill: those events were accepted against other charges' bounds."""
+    limits = usage.bounds(charges)
     if not limits:
         return
     found = await _state.metrics(limits)
@@ -136,8 +142,8 @@ async def ensure_within_bounds(tenant_id: uuid.UUID, plan: Plan, start: datetime
     for code, total in (await repository.aggregate_usage(tenant_id, measured, start, LATEST)).items():
         if total > limits[code]:
             raise AmountOutOfRange(
-                f"usage of {code} already stored from {start.isoformat()} is beyond what plan {plan.code} can "
-                "bill in one line",
+                f"usage of {code} already stored from {start.isoformat()} is beyond what {billed_by} can bill in "
+                "one line",
                 limit_minor=MAX_LINE_MINOR,
             )
 

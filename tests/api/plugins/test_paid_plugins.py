@@ -263,3 +263,46 @@ async def test_usage_a_metered_plugin_would_bill_past_the_line_bound_is_rejected
     assert (report.invoices_created, report.failed) == (1, [])
     latest = max(await invoices(client, admin.headers, tenant["id"]), key=lambda invoice: invoice["period_start"])
     assert limits.MAX_LINE_MINOR in _lines_of(latest, "Reports"), latest["lines"]
+
+
+async def test_a_metered_plugin_is_not_installed_over_usage_it_would_bill_past_the_line_bound(
+    client: AsyncClient, factory: Factory
+) -> None:
+    """Usage of a metric the plan does not meter is unbounded until a charge meters it: events stamped a few
+    minutes ahead, then a dear metered plugin installed before them, would rate a line past the bound at the
+    boundary. The install is refused instead (nothing is written), and a cheap enough plugin still installs."""
+    staff = await factory.staff()
+    pub = await publisher(client, staff.headers)
+    await metric(client, staff.headers, "bytes", "sum")
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"])
+    subscription = await subscribe(client, staff.headers, tenant["id"], "pro")
+    _, key = await create_api_key(client, staff.headers, tenant["id"], role="tenant_member")
+    ahead = utcnow() + timedelta(minutes=4)  # within the clock skew: stored in the open window
+    largest = int(limits.MAX_USAGE_VALUE)
+    for first in (0, 1000):  # a batch holds at most 1000 events
+        batch = [event(f"e{first + index}", "bytes", ahead, value=largest) for index in range(1000)]
+        posted = await post_usage(client, bearer(key), batch)
+        assert posted.json()["accepted"] == 1000, posted.text  # no charge meters it yet
+
+    dear = await plugin(
+        client,
+        staff.headers,
+        pub["id"],
+        pricing={"model": "metered", "amount_minor": 1000, "currency": "EUR", "metric_code": "bytes"},
+    )
+    refused = await install(client, admin.headers, tenant["id"], dear["slug"], expected=409)
+    assert refused["code"] == "amount_out_of_range"
+    listed = await client.get(f"/v1/tenants/{tenant['id']}/plugins", headers=admin.headers)
+    assert listed.json()["items"] == []
+    cheap = await plugin(
+        client,
+        staff.headers,
+        pub["id"],
+        pricing={"model": "metered", "amount_minor": 1, "currency": "EUR", "metric_code": "bytes"},
+    )
+    await install(client, admin.headers, tenant["id"], cheap["slug"])
+    boundary = parse(subscription["current_period_end"])
+    report = await billing.run_cycle(boundary + timedelta(hours=2), grace=timedelta(hours=1))
+    assert (report.invoices_created, report.failed) == (1, [])
