@@ -67,6 +67,15 @@ def require_chargeable(minor: int, currency: str, iso_exponent: int) -> None:
         )
 
 
+def require_credit_chargeable(
+    amount_minor: int, due_minor: int, paid: bool, currency: str, iso_exponent: int
+) -> None:
+    """A credit note on a paid invoice frees an amount that goes back by card, so it is itself chargeable; on
+    an unpaid one it lowers the amount due, which must stay chargeable (so an invoice issued before cash
+    rounding, its due off the step, can be credited back onto it)."""
+    require_chargeable(amount_minor if paid else due_minor - amount_minor, currency, iso_exponent)
+
+
 def cash_rounding(amount_minor: int, step: int) -> int:
     """What to add to a positive amount due so it is the nearest multiple of `step`, a tie (half a step)
     rounded up (ROUND_HALF_UP, once); 0 for an amount that is not positive (nothing is charged)."""

@@ -20,7 +20,7 @@ from billing.periods import Period
 from billing.rating import Line
 from billing.service import _addons, _commissions, _state
 from billing.service._access import tenant_of
-from billing.stripe_amounts import chargeable_step, require_chargeable
+from billing.stripe_amounts import chargeable_step, require_credit_chargeable
 from billing.totals import Totals, amount_due, cash_rounded, credit_to_carry, totals
 from controlplane import metrics
 from controlplane.auth.principal import Principal
@@ -291,9 +291,10 @@ async def add_credit_note(
     if row["status"] not in ("finalized", "paid"):
         raise InvalidInvoiceTransition(f"a {row['status']} invoice cannot be credited", current_status=row["status"])
     if not refund:
-        # What a credit note frees may go back by card, so it is an amount Stripe can send. A refund's own
-        # note is Stripe's amount already (checked before it was sent, or reported by Stripe).
-        require_chargeable(amount_minor, row["currency"], exponent(row["currency"]))
+        # A refund's own note is Stripe's amount already (checked before it was sent, or reported by Stripe).
+        paid = row["status"] == "paid"
+        due = row["amount_due_minor"]
+        require_credit_chargeable(amount_minor, due, paid, row["currency"], exponent(row["currency"]))
     remainder = row["total_minor"] - row["credited_minor"]
     if amount_minor > remainder:
         raise CreditExceedsRemainder(

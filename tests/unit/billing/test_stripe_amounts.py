@@ -12,6 +12,7 @@ from billing.stripe_amounts import (
     from_stripe,
     payable_in_steps,
     require_chargeable,
+    require_credit_chargeable,
     to_stripe,
 )
 
@@ -89,3 +90,22 @@ def test_require_chargeable_refuses_an_amount_off_the_step_and_names_the_step() 
     with pytest.raises(AmountNotChargeable) as refused:
         require_chargeable(1050, "HUF", 2)
     assert refused.value.extra == {"step_minor": 100}
+
+
+def test_a_credit_on_an_unpaid_invoice_must_leave_a_chargeable_amount_due() -> None:
+    # An unpaid HUF invoice issued before cash rounding: 123.45 Ft due, which Stripe cannot charge. Crediting
+    # the 45 fillér brings it onto the step; 40 would leave 123.05 Ft, still off it.
+    require_credit_chargeable(45, 12345, False, "HUF", 2)
+    with pytest.raises(AmountNotChargeable):
+        require_credit_chargeable(40, 12345, False, "HUF", 2)
+    # On an invoice already rounded (7000 due), a credit keeps to the step as before: 150 would leave 68.50 Ft.
+    require_credit_chargeable(1000, 7000, False, "HUF", 2)
+    with pytest.raises(AmountNotChargeable):
+        require_credit_chargeable(150, 7000, False, "HUF", 2)
+
+
+def test_a_credit_on_a_paid_invoice_frees_a_chargeable_amount() -> None:
+    # Paid: what the note frees goes back by card, so the note itself is a whole step (nothing is due).
+    require_credit_chargeable(1000, 0, True, "HUF", 2)
+    with pytest.raises(AmountNotChargeable):
+        require_credit_chargeable(45, 0, True, "HUF", 2)
