@@ -182,7 +182,8 @@ async def change_status(
             raise TenantNotFound()
         state = _state_of(before)
         target = next_state(state, action)
-        if target is None and action == "reactivate" and state.suspended_for_non_payment:
+        erased = state.status == TenantStatus.PENDING_DELETION
+        if target is None and action == "reactivate" and state.suspended_for_non_payment and not erased:
             raise NonPaymentSuspensionOpen()
         if target is None:
             raise InvalidStatusTransition(f"a {before['status']} tenant cannot be {action.split('_')[0]}d")

@@ -275,3 +275,17 @@ async def test_staffs_suspension_of_a_tenant_suspended_for_non_payment_stands_af
     paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)
     assert paid.status_code == 200, paid.text
     assert (await client.get(url, headers=staff.headers)).json()["status"] == "suspended"
+
+
+async def test_an_erased_tenant_that_owed_an_invoice_cannot_be_reactivated(
+    client: AsyncClient, factory: Factory, settings: Settings
+) -> None:
+    """Nothing brings a tenant back from erasure: staff's reactivation is an invalid transition, not the open
+    non-payment suspension it also had."""
+    staff, _, tenant, _ = await _given_up(client, factory, settings, staff_first=False)
+    url = f"/v1/tenants/{tenant['id']}"
+    assert (await client.delete(url, headers=staff.headers)).status_code == 202
+    for lift in ("", "?lift_non_payment_suspension=true"):
+        assert_problem(
+            await client.post(f"{url}/reactivate{lift}", headers=staff.headers), 409, "invalid_status_transition"
+        )
