@@ -127,12 +127,24 @@ async def pending(code: str | None, page: PageRequest) -> list[dict[str, Any]]:
 
 
 async def lapsed(now: datetime, limit: int) -> list[dict[str, Any]]:
-    """Across partners (system context): approvals whose validity ended."""
+    """Across partners (system context): approvals whose validity ended, those the expiry never failed on
+    first."""
     return await fetch(
         "select partner_id, code from partner_checkpoints where status = 'approved' and expires_at <= {} "
-        "order by expires_at limit {}",
+        "order by expiry_attempts, expires_at limit {}",
         now,
         limit,
+    )
+
+
+async def record_expiry_failure(partner_id: uuid.UUID, code: str, reason: str, at: datetime) -> None:
+    await fetch(
+        "update partner_checkpoints set expiry_error = {}, expiry_attempts = expiry_attempts + 1, "
+        "expiry_failed_at = {} where partner_id = {} and code = {}",
+        reason,
+        at,
+        partner_id,
+        code,
     )
 
 

@@ -119,6 +119,9 @@ class PartnerCheckpoint(Table, tablename="partner_checkpoints", db=ENGINE):
     expires_at = Timestamptz(null=True)
     reason = Text(null=True)
     updated_at = Timestamptz()
+    expiry_error = Text(null=True, default=None)
+    expiry_attempts = Integer()
+    expiry_failed_at = Timestamptz(null=True, default=None)
 
 
 class PartnerCheckpointHistory(Table, tablename="partner_checkpoint_history", db=ENGINE):

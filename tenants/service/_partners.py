@@ -223,7 +223,9 @@ async def expire_checkpoints(now: datetime | None = None) -> int:
             continue  # expired or renewed meanwhile
         except Exception as error:  # one partner's checkpoint never stops the others; the next run retries it
             metrics.stop_batch_on_outage("expire_partner_checkpoints", error)
-            metrics.batch_item_failed("expire_partner_checkpoints", error)
+            reason = metrics.batch_item_failed("expire_partner_checkpoints", error)
+            async with partner_tx(item["partner_id"]):
+                await repository.record_expiry_failure(item["partner_id"], code, reason, now)
             continue
         expired += 1
     return expired

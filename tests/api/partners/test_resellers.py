@@ -242,3 +242,16 @@ async def test_one_checkpoint_that_cannot_expire_never_stops_the_others(
     assert (after or 0) == (before or 0) + 1
     view = (await client.get(f"/v1/partners/{pid}/qualification", headers=founder.headers)).json()
     assert view["required_actions"] == ["resubmit_sales_training_certified"]
+    # The failure is recorded on the checkpoint itself, and counted again on each daily retry.
+    assert await service.expire_checkpoints(later + timedelta(days=1)) == 0
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        stored = await inspector.fetchrow(
+            "select expiry_error, expiry_attempts, expiry_failed_at from partner_checkpoints "
+            "where partner_id = $1 and code = 'retired_check'",
+            uuid.UUID(retired),
+        )
+    finally:
+        await inspector.close()
+    assert (stored["expiry_error"], stored["expiry_attempts"]) == ("unknown_checkpoint", 2)
+    assert stored["expiry_failed_at"] is not None
