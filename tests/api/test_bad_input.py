@@ -244,6 +244,10 @@ def _plan(charge: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"code": "bounded", "name": "Bounded", "currency": "EUR", "interval": "month", "charges": [charge], **extra}
 
 
+def _agreement(**fields: Any) -> dict[str, Any]:
+    return {"currency": "EUR", "rate_bps": 1000, **fields}
+
+
 def _escrow(**fields: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "tenant_id": SOME_ID,
@@ -373,6 +377,28 @@ def _numeric_cases() -> dict[str, Case]:
     )
     cases["flat amount over 10^12"] = Case(
         "POST", "/v1/plans", 422, "invalid_charge", json=_plan({"type": "flat", "amount_minor": 10**12 + 1})
+    )
+    agreement = f"/v1/resellers/{SOME_ID}/agreement"
+    for name, value in EXTREMES.items():
+        cases[f"agreement minimum payout {name}"] = Case(
+            "PUT", agreement, 400, "validation_error", json=_agreement(minimum_payout_minor=value)
+        )
+        cases[f"agreement tier threshold {name}"] = Case(
+            "PUT", agreement, 400, "validation_error", json=_agreement(tiers=[{"from_minor": value, "rate_bps": 1}])
+        )
+        cases[f"agreement pending days {name}"] = Case(
+            "PUT", agreement, 400, "validation_error", json=_agreement(pending_days=value)
+        )
+    for name, value in {**EXTREMES, "over 10000": 10_001}.items():
+        cases[f"agreement rate {name}"] = Case(
+            "PUT", agreement, 400, "validation_error", json=_agreement(rate_bps=value)
+        )
+    for name, moment in ODD_MOMENTS.items():
+        cases[f"revocations after {name}"] = Case(
+            "GET", "/v1/licensing/revocations", 400, "date_out_of_range", params={"after": moment}
+        )
+    cases["revocations after not a date"] = Case(
+        "GET", "/v1/licensing/revocations", 400, None, params={"after": "yesterday"}
     )
     for name, moment in ODD_MOMENTS.items():
         cases[f"subscription start {name}"] = Case(

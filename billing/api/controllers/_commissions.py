@@ -11,6 +11,7 @@ from litestar.params import JSONBody, PathParameter
 from msgspec import Meta, Struct
 
 from billing import service
+from billing.limits import MAX_AMOUNT_MINOR
 from controlplane.auth.guards import principal_of
 from controlplane.errors import problem_responses
 from tenants.api.controllers import BEARER
@@ -21,8 +22,12 @@ Month = Annotated[str, PathParameter(description="A month that has ended, YYYY-M
 Bps = Annotated[int, Meta(ge=0, le=10_000)]
 
 
+# A month's net revenue and a statement's balance are sums of bounded invoices (billing.limits).
+AmountMinor = Annotated[int, Meta(ge=0, le=MAX_AMOUNT_MINOR)]
+
+
 class TierIn(Input):
-    from_minor: Annotated[int, Meta(ge=0)]
+    from_minor: AmountMinor
     rate_bps: Bps
 
 
@@ -32,7 +37,7 @@ class AgreementPut(Input):
     tiers: Annotated[list[TierIn], Meta(max_length=20)] = []
     duration_months: Annotated[int, Meta(ge=1, le=600)] | None = None
     pending_days: Annotated[int, Meta(ge=0, le=365)] = 30
-    minimum_payout_minor: Annotated[int, Meta(ge=0)] = 0
+    minimum_payout_minor: AmountMinor = 0
 
 
 class Tier(Struct):
