@@ -145,14 +145,17 @@ async def get_attempt(payment_id: uuid.UUID) -> dict[str, Any]:
 PER_TENANT_PER_RUN = 20
 
 
-async def collectable_invoices(limit: int, per_tenant: int = PER_TENANT_PER_RUN) -> list[dict[str, Any]]:
+async def collectable_invoices(
+    as_of: datetime, limit: int, per_tenant: int = PER_TENANT_PER_RUN
+) -> list[dict[str, Any]]:
     """Across tenants (system context): finalized invoices with an amount due, with their attempts so far, at
     most `per_tenant` of each tenant. Invoices never tried whose tenant has a card come first, so retries of
     failing ones never hold up healthy work; an invoice of a tenant without a card never gets an attempt row,
-    so it is not "never tried" for ever: it waits with the retries, in order of its own issue."""
+    so it is not "never tried" for ever: it waits with the retries, in order of its own issue. An invoice the
+    run failed on through a fault of ours waits until its `collection_retry_at`, then comes after the others."""
     return await fetch(
         "with candidates as ("
-        "select i.id, i.tenant_id, i.issued_at, count(p.id) as attempts, "
+        "select i.id, i.tenant_id, i.issued_at, i.collection_attempts, count(p.id) as attempts, "
         "min(p.created_at) filter (where p.status = 'failed') as first_failure, "
         "coalesce(bool_or(p.status = 'pending'), false) as has_pending, "
         "max(p.dunning_step) as last_step, "
@@ -162,13 +165,33 @@ async def collectable_invoices(limit: int, per_tenant: int = PER_TENANT_PER_RUN)
         "where i.status = 'finalized' and i.amount_due_minor > 0 "
         # An erased tenant is never charged again.
         "and not exists (select 1 from tenants t where t.id = i.tenant_id and t.status = 'pending_deletion') "
+        "and (i.collection_retry_at is null or i.collection_retry_at <= {}) "
         "group by i.id, i.tenant_id, i.issued_at), "
         "ranked as (select c.*, row_number() over (partition by c.tenant_id "
-        "order by not c.fresh, c.issued_at, c.id) as tenant_rank from candidates c) "
-        "select id, tenant_id, issued_at, attempts, first_failure, has_pending, last_step from ranked "
-        "where tenant_rank <= {} order by not fresh, issued_at, id limit {}",
+        "order by c.collection_attempts > 0, not c.fresh, c.issued_at, c.id) as tenant_rank from candidates c) "
+        "select id, tenant_id, issued_at, attempts, first_failure, has_pending, last_step, collection_attempts "
+        "from ranked where tenant_rank <= {} order by collection_attempts > 0, not fresh, issued_at, id limit {}",
+        as_of,
         per_tenant,
         limit,
+    )
+
+
+async def record_collection_failure(invoice_id: uuid.UUID, reason: str, retry_at: datetime) -> None:
+    await fetch(
+        "update invoices set collection_error = {}, collection_attempts = collection_attempts + 1, "
+        "collection_retry_at = {} where id = {}",
+        reason,
+        retry_at,
+        invoice_id,
+    )
+
+
+async def clear_collection_failure(invoice_id: uuid.UUID) -> None:
+    await fetch(
+        "update invoices set collection_error = null, collection_attempts = 0, collection_retry_at = null "
+        "where id = {}",
+        invoice_id,
     )
 
 

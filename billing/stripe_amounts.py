@@ -67,9 +67,7 @@ def require_chargeable(minor: int, currency: str, iso_exponent: int) -> None:
         )
 
 
-def require_credit_chargeable(
-    amount_minor: int, due_minor: int, paid: bool, currency: str, iso_exponent: int
-) -> None:
+def require_credit_chargeable(amount_minor: int, due_minor: int, paid: bool, currency: str, iso_exponent: int) -> None:
     """A credit note on a paid invoice frees an amount that goes back by card, so it is itself chargeable; on
     an unpaid one it lowers the amount due, which must stay chargeable (so an invoice issued before cash
     rounding, its due off the step, can be credited back onto it)."""

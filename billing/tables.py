@@ -105,6 +105,9 @@ class Invoice(Table, tablename="invoices", db=ENGINE):
     created_at = Timestamptz()
     finalize_error = Text(null=True, default=None)
     finalize_attempts = Integer(default=0)
+    collection_error = Text(null=True, default=None)
+    collection_attempts = Integer(default=0)
+    collection_retry_at = Timestamptz(null=True, default=None)
 
 
 class InvoiceLine(Table, tablename="invoice_lines", db=ENGINE):

@@ -20,10 +20,11 @@ from datetime import datetime, timedelta
 from billing import dunning, payments_repository
 from billing.dunning import Action
 from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway
+from billing.service._cycle import failure_reason, retry_delay
 from billing.service._payments import NoPaymentMethod, StepTaken, collect_attempt, give_up
 from billing.service._refunds import resend_lost_refunds
 from controlplane import metrics
-from controlplane.db import SystemReason, system_tx
+from controlplane.db import SystemReason, system_tx, tenant_tx
 
 log = logging.getLogger("controlplane.billing")
 # A refund pending longer than this lost its answer (its request, with the SDK's retries, is long over).
@@ -48,17 +49,25 @@ async def collect_due_invoices(
 ) -> CollectionReport:
     report = CollectionReport()
     async with system_tx(SystemReason.PLATFORM_JOB):
-        candidates = await payments_repository.collectable_invoices(limit)
+        candidates = await payments_repository.collectable_invoices(as_of, limit)
     for row in candidates:
         try:
             await _collect_one(gateway, row, as_of, schedule, report)
         except Exception as error:
             metrics.stop_batch_on_outage("collect_invoices", error)
-            # A fault of ours on one invoice: logged and counted; its attempt (if any) stays pending and is
-            # sent again, with its own key, by the next run.
+            # A fault of ours on one invoice: recorded on it and counted; its attempt (if any) stays pending and
+            # is sent again, with its own key, after a back-off.
             log.exception("collecting invoice %s failed", row["id"])
             metrics.COLLECTION_FAILURES_TOTAL.labels(reason="error").inc()
             report.errors.append(str(row["id"]))
+            reason, _ = failure_reason(error)
+            retry_at = as_of + retry_delay(row["collection_attempts"] + 1)
+            async with tenant_tx(row["tenant_id"]):
+                await payments_repository.record_collection_failure(row["id"], reason, retry_at)
+            continue
+        if row["collection_attempts"]:
+            async with tenant_tx(row["tenant_id"]):
+                await payments_repository.clear_collection_failure(row["id"])
     settled, failed = await resend_lost_refunds(gateway, as_of - LOST_REFUND_AFTER)
     report.refunds_resent = settled
     if failed:

@@ -183,14 +183,27 @@ async def test_a_fault_of_ours_on_one_invoice_is_counted_and_the_run_collects_th
         run = await service.collect_due_invoices(gateway, now, SCHEDULE)
         assert (run.attempted, run.succeeded, run.errors) == (2, 1, [broken_invoice["id"]]), run
         assert metrics.COLLECTION_FAILURES_TOTAL.labels(reason="error")._value.get() == errors + 1
-        # Its attempt stays pending with its key: sent again (after healthy work) by the next run.
+        # Its attempt stays pending with its key, and the failure is recorded on the invoice: sent again after
+        # a back-off (an hour, doubling), never ahead of healthy work.
         pending = await inspector.fetch("select invoice_id::text from payments where status = 'pending'")
         assert [row["invoice_id"] for row in pending] == [broken_invoice["id"]]
+        recorded = await inspector.fetchrow(
+            "select collection_error, collection_attempts, collection_retry_at from invoices where id = $1::uuid",
+            broken_invoice["id"],
+        )
+        assert (recorded["collection_error"], recorded["collection_attempts"]) == ("unknown_currency", 1)
+        assert recorded["collection_retry_at"] == now + timedelta(hours=1)
+        soon = await service.collect_due_invoices(gateway, now + timedelta(minutes=30), SCHEDULE)
+        assert (soon.attempted, soon.errors) == (0, []), soon
         await inspector.execute(
             "update payments set currency = 'EUR' where invoice_id = $1::uuid", broken_invoice["id"]
         )
+        again = await service.collect_due_invoices(gateway, now + timedelta(hours=1), SCHEDULE)
+        assert (again.attempted, again.succeeded, again.errors) == (1, 1, []), again
+        cleared = await inspector.fetchrow(
+            "select status, collection_error from invoices where id = $1::uuid", broken_invoice["id"]
+        )
+        assert (cleared["status"], cleared["collection_error"]) == ("paid", None)
     finally:
         await inspector.close()
-    again = await service.collect_due_invoices(gateway, now + timedelta(hours=1), SCHEDULE)
-    assert (again.attempted, again.succeeded, again.errors) == (1, 1, []), again
     assert (await service.verify_ledger()).ok
