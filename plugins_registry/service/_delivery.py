@@ -65,8 +65,11 @@ async def deliver_due(vault: TenantVault, *, production: bool, batch: int = BATC
         try:
             _state, in_force = await asyncio.to_thread(webhook_secrets.current, vault, tenant_id)
             signing[tenant_id] = in_force
-        except DomainError:
-            signing[tenant_id] = None  # no secret yet (or OpenBao away): not sent unsigned
+        except Exception as error:  # one tenant's secret never stops the others' deliveries
+            metrics.stop_batch_on_outage("deliver_webhooks", error)  # OpenBao away: the leases expire, retried
+            if not isinstance(error, DomainError):
+                metrics.batch_item_failed("deliver_webhooks", error)
+            signing[tenant_id] = None  # no secret yet: not sent unsigned
     limit = asyncio.Semaphore(8)
 
     async def attempt(event: dict[str, Any]) -> webhook_endpoints.Sent:
@@ -91,15 +94,24 @@ async def deliver_due(vault: TenantVault, *, production: bool, batch: int = BATC
 
     outcomes = await asyncio.gather(*map(attempt, events))
     delivered = retrying = failed = 0
-    async with system_tx(SystemReason.WEBHOOK_DELIVERY):
-        for event, sent in zip(events, outcomes, strict=True):
-            if sent.delivered:
-                await repository.delivered(event["id"])
-                delivered += 1
-                continue
-            pause = retry_in(event["attempts"])
-            await repository.delivery_failed(event["id"], sent.error or "not delivered", pause)
-            retrying, failed = (retrying + 1, failed) if pause is not None else (retrying, failed + 1)
+    for event, sent in zip(events, outcomes, strict=True):
+        pause = None if sent.delivered else retry_in(event["attempts"])
+        try:  # each outcome on its own: one that cannot be written (its lease expires, it is sent again) stops none
+            async with system_tx(SystemReason.WEBHOOK_DELIVERY):
+                if sent.delivered:
+                    await repository.delivered(event["id"])
+                else:
+                    await repository.delivery_failed(event["id"], sent.error or "not delivered", pause)
+        except Exception as error:
+            metrics.stop_batch_on_outage("deliver_webhooks", error)
+            metrics.batch_item_failed("deliver_webhooks", error)
+            continue
+        if sent.delivered:
+            delivered += 1
+        elif pause is not None:
+            retrying += 1
+        else:
+            failed += 1
     for outcome, count in (("delivered", delivered), ("retrying", retrying), ("failed", failed)):
         metrics.WEBHOOK_DELIVERIES_TOTAL.labels(outcome=outcome).inc(count)
     return DeliveryReport(len(events), delivered, retrying, failed)

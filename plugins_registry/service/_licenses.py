@@ -111,9 +111,13 @@ async def expire_due(now: datetime | None = None) -> dict[str, int]:
     after `EXPIRY_RETRY_AFTER`; the others go on."""
     now = now or datetime.now(UTC)
     counts = {"converted": 0, "expired": 0}
+    seen: set[uuid.UUID] = set()
     while True:
         async with system_tx(SystemReason.PLATFORM_JOB):
             due = await repository.due_licenses(now, EXPIRY_RETRY_AFTER, BATCH)
+        if all(item["id"] in seen for item in due):  # only licenses this run already failed on (unrecorded)
+            return counts
+        seen.update(item["id"] for item in due)
         for item in due:
             try:
                 async with tenant_tx(item["tenant_id"]):
@@ -121,8 +125,12 @@ async def expire_due(now: datetime | None = None) -> dict[str, int]:
             except Exception as error:
                 metrics.stop_batch_on_outage("expire_licenses", error)
                 reason = metrics.batch_item_failed("expire_licenses", error)
-                async with tenant_tx(item["tenant_id"]):
-                    await repository.record_license_job_failure(item["id"], reason, now)
+                try:
+                    async with tenant_tx(item["tenant_id"]):
+                        await repository.record_license_job_failure(item["id"], reason, now)
+                except Exception as recording:  # counted; the license is due again next run
+                    metrics.stop_batch_on_outage("expire_licenses", recording)
+                    metrics.batch_item_failed("expire_licenses", recording)
                 continue
             if outcome:
                 counts[outcome] += 1

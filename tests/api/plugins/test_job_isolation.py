@@ -15,7 +15,7 @@ from controlplane.exceptions import DatabaseUnavailable
 from controlplane.tenant_vault import TenantVault
 from plugins_registry import repository, service
 from plugins_registry.service import _licenses
-from tenants import webhook_endpoints
+from tenants import webhook_endpoints, webhook_secrets
 from tests.api.plugins._support import install, plugin, publisher, tenant_with_admin
 from tests.api.plugins.test_activations import activate, licensed, live
 from tests.api.plugins.test_webhook_delivery import Receiver, _outbox, _tenant_with_endpoint, receivers
@@ -169,3 +169,35 @@ async def test_a_delivery_that_fails_unexpectedly_is_recorded_and_the_others_are
     assert {(row["attempts"], row["last_error"], row["waiting"]) for row in broken_rows} == {
         (1, "internal_error", True)
     }
+
+
+async def test_a_tenant_whose_signing_secret_fails_to_load_stops_no_other_tenants_deliveries(
+    client: AsyncClient,
+    factory: Factory,
+    tenant_vault: TenantVault,
+    receivers: list[Receiver],
+    stack_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    staff = await factory.staff()
+    made = await plugin(client, staff.headers, (await publisher(client, staff.headers))["id"])
+    broken_receiver, fine_receiver = receivers
+    tenants = []
+    for receiver in receivers:
+        tenant, admin, _secret = await _tenant_with_endpoint(client, factory, staff, receiver.url)
+        await install(client, admin.headers, tenant["id"], made["slug"])
+        tenants.append(tenant)
+    real = webhook_secrets.current
+
+    def current(vault: TenantVault, tenant_id: uuid.UUID) -> Any:
+        if str(tenant_id) == tenants[0]["id"]:
+            raise RuntimeError("a bug met by this tenant's secret only")
+        return real(vault, tenant_id)
+
+    monkeypatch.setattr(webhook_secrets, "current", current)
+    before = _failures("deliver_webhooks")
+    outcome = await service.deliver_due(tenant_vault, production=False)
+    assert outcome.delivered == len(fine_receiver.received) >= 1
+    assert broken_receiver.received == []
+    assert _failures("deliver_webhooks") - before == 1
+    assert {row["attempts"] for row in await _outbox(stack_env, tenants[0]["id"])} == {1}
