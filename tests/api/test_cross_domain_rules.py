@@ -2,6 +2,8 @@
 
 Tenant status is owned by the tenants domain; billing asks for a suspension for non-payment and for its lift.
 Tenant status -> entitlements: a suspended or erased tenant is denied, and its cached answers go at once.
+Tenant status -> licensing: a suspended tenant holds no new seat. Tenant status -> collection: a suspended
+tenant still owes, and is collected.
 Erasure -> billing, collection, licensing, payments: the subscription ends (final invoice per the cancel
 rules), add-ons end, licenses are revoked, nothing is billed or charged again, and the card leaves Stripe.
 """
@@ -34,6 +36,7 @@ from tests.api._helpers import assert_problem
 from tests.api.billing._support import metric, parse, plan, subscribe
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, _invoiced_tenant, card, stripe_client
 from tests.api.plugins._support import check, install, machine_key, plugin, publisher
+from tests.api.plugins.test_activations import activate
 from tests.conftest import connect_as_inspector
 from tests.factories import Factory
 
@@ -115,6 +118,42 @@ async def test_tenant_status_to_entitlements_a_suspended_tenant_is_denied_until_
     assert (denied["allowed"], denied["reason"]) == (False, "tenant_suspended")
     assert (await client.post(f"{url}/reactivate", headers=staff.headers)).status_code == 200
     assert (await check(client, key, slug))["allowed"] is True
+
+
+# -- tenant status -> licensing and collection ------------------------------------------------------
+
+
+async def test_tenant_status_to_licensing_a_suspended_tenant_holds_no_new_seat_until_reactivated(
+    client: AsyncClient, factory: Factory
+) -> None:
+    staff = await factory.staff()
+    pub = await publisher(client, staff.headers)
+    slug = (await plugin(client, staff.headers, pub["id"]))["slug"]
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    license_id = (await install(client, admin.headers, tenant["id"], slug))["license"]["id"]
+    key = await machine_key(client, admin.headers, tenant["id"])
+    url = f"/v1/tenants/{tenant['id']}"
+    assert (await client.post(f"{url}/suspend", headers=staff.headers)).status_code == 200
+    await activate(client, key, license_id, "build-box", expected=403)
+    assert (await client.post(f"{url}/reactivate", headers=staff.headers)).status_code == 200
+    await activate(client, key, license_id, "build-box")
+
+
+async def test_tenant_status_to_collection_a_suspended_tenant_still_owes_and_is_collected(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any
+) -> None:
+    """Staff's suspension stops the tenant's own writes, not what it owes: the collection run charges its card
+    as for anyone (only an erased tenant is never charged again)."""
+    staff, tenant, invoice = await _invoiced_tenant(client, factory)
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    assert (await client.post(f"/v1/tenants/{tenant['id']}/suspend", headers=staff.headers)).status_code == 200
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    run = await billing.collect_due_invoices(gateway, datetime.now(UTC) + timedelta(minutes=1), SCHEDULE)
+    assert (run.attempted, run.succeeded) == (1, 1), run
+    collected = await client.get(f"/v1/invoices/{invoice['id']}", headers=staff.headers)
+    assert collected.json()["status"] == "paid"
+    assert (await client.get(f"/v1/tenants/{tenant['id']}", headers=staff.headers)).json()["status"] == "suspended"
 
 
 async def test_tenant_status_to_entitlements_an_erased_tenant_is_denied(client: AsyncClient, factory: Factory) -> None:
