@@ -3,7 +3,7 @@
 Tenant status is owned by the tenants domain; billing asks for a suspension for non-payment and for its lift.
 Tenant status -> entitlements: a suspended or erased tenant is denied, and its cached answers go at once.
 Tenant status -> licensing: a suspended tenant holds no new seat. Tenant status -> collection: a suspended
-tenant still owes, and is collected.
+tenant still owes, and is collected. Tenant status -> payouts: commission follows payments, not status.
 Erasure -> billing, collection, licensing, payments: the subscription ends (final invoice per the cancel
 rules), add-ons end, licenses are revoked, nothing is billed or charged again, and the card leaves Stripe.
 """
@@ -35,6 +35,7 @@ from tenants import hooks as tenant_hooks
 from tests.api._helpers import assert_problem
 from tests.api.billing._support import metric, parse, plan, subscribe
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, _invoiced_tenant, card, stripe_client
+from tests.api.partners.test_commissions import _closed_month_with_payable
 from tests.api.plugins._support import check, install, machine_key, plugin, publisher
 from tests.api.plugins.test_activations import activate
 from tests.conftest import connect_as_inspector
@@ -154,6 +155,19 @@ async def test_tenant_status_to_collection_a_suspended_tenant_still_owes_and_is_
     collected = await client.get(f"/v1/invoices/{invoice['id']}", headers=staff.headers)
     assert collected.json()["status"] == "paid"
     assert (await client.get(f"/v1/tenants/{tenant['id']}", headers=staff.headers)).json()["status"] == "suspended"
+
+
+async def test_tenant_status_to_payouts_a_suspended_tenants_paid_invoice_still_earns_and_is_paid_out(
+    client: AsyncClient, factory: Factory, stripe_client: Any, app: Litestar
+) -> None:
+    reseller, founder, statement = await _closed_month_with_payable(
+        client, factory, stripe_client, "acct_1Northwind", suspend_tenant=True
+    )
+    assert statement["payable_minor"] > 0
+    sent = await billing.send_payouts(app.state.payments)
+    assert (sent.paid, sent.failed) == (1, [])
+    [payout] = (await client.get(f"/v1/resellers/{reseller}/payouts", headers=founder.headers)).json()["items"]
+    assert (payout["status"], payout["amount_minor"]) == ("paid", statement["payable_minor"])
 
 
 async def test_tenant_status_to_entitlements_an_erased_tenant_is_denied(client: AsyncClient, factory: Factory) -> None:

@@ -147,8 +147,10 @@ async def test_bad_agreements_and_months_are_refused_and_write_nothing(client: A
 
 
 async def _closed_month_with_payable(
-    client: AsyncClient, factory: Factory, stripe_client: Any, account: str
+    client: AsyncClient, factory: Factory, stripe_client: Any, account: str, *, suspend_tenant: bool = False
 ) -> tuple[str, Any, dict[str, Any]]:
+    """A qualified reseller whose tenant paid an invoice this month (then was suspended by staff, with
+    `suspend_tenant`), and the month closed: its statement."""
     staff = await factory.staff()
     founder = await factory.user()
     reseller = (await _sign_up(client, founder))["id"]
@@ -167,6 +169,9 @@ async def _closed_month_with_payable(
     [invoice] = await invoices(client, staff.headers, tenant["id"])
     await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
     assert (await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)).status_code == 200
+    if suspend_tenant:
+        suspended = await client.post(f"/v1/tenants/{tenant['id']}/suspend", headers=staff.headers)
+        assert suspended.status_code == 200, suspended.text
     await billing.close_month(_this_month(), now=_after_this_month())
     statement = (
         await client.get(f"/v1/resellers/{reseller}/statements/{_this_month():%Y-%m}", headers=founder.headers)
