@@ -136,6 +136,20 @@ async def test_a_tenant_whose_seats_fail_to_be_released_does_not_stop_the_others
     assert await live(client, fine_key, fine_install["license"]["id"]) == []
 
 
+async def _tenants_with_a_plugin_event(
+    client: AsyncClient, factory: Factory, receivers: list[Receiver]
+) -> list[dict[str, Any]]:
+    """A tenant per receiver, each with its endpoint and a plugin install waiting to be delivered."""
+    staff = await factory.staff()
+    made = await plugin(client, staff.headers, (await publisher(client, staff.headers))["id"])
+    tenants = []
+    for receiver in receivers:
+        tenant, admin, _secret = await _tenant_with_endpoint(client, factory, staff, receiver.url)
+        await install(client, admin.headers, tenant["id"], made["slug"])
+        tenants.append(tenant)
+    return tenants
+
+
 async def test_a_delivery_that_fails_unexpectedly_is_recorded_and_the_others_are_delivered(
     client: AsyncClient,
     factory: Factory,
@@ -144,14 +158,8 @@ async def test_a_delivery_that_fails_unexpectedly_is_recorded_and_the_others_are
     stack_env: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    staff = await factory.staff()
-    made = await plugin(client, staff.headers, (await publisher(client, staff.headers))["id"])
     broken_receiver, fine_receiver = receivers
-    tenants = []
-    for receiver in receivers:
-        tenant, admin, _secret = await _tenant_with_endpoint(client, factory, staff, receiver.url)
-        await install(client, admin.headers, tenant["id"], made["slug"])
-        tenants.append(tenant)
+    tenants = await _tenants_with_a_plugin_event(client, factory, receivers)
     real = webhook_endpoints.post
 
     def post(url: str, body: bytes, headers: dict[str, str], *, production: bool) -> webhook_endpoints.Sent:
@@ -179,14 +187,8 @@ async def test_a_tenant_whose_signing_secret_fails_to_load_stops_no_other_tenant
     stack_env: dict[str, str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    staff = await factory.staff()
-    made = await plugin(client, staff.headers, (await publisher(client, staff.headers))["id"])
     broken_receiver, fine_receiver = receivers
-    tenants = []
-    for receiver in receivers:
-        tenant, admin, _secret = await _tenant_with_endpoint(client, factory, staff, receiver.url)
-        await install(client, admin.headers, tenant["id"], made["slug"])
-        tenants.append(tenant)
+    tenants = await _tenants_with_a_plugin_event(client, factory, receivers)
     real = webhook_secrets.current
 
     def current(vault: TenantVault, tenant_id: uuid.UUID) -> Any:
