@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 import psutil
 
 from bench.stack import Broken, dev_stack
-from controlplane.secrets import SecretStore
-from controlplane.settings import Settings
+from controlplane.core.secrets import SecretStore
+from controlplane.core.settings import Settings
 from plugins_registry.license_token import TokenInvalid, verify
 from plugins_registry.signer import LicenseSigner
 

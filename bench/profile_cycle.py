@@ -55,7 +55,7 @@ class StatementTimes:
 
 async def profile(stack: Stack, sample: int, concurrency: int) -> tuple[float, int, StatementTimes, pstats.Stats]:
     from billing.service._cycle import CycleReport, bill_many, due_batches
-    from controlplane import db
+    from controlplane.core import db
 
     times = StatementTimes()
     original = db._observe_query

@@ -26,7 +26,7 @@ import asyncpg
 import httpx
 
 from controlplane.devstack import DevStack
-from controlplane.migrate import run_migrations
+from controlplane.ops.migrations import run_migrations
 
 METRIC_CODE = "bench_calls"
 PLAN_CODE = "bench"
@@ -159,7 +159,7 @@ class Catalogue:
 
 
 async def _create_staff(stack: Stack, email: str) -> None:
-    from controlplane import db
+    from controlplane.core import db
     from tenants import service
 
     await db.start_pool(stack.env["DATABASE_URL"], min_size=1, max_size=2)

@@ -43,7 +43,7 @@ from billing.money import exponent
 from billing.periods import Interval, Period, full_period_containing, midnight
 from billing.rating import Line, advance_lines, metered_lines, proration_lines
 from billing.states import Status
-from controlplane.exceptions import Conflict, NotFound
+from controlplane.core.errors import Conflict, NotFound
 
 MAX_NAME = 200
 # The smallest step of a PostgreSQL timestamp: "just after" an instant.

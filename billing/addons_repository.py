@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from controlplane.db import fetch
+from controlplane.core.db import fetch
 
 ADDON_COLUMNS = (
     "id, tenant_id, subscription_id, source_id, name, charge, currency, quantity, billable_from, ended_at, created_at, "

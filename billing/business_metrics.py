@@ -15,8 +15,8 @@ from typing import Any
 
 from billing.catalogue import plan_from_row
 from billing.money import round_minor
-from controlplane import metrics
-from controlplane.db import SystemReason, fetch, system_tx
+from controlplane.core import metrics
+from controlplane.core.db import SystemReason, fetch, system_tx
 
 SUBSCRIPTION_STATUSES = ("trialing", "active", "past_due", "paused")
 MRR_STATUSES = ("active", "past_due")

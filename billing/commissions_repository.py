@@ -7,7 +7,7 @@ import uuid
 from datetime import UTC, date, datetime
 from typing import Any
 
-from controlplane.db import fetch
+from controlplane.core.db import fetch
 
 AGREEMENT_COLUMNS = (
     "reseller_id, currency, rate_bps, tiers, duration_months, pending_days, minimum_payout_minor, updated_at"

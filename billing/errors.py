@@ -1,6 +1,6 @@
-"""Errors of the billing domain. `controlplane.errors` maps each base class to its HTTP status."""
+"""Errors of the billing domain. `controlplane.core.problems` maps each base class to its HTTP status."""
 
-from controlplane.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied
+from controlplane.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 
 
 class BillingInvalid(InvalidInput):

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from billing.errors import BillingInvalid
-from controlplane.exceptions import Conflict
+from controlplane.core.errors import Conflict
 
 MAX_MILESTONES = 50
 # The hourly auto-accept of milestones past their inspection window: a milestone whose release fails is

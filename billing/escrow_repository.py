@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from billing.escrow import AUTO_ACCEPT_RETRY_HOURS, MAX_AUTO_ACCEPT_ATTEMPTS
-from controlplane.db import fetch
+from controlplane.core.db import fetch
 
 ESCROW_COLUMNS = (
     "id, tenant_id, payee_type, payee_id, currency, amount_minor, inspection_days, status, funding_attempts, "

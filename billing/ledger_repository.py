@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from billing.ledger import Posting
-from controlplane.db import fetch
+from controlplane.core.db import fetch
 
 
 async def post(

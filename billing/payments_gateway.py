@@ -21,7 +21,7 @@ import stripe
 from billing.errors import AmountNotChargeable
 from billing.money import exponent
 from billing.stripe_amounts import to_stripe
-from controlplane.exceptions import BadRequest, InvalidInput, ServiceUnavailable
+from controlplane.core.errors import BadRequest, InvalidInput, ServiceUnavailable
 
 T = TypeVar("T")
 

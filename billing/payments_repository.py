@@ -7,8 +7,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from controlplane.db import fetch
-from controlplane.pagination import PageRequest, keyset_clause
+from controlplane.core.db import fetch
+from controlplane.core.pagination import PageRequest, keyset_clause
 
 METHOD_COLUMNS = "id, tenant_id, stripe_payment_method_id, brand, last4, exp_month, exp_year, is_default, created_at"
 PAYMENT_COLUMNS = (

@@ -3,7 +3,7 @@
 from piccolo.columns import JSONB, UUID, BigInt, Boolean, Date, Integer, Numeric, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
-from controlplane.db import ENGINE
+from controlplane.core.db import ENGINE
 
 
 class BillableMetric(Table, tablename="billable_metrics", db=ENGINE):

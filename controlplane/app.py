@@ -35,24 +35,22 @@ from billing.api.controllers import (
 )
 from billing.business_metrics import BusinessGauges
 from billing.payments_gateway import StripeGateway
-from controlplane import context, db, db_credentials
-from controlplane.auth.controllers import issue_token
-from controlplane.auth.middleware import BearerAuthenticationMiddleware
-from controlplane.auth.throttle import SignInThrottle
-from controlplane.auth.tokens import ReloadingTokenSigner
-from controlplane.errors import EXCEPTION_HANDLERS
+from controlplane.core import context, db, db_credentials
+from controlplane.core.auth.throttle import SignInThrottle
+from controlplane.core.auth.tokens import ReloadingTokenSigner
+from controlplane.core.idempotency_middleware import IdempotencyMiddleware
+from controlplane.core.invalidation import Listener
+from controlplane.core.metrics import HTTPMetricsMiddleware
+from controlplane.core.openapi import ClosedStructSchemaPlugin
+from controlplane.core.pii import PiiCipher
+from controlplane.core.problems import EXCEPTION_HANDLERS
+from controlplane.core.secrets import JWT_KEYS_PATH, SecretStore
+from controlplane.core.settings import Settings, SettingsError
+from controlplane.core.stripe_client import WebhookSecret, make_stripe_client
+from controlplane.core.tenant_vault import TenantVault
 from controlplane.health import live, ready, scrape
-from controlplane.idempotency_middleware import IdempotencyMiddleware
-from controlplane.invalidation import Listener
-from controlplane.metrics import HTTPMetricsMiddleware
-from controlplane.openapi import ClosedStructSchemaPlugin
-from controlplane.pii import PiiCipher
-from controlplane.rotation import SecretAgeGauge
-from controlplane.secrets import JWT_KEYS_PATH, SecretStore
-from controlplane.settings import Settings, SettingsError
-from controlplane.startup_checks import refuse_unsafe_database_role, refuse_unsafe_production
-from controlplane.stripe_client import WebhookSecret, make_stripe_client
-from controlplane.tenant_vault import TenantVault
+from controlplane.ops.rotation import SecretAgeGauge
+from controlplane.ops.startup_checks import refuse_unsafe_database_role, refuse_unsafe_production
 from plugins_registry import service as plugins
 from plugins_registry.api.controllers import (
     EntitlementController,
@@ -67,6 +65,7 @@ from plugins_registry.api.controllers import (
 from plugins_registry.signer import LicenseSigner
 from tenants import billing_contact
 from tenants import hooks as tenant_hooks
+from tenants.api.authentication import BearerAuthenticationMiddleware
 from tenants.api.controllers import (
     ApiKeyController,
     AuditController,
@@ -74,7 +73,9 @@ from tenants.api.controllers import (
     TenantController,
     TenantSecretsController,
 )
+from tenants.api.guards import may_act_in
 from tenants.api.partners import PartnerController, ResellerController, TenantOwnerController
+from tenants.api.tokens import issue_token
 
 log = logging.getLogger("controlplane")
 
@@ -219,7 +220,7 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[
             _request_id_middleware,
             DefineMiddleware(BearerAuthenticationMiddleware, exclude=["^/schema"]),
-            IdempotencyMiddleware(settings.idempotency_ttl_seconds, settings.max_request_body_bytes),
+            IdempotencyMiddleware(settings.idempotency_ttl_seconds, settings.max_request_body_bytes, may_act_in),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         plugins=[ClosedStructSchemaPlugin()],

@@ -6,43 +6,25 @@ import asyncio
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from controlplane.settings import Settings, SettingsError
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _devstack_root() -> Path:
-    return Path(os.environ.get("CONTROLPLANE_DEVSTACK_DIR", REPO_ROOT / ".devstack"))
-
-
-def _settings() -> Settings:
-    """Settings from the environment; what it leaves unset comes from a running dev stack, if any."""
-    from controlplane.devstack import DevStack, DevStackError
-
-    environ = dict(os.environ)
-    if "DATABASE_URL" not in environ:
-        try:
-            environ = {**DevStack(_devstack_root()).env(), **environ}
-        except DevStackError:
-            pass
-    try:
-        settings = Settings.from_env(environ)
-        settings.require_services()
-    except SettingsError as exc:
-        raise click.ClickException(str(exc)) from exc
-    return settings
-
-
-def _with_pool(settings: Settings, work: Callable[[], Awaitable[Any]], *, max_size: int = 2) -> Any:
-    from controlplane.db_credentials import run_with_app_pool
-
-    return run_with_app_pool(settings, work, max_size=max_size)
+from billing import service as billing
+from controlplane.core.auth.tokens import TokenSigner
+from controlplane.core.errors import DomainError
+from controlplane.core.secrets import JWT_KEYS_PATH, SecretStore
+from controlplane.core.settings import Settings
+from controlplane.devstack import DevStack
+from controlplane.devstack.cli import devstack
+from controlplane.devstack.supervisor import run_foreground
+from controlplane.environment import devstack_root, settings_from_environment, with_pool
+from controlplane.ops import backups
+from controlplane.ops.migrations import run_migrations
+from controlplane.ops.readiness.command import readiness_command
+from controlplane.ops.rotation_cli import secrets_group
+from tenants import service
 
 
 @click.group()
@@ -58,9 +40,8 @@ def db_group() -> None:
 @db_group.command("migrate")
 def migrate() -> None:
     """Run every migration as the owner role (DATABASE_OWNER_URL)."""
-    from controlplane.migrate import run_migrations
 
-    settings = _settings()
+    settings = settings_from_environment()
     if not settings.database_owner_url:
         raise click.ClickException("DATABASE_OWNER_URL is not set")
     asyncio.run(run_migrations(settings.database_owner_url, settings.database_url))
@@ -83,14 +64,12 @@ def users_group() -> None:
 @click.option("--tenant", "tenant_id", type=click.UUID, default=None, help="Tenant to join (tenant roles).")
 def create_user(email: str, password: str, role: str, tenant_id: Any) -> None:
     """Create a user (or reset their password), as staff or as a member of a tenant."""
-    from controlplane.exceptions import DomainError
-    from tenants import service
 
     if role != "platform_staff" and tenant_id is None:
         raise click.UsageError("tenant roles need --tenant")
-    settings = _settings()
+    settings = settings_from_environment()
     try:
-        user = _with_pool(
+        user = with_pool(
             settings,
             lambda: service.create_or_update_user(
                 email,
@@ -114,12 +93,9 @@ def tokens_group() -> None:
 @click.option("--email", required=True)
 def issue_token(email: str) -> None:
     """Print a JWT for an existing, active user."""
-    from controlplane.auth.tokens import TokenSigner
-    from controlplane.secrets import JWT_KEYS_PATH, SecretStore
-    from tenants import service
 
-    settings = _settings()
-    user = _with_pool(settings, lambda: service.find_user(email))
+    settings = settings_from_environment()
+    user = with_pool(settings, lambda: service.find_user(email))
     if user is None or user["status"] != "active":
         raise click.ClickException(f"no active user {email}")
     signer = TokenSigner.from_secret(
@@ -147,9 +123,7 @@ def billing_run(as_of: Any, concurrency: int) -> None:
     """Bill every subscription with a period boundary that has passed, exactly once each."""
     from datetime import UTC, datetime, timedelta
 
-    from billing import service as billing
-
-    settings = _settings()
+    settings = settings_from_environment()
     when = None if as_of is None else as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
     grace = timedelta(seconds=settings.usage_grace_seconds)
 
@@ -159,7 +133,7 @@ def billing_run(as_of: Any, concurrency: int) -> None:
         with click.progressbar(length=due, label=f"Billing {due} subscription(s)", show_pos=True) as bar:
             return await billing.run_cycle(moment, grace=grace, concurrency=concurrency, progress=bar.update)
 
-    report = _with_pool(settings, work, max_size=concurrency + 1)
+    report = with_pool(settings, work, max_size=concurrency + 1)
     click.echo(
         f"subscriptions seen: {report.seen}, invoices created: {report.invoices_created}, "
         f"already billed: {report.already_billed}, drafts finalized: {report.drafts_finalized}, "
@@ -180,9 +154,8 @@ def partners_group() -> None:
 @click.option("--month", required=True, help="The month to close, YYYY-MM (one that has ended).")
 def partners_close_month(month: str) -> None:
     """Close a month for every reseller with an agreement: statement lines, ledger journals. Safe to rerun."""
-    from billing import service as billing
 
-    settings = _settings()
+    settings = settings_from_environment()
     closing = billing.parse_month(month)
 
     async def work() -> Any:
@@ -190,7 +163,7 @@ def partners_close_month(month: str) -> None:
         with click.progressbar(length=count, label=f"Closing {month} for {count} reseller(s)", show_pos=True) as bar:
             return await billing.close_month(closing, progress=bar.update)
 
-    report = _with_pool(settings, work)
+    report = with_pool(settings, work)
     payable = ", ".join(f"{minor} {currency}" for currency, minor in sorted(report.payable_minor.items())) or "none"
     click.echo(
         f"month {report.month}: statements closed: {report.closed}, already closed: {report.already_closed}, "
@@ -212,9 +185,8 @@ def ledger_group() -> None:
 @ledger_group.command("verify")
 def ledger_verify() -> None:
     """Check every journal balances and every tenant's receivable agrees with its invoices and payments."""
-    from billing import service as billing
 
-    report = _with_pool(_settings(), billing.verify_ledger)
+    report = with_pool(settings_from_environment(), billing.verify_ledger)
     click.echo(f"journals: {report.journals}, postings: {report.postings}")
     click.echo(f"unbalanced journals: {len(report.unbalanced_journals)}")
     for row in report.unbalanced_journals:
@@ -243,18 +215,16 @@ def backup_group() -> None:
 
 
 def _backup_settings() -> tuple[Settings, Path]:
-    from controlplane import backups
 
-    settings = _settings()
+    settings = settings_from_environment()
     if not settings.database_owner_url:
         raise click.ClickException("DATABASE_OWNER_URL is not set")
-    return settings, backups.backup_dir(os.environ, _devstack_root())
+    return settings, backups.backup_dir(os.environ, devstack_root())
 
 
 @backup_group.command("create")
 def backup_create() -> None:
     """Dump the database (pg_dump -Fc, as the owner) with a sha256 and a manifest of row counts."""
-    from controlplane import backups
 
     settings, directory = _backup_settings()
     try:
@@ -269,11 +239,10 @@ def backup_create() -> None:
 @backup_group.command("restore-check")
 def backup_restore_check() -> None:
     """Restore the newest backup into a scratch database and check checksum, row counts, ledger and RLS."""
-    from controlplane import backups
 
     settings, directory = _backup_settings()
     owner_url = settings.database_owner_url or ""
-    admin_url = os.environ.get(backups.ADMIN_URL_ENV) or backups.devstack_admin_url(_devstack_root(), owner_url)
+    admin_url = os.environ.get(backups.ADMIN_URL_ENV) or backups.devstack_admin_url(devstack_root(), owner_url)
     drill = asyncio.run(backups.restore_check(owner_url, settings.database_url, directory, admin_url=admin_url))
     for name, detail in drill.details.items():
         click.echo(f"{name}: {detail}")
@@ -288,10 +257,8 @@ def backup_restore_check() -> None:
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="8000 or $PORT")
 def run(port: int) -> None:
     """Start the dev stack (unless configured), migrate, and run the API, a worker and beat together."""
-    from controlplane.devstack import DevStack
-    from controlplane.devstack.supervisor import run_foreground
 
-    root = _devstack_root()
+    root = devstack_root()
     stack = DevStack(root, api_port=port)
     env = {**os.environ, **stack.up(os.environ)}
     env.setdefault("PROMETHEUS_MULTIPROC_DIR", str(root / "metrics"))
@@ -364,7 +331,6 @@ def _run_checked(command: list[str], env: dict[str, str]) -> None:
 
 
 def _attach_devstack() -> None:
-    from controlplane.devstack.cli import devstack
 
     cli.add_command(devstack)
 
@@ -373,7 +339,6 @@ _attach_devstack()
 
 
 def _attach_secrets() -> None:
-    from controlplane.rotation_cli import secrets_group
 
     cli.add_command(secrets_group)
 
@@ -382,9 +347,8 @@ _attach_secrets()
 
 
 def _attach_readiness() -> None:
-    from controlplane.readiness.command import readiness_command
 
-    cli.add_command(readiness_command(_settings, _devstack_root))
+    cli.add_command(readiness_command(settings_from_environment, devstack_root))
 
 
 _attach_readiness()

@@ -8,8 +8,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from litestar import Request, Response, get
 
-from controlplane import db, metrics
-from controlplane.errors import problem, problem_responses
+from controlplane.core import db, metrics
+from controlplane.core.problems import problem, problem_responses
 
 CHECK_TIMEOUT_SECONDS = 2.0
 

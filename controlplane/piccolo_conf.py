@@ -2,7 +2,7 @@
 
 from piccolo.conf.apps import AppRegistry
 
-from controlplane.db import ENGINE as DB
+from controlplane.core.db import ENGINE as DB
 
 APP_REGISTRY = AppRegistry(apps=["tenants.piccolo_app", "billing.piccolo_app", "plugins_registry.piccolo_app"])
 

@@ -1,6 +1,6 @@
-"""Errors of the plugin registry. `controlplane.errors` maps each base class to its HTTP status."""
+"""Errors of the plugin registry. `controlplane.core.problems` maps each base class to its HTTP status."""
 
-from controlplane.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied, RateLimited, ServiceUnavailable
+from controlplane.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, RateLimited, ServiceUnavailable
 
 
 class RegistryInvalid(InvalidInput):

@@ -10,8 +10,8 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from controlplane.db import fetch
-from controlplane.pagination import PageRequest, keyset_clause
+from controlplane.core.db import fetch
+from controlplane.core.pagination import PageRequest, keyset_clause
 
 PUBLISHER_COLUMNS = "id, name, email, status, partner_id, created_at"
 PLUGIN_COLUMNS = "id, slug, name, publisher_id, description, pricing, entitlements, created_at"

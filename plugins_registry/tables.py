@@ -3,7 +3,7 @@
 from piccolo.columns import JSONB, UUID, BigInt, Boolean, Integer, Text, Timestamptz
 from piccolo.table import Table
 
-from controlplane.db import ENGINE
+from controlplane.core.db import ENGINE
 
 
 class Publisher(Table, tablename="publishers", db=ENGINE):

@@ -9,8 +9,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from controlplane import context
-from controlplane.auth.principal import Principal
+from controlplane.core import context
+from controlplane.core.auth.principal import Principal
 from tenants import repository
 
 

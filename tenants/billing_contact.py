@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from controlplane.pii import PiiCipher, key_version
+from controlplane.core.pii import PiiCipher, key_version
 from tenants import pii_repository
 
 _cipher: PiiCipher | None = None

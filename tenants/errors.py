@@ -1,6 +1,6 @@
 """Errors of the tenants domain."""
 
-from controlplane.exceptions import (
+from controlplane.core.errors import (
     BadRequest,
     Conflict,
     InvalidInput,

@@ -1,13 +1,13 @@
 """Errors of partner qualification (resellers and plugin publishers).
 
-Each subclasses a `controlplane.exceptions` base, so `controlplane.errors` maps it to its HTTP status.
+Each subclasses a `controlplane.core.errors` base, so `controlplane.core.problems` maps it to its HTTP status.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from controlplane.exceptions import Conflict, InvalidInput, NotFound, PermissionDenied
+from controlplane.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
 
 
 class UnknownCheckpoint(NotFound):

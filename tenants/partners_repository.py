@@ -7,8 +7,8 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from controlplane.db import fetch
-from controlplane.pagination import PageRequest, keyset_clause
+from controlplane.core.db import fetch
+from controlplane.core.pagination import PageRequest, keyset_clause
 
 PARTNER_COLUMNS = "id, kind, subtype, name, email, stripe_account_id, created_by, created_at"
 CHECKPOINT_COLUMNS = "partner_id, code, status, evidence, submitted_at, approved_at, expires_at, reason, updated_at"

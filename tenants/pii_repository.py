@@ -1,4 +1,4 @@
-"""Queries of tenants' personal data, stored as transit ciphertext (see `controlplane.pii`): billing profiles
+"""Queries of tenants' personal data, stored as transit ciphertext (see `controlplane.core.pii`): billing profiles
 and the billing email on the tenant row."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from controlplane.db import fetch
+from controlplane.core.db import fetch
 
 FIELDS = ("contact_name", "contact_email", "tax_id", "address")
 # Taken shared by every write of a ciphertext and exclusively by the rewrap before it retires old key versions,

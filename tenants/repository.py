@@ -12,8 +12,8 @@ from typing import Any
 
 import asyncpg
 
-from controlplane.db import fetch
-from controlplane.pagination import PageRequest, keyset_clause
+from controlplane.core.db import fetch
+from controlplane.core.pagination import PageRequest, keyset_clause
 
 TENANT_COLUMNS = (
     "id, name, slug, status, billing_email, currency, reseller_id, reseller_since, tax_rate_bps, invoice_grace_hours, "

@@ -28,7 +28,7 @@ import ssl
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-from controlplane.exceptions import InvalidInput
+from controlplane.core.errors import InvalidInput
 
 TIMEOUT_SECONDS = 5.0
 MAX_HOST_LENGTH = 253

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from controlplane.secrets import SecretConflict, SecretNotFound
-from controlplane.tenant_vault import TenantVault
+from controlplane.core.secrets import SecretConflict, SecretNotFound
+from controlplane.core.tenant_vault import TenantVault
 
 PATH = "webhook-signing"
 ROTATION_WINDOW = timedelta(hours=24)

@@ -20,14 +20,14 @@ from httpx import ASGITransport, AsyncClient
 from litestar import Litestar
 
 from billing.service._state import forget_catalogue
-from controlplane import invalidation
 from controlplane.app import create_app
-from controlplane.auth.throttle import KEY_PREFIX as THROTTLE_PREFIX
+from controlplane.core import invalidation
+from controlplane.core.auth.throttle import KEY_PREFIX as THROTTLE_PREFIX
+from controlplane.core.secrets import SecretStore
+from controlplane.core.settings import Settings
+from controlplane.core.tenant_vault import TenantVault
 from controlplane.devstack import DevStack
-from controlplane.migrate import run_migrations
-from controlplane.secrets import SecretStore
-from controlplane.settings import Settings
-from controlplane.tenant_vault import TenantVault
+from controlplane.ops.migrations import run_migrations
 from tests.factories import Factory
 
 COUNTS = pytest.StashKey[list[str]]()

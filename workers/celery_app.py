@@ -18,8 +18,8 @@ from typing import Any
 from celery import Celery, signals
 from prometheus_client import multiprocess, start_http_server
 
-from controlplane import metrics
-from controlplane.settings import Settings
+from controlplane.core import metrics
+from controlplane.core.settings import Settings
 from workers.schedule import BEAT_SCHEDULE
 
 log = logging.getLogger("controlplane.workers")

@@ -11,11 +11,12 @@ from typing import Any, TypeVar
 from billing import hooks as billing_hooks
 from billing import service as billing
 from billing.payments_gateway import StripeGateway
-from controlplane import db_credentials, maintenance, rotation
-from controlplane.db import run_with_pool
-from controlplane.secrets import process_store
-from controlplane.stripe_client import make_stripe_client
-from controlplane.tenant_vault import TenantVault
+from controlplane.core import db_credentials, maintenance
+from controlplane.core.db import run_with_pool
+from controlplane.core.secrets import process_store
+from controlplane.core.stripe_client import make_stripe_client
+from controlplane.core.tenant_vault import TenantVault
+from controlplane.ops import rotation
 from plugins_registry import service as plugins
 from tenants import service
 from workers.celery_app import app

@@ -2,8 +2,8 @@
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-from controlplane import rls
-from controlplane.migrate import app_role, execute_all
+from controlplane.core import rls
+from controlplane.core.migrate import app_role, execute_all
 
 ID = "2026-11-22T01:00:00:000000"
 VERSION = "1.38.0"

@@ -3,8 +3,8 @@ credit notes, captured in the transaction that made them), the lines a month clo
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-from controlplane import rls
-from controlplane.migrate import app_role, execute_all
+from controlplane.core import rls
+from controlplane.core.migrate import app_role, execute_all
 
 ID = "2026-11-22T07:00:00:000000"
 VERSION = "1.38.0"

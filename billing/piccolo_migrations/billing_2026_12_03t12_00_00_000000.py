@@ -3,8 +3,8 @@ given once; a staff grant allows one more. The database decides "once", so racin
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-from controlplane import rls
-from controlplane.migrate import app_role, execute_all
+from controlplane.core import rls
+from controlplane.core.migrate import app_role, execute_all
 
 ID = "2026-12-03T12:00:00:000000"
 VERSION = "1.38.0"

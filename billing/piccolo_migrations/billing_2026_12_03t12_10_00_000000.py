@@ -4,7 +4,7 @@ has paid for is kept, so lowering and raising again within it bills nothing twic
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-from controlplane.migrate import execute_all
+from controlplane.core.migrate import execute_all
 
 ID = "2026-12-03T12:10:00:000000"
 VERSION = "1.38.0"

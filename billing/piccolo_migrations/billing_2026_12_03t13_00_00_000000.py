@@ -4,7 +4,7 @@ invoice that cannot be finalized records the same way."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-from controlplane.migrate import execute_all
+from controlplane.core.migrate import execute_all
 
 ID = "2026-12-03T13:00:00:000000"
 VERSION = "1.38.0"

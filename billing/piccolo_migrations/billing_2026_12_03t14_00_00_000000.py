@@ -3,7 +3,7 @@ attempts neither use up nor bypass the schedule, and each step is tried at most 
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-from controlplane.migrate import execute_all
+from controlplane.core.migrate import execute_all
 
 ID = "2026-12-03T14:00:00:000000"
 VERSION = "1.38.0"

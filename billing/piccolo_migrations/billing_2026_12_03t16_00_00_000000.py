@@ -4,8 +4,8 @@ run), and a milestone the hourly auto-accept could not release (attempts, last e
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-from controlplane import rls
-from controlplane.migrate import app_role, execute_all
+from controlplane.core import rls
+from controlplane.core.migrate import app_role, execute_all
 
 ID = "2026-12-03T16:00:00:000000"
 VERSION = "1.38.0"

@@ -3,7 +3,7 @@ index finds the latest row of a reason, so checking costs no scan however long t
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-from controlplane.migrate import execute_all
+from controlplane.core.migrate import execute_all
 
 ID = "2026-12-03T17:00:00:000000"
 VERSION = "1.38.0"

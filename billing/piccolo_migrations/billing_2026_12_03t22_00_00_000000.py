@@ -3,7 +3,7 @@ tax by a line of its own: invoice lines may be of kind 'rounding'."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-from controlplane.migrate import execute_all
+from controlplane.core.migrate import execute_all
 
 ID = "2026-12-03T22:00:00:000000"
 VERSION = "1.38.0"

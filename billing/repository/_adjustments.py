@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from billing.rating import Line
-from controlplane.db import fetch
+from controlplane.core.db import fetch
 
 
 async def open_pending_items(subscription_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -9,8 +9,8 @@ from typing import Any
 
 import asyncpg
 
-from controlplane.db import fetch
-from controlplane.pagination import PageRequest, keyset_clause
+from controlplane.core.db import fetch
+from controlplane.core.pagination import PageRequest, keyset_clause
 
 METRIC_COLUMNS = "id, code, name, aggregation, field, created_at"
 PLAN_COLUMNS = (

@@ -9,8 +9,8 @@ from typing import Any
 
 from billing.rating import Line
 from billing.repository._locks import ROW_LOCKS
-from controlplane.db import fetch
-from controlplane.pagination import PageRequest, keyset_clause
+from controlplane.core.db import fetch
+from controlplane.core.pagination import PageRequest, keyset_clause
 
 INVOICE_COLUMNS = (
     "id, number, tenant_id, subscription_id, kind, status, currency, period_start, period_end, subtotal_minor, "

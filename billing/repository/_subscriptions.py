@@ -7,8 +7,8 @@ from datetime import datetime
 from typing import Any
 
 from billing.repository._locks import ROW_LOCKS
-from controlplane.db import fetch
-from controlplane.pagination import PageRequest, keyset_clause
+from controlplane.core.db import fetch
+from controlplane.core.pagination import PageRequest, keyset_clause
 
 SUBSCRIPTION_COLUMNS = (
     "s.id, s.tenant_id, s.plan_id, p.code as plan_code, p.version as plan_version, s.seats, s.status, "

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from controlplane.db import fetch
+from controlplane.core.db import fetch
 
 TRIAL_COLUMNS = "id, tenant_id, kind, subject, granted_by, granted_at, used_by, used_at, created_at"
 

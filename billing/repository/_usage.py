@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from controlplane.db import fetch
+from controlplane.core.db import fetch
 
 
 async def insert_usage_events(tenant_id: uuid.UUID, events: Sequence[tuple[Any, ...]]) -> int:

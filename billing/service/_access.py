@@ -6,7 +6,7 @@ import uuid
 
 from billing import repository
 from billing.errors import EscrowNotFound, InvoiceNotFound, SubscriptionNotFound
-from controlplane.auth.principal import Principal
+from controlplane.core.auth.principal import Principal
 from tenants.roles import Permission
 from tenants.service import tenant_for_resource
 

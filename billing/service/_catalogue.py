@@ -9,9 +9,9 @@ from billing.catalogue import charge_to_json, check_chargeable, parse_charges
 from billing.errors import InvalidCharge, MetricExists, MetricNotFound, PlanNotFound
 from billing.money import exponent
 from billing.service import _state
-from controlplane.db import SystemReason, anonymous_tx, system_tx
-from controlplane.exceptions import Conflict
-from controlplane.pagination import PageRequest, page_of
+from controlplane.core.db import SystemReason, anonymous_tx, system_tx
+from controlplane.core.errors import Conflict
+from controlplane.core.pagination import PageRequest, page_of
 from tenants.service import Page
 
 

@@ -24,10 +24,10 @@ from billing.errors import BillingInvalid, CurrencyMismatch
 from billing.money import Money, allocate, exponent
 from billing.payments_gateway import InvalidPaymentMethod, PaymentProviderUnavailable, StripeGateway
 from billing.stripe_amounts import chargeable_step, payable_in_steps
-from controlplane import metrics
-from controlplane.auth.principal import Principal
-from controlplane.db import SystemReason, partner_tx, system_tx
-from controlplane.exceptions import Conflict, NotFound
+from controlplane.core import metrics
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import SystemReason, partner_tx, system_tx
+from controlplane.core.errors import Conflict, NotFound
 from tenants import audit
 from tenants.repository import get_tenant
 from tenants.service import ensure_partner_access

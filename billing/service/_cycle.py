@@ -26,9 +26,9 @@ from billing.addons import Addon
 from billing.service import _addons, _state
 from billing.service._invoices import finalize, write_invoice
 from billing.states import Status
-from controlplane import metrics
-from controlplane.db import SystemReason, system_tx, tenant_tx
-from controlplane.exceptions import DomainError
+from controlplane.core import metrics
+from controlplane.core.db import SystemReason, system_tx, tenant_tx
+from controlplane.core.errors import DomainError
 
 log = logging.getLogger("controlplane.billing")
 BILLABLE = (Status.TRIALING, Status.ACTIVE, Status.PAST_DUE)

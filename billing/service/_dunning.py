@@ -23,8 +23,8 @@ from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway
 from billing.service._cycle import failure_reason, retry_delay
 from billing.service._payments import NoPaymentMethod, StepTaken, collect_attempt, give_up
 from billing.service._refunds import resend_lost_refunds
-from controlplane import metrics
-from controlplane.db import SystemReason, system_tx, tenant_tx
+from controlplane.core import metrics
+from controlplane.core.db import SystemReason, system_tx, tenant_tx
 
 log = logging.getLogger("controlplane.billing")
 # A refund pending longer than this lost its answer (its request, with the SDK's retries, is long over).

@@ -22,9 +22,9 @@ from billing.payments_gateway import StripeGateway
 from billing.service._cycle import failure_reason
 from billing.service._subscriptions import cancel_in_tx, summary
 from billing.states import Status
-from controlplane import metrics
-from controlplane.db import ENGINE, tenant_tx
-from controlplane.exceptions import DomainError
+from controlplane.core import metrics
+from controlplane.core.db import ENGINE, tenant_tx
+from controlplane.core.errors import DomainError
 from tenants import audit
 
 

@@ -26,10 +26,10 @@ from billing.payments_gateway import StripeGateway
 from billing.service._access import tenant_of
 from billing.service._payments import NoPaymentMethod
 from billing.stripe_amounts import require_chargeable
-from controlplane import metrics
-from controlplane.auth.principal import Principal
-from controlplane.db import SystemReason, system_tx, tenant_tx
-from controlplane.exceptions import Conflict, PaymentRequired
+from controlplane.core import metrics
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import SystemReason, system_tx, tenant_tx
+from controlplane.core.errors import Conflict, PaymentRequired
 from tenants import audit
 from tenants.partner_errors import PartnerNotFound, PartnerNotQualified
 from tenants.repository import get_tenant

@@ -22,10 +22,10 @@ from billing.service import _addons, _commissions, _state
 from billing.service._access import tenant_of
 from billing.stripe_amounts import chargeable_step, require_credit_chargeable
 from billing.totals import Totals, amount_due, cash_rounded, credit_to_carry, totals
-from controlplane import metrics
-from controlplane.auth.principal import Principal
-from controlplane.db import tenant_tx
-from controlplane.pagination import PageRequest, page_of
+from controlplane.core import metrics
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import tenant_tx
+from controlplane.core.pagination import PageRequest, page_of
 from tenants import audit
 from tenants.roles import Permission
 from tenants.service import Page

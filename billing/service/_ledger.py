@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from billing import escrow_repository, ledger_repository
-from controlplane.db import SystemReason, system_tx
+from controlplane.core.db import SystemReason, system_tx
 
 
 @dataclass

@@ -18,11 +18,11 @@ from billing.payments_gateway import ChargeOutcome, StripeGateway
 from billing.service import _commissions
 from billing.service._access import tenant_of
 from billing.states import Event, next_status
-from controlplane import metrics
-from controlplane.auth.principal import Principal
-from controlplane.db import tenant_tx
-from controlplane.exceptions import Conflict
-from controlplane.pagination import PageRequest, page_of
+from controlplane.core import metrics
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import tenant_tx
+from controlplane.core.errors import Conflict
+from controlplane.core.pagination import PageRequest, page_of
 from tenants import audit, billing_contact
 from tenants.repository import get_tenant
 from tenants.roles import Permission

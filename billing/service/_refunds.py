@@ -20,9 +20,9 @@ from billing.payments_gateway import InvalidPaymentMethod, StripeGateway
 from billing.service._access import tenant_of
 from billing.service._invoices import add_credit_note
 from billing.stripe_amounts import require_chargeable
-from controlplane.auth.principal import Principal
-from controlplane.db import SystemReason, system_tx, tenant_tx
-from controlplane.exceptions import Conflict
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import SystemReason, system_tx, tenant_tx
+from controlplane.core.errors import Conflict
 from tenants import audit
 from tenants.roles import Permission
 

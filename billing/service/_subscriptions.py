@@ -33,9 +33,9 @@ from billing.service._usage import ensure_within_bounds
 from billing.states import Status
 from billing.stripe_amounts import cash_rounding, chargeable_step, payable_in_steps
 from billing.totals import tax_of
-from controlplane.auth.principal import Principal
-from controlplane.db import tenant_tx
-from controlplane.pagination import PageRequest, page_of
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import tenant_tx
+from controlplane.core.pagination import PageRequest, page_of
 from tenants import audit
 from tenants.repository import get_tenant
 from tenants.roles import Permission

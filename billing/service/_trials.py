@@ -10,8 +10,8 @@ from typing import Any, Literal
 
 from billing import hooks, repository
 from billing.errors import InvalidTrialGrant, PlanNotFound
-from controlplane.auth.principal import Principal
-from controlplane.db import tenant_tx
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import tenant_tx
 from tenants import audit
 from tenants.roles import Permission
 from tenants.service import check_access

@@ -13,9 +13,9 @@ from billing.catalogue import Charge
 from billing.errors import AmountOutOfRange, MetricNotFound, SubscriptionNotFound
 from billing.limits import LATEST, MAX_LINE_MINOR
 from billing.service import _state
-from controlplane import metrics
-from controlplane.auth.principal import Principal
-from controlplane.db import tenant_tx
+from controlplane.core import metrics
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import tenant_tx
 from tenants.roles import Permission
 from tenants.service import check_access
 

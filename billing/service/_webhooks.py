@@ -18,8 +18,8 @@ from billing.payments_gateway import ChargeOutcome, WebhookRejected, verified_ev
 from billing.service._payments import record_outcome
 from billing.service._refunds import StripeRefund, book_refund_made_at_stripe
 from billing.stripe_amounts import from_stripe
-from controlplane import metrics
-from controlplane.db import SystemReason, system_tx
+from controlplane.core import metrics
+from controlplane.core.db import SystemReason, system_tx
 from tenants import audit
 
 # A refused delivery is counted every time (controlplane_webhooks_total{outcome="rejected"}) but logged as a

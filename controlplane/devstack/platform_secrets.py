@@ -16,7 +16,7 @@ import hvac.exceptions
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from controlplane.pii import PiiCipher
+from controlplane.core.pii import PiiCipher
 from plugins_registry.signer import LicenseSigner
 
 KV_MOUNT = "secret"

@@ -12,12 +12,20 @@ from litestar import Controller, Request, Response, delete, get, patch
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from billing.api.controllers._shared import answer_created, created_or_stored
-from controlplane.auth.guards import principal_of, staff_only
-from controlplane.dates import query_date
-from controlplane.errors import problem_responses
-from controlplane.idempotency_middleware import IDEMPOTENCY_ERRORS
-from controlplane.pagination import PageRequest, decode_cursor
+from controlplane.core.dates import query_date
+from controlplane.core.pagination import PageRequest, decode_cursor
+from controlplane.core.problems import problem_responses
+from controlplane.core.web import (
+    BEARER,
+    IDEMPOTENCY_ERRORS,
+    Cursor,
+    Limit,
+    TenantId,
+    answer_created,
+    created_or_stored,
+    idempotent_post,
+    to_struct,
+)
 from plugins_registry import service
 from plugins_registry.api.schemas import (
     FEATURE_PATTERN,
@@ -49,8 +57,7 @@ from plugins_registry.api.schemas import (
     WebhookEventRead,
     version_read,
 )
-from tenants.api.controllers import BEARER, Cursor, Limit, TenantId, _allow, idempotent_post
-from tenants.api.schemas import to_struct
+from tenants.api.guards import allow, principal_of, staff_only
 from tenants.roles import Permission
 
 Slug = Annotated[str, PathParameter(description="The plugin's slug", max_length=63)]
@@ -66,7 +73,7 @@ def _licensing(request: Request[Any, Any, Any]) -> service.Licensing:
 
 def _created_or_installed() -> dict[str, Any]:
     """The install route's guard and answers: 201 for a new install, 200 when it was installed already."""
-    options = _allow(Permission.MANAGE_PLUGINS, 409, 413, 422, *IDEMPOTENCY_ERRORS)
+    options = allow(Permission.MANAGE_PLUGINS, 409, 413, 422, *IDEMPOTENCY_ERRORS)
     options["responses"][200] = ResponseSpec(InstallRead, description="Installed already, as asked; here it is")
     return options
 
@@ -150,7 +157,7 @@ class TenantPluginController(Controller):
         )
         return answer_created(to_struct(InstallRead, row), created)
 
-    @get("/", **_allow(Permission.READ_PLUGINS, 422))
+    @get("/", **allow(Permission.READ_PLUGINS, 422))
     async def list_installs(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None
     ) -> InstallPage:
@@ -159,7 +166,7 @@ class TenantPluginController(Controller):
         )
         return InstallPage(items=[to_struct(InstallRead, row) for row in rows], next_cursor=next_cursor)
 
-    @patch("/{slug:str}", **_allow(Permission.MANAGE_PLUGINS, 409, 413, 422))
+    @patch("/{slug:str}", **allow(Permission.MANAGE_PLUGINS, 409, 413, 422))
     async def update_install(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, slug: Slug, data: JSONBody[InstallUpdate]
     ) -> InstallRead:
@@ -169,13 +176,13 @@ class TenantPluginController(Controller):
         return to_struct(InstallRead, row)
 
     @idempotent_post(
-        "/{slug:str}/rollback", status_code=200, **_allow(Permission.MANAGE_PLUGINS, 409, *IDEMPOTENCY_ERRORS)
+        "/{slug:str}/rollback", status_code=200, **allow(Permission.MANAGE_PLUGINS, 409, *IDEMPOTENCY_ERRORS)
     )
     async def rollback_install(self, request: Request[Any, Any, Any], tenant_id: TenantId, slug: Slug) -> InstallRead:
         row = await service.rollback(principal_of(request), _licensing(request), tenant_id, slug)
         return to_struct(InstallRead, row)
 
-    @delete("/{slug:str}", status_code=204, **_allow(Permission.MANAGE_PLUGINS))
+    @delete("/{slug:str}", status_code=204, **allow(Permission.MANAGE_PLUGINS))
     async def uninstall(self, request: Request[Any, Any, Any], tenant_id: TenantId, slug: Slug) -> None:
         await service.uninstall(principal_of(request), tenant_id, slug)
 
@@ -185,7 +192,7 @@ class TenantLicenseController(Controller):
     tags = ["licenses"]
     security = BEARER
 
-    @get("/", **_allow(Permission.READ_PLUGINS, 422))
+    @get("/", **allow(Permission.READ_PLUGINS, 422))
     async def list_licenses(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None
     ) -> LicensePage:
@@ -202,7 +209,7 @@ class TenantWebhookEventController(Controller):
     tags = ["tenants"]
     security = BEARER
 
-    @get("/", **_allow(Permission.MANAGE_TENANT, 422))
+    @get("/", **allow(Permission.MANAGE_TENANT, 422))
     async def list_webhook_events(
         self,
         tenant_id: TenantId,

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from billing import limits
-from tenants.api.schemas import Currency, Email, Input, Name
+from controlplane.core.web import Currency, Email, Input, Name
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 FEATURE_PATTERN = r"^[a-z][a-z0-9_.-]{0,63}$"

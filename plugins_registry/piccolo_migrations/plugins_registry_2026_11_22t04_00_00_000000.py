@@ -3,8 +3,8 @@ activations and the outbox of lifecycle events (tenant rows under RLS)."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-from controlplane import rls
-from controlplane.migrate import app_role, execute_all
+from controlplane.core import rls
+from controlplane.core.migrate import app_role, execute_all
 
 ID = "2026-11-22T04:00:00:000000"
 VERSION = "1.38.0"

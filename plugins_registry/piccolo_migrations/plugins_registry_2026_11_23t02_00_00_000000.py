@@ -2,7 +2,7 @@
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-from controlplane.migrate import execute_all
+from controlplane.core.migrate import execute_all
 
 ID = "2026-11-23T02:00:00:000000"
 VERSION = "1.38.0"

@@ -6,9 +6,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from controlplane import metrics
-from controlplane.auth.principal import Principal
-from controlplane.db import SystemReason, system_tx, tenant_tx
+from controlplane.core import metrics
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import SystemReason, system_tx, tenant_tx
 from plugins_registry import repository
 from plugins_registry.errors import (
     ActivationNotFound,

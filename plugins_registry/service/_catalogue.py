@@ -7,8 +7,8 @@ import uuid
 from typing import Any
 
 from billing.service import known_metrics
-from controlplane.db import SystemReason, anonymous_tx, system_tx
-from controlplane.pagination import PageRequest, page_of
+from controlplane.core.db import SystemReason, anonymous_tx, system_tx
+from controlplane.core.pagination import PageRequest, page_of
 from plugins_registry import repository
 from plugins_registry.errors import (
     InvalidPricing,

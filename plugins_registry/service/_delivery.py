@@ -17,10 +17,10 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane import metrics
-from controlplane.db import SystemReason, system_tx, tenant_tx
-from controlplane.exceptions import DomainError
-from controlplane.tenant_vault import TenantVault
+from controlplane.core import metrics
+from controlplane.core.db import SystemReason, system_tx, tenant_tx
+from controlplane.core.errors import DomainError
+from controlplane.core.tenant_vault import TenantVault
 from plugins_registry import repository
 from tenants import webhook_endpoints, webhook_secrets
 

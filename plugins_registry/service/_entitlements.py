@@ -1,5 +1,5 @@
 """The entitlement check, the hot path: answered from an in-process cache that every change which could
-alter an answer evicts (see `controlplane.invalidation`); the database only on a miss, Stripe never."""
+alter an answer evicts (see `controlplane.core.invalidation`); the database only on a miss, Stripe never."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from controlplane import metrics
-from controlplane.auth.principal import Principal
-from controlplane.db import tenant_tx
-from controlplane.invalidation import Cache
+from controlplane.core import metrics
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import tenant_tx
+from controlplane.core.invalidation import Cache
 from plugins_registry import licensing, repository
 from plugins_registry.errors import ApiKeyRequired
 from plugins_registry.service._events import ENTITLEMENTS_TOPIC

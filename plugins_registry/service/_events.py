@@ -5,8 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from controlplane import invalidation
-from controlplane.auth.principal import Principal
+from controlplane.core import invalidation
+from controlplane.core.auth.principal import Principal
 from plugins_registry import repository
 from tenants import audit
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing import service as billing
-from controlplane.auth.principal import Principal
-from controlplane.db import tenant_tx
-from controlplane.pagination import PageRequest, page_of
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import tenant_tx
+from controlplane.core.pagination import PageRequest, page_of
 from plugins_registry import licensing, repository
 from plugins_registry.errors import (
     AlreadyInstalled,

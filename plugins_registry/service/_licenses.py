@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from billing import service as billing
-from controlplane import metrics
-from controlplane.auth.principal import Principal
-from controlplane.db import SystemReason, system_tx, tenant_tx
-from controlplane.pagination import PageRequest, encode_cursor, page_of
+from controlplane.core import metrics
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import SystemReason, system_tx, tenant_tx
+from controlplane.core.pagination import PageRequest, encode_cursor, page_of
 from plugins_registry import licensing, repository
 from plugins_registry.errors import LicenseNotActive, LicenseNotFound
 from plugins_registry.pricing import parse_pricing

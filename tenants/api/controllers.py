@@ -6,16 +6,15 @@ import json
 import uuid
 from typing import Annotated, Any
 
-from litestar import Controller, Request, delete, get, patch, post, put
+from litestar import Controller, Request, delete, get, patch, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import UNSET, structs
 
-from controlplane.auth.guards import principal_of, tenant_access
-from controlplane.errors import problem_responses
-from controlplane.idempotency_middleware import IDEMPOTENCY_ERRORS
-from controlplane.openapi import IdempotentOperation
-from controlplane.pagination import MAX_PAGE_SIZE, PageRequest
+from controlplane.core.pagination import PageRequest
+from controlplane.core.problems import problem_responses
+from controlplane.core.web import BEARER, IDEMPOTENCY_ERRORS, Cursor, Limit, TenantId, idempotent_post, to_struct
 from tenants import service
+from tenants.api.guards import allow, principal_of
 from tenants.api.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
@@ -37,13 +36,9 @@ from tenants.api.schemas import (
     WebhookEndpointRead,
     WebhookSecretRotated,
     WebhookSecretStatus,
-    to_struct,
 )
 from tenants.roles import Permission
 
-Limit = Annotated[int | None, QueryParameter(name="limit", ge=1, le=MAX_PAGE_SIZE, required=False)]
-Cursor = Annotated[str | None, QueryParameter(name="cursor", max_length=200, required=False)]
-TenantId = Annotated[uuid.UUID, PathParameter(description="The tenant's id")]
 UserId = Annotated[uuid.UUID, PathParameter(description="The member's user id")]
 LiftNonPayment = Annotated[
     bool,
@@ -54,27 +49,6 @@ LiftNonPayment = Annotated[
     ),
 ]
 KeyId = Annotated[uuid.UUID, PathParameter(description="The API key's id")]
-
-
-def idempotent_post(path: str, **options: Any) -> Any:
-    """`@post` for routes that retry safely with an `Idempotency-Key` header (documented in OpenAPI)."""
-    return post(path, operation_class=IdempotentOperation, **options)
-
-
-# Every route here needs a bearer (JWT or API key); the public routes (health, token) declare none.
-BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
-
-
-def _allow(permission: Permission, *errors: int, shown_once: tuple[str, ...] = ()) -> dict[str, Any]:
-    """The guard of a route under a tenant, and the errors it documents beyond those every such route can give.
-
-    `shown_once` names response fields (secrets) that an idempotent replay leaves out.
-    """
-    return {
-        "guards": [tenant_access],
-        "opt": {"permission": permission, "idempotency_redact": shown_once},
-        "responses": problem_responses(400, 401, 403, 404, *errors),
-    }
 
 
 class TenantController(Controller):
@@ -95,23 +69,23 @@ class TenantController(Controller):
         rows, next_cursor = await service.list_tenants(principal_of(request), PageRequest.parse(limit, cursor))
         return TenantPage(items=[to_struct(TenantRead, row) for row in rows], next_cursor=next_cursor)
 
-    @get("/{tenant_id:uuid}", **_allow(Permission.READ_TENANT))
+    @get("/{tenant_id:uuid}", **allow(Permission.READ_TENANT))
     async def get_tenant(self, tenant_id: TenantId) -> TenantRead:
         return to_struct(TenantRead, await service.get_tenant(tenant_id))
 
-    @patch("/{tenant_id:uuid}", **_allow(Permission.MANAGE_TENANT, 409, 413))
+    @patch("/{tenant_id:uuid}", **allow(Permission.MANAGE_TENANT, 409, 413))
     async def update_tenant(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[TenantUpdate]
     ) -> TenantRead:
         changes = {name: value for name, value in structs.asdict(data).items() if value is not UNSET}
         return to_struct(TenantRead, await service.update_tenant(principal_of(request), tenant_id, changes))
 
-    @idempotent_post("/{tenant_id:uuid}/suspend", status_code=200, **_allow(Permission.STAFF_ONLY, *IDEMPOTENCY_ERRORS))
+    @idempotent_post("/{tenant_id:uuid}/suspend", status_code=200, **allow(Permission.STAFF_ONLY, *IDEMPOTENCY_ERRORS))
     async def suspend_tenant(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> TenantRead:
         return to_struct(TenantRead, await service.change_status(principal_of(request), tenant_id, "suspend"))
 
     @idempotent_post(
-        "/{tenant_id:uuid}/reactivate", status_code=200, **_allow(Permission.STAFF_ONLY, *IDEMPOTENCY_ERRORS)
+        "/{tenant_id:uuid}/reactivate", status_code=200, **allow(Permission.STAFF_ONLY, *IDEMPOTENCY_ERRORS)
     )
     async def reactivate_tenant(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, lift_non_payment_suspension: LiftNonPayment = False
@@ -123,7 +97,7 @@ class TenantController(Controller):
             ),
         )
 
-    @delete("/{tenant_id:uuid}", status_code=202, **_allow(Permission.MANAGE_TENANT))
+    @delete("/{tenant_id:uuid}", status_code=202, **allow(Permission.MANAGE_TENANT))
     async def request_erasure(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> TenantRead:
         row = await service.request_erasure(principal_of(request), tenant_id, request.app.state.tenant_vault)
         return to_struct(TenantRead, row)
@@ -136,12 +110,12 @@ class TenantSecretsController(Controller):
     tags = ["tenants"]
     security = BEARER
 
-    @get("/billing-profile", **_allow(Permission.READ_BILLING, 503))
+    @get("/billing-profile", **allow(Permission.READ_BILLING, 503))
     async def get_billing_profile(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> BillingProfileRead:
         row = await service.get_billing_profile(request.app.state.pii_cipher, tenant_id)
         return to_struct(BillingProfileRead, row)
 
-    @put("/billing-profile", **_allow(Permission.MANAGE_BILLING, 413, 503))
+    @put("/billing-profile", **allow(Permission.MANAGE_BILLING, 413, 503))
     async def put_billing_profile(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[BillingProfile]
     ) -> BillingProfileRead:
@@ -153,13 +127,13 @@ class TenantSecretsController(Controller):
     @idempotent_post(
         "/webhook-secret/rotations",
         status_code=201,
-        **_allow(Permission.MANAGE_TENANT, 503, *IDEMPOTENCY_ERRORS, shown_once=("secret",)),
+        **allow(Permission.MANAGE_TENANT, 503, *IDEMPOTENCY_ERRORS, shown_once=("secret",)),
     )
     async def rotate_webhook_secret(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> WebhookSecretRotated:
         row = await service.rotate_webhook_secret(principal_of(request), request.app.state.tenant_vault, tenant_id)
         return to_struct(WebhookSecretRotated, row)
 
-    @put("/webhook-endpoint", **_allow(Permission.MANAGE_TENANT, 413, 422))
+    @put("/webhook-endpoint", **allow(Permission.MANAGE_TENANT, 413, 422))
     async def set_webhook_endpoint(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[WebhookEndpoint]
     ) -> WebhookEndpointRead:
@@ -167,15 +141,15 @@ class TenantSecretsController(Controller):
         row = await service.set_webhook_endpoint(principal_of(request), tenant_id, data.url, production=production)
         return to_struct(WebhookEndpointRead, row)
 
-    @get("/webhook-endpoint", **_allow(Permission.MANAGE_TENANT))
+    @get("/webhook-endpoint", **allow(Permission.MANAGE_TENANT))
     async def get_webhook_endpoint(self, tenant_id: TenantId) -> WebhookEndpointRead:
         return to_struct(WebhookEndpointRead, await service.get_webhook_endpoint(tenant_id))
 
-    @delete("/webhook-endpoint", status_code=204, **_allow(Permission.MANAGE_TENANT))
+    @delete("/webhook-endpoint", status_code=204, **allow(Permission.MANAGE_TENANT))
     async def remove_webhook_endpoint(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> None:
         await service.remove_webhook_endpoint(principal_of(request), tenant_id)
 
-    @get("/webhook-secret", **_allow(Permission.MANAGE_TENANT, 503))
+    @get("/webhook-secret", **allow(Permission.MANAGE_TENANT, 503))
     async def get_webhook_secret_status(
         self, request: Request[Any, Any, Any], tenant_id: TenantId
     ) -> WebhookSecretStatus:
@@ -188,30 +162,30 @@ class MemberController(Controller):
     tags = ["members"]
     security = BEARER
 
-    @idempotent_post("/", status_code=201, **_allow(Permission.MANAGE_MEMBERS, *IDEMPOTENCY_ERRORS))
+    @idempotent_post("/", status_code=201, **allow(Permission.MANAGE_MEMBERS, *IDEMPOTENCY_ERRORS))
     async def add_member(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[MemberCreate]
     ) -> MemberRead:
         row = await service.add_member(principal_of(request), tenant_id, data.email, data.role)
         return to_struct(MemberRead, row)
 
-    @get("/", **_allow(Permission.READ_MEMBERS, 422))
+    @get("/", **allow(Permission.READ_MEMBERS, 422))
     async def list_members(self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None) -> MemberPage:
         rows, next_cursor = await service.list_members(tenant_id, PageRequest.parse(limit, cursor))
         return MemberPage(items=[to_struct(MemberRead, row) for row in rows], next_cursor=next_cursor)
 
-    @get("/{user_id:uuid}", **_allow(Permission.READ_MEMBERS))
+    @get("/{user_id:uuid}", **allow(Permission.READ_MEMBERS))
     async def get_member(self, tenant_id: TenantId, user_id: UserId) -> MemberRead:
         return to_struct(MemberRead, await service.get_member(tenant_id, user_id))
 
-    @patch("/{user_id:uuid}", **_allow(Permission.MANAGE_MEMBERS, 409, 413))
+    @patch("/{user_id:uuid}", **allow(Permission.MANAGE_MEMBERS, 409, 413))
     async def update_member(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, user_id: UserId, data: JSONBody[MemberUpdate]
     ) -> MemberRead:
         row = await service.change_member_role(principal_of(request), tenant_id, user_id, data.role)
         return to_struct(MemberRead, row)
 
-    @delete("/{user_id:uuid}", status_code=204, **_allow(Permission.MANAGE_MEMBERS, 409))
+    @delete("/{user_id:uuid}", status_code=204, **allow(Permission.MANAGE_MEMBERS, 409))
     async def remove_member(self, request: Request[Any, Any, Any], tenant_id: TenantId, user_id: UserId) -> None:
         await service.remove_member(principal_of(request), tenant_id, user_id)
 
@@ -222,7 +196,7 @@ class ApiKeyController(Controller):
     security = BEARER
 
     @idempotent_post(
-        "/", status_code=201, **_allow(Permission.MANAGE_API_KEYS, *IDEMPOTENCY_ERRORS, shown_once=("secret",))
+        "/", status_code=201, **allow(Permission.MANAGE_API_KEYS, *IDEMPOTENCY_ERRORS, shown_once=("secret",))
     )
     async def create_api_key(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[ApiKeyCreate]
@@ -230,12 +204,12 @@ class ApiKeyController(Controller):
         row, secret = await service.create_api_key(principal_of(request), tenant_id, data.name, data.role)
         return to_struct(ApiKeyCreated, {**row, "secret": secret})
 
-    @get("/", **_allow(Permission.MANAGE_API_KEYS, 422))
+    @get("/", **allow(Permission.MANAGE_API_KEYS, 422))
     async def list_api_keys(self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None) -> ApiKeyPage:
         rows, next_cursor = await service.list_api_keys(tenant_id, PageRequest.parse(limit, cursor))
         return ApiKeyPage(items=[to_struct(ApiKeyRead, row) for row in rows], next_cursor=next_cursor)
 
-    @delete("/{key_id:uuid}", status_code=204, **_allow(Permission.MANAGE_API_KEYS))
+    @delete("/{key_id:uuid}", status_code=204, **allow(Permission.MANAGE_API_KEYS))
     async def revoke_api_key(self, request: Request[Any, Any, Any], tenant_id: TenantId, key_id: KeyId) -> None:
         await service.revoke_api_key(principal_of(request), tenant_id, key_id)
 
@@ -245,7 +219,7 @@ class AuditController(Controller):
     tags = ["audit"]
     security = BEARER
 
-    @get("/", **_allow(Permission.READ_AUDIT, 422))
+    @get("/", **allow(Permission.READ_AUDIT, 422))
     async def list_audit_events(
         self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None
     ) -> AuditEventPage:

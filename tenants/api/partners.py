@@ -11,13 +11,23 @@ from litestar import Controller, Request, get
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import Meta, Struct
 
-from controlplane.auth.guards import principal_of, staff_only
-from controlplane.errors import problem_responses
-from controlplane.idempotency_middleware import IDEMPOTENCY_ERRORS
-from controlplane.pagination import PageRequest
+from controlplane.core.pagination import PageRequest
+from controlplane.core.problems import problem_responses
+from controlplane.core.web import (
+    BEARER,
+    IDEMPOTENCY_ERRORS,
+    Cursor,
+    Email,
+    Input,
+    Limit,
+    Name,
+    TenantId,
+    idempotent_post,
+    to_struct,
+)
 from tenants import service
-from tenants.api.controllers import BEARER, Cursor, Limit, TenantId, _allow, idempotent_post
-from tenants.api.schemas import Email, Input, Name, TenantRead, to_struct
+from tenants.api.guards import allow, principal_of, staff_only
+from tenants.api.schemas import TenantRead
 from tenants.roles import Permission
 
 PartnerId = Annotated[uuid.UUID, PathParameter(description="The partner's id (a reseller's id is its partner id)")]
@@ -225,7 +235,7 @@ class TenantOwnerController(Controller):
     tags = ["partners"]
     security = BEARER
 
-    @idempotent_post("/", status_code=200, **_allow(Permission.STAFF_ONLY, 413, *IDEMPOTENCY_ERRORS))
+    @idempotent_post("/", status_code=200, **allow(Permission.STAFF_ONLY, 413, *IDEMPOTENCY_ERRORS))
     async def move_tenant(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[TenantMove]
     ) -> TenantRead:

@@ -4,35 +4,17 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal
 
-import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from controlplane.dates import to_utc
+from controlplane.core.web import Currency, Email, Input, Name
 
-# No control characters: PostgreSQL text cannot hold NUL, and none belongs in a name or an address.
-Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Slug = Annotated[str, Meta(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
-Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$")]
-Currency = Annotated[str, Meta(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
 TenantRole = Literal["tenant_admin", "tenant_member", "billing_viewer"]
 Password = Annotated[str, Meta(min_length=1, max_length=1024)]
 TaxRateBps = Annotated[int, Meta(ge=0, le=10_000, description="Tax rate in basis points, exclusive (2000 = 20 %)")]
 GraceHours = Annotated[int, Meta(ge=0, le=720, description="Hours an invoice stays a draft before it is finalized")]
-
-
-class Input(Struct, forbid_unknown_fields=True, kw_only=True):
-    """Base of every input body. Dates are converted to UTC as they are decoded, so one without a UTC
-    equivalent is a 400 `validation_error` here rather than an overflow deeper down."""
-
-    def __post_init__(self) -> None:
-        for name in self.__struct_fields__:
-            value = getattr(self, name)
-            if isinstance(value, datetime):
-                setattr(self, name, to_utc(value))
-            elif isinstance(value, list) and any(isinstance(item, datetime) for item in value):
-                setattr(self, name, [to_utc(item) if isinstance(item, datetime) else item for item in value])
 
 
 class TokenRequest(Input):
@@ -156,9 +138,6 @@ class AuditEventPage(Struct, kw_only=True):
     next_cursor: str | None
 
 
-S = TypeVar("S", bound=Struct)
-
-
 Line = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 Country = Annotated[str, Meta(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
 TaxId = Annotated[str, Meta(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9 .\-/]+$")]
@@ -213,7 +192,3 @@ class WebhookSecretStatus(Struct, kw_only=True):
     rotated_at: datetime
     previous_valid_until: datetime | None
     signatures: Annotated[int, Meta(description="Signatures each delivery carries now (2 during a rotation window)")]
-
-
-def to_struct(struct: type[S], row: dict[str, Any]) -> S:
-    return msgspec.convert(row, struct, strict=False)

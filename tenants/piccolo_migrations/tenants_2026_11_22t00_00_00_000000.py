@@ -2,9 +2,9 @@
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-from controlplane import rls
-from controlplane.db import ENGINE
-from controlplane.migrate import app_role
+from controlplane.core import rls
+from controlplane.core.db import ENGINE
+from controlplane.core.migrate import app_role
 
 ID = "2026-11-22T00:00:00:000000"
 VERSION = "1.38.0"

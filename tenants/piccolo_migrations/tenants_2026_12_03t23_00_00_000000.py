@@ -3,7 +3,7 @@ only the non-payment suspension and staff's reactivation only theirs (see tenant
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-from controlplane.migrate import execute_all
+from controlplane.core.migrate import execute_all
 
 ID = "2026-12-03T23:00:00:000000"
 VERSION = "1.38.0"

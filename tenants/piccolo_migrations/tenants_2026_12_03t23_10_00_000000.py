@@ -3,7 +3,7 @@ retry it after the checkpoints that never failed."""
 
 from piccolo.apps.migrations.auto.migration_manager import MigrationManager
 
-from controlplane.migrate import execute_all
+from controlplane.core.migrate import execute_all
 
 ID = "2026-12-03T23:10:00:000000"
 VERSION = "1.38.0"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from controlplane.auth.principal import Principal
-from controlplane.exceptions import InvalidInput
+from controlplane.core.auth.principal import Principal
+from controlplane.core.errors import InvalidInput
 from tenants import repository
 from tenants.errors import RoleNotGrantable
 from tenants.roles import TENANT_ROLES, may_grant

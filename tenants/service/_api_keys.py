@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from controlplane import invalidation
-from controlplane.auth import api_keys as api_key_format
-from controlplane.auth.principal import Principal
-from controlplane.db import tenant_tx
-from controlplane.pagination import PageRequest, page_of
+from controlplane.core import invalidation
+from controlplane.core.auth import api_keys as api_key_format
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import tenant_tx
+from controlplane.core.pagination import PageRequest, page_of
 from tenants import audit, repository
 from tenants.errors import ApiKeyNotFound
 from tenants.roles import Permission

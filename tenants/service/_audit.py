@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from controlplane.db import tenant_tx
-from controlplane.pagination import PageRequest, page_of
+from controlplane.core.db import tenant_tx
+from controlplane.core.pagination import PageRequest, page_of
 from tenants import repository
 from tenants.service._page import Page
 

@@ -6,12 +6,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from controlplane.auth import api_keys as api_key_format
-from controlplane.auth.passwords import verify_password
-from controlplane.auth.principal import Principal
-from controlplane.db import SystemReason, system_tx, tenant_tx, user_tx
-from controlplane.exceptions import DomainError
-from controlplane.invalidation import Cache
+from controlplane.core.auth import api_keys as api_key_format
+from controlplane.core.auth.passwords import verify_password
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import SystemReason, system_tx, tenant_tx, user_tx
+from controlplane.core.errors import DomainError
+from controlplane.core.invalidation import Cache
 from tenants import repository
 from tenants.errors import (
     ForbiddenForRole,

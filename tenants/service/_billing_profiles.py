@@ -9,9 +9,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from controlplane.auth.principal import Principal
-from controlplane.db import SystemReason, system_tx, tenant_tx
-from controlplane.pii import PiiCipher, PiiRotation, key_version
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import SystemReason, system_tx, tenant_tx
+from controlplane.core.pii import PiiCipher, PiiRotation, key_version
 from tenants import audit, repository
 from tenants import pii_repository as profiles
 from tenants.errors import TenantNotFound

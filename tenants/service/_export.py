@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from controlplane.db import tenant_tx
+from controlplane.core.db import tenant_tx
 from tenants import repository
 from tenants.errors import TenantNotFound
 

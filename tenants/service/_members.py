@@ -5,10 +5,10 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from controlplane import invalidation
-from controlplane.auth.principal import Principal
-from controlplane.db import SystemReason, system_tx, tenant_tx
-from controlplane.pagination import PageRequest, page_of
+from controlplane.core import invalidation
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import SystemReason, system_tx, tenant_tx
+from controlplane.core.pagination import PageRequest, page_of
 from tenants import audit, repository
 from tenants.errors import LastAdmin, MemberExists, MemberNotFound
 from tenants.roles import Permission, Role

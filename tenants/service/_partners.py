@@ -7,11 +7,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from controlplane import metrics
-from controlplane.auth.principal import Principal
-from controlplane.db import SystemReason, partner_tx, system_tx
-from controlplane.exceptions import StaffOnly
-from controlplane.pagination import PageRequest, page_of
+from controlplane.core import metrics
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import SystemReason, partner_tx, system_tx
+from controlplane.core.errors import StaffOnly
+from controlplane.core.pagination import PageRequest, page_of
 from tenants import partners_repository as repository
 from tenants import qualification as engine
 from tenants.errors import ForbiddenForRole

@@ -7,12 +7,12 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from controlplane import idempotency, invalidation
-from controlplane.auth.principal import Principal
-from controlplane.db import SystemReason, partner_tx, system_tx, tenant_tx, user_tx
-from controlplane.exceptions import StaffOnly
-from controlplane.pagination import PageRequest, page_of
-from controlplane.tenant_vault import TenantVault
+from controlplane.core import idempotency, invalidation
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import SystemReason, partner_tx, system_tx, tenant_tx, user_tx
+from controlplane.core.errors import StaffOnly
+from controlplane.core.pagination import PageRequest, page_of
+from controlplane.core.tenant_vault import TenantVault
 from tenants import audit, billing_contact, hooks, repository
 from tenants import pii_repository as billing_profiles
 from tenants.errors import (

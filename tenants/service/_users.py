@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from controlplane.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
-from controlplane.db import SystemReason, system_tx, tenant_tx
-from controlplane.exceptions import InvalidInput
+from controlplane.core.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
+from controlplane.core.db import SystemReason, system_tx, tenant_tx
+from controlplane.core.errors import InvalidInput
 from tenants import audit, repository
 from tenants.errors import TenantNotFound, UserExists, WeakPassword
 from tenants.roles import TENANT_ROLES

@@ -7,10 +7,10 @@ import asyncio
 import uuid
 from typing import Any
 
-from controlplane.auth.principal import Principal
-from controlplane.db import tenant_tx
-from controlplane.exceptions import NotFound
-from controlplane.tenant_vault import TenantVault
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import tenant_tx
+from controlplane.core.errors import NotFound
+from controlplane.core.tenant_vault import TenantVault
 from tenants import audit, repository, webhook_endpoints, webhook_secrets
 from tenants.errors import TenantNotActive, TenantNotFound
 from tenants.status import TenantStatus

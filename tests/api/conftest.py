@@ -11,7 +11,7 @@ from __future__ import annotations
 import pytest
 from argon2 import PasswordHasher
 
-from controlplane.auth import passwords
+from controlplane.core.auth import passwords
 
 _CHEAP_HASHER = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
 

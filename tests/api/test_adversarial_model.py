@@ -37,9 +37,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, ru
 
 from billing import service as billing
 from billing.payments_gateway import StripeGateway
-from controlplane.secrets import SecretStore
-from controlplane.settings import Settings
-from controlplane.stripe_client import make_stripe_client
+from controlplane.core.secrets import SecretStore
+from controlplane.core.settings import Settings
+from controlplane.core.stripe_client import make_stripe_client
 from tests.api._helpers import create_api_key
 from tests.api.billing._support import half_up
 from tests.api.billing.test_payments import GOOD_CARD, card

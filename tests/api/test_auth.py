@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from httpx import AsyncClient
 from litestar import Litestar
 
-from controlplane.auth.tokens import TokenSigner
+from controlplane.core.auth.tokens import TokenSigner
 from tests.api._helpers import add_member, assert_problem, bearer
 from tests.factories import PASSWORD, Actor, Factory
 
@@ -233,7 +233,7 @@ async def test_a_reservation_given_back_after_its_window_ended_leaves_no_counter
 ) -> None:
     import redis.asyncio as aioredis
 
-    from controlplane.auth.throttle import SignInThrottle
+    from controlplane.core.auth.throttle import SignInThrottle
 
     redis_client = aioredis.from_url(stack_env["REDIS_URL"])
     try:

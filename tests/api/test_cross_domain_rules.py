@@ -24,12 +24,12 @@ from litestar import Litestar
 from billing import service as billing
 from billing.payments_gateway import StripeGateway
 from billing.service._payments import give_up
-from controlplane.auth.principal import Principal
-from controlplane.exceptions import ServiceUnavailable
-from controlplane.secrets import SecretStore
-from controlplane.settings import Settings
-from controlplane.stripe_client import make_stripe_client
-from controlplane.tenant_vault import TenantVault
+from controlplane.core.auth.principal import Principal
+from controlplane.core.errors import ServiceUnavailable
+from controlplane.core.secrets import SecretStore
+from controlplane.core.settings import Settings
+from controlplane.core.stripe_client import make_stripe_client
+from controlplane.core.tenant_vault import TenantVault
 from plugins_registry import service as plugins
 from tenants import hooks as tenant_hooks
 from tests.api._helpers import assert_problem

@@ -19,10 +19,10 @@ from httpx import AsyncClient
 from litestar import Litestar
 from prometheus_client import REGISTRY
 
-from controlplane import db
-from controlplane.exceptions import DatabaseUnavailable
-from controlplane.settings import Settings
-from controlplane.tenant_vault import TenantVault
+from controlplane.core import db
+from controlplane.core.errors import DatabaseUnavailable
+from controlplane.core.settings import Settings
+from controlplane.core.tenant_vault import TenantVault
 from tests.api._helpers import assert_problem
 from tests.factories import PASSWORD, Factory
 

@@ -13,7 +13,7 @@ def test_multiprocess_scrape_merges_processes_and_passes_promtool(tmp_path: Path
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     # Two other processes record a request each (as two API workers would).
     record = (
-        "from controlplane import metrics; "
+        "from controlplane.core import metrics; "
         "metrics.HTTP_REQUESTS_TOTAL.labels(method='GET', route='/v1/tenants', status='200').inc()"
     )
     for _ in range(2):
@@ -22,7 +22,7 @@ def test_multiprocess_scrape_merges_processes_and_passes_promtool(tmp_path: Path
         [
             sys.executable,
             "-c",
-            "import sys; from controlplane import metrics; sys.stdout.write(metrics.exposition()[0].decode())",
+            "import sys; from controlplane.core import metrics; sys.stdout.write(metrics.exposition()[0].decode())",
         ],
         env=env,
         check=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis.asyncio as aioredis
 from httpx import AsyncClient
 
-from controlplane.metrics import CELERY_QUEUES
+from controlplane.core.metrics import CELERY_QUEUES
 
 MARKER = b"not-a-task: queue length probe"
 

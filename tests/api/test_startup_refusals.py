@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 from asgi_lifespan import LifespanManager
 
-from controlplane import db
 from controlplane.app import create_app
-from controlplane.settings import Settings
-from controlplane.startup_checks import UnsafeConfiguration
+from controlplane.core import db
+from controlplane.core.settings import Settings
+from controlplane.ops.startup_checks import UnsafeConfiguration
 
 
 async def test_the_owner_role_is_refused_as_the_app_role(settings: Settings, client) -> None:

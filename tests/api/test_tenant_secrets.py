@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 from httpx import AsyncClient
 
-from controlplane.tenant_vault import TenantVault
+from controlplane.core.tenant_vault import TenantVault
 from tenants import webhook_secrets
 from tests.api._helpers import assert_problem
 from tests.conftest import connect_as_inspector

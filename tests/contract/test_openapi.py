@@ -42,9 +42,9 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from billing import service as billing
-from controlplane.secrets import STRIPE_PATH, SecretStore
-from controlplane.settings import Settings
-from controlplane.stripe_client import make_stripe_client
+from controlplane.core.secrets import STRIPE_PATH, SecretStore
+from controlplane.core.settings import Settings
+from controlplane.core.stripe_client import make_stripe_client
 from tests.factories import PASSWORD, Actor, Factory
 
 pytestmark = pytest.mark.slow

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from billing.ledger import REVENUE, receivable
-from controlplane import backups
+from controlplane.ops import backups
 from tests.conftest import connect_as_inspector
 from tests.factories import Factory
 

@@ -25,8 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 import pytest
 
-from controlplane.readiness import CHECK_NAMES
-from controlplane.readiness._model import ALWAYS_REQUIRED, REQUIRED_IN_PRODUCTION
+from controlplane.ops.readiness import CHECK_NAMES
+from controlplane.ops.readiness._model import ALWAYS_REQUIRED, REQUIRED_IN_PRODUCTION
 
 # Variables of the runner's own environment that would change which checks are required or observed.
 POLICY_ENV = (

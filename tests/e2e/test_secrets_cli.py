@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import uuid
 
-from controlplane.auth.tokens import TokenSigner
-from controlplane.secrets import JWT_KEYS_PATH, SecretStore
-from controlplane.settings import Settings
+from controlplane.core.auth.tokens import TokenSigner
+from controlplane.core.secrets import JWT_KEYS_PATH, SecretStore
+from controlplane.core.settings import Settings
 from tests.e2e.test_cli import _cli
 
 
@@ -50,7 +50,7 @@ def test_rotating_the_jwt_keys_from_the_command_line_twice(stack_env: dict[str, 
 def test_rotating_the_pii_key_from_the_command_line_rewraps_and_retires(
     stack_env: dict[str, str], settings: Settings
 ) -> None:
-    from controlplane.pii import PiiCipher
+    from controlplane.core.pii import PiiCipher
 
     cipher = PiiCipher(SecretStore.connect(settings).client)
     before = cipher.latest_version()

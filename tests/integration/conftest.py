@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from controlplane.auth.principal import Principal
+from controlplane.core.auth.principal import Principal
 from tests.conftest import connect_as_inspector
 
 

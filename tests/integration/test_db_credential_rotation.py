@@ -27,9 +27,9 @@ import hvac
 import pytest
 from asgi_lifespan import LifespanManager
 
-from controlplane import backups, db
 from controlplane.app import create_app
-from controlplane.db_credentials import (
+from controlplane.core import db
+from controlplane.core.db_credentials import (
     StaticRoleMismatch,
     StaticRolePassword,
     configure_static_role,
@@ -37,8 +37,9 @@ from controlplane.db_credentials import (
     read_static_credentials,
     rotate_static_role,
 )
-from controlplane.secrets import SecretsUnavailable
-from controlplane.settings import Settings
+from controlplane.core.secrets import SecretsUnavailable
+from controlplane.core.settings import Settings
+from controlplane.ops import backups
 
 ROTATIONS = 3
 WORKERS = 3

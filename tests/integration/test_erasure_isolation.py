@@ -11,8 +11,8 @@ from typing import Any
 
 import asyncpg
 
-from controlplane.auth.principal import Principal
-from controlplane.tenant_vault import TenantVault
+from controlplane.core.auth.principal import Principal
+from controlplane.core.tenant_vault import TenantVault
 from tenants import service
 from tests.integration.conftest import staff_principal
 

@@ -38,12 +38,12 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from litestar import Litestar
 
-from controlplane import db
 from controlplane.app import create_app
-from controlplane.auth.principal import Principal
-from controlplane.db import anonymous_tx, fetch, tenant_tx, user_tx
-from controlplane.pagination import PageRequest, encode_cursor
-from controlplane.settings import Settings
+from controlplane.core import db
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import anonymous_tx, fetch, tenant_tx, user_tx
+from controlplane.core.pagination import PageRequest, encode_cursor
+from controlplane.core.settings import Settings
 from tenants import billing_contact, repository, service
 from tenants.errors import ApiKeyNotFound, MemberNotFound
 from tests.conftest import COUNTS, connect_as_inspector

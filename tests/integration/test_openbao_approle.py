@@ -7,8 +7,8 @@ import dataclasses
 import hvac
 import pytest
 
-from controlplane.secrets import JWT_KEYS_PATH, SecretStore, SecretsUnavailable
-from controlplane.settings import Settings
+from controlplane.core.secrets import JWT_KEYS_PATH, SecretStore, SecretsUnavailable
+from controlplane.core.settings import Settings
 
 POLICY = 'path "secret/data/platform/*" { capabilities = ["read"] }'
 
@@ -46,7 +46,7 @@ def test_the_dev_root_token_is_recognised(settings: Settings) -> None:
 
 
 def test_production_refuses_a_root_token(settings: Settings) -> None:
-    from controlplane.startup_checks import UnsafeConfiguration, refuse_unsafe_production
+    from controlplane.ops.startup_checks import UnsafeConfiguration, refuse_unsafe_production
 
     production = dataclasses.replace(settings, env="production", stripe_api_base=None)
     with pytest.raises(UnsafeConfiguration, match="root token"):
@@ -58,8 +58,8 @@ def test_the_shipped_app_policy_covers_every_path_the_app_uses_and_no_more(setti
     import uuid
     from pathlib import Path
 
-    from controlplane.pii import PiiCipher
-    from controlplane.tenant_vault import TenantVault
+    from controlplane.core.pii import PiiCipher
+    from controlplane.core.tenant_vault import TenantVault
     from plugins_registry.signer import LicenseSigner
 
     policy = (Path(__file__).resolve().parents[2] / "deploy/openbao/controlplane-app.hcl").read_text()

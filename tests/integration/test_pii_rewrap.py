@@ -9,9 +9,9 @@ from typing import Any
 import asyncpg
 import pytest
 
-from controlplane.pii import PiiCipher
-from controlplane.secrets import SecretStore
-from controlplane.settings import Settings
+from controlplane.core.pii import PiiCipher
+from controlplane.core.secrets import SecretStore
+from controlplane.core.settings import Settings
 from tenants import service
 from tenants.service import _billing_profiles
 from tests.integration.conftest import staff_principal

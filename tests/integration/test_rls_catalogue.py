@@ -17,9 +17,9 @@ import asyncpg
 import pytest
 from piccolo.engine.exceptions import TransactionError
 
-from controlplane import db, idempotency
-from controlplane.db import SystemReason, anonymous_tx, fetch, system_tx, tenant_tx, user_tx
-from controlplane.settings import Settings
+from controlplane.core import db, idempotency
+from controlplane.core.db import SystemReason, anonymous_tx, fetch, system_tx, tenant_tx, user_tx
+from controlplane.core.settings import Settings
 from tenants import repository, service
 from tests.integration.conftest import staff_principal
 
@@ -213,7 +213,7 @@ async def test_a_committed_context_does_not_outlive_its_transaction(
     finally:
         await pool.close()
 
-    # And through controlplane.db with a pool of one connection: tenant_tx, then no context.
+    # And through controlplane.core.db with a pool of one connection: tenant_tx, then no context.
     await db.stop_pool()
     await db.start_pool(stack_env["DATABASE_URL"], min_size=1, max_size=1)
     try:

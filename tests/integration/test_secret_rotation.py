@@ -18,11 +18,12 @@ from typing import Any
 import jwt
 import pytest
 
-from controlplane import metrics, rotation
-from controlplane.auth.tokens import ReloadingTokenSigner, TokenSigner
+from controlplane.core import metrics
+from controlplane.core.auth.tokens import ReloadingTokenSigner, TokenSigner
+from controlplane.core.secrets import SecretStore
+from controlplane.core.settings import Settings
 from controlplane.devstack.platform_secrets import new_jwt_signing_keys
-from controlplane.secrets import SecretStore
-from controlplane.settings import Settings
+from controlplane.ops import rotation
 from plugins_registry.license_token import verify as verify_license
 from plugins_registry.signer import LicenseSigner
 

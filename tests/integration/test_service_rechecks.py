@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from controlplane.auth.principal import Principal
-from controlplane.pagination import PageRequest
-from controlplane.tenant_vault import TenantVault
+from controlplane.core.auth.principal import Principal
+from controlplane.core.pagination import PageRequest
+from controlplane.core.tenant_vault import TenantVault
 from tenants import service
 from tenants.errors import ForbiddenForRole, TenantNotFound
 from tests.integration.conftest import staff_principal

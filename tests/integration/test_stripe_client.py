@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from controlplane.secrets import SecretStore
-from controlplane.settings import Settings
-from controlplane.stripe_client import make_stripe_client
+from controlplane.core.secrets import SecretStore
+from controlplane.core.settings import Settings
+from controlplane.core.stripe_client import make_stripe_client
 
 
 def test_the_sdk_creates_and_reads_back_a_customer(settings: Settings) -> None:

@@ -9,8 +9,8 @@ import hvac
 import hvac.exceptions
 import pytest
 
-from controlplane.secrets import SecretConflict
-from controlplane.tenant_vault import KV_MOUNT, TenantVault, namespace_of
+from controlplane.core.secrets import SecretConflict
+from controlplane.core.tenant_vault import KV_MOUNT, TenantVault, namespace_of
 
 
 def _attempts(client_a: hvac.Client, tenant_b: uuid.UUID) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 
 import asyncpg
 
-from controlplane.db import fetch, tenant_tx, user_tx
+from controlplane.core.db import fetch, tenant_tx, user_tx
 from tenants import service
 from tests.integration.conftest import staff_principal
 

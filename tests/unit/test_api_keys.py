@@ -1,6 +1,6 @@
 import uuid
 
-from controlplane.auth import api_keys
+from controlplane.core.auth import api_keys
 
 
 def test_generated_key_parses_back_and_matches_its_hash() -> None:

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from controlplane.errors import status_for
-from controlplane.exceptions import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
+from controlplane.core.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
+from controlplane.core.problems import status_for
 from tenants.partner_errors import (
     CheckpointExempt,
     InvalidCheckpointTransition,

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from controlplane.readiness import (
+from controlplane.core.settings import Settings
+from controlplane.ops.readiness import (
     CHECK_NAMES,
     CheckResult,
     Options,
@@ -24,10 +25,9 @@ from controlplane.readiness import (
     render_table,
     required_checks,
 )
-from controlplane.readiness._model import ALWAYS_REQUIRED, REQUIRED_IN_PRODUCTION, Context
-from controlplane.readiness._operations import backups
-from controlplane.readiness._promtext import BILLING_LAST_SUCCESS, DB_SECONDS, HTTP_SECONDS, gauge_max
-from controlplane.settings import Settings
+from controlplane.ops.readiness._model import ALWAYS_REQUIRED, REQUIRED_IN_PRODUCTION, Context
+from controlplane.ops.readiness._operations import backups
+from controlplane.ops.readiness._promtext import BILLING_LAST_SUCCESS, DB_SECONDS, HTTP_SECONDS, gauge_max
 
 EXPOSITION = """\
 # HELP controlplane_http_request_duration_seconds Time to answer an HTTP request.
@@ -164,7 +164,7 @@ async def test_backups_old_missing_or_with_a_failed_drill_fail(tmp_path: Path) -
 
 
 async def test_backups_without_the_backups_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "controlplane.backups", None)  # import fails: the fallback reader
+    monkeypatch.setitem(sys.modules, "controlplane.ops.backups", None)  # import fails: the fallback reader
     _backup(tmp_path, datetime.now(UTC) - timedelta(hours=1), name="other")
     (tmp_path / "partial.dump").write_bytes(b"")  # no manifest: not complete, not counted
     found = latest_backup(tmp_path)

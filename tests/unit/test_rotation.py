@@ -11,8 +11,8 @@ from typing import Any
 import jwt
 import pytest
 
-from controlplane.auth.tokens import InvalidToken, ReloadingTokenSigner, TokenSigner
-from controlplane.rotation import JwtRotation, new_jwt_key, parse_what, plan_jwt_rotation
+from controlplane.core.auth.tokens import InvalidToken, ReloadingTokenSigner, TokenSigner
+from controlplane.ops.rotation import JwtRotation, new_jwt_key, parse_what, plan_jwt_rotation
 
 T0 = datetime(2025, 1, 6, 4, 11, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from controlplane.settings import Settings, SettingsError
+from controlplane.core.settings import Settings, SettingsError
 
 SAFE_PRODUCTION = {
     "CONTROLPLANE_ENV": "production",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controlplane.auth.throttle import LocalWindows
+from controlplane.core.auth.throttle import LocalWindows
 
 
 def test_the_fallback_counts_each_key_in_its_window_and_gives_back_a_reservation() -> None:

@@ -5,7 +5,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from controlplane.auth.tokens import ExpiredToken, InvalidToken, TokenSigner
+from controlplane.core.auth.tokens import ExpiredToken, InvalidToken, TokenSigner
 
 
 def _pem(key: Ed25519PrivateKey) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from celery import Celery
 
-from controlplane.settings import Settings
+from controlplane.core.settings import Settings
 from workers.celery_app import create_celery
 
 REPO = Path(__file__).resolve().parents[2]

@@ -23,7 +23,7 @@ from celery import Celery
 from httpx import AsyncClient
 
 from billing import service
-from controlplane.auth import passwords
+from controlplane.core.auth import passwords
 from tests.api._helpers import assert_problem
 from tests.api.billing.test_escrow import _agreement
 from tests.api.billing.test_payments import DECLINED_CARD, GOOD_CARD, _add_card, _invoiced_tenant, card, stripe_client

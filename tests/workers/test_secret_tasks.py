@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from celery import Celery
 
-from controlplane.rotation import DB_PASSWORD, JWT_SIGNING_KEY, LICENSE_SIGNING_KEY, PII_KEY
-from controlplane.secrets import JWT_KEYS_PATH, SecretStore
-from controlplane.settings import Settings
+from controlplane.core.secrets import JWT_KEYS_PATH, SecretStore
+from controlplane.core.settings import Settings
+from controlplane.ops.rotation import DB_PASSWORD, JWT_SIGNING_KEY, LICENSE_SIGNING_KEY, PII_KEY
 from tests.workers._worker import running_worker
 from workers.schedule import BEAT_SCHEDULE
 

@@ -9,7 +9,6 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from msgspec import structs
 
 from billing import service
-from billing.api.controllers._shared import answer_created, created_or_stored
 from billing.api.schemas import (
     MetricCreate,
     MetricPage,
@@ -19,11 +18,10 @@ from billing.api.schemas import (
     PlanRead,
     plan_read,
 )
-from controlplane.auth.guards import staff_only
-from controlplane.errors import problem_responses
-from controlplane.pagination import PageRequest
-from tenants.api.controllers import BEARER, Cursor, Limit, idempotent_post
-from tenants.api.schemas import to_struct
+from controlplane.core.pagination import PageRequest
+from controlplane.core.problems import problem_responses
+from controlplane.core.web import BEARER, Cursor, Limit, answer_created, created_or_stored, idempotent_post, to_struct
+from tenants.api.guards import staff_only
 
 
 class MetricController(Controller):

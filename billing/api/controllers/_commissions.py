@@ -12,10 +12,9 @@ from msgspec import Meta, Struct
 
 from billing import service
 from billing.limits import MAX_AMOUNT_MINOR
-from controlplane.auth.guards import principal_of
-from controlplane.errors import problem_responses
-from tenants.api.controllers import BEARER
-from tenants.api.schemas import Currency, Input, to_struct
+from controlplane.core.problems import problem_responses
+from controlplane.core.web import BEARER, Currency, Input, to_struct
+from tenants.api.guards import principal_of
 
 ResellerId = Annotated[uuid.UUID, PathParameter(description="The reseller's (partner) id")]
 Month = Annotated[str, PathParameter(description="A month that has ended, YYYY-MM", pattern=r"^\d{4}-\d{2}$")]

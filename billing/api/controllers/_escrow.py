@@ -10,10 +10,7 @@ from litestar.params import JSONBody, PathParameter
 from msgspec import structs
 
 from billing import service
-from billing.api.controllers._shared import (
-    ById,
-    gateway,
-)
+from billing.api.controllers._shared import ById, gateway
 from billing.api.schemas import (
     EscrowCreate,
     EscrowRead,
@@ -22,10 +19,9 @@ from billing.api.schemas import (
     escrow_read,
 )
 from billing.escrow import Action
-from controlplane.auth.guards import principal_of
-from controlplane.errors import problem_responses
-from controlplane.idempotency_middleware import IDEMPOTENCY_ERRORS
-from tenants.api.controllers import BEARER, idempotent_post
+from controlplane.core.problems import problem_responses
+from controlplane.core.web import BEARER, IDEMPOTENCY_ERRORS, idempotent_post
+from tenants.api.guards import principal_of
 
 EscrowId = Annotated[uuid.UUID, PathParameter(description="The escrow agreement's id")]
 MilestoneId = Annotated[uuid.UUID, PathParameter(description="The milestone's id")]

@@ -8,11 +8,7 @@ from litestar import Controller, Request, get
 from litestar.params import JSONBody
 
 from billing import service
-from billing.api.controllers._shared import (
-    ById,
-    InvoiceId,
-    gateway,
-)
+from billing.api.controllers._shared import ById, InvoiceId, gateway
 from billing.api.schemas import (
     CreditNoteCreate,
     CreditNoteRead,
@@ -23,11 +19,10 @@ from billing.api.schemas import (
     RefundRead,
     invoice_read,
 )
-from controlplane.auth.guards import principal_of
-from controlplane.errors import problem_responses
-from controlplane.pagination import PageRequest
-from tenants.api.controllers import BEARER, Cursor, Limit, TenantId, _allow, idempotent_post
-from tenants.api.schemas import to_struct
+from controlplane.core.pagination import PageRequest
+from controlplane.core.problems import problem_responses
+from controlplane.core.web import BEARER, Cursor, Limit, TenantId, idempotent_post, to_struct
+from tenants.api.guards import allow, principal_of
 from tenants.roles import Permission
 
 
@@ -35,12 +30,12 @@ class InvoiceController(Controller):
     tags = ["invoices"]
     security = BEARER
 
-    @get("/v1/tenants/{tenant_id:uuid}/invoices", **_allow(Permission.READ_BILLING, 422))
+    @get("/v1/tenants/{tenant_id:uuid}/invoices", **allow(Permission.READ_BILLING, 422))
     async def list_invoices(self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None) -> InvoicePage:
         rows, next_cursor = await service.list_invoices(tenant_id, PageRequest.parse(limit, cursor))
         return InvoicePage(items=[invoice_read(row) for row in rows], next_cursor=next_cursor)
 
-    @get("/v1/tenants/{tenant_id:uuid}/invoices/upcoming", **_allow(Permission.READ_BILLING))
+    @get("/v1/tenants/{tenant_id:uuid}/invoices/upcoming", **allow(Permission.READ_BILLING))
     async def upcoming_invoice(self, tenant_id: TenantId) -> InvoiceRead:
         return invoice_read(await service.upcoming_invoice(tenant_id))
 

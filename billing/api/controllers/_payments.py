@@ -8,19 +8,16 @@ from litestar import Controller, Request, get
 from litestar.params import JSONBody
 
 from billing import service
-from billing.api.controllers._shared import (
-    gateway,
-)
+from billing.api.controllers._shared import gateway
 from billing.api.schemas import (
     PaymentMethodCreate,
     PaymentMethodPage,
     PaymentMethodRead,
     payment_method_read,
 )
-from controlplane.auth.guards import principal_of
-from controlplane.idempotency_middleware import IDEMPOTENCY_ERRORS
-from controlplane.pagination import PageRequest
-from tenants.api.controllers import BEARER, Cursor, Limit, TenantId, _allow, idempotent_post
+from controlplane.core.pagination import PageRequest
+from controlplane.core.web import BEARER, IDEMPOTENCY_ERRORS, Cursor, Limit, TenantId, idempotent_post
+from tenants.api.guards import allow, principal_of
 from tenants.roles import Permission
 
 
@@ -29,7 +26,7 @@ class PaymentMethodController(Controller):
     tags = ["payments"]
     security = BEARER
 
-    @idempotent_post("/", status_code=201, **_allow(Permission.MANAGE_BILLING, 413, 422, 503, *IDEMPOTENCY_ERRORS))
+    @idempotent_post("/", status_code=201, **allow(Permission.MANAGE_BILLING, 413, 422, 503, *IDEMPOTENCY_ERRORS))
     async def add_payment_method(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[PaymentMethodCreate]
     ) -> PaymentMethodRead:
@@ -38,7 +35,7 @@ class PaymentMethodController(Controller):
         )
         return payment_method_read(row)
 
-    @get("/", **_allow(Permission.READ_BILLING, 422))
+    @get("/", **allow(Permission.READ_BILLING, 422))
     async def list_payment_methods(
         self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None
     ) -> PaymentMethodPage:

@@ -6,16 +6,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from litestar import Request, Response
-from litestar.openapi import ResponseSpec
+from litestar import Request
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import PathParameter
 
 from billing.errors import BillingInvalid
 from billing.usage import MAX_BATCH
-from controlplane.errors import problem_responses
-from controlplane.idempotency_middleware import IDEMPOTENCY_ERRORS
-from controlplane.openapi import IdempotentOperation
+from controlplane.core.openapi import IdempotentOperation
+from controlplane.core.problems import problem_responses
+from controlplane.core.web import IDEMPOTENCY_ERRORS
 
 SubscriptionId = Annotated[uuid.UUID, PathParameter(description="The subscription's id")]
 InvoiceId = Annotated[uuid.UUID, PathParameter(description="The invoice's id")]
@@ -30,12 +29,6 @@ class BatchTooLarge(BillingInvalid):
 class InvalidUsageBatch(BillingInvalid):
     code = "invalid_usage_batch"
     title = 'The body must be {"events": [...]} with an optional tenant_id'
-
-
-def created_or_stored(read: type[Any]) -> dict[int, ResponseSpec]:
-    """`responses=` of a catalogue POST: 201 for a new definition, 200 for a repeat of a stored one."""
-    errors = problem_responses(401, 403, 404, 409, 413, 422, *IDEMPOTENCY_ERRORS)
-    return {**errors, 200: ResponseSpec(read, description="The same definition was stored before; here it is")}
 
 
 @dataclass
@@ -83,11 +76,6 @@ class StripeEventOperation(Operation):
             },
         )
         self.request_body = RequestBody(content={"application/json": OpenAPIMediaType(schema=event)}, required=True)
-
-
-def answer_created(body: Any, created: bool) -> Response[Any]:
-    # A repeated definition answers 200 with what is stored; a new one 201.
-    return Response(body, status_code=201 if created else 200)
 
 
 def gateway(request: Request[Any, Any, Any]) -> Any:

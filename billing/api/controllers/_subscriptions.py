@@ -9,10 +9,7 @@ from litestar.params import JSONBody
 from msgspec import UNSET, structs
 
 from billing import service
-from billing.api.controllers._shared import (
-    ById,
-    SubscriptionId,
-)
+from billing.api.controllers._shared import ById, SubscriptionId
 from billing.api.schemas import (
     SubscriptionCancel,
     SubscriptionChange,
@@ -20,12 +17,10 @@ from billing.api.schemas import (
     SubscriptionPage,
     SubscriptionRead,
 )
-from controlplane.auth.guards import principal_of
-from controlplane.errors import problem_responses
-from controlplane.idempotency_middleware import IDEMPOTENCY_ERRORS
-from controlplane.pagination import PageRequest
-from tenants.api.controllers import BEARER, Cursor, Limit, TenantId, _allow, idempotent_post
-from tenants.api.schemas import to_struct
+from controlplane.core.pagination import PageRequest
+from controlplane.core.problems import problem_responses
+from controlplane.core.web import BEARER, IDEMPOTENCY_ERRORS, Cursor, Limit, TenantId, idempotent_post, to_struct
+from tenants.api.guards import allow, principal_of
 from tenants.roles import Permission
 
 
@@ -34,14 +29,14 @@ class TenantSubscriptionController(Controller):
     tags = ["subscriptions"]
     security = BEARER
 
-    @idempotent_post("/", status_code=201, **_allow(Permission.MANAGE_BILLING, 409, 422, *IDEMPOTENCY_ERRORS))
+    @idempotent_post("/", status_code=201, **allow(Permission.MANAGE_BILLING, 409, 422, *IDEMPOTENCY_ERRORS))
     async def create_subscription(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[SubscriptionCreate]
     ) -> SubscriptionRead:
         row = await service.create_subscription(principal_of(request), tenant_id, structs.asdict(data))
         return to_struct(SubscriptionRead, row)
 
-    @get("/", **_allow(Permission.READ_BILLING, 422))
+    @get("/", **allow(Permission.READ_BILLING, 422))
     async def list_subscriptions(
         self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None
     ) -> SubscriptionPage:

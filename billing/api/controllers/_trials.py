@@ -10,11 +10,9 @@ from litestar.params import JSONBody
 from msgspec import UNSET
 
 from billing import service
-from billing.api.controllers._shared import answer_created, created_or_stored
 from billing.api.schemas import TrialGrantCreate, TrialGrantRead
-from controlplane.auth.guards import principal_of, staff_only
-from tenants.api.controllers import BEARER, TenantId, idempotent_post
-from tenants.api.schemas import to_struct
+from controlplane.core.web import BEARER, TenantId, answer_created, created_or_stored, idempotent_post, to_struct
+from tenants.api.guards import principal_of, staff_only
 
 
 class TrialGrantController(Controller):

@@ -9,21 +9,16 @@ from litestar import Controller, Request, get, post
 from litestar.params import QueryParameter
 
 from billing import service, usage
-from billing.api.controllers._shared import (
-    BatchTooLarge,
-    InvalidUsageBatch,
-    UsageOperation,
-)
+from billing.api.controllers._shared import BatchTooLarge, InvalidUsageBatch, UsageOperation
 from billing.api.schemas import (
     UsageRead,
     UsageReply,
     usage_read,
 )
 from billing.usage import MAX_BATCH
-from controlplane.auth.guards import principal_of
-from controlplane.errors import problem_responses
-from controlplane.idempotency_middleware import IDEMPOTENCY_ERRORS
-from tenants.api.controllers import BEARER, TenantId, _allow
+from controlplane.core.problems import problem_responses
+from controlplane.core.web import BEARER, IDEMPOTENCY_ERRORS, TenantId
+from tenants.api.guards import allow, principal_of
 from tenants.roles import Permission
 
 
@@ -54,7 +49,7 @@ class UsageController(Controller):
             raise InvalidUsageBatch("tenant_id is required unless the request uses a tenant API key")
         return msgspec.convert(await service.ingest(principal, tenant_id, events), UsageReply)
 
-    @get("/v1/tenants/{tenant_id:uuid}/usage", **_allow(Permission.READ_BILLING))
+    @get("/v1/tenants/{tenant_id:uuid}/usage", **allow(Permission.READ_BILLING))
     async def current_usage(
         self,
         tenant_id: TenantId,

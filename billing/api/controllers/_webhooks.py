@@ -7,10 +7,8 @@ from typing import Any
 from litestar import Controller, Request, post
 
 from billing import service
-from billing.api.controllers._shared import (
-    StripeEventOperation,
-)
-from controlplane.errors import problem_responses
+from billing.api.controllers._shared import StripeEventOperation
+from controlplane.core.problems import problem_responses
 
 
 class StripeWebhookController(Controller):

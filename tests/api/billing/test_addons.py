@@ -15,10 +15,10 @@ from httpx import AsyncClient
 from billing import hooks, repository, service
 from billing.errors import CurrencyMismatch, InvalidCharge, MetricNotFound, SubscriptionNotFound
 from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway
-from controlplane.db import tenant_tx
-from controlplane.secrets import SecretStore
-from controlplane.settings import Settings
-from controlplane.stripe_client import make_stripe_client
+from controlplane.core.db import tenant_tx
+from controlplane.core.secrets import SecretStore
+from controlplane.core.settings import Settings
+from controlplane.core.stripe_client import make_stripe_client
 from tests.api._helpers import create_api_key
 from tests.api.billing._support import event, invoices, metric, plan, post_usage, subscribe
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client

@@ -11,9 +11,9 @@ from httpx import AsyncClient
 
 from billing import service
 from billing.payments_gateway import StripeGateway
-from controlplane.secrets import SecretStore
-from controlplane.settings import Settings
-from controlplane.stripe_client import make_stripe_client
+from controlplane.core.secrets import SecretStore
+from controlplane.core.settings import Settings
+from controlplane.core.stripe_client import make_stripe_client
 from tests.api._helpers import assert_problem
 from tests.api.billing._support import invoices, subscribe
 from tests.api.billing.test_payments import (

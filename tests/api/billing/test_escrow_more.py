@@ -17,11 +17,11 @@ from billing import escrow_repository, service
 from billing.escrow import MAX_AUTO_ACCEPT_ATTEMPTS
 from billing.payments_gateway import StripeGateway
 from billing.service import _escrow
-from controlplane.db import SystemReason, system_tx
-from controlplane.exceptions import DatabaseUnavailable
-from controlplane.secrets import SecretStore
-from controlplane.settings import Settings
-from controlplane.stripe_client import make_stripe_client
+from controlplane.core.db import SystemReason, system_tx
+from controlplane.core.errors import DatabaseUnavailable
+from controlplane.core.secrets import SecretStore
+from controlplane.core.settings import Settings
+from controlplane.core.stripe_client import make_stripe_client
 from tests.api._helpers import assert_problem, audit_actions, bearer, create_api_key
 from tests.api.billing.test_escrow import _agreement
 from tests.api.billing.test_payments import (

@@ -21,9 +21,9 @@ from stripe.params import CustomerCreateParams
 
 from billing import service
 from billing.payments_gateway import StripeGateway
-from controlplane.secrets import STRIPE_PATH, SecretStore
-from controlplane.settings import Settings
-from controlplane.stripe_client import MAX_NETWORK_RETRIES, make_stripe_client
+from controlplane.core.secrets import STRIPE_PATH, SecretStore
+from controlplane.core.settings import Settings
+from controlplane.core.stripe_client import MAX_NETWORK_RETRIES, make_stripe_client
 from tests.api._helpers import assert_problem
 from tests.api.billing._support import credit_notes, invoices, plan, subscribe
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client

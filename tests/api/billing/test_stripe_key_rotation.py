@@ -9,9 +9,9 @@ import pytest
 import stripe
 
 from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway
-from controlplane.secrets import SecretStore
-from controlplane.settings import Settings
-from controlplane.stripe_client import make_stripe_client
+from controlplane.core.secrets import SecretStore
+from controlplane.core.settings import Settings
+from controlplane.core.stripe_client import make_stripe_client
 
 
 def _stale_client(settings: Settings) -> stripe.StripeClient:

@@ -15,7 +15,7 @@ from typing import Any
 from httpx import AsyncClient
 
 from billing import service as billing
-from controlplane.db import tenant_tx
+from controlplane.core.db import tenant_tx
 from tests.api._helpers import all_items, assert_problem, audit_actions, bearer, create_api_key
 from tests.api.billing._support import (
     at_midnight,

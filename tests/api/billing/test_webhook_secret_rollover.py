@@ -14,9 +14,9 @@ from datetime import UTC, datetime, timedelta
 from httpx import AsyncClient
 from litestar import Litestar
 
-from controlplane.rotation import roll_stripe_webhook_secret
-from controlplane.secrets import STRIPE_PATH, SecretStore
-from controlplane.settings import Settings
+from controlplane.core.secrets import STRIPE_PATH, SecretStore
+from controlplane.core.settings import Settings
+from controlplane.ops.rotation import roll_stripe_webhook_secret
 from tests.api._helpers import assert_problem
 from tests.api.billing.test_webhooks import URL, event, signed
 

@@ -15,10 +15,10 @@ from httpx import AsyncClient
 
 from billing import service
 from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway, WebhookRejected
-from controlplane import metrics
-from controlplane.secrets import STRIPE_PATH, SecretStore
-from controlplane.settings import Settings
-from controlplane.stripe_client import (
+from controlplane.core import metrics
+from controlplane.core.secrets import STRIPE_PATH, SecretStore
+from controlplane.core.settings import Settings
+from controlplane.core.stripe_client import (
     WEBHOOK_SECRET_MAX_AGE_SECONDS,
     WEBHOOK_SECRET_REFRESH_SECONDS,
     WebhookSecret,

@@ -15,10 +15,10 @@ from prometheus_client import REGISTRY
 from billing import service as billing
 from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway
 from billing.service import _commissions
-from controlplane.db import SystemReason, system_tx
-from controlplane.secrets import SecretStore
-from controlplane.settings import Settings
-from controlplane.stripe_client import make_stripe_client
+from controlplane.core.db import SystemReason, system_tx
+from controlplane.core.secrets import SecretStore
+from controlplane.core.settings import Settings
+from controlplane.core.stripe_client import make_stripe_client
 from tenants import partners_repository
 from tests.api._helpers import assert_problem
 from tests.api.billing._support import invoices, plan, subscribe

@@ -8,7 +8,7 @@ from typing import Any
 
 from httpx import AsyncClient
 
-from controlplane.settings import Settings
+from controlplane.core.settings import Settings
 from plugins_registry import service
 from tests.api._helpers import assert_problem
 from tests.api.plugins._support import Headers, install, machine_key, plugin, publisher, tenant_with_admin

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from httpx import AsyncClient
 
-from controlplane.invalidation import CHANNEL
+from controlplane.core.invalidation import CHANNEL
 from plugins_registry import service
 from tests.api._helpers import assert_problem
 from tests.api.plugins._support import check, install, machine_key, plugin, publisher, tenant_with_admin
@@ -149,7 +149,7 @@ async def test_only_a_tenant_api_key_may_check(client: AsyncClient, factory: Fac
 
 
 async def test_checks_and_cache_lookups_are_counted(client: AsyncClient, factory: Factory) -> None:
-    from controlplane import metrics
+    from controlplane.core import metrics
 
     def counts() -> tuple[float, ...]:
         return tuple(

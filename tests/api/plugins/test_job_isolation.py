@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 
-from controlplane import metrics
-from controlplane.exceptions import DatabaseUnavailable
-from controlplane.tenant_vault import TenantVault
+from controlplane.core import metrics
+from controlplane.core.errors import DatabaseUnavailable
+from controlplane.core.tenant_vault import TenantVault
 from plugins_registry import repository, service
 from plugins_registry.service import _licenses
 from tenants import webhook_endpoints, webhook_secrets

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from httpx import AsyncClient
 
-from controlplane import metrics
-from controlplane.tenant_vault import TenantVault
+from controlplane.core import metrics
+from controlplane.core.tenant_vault import TenantVault
 from plugins_registry import service
 from plugins_registry.service._delivery import BACKOFF_SECONDS
 from tenants import webhook_endpoints, webhook_secrets

@@ -18,8 +18,8 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from controlplane.secrets import SecretStore
-from controlplane.settings import Settings
+from controlplane.core.secrets import SecretStore
+from controlplane.core.settings import Settings
 from plugins_registry.errors import SigningUnavailable
 from plugins_registry.license_token import TokenInvalid, verify
 from plugins_registry.signer import KEY_NAME, LicenseSigner

@@ -30,7 +30,7 @@ from billing.escrow import (
     step,
 )
 from billing.ledger import CASH, Posting
-from controlplane.exceptions import Conflict, InvalidInput
+from controlplane.core.errors import Conflict, InvalidInput
 
 PROPERTY = settings(max_examples=200, deadline=None)
 ESCROW = uuid.UUID("00000000-0000-4000-8000-0000000000e5")

@@ -4,7 +4,7 @@ import pytest
 
 from billing.errors import InvalidSubscriptionTransition
 from billing.states import LIVE, TRANSITIONS, Event, Status, next_status
-from controlplane.exceptions import Conflict
+from controlplane.core.errors import Conflict
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controlplane.exceptions import DomainError
+from controlplane.core.errors import DomainError
 from plugins_registry.errors import InvalidVersion, InvalidVersionRange
 from plugins_registry.semver import MAX_NUMBER, Version, VersionRange, caret_range_of, latest
 

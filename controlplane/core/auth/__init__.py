@@ -1,0 +1,1 @@
+"""Authentication primitives: token signing, API-key format, passwords, the sign-in throttle, the principal."""

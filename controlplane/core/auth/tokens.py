@@ -1,0 +1,190 @@
+"""Short-lived JWTs for people, signed with Ed25519 keys kept in OpenBao.
+
+The key set is a mapping kid -> private key; the active kid signs, every kid verifies, so a rotation
+can keep the previous key verifying until its tokens expire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from controlplane.core.errors import Unauthenticated
+
+ALGORITHM = "EdDSA"
+log = logging.getLogger("controlplane.auth.tokens")
+
+
+class InvalidToken(Unauthenticated):
+    code = "invalid_token"
+    title = "The bearer token is not valid"
+
+
+class ExpiredToken(Unauthenticated):
+    code = "token_expired"
+    title = "The bearer token has expired"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    user_id: uuid.UUID
+    issued_at: int
+    expires_at: int
+
+
+class TokenSigner:
+    def __init__(
+        self, private_keys: Mapping[str, Ed25519PrivateKey], active_kid: str, *, issuer: str, ttl_seconds: int
+    ) -> None:
+        if active_kid not in private_keys:
+            raise ValueError("the active kid has no key")
+        self._signing_key = private_keys[active_kid]
+        self._active_kid = active_kid
+        self._public_keys: dict[str, Ed25519PublicKey] = {kid: key.public_key() for kid, key in private_keys.items()}
+        self._issuer = issuer
+        self._ttl = ttl_seconds
+
+    @classmethod
+    def from_secret(cls, secret: Mapping[str, Any], *, issuer: str, ttl_seconds: int) -> TokenSigner:
+        """From the KV secret `platform/jwt`: `active_kid`, and `keys` (JSON: kid -> PEM)."""
+        pems = json.loads(secret["keys"]) if isinstance(secret["keys"], str) else secret["keys"]
+        keys = {}
+        for kid, pem in pems.items():
+            key = load_pem_private_key(pem.encode(), password=None)
+            if not isinstance(key, Ed25519PrivateKey):
+                raise ValueError(f"JWT key {kid} is not Ed25519")
+            keys[kid] = key
+        return cls(keys, secret["active_kid"], issuer=issuer, ttl_seconds=ttl_seconds)
+
+    def issue(self, user_id: uuid.UUID, *, now: int | None = None) -> str:
+        issued = int(time.time()) if now is None else now
+        claims = {
+            "sub": str(user_id),
+            "iss": self._issuer,
+            "iat": issued,
+            "nbf": issued,
+            "exp": issued + self._ttl,
+            "jti": uuid.uuid4().hex,
+        }
+        return jwt.encode(claims, self._signing_key, algorithm=ALGORITHM, headers={"kid": self._active_kid})
+
+    def verify(self, token: str) -> TokenClaims:
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+            key = self._public_keys.get(kid) if isinstance(kid, str) else None
+            if key is None:
+                raise InvalidToken("the token was not signed by a known key")
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[ALGORITHM],
+                issuer=self._issuer,
+                options={"require": ["sub", "exp", "iat", "iss"]},
+                leeway=5,
+            )
+            return TokenClaims(uuid.UUID(claims["sub"]), int(claims["iat"]), int(claims["exp"]))
+        except jwt.ExpiredSignatureError as exc:
+            raise ExpiredToken() from exc
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
+            raise InvalidToken() from exc
+
+    @property
+    def ttl_seconds(self) -> int:
+        return self._ttl
+
+    @property
+    def active_kid(self) -> str:
+        return self._active_kid
+
+    @property
+    def kids(self) -> frozenset[str]:
+        """Every kid whose tokens verify."""
+        return frozenset(self._public_keys)
+
+
+def _kid_of(token: str) -> str | None:
+    try:
+        kid = jwt.get_unverified_header(token).get("kid")
+    except jwt.PyJWTError:
+        return None
+    return kid if isinstance(kid, str) else None
+
+
+class ReloadingTokenSigner:
+    """A `TokenSigner` that follows rotations of the key set it was read from (`platform/jwt`).
+
+    The API reads the key set at start-up. It reads it again every `refresh_seconds` (so it signs with a
+    newly rotated active key, and stops accepting dropped ones, within that time), and as soon as a token
+    carries a kid it does not know, at most once every `retry_seconds` (so a token signed by another API
+    process that already follows a rotation verifies here too, and unknown kids cannot make it hammer
+    OpenBao). Reads run in a thread; if one fails, the keys already loaded keep serving.
+    """
+
+    def __init__(
+        self,
+        secret: Mapping[str, Any],
+        load: Callable[[], Mapping[str, Any]],
+        *,
+        issuer: str,
+        ttl_seconds: int,
+        refresh_seconds: float = 300.0,
+        retry_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._load = load
+        self._issuer = issuer
+        self._ttl = ttl_seconds
+        self._refresh = refresh_seconds
+        self._retry = retry_seconds
+        self._clock = clock
+        self._signer = TokenSigner.from_secret(secret, issuer=issuer, ttl_seconds=ttl_seconds)
+        self._loaded_at = clock()
+
+    @property
+    def current(self) -> TokenSigner:
+        return self._signer
+
+    @property
+    def ttl_seconds(self) -> int:
+        return self._ttl
+
+    def issue(self, user_id: uuid.UUID, *, now: int | None = None) -> str:
+        return self._signer.issue(user_id, now=now)
+
+    def verify(self, token: str) -> TokenClaims:
+        """Verify with the keys loaded now (no reload); `verify_fresh` is what requests use."""
+        return self._signer.verify(token)
+
+    async def verify_fresh(self, token: str) -> TokenClaims:
+        await self.refresh_if_stale()
+        kid = _kid_of(token)
+        if kid is not None and kid not in self._signer.kids:
+            await self._reload_after(self._retry)
+        return self._signer.verify(token)
+
+    async def refresh_if_stale(self) -> None:
+        await self._reload_after(self._refresh)
+
+    async def _reload_after(self, seconds: float) -> None:
+        now = self._clock()
+        if now - self._loaded_at < seconds:
+            return
+        # Claimed before the read, so concurrent requests do not all read at once.
+        self._loaded_at = now
+        try:
+            secret = await asyncio.to_thread(self._load)
+            self._signer = TokenSigner.from_secret(secret, issuer=self._issuer, ttl_seconds=self._ttl)
+        except Exception as exc:  # OpenBao down or a bad key set: keep serving with the keys already loaded
+            log.warning("JWT keys not reloaded, keeping the loaded ones: %s", type(exc).__name__)
+            return
+        log.info("JWT keys reloaded: active %s, %d verifying", self._signer.active_kid, len(self._signer.kids))
