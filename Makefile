@@ -41,9 +41,10 @@ promtool: ## Install promtool (Debian's prometheus package) where missing
 run: install ## Start the whole stack on embedded services: API, worker and beat (Ctrl-C stops all)
 	$(VENV)/bin/controlplane run
 
-test: install ## Lint and type-check, then run every test, slow suites included
+test: install ## Lint, type-check and check the import contracts, then run every test, slow suites included
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest $(PYTEST_FLAGS)
 
 test-fast: install ## Run the tests without the slow suites (property-based isolation, schemathesis)
@@ -87,10 +88,11 @@ restore-check: install ## Restore the newest backup into a scratch database: che
 readiness: install ## Named readiness checks (services, migrations, RLS, workers, billing, backups, SLOs); exit 0 only if every required one passes
 	$(VENV)/bin/controlplane readiness $(READINESS_FLAGS)
 
-lint: install ## Ruff lint, format check and mypy
+lint: install ## Ruff lint, format check, mypy and the import contracts (the floors; pure modules stay pure)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 format: install ## Format the code
 	$(VENV)/bin/ruff format .
