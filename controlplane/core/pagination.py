@@ -5,11 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from controlplane.core.errors import InvalidInput
+from controlplane.core.views import Page
+
+T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
@@ -56,6 +60,12 @@ def page_of(rows: list[dict[str, Any]], page: PageRequest) -> tuple[list[dict[st
         return items, None
     last = items[-1]
     return items, encode_cursor(last["created_at"], last["id"])
+
+
+def page_of_views(rows: list[dict[str, Any]], page: PageRequest, view: Callable[[dict[str, Any]], T]) -> Page[T]:
+    """Rows fetched with limit + 1 -> this page's views and the cursor of the next page (None on the last)."""
+    items, next_cursor = page_of(rows, page)
+    return Page([view(row) for row in items], next_cursor)
 
 
 def keyset_clause(page: PageRequest, alias: str = "") -> tuple[str, list[Any]]:
