@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from controlplane.core.secrets import SecretConflict, SecretNotFound
+from controlplane.core.errors import SecretConflict, SecretNotFound
 from controlplane.core.tenant_vault import TenantVault
 
 PATH = "webhook-signing"

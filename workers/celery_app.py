@@ -15,40 +15,15 @@ import os
 import time
 from typing import Any
 
-from celery import Celery, signals
+from celery import signals
 from prometheus_client import multiprocess, start_http_server
 
 from controlplane.core import metrics
+from controlplane.core.celery import create_celery
 from controlplane.core.settings import Settings
 from workers.schedule import BEAT_SCHEDULE
 
 log = logging.getLogger("controlplane.workers")
-
-# Longer than the longest task, so Redis does not hand an unacknowledged task to a second worker.
-VISIBILITY_TIMEOUT_SECONDS = 3600
-
-
-def create_celery(settings: Settings) -> Celery:
-    app = Celery("controlplane", broker=settings.redis_url, backend=settings.redis_url, include=["workers.tasks"])
-    app.conf.update(
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        timezone="UTC",
-        enable_utc=True,
-        task_acks_late=True,
-        task_reject_on_worker_lost=True,
-        worker_prefetch_multiplier=1,
-        broker_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
-        result_backend_transport_options={"visibility_timeout": VISIBILITY_TIMEOUT_SECONDS},
-        # Results (an export holds member emails) live only as long as a caller plausibly polls for them.
-        result_expires=3600,
-        broker_connection_retry_on_startup=True,
-        beat_schedule=BEAT_SCHEDULE,
-    )
-    app.conf.controlplane_settings = settings
-    return app
-
 
 _started: dict[str, float] = {}
 
@@ -85,4 +60,4 @@ def _forget_child(pid: int | None = None, **_: Any) -> None:
         multiprocess.mark_process_dead(pid or os.getpid())
 
 
-app = create_celery(Settings.from_env())
+app = create_celery(Settings.from_env(), beat_schedule=BEAT_SCHEDULE, include=["workers.tasks"])

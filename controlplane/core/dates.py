@@ -9,12 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from controlplane.core.errors import BadRequest
-
-
-class DateOutOfRange(BadRequest):
-    code = "date_out_of_range"
-    title = "The date has no equivalent in UTC between the years 1 and 9999"
+from controlplane.core.errors import DateOutOfRange
 
 
 def to_utc(value: datetime) -> datetime:

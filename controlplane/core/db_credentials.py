@@ -32,7 +32,8 @@ from urllib.parse import urlsplit, urlunsplit
 import hvac
 
 from controlplane.core.db import run_with_pool
-from controlplane.core.secrets import SecretStore, SecretsUnavailable, openbao_errors
+from controlplane.core.errors import SecretsUnavailable, StaticRoleMismatch
+from controlplane.core.secrets import SecretStore, openbao_errors
 from controlplane.core.settings import Settings
 
 T = TypeVar("T")
@@ -44,11 +45,6 @@ PLUGIN = "postgresql-database-plugin"
 ROTATION_STATEMENTS = ("ALTER ROLE \"{{name}}\" WITH PASSWORD '{{password}}';",)
 # OpenBao refuses shorter periods.
 MIN_ROTATION_PERIOD_SECONDS = 5
-
-
-class StaticRoleMismatch(SecretsUnavailable):
-    code = "db_static_role_mismatch"
-    title = "OpenBao's database static role is for another database user"
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,7 +255,6 @@ def run_with_app_pool(settings: Settings, work: Callable[[], Awaitable[T]], *, m
 __all__ = [
     "DbRotation",
     "StaticCredentials",
-    "StaticRoleMismatch",
     "StaticRolePassword",
     "configure_static_role",
     "last_rotated",

@@ -83,3 +83,41 @@ class DatabaseUnavailable(ServiceUnavailable):
     code = "database_unavailable"
     title = "The database is unavailable"
     dependency = "database"
+
+
+class SecretsUnavailable(ServiceUnavailable):
+    code = "secrets_unavailable"
+    title = "The secret store is unavailable"
+    dependency = "openbao"
+
+
+class OpenBaoUnavailable(SecretsUnavailable):
+    """OpenBao cannot be reached, times out, is sealed or answers 5xx: an outage, not a refusal."""
+
+    code = "openbao_unavailable"
+    title = "OpenBao is unavailable"
+
+
+class SecretNotFound(NotFound):
+    code = "secret_not_found"
+    title = "A required secret is missing"
+
+
+class SecretConflict(Conflict):
+    code = "secret_conflict"
+    title = "The secret changed while it was being written"
+
+
+class StaticRoleMismatch(SecretsUnavailable):
+    code = "db_static_role_mismatch"
+    title = "OpenBao's database static role is for another database user"
+
+
+class DateOutOfRange(BadRequest):
+    code = "date_out_of_range"
+    title = "The date has no equivalent in UTC between the years 1 and 9999"
+
+
+class InvalidCursor(InvalidInput):
+    code = "invalid_cursor"
+    title = "The page cursor is not valid"

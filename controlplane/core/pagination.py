@@ -10,18 +10,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from controlplane.core.errors import InvalidInput
+from controlplane.core.errors import InvalidCursor, InvalidInput
 from controlplane.core.views import Page
 
 T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 100
-
-
-class InvalidCursor(InvalidInput):
-    code = "invalid_cursor"
-    title = "The page cursor is not valid"
 
 
 @dataclass(frozen=True, slots=True)

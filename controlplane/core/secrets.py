@@ -20,7 +20,12 @@ import hvac
 import hvac.exceptions
 import requests
 
-from controlplane.core.errors import Conflict, NotFound, ServiceUnavailable
+from controlplane.core.errors import (
+    OpenBaoUnavailable,
+    SecretConflict,
+    SecretNotFound,
+    SecretsUnavailable,
+)
 from controlplane.core.settings import Settings
 
 log = logging.getLogger("controlplane.secrets")
@@ -28,29 +33,6 @@ log = logging.getLogger("controlplane.secrets")
 KV_MOUNT = "secret"
 JWT_KEYS_PATH = "platform/jwt"
 STRIPE_PATH = "platform/stripe"
-
-
-class SecretsUnavailable(ServiceUnavailable):
-    code = "secrets_unavailable"
-    title = "The secret store is unavailable"
-    dependency = "openbao"
-
-
-class OpenBaoUnavailable(SecretsUnavailable):
-    """OpenBao cannot be reached, times out, is sealed or answers 5xx: an outage, not a refusal."""
-
-    code = "openbao_unavailable"
-    title = "OpenBao is unavailable"
-
-
-class SecretNotFound(NotFound):
-    code = "secret_not_found"
-    title = "A required secret is missing"
-
-
-class SecretConflict(Conflict):
-    code = "secret_conflict"
-    title = "The secret changed while it was being written"
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,10 +35,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from controlplane.core import metrics
 from controlplane.core.db_credentials import DbRotation, rotate_static_role, run_with_app_pool
-from controlplane.core.errors import DomainError
+from controlplane.core.errors import DomainError, SecretConflict, SecretNotFound
 from controlplane.core.pii import KEY_NAME as PII_KEY_NAME
 from controlplane.core.pii import PiiCipher, PiiRotation
-from controlplane.core.secrets import JWT_KEYS_PATH, STRIPE_PATH, SecretConflict, SecretNotFound, SecretStore
+from controlplane.core.secrets import JWT_KEYS_PATH, STRIPE_PATH, SecretStore
 from controlplane.core.settings import Settings
 from controlplane.core.stripe_client import WEBHOOK_SECRET, WEBHOOK_SECRET_PREVIOUS, WEBHOOK_SECRET_PREVIOUS_UNTIL
 from plugins_registry.signer import KEY_NAME as LICENSE_KEY_NAME

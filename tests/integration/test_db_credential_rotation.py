@@ -30,14 +30,13 @@ from asgi_lifespan import LifespanManager
 from controlplane.app import create_app
 from controlplane.core import db
 from controlplane.core.db_credentials import (
-    StaticRoleMismatch,
     StaticRolePassword,
     configure_static_role,
     last_rotated,
     read_static_credentials,
     rotate_static_role,
 )
-from controlplane.core.secrets import SecretsUnavailable
+from controlplane.core.errors import SecretsUnavailable, StaticRoleMismatch
 from controlplane.core.settings import Settings
 from controlplane.ops import backups
 

@@ -7,7 +7,8 @@ import dataclasses
 import hvac
 import pytest
 
-from controlplane.core.secrets import JWT_KEYS_PATH, SecretStore, SecretsUnavailable
+from controlplane.core.errors import SecretsUnavailable
+from controlplane.core.secrets import JWT_KEYS_PATH, SecretStore
 from controlplane.core.settings import Settings
 
 POLICY = 'path "secret/data/platform/*" { capabilities = ["read"] }'

@@ -9,7 +9,7 @@ import hvac
 import hvac.exceptions
 import pytest
 
-from controlplane.core.secrets import SecretConflict
+from controlplane.core.errors import SecretConflict
 from controlplane.core.tenant_vault import KV_MOUNT, TenantVault, namespace_of
 
 

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controlplane.core.errors import InvalidInput
-from controlplane.core.pagination import InvalidCursor, PageRequest, decode_cursor, encode_cursor, page_of
+from controlplane.core.errors import InvalidCursor, InvalidInput
+from controlplane.core.pagination import PageRequest, decode_cursor, encode_cursor, page_of
 
 
 @given(st.datetimes(timezones=st.just(UTC)), st.uuids())

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from celery import Celery
 
+from controlplane.core.celery import create_celery
 from controlplane.core.settings import Settings
-from workers.celery_app import create_celery
 
 REPO = Path(__file__).resolve().parents[2]
 # Four processes, so duplicate tasks run at the same time rather than one after the other.

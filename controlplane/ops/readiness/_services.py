@@ -14,6 +14,8 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 
+from controlplane.core.celery import create_celery
+
 # At import, not inside a check: checks run in threads at once, and two threads importing piccolo's modules
 # together can each see the other's half-initialised module.
 from controlplane.core.db_credentials import read_static_credentials
@@ -22,7 +24,6 @@ from controlplane.core.stripe_client import make_stripe_client
 from controlplane.ops.readiness._model import Context, Outcome, in_daemon_thread
 from controlplane.ops.rotation import ROTATION_PERIODS, last_rotations
 from controlplane.piccolo_conf import APP_REGISTRY
-from workers.celery_app import create_celery
 
 POSTGRES_BUDGET_SECONDS = 0.1
 REDIS_BUDGET_SECONDS = 0.1
