@@ -19,8 +19,8 @@ from controlplane.core.settings import Settings
 from controlplane.devstack import DevStack
 from controlplane.devstack.cli import devstack
 from controlplane.devstack.supervisor import run_foreground
-from controlplane.environment import devstack_root, settings_from_environment, with_pool
 from controlplane.ops import backups
+from controlplane.ops.environment import devstack_root, settings_from_environment, with_pool
 from controlplane.ops.migrations import run_migrations
 from controlplane.ops.readiness.command import readiness_command
 from controlplane.ops.rotation_cli import secrets_group

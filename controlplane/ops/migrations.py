@@ -24,7 +24,7 @@ async def run_migrations(owner_url: str, app_url: str) -> None:
     if not ROLE_NAME.match(role):
         raise RuntimeError("DATABASE_URL must name the app role as a plain user name")
     os.environ["CONTROLPLANE_APP_ROLE"] = role
-    os.environ.setdefault("PICCOLO_CONF", "controlplane.piccolo_conf")
+    os.environ.setdefault("PICCOLO_CONF", "controlplane.ops.piccolo_conf")
     lock = await asyncpg.connect(owner_url)
     try:
         await lock.execute("select pg_advisory_lock($1)", _MIGRATION_LOCK)

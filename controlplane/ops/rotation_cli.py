@@ -9,8 +9,8 @@ import click
 
 from controlplane.core.errors import DomainError
 from controlplane.core.secrets import SecretStore
-from controlplane.environment import settings_from_environment
 from controlplane.ops import rotation
+from controlplane.ops.environment import settings_from_environment
 
 
 def _actor() -> str:

@@ -21,9 +21,9 @@ from controlplane.core.celery import create_celery
 from controlplane.core.db_credentials import read_static_credentials
 from controlplane.core.secrets import SecretStore
 from controlplane.core.stripe_client import make_stripe_client
+from controlplane.ops.piccolo_conf import APP_REGISTRY
 from controlplane.ops.readiness._model import Context, Outcome, in_daemon_thread
 from controlplane.ops.rotation import ROTATION_PERIODS, last_rotations
-from controlplane.piccolo_conf import APP_REGISTRY
 
 POSTGRES_BUDGET_SECONDS = 0.1
 REDIS_BUDGET_SECONDS = 0.1

@@ -14,7 +14,7 @@ from controlplane.core.db_credentials import run_with_app_pool
 from controlplane.core.settings import Settings, SettingsError
 from controlplane.devstack import DevStack, DevStackError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def devstack_root() -> Path:
