@@ -7,6 +7,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -15,7 +16,17 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.middleware import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import (
+    JsonRenderPlugin,
+    OpenAPIRenderPlugin,
+    RapidocRenderPlugin,
+    RedocRenderPlugin,
+    StoplightRenderPlugin,
+    SwaggerRenderPlugin,
+    YamlRenderPlugin,
+)
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from billing import hooks as billing_hooks
@@ -78,6 +89,34 @@ from tenants.api.partners import PartnerController, ResellerController, TenantOw
 from tenants.api.tokens import issue_token
 
 log = logging.getLogger("controlplane")
+
+# The docs pages' JavaScript and CSS, pinned and served by the app itself (see its README): the pages work offline.
+DOCS_ASSETS = Path(__file__).parent / "static" / "docs"
+DOCS_ASSETS_PATH = "/schema/assets"
+
+
+def _docs_pages() -> list[OpenAPIRenderPlugin]:
+    """The pages Litestar serves under `/schema` by default (Redoc also at the root), each pointed at the
+    vendored copy of its renderer instead of a CDN, with no favicon or web fonts fetched from elsewhere."""
+    assets = DOCS_ASSETS_PATH
+    return [
+        # The first one is also the root page, `/schema`.
+        RedocRenderPlugin(js_url=f"{assets}/redoc-2.5.4/redoc.standalone.js", google_fonts=False, favicon=""),
+        SwaggerRenderPlugin(
+            js_url=f"{assets}/swagger-ui-dist-5.18.2/swagger-ui-bundle.js",
+            css_url=f"{assets}/swagger-ui-dist-5.18.2/swagger-ui.css",
+            standalone_preset_js_url=f"{assets}/swagger-ui-dist-5.18.2/swagger-ui-standalone-preset.js",
+            favicon="",
+        ),
+        StoplightRenderPlugin(
+            js_url=f"{assets}/stoplight-elements-7.7.18/web-components.min.js",
+            css_url=f"{assets}/stoplight-elements-7.7.18/styles.min.css",
+            favicon="",
+        ),
+        RapidocRenderPlugin(js_url=f"{assets}/rapidoc-9.3.4/rapidoc-min.js", favicon=""),
+        JsonRenderPlugin(),
+        YamlRenderPlugin(),
+    ]
 
 
 def _request_id_middleware(app: ASGIApp) -> ASGIApp:
@@ -214,6 +253,7 @@ def create_app(settings: Settings) -> Litestar:
             PartnerController,
             TenantOwnerController,
             CommissionController,
+            create_static_files_router(DOCS_ASSETS_PATH, directories=[DOCS_ASSETS], name="docs-assets"),
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),
@@ -229,6 +269,7 @@ def create_app(settings: Settings) -> Litestar:
             title="Control plane API",
             version="1.0.0",
             path="/schema",
+            render_plugins=_docs_pages(),
             components=Components(
                 security_schemes={
                     "bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT or API key")
