@@ -28,7 +28,8 @@ import psutil
 from bench.stack import Broken, dev_stack
 from controlplane.core.secrets import SecretStore
 from controlplane.core.settings import Settings
-from plugins_registry.license_token import TokenInvalid, verify
+from plugins_registry.errors import TokenInvalid
+from plugins_registry.license_token import verify
 from plugins_registry.signer import LicenseSigner
 
 WARM_UP_TOKENS = 20

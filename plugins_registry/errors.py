@@ -127,3 +127,12 @@ class SigningUnavailable(ServiceUnavailable):
 class SeatsInUse(Conflict):
     code = "seats_in_use"
     title = "More seats are in use than the new number; release activations first"
+
+
+class TokenInvalid(Exception):
+    """A license token must not be trusted; `reason` says why. Raised where a token is verified offline
+    (`plugins_registry.license_token.verify`), never answered over HTTP, so not a `DomainError`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,8 +1,9 @@
 """License tokens: compact JWS (RFC 7515) signed with EdDSA over Ed25519, verified offline against a JWKS.
 
-Pure (the standard library and `cryptography` only), so a plugin author can copy this file as it is and call
-`verify(token, jwks)`. The control plane signs through OpenBao (`plugins_registry.signer`); this module only
-builds what is signed, assembles the token and checks it.
+Pure (the standard library, `cryptography` and `TokenInvalid` of `plugins_registry.errors` only), so a plugin
+author can copy this file, define `TokenInvalid` in place of that one import, and call `verify(token, jwks)`.
+The control plane signs through OpenBao (`plugins_registry.signer`); this module only builds what is signed,
+assembles the token and checks it.
 
     header.claims.signature    each part base64url without padding; the signature covers "header.claims"
 """
@@ -18,15 +19,9 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from plugins_registry.errors import TokenInvalid
+
 ALG = "EdDSA"
-
-
-class TokenInvalid(Exception):
-    """The token must not be trusted; `reason` says why."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
 
 
 def b64url_encode(data: bytes) -> str:

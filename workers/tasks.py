@@ -118,7 +118,7 @@ def expire_licenses(as_of: str | None = None) -> dict[str, int]:
     """Every 10 minutes: trials of paid plugins convert (or expire), unpaid licenses expire."""
     settings = app.conf.controlplane_settings
     when = _utc(as_of) if as_of else datetime.now(UTC)
-    return _with_pool(settings, lambda: plugins.expire_due(when))
+    return dataclasses.asdict(_with_pool(settings, lambda: plugins.expire_due(when)))
 
 
 @app.task(name="controlplane.plugins.release_stale_activations")

@@ -55,7 +55,6 @@ from plugins_registry.api.schemas import (
     VersionYank,
     WebhookEventList,
     WebhookEventRead,
-    version_read,
 )
 from tenants.api.guards import allow, principal_of, staff_only
 from tenants.roles import Permission
@@ -86,12 +85,12 @@ class PublisherController(Controller):
 
     @idempotent_post("/", status_code=201, responses=problem_responses(401, 403, 404, 413, 422, *IDEMPOTENCY_ERRORS))
     async def create_publisher(self, data: JSONBody[PublisherCreate]) -> PublisherRead:
-        return to_struct(PublisherRead, await service.create_publisher(msgspec.structs.asdict(data)))
+        new = service.NewPublisher(name=data.name, email=data.email, partner_id=data.partner_id)
+        return to_struct(PublisherRead, await service.create_publisher(new))
 
     @get("/", responses=problem_responses(400, 401, 403, 422))
     async def list_publishers(self, limit: Limit = None, cursor: Cursor = None) -> PublisherPage:
-        rows, next_cursor = await service.list_publishers(PageRequest.parse(limit, cursor))
-        return PublisherPage(items=[to_struct(PublisherRead, row) for row in rows], next_cursor=next_cursor)
+        return to_struct(PublisherPage, await service.list_publishers(PageRequest.parse(limit, cursor)))
 
     @get("/{publisher_id:uuid}", responses=problem_responses(400, 401, 403, 404))
     async def get_publisher(self, publisher_id: PublisherId) -> PublisherRead:
@@ -107,13 +106,20 @@ class PluginController(Controller):
 
     @idempotent_post("/", guards=[staff_only], status_code=201, responses=created_or_stored(PluginRead))
     async def create_plugin(self, data: JSONBody[PluginCreate]) -> Response[PluginRead]:
-        row, created = await service.create_plugin(msgspec.to_builtins(data))
-        return answer_created(to_struct(PluginRead, row), created)
+        new = service.NewPlugin(
+            slug=data.slug,
+            name=data.name,
+            publisher_id=data.publisher_id,
+            pricing=msgspec.to_builtins(data.pricing),
+            description=data.description,
+            entitlements=None if data.entitlements is None else msgspec.to_builtins(data.entitlements),
+        )
+        view, created = await service.create_plugin(new)
+        return answer_created(to_struct(PluginRead, view), created)
 
     @get("/", responses=problem_responses(400, 401, 422))
     async def list_plugins(self, limit: Limit = None, cursor: Cursor = None) -> PluginPage:
-        rows, next_cursor = await service.list_plugins(PageRequest.parse(limit, cursor))
-        return PluginPage(items=[to_struct(PluginRead, row) for row in rows], next_cursor=next_cursor)
+        return to_struct(PluginPage, await service.list_plugins(PageRequest.parse(limit, cursor)))
 
     @get("/{slug:str}", responses=problem_responses(400, 401, 404))
     async def get_plugin(self, slug: Slug) -> PluginRead:
@@ -123,13 +129,18 @@ class PluginController(Controller):
         "/{slug:str}/versions", guards=[staff_only], status_code=201, responses=created_or_stored(VersionRead)
     )
     async def publish_version(self, slug: Slug, data: JSONBody[VersionCreate]) -> Response[VersionRead]:
-        row, created = await service.publish_version(slug, msgspec.structs.asdict(data))
-        return answer_created(to_struct(VersionRead, version_read(row)), created)
+        new = service.NewVersion(
+            version=data.version,
+            min_platform_version=data.min_platform_version,
+            artifact_sha256=data.artifact_sha256,
+            changelog=data.changelog,
+        )
+        view, created = await service.publish_version(slug, new)
+        return answer_created(to_struct(VersionRead, view), created)
 
     @get("/{slug:str}/versions", responses=problem_responses(400, 401, 404))
     async def list_versions(self, slug: Slug) -> VersionList:
-        rows = await service.list_versions(slug)
-        return VersionList(items=[to_struct(VersionRead, version_read(row)) for row in rows])
+        return VersionList(items=[to_struct(VersionRead, view) for view in await service.list_versions(slug)])
 
     @idempotent_post(
         "/{slug:str}/versions/{version:str}/yank",
@@ -140,7 +151,7 @@ class PluginController(Controller):
     async def yank_version(
         self, slug: Slug, version: Annotated[str, PathParameter(max_length=256)], data: JSONBody[VersionYank]
     ) -> VersionRead:
-        return to_struct(VersionRead, version_read(await service.yank_version(slug, version, data.reason)))
+        return to_struct(VersionRead, await service.yank_version(slug, version, data.reason))
 
 
 class TenantPluginController(Controller):
@@ -152,19 +163,17 @@ class TenantPluginController(Controller):
     async def install_plugin(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[InstallCreate]
     ) -> Response[InstallRead]:
-        row, created = await service.install(
+        view, created = await service.install(
             principal_of(request), _licensing(request), tenant_id, data.slug, data.version, data.seats
         )
-        return answer_created(to_struct(InstallRead, row), created)
+        return answer_created(to_struct(InstallRead, view), created)
 
     @get("/", **allow(Permission.READ_PLUGINS, 422))
     async def list_installs(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None
     ) -> InstallPage:
-        rows, next_cursor = await service.list_installs(
-            _licensing(request), tenant_id, PageRequest.parse(limit, cursor)
-        )
-        return InstallPage(items=[to_struct(InstallRead, row) for row in rows], next_cursor=next_cursor)
+        page = await service.list_installs(_licensing(request), tenant_id, PageRequest.parse(limit, cursor))
+        return to_struct(InstallPage, page)
 
     @patch("/{slug:str}", **allow(Permission.MANAGE_PLUGINS, 409, 413, 422))
     async def update_install(
@@ -172,15 +181,15 @@ class TenantPluginController(Controller):
     ) -> InstallRead:
         version = None if data.version is msgspec.UNSET else data.version
         seats = None if data.seats is msgspec.UNSET else data.seats
-        row = await service.update(principal_of(request), _licensing(request), tenant_id, slug, version, seats)
-        return to_struct(InstallRead, row)
+        view = await service.update(principal_of(request), _licensing(request), tenant_id, slug, version, seats)
+        return to_struct(InstallRead, view)
 
     @idempotent_post(
         "/{slug:str}/rollback", status_code=200, **allow(Permission.MANAGE_PLUGINS, 409, *IDEMPOTENCY_ERRORS)
     )
     async def rollback_install(self, request: Request[Any, Any, Any], tenant_id: TenantId, slug: Slug) -> InstallRead:
-        row = await service.rollback(principal_of(request), _licensing(request), tenant_id, slug)
-        return to_struct(InstallRead, row)
+        view = await service.rollback(principal_of(request), _licensing(request), tenant_id, slug)
+        return to_struct(InstallRead, view)
 
     @delete("/{slug:str}", status_code=204, **allow(Permission.MANAGE_PLUGINS))
     async def uninstall(self, request: Request[Any, Any, Any], tenant_id: TenantId, slug: Slug) -> None:
@@ -196,10 +205,8 @@ class TenantLicenseController(Controller):
     async def list_licenses(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None
     ) -> LicensePage:
-        rows, next_cursor = await service.list_licenses(
-            _licensing(request), tenant_id, PageRequest.parse(limit, cursor)
-        )
-        return LicensePage(items=[to_struct(LicenseRead, row) for row in rows], next_cursor=next_cursor)
+        page = await service.list_licenses(_licensing(request), tenant_id, PageRequest.parse(limit, cursor))
+        return to_struct(LicensePage, page)
 
 
 class TenantWebhookEventController(Controller):
@@ -215,8 +222,8 @@ class TenantWebhookEventController(Controller):
         tenant_id: TenantId,
         limit: Annotated[int, QueryParameter(name="limit", ge=1, le=100, required=False)] = 50,
     ) -> WebhookEventList:
-        rows = await service.recent_events(tenant_id, limit)
-        return WebhookEventList(items=[to_struct(WebhookEventRead, row) for row in rows])
+        views = await service.recent_events(tenant_id, limit)
+        return WebhookEventList(items=[to_struct(WebhookEventRead, view) for view in views])
 
 
 class LicenseController(Controller):
@@ -228,13 +235,13 @@ class LicenseController(Controller):
 
     @get("/", responses=problem_responses(400, 401, 403, 404))
     async def get_license(self, request: Request[Any, Any, Any], license_id: LicenseId) -> LicenseRead:
-        row = await service.get_license(principal_of(request), _licensing(request), license_id)
-        return to_struct(LicenseRead, row)
+        view = await service.get_license(principal_of(request), _licensing(request), license_id)
+        return to_struct(LicenseRead, view)
 
     @idempotent_post("/refresh", status_code=200, responses=ById)
     async def refresh_license(self, request: Request[Any, Any, Any], license_id: LicenseId) -> LicenseRead:
-        row = await service.refresh(principal_of(request), _licensing(request), license_id)
-        return to_struct(LicenseRead, row)
+        view = await service.refresh(principal_of(request), _licensing(request), license_id)
+        return to_struct(LicenseRead, view)
 
     @idempotent_post(
         "/activations", status_code=201, responses={**created_or_stored(ActivationRead), **problem_responses(409, 429)}
@@ -243,15 +250,15 @@ class LicenseController(Controller):
         self, request: Request[Any, Any, Any], license_id: LicenseId, data: JSONBody[ActivationCreate]
     ) -> Response[ActivationRead]:
         per_hour = request.app.state.settings.license_activations_per_hour
-        row, created = await service.activate(
+        view, created = await service.activate(
             principal_of(request), license_id, data.fingerprint, data.label, per_hour=per_hour
         )
-        return answer_created(to_struct(ActivationRead, row), created)
+        return answer_created(to_struct(ActivationRead, view), created)
 
     @get("/activations", responses=problem_responses(400, 401, 403, 404))
     async def list_activations(self, request: Request[Any, Any, Any], license_id: LicenseId) -> ActivationList:
-        rows = await service.list_activations(principal_of(request), license_id)
-        return ActivationList(items=[to_struct(ActivationRead, row) for row in rows])
+        views = await service.list_activations(principal_of(request), license_id)
+        return ActivationList(items=[to_struct(ActivationRead, view) for view in views])
 
     @delete("/activations/{activation_id:uuid}", status_code=204, responses=problem_responses(400, 401, 403, 404))
     async def deactivate(
@@ -263,8 +270,8 @@ class LicenseController(Controller):
     async def heartbeat(
         self, request: Request[Any, Any, Any], license_id: LicenseId, activation_id: ActivationId
     ) -> ActivationRead:
-        row = await service.heartbeat(principal_of(request), license_id, activation_id)
-        return to_struct(ActivationRead, row)
+        view = await service.heartbeat(principal_of(request), license_id, activation_id)
+        return to_struct(ActivationRead, view)
 
 
 class LicensingController(Controller):
@@ -275,7 +282,7 @@ class LicensingController(Controller):
 
     @get("/keys", exclude_from_auth=True, responses=problem_responses(503))
     async def keys(self, request: Request[Any, Any, Any]) -> Jwks:
-        return msgspec.convert(await service.public_keys(_licensing(request)), Jwks)
+        return to_struct(Jwks, await service.public_keys(_licensing(request)))
 
     @get("/revocations", exclude_from_auth=True, responses=problem_responses(400, 422))
     async def revocations(
@@ -289,13 +296,11 @@ class LicensingController(Controller):
         ] = None,
         limit: Annotated[int, QueryParameter(ge=1, le=1000)] = 1000,
     ) -> RevocationList:
-        rows, next_cursor = await service.revocations(
-            query_date(after), decode_cursor(cursor) if cursor else None, limit
-        )
+        page = await service.revocations(query_date(after), decode_cursor(cursor) if cursor else None, limit)
         return RevocationList(
-            items=[to_struct(RevokedLicense, row) for row in rows],
-            next_after=rows[-1]["revoked_at"] if next_cursor else None,
-            next_cursor=next_cursor,
+            items=[to_struct(RevokedLicense, view) for view in page.items],
+            next_after=page.items[-1].revoked_at if page.next_cursor else None,
+            next_cursor=page.next_cursor,
         )
 
 
@@ -315,8 +320,19 @@ class EntitlementController(Controller):
             str | None, QueryParameter(max_length=64, pattern=FEATURE_PATTERN, description="A feature flag")
         ] = None,
     ) -> EntitlementRead:
-        # The hot path: the answer's fields are built by the service, so no conversion is needed.
-        return EntitlementRead(**await service.check(principal_of(request), plugin, feature))
+        # The hot path: the service hands out a cached answer, copied here field by field (no conversion).
+        answer = await service.check(principal_of(request), plugin, feature)
+        return EntitlementRead(
+            allowed=answer.allowed,
+            reason=answer.reason,  # type: ignore[arg-type]  # a licensing or tenant-denial reason, as listed
+            plugin=answer.plugin,
+            feature=answer.feature,
+            license_id=answer.license_id,
+            trial=answer.trial,
+            expires_at=answer.expires_at,
+            limits=answer.limits,
+            usage=answer.usage,
+        )
 
 
 __all__ = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
@@ -257,10 +257,6 @@ class RevocationList(Struct):
         Meta(description="Deprecated: the last item's time; revocations at that same time may follow. Use next_cursor"),
     ]
     next_cursor: Annotated[str | None, Meta(description="Pass as `cursor` for the next page; null on the last page")]
-
-
-def version_read(row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "yanked": row["yanked_at"] is not None}
 
 
 class WebhookEventRead(Struct, kw_only=True):

@@ -1,7 +1,22 @@
-"""Use cases of the plugin registry; each opens its own transaction."""
+"""Use cases of the plugin registry; each opens its own transaction. They take and return typed values: the
+views below (frozen dataclasses) and `controlplane.core.views.Page` of them."""
 
-from plugins_registry.service._activations import activate, deactivate, heartbeat, list_activations, release_stale
+from plugins_registry.service._activations import (
+    ActivationView,
+    activate,
+    deactivate,
+    heartbeat,
+    list_activations,
+    release_stale,
+)
 from plugins_registry.service._catalogue import (
+    NewPlugin,
+    NewPublisher,
+    NewVersion,
+    PluginVersionView,
+    PluginView,
+    PricingView,
+    PublisherView,
     create_plugin,
     create_publisher,
     get_plugin,
@@ -12,10 +27,13 @@ from plugins_registry.service._catalogue import (
     publish_version,
     yank_version,
 )
-from plugins_registry.service._delivery import deliver_due, recent_events
-from plugins_registry.service._entitlements import check
+from plugins_registry.service._delivery import DeliveryReport, WebhookEventView, deliver_due, recent_events
+from plugins_registry.service._entitlements import EntitlementAnswer, check
 from plugins_registry.service._installs import install, list_installs, require_plugin, rollback, uninstall, update
 from plugins_registry.service._licenses import (
+    ExpiryReport,
+    OutboxEventView,
+    RevokedLicenseView,
     expire_due,
     get_license,
     list_licenses,
@@ -25,11 +43,31 @@ from plugins_registry.service._licenses import (
     revocations,
     revoke_for_erased_tenant,
 )
-from plugins_registry.service._signing import Licensing, Signer, public_keys
+from plugins_registry.service._signing import KeySetView, Licensing, PublicKeyView, Signer, public_keys
+from plugins_registry.service._views import EntitlementsView, InstallView, LicenseView
 
 __all__ = [
+    "ActivationView",
+    "DeliveryReport",
+    "EntitlementAnswer",
+    "EntitlementsView",
+    "ExpiryReport",
+    "InstallView",
+    "KeySetView",
+    "LicenseView",
     "Licensing",
+    "NewPlugin",
+    "NewPublisher",
+    "NewVersion",
+    "OutboxEventView",
+    "PluginVersionView",
+    "PluginView",
+    "PricingView",
+    "PublicKeyView",
+    "PublisherView",
+    "RevokedLicenseView",
     "Signer",
+    "WebhookEventView",
     "activate",
     "check",
     "create_plugin",

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
+from controlplane.core.views import view_of
 from plugins_registry import repository
 from plugins_registry.errors import (
     ActivationNotFound,
@@ -24,9 +25,21 @@ from tenants.roles import Permission
 RATE_WINDOW = timedelta(hours=1)
 
 
+@dataclass(frozen=True, slots=True)
+class ActivationView:
+    """A seat of a license held by one machine (its fingerprint)."""
+
+    id: uuid.UUID
+    license_id: uuid.UUID
+    fingerprint: str
+    label: str
+    last_heartbeat_at: datetime
+    created_at: datetime
+
+
 async def activate(
     actor: Principal, license_id: uuid.UUID, fingerprint: str, label: str, *, per_hour: int
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[ActivationView, bool]:
     """(activation, created). The same fingerprint again answers with its activation, so a retry is safe.
 
     The license row is locked, so concurrent activations cannot both take the last seat.
@@ -41,7 +54,7 @@ async def activate(
             raise LicenseNotActive(f"the license is {row['status']}; nothing can be activated on it")
         existing = await repository.live_activation(license_id, fingerprint)
         if existing is not None:
-            return existing, False
+            return view_of(ActivationView, existing), False
         if await repository.count_recent_activations(tenant_id, license_id, now - RATE_WINDOW) >= per_hour:
             raise ActivationRateLimited(
                 f"at most {per_hour} activations of one license an hour",
@@ -68,7 +81,7 @@ async def activate(
             license_id,
             {"license_id": str(license_id), "activation_id": str(activation["id"]), "seats_used": in_use + 1},
         )
-        return activation, True
+        return view_of(ActivationView, activation), True
 
 
 async def deactivate(actor: Principal, license_id: uuid.UUID, activation_id: uuid.UUID) -> None:
@@ -89,7 +102,7 @@ async def deactivate(actor: Principal, license_id: uuid.UUID, activation_id: uui
             )
 
 
-async def heartbeat(actor: Principal, license_id: uuid.UUID, activation_id: uuid.UUID) -> dict[str, Any]:
+async def heartbeat(actor: Principal, license_id: uuid.UUID, activation_id: uuid.UUID) -> ActivationView:
     tenant_id = await tenant_of_license(actor, license_id, Permission.USE_PLUGINS, "POST")
     async with tenant_tx(tenant_id):
         if await repository.get_activation(license_id, activation_id) is None:
@@ -99,13 +112,14 @@ async def heartbeat(actor: Principal, license_id: uuid.UUID, activation_id: uuid
             raise ActivationNotFound(
                 "the activation was released (no heartbeat in time, or deactivated); activate again"
             )
-        return row
+        return view_of(ActivationView, row)
 
 
-async def list_activations(actor: Principal, license_id: uuid.UUID) -> list[dict[str, Any]]:
+async def list_activations(actor: Principal, license_id: uuid.UUID) -> list[ActivationView]:
+    """The license's live activations, oldest first."""
     tenant_id = await tenant_of_license(actor, license_id, Permission.READ_PLUGINS, "GET")
     async with tenant_tx(tenant_id):
-        return await repository.list_activations(tenant_id, license_id)
+        return [view_of(ActivationView, row) for row in await repository.list_activations(tenant_id, license_id)]
 
 
 async def release_stale(silence: timedelta, now: datetime | None = None) -> int:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
 from typing import Any
 
 from billing.service import known_metrics
 from controlplane.core.db import SystemReason, anonymous_tx, system_tx
-from controlplane.core.pagination import PageRequest, page_of
+from controlplane.core.pagination import PageRequest, page_of_views
+from controlplane.core.views import Page, view_of
 from plugins_registry import repository
 from plugins_registry.errors import (
     InvalidPricing,
@@ -22,48 +26,153 @@ from plugins_registry.errors import (
 from plugins_registry.pricing import parse_entitlements, parse_pricing
 from plugins_registry.semver import Version
 from plugins_registry.service._events import record
-from tenants.service import Page, ensure_partner_kind, ensure_qualified
+from plugins_registry.service._views import EntitlementsView, entitlements_view
+from tenants.service import ensure_partner_kind, ensure_qualified
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 
 
-async def create_publisher(values: dict[str, Any]) -> dict[str, Any]:
-    if values.get("partner_id") is not None:
-        await ensure_partner_kind(values["partner_id"], "publisher")
+@dataclass(frozen=True, slots=True)
+class NewPublisher:
+    name: str
+    email: str
+    # A partner of kind publisher: then its versions may be published only while it is qualified.
+    partner_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherView:
+    id: uuid.UUID
+    name: str
+    email: str
+    status: str
+    partner_id: uuid.UUID | None
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewPlugin:
+    """A plugin to list. `pricing` and `entitlements` are JSON as sent; the service checks them."""
+
+    slug: str
+    name: str
+    publisher_id: uuid.UUID
+    pricing: dict[str, Any]
+    description: str = ""
+    entitlements: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PricingView:
+    model: str
+    amount_minor: str  # minor units as a decimal string (a metered unit price may have places)
+    currency: str | None
+    metric_code: str | None
+    trial_days: int
+
+
+@dataclass(frozen=True, slots=True)
+class PluginView:
+    id: uuid.UUID
+    slug: str
+    name: str
+    publisher_id: uuid.UUID
+    description: str
+    pricing: PricingView
+    entitlements: EntitlementsView
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class NewVersion:
+    version: str
+    min_platform_version: str
+    artifact_sha256: str
+    changelog: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PluginVersionView:
+    id: uuid.UUID
+    plugin_id: uuid.UUID
+    version: str
+    min_platform_version: str
+    changelog: str
+    artifact_sha256: str
+    yanked: bool
+    yanked_at: datetime | None
+    yank_reason: str | None
+    created_at: datetime
+
+
+_publisher_view = partial(view_of, PublisherView)
+
+
+def _plugin_view(row: dict[str, Any]) -> PluginView:
+    pricing = row["pricing"]
+    return view_of(
+        PluginView,
+        row,
+        pricing=PricingView(
+            model=pricing["model"],
+            amount_minor=pricing["amount_minor"],
+            currency=pricing["currency"],
+            metric_code=pricing["metric_code"],
+            trial_days=pricing["trial_days"],
+        ),
+        entitlements=entitlements_view(row["entitlements"], row["entitlements"]["seats"]),
+    )
+
+
+def _version_view(row: dict[str, Any]) -> PluginVersionView:
+    return view_of(PluginVersionView, row, yanked=row["yanked_at"] is not None)
+
+
+async def create_publisher(new: NewPublisher) -> PublisherView:
+    if new.partner_id is not None:
+        await ensure_partner_kind(new.partner_id, "publisher")
+    values = {
+        "id": uuid.uuid4(),
+        "name": new.name,
+        "email": new.email,
+        "status": "active",
+        "partner_id": new.partner_id,
+    }
     async with anonymous_tx():
-        return await repository.insert_publisher({**values, "id": uuid.uuid4(), "status": "active"})
+        return _publisher_view(await repository.insert_publisher(values))
 
 
-async def get_publisher(publisher_id: uuid.UUID) -> dict[str, Any]:
+async def get_publisher(publisher_id: uuid.UUID) -> PublisherView:
     async with anonymous_tx():
         row = await repository.get_publisher(publisher_id)
     if row is None:
         raise PublisherNotFound()
-    return row
+    return _publisher_view(row)
 
 
-async def list_publishers(page: PageRequest) -> Page:
+async def list_publishers(page: PageRequest) -> Page[PublisherView]:
     async with anonymous_tx():
-        return page_of(await repository.list_publishers(page), page)
+        return page_of_views(await repository.list_publishers(page), page, _publisher_view)
 
 
 def _plugin_definition(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["name"], row["publisher_id"], row["description"], row["pricing"], row["entitlements"])
 
 
-async def create_plugin(values: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+async def create_plugin(new: NewPlugin) -> tuple[PluginView, bool]:
     """(plugin, created). The same definition again answers with the stored one, so a retry is safe."""
-    if not _SLUG.match(values["slug"]):
+    if not _SLUG.match(new.slug):
         raise InvalidPricing("slug must be 2 to 63 lower-case letters, digits and hyphens")
-    pricing = parse_pricing(values["pricing"])
-    entitlements = parse_entitlements(values.get("entitlements"))
+    pricing = parse_pricing(new.pricing)
+    entitlements = parse_entitlements(new.entitlements)
     if pricing.metric_code is not None and not await known_metrics([pricing.metric_code]):
         raise InvalidPricing(f"no billable metric has the code {pricing.metric_code!r}; create it first")
-    row = {
-        **values,
+    row: dict[str, Any] = {
         "id": uuid.uuid4(),
-        "publisher_id": uuid.UUID(str(values["publisher_id"])),
-        "description": values.get("description") or "",
+        "slug": new.slug,
+        "name": new.name,
+        "publisher_id": new.publisher_id,
+        "description": new.description or "",
         "pricing": pricing.as_json(),
         "entitlements": entitlements.as_json(),
     }
@@ -75,25 +184,25 @@ async def create_plugin(values: dict[str, Any]) -> tuple[dict[str, Any], bool]:
             raise PublisherInactive()
         stored = await repository.insert_plugin(row)
         if stored is not None:
-            return stored, True
-        existing = await repository.get_plugin(values["slug"])
+            return _plugin_view(stored), True
+        existing = await repository.get_plugin(new.slug)
     assert existing is not None
     if _plugin_definition(existing) != _plugin_definition(row):
         raise SlugTaken()
-    return existing, False
+    return _plugin_view(existing), False
 
 
-async def get_plugin(slug: str) -> dict[str, Any]:
+async def get_plugin(slug: str) -> PluginView:
     async with anonymous_tx():
         row = await repository.get_plugin(slug)
     if row is None:
         raise PluginNotFound()
-    return row
+    return _plugin_view(row)
 
 
-async def list_plugins(page: PageRequest) -> Page:
+async def list_plugins(page: PageRequest) -> Page[PluginView]:
     async with anonymous_tx():
-        return page_of(await repository.list_listed_plugins(page), page)
+        return page_of_views(await repository.list_listed_plugins(page), page, _plugin_view)
 
 
 def ordered(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -101,11 +210,17 @@ def ordered(versions: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(versions, key=lambda row: Version.parse(row["version"]), reverse=True)
 
 
-async def publish_version(slug: str, values: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+async def publish_version(slug: str, new: NewVersion) -> tuple[PluginVersionView, bool]:
     """A new immutable version. A publisher that is a partner must be qualified (else 403 with its actions)."""
-    version = Version.parse(values["version"])
-    Version.parse(values["min_platform_version"])
-    row = {**values, "id": uuid.uuid4(), "version": str(version), "changelog": values.get("changelog") or ""}
+    version = Version.parse(new.version)
+    Version.parse(new.min_platform_version)
+    row = {
+        "id": uuid.uuid4(),
+        "version": str(version),
+        "min_platform_version": new.min_platform_version,
+        "artifact_sha256": new.artifact_sha256,
+        "changelog": new.changelog or "",
+    }
     async with anonymous_tx():
         plugin = await repository.get_plugin(slug)
         if plugin is None:
@@ -117,24 +232,24 @@ async def publish_version(slug: str, values: dict[str, Any]) -> tuple[dict[str, 
     async with anonymous_tx():
         stored = await repository.insert_version({**row, "plugin_id": plugin["id"]})
         if stored is not None:
-            return stored, True
+            return _version_view(stored), True
         existing = await repository.get_version(plugin["id"], str(version))
     assert existing is not None
     fields = ("min_platform_version", "changelog", "artifact_sha256")
     if any(existing[name] != row[name] for name in fields):
         raise VersionExists("versions are immutable: publish a new version instead")
-    return existing, False
+    return _version_view(existing), False
 
 
-async def list_versions(slug: str) -> list[dict[str, Any]]:
+async def list_versions(slug: str) -> list[PluginVersionView]:
     async with anonymous_tx():
         plugin = await repository.get_plugin(slug)
         if plugin is None:
             raise PluginNotFound()
-        return ordered(await repository.list_versions(plugin["id"]))
+        return [_version_view(row) for row in ordered(await repository.list_versions(plugin["id"]))]
 
 
-async def yank_version(slug: str, version_text: str, reason: str) -> dict[str, Any]:
+async def yank_version(slug: str, version_text: str, reason: str) -> PluginVersionView:
     """Yanked versions cannot be newly installed; every tenant that has it installed is told through its
     outbox. Yanking a yanked version again changes nothing."""
     version = str(Version.parse(version_text))
@@ -146,7 +261,7 @@ async def yank_version(slug: str, version_text: str, reason: str) -> dict[str, A
         if row is None:
             raise VersionNotFound()
         if row["yanked_at"] is not None:
-            return row
+            return _version_view(row)
         row = await repository.yank_version(row["id"], reason)
         for install in await repository.installs_at_version(plugin["id"], version):
             await record(
@@ -157,4 +272,4 @@ async def yank_version(slug: str, version_text: str, reason: str) -> dict[str, A
                 install["id"],
                 {"slug": slug, "version": version, "reason": reason},
             )
-        return row
+        return _version_view(row)

@@ -15,7 +15,8 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
 
 from controlplane.core import metrics
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
@@ -37,6 +38,20 @@ class DeliveryReport:
     delivered: int
     retrying: int
     failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEventView:
+    """Where the delivery of one outbox event stands."""
+
+    id: str  # the event's id as its receiver sees it (the `Webhook-Id` header)
+    type: str
+    status: Literal["pending", "delivered", "failed"]
+    created_at: datetime
+    attempts: int
+    delivered_at: datetime | None
+    next_attempt_at: datetime | None
+    last_error: str | None
 
 
 def body_of(event: dict[str, Any]) -> bytes:
@@ -117,16 +132,20 @@ async def deliver_due(vault: TenantVault, *, production: bool, batch: int = BATC
     return DeliveryReport(len(events), delivered, retrying, failed)
 
 
-async def recent_events(tenant_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
+async def recent_events(tenant_id: uuid.UUID, limit: int) -> list[WebhookEventView]:
     """The tenant's latest events, newest first, with where each delivery stands."""
     async with tenant_tx(tenant_id):
         rows = await repository.recent_outbox_events(tenant_id, limit)
     return [
-        {
-            **row,
-            "id": str(row["id"]),
-            "type": row["event_type"],
-            "status": "delivered" if row["delivered_at"] else "failed" if row["failed_at"] else "pending",
-        }
+        WebhookEventView(
+            id=str(row["id"]),
+            type=row["event_type"],
+            status="delivered" if row["delivered_at"] else "failed" if row["failed_at"] else "pending",
+            created_at=row["created_at"],
+            attempts=row["attempts"],
+            delivered_at=row["delivered_at"],
+            next_attempt_at=row["next_attempt_at"],
+            last_error=row["last_error"],
+        )
         for row in rows
     ]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
@@ -20,12 +19,40 @@ from tenants.roles import Permission, role_allows
 from tenants.service import STATUS_TOPIC, service_denial_of
 
 
-# tenant id -> why it gets no service (suspended, erased) and plugin slug -> its license snapshot (None: not
+@dataclass(frozen=True, slots=True)
+class EntitlementAnswer:
+    """Whether the tenant may use the plugin (and the feature, if one was asked for), and why; with the
+    license's terms when the plugin is installed."""
+
+    allowed: bool
+    reason: str  # a `licensing.Reason`, or why the tenant gets no service (`tenant_suspended`, ...)
+    plugin: str
+    feature: str | None
+    license_id: uuid.UUID | None
+    trial: bool | None
+    expires_at: datetime | None
+    limits: dict[str, int]
+    usage: dict[str, int]
+
+
+# One plugin of a tenant: its license snapshot (None: not installed) and the answers given from it, by
+# (feature, allowed, reason). An answer is built once and handed out again while the entry lives; at most
+# `_ANSWERS` are kept (features are the caller's to name), the others are built each time.
+@dataclass(frozen=True, slots=True)
+class _Plugin:
+    snapshot: licensing.Snapshot | None
+    answers: dict[tuple[str | None, bool, str], EntitlementAnswer]
+
+
+_ANSWERS = 64
+
+
+# tenant id -> why it gets no service (suspended, erased) and plugin slug -> its license (None: not
 # installed). A whole tenant is evicted at once: by any plugin change, and by any change of its status.
 @dataclass(frozen=True)
 class _Tenant:
     denial: str | None
-    plugins: dict[str, licensing.Snapshot | None]
+    plugins: dict[str, _Plugin]
 
 
 _tenants: Cache[uuid.UUID, _Tenant] = Cache(ENTITLEMENTS_TOPIC, uuid.UUID, ttl_seconds=300.0, also_on=(STATUS_TOPIC,))
@@ -38,11 +65,13 @@ _DECISIONS = {
 }
 
 
-async def _lookup(tenant_id: uuid.UUID, slug: str) -> tuple[str | None, licensing.Snapshot | None]:
+async def _lookup(tenant_id: uuid.UUID, slug: str) -> tuple[str | None, _Plugin]:
     cached = _tenants.get(tenant_id)
-    if cached is not None and slug in cached.plugins:
-        _HIT.inc()
-        return cached.denial, cached.plugins[slug]
+    if cached is not None:
+        entry = cached.plugins.get(slug)
+        if entry is not None:
+            _HIT.inc()
+            return cached.denial, entry
     _MISS.inc()
     generation = _tenants.generation()
     async with tenant_tx(tenant_id):
@@ -60,28 +89,43 @@ async def _lookup(tenant_id: uuid.UUID, slug: str) -> tuple[str | None, licensin
             seats=row["seats"],
             seats_used=int(row["seats_used"]),
         )
-    _tenants.put(tenant_id, _Tenant(denial, {**(cached.plugins if cached else {}), slug: snapshot}), generation)
-    return denial, snapshot
+    entry = _Plugin(snapshot, {})
+    _tenants.put(tenant_id, _Tenant(denial, {**(cached.plugins if cached else {}), slug: entry}), generation)
+    return denial, entry
 
 
-async def check(principal: Principal, slug: str, feature: str | None) -> dict[str, Any]:
+def _answer(
+    allowed: bool, reason: str, slug: str, feature: str | None, snapshot: licensing.Snapshot | None
+) -> EntitlementAnswer:
+    if snapshot is None:
+        return EntitlementAnswer(allowed, reason, slug, feature, None, None, None, {}, {})
+    return EntitlementAnswer(
+        allowed,
+        reason,
+        slug,
+        feature,
+        snapshot.license_id,
+        snapshot.trial,
+        snapshot.expires_at,
+        {"seats": snapshot.seats, **snapshot.limits},
+        {"seats": snapshot.seats_used},
+    )
+
+
+async def check(principal: Principal, slug: str, feature: str | None) -> EntitlementAnswer:
     if principal.kind != "api_key" or principal.tenant_id is None:
         raise ApiKeyRequired()
     if not role_allows(principal.api_key_role, Permission.USE_PLUGINS):
         raise ForbiddenForRole()
-    denial, snapshot = await _lookup(principal.tenant_id, slug)
-    decision = licensing.decide(snapshot, feature, datetime.now(UTC))
+    denial, entry = await _lookup(principal.tenant_id, slug)
+    decision = licensing.decide(entry.snapshot, feature, datetime.now(UTC))
     # A suspended or erased tenant is denied whatever its licenses say, with the reason.
     allowed, reason = (False, denial) if denial is not None else (decision.allowed, decision.reason)
     _DECISIONS[allowed].inc()
-    return {
-        "allowed": allowed,
-        "reason": reason,
-        "plugin": slug,
-        "feature": feature,
-        "license_id": snapshot.license_id if snapshot else None,
-        "trial": snapshot.trial if snapshot else None,
-        "expires_at": snapshot.expires_at if snapshot else None,
-        "limits": {"seats": snapshot.seats, **snapshot.limits} if snapshot else {},
-        "usage": {"seats": snapshot.seats_used} if snapshot else {},
-    }
+    key = (feature, allowed, reason)
+    answer = entry.answers.get(key)
+    if answer is None:
+        answer = _answer(allowed, reason, slug, feature, entry.snapshot)
+        if len(entry.answers) < _ANSWERS:
+            entry.answers[key] = answer
+    return answer

@@ -10,6 +10,7 @@ from billing import service as billing
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
 from controlplane.core.pagination import PageRequest, page_of
+from controlplane.core.views import Page
 from plugins_registry import licensing, repository
 from plugins_registry.errors import (
     AlreadyInstalled,
@@ -26,9 +27,9 @@ from plugins_registry.pricing import Entitlements, Pricing, parse_entitlements, 
 from plugins_registry.semver import Version, caret_range_of, latest
 from plugins_registry.service._events import record
 from plugins_registry.service._signing import Licensing, fresh, resign, token_for
-from plugins_registry.service._views import install_view
+from plugins_registry.service._views import InstallView, install_view
 from tenants.roles import Permission
-from tenants.service import Page, check_access
+from tenants.service import check_access
 
 
 async def _plugin(slug: str) -> tuple[dict[str, Any], Pricing, Entitlements]:
@@ -63,7 +64,7 @@ async def _installable(plugin: dict[str, Any], version: str | None) -> str:
     return str(best)
 
 
-async def _view(install: dict[str, Any], license_row: dict[str, Any]) -> dict[str, Any]:
+async def _view(install: dict[str, Any], license_row: dict[str, Any]) -> InstallView:
     version = await repository.get_version(install["plugin_id"], install["version"])
     return install_view(install, license_row, yanked=version is not None and version["yanked_at"] is not None)
 
@@ -75,7 +76,7 @@ async def install(
     slug: str,
     version: str | None = None,
     seats: int | None = None,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[InstallView, bool]:
     """(install with its license, created). Installing what is installed already, as it is, answers with it."""
     now = datetime.now(UTC)
     async with tenant_tx(tenant_id):
@@ -168,7 +169,7 @@ async def _issue(
     )
 
 
-async def list_installs(issuer: Licensing, tenant_id: uuid.UUID, page: PageRequest) -> Page:
+async def list_installs(issuer: Licensing, tenant_id: uuid.UUID, page: PageRequest) -> Page[InstallView]:
     async with tenant_tx(tenant_id):
         rows, cursor = page_of(await repository.list_installs(tenant_id, page), page)
         views = []
@@ -176,7 +177,7 @@ async def list_installs(issuer: Licensing, tenant_id: uuid.UUID, page: PageReque
             license_row = await repository.license_of_install(row["id"], lock=True)
             assert license_row is not None
             views.append(await _view(row, await fresh(issuer.signer, license_row)))
-        return views, cursor
+        return Page(views, cursor)
 
 
 async def _live(tenant_id: uuid.UUID, slug: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -196,7 +197,7 @@ async def _move(
     license_row: dict[str, Any],
     changes: dict[str, Any],
     event_type: str,
-) -> dict[str, Any]:
+) -> InstallView:
     """Write an install's new version or seats, re-sign its license for them, and record the step."""
     row = await repository.update_install(install_row["id"], changes)
     license_changes = {"seats": row["seats"], "version_range": str(caret_range_of(Version.parse(row["version"])))}
@@ -216,7 +217,7 @@ async def _move(
 
 async def update(
     actor: Principal, issuer: Licensing, tenant_id: uuid.UUID, slug: str, version: str | None, seats: int | None
-) -> dict[str, Any]:
+) -> InstallView:
     """A new version (not yanked) and/or a new number of seats; the same values again change nothing."""
     async with tenant_tx(tenant_id):
         await check_access(actor, tenant_id, Permission.MANAGE_PLUGINS, method="PATCH")
@@ -237,7 +238,7 @@ async def update(
         return await _move(actor, issuer, tenant_id, install_row, license_row, changes, "plugin.updated")
 
 
-async def rollback(actor: Principal, issuer: Licensing, tenant_id: uuid.UUID, slug: str) -> dict[str, Any]:
+async def rollback(actor: Principal, issuer: Licensing, tenant_id: uuid.UUID, slug: str) -> InstallView:
     """Back to the version installed before the last update (which then becomes the previous one)."""
     async with tenant_tx(tenant_id):
         await check_access(actor, tenant_id, Permission.MANAGE_PLUGINS, method="POST")

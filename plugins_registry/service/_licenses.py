@@ -3,26 +3,59 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from billing import service as billing
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
 from controlplane.core.pagination import PageRequest, encode_cursor, page_of
+from controlplane.core.views import Page, view_of
 from plugins_registry import licensing, repository
 from plugins_registry.errors import LicenseNotActive, LicenseNotFound
 from plugins_registry.pricing import parse_pricing
 from plugins_registry.service._events import record
 from plugins_registry.service._signing import Licensing, fresh, resign
-from plugins_registry.service._views import license_view
+from plugins_registry.service._views import LicenseView, license_view
 from tenants.roles import Permission
-from tenants.service import Page, tenant_for_resource
+from tenants.service import tenant_for_resource
 
 BATCH = 500
 # A license the expiry job failed on is tried again after this pause, not on every run.
 EXPIRY_RETRY_AFTER = timedelta(hours=1)
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryReport:
+    """One run of the expiry job: trials converted to paid licenses, and licenses expired."""
+
+    converted: int = 0
+    expired: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class RevokedLicenseView:
+    id: uuid.UUID
+    revoked_at: datetime
+    expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEventView:
+    """A lifecycle event of the tenant's plugins, as stored for delivery to its webhook endpoint."""
+
+    id: int
+    tenant_id: uuid.UUID
+    event_type: str
+    payload: dict[str, Any]
+    created_at: datetime
+    delivered_at: datetime | None
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    failed_at: datetime | None
 
 
 async def tenant_of_license(
@@ -34,7 +67,7 @@ async def tenant_of_license(
     )
 
 
-async def get_license(actor: Principal, issuer: Licensing, license_id: uuid.UUID) -> dict[str, Any]:
+async def get_license(actor: Principal, issuer: Licensing, license_id: uuid.UUID) -> LicenseView:
     tenant_id = await tenant_of_license(actor, license_id, Permission.READ_PLUGINS, "GET")
     async with tenant_tx(tenant_id):
         row = await repository.get_license(license_id, lock=True)
@@ -43,10 +76,10 @@ async def get_license(actor: Principal, issuer: Licensing, license_id: uuid.UUID
         return license_view(await fresh(issuer.signer, row))
 
 
-async def list_licenses(issuer: Licensing, tenant_id: uuid.UUID, page: PageRequest) -> Page:
+async def list_licenses(issuer: Licensing, tenant_id: uuid.UUID, page: PageRequest) -> Page[LicenseView]:
     async with tenant_tx(tenant_id):
         rows, cursor = page_of(await repository.list_licenses(tenant_id, page), page)
-        return [license_view(await fresh(issuer.signer, row)) for row in rows], cursor
+        return Page([license_view(await fresh(issuer.signer, row)) for row in rows], cursor)
 
 
 async def _paid_through(tenant_id: uuid.UUID, grace: timedelta) -> datetime | None:
@@ -57,7 +90,7 @@ async def _paid_through(tenant_id: uuid.UUID, grace: timedelta) -> datetime | No
     return licensing.paid_through(subscription["current_period_end"], grace)
 
 
-async def refresh(actor: Principal, issuer: Licensing, license_id: uuid.UUID) -> dict[str, Any]:
+async def refresh(actor: Principal, issuer: Licensing, license_id: uuid.UUID) -> LicenseView:
     """A new token for the license as it stands (seats, version range, and a paid license's end renewed
     from the subscription). A revoked or expired license is not refreshed."""
     tenant_id = await tenant_of_license(actor, license_id, Permission.MANAGE_PLUGINS, "POST")
@@ -104,19 +137,19 @@ async def renew_on_payment(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
         )
 
 
-async def expire_due(now: datetime | None = None) -> dict[str, int]:
+async def expire_due(now: datetime | None = None) -> ExpiryReport:
     """The beat task: each active license past its end is converted (a trial of a paid plugin whose
     tenant has a live subscription) or expired. Safe to run twice; each license in its tenant's transaction.
     A license it fails on is recorded (`job_error`, `job_failed_at`, the failures metric) and tried again
     after `EXPIRY_RETRY_AFTER`; the others go on."""
     now = now or datetime.now(UTC)
-    counts = {"converted": 0, "expired": 0}
+    converted = expired = 0
     seen: set[uuid.UUID] = set()
     while True:
         async with system_tx(SystemReason.PLATFORM_JOB):
             due = await repository.due_licenses(now, EXPIRY_RETRY_AFTER, BATCH)
         if all(item["id"] in seen for item in due):  # only licenses this run already failed on (unrecorded)
-            return counts
+            return ExpiryReport(converted, expired)
         seen.update(item["id"] for item in due)
         for item in due:
             try:
@@ -132,13 +165,17 @@ async def expire_due(now: datetime | None = None) -> dict[str, int]:
                     metrics.stop_batch_on_outage("expire_licenses", recording)
                     metrics.batch_item_failed("expire_licenses", recording)
                 continue
-            if outcome:
-                counts[outcome] += 1
+            if outcome == "converted":
+                converted += 1
+            elif outcome == "expired":
+                expired += 1
         if len(due) < BATCH:
-            return counts
+            return ExpiryReport(converted, expired)
 
 
-async def _expire_one(tenant_id: uuid.UUID, license_id: uuid.UUID, now: datetime) -> str | None:
+async def _expire_one(
+    tenant_id: uuid.UUID, license_id: uuid.UUID, now: datetime
+) -> Literal["converted", "expired"] | None:
     row = await repository.get_license(license_id, lock=True)
     if row is None or row["status"] != "active" or row["expires_at"] is None or row["expires_at"] > now:
         return None  # handled meanwhile
@@ -171,19 +208,20 @@ async def _expire_one(tenant_id: uuid.UUID, license_id: uuid.UUID, now: datetime
 
 async def revocations(
     after: datetime | None, cursor: tuple[datetime, uuid.UUID] | None, limit: int
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> Page[RevokedLicenseView]:
     """Revoked licenses whose tokens have not expired yet: what a plugin that can go online checks. Paged on
-    `(revoked_at, id)`, so revocations at the same instant are never skipped at a page's edge; -> (page,
-    cursor of the next page or None)."""
+    `(revoked_at, id)`, so revocations at the same instant are never skipped at a page's edge."""
     async with system_tx(SystemReason.REVOCATION_LIST):
         rows = await repository.revoked_licenses(after, cursor, limit + 1)
     page = rows[:limit]
-    return page, encode_cursor(page[-1]["revoked_at"], page[-1]["id"]) if len(rows) > limit else None
+    next_cursor = encode_cursor(page[-1]["revoked_at"], page[-1]["id"]) if len(rows) > limit else None
+    return Page([view_of(RevokedLicenseView, row) for row in page], next_cursor)
 
 
-async def outbox(tenant_id: uuid.UUID) -> list[dict[str, Any]]:
+async def outbox(tenant_id: uuid.UUID) -> list[OutboxEventView]:
+    """The tenant's events, oldest first."""
     async with tenant_tx(tenant_id):
-        return await repository.outbox_events(tenant_id)
+        return [view_of(OutboxEventView, row) for row in await repository.outbox_events(tenant_id)]
 
 
 async def revoke_for_erased_tenant(tenant_id: uuid.UUID, now: datetime) -> None:

@@ -26,6 +26,33 @@ class Licensing:
     renewal_grace: timedelta
 
 
+@dataclass(frozen=True, slots=True)
+class PublicKeyView:
+    """One JSON Web Key (RFC 8037) that verifies license tokens: an Ed25519 key version, `kid` its number."""
+
+    kty: str
+    crv: str
+    x: str
+    kid: str
+    alg: str
+    use: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeySetView:
+    """The JWKS: every live key version, so tokens signed before a rotation still verify."""
+
+    keys: tuple[PublicKeyView, ...]
+
+
+def _key_set(jwks: dict[str, Any]) -> KeySetView:
+    return KeySetView(
+        tuple(
+            PublicKeyView(key["kty"], key["crv"], key["x"], key["kid"], key["alg"], key["use"]) for key in jwks["keys"]
+        )
+    )
+
+
 async def token_for(signer: Signer, license_row: dict[str, Any]) -> tuple[str, int, datetime]:
     issued_at = datetime.now(UTC).replace(microsecond=0)
     token, key_version = await asyncio.to_thread(signer.sign, licensing.claims(license_row, issued_at))
@@ -47,16 +74,16 @@ async def fresh(signer: Signer, license_row: dict[str, Any]) -> dict[str, Any]:
     return license_row
 
 
-_jwks: tuple[float, dict[str, Any]] | None = None
+_jwks: tuple[float, KeySetView] | None = None
 # The JWKS is public and unauthenticated: a short cache keeps its callers off OpenBao. After a rotation
 # elsewhere a process may serve the old set for these seconds; a verifier that meets an unknown `kid` fetches
 # the set again.
 JWKS_CACHE_SECONDS = 5.0
 
 
-async def public_keys(issuer: Licensing) -> dict[str, Any]:
+async def public_keys(issuer: Licensing) -> KeySetView:
     global _jwks
     now = time.monotonic()
     if _jwks is None or now - _jwks[0] > JWKS_CACHE_SECONDS:
-        _jwks = (now, await asyncio.to_thread(issuer.signer.jwks))
+        _jwks = (now, _key_set(await asyncio.to_thread(issuer.signer.jwks)))
     return _jwks[1]

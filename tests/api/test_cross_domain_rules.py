@@ -11,6 +11,7 @@ rules), add-ons end, licenses are revoked, nothing is billed or charged again, a
 from __future__ import annotations
 
 import ast
+import dataclasses
 import pathlib
 import re
 import uuid
@@ -175,10 +176,10 @@ async def test_tenant_status_to_entitlements_an_erased_tenant_is_denied(client: 
     tenant_id = uuid.UUID(tenant["id"])
     # The key's principal as the middleware made it before the erasure (its cache may lag).
     principal = Principal(kind="api_key", id=uuid.uuid4(), tenant_id=tenant_id, api_key_role="tenant_member")
-    assert (await plugins.check(principal, slug, "export"))["allowed"] is True
+    assert (await plugins.check(principal, slug, "export")).allowed is True
     assert (await client.delete(f"/v1/tenants/{tenant['id']}", headers=staff.headers)).status_code == 202
     denied = await plugins.check(principal, slug, "export")
-    assert (denied["allowed"], denied["reason"]) == (False, "tenant_erased")
+    assert (denied.allowed, denied.reason) == (False, "tenant_erased")
     assert_problem(await client.get("/v1/entitlements/check", params={"plugin": slug}, headers=key), 401)
 
 
@@ -255,7 +256,7 @@ async def test_erasure_to_licensing_licenses_are_revoked_and_never_renewed(
     license_ = (await client.get(f"/v1/licenses/{world['license_id']}", headers=staff.headers)).json()
     assert (license_["status"], license_["revoke_reason"]) == ("revoked", "tenant_erased")
     counts = await plugins.expire_due(datetime.now(UTC) + timedelta(days=90))
-    assert counts == {"converted": 0, "expired": 0}
+    assert dataclasses.asdict(counts) == {"converted": 0, "expired": 0}
     again = (await client.get(f"/v1/licenses/{world['license_id']}", headers=staff.headers)).json()
     assert again["status"] == "revoked"
 

@@ -103,8 +103,8 @@ async def test_silent_activations_give_their_seat_back(
     assert [item["id"] for item in await live(client, key, license_id)] == [replacement["id"]]
     assert await stored_activations(stack_env, license_id) == 2  # released, not deleted
 
-    events = [e for e in await service.outbox(uuid.UUID(installed["tenant_id"])) if e["payload"].get("reason")]
-    assert [(e["event_type"], e["payload"]["reason"]) for e in events][-1:] == [
+    events = [e for e in await service.outbox(uuid.UUID(installed["tenant_id"])) if e.payload.get("reason")]
+    assert [(e.event_type, e.payload["reason"]) for e in events][-1:] == [
         ("license.activation_released", "heartbeat_timeout")
     ]
 

@@ -55,7 +55,7 @@ async def test_the_lifecycle_moves_versions_and_records_every_step(client: Async
     assert installed["license"]["id"] in {item["id"] for item in revoked.json()["items"]}
 
     events = await service.outbox(uuid.UUID(tenant["id"]))
-    assert [event["event_type"] for event in events] == [
+    assert [event.event_type for event in events] == [
         "plugin.installed",
         "license.issued",
         "plugin.updated",
@@ -63,7 +63,7 @@ async def test_the_lifecycle_moves_versions_and_records_every_step(client: Async
         "plugin.uninstalled",
         "license.revoked",
     ]
-    assert all(event["payload"]["tenant_id"] == tenant["id"] for event in events)
+    assert all(event.payload["tenant_id"] == tenant["id"] for event in events)
 
 
 async def test_a_yanked_version_is_not_installed_anew_and_its_installs_are_told(
@@ -90,16 +90,15 @@ async def test_a_yanked_version_is_not_installed_anew_and_its_installs_are_told(
 
     existing = (await client.get(f"/v1/tenants/{early['id']}/plugins", headers=early_admin.headers)).json()["items"][0]
     assert existing["version"] == "1.0.1" and existing["version_yanked"] is True
-    told = [e for e in await service.outbox(uuid.UUID(early["id"])) if e["event_type"] == "plugin.version_yanked"]
-    assert len(told) == 1 and told[0]["payload"]["reason"] == "data loss"
-    assert not [e for e in await service.outbox(uuid.UUID(late["id"])) if e["event_type"] == "plugin.version_yanked"]
+    told = [e for e in await service.outbox(uuid.UUID(early["id"])) if e.event_type == "plugin.version_yanked"]
+    assert len(told) == 1 and told[0].payload["reason"] == "data loss"
+    assert not [e for e in await service.outbox(uuid.UUID(late["id"])) if e.event_type == "plugin.version_yanked"]
     # Yanking again changes nothing and tells nobody twice.
     assert (
         await client.post(f"/v1/plugins/{slug}/versions/1.0.1/yank", json={"reason": "x"}, headers=staff.headers)
     ).json()["yank_reason"] == "data loss"
     assert (
-        len([e for e in await service.outbox(uuid.UUID(early["id"])) if e["event_type"] == "plugin.version_yanked"])
-        == 1
+        len([e for e in await service.outbox(uuid.UUID(early["id"])) if e.event_type == "plugin.version_yanked"]) == 1
     )
 
     all_yanked = await plugin(client, staff.headers, pub["id"], versions=("1.0.0",))

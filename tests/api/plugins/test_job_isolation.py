@@ -3,6 +3,7 @@ the item where it has a place, and in controlplane_batch_item_failures_total{bat
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -67,18 +68,18 @@ async def test_a_license_that_fails_to_expire_is_recorded_and_the_others_expire(
 
     monkeypatch.setattr(_licenses, "_expire_one", expire_one)
     before = _failures("expire_licenses")
-    assert await service.expire_due() == {"converted": 0, "expired": 2}
+    assert dataclasses.asdict(await service.expire_due()) == {"converted": 0, "expired": 2}
     assert _failures("expire_licenses") - before == 1
     stored = await _licenses_of(stack_env, ids)
     assert [stored[i]["status"] for i in ids] == ["expired", "active", "expired"]
     assert stored[ids[1]]["job_error"] == "unexpected" and stored[ids[1]]["job_failed_at"] is not None
     # Not retried on every run (the next run neither loops on it nor counts it again) ...
-    assert await service.expire_due() == {"converted": 0, "expired": 0}
+    assert dataclasses.asdict(await service.expire_due()) == {"converted": 0, "expired": 0}
     assert _failures("expire_licenses") - before == 1
     # ... but after a pause, and once it works the error is gone.
     monkeypatch.setattr(_licenses, "_expire_one", real)
     later = datetime.now(UTC) + _licenses.EXPIRY_RETRY_AFTER
-    assert await service.expire_due(later) == {"converted": 0, "expired": 1}
+    assert dataclasses.asdict(await service.expire_due(later)) == {"converted": 0, "expired": 1}
     assert (await _licenses_of(stack_env, [ids[1]]))[ids[1]]["job_error"] is None
 
 
@@ -109,7 +110,7 @@ async def test_a_database_outage_during_license_expiry_records_nothing_on_the_li
     stored = (await _licenses_of(stack_env, [license_id]))[license_id]
     assert (stored["status"], stored["job_error"], stored["job_failed_at"]) == ("active", None, None)
     monkeypatch.setattr(_licenses, "_expire_one", real)
-    assert await service.expire_due() == {"converted": 0, "expired": 1}
+    assert dataclasses.asdict(await service.expire_due()) == {"converted": 0, "expired": 1}
 
 
 async def test_a_tenant_whose_seats_fail_to_be_released_does_not_stop_the_others(

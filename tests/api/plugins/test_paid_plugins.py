@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -83,12 +84,12 @@ async def test_paid_plugins_add_their_lines_and_a_trial_converts_at_its_end(
 
     # The trial's end: the expiry task converts it to a paid license lasting the period plus its grace.
     counts = await service.expire_due(datetime.now(UTC) + timedelta(days=2))
-    assert counts == {"converted": 1, "expired": 0}
+    assert dataclasses.asdict(counts) == {"converted": 1, "expired": 0}
     claims = await _claims(client, admin.headers, trial["license"]["id"])
     assert claims["trial"] is False
     key = await machine_key(client, admin.headers, tenant["id"])
     assert (await check(client, key, flat["slug"]))["trial"] is False
-    types = [e["event_type"] for e in await service.outbox(uuid.UUID(tenant["id"]))]
+    types = [e.event_type for e in await service.outbox(uuid.UUID(tenant["id"]))]
     assert "license.converted" in types
 
 
@@ -124,13 +125,15 @@ async def test_a_paid_invoice_renews_the_license_and_an_unpaid_one_lets_it_expir
     assert new_end > first_end
     claims = await _claims(client, admin.headers, license_id)
     assert claims["exp"] == int(new_end.timestamp())  # re-signed on this read, after the payment
-    assert "license.renewed" in [e["event_type"] for e in await service.outbox(uuid.UUID(tenant["id"]))]
+    assert "license.renewed" in [e.event_type for e in await service.outbox(uuid.UUID(tenant["id"]))]
 
     # Nobody pays the next period: past the dunning window the expiry task expires the license.
     key = await machine_key(client, admin.headers, tenant["id"])
     assert (await check(client, key, paid["slug"]))["allowed"] is True
-    assert await service.expire_due(new_end - timedelta(seconds=1)) == {"converted": 0, "expired": 0}
-    assert await service.expire_due(new_end + timedelta(seconds=1)) == {"converted": 0, "expired": 1}
+    before_end = await service.expire_due(new_end - timedelta(seconds=1))
+    assert dataclasses.asdict(before_end) == {"converted": 0, "expired": 0}
+    after_end = await service.expire_due(new_end + timedelta(seconds=1))
+    assert dataclasses.asdict(after_end) == {"converted": 0, "expired": 1}
     assert (await check(client, key, paid["slug"]))["reason"] == "license_expired"
     refresh = await client.post(f"/v1/licenses/{license_id}/refresh", headers=admin.headers)
     assert refresh.status_code == 409 and refresh.json()["code"] == "license_not_active"

@@ -137,7 +137,7 @@ async def test_events_reach_their_own_tenant_signed_once_each(
             event = json.loads(body)
             assert (event["data"]["tenant_id"], event["id"]) == (tenant["id"], headers["Webhook-Id"])
         assert "plugin.installed" in {event["type"] for event in receiver.events()}
-    assert {row["attempts"] for row in await service.outbox(uuid.UUID(quiet["id"]))} == {0}
+    assert {row.attempts for row in await service.outbox(uuid.UUID(quiet["id"]))} == {0}
     report(
         f"webhook delivery: 2 tenants, {per_tenant} events each, every endpoint got only its own tenant's, signed "
         "with its own secret; a tenant without an endpoint untouched"

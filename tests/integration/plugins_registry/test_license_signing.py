@@ -20,8 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from controlplane.core.secrets import SecretStore
 from controlplane.core.settings import Settings
-from plugins_registry.errors import SigningUnavailable
-from plugins_registry.license_token import TokenInvalid, verify
+from plugins_registry.errors import SigningUnavailable, TokenInvalid
+from plugins_registry.license_token import verify
 from plugins_registry.signer import KEY_NAME, LicenseSigner
 
 

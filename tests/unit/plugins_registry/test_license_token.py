@@ -10,15 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from plugins_registry.license_token import (
-    TokenInvalid,
-    assemble,
-    b64url_decode,
-    b64url_encode,
-    jwk,
-    signing_input,
-    verify,
-)
+from plugins_registry.errors import TokenInvalid
+from plugins_registry.license_token import assemble, b64url_decode, b64url_encode, jwk, signing_input, verify
 from plugins_registry.signer import jwks_from_read_key, raw_signature
 
 NOW = 1_800_000_000
