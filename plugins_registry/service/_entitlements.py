@@ -35,24 +35,12 @@ class EntitlementAnswer:
     usage: dict[str, int]
 
 
-# One plugin of a tenant: its license snapshot (None: not installed) and the answers given from it, by
-# (feature, allowed, reason). An answer is built once and handed out again while the entry lives; at most
-# `_ANSWERS` are kept (features are the caller's to name), the others are built each time.
-@dataclass(frozen=True, slots=True)
-class _Plugin:
-    snapshot: licensing.Snapshot | None
-    answers: dict[tuple[str | None, bool, str], EntitlementAnswer]
-
-
-_ANSWERS = 64
-
-
 # tenant id -> why it gets no service (suspended, erased) and plugin slug -> its license (None: not
 # installed). A whole tenant is evicted at once: by any plugin change, and by any change of its status.
 @dataclass(frozen=True)
 class _Tenant:
     denial: str | None
-    plugins: dict[str, _Plugin]
+    plugins: dict[str, licensing.Snapshot | None]
 
 
 _tenants: Cache[uuid.UUID, _Tenant] = Cache(ENTITLEMENTS_TOPIC, uuid.UUID, ttl_seconds=300.0, also_on=(STATUS_TOPIC,))
@@ -65,13 +53,11 @@ _DECISIONS = {
 }
 
 
-async def _lookup(tenant_id: uuid.UUID, slug: str) -> tuple[str | None, _Plugin]:
+async def _lookup(tenant_id: uuid.UUID, slug: str) -> tuple[str | None, licensing.Snapshot | None]:
     cached = _tenants.get(tenant_id)
-    if cached is not None:
-        entry = cached.plugins.get(slug)
-        if entry is not None:
-            _HIT.inc()
-            return cached.denial, entry
+    if cached is not None and slug in cached.plugins:
+        _HIT.inc()
+        return cached.denial, cached.plugins[slug]
     _MISS.inc()
     generation = _tenants.generation()
     async with tenant_tx(tenant_id):
@@ -89,9 +75,8 @@ async def _lookup(tenant_id: uuid.UUID, slug: str) -> tuple[str | None, _Plugin]
             seats=row["seats"],
             seats_used=int(row["seats_used"]),
         )
-    entry = _Plugin(snapshot, {})
-    _tenants.put(tenant_id, _Tenant(denial, {**(cached.plugins if cached else {}), slug: entry}), generation)
-    return denial, entry
+    _tenants.put(tenant_id, _Tenant(denial, {**(cached.plugins if cached else {}), slug: snapshot}), generation)
+    return denial, snapshot
 
 
 def _answer(
@@ -117,15 +102,9 @@ async def check(principal: Principal, slug: str, feature: str | None) -> Entitle
         raise ApiKeyRequired()
     if not role_allows(principal.api_key_role, Permission.USE_PLUGINS):
         raise ForbiddenForRole()
-    denial, entry = await _lookup(principal.tenant_id, slug)
-    decision = licensing.decide(entry.snapshot, feature, datetime.now(UTC))
+    denial, snapshot = await _lookup(principal.tenant_id, slug)
+    decision = licensing.decide(snapshot, feature, datetime.now(UTC))
     # A suspended or erased tenant is denied whatever its licenses say, with the reason.
     allowed, reason = (False, denial) if denial is not None else (decision.allowed, decision.reason)
     _DECISIONS[allowed].inc()
-    key = (feature, allowed, reason)
-    answer = entry.answers.get(key)
-    if answer is None:
-        answer = _answer(allowed, reason, slug, feature, entry.snapshot)
-        if len(entry.answers) < _ANSWERS:
-            entry.answers[key] = answer
-    return answer
+    return _answer(allowed, reason, slug, feature, snapshot)

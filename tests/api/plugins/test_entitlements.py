@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 
 from httpx import AsyncClient
 
-from controlplane.core.auth.principal import Principal
 from controlplane.core.invalidation import CHANNEL
 from plugins_registry import service
 from tests.api._helpers import assert_problem
@@ -138,30 +137,6 @@ async def test_answers_come_from_the_cache_until_a_change_is_published(
             raise AssertionError("the notification did not evict the cached answer")
     finally:
         await inspector.close()
-
-
-async def test_the_same_question_gets_the_cached_answer_itself(client: AsyncClient, factory: Factory) -> None:
-    """The hot path builds no answer twice: asked again while nothing changed, the service hands out the very
-    answer it gave before; another question, or a change, gets another answer."""
-    staff = await factory.staff()
-    pub = await publisher(client, staff.headers)
-    slug = (await plugin(client, staff.headers, pub["id"]))["slug"]
-    tenant, admin = await tenant_with_admin(factory, staff)
-    await install(client, admin.headers, tenant["id"], slug)
-    principal = Principal(
-        kind="api_key", id=uuid.uuid4(), tenant_id=uuid.UUID(tenant["id"]), api_key_role="tenant_member"
-    )
-
-    first = await service.check(principal, slug, "export")
-    assert (first.allowed, first.reason, first.plugin, first.feature) == (True, "granted", slug, "export")
-    assert await service.check(principal, slug, "export") is first
-    other = await service.check(principal, slug, "admin-panel")
-    assert other.reason == "feature_not_included" and other is not first
-    assert await service.check(principal, slug, "admin-panel") is other
-
-    assert (await client.delete(f"/v1/tenants/{tenant['id']}/plugins/{slug}", headers=admin.headers)).status_code == 204
-    gone = await service.check(principal, slug, "export")
-    assert gone.reason == "not_installed" and gone.license_id is None
 
 
 async def test_only_a_tenant_api_key_may_check(client: AsyncClient, factory: Factory) -> None:
