@@ -54,7 +54,7 @@ class StatementTimes:
 
 
 async def profile(stack: Stack, sample: int, concurrency: int) -> tuple[float, int, StatementTimes, pstats.Stats]:
-    from billing.service._cycle import CycleReport, bill_many, due_batches
+    from billing.service._cycle import DueSubscription, bill_many, due_batches
     from controlplane.core import db
 
     times = StatementTimes()
@@ -69,7 +69,7 @@ async def profile(stack: Stack, sample: int, concurrency: int) -> tuple[float, i
     try:
         as_of = datetime.fromisoformat(billing_run.AS_OF)
         grace = timedelta(hours=1)
-        pairs: list[Any] = []
+        pairs: list[DueSubscription] = []
         async for page in due_batches(as_of - grace, size=min(sample, 500)):
             pairs += page
             if len(pairs) >= sample:
@@ -77,11 +77,10 @@ async def profile(stack: Stack, sample: int, concurrency: int) -> tuple[float, i
         pairs = pairs[:sample]
         times.count.clear()
         times.seconds.clear()
-        report = CycleReport()
         profiler = cProfile.Profile()
         started = time.perf_counter()
         profiler.enable()
-        await bill_many(pairs, as_of, grace, report, concurrency=concurrency)
+        report = await bill_many(pairs, as_of, grace, concurrency=concurrency)
         profiler.disable()
         seconds = time.perf_counter() - started
     finally:

@@ -189,20 +189,20 @@ def ledger_verify() -> None:
     report = with_pool(settings_from_environment(), billing.verify_ledger)
     click.echo(f"journals: {report.journals}, postings: {report.postings}")
     click.echo(f"unbalanced journals: {len(report.unbalanced_journals)}")
-    for row in report.unbalanced_journals:
-        click.echo(f"  journal {row['journal_id']}: {row['total']} {row['currency']} off", err=True)
+    for journal in report.unbalanced_journals:
+        click.echo(f"  journal {journal.journal_id}: {journal.total} {journal.currency} off", err=True)
     click.echo(f"receivables disagreeing with invoices and payments: {len(report.receivable_differences)}")
-    for row in report.receivable_differences:
+    for owed in report.receivable_differences:
         click.echo(
-            f"  tenant {row['tenant_id']} {row['currency']}: ledger {row['ledger']}, documents {row['documents']}",
+            f"  tenant {owed.tenant_id} {owed.currency}: ledger {owed.ledger}, documents {owed.documents}",
             err=True,
         )
     click.echo(f"issued invoices without a journal: {len(report.invoices_without_journal)}")
-    for row in report.invoices_without_journal:
-        click.echo(f"  invoice {row['id']} (tenant {row['tenant_id']})", err=True)
+    for invoice in report.invoices_without_journal:
+        click.echo(f"  invoice {invoice.id} (tenant {invoice.tenant_id})", err=True)
     click.echo(f"escrows disagreeing with their milestones: {len(report.escrow_differences)}")
-    for row in report.escrow_differences:
-        click.echo(f"  escrow {row['escrow_id']}: ledger {row['ledger']}, documents {row['documents']}", err=True)
+    for held in report.escrow_differences:
+        click.echo(f"  escrow {held.escrow_id}: ledger {held.ledger}, documents {held.documents}", err=True)
     click.echo(f"payee postings not from a release: {len(report.payee_postings_without_release)}")
     click.echo("ledger verified" if report.ok else "ledger has differences")
     if not report.ok:

@@ -70,13 +70,13 @@ def run_billing_cycle(as_of: str | None = None) -> dict[str, int]:
     when = _utc(as_of) if as_of else datetime.now(UTC)
     grace = timedelta(seconds=settings.usage_grace_seconds)
 
-    async def find() -> tuple[list[list[tuple[uuid.UUID, uuid.UUID]]], int]:
-        chunks = [pairs async for pairs in billing.due_batches(when - grace, BILLING_CHUNK)]
+    async def find() -> tuple[list[list[billing.DueSubscription]], int]:
+        chunks = [due async for due in billing.due_batches(when - grace, BILLING_CHUNK)]
         return chunks, await billing.finalize_due_drafts(when)
 
     chunks, finalized = _with_pool(settings, find)
-    for pairs in chunks:
-        bill_subscriptions.delay([[str(t), str(s)] for t, s in pairs], when.isoformat())
+    for due in chunks:
+        bill_subscriptions.delay([[str(item.tenant_id), str(item.subscription_id)] for item in due], when.isoformat())
     return {"tasks": len(chunks), "subscriptions": sum(map(len, chunks)), "drafts_finalized": finalized}
 
 
@@ -85,12 +85,14 @@ def bill_subscriptions(pairs: list[list[str]], as_of: str) -> dict[str, Any]:
     """Bill each (tenant id, subscription id) in that tenant's context; failures are reported, not raised,
     so one bad subscription does not redeliver the others (they would be skipped anyway)."""
     settings = app.conf.controlplane_settings
-    report = billing.CycleReport()
-    ids = [(uuid.UUID(tenant_id), uuid.UUID(subscription_id)) for tenant_id, subscription_id in pairs]
+    due = [
+        billing.DueSubscription(uuid.UUID(tenant_id), uuid.UUID(subscription_id))
+        for tenant_id, subscription_id in pairs
+    ]
     grace = timedelta(seconds=settings.usage_grace_seconds)
-    _with_pool(
+    report = _with_pool(
         settings,
-        lambda: billing.bill_many(ids, _utc(as_of), grace, report, concurrency=BILLING_CONCURRENCY),
+        lambda: billing.bill_many(due, _utc(as_of), grace, concurrency=BILLING_CONCURRENCY),
         max_size=BILLING_CONCURRENCY,
     )
     return {"seen": report.seen, "invoices_created": report.invoices_created, "failed": report.failed}

@@ -3,16 +3,20 @@ fractional are decimal strings. Input structs reject unknown fields."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from billing import limits
-from controlplane.core.web import Currency, Input, Name
+from controlplane.core.web import Currency, Input, Name, to_struct
+
+if TYPE_CHECKING:
+    from billing.service import CurrentUsage, InvoiceLineView, InvoiceView
 
 Code = Annotated[str, Meta(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
 FieldName = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -345,26 +349,25 @@ def decimal_text(value: Decimal | int) -> str:
     return text if text != "-0" else "0"
 
 
-def invoice_read(row: dict[str, Any]) -> InvoiceRead:
-    lines = [
-        {
-            **line,
-            "quantity": decimal_text(line["quantity"]),
-            "unit_amount_minor": decimal_text(line["unit_amount_minor"]),
-        }
-        for line in row["lines"]
+def invoice_line_read(line: InvoiceLineView) -> InvoiceLineRead:
+    figures = {"quantity": decimal_text(line.quantity), "unit_amount_minor": decimal_text(line.unit_amount_minor)}
+    return to_struct(InvoiceLineRead, dataclasses.asdict(line) | figures)
+
+
+def invoice_read(invoice: InvoiceView) -> InvoiceRead:
+    """The invoice's lines carry their fractional figures as decimal text."""
+    read = to_struct(InvoiceRead, dataclasses.replace(invoice, lines=()))
+    read.lines = [invoice_line_read(line) for line in invoice.lines]
+    return read
+
+
+def usage_read(usage: CurrentUsage) -> UsageRead:
+    """Each metric's aggregate as decimal text."""
+    read = to_struct(UsageRead, dataclasses.replace(usage, metrics=()))
+    read.metrics = [
+        to_struct(MetricUsage, dataclasses.asdict(item) | {"value": decimal_text(item.value)}) for item in usage.metrics
     ]
-    return msgspec.convert({**row, "lines": lines}, InvoiceRead, strict=False)
-
-
-def plan_read(row: dict[str, Any]) -> PlanRead:
-    proration = {"upgrade": row["proration_upgrade"], "downgrade": row["proration_downgrade"]}
-    return msgspec.convert({**row, "proration": proration}, PlanRead, strict=False)
-
-
-def usage_read(result: dict[str, Any]) -> UsageRead:
-    metrics = [{**item, "value": decimal_text(item["value"])} for item in result["metrics"]]
-    return msgspec.convert({**result, "metrics": metrics}, UsageRead, strict=False)
+    return read
 
 
 class TrialGrantCreate(Input):

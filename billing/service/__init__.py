@@ -2,7 +2,18 @@
 
 from billing.addons import AddonNotFound, AddonSourceTaken, InvalidAddon
 from billing.service._addons import attach_addon, end_addon, set_addon_quantity, validate_addon_charge
-from billing.service._catalogue import create_metric, create_plan, get_plan, list_metrics, list_plans
+from billing.service._catalogue import (
+    MetricDefinition,
+    MetricView,
+    PlanDefinition,
+    PlanView,
+    ProrationRules,
+    create_metric,
+    create_plan,
+    get_plan,
+    list_metrics,
+    list_plans,
+)
 from billing.service._commissions import (
     CloseReport,
     MonthNotOver,
@@ -19,6 +30,7 @@ from billing.service._commissions import (
 )
 from billing.service._cycle import (
     CycleReport,
+    DueSubscription,
     bill_many,
     bill_subscription,
     count_due,
@@ -39,6 +51,9 @@ from billing.service._escrow import (
     milestone_step,
 )
 from billing.service._invoices import (
+    CreditNoteView,
+    InvoiceLineView,
+    InvoiceView,
     credit_invoice,
     get_invoice,
     list_credit_notes,
@@ -46,7 +61,15 @@ from billing.service._invoices import (
     upcoming_invoice,
     void_invoice,
 )
-from billing.service._ledger import LedgerReport, verify_ledger
+from billing.service._ledger import (
+    EscrowDifference,
+    InvoiceWithoutJournal,
+    LedgerReport,
+    ReceivableDifference,
+    StrayPayeePosting,
+    UnbalancedJournal,
+    verify_ledger,
+)
 from billing.service._lookups import currency_lock, known_metrics, live_subscription, reseller_currency
 from billing.service._payments import (
     NoPaymentMethod,
@@ -57,6 +80,9 @@ from billing.service._payments import (
 )
 from billing.service._refunds import RefundExceedsPaid, refund_invoice
 from billing.service._subscriptions import (
+    NewSubscription,
+    SubscriptionChanges,
+    SubscriptionView,
     cancel_subscription,
     change_subscription,
     create_subscription,
@@ -65,7 +91,7 @@ from billing.service._subscriptions import (
     resume_subscription,
 )
 from billing.service._trials import TrialGrant, claim_trial, grant_trial
-from billing.service._usage import current_usage, ingest
+from billing.service._usage import CurrentUsage, MetricUsageView, UsageBatchReport, current_usage, ingest
 from billing.service._webhooks import receive_stripe_event
 
 __all__ = [
@@ -73,15 +99,35 @@ __all__ = [
     "AddonSourceTaken",
     "CloseReport",
     "CollectionReport",
+    "CreditNoteView",
+    "CurrentUsage",
     "CycleReport",
+    "DueSubscription",
+    "EscrowDifference",
     "EscrowNotFunded",
     "FundingDeclined",
     "InvalidAddon",
+    "InvoiceLineView",
+    "InvoiceView",
+    "InvoiceWithoutJournal",
     "LedgerReport",
+    "MetricDefinition",
+    "MetricUsageView",
+    "MetricView",
     "MonthNotOver",
+    "NewSubscription",
     "NoPaymentMethod",
+    "PlanDefinition",
+    "PlanView",
+    "ProrationRules",
+    "ReceivableDifference",
     "RefundExceedsPaid",
+    "StrayPayeePosting",
+    "SubscriptionChanges",
+    "SubscriptionView",
     "TrialGrant",
+    "UnbalancedJournal",
+    "UsageBatchReport",
     "accept_overdue",
     "add_payment_method",
     "attach_addon",

@@ -124,8 +124,18 @@ async def record_failure(
         return before
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class DueSubscription:
+    """A subscription with a boundary to bill, and its tenant (whose context bills it)."""
+
+    tenant_id: uuid.UUID
+    subscription_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
 class CycleReport:
+    """What a billing run (or one batch of it) did."""
+
     seen: int = 0
     invoices_created: int = 0
     already_billed: int = 0
@@ -133,6 +143,28 @@ class CycleReport:
     failed: list[tuple[str, str]] = field(default_factory=list)  # (subscription id, reason)
     new_failures: int = 0  # failures of subscriptions that were not failing already (retries excluded)
     duration: timedelta = timedelta(0)
+
+
+@dataclass
+class _Tally:
+    """A run's counts as its subscriptions are billed (concurrently, in one event loop)."""
+
+    seen: int = 0
+    invoices_created: int = 0
+    already_billed: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    new_failures: int = 0
+
+    def report(self, drafts_finalized: int = 0, duration: timedelta = timedelta(0)) -> CycleReport:
+        return CycleReport(
+            seen=self.seen,
+            invoices_created=self.invoices_created,
+            already_billed=self.already_billed,
+            drafts_finalized=drafts_finalized,
+            failed=list(self.failed),
+            new_failures=self.new_failures,
+            duration=duration,
+        )
 
 
 async def finalize_due_drafts(as_of: datetime) -> int:
@@ -173,9 +205,9 @@ async def count_due(as_of: datetime, grace: timedelta) -> int:
         return await repository.count_due_subscriptions(as_of - grace)
 
 
-async def due_batches(cutoff: datetime, size: int = 500) -> AsyncIterator[list[tuple[uuid.UUID, uuid.UUID]]]:
-    """Due (tenant_id, subscription_id) pairs across tenants, a page at a time: every healthy one first, then
-    those whose billing failed and whose retry moment has come, so a failing subscription never delays others."""
+async def due_batches(cutoff: datetime, size: int = 500) -> AsyncIterator[list[DueSubscription]]:
+    """Due subscriptions across tenants, a page at a time: every healthy one first, then those whose billing
+    failed and whose retry moment has come, so a failing subscription never delays others."""
     for retries in (False, True):
         after: uuid.UUID | None = None
         while True:
@@ -184,19 +216,32 @@ async def due_batches(cutoff: datetime, size: int = 500) -> AsyncIterator[list[t
             if not rows:
                 break
             after = rows[-1]["id"]
-            yield [(row["tenant_id"], row["id"]) for row in rows]
+            yield [DueSubscription(row["tenant_id"], row["id"]) for row in rows]
 
 
 async def bill_many(
-    pairs: list[tuple[uuid.UUID, uuid.UUID]],
+    due: list[DueSubscription],
     as_of: datetime,
     grace: timedelta,
-    report: CycleReport,
     *,
     concurrency: int = 4,
     progress: Callable[[int], None] | None = None,
-) -> None:
+) -> CycleReport:
     """Bill each subscription in its own transaction; one failing never stops the others."""
+    tally = _Tally()
+    await _bill(due, as_of, grace, tally, concurrency=concurrency, progress=progress)
+    return tally.report()
+
+
+async def _bill(
+    due: list[DueSubscription],
+    as_of: datetime,
+    grace: timedelta,
+    tally: _Tally,
+    *,
+    concurrency: int,
+    progress: Callable[[int], None] | None,
+) -> None:
     gate = asyncio.Semaphore(concurrency)
 
     async def one(tenant_id: uuid.UUID, subscription_id: uuid.UUID) -> None:
@@ -209,23 +254,23 @@ async def bill_many(
                 code, reason = failure_reason(error)
                 metrics.BILLING_FAILURES_TOTAL.inc()
                 metrics.BILLING_SUBSCRIPTION_FAILURES_TOTAL.labels(reason=code).inc()
-                report.failed.append((str(subscription_id), reason))
+                tally.failed.append((str(subscription_id), reason))
                 try:
                     if await record_failure(tenant_id, subscription_id, reason, as_of, grace) == 0:
-                        report.new_failures += 1
+                        tally.new_failures += 1
                 except Exception:  # the database itself may be what failed: the next run finds it due again
                     log.exception("recording the billing failure of subscription %s failed", subscription_id)
-                    report.new_failures += 1
+                    tally.new_failures += 1
                 written = -1
-            report.seen += 1
+            tally.seen += 1
             if written > 0:
-                report.invoices_created += written
+                tally.invoices_created += written
             elif written == 0:
-                report.already_billed += 1
+                tally.already_billed += 1
             if progress:
                 progress(1)
 
-    await asyncio.gather(*(one(tenant_id, subscription_id) for tenant_id, subscription_id in pairs))
+    await asyncio.gather(*(one(item.tenant_id, item.subscription_id) for item in due))
 
 
 async def run_cycle(
@@ -238,11 +283,11 @@ async def run_cycle(
     """Bill every subscription with a boundary at or before `as_of - grace`, then finalize due drafts."""
     as_of = as_of or datetime.now(UTC)
     started = time.perf_counter()
-    report = CycleReport()
-    async for pairs in due_batches(as_of - grace):
-        await bill_many(pairs, as_of, grace, report, concurrency=concurrency, progress=progress)
-    report.drafts_finalized = await finalize_due_drafts(as_of)
-    report.duration = timedelta(seconds=time.perf_counter() - started)
+    tally = _Tally()
+    async for due in due_batches(as_of - grace):
+        await _bill(due, as_of, grace, tally, concurrency=concurrency, progress=progress)
+    drafts_finalized = await finalize_due_drafts(as_of)
+    report = tally.report(drafts_finalized, timedelta(seconds=time.perf_counter() - started))
     metrics.BILLING_RUN_SECONDS.observe(report.duration.total_seconds())
     metrics.BILLING_RUNS_TOTAL.labels(outcome="partial" if report.failed else "ok").inc()
     # A subscription already failing (and alerted on by its own counter) does not mark every later run failed.

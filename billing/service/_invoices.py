@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -26,9 +27,61 @@ from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
 from controlplane.core.pagination import PageRequest, page_of
+from controlplane.core.views import Page, view_of
 from tenants import audit
 from tenants.roles import Permission
-from tenants.service import Page
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLineView:
+    """One line of an invoice: quantity and unit amount may be fractional, the amount is whole minor units."""
+
+    description: str
+    charge_kind: str
+    charge_index: int | None
+    metric_code: str | None
+    quantity: Decimal
+    unit_amount_minor: Decimal
+    amount_minor: int
+    period_start: datetime
+    period_end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceView:
+    """An invoice with its lines. The upcoming invoice (a preview, never stored) has no id, number or issue
+    date, and the status "upcoming"."""
+
+    id: uuid.UUID | None
+    number: str | None
+    tenant_id: uuid.UUID
+    subscription_id: uuid.UUID
+    status: str
+    currency: str
+    period_start: datetime
+    period_end: datetime
+    subtotal_minor: int
+    tax_minor: int
+    total_minor: int
+    credited_minor: int
+    amount_due_minor: int
+    issued_at: datetime | None
+    lines: tuple[InvoiceLineView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CreditNoteView:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    invoice_id: uuid.UUID
+    amount_minor: int
+    currency: str
+    reason: str
+    created_at: datetime
+
+
+def credit_note_view(row: dict[str, Any]) -> CreditNoteView:
+    return view_of(CreditNoteView, row)
 
 
 def _line_of_pending(item: dict[str, Any]) -> Line:
@@ -139,19 +192,23 @@ async def finalize(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -
     await ledger_repository.post(tenant_id, "invoice", invoice_id, f"Invoice {number} issued", postings)
 
 
-async def _with_lines(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+async def _with_lines(rows: list[dict[str, Any]]) -> list[InvoiceView]:
+    """Inside the caller's transaction: the invoices of `rows` with their stored lines."""
     lines = await repository.invoice_lines([row["id"] for row in rows])
-    return [{**row, "lines": lines[row["id"]]} for row in rows]
+    return [
+        view_of(InvoiceView, row, lines=tuple(view_of(InvoiceLineView, line) for line in lines[row["id"]]))
+        for row in rows
+    ]
 
 
-async def list_invoices(tenant_id: uuid.UUID, page: PageRequest) -> Page:
+async def list_invoices(tenant_id: uuid.UUID, page: PageRequest) -> Page[InvoiceView]:
     async with tenant_tx(tenant_id):
         rows = await repository.list_invoices(tenant_id, page)
         items, cursor = page_of(rows, page)
-        return await _with_lines(items), cursor
+        return Page(await _with_lines(items), cursor)
 
 
-async def get_invoice(actor: Principal, invoice_id: uuid.UUID) -> dict[str, Any]:
+async def get_invoice(actor: Principal, invoice_id: uuid.UUID) -> InvoiceView:
     tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.READ_BILLING, "GET")
     async with tenant_tx(tenant_id):
         row = await repository.get_invoice(invoice_id)
@@ -160,7 +217,7 @@ async def get_invoice(actor: Principal, invoice_id: uuid.UUID) -> dict[str, Any]
         return (await _with_lines([row]))[0]
 
 
-async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) -> dict[str, Any]:
+async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) -> InvoiceView:
     """What the next boundary will bill if usage stays as it is now; nothing is written."""
     now = now or datetime.now(UTC)
     async with tenant_tx(tenant_id):
@@ -178,40 +235,40 @@ async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) ->
     lines = step.lines + addon_lines + [_line_of_pending(item) for item in pending]
     figures = totals([line.amount_minor for line in lines], settings["tax_rate_bps"])
     figures = _cash_rounded(lines, figures, sub.plan.currency, step.invoice_period)
-    return {
-        "id": None,
-        "number": None,
-        "tenant_id": tenant_id,
-        "subscription_id": row["id"],
-        "status": "upcoming",
-        "currency": sub.plan.currency,
-        "period_start": step.invoice_period.start,
-        "period_end": step.invoice_period.end,
-        "subtotal_minor": figures.subtotal_minor,
-        "tax_minor": figures.tax_minor,
-        "total_minor": figures.total_minor,
-        "amount_due_minor": max(figures.total_minor, 0),
-        "credited_minor": 0,
-        "issued_at": None,
-        "lines": [line_row(line) for line in lines],
-    }
+    return InvoiceView(
+        id=None,
+        number=None,
+        tenant_id=tenant_id,
+        subscription_id=row["id"],
+        status="upcoming",
+        currency=sub.plan.currency,
+        period_start=step.invoice_period.start,
+        period_end=step.invoice_period.end,
+        subtotal_minor=figures.subtotal_minor,
+        tax_minor=figures.tax_minor,
+        total_minor=figures.total_minor,
+        amount_due_minor=max(figures.total_minor, 0),
+        credited_minor=0,
+        issued_at=None,
+        lines=tuple(line_view(line) for line in lines),
+    )
 
 
-def line_row(line: Line) -> dict[str, Any]:
-    return {
-        "description": line.description,
-        "charge_kind": line.charge_kind,
-        "charge_index": line.charge_index,
-        "metric_code": line.metric_code,
-        "quantity": line.quantity,
-        "unit_amount_minor": line.unit_amount,
-        "amount_minor": line.amount_minor,
-        "period_start": line.period.start,
-        "period_end": line.period.end,
-    }
+def line_view(line: Line) -> InvoiceLineView:
+    return InvoiceLineView(
+        description=line.description,
+        charge_kind=line.charge_kind,
+        charge_index=line.charge_index,
+        metric_code=line.metric_code,
+        quantity=line.quantity,
+        unit_amount_minor=line.unit_amount,
+        amount_minor=line.amount_minor,
+        period_start=line.period.start,
+        period_end=line.period.end,
+    )
 
 
-async def void_invoice(actor: Principal, invoice_id: uuid.UUID) -> dict[str, Any]:
+async def void_invoice(actor: Principal, invoice_id: uuid.UUID) -> InvoiceView:
     """Staff only, before payment. Voiding a void invoice again answers with it unchanged."""
     tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.STAFF_ONLY, "POST")
     async with tenant_tx(tenant_id):
@@ -246,7 +303,7 @@ async def void_invoice(actor: Principal, invoice_id: uuid.UUID) -> dict[str, Any
         return (await _with_lines([after]))[0]
 
 
-async def credit_invoice(actor: Principal, invoice_id: uuid.UUID, amount_minor: int, reason: str) -> dict[str, Any]:
+async def credit_invoice(actor: Principal, invoice_id: uuid.UUID, amount_minor: int, reason: str) -> CreditNoteView:
     """A credit note: never more than the invoice's creditable remainder (its total less earlier credits)."""
     tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.STAFF_ONLY, "POST")
     async with tenant_tx(tenant_id):
@@ -283,7 +340,7 @@ async def add_credit_note(
     reason: str,
     *,
     refund: bool = False,
-) -> dict[str, Any]:
+) -> CreditNoteView:
     """Inside the caller's tenant transaction."""
     row = await repository.get_invoice(invoice_id, lock="update")
     if row is None:
@@ -334,10 +391,10 @@ async def add_credit_note(
         invoice_id,
         after={"amount_minor": amount_minor, "credit_note_id": str(note["id"])},
     )
-    return note
+    return credit_note_view(note)
 
 
-async def list_credit_notes(actor: Principal, invoice_id: uuid.UUID) -> list[dict[str, Any]]:
+async def list_credit_notes(actor: Principal, invoice_id: uuid.UUID) -> list[CreditNoteView]:
     tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.READ_BILLING, "GET")
     async with tenant_tx(tenant_id):
-        return await repository.credit_notes_of(invoice_id)
+        return [credit_note_view(row) for row in await repository.credit_notes_of(invoice_id)]

@@ -2,22 +2,68 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import uuid
+from dataclasses import dataclass
 
 from billing import escrow_repository, ledger_repository
 from controlplane.core.db import SystemReason, system_tx
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class UnbalancedJournal:
+    """A journal whose postings in `currency` do not sum to zero: `total` minor units off."""
+
+    journal_id: uuid.UUID
+    currency: str
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReceivableDifference:
+    """A tenant whose receivable (`ledger`) disagrees with what its documents say it owes (`documents`)."""
+
+    tenant_id: uuid.UUID
+    currency: str
+    ledger: int
+    documents: int
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceWithoutJournal:
+    """An issued invoice that no journal books."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class EscrowDifference:
+    """An escrow whose held account (`ledger`) disagrees with funded - released - refunded (`documents`)."""
+
+    escrow_id: uuid.UUID
+    ledger: int
+    documents: int
+
+
+@dataclass(frozen=True, slots=True)
+class StrayPayeePosting:
+    """A posting into a payee's payable balance from a journal that is neither a release nor a payout."""
+
+    id: uuid.UUID
+    source_type: str
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerReport:
-    journals: int = 0
-    postings: int = 0
-    unbalanced_journals: list[dict[str, Any]] = field(default_factory=list)
-    receivable_differences: list[dict[str, Any]] = field(default_factory=list)
-    invoices_without_journal: list[dict[str, Any]] = field(default_factory=list)
-    escrow_differences: list[dict[str, Any]] = field(default_factory=list)
-    payee_postings_without_release: list[dict[str, Any]] = field(default_factory=list)
+    """How many journals and postings were checked, and every difference found (none: `ok`)."""
+
+    journals: int
+    postings: int
+    unbalanced_journals: list[UnbalancedJournal]
+    receivable_differences: list[ReceivableDifference]
+    invoices_without_journal: list[InvoiceWithoutJournal]
+    escrow_differences: list[EscrowDifference]
+    payee_postings_without_release: list[StrayPayeePosting]
 
     @property
     def ok(self) -> bool:
@@ -36,12 +82,25 @@ async def verify_ledger() -> LedgerReport:
     holds funded - released - refunded; nothing reaches a payee except a milestone release."""
     async with system_tx(SystemReason.PLATFORM_JOB):
         counts = await ledger_repository.counts()
-        return LedgerReport(
-            journals=counts["journals"],
-            postings=counts["postings"],
-            unbalanced_journals=await ledger_repository.unbalanced_journals(),
-            receivable_differences=await ledger_repository.receivable_differences(),
-            invoices_without_journal=await ledger_repository.issued_without_journal(),
-            escrow_differences=await escrow_repository.held_differences(),
-            payee_postings_without_release=await escrow_repository.payee_postings_without_release(),
-        )
+        unbalanced = await ledger_repository.unbalanced_journals()
+        receivables = await ledger_repository.receivable_differences()
+        unbooked = await ledger_repository.issued_without_journal()
+        escrows = await escrow_repository.held_differences()
+        stray = await escrow_repository.payee_postings_without_release()
+    # The sums come back as numeric; every one is a whole number of minor units.
+    return LedgerReport(
+        journals=counts["journals"],
+        postings=counts["postings"],
+        unbalanced_journals=[
+            UnbalancedJournal(row["journal_id"], row["currency"], int(row["total"])) for row in unbalanced
+        ],
+        receivable_differences=[
+            ReceivableDifference(row["tenant_id"], row["currency"], int(row["ledger"]), int(row["documents"]))
+            for row in receivables
+        ],
+        invoices_without_journal=[InvoiceWithoutJournal(row["id"], row["tenant_id"]) for row in unbooked],
+        escrow_differences=[
+            EscrowDifference(row["escrow_id"], int(row["ledger"]), int(row["documents"])) for row in escrows
+        ],
+        payee_postings_without_release=[StrayPayeePosting(row["id"], row["source_type"]) for row in stray],
+    )

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from typing import Any
 
 from billing import commissions_repository, repository
 from billing.service import _state
+from billing.service._catalogue import MetricView, metric_view
+from billing.service._subscriptions import SubscriptionView, subscription_view
 
 
-async def known_metrics(codes: Iterable[str]) -> dict[str, dict[str, Any]]:
+async def known_metrics(codes: Iterable[str]) -> dict[str, MetricView]:
     """The billable metrics among `codes` that exist, by code."""
-    return await _state.metrics(codes)
+    return {code: metric_view(row) for code, row in (await _state.metrics(codes)).items()}
 
 
-async def live_subscription(tenant_id: uuid.UUID) -> dict[str, Any] | None:
+async def live_subscription(tenant_id: uuid.UUID) -> SubscriptionView | None:
     """Inside the caller's transaction: the tenant's subscription that is not canceled, if any."""
-    return await repository.live_subscription(tenant_id)
+    row = await repository.live_subscription(tenant_id)
+    return None if row is None else subscription_view(row)
 
 
 async def currency_lock(tenant_id: uuid.UUID) -> str | None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, TypedDict
 
 from billing import lifecycle, repository
 from billing.catalogue import Plan
@@ -17,7 +18,7 @@ from billing.errors import (
     SubscriptionNotFound,
 )
 from billing.money import exponent
-from billing.periods import midnight
+from billing.periods import Anchor, midnight
 from billing.service import _state
 from billing.service._access import tenant_of
 from billing.service._cycle import catch_up
@@ -35,14 +36,66 @@ from billing.stripe_amounts import cash_rounding, chargeable_step, payable_in_st
 from billing.totals import tax_of
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
-from controlplane.core.pagination import PageRequest, page_of
+from controlplane.core.pagination import PageRequest, page_of_views
+from controlplane.core.views import Page, view_of
 from tenants import audit
 from tenants.repository import get_tenant
 from tenants.roles import Permission
-from tenants.service import Page
 
 # How far ahead a client's clock may be: a start "now" from a slightly fast clock is still now.
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class NewSubscription:
+    """What a subscription starts with: a plan (its latest version), seats, and when (None: now)."""
+
+    plan_code: str
+    seats: int = 1
+    start_at: datetime | None = None
+    billing_anchor: Anchor = "calendar"
+
+
+class SubscriptionChanges(TypedDict, total=False):
+    """A change of plan and/or seats: only the keys sent."""
+
+    plan_code: str
+    seats: int
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionView:
+    """A subscription as it stands: its plan version, period, pending change and billing failure, if any."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    plan_id: uuid.UUID
+    plan_code: str
+    plan_version: int
+    seats: int
+    status: str
+    billing_anchor: str
+    anchor_date: date
+    started_at: datetime
+    trial_end: datetime | None
+    current_period_start: datetime
+    current_period_end: datetime
+    usage_from: datetime
+    cancel_at_period_end: bool
+    canceled_at: datetime | None
+    pending_plan_id: uuid.UUID | None
+    pending_plan_code: str | None
+    pending_seats: int | None
+    created_at: datetime
+    updated_at: datetime
+    billing_error: str | None
+    billing_error_at: datetime | None
+    billing_attempts: int
+    billing_retry_at: datetime | None
+
+
+def subscription_view(row: dict[str, Any]) -> SubscriptionView:
+    return view_of(SubscriptionView, row)
 
 
 def summary(row: dict[str, Any]) -> dict[str, Any]:
@@ -61,9 +114,9 @@ async def _plan_for(code: str) -> Plan:
     return _state.plan_of(row)
 
 
-async def create_subscription(actor: Principal, tenant_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
+async def create_subscription(actor: Principal, tenant_id: uuid.UUID, new: NewSubscription) -> SubscriptionView:
     now = datetime.now(UTC)
-    start_at = values.get("start_at") or now
+    start_at = new.start_at or now
     if start_at.tzinfo is None:
         raise InvalidStart("start_at must carry a timezone")
     if start_at > now + CLOCK_SKEW:
@@ -75,7 +128,7 @@ async def create_subscription(actor: Principal, tenant_id: uuid.UUID, values: di
         # under its update lock) waits for this one, or this one sees the new currency.
         tenant = await get_tenant(tenant_id, lock="share")
         assert tenant is not None  # the guard checked it
-        plan = await _plan_for(values["plan_code"])
+        plan = await _plan_for(new.plan_code)
         if plan.currency != tenant["currency"]:
             raise CurrencyMismatch(
                 f"the tenant is billed in {tenant['currency']}; plan {plan.code} is in {plan.currency}"
@@ -83,7 +136,7 @@ async def create_subscription(actor: Principal, tenant_id: uuid.UUID, values: di
         subscription_id = uuid.uuid4()
         # A plan's trial is given once per tenant and plan code (whatever the version), unless staff granted another.
         trial = plan.trial_days > 0 and await claim_trial(tenant_id, "plan", plan.code, subscription_id)
-        sub = lifecycle.start(plan, values["seats"], start_at, values.get("billing_anchor", "calendar"), trial=trial)
+        sub = lifecycle.start(plan, new.seats, start_at, new.billing_anchor, trial=trial)
         inserted = await repository.insert_subscription(
             {
                 "id": subscription_id,
@@ -113,7 +166,7 @@ async def create_subscription(actor: Principal, tenant_id: uuid.UUID, values: di
         if sub.status != Status.TRIALING:
             # Without a trial the first period is billed at once (from the start, prorated if partial).
             await catch_up(tenant_id, subscription_id, now, limit=1)
-        return await _read(subscription_id)
+        return subscription_view(await _read(subscription_id))
 
 
 async def _read(subscription_id: uuid.UUID) -> dict[str, Any]:
@@ -123,16 +176,16 @@ async def _read(subscription_id: uuid.UUID) -> dict[str, Any]:
     return row
 
 
-async def list_subscriptions(tenant_id: uuid.UUID, page: PageRequest) -> Page:
+async def list_subscriptions(tenant_id: uuid.UUID, page: PageRequest) -> Page[SubscriptionView]:
     async with tenant_tx(tenant_id):
         rows = await repository.list_subscriptions(tenant_id, page)
-    return page_of(rows, page)
+    return page_of_views(rows, page, subscription_view)
 
 
-async def get_subscription(actor: Principal, subscription_id: uuid.UUID) -> dict[str, Any]:
+async def get_subscription(actor: Principal, subscription_id: uuid.UUID) -> SubscriptionView:
     tenant_id = await tenant_of(actor, "subscriptions", subscription_id, Permission.READ_BILLING, "GET")
     async with tenant_tx(tenant_id):
-        return await _read(subscription_id)
+        return subscription_view(await _read(subscription_id))
 
 
 async def _locked(subscription_id: uuid.UUID) -> dict[str, Any]:
@@ -142,7 +195,9 @@ async def _locked(subscription_id: uuid.UUID) -> dict[str, Any]:
     return row
 
 
-async def change_subscription(actor: Principal, subscription_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
+async def change_subscription(
+    actor: Principal, subscription_id: uuid.UUID, changes: SubscriptionChanges
+) -> SubscriptionView:
     """Change plan and/or seats. Repeating the same change answers with the subscription as it is."""
     tenant_id = await tenant_of(actor, "subscriptions", subscription_id, Permission.MANAGE_BILLING, "POST")
     now = datetime.now(UTC)
@@ -151,8 +206,9 @@ async def change_subscription(actor: Principal, subscription_id: uuid.UUID, valu
         await catch_up(tenant_id, subscription_id, now)
         before = await _locked(subscription_id)
         sub = await _state.load(before)
-        plan = await _plan_for(values["plan_code"]) if values.get("plan_code") else sub.plan
-        seats = values.get("seats") or sub.seats
+        plan_code = changes.get("plan_code")
+        plan = await _plan_for(plan_code) if plan_code else sub.plan
+        seats = changes.get("seats") or sub.seats
         usage = await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now) if plan.id != sub.plan.id else {}
         result = lifecycle.change(sub, plan, seats, now, usage)
         if result.subscription.plan.id != sub.plan.id:
@@ -199,17 +255,18 @@ async def change_subscription(actor: Principal, subscription_id: uuid.UUID, valu
                 "pending_seats": after["pending_seats"],
             },
         )
-        return after
+        return subscription_view(after)
 
 
-async def cancel_subscription(actor: Principal, subscription_id: uuid.UUID, at_period_end: bool) -> dict[str, Any]:
+async def cancel_subscription(actor: Principal, subscription_id: uuid.UUID, at_period_end: bool) -> SubscriptionView:
     """At the period's end (usage billed then), or now: unused advance charges are credited on the
     invoice that billed them, and usage so far is billed at once. Cancelling again answers as it is."""
     tenant_id = await tenant_of(actor, "subscriptions", subscription_id, Permission.MANAGE_BILLING, "POST")
     async with tenant_tx(tenant_id):
-        return await cancel_in_tx(
+        after = await cancel_in_tx(
             actor, tenant_id, subscription_id, at_period_end, datetime.now(UTC), refuse_money_in_flight=True
         )
+    return subscription_view(after)
 
 
 async def cancel_in_tx(
@@ -323,12 +380,12 @@ async def _credit_unused(
         await repository.consume_pending_items([item["id"] for item in settled], credited[0])
 
 
-async def resume_subscription(actor: Principal, subscription_id: uuid.UUID) -> dict[str, Any]:
+async def resume_subscription(actor: Principal, subscription_id: uuid.UUID) -> SubscriptionView:
     tenant_id = await tenant_of(actor, "subscriptions", subscription_id, Permission.MANAGE_BILLING, "POST")
     async with tenant_tx(tenant_id):
         before = await _locked(subscription_id)
         if not before["cancel_at_period_end"] and before["status"] != Status.CANCELED:
-            return before
+            return subscription_view(before)
         resumed = lifecycle.resume(await _state.load(before))
         await repository.update_subscription(subscription_id, _state.columns(resumed))
         after = await _read(subscription_id)
@@ -341,4 +398,4 @@ async def resume_subscription(actor: Principal, subscription_id: uuid.UUID) -> d
             before=summary(before),
             after=summary(after),
         )
-        return after
+        return subscription_view(after)

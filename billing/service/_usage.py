@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from billing import addons_repository, lifecycle, repository, usage
@@ -20,9 +22,41 @@ from tenants.roles import Permission
 from tenants.service import check_access
 
 
+@dataclass(frozen=True, slots=True)
+class UsageBatchReport:
+    """What became of a batch of usage events: how many were stored, how many were stored before, and each
+    rejected event by its index in the batch (in index order)."""
+
+    accepted: int
+    duplicates: int
+    rejected: list[usage.Rejection]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricUsageView:
+    """A metric's aggregate over the unbilled window, and what the plan bills for it (None: the plan does not
+    meter it)."""
+
+    metric_code: str
+    aggregation: str
+    value: Decimal
+    amount_minor: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentUsage:
+    """The live subscription's unbilled usage window, metric by metric."""
+
+    subscription_id: uuid.UUID
+    currency: str
+    period_start: datetime
+    period_end: datetime
+    metrics: tuple[MetricUsageView, ...]
+
+
 async def ingest(
     principal: Principal, tenant_id: uuid.UUID, decoded: list[usage.EventIn | usage.Rejection]
-) -> dict[str, Any]:
+) -> UsageBatchReport:
     """Store the valid events of a batch once each; report duplicates and each rejection by index.
 
     An event before the subscription's unbilled window (its period is already invoiced) is rejected as
@@ -79,13 +113,9 @@ async def ingest(
     metrics.USAGE_EVENTS_TOTAL.labels(outcome="accepted").inc(inserted)
     metrics.USAGE_EVENTS_TOTAL.labels(outcome="duplicate").inc(duplicates)
     metrics.USAGE_EVENTS_TOTAL.labels(outcome="rejected").inc(len(rejected))
-    return {
-        "accepted": inserted,
-        "duplicates": duplicates,
-        "rejected": [
-            {"index": r.index, "code": r.code, "detail": r.detail} for r in sorted(rejected, key=lambda r: r.index)
-        ],
-    }
+    return UsageBatchReport(
+        accepted=inserted, duplicates=duplicates, rejected=sorted(rejected, key=lambda rejection: rejection.index)
+    )
 
 
 async def _within_bounds(
@@ -148,7 +178,7 @@ async def ensure_within_bounds(
             )
 
 
-async def current_usage(tenant_id: uuid.UUID, metric_code: str | None = None) -> dict[str, Any]:
+async def current_usage(tenant_id: uuid.UUID, metric_code: str | None = None) -> CurrentUsage:
     """Each metered metric's aggregate over the unbilled window, and what it would bill: the same
     aggregation and rating the invoice uses."""
     async with tenant_tx(tenant_id):
@@ -171,17 +201,17 @@ async def current_usage(tenant_id: uuid.UUID, metric_code: str | None = None) ->
     for code in sorted(found):
         amount = [line.amount_minor for line in lines if line.metric_code == code]
         items.append(
-            {
-                "metric_code": code,
-                "aggregation": found[code]["aggregation"],
-                "value": values[code],
-                "amount_minor": sum(amount) if code in sub.plan.metric_codes else None,
-            }
+            MetricUsageView(
+                metric_code=code,
+                aggregation=found[code]["aggregation"],
+                value=values[code],
+                amount_minor=sum(amount) if code in sub.plan.metric_codes else None,
+            )
         )
-    return {
-        "subscription_id": row["id"],
-        "currency": sub.plan.currency,
-        "period_start": window.start,
-        "period_end": window.end,
-        "metrics": items,
-    }
+    return CurrentUsage(
+        subscription_id=row["id"],
+        currency=sub.plan.currency,
+        period_start=window.start,
+        period_end=window.end,
+        metrics=tuple(items),
+    )

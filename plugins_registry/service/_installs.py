@@ -97,7 +97,7 @@ async def install(
             subscription = await billing.live_subscription(tenant_id)
             if subscription is None:
                 raise SubscriptionRequired()
-            period_end = subscription["current_period_end"]
+            period_end = subscription.current_period_end
         install_id = uuid.uuid4()
         # A plugin's trial is given once per tenant (a reinstall starts paid), unless staff granted another.
         trial = bool(pricing.trial_days) and await billing.claim_trial(

@@ -87,7 +87,7 @@ async def _paid_through(tenant_id: uuid.UUID, grace: timedelta) -> datetime | No
     subscription = await billing.live_subscription(tenant_id)
     if subscription is None:
         return None
-    return licensing.paid_through(subscription["current_period_end"], grace)
+    return licensing.paid_through(subscription.current_period_end, grace)
 
 
 async def refresh(actor: Principal, issuer: Licensing, license_id: uuid.UUID) -> LicenseView:

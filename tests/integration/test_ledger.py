@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any
@@ -452,7 +452,7 @@ async def test_verify_detects_tampering(
     assert not found.ok
     assert found.journals == clean.journals + 1
     assert found.unbalanced_journals == [] and found.invoices_without_journal == []
-    assert [dict(row) for row in found.receivable_differences] == [
+    assert [asdict(row) for row in found.receivable_differences] == [
         {"tenant_id": tenant_id, "currency": "EUR", "ledger": owed - 100, "documents": owed}
     ], found.receivable_differences
     await _remove_journal(owner_connection, moved)
@@ -467,10 +467,10 @@ async def test_verify_detects_tampering(
     detected["journal deleted"] = not found.ok
     assert not found.ok
     assert found.journals == clean.journals - 1
-    assert [dict(row) for row in found.invoices_without_journal] == [
+    assert [asdict(row) for row in found.invoices_without_journal] == [
         {"id": uuid.UUID(first["id"]), "tenant_id": tenant_id}
     ], found.invoices_without_journal
-    assert [(row["tenant_id"], row["ledger"], row["documents"]) for row in found.receivable_differences] == [
+    assert [(row.tenant_id, row.ledger, row.documents) for row in found.receivable_differences] == [
         (tenant_id, owed - first["total_minor"], owed)
     ]
     assert found.unbalanced_journals == []
@@ -486,8 +486,8 @@ async def test_verify_detects_tampering(
         "update ledger_postings set amount_minor = amount_minor - 5 where id = $1", posting["id"]
     )
     found = await service.verify_ledger()
-    detected["posting edited"] = any(row["journal_id"] == posting["journal_id"] for row in found.unbalanced_journals)
-    assert [dict(row) for row in found.unbalanced_journals] == [
+    detected["posting edited"] = any(row.journal_id == posting["journal_id"] for row in found.unbalanced_journals)
+    assert [asdict(row) for row in found.unbalanced_journals] == [
         {"journal_id": posting["journal_id"], "currency": "JPY", "total": -5}
     ], found.unbalanced_journals
     assert not found.ok

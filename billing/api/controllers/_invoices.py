@@ -32,8 +32,8 @@ class InvoiceController(Controller):
 
     @get("/v1/tenants/{tenant_id:uuid}/invoices", **allow(Permission.READ_BILLING, 422))
     async def list_invoices(self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None) -> InvoicePage:
-        rows, next_cursor = await service.list_invoices(tenant_id, PageRequest.parse(limit, cursor))
-        return InvoicePage(items=[invoice_read(row) for row in rows], next_cursor=next_cursor)
+        page = await service.list_invoices(tenant_id, PageRequest.parse(limit, cursor))
+        return InvoicePage(items=[invoice_read(invoice) for invoice in page.items], next_cursor=page.next_cursor)
 
     @get("/v1/tenants/{tenant_id:uuid}/invoices/upcoming", **allow(Permission.READ_BILLING))
     async def upcoming_invoice(self, tenant_id: TenantId) -> InvoiceRead:

@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Controller, Request, get
 from litestar.params import JSONBody
-from msgspec import UNSET, structs
+from msgspec import UNSET
 
 from billing import service
 from billing.api.controllers._shared import ById, SubscriptionId
@@ -33,15 +33,18 @@ class TenantSubscriptionController(Controller):
     async def create_subscription(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[SubscriptionCreate]
     ) -> SubscriptionRead:
-        row = await service.create_subscription(principal_of(request), tenant_id, structs.asdict(data))
-        return to_struct(SubscriptionRead, row)
+        new = service.NewSubscription(
+            plan_code=data.plan_code, seats=data.seats, start_at=data.start_at, billing_anchor=data.billing_anchor
+        )
+        return to_struct(SubscriptionRead, await service.create_subscription(principal_of(request), tenant_id, new))
 
     @get("/", **allow(Permission.READ_BILLING, 422))
     async def list_subscriptions(
         self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None
     ) -> SubscriptionPage:
-        rows, next_cursor = await service.list_subscriptions(tenant_id, PageRequest.parse(limit, cursor))
-        return SubscriptionPage(items=[to_struct(SubscriptionRead, row) for row in rows], next_cursor=next_cursor)
+        return to_struct(
+            SubscriptionPage, await service.list_subscriptions(tenant_id, PageRequest.parse(limit, cursor))
+        )
 
 
 class SubscriptionController(Controller):
@@ -61,16 +64,20 @@ class SubscriptionController(Controller):
     async def change_subscription(
         self, request: Request[Any, Any, Any], subscription_id: SubscriptionId, data: JSONBody[SubscriptionChange]
     ) -> SubscriptionRead:
-        values = {name: value for name, value in structs.asdict(data).items() if value is not UNSET}
-        row = await service.change_subscription(principal_of(request), subscription_id, values)
-        return to_struct(SubscriptionRead, row)
+        changes: service.SubscriptionChanges = {}
+        if data.plan_code is not UNSET:
+            changes["plan_code"] = data.plan_code
+        if data.seats is not UNSET:
+            changes["seats"] = data.seats
+        subscription = await service.change_subscription(principal_of(request), subscription_id, changes)
+        return to_struct(SubscriptionRead, subscription)
 
     @idempotent_post("/cancel", status_code=200, responses=problem_responses(422, *ById))
     async def cancel_subscription(
         self, request: Request[Any, Any, Any], subscription_id: SubscriptionId, data: JSONBody[SubscriptionCancel]
     ) -> SubscriptionRead:
-        row = await service.cancel_subscription(principal_of(request), subscription_id, data.at_period_end)
-        return to_struct(SubscriptionRead, row)
+        subscription = await service.cancel_subscription(principal_of(request), subscription_id, data.at_period_end)
+        return to_struct(SubscriptionRead, subscription)
 
     @idempotent_post("/resume", status_code=200, responses=ById)
     async def resume_subscription(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from litestar import Controller, Request, Response
@@ -31,4 +30,4 @@ class TrialGrantController(Controller):
             None if data.plan_code is UNSET else data.plan_code,
             None if data.plugin_id is UNSET else data.plugin_id,
         )
-        return answer_created(to_struct(TrialGrantRead, asdict(grant)), created)
+        return answer_created(to_struct(TrialGrantRead, grant), created)

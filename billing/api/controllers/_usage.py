@@ -4,20 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import msgspec
 from litestar import Controller, Request, get, post
 from litestar.params import QueryParameter
 
 from billing import service, usage
 from billing.api.controllers._shared import BatchTooLarge, InvalidUsageBatch, UsageOperation
-from billing.api.schemas import (
-    UsageRead,
-    UsageReply,
-    usage_read,
-)
+from billing.api.schemas import UsageRead, UsageReply, usage_read
 from billing.usage import MAX_BATCH
 from controlplane.core.problems import problem_responses
-from controlplane.core.web import BEARER, IDEMPOTENCY_ERRORS, TenantId
+from controlplane.core.web import BEARER, IDEMPOTENCY_ERRORS, TenantId, to_struct
 from tenants.api.guards import allow, principal_of
 from tenants.roles import Permission
 
@@ -47,7 +42,7 @@ class UsageController(Controller):
         tenant_id = tenant_id or principal.tenant_id
         if tenant_id is None:
             raise InvalidUsageBatch("tenant_id is required unless the request uses a tenant API key")
-        return msgspec.convert(await service.ingest(principal, tenant_id, events), UsageReply)
+        return to_struct(UsageReply, await service.ingest(principal, tenant_id, events))
 
     @get("/v1/tenants/{tenant_id:uuid}/usage", **allow(Permission.READ_BILLING))
     async def current_usage(

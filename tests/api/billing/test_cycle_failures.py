@@ -242,7 +242,7 @@ async def test_one_subscription_whose_invoice_overflows_fails_alone_and_is_recor
 
     # Once the back-off has passed, healthy work comes first, then the retry.
     order = [pair async for batch in due_batches(BOUNDARY + timedelta(hours=3)) for pair in batch]
-    assert [str(subscription_id) for _, subscription_id in order] == [late, bad]
+    assert [str(due.subscription_id) for due in order] == [late, bad]
     third = await service.run_cycle(BOUNDARY + timedelta(hours=4), grace=GRACE)
     assert (third.seen, third.invoices_created, [item[0] for item in third.failed]) == (2, 1, [bad])
     retried = await _subscription(client, staff.headers, bad)
