@@ -31,7 +31,7 @@ from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
 from controlplane.core.errors import Conflict, PaymentRequired
 from tenants import audit
-from tenants.partner_errors import PartnerNotFound, PartnerNotQualified
+from tenants.errors import PartnerNotFound, PartnerNotQualified
 from tenants.repository import get_tenant
 from tenants.roles import Permission
 from tenants.service import check_access, ensure_qualified

@@ -14,8 +14,7 @@ from controlplane.core.errors import StaffOnly
 from controlplane.core.pagination import PageRequest, page_of
 from tenants import partners_repository as repository
 from tenants import qualification as engine
-from tenants.errors import ForbiddenForRole
-from tenants.partner_errors import InvalidCheckpointTransition, PartnerNotFound, UnknownPartnerSubtype
+from tenants.errors import ForbiddenForRole, InvalidCheckpointTransition, PartnerNotFound, UnknownPartnerSubtype
 from tenants.repository import get_user_by_email, insert_user
 from tenants.service._page import Page
 

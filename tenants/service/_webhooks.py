@@ -9,10 +9,9 @@ from typing import Any
 
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
-from controlplane.core.errors import NotFound
 from controlplane.core.tenant_vault import TenantVault
 from tenants import audit, repository, webhook_endpoints, webhook_secrets
-from tenants.errors import TenantNotActive, TenantNotFound
+from tenants.errors import TenantNotActive, TenantNotFound, WebhookEndpointNotSet
 from tenants.status import TenantStatus
 
 
@@ -52,11 +51,6 @@ async def webhook_secret_status(vault: TenantVault, tenant_id: uuid.UUID) -> dic
         "previous_valid_until": state.previous_valid_until,
         "signatures": len(in_force),
     }
-
-
-class WebhookEndpointNotSet(NotFound):
-    code = "webhook_endpoint_not_set"
-    title = "The tenant has no webhook endpoint"
 
 
 async def set_webhook_endpoint(actor: Principal, tenant_id: uuid.UUID, url: str, *, production: bool) -> dict[str, Any]:
