@@ -12,7 +12,10 @@ from billing.service import _state
 from controlplane.core.db import SystemReason, anonymous_tx, system_tx
 from controlplane.core.errors import Conflict
 from controlplane.core.pagination import PageRequest, page_of
-from tenants.service import Page
+
+# Rows of a page and the cursor of the next one, as `page_of` hands them back (tenants.service no longer
+# lends its alias: services return `controlplane.core.views.Page` of views).
+Page = tuple[list[dict[str, Any]], str | None]
 
 
 async def create_metric(values: dict[str, Any]) -> tuple[dict[str, Any], bool]:

@@ -28,7 +28,10 @@ from controlplane.core.db import tenant_tx
 from controlplane.core.pagination import PageRequest, page_of
 from tenants import audit
 from tenants.roles import Permission
-from tenants.service import Page
+
+# Rows of a page and the cursor of the next one, as `page_of` hands them back (tenants.service no longer
+# lends its alias: services return `controlplane.core.views.Page` of views).
+Page = tuple[list[dict[str, Any]], str | None]
 
 
 def _line_of_pending(item: dict[str, Any]) -> Line:

@@ -26,7 +26,11 @@ from controlplane.core.pagination import PageRequest, page_of
 from tenants import audit, billing_contact
 from tenants.repository import get_tenant
 from tenants.roles import Permission
-from tenants.service import Page, lift_non_payment_suspension, suspend_for_non_payment
+from tenants.service import lift_non_payment_suspension, suspend_for_non_payment
+
+# Rows of a page and the cursor of the next one, as `page_of` hands them back (tenants.service no longer
+# lends its alias: services return `controlplane.core.views.Page` of views).
+Page = tuple[list[dict[str, Any]], str | None]
 
 
 class NoPaymentMethod(Conflict):

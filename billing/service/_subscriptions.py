@@ -39,7 +39,10 @@ from controlplane.core.pagination import PageRequest, page_of
 from tenants import audit
 from tenants.repository import get_tenant
 from tenants.roles import Permission
-from tenants.service import Page
+
+# Rows of a page and the cursor of the next one, as `page_of` hands them back (tenants.service no longer
+# lends its alias: services return `controlplane.core.views.Page` of views).
+Page = tuple[list[dict[str, Any]], str | None]
 
 # How far ahead a client's clock may be: a start "now" from a slightly fast clock is still now.
 CLOCK_SKEW = timedelta(minutes=5)

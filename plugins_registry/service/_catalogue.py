@@ -22,7 +22,11 @@ from plugins_registry.errors import (
 from plugins_registry.pricing import parse_entitlements, parse_pricing
 from plugins_registry.semver import Version
 from plugins_registry.service._events import record
-from tenants.service import Page, ensure_partner_kind, ensure_qualified
+from tenants.service import ensure_partner_kind, ensure_qualified
+
+# Rows of a page and the cursor of the next one, as `page_of` hands them back (tenants.service no longer
+# lends its alias: services return `controlplane.core.views.Page` of views).
+Page = tuple[list[dict[str, Any]], str | None]
 
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{1,62}$")
 

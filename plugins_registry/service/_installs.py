@@ -28,7 +28,11 @@ from plugins_registry.service._events import record
 from plugins_registry.service._signing import Licensing, fresh, resign, token_for
 from plugins_registry.service._views import install_view
 from tenants.roles import Permission
-from tenants.service import Page, check_access
+from tenants.service import check_access
+
+# Rows of a page and the cursor of the next one, as `page_of` hands them back (tenants.service no longer
+# lends its alias: services return `controlplane.core.views.Page` of views).
+Page = tuple[list[dict[str, Any]], str | None]
 
 
 async def _plugin(slug: str) -> tuple[dict[str, Any], Pricing, Entitlements]:

@@ -18,7 +18,11 @@ from plugins_registry.service._events import record
 from plugins_registry.service._signing import Licensing, fresh, resign
 from plugins_registry.service._views import license_view
 from tenants.roles import Permission
-from tenants.service import Page, tenant_for_resource
+from tenants.service import tenant_for_resource
+
+# Rows of a page and the cursor of the next one, as `page_of` hands them back (tenants.service no longer
+# lends its alias: services return `controlplane.core.views.Page` of views).
+Page = tuple[list[dict[str, Any]], str | None]
 
 BATCH = 500
 # A license the expiry job failed on is tried again after this pause, not on every run.
