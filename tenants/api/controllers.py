@@ -22,11 +22,11 @@ from tenants.api.schemas import (
     AuditEventPage,
     BillingProfile,
     BillingProfileRead,
-    MemberCreate,
-    MemberPage,
-    MemberRead,
-    MemberUpdate,
     TenantCreate,
+    TenantMemberCreate,
+    TenantMemberPage,
+    TenantMemberRead,
+    TenantMemberUpdate,
     TenantPage,
     TenantRead,
     TenantUpdate,
@@ -208,18 +208,18 @@ class MemberController(Controller):
 
     @idempotent_post("/", status_code=201, **allow(Permission.MANAGE_MEMBERS, *IDEMPOTENCY_ERRORS))
     async def add_member(
-        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[MemberCreate]
-    ) -> MemberRead:
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[TenantMemberCreate]
+    ) -> TenantMemberRead:
         member = await service.add_member(principal_of(request), tenant_id, data.email, data.role)
-        return to_struct(MemberRead, member)
+        return to_struct(TenantMemberRead, member)
 
     @get("/", **allow(Permission.READ_MEMBERS, 422))
-    async def list_members(self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None) -> MemberPage:
-        return to_struct(MemberPage, await service.list_members(tenant_id, PageRequest.parse(limit, cursor)))
+    async def list_members(self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None) -> TenantMemberPage:
+        return to_struct(TenantMemberPage, await service.list_members(tenant_id, PageRequest.parse(limit, cursor)))
 
     @get("/{user_id:uuid}", **allow(Permission.READ_MEMBERS))
-    async def get_member(self, tenant_id: TenantId, user_id: UserId) -> MemberRead:
-        return to_struct(MemberRead, await service.get_member(tenant_id, user_id))
+    async def get_member(self, tenant_id: TenantId, user_id: UserId) -> TenantMemberRead:
+        return to_struct(TenantMemberRead, await service.get_member(tenant_id, user_id))
 
     @patch("/{user_id:uuid}", **allow(Permission.MANAGE_MEMBERS, 409, 413))
     async def update_member(
@@ -227,10 +227,10 @@ class MemberController(Controller):
         request: Request[Any, Any, Any],
         tenant_id: TenantId,
         user_id: UserId,
-        data: JSONBody[MemberUpdate],
-    ) -> MemberRead:
+        data: JSONBody[TenantMemberUpdate],
+    ) -> TenantMemberRead:
         member = await service.change_member_role(principal_of(request), tenant_id, user_id, data.role)
-        return to_struct(MemberRead, member)
+        return to_struct(TenantMemberRead, member)
 
     @delete("/{user_id:uuid}", status_code=204, **allow(Permission.MANAGE_MEMBERS, 409))
     async def remove_member(self, request: Request[Any, Any, Any], tenant_id: TenantId, user_id: UserId) -> None:

@@ -84,12 +84,12 @@ class Rejection(Input):
     reason: Annotated[str, Meta(min_length=1, max_length=1000)]
 
 
-class MemberCreate(Input):
+class PartnerMemberCreate(Input):
     email: Email
     role: Literal["reseller_admin", "reseller_viewer"]
 
 
-class MemberRead(Struct):
+class PartnerMemberRead(Struct):
     partner_id: uuid.UUID
     user_id: uuid.UUID
     role: str
@@ -221,10 +221,10 @@ class PartnerController(Controller):
 
     @idempotent_post("/{partner_id:uuid}/members", status_code=201, responses=ById)
     async def add_member(
-        self, request: Request[Any, Any, Any], partner_id: PartnerId, data: JSONBody[MemberCreate]
-    ) -> MemberRead:
+        self, request: Request[Any, Any, Any], partner_id: PartnerId, data: JSONBody[PartnerMemberCreate]
+    ) -> PartnerMemberRead:
         member = await service.add_partner_member(principal_of(request), partner_id, data.email, data.role)
-        return to_struct(MemberRead, member)
+        return to_struct(PartnerMemberRead, member)
 
 
 class TenantOwnerController(Controller):
