@@ -37,8 +37,8 @@ from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
 from controlplane.core.pagination import PageRequest, page_of
 from tenants import audit
-from tenants.repository import get_tenant
 from tenants.roles import Permission
+from tenants.service import tenant_terms
 
 # Rows of a page and the cursor of the next one, as `page_of` hands them back (tenants.service no longer
 # lends its alias: services return `controlplane.core.views.Page` of views).
@@ -76,13 +76,11 @@ async def create_subscription(actor: Principal, tenant_id: uuid.UUID, values: di
     async with tenant_tx(tenant_id):
         # Share-locked: a concurrent change of the tenant's currency (which checks for a live subscription
         # under its update lock) waits for this one, or this one sees the new currency.
-        tenant = await get_tenant(tenant_id, lock="share")
+        tenant = await tenant_terms(tenant_id, lock="share")
         assert tenant is not None  # the guard checked it
         plan = await _plan_for(values["plan_code"])
-        if plan.currency != tenant["currency"]:
-            raise CurrencyMismatch(
-                f"the tenant is billed in {tenant['currency']}; plan {plan.code} is in {plan.currency}"
-            )
+        if plan.currency != tenant.currency:
+            raise CurrencyMismatch(f"the tenant is billed in {tenant.currency}; plan {plan.code} is in {plan.currency}")
         subscription_id = uuid.uuid4()
         # A plan's trial is given once per tenant and plan code (whatever the version), unless staff granted another.
         trial = plan.trial_days > 0 and await claim_trial(tenant_id, "plan", plan.code, subscription_id)

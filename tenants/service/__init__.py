@@ -61,7 +61,9 @@ from tenants.service._tenants import (
     STATUS_TOPIC,
     NewTenant,
     TenantChanges,
+    TenantTerms,
     TenantView,
+    billing_email_of,
     change_status,
     create_tenant,
     get_tenant,
@@ -71,6 +73,7 @@ from tenants.service._tenants import (
     request_erasure,
     service_denial_of,
     suspend_for_non_payment,
+    tenant_terms,
     update_tenant,
 )
 from tenants.service._users import UserView, create_or_update_user, find_user
@@ -109,6 +112,7 @@ __all__ = [
     "QualificationView",
     "TenantChanges",
     "TenantExport",
+    "TenantTerms",
     "TenantView",
     "UserView",
     "WebhookEndpointView",
@@ -119,6 +123,7 @@ __all__ = [
     "approve_checkpoint",
     "authenticate_password",
     "authorize",
+    "billing_email_of",
     "change_member_role",
     "change_status",
     "check_access",
@@ -161,6 +166,7 @@ __all__ = [
     "submit_checkpoint",
     "suspend_for_non_payment",
     "tenant_for_resource",
+    "tenant_terms",
     "update_tenant",
     "webhook_secret_status",
 ]

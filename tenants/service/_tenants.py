@@ -7,7 +7,7 @@ import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from controlplane.core import idempotency, invalidation
 from controlplane.core.auth.principal import Principal
@@ -260,6 +260,41 @@ async def change_status(
 
 
 # -- the calls billing makes (inside its own transaction) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TenantTerms:
+    """What other domains read of a tenant inside their own transaction: its status, its commercial terms and
+    the reseller that owns it (no personal data)."""
+
+    id: uuid.UUID
+    status: str
+    currency: str
+    reseller_id: uuid.UUID | None
+    reseller_since: datetime | None
+    tax_rate_bps: int
+    invoice_grace_hours: int
+    created_at: datetime
+    billing_suspended_at: datetime | None
+    staff_suspended_at: datetime | None
+
+
+async def tenant_terms(tenant_id: uuid.UUID, *, lock: Literal["share", "update"] | None = None) -> TenantTerms | None:
+    """Inside the caller's transaction: the tenant's terms (None: the transaction sees no such tenant); `lock`
+    holds its row until the caller commits."""
+    row = await repository.get_tenant(tenant_id, lock=lock)
+    return view_of(TenantTerms, row) if row is not None else None
+
+
+async def billing_email_of(tenant_id: uuid.UUID) -> str | None:
+    """The tenant's billing email, decrypted (None: it has none, or there is no such tenant). Its own
+    transaction, and the decryption (an OpenBao call) after it."""
+    async with tenant_tx(tenant_id):
+        row = await repository.get_tenant(tenant_id)
+    if row is None:
+        return None
+    (shown,) = await billing_contact.reveal([row])
+    return shown["billing_email"]
 
 
 async def suspend_for_non_payment(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> bool:
