@@ -81,7 +81,7 @@ def create_user(email: str, password: str, role: str, tenant_id: Any) -> None:
         )
     except DomainError as exc:
         raise click.ClickException(f"{exc.code}: {exc.detail}") from exc
-    click.echo(f"user {user['id']} {user['email']} ({role})")
+    click.echo(f"user {user.id} {user.email} ({role})")
 
 
 @cli.group("tokens")
@@ -96,14 +96,14 @@ def issue_token(email: str) -> None:
 
     settings = settings_from_environment()
     user = with_pool(settings, lambda: service.find_user(email))
-    if user is None or user["status"] != "active":
+    if user is None or user.status != "active":
         raise click.ClickException(f"no active user {email}")
     signer = TokenSigner.from_secret(
         SecretStore.connect(settings).read(JWT_KEYS_PATH),
         issuer=settings.jwt_issuer,
         ttl_seconds=settings.jwt_ttl_seconds,
     )
-    click.echo(signer.issue(user["id"]))
+    click.echo(signer.issue(user.id))
 
 
 @cli.group("billing")

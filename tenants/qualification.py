@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 
-from tenants.partner_errors import (
+from tenants.errors import (
     CheckpointExempt,
     InvalidCheckpointTransition,
     InvalidEvidence,

@@ -35,7 +35,7 @@ class Factory:
         user = await service.create_or_update_user(email, PASSWORD, staff=staff, tenant_id=tenant_id, role=role)
         response = await self.client.post("/v1/auth/token", json={"email": email, "password": PASSWORD})
         assert response.status_code == 200, response.text
-        return Actor(user["id"], email, response.json()["access_token"])
+        return Actor(user.id, email, response.json()["access_token"])
 
     async def staff(self) -> Actor:
         return await self.user(staff=True)

@@ -37,7 +37,7 @@ def _with_pool(settings: Any, work: Callable[[], Awaitable[T]], *, max_size: int
 def export_tenant(tenant_id: str) -> dict[str, Any]:
     """A tenant's data export, computed inside that tenant's context (read-only, so repeatable)."""
     settings = app.conf.controlplane_settings
-    return _with_pool(settings, lambda: service.export_tenant(uuid.UUID(tenant_id)))
+    return dataclasses.asdict(_with_pool(settings, lambda: service.export_tenant(uuid.UUID(tenant_id))))
 
 
 @app.task(name="controlplane.purge_expired_idempotency_keys")

@@ -29,8 +29,7 @@ from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, partner_tx, system_tx
 from controlplane.core.errors import Conflict, NotFound
 from tenants import audit
-from tenants.repository import get_tenant
-from tenants.service import ensure_partner_access
+from tenants.service import ensure_partner_access, tenant_terms
 
 COMMISSION_EXPENSE = "commission_expense"
 log = logging.getLogger("billing.commissions")
@@ -75,10 +74,10 @@ class StatementNotFound(NotFound):
 
 async def invoice_paid(tenant_id: uuid.UUID, invoice: dict[str, Any], now: datetime) -> None:
     """An owned tenant's invoice was paid: record what its reseller earns on, if it may earn now."""
-    tenant = await get_tenant(tenant_id)
-    if tenant is None or tenant["reseller_id"] is None:
+    tenant = await tenant_terms(tenant_id)
+    if tenant is None or tenant.reseller_id is None:
         return
-    if not await repository.reseller_may_earn(tenant["reseller_id"]):
+    if not await repository.reseller_may_earn(tenant.reseller_id):
         await audit.record(
             None,
             tenant_id,
@@ -99,14 +98,14 @@ async def invoice_paid(tenant_id: uuid.UUID, invoice: dict[str, Any], now: datet
     await repository.insert_event(
         {
             "tenant_id": tenant_id,
-            "reseller_id": tenant["reseller_id"],
+            "reseller_id": tenant.reseller_id,
             "kind": "paid",
             "source_id": invoice["id"],
             "invoice_id": invoice["id"],
             "invoice_number": invoice["number"],
             "currency": invoice["currency"],
             "net_minor": net,
-            "owned_since": tenant["reseller_since"] or tenant["created_at"],
+            "owned_since": tenant.reseller_since or tenant.created_at,
             "occurred_at": now,
         }
     )

@@ -31,10 +31,9 @@ from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
 from controlplane.core.errors import Conflict, PaymentRequired
 from tenants import audit
-from tenants.partner_errors import PartnerNotFound, PartnerNotQualified
-from tenants.repository import get_tenant
+from tenants.errors import PartnerNotFound, PartnerNotQualified
 from tenants.roles import Permission
-from tenants.service import check_access, ensure_qualified
+from tenants.service import check_access, ensure_qualified, tenant_terms
 
 log = logging.getLogger("billing.escrow")
 
@@ -65,10 +64,10 @@ async def create_escrow(actor: Principal, values: dict[str, Any]) -> dict[str, A
         await _check_payee(values["payee_type"], values["payee_id"])
     async with tenant_tx(tenant_id):
         await check_access(actor, tenant_id, Permission.MANAGE_BILLING, method="POST")
-        tenant = await get_tenant(tenant_id)
+        tenant = await tenant_terms(tenant_id)
         assert tenant is not None
-        if tenant["currency"] != values["currency"]:
-            raise CurrencyMismatch(f"the payer is billed in {tenant['currency']}, not {values['currency']}")
+        if tenant.currency != values["currency"]:
+            raise CurrencyMismatch(f"the payer is billed in {tenant.currency}, not {values['currency']}")
         await escrow_repository.insert_escrow({**values, "id": escrow_id}, milestones)
         await audit.record(
             actor, tenant_id, "escrow.created", "escrow", escrow_id, after={"amount_minor": values["amount_minor"]}

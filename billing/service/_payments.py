@@ -23,10 +23,13 @@ from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
 from controlplane.core.errors import Conflict
 from controlplane.core.pagination import PageRequest, page_of
-from tenants import audit, billing_contact
-from tenants.repository import get_tenant
+from tenants import audit
 from tenants.roles import Permission
-from tenants.service import Page, lift_non_payment_suspension, suspend_for_non_payment
+from tenants.service import billing_email_of, lift_non_payment_suspension, suspend_for_non_payment, tenant_terms
+
+# Rows of a page and the cursor of the next one, as `page_of` hands them back (tenants.service no longer
+# lends its alias: services return `controlplane.core.views.Page` of views).
+Page = tuple[list[dict[str, Any]], str | None]
 
 
 class NoPaymentMethod(Conflict):
@@ -40,9 +43,8 @@ async def add_payment_method(
     """Attach a card to the tenant's Stripe customer (made on first use). The first card is the default."""
     async with tenant_tx(tenant_id):
         customer_id = await payments_repository.customer_of(tenant_id)
-        tenant = await get_tenant(tenant_id)
     if customer_id is None:
-        email = (await billing_contact.reveal([tenant]))[0]["billing_email"] if tenant else None
+        email = await billing_email_of(tenant_id)
         created = await asyncio.to_thread(gateway.create_customer, str(tenant_id), email)
         async with tenant_tx(tenant_id):
             customer_id = await payments_repository.save_customer(tenant_id, created)
@@ -217,8 +219,8 @@ async def _move_subscription(subscription_id: uuid.UUID, event: Event) -> None:
 
 async def _reactivate_if_settled(actor: Principal | None, tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
     """A tenant suspended for non-payment is active again once nothing it owes is uncollectible."""
-    tenant = await get_tenant(tenant_id, lock="update")
-    if tenant is None or tenant["billing_suspended_at"] is None:
+    tenant = await tenant_terms(tenant_id, lock="update")
+    if tenant is None or tenant.billing_suspended_at is None:
         return
     if await payments_repository.other_uncollectible(tenant_id, invoice_id):
         return

@@ -39,8 +39,8 @@ from controlplane.core.db import tenant_tx
 from controlplane.core.pagination import PageRequest, page_of_views
 from controlplane.core.views import Page, view_of
 from tenants import audit
-from tenants.repository import get_tenant
 from tenants.roles import Permission
+from tenants.service import tenant_terms
 
 # How far ahead a client's clock may be: a start "now" from a slightly fast clock is still now.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -126,13 +126,11 @@ async def create_subscription(actor: Principal, tenant_id: uuid.UUID, new: NewSu
     async with tenant_tx(tenant_id):
         # Share-locked: a concurrent change of the tenant's currency (which checks for a live subscription
         # under its update lock) waits for this one, or this one sees the new currency.
-        tenant = await get_tenant(tenant_id, lock="share")
+        tenant = await tenant_terms(tenant_id, lock="share")
         assert tenant is not None  # the guard checked it
         plan = await _plan_for(new.plan_code)
-        if plan.currency != tenant["currency"]:
-            raise CurrencyMismatch(
-                f"the tenant is billed in {tenant['currency']}; plan {plan.code} is in {plan.currency}"
-            )
+        if plan.currency != tenant.currency:
+            raise CurrencyMismatch(f"the tenant is billed in {tenant.currency}; plan {plan.code} is in {plan.currency}")
         subscription_id = uuid.uuid4()
         # A plan's trial is given once per tenant and plan code (whatever the version), unless staff granted another.
         trial = plan.trial_days > 0 and await claim_trial(tenant_id, "plan", plan.code, subscription_id)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, patch, put
 from litestar.params import JSONBody, PathParameter, QueryParameter
-from msgspec import UNSET, structs
+from msgspec import UNSET
 
 from controlplane.core.pagination import PageRequest
 from controlplane.core.problems import problem_responses
@@ -19,16 +19,14 @@ from tenants.api.schemas import (
     ApiKeyCreate,
     ApiKeyCreated,
     ApiKeyPage,
-    ApiKeyRead,
     AuditEventPage,
-    AuditEventRead,
     BillingProfile,
     BillingProfileRead,
-    MemberCreate,
-    MemberPage,
-    MemberRead,
-    MemberUpdate,
     TenantCreate,
+    TenantMemberCreate,
+    TenantMemberPage,
+    TenantMemberRead,
+    TenantMemberUpdate,
     TenantPage,
     TenantRead,
     TenantUpdate,
@@ -51,6 +49,53 @@ LiftNonPayment = Annotated[
 KeyId = Annotated[uuid.UUID, PathParameter(description="The API key's id")]
 
 
+def _new_tenant(data: TenantCreate) -> service.NewTenant:
+    return service.NewTenant(
+        name=data.name,
+        slug=data.slug,
+        currency=None if data.currency is UNSET else data.currency,
+        billing_email=data.billing_email,
+        reseller_id=data.reseller_id,
+        tax_rate_bps=None if data.tax_rate_bps is UNSET else data.tax_rate_bps,
+        invoice_grace_hours=None if data.invoice_grace_hours is UNSET else data.invoice_grace_hours,
+    )
+
+
+def _tenant_changes(data: TenantUpdate) -> service.TenantChanges:
+    """Exactly the fields sent."""
+    changes: service.TenantChanges = {}
+    if data.name is not UNSET:
+        changes["name"] = data.name
+    if data.billing_email is not UNSET:
+        changes["billing_email"] = data.billing_email
+    if data.currency is not UNSET:
+        changes["currency"] = data.currency
+    if data.tax_rate_bps is not UNSET:
+        changes["tax_rate_bps"] = data.tax_rate_bps
+    if data.invoice_grace_hours is not UNSET:
+        changes["invoice_grace_hours"] = data.invoice_grace_hours
+    return changes
+
+
+def _billing_profile(data: BillingProfile) -> service.BillingProfileValues:
+    address = data.address
+    return service.BillingProfileValues(
+        contact_name=data.contact_name,
+        contact_email=data.contact_email,
+        tax_id=data.tax_id,
+        address=service.PostalAddress(
+            line1=address.line1,
+            city=address.city,
+            country=address.country,
+            line2=address.line2,
+            postal_code=address.postal_code,
+            region=address.region,
+        )
+        if address
+        else None,
+    )
+
+
 class TenantController(Controller):
     path = "/v1/tenants"
     tags = ["tenants"]
@@ -58,16 +103,15 @@ class TenantController(Controller):
 
     @idempotent_post("/", status_code=201, responses=problem_responses(400, 401, 403, 404, 409, *IDEMPOTENCY_ERRORS))
     async def create_tenant(self, request: Request[Any, Any, Any], data: JSONBody[TenantCreate]) -> TenantRead:
-        values = {name: value for name, value in structs.asdict(data).items() if value is not UNSET}
-        row = await service.create_tenant(principal_of(request), values)
-        return to_struct(TenantRead, row)
+        tenant = await service.create_tenant(principal_of(request), _new_tenant(data))
+        return to_struct(TenantRead, tenant)
 
     @get("/", responses=problem_responses(400, 401, 422))
     async def list_tenants(
         self, request: Request[Any, Any, Any], limit: Limit = None, cursor: Cursor = None
     ) -> TenantPage:
-        rows, next_cursor = await service.list_tenants(principal_of(request), PageRequest.parse(limit, cursor))
-        return TenantPage(items=[to_struct(TenantRead, row) for row in rows], next_cursor=next_cursor)
+        page = await service.list_tenants(principal_of(request), PageRequest.parse(limit, cursor))
+        return to_struct(TenantPage, page)
 
     @get("/{tenant_id:uuid}", **allow(Permission.READ_TENANT))
     async def get_tenant(self, tenant_id: TenantId) -> TenantRead:
@@ -77,7 +121,7 @@ class TenantController(Controller):
     async def update_tenant(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[TenantUpdate]
     ) -> TenantRead:
-        changes = {name: value for name, value in structs.asdict(data).items() if value is not UNSET}
+        changes = _tenant_changes(data)
         return to_struct(TenantRead, await service.update_tenant(principal_of(request), tenant_id, changes))
 
     @idempotent_post("/{tenant_id:uuid}/suspend", status_code=200, **allow(Permission.STAFF_ONLY, *IDEMPOTENCY_ERRORS))
@@ -99,8 +143,8 @@ class TenantController(Controller):
 
     @delete("/{tenant_id:uuid}", status_code=202, **allow(Permission.MANAGE_TENANT))
     async def request_erasure(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> TenantRead:
-        row = await service.request_erasure(principal_of(request), tenant_id, request.app.state.tenant_vault)
-        return to_struct(TenantRead, row)
+        tenant = await service.request_erasure(principal_of(request), tenant_id, request.app.state.tenant_vault)
+        return to_struct(TenantRead, tenant)
 
 
 class TenantSecretsController(Controller):
@@ -112,17 +156,17 @@ class TenantSecretsController(Controller):
 
     @get("/billing-profile", **allow(Permission.READ_BILLING, 503))
     async def get_billing_profile(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> BillingProfileRead:
-        row = await service.get_billing_profile(request.app.state.pii_cipher, tenant_id)
-        return to_struct(BillingProfileRead, row)
+        profile = await service.get_billing_profile(request.app.state.pii_cipher, tenant_id)
+        return to_struct(BillingProfileRead, profile)
 
     @put("/billing-profile", **allow(Permission.MANAGE_BILLING, 413, 503))
     async def put_billing_profile(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[BillingProfile]
     ) -> BillingProfileRead:
-        values = structs.asdict(data)
-        values["address"] = structs.asdict(data.address) if data.address else None
-        row = await service.put_billing_profile(principal_of(request), request.app.state.pii_cipher, tenant_id, values)
-        return to_struct(BillingProfileRead, row)
+        profile = await service.put_billing_profile(
+            principal_of(request), request.app.state.pii_cipher, tenant_id, _billing_profile(data)
+        )
+        return to_struct(BillingProfileRead, profile)
 
     @idempotent_post(
         "/webhook-secret/rotations",
@@ -130,16 +174,16 @@ class TenantSecretsController(Controller):
         **allow(Permission.MANAGE_TENANT, 503, *IDEMPOTENCY_ERRORS, shown_once=("secret",)),
     )
     async def rotate_webhook_secret(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> WebhookSecretRotated:
-        row = await service.rotate_webhook_secret(principal_of(request), request.app.state.tenant_vault, tenant_id)
-        return to_struct(WebhookSecretRotated, row)
+        rotation = await service.rotate_webhook_secret(principal_of(request), request.app.state.tenant_vault, tenant_id)
+        return to_struct(WebhookSecretRotated, rotation)
 
     @put("/webhook-endpoint", **allow(Permission.MANAGE_TENANT, 413, 422))
     async def set_webhook_endpoint(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[WebhookEndpoint]
     ) -> WebhookEndpointRead:
         production = request.app.state.settings.env == "production"
-        row = await service.set_webhook_endpoint(principal_of(request), tenant_id, data.url, production=production)
-        return to_struct(WebhookEndpointRead, row)
+        endpoint = await service.set_webhook_endpoint(principal_of(request), tenant_id, data.url, production=production)
+        return to_struct(WebhookEndpointRead, endpoint)
 
     @get("/webhook-endpoint", **allow(Permission.MANAGE_TENANT))
     async def get_webhook_endpoint(self, tenant_id: TenantId) -> WebhookEndpointRead:
@@ -153,8 +197,8 @@ class TenantSecretsController(Controller):
     async def get_webhook_secret_status(
         self, request: Request[Any, Any, Any], tenant_id: TenantId
     ) -> WebhookSecretStatus:
-        row = await service.webhook_secret_status(request.app.state.tenant_vault, tenant_id)
-        return to_struct(WebhookSecretStatus, row)
+        status = await service.webhook_secret_status(request.app.state.tenant_vault, tenant_id)
+        return to_struct(WebhookSecretStatus, status)
 
 
 class MemberController(Controller):
@@ -164,26 +208,29 @@ class MemberController(Controller):
 
     @idempotent_post("/", status_code=201, **allow(Permission.MANAGE_MEMBERS, *IDEMPOTENCY_ERRORS))
     async def add_member(
-        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[MemberCreate]
-    ) -> MemberRead:
-        row = await service.add_member(principal_of(request), tenant_id, data.email, data.role)
-        return to_struct(MemberRead, row)
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[TenantMemberCreate]
+    ) -> TenantMemberRead:
+        member = await service.add_member(principal_of(request), tenant_id, data.email, data.role)
+        return to_struct(TenantMemberRead, member)
 
     @get("/", **allow(Permission.READ_MEMBERS, 422))
-    async def list_members(self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None) -> MemberPage:
-        rows, next_cursor = await service.list_members(tenant_id, PageRequest.parse(limit, cursor))
-        return MemberPage(items=[to_struct(MemberRead, row) for row in rows], next_cursor=next_cursor)
+    async def list_members(self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None) -> TenantMemberPage:
+        return to_struct(TenantMemberPage, await service.list_members(tenant_id, PageRequest.parse(limit, cursor)))
 
     @get("/{user_id:uuid}", **allow(Permission.READ_MEMBERS))
-    async def get_member(self, tenant_id: TenantId, user_id: UserId) -> MemberRead:
-        return to_struct(MemberRead, await service.get_member(tenant_id, user_id))
+    async def get_member(self, tenant_id: TenantId, user_id: UserId) -> TenantMemberRead:
+        return to_struct(TenantMemberRead, await service.get_member(tenant_id, user_id))
 
     @patch("/{user_id:uuid}", **allow(Permission.MANAGE_MEMBERS, 409, 413))
     async def update_member(
-        self, request: Request[Any, Any, Any], tenant_id: TenantId, user_id: UserId, data: JSONBody[MemberUpdate]
-    ) -> MemberRead:
-        row = await service.change_member_role(principal_of(request), tenant_id, user_id, data.role)
-        return to_struct(MemberRead, row)
+        self,
+        request: Request[Any, Any, Any],
+        tenant_id: TenantId,
+        user_id: UserId,
+        data: JSONBody[TenantMemberUpdate],
+    ) -> TenantMemberRead:
+        member = await service.change_member_role(principal_of(request), tenant_id, user_id, data.role)
+        return to_struct(TenantMemberRead, member)
 
     @delete("/{user_id:uuid}", status_code=204, **allow(Permission.MANAGE_MEMBERS, 409))
     async def remove_member(self, request: Request[Any, Any, Any], tenant_id: TenantId, user_id: UserId) -> None:
@@ -201,13 +248,12 @@ class ApiKeyController(Controller):
     async def create_api_key(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[ApiKeyCreate]
     ) -> ApiKeyCreated:
-        row, secret = await service.create_api_key(principal_of(request), tenant_id, data.name, data.role)
-        return to_struct(ApiKeyCreated, {**row, "secret": secret})
+        new = await service.create_api_key(principal_of(request), tenant_id, data.name, data.role)
+        return to_struct(ApiKeyCreated, {**dataclasses.asdict(new.key), "secret": new.secret})
 
     @get("/", **allow(Permission.MANAGE_API_KEYS, 422))
     async def list_api_keys(self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None) -> ApiKeyPage:
-        rows, next_cursor = await service.list_api_keys(tenant_id, PageRequest.parse(limit, cursor))
-        return ApiKeyPage(items=[to_struct(ApiKeyRead, row) for row in rows], next_cursor=next_cursor)
+        return to_struct(ApiKeyPage, await service.list_api_keys(tenant_id, PageRequest.parse(limit, cursor)))
 
     @delete("/{key_id:uuid}", status_code=204, **allow(Permission.MANAGE_API_KEYS))
     async def revoke_api_key(self, request: Request[Any, Any, Any], tenant_id: TenantId, key_id: KeyId) -> None:
@@ -223,14 +269,4 @@ class AuditController(Controller):
     async def list_audit_events(
         self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None
     ) -> AuditEventPage:
-        rows, next_cursor = await service.list_audit_events(tenant_id, PageRequest.parse(limit, cursor))
-        items = [
-            to_struct(AuditEventRead, {**row, "before": _json(row["before"]), "after": _json(row["after"])})
-            for row in rows
-        ]
-        return AuditEventPage(items=items, next_cursor=next_cursor)
-
-
-def _json(value: Any) -> Any:
-    # asyncpg hands jsonb back as text.
-    return json.loads(value) if isinstance(value, str) else value
+        return to_struct(AuditEventPage, await service.list_audit_events(tenant_id, PageRequest.parse(limit, cursor)))

@@ -84,12 +84,12 @@ class Rejection(Input):
     reason: Annotated[str, Meta(min_length=1, max_length=1000)]
 
 
-class MemberCreate(Input):
+class PartnerMemberCreate(Input):
     email: Email
     role: Literal["reseller_admin", "reseller_viewer"]
 
 
-class MemberRead(Struct):
+class PartnerMemberRead(Struct):
     partner_id: uuid.UUID
     user_id: uuid.UUID
     role: str
@@ -159,17 +159,15 @@ class ResellerController(Controller):
     async def create_reseller(self, request: Request[Any, Any, Any], data: JSONBody[ResellerCreate]) -> PartnerRead:
         """Staff create a reseller directly; a signed-in person signs one up and becomes its admin. Either way
         it starts unqualified."""
-        values = {"name": data.name, "email": data.email, "subtype": data.subtype}
-        return to_struct(PartnerRead, await service.create_partner(principal_of(request), "reseller", values))
+        new = service.NewPartner(name=data.name, email=data.email, subtype=data.subtype)
+        return to_struct(PartnerRead, await service.create_partner(principal_of(request), "reseller", new))
 
     @get("/{partner_id:uuid}/tenants", responses=problem_responses(400, 401, 403, 404, 422))
     async def owned_tenants(
         self, request: Request[Any, Any, Any], partner_id: PartnerId, limit: Limit = None, cursor: Cursor = None
     ) -> OwnedTenantPage:
-        rows, next_cursor = await service.reseller_tenants(
-            principal_of(request), partner_id, PageRequest.parse(limit, cursor)
-        )
-        return OwnedTenantPage(items=[to_struct(OwnedTenant, row) for row in rows], next_cursor=next_cursor)
+        page = await service.reseller_tenants(principal_of(request), partner_id, PageRequest.parse(limit, cursor))
+        return to_struct(OwnedTenantPage, page)
 
 
 class PartnerController(Controller):
@@ -180,8 +178,8 @@ class PartnerController(Controller):
     @idempotent_post("/", status_code=201, responses=problem_responses(401, 413, 422, *IDEMPOTENCY_ERRORS))
     async def create_partner(self, request: Request[Any, Any, Any], data: JSONBody[PartnerCreate]) -> PartnerRead:
         """A reseller or a plugin publisher signs up (or staff create one); it starts unqualified."""
-        values = {"name": data.name, "email": data.email, "subtype": data.subtype}
-        return to_struct(PartnerRead, await service.create_partner(principal_of(request), data.kind, values))
+        new = service.NewPartner(name=data.name, email=data.email, subtype=data.subtype)
+        return to_struct(PartnerRead, await service.create_partner(principal_of(request), data.kind, new))
 
     @get("/pending", guards=[staff_only], responses=problem_responses(400, 401, 403, 422))
     async def pending(
@@ -190,8 +188,7 @@ class PartnerController(Controller):
         limit: Limit = None,
         cursor: Cursor = None,
     ) -> PendingPage:
-        rows, next_cursor = await service.pending_checkpoints(checkpoint, PageRequest.parse(limit, cursor))
-        return PendingPage(items=[to_struct(PendingCheckpoint, row) for row in rows], next_cursor=next_cursor)
+        return to_struct(PendingPage, await service.pending_checkpoints(checkpoint, PageRequest.parse(limit, cursor)))
 
     @get("/{partner_id:uuid}/qualification", responses=problem_responses(400, 401, 404))
     async def qualification(self, request: Request[Any, Any, Any], partner_id: PartnerId) -> QualificationRead:
@@ -199,15 +196,15 @@ class PartnerController(Controller):
 
     @get("/{partner_id:uuid}/history", responses=problem_responses(400, 401, 404))
     async def history(self, request: Request[Any, Any, Any], partner_id: PartnerId) -> HistoryList:
-        rows = await service.checkpoint_history(principal_of(request), partner_id)
-        return HistoryList(items=[to_struct(HistoryEntry, row) for row in rows])
+        entries = await service.checkpoint_history(principal_of(request), partner_id)
+        return HistoryList(items=[to_struct(HistoryEntry, entry) for entry in entries])
 
     @idempotent_post("/{partner_id:uuid}/checkpoints/{code:str}/submit", status_code=200, responses=ById)
     async def submit(
         self, request: Request[Any, Any, Any], partner_id: PartnerId, code: CheckpointCode, data: JSONBody[Evidence]
     ) -> QualificationRead:
-        row = await service.submit_checkpoint(principal_of(request), partner_id, code, data.evidence)
-        return to_struct(QualificationRead, row)
+        standing = await service.submit_checkpoint(principal_of(request), partner_id, code, data.evidence)
+        return to_struct(QualificationRead, standing)
 
     @idempotent_post("/{partner_id:uuid}/checkpoints/{code:str}/approve", status_code=200, responses=ById)
     async def approve(
@@ -219,15 +216,15 @@ class PartnerController(Controller):
     async def reject(
         self, request: Request[Any, Any, Any], partner_id: PartnerId, code: CheckpointCode, data: JSONBody[Rejection]
     ) -> QualificationRead:
-        row = await service.reject_checkpoint(principal_of(request), partner_id, code, data.reason)
-        return to_struct(QualificationRead, row)
+        standing = await service.reject_checkpoint(principal_of(request), partner_id, code, data.reason)
+        return to_struct(QualificationRead, standing)
 
     @idempotent_post("/{partner_id:uuid}/members", status_code=201, responses=ById)
     async def add_member(
-        self, request: Request[Any, Any, Any], partner_id: PartnerId, data: JSONBody[MemberCreate]
-    ) -> MemberRead:
-        row = await service.add_partner_member(principal_of(request), partner_id, data.email, data.role)
-        return to_struct(MemberRead, row)
+        self, request: Request[Any, Any, Any], partner_id: PartnerId, data: JSONBody[PartnerMemberCreate]
+    ) -> PartnerMemberRead:
+        member = await service.add_partner_member(principal_of(request), partner_id, data.email, data.role)
+        return to_struct(PartnerMemberRead, member)
 
 
 class TenantOwnerController(Controller):

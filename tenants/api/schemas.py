@@ -66,16 +66,16 @@ class TenantRead(Struct, kw_only=True):
     updated_at: datetime
 
 
-class MemberCreate(Input):
+class TenantMemberCreate(Input):
     email: Email
     role: TenantRole
 
 
-class MemberUpdate(Input):
+class TenantMemberUpdate(Input):
     role: TenantRole
 
 
-class MemberRead(Struct, kw_only=True):
+class TenantMemberRead(Struct, kw_only=True):
     user_id: uuid.UUID
     tenant_id: uuid.UUID
     email: str
@@ -123,8 +123,8 @@ class TenantPage(Struct, kw_only=True):
     next_cursor: str | None
 
 
-class MemberPage(Struct, kw_only=True):
-    items: list[MemberRead]
+class TenantMemberPage(Struct, kw_only=True):
+    items: list[TenantMemberRead]
     next_cursor: str | None
 
 

@@ -4,8 +4,8 @@ Authorization of the principal for a tenant happens in `authorize` (called by th
 database's row-level security confines every query to the tenant in context.
 """
 
-from tenants.service._api_keys import create_api_key, list_api_keys, revoke_api_key
-from tenants.service._audit import list_audit_events
+from tenants.service._api_keys import ApiKeyView, NewApiKey, create_api_key, list_api_keys, revoke_api_key
+from tenants.service._audit import AuditEventView, list_audit_events
 from tenants.service._auth import (
     authenticate_password,
     authorize,
@@ -14,14 +14,33 @@ from tenants.service._auth import (
     principal_for_user,
     tenant_for_resource,
 )
-from tenants.service._billing_profiles import get_billing_profile, put_billing_profile, rotate_pii_key
-from tenants.service._export import export_tenant
-from tenants.service._members import add_member, change_member_role, get_member, list_members, remove_member
-from tenants.service._page import Page
-from tenants.service._partners import (
-    add_member as add_partner_member,
+from tenants.service._billing_profiles import (
+    BillingProfileValues,
+    BillingProfileView,
+    PostalAddress,
+    get_billing_profile,
+    put_billing_profile,
+    rotate_pii_key,
+)
+from tenants.service._export import ExportedApiKey, ExportedMember, ExportedTenant, TenantExport, export_tenant
+from tenants.service._members import (
+    MemberView,
+    add_member,
+    change_member_role,
+    get_member,
+    list_members,
+    remove_member,
 )
 from tenants.service._partners import (
+    BillingSummaryView,
+    CheckpointHistoryEntry,
+    CheckpointStatusView,
+    NewPartner,
+    OwnedTenantView,
+    PartnerMemberView,
+    PartnerView,
+    PendingCheckpointView,
+    QualificationView,
     approve_checkpoint,
     checkpoint_history,
     create_partner,
@@ -35,8 +54,16 @@ from tenants.service._partners import (
     reseller_tenants,
     submit_checkpoint,
 )
+from tenants.service._partners import (
+    add_member as add_partner_member,
+)
 from tenants.service._tenants import (
     STATUS_TOPIC,
+    NewTenant,
+    TenantChanges,
+    TenantTerms,
+    TenantView,
+    billing_email_of,
     change_status,
     create_tenant,
     get_tenant,
@@ -46,10 +73,14 @@ from tenants.service._tenants import (
     request_erasure,
     service_denial_of,
     suspend_for_non_payment,
+    tenant_terms,
     update_tenant,
 )
-from tenants.service._users import create_or_update_user, find_user
+from tenants.service._users import UserView, create_or_update_user, find_user
 from tenants.service._webhooks import (
+    WebhookEndpointView,
+    WebhookSecretRotation,
+    WebhookSecretStatusView,
     get_webhook_endpoint,
     remove_webhook_endpoint,
     rotate_webhook_secret,
@@ -59,12 +90,40 @@ from tenants.service._webhooks import (
 
 __all__ = [
     "STATUS_TOPIC",
-    "Page",
+    "ApiKeyView",
+    "AuditEventView",
+    "BillingProfileValues",
+    "BillingProfileView",
+    "BillingSummaryView",
+    "CheckpointHistoryEntry",
+    "CheckpointStatusView",
+    "ExportedApiKey",
+    "ExportedMember",
+    "ExportedTenant",
+    "MemberView",
+    "NewApiKey",
+    "NewPartner",
+    "NewTenant",
+    "OwnedTenantView",
+    "PartnerMemberView",
+    "PartnerView",
+    "PendingCheckpointView",
+    "PostalAddress",
+    "QualificationView",
+    "TenantChanges",
+    "TenantExport",
+    "TenantTerms",
+    "TenantView",
+    "UserView",
+    "WebhookEndpointView",
+    "WebhookSecretRotation",
+    "WebhookSecretStatusView",
     "add_member",
     "add_partner_member",
     "approve_checkpoint",
     "authenticate_password",
     "authorize",
+    "billing_email_of",
     "change_member_role",
     "change_status",
     "check_access",
@@ -107,6 +166,7 @@ __all__ = [
     "submit_checkpoint",
     "suspend_for_non_payment",
     "tenant_for_resource",
+    "tenant_terms",
     "update_tenant",
     "webhook_secret_status",
 ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from controlplane.core.auth import api_keys as api_key_format
 from controlplane.core.auth.passwords import verify_password
@@ -12,6 +11,7 @@ from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, system_tx, tenant_tx, user_tx
 from controlplane.core.errors import DomainError
 from controlplane.core.invalidation import Cache
+from controlplane.core.views import view_of
 from tenants import repository
 from tenants.errors import (
     ForbiddenForRole,
@@ -22,17 +22,18 @@ from tenants.errors import (
     TenantNotFound,
 )
 from tenants.roles import BILLING_PERMISSIONS, Permission, role_allows
+from tenants.service._users import UserView
 from tenants.status import TenantStatus
 
 
-async def authenticate_password(email: str, password: str) -> dict[str, Any]:
+async def authenticate_password(email: str, password: str) -> UserView:
     # Finding a person by email reads across every tenant's users.
     async with system_tx(SystemReason.AUTHENTICATION):
         user = await repository.get_user_by_email(email.strip().lower())
     ok = verify_password(user["password_hash"] if user else None, password)
     if not ok or user is None or user["status"] != "active":
         raise InvalidCredentials()
-    return user
+    return view_of(UserView, user)
 
 
 async def principal_for_user(user_id: uuid.UUID) -> Principal:

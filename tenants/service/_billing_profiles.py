@@ -4,10 +4,11 @@ and the rewrap that moves every stored ciphertext of tenants' personal data to t
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
@@ -19,28 +20,67 @@ from tenants.errors import TenantNotFound
 REWRAP_BATCH = 200
 
 
-def _plaintexts(values: dict[str, Any]) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class PostalAddress:
+    line1: str
+    city: str
+    country: str
+    line2: str | None = None
+    postal_code: str | None = None
+    region: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BillingProfileValues:
+    """The whole profile to store: a field left None is cleared."""
+
+    contact_name: str | None = None
+    contact_email: str | None = None
+    tax_id: str | None = None
+    address: PostalAddress | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BillingProfileView:
+    """The profile decrypted; every field None (and `updated_at` None) when the tenant has none."""
+
+    contact_name: str | None
+    contact_email: str | None
+    tax_id: str | None
+    address: PostalAddress | None
+    updated_at: datetime | None
+
+
+def _plaintexts(values: BillingProfileValues) -> dict[str, str]:
     """The profile's fields as the strings to encrypt (the address as canonical JSON); absent ones left out."""
-    texts = {field: values[field] for field in ("contact_name", "contact_email", "tax_id") if values.get(field)}
-    if values.get("address"):
-        texts["address"] = json.dumps(values["address"], sort_keys=True, separators=(",", ":"))
+    texts = {
+        field: text
+        for field, text in (
+            ("contact_name", values.contact_name),
+            ("contact_email", values.contact_email),
+            ("tax_id", values.tax_id),
+        )
+        if text
+    }
+    if values.address:
+        texts["address"] = json.dumps(dataclasses.asdict(values.address), sort_keys=True, separators=(",", ":"))
     return texts
 
 
-def _shown(decrypted: dict[str, str], updated_at: datetime | None) -> dict[str, Any]:
+def _shown(decrypted: dict[str, str], updated_at: datetime | None) -> BillingProfileView:
     address = decrypted.get("address")
-    return {
-        "contact_name": decrypted.get("contact_name"),
-        "contact_email": decrypted.get("contact_email"),
-        "tax_id": decrypted.get("tax_id"),
-        "address": json.loads(address) if address else None,
-        "updated_at": updated_at,
-    }
+    return BillingProfileView(
+        contact_name=decrypted.get("contact_name"),
+        contact_email=decrypted.get("contact_email"),
+        tax_id=decrypted.get("tax_id"),
+        address=PostalAddress(**json.loads(address)) if address else None,
+        updated_at=updated_at,
+    )
 
 
 async def put_billing_profile(
-    actor: Principal, cipher: PiiCipher, tenant_id: uuid.UUID, values: dict[str, Any]
-) -> dict[str, Any]:
+    actor: Principal, cipher: PiiCipher, tenant_id: uuid.UUID, values: BillingProfileValues
+) -> BillingProfileView:
     """Replace the profile (every field; none given clears it). Repeating the same request leaves the same
     profile, so it is safe to retry. The audit trail names the fields, never their values."""
     texts = _plaintexts(values)
@@ -65,7 +105,7 @@ async def put_billing_profile(
     return _shown(texts, updated_at)
 
 
-async def get_billing_profile(cipher: PiiCipher, tenant_id: uuid.UUID) -> dict[str, Any]:
+async def get_billing_profile(cipher: PiiCipher, tenant_id: uuid.UUID) -> BillingProfileView:
     async with tenant_tx(tenant_id):
         if await repository.get_tenant(tenant_id) is None:
             raise TenantNotFound()

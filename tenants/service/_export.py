@@ -3,14 +3,49 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from dataclasses import dataclass
 
 from controlplane.core.db import tenant_tx
 from tenants import repository
 from tenants.errors import TenantNotFound
 
 
-async def export_tenant(tenant_id: uuid.UUID) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class ExportedTenant:
+    id: str
+    name: str
+    slug: str
+    status: str
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedMember:
+    user_id: str
+    email: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExportedApiKey:
+    id: str
+    name: str
+    role: str
+    revoked: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TenantExport:
+    """What the tenant owns, as plain values (the worker hands it on as JSON)."""
+
+    tenant: ExportedTenant
+    tenants_visible: int  # 1 by construction; kept so a leak would show in the export
+    members: list[ExportedMember]
+    api_keys: list[ExportedApiKey]
+    audit_events: int
+
+
+async def export_tenant(tenant_id: uuid.UUID) -> TenantExport:
     async with tenant_tx(tenant_id):
         # Unfiltered reads: row-level security is what confines them to this one tenant.
         visible = await repository.visible_tenants()
@@ -20,13 +55,13 @@ async def export_tenant(tenant_id: uuid.UUID) -> dict[str, Any]:
     if not visible:
         raise TenantNotFound()
     tenant = visible[0]
-    return {
-        "tenant": {name: str(tenant[name]) for name in ("id", "name", "slug", "status", "currency")},
-        "tenants_visible": len(visible),  # 1 by construction; kept so a leak would show in the export
-        "members": [{"user_id": str(m["user_id"]), "email": m["email"], "role": m["role"]} for m in members],
-        "api_keys": [
-            {"id": str(k["id"]), "name": k["name"], "role": k["role"], "revoked": k["revoked_at"] is not None}
+    return TenantExport(
+        tenant=ExportedTenant(**{name: str(tenant[name]) for name in ("id", "name", "slug", "status", "currency")}),
+        tenants_visible=len(visible),
+        members=[ExportedMember(user_id=str(m["user_id"]), email=m["email"], role=m["role"]) for m in members],
+        api_keys=[
+            ExportedApiKey(id=str(k["id"]), name=k["name"], role=k["role"], revoked=k["revoked_at"] is not None)
             for k in api_keys
         ],
-        "audit_events": audit_events,
-    }
+        audit_events=audit_events,
+    )

@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
 from controlplane.core import invalidation
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
-from controlplane.core.pagination import PageRequest, page_of
+from controlplane.core.pagination import PageRequest, page_of_views
+from controlplane.core.views import Page, view_of
 from tenants import audit, repository
 from tenants.errors import LastAdmin, MemberExists, MemberNotFound
 from tenants.roles import Permission, Role
 from tenants.service._access import actor_role, check_grant
 from tenants.service._auth import API_KEY_TOPIC, check_access
-from tenants.service._page import Page
 from tenants.service._users import normalise_email
 
 
-async def add_member(actor: Principal, tenant_id: uuid.UUID, email: str, role: str) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    """A person's membership of a tenant, with their email."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    user_id: uuid.UUID
+    email: str
+    role: str
+    created_at: datetime
+    updated_at: datetime
+
+
+async def add_member(actor: Principal, tenant_id: uuid.UUID, email: str, role: str) -> MemberView:
     email = normalise_email(email)
     # Checked before anyone's account is created, so a refused request leaves nothing behind.
     async with tenant_tx(tenant_id):
@@ -40,7 +55,7 @@ async def add_member(actor: Principal, tenant_id: uuid.UUID, email: str, role: s
         if member is None:
             raise MemberExists()
         await audit.record(actor, tenant_id, "member.added", "user", user["id"], after={"role": role})
-    return member
+    return view_of(MemberView, member)
 
 
 async def _lock_memberships(tenant_id: uuid.UUID) -> None:
@@ -49,21 +64,21 @@ async def _lock_memberships(tenant_id: uuid.UUID) -> None:
     await repository.get_tenant(tenant_id, lock="update")
 
 
-async def list_members(tenant_id: uuid.UUID, page: PageRequest) -> Page:
+async def list_members(tenant_id: uuid.UUID, page: PageRequest) -> Page[MemberView]:
     async with tenant_tx(tenant_id):
         rows = await repository.list_memberships(tenant_id, page)
-    return page_of(rows, page)
+    return page_of_views(rows, page, functools.partial(view_of, MemberView))
 
 
-async def get_member(tenant_id: uuid.UUID, user_id: uuid.UUID) -> dict[str, Any]:
+async def get_member(tenant_id: uuid.UUID, user_id: uuid.UUID) -> MemberView:
     async with tenant_tx(tenant_id):
         member = await repository.get_membership(tenant_id, user_id)
     if member is None:
         raise MemberNotFound()
-    return member
+    return view_of(MemberView, member)
 
 
-async def change_member_role(actor: Principal, tenant_id: uuid.UUID, user_id: uuid.UUID, role: str) -> dict[str, Any]:
+async def change_member_role(actor: Principal, tenant_id: uuid.UUID, user_id: uuid.UUID, role: str) -> MemberView:
     async with tenant_tx(tenant_id):
         await _lock_memberships(tenant_id)
         await check_access(actor, tenant_id, Permission.MANAGE_MEMBERS, method="PATCH")
@@ -72,7 +87,7 @@ async def change_member_role(actor: Principal, tenant_id: uuid.UUID, user_id: uu
         if member is None:
             raise MemberNotFound()
         if member["role"] == role:
-            return member
+            return view_of(MemberView, member)
         if member["role"] == Role.TENANT_ADMIN and await repository.count_admins(tenant_id) <= 1:
             raise LastAdmin()
         await repository.update_membership_role(tenant_id, user_id, role)
@@ -87,7 +102,7 @@ async def change_member_role(actor: Principal, tenant_id: uuid.UUID, user_id: uu
         )
         updated = await repository.get_membership(tenant_id, user_id)
     assert updated is not None
-    return updated
+    return view_of(MemberView, updated)
 
 
 async def remove_member(actor: Principal, tenant_id: uuid.UUID, user_id: uuid.UUID) -> None:

@@ -3,7 +3,9 @@ passes. A partner's rows are read in its own partner context; the staff queue re
 
 from __future__ import annotations
 
+import functools
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,15 +13,109 @@ from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, partner_tx, system_tx
 from controlplane.core.errors import StaffOnly
-from controlplane.core.pagination import PageRequest, page_of
+from controlplane.core.pagination import PageRequest, page_of_views
+from controlplane.core.views import Page, view_of
 from tenants import partners_repository as repository
 from tenants import qualification as engine
-from tenants.errors import ForbiddenForRole
-from tenants.partner_errors import InvalidCheckpointTransition, PartnerNotFound, UnknownPartnerSubtype
+from tenants.errors import ForbiddenForRole, InvalidCheckpointTransition, PartnerNotFound, UnknownPartnerSubtype
 from tenants.repository import get_user_by_email, insert_user
-from tenants.service._page import Page
 
 RESELLER_ADMIN = "reseller_admin"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointStatusView:
+    code: str
+    status: str
+    expires_at: datetime | None
+    exempt: bool
+
+
+@dataclass(frozen=True, slots=True)
+class QualificationView:
+    """Where a partner stands: qualified or not, each checkpoint's status, and what is left to do."""
+
+    partner_id: uuid.UUID
+    kind: str
+    subtype: str
+    is_qualified: bool
+    checkpoints: list[CheckpointStatusView]
+    issues: list[str]
+    required_actions: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerView:
+    id: uuid.UUID
+    kind: str
+    subtype: str
+    name: str
+    email: str
+    stripe_account_id: str | None
+    created_by: uuid.UUID | None
+    created_at: datetime
+    qualification: QualificationView
+
+
+@dataclass(frozen=True, slots=True)
+class NewPartner:
+    name: str
+    email: str
+    subtype: str
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerMemberView:
+    partner_id: uuid.UUID
+    user_id: uuid.UUID
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointHistoryEntry:
+    code: str
+    from_status: str
+    to_status: str
+    actor_type: str
+    actor_id: uuid.UUID | None
+    reason: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PendingCheckpointView:
+    """A checkpoint submitted for staff review, with the partner it belongs to."""
+
+    partner_id: uuid.UUID
+    kind: str
+    subtype: str
+    name: str
+    code: str
+    submitted_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class BillingSummaryView:
+    """In one currency: a tenant's invoices (neither draft nor void), what they total, what is paid and due."""
+
+    currency: str
+    invoices: int
+    invoiced_minor: int
+    paid_minor: int | None
+    outstanding_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class OwnedTenantView:
+    """A tenant as its reseller sees it: no members, no personal data."""
+
+    id: uuid.UUID
+    name: str
+    slug: str
+    status: str
+    currency: str
+    created_at: datetime
+    billing: list[BillingSummaryView]
 
 
 async def _role(actor: Principal, partner_id: uuid.UUID) -> str:
@@ -57,20 +153,17 @@ def _states(rows: list[dict[str, Any]]) -> dict[str, engine.CheckpointState]:
     }
 
 
-def _view(partner: dict[str, Any], states: dict[str, engine.CheckpointState], now: datetime) -> dict[str, Any]:
+def _view(partner: dict[str, Any], states: dict[str, engine.CheckpointState], now: datetime) -> QualificationView:
     result = engine.evaluate(engine.PARTNER_TYPES[partner["kind"]], partner["subtype"], states, now)
-    return {
-        "partner_id": partner["id"],
-        "kind": partner["kind"],
-        "subtype": partner["subtype"],
-        "is_qualified": result.is_qualified,
-        "checkpoints": [
-            {"code": c.code, "status": c.status.value, "expires_at": c.expires_at, "exempt": c.exempt}
-            for c in result.checkpoints
-        ],
-        "issues": list(result.issues),
-        "required_actions": list(result.required_actions),
-    }
+    return QualificationView(
+        partner_id=partner["id"],
+        kind=partner["kind"],
+        subtype=partner["subtype"],
+        is_qualified=result.is_qualified,
+        checkpoints=[CheckpointStatusView(c.code, c.status.value, c.expires_at, c.exempt) for c in result.checkpoints],
+        issues=list(result.issues),
+        required_actions=list(result.required_actions),
+    )
 
 
 async def is_reseller_admin(actor: Principal, partner_id: uuid.UUID) -> bool:
@@ -80,20 +173,21 @@ async def is_reseller_admin(actor: Principal, partner_id: uuid.UUID) -> bool:
         return await repository.member_role(partner_id, actor.id) == RESELLER_ADMIN
 
 
-async def create_partner(actor: Principal, kind: str, values: dict[str, Any]) -> dict[str, Any]:
+async def create_partner(actor: Principal, kind: str, new: NewPartner) -> PartnerView:
     """Staff create a partner directly; anyone else signs one up and becomes its first admin. Either way it
     starts unqualified, with every checkpoint ahead of it."""
-    if values["subtype"] not in engine.PARTNER_TYPES[kind].subtypes:
+    if new.subtype not in engine.PARTNER_TYPES[kind].subtypes:
         raise UnknownPartnerSubtype(f"a {kind} is one of: {', '.join(sorted(engine.PARTNER_TYPES[kind].subtypes))}")
     partner_id = uuid.uuid4()
+    values = {"name": new.name, "email": new.email, "subtype": new.subtype}
     async with system_tx(SystemReason.PARTNER_SIGNUP):
         row = await repository.insert_partner({**values, "id": partner_id, "kind": kind, "created_by": actor.id})
         if not actor.is_staff and actor.kind == "user":
             await repository.insert_member(partner_id, actor.id, RESELLER_ADMIN)
-    return {**row, "qualification": _view(row, {}, datetime.now(UTC))}
+    return view_of(PartnerView, row, qualification=_view(row, {}, datetime.now(UTC)))
 
 
-async def add_member(actor: Principal, partner_id: uuid.UUID, email: str, role: str) -> dict[str, Any]:
+async def add_member(actor: Principal, partner_id: uuid.UUID, email: str, role: str) -> PartnerMemberView:
     async with partner_tx(partner_id):
         if await _role(actor, partner_id) == "reseller_viewer":
             raise ForbiddenForRole("only a reseller admin adds members")
@@ -108,10 +202,10 @@ async def add_member(actor: Principal, partner_id: uuid.UUID, email: str, role: 
         if member is None:  # a member already: answered as they are
             held = await repository.member_role(partner_id, user["id"])
             member = {"partner_id": partner_id, "user_id": user["id"], "role": held}
-    return member
+    return view_of(PartnerMemberView, member)
 
 
-async def qualification(actor: Principal, partner_id: uuid.UUID) -> dict[str, Any]:
+async def qualification(actor: Principal, partner_id: uuid.UUID) -> QualificationView:
     async with partner_tx(partner_id):
         await _role(actor, partner_id)
         partner = await repository.get_partner(partner_id)
@@ -119,7 +213,7 @@ async def qualification(actor: Principal, partner_id: uuid.UUID) -> dict[str, An
         return _view(partner, _states(await repository.checkpoints(partner_id)), datetime.now(UTC))
 
 
-async def _transition(actor: Principal | None, partner_id: uuid.UUID, step: Any) -> dict[str, Any]:
+async def _transition(actor: Principal | None, partner_id: uuid.UUID, step: Any) -> QualificationView:
     """Lock the partner, apply one engine transition (which checks who may review), keep the new state and
     its history entry, and answer the partner's qualification. `actor` None: the expiry task."""
     now = datetime.now(UTC)
@@ -162,11 +256,11 @@ async def _transition(actor: Principal | None, partner_id: uuid.UUID, step: Any)
         view = _view(partner, states, now)
         # Kept on the partner row for the gates that cannot read checkpoints (inside a tenant's transaction).
         ends = [s.expires_at for s in states.values() if s.status is engine.Status.APPROVED and s.expires_at]
-        await repository.set_qualification(partner_id, view["is_qualified"], min(ends, default=None))
+        await repository.set_qualification(partner_id, view.is_qualified, min(ends, default=None))
         return view
 
 
-async def submit_checkpoint(actor: Principal, partner_id: uuid.UUID, code: str, evidence: str) -> dict[str, Any]:
+async def submit_checkpoint(actor: Principal, partner_id: uuid.UUID, code: str, evidence: str) -> QualificationView:
     return await _transition(
         actor,
         partner_id,
@@ -176,7 +270,7 @@ async def submit_checkpoint(actor: Principal, partner_id: uuid.UUID, code: str, 
     )
 
 
-async def approve_checkpoint(actor: Principal, partner_id: uuid.UUID, code: str) -> dict[str, Any]:
+async def approve_checkpoint(actor: Principal, partner_id: uuid.UUID, code: str) -> QualificationView:
     return await _transition(
         actor,
         partner_id,
@@ -184,7 +278,7 @@ async def approve_checkpoint(actor: Principal, partner_id: uuid.UUID, code: str)
     )
 
 
-async def reject_checkpoint(actor: Principal, partner_id: uuid.UUID, code: str, reason: str) -> dict[str, Any]:
+async def reject_checkpoint(actor: Principal, partner_id: uuid.UUID, code: str, reason: str) -> QualificationView:
     return await _transition(
         actor,
         partner_id,
@@ -194,15 +288,17 @@ async def reject_checkpoint(actor: Principal, partner_id: uuid.UUID, code: str, 
     )
 
 
-async def checkpoint_history(actor: Principal, partner_id: uuid.UUID) -> list[dict[str, Any]]:
+async def checkpoint_history(actor: Principal, partner_id: uuid.UUID) -> list[CheckpointHistoryEntry]:
     async with partner_tx(partner_id):
         await _role(actor, partner_id)
-        return await repository.history(partner_id)
+        rows = await repository.history(partner_id)
+    return [view_of(CheckpointHistoryEntry, row) for row in rows]
 
 
-async def pending_checkpoints(code: str | None, page: PageRequest) -> Page:
+async def pending_checkpoints(code: str | None, page: PageRequest) -> Page[PendingCheckpointView]:
     async with system_tx(SystemReason.PARTNER_REVIEW):
-        return page_of(await repository.pending(code, page), page)
+        rows = await repository.pending(code, page)
+    return page_of_views(rows, page, functools.partial(view_of, PendingCheckpointView))
 
 
 async def expire_checkpoints(now: datetime | None = None) -> int:
@@ -249,9 +345,14 @@ async def ensure_qualified(partner_id: uuid.UUID, kind: str) -> None:
     engine.evaluate(engine.PARTNER_TYPES[kind], partner["subtype"], states, datetime.now(UTC)).require()
 
 
-async def reseller_tenants(actor: Principal, partner_id: uuid.UUID, page: PageRequest) -> Page:
+def _owned_tenant(row: dict[str, Any]) -> OwnedTenantView:
+    return view_of(OwnedTenantView, row, billing=[BillingSummaryView(**summary) for summary in row["billing"]])
+
+
+async def reseller_tenants(actor: Principal, partner_id: uuid.UUID, page: PageRequest) -> Page[OwnedTenantView]:
     """The tenants a reseller owns, each with its billing summary: what the reseller context may read, by
     the database's policies (no members, no personal data)."""
     async with partner_tx(partner_id):
         await _role(actor, partner_id)
-        return page_of(await repository.owned_tenants(partner_id, page), page)
+        rows = await repository.owned_tenants(partner_id, page)
+    return page_of_views(rows, page, _owned_tenant)

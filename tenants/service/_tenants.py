@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 from controlplane.core import idempotency, invalidation
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, partner_tx, system_tx, tenant_tx, user_tx
 from controlplane.core.errors import StaffOnly
-from controlplane.core.pagination import PageRequest, page_of
+from controlplane.core.pagination import PageRequest, page_of_views
 from controlplane.core.tenant_vault import TenantVault
+from controlplane.core.views import Page, view_of
 from tenants import audit, billing_contact, hooks, repository
 from tenants import pii_repository as billing_profiles
 from tenants.errors import (
@@ -28,7 +31,6 @@ from tenants.errors import (
 from tenants.roles import Permission
 from tenants.service import _partners
 from tenants.service._auth import ALL_KEYS, API_KEY_TOPIC, check_access
-from tenants.service._page import Page
 from tenants.status import TenantState, TenantStatus, next_state, service_denial
 
 # Published (with the tenant id) in every transaction that changes a tenant's status: caches of answers that
@@ -39,29 +41,81 @@ STATUS_TOPIC = "tenant_status"
 COMMERCIAL_TERMS = frozenset({"tax_rate_bps", "invoice_grace_hours", "currency"})
 
 
-def _check_terms(actor: Principal, fields: Any) -> None:
-    sent = COMMERCIAL_TERMS & set(fields)
+@dataclass(frozen=True, slots=True)
+class TenantView:
+    """A tenant as callers see it: its billing email decrypted."""
+
+    id: uuid.UUID
+    name: str
+    slug: str
+    status: str
+    billing_email: str | None
+    currency: str
+    reseller_id: uuid.UUID | None
+    reseller_since: datetime | None
+    tax_rate_bps: int
+    invoice_grace_hours: int
+    created_at: datetime
+    updated_at: datetime
+    erasure_requested_at: datetime | None
+    billing_suspended_at: datetime | None
+    staff_suspended_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewTenant:
+    """A tenant to create. None: not given (the commercial terms, which only staff set, then take their
+    defaults: the reseller agreement's currency, no tax, no grace)."""
+
+    name: str
+    slug: str
+    currency: str | None = None
+    billing_email: str | None = None
+    reseller_id: uuid.UUID | None = None
+    tax_rate_bps: int | None = None
+    invoice_grace_hours: int | None = None
+
+
+class TenantChanges(TypedDict, total=False):
+    """A partial update of a tenant: exactly the fields sent."""
+
+    name: str
+    billing_email: str | None
+    currency: str
+    tax_rate_bps: int
+    invoice_grace_hours: int
+
+
+def _check_terms(actor: Principal, sent_fields: set[str]) -> None:
+    sent = COMMERCIAL_TERMS & sent_fields
     if sent and not actor.is_staff:
         raise CommercialTermsStaffOnly(f"only platform staff set {', '.join(sorted(sent))}")
 
 
-async def create_tenant(actor: Principal, values: dict[str, Any]) -> dict[str, Any]:
+async def create_tenant(actor: Principal, new: NewTenant) -> TenantView:
     """Staff create any tenant; a reseller's admin creates tenants that reseller owns. A tenant is owned only
     by a qualified reseller, whoever asks.
 
     Tax rate, invoice grace and currency are commercial terms that only staff set. A tenant created without
     a currency gets its reseller's agreement currency (set by staff); tax and grace default to 0."""
-    reseller_id = values.get("reseller_id")
+    reseller_id = new.reseller_id
     if not actor.is_staff and (reseller_id is None or not await _partners.is_reseller_admin(actor, reseller_id)):
         raise StaffOnly("only staff, or a reseller's admin for that reseller, create tenants")
-    _check_terms(actor, values)
+    _check_terms(actor, {term for term in COMMERCIAL_TERMS if getattr(new, term) is not None})
     if reseller_id is not None:
         await _partners.ensure_qualified(reseller_id, "reseller")
-    if values.get("currency") is None:
-        values = {**values, "currency": await _reseller_currency(reseller_id)}
+    currency = new.currency if new.currency is not None else await _reseller_currency(reseller_id)
+    values = {
+        "name": new.name,
+        "slug": new.slug,
+        "currency": currency,
+        "reseller_id": reseller_id,
+        "tax_rate_bps": new.tax_rate_bps or 0,
+        "invoice_grace_hours": new.invoice_grace_hours or 0,
+    }
     tenant_id = uuid.uuid4()
     async with system_tx(SystemReason.STAFF_CHANGE):
-        sealed = await billing_contact.seal(tenant_id, values.get("billing_email"))
+        sealed = await billing_contact.seal(tenant_id, new.billing_email)
         row = await repository.insert_tenant({**values, **sealed, "id": tenant_id})
         if row is None:
             raise TenantSlugTaken()
@@ -79,13 +133,13 @@ async def _reseller_currency(reseller_id: uuid.UUID | None) -> str:
     return currency
 
 
-async def _shown(row: dict[str, Any]) -> dict[str, Any]:
+async def _shown(row: dict[str, Any]) -> TenantView:
     """A tenant as callers see it: the billing email decrypted."""
     (shown,) = await billing_contact.reveal([row])
-    return shown
+    return view_of(TenantView, shown)
 
 
-async def list_tenants(actor: Principal, page: PageRequest) -> Page:
+async def list_tenants(actor: Principal, page: PageRequest) -> Page[TenantView]:
     if actor.is_staff:
         async with system_tx(SystemReason.STAFF_VIEW):
             rows = await repository.list_tenants(page)
@@ -96,10 +150,10 @@ async def list_tenants(actor: Principal, page: PageRequest) -> Page:
         # The database shows a user only the tenants they are a member of.
         async with user_tx(actor.id):
             rows = await repository.list_tenants(page)
-    return page_of(await billing_contact.reveal(rows), page)
+    return page_of_views(await billing_contact.reveal(rows), page, functools.partial(view_of, TenantView))
 
 
-async def get_tenant(tenant_id: uuid.UUID) -> dict[str, Any]:
+async def get_tenant(tenant_id: uuid.UUID) -> TenantView:
     async with tenant_tx(tenant_id):
         row = await repository.get_tenant(tenant_id)
     if row is None:
@@ -107,13 +161,13 @@ async def get_tenant(tenant_id: uuid.UUID) -> dict[str, Any]:
     return await _shown(row)
 
 
-async def update_tenant(actor: Principal, tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any]:
+async def update_tenant(actor: Principal, tenant_id: uuid.UUID, changes: TenantChanges) -> TenantView:
     async with tenant_tx(tenant_id):
         before = await repository.get_tenant(tenant_id, lock="update")
         if before is None:
             raise TenantNotFound()
         await check_access(actor, tenant_id, Permission.MANAGE_TENANT, method="PATCH")
-        _check_terms(actor, changes)
+        _check_terms(actor, set(changes))
         if not changes:
             return await _shown(before)
         if changes.get("currency", before["currency"]) != before["currency"]:
@@ -122,7 +176,7 @@ async def update_tenant(actor: Principal, tenant_id: uuid.UUID, changes: dict[st
             if reason is not None:
                 raise TenantCurrencyLocked(f"the currency cannot change: {reason}")
         sealed = await billing_contact.seal(tenant_id, changes["billing_email"]) if "billing_email" in changes else {}
-        after = await repository.update_tenant(tenant_id, changes | sealed)
+        after = await repository.update_tenant(tenant_id, {**changes, **sealed})
         await audit.record(
             actor,
             tenant_id,
@@ -168,7 +222,7 @@ def _changes(tenant: dict[str, Any], after: TenantState, now: datetime) -> dict[
 
 async def change_status(
     actor: Principal, tenant_id: uuid.UUID, action: str, *, lift_non_payment: bool = False
-) -> dict[str, Any]:
+) -> TenantView:
     """suspend / reactivate. Repeating the same request answers with the current state.
 
     Staff's reactivation of a tenant suspended for non-payment is refused (`suspended_for_non_payment_open`:
@@ -206,6 +260,41 @@ async def change_status(
 
 
 # -- the calls billing makes (inside its own transaction) -------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TenantTerms:
+    """What other domains read of a tenant inside their own transaction: its status, its commercial terms and
+    the reseller that owns it (no personal data)."""
+
+    id: uuid.UUID
+    status: str
+    currency: str
+    reseller_id: uuid.UUID | None
+    reseller_since: datetime | None
+    tax_rate_bps: int
+    invoice_grace_hours: int
+    created_at: datetime
+    billing_suspended_at: datetime | None
+    staff_suspended_at: datetime | None
+
+
+async def tenant_terms(tenant_id: uuid.UUID, *, lock: Literal["share", "update"] | None = None) -> TenantTerms | None:
+    """Inside the caller's transaction: the tenant's terms (None: the transaction sees no such tenant); `lock`
+    holds its row until the caller commits."""
+    row = await repository.get_tenant(tenant_id, lock=lock)
+    return view_of(TenantTerms, row) if row is not None else None
+
+
+async def billing_email_of(tenant_id: uuid.UUID) -> str | None:
+    """The tenant's billing email, decrypted (None: it has none, or there is no such tenant). Its own
+    transaction, and the decryption (an OpenBao call) after it."""
+    async with tenant_tx(tenant_id):
+        row = await repository.get_tenant(tenant_id)
+    if row is None:
+        return None
+    (shown,) = await billing_contact.reveal([row])
+    return shown["billing_email"]
 
 
 async def suspend_for_non_payment(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> bool:
@@ -263,7 +352,7 @@ async def service_denial_of(tenant_id: uuid.UUID) -> str | None:
     return service_denial(TenantStatus(tenant["status"]), tenant["billing_suspended_at"] is not None)
 
 
-async def request_erasure(actor: Principal, tenant_id: uuid.UUID, vault: TenantVault) -> dict[str, Any]:
+async def request_erasure(actor: Principal, tenant_id: uuid.UUID, vault: TenantVault) -> TenantView:
     """Remove the tenant's personal data (billing contact and profile, members, keys) and destroy its secrets
     (its OpenBao namespace); keep financial records.
 
@@ -292,7 +381,7 @@ async def request_erasure(actor: Principal, tenant_id: uuid.UUID, vault: TenantV
             await asyncio.to_thread(vault.destroy, tenant_id)
         finally:
             await hooks.erased_after_commit(tenant_id)
-    return before if already_erased else after
+    return view_of(TenantView, before if already_erased else after)
 
 
 async def _erase(actor: Principal, tenant_id: uuid.UUID, before: dict[str, Any]) -> dict[str, Any]:
@@ -336,7 +425,7 @@ async def _erase(actor: Principal, tenant_id: uuid.UUID, before: dict[str, Any])
     return after
 
 
-async def move_tenant(actor: Principal, tenant_id: uuid.UUID, reseller_id: uuid.UUID | None) -> dict[str, Any]:
+async def move_tenant(actor: Principal, tenant_id: uuid.UUID, reseller_id: uuid.UUID | None) -> TenantView:
     """Staff move a tenant to another qualified reseller (or to none); the move is on the tenant's audit trail
     with its time, from which commission follows the new owner."""
     if reseller_id is not None:

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from dataclasses import dataclass
 
 from controlplane.core.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
 from controlplane.core.errors import InvalidInput
+from controlplane.core.views import view_of
 from tenants import audit, repository
 from tenants.errors import TenantNotFound, UserExists, WeakPassword
 from tenants.roles import TENANT_ROLES
+
+
+@dataclass(frozen=True, slots=True)
+class UserView:
+    """A person who signs in (never their password hash)."""
+
+    id: uuid.UUID
+    email: str
+    is_platform_staff: bool
+    status: str
 
 
 def normalise_email(email: str) -> str:
@@ -27,7 +38,7 @@ def _check_password(password: str) -> None:
 
 async def create_or_update_user(
     email: str, password: str, *, staff: bool, tenant_id: uuid.UUID | None = None, role: str | None = None
-) -> dict[str, Any]:
+) -> UserView:
     """For operators (the CLI): create the user, or set the password of an existing one; join a tenant."""
     email = normalise_email(email)
     _check_password(password)
@@ -49,9 +60,10 @@ async def create_or_update_user(
             if await repository.get_membership(tenant_id, user["id"]) is None:
                 await repository.insert_membership(tenant_id, user["id"], role)
                 await audit.record(None, tenant_id, "member.added", "user", user["id"], after={"role": role})
-    return user
+    return view_of(UserView, user)
 
 
-async def find_user(email: str) -> dict[str, Any] | None:
+async def find_user(email: str) -> UserView | None:
     async with system_tx(SystemReason.STAFF_VIEW):
-        return await repository.get_user_by_email(normalise_email(email))
+        user = await repository.get_user_by_email(normalise_email(email))
+    return view_of(UserView, user) if user else None

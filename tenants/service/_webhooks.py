@@ -5,15 +5,43 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
 
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
-from controlplane.core.errors import NotFound
 from controlplane.core.tenant_vault import TenantVault
+from controlplane.core.views import view_of
 from tenants import audit, repository, webhook_endpoints, webhook_secrets
-from tenants.errors import TenantNotActive, TenantNotFound
+from tenants.errors import TenantNotActive, TenantNotFound, WebhookEndpointNotSet
 from tenants.status import TenantStatus
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSecretRotation:
+    """The new signing secret (shown this once), and until when the previous one still signs."""
+
+    secret: str
+    rotated_at: datetime
+    previous_valid_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookSecretStatusView:
+    """When the secret was last rotated, until when the previous one signs, and how many signatures a delivery
+    carries now (never the secret)."""
+
+    rotated_at: datetime
+    previous_valid_until: datetime | None
+    signatures: int
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEndpointView:
+    tenant_id: uuid.UUID
+    url: str
+    created_at: datetime
+    updated_at: datetime
 
 
 async def _ensure_live(tenant_id: uuid.UUID) -> None:
@@ -25,7 +53,7 @@ async def _ensure_live(tenant_id: uuid.UUID) -> None:
         raise TenantNotActive("an erased tenant's secrets are destroyed and cannot be made again")
 
 
-async def rotate_webhook_secret(actor: Principal, vault: TenantVault, tenant_id: uuid.UUID) -> dict[str, Any]:
+async def rotate_webhook_secret(actor: Principal, vault: TenantVault, tenant_id: uuid.UUID) -> WebhookSecretRotation:
     """A new secret (shown once, here); deliveries carry the previous one's signature too for a day."""
     await _ensure_live(tenant_id)
     state = await asyncio.to_thread(webhook_secrets.rotate, vault, tenant_id)
@@ -40,26 +68,19 @@ async def rotate_webhook_secret(actor: Principal, vault: TenantVault, tenant_id:
                 "previous_valid_until": state.previous_valid_until.isoformat() if state.previous_valid_until else None
             },
         )
-    return {"secret": state.secret, "rotated_at": state.rotated_at, "previous_valid_until": state.previous_valid_until}
+    return WebhookSecretRotation(state.secret, state.rotated_at, state.previous_valid_until)
 
 
-async def webhook_secret_status(vault: TenantVault, tenant_id: uuid.UUID) -> dict[str, Any]:
+async def webhook_secret_status(vault: TenantVault, tenant_id: uuid.UUID) -> WebhookSecretStatusView:
     """When the secret was last rotated and until when the previous one still signs (never the secret)."""
     await _ensure_live(tenant_id)
     state, in_force = await asyncio.to_thread(webhook_secrets.current, vault, tenant_id)
-    return {
-        "rotated_at": state.rotated_at,
-        "previous_valid_until": state.previous_valid_until,
-        "signatures": len(in_force),
-    }
+    return WebhookSecretStatusView(state.rotated_at, state.previous_valid_until, len(in_force))
 
 
-class WebhookEndpointNotSet(NotFound):
-    code = "webhook_endpoint_not_set"
-    title = "The tenant has no webhook endpoint"
-
-
-async def set_webhook_endpoint(actor: Principal, tenant_id: uuid.UUID, url: str, *, production: bool) -> dict[str, Any]:
+async def set_webhook_endpoint(
+    actor: Principal, tenant_id: uuid.UUID, url: str, *, production: bool
+) -> WebhookEndpointView:
     """Deliveries go to `url` from now on (events waiting for an endpoint included). Repeating it changes
     nothing more."""
     await _ensure_live(tenant_id)
@@ -71,15 +92,15 @@ async def set_webhook_endpoint(actor: Principal, tenant_id: uuid.UUID, url: str,
             await audit.record(
                 actor, tenant_id, "tenant.webhook_endpoint_set", "tenant", tenant_id, after={"url": checked}
             )
-    return row
+    return view_of(WebhookEndpointView, row)
 
 
-async def get_webhook_endpoint(tenant_id: uuid.UUID) -> dict[str, Any]:
+async def get_webhook_endpoint(tenant_id: uuid.UUID) -> WebhookEndpointView:
     async with tenant_tx(tenant_id):
         row = await repository.webhook_endpoint(tenant_id)
     if row is None:
         raise WebhookEndpointNotSet()
-    return row
+    return view_of(WebhookEndpointView, row)
 
 
 async def remove_webhook_endpoint(actor: Principal, tenant_id: uuid.UUID) -> None:

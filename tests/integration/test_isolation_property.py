@@ -24,7 +24,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,6 +44,7 @@ from controlplane.core.auth.principal import Principal
 from controlplane.core.db import anonymous_tx, fetch, tenant_tx, user_tx
 from controlplane.core.pagination import PageRequest, encode_cursor
 from controlplane.core.settings import Settings
+from controlplane.core.views import Page
 from tenants import billing_contact, repository, service
 from tenants.errors import ApiKeyNotFound, MemberNotFound
 from tests.conftest import COUNTS, connect_as_inspector
@@ -112,6 +113,8 @@ def strings(value: Any) -> Iterator[str]:
     elif isinstance(value, dict):
         for item in value.values():
             yield from strings(item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):  # a service's view
+        yield from strings(dataclasses.asdict(value))
     elif isinstance(value, list | tuple | set):
         for item in value:
             yield from strings(item)
@@ -199,14 +202,15 @@ class World:
             for kind, role in (("admin", "tenant_admin"), ("member", "tenant_member")):
                 email = f"{kind}@t{index}.isolation.example"
                 row = await service.add_member(staff, tenant_id, email, role)  # invited: no password to hash
-                people[kind] = (row["user_id"], email, role)
-            key_row, key_text = await service.create_api_key(staff, tenant_id, "principal key", "tenant_admin")
+                people[kind] = (row.user_id, email, role)
+            new_key = await service.create_api_key(staff, tenant_id, "principal key", "tenant_admin")
+            key_row, key_text = new_key.key, new_key.secret
 
             admin, member = (
                 Who(kind, {"Authorization": f"Bearer {signer.issue(user_id)}"}, Principal("user", user_id))
                 for kind, user_id in ((kind, people[kind][0]) for kind in ("admin", "member"))
             )
-            key_principal = Principal("api_key", key_row["id"], tenant_id=tenant_id, api_key_role="tenant_admin")
+            key_principal = Principal("api_key", key_row.id, tenant_id=tenant_id, api_key_role="tenant_admin")
             tenant = TenantModel(
                 index=index,
                 id=tenant_id,
@@ -218,9 +222,9 @@ class World:
                 key_text=key_text,
             )
             tenant.members = {user_id: (email, role) for user_id, email, role in people.values()}
-            tenant.keys = {key_row["id"]: False}
+            tenant.keys = {key_row.id: False}
             emails = [email for _, email, _ in people.values()]
-            self.register(tenant, tenant_id, slug, name, key_row["id"], *tenant.members, *emails)
+            self.register(tenant, tenant_id, slug, name, key_row.id, *tenant.members, *emails)
             self.tenants.append(tenant)
         stored = await self.snapshot()
         for tenant in self.tenants:
@@ -571,35 +575,41 @@ class World:
 
     async def svc_list_tenants(self, rng: random.Random, a: TenantModel, b: TenantModel, who: Who) -> bool:
         actor = a.key.principal if who.kind == "key" else who.principal
-        rows, _ = await service.list_tenants(actor, PageRequest(limit=100))
+        rows = (await service.list_tenants(actor, PageRequest(limit=100))).items
         self.service_calls += 1
         self.scan(rows, a)
-        assert [row["id"] for row in rows] == [a.id]
+        assert [row.id for row in rows] == [a.id]
         return False
 
     async def svc_list_own(self, rng: random.Random, a: TenantModel, b: TenantModel, who: Who) -> bool:
         page = PageRequest(limit=rng.choice([5, 100]))
-        lister = rng.choice([service.list_members, service.list_api_keys])
-        rows: list[dict[str, Any]] = []
+        listers: list[Callable[[uuid.UUID, PageRequest], Awaitable[Page[Any]]]] = [
+            service.list_members,
+            service.list_api_keys,
+        ]
+        lister = rng.choice(listers)
+        rows: list[Any] = []
         while True:
-            batch, cursor = await lister(a.id, page)
+            listed = await lister(a.id, page)
+            batch, cursor = listed.items, listed.next_cursor
             self.service_calls += 1
             self.scan(batch, a)
             rows.extend(batch)
             if cursor is None:
                 break
             page = PageRequest.parse(page.limit, cursor)
-        assert all(row["tenant_id"] == a.id for row in rows)
-        self.register(a, *(row["id"] for row in rows))
+        assert all(row.tenant_id == a.id for row in rows)
+        self.register(a, *(row.id for row in rows))
         if lister is service.list_members:
-            assert {row["user_id"]: (row["email"], row["role"]) for row in rows} == a.members
+            assert {row.user_id: (row.email, row.role) for row in rows} == a.members
         else:
-            assert {row["id"]: row["revoked_at"] is not None for row in rows} == a.keys
+            assert {row.id: row.revoked_at is not None for row in rows} == a.keys
         return False
 
     async def svc_list_audit(self, rng: random.Random, a: TenantModel, b: TenantModel, who: Who) -> bool:
         while True:
-            rows, cursor = await service.list_audit_events(a.id, PageRequest(limit=100, after=a.audit_after))
+            events = await service.list_audit_events(a.id, PageRequest(limit=100, after=a.audit_after))
+            rows, cursor = [dataclasses.asdict(event) for event in events.items], events.next_cursor
             self.service_calls += 1
             self.scan(rows, a)
             self.take_audit_page(a, rows)
@@ -615,19 +625,19 @@ class World:
         row = await service.add_member(actor, a.id, email, role)
         self.service_calls += 1
         self.scan(row, a)
-        assert row["tenant_id"] == a.id and row["email"] == email
-        self.register(a, row["user_id"], row["id"])
-        a.members[row["user_id"]] = (email, role)
+        assert row.tenant_id == a.id and row.email == email
+        self.register(a, row.user_id, row.id)
+        a.members[row.user_id] = (email, role)
         a.audit_count += 1
         return False
 
     async def svc_update_tenant(self, rng: random.Random, a: TenantModel, b: TenantModel, who: Who) -> bool:
         actor = a.key.principal if who.kind == "key" else a.admin.principal
-        changes = {"billing_email": self.fresh(a, "svc-billing")}
+        changes: service.TenantChanges = {"billing_email": self.fresh(a, "svc-billing")}
         row = await service.update_tenant(actor, a.id, changes)
         self.service_calls += 1
         self.scan(row, a)
-        assert row["id"] == a.id and row["billing_email"] == changes["billing_email"]
+        assert row.id == a.id and row.billing_email == changes["billing_email"]
         a.billing_email = changes["billing_email"]
         a.audit_count += 1
         return False

@@ -46,11 +46,13 @@ async def test_rotation_rewraps_every_row_and_retires_old_versions(
     staff = staff_principal()
     tenants = []
     for number in range(PROFILES):
-        tenant = await service.create_tenant(staff, {"name": f"T{number}", "slug": f"pii-{number}", "currency": "EUR"})
-        await service.put_billing_profile(
-            staff, cipher, tenant["id"], {"contact_name": f"Name {number}", "tax_id": f"TAX{number}"}
+        tenant = await service.create_tenant(
+            staff, service.NewTenant(name=f"T{number}", slug=f"pii-{number}", currency="EUR")
         )
-        tenants.append(tenant["id"])
+        await service.put_billing_profile(
+            staff, cipher, tenant.id, service.BillingProfileValues(contact_name=f"Name {number}", tax_id=f"TAX{number}")
+        )
+        tenants.append(tenant.id)
     before = cipher.latest_version()
     assert await _versions(owner_connection) == {before: PROFILES}
 
@@ -71,7 +73,7 @@ async def test_rotation_rewraps_every_row_and_retires_old_versions(
 
     for number in (0, 199, 200, PROFILES - 1):
         shown = await service.get_billing_profile(cipher, tenants[number])
-        assert (shown["contact_name"], shown["tax_id"]) == (f"Name {number}", f"TAX{number}")
+        assert (shown.contact_name, shown.tax_id) == (f"Name {number}", f"TAX{number}")
 
     # Run twice: rotates again, rewraps everything again.
     again = await service.rotate_pii_key(cipher)
@@ -101,22 +103,21 @@ async def test_billing_emails_are_rewrapped_and_a_plaintext_one_left_from_before
     staff = staff_principal()
     sealed = [
         await service.create_tenant(
-            staff, {"name": f"S{n}", "slug": f"sealed-{n}", "currency": "EUR", "billing_email": f"ap{n}@example.com"}
+            staff,
+            service.NewTenant(name=f"S{n}", slug=f"sealed-{n}", currency="EUR", billing_email=f"ap{n}@example.com"),
         )
         for n in range(3)
     ]
-    legacy = await service.create_tenant(staff, {"name": "Old", "slug": "legacy", "currency": "EUR"})
+    legacy = await service.create_tenant(staff, service.NewTenant(name="Old", slug="legacy", currency="EUR"))
     # A row from before the column was sealed (the check is NOT VALID: it binds new writes only).
     async with owner_connection.transaction():
         await owner_connection.execute("alter table tenants drop constraint tenants_billing_email_sealed")
-        await owner_connection.execute(
-            "update tenants set billing_email = 'old@example.com' where id = $1", legacy["id"]
-        )
+        await owner_connection.execute("update tenants set billing_email = 'old@example.com' where id = $1", legacy.id)
         await owner_connection.execute(
             "alter table tenants add constraint tenants_billing_email_sealed check (billing_email is null or "
             "(billing_email like 'vault:v%' and billing_email_key_version is not null)) not valid"
         )
-    assert (await service.get_tenant(legacy["id"]))["billing_email"] == "old@example.com"  # shown as it is
+    assert (await service.get_tenant(legacy.id)).billing_email == "old@example.com"  # shown as it is
 
     rotated = await service.rotate_pii_key(cipher)
     assert rotated.rewrapped == 4
@@ -127,5 +128,5 @@ async def test_billing_emails_are_rewrapped_and_a_plaintext_one_left_from_before
     assert all(row["billing_email"].startswith(f"vault:v{rotated.version}:") for row in rows)
     assert cipher.min_decryption_version() == rotated.version
     for number, tenant in enumerate(sealed):
-        assert (await service.get_tenant(tenant["id"]))["billing_email"] == f"ap{number}@example.com"
-    assert (await service.get_tenant(legacy["id"]))["billing_email"] == "old@example.com"
+        assert (await service.get_tenant(tenant.id)).billing_email == f"ap{number}@example.com"
+    assert (await service.get_tenant(legacy.id)).billing_email == "old@example.com"

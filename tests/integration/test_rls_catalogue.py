@@ -143,13 +143,14 @@ async def populate(prefix: str) -> dict[str, Any]:
     made: dict[str, Any] = {}
     for name in ("a", "b"):
         tenant = await service.create_tenant(
-            staff, {"name": f"{prefix} {name}", "slug": f"{prefix}-{name}-{uuid.uuid4().hex[:8]}", "currency": "EUR"}
+            staff,
+            service.NewTenant(name=f"{prefix} {name}", slug=f"{prefix}-{name}-{uuid.uuid4().hex[:8]}", currency="EUR"),
         )
-        member = await service.add_member(staff, tenant["id"], f"{prefix}-{name}@example.com", "tenant_admin")
-        key, _ = await service.create_api_key(staff, tenant["id"], f"{name} key", "tenant_member")
-        await service.update_tenant(staff, tenant["id"], {"billing_email": f"billing-{name}@example.com"})
+        member = await service.add_member(staff, tenant.id, f"{prefix}-{name}@example.com", "tenant_admin")
+        key = (await service.create_api_key(staff, tenant.id, f"{name} key", "tenant_member")).key
+        await service.update_tenant(staff, tenant.id, {"billing_email": f"billing-{name}@example.com"})
         claim = await idempotency.claim(
-            tenant["id"], staff.key, f"key-{name}", "POST", "/v1/x", "f" * 64, timedelta(hours=1)
+            tenant.id, staff.key, f"key-{name}", "POST", "/v1/x", "f" * 64, timedelta(hours=1)
         )
         assert claim.outcome is idempotency.ClaimOutcome.CLAIMED
         made[name] = {"tenant": tenant, "member": member, "key": key}
@@ -193,7 +194,7 @@ async def test_a_committed_context_does_not_outlive_its_transaction(
     report: Any, client: Any, stack_env: dict[str, str], settings: Settings
 ) -> None:
     made = await populate("reuse")
-    tenant_a = made["a"]["tenant"]["id"]
+    tenant_a = made["a"]["tenant"].id
     tables = sorted(KNOWN_TENANT_TABLES)
     pool = await asyncpg.create_pool(stack_env["DATABASE_URL"], min_size=1, max_size=1)
     assert pool is not None
@@ -226,7 +227,7 @@ async def test_a_committed_context_does_not_outlive_its_transaction(
             assert await fetch("select id from tenants") == []
         assert await fetch("select id from api_keys") == []
         # user_tx and system_tx contexts end with their transactions too.
-        async with user_tx(made["a"]["member"]["user_id"]):
+        async with user_tx(made["a"]["member"].user_id):
             assert len(await fetch("select id from tenants")) == 1
         assert await fetch("select id from tenants") == []
         async with system_tx(SystemReason.PLATFORM_JOB):
@@ -249,9 +250,9 @@ async def test_with_check_refuses_another_tenants_rows(
     report: Any, client: Any, owner_connection: asyncpg.Connection
 ) -> None:
     made = await populate("check")
-    tenant_a, tenant_b = made["a"]["tenant"]["id"], made["b"]["tenant"]["id"]
-    user_b = made["b"]["member"]["user_id"]
-    key_a = made["a"]["key"]["id"]
+    tenant_a, tenant_b = made["a"]["tenant"].id, made["b"]["tenant"].id
+    user_b = made["b"]["member"].user_id
+    key_a = made["a"]["key"].id
     before = await owner_connection.fetch(
         "select 'm' as t, id, tenant_id from memberships union all select 'k', id, tenant_id from api_keys "
         "union all select 'a', id, tenant_id from audit_events union all select 'i', id, tenant_id "
@@ -294,7 +295,7 @@ async def test_with_check_refuses_another_tenants_rows(
     async with tenant_tx(tenant_a):
         assert await repository.get_tenant(tenant_b) is None
         assert await repository.get_membership(tenant_b, user_b) is None
-        assert await repository.get_api_key(made["b"]["key"]["id"]) is None
+        assert await repository.get_api_key(made["b"]["key"].id) is None
         assert await fetch("update api_keys set name = 'pwned' where tenant_id = {} returning id", tenant_b) == []
         assert await fetch("delete from memberships where tenant_id = {} returning id", tenant_b) == []
         assert await fetch("update tenants set name = 'pwned' where id = {} returning id", tenant_b) == []
@@ -310,10 +311,10 @@ async def test_with_check_refuses_another_tenants_rows(
 
 async def test_tenant_tx_refuses_to_nest(report: Any, client: Any) -> None:
     made = await populate("nest")
-    tenant_a, tenant_b = made["a"]["tenant"]["id"], made["b"]["tenant"]["id"]
+    tenant_a, tenant_b = made["a"]["tenant"].id, made["b"]["tenant"].id
     outers = {
         "tenant_tx": lambda: tenant_tx(tenant_a),
-        "user_tx": lambda: user_tx(made["a"]["member"]["user_id"]),
+        "user_tx": lambda: user_tx(made["a"]["member"].user_id),
         "system_tx": lambda: system_tx(SystemReason.PLATFORM_JOB),
         "anonymous_tx": anonymous_tx,
         "engine transaction": db.ENGINE.transaction,

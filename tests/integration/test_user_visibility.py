@@ -20,18 +20,18 @@ async def test_users_are_visible_only_through_membership_or_as_oneself(
     client: Any, app_connection: asyncpg.Connection, report: Any
 ) -> None:
     staff = staff_principal()
-    tenant_a = await service.create_tenant(staff, {"name": "A", "slug": "users-a", "currency": "EUR"})
-    tenant_b = await service.create_tenant(staff, {"name": "B", "slug": "users-b", "currency": "EUR"})
-    alice = await service.add_member(staff, tenant_a["id"], "alice@a.example", "tenant_admin")
-    await service.add_member(staff, tenant_b["id"], "bob@b.example", "tenant_admin")
-    await service.add_member(staff, tenant_a["id"], "both@ab.example", "tenant_member")
-    await service.add_member(staff, tenant_b["id"], "both@ab.example", "tenant_member")
+    tenant_a = await service.create_tenant(staff, service.NewTenant(name="A", slug="users-a", currency="EUR"))
+    tenant_b = await service.create_tenant(staff, service.NewTenant(name="B", slug="users-b", currency="EUR"))
+    alice = await service.add_member(staff, tenant_a.id, "alice@a.example", "tenant_admin")
+    await service.add_member(staff, tenant_b.id, "bob@b.example", "tenant_admin")
+    await service.add_member(staff, tenant_a.id, "both@ab.example", "tenant_member")
+    await service.add_member(staff, tenant_b.id, "both@ab.example", "tenant_member")
 
-    async with tenant_tx(tenant_a["id"]):
+    async with tenant_tx(tenant_a.id):
         seen_by_a = await _emails()
-    async with tenant_tx(tenant_b["id"]):
+    async with tenant_tx(tenant_b.id):
         seen_by_b = await _emails()
-    async with user_tx(alice["user_id"]):
+    async with user_tx(alice.user_id):
         seen_by_alice = await _emails()
     async with tenant_tx(uuid.uuid4()):
         seen_by_unknown = await _emails()
@@ -50,11 +50,11 @@ async def test_users_are_visible_only_through_membership_or_as_oneself(
 
 async def test_a_tenant_context_cannot_write_users(client: Any) -> None:
     staff = staff_principal()
-    tenant = await service.create_tenant(staff, {"name": "A", "slug": "users-w", "currency": "EUR"})
-    member = await service.add_member(staff, tenant["id"], "carol@a.example", "tenant_admin")
-    async with tenant_tx(tenant["id"]):
+    tenant = await service.create_tenant(staff, service.NewTenant(name="A", slug="users-w", currency="EUR"))
+    member = await service.add_member(staff, tenant.id, "carol@a.example", "tenant_admin")
+    async with tenant_tx(tenant.id):
         changed = await fetch(
-            "update users set email = 'stolen@example.com' where id = {} returning id", member["user_id"]
+            "update users set email = 'stolen@example.com' where id = {} returning id", member.user_id
         )
     assert changed == []
-    assert (await service.get_member(tenant["id"], member["user_id"]))["email"] == "carol@a.example"
+    assert (await service.get_member(tenant.id, member.user_id)).email == "carol@a.example"

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from controlplane.core.errors import Conflict, DomainError, InvalidInput, NotFound, PermissionDenied
 from controlplane.core.problems import status_for
-from tenants.partner_errors import (
+from tenants.errors import (
     CheckpointExempt,
     InvalidCheckpointTransition,
     InvalidEvidence,
