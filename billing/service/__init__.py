@@ -1,11 +1,19 @@
 """Use cases of the billing domain: each opens its transaction, calls the pure core, writes and audits."""
 
-from billing.addons import AddonNotFound, AddonSourceTaken, InvalidAddon
+from billing.errors import (
+    AddonNotFound,
+    AddonSourceTaken,
+    EscrowNotFunded,
+    FundingDeclined,
+    InvalidAddon,
+    MonthNotOver,
+    NoPaymentMethod,
+    RefundExceedsPaid,
+)
 from billing.service._addons import attach_addon, end_addon, set_addon_quantity, validate_addon_charge
 from billing.service._catalogue import create_metric, create_plan, get_plan, list_metrics, list_plans
 from billing.service._commissions import (
     CloseReport,
-    MonthNotOver,
     close_month,
     count_resellers_to_close,
     get_agreement,
@@ -29,8 +37,6 @@ from billing.service._cycle import (
 from billing.service._dunning import CollectionReport, collect_due_invoices
 from billing.service._erasure import detach_erased_cards, end_for_erased_tenant
 from billing.service._escrow import (
-    EscrowNotFunded,
-    FundingDeclined,
     accept_overdue,
     cancel_escrow,
     create_escrow,
@@ -48,14 +54,8 @@ from billing.service._invoices import (
 )
 from billing.service._ledger import LedgerReport, verify_ledger
 from billing.service._lookups import currency_lock, known_metrics, live_subscription, reseller_currency
-from billing.service._payments import (
-    NoPaymentMethod,
-    add_payment_method,
-    collect_invoice,
-    list_payment_methods,
-    pay_invoice,
-)
-from billing.service._refunds import RefundExceedsPaid, refund_invoice
+from billing.service._payments import add_payment_method, collect_invoice, list_payment_methods, pay_invoice
+from billing.service._refunds import refund_invoice
 from billing.service._subscriptions import (
     cancel_subscription,
     change_subscription,

@@ -20,14 +20,24 @@ from typing import Any
 from billing import commissions, ledger, ledger_repository
 from billing import commissions_repository as repository
 from billing.commissions import Agreement, CommissionLine, Earned, LineKind, PaidInvoice, Refund, Tier
-from billing.errors import BillingInvalid, CurrencyMismatch
+from billing.errors import (
+    AgreementNotFound,
+    CurrencyMismatch,
+    EarlierMonthNotClosed,
+    InvalidMonth,
+    InvalidPaymentMethod,
+    LaterMonthClosed,
+    MonthNotOver,
+    PaymentProviderUnavailable,
+    PayoutPayeeUnknown,
+    StatementNotFound,
+)
 from billing.money import Money, allocate, exponent
-from billing.payments_gateway import InvalidPaymentMethod, PaymentProviderUnavailable, StripeGateway
+from billing.payments_gateway import StripeGateway
 from billing.stripe_amounts import chargeable_step, payable_in_steps
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, partner_tx, system_tx
-from controlplane.core.errors import Conflict, NotFound
 from tenants import audit
 from tenants.repository import get_tenant
 from tenants.service import ensure_partner_access
@@ -38,36 +48,6 @@ log = logging.getLogger("billing.commissions")
 
 def reseller_payable(reseller_id: uuid.UUID) -> str:
     return f"reseller_payable:{reseller_id}"
-
-
-class MonthNotOver(BillingInvalid):
-    code = "month_not_over"
-    title = "Only a month that has ended can be closed"
-
-
-class AgreementNotFound(NotFound):
-    code = "agreement_not_found"
-    title = "This reseller has no commission agreement yet"
-
-
-class InvalidMonth(BillingInvalid):
-    code = "invalid_month"
-    title = "The month is not YYYY-MM"
-
-
-class EarlierMonthNotClosed(Conflict):
-    code = "earlier_month_not_closed"
-    title = "An earlier month of this reseller is not closed yet; it closes first"
-
-
-class LaterMonthClosed(Conflict):
-    code = "later_month_closed"
-    title = "A later month of this reseller is closed already; closing this one would carry its balance twice"
-
-
-class StatementNotFound(NotFound):
-    code = "statement_not_found"
-    title = "No statement for this month"
 
 
 # -- capture, inside the paying or crediting transaction ---------------------------------------------------
@@ -459,11 +439,6 @@ MAX_PAYOUT_ATTEMPTS = 5
 # After a failed attempt n, the next waits PAYOUT_RETRY_HOURS[n - 1]: bounded (five attempts over ~41 hours),
 # and a payout never retried before fresh ones (due payouts are taken by attempts, then age).
 PAYOUT_RETRY_HOURS = (1, 4, 12, 24)
-
-
-class PayoutPayeeUnknown(Conflict):
-    code = "payout_payee_unknown"
-    title = "A payee balance names no partner of its type; staff must settle it"
 
 
 @dataclass

@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 
 from billing import dunning, payments_repository
 from billing.dunning import Action
-from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway
+from billing.errors import NoPaymentMethod, PaymentProviderUnavailable
+from billing.payments_gateway import StripeGateway
 from billing.service._cycle import failure_reason, retry_delay
-from billing.service._payments import NoPaymentMethod, StepTaken, collect_attempt, give_up
+from billing.service._payments import StepTaken, collect_attempt, give_up
 from billing.service._refunds import resend_lost_refunds
 from controlplane.core import metrics
 from controlplane.core.db import SystemReason, system_tx, tenant_tx

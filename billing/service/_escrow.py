@@ -13,23 +13,24 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing import escrow, escrow_repository, ledger, ledger_repository, payments_repository
-from billing.errors import CurrencyMismatch, EscrowNotFound
-from billing.escrow import (
-    Action,
+from billing.errors import (
+    CurrencyMismatch,
+    EscrowNotFound,
+    EscrowNotFunded,
     EscrowPayeeNotFound,
     EscrowPayeeNotQualified,
+    FundingDeclined,
     InvalidMilestoneTransition,
-    Settlement,
+    NoPaymentMethod,
 )
+from billing.escrow import Action, Settlement
 from billing.money import exponent
 from billing.payments_gateway import StripeGateway
 from billing.service._access import tenant_of
-from billing.service._payments import NoPaymentMethod
 from billing.stripe_amounts import require_chargeable
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
-from controlplane.core.errors import Conflict, PaymentRequired
 from tenants import audit
 from tenants.partner_errors import PartnerNotFound, PartnerNotQualified
 from tenants.repository import get_tenant
@@ -37,16 +38,6 @@ from tenants.roles import Permission
 from tenants.service import check_access, ensure_qualified
 
 log = logging.getLogger("billing.escrow")
-
-
-class EscrowNotFunded(Conflict):
-    code = "escrow_not_funded"
-    title = "The escrow agreement is not funded"
-
-
-class FundingDeclined(PaymentRequired):
-    code = "funding_declined"
-    title = "The payer's card was declined; the agreement is not funded"
 
 
 async def create_escrow(actor: Principal, values: dict[str, Any]) -> dict[str, Any]:

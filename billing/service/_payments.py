@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing import hooks, ledger, ledger_repository, payments_repository, repository
-from billing.errors import InvalidInvoiceTransition, InvalidSubscriptionTransition, InvoiceNotFound
+from billing.errors import InvalidInvoiceTransition, InvalidSubscriptionTransition, InvoiceNotFound, NoPaymentMethod
 from billing.payments_gateway import ChargeOutcome, StripeGateway
 from billing.service import _commissions
 from billing.service._access import tenant_of
@@ -21,17 +21,11 @@ from billing.states import Event, next_status
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
-from controlplane.core.errors import Conflict
 from controlplane.core.pagination import PageRequest, page_of
 from tenants import audit, billing_contact
 from tenants.repository import get_tenant
 from tenants.roles import Permission
 from tenants.service import Page, lift_non_payment_suspension, suspend_for_non_payment
-
-
-class NoPaymentMethod(Conflict):
-    code = "no_payment_method"
-    title = "The tenant has no default payment method"
 
 
 async def add_payment_method(

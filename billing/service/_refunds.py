@@ -14,24 +14,25 @@ from datetime import datetime
 from typing import Any
 
 from billing import ledger, ledger_repository, payments_repository, repository
-from billing.errors import AmountNotChargeable, InvalidInvoiceTransition, InvoiceNotFound, RefundInFlight
+from billing.errors import (
+    AmountNotChargeable,
+    InvalidInvoiceTransition,
+    InvalidPaymentMethod,
+    InvoiceNotFound,
+    RefundExceedsPaid,
+    RefundInFlight,
+)
 from billing.money import Money, exponent
-from billing.payments_gateway import InvalidPaymentMethod, StripeGateway
+from billing.payments_gateway import StripeGateway
 from billing.service._access import tenant_of
 from billing.service._invoices import add_credit_note
 from billing.stripe_amounts import require_chargeable
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
-from controlplane.core.errors import Conflict
 from tenants import audit
 from tenants.roles import Permission
 
 log = logging.getLogger("controlplane.billing")
-
-
-class RefundExceedsPaid(Conflict):
-    code = "refund_exceeds_paid"
-    title = "The refund is more than what was paid and not yet refunded"
 
 
 async def refund_invoice(

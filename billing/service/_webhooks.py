@@ -13,8 +13,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from billing import payments_repository
+from billing.errors import WebhookRejected
 from billing.money import exponent
-from billing.payments_gateway import ChargeOutcome, WebhookRejected, verified_event
+from billing.payments_gateway import ChargeOutcome, verified_event
 from billing.service._payments import record_outcome
 from billing.service._refunds import StripeRefund, book_refund_made_at_stripe
 from billing.stripe_amounts import from_stripe

@@ -13,8 +13,14 @@ import pytest
 from httpx import AsyncClient
 
 from billing import hooks, repository, service
-from billing.errors import CurrencyMismatch, InvalidCharge, MetricNotFound, SubscriptionNotFound
-from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway
+from billing.errors import (
+    CurrencyMismatch,
+    InvalidCharge,
+    MetricNotFound,
+    PaymentProviderUnavailable,
+    SubscriptionNotFound,
+)
+from billing.payments_gateway import StripeGateway
 from controlplane.core.db import tenant_tx
 from controlplane.core.secrets import SecretStore
 from controlplane.core.settings import Settings
