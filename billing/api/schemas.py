@@ -330,15 +330,6 @@ class EscrowRead(Struct, kw_only=True):
     created_at: datetime
 
 
-def escrow_read(row: dict[str, Any]) -> EscrowRead:
-    payee = {"type": row["payee_type"], "id": row["payee_id"]}
-    return msgspec.convert({**row, "payee": payee}, EscrowRead, strict=False)
-
-
-def payment_method_read(row: dict[str, Any]) -> PaymentMethodRead:
-    return msgspec.convert({**row, "default": row["is_default"]}, PaymentMethodRead, strict=False)
-
-
 def decimal_text(value: Decimal | int) -> str:
     """Plain decimal notation without an exponent or trailing zeros: "0.25", "100"."""
     text = format(Decimal(value).normalize(), "f")

@@ -13,6 +13,7 @@ from billing.errors import (
 from billing.service._addons import attach_addon, end_addon, set_addon_quantity, validate_addon_charge
 from billing.service._catalogue import create_metric, create_plan, get_plan, list_metrics, list_plans
 from billing.service._commissions import (
+    AgreementTerms,
     CloseReport,
     close_month,
     count_resellers_to_close,
@@ -37,6 +38,8 @@ from billing.service._cycle import (
 from billing.service._dunning import CollectionReport, collect_due_invoices
 from billing.service._erasure import detach_erased_cards, end_for_erased_tenant
 from billing.service._escrow import (
+    EscrowTerms,
+    MilestoneTerms,
     accept_overdue,
     cancel_escrow,
     create_escrow,
@@ -71,13 +74,16 @@ from billing.service._webhooks import receive_stripe_event
 __all__ = [
     "AddonNotFound",
     "AddonSourceTaken",
+    "AgreementTerms",
     "CloseReport",
     "CollectionReport",
     "CycleReport",
     "EscrowNotFunded",
+    "EscrowTerms",
     "FundingDeclined",
     "InvalidAddon",
     "LedgerReport",
+    "MilestoneTerms",
     "MonthNotOver",
     "NoPaymentMethod",
     "RefundExceedsPaid",
