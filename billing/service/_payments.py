@@ -65,7 +65,7 @@ def _method_view(row: dict[str, Any]) -> PaymentMethodView:
     return view_of(PaymentMethodView, row, default=row["is_default"])
 
 
-def payment_view(row: dict[str, Any]) -> PaymentView:
+def _payment_view(row: dict[str, Any]) -> PaymentView:
     return view_of(PaymentView, row)
 
 
@@ -144,7 +144,7 @@ async def collect_attempt(
         if invoice["status"] == "paid":
             paid = await payments_repository.last_attempt(invoice_id)
             if paid is not None:
-                return payment_view(paid), False
+                return _payment_view(paid), False
         # An uncollectible invoice can still be paid: that is how a suspended tenant comes back.
         if invoice["status"] not in ("finalized", "uncollectible") or invoice["amount_due_minor"] <= 0:
             raise InvalidInvoiceTransition(
@@ -190,7 +190,7 @@ async def collect_attempt(
         metrics.COLLECTION_FAILURES_TOTAL.labels(reason="refused").inc()
     async with tenant_tx(tenant_id):
         payment = await record_outcome(actor, tenant_id, invoice_id, attempt, outcome)
-    return payment_view(payment), outcome.refused
+    return _payment_view(payment), outcome.refused
 
 
 async def record_outcome(
