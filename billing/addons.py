@@ -37,32 +37,16 @@ from decimal import Decimal
 from typing import Any
 
 from billing.catalogue import Charge, Plan, parse_charge
-from billing.errors import BillingInvalid
+from billing.errors import InvalidAddon
 from billing.lifecycle import MAX_SEATS, Subscription
 from billing.money import exponent
 from billing.periods import Interval, Period, full_period_containing, midnight
 from billing.rating import Line, advance_lines, metered_lines, proration_lines
 from billing.states import Status
-from controlplane.core.errors import Conflict, NotFound
 
 MAX_NAME = 200
 # The smallest step of a PostgreSQL timestamp: "just after" an instant.
 TICK = timedelta(microseconds=1)
-
-
-class InvalidAddon(BillingInvalid):
-    code = "invalid_addon"
-    title = "The subscription add-on is not valid"
-
-
-class AddonNotFound(NotFound):
-    code = "addon_not_found"
-    title = "No subscription add-on has this source id"
-
-
-class AddonSourceTaken(Conflict):
-    code = "addon_source_taken"
-    title = "This source id already names another tenant's add-on"
 
 
 @dataclass(frozen=True, slots=True)

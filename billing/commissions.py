@@ -42,22 +42,12 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Literal, TypeGuard
 
-from billing.errors import BillingInvalid, CurrencyMismatch
+from billing.errors import CurrencyMismatch, InvalidAgreement, InvalidCommissionEvent
 from billing.money import Money, exponent, round_minor
 
 MAX_BPS = 10_000
 LIFETIME: Literal["lifetime"] = "lifetime"
 Duration = int | Literal["lifetime"]
-
-
-class InvalidAgreement(BillingInvalid):
-    code = "invalid_commission_agreement"
-    title = "The commission agreement is not valid"
-
-
-class InvalidCommissionEvent(BillingInvalid):
-    code = "invalid_commission_event"
-    title = "The paid invoice or refund cannot be commissioned"
 
 
 class LineKind(enum.StrEnum):

@@ -1,6 +1,16 @@
-"""Errors of the billing domain. `controlplane.core.problems` maps each base class to its HTTP status."""
+"""Errors of the billing domain, the whole tree. `controlplane.core.problems` maps each base class to its HTTP
+status. This module imports nothing but `controlplane.core.errors` and the standard library, so the domain's pure
+modules (`billing.escrow`, `billing.commissions`, `billing.ledger`, ...) raise from here too."""
 
-from controlplane.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from controlplane.core.errors import (
+    BadRequest,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PaymentRequired,
+    PermissionDenied,
+    ServiceUnavailable,
+)
 
 
 class BillingInvalid(InvalidInput):
@@ -115,3 +125,172 @@ class RefundInFlight(Conflict):
 class AmountNotChargeable(BillingInvalid):
     code = "amount_not_chargeable"
     title = "Stripe cannot charge this amount in this currency"
+
+
+# -- usage batches --------------------------------------------------------------------------------------------
+
+
+class InvalidBatch(ValueError):
+    """The body is not `{"events": [...], "tenant_id"?}` at all."""
+
+
+class BatchTooLarge(BillingInvalid):
+    code = "batch_too_large"
+    # The number is `billing.usage.MAX_BATCH`, written out because this module imports nothing else of billing
+    # (tests/unit/billing/test_errors.py keeps the two the same).
+    title = "A usage batch holds at most 1000 events"
+
+
+class InvalidUsageBatch(BillingInvalid):
+    code = "invalid_usage_batch"
+    title = 'The body must be {"events": [...]} with an optional tenant_id'
+
+
+# -- add-ons --------------------------------------------------------------------------------------------------
+
+
+class InvalidAddon(BillingInvalid):
+    code = "invalid_addon"
+    title = "The subscription add-on is not valid"
+
+
+class AddonNotFound(NotFound):
+    code = "addon_not_found"
+    title = "No subscription add-on has this source id"
+
+
+class AddonSourceTaken(Conflict):
+    code = "addon_source_taken"
+    title = "This source id already names another tenant's add-on"
+
+
+# -- ledger ---------------------------------------------------------------------------------------------------
+
+
+class UnbalancedJournal(BillingInvalid):
+    code = "unbalanced_journal"
+    title = "A journal's postings do not sum to zero"
+
+
+# -- Stripe ---------------------------------------------------------------------------------------------------
+
+
+class InvalidPaymentMethod(InvalidInput):
+    code = "invalid_payment_method"
+    title = "Stripe does not accept this payment method"
+    stripe_code = "invalid_request"  # Stripe's error code: recorded, not shown
+    payment_intent_id: str | None = None
+
+
+class PaymentProviderUnavailable(ServiceUnavailable):
+    code = "payment_provider_unavailable"
+    title = "Stripe could not be reached; nothing was charged twice, retry later"
+    dependency = "stripe"
+
+
+class WebhookRejected(BadRequest):
+    code = "webhook_rejected"
+    title = "The webhook is unsigned, forged or stale"
+
+    def __init__(self, detail: str, *, reason: str) -> None:
+        super().__init__(detail)
+        self.reason = reason  # recorded, not shown
+
+
+# -- payments and refunds -------------------------------------------------------------------------------------
+
+
+class NoPaymentMethod(Conflict):
+    code = "no_payment_method"
+    title = "The tenant has no default payment method"
+
+
+class RefundExceedsPaid(Conflict):
+    code = "refund_exceeds_paid"
+    title = "The refund is more than what was paid and not yet refunded"
+
+
+# -- escrow ---------------------------------------------------------------------------------------------------
+
+
+class EscrowError(BillingInvalid):
+    code = "invalid_escrow"
+    title = "The escrow agreement is not valid"
+
+
+class EscrowPayeeNotFound(EscrowError):
+    code = "escrow_payee_not_found"
+    title = "No partner of the payee's type has this id"
+
+
+class EscrowPayeeNotQualified(EscrowError):
+    code = "escrow_payee_not_qualified"
+    title = "The payee has not completed its partner qualification"
+
+
+class InvalidMilestoneTransition(Conflict):
+    code = "invalid_milestone_transition"
+    title = "The milestone cannot do this in its current state"
+
+
+class EscrowUnderReview(Conflict):
+    code = "escrow_milestone_under_review"
+    title = "A milestone is under review; acceptance, its inspection window or staff decide its money"
+
+
+class EscrowNotFunded(Conflict):
+    code = "escrow_not_funded"
+    title = "The escrow agreement is not funded"
+
+
+class FundingDeclined(PaymentRequired):
+    code = "funding_declined"
+    title = "The payer's card was declined; the agreement is not funded"
+
+
+# -- reseller commissions -------------------------------------------------------------------------------------
+
+
+class InvalidAgreement(BillingInvalid):
+    code = "invalid_commission_agreement"
+    title = "The commission agreement is not valid"
+
+
+class InvalidCommissionEvent(BillingInvalid):
+    code = "invalid_commission_event"
+    title = "The paid invoice or refund cannot be commissioned"
+
+
+class MonthNotOver(BillingInvalid):
+    code = "month_not_over"
+    title = "Only a month that has ended can be closed"
+
+
+class AgreementNotFound(NotFound):
+    code = "agreement_not_found"
+    title = "This reseller has no commission agreement yet"
+
+
+class InvalidMonth(BillingInvalid):
+    code = "invalid_month"
+    title = "The month is not YYYY-MM"
+
+
+class EarlierMonthNotClosed(Conflict):
+    code = "earlier_month_not_closed"
+    title = "An earlier month of this reseller is not closed yet; it closes first"
+
+
+class LaterMonthClosed(Conflict):
+    code = "later_month_closed"
+    title = "A later month of this reseller is closed already; closing this one would carry its balance twice"
+
+
+class StatementNotFound(NotFound):
+    code = "statement_not_found"
+    title = "No statement for this month"
+
+
+class PayoutPayeeUnknown(Conflict):
+    code = "payout_payee_unknown"
+    title = "A payee balance names no partner of its type; staff must settle it"

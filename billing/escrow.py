@@ -13,8 +13,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from billing.errors import BillingInvalid
-from controlplane.core.errors import Conflict
+from billing.errors import EscrowError, EscrowUnderReview, InvalidMilestoneTransition
 
 MAX_MILESTONES = 50
 # The hourly auto-accept of milestones past their inspection window: a milestone whose release fails is
@@ -23,33 +22,8 @@ MAX_AUTO_ACCEPT_ATTEMPTS = 5
 AUTO_ACCEPT_RETRY_HOURS = (1, 4, 12, 24)
 
 
-class EscrowError(BillingInvalid):
-    code = "invalid_escrow"
-    title = "The escrow agreement is not valid"
-
-
-class EscrowPayeeNotFound(EscrowError):
-    code = "escrow_payee_not_found"
-    title = "No partner of the payee's type has this id"
-
-
-class EscrowPayeeNotQualified(EscrowError):
-    code = "escrow_payee_not_qualified"
-    title = "The payee has not completed its partner qualification"
-
-
 # Payees that are partners, checked when an agreement is created; vendors have no accounts yet.
 PARTNER_PAYEES = frozenset({"reseller", "publisher"})
-
-
-class InvalidMilestoneTransition(Conflict):
-    code = "invalid_milestone_transition"
-    title = "The milestone cannot do this in its current state"
-
-
-class EscrowUnderReview(Conflict):
-    code = "escrow_milestone_under_review"
-    title = "A milestone is under review; acceptance, its inspection window or staff decide its money"
 
 
 class Status(enum.StrEnum):

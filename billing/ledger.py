@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from billing.errors import BillingInvalid
+from billing.errors import BillingInvalid, UnbalancedJournal
 from billing.money import allocate
 
 REVENUE = "revenue"
@@ -31,11 +31,6 @@ def payee_payable(payee_type: str, payee_id: uuid.UUID) -> str:
 
 def receivable(tenant_id: uuid.UUID) -> str:
     return f"receivable:tenant:{tenant_id}"
-
-
-class UnbalancedJournal(BillingInvalid):
-    code = "unbalanced_journal"
-    title = "A journal's postings do not sum to zero"
 
 
 @dataclass(frozen=True, slots=True)

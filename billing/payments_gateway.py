@@ -18,34 +18,11 @@ from typing import Any, TypeVar
 
 import stripe
 
-from billing.errors import AmountNotChargeable
+from billing.errors import AmountNotChargeable, InvalidPaymentMethod, PaymentProviderUnavailable, WebhookRejected
 from billing.money import exponent
 from billing.stripe_amounts import to_stripe
-from controlplane.core.errors import BadRequest, InvalidInput, ServiceUnavailable
 
 T = TypeVar("T")
-
-
-class InvalidPaymentMethod(InvalidInput):
-    code = "invalid_payment_method"
-    title = "Stripe does not accept this payment method"
-    stripe_code = "invalid_request"  # Stripe's error code: recorded, not shown
-    payment_intent_id: str | None = None
-
-
-class PaymentProviderUnavailable(ServiceUnavailable):
-    code = "payment_provider_unavailable"
-    title = "Stripe could not be reached; nothing was charged twice, retry later"
-    dependency = "stripe"
-
-
-class WebhookRejected(BadRequest):
-    code = "webhook_rejected"
-    title = "The webhook is unsigned, forged or stale"
-
-    def __init__(self, detail: str, *, reason: str) -> None:
-        super().__init__(detail)
-        self.reason = reason  # recorded, not shown
 
 
 WEBHOOK_TOLERANCE_SECONDS = 300

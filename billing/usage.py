@@ -18,6 +18,7 @@ import msgspec
 from msgspec import Meta
 
 from billing.catalogue import Charge, Plan
+from billing.errors import InvalidBatch
 from billing.limits import MAX_LINE_MINOR, MAX_PLACES, MAX_USAGE_VALUE
 
 MAX_BATCH = 1000
@@ -64,10 +65,6 @@ class Batch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class RawBatch(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     events: list[msgspec.Raw]
     tenant_id: uuid.UUID | None = None
-
-
-class InvalidBatch(ValueError):
-    """The body is not `{"events": [...], "tenant_id"?}` at all."""
 
 
 _DECODER = msgspec.json.Decoder(EventIn, float_hook=Decimal)

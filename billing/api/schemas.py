@@ -9,7 +9,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from billing import limits
@@ -332,15 +331,6 @@ class EscrowRead(Struct, kw_only=True):
     held_minor: int
     milestones: list[MilestoneRead]
     created_at: datetime
-
-
-def escrow_read(row: dict[str, Any]) -> EscrowRead:
-    payee = {"type": row["payee_type"], "id": row["payee_id"]}
-    return msgspec.convert({**row, "payee": payee}, EscrowRead, strict=False)
-
-
-def payment_method_read(row: dict[str, Any]) -> PaymentMethodRead:
-    return msgspec.convert({**row, "default": row["is_default"]}, PaymentMethodRead, strict=False)
 
 
 def decimal_text(value: Decimal | int) -> str:

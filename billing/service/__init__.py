@@ -1,6 +1,15 @@
 """Use cases of the billing domain: each opens its transaction, calls the pure core, writes and audits."""
 
-from billing.addons import AddonNotFound, AddonSourceTaken, InvalidAddon
+from billing.errors import (
+    AddonNotFound,
+    AddonSourceTaken,
+    EscrowNotFunded,
+    FundingDeclined,
+    InvalidAddon,
+    MonthNotOver,
+    NoPaymentMethod,
+    RefundExceedsPaid,
+)
 from billing.service._addons import attach_addon, end_addon, set_addon_quantity, validate_addon_charge
 from billing.service._catalogue import (
     MetricDefinition,
@@ -15,8 +24,8 @@ from billing.service._catalogue import (
     list_plans,
 )
 from billing.service._commissions import (
+    AgreementTerms,
     CloseReport,
-    MonthNotOver,
     close_month,
     count_resellers_to_close,
     get_agreement,
@@ -41,8 +50,8 @@ from billing.service._cycle import (
 from billing.service._dunning import CollectionReport, collect_due_invoices
 from billing.service._erasure import detach_erased_cards, end_for_erased_tenant
 from billing.service._escrow import (
-    EscrowNotFunded,
-    FundingDeclined,
+    EscrowTerms,
+    MilestoneTerms,
     accept_overdue,
     cancel_escrow,
     create_escrow,
@@ -71,14 +80,8 @@ from billing.service._ledger import (
     verify_ledger,
 )
 from billing.service._lookups import currency_lock, known_metrics, live_subscription, reseller_currency
-from billing.service._payments import (
-    NoPaymentMethod,
-    add_payment_method,
-    collect_invoice,
-    list_payment_methods,
-    pay_invoice,
-)
-from billing.service._refunds import RefundExceedsPaid, refund_invoice
+from billing.service._payments import add_payment_method, collect_invoice, list_payment_methods, pay_invoice
+from billing.service._refunds import refund_invoice
 from billing.service._subscriptions import (
     NewSubscription,
     SubscriptionChanges,
@@ -97,6 +100,7 @@ from billing.service._webhooks import receive_stripe_event
 __all__ = [
     "AddonNotFound",
     "AddonSourceTaken",
+    "AgreementTerms",
     "CloseReport",
     "CollectionReport",
     "CreditNoteView",
@@ -105,6 +109,7 @@ __all__ = [
     "DueSubscription",
     "EscrowDifference",
     "EscrowNotFunded",
+    "EscrowTerms",
     "FundingDeclined",
     "InvalidAddon",
     "InvoiceLineView",
@@ -114,6 +119,7 @@ __all__ = [
     "MetricDefinition",
     "MetricUsageView",
     "MetricView",
+    "MilestoneTerms",
     "MonthNotOver",
     "NewSubscription",
     "NoPaymentMethod",

@@ -19,8 +19,6 @@ from typing import Any
 from billing import addons_repository, repository
 from billing.addons import (
     Addon,
-    AddonNotFound,
-    AddonSourceTaken,
     Boundary,
     addon_from_row,
     boundary_of,
@@ -35,7 +33,7 @@ from billing.addons import (
     metered_window,
 )
 from billing.catalogue import Charge, charge_to_json
-from billing.errors import CurrencyMismatch, MetricNotFound, SubscriptionNotFound
+from billing.errors import AddonNotFound, AddonSourceTaken, CurrencyMismatch, MetricNotFound, SubscriptionNotFound
 from billing.lifecycle import Subscription
 from billing.periods import Period, midnight
 from billing.rating import Line

@@ -20,14 +20,25 @@ from typing import Any
 from billing import commissions, ledger, ledger_repository
 from billing import commissions_repository as repository
 from billing.commissions import Agreement, CommissionLine, Earned, LineKind, PaidInvoice, Refund, Tier
-from billing.errors import BillingInvalid, CurrencyMismatch
+from billing.errors import (
+    AgreementNotFound,
+    CurrencyMismatch,
+    EarlierMonthNotClosed,
+    InvalidMonth,
+    InvalidPaymentMethod,
+    LaterMonthClosed,
+    MonthNotOver,
+    PaymentProviderUnavailable,
+    PayoutPayeeUnknown,
+    StatementNotFound,
+)
 from billing.money import Money, allocate, exponent
-from billing.payments_gateway import InvalidPaymentMethod, PaymentProviderUnavailable, StripeGateway
+from billing.payments_gateway import StripeGateway
 from billing.stripe_amounts import chargeable_step, payable_in_steps
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, partner_tx, system_tx
-from controlplane.core.errors import Conflict, NotFound
+from controlplane.core.views import view_of
 from tenants import audit
 from tenants.service import ensure_partner_access, tenant_terms
 
@@ -39,34 +50,108 @@ def reseller_payable(reseller_id: uuid.UUID) -> str:
     return f"reseller_payable:{reseller_id}"
 
 
-class MonthNotOver(BillingInvalid):
-    code = "month_not_over"
-    title = "Only a month that has ended can be closed"
+# -- what the use cases take and give ----------------------------------------------------------------------
 
 
-class AgreementNotFound(NotFound):
-    code = "agreement_not_found"
-    title = "This reseller has no commission agreement yet"
+@dataclass(frozen=True, slots=True)
+class AgreementTerms:
+    """What staff set for a reseller: its base rate, volume tiers, duration (None: lifetime), pending period and
+    minimum payout."""
+
+    currency: str
+    rate_bps: int
+    tiers: tuple[Tier, ...] = ()
+    duration_months: int | None = None
+    pending_days: int = 30
+    minimum_payout_minor: int = 0
 
 
-class InvalidMonth(BillingInvalid):
-    code = "invalid_month"
-    title = "The month is not YYYY-MM"
+@dataclass(frozen=True, slots=True)
+class AgreementView:
+    """A reseller's commission agreement as stored."""
+
+    reseller_id: uuid.UUID
+    currency: str
+    rate_bps: int
+    tiers: tuple[Tier, ...]
+    duration_months: int | None
+    pending_days: int
+    minimum_payout_minor: int
+    updated_at: datetime
 
 
-class EarlierMonthNotClosed(Conflict):
-    code = "earlier_month_not_closed"
-    title = "An earlier month of this reseller is not closed yet; it closes first"
+@dataclass(frozen=True, slots=True)
+class CommissionLineView:
+    """One line of a statement: a commission on an owned tenant's paid invoice, or a clawback of one."""
+
+    owned_tenant_id: uuid.UUID
+    invoice_id: uuid.UUID
+    invoice_number: str
+    kind: LineKind
+    net_minor: int
+    rate_bps: int
+    commission_minor: int
+    currency: str
+    accrued_at: datetime
+    payable_at: datetime
 
 
-class LaterMonthClosed(Conflict):
-    code = "later_month_closed"
-    title = "A later month of this reseller is closed already; closing this one would carry its balance twice"
+@dataclass(frozen=True, slots=True)
+class SkippedEventView:
+    """An owned tenant's invoice the month close left out, and why (e.g. `currency_mismatch`)."""
+
+    invoice_id: uuid.UUID
+    invoice_number: str
+    currency: str
+    net_minor: int
+    reason: str
+    detail: str
 
 
-class StatementNotFound(NotFound):
-    code = "statement_not_found"
-    title = "No statement for this month"
+@dataclass(frozen=True, slots=True)
+class StatementView:
+    """A reseller's statement of one month. `lines` and `skipped` are read with one statement (`get_statement`);
+    a list of statements leaves them empty."""
+
+    id: uuid.UUID
+    reseller_id: uuid.UUID
+    month: date
+    currency: str
+    carried_in_minor: int
+    total_minor: int
+    payable_minor: int
+    carried_out_minor: int
+    closed_at: datetime
+    lines: tuple[CommissionLineView, ...] = ()
+    skipped: tuple[SkippedEventView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutView:
+    """Money owed to a partner, sent (or held) as a Connect transfer: from a statement or escrow releases."""
+
+    id: uuid.UUID
+    partner_id: uuid.UUID
+    source: str
+    statement_id: uuid.UUID | None
+    amount_minor: int
+    currency: str
+    destination: str | None
+    status: str
+    attempts: int
+    stripe_transfer_id: str | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _agreement_view(row: dict[str, Any]) -> AgreementView:
+    tiers = tuple(Tier(tier["from_minor"], tier["rate_bps"]) for tier in row["tiers"])
+    return view_of(AgreementView, row, tiers=tiers)
+
+
+def _line_view(row: dict[str, Any]) -> CommissionLineView:
+    return view_of(CommissionLineView, row, kind=LineKind(row["kind"]))
 
 
 # -- capture, inside the paying or crediting transaction ---------------------------------------------------
@@ -142,33 +227,42 @@ async def invoice_credited(
 # -- agreements --------------------------------------------------------------------------------------------
 
 
-def agreement_of(row: dict[str, Any]) -> Agreement:
+def agreement_of(terms: AgreementTerms | AgreementView) -> Agreement:
+    """The pure core's agreement (checked whole: InvalidAgreement, UnknownCurrency)."""
     return Agreement(
-        currency=row["currency"],
-        rate_bps=row["rate_bps"],
-        tiers=tuple(Tier(tier["from_minor"], tier["rate_bps"]) for tier in row["tiers"]),
-        duration=row["duration_months"] or commissions.LIFETIME,
-        pending_days=row["pending_days"],
-        minimum_payout_minor=row["minimum_payout_minor"],
+        currency=terms.currency,
+        rate_bps=terms.rate_bps,
+        tiers=terms.tiers,
+        duration=terms.duration_months or commissions.LIFETIME,
+        pending_days=terms.pending_days,
+        minimum_payout_minor=terms.minimum_payout_minor,
     )
 
 
-async def put_agreement(actor: Principal, reseller_id: uuid.UUID, values: dict[str, Any]) -> dict[str, Any]:
+async def put_agreement(actor: Principal, reseller_id: uuid.UUID, terms: AgreementTerms) -> AgreementView:
     """Staff set a reseller's agreement; it is checked whole before anything is written."""
-    row = {**values, "reseller_id": reseller_id}
-    agreement_of(row)
+    agreement_of(terms)
+    row = {
+        "reseller_id": reseller_id,
+        "currency": terms.currency,
+        "rate_bps": terms.rate_bps,
+        "tiers": [{"from_minor": tier.from_minor, "rate_bps": tier.rate_bps} for tier in terms.tiers],
+        "duration_months": terms.duration_months,
+        "pending_days": terms.pending_days,
+        "minimum_payout_minor": terms.minimum_payout_minor,
+    }
     async with partner_tx(reseller_id):
         await ensure_partner_access(actor, reseller_id, manage=True)
-        return await repository.put_agreement(row)
+        return _agreement_view(await repository.put_agreement(row))
 
 
-async def get_agreement(actor: Principal, reseller_id: uuid.UUID) -> dict[str, Any]:
+async def get_agreement(actor: Principal, reseller_id: uuid.UUID) -> AgreementView:
     async with partner_tx(reseller_id):
         await ensure_partner_access(actor, reseller_id)
         row = await repository.get_agreement(reseller_id)
     if row is None:
         raise AgreementNotFound()
-    return row
+    return _agreement_view(row)
 
 
 # -- month close -------------------------------------------------------------------------------------------
@@ -244,7 +338,7 @@ async def _skip_foreign_currency(
 
 
 async def close_reseller_month(
-    reseller_id: uuid.UUID, month: date, report: CloseReport | None = None
+    reseller_id: uuid.UUID, month: date, report: _CloseTally | None = None
 ) -> dict[str, Any] | None:
     """Inside the caller's system transaction: the reseller's statement for `month`, written once. None when
     the reseller has no agreement. Closing a closed month answers with its statement and changes nothing."""
@@ -261,7 +355,7 @@ async def close_reseller_month(
     later = await repository.closed_after(reseller_id, month)
     if later is not None:
         raise LaterMonthClosed(f"{later:%Y-%m} is closed already")
-    agreement = agreement_of(row)
+    agreement = agreement_of(_agreement_view(row))
     start, end = month_bounds(month)
     previous = await repository.latest_statement(reseller_id, month)
     carried_in = Money(previous["carried_out_minor"] if previous else 0, agreement.currency)
@@ -377,14 +471,33 @@ async def count_resellers_to_close() -> int:
         return len(await repository.resellers_with_agreements())
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class CloseReport:
+    """What a month close did, reseller by reseller."""
+
     month: str
     closed: int = 0
     already_closed: int = 0
     skipped: int = 0  # events left out (an invoice in another currency), each recorded with its reason
     failed: list[tuple[str, str]] = field(default_factory=list)  # (reseller id, reason): retried by the next run
     payable_minor: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class _CloseTally:
+    """The close's counts while it runs (each reseller's close adds to them); `report()` is what it answers."""
+
+    month: str
+    closed: int = 0
+    already_closed: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    payable_minor: dict[str, int] = field(default_factory=dict)
+
+    def report(self) -> CloseReport:
+        return CloseReport(
+            self.month, self.closed, self.already_closed, self.skipped, list(self.failed), dict(self.payable_minor)
+        )
 
 
 async def close_month(month: date, *, now: datetime | None = None, progress: Any = None) -> CloseReport:
@@ -398,7 +511,7 @@ async def close_month(month: date, *, now: datetime | None = None, progress: Any
     now = now or datetime.now(UTC)
     if month_bounds(month)[1] > now:
         raise MonthNotOver(f"{month:%Y-%m} has not ended yet")
-    report = CloseReport(f"{month:%Y-%m}")
+    report = _CloseTally(f"{month:%Y-%m}")
     async with system_tx(SystemReason.PLATFORM_JOB):
         resellers = await repository.resellers_with_agreements()
     for reseller_id in resellers:
@@ -415,10 +528,10 @@ async def close_month(month: date, *, now: datetime | None = None, progress: Any
             await _close_reseller(reseller_id, closing, report)
         if progress:
             progress(1)
-    return report
+    return report.report()
 
 
-async def _close_reseller(reseller_id: uuid.UUID, month: date, report: CloseReport) -> None:
+async def _close_reseller(reseller_id: uuid.UUID, month: date, report: _CloseTally) -> None:
     """One reseller's close of one month, in its own transaction; a failure is recorded on it."""
     skipped_before = report.skipped
     statement = before = None
@@ -460,15 +573,23 @@ MAX_PAYOUT_ATTEMPTS = 5
 PAYOUT_RETRY_HOURS = (1, 4, 12, 24)
 
 
-class PayoutPayeeUnknown(Conflict):
-    code = "payout_payee_unknown"
-    title = "A payee balance names no partner of its type; staff must settle it"
+@dataclass(frozen=True, slots=True)
+class PayoutReport:
+    """What a payouts run sent, and what failed (each retried on its back-off)."""
+
+    paid: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (payout id or payee account, reason)
 
 
 @dataclass
-class PayoutReport:
+class _PayoutTally:
+    """The run's counts while it runs; `report()` is what it answers."""
+
     paid: int = 0
-    failed: list[tuple[str, str]] = field(default_factory=list)  # (payout id or payee account, reason)
+    failed: list[tuple[str, str]] = field(default_factory=list)
+
+    def report(self) -> PayoutReport:
+        return PayoutReport(self.paid, list(self.failed))
 
 
 async def _queue_payee_payout(row: dict[str, Any]) -> bool:
@@ -501,7 +622,7 @@ async def _queue_payee_payout(row: dict[str, Any]) -> bool:
     return True
 
 
-async def queue_payee_payouts(report: PayoutReport | None = None) -> int:
+async def queue_payee_payouts(report: _PayoutTally | None = None) -> int:
     """What escrow releases owe partner payees (resellers, publishers) becomes a payout; vendors have no
     accounts yet. Safe to run twice: a payout is unique per payable account and newest posting. Each balance
     is queued in its own transaction: one that names no partner of its type (an agreement from before payees
@@ -528,7 +649,7 @@ async def send_payouts(gateway: StripeGateway, *, now: datetime | None = None) -
     Each payout is its own unit: a failure is recorded on it (status, attempts, last error), counted, and
     retried on PAYOUT_RETRY_HOURS up to MAX_PAYOUT_ATTEMPTS; the run goes on for the others."""
     now = now or datetime.now(UTC)
-    report = PayoutReport()
+    report = _PayoutTally()
     await queue_payee_payouts(report)
     async with system_tx(SystemReason.PLATFORM_JOB):
         due = await repository.due_payouts(MAX_PAYOUT_ATTEMPTS, list(PAYOUT_RETRY_HOURS), now, 1000)
@@ -544,10 +665,10 @@ async def send_payouts(gateway: StripeGateway, *, now: datetime | None = None) -
                     await repository.settle_payout(item["id"], "failed", None, metrics.batch_item_detail(reason, error))
             except Exception:  # the database itself failed; the next run retries the payout
                 log.exception("payout %s: its failure could not be recorded", item["id"])
-    return report
+    return report.report()
 
 
-async def _send_payout(gateway: StripeGateway, payout_id: uuid.UUID, report: PayoutReport) -> None:
+async def _send_payout(gateway: StripeGateway, payout_id: uuid.UUID, report: _PayoutTally) -> None:
     async with system_tx(SystemReason.PLATFORM_JOB):
         payout = await repository.claim_payout(payout_id, MAX_PAYOUT_ATTEMPTS)
     if payout is None:
@@ -584,10 +705,11 @@ async def _send_payout(gateway: StripeGateway, payout_id: uuid.UUID, report: Pay
     report.paid += 1
 
 
-async def list_payouts(actor: Principal, reseller_id: uuid.UUID) -> list[dict[str, Any]]:
+async def list_payouts(actor: Principal, reseller_id: uuid.UUID) -> list[PayoutView]:
     async with partner_tx(reseller_id):
         await ensure_partner_access(actor, reseller_id)
-        return await repository.list_payouts(reseller_id)
+        rows = await repository.list_payouts(reseller_id)
+    return [view_of(PayoutView, row) for row in rows]
 
 
 # -- what resellers read -----------------------------------------------------------------------------------
@@ -604,41 +726,50 @@ def parse_month(text: str) -> date:
         raise InvalidMonth(f"{text!r} is not a month (YYYY-MM)") from None
 
 
-async def list_statements(actor: Principal, reseller_id: uuid.UUID) -> list[dict[str, Any]]:
+async def list_statements(actor: Principal, reseller_id: uuid.UUID) -> list[StatementView]:
+    """The reseller's statements, newest month first (without their lines)."""
     async with partner_tx(reseller_id):
         await ensure_partner_access(actor, reseller_id)
-        return await repository.list_statements(reseller_id)
+        rows = await repository.list_statements(reseller_id)
+    return [view_of(StatementView, row, lines=(), skipped=()) for row in rows]
 
 
-async def get_statement(actor: Principal, reseller_id: uuid.UUID, month: date) -> dict[str, Any]:
+async def get_statement(actor: Principal, reseller_id: uuid.UUID, month: date) -> StatementView:
+    """One month's statement with its lines and the events its close left out."""
     async with partner_tx(reseller_id):
         await ensure_partner_access(actor, reseller_id)
         row = await repository.get_statement(reseller_id, month)
         if row is None:
             raise StatementNotFound()
-        return {
-            **row,
-            "lines": await repository.statement_lines(row["id"]),
-            "skipped": await repository.skipped_events(reseller_id, month),
-        }
+        lines = tuple(_line_view(line) for line in await repository.statement_lines(row["id"]))
+        skipped = tuple(
+            view_of(SkippedEventView, event) for event in await repository.skipped_events(reseller_id, month)
+        )
+        return view_of(StatementView, row, lines=lines, skipped=skipped)
 
 
-def statement_csv(statement: dict[str, Any]) -> str:
+def statement_csv(statement: StatementView) -> str:
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["tenant_id", "invoice_number", "kind", "net_minor", "rate_bps", "commission_minor", "currency"])
-    for line in statement["lines"]:
+    for line in statement.lines:
         writer.writerow(
             [
-                line["owned_tenant_id"],
-                line["invoice_number"],
-                line["kind"],
-                line["net_minor"],
-                line["rate_bps"],
-                line["commission_minor"],
-                line["currency"],
+                line.owned_tenant_id,
+                line.invoice_number,
+                line.kind,
+                line.net_minor,
+                line.rate_bps,
+                line.commission_minor,
+                line.currency,
             ]
         )
-    for name in ("carried_in_minor", "total_minor", "payable_minor", "carried_out_minor"):
-        writer.writerow([name, "", "", "", "", statement[name], statement["currency"]])
+    totals = {
+        "carried_in_minor": statement.carried_in_minor,
+        "total_minor": statement.total_minor,
+        "payable_minor": statement.payable_minor,
+        "carried_out_minor": statement.carried_out_minor,
+    }
+    for name, amount in totals.items():
+        writer.writerow([name, "", "", "", "", amount, statement.currency])
     return out.getvalue()

@@ -19,9 +19,10 @@ from datetime import datetime, timedelta
 
 from billing import dunning, payments_repository
 from billing.dunning import Action
-from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway
+from billing.errors import NoPaymentMethod, PaymentProviderUnavailable
+from billing.payments_gateway import StripeGateway
 from billing.service._cycle import failure_reason, retry_delay
-from billing.service._payments import NoPaymentMethod, StepTaken, collect_attempt, give_up
+from billing.service._payments import StepTaken, collect_attempt, give_up
 from billing.service._refunds import resend_lost_refunds
 from controlplane.core import metrics
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
@@ -31,8 +32,10 @@ log = logging.getLogger("controlplane.billing")
 LOST_REFUND_AFTER = timedelta(minutes=15)
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class CollectionReport:
+    """What a collection run did, invoice by invoice."""
+
     attempted: int = 0
     succeeded: int = 0
     failed: int = 0
@@ -44,10 +47,38 @@ class CollectionReport:
     refunds_resent: int = 0  # refunds whose answer was lost, sent again with their key and settled
 
 
+@dataclass
+class _Tally:
+    """The run's counts while it runs; `report()` is what it answers."""
+
+    attempted: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    uncollectible: int = 0
+    without_payment_method: int = 0
+    unreachable: list[str] = field(default_factory=list)
+    refused: int = 0
+    errors: list[str] = field(default_factory=list)
+    refunds_resent: int = 0
+
+    def report(self) -> CollectionReport:
+        return CollectionReport(
+            attempted=self.attempted,
+            succeeded=self.succeeded,
+            failed=self.failed,
+            uncollectible=self.uncollectible,
+            without_payment_method=self.without_payment_method,
+            unreachable=list(self.unreachable),
+            refused=self.refused,
+            errors=list(self.errors),
+            refunds_resent=self.refunds_resent,
+        )
+
+
 async def collect_due_invoices(
     gateway: StripeGateway, as_of: datetime, schedule: Sequence[int], limit: int = 10_000
 ) -> CollectionReport:
-    report = CollectionReport()
+    report = _Tally()
     async with system_tx(SystemReason.PLATFORM_JOB):
         candidates = await payments_repository.collectable_invoices(as_of, limit)
     for row in candidates:
@@ -72,11 +103,11 @@ async def collect_due_invoices(
     report.refunds_resent = settled
     if failed:
         metrics.COLLECTION_FAILURES_TOTAL.labels(reason="refund").inc(failed)
-    return report
+    return report.report()
 
 
 async def _collect_one(
-    gateway: StripeGateway, row: dict, as_of: datetime, schedule: Sequence[int], report: CollectionReport
+    gateway: StripeGateway, row: dict, as_of: datetime, schedule: Sequence[int], report: _Tally
 ) -> None:
     decision = dunning.decide(
         first_failure=row["first_failure"],
@@ -109,15 +140,15 @@ async def _collect_one(
         metrics.COLLECTION_FAILURES_TOTAL.labels(reason="unreachable").inc()
         report.unreachable.append(str(row["id"]))  # pending: retried next run with the same key
         return
-    if payment["status"] == "succeeded":
+    if payment.status == "succeeded":
         report.succeeded += 1
         return
     report.failed += 1
     report.refused += refused
-    if dunning.exhausted(payment["dunning_step"], schedule):
+    if dunning.exhausted(payment.dunning_step, schedule):
         await _give_up(row, as_of, report)
 
 
-async def _give_up(row: dict, as_of: datetime, report: CollectionReport) -> None:
+async def _give_up(row: dict, as_of: datetime, report: _Tally) -> None:
     await give_up(row["tenant_id"], row["id"], as_of)
     report.uncollectible += 1

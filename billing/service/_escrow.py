@@ -9,27 +9,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from billing import escrow, escrow_repository, ledger, ledger_repository, payments_repository
-from billing.errors import CurrencyMismatch, EscrowNotFound
-from billing.escrow import (
-    Action,
+from billing.errors import (
+    CurrencyMismatch,
+    EscrowNotFound,
+    EscrowNotFunded,
     EscrowPayeeNotFound,
     EscrowPayeeNotQualified,
+    FundingDeclined,
     InvalidMilestoneTransition,
-    Settlement,
+    NoPaymentMethod,
 )
+from billing.escrow import Action, Settlement
 from billing.money import exponent
 from billing.payments_gateway import StripeGateway
 from billing.service._access import tenant_of
-from billing.service._payments import NoPaymentMethod
 from billing.stripe_amounts import require_chargeable
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
-from controlplane.core.errors import Conflict, PaymentRequired
+from controlplane.core.views import view_of
 from tenants import audit
 from tenants.errors import PartnerNotFound, PartnerNotQualified
 from tenants.roles import Permission
@@ -38,39 +41,106 @@ from tenants.service import check_access, ensure_qualified, tenant_terms
 log = logging.getLogger("billing.escrow")
 
 
-class EscrowNotFunded(Conflict):
-    code = "escrow_not_funded"
-    title = "The escrow agreement is not funded"
+@dataclass(frozen=True, slots=True)
+class MilestoneTerms:
+    title: str
+    amount_minor: int
+    due_at: datetime | None = None
 
 
-class FundingDeclined(PaymentRequired):
-    code = "funding_declined"
-    title = "The payer's card was declined; the agreement is not funded"
+@dataclass(frozen=True, slots=True)
+class EscrowTerms:
+    """A new agreement: the payer (a tenant), the payee, the amount and the milestones that sum to it."""
+
+    tenant_id: uuid.UUID
+    payee_type: str
+    payee_id: uuid.UUID
+    currency: str
+    amount_minor: int
+    milestones: tuple[MilestoneTerms, ...]
+    inspection_days: int = 7
 
 
-async def create_escrow(actor: Principal, values: dict[str, Any]) -> dict[str, Any]:
-    tenant_id = values["tenant_id"]
-    exponent(values["currency"])
-    milestones = values["milestones"]
-    escrow.check_milestones(values["amount_minor"], [m["amount_minor"] for m in milestones])
+@dataclass(frozen=True, slots=True)
+class EscrowPayee:
+    type: str
+    id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class MilestoneView:
+    id: uuid.UUID
+    position: int
+    title: str
+    amount_minor: int
+    due_at: datetime | None
+    status: str
+    released_minor: int
+    refunded_minor: int
+    reason: str | None
+    submitted_at: datetime | None
+    # Failed attempts of the hourly auto-accept past the inspection window, and the last one's error.
+    auto_accept_attempts: int
+    auto_accept_error: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EscrowView:
+    """An agreement, its milestones, and where its money is: held = funded - released - refunded."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    payee: EscrowPayee
+    currency: str
+    amount_minor: int
+    inspection_days: int
+    status: str
+    funded_minor: int
+    released_minor: int
+    refunded_minor: int
+    held_minor: int
+    milestones: tuple[MilestoneView, ...]
+    funding_decline_code: str | None
+    funded_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+async def create_escrow(actor: Principal, terms: EscrowTerms) -> EscrowView:
+    tenant_id = terms.tenant_id
+    exponent(terms.currency)
+    milestones = terms.milestones
+    escrow.check_milestones(terms.amount_minor, [m.amount_minor for m in milestones])
     # Funded with one charge, refunded or released a milestone at a time: each is an amount Stripe can move.
-    for amount in [values["amount_minor"], *(m["amount_minor"] for m in milestones)]:
-        require_chargeable(amount, values["currency"], exponent(values["currency"]))
+    for amount in [terms.amount_minor, *(m.amount_minor for m in milestones)]:
+        require_chargeable(amount, terms.currency, exponent(terms.currency))
     escrow_id = uuid.uuid4()
-    if values["payee_type"] in escrow.PARTNER_PAYEES:
+    if terms.payee_type in escrow.PARTNER_PAYEES:
         # Access first, so a stranger learns nothing of partners; the payee is read in its own context.
         async with tenant_tx(tenant_id):
             await check_access(actor, tenant_id, Permission.MANAGE_BILLING, method="POST")
-        await _check_payee(values["payee_type"], values["payee_id"])
+        await _check_payee(terms.payee_type, terms.payee_id)
     async with tenant_tx(tenant_id):
         await check_access(actor, tenant_id, Permission.MANAGE_BILLING, method="POST")
         tenant = await tenant_terms(tenant_id)
         assert tenant is not None
-        if tenant.currency != values["currency"]:
-            raise CurrencyMismatch(f"the payer is billed in {tenant.currency}, not {values['currency']}")
-        await escrow_repository.insert_escrow({**values, "id": escrow_id}, milestones)
+        if tenant.currency != terms.currency:
+            raise CurrencyMismatch(f"the payer is billed in {tenant.currency}, not {terms.currency}")
+        await escrow_repository.insert_escrow(
+            {
+                "id": escrow_id,
+                "tenant_id": tenant_id,
+                "payee_type": terms.payee_type,
+                "payee_id": terms.payee_id,
+                "currency": terms.currency,
+                "amount_minor": terms.amount_minor,
+                "inspection_days": terms.inspection_days,
+            },
+            [{"title": m.title, "amount_minor": m.amount_minor, "due_at": m.due_at} for m in milestones],
+        )
         await audit.record(
-            actor, tenant_id, "escrow.created", "escrow", escrow_id, after={"amount_minor": values["amount_minor"]}
+            actor, tenant_id, "escrow.created", "escrow", escrow_id, after={"amount_minor": terms.amount_minor}
         )
         return await _read(escrow_id)
 
@@ -86,7 +156,7 @@ async def _check_payee(payee_type: str, payee_id: uuid.UUID) -> None:
         raise EscrowPayeeNotQualified(f"the {payee_type} is not qualified to be paid") from None
 
 
-async def _read(escrow_id: uuid.UUID) -> dict[str, Any]:
+async def _read(escrow_id: uuid.UUID) -> EscrowView:
     row = await escrow_repository.get_escrow(escrow_id)
     if row is None:
         raise EscrowNotFound()
@@ -94,23 +164,25 @@ async def _read(escrow_id: uuid.UUID) -> dict[str, Any]:
     released = sum(m["released_minor"] for m in milestones)
     refunded = sum(m["refunded_minor"] for m in milestones)
     funded = row["amount_minor"] if row["funded_at"] else 0
-    return {
-        **row,
-        "milestones": milestones,
-        "funded_minor": funded,
-        "released_minor": released,
-        "refunded_minor": refunded,
-        "held_minor": escrow.held(funded, released, refunded),
-    }
+    return view_of(
+        EscrowView,
+        row,
+        payee=EscrowPayee(row["payee_type"], row["payee_id"]),
+        milestones=tuple(view_of(MilestoneView, m) for m in milestones),
+        funded_minor=funded,
+        released_minor=released,
+        refunded_minor=refunded,
+        held_minor=escrow.held(funded, released, refunded),
+    )
 
 
-async def get_escrow(actor: Principal, escrow_id: uuid.UUID) -> dict[str, Any]:
+async def get_escrow(actor: Principal, escrow_id: uuid.UUID) -> EscrowView:
     tenant_id = await tenant_of(actor, "escrows", escrow_id, Permission.READ_BILLING, "GET")
     async with tenant_tx(tenant_id):
         return await _read(escrow_id)
 
 
-async def fund_escrow(gateway: StripeGateway, actor: Principal, escrow_id: uuid.UUID) -> dict[str, Any]:
+async def fund_escrow(gateway: StripeGateway, actor: Principal, escrow_id: uuid.UUID) -> EscrowView:
     """Charge the whole amount to the payer's default card and hold it. Funding again answers as it is."""
     tenant_id = await tenant_of(actor, "escrows", escrow_id, Permission.MANAGE_BILLING, "POST")
     async with tenant_tx(tenant_id):
@@ -188,7 +260,7 @@ async def milestone_step(
     outcome: str | None = None,
     release_minor: int = 0,
     tenant_id: uuid.UUID | None = None,
-) -> dict[str, Any]:
+) -> EscrowView:
     if tenant_id is None:
         assert actor is not None
         tenant_id = await tenant_of(actor, "escrows", escrow_id, STEP_PERMISSION[action], "POST")
@@ -268,7 +340,7 @@ async def _close_if_settled(escrow_id: uuid.UUID) -> None:
         await escrow_repository.update_escrow(escrow_id, {"status": "closed"})
 
 
-async def cancel_escrow(gateway: StripeGateway, actor: Principal, escrow_id: uuid.UUID) -> dict[str, Any]:
+async def cancel_escrow(gateway: StripeGateway, actor: Principal, escrow_id: uuid.UUID) -> EscrowView:
     """Refund every milestone not yet settled, unless one is under review (EscrowUnderReview, nothing moves).
     Cancelling again answers as it is."""
     tenant_id = await tenant_of(actor, "escrows", escrow_id, Permission.MANAGE_BILLING, "POST")

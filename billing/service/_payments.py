@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from billing import hooks, ledger, ledger_repository, payments_repository, repository
-from billing.errors import InvalidInvoiceTransition, InvalidSubscriptionTransition, InvoiceNotFound
+from billing.errors import InvalidInvoiceTransition, InvalidSubscriptionTransition, InvoiceNotFound, NoPaymentMethod
 from billing.payments_gateway import ChargeOutcome, StripeGateway
 from billing.service import _commissions
 from billing.service._access import tenant_of
@@ -21,25 +22,55 @@ from billing.states import Event, next_status
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
-from controlplane.core.errors import Conflict
-from controlplane.core.pagination import PageRequest, page_of
+from controlplane.core.pagination import PageRequest, page_of_views
+from controlplane.core.views import Page, view_of
 from tenants import audit
 from tenants.roles import Permission
 from tenants.service import billing_email_of, lift_non_payment_suspension, suspend_for_non_payment, tenant_terms
 
-# Rows of a page and the cursor of the next one, as `page_of` hands them back (tenants.service no longer
-# lends its alias: services return `controlplane.core.views.Page` of views).
-Page = tuple[list[dict[str, Any]], str | None]
+
+@dataclass(frozen=True, slots=True)
+class PaymentMethodView:
+    """A card of the tenant's at Stripe; `default` is the one collections charge."""
+
+    id: uuid.UUID
+    brand: str
+    last4: str
+    exp_month: int
+    exp_year: int
+    default: bool
+    created_at: datetime
 
 
-class NoPaymentMethod(Conflict):
-    code = "no_payment_method"
-    title = "The tenant has no default payment method"
+@dataclass(frozen=True, slots=True)
+class PaymentView:
+    """One attempt to collect an invoice: pending until Stripe answers, then succeeded or failed (with its
+    decline code). `dunning_step` is the collection run's step, None for an attempt by hand."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    invoice_id: uuid.UUID
+    attempt: int
+    status: str
+    amount_minor: int
+    currency: str
+    decline_code: str | None
+    dunning_step: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _method_view(row: dict[str, Any]) -> PaymentMethodView:
+    return view_of(PaymentMethodView, row, default=row["is_default"])
+
+
+def _payment_view(row: dict[str, Any]) -> PaymentView:
+    return view_of(PaymentView, row)
 
 
 async def add_payment_method(
     gateway: StripeGateway, actor: Principal, tenant_id: uuid.UUID, payment_method_id: str, make_default: bool
-) -> dict[str, Any]:
+) -> PaymentMethodView:
     """Attach a card to the tenant's Stripe customer (made on first use). The first card is the default."""
     async with tenant_tx(tenant_id):
         customer_id = await payments_repository.customer_of(tenant_id)
@@ -65,15 +96,16 @@ async def add_payment_method(
         await audit.record(
             actor, tenant_id, "payment_method.added", "payment_method", row["id"], after={"default": row["is_default"]}
         )
-    return row
+    return _method_view(row)
 
 
-async def list_payment_methods(tenant_id: uuid.UUID, page: PageRequest) -> Page:
+async def list_payment_methods(tenant_id: uuid.UUID, page: PageRequest) -> Page[PaymentMethodView]:
     async with tenant_tx(tenant_id):
-        return page_of(await payments_repository.list_payment_methods(tenant_id, page), page)
+        rows = await payments_repository.list_payment_methods(tenant_id, page)
+    return page_of_views(rows, page, _method_view)
 
 
-async def pay_invoice(gateway: StripeGateway, actor: Principal, invoice_id: uuid.UUID) -> dict[str, Any]:
+async def pay_invoice(gateway: StripeGateway, actor: Principal, invoice_id: uuid.UUID) -> PaymentView:
     """An attempt by hand: it has no dunning step, so it neither uses up nor moves the dunning schedule."""
     tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.MANAGE_BILLING, "POST")
     return await collect_invoice(gateway, tenant_id, invoice_id, actor)
@@ -85,7 +117,7 @@ class StepTaken(Exception):
 
 async def collect_invoice(
     gateway: StripeGateway, tenant_id: uuid.UUID, invoice_id: uuid.UUID, actor: Principal | None = None
-) -> dict[str, Any]:
+) -> PaymentView:
     """Charge the invoice's amount due to the tenant's default card. A paid invoice answers with the
     payment that paid it."""
     payment, _ = await collect_attempt(gateway, tenant_id, invoice_id, actor)
@@ -99,7 +131,7 @@ async def collect_attempt(
     actor: Principal | None = None,
     *,
     dunning_step: int | None = None,
-) -> tuple[dict[str, Any], bool]:
+) -> tuple[PaymentView, bool]:
     """(payment, refused): `refused` when Stripe refused the charge itself (nothing was charged; the attempt
     is recorded as failed with Stripe's error code). `dunning_step` is the collection run's step (None: by
     hand); a step already attempted raises `StepTaken`."""
@@ -110,7 +142,7 @@ async def collect_attempt(
         if invoice["status"] == "paid":
             paid = await payments_repository.last_attempt(invoice_id)
             if paid is not None:
-                return paid, False
+                return _payment_view(paid), False
         # An uncollectible invoice can still be paid: that is how a suspended tenant comes back.
         if invoice["status"] not in ("finalized", "uncollectible") or invoice["amount_due_minor"] <= 0:
             raise InvalidInvoiceTransition(
@@ -155,7 +187,8 @@ async def collect_attempt(
     if outcome.refused:
         metrics.COLLECTION_FAILURES_TOTAL.labels(reason="refused").inc()
     async with tenant_tx(tenant_id):
-        return await record_outcome(actor, tenant_id, invoice_id, attempt, outcome), outcome.refused
+        payment = await record_outcome(actor, tenant_id, invoice_id, attempt, outcome)
+    return _payment_view(payment), outcome.refused
 
 
 async def record_outcome(

@@ -14,29 +14,47 @@ from datetime import datetime
 from typing import Any
 
 from billing import ledger, ledger_repository, payments_repository, repository
-from billing.errors import AmountNotChargeable, InvalidInvoiceTransition, InvoiceNotFound, RefundInFlight
+from billing.errors import (
+    AmountNotChargeable,
+    InvalidInvoiceTransition,
+    InvalidPaymentMethod,
+    InvoiceNotFound,
+    RefundExceedsPaid,
+    RefundInFlight,
+)
 from billing.money import Money, exponent
-from billing.payments_gateway import InvalidPaymentMethod, StripeGateway
+from billing.payments_gateway import StripeGateway
 from billing.service._access import tenant_of
 from billing.service._invoices import add_credit_note
 from billing.stripe_amounts import require_chargeable
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
-from controlplane.core.errors import Conflict
+from controlplane.core.views import view_of
 from tenants import audit
 from tenants.roles import Permission
 
 log = logging.getLogger("controlplane.billing")
 
 
-class RefundExceedsPaid(Conflict):
-    code = "refund_exceeds_paid"
-    title = "The refund is more than what was paid and not yet refunded"
+@dataclass(frozen=True, slots=True)
+class RefundView:
+    """A refund of a paid invoice: pending until Stripe answers, then succeeded (with its credit note) or
+    failed."""
+
+    id: uuid.UUID
+    invoice_id: uuid.UUID
+    payment_id: uuid.UUID
+    amount_minor: int
+    currency: str
+    reason: str
+    status: str
+    stripe_refund_id: str | None
+    created_at: datetime
 
 
 async def refund_invoice(
     gateway: StripeGateway, actor: Principal, invoice_id: uuid.UUID, amount_minor: int, reason: str
-) -> dict[str, Any]:
+) -> RefundView:
     """A refund whose answer was lost (Stripe unreachable: 503) stays pending; asking for it again sends it
     again with its own key, so Stripe refunds once. Another refund is refused while one is in flight."""
     tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.STAFF_ONLY, "POST")
@@ -60,7 +78,8 @@ async def refund_invoice(
                 )
         else:
             refund = await _new_refund(tenant_id, invoice, payment, amount_minor, reason)
-    return await _send(gateway, actor, tenant_id, invoice, payment["stripe_payment_intent_id"], refund)
+    sent = await _send(gateway, actor, tenant_id, invoice, payment["stripe_payment_intent_id"], refund)
+    return view_of(RefundView, sent)
 
 
 async def _send(

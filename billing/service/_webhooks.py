@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from billing import payments_repository
+from billing.errors import WebhookRejected
 from billing.money import exponent
-from billing.payments_gateway import ChargeOutcome, WebhookRejected, verified_event
+from billing.payments_gateway import ChargeOutcome, verified_event
 from billing.service._payments import record_outcome
 from billing.service._refunds import StripeRefund, book_refund_made_at_stripe
 from billing.stripe_amounts import from_stripe
@@ -28,7 +29,12 @@ REJECTION_LOG_SECONDS = 60
 HANDLED = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded", "charge.dispute.created")
 
 
-async def receive_stripe_event(payload: bytes, signature: str | None, secret: Callable[[bool], Sequence[str]]) -> str:
+WebhookResult = Literal["applied", "duplicate", "ignored"]
+
+
+async def receive_stripe_event(
+    payload: bytes, signature: str | None, secret: Callable[[bool], Sequence[str]]
+) -> WebhookResult:
     """Verify, record and apply one delivery; answers "applied", "duplicate" or "ignored".
 
     `secret(fresh)` gives the signing secrets in force; after a mismatch they are read again (fresh) once, so

@@ -10,7 +10,7 @@ from litestar import Controller, Request, Response, get, put
 from litestar.params import JSONBody, PathParameter
 from msgspec import Meta, Struct
 
-from billing import service
+from billing import commissions, service
 from billing.limits import MAX_AMOUNT_MINOR
 from controlplane.core.problems import problem_responses
 from controlplane.core.web import BEARER, Currency, Input, to_struct
@@ -125,15 +125,15 @@ class CommissionController(Controller):
     async def put_agreement(
         self, request: Request[Any, Any, Any], partner_id: ResellerId, data: JSONBody[AgreementPut]
     ) -> AgreementRead:
-        values = {
-            "currency": data.currency,
-            "rate_bps": data.rate_bps,
-            "tiers": [{"from_minor": t.from_minor, "rate_bps": t.rate_bps} for t in data.tiers],
-            "duration_months": data.duration_months,
-            "pending_days": data.pending_days,
-            "minimum_payout_minor": data.minimum_payout_minor,
-        }
-        return to_struct(AgreementRead, await service.put_agreement(principal_of(request), partner_id, values))
+        terms = service.AgreementTerms(
+            currency=data.currency,
+            rate_bps=data.rate_bps,
+            tiers=tuple(commissions.Tier(t.from_minor, t.rate_bps) for t in data.tiers),
+            duration_months=data.duration_months,
+            pending_days=data.pending_days,
+            minimum_payout_minor=data.minimum_payout_minor,
+        )
+        return to_struct(AgreementRead, await service.put_agreement(principal_of(request), partner_id, terms))
 
     @get("/agreement", responses=problem_responses(400, 401, 404, 422))
     async def get_agreement(self, request: Request[Any, Any, Any], partner_id: ResellerId) -> AgreementRead:
@@ -141,13 +141,13 @@ class CommissionController(Controller):
 
     @get("/statements", responses=problem_responses(400, 401, 404))
     async def list_statements(self, request: Request[Any, Any, Any], partner_id: ResellerId) -> StatementList:
-        rows = await service.list_statements(principal_of(request), partner_id)
-        return StatementList(items=[to_struct(StatementRead, row) for row in rows])
+        statements = await service.list_statements(principal_of(request), partner_id)
+        return StatementList(items=[to_struct(StatementRead, statement) for statement in statements])
 
     @get("/payouts", responses=problem_responses(400, 401, 404))
     async def list_payouts(self, request: Request[Any, Any, Any], partner_id: ResellerId) -> PayoutList:
-        rows = await service.list_payouts(principal_of(request), partner_id)
-        return PayoutList(items=[to_struct(PayoutRead, row) for row in rows])
+        payouts = await service.list_payouts(principal_of(request), partner_id)
+        return PayoutList(items=[to_struct(PayoutRead, payout) for payout in payouts])
 
     @get(
         "/statements/{month:str}",
@@ -157,7 +157,7 @@ class CommissionController(Controller):
     async def get_statement(
         self, request: Request[Any, Any, Any], partner_id: ResellerId, month: Month
     ) -> Response[Any]:
-        row = await service.get_statement(principal_of(request), partner_id, service.parse_month(month))
+        statement = await service.get_statement(principal_of(request), partner_id, service.parse_month(month))
         if "text/csv" in request.headers.get("accept", ""):
-            return Response(service.statement_csv(row), media_type="text/csv")
-        return Response(to_struct(StatementRead, row))
+            return Response(service.statement_csv(statement), media_type="text/csv")
+        return Response(to_struct(StatementRead, statement))

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, get
 from litestar.params import JSONBody, PathParameter
-from msgspec import structs
 
 from billing import service
 from billing.api.controllers._shared import ById, gateway
@@ -16,11 +15,10 @@ from billing.api.schemas import (
     EscrowRead,
     MilestoneReject,
     MilestoneResolve,
-    escrow_read,
 )
 from billing.escrow import Action
 from controlplane.core.problems import problem_responses
-from controlplane.core.web import BEARER, IDEMPOTENCY_ERRORS, idempotent_post
+from controlplane.core.web import BEARER, IDEMPOTENCY_ERRORS, idempotent_post, to_struct
 from tenants.api.guards import principal_of
 
 EscrowId = Annotated[uuid.UUID, PathParameter(description="The escrow agreement's id")]
@@ -42,24 +40,30 @@ class EscrowController(Controller):
         "/", status_code=201, responses=problem_responses(400, 401, 403, 404, 413, 422, *IDEMPOTENCY_ERRORS)
     )
     async def create_escrow(self, request: Request[Any, Any, Any], data: JSONBody[EscrowCreate]) -> EscrowRead:
-        values = structs.asdict(data)
-        values["payee_type"], values["payee_id"] = data.payee.type, data.payee.id
-        values["milestones"] = [structs.asdict(m) for m in data.milestones]
-        return escrow_read(await service.create_escrow(principal_of(request), values))
+        terms = service.EscrowTerms(
+            tenant_id=data.tenant_id,
+            payee_type=data.payee.type,
+            payee_id=data.payee.id,
+            currency=data.currency,
+            amount_minor=data.amount_minor,
+            milestones=tuple(service.MilestoneTerms(m.title, m.amount_minor, m.due_at) for m in data.milestones),
+            inspection_days=data.inspection_days,
+        )
+        return to_struct(EscrowRead, await service.create_escrow(principal_of(request), terms))
 
     @get("/{escrow_id:uuid}", responses=problem_responses(400, 401, 403, 404))
     async def get_escrow(self, request: Request[Any, Any, Any], escrow_id: EscrowId) -> EscrowRead:
-        return escrow_read(await service.get_escrow(principal_of(request), escrow_id))
+        return to_struct(EscrowRead, await service.get_escrow(principal_of(request), escrow_id))
 
     @idempotent_post("/{escrow_id:uuid}/fund", status_code=200, responses=EscrowErrors)
     async def fund_escrow(self, request: Request[Any, Any, Any], escrow_id: EscrowId) -> EscrowRead:
         """Charge the whole amount to the payer's default card and hold it."""
-        return escrow_read(await service.fund_escrow(gateway(request), principal_of(request), escrow_id))
+        return to_struct(EscrowRead, await service.fund_escrow(gateway(request), principal_of(request), escrow_id))
 
     @idempotent_post("/{escrow_id:uuid}/cancel", status_code=200, responses=EscrowErrors)
     async def cancel_escrow(self, request: Request[Any, Any, Any], escrow_id: EscrowId) -> EscrowRead:
         """Refund every milestone not yet released."""
-        return escrow_read(await service.cancel_escrow(gateway(request), principal_of(request), escrow_id))
+        return to_struct(EscrowRead, await service.cancel_escrow(gateway(request), principal_of(request), escrow_id))
 
     @idempotent_post(f"{MILESTONE}/submit", status_code=200, responses=EscrowErrors)
     async def submit(self, request: Req, escrow_id: EscrowId, milestone_id: MilestoneId) -> EscrowRead:
@@ -96,7 +100,7 @@ class EscrowController(Controller):
 async def _step(
     request: Req, escrow_id: uuid.UUID, milestone_id: uuid.UUID, action: Action, **options: Any
 ) -> EscrowRead:
-    row = await service.milestone_step(
+    agreement = await service.milestone_step(
         gateway(request), principal_of(request), escrow_id, milestone_id, action, **options
     )
-    return escrow_read(row)
+    return to_struct(EscrowRead, agreement)

@@ -9,14 +9,9 @@ from litestar.params import JSONBody
 
 from billing import service
 from billing.api.controllers._shared import gateway
-from billing.api.schemas import (
-    PaymentMethodCreate,
-    PaymentMethodPage,
-    PaymentMethodRead,
-    payment_method_read,
-)
+from billing.api.schemas import PaymentMethodCreate, PaymentMethodPage, PaymentMethodRead
 from controlplane.core.pagination import PageRequest
-from controlplane.core.web import BEARER, IDEMPOTENCY_ERRORS, Cursor, Limit, TenantId, idempotent_post
+from controlplane.core.web import BEARER, IDEMPOTENCY_ERRORS, Cursor, Limit, TenantId, idempotent_post, to_struct
 from tenants.api.guards import allow, principal_of
 from tenants.roles import Permission
 
@@ -30,14 +25,14 @@ class PaymentMethodController(Controller):
     async def add_payment_method(
         self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[PaymentMethodCreate]
     ) -> PaymentMethodRead:
-        row = await service.add_payment_method(
+        method = await service.add_payment_method(
             gateway(request), principal_of(request), tenant_id, data.stripe_payment_method_id, data.default
         )
-        return payment_method_read(row)
+        return to_struct(PaymentMethodRead, method)
 
     @get("/", **allow(Permission.READ_BILLING, 422))
     async def list_payment_methods(
         self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None
     ) -> PaymentMethodPage:
-        rows, next_cursor = await service.list_payment_methods(tenant_id, PageRequest.parse(limit, cursor))
-        return PaymentMethodPage(items=[payment_method_read(row) for row in rows], next_cursor=next_cursor)
+        page = await service.list_payment_methods(tenant_id, PageRequest.parse(limit, cursor))
+        return to_struct(PaymentMethodPage, page)

@@ -10,7 +10,6 @@ from litestar import Request
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import PathParameter
 
-from billing.errors import BillingInvalid
 from billing.usage import MAX_BATCH
 from controlplane.core.openapi import IdempotentOperation
 from controlplane.core.problems import problem_responses
@@ -19,16 +18,6 @@ from controlplane.core.web import IDEMPOTENCY_ERRORS
 SubscriptionId = Annotated[uuid.UUID, PathParameter(description="The subscription's id")]
 InvoiceId = Annotated[uuid.UUID, PathParameter(description="The invoice's id")]
 ById = problem_responses(400, 401, 403, 404, 409, *IDEMPOTENCY_ERRORS)
-
-
-class BatchTooLarge(BillingInvalid):
-    code = "batch_too_large"
-    title = f"A usage batch holds at most {MAX_BATCH} events"
-
-
-class InvalidUsageBatch(BillingInvalid):
-    code = "invalid_usage_batch"
-    title = 'The body must be {"events": [...]} with an optional tenant_id'
 
 
 @dataclass

@@ -8,8 +8,13 @@ from litestar import Controller, Request, get, post
 from litestar.params import QueryParameter
 
 from billing import service, usage
-from billing.api.controllers._shared import BatchTooLarge, InvalidUsageBatch, UsageOperation
-from billing.api.schemas import UsageRead, UsageReply, usage_read
+from billing.api.controllers._shared import UsageOperation
+from billing.api.schemas import (
+    UsageRead,
+    UsageReply,
+    usage_read,
+)
+from billing.errors import BatchTooLarge, InvalidUsageBatch
 from billing.usage import MAX_BATCH
 from controlplane.core.problems import problem_responses
 from controlplane.core.web import BEARER, IDEMPOTENCY_ERRORS, TenantId, to_struct

@@ -13,8 +13,14 @@ import pytest
 from httpx import AsyncClient
 
 from billing import hooks, repository, service
-from billing.errors import CurrencyMismatch, InvalidCharge, MetricNotFound, SubscriptionNotFound
-from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway
+from billing.errors import (
+    CurrencyMismatch,
+    InvalidCharge,
+    MetricNotFound,
+    PaymentProviderUnavailable,
+    SubscriptionNotFound,
+)
+from billing.payments_gateway import StripeGateway
 from controlplane.core.db import tenant_tx
 from controlplane.core.secrets import SecretStore
 from controlplane.core.settings import Settings
@@ -270,7 +276,7 @@ async def test_a_failing_hook_rolls_the_payment_back_and_it_settles_later(
     hooks.clear_hooks()
     calls = recorder()
     payment = await service.collect_invoice(gateway, tenant_id, uuid.UUID(invoice_id))
-    assert (payment["status"], payment["attempt"]) == ("succeeded", 1)  # the pending attempt, settled
+    assert (payment.status, payment.attempt) == ("succeeded", 1)  # the pending attempt, settled
     assert calls == [(tenant_id, uuid.UUID(invoice_id), "paid")]
 
 

@@ -142,7 +142,7 @@ async def test_an_invoice_with_a_payment_in_flight_cannot_be_voided_or_credited_
     # The attempt settles (sent again with its key): the invoice is paid, and can be credited (not voided).
     gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
     settled = await service.collect_invoice(gateway, uuid.UUID(invoice["tenant_id"]), uuid.UUID(invoice["id"]))
-    assert settled["status"] == "succeeded"
+    assert settled.status == "succeeded"
     assert_problem(await client.post(f"{url}/void", headers=staff.headers), 409, "invalid_invoice_transition")
     noted = await client.post(f"{url}/credit-notes", json=credit, headers=staff.headers)
     assert noted.status_code == 201, noted.text

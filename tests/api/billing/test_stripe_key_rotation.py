@@ -8,7 +8,8 @@ import uuid
 import pytest
 import stripe
 
-from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway
+from billing.errors import PaymentProviderUnavailable
+from billing.payments_gateway import StripeGateway
 from controlplane.core.secrets import SecretStore
 from controlplane.core.settings import Settings
 from controlplane.core.stripe_client import make_stripe_client

@@ -14,7 +14,8 @@ import pytest
 from httpx import AsyncClient
 
 from billing import service
-from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway, WebhookRejected
+from billing.errors import PaymentProviderUnavailable, WebhookRejected
+from billing.payments_gateway import StripeGateway
 from controlplane.core import metrics
 from controlplane.core.secrets import STRIPE_PATH, SecretStore
 from controlplane.core.settings import Settings

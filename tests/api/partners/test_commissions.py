@@ -13,7 +13,8 @@ from httpx import AsyncClient
 from prometheus_client import REGISTRY
 
 from billing import service as billing
-from billing.payments_gateway import PaymentProviderUnavailable, StripeGateway
+from billing.errors import LaterMonthClosed, PaymentProviderUnavailable
+from billing.payments_gateway import StripeGateway
 from billing.service import _commissions
 from controlplane.core.db import SystemReason, system_tx
 from controlplane.core.secrets import SecretStore
@@ -504,7 +505,7 @@ async def test_a_month_whose_close_failed_is_closed_before_any_later_month_of_th
     again = await billing.close_month(next_month, now=later)
     assert (again.closed, again.already_closed, again.failed) == (0, 1, [])
     # A month before a closed one is never closed by hand afterwards: its balance would be carried twice.
-    with pytest.raises(_commissions.LaterMonthClosed):
+    with pytest.raises(LaterMonthClosed):
         async with system_tx(SystemReason.PLATFORM_JOB):
             await _commissions.close_reseller_month(uuid.UUID(reseller), date(month.year - 1, month.month, 1))
 

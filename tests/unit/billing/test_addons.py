@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from billing.addons import (
     TICK,
     Addon,
-    InvalidAddon,
     boundary_of,
     change_quantity,
     check_charge,
@@ -28,7 +27,7 @@ from billing.addons import (
     metered_window,
 )
 from billing.catalogue import Plan, parse_charge
-from billing.errors import InvalidCharge, UnknownCurrency
+from billing.errors import InvalidAddon, InvalidCharge, UnknownCurrency
 from billing.lifecycle import Subscription, cross_boundary, schedule_cancel, start
 from billing.periods import Period, midnight
 from billing.rating import Line

@@ -20,8 +20,6 @@ from billing.commissions import (
     Agreement,
     CommissionLine,
     Earned,
-    InvalidAgreement,
-    InvalidCommissionEvent,
     LineKind,
     PaidInvoice,
     Refund,
@@ -33,7 +31,7 @@ from billing.commissions import (
     month_lines,
     tier_rate,
 )
-from billing.errors import BillingInvalid, CurrencyMismatch, UnknownCurrency
+from billing.errors import BillingInvalid, CurrencyMismatch, InvalidAgreement, InvalidCommissionEvent, UnknownCurrency
 from billing.money import Money
 from tests.unit.billing.builders import utc
 

@@ -13,15 +13,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from billing import ledger
+from billing.errors import EscrowError, EscrowUnderReview, InvalidMilestoneTransition
 from billing.escrow import (
     MAX_MILESTONES,
     SETTLED,
     TRANSITIONS,
     UNDER_REVIEW,
     Action,
-    EscrowError,
-    EscrowUnderReview,
-    InvalidMilestoneTransition,
     Settlement,
     Status,
     check_cancellable,

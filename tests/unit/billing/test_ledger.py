@@ -13,13 +13,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.errors import BillingInvalid
+from billing.errors import BillingInvalid, UnbalancedJournal
 from billing.ledger import (
     CASH,
     REVENUE,
     TAX_PAYABLE,
     Posting,
-    UnbalancedJournal,
     balanced,
     invoice_issued,
     invoice_reduced,
