@@ -54,7 +54,7 @@ class StatementTimes:
 
 
 async def profile(stack: Stack, sample: int, concurrency: int) -> tuple[float, int, StatementTimes, pstats.Stats]:
-    from billing.service._cycle import DueSubscription, bill_many, due_batches
+    from billing.invoices.cycle import DueSubscription, bill_many, due_batches
     from controlplane.core import db
 
     times = StatementTimes()

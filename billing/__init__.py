@@ -1,1 +1,1 @@
-"""Billing: plans, subscriptions, usage, invoices, payments, escrow and the ledger (to come)."""
+"""Billing: the catalogue, subscriptions, usage, invoices, payments, escrow, the ledger and reseller commissions."""

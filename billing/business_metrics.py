@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from billing.catalogue import plan_from_row
+from billing.catalogue.rules import plan_from_row
 from billing.money import round_minor
 from controlplane.core import metrics
 from controlplane.core.db import SystemReason, fetch, system_tx

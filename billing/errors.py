@@ -1,6 +1,6 @@
 """Errors of the billing domain, the whole tree. `controlplane.core.problems` maps each base class to its HTTP
 status. This module imports nothing but `controlplane.core.errors` and the standard library, so the domain's pure
-modules (`billing.escrow`, `billing.commissions`, `billing.ledger`, ...) raise from here too."""
+modules (`billing.escrow.rules`, `billing.commissions.rules`, `billing.ledger.rules`, ...) raise from here too."""
 
 from controlplane.core.errors import (
     BadRequest,

@@ -18,7 +18,7 @@ arithmetic, so that nothing the API accepts can overflow a column or a sum downs
 
 Usage is bounded at ingestion, per metric, over the open window (from the subscription's `usage_from`, every
 event stored since, whatever boundary it falls before): an event is refused (`usage_limit_exceeded`) when the
-metric's aggregate would pass the smallest `billing.usage.max_units` of the charges metering it on the plan, on
+metric's aggregate would pass the smallest `billing.usage.rules.max_units` of the charges metering it on the plan, on
 a scheduled plan and on the live add-ons (a metered plugin's own price); scheduling a plan, or changing to one,
 is refused (`amount_out_of_range`) when the usage already stored from the window's start is beyond its bound.
 The bound is conservative: `(MAX_LINE_MINOR - fixed) / price` where `price` is the

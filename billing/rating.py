@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Literal
 
-from billing.catalogue import Charge, Plan
+from billing.catalogue.rules import Charge, Plan
 from billing.errors import AmountOutOfRange
 from billing.limits import MAX_LINE_MINOR
 from billing.money import round_minor

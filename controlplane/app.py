@@ -45,7 +45,7 @@ from billing.api.controllers import (
     UsageController,
 )
 from billing.business_metrics import BusinessGauges
-from billing.payments_gateway import StripeGateway
+from billing.payments.gateway import StripeGateway
 from controlplane.core import context, db, db_credentials
 from controlplane.core.auth.throttle import SignInThrottle
 from controlplane.core.auth.tokens import ReloadingTokenSigner

@@ -19,7 +19,7 @@ from asgi_lifespan import LifespanManager
 from httpx import ASGITransport, AsyncClient
 from litestar import Litestar
 
-from billing.service._state import forget_catalogue
+from billing.subscriptions.state import forget_catalogue
 from controlplane.app import create_app
 from controlplane.core import invalidation
 from controlplane.core.auth.throttle import KEY_PREFIX as THROTTLE_PREFIX

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from billing import hooks as billing_hooks
 from billing import service as billing
-from billing.payments_gateway import StripeGateway
+from billing.payments.gateway import StripeGateway
 from controlplane.core import db_credentials, maintenance
 from controlplane.core.db import run_with_pool
 from controlplane.core.secrets import process_store

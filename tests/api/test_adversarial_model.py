@@ -36,7 +36,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from billing import service as billing
-from billing.payments_gateway import StripeGateway
+from billing.payments.gateway import StripeGateway
 from controlplane.core.secrets import SecretStore
 from controlplane.core.settings import Settings
 from controlplane.core.stripe_client import make_stripe_client

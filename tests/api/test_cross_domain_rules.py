@@ -23,8 +23,8 @@ from httpx import AsyncClient
 from litestar import Litestar
 
 from billing import service as billing
-from billing.payments_gateway import StripeGateway
-from billing.service._payments import give_up
+from billing.payments.gateway import StripeGateway
+from billing.payments.service import give_up
 from controlplane.core.auth.principal import Principal
 from controlplane.core.errors import ServiceUnavailable
 from controlplane.core.secrets import SecretStore

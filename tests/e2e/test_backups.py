@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from billing.ledger import REVENUE, receivable
+from billing.ledger.rules import REVENUE, receivable
 from controlplane.ops import backups
 from tests.conftest import connect_as_inspector
 from tests.factories import Factory

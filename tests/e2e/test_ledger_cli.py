@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from billing.ledger import REVENUE, receivable
+from billing.ledger.rules import REVENUE, receivable
 from tests.api.billing._support import invoices, plan, subscribe
 from tests.conftest import connect_as_inspector
 from tests.factories import Factory

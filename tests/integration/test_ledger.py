@@ -22,7 +22,7 @@ import pytest
 from httpx import AsyncClient
 
 from billing import service
-from billing.ledger import REVENUE, TAX_PAYABLE, receivable
+from billing.ledger.rules import REVENUE, TAX_PAYABLE, receivable
 from tests.api.billing._support import at_midnight, credit_notes, first_of_month, invoices, plan, subscribe, today
 from tests.factories import Actor, Factory
 

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta
 import asyncpg
 from httpx import AsyncClient
 
-from billing import repository, service
+from billing import service
+from billing.subscriptions import repository as subscriptions_repository
 from tests.api.billing._support import metric, plan, subscribe
 from tests.factories import Factory
 
@@ -32,7 +33,9 @@ async def test_billing_waits_for_an_ingestion_holding_the_usage_window(
     await batch.start()
     await app_connection.execute("select set_config('app.tenant_id', $1, true)", str(tenant_id))
     await app_connection.execute(
-        "select pg_advisory_xact_lock_shared($1, hashtext($2))", repository.USAGE_WINDOW_LOCK, str(tenant_id)
+        "select pg_advisory_xact_lock_shared($1, hashtext($2))",
+        subscriptions_repository.USAGE_WINDOW_LOCK,
+        str(tenant_id),
     )
     billing = asyncio.create_task(service.bill_subscription(tenant_id, subscription_id, as_of, timedelta(0)))
     await asyncio.sleep(0.5)

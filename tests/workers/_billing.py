@@ -23,7 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
-from billing.catalogue import charge_to_json, parse_charges
+from billing.catalogue.rules import charge_to_json, parse_charges
 
 REPO = Path(__file__).resolve().parents[2]
 AS_OF = "2026-02-01T02:00:00+00:00"  # one hour past the boundary and the default one-hour usage grace

@@ -10,7 +10,8 @@ from litestar import Controller, Request, Response, get, put
 from litestar.params import JSONBody, PathParameter
 from msgspec import Meta, Struct
 
-from billing import commissions, service
+from billing import service
+from billing.commissions import rules as commissions
 from billing.limits import MAX_AMOUNT_MINOR
 from controlplane.core.problems import problem_responses
 from controlplane.core.web import BEARER, Currency, Input, to_struct

@@ -16,7 +16,7 @@ from billing.api.schemas import (
     MilestoneReject,
     MilestoneResolve,
 )
-from billing.escrow import Action
+from billing.escrow.rules import Action
 from controlplane.core.problems import problem_responses
 from controlplane.core.web import BEARER, IDEMPOTENCY_ERRORS, idempotent_post, to_struct
 from tenants.api.guards import principal_of

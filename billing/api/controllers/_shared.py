@@ -10,7 +10,7 @@ from litestar import Request
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.params import PathParameter
 
-from billing.usage import MAX_BATCH
+from billing.usage.rules import MAX_BATCH
 from controlplane.core.openapi import IdempotentOperation
 from controlplane.core.problems import problem_responses
 from controlplane.core.web import IDEMPOTENCY_ERRORS

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get, post
 from litestar.params import QueryParameter
 
-from billing import service, usage
+from billing import service
 from billing.api.controllers._shared import UsageOperation
 from billing.api.schemas import (
     UsageRead,
@@ -15,7 +15,8 @@ from billing.api.schemas import (
     usage_read,
 )
 from billing.errors import BatchTooLarge, InvalidUsageBatch
-from billing.usage import MAX_BATCH
+from billing.usage import rules as usage
+from billing.usage.rules import MAX_BATCH
 from controlplane.core.problems import problem_responses
 from controlplane.core.web import BEARER, IDEMPOTENCY_ERRORS, TenantId, to_struct
 from tenants.api.guards import allow, principal_of

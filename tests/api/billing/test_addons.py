@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from httpx import AsyncClient
 
-from billing import hooks, repository, service
+from billing import hooks, service
 from billing.errors import (
     CurrencyMismatch,
     InvalidCharge,
@@ -20,7 +20,8 @@ from billing.errors import (
     PaymentProviderUnavailable,
     SubscriptionNotFound,
 )
-from billing.payments_gateway import StripeGateway
+from billing.invoices import repository as invoices_repository
+from billing.payments.gateway import StripeGateway
 from controlplane.core.db import tenant_tx
 from controlplane.core.secrets import SecretStore
 from controlplane.core.settings import Settings
@@ -238,7 +239,7 @@ def recorder() -> list[tuple[uuid.UUID, uuid.UUID, str]]:
     calls: list[tuple[uuid.UUID, uuid.UUID, str]] = []
 
     async def renew(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
-        row = await repository.get_invoice(invoice_id)
+        row = await invoices_repository.get_invoice(invoice_id)
         assert row is not None
         calls.append((tenant_id, invoice_id, row["status"]))
 

@@ -17,7 +17,7 @@ from httpx import AsyncClient
 from prometheus_client import REGISTRY
 
 from billing import limits, service
-from billing.service._cycle import due_batches
+from billing.invoices.cycle import due_batches
 from tests.api._helpers import assert_problem, bearer, create_api_key
 from tests.api.billing._support import event, invoices, metric, plan, post_usage, subscribe, usage_values, utcnow
 from tests.conftest import connect_as_inspector

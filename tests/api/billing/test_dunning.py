@@ -10,7 +10,7 @@ from typing import Any
 from httpx import AsyncClient
 
 from billing import service
-from billing.payments_gateway import StripeGateway
+from billing.payments.gateway import StripeGateway
 from controlplane.core.secrets import SecretStore
 from controlplane.core.settings import Settings
 from controlplane.core.stripe_client import make_stripe_client

@@ -13,10 +13,11 @@ import pytest
 from httpx import AsyncClient, Response
 from prometheus_client import REGISTRY
 
-from billing import escrow_repository, service
-from billing.escrow import MAX_AUTO_ACCEPT_ATTEMPTS
-from billing.payments_gateway import StripeGateway
-from billing.service import _escrow
+from billing import service
+from billing.escrow import repository as escrow_repository
+from billing.escrow import service as _escrow
+from billing.escrow.rules import MAX_AUTO_ACCEPT_ATTEMPTS
+from billing.payments.gateway import StripeGateway
 from controlplane.core.db import SystemReason, system_tx
 from controlplane.core.errors import DatabaseUnavailable
 from controlplane.core.secrets import SecretStore

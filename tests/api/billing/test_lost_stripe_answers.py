@@ -20,7 +20,7 @@ from httpx import AsyncClient
 from stripe.params import CustomerCreateParams
 
 from billing import service
-from billing.payments_gateway import StripeGateway
+from billing.payments.gateway import StripeGateway
 from controlplane.core.secrets import STRIPE_PATH, SecretStore
 from controlplane.core.settings import Settings
 from controlplane.core.stripe_client import MAX_NETWORK_RETRIES, make_stripe_client

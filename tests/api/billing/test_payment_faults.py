@@ -11,7 +11,7 @@ from typing import Any
 from httpx import AsyncClient
 
 from billing import service
-from billing.payments_gateway import StripeGateway
+from billing.payments.gateway import StripeGateway
 from controlplane.core import metrics
 from controlplane.core.secrets import SecretStore
 from controlplane.core.settings import Settings

@@ -9,7 +9,7 @@ import pytest
 import stripe
 
 from billing.errors import PaymentProviderUnavailable
-from billing.payments_gateway import StripeGateway
+from billing.payments.gateway import StripeGateway
 from controlplane.core.secrets import SecretStore
 from controlplane.core.settings import Settings
 from controlplane.core.stripe_client import make_stripe_client

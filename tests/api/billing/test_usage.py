@@ -9,7 +9,7 @@ from typing import Any
 
 from httpx import AsyncClient
 
-from billing.repository import USAGE_WINDOW_LOCK
+from billing.subscriptions.repository import USAGE_WINDOW_LOCK
 from tests.api._helpers import assert_problem, bearer, create_api_key
 from tests.api.billing._support import (
     at_midnight,

@@ -15,7 +15,7 @@ from httpx import AsyncClient
 
 from billing import service
 from billing.errors import PaymentProviderUnavailable, WebhookRejected
-from billing.payments_gateway import StripeGateway
+from billing.payments.gateway import StripeGateway
 from controlplane.core import metrics
 from controlplane.core.secrets import STRIPE_PATH, SecretStore
 from controlplane.core.settings import Settings

@@ -13,9 +13,9 @@ from httpx import AsyncClient
 from prometheus_client import REGISTRY
 
 from billing import service as billing
+from billing.commissions import service as _commissions
 from billing.errors import LaterMonthClosed, PaymentProviderUnavailable
-from billing.payments_gateway import StripeGateway
-from billing.service import _commissions
+from billing.payments.gateway import StripeGateway
 from controlplane.core.db import SystemReason, system_tx
 from controlplane.core.secrets import SecretStore
 from controlplane.core.settings import Settings

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from billing.catalogue import Plan, plan_from_row
+from billing.catalogue.rules import Plan, plan_from_row
 from billing.rating import Line
 
 

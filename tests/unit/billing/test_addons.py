@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.addons import (
+from billing.addons.rules import (
     TICK,
     Addon,
     boundary_of,
@@ -26,11 +26,11 @@ from billing.addons import (
     lines_at,
     metered_window,
 )
-from billing.catalogue import Plan, parse_charge
+from billing.catalogue.rules import Plan, parse_charge
 from billing.errors import InvalidAddon, InvalidCharge, UnknownCurrency
-from billing.lifecycle import Subscription, cross_boundary, schedule_cancel, start
 from billing.periods import Period, midnight
 from billing.rating import Line
+from billing.subscriptions.lifecycle import Subscription, cross_boundary, schedule_cancel, start
 from tests.unit.billing.builders import amounts, flat, make_plan, per_seat, per_unit, utc
 
 BASE = make_plan("base", [flat(2000)], currency="EUR")

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from billing.catalogue import Charge, Tier, charge_to_json, parse_charge, parse_charges
+from billing.catalogue.rules import Charge, Tier, charge_to_json, parse_charge, parse_charges
 from billing.errors import InvalidCharge, UnknownCurrency
 from tests.unit.billing.builders import flat, make_plan, per_seat, per_unit
 

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from billing.commissions import (
+from billing.commissions.rules import (
     Agreement,
     CommissionLine,
     Earned,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from billing.dunning import Action, Decision, decide, due_step, exhausted, past_last_date
+from billing.payments.dunning import Action, Decision, decide, due_step, exhausted, past_last_date
 
 SCHEDULE = (1, 3, 5, 7)
 FAILED = datetime(2026, 3, 1, 12, tzinfo=UTC)

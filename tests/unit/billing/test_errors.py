@@ -10,7 +10,7 @@ from pathlib import Path
 
 import billing
 from billing import errors
-from billing.usage import MAX_BATCH
+from billing.usage.rules import MAX_BATCH
 from controlplane.core.errors import DomainError
 
 

@@ -12,9 +12,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from billing import ledger
 from billing.errors import EscrowError, EscrowUnderReview, InvalidMilestoneTransition
-from billing.escrow import (
+from billing.escrow.rules import (
     MAX_MILESTONES,
     SETTLED,
     TRANSITIONS,
@@ -27,7 +26,8 @@ from billing.escrow import (
     held,
     step,
 )
-from billing.ledger import CASH, Posting
+from billing.ledger import rules as ledger
+from billing.ledger.rules import CASH, Posting
 from controlplane.core.errors import Conflict, InvalidInput
 
 PROPERTY = settings(max_examples=200, deadline=None)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing.errors import BillingInvalid, UnbalancedJournal
-from billing.ledger import (
+from billing.ledger.rules import (
     CASH,
     REVENUE,
     TAX_PAYABLE,

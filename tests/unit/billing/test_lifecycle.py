@@ -7,12 +7,20 @@ from decimal import Decimal
 
 import pytest
 
-from billing.catalogue import Plan
+from billing.catalogue.rules import Plan
 from billing.errors import CurrencyMismatch, InvalidAmount, InvalidSubscriptionTransition
-from billing.lifecycle import Subscription, cancel_now, change, cross_boundary, resume, schedule_cancel, start
 from billing.money import Money
 from billing.periods import Period
-from billing.states import Status
+from billing.subscriptions.lifecycle import (
+    Subscription,
+    cancel_now,
+    change,
+    cross_boundary,
+    resume,
+    schedule_cancel,
+    start,
+)
+from billing.subscriptions.states import Status
 from tests.unit.billing.builders import amounts, flat, make_plan, per_seat, per_unit, total_of, utc
 
 NO_USAGE: dict[str, Decimal] = {}

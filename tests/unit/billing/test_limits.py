@@ -9,11 +9,11 @@ import msgspec
 import pytest
 
 from billing import limits
-from billing.catalogue import parse_charge
+from billing.catalogue.rules import parse_charge
 from billing.errors import AmountOutOfRange, InvalidCharge
+from billing.invoices.totals import totals
 from billing.periods import Period
 from billing.rating import advance_lines, metered_lines
-from billing.totals import totals
 from tests.unit.billing.builders import make_plan, per_seat, per_unit, utc
 
 JANUARY = Period(utc(2026, 1, 1), utc(2026, 2, 1))
@@ -121,7 +121,7 @@ def test_the_tenants_terms_and_the_plugin_prices_are_bounded_as_billing_computes
     ],
 )
 def test_usage_up_to_a_charges_unit_bound_never_rates_a_line_past_the_line_bound(raw: dict[str, object]) -> None:
-    from billing.usage import max_units
+    from billing.usage.rules import max_units
 
     charge = parse_charge(raw, 0)
     bound = max_units(charge)
@@ -134,14 +134,14 @@ def test_usage_up_to_a_charges_unit_bound_never_rates_a_line_past_the_line_bound
 
 
 def test_a_free_metered_charge_bounds_no_usage() -> None:
-    from billing.usage import max_units
+    from billing.usage.rules import max_units
 
     assert max_units(parse_charge(per_unit("bytes", 0), 0)) is None
 
 
 def test_a_metrics_bound_is_the_strictest_of_every_charge_that_rates_it() -> None:
     """The plan's, a scheduled plan's and the add-ons' metered charges all rate the window: the dearest wins."""
-    from billing.usage import bounds
+    from billing.usage.rules import bounds
 
     cheap, dear = parse_charge(per_unit("bytes", 1), 0), parse_charge(per_unit("bytes", 1000), 0)
     calls = parse_charge(per_unit("calls", 10), 0)
@@ -154,7 +154,7 @@ def test_a_unique_count_bound_counts_every_event_of_a_batch_as_a_new_value() -> 
     each event of a batch is a new value."""
     from datetime import UTC, datetime
 
-    from billing.usage import Event, within_bounds
+    from billing.usage.rules import Event, within_bounds
 
     metric = {"code": "users", "aggregation": "unique_count", "field": "user"}
     at = datetime(2026, 1, 10, tzinfo=UTC)

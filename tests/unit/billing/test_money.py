@@ -5,8 +5,8 @@ from decimal import Decimal
 import pytest
 
 from billing.errors import CurrencyMismatch, InvalidAmount, UnknownCurrency
+from billing.invoices.totals import amount_due, credit_to_carry, tax_of, totals
 from billing.money import Money, allocate, decimal_of, exponent, round_minor, total
-from billing.totals import amount_due, credit_to_carry, tax_of, totals
 
 
 @pytest.mark.parametrize(("currency", "places"), [("JPY", 0), ("USD", 2), ("EUR", 2), ("KWD", 3), ("BHD", 3)])

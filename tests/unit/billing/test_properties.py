@@ -7,12 +7,12 @@ from typing import Any
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from billing.catalogue import charge_to_json, parse_charge
-from billing.lifecycle import cancel_now, change, cross_boundary, start
+from billing.catalogue.rules import charge_to_json, parse_charge
+from billing.invoices.totals import credit_to_carry, totals
 from billing.money import allocate, round_minor
 from billing.periods import Period, full_period_containing, midnight, period_from, prorate
 from billing.rating import Line, advance_lines, charge_total, metered_lines
-from billing.totals import credit_to_carry, totals
+from billing.subscriptions.lifecycle import cancel_now, change, cross_boundary, start
 from tests.unit.billing.builders import amounts, make_plan, precise_total, utc
 
 PROPERTY = settings(max_examples=200, deadline=None)

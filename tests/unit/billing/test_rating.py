@@ -6,11 +6,11 @@ from typing import Any
 
 import pytest
 
-from billing.catalogue import parse_charge
-from billing.lifecycle import usage_lines
+from billing.catalogue.rules import parse_charge
 from billing.money import Money
 from billing.periods import Period
 from billing.rating import advance_lines, charge_total, metered_lines, proration_lines
+from billing.subscriptions.lifecycle import usage_lines
 from tests.unit.billing.builders import amounts, flat, make_plan, per_seat, per_unit, utc
 
 JANUARY = Period(utc(2026, 1, 1), utc(2026, 2, 1))  # 31 days

@@ -3,7 +3,7 @@
 import pytest
 
 from billing.errors import InvalidSubscriptionTransition
-from billing.states import LIVE, TRANSITIONS, Event, Status, next_status
+from billing.subscriptions.states import LIVE, TRANSITIONS, Event, Status, next_status
 from controlplane.core.errors import Conflict
 
 

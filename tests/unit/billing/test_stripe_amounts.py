@@ -6,7 +6,7 @@ import pytest
 
 from billing.errors import AmountNotChargeable
 from billing.money import exponent
-from billing.stripe_amounts import (
+from billing.payments.stripe_amounts import (
     cash_rounding,
     chargeable_step,
     from_stripe,

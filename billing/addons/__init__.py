@@ -1,0 +1,1 @@
+"""Add-ons: plugin charges attached to a subscription."""

@@ -1,0 +1,1 @@
+"""Metrics and plans: the catalogue that every subscription prices from."""

@@ -1,0 +1,1 @@
+"""Reseller commissions: the maths (pure), month close, statements, clawback and payouts."""

@@ -1,0 +1,1 @@
+"""Escrow: funds held for a payee and released per milestone."""

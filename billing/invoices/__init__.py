@@ -1,0 +1,1 @@
+"""Invoices: totals (pure), drafts, finalization, credit notes, and the billing cycle that makes them."""

@@ -1,0 +1,407 @@
+"""Invoices: writing one from lines, finalizing, reading, previewing, voiding and crediting."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from billing.access import tenant_of
+from billing.addons import service as _addons
+from billing.commissions import service as _commissions
+from billing.errors import (
+    CreditExceedsRemainder,
+    InvalidInvoiceTransition,
+    InvoiceNotFound,
+    PaymentInFlight,
+    SubscriptionNotFound,
+)
+from billing.invoices import adjustments_repository, repository
+from billing.invoices.totals import Totals, amount_due, cash_rounded, credit_to_carry, totals
+from billing.ledger import repository as ledger_repository
+from billing.ledger import rules as ledger
+from billing.money import Money, exponent
+from billing.payments import repository as payments_repository
+from billing.payments.stripe_amounts import chargeable_step, require_credit_chargeable
+from billing.periods import Period
+from billing.rating import Line
+from billing.subscriptions import lifecycle
+from billing.subscriptions import repository as subscriptions_repository
+from billing.subscriptions import state as _state
+from controlplane.core import metrics
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import tenant_tx
+from controlplane.core.pagination import PageRequest, page_of
+from controlplane.core.views import Page, view_of
+from tenants import audit
+from tenants.roles import Permission
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceLineView:
+    """One line of an invoice: quantity and unit amount may be fractional, the amount is whole minor units."""
+
+    description: str
+    charge_kind: str
+    charge_index: int | None
+    metric_code: str | None
+    quantity: Decimal
+    unit_amount_minor: Decimal
+    amount_minor: int
+    period_start: datetime
+    period_end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class InvoiceView:
+    """An invoice with its lines. The upcoming invoice (a preview, never stored) has no id, number or issue
+    date, and the status "upcoming"."""
+
+    id: uuid.UUID | None
+    number: str | None
+    tenant_id: uuid.UUID
+    subscription_id: uuid.UUID
+    status: str
+    currency: str
+    period_start: datetime
+    period_end: datetime
+    subtotal_minor: int
+    tax_minor: int
+    total_minor: int
+    credited_minor: int
+    amount_due_minor: int
+    issued_at: datetime | None
+    lines: tuple[InvoiceLineView, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CreditNoteView:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    invoice_id: uuid.UUID
+    amount_minor: int
+    currency: str
+    reason: str
+    created_at: datetime
+
+
+def credit_note_view(row: dict[str, Any]) -> CreditNoteView:
+    return view_of(CreditNoteView, row)
+
+
+def _line_of_pending(item: dict[str, Any]) -> Line:
+    return Line(
+        description=item["description"],
+        charge_kind=item["charge_kind"],
+        quantity=item["quantity"],
+        unit_amount=item["unit_amount_minor"],
+        precise_amount=item["precise_amount_minor"],
+        period=Period(item["period_start"], item["period_end"]),
+        metric_code=item["metric_code"],
+    )
+
+
+async def write_invoice(
+    *,
+    tenant_id: uuid.UUID,
+    subscription_id: uuid.UUID,
+    kind: str,
+    currency: str,
+    period: Period,
+    lines: list[Line],
+    now: datetime,
+    boundary: datetime | None = None,
+    with_pending: bool = True,
+) -> uuid.UUID | None:
+    """Write a draft invoice with its lines, inside the caller's tenant transaction, and finalize it unless
+    the tenant keeps drafts for a while. None when this boundary is already billed (nothing is written).
+
+    Pending items (proration credits and charges) join the invoice. If credits outweigh charges, the excess
+    is carried to the next invoice, so the total is never negative unless every line is a credit.
+    """
+    settings = await repository.tenant_billing_settings(tenant_id)
+    pending = await adjustments_repository.open_pending_items(subscription_id) if with_pending else []
+    lines = lines + [_line_of_pending(item) for item in pending]
+    carry = credit_to_carry([line.amount_minor for line in lines])
+    carried: list[Line] = []
+    if carry:
+        lines.append(
+            Line("Credit carried to the next invoice", "proration", Decimal(1), Decimal(carry), Decimal(carry), period)
+        )
+        carried.append(
+            Line(
+                "Credit carried from an earlier invoice",
+                "proration",
+                Decimal(1),
+                Decimal(-carry),
+                Decimal(-carry),
+                period,
+            )
+        )
+    figures = totals([line.amount_minor for line in lines], settings["tax_rate_bps"])
+    figures = _cash_rounded(lines, figures, currency, period)
+    grace = settings["invoice_grace_hours"]
+    invoice_id = uuid.uuid4()
+    written = await repository.insert_invoice(
+        {
+            "id": invoice_id,
+            "tenant_id": tenant_id,
+            "subscription_id": subscription_id,
+            "kind": kind,
+            "cycle_boundary": boundary,
+            "currency": currency,
+            "period_start": period.start,
+            "period_end": period.end,
+            "subtotal_minor": figures.subtotal_minor,
+            "tax_rate_bps": settings["tax_rate_bps"],
+            "tax_minor": figures.tax_minor,
+            "total_minor": figures.total_minor,
+            "amount_due_minor": amount_due(figures.total_minor, 0),
+            "finalize_at": now + timedelta(hours=grace),
+        }
+    )
+    if not written:
+        return None
+    await repository.insert_lines(tenant_id, invoice_id, lines)
+    await adjustments_repository.consume_pending_items([item["id"] for item in pending], invoice_id)
+    await adjustments_repository.insert_pending_items(tenant_id, subscription_id, carried)
+    if grace == 0:
+        await finalize(tenant_id, invoice_id, now)
+    metrics.INVOICES_CREATED_TOTAL.labels(kind=kind).inc()
+    await audit.record(
+        None,
+        tenant_id,
+        "invoice.created",
+        "invoice",
+        invoice_id,
+        after={"kind": kind, "total_minor": figures.total_minor, "currency": currency, "draft": grace > 0},
+    )
+    return invoice_id
+
+
+def _cash_rounded(lines: list[Line], figures: Totals, currency: str, period: Period) -> Totals:
+    """In a currency Stripe charges only in steps, the amount due is rounded to the nearest step after tax by
+    a `rounding` line appended to `lines` (billing.invoices.totals), so Stripe can always charge what is due."""
+    rounded, adjustment = cash_rounded(figures, chargeable_step(currency, exponent(currency)))
+    if adjustment:
+        amount = Decimal(adjustment)
+        lines.append(Line("Rounding to a chargeable amount", "rounding", Decimal(1), amount, amount, period))
+    return rounded
+
+
+async def finalize(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> None:
+    """Number the draft and book it: the tenant owes its total from now on."""
+    number = await repository.take_invoice_number(tenant_id)
+    invoice = await repository.finalize_invoice(invoice_id, number, now)
+    postings = ledger.invoice_issued(tenant_id, invoice["currency"], invoice["subtotal_minor"], invoice["tax_minor"])
+    await ledger_repository.post(tenant_id, "invoice", invoice_id, f"Invoice {number} issued", postings)
+
+
+async def _with_lines(rows: list[dict[str, Any]]) -> list[InvoiceView]:
+    """Inside the caller's transaction: the invoices of `rows` with their stored lines."""
+    lines = await repository.invoice_lines([row["id"] for row in rows])
+    return [
+        view_of(InvoiceView, row, lines=tuple(view_of(InvoiceLineView, line) for line in lines[row["id"]]))
+        for row in rows
+    ]
+
+
+async def list_invoices(tenant_id: uuid.UUID, page: PageRequest) -> Page[InvoiceView]:
+    async with tenant_tx(tenant_id):
+        rows = await repository.list_invoices(tenant_id, page)
+        items, cursor = page_of(rows, page)
+        return Page(await _with_lines(items), cursor)
+
+
+async def get_invoice(actor: Principal, invoice_id: uuid.UUID) -> InvoiceView:
+    tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.READ_BILLING, "GET")
+    async with tenant_tx(tenant_id):
+        row = await repository.get_invoice(invoice_id)
+        if row is None:
+            raise InvoiceNotFound()
+        return (await _with_lines([row]))[0]
+
+
+async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) -> InvoiceView:
+    """What the next boundary will bill if usage stays as it is now; nothing is written."""
+    now = now or datetime.now(UTC)
+    async with tenant_tx(tenant_id):
+        row = await subscriptions_repository.live_subscription(tenant_id)
+        if row is None:
+            raise SubscriptionNotFound("the tenant has no live subscription")
+        sub = await _state.load(row)
+        window = lifecycle.usage_window(sub)
+        usage = await _state.usage_for(tenant_id, sub.plan, window.start, window.end)
+        step = lifecycle.cross_boundary(sub, usage)
+        addons = await _addons.billable(tenant_id, row["id"], sub.current_period.start)
+        addon_lines = await _addons.boundary_lines(tenant_id, addons, sub, step.subscription)
+        pending = await adjustments_repository.open_pending_items(row["id"])
+        settings = await repository.tenant_billing_settings(tenant_id)
+    lines = step.lines + addon_lines + [_line_of_pending(item) for item in pending]
+    figures = totals([line.amount_minor for line in lines], settings["tax_rate_bps"])
+    figures = _cash_rounded(lines, figures, sub.plan.currency, step.invoice_period)
+    return InvoiceView(
+        id=None,
+        number=None,
+        tenant_id=tenant_id,
+        subscription_id=row["id"],
+        status="upcoming",
+        currency=sub.plan.currency,
+        period_start=step.invoice_period.start,
+        period_end=step.invoice_period.end,
+        subtotal_minor=figures.subtotal_minor,
+        tax_minor=figures.tax_minor,
+        total_minor=figures.total_minor,
+        amount_due_minor=max(figures.total_minor, 0),
+        credited_minor=0,
+        issued_at=None,
+        lines=tuple(line_view(line) for line in lines),
+    )
+
+
+def line_view(line: Line) -> InvoiceLineView:
+    return InvoiceLineView(
+        description=line.description,
+        charge_kind=line.charge_kind,
+        charge_index=line.charge_index,
+        metric_code=line.metric_code,
+        quantity=line.quantity,
+        unit_amount_minor=line.unit_amount,
+        amount_minor=line.amount_minor,
+        period_start=line.period.start,
+        period_end=line.period.end,
+    )
+
+
+async def void_invoice(actor: Principal, invoice_id: uuid.UUID) -> InvoiceView:
+    """Staff only, before payment. Voiding a void invoice again answers with it unchanged."""
+    tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.STAFF_ONLY, "POST")
+    async with tenant_tx(tenant_id):
+        row = await repository.get_invoice(invoice_id, lock="update")
+        if row is None:
+            raise InvoiceNotFound()
+        if row["status"] == "void":
+            return (await _with_lines([row]))[0]
+        if row["status"] not in ("draft", "finalized"):
+            raise InvalidInvoiceTransition(f"a {row['status']} invoice cannot be voided", current_status=row["status"])
+        await refuse_while_money_in_flight(invoice_id, "voided")
+        now = datetime.now(UTC)
+        if row["status"] == "draft":
+            # A void invoice keeps its number: numbers are gapless, so a draft is numbered before voiding.
+            await finalize(tenant_id, invoice_id, now)
+        after = await repository.set_invoice_status(invoice_id, "void", amount_due_minor=0, voided_at=now)
+        # Whatever the invoice and its credit notes booked is reversed: a void invoice is owed nothing.
+        booked = await ledger_repository.invoice_postings(tenant_id, invoice_id)
+        reversal = ledger.balanced(ledger.Posting(p.account, -p.amount_minor, p.currency) for p in booked)
+        await ledger_repository.post(
+            tenant_id, "invoice_void", invoice_id, f"Invoice {after['number']} voided", reversal
+        )
+        await audit.record(
+            actor,
+            tenant_id,
+            "invoice.voided",
+            "invoice",
+            invoice_id,
+            before={"status": row["status"]},
+            after={"status": "void"},
+        )
+        return (await _with_lines([after]))[0]
+
+
+async def credit_invoice(actor: Principal, invoice_id: uuid.UUID, amount_minor: int, reason: str) -> CreditNoteView:
+    """A credit note: never more than the invoice's creditable remainder (its total less earlier credits)."""
+    tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.STAFF_ONLY, "POST")
+    async with tenant_tx(tenant_id):
+        if await repository.get_invoice(invoice_id, lock="update") is None:
+            raise InvoiceNotFound()
+        await refuse_while_money_in_flight(invoice_id, "credited")
+        note = await add_credit_note(actor, tenant_id, invoice_id, amount_minor, reason)
+    return note
+
+
+async def money_in_flight(invoice_id: uuid.UUID) -> str | None:
+    """Inside the caller's transaction, the invoice locked: "payment" or "refund" when one of the invoice is
+    still waiting for Stripe's answer (it may have moved money), else None."""
+    if await payments_repository.has_pending_attempt(invoice_id):
+        return "payment"
+    if await payments_repository.pending_refunds(invoice_id):
+        return "refund"
+    return None
+
+
+async def refuse_while_money_in_flight(invoice_id: uuid.UUID, what: str) -> None:
+    """Inside the caller's transaction, the invoice locked: a collection attempt or a refund still waiting for
+    Stripe's answer may have moved money, so the invoice cannot be voided or credited until it settles."""
+    moving = await money_in_flight(invoice_id)
+    if moving is not None:
+        raise PaymentInFlight(f"the invoice cannot be {what} while a {moving} of it is pending at Stripe")
+
+
+async def add_credit_note(
+    actor: Principal | None,
+    tenant_id: uuid.UUID,
+    invoice_id: uuid.UUID,
+    amount_minor: int,
+    reason: str,
+    *,
+    refund: bool = False,
+) -> CreditNoteView:
+    """Inside the caller's tenant transaction."""
+    row = await repository.get_invoice(invoice_id, lock="update")
+    if row is None:
+        raise InvoiceNotFound()
+    if row["status"] not in ("finalized", "paid"):
+        raise InvalidInvoiceTransition(f"a {row['status']} invoice cannot be credited", current_status=row["status"])
+    if not refund:
+        # A refund's own note is Stripe's amount already (checked before it was sent, or reported by Stripe).
+        paid = row["status"] == "paid"
+        due = row["amount_due_minor"]
+        require_credit_chargeable(amount_minor, due, paid, row["currency"], exponent(row["currency"]))
+    remainder = row["total_minor"] - row["credited_minor"]
+    if amount_minor > remainder:
+        raise CreditExceedsRemainder(
+            f"at most {Money(max(remainder, 0), row['currency']).format()} can still be credited",
+            creditable_minor=max(remainder, 0),
+        )
+    note = await adjustments_repository.insert_credit_note(
+        {
+            "tenant_id": tenant_id,
+            "invoice_id": invoice_id,
+            "amount_minor": amount_minor,
+            "currency": row["currency"],
+            "reason": reason,
+        }
+    )
+    postings = ledger.invoice_reduced(
+        tenant_id,
+        row["currency"],
+        amount_minor,
+        row["subtotal_minor"],
+        row["tax_minor"],
+        row["credited_minor"],
+        revenue_account=ledger.REFUNDS if refund else ledger.REVENUE,
+    )
+    await ledger_repository.post(tenant_id, "credit_note", note["id"], f"Credit note on {row['number']}", postings)
+    if row["status"] == "paid":
+        await _commissions.invoice_credited(tenant_id, row, note["id"], amount_minor, datetime.now(UTC))
+    credited = row["credited_minor"] + amount_minor
+    # What a credit note frees on a paid invoice goes back as a refund (payments), not as an amount due.
+    due = 0 if row["status"] == "paid" else amount_due(row["total_minor"], credited)
+    await repository.set_invoice_status(invoice_id, row["status"], credited_minor=credited, amount_due_minor=due)
+    await audit.record(
+        actor,
+        tenant_id,
+        "credit_note.created",
+        "invoice",
+        invoice_id,
+        after={"amount_minor": amount_minor, "credit_note_id": str(note["id"])},
+    )
+    return credit_note_view(note)
+
+
+async def list_credit_notes(actor: Principal, invoice_id: uuid.UUID) -> list[CreditNoteView]:
+    tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.READ_BILLING, "GET")
+    async with tenant_tx(tenant_id):
+        return [credit_note_view(row) for row in await adjustments_repository.credit_notes_of(invoice_id)]

@@ -1,0 +1,1 @@
+"""The double-entry ledger: journal rules (pure), postings and the books' verification."""

@@ -1,0 +1,122 @@
+"""Stripe webhooks: verified, recorded once, applied in the same transaction, never moving state back.
+
+Collection records Stripe's answer itself; a webhook matters when that answer was lost (a timeout left
+the attempt pending) or arrives first. Either way the attempt settles once: a later, older or repeated
+event finds it settled and changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+from billing.errors import WebhookRejected
+from billing.money import exponent
+from billing.payments import repository
+from billing.payments.gateway import ChargeOutcome, verified_event
+from billing.payments.refunds import StripeRefund, book_refund_made_at_stripe
+from billing.payments.service import record_outcome
+from billing.payments.stripe_amounts import from_stripe
+from controlplane.core import metrics
+from controlplane.core.db import SystemReason, system_tx
+from tenants import audit
+
+# A refused delivery is counted every time (controlplane_webhooks_total{outcome="rejected"}) but logged as a
+# row at most once per reason in this many seconds: forged deliveries cost no unbounded table.
+REJECTION_LOG_SECONDS = 60
+HANDLED = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded", "charge.dispute.created")
+
+
+WebhookResult = Literal["applied", "duplicate", "ignored"]
+
+
+async def receive_stripe_event(
+    payload: bytes, signature: str | None, secret: Callable[[bool], Sequence[str]]
+) -> WebhookResult:
+    """Verify, record and apply one delivery; answers "applied", "duplicate" or "ignored".
+
+    `secret(fresh)` gives the signing secrets in force; after a mismatch they are read again (fresh) once, so
+    a secret rotated in OpenBao is picked up without a restart (the secret itself bounds how often it really
+    reads OpenBao: see `WebhookSecret`).
+    """
+    try:
+        try:
+            event = verified_event(payload, signature, await asyncio.to_thread(secret, False))
+        except WebhookRejected as rejected:
+            if rejected.reason != "forged":
+                raise
+            event = verified_event(payload, signature, await asyncio.to_thread(secret, True))
+    except WebhookRejected as rejected:
+        metrics.WEBHOOKS_TOTAL.labels(outcome="rejected").inc()
+        async with system_tx(SystemReason.WEBHOOK):
+            await repository.record_webhook_rejection(rejected.reason, REJECTION_LOG_SECONDS)
+        raise
+    async with system_tx(SystemReason.WEBHOOK):
+        if not await repository.record_webhook_event(str(event["id"]), str(event["type"])):
+            metrics.WEBHOOKS_TOTAL.labels(outcome="duplicate").inc()
+            return "duplicate"
+        applied = await _apply(event) if event["type"] in HANDLED else False
+    metrics.WEBHOOKS_TOTAL.labels(outcome="applied" if applied else "ignored").inc()
+    return "applied" if applied else "ignored"
+
+
+async def _apply(event: dict[str, Any]) -> bool:
+    """Inside the event's transaction (system scope: the event names its tenant only in its payload)."""
+    obj = event["data"]["object"]
+    if event["type"].startswith("payment_intent."):
+        return await _settle_intent(obj, succeeded=event["type"] == "payment_intent.succeeded")
+    intent_id = obj.get("payment_intent")
+    payment = await repository.attempt_by_intent(intent_id) if intent_id else None
+    if payment is None:
+        return False
+    if event["type"] == "charge.refunded":
+        currency = str(payment["currency"]).strip()
+        places = exponent(currency)
+        refunded = from_stripe(int(obj.get("amount_refunded") or 0), currency, places)
+        listed = [
+            StripeRefund(
+                str(item["id"]),
+                from_stripe(int(item.get("amount") or 0), currency, places),
+                str((item.get("metadata") or {}).get("refund_id") or "") or None,
+            )
+            for item in (obj.get("refunds") or {}).get("data") or []
+            if item.get("id") and item.get("status", "succeeded") == "succeeded"
+        ]
+        return await book_refund_made_at_stripe(payment, refunded, listed)
+    # A dispute is recorded on the tenant's trail; its bookkeeping (the disputed amount held by Stripe) is
+    # not modelled yet.
+    await audit.record(
+        None,
+        payment["tenant_id"],
+        f"stripe.{event['type']}",
+        "invoice",
+        payment["invoice_id"],
+        after={"event": event["id"]},
+    )
+    return True
+
+
+async def _settle_intent(intent: dict[str, Any], *, succeeded: bool) -> bool:
+    attempt = await repository.attempt_by_intent(str(intent["id"]))
+    if attempt is None:
+        invoice_text = (intent.get("metadata") or {}).get("invoice_id")
+        try:
+            invoice_id = uuid.UUID(str(invoice_text))
+        except ValueError:
+            return False
+        attempt = await repository.open_attempt(invoice_id)
+    if attempt is None:
+        return False
+    # Money that moved is the truth: a success reported after a recorded failure (events out of order, or
+    # a retried intent) is applied; a failure never undoes a success.
+    if succeeded and attempt["status"] == "failed" and await repository.reopen_failed_attempt(attempt["id"]):
+        attempt = {**attempt, "status": "pending"}
+    if attempt["status"] != "pending":
+        return False
+    error = intent.get("last_payment_error") or {}
+    decline = None if succeeded else error.get("decline_code") or error.get("code") or "payment_failed"
+    outcome = ChargeOutcome(succeeded, str(intent["id"]), decline)
+    await record_outcome(None, attempt["tenant_id"], attempt["invoice_id"], attempt, outcome)
+    return True

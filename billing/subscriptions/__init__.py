@@ -1,0 +1,1 @@
+"""Subscriptions: their lifecycle and states (pure), trials, changes, and erasure as billing sees it."""

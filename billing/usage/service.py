@@ -1,0 +1,221 @@
+"""Usage metering: ingest a batch of events, and read the current period's aggregates."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from billing.addons import repository as addons_repository
+from billing.addons.rules import addon_from_row
+from billing.catalogue.rules import Charge
+from billing.errors import AmountOutOfRange, MetricNotFound, SubscriptionNotFound
+from billing.limits import LATEST, MAX_LINE_MINOR
+from billing.subscriptions import lifecycle
+from billing.subscriptions import repository as subscriptions_repository
+from billing.subscriptions import state as _state
+from billing.usage import repository
+from billing.usage import rules as usage
+from controlplane.core import metrics
+from controlplane.core.auth.principal import Principal
+from controlplane.core.db import tenant_tx
+from tenants.roles import Permission
+from tenants.service import check_access
+
+
+@dataclass(frozen=True, slots=True)
+class UsageBatchReport:
+    """What became of a batch of usage events: how many were stored, how many were stored before, and each
+    rejected event by its index in the batch (in index order)."""
+
+    accepted: int
+    duplicates: int
+    rejected: list[usage.Rejection]
+
+
+@dataclass(frozen=True, slots=True)
+class MetricUsageView:
+    """A metric's aggregate over the unbilled window, and what the plan bills for it (None: the plan does not
+    meter it)."""
+
+    metric_code: str
+    aggregation: str
+    value: Decimal
+    amount_minor: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class CurrentUsage:
+    """The live subscription's unbilled usage window, metric by metric."""
+
+    subscription_id: uuid.UUID
+    currency: str
+    period_start: datetime
+    period_end: datetime
+    metrics: tuple[MetricUsageView, ...]
+
+
+async def ingest(
+    principal: Principal, tenant_id: uuid.UUID, decoded: list[usage.EventIn | usage.Rejection]
+) -> UsageBatchReport:
+    """Store the valid events of a batch once each; report duplicates and each rejection by index.
+
+    An event before the subscription's unbilled window (its period is already invoiced) is rejected as
+    `period_closed`, unless its key is already stored (a retry of an accepted event is a duplicate).
+    The tenant's usage window is locked shared, so a billing run cannot close it mid-batch. An event that
+    would take its metric's aggregate over the open window past what the plan can bill in one line is
+    rejected as `usage_limit_exceeded` (billing.limits): the bound is the strictest of the plan's, a scheduled
+    plan's and the live add-ons' charges metering the metric.
+    The principal is authorized in the same transaction, after the window is locked (see the lock order below).
+    """
+    now = datetime.now(UTC)
+    codes = {item.metric_code for item in decoded if isinstance(item, usage.EventIn)}
+    known = await _state.metrics(codes)
+    events, rejected = usage.check_batch(decoded, known, now)
+    duplicates = 0
+    async with tenant_tx(tenant_id):
+        # The window first, then the tenant row (check_access share-locks it for a member's write): the billing
+        # cycle holds the window exclusively and then updates the tenant row (its next invoice number), so the
+        # opposite order would deadlock with it. The lock's key is the tenant id alone; an unauthorized caller
+        # holds it shared only until check_access refuses it.
+        await subscriptions_repository.lock_usage_window(tenant_id, shared=True)
+        await check_access(principal, tenant_id, Permission.REPORT_USAGE, method="POST")
+        subscription = await subscriptions_repository.live_subscription(tenant_id)
+        open_from = subscription["usage_from"] if subscription else None
+        closed = [event for event in events if open_from is None or event.occurred_at < open_from]
+        if closed:
+            stored = await repository.stored_keys(tenant_id, [event.idempotency_key for event in closed])
+            for event in closed:
+                if event.idempotency_key in stored:
+                    duplicates += 1
+                elif open_from is None:
+                    rejected.append(
+                        usage.Rejection(
+                            event.index, "no_subscription", "the tenant has no live subscription to bill this usage"
+                        )
+                    )
+                else:
+                    rejected.append(
+                        usage.Rejection(
+                            event.index,
+                            "period_closed",
+                            f"usage before {open_from.isoformat()} is already invoiced; the event was not stored",
+                        )
+                    )
+        fresh = [event for event in events if open_from is not None and event.occurred_at >= open_from]
+        if subscription is not None and fresh:
+            fresh, over = await _within_bounds(tenant_id, subscription, fresh, known)
+            rejected.extend(over)
+        inserted = await repository.insert_usage_events(
+            tenant_id,
+            [(e.idempotency_key, e.metric_code, e.occurred_at, e.value, e.properties_json) for e in fresh],
+        )
+    duplicates += len(fresh) - inserted
+    metrics.USAGE_EVENTS_TOTAL.labels(outcome="accepted").inc(inserted)
+    metrics.USAGE_EVENTS_TOTAL.labels(outcome="duplicate").inc(duplicates)
+    metrics.USAGE_EVENTS_TOTAL.labels(outcome="rejected").inc(len(rejected))
+    return UsageBatchReport(
+        accepted=inserted, duplicates=duplicates, rejected=sorted(rejected, key=lambda rejection: rejection.index)
+    )
+
+
+async def _within_bounds(
+    tenant_id: uuid.UUID,
+    subscription: dict[str, Any],
+    fresh: list[usage.Event],
+    known: dict[str, dict[str, Any]],
+) -> tuple[list[usage.Event], list[usage.Rejection]]:
+    """Inside `ingest`'s transaction: the fresh events that keep each bounded metric within its bound over the
+    open window, and the rejections of the others. Events already stored stay (they are duplicates)."""
+    # Every metric of the batch is locked before its bound is read: attaching a metered add-on takes the same
+    # lock, so an add-on and the usage it would bill are never checked against each other's absence.
+    await repository.lock_usage_totals(tenant_id, [event.metric_code for event in fresh])
+    limits = usage.bounds(await _rating_charges(tenant_id, subscription))
+    bounded = [event for event in fresh if event.metric_code in limits]
+    if not bounded:
+        return fresh, []
+    codes = sorted({event.metric_code for event in bounded})
+    stored = await repository.stored_keys(tenant_id, [event.idempotency_key for event in bounded])
+    summed = [known[code] for code in codes if known[code]["aggregation"] not in usage.PER_EVENT]
+    # Every event from the window's start on, whatever boundary it falls before (see billing.limits).
+    totals = await repository.aggregate_usage(tenant_id, summed, subscription["usage_from"], LATEST)
+    _, refused = usage.within_bounds(
+        [event for event in bounded if event.idempotency_key not in stored], known, limits, totals
+    )
+    out = {rejection.index for rejection in refused}
+    return [event for event in fresh if event.index not in out], refused
+
+
+async def _rating_charges(tenant_id: uuid.UUID, subscription: dict[str, Any]) -> list[Charge]:
+    """Every charge that may rate usage stored in the open window: the plan's, a scheduled plan's, and the
+    metered charges of the add-ons not ended before the window (a paid plugin's, billed at its own price)."""
+    plans = await _state.plans([subscription["plan_id"], subscription["pending_plan_id"]])
+    rows = await addons_repository.billable_addons(tenant_id, subscription["id"], subscription["usage_from"])
+    metered = [addon.charge for addon in map(addon_from_row, rows) if addon.charge.metric_code is not None]
+    return usage.charges_of(plans.values()) + metered
+
+
+async def ensure_within_bounds(
+    tenant_id: uuid.UUID, charges: Sequence[Charge], start: datetime, billed_by: str
+) -> None:
+    """Inside the caller's transaction, the usage stored from `start` on locked against new events (the usage
+    window, or the metrics' totals locks): what is stored (events up to the clock skew ahead) fits what
+    `charges` can bill in one line, or `AmountOutOfRange`. A plan change checks the window it opens, and a
+    metered add-on the usage it will bill: those events were accepted against other charges' bounds."""
+    limits = usage.bounds(charges)
+    if not limits:
+        return
+    found = await _state.metrics(limits)
+    measured = [
+        dict(found[code], aggregation="max") if found[code]["aggregation"] in usage.PER_EVENT else found[code]
+        for code in sorted(found)
+    ]
+    for code, total in (await repository.aggregate_usage(tenant_id, measured, start, LATEST)).items():
+        if total > limits[code]:
+            raise AmountOutOfRange(
+                f"usage of {code} already stored from {start.isoformat()} is beyond what {billed_by} can bill in "
+                "one line",
+                limit_minor=MAX_LINE_MINOR,
+            )
+
+
+async def current_usage(tenant_id: uuid.UUID, metric_code: str | None = None) -> CurrentUsage:
+    """Each metered metric's aggregate over the unbilled window, and what it would bill: the same
+    aggregation and rating the invoice uses."""
+    async with tenant_tx(tenant_id):
+        row = await subscriptions_repository.live_subscription(tenant_id)
+        if row is None:
+            raise SubscriptionNotFound("the tenant has no live subscription")
+        sub = await _state.load(row)
+        codes = set(sub.plan.metric_codes)
+        if metric_code is not None:
+            if not await _state.metrics([metric_code]):
+                raise MetricNotFound(f"no billable metric has the code {metric_code!r}")
+            codes = {metric_code}
+        found = await _state.metrics(codes)
+        window = lifecycle.usage_window(sub)
+        values = await repository.aggregate_usage(
+            tenant_id, [found[c] for c in sorted(found)], window.start, window.end
+        )
+    lines = lifecycle.usage_lines(sub.plan, values, window)
+    items = []
+    for code in sorted(found):
+        amount = [line.amount_minor for line in lines if line.metric_code == code]
+        items.append(
+            MetricUsageView(
+                metric_code=code,
+                aggregation=found[code]["aggregation"],
+                value=values[code],
+                amount_minor=sum(amount) if code in sub.plan.metric_codes else None,
+            )
+        )
+    return CurrentUsage(
+        subscription_id=row["id"],
+        currency=sub.plan.currency,
+        period_start=window.start,
+        period_end=window.end,
+        metrics=tuple(items),
+    )
