@@ -7,15 +7,14 @@ import dataclasses
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from billing import limits
+from billing.invoices.service import InvoiceLineView, InvoiceView
+from billing.usage.service import CurrentUsage
 from controlplane.core.web import Currency, Input, Name, to_struct
-
-if TYPE_CHECKING:
-    from billing.service import CurrentUsage, InvoiceLineView, InvoiceView
 
 Code = Annotated[str, Meta(min_length=1, max_length=63, pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")]
 FieldName = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
