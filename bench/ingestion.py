@@ -1,7 +1,7 @@
 """Ingestion: events/s through `POST /v1/usage` next to the raw limit of the same INSERT through asyncpg.
 
 Both sides store the same kind of rows (fresh idempotency keys, one tenant, batches of 1,000) with the
-same number of concurrent clients. The raw side runs the very statement `billing.usage_repository.insert_usage_events`
+same number of concurrent clients. The raw side runs the very statement `billing.usage.repository.insert_usage_events`
 builds (captured from it, not copied), as the app role, with the tenant context set in each transaction as
 `tenant_tx` does: the same row-level-security path, minus HTTP, authentication and validation.
 """
@@ -27,7 +27,6 @@ import psutil
 from piccolo.querystring import QueryString
 
 from bench.stack import METRIC_CODE, ApiProcess, Broken, Stack
-from billing.usage import repository as usage_queries
 from billing.usage import repository as usage_repository
 
 PROPERTIES = {"endpoint": "/v1/things", "region": "eu-west"}
@@ -137,7 +136,7 @@ async def measure_api(
 
 
 async def insert_statement(tenant_id: uuid.UUID, rows: Sequence[tuple[Any, ...]]) -> tuple[str, list[Any]]:
-    """The SQL and arguments `billing.usage_repository.insert_usage_events` runs for `rows`, compiled for asyncpg
+    """The SQL and arguments `billing.usage.repository.insert_usage_events` runs for `rows`, compiled for asyncpg
     exactly as Piccolo compiles it for the product."""
     captured: list[QueryString] = []
 
@@ -145,7 +144,7 @@ async def insert_statement(tenant_id: uuid.UUID, rows: Sequence[tuple[Any, ...]]
         captured.append(QueryString(sql, *args))
         return [{"n": len(rows)}]
 
-    with mock.patch.object(usage_queries, "fetch", capture):
+    with mock.patch.object(usage_repository, "fetch", capture):
         await usage_repository.insert_usage_events(tenant_id, rows)
     return captured[0].compile_string(engine_type="postgres")
 

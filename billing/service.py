@@ -76,7 +76,7 @@ from billing.ledger.service import (
     LedgerReport,
     ReceivableDifference,
     StrayPayeePosting,
-    UnbalancedJournal,
+    UnbalancedJournalFound,
     verify_ledger,
 )
 from billing.lookups import currency_lock, known_metrics, live_subscription, reseller_currency
@@ -134,7 +134,7 @@ __all__ = [
     "SubscriptionChanges",
     "SubscriptionView",
     "TrialGrant",
-    "UnbalancedJournal",
+    "UnbalancedJournalFound",
     "UsageBatchReport",
     "accept_overdue",
     "add_payment_method",

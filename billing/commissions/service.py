@@ -45,7 +45,7 @@ from tenants import audit
 from tenants.service import ensure_partner_access, tenant_terms
 
 COMMISSION_EXPENSE = "commission_expense"
-log = logging.getLogger("billing.commissions.rules")
+log = logging.getLogger("billing.commissions")
 
 
 def reseller_payable(reseller_id: uuid.UUID) -> str:

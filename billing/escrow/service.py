@@ -42,7 +42,7 @@ from tenants.errors import PartnerNotFound, PartnerNotQualified
 from tenants.roles import Permission
 from tenants.service import check_access, ensure_qualified, tenant_terms
 
-log = logging.getLogger("billing.escrow.rules")
+log = logging.getLogger("billing.escrow")
 
 
 @dataclass(frozen=True, slots=True)

@@ -109,9 +109,8 @@ async def catch_up(
 async def bill_subscription(tenant_id: uuid.UUID, subscription_id: uuid.UUID, as_of: datetime, grace: timedelta) -> int:
     async with tenant_tx(tenant_id):
         written = await catch_up(tenant_id, subscription_id, as_of, grace=grace)
-        await subscriptions_repository.clear_billing_failure(
-            subscription_id
-        )  # billed (or nothing due): no longer failing
+        # Billed (or nothing due): no longer failing.
+        await subscriptions_repository.clear_billing_failure(subscription_id)
         return written
 
 

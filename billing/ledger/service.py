@@ -11,7 +11,7 @@ from controlplane.core.db import SystemReason, system_tx
 
 
 @dataclass(frozen=True, slots=True)
-class UnbalancedJournal:
+class UnbalancedJournalFound:
     """A journal whose postings in `currency` do not sum to zero: `total` minor units off."""
 
     journal_id: uuid.UUID
@@ -60,7 +60,7 @@ class LedgerReport:
 
     journals: int
     postings: int
-    unbalanced_journals: list[UnbalancedJournal]
+    unbalanced_journals: list[UnbalancedJournalFound]
     receivable_differences: list[ReceivableDifference]
     invoices_without_journal: list[InvoiceWithoutJournal]
     escrow_differences: list[EscrowDifference]
@@ -93,7 +93,7 @@ async def verify_ledger() -> LedgerReport:
         journals=counts["journals"],
         postings=counts["postings"],
         unbalanced_journals=[
-            UnbalancedJournal(row["journal_id"], row["currency"], int(row["total"])) for row in unbalanced
+            UnbalancedJournalFound(row["journal_id"], row["currency"], int(row["total"])) for row in unbalanced
         ],
         receivable_differences=[
             ReceivableDifference(row["tenant_id"], row["currency"], int(row["ledger"]), int(row["documents"]))

@@ -333,7 +333,7 @@ THROTTLE_FALLBACK_TOTAL = Counter(
     "controlplane_signin_throttle_fallback_total",
     "Sign-in attempts counted by the per-process fallback throttle because Redis was unavailable.",
 )
-# Collection runs (billing/service/_dunning.py).
+# Collection runs (billing/payments/dunning_service.py).
 COLLECTION_FAILURES_TOTAL = Counter(
     "controlplane_collection_failures_total",
     "Invoices the collection run could not charge, by reason (refused: Stripe refused the request; unreachable; "
