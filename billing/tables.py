@@ -85,7 +85,7 @@ class UsageEvent(Table, tablename="usage_events", db=ENGINE):
 class Invoice(Table, tablename="invoices", db=ENGINE):
     id = UUID(primary_key=True)
     tenant_id = UUID()
-    subscription_id = UUID()
+    subscription_id = UUID(null=True)
     kind = Text()
     cycle_boundary = Timestamptz(null=True, default=None)
     number = Text(null=True)
@@ -108,6 +108,9 @@ class Invoice(Table, tablename="invoices", db=ENGINE):
     collection_error = Text(null=True, default=None)
     collection_attempts = Integer(default=0)
     collection_retry_at = Timestamptz(null=True, default=None)
+    discount_minor = BigInt(default=0)
+    credits_applied_minor = BigInt(default=0)
+    taxes = JSONB(default=[])
 
 
 class InvoiceLine(Table, tablename="invoice_lines", db=ENGINE):

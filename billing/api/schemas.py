@@ -177,7 +177,7 @@ class UsageRead(Struct, kw_only=True):
 
 class InvoiceLineRead(Struct, kw_only=True):
     description: str
-    charge_kind: Literal["flat", "per_seat", "metered", "proration", "rounding"]
+    charge_kind: Literal["flat", "per_seat", "metered", "proration", "rounding", "discount", "one_off"]
     metric_code: str | None
     quantity: DecimalText
     unit_amount_minor: DecimalText
@@ -186,19 +186,35 @@ class InvoiceLineRead(Struct, kw_only=True):
     period_end: datetime
 
 
+class InvoiceTaxRead(Struct, kw_only=True):
+    """One tax rate's amount on an invoice, rounded once."""
+
+    code: str
+    name: str
+    rate_bps: int
+    amount_minor: int
+
+
 class InvoiceRead(Struct, kw_only=True):
+    """`amount_due_minor = total_minor - credited_minor - credits_applied_minor` (never below 0);
+    `discount_minor` is the sum of the discount lines (≤ 0); `tax_minor` the sum of `taxes`."""
+
     id: uuid.UUID | None
     number: str | None
     tenant_id: uuid.UUID
-    subscription_id: uuid.UUID
+    subscription_id: uuid.UUID | None
+    kind: Literal["cycle", "change", "final", "one_off", "credit_purchase"]
     status: Literal["draft", "finalized", "paid", "void", "uncollectible", "upcoming"]
     currency: str
     period_start: datetime
     period_end: datetime
     subtotal_minor: int
+    discount_minor: int
     tax_minor: int
+    taxes: list[InvoiceTaxRead]
     total_minor: int
     credited_minor: int
+    credits_applied_minor: int
     amount_due_minor: int
     issued_at: datetime | None
     lines: list[InvoiceLineRead]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
@@ -15,7 +17,7 @@ from controlplane.core.pagination import PageRequest, keyset_clause
 INVOICE_COLUMNS = (
     "id, number, tenant_id, subscription_id, kind, status, currency, period_start, period_end, subtotal_minor, "
     "tax_rate_bps, tax_minor, total_minor, credited_minor, amount_due_minor, finalize_at, issued_at, voided_at, "
-    "created_at"
+    "created_at, discount_minor, credits_applied_minor, taxes"
 )
 LINE_COLUMNS = (
     "description, charge_kind, charge_index, metric_code, quantity, unit_amount_minor, precise_amount_minor, "
@@ -27,8 +29,8 @@ async def insert_invoice(values: dict[str, Any]) -> bool:
     """False when this subscription's boundary already has its invoice (the exactly-once rule)."""
     rows = await fetch(
         "insert into invoices (id, tenant_id, subscription_id, kind, cycle_boundary, status, currency, period_start, "
-        "period_end, subtotal_minor, tax_rate_bps, tax_minor, total_minor, amount_due_minor, finalize_at) "
-        "values ({}, {}, {}, {}, {}, 'draft', {}, {}, {}, {}, {}, {}, {}, {}, {}) "
+        "period_end, subtotal_minor, discount_minor, tax_rate_bps, tax_minor, taxes, total_minor, amount_due_minor, "
+        "finalize_at) values ({}, {}, {}, {}, {}, 'draft', {}, {}, {}, {}, {}, {}, {}, {}::jsonb, {}, {}, {}) "
         "on conflict (subscription_id, cycle_boundary) do nothing returning id",
         values["id"],
         values["tenant_id"],
@@ -39,8 +41,10 @@ async def insert_invoice(values: dict[str, Any]) -> bool:
         values["period_start"],
         values["period_end"],
         values["subtotal_minor"],
+        values.get("discount_minor", 0),
         values["tax_rate_bps"],
         values["tax_minor"],
+        json.dumps([dataclasses.asdict(tax) for tax in values.get("taxes", ())]),
         values["total_minor"],
         values["amount_due_minor"],
         values["finalize_at"],
@@ -130,7 +134,7 @@ async def list_invoices(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[st
 
 
 async def set_invoice_status(invoice_id: uuid.UUID, status: str, **changes: Any) -> dict[str, Any]:
-    allowed = {"credited_minor", "amount_due_minor", "voided_at"}
+    allowed = {"credited_minor", "amount_due_minor", "voided_at", "credits_applied_minor"}
     if set(changes) - allowed:
         raise ValueError(f"columns {sorted(set(changes) - allowed)} cannot be updated")
     assignments = ["status = {}"] + [f"{column} = {{}}" for column in changes]

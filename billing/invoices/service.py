@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from typing import Any
 from billing.access import tenant_of
 from billing.addons import service as _addons
 from billing.commissions import service as _commissions
+from billing.discounts import service as _discounts
 from billing.errors import (
     CreditExceedsRemainder,
     InvalidInvoiceTransition,
@@ -19,7 +21,7 @@ from billing.errors import (
     SubscriptionNotFound,
 )
 from billing.invoices import adjustments_repository, repository
-from billing.invoices.totals import Totals, amount_due, cash_rounded, credit_to_carry, totals
+from billing.invoices.totals import TaxAmount, Totals, amount_due, cash_rounded, credit_to_carry, totals
 from billing.ledger import repository as ledger_repository
 from billing.ledger import rules as ledger
 from billing.money import Money, exponent
@@ -30,6 +32,8 @@ from billing.rating import Line
 from billing.subscriptions import lifecycle
 from billing.subscriptions import repository as subscriptions_repository
 from billing.subscriptions import state as _state
+from billing.taxes import service as _taxes
+from billing.wallets.application import apply_credits
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
@@ -62,15 +66,19 @@ class InvoiceView:
     id: uuid.UUID | None
     number: str | None
     tenant_id: uuid.UUID
-    subscription_id: uuid.UUID
+    subscription_id: uuid.UUID | None
+    kind: str
     status: str
     currency: str
     period_start: datetime
     period_end: datetime
     subtotal_minor: int
+    discount_minor: int
     tax_minor: int
+    taxes: tuple[TaxAmount, ...]
     total_minor: int
     credited_minor: int
+    credits_applied_minor: int
     amount_due_minor: int
     issued_at: datetime | None
     lines: tuple[InvoiceLineView, ...]
@@ -106,7 +114,7 @@ def _line_of_pending(item: dict[str, Any]) -> Line:
 async def write_invoice(
     *,
     tenant_id: uuid.UUID,
-    subscription_id: uuid.UUID,
+    subscription_id: uuid.UUID | None,
     kind: str,
     currency: str,
     period: Period,
@@ -118,12 +126,19 @@ async def write_invoice(
     """Write a draft invoice with its lines, inside the caller's tenant transaction, and finalize it unless
     the tenant keeps drafts for a while. None when this boundary is already billed (nothing is written).
 
-    Pending items (proration credits and charges) join the invoice. If credits outweigh charges, the excess
-    is carried to the next invoice, so the total is never negative unless every line is a credit.
+    Pending items (proration credits and charges) join a subscription's invoice, then its discounts. If credits
+    outweigh charges, the excess is carried to the next invoice, so the total is never negative unless every
+    line is a credit. An invoice without a subscription (`one_off`, `credit_purchase`) has neither.
     """
     settings = await repository.tenant_billing_settings(tenant_id)
-    pending = await adjustments_repository.open_pending_items(subscription_id) if with_pending else []
-    lines = lines + [_line_of_pending(item) for item in pending]
+    pending = []
+    discounts: list[Line] = []
+    if subscription_id is not None:
+        if with_pending:
+            pending = await adjustments_repository.open_pending_items(subscription_id)
+        lines = lines + [_line_of_pending(item) for item in pending]
+        discounts = await _discounts.discount_lines(tenant_id, subscription_id, lines, period)
+        lines = lines + discounts
     carry = credit_to_carry([line.amount_minor for line in lines])
     carried: list[Line] = []
     if carry:
@@ -140,7 +155,7 @@ async def write_invoice(
                 period,
             )
         )
-    figures = totals([line.amount_minor for line in lines], settings["tax_rate_bps"])
+    figures = totals([line.amount_minor for line in lines], await _taxes.rates_of(tenant_id))
     figures = _cash_rounded(lines, figures, currency, period)
     grace = settings["invoice_grace_hours"]
     invoice_id = uuid.uuid4()
@@ -155,8 +170,10 @@ async def write_invoice(
             "period_start": period.start,
             "period_end": period.end,
             "subtotal_minor": figures.subtotal_minor,
-            "tax_rate_bps": settings["tax_rate_bps"],
+            "discount_minor": sum((line.amount_minor for line in discounts), 0),
+            "tax_rate_bps": figures.tax_rate_bps,
             "tax_minor": figures.tax_minor,
+            "taxes": figures.taxes,
             "total_minor": figures.total_minor,
             "amount_due_minor": amount_due(figures.total_minor, 0),
             "finalize_at": now + timedelta(hours=grace),
@@ -165,8 +182,10 @@ async def write_invoice(
     if not written:
         return None
     await repository.insert_lines(tenant_id, invoice_id, lines)
-    await adjustments_repository.consume_pending_items([item["id"] for item in pending], invoice_id)
-    await adjustments_repository.insert_pending_items(tenant_id, subscription_id, carried)
+    if subscription_id is not None:
+        await adjustments_repository.consume_pending_items([item["id"] for item in pending], invoice_id)
+        await adjustments_repository.insert_pending_items(tenant_id, subscription_id, carried)
+        await _discounts.record_applied(tenant_id, subscription_id, invoice_id, discounts)
     if grace == 0:
         await finalize(tenant_id, invoice_id, now)
     metrics.INVOICES_CREATED_TOTAL.labels(kind=kind).inc()
@@ -192,18 +211,36 @@ def _cash_rounded(lines: list[Line], figures: Totals, currency: str, period: Per
 
 
 async def finalize(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> None:
-    """Number the draft and book it: the tenant owes its total from now on."""
+    """Number the draft and book it: the tenant owes its total from now on, less the credits its wallet pays."""
     number = await repository.take_invoice_number(tenant_id)
     invoice = await repository.finalize_invoice(invoice_id, number, now)
     postings = ledger.invoice_issued(tenant_id, invoice["currency"], invoice["subtotal_minor"], invoice["tax_minor"])
     await ledger_repository.post(tenant_id, "invoice", invoice_id, f"Invoice {number} issued", postings)
+    applied = await apply_credits(tenant_id, invoice)
+    if applied:
+        await repository.set_invoice_status(
+            invoice_id,
+            invoice["status"],
+            credits_applied_minor=applied,
+            amount_due_minor=amount_due(invoice["total_minor"], invoice["credited_minor"], 0, applied),
+        )
+
+
+def taxes_of(row: dict[str, Any]) -> tuple[TaxAmount, ...]:
+    """An invoice row's `taxes` (asyncpg hands jsonb back as text)."""
+    return tuple(TaxAmount(**item) for item in json.loads(row["taxes"]))
 
 
 async def _with_lines(rows: list[dict[str, Any]]) -> list[InvoiceView]:
     """Inside the caller's transaction: the invoices of `rows` with their stored lines."""
     lines = await repository.invoice_lines([row["id"] for row in rows])
     return [
-        view_of(InvoiceView, row, lines=tuple(view_of(InvoiceLineView, line) for line in lines[row["id"]]))
+        view_of(
+            InvoiceView,
+            row,
+            taxes=taxes_of(row),
+            lines=tuple(view_of(InvoiceLineView, line) for line in lines[row["id"]]),
+        )
         for row in rows
     ]
 
@@ -238,24 +275,30 @@ async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) ->
         addons = await _addons.billable(tenant_id, row["id"], sub.current_period.start)
         addon_lines = await _addons.boundary_lines(tenant_id, addons, sub, step.subscription)
         pending = await adjustments_repository.open_pending_items(row["id"])
-        settings = await repository.tenant_billing_settings(tenant_id)
-    lines = step.lines + addon_lines + [_line_of_pending(item) for item in pending]
-    figures = totals([line.amount_minor for line in lines], settings["tax_rate_bps"])
+        lines = step.lines + addon_lines + [_line_of_pending(item) for item in pending]
+        discounts = await _discounts.discount_lines(tenant_id, row["id"], lines, step.invoice_period)
+        lines = lines + discounts
+        rates = await _taxes.rates_of(tenant_id)
+    figures = totals([line.amount_minor for line in lines], rates)
     figures = _cash_rounded(lines, figures, sub.plan.currency, step.invoice_period)
     return InvoiceView(
         id=None,
         number=None,
         tenant_id=tenant_id,
         subscription_id=row["id"],
+        kind="cycle",
         status="upcoming",
         currency=sub.plan.currency,
         period_start=step.invoice_period.start,
         period_end=step.invoice_period.end,
         subtotal_minor=figures.subtotal_minor,
+        discount_minor=sum((line.amount_minor for line in discounts), 0),
         tax_minor=figures.tax_minor,
+        taxes=figures.taxes,
         total_minor=figures.total_minor,
         amount_due_minor=max(figures.total_minor, 0),
         credited_minor=0,
+        credits_applied_minor=0,
         issued_at=None,
         lines=tuple(line_view(line) for line in lines),
     )
@@ -359,7 +402,8 @@ async def add_credit_note(
         paid = row["status"] == "paid"
         due = row["amount_due_minor"]
         require_credit_chargeable(amount_minor, due, paid, row["currency"], exponent(row["currency"]))
-    remainder = row["total_minor"] - row["credited_minor"]
+    # What the wallet's credits paid is not creditable here: it is the wallet's to give back.
+    remainder = row["total_minor"] - row["credited_minor"] - row["credits_applied_minor"]
     if amount_minor > remainder:
         raise CreditExceedsRemainder(
             f"at most {Money(max(remainder, 0), row['currency']).format()} can still be credited",
@@ -388,7 +432,7 @@ async def add_credit_note(
         await _commissions.invoice_credited(tenant_id, row, note["id"], amount_minor, datetime.now(UTC))
     credited = row["credited_minor"] + amount_minor
     # What a credit note frees on a paid invoice goes back as a refund (payments), not as an amount due.
-    due = 0 if row["status"] == "paid" else amount_due(row["total_minor"], credited)
+    due = 0 if row["status"] == "paid" else amount_due(row["total_minor"], credited, 0, row["credits_applied_minor"])
     await repository.set_invoice_status(invoice_id, row["status"], credited_minor=credited, amount_due_minor=due)
     await audit.record(
         actor,

@@ -1,6 +1,7 @@
 """An invoice's totals from its rounded lines. Pure.
 
-subtotal = sum of rounded lines; tax = ROUND_HALF_UP(subtotal x bps / 10 000); total = subtotal + tax.
+subtotal = sum of rounded lines (discount lines included); each tax rate's amount = ROUND_HALF_UP(subtotal x
+bps / 10 000), rounded once per rate; tax = the sum of those amounts; total = subtotal + tax.
 In a currency Stripe charges only in steps (`billing.stripe_amounts`: whole forints, fils ending in 0), the
 total is then cash-rounded to the nearest step (half up, once, after tax) by a `rounding` line of its own,
 which is not taxed: it joins the subtotal (and revenue), the tax stays that of the other lines, and
@@ -12,6 +13,7 @@ total.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -24,33 +26,65 @@ BPS = Decimal(10_000)
 
 
 @dataclass(frozen=True, slots=True)
+class TaxRate:
+    """A rate an invoice is taxed at. A tenant with only the single `tax_rate_bps` of old has one, `tax`."""
+
+    code: str
+    name: str
+    rate_bps: int
+
+
+@dataclass(frozen=True, slots=True)
+class TaxAmount:
+    code: str
+    name: str
+    rate_bps: int
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
 class Totals:
     subtotal_minor: int
     tax_minor: int
     total_minor: int
+    taxes: tuple[TaxAmount, ...] = ()
+
+    @property
+    def tax_rate_bps(self) -> int:
+        """The rates together (what the invoice's `tax_rate_bps` column keeps)."""
+        return sum((tax.rate_bps for tax in self.taxes), 0)
+
+
+def single_rate(tax_rate_bps: int) -> list[TaxRate]:
+    """A tenant's single rate of old as a list (empty at 0)."""
+    return [TaxRate("tax", "Tax", tax_rate_bps)] if tax_rate_bps else []
 
 
 def tax_of(subtotal_minor: int, tax_rate_bps: int) -> int:
     return round_minor(Decimal(subtotal_minor) * tax_rate_bps / BPS)
 
 
-def totals(line_amounts: list[int], tax_rate_bps: int) -> Totals:
+def totals(line_amounts: list[int], rates: Sequence[TaxRate]) -> Totals:
     """Raises AmountOutOfRange beyond the bounds of billing.limits (then the total could not be stored)."""
     subtotal = sum(line_amounts, 0)
     if abs(subtotal) > MAX_INVOICE_MINOR:
         raise AmountOutOfRange(
             f"the invoice's subtotal is beyond {MAX_INVOICE_MINOR} minor units", limit_minor=MAX_INVOICE_MINOR
         )
-    if not 0 <= tax_rate_bps <= MAX_TAX_BPS:
-        raise AmountOutOfRange(f"the tax rate must be 0 to {MAX_TAX_BPS} basis points")
-    tax = tax_of(subtotal, tax_rate_bps)
-    return Totals(subtotal, tax, subtotal + tax)
+    if not 0 <= sum((rate.rate_bps for rate in rates), 0) <= MAX_TAX_BPS or any(rate.rate_bps < 0 for rate in rates):
+        raise AmountOutOfRange(f"the tax rates together must be 0 to {MAX_TAX_BPS} basis points")
+    taxes = tuple(TaxAmount(rate.code, rate.name, rate.rate_bps, tax_of(subtotal, rate.rate_bps)) for rate in rates)
+    tax = sum((item.amount_minor for item in taxes), 0)
+    return Totals(subtotal, tax, subtotal + tax, taxes)
 
 
 def cash_rounded(figures: Totals, step: int) -> tuple[Totals, int]:
     """The totals once the amount due is a multiple of `step` (1: unchanged), and the rounding line's amount."""
     adjustment = cash_rounding(figures.total_minor, step)
-    return Totals(figures.subtotal_minor + adjustment, figures.tax_minor, figures.total_minor + adjustment), adjustment
+    rounded = Totals(
+        figures.subtotal_minor + adjustment, figures.tax_minor, figures.total_minor + adjustment, figures.taxes
+    )
+    return rounded, adjustment
 
 
 def credit_to_carry(line_amounts: list[int]) -> int:
@@ -64,5 +98,5 @@ def credit_to_carry(line_amounts: list[int]) -> int:
     return -subtotal
 
 
-def amount_due(total_minor: int, credited_minor: int, paid_minor: int = 0) -> int:
-    return max(total_minor - credited_minor - paid_minor, 0)
+def amount_due(total_minor: int, credited_minor: int, paid_minor: int = 0, credits_applied_minor: int = 0) -> int:
+    return max(total_minor - credited_minor - credits_applied_minor - paid_minor, 0)

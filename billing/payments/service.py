@@ -240,8 +240,11 @@ async def record_outcome(
     return payment
 
 
-async def _move_subscription(subscription_id: uuid.UUID, event: Event) -> None:
-    """past_due on a failed payment, active again on a successful one; other states are left alone."""
+async def _move_subscription(subscription_id: uuid.UUID | None, event: Event) -> None:
+    """past_due on a failed payment, active again on a successful one; other states are left alone. An invoice
+    without a subscription (one-off, credit purchase) moves none."""
+    if subscription_id is None:
+        return
     row = await subscriptions_repository.get_subscription(subscription_id, lock="update")
     if row is None:
         return

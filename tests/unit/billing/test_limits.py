@@ -11,7 +11,7 @@ import pytest
 from billing import limits
 from billing.catalogue.rules import parse_charge
 from billing.errors import AmountOutOfRange, InvalidCharge
-from billing.invoices.totals import totals
+from billing.invoices.totals import single_rate, totals
 from billing.periods import Period
 from billing.rating import advance_lines, metered_lines
 from tests.unit.billing.builders import make_plan, per_seat, per_unit, utc
@@ -56,16 +56,16 @@ def test_an_invoice_beyond_the_bound_raises_amount_out_of_range() -> None:
     line = limits.MAX_LINE_MINOR
     many = [line] * (limits.MAX_INVOICE_MINOR // line + 1)
     with pytest.raises(AmountOutOfRange):
-        totals(many, 10_000)
+        totals(many, single_rate(10_000))
     with pytest.raises(AmountOutOfRange):
-        totals([-line] * (limits.MAX_INVOICE_MINOR // line + 1), 0)
-    fits = totals([line] * (limits.MAX_INVOICE_MINOR // line), 10_000)
+        totals([-line] * (limits.MAX_INVOICE_MINOR // line + 1), [])
+    fits = totals([line] * (limits.MAX_INVOICE_MINOR // line), single_rate(10_000))
     assert fits.total_minor == 2 * limits.MAX_INVOICE_MINOR
 
 
 def test_a_tax_rate_beyond_100_percent_raises() -> None:
     with pytest.raises(AmountOutOfRange):
-        totals([100], limits.MAX_TAX_BPS + 1)
+        totals([100], single_rate(limits.MAX_TAX_BPS + 1))
 
 
 def test_the_tenants_terms_and_the_plugin_prices_are_bounded_as_billing_computes_with_them() -> None:

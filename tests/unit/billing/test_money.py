@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 
 from billing.errors import CurrencyMismatch, InvalidAmount, UnknownCurrency
-from billing.invoices.totals import amount_due, credit_to_carry, tax_of, totals
+from billing.invoices.totals import amount_due, credit_to_carry, single_rate, tax_of, totals
 from billing.money import Money, allocate, decimal_of, exponent, round_minor, total
 
 
@@ -140,7 +140,7 @@ def test_tax_is_subtotal_times_bps_rounded_half_up(subtotal: int, bps: int, tax:
 
 def test_totals_sum_rounded_lines_then_add_tax() -> None:
     # Lines 548 + 823 - 355 = 1016; 8.25 % tax = 83.82 → 84.
-    result = totals([548, 823, -355], 825)
+    result = totals([548, 823, -355], single_rate(825))
     assert (result.subtotal_minor, result.tax_minor, result.total_minor) == (1016, 84, 1100)
 
 

@@ -8,7 +8,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from billing.catalogue.rules import charge_to_json, parse_charge
-from billing.invoices.totals import credit_to_carry, totals
+from billing.invoices.totals import credit_to_carry, single_rate, totals
 from billing.money import allocate, round_minor
 from billing.periods import Period, full_period_containing, midnight, period_from, prorate
 from billing.rating import Line, advance_lines, charge_total, metered_lines
@@ -55,7 +55,7 @@ def test_invoice_subtotal_is_the_sum_of_the_lines_each_rounded_once(
         remaining = min(period_days, 17)
         precise = prorate(amount, remaining, period_days)
         lines.append(Line("line", "proration", Decimal(1), amount, -precise if credit else precise, JANUARY))
-    result = totals(amounts(lines), tax_bps)
+    result = totals(amounts(lines), single_rate(tax_bps))
     assert result.subtotal_minor == sum(line.amount_minor for line in lines)
     assert abs(result.subtotal_minor - precise_total(lines)) <= HALF * len(lines)
     exact_tax = Decimal(result.subtotal_minor) * tax_bps / 10_000
@@ -70,7 +70,7 @@ def test_no_invoice_total_is_negative_unless_all_its_lines_are_credits(line_amou
     carried = credit_to_carry(line_amounts)
     assert carried >= 0
     if any(amount > 0 for amount in line_amounts):
-        after = totals([*line_amounts, carried], tax_bps)
+        after = totals([*line_amounts, carried], single_rate(tax_bps))
         assert after.subtotal_minor >= 0
         assert after.total_minor >= 0
         # Only the excess is carried: either nothing, or exactly enough to reach zero.

@@ -1,0 +1,1 @@
+"""Coupons (staff's catalogue) and the discounts a subscription redeems from them."""

@@ -1,0 +1,1 @@
+"""Tax rates: the catalogue staff keep, and the rates each tenant's invoices are taxed at."""
