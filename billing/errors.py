@@ -294,3 +294,63 @@ class StatementNotFound(NotFound):
 class PayoutPayeeUnknown(Conflict):
     code = "payout_payee_unknown"
     title = "A payee balance names no partner of its type; staff must settle it"
+
+
+# -- coupons and discounts ------------------------------------------------------------------------------------
+
+
+class InvalidCoupon(BillingInvalid):
+    code = "invalid_coupon"
+    title = "The coupon's terms are not valid"
+
+
+class CouponNotFound(NotFound):
+    code = "coupon_not_found"
+    title = "No coupon has this code"
+
+
+class CouponExists(Conflict):
+    code = "coupon_exists"
+    title = "A coupon with this code exists with other terms; coupons never change"
+
+
+class DiscountNotFound(NotFound):
+    code = "discount_not_found"
+    title = "The subscription has no discount with this id"
+
+
+class CouponNotRedeemable(Conflict):
+    """Base of the refusals of a redemption; each has its own code."""
+
+    code = "coupon_not_redeemable"
+    title = "The coupon cannot be redeemed"
+
+
+class CouponArchived(CouponNotRedeemable):
+    code = "coupon_archived"
+    title = "The coupon is archived"
+
+
+class CouponExpired(CouponNotRedeemable):
+    code = "coupon_expired"
+    title = "The coupon's redeem_by has passed"
+
+
+class CouponExhausted(CouponNotRedeemable):
+    code = "coupon_exhausted"
+    title = "The coupon has been redeemed its max_redemptions times"
+
+
+class CouponCurrencyMismatch(CouponNotRedeemable):
+    code = "coupon_currency_mismatch"
+    title = "The coupon's amount is in another currency than the subscription's plan"
+
+
+class CouponPlanMismatch(CouponNotRedeemable):
+    code = "coupon_plan_mismatch"
+    title = "The coupon is restricted to other plans than the subscription's"
+
+
+class CouponAlreadyRedeemed(CouponNotRedeemable):
+    code = "coupon_already_redeemed"
+    title = "The tenant has redeemed this coupon already; a coupon is redeemed once per tenant"

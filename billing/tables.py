@@ -1,6 +1,6 @@
 """Piccolo tables of the billing domain. The DDL (constraints, triggers, RLS) is in piccolo_migrations."""
 
-from piccolo.columns import JSONB, UUID, BigInt, Boolean, Date, Integer, Numeric, Text, Timestamptz, Varchar
+from piccolo.columns import JSONB, UUID, Array, BigInt, Boolean, Date, Integer, Numeric, Text, Timestamptz, Varchar
 from piccolo.table import Table
 
 from controlplane.core.db import ENGINE
@@ -376,3 +376,53 @@ class CommissionCloseIssue(Table, tablename="commission_close_issues", db=ENGINE
     resolved_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz()
     updated_at = Timestamptz()
+
+
+class Coupon(Table, tablename="coupons", db=ENGINE):
+    id = UUID(primary_key=True)
+    code = Text()
+    name = Text()
+    percent_off_bps = Integer(null=True, default=None)
+    amount_off_minor = BigInt(null=True, default=None)
+    currency = Varchar(length=3, null=True, default=None)
+    duration = Text()
+    duration_periods = Integer(null=True, default=None)
+    plan_codes = Array(Text(), null=True, default=None)
+    max_redemptions = Integer(null=True, default=None)
+    redeem_by = Timestamptz(null=True, default=None)
+    times_redeemed = Integer(default=0)
+    created_by = UUID(null=True, default=None)
+    archived_at = Timestamptz(null=True, default=None)
+    archived_by = UUID(null=True, default=None)
+    created_at = Timestamptz()
+
+
+class Discount(Table, tablename="discounts", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    subscription_id = UUID()
+    coupon_id = UUID()
+    position = Integer()
+    coupon_code = Text()
+    name = Text()
+    percent_off_bps = Integer(null=True, default=None)
+    amount_off_minor = BigInt(null=True, default=None)
+    currency = Varchar(length=3, null=True, default=None)
+    duration = Text()
+    duration_periods = Integer(null=True, default=None)
+    plan_codes = Array(Text(), null=True, default=None)
+    periods_used = Integer(default=0)
+    amount_remaining_minor = BigInt(null=True, default=None)
+    status = Text(default="active")
+    ended_reason = Text(null=True, default=None)
+    ended_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz()
+
+
+class DiscountApplication(Table, tablename="discount_applications", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    discount_id = UUID()
+    invoice_id = UUID()
+    amount_minor = BigInt()
+    created_at = Timestamptz()

@@ -33,6 +33,7 @@ from billing import hooks as billing_hooks
 from billing import service as billing_service
 from billing.api.controllers import (
     CommissionController,
+    CouponController,
     EscrowController,
     InvoiceController,
     MetricController,
@@ -40,6 +41,7 @@ from billing.api.controllers import (
     PlanController,
     StripeWebhookController,
     SubscriptionController,
+    SubscriptionDiscountController,
     TenantSubscriptionController,
     TrialGrantController,
     UsageController,
@@ -236,6 +238,8 @@ def create_app(settings: Settings) -> Litestar:
             TenantSubscriptionController,
             TrialGrantController,
             SubscriptionController,
+            SubscriptionDiscountController,
+            CouponController,
             UsageController,
             InvoiceController,
             PaymentMethodController,

@@ -33,6 +33,9 @@ from tests.factories import Factory
 COUNTS = pytest.StashKey[list[str]]()
 
 TABLES = (
+    "discount_applications",
+    "discounts",
+    "coupons",
     "tenant_billing_profiles",
     "tenant_webhook_endpoints",
     "commission_close_issues",

@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from billing import limits
+from billing.discounts import rules as discount_rules
 from billing.invoices.service import InvoiceLineView, InvoiceView
 from billing.usage.service import CurrentUsage
 from controlplane.core.web import Currency, Input, Name, to_struct
@@ -390,3 +391,84 @@ class TrialGrantRead(Struct):
     granted_by: uuid.UUID
     granted_at: datetime
     used_at: datetime | None
+
+
+# -- coupons and discounts ------------------------------------------------------------------------------------
+
+PercentOffBps = Annotated[int, Meta(ge=1, le=discount_rules.MAX_PERCENT_BPS, description="Basis points: 2500 = 25 %")]
+DurationPeriods = Annotated[int, Meta(ge=1, le=discount_rules.MAX_DURATION_PERIODS)]
+MaxRedemptions = Annotated[int, Meta(ge=1, le=discount_rules.MAX_REDEMPTIONS)]
+
+
+class CouponCreate(Input, kw_only=True):
+    """Exactly one of `percent_off_bps` and `amount_off_minor`; `currency` with an amount and only then;
+    `duration_periods` with a `repeating` duration and only then."""
+
+    code: Code
+    name: Name
+    percent_off_bps: PercentOffBps | None = None
+    amount_off_minor: AmountMinor | None = None
+    currency: Currency | None = None
+    duration: Literal["once", "repeating", "forever"]
+    duration_periods: DurationPeriods | None = None
+    plan_codes: Annotated[list[Code], Meta(min_length=1, max_length=discount_rules.MAX_PLAN_CODES)] | None = None
+    max_redemptions: MaxRedemptions | None = None
+    redeem_by: datetime | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_moment(self.redeem_by, "redeem_by")
+
+
+class CouponRead(Struct, kw_only=True):
+    id: uuid.UUID
+    code: str
+    name: str
+    percent_off_bps: int | None
+    amount_off_minor: int | None
+    currency: str | None
+    duration: Literal["once", "repeating", "forever"]
+    duration_periods: int | None
+    plan_codes: list[str] | None
+    max_redemptions: int | None
+    redeem_by: datetime | None
+    times_redeemed: int
+    archived: bool
+    archived_at: datetime | None
+    created_at: datetime
+
+
+class CouponPage(Struct, kw_only=True):
+    items: list[CouponRead]
+    next_cursor: str | None
+
+
+class DiscountCreate(Input):
+    coupon_code: Code
+
+
+class DiscountRead(Struct, kw_only=True):
+    """A redeemed coupon with its terms as redeemed; `position` is its redemption order (discounts apply in
+    it). `amount_remaining_minor`: what a `once` amount coupon has still to give."""
+
+    id: uuid.UUID
+    subscription_id: uuid.UUID
+    coupon_code: str
+    name: str
+    position: int
+    percent_off_bps: int | None
+    amount_off_minor: int | None
+    currency: str | None
+    duration: Literal["once", "repeating", "forever"]
+    duration_periods: int | None
+    plan_codes: list[str] | None
+    periods_used: int
+    amount_remaining_minor: int | None
+    status: Literal["active", "ended", "removed"]
+    ended_reason: Literal["used", "periods_over", "plan_mismatch", "currency_mismatch", "removed"] | None
+    ended_at: datetime | None
+    created_at: datetime
+
+
+class DiscountList(Struct, kw_only=True):
+    items: list[DiscountRead]

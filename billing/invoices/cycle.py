@@ -92,6 +92,7 @@ async def catch_up(
             kind="cycle",
             boundary=sub.current_period.end,
             currency=step.subscription.plan.currency,
+            plan_code=step.subscription.plan.code,
             period=step.invoice_period,
             lines=step.lines + addon_lines,
             now=now,

@@ -122,11 +122,13 @@ async def write_invoice(
     now: datetime,
     boundary: datetime | None = None,
     with_pending: bool = True,
+    plan_code: str | None = None,
 ) -> uuid.UUID | None:
     """Write a draft invoice with its lines, inside the caller's tenant transaction, and finalize it unless
     the tenant keeps drafts for a while. None when this boundary is already billed (nothing is written).
 
-    Pending items (proration credits and charges) join a subscription's invoice, then its discounts. If credits
+    Pending items (proration credits and charges) join a subscription's invoice, then its discounts (for the
+    plan `plan_code` bills, None: the subscription's current plan; see billing.discounts.rules). If credits
     outweigh charges, the excess is carried to the next invoice, so the total is never negative unless every
     line is a credit. An invoice without a subscription (`one_off`, `credit_purchase`) has neither.
     """
@@ -137,8 +139,11 @@ async def write_invoice(
         if with_pending:
             pending = await adjustments_repository.open_pending_items(subscription_id)
         lines = lines + [_line_of_pending(item) for item in pending]
-        discounts = await _discounts.discount_lines(tenant_id, subscription_id, lines, period)
-        lines = lines + discounts
+        discounts = await _discounts.discount_lines(
+            tenant_id, subscription_id, lines, period, currency=currency, plan_code=plan_code
+        )
+    charges = lines
+    lines = lines + discounts
     carry = credit_to_carry([line.amount_minor for line in lines])
     carried: list[Line] = []
     if carry:
@@ -185,7 +190,9 @@ async def write_invoice(
     if subscription_id is not None:
         await adjustments_repository.consume_pending_items([item["id"] for item in pending], invoice_id)
         await adjustments_repository.insert_pending_items(tenant_id, subscription_id, carried)
-        await _discounts.record_applied(tenant_id, subscription_id, invoice_id, discounts)
+        await _discounts.record_applied(
+            tenant_id, subscription_id, invoice_id, charges, kind=kind, currency=currency, plan_code=plan_code
+        )
     if grace == 0:
         await finalize(tenant_id, invoice_id, now)
     metrics.INVOICES_CREATED_TOTAL.labels(kind=kind).inc()
@@ -276,7 +283,14 @@ async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) ->
         addon_lines = await _addons.boundary_lines(tenant_id, addons, sub, step.subscription)
         pending = await adjustments_repository.open_pending_items(row["id"])
         lines = step.lines + addon_lines + [_line_of_pending(item) for item in pending]
-        discounts = await _discounts.discount_lines(tenant_id, row["id"], lines, step.invoice_period)
+        discounts = await _discounts.discount_lines(
+            tenant_id,
+            row["id"],
+            lines,
+            step.invoice_period,
+            currency=sub.plan.currency,
+            plan_code=step.subscription.plan.code,
+        )
         lines = lines + discounts
         rates = await _taxes.rates_of(tenant_id)
     figures = totals([line.amount_minor for line in lines], rates)

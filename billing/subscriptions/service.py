@@ -231,6 +231,7 @@ async def change_subscription(
                     subscription_id=subscription_id,
                     kind="change",
                     currency=plan.currency,
+                    plan_code=plan.code,
                     period=result.subscription.current_period,
                     lines=result.lines,
                     now=now,

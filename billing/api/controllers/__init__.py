@@ -2,6 +2,7 @@
 
 from billing.api.controllers._catalogue import MetricController, PlanController
 from billing.api.controllers._commissions import CommissionController
+from billing.api.controllers._coupons import CouponController, SubscriptionDiscountController
 from billing.api.controllers._escrow import EscrowController
 from billing.api.controllers._invoices import InvoiceController
 from billing.api.controllers._payments import PaymentMethodController
@@ -12,6 +13,7 @@ from billing.api.controllers._webhooks import StripeWebhookController
 
 __all__ = [
     "CommissionController",
+    "CouponController",
     "EscrowController",
     "InvoiceController",
     "MetricController",
@@ -19,6 +21,7 @@ __all__ = [
     "PlanController",
     "StripeWebhookController",
     "SubscriptionController",
+    "SubscriptionDiscountController",
     "TenantSubscriptionController",
     "TrialGrantController",
     "UsageController",
