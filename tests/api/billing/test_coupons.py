@@ -47,7 +47,9 @@ async def _subscribed(
 
 
 async def _redeem(client: AsyncClient, headers: dict[str, str], subscription_id: str, code: str) -> Any:
-    return await client.post(f"/v1/subscriptions/{subscription_id}/discounts", json={"coupon_code": code}, headers=headers)
+    return await client.post(
+        f"/v1/subscriptions/{subscription_id}/discounts", json={"coupon_code": code}, headers=headers
+    )
 
 
 async def test_coupons_are_staff_only_and_never_change(client: AsyncClient, factory: Factory) -> None:

@@ -256,7 +256,9 @@ def _half_up(value: Decimal) -> int:
 
 @PROPERTY
 @given(discount_sets(), invoice_lines)
-def test_discounts_never_exceed_their_base_nor_what_the_invoice_owes(discounts: list[Discount], lines: list[Line]) -> None:
+def test_discounts_never_exceed_their_base_nor_what_the_invoice_owes(
+    discounts: list[Discount], lines: list[Line]
+) -> None:
     amounts = taken(discounts, lines, "USD")
     base = discount_base(lines)
     total = sum(line.amount_minor for line in lines)
