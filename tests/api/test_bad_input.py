@@ -411,7 +411,35 @@ def _numeric_cases() -> dict[str, Case]:
             "validation_error",
             json=_escrow(milestones=[{"title": "All", "amount_minor": 1000, "due_at": moment}]),
         )
+        cases[f"coupon redeem_by {name}"] = Case(
+            "POST", "/v1/coupons", 400, "validation_error", json=_coupon(percent_off_bps=1000, redeem_by=moment)
+        )
+    coupon_fields = {
+        "percent": {"percent_off_bps": None},
+        "amount": {"amount_off_minor": None, "currency": "EUR"},
+        "periods": {"percent_off_bps": 1000, "duration": "repeating", "duration_periods": None},
+        "max redemptions": {"percent_off_bps": 1000, "max_redemptions": None},
+    }
+    for what, fields in coupon_fields.items():
+        for name, value in {**EXTREMES, "0": 0}.items():
+            body = _coupon(**{key: value if field is None else field for key, field in fields.items()})
+            cases[f"coupon {what} {name}"] = Case("POST", "/v1/coupons", 400, "validation_error", json=body)
+    cases["coupon percent and amount"] = Case(
+        "POST",
+        "/v1/coupons",
+        422,
+        "invalid_coupon",
+        json=_coupon(percent_off_bps=10, amount_off_minor=1, currency="EUR"),
+    )
+    cases["coupon neither percent nor amount"] = Case("POST", "/v1/coupons", 422, "invalid_coupon", json=_coupon())
+    cases["coupon amount without currency"] = Case(
+        "POST", "/v1/coupons", 422, "invalid_coupon", json=_coupon(amount_off_minor=100)
+    )
     return cases
+
+
+def _coupon(**fields: Any) -> dict[str, Any]:
+    return {"code": "bounded", "name": "Bounded", "duration": "forever", **fields}
 
 
 CASES.update(_numeric_cases())
