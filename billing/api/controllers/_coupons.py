@@ -17,7 +17,9 @@ from controlplane.core.problems import problem_responses
 from controlplane.core.web import BEARER, Cursor, Limit, answer_created, created_or_stored, idempotent_post, to_struct
 from tenants.api.guards import principal_of, staff_only
 
-CouponCode = Annotated[str, PathParameter(max_length=63, description="The coupon's code")]
+CouponCode = Annotated[
+    str, PathParameter(max_length=63, pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$", description="The coupon's code")
+]
 DiscountId = Annotated[uuid.UUID, PathParameter(description="The discount's id")]
 
 
