@@ -274,6 +274,24 @@ async def _billing_examples(
             "POST /v1/tenants/{tenant_id}/trial-grants": {"plan_code": "pro"},
         }
     )
+    # Coupons: "pro" shares the plan's known code (GET and archive find it), "launch" waits to be redeemed
+    # and "seeded" is redeemed already, so its discount can be removed.
+    for code in ("pro", "launch", "seeded"):
+        coupon = {"code": code, "name": code.title(), "percent_off_bps": 1000, "duration": "forever"}
+        assert (await client.post("/v1/coupons", json=coupon, headers=headers)).status_code == 201
+    discounts = f"/v1/subscriptions/{subscription_id}/discounts"
+    seeded = await client.post(discounts, json={"coupon_code": "seeded"}, headers=headers)
+    assert seeded.status_code == 201, seeded.text
+    PATHS_BY_OPERATION["DELETE /v1/subscriptions/{subscription_id}/discounts/{discount_id}"] = [
+        {"subscription_id": subscription_id, "discount_id": seeded.json()["id"]}
+    ]
+    known_bodies.update(
+        {
+            "POST /v1/coupons": {"code": "known", "name": "Known", "amount_off_minor": 100, "currency": "EUR",
+                                 "duration": "once"},
+            "POST /v1/subscriptions/{subscription_id}/discounts": {"coupon_code": "launch"},
+        }
+    )  # fmt: skip
     return [
         {"subscription_id": subscription_id},
         {"invoice_id": invoices[0]["id"]},
