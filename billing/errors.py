@@ -38,6 +38,11 @@ class InvalidCharge(BillingInvalid):
     title = "A charge of the plan is not valid"
 
 
+class PercentageNeedsSum(BillingInvalid):
+    code = "percentage_needs_sum_metric"
+    title = "A percentage charge rates a metric that sums its events' values"
+
+
 class InvalidStart(BillingInvalid):
     code = "invalid_start"
     title = "The subscription's start is not allowed"
