@@ -43,6 +43,11 @@ class PercentageNeedsSum(BillingInvalid):
     title = "A percentage charge rates a metric that sums its events' values"
 
 
+class InvalidOneOffInvoice(BillingInvalid):
+    code = "invalid_one_off_invoice"
+    title = "The one-off invoice is not valid"
+
+
 class InvalidStart(BillingInvalid):
     code = "invalid_start"
     title = "The subscription's start is not allowed"

@@ -19,7 +19,7 @@ from billing.limits import MAX_LINE_MINOR
 from billing.money import round_minor
 from billing.periods import Period, prorate
 
-LineKind = Literal["flat", "per_seat", "metered", "proration", "rounding"]
+LineKind = Literal["flat", "per_seat", "metered", "proration", "rounding", "one_off"]
 ZERO = Decimal(0)
 
 

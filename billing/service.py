@@ -59,6 +59,8 @@ from billing.invoices.cycle import (
     finalize_due_drafts,
     run_cycle,
 )
+from billing.invoices.one_off import create_one_off_invoice, finalize_invoice
+from billing.invoices.rules import OneOffLine
 from billing.invoices.service import (
     CreditNoteView,
     InvoiceLineView,
@@ -125,6 +127,7 @@ __all__ = [
     "MonthNotOver",
     "NewSubscription",
     "NoPaymentMethod",
+    "OneOffLine",
     "PlanDefinition",
     "PlanView",
     "ProrationRules",
@@ -152,6 +155,7 @@ __all__ = [
     "count_resellers_to_close",
     "create_escrow",
     "create_metric",
+    "create_one_off_invoice",
     "create_plan",
     "create_subscription",
     "credit_invoice",
@@ -162,6 +166,7 @@ __all__ = [
     "end_addon",
     "end_for_erased_tenant",
     "finalize_due_drafts",
+    "finalize_invoice",
     "fund_escrow",
     "get_agreement",
     "get_escrow",
