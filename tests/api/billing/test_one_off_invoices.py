@@ -11,13 +11,18 @@ from typing import Any
 from httpx import AsyncClient
 
 from billing import service
+from billing.payments.gateway import StripeGateway
+from controlplane.core.secrets import SecretStore
+from controlplane.core.settings import Settings
+from controlplane.core.stripe_client import make_stripe_client
 from tests.api._helpers import assert_problem, create_api_key
 from tests.api.billing._support import credit_notes, invoices, plan, subscribe
-from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
+from tests.api.billing.test_payments import DECLINED_CARD, GOOD_CARD, _add_card, card, stripe_client
 from tests.conftest import connect_as_inspector
 from tests.factories import Actor, Factory
 
 __all__ = ["stripe_client"]  # the fixture, shared
+SCHEDULE = (1, 3, 5, 7)
 USD_LINES = [
     {"description": "Setup", "quantity": "2.5", "unit_amount_minor": 1999},
     {"description": "Training hours", "quantity": "1.333", "unit_amount_minor": 1500},
@@ -168,3 +173,20 @@ async def test_bad_one_off_invoices_are_refused_with_a_code(client: AsyncClient,
     )
     assert_problem(missing, 404)
     assert await invoices(client, staff.headers, tenant["id"]) == []
+
+
+async def test_dunning_collects_a_one_off_invoice_like_any_other(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any
+) -> None:
+    gateway = StripeGateway(make_stripe_client(settings, SecretStore.connect(settings)))
+    staff, tenant = await _usd_tenant(client, factory)
+    invoice = (await _create(client, staff.headers, tenant)).json()
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, DECLINED_CARD))
+    start = datetime.now(UTC) + timedelta(minutes=1)
+    first = await service.collect_due_invoices(gateway, start, SCHEDULE)
+    assert (first.attempted, first.failed, first.uncollectible) == (1, 1, 0)
+    last = await service.collect_due_invoices(gateway, start + timedelta(days=SCHEDULE[-1]), SCHEDULE)
+    assert (last.attempted, last.failed, last.uncollectible) == (1, 1, 1)
+    given_up = (await client.get(f"/v1/invoices/{invoice['id']}", headers=staff.headers)).json()
+    assert (given_up["status"], given_up["amount_due_minor"]) == ("uncollectible", 7575)
+    assert (await service.verify_ledger()).ok
