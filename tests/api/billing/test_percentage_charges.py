@@ -4,12 +4,17 @@ are summed in PostgreSQL; the amounts are the worked example of tests/unit/billi
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from httpx import AsyncClient
 
 from billing import service
+from billing.catalogue.rules import parse_charge
+from billing.money import round_minor
+from billing.rating import percentage_usage
 from tests.api._helpers import assert_problem, bearer, create_api_key
 from tests.api.billing._support import event, invoices, metric, plan, plan_body, post_usage, subscribe, usage_values
 from tests.factories import Factory
@@ -72,3 +77,37 @@ async def test_a_percentage_charge_on_the_cycle_invoice(client: AsyncClient, fac
     assert metered["amount_minor"] == 2457  # 2456.5 rounded once
     assert metered["description"].startswith("Payments: 232100 unit(s) over 6 event(s), the first 1 free")
     assert second["subtotal_minor"] == 2457 + 1000
+
+
+async def test_the_fees_summed_in_postgresql_equal_the_rule_in_python(client: AsyncClient, factory: Factory) -> None:
+    """Sixty payments with twelve-decimal values, sent shuffled: PostgreSQL's exact sum of clamped fees, free
+    events counted in occurrence order, is billing.rating's rule over the same values to the last digit."""
+    staff = await factory.staff()
+    await metric(client, staff.headers, "payments", "sum")
+    raw = dict(
+        CHARGE,
+        rate="2.345",
+        fixed_amount_minor="0.125",
+        free_events=3,
+        per_event_min_minor="1",
+        per_event_max_minor="900",
+    )
+    await plan(client, staff.headers, "cut", [raw], "USD")
+    tenant = await factory.tenant(staff, currency="USD")
+    await subscribe(client, staff.headers, tenant["id"], "cut", start_at=START)
+    _, key = await create_api_key(client, staff.headers, tenant["id"], role="tenant_member")
+    chance = random.Random(15)
+    values = [Decimal(chance.randrange(0, 10**17)).scaleb(-12) for _ in range(60)]
+    events = [
+        event(f"q{i}", "payments", START + timedelta(minutes=i), value=str(value)) for i, value in enumerate(values)
+    ]
+    chance.shuffle(events)
+    assert (await post_usage(client, bearer(key), events)).json()["accepted"] == 60
+
+    expected = percentage_usage(parse_charge(raw, 0), values)
+    usage = (await usage_values(client, staff.headers, tenant["id"]))["payments"]
+    assert Decimal(usage["value"]) == expected.units
+    assert usage["amount_minor"] == round_minor(expected.fees)
+    upcoming = (await client.get(f"/v1/tenants/{tenant['id']}/invoices/upcoming", headers=staff.headers)).json()
+    [line] = [line for line in upcoming["lines"] if line["charge_kind"] == "metered"]
+    assert Decimal(line["unit_amount_minor"]) == expected.fees
