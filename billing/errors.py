@@ -38,6 +38,16 @@ class InvalidCharge(BillingInvalid):
     title = "A charge of the plan is not valid"
 
 
+class PercentageNeedsSum(BillingInvalid):
+    code = "percentage_needs_sum_metric"
+    title = "A percentage charge rates a metric that sums its events' values"
+
+
+class InvalidOneOffInvoice(BillingInvalid):
+    code = "invalid_one_off_invoice"
+    title = "The one-off invoice is not valid"
+
+
 class InvalidStart(BillingInvalid):
     code = "invalid_start"
     title = "The subscription's start is not allowed"

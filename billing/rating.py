@@ -7,6 +7,7 @@ the days of a prorated period.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_CEILING, Decimal
@@ -18,7 +19,7 @@ from billing.limits import MAX_LINE_MINOR
 from billing.money import round_minor
 from billing.periods import Period, prorate
 
-LineKind = Literal["flat", "per_seat", "metered", "proration", "rounding", "discount"]
+LineKind = Literal["flat", "per_seat", "metered", "proration", "rounding", "discount", "one_off"]
 ZERO = Decimal(0)
 
 
@@ -122,6 +123,58 @@ def proration_lines(
     return lines
 
 
+# -- percentage charges: a fee per event ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PercentageUsage:
+    """A percentage charge's usage over a window: the sum of the events' values, how many events there were, and
+    the exact sum of each paying event's clamped fee (the first `free_events` pay nothing), not yet rounded.
+    The shell computes `fees` in SQL (`billing.usage.repository.percentage_fees`); `percentage_usage` is the
+    same rule over values in Python."""
+
+    units: Decimal
+    events: int
+    fees: Decimal
+
+
+Usage = Decimal | PercentageUsage  # what rates one metered charge: its metric's aggregate, or a percentage's fees
+
+
+def event_fee(charge: Charge, value: Decimal) -> Decimal:
+    """One paying event's fee: value x rate / 100 + the fixed fee, clamped to the per-event minimum and maximum."""
+    fee = value * charge.rate.scaleb(-2) + charge.fixed_amount
+    if charge.per_event_min is not None:
+        fee = max(fee, charge.per_event_min)
+    if charge.per_event_max is not None:
+        fee = min(fee, charge.per_event_max)
+    return fee
+
+
+def percentage_usage(charge: Charge, values: Iterable[Decimal]) -> PercentageUsage:
+    """`values` in occurrence order; the first `free_events` pay nothing."""
+    units, events, fees = ZERO, 0, ZERO
+    for value in values:
+        events += 1
+        units += value
+        if events > charge.free_events:
+            fees += event_fee(charge, value)
+    return PercentageUsage(units=units, events=events, fees=fees)
+
+
+def _percentage_piece(charge: Charge, usage: PercentageUsage) -> tuple[str, Decimal, Decimal, Decimal]:
+    terms = [f"{_units_text(charge.rate)}%"]
+    if charge.fixed_amount:
+        terms.append(f"+ {_units_text(charge.fixed_amount)} per event")
+    if charge.per_event_min is not None:
+        terms.append(f"at least {_units_text(charge.per_event_min)}")
+    if charge.per_event_max is not None:
+        terms.append(f"at most {_units_text(charge.per_event_max)}")
+    free = f", the first {charge.free_events} free" if charge.free_events else ""
+    what = f" over {usage.events} event(s){free} at {' '.join(terms)} per event"
+    return what, Decimal(1), usage.fees, usage.fees
+
+
 # -- metered charges ----------------------------------------------------------------------------------
 
 
@@ -129,12 +182,19 @@ def _units_text(units: Decimal) -> str:
     return format(units.normalize(), "f") if units else "0"
 
 
-def metered_lines(charge: Charge, index: int, units: Decimal, period: Period) -> list[Line]:
-    """The lines of one metered charge for `units` used in `period` (one per tier touched, and a
-    true-up line when the charge's minimum is not reached)."""
+def metered_lines(charge: Charge, index: int, usage: Usage, period: Period) -> list[Line]:
+    """The lines of one metered charge for the `usage` of `period` (one per tier touched, and a true-up line
+    when the charge's minimum is not reached). A percentage charge is one line: the sum of its event fees."""
     assert charge.metric_code is not None and charge.model is not None
+    if charge.model == "percentage" and not isinstance(usage, PercentageUsage):
+        # Only "no usage at all" reaches here without the events (a window with nothing metered).
+        assert usage == 0, "a percentage charge is rated from its events' fees"
+        usage = PercentageUsage(units=ZERO, events=0, fees=ZERO)
+    units = usage.units if isinstance(usage, PercentageUsage) else usage
     pieces: list[tuple[str, Decimal, Decimal, Decimal]] = []  # (what, quantity, unit, precise)
-    if charge.model == "per_unit":
+    if isinstance(usage, PercentageUsage):
+        pieces.append(_percentage_piece(charge, usage))
+    elif charge.model == "per_unit":
         pieces.append(("", units, charge.unit_amount, units * charge.unit_amount))
     elif charge.model == "graduated":
         pieces.extend(_graduated(charge, units))

@@ -71,6 +71,8 @@ from billing.invoices.cycle import (
     finalize_due_drafts,
     run_cycle,
 )
+from billing.invoices.one_off import create_one_off_invoice, finalize_invoice
+from billing.invoices.rules import OneOffLine
 from billing.invoices.service import (
     CreditNoteView,
     InvoiceLineView,
@@ -140,6 +142,7 @@ __all__ = [
     "MonthNotOver",
     "NewSubscription",
     "NoPaymentMethod",
+    "OneOffLine",
     "PlanDefinition",
     "PlanView",
     "ProrationRules",
@@ -169,6 +172,7 @@ __all__ = [
     "create_coupon",
     "create_escrow",
     "create_metric",
+    "create_one_off_invoice",
     "create_plan",
     "create_subscription",
     "credit_invoice",
@@ -179,6 +183,7 @@ __all__ = [
     "end_addon",
     "end_for_erased_tenant",
     "finalize_due_drafts",
+    "finalize_invoice",
     "fund_escrow",
     "get_agreement",
     "get_coupon",

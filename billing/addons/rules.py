@@ -110,7 +110,11 @@ class Boundary:
 def check_charge(raw: Any, currency: str) -> Charge:
     """An add-on's charge, parsed by the catalogue's own parser (`InvalidCharge`), in a known currency."""
     exponent(currency)
-    return parse_charge(raw, 0)
+    charge = parse_charge(raw, 0)
+    if charge.model == "percentage":
+        # Rated per event from the plan's charges only (billing.subscriptions.state.with_percentage_fees).
+        raise InvalidAddon("an add-on's charge may not be a percentage charge")
+    return charge
 
 
 def check_name(name: Any) -> str:

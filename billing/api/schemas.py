@@ -226,6 +226,24 @@ class InvoicePage(Struct, kw_only=True):
     next_cursor: str | None
 
 
+class OneOffLineCreate(Input):
+    """`quantity` > 0 (a decimal string or a whole number, at most 10^9, 12 decimal places); `unit_amount_minor`
+    whole minor units, never negative (what is owed back is a credit note)."""
+
+    description: Annotated[str, Meta(min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+    quantity: Annotated[int, Meta(ge=1, le=10**9)] | Annotated[str, Meta(min_length=1, max_length=40)]
+    unit_amount_minor: Annotated[int, Meta(ge=0, le=limits.MAX_AMOUNT_MINOR)]
+
+
+class OneOffInvoiceCreate(Input):
+    """A one-off invoice in the tenant's billing currency; `finalize: false` keeps a draft until
+    `POST /v1/invoices/{id}/finalize`."""
+
+    currency: Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+    lines: Annotated[list[OneOffLineCreate], Meta(min_length=1, max_length=100)]
+    finalize: bool = True
+
+
 class CreditNoteCreate(Input):
     amount_minor: AmountMinor
     reason: Annotated[str, Meta(min_length=1, max_length=500, pattern=r"^[^\x00-\x08\x0b-\x1f\x7f]+$")]

@@ -12,16 +12,17 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from billing import limits
-from billing.errors import AmountNotChargeable, InvalidCharge
+from billing.errors import AmountNotChargeable, InvalidCharge, PercentageNeedsSum
 from billing.money import decimal_of, exponent
 from billing.payments.stripe_amounts import chargeable_step
 
 ChargeKind = Literal["flat", "per_seat", "metered"]
-Model = Literal["per_unit", "graduated", "volume", "package"]
+Model = Literal["per_unit", "graduated", "volume", "package", "percentage"]
 ProrationMode = Literal["immediate", "next_period"]
 AGGREGATIONS = ("count", "sum", "max", "unique_count", "latest")
 MAX_CHARGES = 50
 MAX_TIERS = 20
+MAX_RATE_PERCENT = Decimal(100)
 # The largest value of each numeric field of a charge (see billing.limits for why).
 FIELD_LIMITS: dict[str, int] = {
     "amount_minor": limits.MAX_FLAT_MINOR,
@@ -30,6 +31,10 @@ FIELD_LIMITS: dict[str, int] = {
     "unit_amount_minor": limits.MAX_UNIT_PRICE_MINOR,
     "up_to": limits.MAX_UNITS,
     "free_units": limits.MAX_UNITS,
+    "fixed_amount_minor": limits.MAX_FLAT_MINOR,
+    "per_event_min_minor": limits.MAX_FLAT_MINOR,
+    "per_event_max_minor": limits.MAX_FLAT_MINOR,
+    "rate": int(MAX_RATE_PERCENT),
 }
 
 
@@ -52,6 +57,13 @@ class Charge:
     package_size: int = 1
     free_units: Decimal = Decimal(0)
     min_amount: Decimal | None = None
+    # percentage: each event pays value x rate / 100 + fixed_amount, clamped to [per_event_min, per_event_max];
+    # the first `free_events` events of the window pay nothing (Lago's percentage charge)
+    rate: Decimal = Decimal(0)
+    fixed_amount: Decimal = Decimal(0)
+    free_events: int = 0
+    per_event_min: Decimal | None = None
+    per_event_max: Decimal | None = None
 
     @property
     def in_advance(self) -> bool:
@@ -155,7 +167,20 @@ CHARGE_KEYS: dict[str, set[str]] = {
         "free_units",
         "min_amount_minor",
     },
+    "percentage": {
+        "type",
+        "name",
+        "metric_code",
+        "model",
+        "rate",
+        "fixed_amount_minor",
+        "free_events",
+        "per_event_min_minor",
+        "per_event_max_minor",
+        "min_amount_minor",
+    },
 }
+METERED_MODELS = ("per_unit", "graduated", "volume", "package", "percentage")
 
 
 def parse_charge(raw: Any, index: int) -> Charge:
@@ -166,8 +191,8 @@ def parse_charge(raw: Any, index: int) -> Charge:
     if kind not in ("flat", "per_seat", "metered"):
         raise InvalidCharge(f"{where}: type must be flat, per_seat or metered")
     model = raw.get("model") if kind == "metered" else None
-    if kind == "metered" and model not in ("per_unit", "graduated", "volume", "package"):
-        raise InvalidCharge(f"{where}: model must be per_unit, graduated, volume or package")
+    if kind == "metered" and model not in METERED_MODELS:
+        raise InvalidCharge(f"{where}: model must be per_unit, graduated, volume, package or percentage")
     allowed = CHARGE_KEYS[model or kind]
     unknown = set(raw) - allowed
     if unknown:
@@ -188,12 +213,35 @@ def parse_charge(raw: Any, index: int) -> Charge:
         return Charge(kind, name, unit_amount=_amount(raw, "unit_amount_minor", where), **common)
     if model in ("graduated", "volume"):
         return Charge(kind, name, tiers=_tiers(raw.get("tiers"), where), **common)
+    if model == "percentage":
+        return _percentage(raw, where, name, common)
     return Charge(
         kind,
         name,
         amount=_amount(raw, "amount_minor", where),
         package_size=_whole(raw, "package_size", where, minimum=1),
         free_units=_amount(raw, "free_units", where, required=False),
+        **common,
+    )
+
+
+def _percentage(raw: dict[str, Any], where: str, name: str, common: dict[str, Any]) -> Charge:
+    rate = _amount(raw, "rate", where)
+    if not 0 < rate <= MAX_RATE_PERCENT:
+        raise InvalidCharge(f"{where}: rate is a percent greater than 0 and at most {MAX_RATE_PERCENT}")
+    optional = {key: raw.get(key) is not None for key in ("per_event_min_minor", "per_event_max_minor")}
+    per_event_min = _amount(raw, "per_event_min_minor", where) if optional["per_event_min_minor"] else None
+    per_event_max = _amount(raw, "per_event_max_minor", where) if optional["per_event_max_minor"] else None
+    if per_event_min is not None and per_event_max is not None and per_event_min > per_event_max:
+        raise InvalidCharge(f"{where}: per_event_min_minor must not be above per_event_max_minor")
+    return Charge(
+        "metered",
+        name,
+        rate=rate,
+        fixed_amount=_amount(raw, "fixed_amount_minor", where, required=False),
+        free_events=_whole(raw, "free_events", where, default=0),
+        per_event_min=per_event_min,
+        per_event_max=per_event_max,
         **common,
     )
 
@@ -206,6 +254,18 @@ def parse_charges(raw: Any) -> tuple[Charge, ...]:
     if len(metered) != len(set(metered)):
         raise InvalidCharge("a metric may be charged only once per plan")
     return charges
+
+
+def check_percentage_metrics(charges: Sequence[Charge], metrics: dict[str, dict[str, Any]]) -> None:
+    """A percentage charge takes its cut of each event's value: its metric must `sum` them (a count, a maximum
+    or a latest value has no per-event amount to take a percentage of)."""
+    for index, charge in enumerate(charges):
+        metric = metrics.get(charge.metric_code or "")
+        if charge.model == "percentage" and metric is not None and metric["aggregation"] != "sum":
+            raise PercentageNeedsSum(
+                f"charges[{index}]: a percentage charge needs a sum metric; {charge.metric_code} aggregates by "
+                f"{metric['aggregation']}"
+            )
 
 
 def check_chargeable(charges: Sequence[Charge], currency: str) -> None:
@@ -254,6 +314,14 @@ def charge_to_json(charge: Charge) -> dict[str, Any]:
                 }
                 for tier in charge.tiers
             ]
+        elif charge.model == "percentage":
+            out["rate"] = _text(charge.rate)
+            out["fixed_amount_minor"] = _text(charge.fixed_amount)
+            out["free_events"] = charge.free_events
+            if charge.per_event_min is not None:
+                out["per_event_min_minor"] = _text(charge.per_event_min)
+            if charge.per_event_max is not None:
+                out["per_event_max_minor"] = _text(charge.per_event_max)
         else:
             out["package_size"] = charge.package_size
             out["amount_minor"] = _text(charge.amount)

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from billing.catalogue import repository
-from billing.catalogue.rules import charge_to_json, check_chargeable, parse_charges
+from billing.catalogue.rules import charge_to_json, check_chargeable, check_percentage_metrics, parse_charges
 from billing.errors import InvalidCharge, MetricExists, MetricNotFound, PlanNotFound
 from billing.money import exponent
 from billing.subscriptions import state as _state
@@ -142,6 +142,7 @@ async def create_plan(definition: PlanDefinition) -> tuple[PlanView, bool]:
         missing = set(metric_codes) - set(await _state.metrics(metric_codes))
         if missing:
             raise MetricNotFound(f"no billable metric has the code(s) {', '.join(sorted(missing))}")
+        check_percentage_metrics(charges, await _state.metrics(metric_codes))
         latest = await repository.latest_plan(definition.code)
         if latest is not None and _definition(latest) == _definition(row):
             return plan_view(latest), False

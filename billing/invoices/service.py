@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from billing.access import tenant_of
 from billing.addons import service as _addons
@@ -123,9 +123,12 @@ async def write_invoice(
     boundary: datetime | None = None,
     with_pending: bool = True,
     plan_code: str | None = None,
+    finalization: Literal["grace", "now", "manual"] = "grace",
 ) -> uuid.UUID | None:
     """Write a draft invoice with its lines, inside the caller's tenant transaction, and finalize it unless
     the tenant keeps drafts for a while. None when this boundary is already billed (nothing is written).
+    `finalization`: after the tenant's grace hours (the cycle's drafts), `now`, or `manual` (a draft staff
+    finalize themselves: no `finalize_at`, so `finalize_due_drafts` never picks it).
 
     Pending items (proration credits and charges) join a subscription's invoice, then its discounts (for the
     plan `plan_code` bills, None: the subscription's current plan; see billing.discounts.rules). If credits
@@ -181,7 +184,7 @@ async def write_invoice(
             "taxes": figures.taxes,
             "total_minor": figures.total_minor,
             "amount_due_minor": amount_due(figures.total_minor, 0),
-            "finalize_at": now + timedelta(hours=grace),
+            "finalize_at": None if finalization == "manual" else now + timedelta(hours=grace),
         }
     )
     if not written:
@@ -193,7 +196,8 @@ async def write_invoice(
         await _discounts.record_applied(
             tenant_id, subscription_id, invoice_id, charges, kind=kind, currency=currency, plan_code=plan_code
         )
-    if grace == 0:
+    draft = finalization == "manual" or (finalization == "grace" and grace > 0)
+    if not draft:
         await finalize(tenant_id, invoice_id, now)
     metrics.INVOICES_CREATED_TOTAL.labels(kind=kind).inc()
     await audit.record(
@@ -202,7 +206,7 @@ async def write_invoice(
         "invoice.created",
         "invoice",
         invoice_id,
-        after={"kind": kind, "total_minor": figures.total_minor, "currency": currency, "draft": grace > 0},
+        after={"kind": kind, "total_minor": figures.total_minor, "currency": currency, "draft": draft},
     )
     return invoice_id
 

@@ -15,7 +15,7 @@ from decimal import Decimal
 from billing.catalogue.rules import Plan
 from billing.errors import CurrencyMismatch, InvalidAmount
 from billing.periods import Anchor, Period, add_days, full_period_containing, midnight, period_from
-from billing.rating import Line, advance_lines, metered_lines, proration_lines
+from billing.rating import Line, Usage, advance_lines, metered_lines, proration_lines
 from billing.subscriptions.states import Event, Status, next_status
 
 MAX_SEATS = 1_000_000
@@ -52,7 +52,7 @@ def check_seats(seats: int) -> None:
         raise InvalidAmount(f"seats must be between 1 and {MAX_SEATS}")
 
 
-def usage_lines(plan: Plan, usage: Mapping[str, Decimal], window: Period) -> list[Line]:
+def usage_lines(plan: Plan, usage: Mapping[str, Usage], window: Period) -> list[Line]:
     """The metered charges of `plan` for the units used in `window` (a line even for zero units)."""
     lines: list[Line] = []
     for index, charge in enumerate(plan.charges):
@@ -94,7 +94,7 @@ def usage_window(sub: Subscription) -> Period:
     return Period(sub.usage_from, sub.current_period.end)
 
 
-def cross_boundary(sub: Subscription, usage: Mapping[str, Decimal]) -> Step:
+def cross_boundary(sub: Subscription, usage: Mapping[str, Usage]) -> Step:
     """Bill the boundary at the end of the current period: usage of the window just ended (none for a
     trial), then the next period's advance charges, unless the subscription ends here."""
     boundary = sub.current_period.end
@@ -131,7 +131,7 @@ class Change:
     timing: str  # "immediate" | "next_period"
 
 
-def change(sub: Subscription, plan: Plan, seats: int, at: datetime, usage: Mapping[str, Decimal]) -> Change:
+def change(sub: Subscription, plan: Plan, seats: int, at: datetime, usage: Mapping[str, Usage]) -> Change:
     """Move to `plan` with `seats` at `at`. `usage` is the old plan's usage from `usage_from` to `at`:
     prices prorate by whole days, usage is billed to the moment.
 
@@ -219,7 +219,7 @@ class Cancellation:
     usage_period: Period
 
 
-def cancel_now(sub: Subscription, at: datetime, usage: Mapping[str, Decimal]) -> Cancellation:
+def cancel_now(sub: Subscription, at: datetime, usage: Mapping[str, Usage]) -> Cancellation:
     status = next_status(sub.status, Event.CANCEL)
     day = midnight(at)
     window = Period(sub.usage_from, max(at, sub.usage_from))

@@ -7,8 +7,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from billing.catalogue import repository as catalogue_repository
-from billing.catalogue.rules import Plan, plan_from_row
+from billing.catalogue.rules import Charge, Plan, plan_from_row
 from billing.periods import Period
+from billing.rating import PercentageUsage
 from billing.subscriptions.lifecycle import Subscription
 from billing.subscriptions.states import Status
 from billing.usage import repository as usage_repository
@@ -89,4 +90,25 @@ async def usage_for(tenant_id: uuid.UUID, plan: Plan, start: Any, end: Any) -> d
     if not plan.metric_codes or start >= end:
         return {}
     found = await metrics(plan.metric_codes)
-    return await usage_repository.aggregate_usage(tenant_id, [found[code] for code in sorted(found)], start, end)
+    usage: dict[str, Any] = await usage_repository.aggregate_usage(
+        tenant_id, [found[code] for code in sorted(found)], start, end
+    )
+    return await with_percentage_fees(tenant_id, plan.charges, found, usage, start, end)
+
+
+async def with_percentage_fees(
+    tenant_id: uuid.UUID,
+    charges: Iterable[Charge],
+    found: dict[str, dict[str, Any]],
+    usage: dict[str, Any],
+    start: Any,
+    end: Any,
+) -> dict[str, Any]:
+    """`usage` with each percentage charge's metric rated by its events' fees (`rating.PercentageUsage`), one
+    query per percentage charge: a percentage is not rated from its metric's sum alone."""
+    for charge in charges:
+        code = charge.metric_code
+        if charge.model == "percentage" and code in found:
+            units, events, fees = await usage_repository.percentage_fees(tenant_id, found[code], charge, start, end)
+            usage[code] = PercentageUsage(units=units, events=events, fees=fees)
+    return usage

@@ -8,6 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from billing.catalogue.rules import Charge
 from controlplane.core.db import fetch
 
 
@@ -94,3 +95,36 @@ async def aggregate_usage(
         end,
     )
     return {metric["code"]: Decimal(rows[0][f"m{index}"] or 0) for index, metric in enumerate(metrics)}
+
+
+async def percentage_fees(
+    tenant_id: uuid.UUID, metric: dict[str, Any], charge: Charge, start: datetime, end: datetime
+) -> tuple[Decimal, int, Decimal]:
+    """(sum of the values, number of events, exact sum of the paying events' clamped fees) of a percentage
+    `charge` over the events of its `sum` metric with start <= occurred_at < end.
+
+    Computed in PostgreSQL in exact `numeric` (products and sums only; the rate arrives already divided by 100),
+    one pass over the window's events: their fees never leave the database. `row_number()` in occurrence order
+    (id breaks ties, as `latest` does) tells the free events apart; `greatest`/`least` skip a NULL bound."""
+    number = "(properties ->> {})::numeric" if metric["field"] else "value"
+    number_args = [metric["field"]] if metric["field"] else []
+    ordered = "row_number() over (order by occurred_at, id)" if charge.free_events else "1"
+    rows = await fetch(
+        f"select coalesce(sum(v), 0) as units, count(*) as events,"
+        f" coalesce(sum(least(greatest(v * {{}}::numeric + {{}}::numeric, {{}}::numeric), {{}}::numeric))"
+        f" filter (where n > {{}}), 0) as fees"
+        f" from (select {number} as v, {ordered} as n from usage_events"
+        f" where tenant_id = {{}} and metric_code = {{}} and occurred_at >= {{}} and occurred_at < {{}}) as e",
+        charge.rate.scaleb(-2),
+        charge.fixed_amount,
+        charge.per_event_min,
+        charge.per_event_max,
+        charge.free_events,
+        *number_args,
+        tenant_id,
+        metric["code"],
+        start,
+        end,
+    )
+    row = rows[0]
+    return Decimal(row["units"]), int(row["events"]), Decimal(row["fees"])

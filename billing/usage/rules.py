@@ -219,6 +219,10 @@ def max_units(charge: Charge) -> Decimal | None:
         flat_fees = [tier.flat_amount for tier in tiers]
         fixed = sum(flat_fees, Decimal(0)) if charge.model == "graduated" else max(flat_fees)
         per, size = max(tier.unit_amount for tier in tiers), Decimal(1)
+    elif charge.model == "percentage":
+        # The metric's sum bounds the percentage of the values; a fixed fee or a per-event minimum grows with the
+        # number of events, not with the sum, and is not bounded here: rating checks the line (AmountOutOfRange).
+        fixed, per, size = Decimal(0), charge.rate.scaleb(-2), Decimal(1)
     else:
         fixed, per, size = Decimal(0), charge.unit_amount, Decimal(1)
     if per <= 0:

@@ -14,6 +14,7 @@ from billing.addons.rules import addon_from_row
 from billing.catalogue.rules import Charge
 from billing.errors import AmountOutOfRange, MetricNotFound, SubscriptionNotFound
 from billing.limits import LATEST, MAX_LINE_MINOR
+from billing.rating import PercentageUsage, Usage
 from billing.subscriptions import lifecycle
 from billing.subscriptions import repository as subscriptions_repository
 from billing.subscriptions import state as _state
@@ -182,6 +183,11 @@ async def ensure_within_bounds(
             )
 
 
+def _units(usage: Usage) -> Decimal:
+    """The metric's own aggregate (a percentage charge's usage carries its metric's sum beside its fees)."""
+    return usage.units if isinstance(usage, PercentageUsage) else usage
+
+
 async def current_usage(tenant_id: uuid.UUID, metric_code: str | None = None) -> CurrentUsage:
     """Each metered metric's aggregate over the unbilled window, and what it would bill: the same
     aggregation and rating the invoice uses."""
@@ -197,8 +203,13 @@ async def current_usage(tenant_id: uuid.UUID, metric_code: str | None = None) ->
             codes = {metric_code}
         found = await _state.metrics(codes)
         window = lifecycle.usage_window(sub)
-        values = await repository.aggregate_usage(
-            tenant_id, [found[c] for c in sorted(found)], window.start, window.end
+        values = await _state.with_percentage_fees(
+            tenant_id,
+            sub.plan.charges,
+            found,
+            await repository.aggregate_usage(tenant_id, [found[c] for c in sorted(found)], window.start, window.end),
+            window.start,
+            window.end,
         )
     lines = lifecycle.usage_lines(sub.plan, values, window)
     items = []
@@ -208,7 +219,7 @@ async def current_usage(tenant_id: uuid.UUID, metric_code: str | None = None) ->
             MetricUsageView(
                 metric_code=code,
                 aggregation=found[code]["aggregation"],
-                value=values[code],
+                value=_units(values[code]),
                 amount_minor=sum(amount) if code in sub.plan.metric_codes else None,
             )
         )

@@ -445,6 +445,46 @@ def _coupon(**fields: Any) -> dict[str, Any]:
 CASES.update(_numeric_cases())
 
 
+def _one_off_cases() -> dict[str, Case]:
+    """A one-off invoice (staff only): bad lines, amounts and currencies; the world's tenant is billed in EUR."""
+    line = {"description": "Setup", "quantity": "1", "unit_amount_minor": 100}
+    path = "/v1/tenants/{tenant}/invoices"
+    bodies: dict[str, tuple[Any, int, str]] = {
+        "no lines": ({"currency": "EUR", "lines": []}, 400, "validation_error"),
+        "101 lines": ({"currency": "EUR", "lines": [line] * 101}, 400, "validation_error"),
+        "unit over 10^15": (
+            {"currency": "EUR", "lines": [{**line, "unit_amount_minor": 10**15 + 1}]},
+            400,
+            "validation_error",
+        ),
+        "negative unit": ({"currency": "EUR", "lines": [{**line, "unit_amount_minor": -1}]}, 400, "validation_error"),
+        "line over 10^15": (
+            {"currency": "EUR", "lines": [{**line, "quantity": "2", "unit_amount_minor": 10**15}]},
+            422,
+            "invalid_one_off_invoice",
+        ),
+        "control character": (
+            {"currency": "EUR", "lines": [{**line, "description": "a\u0000b"}]},
+            400,
+            "validation_error",
+        ),
+        "quantity not a number": (
+            {"currency": "EUR", "lines": [{**line, "quantity": "many"}]},
+            422,
+            "invalid_one_off_invoice",
+        ),
+        "unsupported currency": ({"currency": "ZZZ", "lines": [line]}, 422, "unknown_currency"),
+        "another currency": ({"currency": "USD", "lines": [line]}, 422, "currency_mismatch"),
+    }
+    return {
+        f"one-off invoice {name}": Case("POST", path, status, code, json=body, as_staff=True)
+        for name, (body, status, code) in bodies.items()
+    }
+
+
+CASES.update(_one_off_cases())
+
+
 @dataclass
 class World:
     staff: Actor

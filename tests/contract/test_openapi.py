@@ -249,6 +249,10 @@ async def _billing_examples(
             "POST /v1/subscriptions/{subscription_id}/change": {"seats": 2},
             "POST /v1/subscriptions/{subscription_id}/cancel": {"at_period_end": True},
             "POST /v1/invoices/{invoice_id}/credit-notes": {"amount_minor": 1, "reason": "goodwill"},
+            "POST /v1/tenants/{tenant_id}/invoices": {
+                "currency": "EUR",
+                "lines": [{"description": "Setup", "quantity": "1.5", "unit_amount_minor": 100}],
+            },
             "POST /v1/tenants/{tenant_id}/payment-methods": method,
             "POST /v1/invoices/{invoice_id}/refunds": {"amount_minor": 1, "reason": "goodwill"},
         }

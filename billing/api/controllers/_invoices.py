@@ -14,6 +14,7 @@ from billing.api.schemas import (
     CreditNoteRead,
     InvoicePage,
     InvoiceRead,
+    OneOffInvoiceCreate,
     PaymentRead,
     RefundCreate,
     RefundRead,
@@ -21,7 +22,7 @@ from billing.api.schemas import (
 )
 from controlplane.core.pagination import PageRequest
 from controlplane.core.problems import problem_responses
-from controlplane.core.web import BEARER, Cursor, Limit, TenantId, idempotent_post, to_struct
+from controlplane.core.web import BEARER, IDEMPOTENCY_ERRORS, Cursor, Limit, TenantId, idempotent_post, to_struct
 from tenants.api.guards import allow, principal_of
 from tenants.roles import Permission
 
@@ -34,6 +35,28 @@ class InvoiceController(Controller):
     async def list_invoices(self, tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None) -> InvoicePage:
         page = await service.list_invoices(tenant_id, PageRequest.parse(limit, cursor))
         return InvoicePage(items=[invoice_read(invoice) for invoice in page.items], next_cursor=page.next_cursor)
+
+    @idempotent_post(
+        "/v1/tenants/{tenant_id:uuid}/invoices",
+        status_code=201,
+        **allow(Permission.STAFF_ONLY, 409, 413, 422, *IDEMPOTENCY_ERRORS),
+    )
+    async def create_one_off_invoice(
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[OneOffInvoiceCreate]
+    ) -> InvoiceRead:
+        """Staff: bill the tenant for something outside its subscription (kind `one_off`), taxed with its rates."""
+        items = [service.OneOffLine(line.description, line.quantity, line.unit_amount_minor) for line in data.lines]
+        invoice = await service.create_one_off_invoice(
+            principal_of(request), tenant_id, data.currency, items, finalize_now=data.finalize
+        )
+        return invoice_read(invoice)
+
+    @idempotent_post(
+        "/v1/invoices/{invoice_id:uuid}/finalize", status_code=200, responses=problem_responses(409, *ById)
+    )
+    async def finalize_invoice(self, request: Request[Any, Any, Any], invoice_id: InvoiceId) -> InvoiceRead:
+        """Staff: number and book a draft now; an invoice already finalized is answered unchanged."""
+        return invoice_read(await service.finalize_invoice(principal_of(request), invoice_id))
 
     @get("/v1/tenants/{tenant_id:uuid}/invoices/upcoming", **allow(Permission.READ_BILLING))
     async def upcoming_invoice(self, tenant_id: TenantId) -> InvoiceRead:
