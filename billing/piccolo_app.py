@@ -27,6 +27,8 @@ from billing.tables import (
     StripeWebhookRejection,
     Subscription,
     SubscriptionAddon,
+    TaxRate,
+    TenantTaxRate,
     UsageEvent,
 )
 
@@ -59,6 +61,8 @@ APP_CONFIG = AppConfig(
         CommissionLineRow,
         PartnerPayout,
         CommissionCloseIssue,
+        TaxRate,
+        TenantTaxRate,
     ],
     migration_dependencies=["tenants.piccolo_app"],
 )

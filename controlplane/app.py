@@ -40,7 +40,9 @@ from billing.api.controllers import (
     PlanController,
     StripeWebhookController,
     SubscriptionController,
+    TaxRateController,
     TenantSubscriptionController,
+    TenantTaxRateController,
     TrialGrantController,
     UsageController,
 )
@@ -233,6 +235,8 @@ def create_app(settings: Settings) -> Litestar:
             AuditController,
             MetricController,
             PlanController,
+            TaxRateController,
+            TenantTaxRateController,
             TenantSubscriptionController,
             TrialGrantController,
             SubscriptionController,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from billing.errors import BillingInvalid, UnbalancedJournal
@@ -65,30 +65,43 @@ def invoice_issued(tenant_id: uuid.UUID, currency: str, subtotal: int, tax: int)
     )
 
 
+def credit_parts(
+    amount: int, subtotal: int, taxes: Sequence[int], already_reduced: int = 0
+) -> tuple[int, tuple[int, ...]]:
+    """How much of a credit note (`amount`, tax included) is revenue and how much each tax rate's, in the
+    invoice's proportion [subtotal, tax_1, ..., tax_n]. The split is of everything credited so far, less the
+    split of what was credited before, so several credit notes never take back more revenue or more of any
+    rate than the invoice booked, and crediting the whole total takes back exactly each amount."""
+    if subtotal < 0 or any(tax < 0 for tax in taxes) or subtotal + sum(taxes, 0) <= 0:
+        raise BillingInvalid("only an invoice with a positive total can be reduced")
+    weights = [subtotal, *taxes]
+    before = allocate(already_reduced, weights) if already_reduced else [0] * len(weights)
+    after = allocate(already_reduced + amount, weights)
+    parts = [now - earlier for now, earlier in zip(after, before, strict=True)]
+    return parts[0], tuple(parts[1:])
+
+
 def invoice_reduced(
     tenant_id: uuid.UUID,
     currency: str,
     amount: int,
     subtotal: int,
-    tax: int,
+    tax: int | Sequence[int],
     already_reduced: int = 0,
     *,
     revenue_account: str = REVENUE,
 ) -> list[Posting]:
     """A credit note: `amount` (tax included) less owed, taken back from revenue and tax in the invoice's
-    proportion. The split is of everything credited so far, less the split of what was credited before, so
-    several credit notes never take back more revenue or tax than the invoice booked. A refund's credit note
-    books its revenue part to `refunds` (contra-revenue), so refunded revenue stays visible."""
-    if subtotal < 0 or tax < 0 or subtotal + tax <= 0:
-        raise BillingInvalid("only an invoice with a positive total can be reduced")
-    before = allocate(already_reduced, [subtotal, tax]) if already_reduced else [0, 0]
-    after = allocate(already_reduced + amount, [subtotal, tax])
-    revenue_part, tax_part = after[0] - before[0], after[1] - before[1]
+    proportion (`credit_parts`). `tax` is each rate's amount on the invoice (an int: a single rate); tax
+    payable takes back the sum of the rates' parts, the same parts the credit note shows. A refund's credit
+    note books its revenue part to `refunds` (contra-revenue), so refunded revenue stays visible."""
+    taxes = [tax] if isinstance(tax, int) else list(tax)
+    revenue_part, tax_parts = credit_parts(amount, subtotal, taxes, already_reduced)
     return balanced(
         [
             Posting(receivable(tenant_id), -amount, currency),
             Posting(revenue_account, revenue_part, currency),
-            Posting(TAX_PAYABLE, tax_part, currency),
+            Posting(TAX_PAYABLE, sum(tax_parts, 0), currency),
         ]
     )
 

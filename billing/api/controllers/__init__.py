@@ -6,6 +6,7 @@ from billing.api.controllers._escrow import EscrowController
 from billing.api.controllers._invoices import InvoiceController
 from billing.api.controllers._payments import PaymentMethodController
 from billing.api.controllers._subscriptions import SubscriptionController, TenantSubscriptionController
+from billing.api.controllers._taxes import TaxRateController, TenantTaxRateController
 from billing.api.controllers._trials import TrialGrantController
 from billing.api.controllers._usage import UsageController
 from billing.api.controllers._webhooks import StripeWebhookController
@@ -19,7 +20,9 @@ __all__ = [
     "PlanController",
     "StripeWebhookController",
     "SubscriptionController",
+    "TaxRateController",
     "TenantSubscriptionController",
+    "TenantTaxRateController",
     "TrialGrantController",
     "UsageController",
 ]
