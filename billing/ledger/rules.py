@@ -74,11 +74,27 @@ def credit_parts(
     rate than the invoice booked, and crediting the whole total takes back exactly each amount."""
     if subtotal < 0 or any(tax < 0 for tax in taxes) or subtotal + sum(taxes, 0) <= 0:
         raise BillingInvalid("only an invoice with a positive total can be reduced")
-    weights = [subtotal, *taxes]
-    before = allocate(already_reduced, weights) if already_reduced else [0] * len(weights)
-    after = allocate(already_reduced + amount, weights)
+    before = _credited_split(already_reduced, subtotal, taxes)
+    after = _credited_split(already_reduced + amount, subtotal, taxes)
     parts = [now - earlier for now, earlier in zip(after, before, strict=True)]
     return parts[0], tuple(parts[1:])
+
+
+def _credited_split(credited: int, subtotal: int, taxes: Sequence[int]) -> list[int]:
+    """`credited` split as [revenue, tax_1, ..., tax_n]: revenue against all the tax first, then each rate
+    against the rates after it. One split among three parts or more by largest remainders is not monotone (a
+    larger amount may give a part one unit less), so a later note could take back -1 of a rate; a chain of
+    splits in two is (each is the half-up rounding of its share), so every note's parts are >= 0."""
+    revenue, left = allocate(credited, [subtotal, sum(taxes, 0)]) if credited else (0, 0)
+    parts = [revenue]
+    weight_left = sum(taxes, 0)
+    for tax in taxes[:-1]:
+        weight_left -= tax
+        part, left = allocate(left, [tax, weight_left]) if left else (0, 0)
+        parts.append(part)
+    if taxes:
+        parts.append(left)
+    return parts
 
 
 def invoice_reduced(
