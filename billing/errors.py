@@ -364,3 +364,43 @@ class CouponPlanMismatch(CouponNotRedeemable):
 class CouponAlreadyRedeemed(CouponNotRedeemable):
     code = "coupon_already_redeemed"
     title = "The tenant has redeemed this coupon already; a coupon is redeemed once per tenant"
+
+
+class TaxRateNotFound(NotFound):
+    code = "tax_rate_not_found"
+    title = "No tax rate has this code"
+
+
+class TaxRateExists(Conflict):
+    code = "tax_rate_exists"
+    title = "A tax rate with this code exists with other figures; tax rates never change"
+
+
+class InvalidTaxRate(BillingInvalid):
+    code = "invalid_tax_rate"
+    title = "The tax rate is not valid"
+
+
+class UnknownTaxRate(BillingInvalid):
+    code = "unknown_tax_rate"
+    title = "A tax rate of the list is not in the catalogue"
+
+
+class TaxRateArchived(Conflict):
+    code = "tax_rate_archived"
+    title = "An archived tax rate cannot be given to a tenant"
+
+
+class DuplicateTaxRate(BillingInvalid):
+    code = "duplicate_tax_rate"
+    title = "A tax rate appears twice in the list"
+
+
+class TooManyTaxRates(BillingInvalid):
+    code = "too_many_tax_rates"
+    title = "A tenant has at most 10 tax rates"
+
+
+class TaxRatesTooHigh(BillingInvalid):
+    code = "tax_rates_too_high"
+    title = "The tax rates together are more than 100 %"

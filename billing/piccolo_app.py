@@ -30,6 +30,8 @@ from billing.tables import (
     StripeWebhookRejection,
     Subscription,
     SubscriptionAddon,
+    TaxRate,
+    TenantTaxRate,
     UsageEvent,
 )
 
@@ -65,6 +67,8 @@ APP_CONFIG = AppConfig(
         Coupon,
         Discount,
         DiscountApplication,
+        TaxRate,
+        TenantTaxRate,
     ],
     migration_dependencies=["tenants.piccolo_app"],
 )

@@ -154,6 +154,24 @@ class CreditNote(Table, tablename="credit_notes", db=ENGINE):
     amount_minor = BigInt()
     currency = Varchar(length=3)
     reason = Text()
+    taxes = JSONB()
+    created_at = Timestamptz()
+
+
+class TaxRate(Table, tablename="tax_rates", db=ENGINE):
+    id = UUID(primary_key=True)
+    code = Text()
+    name = Text()
+    rate_bps = Integer()
+    jurisdiction = Text()
+    archived_at = Timestamptz(null=True)
+    created_at = Timestamptz()
+
+
+class TenantTaxRate(Table, tablename="tenant_tax_rates", db=ENGINE):
+    tenant_id = UUID(primary_key=True)
+    position = Integer()
+    tax_rate_code = Text()
     created_at = Timestamptz()
 
 

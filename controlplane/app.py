@@ -42,7 +42,9 @@ from billing.api.controllers import (
     StripeWebhookController,
     SubscriptionController,
     SubscriptionDiscountController,
+    TaxRateController,
     TenantSubscriptionController,
+    TenantTaxRateController,
     TrialGrantController,
     UsageController,
 )
@@ -235,6 +237,8 @@ def create_app(settings: Settings) -> Litestar:
             AuditController,
             MetricController,
             PlanController,
+            TaxRateController,
+            TenantTaxRateController,
             TenantSubscriptionController,
             TrialGrantController,
             SubscriptionController,

@@ -65,6 +65,8 @@ TABLES = (
     "payment_methods",
     "billing_customers",
     "credit_notes",
+    "tenant_tax_rates",
+    "tax_rates",
     "pending_invoice_items",
     "invoice_lines",
     "invoices",

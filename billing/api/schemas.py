@@ -250,11 +250,14 @@ class CreditNoteCreate(Input):
 
 
 class CreditNoteRead(Struct, kw_only=True):
+    """`taxes`: the tax this note takes back, per rate of the invoice (in the invoice's proportion)."""
+
     id: uuid.UUID
     invoice_id: uuid.UUID
     amount_minor: int
     currency: str
     reason: str
+    taxes: list[InvoiceTaxRead]
     created_at: datetime
 
 
@@ -490,3 +493,53 @@ class DiscountRead(Struct, kw_only=True):
 
 class DiscountList(Struct, kw_only=True):
     items: list[DiscountRead]
+
+
+# Tax rates: text a client names, bounded, without control characters (C0, DEL or C1).
+TaxText = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]+$")]
+
+
+class TaxRateCreate(Input):
+    code: Code
+    name: TaxText
+    rate_bps: Annotated[int, Meta(ge=0, le=limits.MAX_TAX_BPS, description="Basis points: 825 is 8.25 %")]
+    jurisdiction: TaxText
+
+
+class TaxRateRead(Struct, kw_only=True):
+    """A rate of the catalogue; never changed once created. `archived_at`: no tenant may be given it since
+    (tenants that had it keep it)."""
+
+    id: uuid.UUID
+    code: str
+    name: str
+    rate_bps: int
+    jurisdiction: str
+    archived_at: datetime | None
+    created_at: datetime
+
+
+class TaxRatePage(Struct, kw_only=True):
+    items: list[TaxRateRead]
+    next_cursor: str | None
+
+
+class TenantTaxRatesPut(Input):
+    """The tenant's whole list, in the order invoices show it (at most 10, no code twice); [] returns the
+    tenant to its single `tax_rate_bps`."""
+
+    codes: Annotated[list[Code], Meta(max_length=100)]
+
+
+class TenantTaxRate(Struct, kw_only=True):
+    code: str
+    name: str
+    rate_bps: int
+
+
+class TenantTaxRatesRead(Struct, kw_only=True):
+    """`codes`: the tenant's list (empty when it has none); `rates`: what its invoices are taxed at now."""
+
+    tenant_id: uuid.UUID
+    codes: list[str]
+    rates: list[TenantTaxRate]

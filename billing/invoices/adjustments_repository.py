@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -47,19 +49,20 @@ async def consume_pending_items(item_ids: Sequence[uuid.UUID], invoice_id: uuid.
         )
 
 
-CREDIT_NOTE_COLUMNS = "id, tenant_id, invoice_id, amount_minor, currency, reason, created_at"
+CREDIT_NOTE_COLUMNS = "id, tenant_id, invoice_id, amount_minor, currency, reason, taxes, created_at"
 
 
 async def insert_credit_note(values: dict[str, Any]) -> dict[str, Any]:
     rows = await fetch(
-        "insert into credit_notes (id, tenant_id, invoice_id, amount_minor, currency, reason) "
-        f"values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}) returning {CREDIT_NOTE_COLUMNS}",
+        "insert into credit_notes (id, tenant_id, invoice_id, amount_minor, currency, reason, taxes) "
+        f"values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}::jsonb) returning {CREDIT_NOTE_COLUMNS}",
         uuid.uuid4(),
         values["tenant_id"],
         values["invoice_id"],
         values["amount_minor"],
         values["currency"],
         values["reason"],
+        json.dumps([dataclasses.asdict(tax) for tax in values.get("taxes", ())]),
     )
     return rows[0]
 

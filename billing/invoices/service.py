@@ -92,11 +92,12 @@ class CreditNoteView:
     amount_minor: int
     currency: str
     reason: str
+    taxes: tuple[TaxAmount, ...]
     created_at: datetime
 
 
 def credit_note_view(row: dict[str, Any]) -> CreditNoteView:
-    return view_of(CreditNoteView, row)
+    return view_of(CreditNoteView, row, taxes=taxes_of(row))
 
 
 def _line_of_pending(item: dict[str, Any]) -> Line:
@@ -238,8 +239,18 @@ async def finalize(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -
 
 
 def taxes_of(row: dict[str, Any]) -> tuple[TaxAmount, ...]:
-    """An invoice row's `taxes` (asyncpg hands jsonb back as text)."""
-    return tuple(TaxAmount(**item) for item in json.loads(row["taxes"]))
+    """An invoice's or credit note's `taxes` (asyncpg hands jsonb back as text)."""
+    items = json.loads(row["taxes"]) if isinstance(row["taxes"], str) else row["taxes"]
+    return tuple(TaxAmount(**item) for item in items)
+
+
+def invoice_taxes(row: dict[str, Any]) -> tuple[TaxAmount, ...]:
+    """The invoice's tax per rate, summing to its `tax_minor` (an invoice stored without a list, with tax, has
+    its tax as a single rate)."""
+    taxes = taxes_of(row)
+    if sum((tax.amount_minor for tax in taxes), 0) != row["tax_minor"]:
+        return (TaxAmount("tax", "Tax", row["tax_rate_bps"], row["tax_minor"]),)
+    return taxes
 
 
 async def _with_lines(rows: list[dict[str, Any]]) -> list[InvoiceView]:
@@ -427,6 +438,10 @@ async def add_credit_note(
             f"at most {Money(max(remainder, 0), row['currency']).format()} can still be credited",
             creditable_minor=max(remainder, 0),
         )
+    # The note's tax per rate and the ledger's tax payable come from the same split (billing.ledger.rules).
+    invoice_tax = invoice_taxes(row)
+    tax_amounts = [tax.amount_minor for tax in invoice_tax]
+    _, tax_parts = ledger.credit_parts(amount_minor, row["subtotal_minor"], tax_amounts, row["credited_minor"])
     note = await adjustments_repository.insert_credit_note(
         {
             "tenant_id": tenant_id,
@@ -434,6 +449,10 @@ async def add_credit_note(
             "amount_minor": amount_minor,
             "currency": row["currency"],
             "reason": reason,
+            "taxes": [
+                TaxAmount(tax.code, tax.name, tax.rate_bps, part)
+                for tax, part in zip(invoice_tax, tax_parts, strict=True)
+            ],
         }
     )
     postings = ledger.invoice_reduced(
@@ -441,7 +460,7 @@ async def add_credit_note(
         row["currency"],
         amount_minor,
         row["subtotal_minor"],
-        row["tax_minor"],
+        tax_amounts,
         row["credited_minor"],
         revenue_account=ledger.REFUNDS if refund else ledger.REVENUE,
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from billing.errors import BillingInvalid, UnbalancedJournal
@@ -65,30 +65,59 @@ def invoice_issued(tenant_id: uuid.UUID, currency: str, subtotal: int, tax: int)
     )
 
 
+def credit_parts(
+    amount: int, subtotal: int, taxes: Sequence[int], already_reduced: int = 0
+) -> tuple[int, tuple[int, ...]]:
+    """How much of a credit note (`amount`, tax included) is revenue and how much each tax rate's, in the
+    invoice's proportion [subtotal, tax_1, ..., tax_n]. The split is of everything credited so far, less the
+    split of what was credited before, so several credit notes never take back more revenue or more of any
+    rate than the invoice booked, and crediting the whole total takes back exactly each amount."""
+    if subtotal < 0 or any(tax < 0 for tax in taxes) or subtotal + sum(taxes, 0) <= 0:
+        raise BillingInvalid("only an invoice with a positive total can be reduced")
+    before = _credited_split(already_reduced, subtotal, taxes)
+    after = _credited_split(already_reduced + amount, subtotal, taxes)
+    parts = [now - earlier for now, earlier in zip(after, before, strict=True)]
+    return parts[0], tuple(parts[1:])
+
+
+def _credited_split(credited: int, subtotal: int, taxes: Sequence[int]) -> list[int]:
+    """`credited` split as [revenue, tax_1, ..., tax_n]: revenue against all the tax first, then each rate
+    against the rates after it. One split among three parts or more by largest remainders is not monotone (a
+    larger amount may give a part one unit less), so a later note could take back -1 of a rate; a chain of
+    splits in two is (each is the half-up rounding of its share), so every note's parts are >= 0."""
+    revenue, left = allocate(credited, [subtotal, sum(taxes, 0)]) if credited else (0, 0)
+    parts = [revenue]
+    weight_left = sum(taxes, 0)
+    for tax in taxes[:-1]:
+        weight_left -= tax
+        part, left = allocate(left, [tax, weight_left]) if left else (0, 0)
+        parts.append(part)
+    if taxes:
+        parts.append(left)
+    return parts
+
+
 def invoice_reduced(
     tenant_id: uuid.UUID,
     currency: str,
     amount: int,
     subtotal: int,
-    tax: int,
+    tax: int | Sequence[int],
     already_reduced: int = 0,
     *,
     revenue_account: str = REVENUE,
 ) -> list[Posting]:
     """A credit note: `amount` (tax included) less owed, taken back from revenue and tax in the invoice's
-    proportion. The split is of everything credited so far, less the split of what was credited before, so
-    several credit notes never take back more revenue or tax than the invoice booked. A refund's credit note
-    books its revenue part to `refunds` (contra-revenue), so refunded revenue stays visible."""
-    if subtotal < 0 or tax < 0 or subtotal + tax <= 0:
-        raise BillingInvalid("only an invoice with a positive total can be reduced")
-    before = allocate(already_reduced, [subtotal, tax]) if already_reduced else [0, 0]
-    after = allocate(already_reduced + amount, [subtotal, tax])
-    revenue_part, tax_part = after[0] - before[0], after[1] - before[1]
+    proportion (`credit_parts`). `tax` is each rate's amount on the invoice (an int: a single rate); tax
+    payable takes back the sum of the rates' parts, the same parts the credit note shows. A refund's credit
+    note books its revenue part to `refunds` (contra-revenue), so refunded revenue stays visible."""
+    taxes = [tax] if isinstance(tax, int) else list(tax)
+    revenue_part, tax_parts = credit_parts(amount, subtotal, taxes, already_reduced)
     return balanced(
         [
             Posting(receivable(tenant_id), -amount, currency),
             Posting(revenue_account, revenue_part, currency),
-            Posting(TAX_PAYABLE, tax_part, currency),
+            Posting(TAX_PAYABLE, sum(tax_parts, 0), currency),
         ]
     )
 

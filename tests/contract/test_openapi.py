@@ -220,6 +220,9 @@ async def _billing_examples(
     }
     assert (await client.post("/v1/metrics", json=metric, headers=headers)).status_code == 201
     assert (await client.post("/v1/plans", json=plan, headers=headers)).status_code == 201
+    # A tax rate under the code path parameter every `{code}` route is given.
+    tax_rate = {"code": "pro", "name": "VAT", "rate_bps": 2000, "jurisdiction": "EU"}
+    assert (await client.post("/v1/tax-rates", json=tax_rate, headers=headers)).status_code == 201
     response = await client.post(
         f"/v1/tenants/{tenant_id}/subscriptions", json={"plan_code": "pro", "seats": 1}, headers=headers
     )
@@ -244,6 +247,8 @@ async def _billing_examples(
         {
             "POST /v1/metrics": metric,
             "POST /v1/plans": plan,
+            "POST /v1/tax-rates": tax_rate,
+            "PUT /v1/tenants/{tenant_id}/tax-rates": {"codes": ["pro"]},
             "POST /v1/usage": {"tenant_id": tenant_id, "events": [{**event, "timestamp": _now()}]},
             "POST /v1/tenants/{tenant_id}/subscriptions": {"plan_code": "pro", "seats": 1},
             "POST /v1/subscriptions/{subscription_id}/change": {"seats": 2},

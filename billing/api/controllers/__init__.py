@@ -7,6 +7,7 @@ from billing.api.controllers._escrow import EscrowController
 from billing.api.controllers._invoices import InvoiceController
 from billing.api.controllers._payments import PaymentMethodController
 from billing.api.controllers._subscriptions import SubscriptionController, TenantSubscriptionController
+from billing.api.controllers._taxes import TaxRateController, TenantTaxRateController
 from billing.api.controllers._trials import TrialGrantController
 from billing.api.controllers._usage import UsageController
 from billing.api.controllers._webhooks import StripeWebhookController
@@ -22,7 +23,9 @@ __all__ = [
     "StripeWebhookController",
     "SubscriptionController",
     "SubscriptionDiscountController",
+    "TaxRateController",
     "TenantSubscriptionController",
+    "TenantTaxRateController",
     "TrialGrantController",
     "UsageController",
 ]
