@@ -294,3 +294,29 @@ class StatementNotFound(NotFound):
 class PayoutPayeeUnknown(Conflict):
     code = "payout_payee_unknown"
     title = "A payee balance names no partner of its type; staff must settle it"
+
+
+# -- wallets (prepaid credits) ----------------------------------------------------------------------------------
+
+
+class InvalidTopUp(BillingInvalid):
+    code = "invalid_top_up"
+    title = "The top-up's amount or expiry is not allowed"
+
+
+class GrantStaffOnly(PermissionDenied):
+    code = "credit_grant_staff_only"
+    title = "Only platform staff may grant credit (a top-up with paid: false)"
+
+
+class TopUpDeclined(PaymentRequired):
+    """The card was charged for a credit purchase and refused it: the purchase invoice is voided, no credit
+    is added."""
+
+    code = "top_up_declined"
+    title = "The card was declined; no credit was added"
+
+
+class CreditPurchaseNotCreditable(Conflict):
+    code = "credit_purchase_not_creditable"
+    title = "A credit purchase is given back by a refund of its unapplied credit, not by a credit note"

@@ -98,6 +98,7 @@ from billing.subscriptions.service import (
 )
 from billing.subscriptions.trials import TrialGrant, claim_trial, grant_trial
 from billing.usage.service import CurrentUsage, MetricUsageView, UsageBatchReport, current_usage, ingest
+from billing.wallets.service import ExpiryReport, TopUpView, WalletView, expire_credits, get_wallet, top_up
 
 __all__ = [
     "AddonNotFound",
@@ -112,6 +113,7 @@ __all__ = [
     "EscrowDifference",
     "EscrowNotFunded",
     "EscrowTerms",
+    "ExpiryReport",
     "FundingDeclined",
     "InvalidAddon",
     "InvoiceLineView",
@@ -133,9 +135,11 @@ __all__ = [
     "StrayPayeePosting",
     "SubscriptionChanges",
     "SubscriptionView",
+    "TopUpView",
     "TrialGrant",
     "UnbalancedJournalFound",
     "UsageBatchReport",
+    "WalletView",
     "accept_overdue",
     "add_payment_method",
     "attach_addon",
@@ -161,6 +165,7 @@ __all__ = [
     "due_batches",
     "end_addon",
     "end_for_erased_tenant",
+    "expire_credits",
     "finalize_due_drafts",
     "fund_escrow",
     "get_agreement",
@@ -169,6 +174,7 @@ __all__ = [
     "get_plan",
     "get_statement",
     "get_subscription",
+    "get_wallet",
     "grant_trial",
     "ingest",
     "known_metrics",
@@ -193,6 +199,7 @@ __all__ = [
     "send_payouts",
     "set_addon_quantity",
     "statement_csv",
+    "top_up",
     "upcoming_invoice",
     "validate_addon_charge",
     "verify_ledger",

@@ -376,3 +376,30 @@ class CommissionCloseIssue(Table, tablename="commission_close_issues", db=ENGINE
     resolved_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz()
     updated_at = Timestamptz()
+
+
+class CreditLot(Table, tablename="credit_lots", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    currency = Varchar(length=3)
+    source = Text()
+    amount_minor = BigInt()
+    remaining_minor = BigInt()
+    expires_at = Timestamptz(null=True, default=None)
+    expired_at = Timestamptz(null=True, default=None)
+    invoice_id = UUID(null=True)
+    payment_id = UUID(null=True)
+    created_at = Timestamptz()
+
+
+class CreditTransaction(Table, tablename="credit_transactions", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    currency = Varchar(length=3)
+    lot_id = UUID()
+    kind = Text()
+    amount_minor = BigInt()
+    invoice_id = UUID(null=True)
+    payment_id = UUID(null=True)
+    refund_id = UUID(null=True)
+    created_at = Timestamptz()

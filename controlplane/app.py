@@ -43,6 +43,7 @@ from billing.api.controllers import (
     TenantSubscriptionController,
     TrialGrantController,
     UsageController,
+    WalletController,
 )
 from billing.business_metrics import BusinessGauges
 from billing.payments.gateway import StripeGateway
@@ -239,6 +240,7 @@ def create_app(settings: Settings) -> Litestar:
             UsageController,
             InvoiceController,
             PaymentMethodController,
+            WalletController,
             EscrowController,
             StripeWebhookController,
             PublisherController,

@@ -33,6 +33,8 @@ from tests.factories import Factory
 COUNTS = pytest.StashKey[list[str]]()
 
 TABLES = (
+    "credit_transactions",
+    "credit_lots",
     "tenant_billing_profiles",
     "tenant_webhook_endpoints",
     "commission_close_issues",

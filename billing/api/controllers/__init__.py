@@ -8,6 +8,7 @@ from billing.api.controllers._payments import PaymentMethodController
 from billing.api.controllers._subscriptions import SubscriptionController, TenantSubscriptionController
 from billing.api.controllers._trials import TrialGrantController
 from billing.api.controllers._usage import UsageController
+from billing.api.controllers._wallets import WalletController
 from billing.api.controllers._webhooks import StripeWebhookController
 
 __all__ = [
@@ -22,4 +23,5 @@ __all__ = [
     "TenantSubscriptionController",
     "TrialGrantController",
     "UsageController",
+    "WalletController",
 ]
