@@ -62,6 +62,13 @@ create unique index credit_transactions_refunded_once on credit_transactions (lo
     where kind = 'refunded';
 create unique index credit_transactions_funded_once on credit_transactions (lot_id)
     where kind in ('top_up', 'grant');
+
+-- Credits applied to an invoice (one journal per invoice) and an expiry (one per expired movement).
+alter table ledger_journals drop constraint ledger_journals_source_type_check;
+alter table ledger_journals add constraint ledger_journals_source_type_check check (source_type in (
+    'invoice', 'credit_note', 'invoice_void', 'payment', 'refund', 'escrow_funding', 'escrow_release',
+    'escrow_refund', 'commission', 'payout', 'credits_applied', 'credit_expiry'
+));
 """
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.params import JSONBody, Parameter
+from litestar.params import JSONBody, QueryParameter
 
 from billing import service
 from billing.api.controllers._shared import gateway
@@ -26,7 +26,7 @@ from tenants.roles import Permission
 
 CurrencyQuery = Annotated[
     Currency | None,
-    Parameter(query="currency", required=False, description="The wallet's currency (default: the tenant's)"),
+    QueryParameter(name="currency", required=False, description="The wallet's currency (default: the tenant's)"),
 ]
 
 
