@@ -94,7 +94,7 @@ async def test_an_empty_wallet_in_the_tenants_currency(client: AsyncClient, fact
 async def test_a_paid_top_up_buys_credit_by_card_through_an_untaxed_credit_purchase(
     client: AsyncClient, factory: Factory, stripe_client: Any
 ) -> None:
-    staff, admin, tenant = await setup(client, factory)
+    _staff, admin, tenant = await setup(client, factory)
     await add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
     response = await top_up(client, admin, tenant["id"], amount_minor=5000, paid=True)
     assert response.status_code == 201, response.text
