@@ -14,7 +14,6 @@ from controlplane.core.pagination import PageRequest
 from controlplane.core.web import (
     BEARER,
     IDEMPOTENCY_ERRORS,
-    Currency,
     Cursor,
     Limit,
     TenantId,
@@ -25,8 +24,15 @@ from tenants.api.guards import allow, principal_of
 from tenants.roles import Permission
 
 CurrencyQuery = Annotated[
-    Currency | None,
-    QueryParameter(name="currency", required=False, description="The wallet's currency (default: the tenant's)"),
+    str | None,
+    QueryParameter(
+        name="currency",
+        required=False,
+        min_length=3,
+        max_length=3,
+        pattern=r"^[A-Z]{3}$",
+        description="The wallet's currency (default: the tenant's)",
+    ),
 ]
 
 

@@ -239,8 +239,7 @@ async def test_bad_top_ups_answer_4xx_with_codes(client: AsyncClient, factory: F
     bad_currency = await client.get(f"/v1/tenants/{tid}/wallet?currency=ZZZ", headers=admin.headers)
     assert_problem(bad_currency, 422, "unknown_currency")
     lower = await client.get(f"/v1/tenants/{tid}/wallet?currency=eur", headers=admin.headers)
-    assert lower.status_code in (400, 422), lower.text
-    assert lower.json()["code"] in ("validation_error", "unknown_currency"), lower.text
+    assert_problem(lower, 400, "validation_error")
     other = await factory.tenant(staff)
     outsider = await factory.member(other["id"], "tenant_admin")
     assert (await client.get(f"/v1/tenants/{tid}/wallet", headers=outsider.headers)).status_code in (403, 404)
