@@ -246,7 +246,12 @@ async def settle_paid(actor: Principal | None, tenant_id: uuid.UUID, invoice: di
     """Inside the caller's transaction: `invoice` (its row) was just made paid by credits from the wallet,
     with no card payment; what follows is what follows a payment: a suspension lifted, the subscription
     active again, the reseller's commission, the other domains' hooks."""
-    await _reactivate_if_settled(actor, tenant_id, invoice["id"])
+    # Read unlocked first: this runs inside a finalization that already updated the tenant's row (its invoice
+    # number), and locking it FOR UPDATE there would deadlock with other finalizations holding a key share on
+    # it (their invoices' foreign key). Only a suspended tenant needs the lock, to be lifted.
+    terms = await tenant_terms(tenant_id)
+    if terms is not None and terms.billing_suspended_at is not None:
+        await _reactivate_if_settled(actor, tenant_id, invoice["id"])
     await _move_subscription(invoice["subscription_id"], Event.PAYMENT_SUCCEEDED)
     await audit.record(
         actor,
