@@ -256,3 +256,48 @@ async def test_wallet_transactions_page_with_a_cursor(client: AsyncClient, facto
     assert movements(second) == [("grant", 3)]
     assert second["next_cursor"] is None
     assert second["balance_minor"] == 6
+
+
+async def test_a_retried_paid_top_up_charges_once(client: AsyncClient, factory: Factory, stripe_client: Any) -> None:
+    _, admin, tenant = await setup(client, factory)
+    await add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    url = f"/v1/tenants/{tenant['id']}/wallet/top-ups"
+    headers = {**admin.headers, "Idempotency-Key": "top-up-1"}
+    first = await client.post(url, json={"amount_minor": 1200, "paid": True}, headers=headers)
+    again = await client.post(url, json={"amount_minor": 1200, "paid": True}, headers=headers)
+    assert (first.status_code, again.status_code) == (201, 201), again.text
+    assert again.json() == first.json()
+    body = await wallet(client, admin, tenant["id"])
+    assert (body["balance_minor"], movements(body)) == (1200, [("top_up", 1200)])
+    intents = stripe_client.v1.payment_intents.list(params={"limit": 100})
+    invoice_id = first.json()["invoice_id"]
+    assert sum(1 for intent in intents.data if intent.metadata.to_dict().get("invoice_id") == invoice_id) == 1
+
+
+async def test_one_lot_failing_to_expire_does_not_stop_the_others(
+    client: AsyncClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from billing.wallets import service as wallets_service
+
+    staff, admin, tenant = await setup(client, factory)
+    soon = stamp(utcnow() + timedelta(hours=1))
+    lots = []
+    for amount in (100, 200):
+        response = await top_up(client, staff, tenant["id"], amount_minor=amount, paid=False, expires_at=soon)
+        assert response.status_code == 201, response.text
+        lots.append(response.json()["id"])
+    real = wallets_service._expire_lot
+
+    async def failing_on_the_first(tenant_id: Any, lot_id: Any, as_of: Any) -> bool:
+        if str(lot_id) == lots[0]:
+            raise RuntimeError("a fault of ours on this lot")
+        return await real(tenant_id, lot_id, as_of)
+
+    monkeypatch.setattr(wallets_service, "_expire_lot", failing_on_the_first)
+    report = await service.expire_credits(utcnow() + timedelta(hours=2))
+    assert (report.expired, report.failed) == (1, 1)
+    monkeypatch.setattr(wallets_service, "_expire_lot", real)
+    report = await service.expire_credits(utcnow() + timedelta(hours=2))
+    assert (report.expired, report.failed) == (1, 0)
+    assert (await wallet(client, admin, tenant["id"]))["balance_minor"] == 0
+    await assert_ledger_clean()
