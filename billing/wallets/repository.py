@@ -18,6 +18,17 @@ TRANSACTION_COLUMNS = (
 )
 
 
+# Advisory lock class of a tenant's credit purchases (beside billing's 7_301 and 7_302).
+CREDIT_PURCHASE_LOCK = 7_303
+
+
+async def lock_purchases(tenant_id: uuid.UUID) -> None:
+    """Until the caller commits: one credit purchase of the tenant is started at a time. An advisory lock, not
+    the tenant's row: finalizations take that row's number under key-share locks, and a FOR UPDATE there
+    could deadlock with them."""
+    await fetch(f"select pg_advisory_xact_lock({CREDIT_PURCHASE_LOCK}, hashtext({{}}))", str(tenant_id))
+
+
 async def insert_lot(values: dict[str, Any]) -> dict[str, Any]:
     """A new lot: a grant holds its amount at once; a purchase's lot is empty until its invoice is paid."""
     rows = await fetch(

@@ -178,7 +178,8 @@ async def _purchase_invoice(
     """The purchase invoice to collect: a new one, finalized, with its empty lot; or the purchase of the same
     amount whose payment is still waiting for Stripe's answer (resumed with its own key)."""
     async with tenant_tx(tenant_id):
-        terms = await tenant_terms(tenant_id, lock="update")  # one purchase at a time per tenant
+        await repository.lock_purchases(tenant_id)
+        terms = await tenant_terms(tenant_id)
         assert terms is not None
         currency = terms.currency
         waiting = await repository.purchase_in_flight(tenant_id)
