@@ -404,3 +404,29 @@ class TooManyTaxRates(BillingInvalid):
 class TaxRatesTooHigh(BillingInvalid):
     code = "tax_rates_too_high"
     title = "The tax rates together are more than 100 %"
+
+
+# -- wallets (prepaid credits) ----------------------------------------------------------------------------------
+
+
+class InvalidTopUp(BillingInvalid):
+    code = "invalid_top_up"
+    title = "The top-up's amount or expiry is not allowed"
+
+
+class GrantStaffOnly(PermissionDenied):
+    code = "credit_grant_staff_only"
+    title = "Only platform staff may grant credit (a top-up with paid: false)"
+
+
+class TopUpDeclined(PaymentRequired):
+    """The card was charged for a credit purchase and refused it: the purchase invoice is voided, no credit
+    is added."""
+
+    code = "top_up_declined"
+    title = "The card was declined; no credit was added"
+
+
+class CreditPurchaseNotCreditable(Conflict):
+    code = "credit_purchase_not_creditable"
+    title = "A credit purchase is given back by a refund of its unapplied credit, not by a credit note"

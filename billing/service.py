@@ -112,6 +112,7 @@ from billing.subscriptions.service import (
 )
 from billing.subscriptions.trials import TrialGrant, claim_trial, grant_trial
 from billing.usage.service import CurrentUsage, MetricUsageView, UsageBatchReport, current_usage, ingest
+from billing.wallets.service import ExpiryReport, TopUpView, WalletView, expire_credits, get_wallet, top_up
 
 __all__ = [
     "AddonNotFound",
@@ -129,6 +130,7 @@ __all__ = [
     "EscrowDifference",
     "EscrowNotFunded",
     "EscrowTerms",
+    "ExpiryReport",
     "FundingDeclined",
     "InvalidAddon",
     "InvoiceLineView",
@@ -151,9 +153,11 @@ __all__ = [
     "StrayPayeePosting",
     "SubscriptionChanges",
     "SubscriptionView",
+    "TopUpView",
     "TrialGrant",
     "UnbalancedJournalFound",
     "UsageBatchReport",
+    "WalletView",
     "accept_overdue",
     "add_payment_method",
     "archive_coupon",
@@ -182,6 +186,7 @@ __all__ = [
     "due_batches",
     "end_addon",
     "end_for_erased_tenant",
+    "expire_credits",
     "finalize_due_drafts",
     "finalize_invoice",
     "fund_escrow",
@@ -192,6 +197,7 @@ __all__ = [
     "get_plan",
     "get_statement",
     "get_subscription",
+    "get_wallet",
     "grant_trial",
     "ingest",
     "known_metrics",
@@ -220,6 +226,7 @@ __all__ = [
     "send_payouts",
     "set_addon_quantity",
     "statement_csv",
+    "top_up",
     "upcoming_invoice",
     "validate_addon_charge",
     "verify_ledger",

@@ -443,4 +443,30 @@ class DiscountApplication(Table, tablename="discount_applications", db=ENGINE):
     discount_id = UUID()
     invoice_id = UUID()
     amount_minor = BigInt()
+
+
+class CreditLot(Table, tablename="credit_lots", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    currency = Varchar(length=3)
+    source = Text()
+    amount_minor = BigInt()
+    remaining_minor = BigInt()
+    expires_at = Timestamptz(null=True, default=None)
+    expired_at = Timestamptz(null=True, default=None)
+    invoice_id = UUID(null=True)
+    payment_id = UUID(null=True)
+    created_at = Timestamptz()
+
+
+class CreditTransaction(Table, tablename="credit_transactions", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    currency = Varchar(length=3)
+    lot_id = UUID()
+    kind = Text()
+    amount_minor = BigInt()
+    invoice_id = UUID(null=True)
+    payment_id = UUID(null=True)
+    refund_id = UUID(null=True)
     created_at = Timestamptz()

@@ -47,6 +47,7 @@ from billing.api.controllers import (
     TenantTaxRateController,
     TrialGrantController,
     UsageController,
+    WalletController,
 )
 from billing.business_metrics import BusinessGauges
 from billing.payments.gateway import StripeGateway
@@ -247,6 +248,7 @@ def create_app(settings: Settings) -> Litestar:
             UsageController,
             InvoiceController,
             PaymentMethodController,
+            WalletController,
             EscrowController,
             StripeWebhookController,
             PublisherController,

@@ -204,6 +204,13 @@ def ledger_verify() -> None:
     for held in report.escrow_differences:
         click.echo(f"  escrow {held.escrow_id}: ledger {held.ledger}, documents {held.documents}", err=True)
     click.echo(f"payee postings not from a release: {len(report.payee_postings_without_release)}")
+    click.echo(f"credit liabilities disagreeing with credit lots: {len(report.credit_liability_differences)}")
+    for owed_credit in report.credit_liability_differences:
+        click.echo(
+            f"  tenant {owed_credit.tenant_id} {owed_credit.currency}: ledger {owed_credit.ledger}, "
+            f"documents {owed_credit.documents}",
+            err=True,
+        )
     click.echo("ledger verified" if report.ok else "ledger has differences")
     if not report.ok:
         sys.exit(1)

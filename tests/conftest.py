@@ -36,6 +36,8 @@ TABLES = (
     "discount_applications",
     "discounts",
     "coupons",
+    "credit_transactions",
+    "credit_lots",
     "tenant_billing_profiles",
     "tenant_webhook_endpoints",
     "commission_close_issues",

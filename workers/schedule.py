@@ -17,6 +17,10 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "controlplane.billing.collect_payments",
         "schedule": crontab(minute="35"),
     },
+    "expire-credits": {
+        "task": "controlplane.billing.expire_credits",
+        "schedule": crontab(minute="25"),
+    },
     "expire-licenses": {
         "task": "controlplane.plugins.expire_licenses",
         "schedule": crontab(minute="*/10"),

@@ -108,6 +108,15 @@ def collect_payments(as_of: str | None = None) -> dict[str, Any]:
     return dataclasses.asdict(report)
 
 
+@app.task(name="controlplane.billing.expire_credits")
+def expire_credits(as_of: str | None = None) -> dict[str, int]:
+    """Hourly: prepaid credit past its expiry loses what remains, one lot at a time (failures isolated per lot).
+    Safe to run twice: an expired lot has nothing left."""
+    settings = app.conf.controlplane_settings
+    when = _utc(as_of) if as_of else datetime.now(UTC)
+    return dataclasses.asdict(_with_pool(settings, lambda: billing.expire_credits(when)))
+
+
 @app.task(name="controlplane.billing.accept_overdue_milestones")
 def accept_overdue_milestones() -> int:
     """Hourly: escrow milestones submitted longer ago than their inspection window are accepted."""

@@ -543,3 +543,57 @@ class TenantTaxRatesRead(Struct, kw_only=True):
     tenant_id: uuid.UUID
     codes: list[str]
     rates: list[TenantTaxRate]
+
+
+class WalletTopUpCreate(Input):
+    """`paid: true` (tenant admin or staff) buys credit by card: a `credit_purchase` invoice collected at once;
+    `paid: false` (staff only) grants free credit. Optional `expires_at` (in the future): unused credit
+    expires then."""
+
+    amount_minor: AmountMinor
+    paid: bool
+    expires_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        check_moment(self.expires_at, "expires_at")
+        super().__post_init__()
+
+
+class WalletTopUpRead(Struct, kw_only=True):
+    """The top-up's credit lot (`id`); `invoice_id` is the paid credit purchase (None for a grant)."""
+
+    id: uuid.UUID
+    source: Literal["purchased", "granted"]
+    amount_minor: int
+    currency: str
+    expires_at: datetime | None
+    invoice_id: uuid.UUID | None
+    payment_id: uuid.UUID | None
+    created_at: datetime
+
+
+class CreditTransactionRead(Struct, kw_only=True):
+    """A movement of the wallet: into a lot (`top_up`, `grant`, `restored` when an invoice paid with credit is
+    voided) positive; out of it (`applied`, `expired`, `refunded`) negative."""
+
+    id: uuid.UUID
+    lot_id: uuid.UUID
+    kind: Literal["top_up", "grant", "applied", "restored", "expired", "refunded"]
+    amount_minor: int
+    currency: str
+    invoice_id: uuid.UUID | None
+    payment_id: uuid.UUID | None
+    refund_id: uuid.UUID | None
+    created_at: datetime
+
+
+class WalletRead(Struct, kw_only=True):
+    """The unexpired credit in one currency (`balance_minor = purchased_minor + granted_minor`) and a page of
+    its transactions, oldest first."""
+
+    currency: str
+    balance_minor: int
+    purchased_minor: int
+    granted_minor: int
+    transactions: list[CreditTransactionRead]
+    next_cursor: str | None

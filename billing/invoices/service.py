@@ -15,6 +15,7 @@ from billing.commissions import service as _commissions
 from billing.discounts import service as _discounts
 from billing.errors import (
     CreditExceedsRemainder,
+    CreditPurchaseNotCreditable,
     InvalidInvoiceTransition,
     InvoiceNotFound,
     PaymentInFlight,
@@ -26,6 +27,7 @@ from billing.ledger import repository as ledger_repository
 from billing.ledger import rules as ledger
 from billing.money import Money, exponent
 from billing.payments import repository as payments_repository
+from billing.payments import service as _payments
 from billing.payments.stripe_amounts import chargeable_step, require_credit_chargeable
 from billing.periods import Period
 from billing.rating import Line
@@ -33,7 +35,7 @@ from billing.subscriptions import lifecycle
 from billing.subscriptions import repository as subscriptions_repository
 from billing.subscriptions import state as _state
 from billing.taxes import service as _taxes
-from billing.wallets.application import apply_credits
+from billing.wallets.application import CREDIT_PURCHASE, apply_credits, restore_credits
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
@@ -125,6 +127,7 @@ async def write_invoice(
     with_pending: bool = True,
     plan_code: str | None = None,
     finalization: Literal["grace", "now", "manual"] = "grace",
+    taxed: bool = True,
 ) -> uuid.UUID | None:
     """Write a draft invoice with its lines, inside the caller's tenant transaction, and finalize it unless
     the tenant keeps drafts for a while. None when this boundary is already billed (nothing is written).
@@ -135,6 +138,7 @@ async def write_invoice(
     plan `plan_code` bills, None: the subscription's current plan; see billing.discounts.rules). If credits
     outweigh charges, the excess is carried to the next invoice, so the total is never negative unless every
     line is a credit. An invoice without a subscription (`one_off`, `credit_purchase`) has neither.
+    `taxed=False` (a credit purchase) bills no tax: credits are taxed on the invoices they pay, after tax.
     """
     settings = await repository.tenant_billing_settings(tenant_id)
     pending = []
@@ -164,7 +168,7 @@ async def write_invoice(
                 period,
             )
         )
-    figures = totals([line.amount_minor for line in lines], await _taxes.rates_of(tenant_id))
+    figures = totals([line.amount_minor for line in lines], await _taxes.rates_of(tenant_id) if taxed else [])
     figures = _cash_rounded(lines, figures, currency, period)
     grace = settings["invoice_grace_hours"]
     invoice_id = uuid.uuid4()
@@ -222,20 +226,28 @@ def _cash_rounded(lines: list[Line], figures: Totals, currency: str, period: Per
     return rounded
 
 
-async def finalize(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> None:
-    """Number the draft and book it: the tenant owes its total from now on, less the credits its wallet pays."""
+async def finalize(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime, *, with_credits: bool = True) -> None:
+    """Number the draft and book it: the tenant owes its total from now on, less the credits its wallet pays.
+    A credit purchase books a liability to the tenant instead of revenue. Credits that pay the whole amount
+    due make the invoice paid, with a payment's consequences (billing.payments.service.settle_paid).
+    `with_credits=False` (a draft numbered only to be voided) applies none."""
     number = await repository.take_invoice_number(tenant_id)
     invoice = await repository.finalize_invoice(invoice_id, number, now)
-    postings = ledger.invoice_issued(tenant_id, invoice["currency"], invoice["subtotal_minor"], invoice["tax_minor"])
-    await ledger_repository.post(tenant_id, "invoice", invoice_id, f"Invoice {number} issued", postings)
-    applied = await apply_credits(tenant_id, invoice)
-    if applied:
-        await repository.set_invoice_status(
-            invoice_id,
-            invoice["status"],
-            credits_applied_minor=applied,
-            amount_due_minor=amount_due(invoice["total_minor"], invoice["credited_minor"], 0, applied),
+    if invoice["kind"] == CREDIT_PURCHASE:
+        postings = ledger.credit_purchase_issued(tenant_id, invoice["currency"], invoice["total_minor"])
+    else:
+        postings = ledger.invoice_issued(
+            tenant_id, invoice["currency"], invoice["subtotal_minor"], invoice["tax_minor"]
         )
+    await ledger_repository.post(tenant_id, "invoice", invoice_id, f"Invoice {number} issued", postings)
+    applied = await apply_credits(tenant_id, invoice, now) if with_credits else 0
+    if applied:
+        due = amount_due(invoice["total_minor"], invoice["credited_minor"], 0, applied)
+        after = await repository.set_invoice_status(
+            invoice_id, "paid" if due == 0 else invoice["status"], credits_applied_minor=applied, amount_due_minor=due
+        )
+        if due == 0:
+            await _payments.settle_paid(None, tenant_id, after)
 
 
 def taxes_of(row: dict[str, Any]) -> tuple[TaxAmount, ...]:
@@ -359,27 +371,35 @@ async def void_invoice(actor: Principal, invoice_id: uuid.UUID) -> InvoiceView:
         if row["status"] not in ("draft", "finalized"):
             raise InvalidInvoiceTransition(f"a {row['status']} invoice cannot be voided", current_status=row["status"])
         await refuse_while_money_in_flight(invoice_id, "voided")
-        now = datetime.now(UTC)
-        if row["status"] == "draft":
-            # A void invoice keeps its number: numbers are gapless, so a draft is numbered before voiding.
-            await finalize(tenant_id, invoice_id, now)
-        after = await repository.set_invoice_status(invoice_id, "void", amount_due_minor=0, voided_at=now)
-        # Whatever the invoice and its credit notes booked is reversed: a void invoice is owed nothing.
-        booked = await ledger_repository.invoice_postings(tenant_id, invoice_id)
-        reversal = ledger.balanced(ledger.Posting(p.account, -p.amount_minor, p.currency) for p in booked)
-        await ledger_repository.post(
-            tenant_id, "invoice_void", invoice_id, f"Invoice {after['number']} voided", reversal
-        )
-        await audit.record(
-            actor,
-            tenant_id,
-            "invoice.voided",
-            "invoice",
-            invoice_id,
-            before={"status": row["status"]},
-            after={"status": "void"},
-        )
+        after = await void_locked(actor, tenant_id, row)
         return (await _with_lines([after]))[0]
+
+
+async def void_locked(actor: Principal | None, tenant_id: uuid.UUID, row: dict[str, Any]) -> dict[str, Any]:
+    """Inside the caller's tenant transaction, the draft or finalized invoice `row` locked and no money in
+    flight: void it, give its credits back to their lots, reverse what it booked."""
+    invoice_id = row["id"]
+    now = datetime.now(UTC)
+    if row["status"] == "draft":
+        # A void invoice keeps its number: numbers are gapless, so a draft is numbered before voiding.
+        await finalize(tenant_id, invoice_id, now, with_credits=False)
+    after = await repository.set_invoice_status(invoice_id, "void", amount_due_minor=0, voided_at=now)
+    await restore_credits(tenant_id, invoice_id)
+    # Whatever the invoice, its credit notes and its credits applied booked is reversed: a void invoice is owed
+    # nothing, and the credits are the tenant's again.
+    booked = await ledger_repository.invoice_postings(tenant_id, invoice_id)
+    reversal = ledger.balanced(ledger.Posting(p.account, -p.amount_minor, p.currency) for p in booked)
+    await ledger_repository.post(tenant_id, "invoice_void", invoice_id, f"Invoice {after['number']} voided", reversal)
+    await audit.record(
+        actor,
+        tenant_id,
+        "invoice.voided",
+        "invoice",
+        invoice_id,
+        before={"status": row["status"]},
+        after={"status": "void"},
+    )
+    return after
 
 
 async def credit_invoice(actor: Principal, invoice_id: uuid.UUID, amount_minor: int, reason: str) -> CreditNoteView:
@@ -426,6 +446,8 @@ async def add_credit_note(
         raise InvoiceNotFound()
     if row["status"] not in ("finalized", "paid"):
         raise InvalidInvoiceTransition(f"a {row['status']} invoice cannot be credited", current_status=row["status"])
+    if row["kind"] == CREDIT_PURCHASE and not refund:
+        raise CreditPurchaseNotCreditable()
     if not refund:
         # A refund's own note is Stripe's amount already (checked before it was sent, or reported by Stripe).
         paid = row["status"] == "paid"
@@ -462,10 +484,10 @@ async def add_credit_note(
         row["subtotal_minor"],
         tax_amounts,
         row["credited_minor"],
-        revenue_account=ledger.REFUNDS if refund else ledger.REVENUE,
+        revenue_account=_reduced_account(tenant_id, row["kind"], refund),
     )
     await ledger_repository.post(tenant_id, "credit_note", note["id"], f"Credit note on {row['number']}", postings)
-    if row["status"] == "paid":
+    if row["status"] == "paid" and row["kind"] != CREDIT_PURCHASE:
         await _commissions.invoice_credited(tenant_id, row, note["id"], amount_minor, datetime.now(UTC))
     credited = row["credited_minor"] + amount_minor
     # What a credit note frees on a paid invoice goes back as a refund (payments), not as an amount due.
@@ -480,6 +502,14 @@ async def add_credit_note(
         after={"amount_minor": amount_minor, "credit_note_id": str(note["id"])},
     )
     return credit_note_view(note)
+
+
+def _reduced_account(tenant_id: uuid.UUID, kind: str, refund: bool) -> str:
+    """Where a credit note takes back the invoice's net: a refund of a credit purchase reduces the liability
+    (the unapplied credit goes back), a refund `refunds`, any other note `revenue`."""
+    if kind == CREDIT_PURCHASE:
+        return ledger.credit_liability(tenant_id)
+    return ledger.REFUNDS if refund else ledger.REVENUE
 
 
 async def list_credit_notes(actor: Principal, invoice_id: uuid.UUID) -> list[CreditNoteView]:

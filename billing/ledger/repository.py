@@ -40,11 +40,12 @@ async def post(
 
 
 async def invoice_postings(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> list[Posting]:
-    """Every posting so far caused by this invoice: its issue and its credit notes, summed by account."""
+    """Every posting so far caused by this invoice: its issue, the credits applied to it and its credit notes,
+    summed by account."""
     rows = await fetch(
         "select p.account, p.currency, sum(p.amount_minor) as amount from ledger_postings p "
         "join ledger_journals j on j.id = p.journal_id "
-        "where p.tenant_id = {} and ((j.source_type = 'invoice' and j.source_id = {}) "
+        "where p.tenant_id = {} and ((j.source_type in ('invoice', 'credits_applied') and j.source_id = {}) "
         "or (j.source_type = 'credit_note' and j.source_id in (select id from credit_notes where invoice_id = {}))) "
         "group by p.account, p.currency",
         tenant_id,
@@ -63,14 +64,14 @@ async def unbalanced_journals() -> list[dict[str, Any]]:
 
 async def receivable_differences() -> list[dict[str, Any]]:
     """Tenants whose receivable account disagrees with their documents: what is owed on each issued,
-    unvoided invoice (its total less credit notes), less payments, plus refunds (a refund's credit note took
-    it off the total, and the money went back)."""
+    unvoided invoice (its total less credit notes and credits applied from the wallet), less payments, plus
+    refunds (a refund's credit note took it off the total, and the money went back)."""
     return await fetch(
         "with ledger as ("
         " select tenant_id, currency, sum(amount_minor) as balance from ledger_postings"
         " where account = 'receivable:tenant:' || tenant_id::text group by tenant_id, currency"
         "), documents as ("
-        " select tenant_id, currency, sum(total_minor - credited_minor) as owed from invoices"
+        " select tenant_id, currency, sum(total_minor - credited_minor - credits_applied_minor) as owed from invoices"
         " where status in ('finalized', 'paid', 'uncollectible') group by tenant_id, currency"
         "), payments as ("
         " select tenant_id, currency, sum(amount_minor) as paid from payments where status = 'succeeded'"

@@ -19,6 +19,10 @@ REVENUE = "revenue"
 TAX_PAYABLE = "tax_payable"
 CASH = "cash:stripe"
 REFUNDS = "refunds"
+# Granted credit, when it pays an invoice: what the platform gave away (debit-normal).
+PROMOTION_EXPENSE = "promotion_expense"
+# Purchased credit that expired unused: the liability is released to revenue (breakage, credit-normal).
+CREDIT_BREAKAGE = "revenue:credit_breakage"
 
 
 def escrow_held(escrow_id: uuid.UUID) -> str:
@@ -31,6 +35,11 @@ def payee_payable(payee_type: str, payee_id: uuid.UUID) -> str:
 
 def receivable(tenant_id: uuid.UUID) -> str:
     return f"receivable:tenant:{tenant_id}"
+
+
+def credit_liability(tenant_id: uuid.UUID) -> str:
+    """What the platform owes a tenant in purchased credit not yet applied (credit-normal)."""
+    return f"credit_liability:tenant:{tenant_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,3 +165,37 @@ def escrow_released(
 
 def escrow_refunded(escrow_id: uuid.UUID, currency: str, amount: int) -> list[Posting]:
     return balanced([Posting(escrow_held(escrow_id), amount, currency), Posting(CASH, -amount, currency)])
+
+
+def credit_purchase_issued(tenant_id: uuid.UUID, currency: str, amount: int) -> list[Posting]:
+    """A `credit_purchase` invoice: the tenant owes it, and the platform owes the tenant the credit (a
+    liability, not revenue: nothing is earned until the credit pays an invoice or expires). Never taxed."""
+    return balanced(
+        [Posting(receivable(tenant_id), amount, currency), Posting(credit_liability(tenant_id), -amount, currency)]
+    )
+
+
+def credits_applied(tenant_id: uuid.UUID, currency: str, purchased: int, granted: int) -> list[Posting]:
+    """Credits pay part of an invoice: purchased credit settles it out of the liability, granted credit is
+    a promotion expense; the receivable falls by both."""
+    if purchased < 0 or granted < 0:
+        raise BillingInvalid("credits applied are not negative")
+    return balanced(
+        [
+            Posting(credit_liability(tenant_id), purchased, currency),
+            Posting(PROMOTION_EXPENSE, granted, currency),
+            Posting(receivable(tenant_id), -(purchased + granted), currency),
+        ]
+    )
+
+
+def credit_expired(tenant_id: uuid.UUID, currency: str, source: str, amount: int) -> list[Posting]:
+    """Unused credit expires: purchased credit's liability is released to breakage revenue; granted credit
+    was never booked, so its expiry books nothing."""
+    if amount < 0:
+        raise BillingInvalid("an expired amount is not negative")
+    if source != "purchased":
+        return []
+    return balanced(
+        [Posting(credit_liability(tenant_id), amount, currency), Posting(CREDIT_BREAKAGE, -amount, currency)]
+    )

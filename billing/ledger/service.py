@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from billing.escrow import repository as escrow_repository
 from billing.ledger import repository
+from billing.wallets import repository as wallets_repository
 from controlplane.core.db import SystemReason, system_tx
 
 
@@ -22,6 +23,17 @@ class UnbalancedJournalFound:
 @dataclass(frozen=True, slots=True)
 class ReceivableDifference:
     """A tenant whose receivable (`ledger`) disagrees with what its documents say it owes (`documents`)."""
+
+    tenant_id: uuid.UUID
+    currency: str
+    ledger: int
+    documents: int
+
+
+@dataclass(frozen=True, slots=True)
+class CreditLiabilityDifference:
+    """A tenant whose credit liability (`ledger`, what the platform owes in purchased credit) disagrees with
+    its purchased lots' remaining plus its unpaid credit purchases (`documents`)."""
 
     tenant_id: uuid.UUID
     currency: str
@@ -65,6 +77,7 @@ class LedgerReport:
     invoices_without_journal: list[InvoiceWithoutJournal]
     escrow_differences: list[EscrowDifference]
     payee_postings_without_release: list[StrayPayeePosting]
+    credit_liability_differences: list[CreditLiabilityDifference] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -74,13 +87,16 @@ class LedgerReport:
             or self.invoices_without_journal
             or self.escrow_differences
             or self.payee_postings_without_release
+            or self.credit_liability_differences
         )
 
 
 async def verify_ledger() -> LedgerReport:
     """Every journal sums to zero per currency; every issued invoice is booked; each tenant's receivable
-    equals what its invoices say it owes (totals less credit notes and payments, plus refunds); each escrow
-    holds funded - released - refunded; nothing reaches a payee except a milestone release."""
+    equals what its invoices say it owes (totals less credit notes, credits applied and payments, plus
+    refunds); each tenant's credit liability equals its purchased lots' remaining (unexpired: the expiry run
+    empties an expired lot) plus its unpaid credit purchases; each escrow holds funded - released - refunded;
+    nothing reaches a payee except a milestone release."""
     async with system_tx(SystemReason.PLATFORM_JOB):
         counts = await repository.counts()
         unbalanced = await repository.unbalanced_journals()
@@ -88,6 +104,7 @@ async def verify_ledger() -> LedgerReport:
         unbooked = await repository.issued_without_journal()
         escrows = await escrow_repository.held_differences()
         stray = await escrow_repository.payee_postings_without_release()
+        liabilities = await wallets_repository.liability_differences()
     # The sums come back as numeric; every one is a whole number of minor units.
     return LedgerReport(
         journals=counts["journals"],
@@ -104,4 +121,8 @@ async def verify_ledger() -> LedgerReport:
             EscrowDifference(row["escrow_id"], int(row["ledger"]), int(row["documents"])) for row in escrows
         ],
         payee_postings_without_release=[StrayPayeePosting(row["id"], row["source_type"]) for row in stray],
+        credit_liability_differences=[
+            CreditLiabilityDifference(row["tenant_id"], row["currency"], int(row["ledger"]), int(row["documents"]))
+            for row in liabilities
+        ],
     )

@@ -30,6 +30,8 @@ from billing.money import Money, exponent
 from billing.payments import repository
 from billing.payments.gateway import StripeGateway
 from billing.payments.stripe_amounts import require_chargeable
+from billing.wallets.application import CREDIT_PURCHASE, credit_refunded, refundable_of_purchase
+from billing.wallets.rules import refundable_credit
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
 from controlplane.core.views import view_of
@@ -142,6 +144,10 @@ async def _new_refund(
         payment["amount_minor"] - await repository.refunded_or_refunding(invoice["id"]),
         invoice["total_minor"] - invoice["credited_minor"],
     )
+    if invoice["kind"] == CREDIT_PURCHASE:
+        # Only the credit not yet applied (nor expired) goes back: the rest has paid invoices already.
+        unapplied = await refundable_of_purchase(invoice["id"])
+        refundable = refundable_credit(refundable, unapplied or 0)
     # Refused before anything is written: Stripe sends HUF, KWD, ... only in steps (billing.stripe_amounts).
     require_chargeable(amount_minor, invoice["currency"], exponent(invoice["currency"]))
     if amount_minor > refundable:
@@ -165,6 +171,8 @@ async def _book(actor: Principal | None, tenant_id: uuid.UUID, invoice: dict[str
     """Inside the caller's transaction: the credit note and the journal of a refund Stripe has made."""
     amount = refund["amount_minor"]
     await add_credit_note(actor, tenant_id, invoice["id"], amount, refund["reason"], refund=True)
+    if invoice["kind"] == CREDIT_PURCHASE:
+        await credit_refunded(tenant_id, invoice, refund)
     postings = ledger.refund_paid(tenant_id, invoice["currency"], amount)
     await ledger_repository.post(tenant_id, "refund", refund["id"], f"Refund on {invoice['number']}", postings)
     await audit.record(actor, tenant_id, "refund.succeeded", "invoice", invoice["id"], after={"amount_minor": amount})

@@ -163,6 +163,8 @@ async def collectable_invoices(
         "and m.is_default) as fresh "
         "from invoices i left join payments p on p.invoice_id = i.id "
         "where i.status = 'finalized' and i.amount_due_minor > 0 "
+        # A credit purchase is collected once, at the top-up, never dunned (billing.wallets.service).
+        "and i.kind <> 'credit_purchase' "
         # An erased tenant is never charged again.
         "and not exists (select 1 from tenants t where t.id = i.tenant_id and t.status = 'pending_deletion') "
         "and (i.collection_retry_at is null or i.collection_retry_at <= {}) "

@@ -24,6 +24,7 @@ from billing.payments import repository
 from billing.payments.gateway import ChargeOutcome, StripeGateway
 from billing.subscriptions import repository as subscriptions_repository
 from billing.subscriptions.states import Event, next_status
+from billing.wallets.application import CREDIT_PURCHASE, fund_purchase
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
@@ -215,6 +216,9 @@ async def record_outcome(
         if became_paid:
             await invoices_repository.set_invoice_status(invoice_id, "paid", amount_due_minor=0)
             await _reactivate_if_settled(actor, tenant_id, invoice_id)
+            if invoice["kind"] == CREDIT_PURCHASE:
+                # The credit bought is available from now, in this same transaction.
+                await fund_purchase(tenant_id, invoice, payment)
         postings = ledger.payment_received(tenant_id, payment["currency"], payment["amount_minor"])
         await ledger_repository.post(tenant_id, "payment", payment["id"], f"Payment of {invoice['number']}", postings)
     await _move_subscription(
@@ -234,10 +238,38 @@ async def record_outcome(
         },
     )
     if became_paid:
-        await _commissions.invoice_paid(tenant_id, invoice, datetime.now(UTC))
-        # Other domains (the plugin registry renews licenses) act in this same transaction.
-        await hooks.invoice_paid(tenant_id, invoice_id)
+        await _paid_consequences(tenant_id, invoice)
     return payment
+
+
+async def settle_paid(actor: Principal | None, tenant_id: uuid.UUID, invoice: dict[str, Any]) -> None:
+    """Inside the caller's transaction: `invoice` (its row) was just made paid by credits from the wallet,
+    with no card payment; what follows is what follows a payment: a suspension lifted, the subscription
+    active again, the reseller's commission, the other domains' hooks."""
+    # Read unlocked first: this runs inside a finalization that already updated the tenant's row (its invoice
+    # number), and locking it FOR UPDATE there would deadlock with other finalizations holding a key share on
+    # it (their invoices' foreign key). Only a suspended tenant needs the lock, to be lifted.
+    terms = await tenant_terms(tenant_id)
+    if terms is not None and terms.billing_suspended_at is not None:
+        await _reactivate_if_settled(actor, tenant_id, invoice["id"])
+    await _move_subscription(invoice["subscription_id"], Event.PAYMENT_SUCCEEDED)
+    await audit.record(
+        actor,
+        tenant_id,
+        "invoice.paid_by_credits",
+        "invoice",
+        invoice["id"],
+        after={"credits_applied_minor": invoice["credits_applied_minor"]},
+    )
+    await _paid_consequences(tenant_id, invoice)
+
+
+async def _paid_consequences(tenant_id: uuid.UUID, invoice: dict[str, Any]) -> None:
+    """The invoice turned paid. A credit purchase earns no commission: its credit earns when it pays."""
+    if invoice["kind"] != CREDIT_PURCHASE:
+        await _commissions.invoice_paid(tenant_id, invoice, datetime.now(UTC))
+    # Other domains (the plugin registry renews licenses) act in this same transaction.
+    await hooks.invoice_paid(tenant_id, invoice["id"])
 
 
 async def _move_subscription(subscription_id: uuid.UUID | None, event: Event) -> None:

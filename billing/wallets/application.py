@@ -1,12 +1,153 @@
-"""Credits from the tenant's wallet applied to an invoice as it is finalized."""
+"""The wallet's seam with invoices and payments: credits applied to an invoice as it is finalized, given back
+when it is voided, a credit purchase's lot funded when its payment succeeds, and reduced when it is refunded.
+
+Every call runs inside the caller's tenant transaction (the invoice's or the payment's), so the credit moves
+with the change that causes it, or not at all. This module must not import `billing.invoices.service` (which
+imports it).
+"""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
+from billing.ledger import repository as ledger_repository
+from billing.ledger import rules as ledger
+from billing.money import exponent
+from billing.payments.stripe_amounts import chargeable_step
+from billing.wallets import repository
+from billing.wallets.rules import Lot, credits_to_apply
+from tenants import audit
 
-async def apply_credits(tenant_id: uuid.UUID, invoice: dict[str, Any]) -> int:
+CREDIT_PURCHASE = "credit_purchase"
+
+
+def lot_of(row: dict[str, Any]) -> Lot:
+    """A lot as the rules see it: what it can still pay (less a refund of it in flight)."""
+    available = max(row.get("available_minor", row["remaining_minor"]), 0)
+    return Lot(row["id"], row["source"], available, row["created_at"], row["expires_at"])
+
+
+async def apply_credits(tenant_id: uuid.UUID, invoice: dict[str, Any], now: datetime | None = None) -> int:
     """Inside the caller's tenant transaction, the invoice just finalized: the credits applied to it (minor
-    units, at most its amount due), journaled."""
-    return 0
+    units, at most its amount due), journaled. A credit purchase is never paid with credit."""
+    if invoice["kind"] == CREDIT_PURCHASE or invoice["amount_due_minor"] <= 0:
+        return 0
+    now = now or datetime.now(UTC)
+    currency = invoice["currency"]
+    # Locked in one order: a concurrent finalization of the same tenant waits here, then sees what is left.
+    rows = await repository.usable_lots(tenant_id, currency, now, lock=True)
+    if not rows:
+        return 0
+    draws = credits_to_apply(
+        [lot_of(row) for row in rows],
+        invoice["amount_due_minor"],
+        chargeable_step(currency, exponent(currency)),
+        now,
+    )
+    for item in draws:
+        await repository.move_lot(item.lot_id, -item.amount_minor)
+        await repository.insert_transaction(
+            {
+                "tenant_id": tenant_id,
+                "currency": currency,
+                "lot_id": item.lot_id,
+                "kind": "applied",
+                "amount_minor": -item.amount_minor,
+                "invoice_id": invoice["id"],
+            }
+        )
+    purchased = sum((item.amount_minor for item in draws if item.source == "purchased"), 0)
+    granted = sum((item.amount_minor for item in draws if item.source == "granted"), 0)
+    if purchased + granted:
+        # Booked under the invoice (billing.ledger.repository.invoice_postings), so a void reverses it too.
+        await ledger_repository.post(
+            tenant_id,
+            "credits_applied",
+            invoice["id"],
+            f"Credits applied to invoice {invoice['number']}",
+            ledger.credits_applied(tenant_id, currency, purchased, granted),
+        )
+        await audit.record(
+            None,
+            tenant_id,
+            "wallet.credits_applied",
+            "invoice",
+            invoice["id"],
+            after={"purchased_minor": purchased, "granted_minor": granted, "currency": currency},
+        )
+    return purchased + granted
+
+
+async def restore_credits(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> int:
+    """Inside the caller's tenant transaction, the invoice being voided: what its credits took goes back to
+    the same lots (a `restored` transaction each). The ledger side is the void's reversal of the invoice's
+    journals, which include `credits_applied`. A lot past its expiry gets its credit back and the next expiry
+    run expires it (journaled then)."""
+    restored = 0
+    for row in await repository.applied_to(invoice_id):
+        await repository.get_lot(row["lot_id"], lock=True)
+        await repository.move_lot(row["lot_id"], -row["amount_minor"])
+        await repository.insert_transaction(
+            {
+                "tenant_id": tenant_id,
+                "currency": row["currency"],
+                "lot_id": row["lot_id"],
+                "kind": "restored",
+                "amount_minor": -row["amount_minor"],
+                "invoice_id": invoice_id,
+            }
+        )
+        restored -= row["amount_minor"]
+    return restored
+
+
+async def fund_purchase(tenant_id: uuid.UUID, invoice: dict[str, Any], payment: dict[str, Any]) -> None:
+    """Inside the payment's transaction: a `credit_purchase` invoice became paid, so its credit is available
+    now. Its lot was written empty with the top-up (keeping the expiry asked for); it is filled once."""
+    lot = await repository.lot_of_invoice(invoice["id"], lock=True)
+    if lot is None or lot["payment_id"] is not None:
+        return
+    await repository.fund_lot(lot["id"], payment["id"])
+    await repository.insert_transaction(
+        {
+            "tenant_id": tenant_id,
+            "currency": lot["currency"],
+            "lot_id": lot["id"],
+            "kind": "top_up",
+            "amount_minor": lot["amount_minor"],
+            "invoice_id": invoice["id"],
+            "payment_id": payment["id"],
+        }
+    )
+
+
+async def refundable_of_purchase(invoice_id: uuid.UUID) -> int | None:
+    """Inside the caller's transaction, the invoice locked: how much of a credit purchase is still unapplied
+    (its lot locked till commit); None for an invoice that funded no lot."""
+    lot = await repository.lot_of_invoice(invoice_id, lock=True)
+    return None if lot is None else lot["remaining_minor"]
+
+
+async def credit_refunded(tenant_id: uuid.UUID, invoice: dict[str, Any], refund: dict[str, Any]) -> None:
+    """Inside the refund's transaction: a refund of a credit purchase takes its amount out of the lot (at most
+    what is left of it; the ledger check reports a refund made at Stripe beyond the unapplied credit)."""
+    lot = await repository.lot_of_invoice(invoice["id"], lock=True)
+    if lot is None:
+        return
+    amount = min(refund["amount_minor"], lot["remaining_minor"])
+    if amount <= 0:
+        return
+    await repository.move_lot(lot["id"], -amount)
+    await repository.insert_transaction(
+        {
+            "tenant_id": tenant_id,
+            "currency": lot["currency"],
+            "lot_id": lot["id"],
+            "kind": "refunded",
+            "amount_minor": -amount,
+            "invoice_id": invoice["id"],
+            "refund_id": refund["id"],
+        }
+    )

@@ -433,6 +433,7 @@ def _verify_ledger_main() -> None:
         "invoices_without_journal": len(report.invoices_without_journal),
         "escrow_differences": len(report.escrow_differences),
         "payee_postings_without_release": len(report.payee_postings_without_release),
+        "credit_liability_differences": len(report.credit_liability_differences),
     }
     sys.stdout.write(json.dumps(summary) + "\n")
 

@@ -435,6 +435,34 @@ def _numeric_cases() -> dict[str, Case]:
     cases["coupon amount without currency"] = Case(
         "POST", "/v1/coupons", 422, "invalid_coupon", json=_coupon(amount_off_minor=100)
     )
+    top_ups = "/v1/tenants/{tenant}/wallet/top-ups"
+    for name, value in {**EXTREMES, "zero": 0}.items():
+        cases[f"top-up amount {name}"] = Case(
+            "POST", top_ups, 400, "validation_error", json={"amount_minor": value, "paid": False}, as_staff=True
+        )
+    for name, moment in ODD_MOMENTS.items():
+        cases[f"top-up expiry {name}"] = Case(
+            "POST",
+            top_ups,
+            400,
+            "validation_error",
+            json={"amount_minor": 100, "paid": False, "expires_at": moment},
+            as_staff=True,
+        )
+    cases["top-up expiry in the past"] = Case(
+        "POST",
+        top_ups,
+        422,
+        "invalid_top_up",
+        json={"amount_minor": 100, "paid": False, "expires_at": "2020-01-01T00:00:00Z"},
+        as_staff=True,
+    )
+    cases["top-up paid not a boolean"] = Case(
+        "POST", top_ups, 400, "validation_error", json={"amount_minor": 100, "paid": "yes"}, as_staff=True
+    )
+    cases["wallet currency not a code"] = Case(
+        "GET", "/v1/tenants/{tenant}/wallet", 400, "validation_error", params={"currency": "euro"}
+    )
     return cases
 
 

@@ -10,6 +10,7 @@ from billing.api.controllers._subscriptions import SubscriptionController, Tenan
 from billing.api.controllers._taxes import TaxRateController, TenantTaxRateController
 from billing.api.controllers._trials import TrialGrantController
 from billing.api.controllers._usage import UsageController
+from billing.api.controllers._wallets import WalletController
 from billing.api.controllers._webhooks import StripeWebhookController
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "TenantTaxRateController",
     "TrialGrantController",
     "UsageController",
+    "WalletController",
 ]
