@@ -443,6 +443,7 @@ class DiscountApplication(Table, tablename="discount_applications", db=ENGINE):
     discount_id = UUID()
     invoice_id = UUID()
     amount_minor = BigInt()
+    created_at = Timestamptz()
 
 
 class CreditLot(Table, tablename="credit_lots", db=ENGINE):
