@@ -188,6 +188,34 @@ async def insert_application(
     )
 
 
+async def applications_of(invoice_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The discounts an invoice used, each with what it took (`applied_minor`), locked."""
+    columns = ", ".join(f"d.{name.strip()}" for name in DISCOUNT_COLUMNS.split(","))
+    return await fetch(
+        f"select {columns}, a.amount_minor as applied_minor from discount_applications a "
+        "join discounts d on d.id = a.discount_id where a.invoice_id = {} order by d.position for update of d",
+        invoice_id,
+    )
+
+
+async def give_back(
+    discount_id: uuid.UUID, periods_used: int, amount_remaining_minor: int | None, *, reactivate: bool
+) -> None:
+    """A voided invoice's use returned; `reactivate`: the discount it had used up runs again."""
+    await fetch(
+        "update discounts set periods_used = {}, amount_remaining_minor = {}, "
+        "status = case when {} then 'active' else status end, "
+        "ended_reason = case when {} then null else ended_reason end, "
+        "ended_at = case when {} then null else ended_at end where id = {}",
+        periods_used,
+        amount_remaining_minor,
+        reactivate,
+        reactivate,
+        reactivate,
+        discount_id,
+    )
+
+
 async def plan_currency(plan_id: uuid.UUID) -> str:
     rows = await fetch("select currency from plans where id = {}", plan_id)
     return str(rows[0]["currency"]).strip()

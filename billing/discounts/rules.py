@@ -1,24 +1,36 @@
 """Coupons and discounts: what a coupon may say, whether it may be redeemed, what its discount takes off an
-invoice and what is left of it afterwards. Pure.
+invoice and what is left of it afterwards; and what share of a period's charges was billed. Pure.
 
 The rules, in the order an invoice meets them:
 
 - **Base.** A discount applies to the subscription's charges on the invoice: its positive `flat`, `per_seat`,
-  `metered` and `proration` lines. Credits (negative lines) and cash `rounding` are no base.
+  `metered` and `proration` lines. Credits (negative lines, a carried credit included) and cash `rounding` are
+  no base.
 - **Order.** Discounts apply in redemption order (`position`), each on the base the earlier ones left.
   Percent: `ROUND_HALF_UP(left x bps / 10000)`; amount: the coupon's amount (for a `once` amount, what is
   still unused), never more than what is left.
-- **Never a credit.** Together they never take more than what the invoice's lines owe before discounts (the
-  base less the credits on it, at least 0): a discount never creates a credit carried to the next invoice.
+- **Capped by the charges.** Together they never take more than the base. Credits on the invoice are the
+  tenant's own money and do not shrink what a discount takes: 1500 of charges, a carried credit of -1000 and
+  50 % off give 750 off, and the -250 left is carried to the next invoice (`credit_to_carry`).
+- **One amount per period.** A `repeating` or `forever` AMOUNT discount applies to `cycle` invoices only,
+  once per billing period: `change` and `final` invoices (seat increases, upgrades, the usage billed at a
+  cancellation) get none of it, so toggling seats cannot take the amount again and again. Percent discounts
+  apply to every invoice with charges (a change's charge is discounted in proportion), and a `once` amount's
+  unused rest carries across invoices of any kind.
 - **Plan and currency.** A discount whose coupon is restricted to plans that do not include the subscription's
   plan for this invoice (after a plan change), or whose amount is in another currency, takes nothing and ends
   (`plan_mismatch`, `currency_mismatch`) when the invoice is written: the restriction is checked against the
   plan at every invoice, so a cancellation, a pause or a change of plan keeps a matching discount.
 - **Duration.** `once` percent: used by the first invoice it takes something off. `once` amount: what one
   invoice could not use carries to the next invoices until used (Lago's rule). `repeating`: lasts for
-  `duration_periods` cycle invoices with subscription charges, counted as each is written; `change` and
-  `final` invoices between them are discounted too but count no period (they fall inside a period already
-  counted or about to be), and an invoice without charges (a trial's) counts none. `forever`: until removed.
+  `duration_periods` cycle invoices it takes something off, counted as each is written; `change` and `final`
+  invoices between them are discounted too but count no period (they fall inside a period already counted or
+  about to be), and an invoice it takes nothing off (a trial's, without charges) counts none. `forever`: until
+  removed. A voided invoice gives back what it used (`given_back`).
+- **Billed share.** Unused time is credited at what was billed for it, not at the plan's price: the credit
+  lines of a cancellation or a plan change (the old plan's unused rest) are scaled, before their one rounding,
+  by the period's billed share = (charges - discounts) / charges over the invoices that billed the period
+  (1 when no discount applied). 1500 billed at 50 % off and cancelled half-way credits 375, not 750.
 """
 
 from __future__ import annotations
@@ -151,11 +163,6 @@ def discount_base(lines: Sequence[Line]) -> int:
     return sum((line.amount_minor for line in lines if line.charge_kind in BASE_KINDS and line.amount_minor > 0), 0)
 
 
-def owed(lines: Sequence[Line]) -> int:
-    """What the lines owe before discounts, at least 0: the most discounts may take off together."""
-    return max(sum((line.amount_minor for line in lines), 0), 0)
-
-
 @dataclass(frozen=True, slots=True)
 class Applied:
     discount: Discount
@@ -172,16 +179,26 @@ def _offered(discount: Discount, left: int) -> int:
     return terms.amount_off_minor
 
 
-def apply(discounts: Sequence[Discount], lines: Sequence[Line], plan_code: str, currency: str) -> list[Applied]:
-    """What each discount that applies takes off `lines`, in redemption order (see the module's rules)."""
+def per_period_amount(terms: CouponTerms) -> bool:
+    """A `repeating` or `forever` amount: given once per billing period, on its cycle invoice."""
+    return terms.amount_off_minor is not None and terms.duration != "once"
+
+
+def apply(
+    discounts: Sequence[Discount], lines: Sequence[Line], plan_code: str, currency: str, kind: str = "cycle"
+) -> list[Applied]:
+    """What each discount that applies takes off `lines` on an invoice of `kind`, in redemption order (see the
+    module's rules)."""
     base = discount_base(lines)
-    room = min(base, owed(lines))
     taken = 0
     applied = []
     for discount in sorted(discounts, key=lambda d: d.position):
         if not (for_plan(discount.terms, plan_code) and for_currency(discount.terms, currency)):
             continue
-        amount = max(min(_offered(discount, base - taken), room - taken), 0)
+        if per_period_amount(discount.terms) and kind != "cycle":
+            applied.append(Applied(discount, 0))
+            continue
+        amount = max(min(_offered(discount, base - taken), base - taken), 0)
         applied.append(Applied(discount, amount))
         taken += amount
     return applied
@@ -209,12 +226,16 @@ def discount_line(applied: Applied, period: Period) -> Line:
 
 
 def discount_lines(
-    discounts: Sequence[Discount], lines: Sequence[Line], plan_code: str, currency: str, period: Period
+    discounts: Sequence[Discount],
+    lines: Sequence[Line],
+    plan_code: str,
+    currency: str,
+    period: Period,
+    kind: str = "cycle",
 ) -> list[Line]:
-    """The discount lines of an invoice with `lines` (one per discount that takes something off)."""
-    return [
-        discount_line(item, period) for item in apply(discounts, lines, plan_code, currency) if item.amount_minor > 0
-    ]
+    """The discount lines of an invoice of `kind` with `lines` (one per discount that takes something off)."""
+    applied = apply(discounts, lines, plan_code, currency, kind)
+    return [discount_line(item, period) for item in applied if item.amount_minor > 0]
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,11 +247,8 @@ class Outcome:
     ended: EndReason | None = None
 
 
-def after_invoice(
-    discount: Discount, taken_minor: int, base_minor: int, kind: str, plan_code: str, currency: str
-) -> Outcome:
-    """What an invoice of `kind` with `base_minor` of charges, from which the discount took `taken_minor`,
-    leaves of it."""
+def after_invoice(discount: Discount, taken_minor: int, kind: str, plan_code: str, currency: str) -> Outcome:
+    """What an invoice of `kind`, from which the discount took `taken_minor`, leaves of it."""
     terms = discount.terms
     if not for_plan(terms, plan_code):
         return Outcome(discount, 0, "plan_mismatch")
@@ -243,7 +261,7 @@ def after_invoice(
         )
     if terms.duration == "once":
         return Outcome(discount, taken_minor, "used" if taken_minor > 0 else None)
-    if terms.duration == "repeating" and kind == "cycle" and base_minor > 0:
+    if terms.duration == "repeating" and kind == "cycle" and taken_minor > 0:
         used = discount.periods_used + 1
         assert terms.duration_periods is not None
         ended: EndReason | None = "periods_over" if used >= terms.duration_periods else None
@@ -255,9 +273,65 @@ def after_invoices(
     discounts: Sequence[Discount], lines: Sequence[Line], kind: str, plan_code: str, currency: str
 ) -> list[Outcome]:
     """Every active discount after an invoice with `lines` (before discounts) was written."""
-    taken = {item.discount.position: item.amount_minor for item in apply(discounts, lines, plan_code, currency)}
-    base = discount_base(lines)
+    applied = apply(discounts, lines, plan_code, currency, kind)
+    taken = {item.discount.position: item.amount_minor for item in applied}
     return [
-        after_invoice(discount, taken.get(discount.position, 0), base, kind, plan_code, currency)
+        after_invoice(discount, taken.get(discount.position, 0), kind, plan_code, currency)
         for discount in sorted(discounts, key=lambda d: d.position)
     ]
+
+
+def given_back(discount: Discount, amount_minor: int, kind: str, ended: str | None) -> tuple[Discount, bool]:
+    """A discount once the voided invoice of `kind` that took `amount_minor` of it gives that back, and
+    whether it is active again: a `once` amount gets the amount back, a `repeating` discount the period a
+    cycle invoice counted; one that ended by being used or by its periods runs again (one ended otherwise, by
+    staff or a plan change, stays ended)."""
+    terms = discount.terms
+    if terms.duration == "once" and discount.amount_remaining_minor is not None:
+        discount = replace(discount, amount_remaining_minor=discount.amount_remaining_minor + amount_minor)
+    elif terms.duration == "repeating" and kind == "cycle" and amount_minor > 0:
+        discount = replace(discount, periods_used=max(discount.periods_used - 1, 0))
+    return discount, ended in ("used", "periods_over")
+
+
+@dataclass(frozen=True, slots=True)
+class BilledShare:
+    """What share of a period's charges was billed after discounts: `billed_minor` of `charged_minor`."""
+
+    billed_minor: int
+    charged_minor: int
+
+    def of(self, precise: Decimal) -> Decimal:
+        """`precise` at this share (unrounded: the line rounds once)."""
+        if self.billed_minor == self.charged_minor:
+            return precise
+        return precise * self.billed_minor / self.charged_minor
+
+
+FULL_SHARE = BilledShare(1, 1)
+
+
+def billed_share(lines: Sequence[tuple[str, int]]) -> BilledShare:
+    """The billed share of the (charge kind, amount) lines of the invoices that billed a period: their charges
+    (the discount base) less their discounts, of their charges; the full share without a discount."""
+    charged = sum((amount for kind, amount in lines if kind in BASE_KINDS and amount > 0), 0)
+    discounted = -sum((amount for kind, amount in lines if kind == "discount"), 0)
+    if charged <= 0 or discounted <= 0:
+        return FULL_SHARE
+    return BilledShare(max(charged - discounted, 0), charged)
+
+
+def at_billed_share(lines: Sequence[Line], share: BilledShare) -> list[Line]:
+    """`lines` with their credits (negative `proration` lines: unused time) at the billed share, rounded once."""
+    if share == FULL_SHARE:
+        return list(lines)
+    scaled = []
+    for line in lines:
+        if line.charge_kind == "proration" and line.precise_amount < 0:
+            line = replace(
+                line,
+                description=f"{line.description}, as billed after discounts",
+                precise_amount=share.of(line.precise_amount),
+            )
+        scaled.append(line)
+    return scaled

@@ -25,6 +25,7 @@ from billing.errors import (
     InvalidSubscriptionTransition,
     SubscriptionNotFound,
 )
+from billing.invoices import repository as invoices_repository
 from billing.periods import Period
 from billing.rating import Line
 from billing.subscriptions import repository as subscriptions_repository
@@ -312,16 +313,22 @@ async def discount_lines(
     *,
     currency: str,
     plan_code: str | None = None,
+    kind: str = "cycle",
+    lock: bool = False,
 ) -> list[Line]:
     """Inside the caller's tenant transaction: the discount lines (negative) the subscription's discounts give
-    `lines` (the invoice's lines before discounts) on an invoice in `currency` for the plan `plan_code` (None:
-    the subscription's current plan). Nothing is consumed: `record_applied` does that once the invoice is
-    written, and the upcoming invoice shows them without writing anything."""
-    rows = await repository.active_discounts(subscription_id)
+    `lines` (the invoice's lines before discounts) on an invoice of `kind` in `currency` for the plan
+    `plan_code` (None: the subscription's current plan). Nothing is consumed: `record_applied` does that once
+    the invoice is written, and the upcoming invoice shows them without writing anything.
+
+    `lock` (an invoice about to be written): the discounts are locked until the transaction ends, so two
+    invoices written at once (two seat changes under a shared lock of the subscription) take turns and the
+    second sees what the first used; a `once` amount is never given twice."""
+    rows = await repository.active_discounts(subscription_id, lock=lock)
     if not rows:
         return []
     plan = await _plan_code(subscription_id, plan_code)
-    return rules.discount_lines([discount_of(row) for row in rows], lines, plan, currency, period)
+    return rules.discount_lines([discount_of(row) for row in rows], lines, plan, currency, period, kind)
 
 
 async def record_applied(
@@ -375,4 +382,36 @@ async def record_applied(
             "invoice",
             invoice_id,
             after={"applied_minor": applied, "ended": ended},
+        )
+
+
+async def billed_share(subscription_id: uuid.UUID, period_end: datetime) -> rules.BilledShare:
+    """Inside the caller's tenant transaction: the billed share of the period ending at `period_end` over the
+    invoices that billed it (billing.discounts.rules, "Billed share")."""
+    invoices = await invoices_repository.invoices_billing_period(subscription_id, period_end)
+    if not any(invoice["discount_minor"] for invoice in invoices):
+        return rules.FULL_SHARE
+    lines = await invoices_repository.invoice_lines([invoice["id"] for invoice in invoices])
+    return rules.billed_share(
+        [(line["charge_kind"], line["amount_minor"]) for invoice_lines in lines.values() for line in invoice_lines]
+    )
+
+
+async def give_back(tenant_id: uuid.UUID, invoice: dict[str, Any]) -> None:
+    """Inside the caller's tenant transaction, the invoice being voided: what it used of each discount goes
+    back (a `once` amount's amount, a `once` percent, a `repeating` period), and a discount it used up runs
+    again (billing.discounts.rules.given_back). Audited."""
+    rows = await repository.applications_of(invoice["id"])
+    given: dict[str, int] = {}
+    for row in rows:
+        discount, reactivate = rules.given_back(
+            discount_of(row), row["applied_minor"], invoice["kind"], row["ended_reason"]
+        )
+        await repository.give_back(
+            row["id"], discount.periods_used, discount.amount_remaining_minor, reactivate=reactivate
+        )
+        given[str(row["id"])] = row["applied_minor"]
+    if given:
+        await audit.record(
+            None, tenant_id, "discount.given_back", "invoice", invoice["id"], after={"given_back_minor": given}
         )

@@ -148,7 +148,7 @@ async def write_invoice(
             pending = await adjustments_repository.open_pending_items(subscription_id)
         lines = lines + [_line_of_pending(item) for item in pending]
         discounts = await _discounts.discount_lines(
-            tenant_id, subscription_id, lines, period, currency=currency, plan_code=plan_code
+            tenant_id, subscription_id, lines, period, currency=currency, plan_code=plan_code, kind=kind, lock=True
         )
     charges = lines
     lines = lines + discounts
@@ -377,7 +377,8 @@ async def void_invoice(actor: Principal, invoice_id: uuid.UUID) -> InvoiceView:
 
 async def void_locked(actor: Principal | None, tenant_id: uuid.UUID, row: dict[str, Any]) -> dict[str, Any]:
     """Inside the caller's tenant transaction, the draft or finalized invoice `row` locked and no money in
-    flight: void it, give its credits back to their lots, reverse what it booked."""
+    flight: void it, give its credits back to their lots and its discounts what it used of them, reverse what
+    it booked."""
     invoice_id = row["id"]
     now = datetime.now(UTC)
     if row["status"] == "draft":
@@ -385,6 +386,8 @@ async def void_locked(actor: Principal | None, tenant_id: uuid.UUID, row: dict[s
         await finalize(tenant_id, invoice_id, now, with_credits=False)
     after = await repository.set_invoice_status(invoice_id, "void", amount_due_minor=0, voided_at=now)
     await restore_credits(tenant_id, invoice_id)
+    # What it used of the subscription's discounts is theirs again (a once amount, a period, a once percent).
+    await _discounts.give_back(tenant_id, row)
     # Whatever the invoice, its credit notes and its credits applied booked is reversed: a void invoice is owed
     # nothing, and the credits are the tenant's again.
     booked = await ledger_repository.invoice_postings(tenant_id, invoice_id)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypedDict
 
 from billing.access import tenant_of
 from billing.catalogue import repository as catalogue_repository
 from billing.catalogue.rules import Plan
+from billing.discounts import rules as discount_rules
+from billing.discounts import service as discounts
 from billing.errors import (
     CurrencyMismatch,
     InvalidStart,
@@ -212,6 +214,10 @@ async def change_subscription(
         seats = changes.get("seats") or sub.seats
         usage = await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now) if plan.id != sub.plan.id else {}
         result = lifecycle.change(sub, plan, seats, now, usage)
+        if result.lines:
+            # The old plan's unused time is credited at what was billed for it (its discounts taken off).
+            share = await discounts.billed_share(subscription_id, sub.current_period.end)
+            result = replace(result, lines=discount_rules.at_billed_share(result.lines, share))
         if result.subscription.plan.id != sub.plan.id:
             changed_to = result.subscription.plan
             await ensure_within_bounds(
@@ -297,7 +303,9 @@ async def cancel_in_tx(
     else:
         usage = await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now)
         cancellation = lifecycle.cancel_now(sub, now, usage)
-        unused = -sum(line.amount_minor for line in cancellation.credit_lines)
+        # Unused time is credited at what was billed for it: its discounts taken off (billed share).
+        share = await discounts.billed_share(subscription_id, sub.current_period.end)
+        unused = -sum(line.amount_minor for line in discount_rules.at_billed_share(cancellation.credit_lines, share))
         # Proration items still waiting for an invoice are settled now: a net charge on the final
         # invoice, a net credit (a downgrade's) with the unused time's credit notes.
         pending = await invoices_adjustments_repository.open_pending_items(subscription_id)
@@ -364,7 +372,9 @@ async def _credit_unused(
         # In a currency Stripe takes only in steps, the credit is cash-rounded like the invoice (and never more
         # than the steps left to credit), so what it frees can go back by card.
         step = chargeable_step(invoice["currency"], exponent(invoice["currency"]))
-        creditable = payable_in_steps(invoice["total_minor"] - invoice["credited_minor"], step)
+        # What the wallet's credits paid is not creditable by a note (add_credit_note refuses it).
+        remainder = invoice["total_minor"] - invoice["credited_minor"] - invoice["credits_applied_minor"]
+        creditable = payable_in_steps(remainder, step)
         gross = unused + tax_of(unused, invoice["tax_rate_bps"])
         credit = min(gross + cash_rounding(gross, step), creditable)
         if credit > 0 and refuse_money_in_flight:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -11,16 +12,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from billing.discounts.rules import (
+    FULL_SHARE,
+    BilledShare,
     CouponState,
     CouponTerms,
     Discount,
     after_invoice,
     after_invoices,
     apply,
+    at_billed_share,
+    billed_share,
     check_redeemable,
     check_terms,
     discount_base,
     discount_lines,
+    given_back,
 )
 from billing.errors import (
     CouponArchived,
@@ -31,6 +37,7 @@ from billing.errors import (
     InvalidCoupon,
     UnknownCurrency,
 )
+from billing.invoices.totals import credit_to_carry
 from billing.periods import Period
 from billing.rating import Line
 from tests.unit.billing.builders import utc
@@ -121,7 +128,7 @@ def test_once_amount_larger_than_one_invoice_carries_to_the_next(
     seen = []
     for _ in range(len(expected) + 1):
         [item] = taken([discount], [line(invoice)], currency)
-        outcome = after_invoice(discount, item, invoice, "cycle", "pro", currency)
+        outcome = after_invoice(discount, item, "cycle", "pro", currency)
         seen.append(item)
         discount = outcome.discount
         if outcome.ended:
@@ -138,7 +145,7 @@ def test_repeating_for_three_periods_then_gone_usd() -> None:
     for kind in ["cycle", "change", "cycle", "cycle", "cycle"]:
         lines = [line(2900)] if kind == "cycle" else [line(1000, "proration")]
         [item] = taken([discount], lines, "USD") or [0]
-        outcome = after_invoice(discount, item, discount_base(lines), kind, "pro", "USD")
+        outcome = after_invoice(discount, item, kind, "pro", "USD")
         seen.append((kind, item, outcome.discount.periods_used, outcome.ended))
         discount = outcome.discount
         if outcome.ended:
@@ -154,27 +161,111 @@ def test_repeating_for_three_periods_then_gone_usd() -> None:
 def test_once_percent_is_used_by_the_first_invoice_it_discounts() -> None:
     discount = percent(1000, duration="once")
     # A trial's invoice has no charges: nothing taken, nothing used.
-    assert after_invoice(discount, 0, 0, "cycle", "pro", "USD").ended is None
-    assert after_invoice(discount, 290, 2900, "cycle", "pro", "USD").ended == "used"
+    assert after_invoice(discount, 0, "cycle", "pro", "USD").ended is None
+    assert after_invoice(discount, 290, "cycle", "pro", "USD").ended == "used"
 
 
-def test_credits_are_no_base_and_discounts_never_make_a_carried_credit() -> None:
-    # Base: the 1000 charge only; the invoice owes 1000 - 800 = 200, so $5.00 off takes 200.
+def test_credits_are_no_base_and_the_cap_is_the_charges_usd() -> None:
+    # Base: the 1000 charge only; credits on the invoice are the tenant's own and do not shrink a discount:
+    # $5.00 off takes 500, 50 % of the 1000 base takes 500 (the invoice's -300 is carried to the next one).
     lines = [line(1000, "proration"), line(-800, "proration"), line(7, "rounding")]
     assert discount_base(lines) == 1000
-    assert taken([amount_off(500, "USD")], [line(1000, "proration"), line(-800, "proration")], "USD") == [200]
-    # 50 % of the 1000 base is 500, more than the 200 owed: 200.
-    assert taken([percent(5000)], [line(1000, "proration"), line(-800, "proration")], "USD") == [200]
+    assert taken([amount_off(500, "USD")], [line(1000, "proration"), line(-800, "proration")], "USD") == [500]
+    assert taken([percent(5000)], [line(1000, "proration"), line(-800, "proration")], "USD") == [500]
+
+
+def test_a_carried_credit_stays_the_tenants_and_is_carried_on() -> None:
+    # Flat 1500, a credit of -1000 carried from before, 50 % off: 750 off (50 % of the charges), and
+    # 1500 - 1000 - 750 = -250 is the tenant's own credit, carried to the next invoice.
+    lines = [line(1500), line(-1000, "proration")]
+    produced = discount_lines([percent(5000)], lines, "pro", "EUR", JANUARY)
+    assert [item.amount_minor for item in produced] == [-750]
+    assert credit_to_carry([item.amount_minor for item in lines + produced]) == 250
+
+
+def test_a_once_percent_is_not_spent_on_a_unit_left_by_credits() -> None:
+    # ¥4,980 charges and a ¥4,979 credit: 50 % takes 2490 of the charges (not the ¥1 owed), and is used.
+    lines = [line(4980), line(-4979, "proration")]
+    [outcome] = after_invoices([percent(5000, duration="once")], lines, "cycle", "pro", "JPY")
+    assert (outcome.taken_minor, outcome.ended) == (2490, "used")
+
+
+def test_a_repeating_discount_counts_no_period_where_it_took_nothing() -> None:
+    # 10 % of 4 fils is 0.4 -> 0: nothing taken, no period used; 10 % of 12.345 KWD takes 1235 and counts one.
+    discount = percent(1000, duration="repeating", periods=2)
+    [nothing] = after_invoices([discount], [line(4)], "cycle", "pro", "KWD")
+    assert (nothing.taken_minor, nothing.discount.periods_used, nothing.ended) == (0, 0, None)
+    [counted] = after_invoices([discount], [line(12345)], "cycle", "pro", "KWD")
+    assert (counted.taken_minor, counted.discount.periods_used) == (1235, 1)
+
+
+def test_a_repeating_or_forever_amount_applies_once_per_period_on_its_cycle_invoice() -> None:
+    # $5.00 off forever: the cycle invoice takes 500; a seat increase's change invoice (a $10.00 proration)
+    # and the final invoice take none of it, however often. 20 % off applies to the change too (200).
+    forever = amount_off(500, "USD")
+    repeating = amount_off(500, "USD", duration="repeating", duration_periods=3)
+    once = amount_off(500, "USD", duration="once")
+    change = [line(1000, "proration")]
+    for kind in ["change", "final"]:
+        assert taken([forever], change, "USD") == [500]  # a cycle invoice of the same charge would
+        assert [item.amount_minor for item in apply([forever, repeating], change, "pro", "USD", kind)] == [0, 0]
+        assert discount_lines([forever, repeating], change, "pro", "USD", JANUARY, kind) == []
+        assert [o.discount.periods_used for o in after_invoices([repeating], change, kind, "pro", "USD")] == [0]
+    assert [item.amount_minor for item in apply([percent(2000)], change, "pro", "USD", "change")] == [200]
+    assert [item.amount_minor for item in apply([once], change, "pro", "USD", "change")] == [500]
+
+
+def test_unused_time_is_credited_at_the_billed_share() -> None:
+    # 15.00 EUR a month at 50 % off forever: February billed 750. Cancelled on Feb 15, 14 of 28 days unused:
+    # 750 at the plan's price, 750 x 750 / 1500 = 375 as billed.
+    share = billed_share([("flat", 1500), ("discount", -750)])
+    assert share == BilledShare(750, 1500)
+    unused = Line("Unused", "proration", Decimal(1), Decimal(1500), Decimal(-750), JANUARY)
+    assert [item.amount_minor for item in at_billed_share([unused], share)] == [-375]
+    # Plan A 10000 at 50 % off, upgraded to B 20000 half-way: -5000 x 1/2 = -2500 and +10000, whose 50 % is
+    # 5000 off: the change invoice totals 2500, not 0.
+    credit = Line("Unused A", "proration", Decimal(1), Decimal(10000), Decimal(-5000), JANUARY)
+    charge = Line("Remaining B", "proration", Decimal(1), Decimal(20000), Decimal(10000), JANUARY)
+    lines = at_billed_share([credit, charge], billed_share([("flat", 10000), ("discount", -5000)]))
+    assert [item.amount_minor for item in lines] == [-2500, 10000]
+    produced = discount_lines([percent(5000)], lines, "pro", "EUR", JANUARY, "change")
+    assert sum(item.amount_minor for item in lines + produced) == 2500
+    # 12.345 KWD at 12.5 % off (1543): 10802 of 12345 billed; half a period unused, 6172.5 fils, credits 5401.
+    kwd = billed_share([("flat", 12345), ("metered", -5), ("rounding", 3), ("discount", -1543)])
+    assert kwd == BilledShare(10802, 12345)
+    half = Line("Unused", "proration", Decimal(1), Decimal(12345), Decimal("-6172.5"), JANUARY)
+    assert [item.amount_minor for item in at_billed_share([half], kwd)] == [-5401]
+
+
+def test_without_a_discount_the_share_is_full_and_charges_are_never_scaled() -> None:
+    assert billed_share([("flat", 2900), ("proration", -100)]) == FULL_SHARE
+    charge = line(1000, "proration")
+    usage = line(300, "metered")
+    assert at_billed_share([charge, usage], BilledShare(1, 2)) == [charge, usage]
+
+
+def test_a_voided_invoice_gives_back_what_it_used() -> None:
+    # A once amount used up by a voided invoice gets its 500 back and runs again.
+    once = replace(amount_off(2000, "JPY", duration="once"), amount_remaining_minor=0)
+    back, reactivate = given_back(once, 500, "cycle", "used")
+    assert (back.amount_remaining_minor, reactivate) == (500, True)
+    # A repeating discount gets back the period a cycle invoice counted; a change invoice counted none.
+    repeating = replace(percent(1000, duration="repeating", periods=3), periods_used=3)
+    assert given_back(repeating, 290, "cycle", "periods_over") == (replace(repeating, periods_used=2), True)
+    assert given_back(repeating, 290, "change", None) == (repeating, False)
+    # A once percent runs again; a discount staff removed stays removed.
+    assert given_back(percent(1000, duration="once"), 290, "cycle", "used")[1] is True
+    assert given_back(percent(1000), 290, "cycle", "removed")[1] is False
 
 
 def test_a_discount_for_other_plans_or_another_currency_takes_nothing_and_ends() -> None:
     restricted = percent(1000, plan_codes=("basic",))
     assert discount_lines([restricted], [line(2900)], "pro", "USD", JANUARY) == []
-    assert after_invoice(restricted, 0, 2900, "cycle", "pro", "USD").ended == "plan_mismatch"
-    assert after_invoice(restricted, 290, 2900, "cycle", "basic", "USD").ended is None
+    assert after_invoice(restricted, 0, "cycle", "pro", "USD").ended == "plan_mismatch"
+    assert after_invoice(restricted, 290, "cycle", "basic", "USD").ended is None
     euros = amount_off(500, "EUR")
     assert discount_lines([euros], [line(2900)], "pro", "USD", JANUARY) == []
-    assert after_invoice(euros, 0, 2900, "cycle", "pro", "USD").ended == "currency_mismatch"
+    assert after_invoice(euros, 0, "cycle", "pro", "USD").ended == "currency_mismatch"
 
 
 def test_forever_never_ends_by_itself() -> None:
@@ -256,16 +347,16 @@ def _half_up(value: Decimal) -> int:
 
 @PROPERTY
 @given(discount_sets(), invoice_lines)
-def test_discounts_never_exceed_their_base_nor_what_the_invoice_owes(
+def test_discounts_never_exceed_their_base_and_leave_credits_alone(
     discounts: list[Discount], lines: list[Line]
 ) -> None:
     amounts = taken(discounts, lines, "USD")
     base = discount_base(lines)
-    total = sum(line.amount_minor for line in lines)
     assert all(amount >= 0 for amount in amounts)
     assert sum(amounts) <= base
-    # The discounted invoice is never pushed below zero (never a carried credit of the discounts' making).
-    assert total - sum(amounts) >= min(total, 0)
+    # The same discounts on the charges alone: the credits on the invoice change nothing they take.
+    charges = [item for item in lines if item.amount_minor > 0 and item.charge_kind != "rounding"]
+    assert taken(discounts, charges, "USD") == amounts
 
 
 @PROPERTY
@@ -304,7 +395,7 @@ def test_a_once_amount_gives_exactly_its_amount_at_most_over_invoices(coupon: in
     given_total = 0
     for invoice in invoices:
         [item] = taken([discount], [line(invoice)], "USD")
-        outcome = after_invoice(discount, item, invoice, "cycle", "pro", "USD")
+        outcome = after_invoice(discount, item, "cycle", "pro", "USD")
         given_total += item
         discount = outcome.discount
         assert discount.amount_remaining_minor == coupon - given_total
@@ -312,3 +403,37 @@ def test_a_once_amount_gives_exactly_its_amount_at_most_over_invoices(coupon: in
             break
     assert 0 <= given_total <= coupon
     assert given_total == min(coupon, sum(invoices))
+
+
+@PROPERTY
+@given(
+    st.lists(st.integers(min_value=0, max_value=10**12), min_size=1, max_size=6),
+    discount_sets(),
+    st.integers(min_value=-(10**12), max_value=0),
+)
+def test_the_billed_share_bills_exactly_the_discounted_charges_and_never_credits_more(
+    charges: list[int], discounts: list[Discount], credit: int
+) -> None:
+    lines = [line(amount) for amount in charges]
+    produced = discount_lines(discounts, lines, "pro", "USD", JANUARY)
+    share = billed_share([(item.charge_kind, item.amount_minor) for item in lines + produced])
+    base = sum(charges)
+    # The whole period at its billed share is what the invoice billed for it, to the unit, unrounded.
+    assert share.of(Decimal(base)) == base + sum(item.amount_minor for item in produced)
+    # A credit at the billed share is between nothing and the credit at the plan's price.
+    [scaled] = at_billed_share([line(credit, "proration")], share)
+    assert credit <= scaled.amount_minor <= 0
+
+
+@PROPERTY
+@given(
+    discount_sets(),
+    st.lists(st.integers(min_value=0, max_value=10**12), max_size=4),
+    st.sampled_from(["change", "final"]),
+)
+def test_an_amount_that_is_not_once_never_applies_outside_the_cycle_invoice(
+    discounts: list[Discount], charges: list[int], kind: str
+) -> None:
+    for item in apply(discounts, [line(amount, "proration") for amount in charges], "pro", "USD", kind):
+        if item.discount.terms.amount_off_minor is not None and item.discount.terms.duration != "once":
+            assert item.amount_minor == 0
