@@ -369,6 +369,8 @@ async def _credit_unused(
             break
         if invoice["status"] == "draft":
             await finalize(tenant_id, invoice["id"], now)
+            # Finalizing numbered it and applied the wallet's credits: credit what it is now.
+            invoice = await invoices_repository.get_invoice(invoice["id"], lock="update") or invoice
         # In a currency Stripe takes only in steps, the credit is cash-rounded like the invoice (and never more
         # than the steps left to credit), so what it frees can go back by card.
         step = chargeable_step(invoice["currency"], exponent(invoice["currency"]))
