@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from httpx import AsyncClient
 
-from billing import service
+from billing import limits, service
 from billing.catalogue.rules import parse_charge
 from billing.money import round_minor
 from billing.rating import percentage_usage
@@ -111,3 +111,37 @@ async def test_the_fees_summed_in_postgresql_equal_the_rule_in_python(client: As
     upcoming = (await client.get(f"/v1/tenants/{tenant['id']}/invoices/upcoming", headers=staff.headers)).json()
     [line] = [line for line in upcoming["lines"] if line["charge_kind"] == "metered"]
     assert Decimal(line["unit_amount_minor"]) == expected.fees
+
+
+async def test_a_per_event_fee_is_bounded_at_ingestion_so_the_cycle_bills(
+    client: AsyncClient, factory: Factory
+) -> None:
+    """1 % + 10^12 per event: 10^15 bounds the line, so about a thousand events, whatever their values. Each
+    event of 100 adds 1 + 10^12: the 1000th (10^15 + 1000) is refused, and the cycle bills the 999 others."""
+    staff = await factory.staff()
+    await metric(client, staff.headers, "payments", "sum")
+    toll = dict(CHARGE, rate="1", fixed_amount_minor=str(limits.MAX_FLAT_MINOR), free_events=0)
+    del toll["per_event_min_minor"], toll["per_event_max_minor"]
+    await plan(client, staff.headers, "toll", [toll], "USD")
+    tenant = await factory.tenant(staff, currency="USD")
+    subscription = await subscribe(client, staff.headers, tenant["id"], "toll", start_at=START)
+    _, key = await create_api_key(client, staff.headers, tenant["id"], role="tenant_member")
+    batch = [event(f"t{i}", "payments", START + timedelta(days=1, seconds=i), value=100) for i in range(1000)]
+
+    reply = (await post_usage(client, bearer(key), batch)).json()
+    assert reply["accepted"] == 999
+    assert [(item["index"], item["code"]) for item in reply["rejected"]] == [(999, "usage_limit_exceeded")]
+    # Stored events count in a later batch too, even one of value 0.
+    later = await post_usage(client, bearer(key), [event("zero", "payments", START + timedelta(days=2), value=0)])
+    assert [item["code"] for item in later.json()["rejected"]] == ["usage_limit_exceeded"]
+    line_minor = 999 * (10**12 + 1)
+    assert (await usage_values(client, staff.headers, tenant["id"]))["payments"]["amount_minor"] == line_minor
+
+    written = await service.bill_subscription(
+        uuid.UUID(tenant["id"]), uuid.UUID(subscription["id"]), datetime(2026, 2, 1, 1, tzinfo=UTC), timedelta(0)
+    )
+    assert written == 1
+    billed = await invoices(client, staff.headers, tenant["id"])
+    [cycle] = [invoice for invoice in billed if invoice["period_start"] == "2026-02-01T00:00:00Z"]
+    [metered] = [line for line in cycle["lines"] if line["charge_kind"] == "metered"]
+    assert metered["amount_minor"] == line_minor <= limits.MAX_LINE_MINOR
