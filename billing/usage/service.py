@@ -221,6 +221,7 @@ async def current_usage(tenant_id: uuid.UUID, metric_code: str | None = None) ->
             await repository.aggregate_usage(tenant_id, [found[c] for c in sorted(found)], window.start, window.end),
             window.start,
             window.end,
+            period_start=sub.current_period.start,
         )
     lines = lifecycle.usage_lines(sub.plan, values, window)
     items = []

@@ -16,7 +16,17 @@ from billing.catalogue.rules import parse_charge
 from billing.money import round_minor
 from billing.rating import percentage_usage
 from tests.api._helpers import assert_problem, bearer, create_api_key
-from tests.api.billing._support import event, invoices, metric, plan, plan_body, post_usage, subscribe, usage_values
+from tests.api.billing._support import (
+    event,
+    invoices,
+    metric,
+    plan,
+    plan_body,
+    post_usage,
+    subscribe,
+    usage_values,
+    utcnow,
+)
 from tests.factories import Factory
 
 START = datetime(2026, 1, 15, tzinfo=UTC)
@@ -145,3 +155,39 @@ async def test_a_per_event_fee_is_bounded_at_ingestion_so_the_cycle_bills(
     [cycle] = [invoice for invoice in billed if invoice["period_start"] == "2026-02-01T00:00:00Z"]
     [metered] = [line for line in cycle["lines"] if line["charge_kind"] == "metered"]
     assert metered["amount_minor"] == line_minor <= limits.MAX_LINE_MINOR
+
+
+async def test_free_events_are_counted_per_billing_period_across_a_plan_change(
+    client: AsyncClient, factory: Factory
+) -> None:
+    """10 % of each payment, the first two of the billing period free. One payment, then a mid-period upgrade
+    (which bills the window before it), then three payments: the first of them is the period's second, still
+    free; the two others pay 100 each. The new window does not grant the two free payments again."""
+    staff = await factory.staff()
+    await metric(client, staff.headers, "payments", "sum")
+    cut = {"type": "metered", "metric_code": "payments", "model": "percentage", "rate": "10", "free_events": 2}
+    await plan(client, staff.headers, "cut", [{"type": "flat", "amount_minor": 1000}, cut], "USD")
+    await plan(client, staff.headers, "cut-plus", [{"type": "flat", "amount_minor": 2000}, cut], "USD")
+    tenant = await factory.tenant(staff, currency="USD")
+    started = utcnow() - timedelta(minutes=2)
+    subscription = await subscribe(client, staff.headers, tenant["id"], "cut", start_at=started)
+    _, key = await create_api_key(client, staff.headers, tenant["id"], role="tenant_member")
+    before = [event("before", "payments", started + timedelta(seconds=30), value=1000)]
+    assert (await post_usage(client, bearer(key), before)).json()["accepted"] == 1
+
+    changed = await client.post(
+        f"/v1/subscriptions/{subscription['id']}/change", json={"plan_code": "cut-plus"}, headers=staff.headers
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["plan_code"] == "cut-plus"
+    after = [event(f"after{i}", "payments", utcnow() + timedelta(seconds=2), value=1000) for i in range(3)]
+    assert (await post_usage(client, bearer(key), after)).json()["accepted"] == 3
+
+    usage = (await usage_values(client, staff.headers, tenant["id"]))["payments"]
+    assert (usage["value"], usage["amount_minor"]) == ("3000", 200)
+    charge = parse_charge(cut, 0)
+    assert percentage_usage(charge, [Decimal(1000)] * 3, earlier_events=1).fees == 200
+    assert percentage_usage(charge, [Decimal(1000)] * 3).fees == 100  # the window alone: the bug this guards
+    upcoming = (await client.get(f"/v1/tenants/{tenant['id']}/invoices/upcoming", headers=staff.headers)).json()
+    [line] = [line for line in upcoming["lines"] if line["charge_kind"] == "metered"]
+    assert line["amount_minor"] == 200

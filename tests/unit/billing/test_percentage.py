@@ -258,3 +258,24 @@ def test_events_a_percentage_bound_accepts_never_rate_a_line_past_the_line_bound
     usage = percentage_usage(charge, [value] * (stored + len(kept)))
     [line] = metered_lines(charge, 0, usage, JANUARY)
     assert abs(line.amount_minor) <= limits.MAX_LINE_MINOR
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    percentage_charges(),
+    st.lists(st.decimals(min_value=0, max_value=10**6, places=2, allow_nan=False, allow_infinity=False), max_size=12),
+    st.integers(min_value=0, max_value=12),
+)
+def test_free_events_are_granted_once_per_period_however_its_windows_split_it(
+    raw: dict[str, Any], values: list[Decimal], cut: int
+) -> None:
+    """A mid-period plan change splits the period into windows: the windows' fees, each after the events
+    before it, add up to the whole period's, the first `free_events` of the period free once."""
+    charge = parse_charge(raw, 0)
+    first, second = values[:cut], values[cut:]
+    whole = percentage_usage(charge, values)
+    split = percentage_usage(charge, first).fees + percentage_usage(charge, second, earlier_events=len(first)).fees
+    assert split == whole.fees
+    # Three free payments of a period, two of them in an earlier window: one is left for the next.
+    three_free = parse_charge(percentage(rate="10", free_events=3), 0)
+    assert percentage_usage(three_free, [Decimal(100)] * 2, earlier_events=2).fees == 10
