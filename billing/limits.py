@@ -25,9 +25,12 @@ The bound is conservative: `(MAX_LINE_MINOR - fixed) / price` where `price` is t
 charge's largest price per unit (per unit; the dearest tier for graduated and volume; a package's price over
 its size) and `fixed` what it may add whatever the units (every tier's flat fee, or one package), so every
 window billed from those events rates each charge within MAX_LINE_MINOR and a cycle, a plan change, a
-cancellation or an erasure never meets `AmountOutOfRange` through usage the API accepted. A `max` or `latest`
-value is bounded per event; a `unique_count` counts every event of the batch as a new value (PostgreSQL's
-`->>` tells apart values such as `1E2` and `"1E+2"` that compare equal as Python text).
+cancellation or an erasure never meets `AmountOutOfRange` through usage the API accepted. A percentage
+charge whose events pay a fee whatever their value (a fixed fee, a per-event minimum) bounds the metric's sum
+and its number of events together (`billing.usage.rules.fee_bound`: rate x sum + that fee x events within
+MAX_LINE_MINOR). A `max` or `latest` value is bounded per event; a `unique_count` counts every event of the
+batch as a new value (PostgreSQL's `->>` tells apart values such as `1E2` and `"1E+2"` that compare equal as
+Python text).
 """
 
 from __future__ import annotations

@@ -151,13 +151,15 @@ def event_fee(charge: Charge, value: Decimal) -> Decimal:
     return fee
 
 
-def percentage_usage(charge: Charge, values: Iterable[Decimal]) -> PercentageUsage:
-    """`values` in occurrence order; the first `free_events` pay nothing."""
+def percentage_usage(charge: Charge, values: Iterable[Decimal], earlier_events: int = 0) -> PercentageUsage:
+    """`values` in occurrence order; the first `free_events` of the billing period pay nothing. `earlier_events`:
+    the events of the same period before the window (billed before a mid-period plan change), which used up
+    free events first: free events are counted per period, not granted again with each window."""
     units, events, fees = ZERO, 0, ZERO
     for value in values:
         events += 1
         units += value
-        if events > charge.free_events:
+        if earlier_events + events > charge.free_events:
             fees += event_fee(charge, value)
     return PercentageUsage(units=units, events=events, fees=fees)
 

@@ -48,6 +48,15 @@ def check_moment(value: datetime | None, name: str) -> None:
         raise ValueError(f"{name} must be between {limits.EARLIEST.isoformat()} and {limits.LATEST.isoformat()}")
 
 
+def check_instant(value: datetime | None, name: str) -> None:
+    """`check_moment` for a moment that must name an instant: one without a UTC offset is refused (a 400
+    `validation_error`) rather than read in some zone; it would compare unequal to what is stored (a
+    retried request then conflicts with its own result) or fail comparing with an aware one."""
+    if value is not None and value.tzinfo is None:
+        raise ValueError(f"{name} must carry a UTC offset (RFC 3339, e.g. 2030-01-01T00:00:00Z)")
+    check_moment(value, name)
+
+
 class MetricCreate(Input):
     code: Code
     name: Name
@@ -438,7 +447,7 @@ class CouponCreate(Input, kw_only=True):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_moment(self.redeem_by, "redeem_by")
+        check_instant(self.redeem_by, "redeem_by")
 
 
 class CouponRead(Struct, kw_only=True):
@@ -555,7 +564,7 @@ class WalletTopUpCreate(Input):
     expires_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        check_moment(self.expires_at, "expires_at")
+        check_instant(self.expires_at, "expires_at")
         super().__post_init__()
 
 

@@ -77,7 +77,7 @@ async def catch_up(
         sub = await _state.load(row)
         window = lifecycle.usage_window(sub)
         usage = (
-            await _state.usage_for(tenant_id, sub.plan, window.start, window.end)
+            await _state.usage_for(tenant_id, sub.plan, window.start, window.end, period_start=sub.current_period.start)
             if sub.status != Status.TRIALING
             else {}
         )

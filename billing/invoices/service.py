@@ -304,7 +304,9 @@ async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) ->
             raise SubscriptionNotFound("the tenant has no live subscription")
         sub = await _state.load(row)
         window = lifecycle.usage_window(sub)
-        usage = await _state.usage_for(tenant_id, sub.plan, window.start, window.end)
+        usage = await _state.usage_for(
+            tenant_id, sub.plan, window.start, window.end, period_start=sub.current_period.start
+        )
         step = lifecycle.cross_boundary(sub, usage)
         addons = await _addons.billable(tenant_id, row["id"], sub.current_period.start)
         addon_lines = await _addons.boundary_lines(tenant_id, addons, sub, step.subscription)

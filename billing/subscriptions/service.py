@@ -212,7 +212,11 @@ async def change_subscription(
         plan_code = changes.get("plan_code")
         plan = await _plan_for(plan_code) if plan_code else sub.plan
         seats = changes.get("seats") or sub.seats
-        usage = await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now) if plan.id != sub.plan.id else {}
+        usage = (
+            await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now, period_start=sub.current_period.start)
+            if plan.id != sub.plan.id
+            else {}
+        )
         result = lifecycle.change(sub, plan, seats, now, usage)
         if result.lines:
             # The old plan's unused time is credited at what was billed for it (its discounts taken off).
@@ -301,7 +305,7 @@ async def cancel_in_tx(
         ended = lifecycle.schedule_cancel(sub)
         await repository.update_subscription(subscription_id, _state.columns(ended))
     else:
-        usage = await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now)
+        usage = await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now, period_start=sub.current_period.start)
         cancellation = lifecycle.cancel_now(sub, now, usage)
         # Unused time is credited at what was billed for it: its discounts taken off (billed share).
         share = await discounts.billed_share(subscription_id, sub.current_period.end)

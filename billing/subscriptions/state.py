@@ -85,15 +85,16 @@ def columns(sub: Subscription) -> dict[str, Any]:
     }
 
 
-async def usage_for(tenant_id: uuid.UUID, plan: Plan, start: Any, end: Any) -> dict[str, Any]:
-    """The plan's metered metrics aggregated over [start, end)."""
+async def usage_for(tenant_id: uuid.UUID, plan: Plan, start: Any, end: Any, *, period_start: Any) -> dict[str, Any]:
+    """The plan's metered metrics aggregated over [start, end), a window of the billing period beginning at
+    `period_start` (a percentage charge's free events are counted from there)."""
     if not plan.metric_codes or start >= end:
         return {}
     found = await metrics(plan.metric_codes)
     usage: dict[str, Any] = await usage_repository.aggregate_usage(
         tenant_id, [found[code] for code in sorted(found)], start, end
     )
-    return await with_percentage_fees(tenant_id, plan.charges, found, usage, start, end)
+    return await with_percentage_fees(tenant_id, plan.charges, found, usage, start, end, period_start=period_start)
 
 
 async def with_percentage_fees(
@@ -103,12 +104,17 @@ async def with_percentage_fees(
     usage: dict[str, Any],
     start: Any,
     end: Any,
+    *,
+    period_start: Any,
 ) -> dict[str, Any]:
     """`usage` with each percentage charge's metric rated by its events' fees (`rating.PercentageUsage`), one
-    query per percentage charge: a percentage is not rated from its metric's sum alone."""
+    query per percentage charge: a percentage is not rated from its metric's sum alone. Its free events are
+    counted from `period_start`, the start of the billing period the window [start, end) belongs to."""
     for charge in charges:
         code = charge.metric_code
         if charge.model == "percentage" and code in found:
-            units, events, fees = await usage_repository.percentage_fees(tenant_id, found[code], charge, start, end)
+            units, events, fees = await usage_repository.percentage_fees(
+                tenant_id, found[code], charge, start, end, period_start=period_start
+            )
             usage[code] = PercentageUsage(units=units, events=events, fees=fees)
     return usage

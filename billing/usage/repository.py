@@ -98,22 +98,32 @@ async def aggregate_usage(
 
 
 async def percentage_fees(
-    tenant_id: uuid.UUID, metric: dict[str, Any], charge: Charge, start: datetime, end: datetime
+    tenant_id: uuid.UUID,
+    metric: dict[str, Any],
+    charge: Charge,
+    start: datetime,
+    end: datetime,
+    *,
+    period_start: datetime,
 ) -> tuple[Decimal, int, Decimal]:
     """(sum of the values, number of events, exact sum of the paying events' clamped fees) of a percentage
     `charge` over the events of its `sum` metric with start <= occurred_at < end.
 
     Computed in PostgreSQL in exact `numeric` (products and sums only; the rate arrives already divided by 100),
     one pass over the window's events: their fees never leave the database. `row_number()` in occurrence order
-    (id breaks ties, as `latest` does) tells the free events apart; `greatest`/`least` skip a NULL bound."""
+    (id breaks ties, as `latest` does) tells the free events apart, counted from the billing period's start
+    (`period_start`): the period's events before the window (a mid-period plan change billed them) used up
+    free events first, as `billing.rating.percentage_usage`'s `earlier_events`. `greatest`/`least` skip a NULL
+    bound."""
     number = "(properties ->> {})::numeric" if metric["field"] else "value"
     number_args = [metric["field"]] if metric["field"] else []
     ordered = "row_number() over (order by occurred_at, id)" if charge.free_events else "1"
+    counted_from = min(period_start, start) if charge.free_events else start
     rows = await fetch(
-        f"select coalesce(sum(v), 0) as units, count(*) as events,"
+        f"select coalesce(sum(v) filter (where billed), 0) as units, count(*) filter (where billed) as events,"
         f" coalesce(sum(least(greatest(v * {{}}::numeric + {{}}::numeric, {{}}::numeric), {{}}::numeric))"
-        f" filter (where n > {{}}), 0) as fees"
-        f" from (select {number} as v, {ordered} as n from usage_events"
+        f" filter (where billed and n > {{}}), 0) as fees"
+        f" from (select {number} as v, {ordered} as n, occurred_at >= {{}} as billed from usage_events"
         f" where tenant_id = {{}} and metric_code = {{}} and occurred_at >= {{}} and occurred_at < {{}}) as e",
         charge.rate.scaleb(-2),
         charge.fixed_amount,
@@ -121,9 +131,10 @@ async def percentage_fees(
         charge.per_event_max,
         charge.free_events,
         *number_args,
+        start,
         tenant_id,
         metric["code"],
-        start,
+        counted_from,
         end,
     )
     row = rows[0]

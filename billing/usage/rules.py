@@ -221,7 +221,7 @@ def max_units(charge: Charge) -> Decimal | None:
         per, size = max(tier.unit_amount for tier in tiers), Decimal(1)
     elif charge.model == "percentage":
         # The metric's sum bounds the percentage of the values; a fixed fee or a per-event minimum grows with the
-        # number of events, not with the sum, and is not bounded here: rating checks the line (AmountOutOfRange).
+        # number of events, not with the sum: `fee_bound` bounds the two together.
         fixed, per, size = Decimal(0), charge.rate.scaleb(-2), Decimal(1)
     else:
         fixed, per, size = Decimal(0), charge.unit_amount, Decimal(1)
@@ -230,6 +230,49 @@ def max_units(charge: Charge) -> Decimal | None:
     # Each line is rounded on its own: a tiered charge's (at most two a tier) may add half a unit each.
     room = Decimal(MAX_LINE_MINOR) - fixed - 2 * len(tiers)
     return max(_FLOOR.divide(room * size, per), Decimal(0))
+
+
+@dataclass(frozen=True, slots=True)
+class FeeBound:
+    """A percentage charge whose events pay a fee whatever their value (a fixed fee, a per-event minimum): its
+    line is at most `per_unit` x the metric's sum + `per_event` x the number of events, which must stay within
+    MAX_LINE_MINOR. Conservative: the free events are counted as paying."""
+
+    per_unit: Decimal
+    per_event: Decimal
+
+    def reach(self, units: Decimal, events: int) -> Decimal:
+        return self.per_unit * units + self.per_event * events
+
+
+def fee_bound(charge: Charge) -> FeeBound | None:
+    """None unless the charge is a percentage with a per-event part. Each event's fee, clamped to
+    [per_event_min, per_event_max], is at most value x rate + min(max(fixed, per_event_min), per_event_max)."""
+    if charge.model != "percentage" or charge.metric_code is None:
+        return None
+    per_event = max(charge.fixed_amount, charge.per_event_min or Decimal(0))
+    if charge.per_event_max is not None:
+        per_event = min(per_event, charge.per_event_max)
+    if per_event <= 0:
+        return None
+    return FeeBound(per_unit=charge.rate.scaleb(-2), per_event=per_event)
+
+
+def fee_bounds(charges: Iterable[Charge]) -> dict[str, tuple[FeeBound, ...]]:
+    """Each metric's `FeeBound`s, one per percentage charge with a per-event part metering it (the plan's, a
+    scheduled plan's, the add-ons'): each must hold."""
+    found: dict[str, tuple[FeeBound, ...]] = {}
+    for charge in charges:
+        bound = fee_bound(charge)
+        if bound is not None and charge.metric_code is not None:
+            found[charge.metric_code] = (*found.get(charge.metric_code, ()), bound)
+    return found
+
+
+def fee_bound_passed(bounds: Iterable[FeeBound], units: Decimal, events: int) -> Decimal | None:
+    """The largest line the bounds allow for `events` events summing `units`, when it passes MAX_LINE_MINOR."""
+    reach = max((bound.reach(units, events) for bound in bounds), default=Decimal(0))
+    return reach if reach > MAX_LINE_MINOR else None
 
 
 def bounds(charges: Iterable[Charge]) -> dict[str, Decimal]:
@@ -269,36 +312,45 @@ def within_bounds(
     metrics: Mapping[str, Mapping[str, Any]],
     limits: Mapping[str, Decimal],
     totals: Mapping[str, Decimal],
+    fees: Mapping[str, Sequence[FeeBound]] | None = None,
+    counts: Mapping[str, int] | None = None,
 ) -> tuple[list[Event], list[Rejection]]:
     """The events, in batch order, that keep their metric's aggregate over the open window within its bound
-    (`totals`: the aggregates already stored), and a `usage_limit_exceeded` rejection for each other one.
+    (`totals`: the aggregates already stored), and each percentage charge's line within MAX_LINE_MINOR (`fees`,
+    with `counts` the events already stored), and a `usage_limit_exceeded` rejection for each other one.
     A `unique_count` counts every event as a new value: PostgreSQL's `->>` tells apart values that Python's text
     of them may not (`1E2`, `"1E+2"`, `100`), so comparing them here could undercount (conservative)."""
+    fees = fees or {}
     running = {code: Decimal(total) for code, total in totals.items()}
+    running_counts = dict(counts or {})
     kept: list[Event] = []
     refused: list[Rejection] = []
     for event in events:
-        bound = limits.get(event.metric_code)
-        if bound is None:
+        code = event.metric_code
+        bound, fee_limits = limits.get(code), fees.get(code, ())
+        if bound is None and not fee_limits:
             kept.append(event)
             continue
-        metric = metrics[event.metric_code]
+        metric = metrics[code]
         measured = _measure(event, metric)
         if metric["aggregation"] in PER_EVENT:
             after = measured
         else:
-            after = running.get(event.metric_code, Decimal(0)) + measured
-        if after > bound:
-            refused.append(
-                Rejection(
-                    event.index,
-                    "usage_limit_exceeded",
-                    f"metric {event.metric_code} would reach {after} in the open period, beyond the {bound} "
-                    f"its charges can bill in one line; the event was not stored",
-                )
+            after = running.get(code, Decimal(0)) + measured
+        count = running_counts.get(code, 0) + 1
+        reach = fee_bound_passed(fee_limits, after, count)
+        if (bound is not None and after > bound) or reach is not None:
+            detail = (
+                f"metric {code} would reach {after} in the open period, beyond the {bound} its charges can bill "
+                "in one line"
+                if reach is None
+                else f"{count} events of metric {code} summing {after} in the open period could bill {reach} in "
+                f"one line, beyond {MAX_LINE_MINOR}"
             )
+            refused.append(Rejection(event.index, "usage_limit_exceeded", f"{detail}; the event was not stored"))
             continue
         if metric["aggregation"] not in PER_EVENT:
-            running[event.metric_code] = after
+            running[code] = after
+        running_counts[code] = count
         kept.append(event)
     return kept, refused

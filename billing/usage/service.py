@@ -134,8 +134,9 @@ async def _within_bounds(
     # Every metric of the batch is locked before its bound is read: attaching a metered add-on takes the same
     # lock, so an add-on and the usage it would bill are never checked against each other's absence.
     await repository.lock_usage_totals(tenant_id, [event.metric_code for event in fresh])
-    limits = usage.bounds(await _rating_charges(tenant_id, subscription))
-    bounded = [event for event in fresh if event.metric_code in limits]
+    charges = await _rating_charges(tenant_id, subscription)
+    limits, fees = usage.bounds(charges), usage.fee_bounds(charges)
+    bounded = [event for event in fresh if event.metric_code in limits or event.metric_code in fees]
     if not bounded:
         return fresh, []
     codes = sorted({event.metric_code for event in bounded})
@@ -143,11 +144,18 @@ async def _within_bounds(
     summed = [known[code] for code in codes if known[code]["aggregation"] not in usage.PER_EVENT]
     # Every event from the window's start on, whatever boundary it falls before (see billing.limits).
     totals = await repository.aggregate_usage(tenant_id, summed, subscription["usage_from"], LATEST)
+    counts = await _event_counts(tenant_id, [known[code] for code in codes if code in fees], subscription["usage_from"])
     _, refused = usage.within_bounds(
-        [event for event in bounded if event.idempotency_key not in stored], known, limits, totals
+        [event for event in bounded if event.idempotency_key not in stored], known, limits, totals, fees, counts
     )
     out = {rejection.index for rejection in refused}
     return [event for event in fresh if event.index not in out], refused
+
+
+async def _event_counts(tenant_id: uuid.UUID, metrics: list[dict[str, Any]], start: datetime) -> dict[str, int]:
+    """How many events of each metric are stored from `start` on (a percentage's per-event fees grow with it)."""
+    counted = [dict(metric, aggregation="count") for metric in metrics]
+    return {code: int(n) for code, n in (await repository.aggregate_usage(tenant_id, counted, start, LATEST)).items()}
 
 
 async def _rating_charges(tenant_id: uuid.UUID, subscription: dict[str, Any]) -> list[Charge]:
@@ -166,16 +174,19 @@ async def ensure_within_bounds(
     window, or the metrics' totals locks): what is stored (events up to the clock skew ahead) fits what
     `charges` can bill in one line, or `AmountOutOfRange`. A plan change checks the window it opens, and a
     metered add-on the usage it will bill: those events were accepted against other charges' bounds."""
-    limits = usage.bounds(charges)
-    if not limits:
+    limits, fees = usage.bounds(charges), usage.fee_bounds(charges)
+    if not limits and not fees:
         return
-    found = await _state.metrics(limits)
+    found = await _state.metrics({*limits, *fees})
     measured = [
         dict(found[code], aggregation="max") if found[code]["aggregation"] in usage.PER_EVENT else found[code]
         for code in sorted(found)
     ]
-    for code, total in (await repository.aggregate_usage(tenant_id, measured, start, LATEST)).items():
-        if total > limits[code]:
+    totals = await repository.aggregate_usage(tenant_id, measured, start, LATEST)
+    counts = await _event_counts(tenant_id, [found[code] for code in sorted(found) if code in fees], start)
+    for code, total in totals.items():
+        passed = usage.fee_bound_passed(fees.get(code, ()), total, counts.get(code, 0))
+        if (code in limits and total > limits[code]) or passed is not None:
             raise AmountOutOfRange(
                 f"usage of {code} already stored from {start.isoformat()} is beyond what {billed_by} can bill in "
                 "one line",
@@ -210,6 +221,7 @@ async def current_usage(tenant_id: uuid.UUID, metric_code: str | None = None) ->
             await repository.aggregate_usage(tenant_id, [found[c] for c in sorted(found)], window.start, window.end),
             window.start,
             window.end,
+            period_start=sub.current_period.start,
         )
     lines = lifecycle.usage_lines(sub.plan, values, window)
     items = []

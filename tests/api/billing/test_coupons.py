@@ -112,6 +112,7 @@ async def test_bad_coupons_are_refused_with_codes(client: AsyncClient, factory: 
         {"percent_off_bps": 1000, "max_redemptions": 0},
         {"percent_off_bps": 1000, "redeem_by": "not a date"},
         {"percent_off_bps": 1000, "redeem_by": "9999-12-31T23:59:59Z"},
+        {"percent_off_bps": 1000, "redeem_by": "2030-01-01T00:00:00"},  # no UTC offset: names no instant
         {"percent_off_bps": 1000, "duration": "sometimes"},
         {"percent_off_bps": 1000, "plan_codes": []},
         {"percent_off_bps": 1000, "surprise": True},
@@ -121,6 +122,24 @@ async def test_bad_coupons_are_refused_with_codes(client: AsyncClient, factory: 
         assert response.status_code == 400, (fields, response.text)
         assert response.json()["code"], fields
     assert_problem(await client.get("/v1/coupons/bad", headers=staff.headers), 404, "coupon_not_found")
+
+
+async def test_a_retried_coupon_with_a_redeem_by_in_another_offset_answers_the_stored_one(
+    client: AsyncClient, factory: Factory
+) -> None:
+    # The request's moment is kept in UTC and compared as an instant: the identical retry is a repeat (200),
+    # not a conflicting definition; the same instant written in another offset is the same definition too.
+    staff = await factory.staff()
+    body = coupon_body("summer", percent_off_bps=1000, redeem_by="2030-06-30T23:59:59.5+02:00")
+    created = await client.post("/v1/coupons", json=body, headers=staff.headers)
+    assert created.status_code == 201, created.text
+    assert created.json()["redeem_by"] == "2030-06-30T21:59:59.500000Z"
+    again = await client.post("/v1/coupons", json=body, headers=staff.headers)
+    assert (again.status_code, again.json()) == (200, created.json())
+    same_instant = {**body, "redeem_by": "2030-06-30T21:59:59.5Z"}
+    assert (await client.post("/v1/coupons", json=same_instant, headers=staff.headers)).status_code == 200
+    later = {**body, "redeem_by": "2030-06-30T23:59:59.5Z"}
+    assert_problem(await client.post("/v1/coupons", json=later, headers=staff.headers), 409, "coupon_exists")
 
 
 async def test_each_refusal_of_a_redemption_has_its_own_code(client: AsyncClient, factory: Factory) -> None:

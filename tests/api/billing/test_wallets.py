@@ -234,6 +234,10 @@ async def test_bad_top_ups_answer_4xx_with_codes(client: AsyncClient, factory: F
     assert (await top_up(client, staff, tid, amount_minor=10**16, paid=False)).status_code == 400
     assert (await top_up(client, staff, tid, amount_minor=5, paid=False, bonus=1)).status_code == 400
     assert (await top_up(client, staff, tid, amount_minor=5)).status_code == 400
+    # A moment without a UTC offset names no instant: refused as malformed (it was a 500 comparing it to now).
+    naive = (utcnow() + timedelta(days=3)).replace(tzinfo=None).isoformat()
+    naive_expiry = await top_up(client, staff, tid, amount_minor=5, paid=False, expires_at=naive)
+    assert_problem(naive_expiry, 400, "validation_error")
     far = stamp(utcnow() + timedelta(days=5000))
     assert_problem(await top_up(client, staff, tid, amount_minor=5, paid=False, expires_at=far), 422, "invalid_top_up")
     bad_currency = await client.get(f"/v1/tenants/{tid}/wallet?currency=ZZZ", headers=admin.headers)

@@ -8,13 +8,23 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from billing import limits
 from billing.addons.rules import check_charge
 from billing.catalogue.rules import charge_to_json, check_percentage_metrics, parse_charge
 from billing.errors import InvalidAddon, InvalidCharge, PercentageNeedsSum
 from billing.money import round_minor
 from billing.periods import Period
 from billing.rating import PercentageUsage, metered_lines, percentage_usage
-from billing.usage.rules import max_units
+from billing.usage.rules import (
+    Event,
+    FeeBound,
+    bounds,
+    fee_bound,
+    fee_bound_passed,
+    fee_bounds,
+    max_units,
+    within_bounds,
+)
 from tests.unit.billing.builders import utc
 
 JANUARY = Period(utc(2026, 1, 1), utc(2026, 2, 1))
@@ -171,3 +181,101 @@ def test_the_line_is_the_rounded_sum_of_clamped_fees(raw: dict[str, Any], values
         assert precise <= high * len(fees)
     if low is not None:
         assert precise >= low * len(fees)
+
+
+# -- the ingestion bound of a per-event fee ---------------------------------------------------------------
+
+PAYMENTS = {"code": "payments", "aggregation": "sum", "field": None}
+
+
+def _events(values: list[Decimal]) -> list[Event]:
+    return [Event(i, f"k{i}", "payments", utc(2026, 1, 10), value, None) for i, value in enumerate(values)]
+
+
+def _ingest(raw: dict[str, Any], values: list[Decimal], total: Decimal, count: int) -> tuple[list[int], list[int]]:
+    charge = parse_charge(raw, 0)
+    kept, refused = within_bounds(
+        _events(values),
+        {"payments": PAYMENTS},
+        bounds([charge]),
+        {"payments": total},
+        fee_bounds([charge]),
+        {"payments": count},
+    )
+    assert {rejection.code for rejection in refused} <= {"usage_limit_exceeded"}
+    return [event.index for event in kept], [rejection.index for rejection in refused]
+
+
+def test_a_per_event_fee_bounds_the_number_of_events_not_only_their_sum() -> None:
+    # 1 % + 10^12 per event of 100 each: an event adds at most 1 + 10^12. 998 stored (99 800 summed): the 999th
+    # reaches 999 x (10^12 + 1) = 999 000 000 000 999, the 1000th 10^15 + 1000, beyond MAX_LINE_MINOR (10^15).
+    raw = percentage(rate="1", fixed_amount_minor=str(limits.MAX_FLAT_MINOR))
+    assert fee_bound(parse_charge(raw, 0)) == FeeBound(per_unit=Decimal("0.01"), per_event=Decimal(10**12))
+    hundred = [Decimal(100)] * 3
+    assert _ingest(raw, hundred, Decimal(99_800), 998) == ([0], [1, 2])
+    # The sum alone (1 % of 10^12 x 10^5) is far within its own bound: without the count all three would pass.
+    assert max_units(parse_charge(raw, 0)) == Decimal(10**17)
+    # A per-event minimum counts as the fixed fee does; a per-event maximum caps both; none: no count bound.
+    floor = percentage(rate="1", per_event_min_minor=str(limits.MAX_FLAT_MINOR))
+    assert _ingest(floor, hundred, Decimal(99_800), 998) == ([0], [1, 2])
+    capped = percentage(rate="1", fixed_amount_minor="1000", per_event_max_minor="10")
+    assert fee_bound(parse_charge(capped, 0)) == FeeBound(per_unit=Decimal("0.01"), per_event=Decimal(10))
+    assert fee_bound(parse_charge(percentage(rate="1", per_event_max_minor="10"), 0)) is None
+    assert fee_bounds([parse_charge(percentage(rate="1"), 0)]) == {}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rate=st.decimals(min_value="0.001", max_value=100, places=3),
+    fixed=st.sampled_from([0, limits.MAX_FLAT_MINOR]) | st.integers(min_value=0, max_value=limits.MAX_FLAT_MINOR),
+    low=st.none() | st.integers(min_value=10**11, max_value=limits.MAX_FLAT_MINOR),
+    high=st.none() | st.integers(min_value=10**11, max_value=limits.MAX_FLAT_MINOR),
+    free=st.integers(min_value=0, max_value=3),
+    value=st.decimals(min_value=0, max_value=limits.MAX_USAGE_VALUE, places=2),
+    stored=st.integers(min_value=950, max_value=1100) | st.integers(min_value=0, max_value=1100),
+)
+def test_events_a_percentage_bound_accepts_never_rate_a_line_past_the_line_bound(
+    rate: Decimal, fixed: int, low: int | None, high: int | None, free: int, value: Decimal, stored: int
+) -> None:
+    """Whatever the charge, events of one value: those stored and those the bound accepts rate within
+    MAX_LINE_MINOR (the cycle never meets AmountOutOfRange through them)."""
+    fields: dict[str, Any] = {"rate": str(rate), "fixed_amount_minor": str(fixed), "free_events": free}
+    if low is not None and high is not None and low > high:
+        low, high = high, low
+    if low is not None:
+        fields["per_event_min_minor"] = str(low)
+    if high is not None:
+        fields["per_event_max_minor"] = str(high)
+    raw = percentage(**fields)
+    charge = parse_charge(raw, 0)
+    # What is stored was accepted against the same bound: keep only a count of it that fits.
+    fees = fee_bounds([charge]).get("payments", ())
+    while stored and (
+        fee_bound_passed(fees, value * stored, stored) is not None or value * stored > (max_units(charge) or 0)
+    ):
+        stored -= 1
+    kept, _ = _ingest(raw, [value] * 50, value * stored, stored)
+    usage = percentage_usage(charge, [value] * (stored + len(kept)))
+    [line] = metered_lines(charge, 0, usage, JANUARY)
+    assert abs(line.amount_minor) <= limits.MAX_LINE_MINOR
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    percentage_charges(),
+    st.lists(st.decimals(min_value=0, max_value=10**6, places=2, allow_nan=False, allow_infinity=False), max_size=12),
+    st.integers(min_value=0, max_value=12),
+)
+def test_free_events_are_granted_once_per_period_however_its_windows_split_it(
+    raw: dict[str, Any], values: list[Decimal], cut: int
+) -> None:
+    """A mid-period plan change splits the period into windows: the windows' fees, each after the events
+    before it, add up to the whole period's, the first `free_events` of the period free once."""
+    charge = parse_charge(raw, 0)
+    first, second = values[:cut], values[cut:]
+    whole = percentage_usage(charge, values)
+    split = percentage_usage(charge, first).fees + percentage_usage(charge, second, earlier_events=len(first)).fees
+    assert split == whole.fees
+    # Three free payments of a period, two of them in an earlier window: one is left for the next.
+    three_free = parse_charge(percentage(rate="10", free_events=3), 0)
+    assert percentage_usage(three_free, [Decimal(100)] * 2, earlier_events=2).fees == 10
