@@ -15,11 +15,12 @@ from httpx import AsyncClient
 from billing import service
 from billing.payments import repository as payments_repository
 from billing.payments.gateway import StripeGateway
+from billing.subscriptions import repository as subscriptions_repository
 from billing.wallets import service as wallets_service
 from controlplane.core.db import tenant_tx
 from controlplane.core.settings import Settings
 from tests.api._helpers import assert_problem
-from tests.api.billing._support import parse, stamp, utcnow
+from tests.api.billing._support import parse, stamp, subscribe, utcnow
 from tests.api.billing.test_lost_stripe_answers import TRIES, _through, double
 from tests.api.billing.test_wallets import (
     DECLINED_CARD,
@@ -34,6 +35,7 @@ from tests.api.billing.test_wallets import (
     top_up,
     wallet,
 )
+from tests.api.plugins._support import install, plugin, publisher
 from tests.conftest import connect_as_inspector
 from tests.doubles.stripe_idempotency import StripeIdempotencyDouble
 from tests.factories import Factory
@@ -191,4 +193,42 @@ async def test_a_purchase_funded_after_its_expiry_gets_its_validity_from_the_fun
     assert (await service.expire_credits(utcnow() + timedelta(hours=1))).expired == 0
     held = await wallet(client, admin, tenant["id"])
     assert (held["balance_minor"], movements(held)) == (5000, [("top_up", 5000)])
+    await assert_ledger_clean()
+
+
+async def test_a_cycle_invoice_paid_by_credits_renews_plugin_licenses_and_ends_past_due(
+    client: AsyncClient, factory: Factory
+) -> None:
+    """A paid plugin installed, the subscription past_due, credit granted that covers the next invoice: the
+    cycle's invoice is paid by credits, and that payment's consequences follow on the advanced subscription,
+    not on the period just billed: the license runs to the new period's end (plus its grace) and the
+    subscription is active again (not overwritten back to past_due)."""
+    staff, admin, tenant = await setup(client, factory)
+    subscription = await subscribe(client, staff.headers, tenant["id"], "pro")
+    pub = await publisher(client, staff.headers)
+    paid = await plugin(
+        client, staff.headers, pub["id"], pricing={"model": "flat", "amount_minor": 900, "currency": "EUR"}
+    )
+    installed = await install(client, admin.headers, tenant["id"], paid["slug"])
+    boundary = parse(subscription["current_period_end"])
+    grace = parse(installed["license"]["expires_at"]) - boundary
+    assert grace > timedelta(0)
+    granted = await top_up(client, staff, tenant["id"], amount_minor=1_000_000, paid=False)
+    assert granted.status_code == 201, granted.text
+    async with tenant_tx(uuid.UUID(tenant["id"])):
+        await subscriptions_repository.update_subscription(uuid.UUID(subscription["id"]), {"status": "past_due"})
+
+    report = await service.run_cycle(boundary + timedelta(hours=2), grace=timedelta(hours=1))
+    assert (report.invoices_created, report.failed) == (1, [])
+    cycles = [i for i in await invoices_of(client, staff, tenant["id"]) if i["kind"] == "cycle"]
+    assert len(cycles) == 2  # the first period's, and the boundary's
+    cycle = cycles[-1]
+    assert (cycle["status"], cycle["amount_due_minor"]) == ("paid", 0)
+    assert cycle["credits_applied_minor"] == cycle["total_minor"] > 0
+    live = (await client.get(f"/v1/subscriptions/{subscription['id']}", headers=staff.headers)).json()
+    assert live["status"] == "active"
+    new_end = parse(live["current_period_end"])
+    assert new_end > boundary
+    renewed = (await client.get(f"/v1/licenses/{installed['license']['id']}", headers=admin.headers)).json()
+    assert parse(renewed["expires_at"]) == new_end + grace
     await assert_ledger_clean()
