@@ -232,3 +232,18 @@ async def test_a_cycle_invoice_paid_by_credits_renews_plugin_licenses_and_ends_p
     renewed = (await client.get(f"/v1/licenses/{installed['license']['id']}", headers=admin.headers)).json()
     assert parse(renewed["expires_at"]) == new_end + grace
     await assert_ledger_clean()
+
+
+async def test_credit_never_leaves_less_than_stripes_minimum_charge_due(client: AsyncClient, factory: Factory) -> None:
+    """34.09 EUR of credit on the cycle's 34.10 EUR: applying it all would leave 0.01, which Stripe refuses to
+    charge (and dunning would suspend the tenant over); 33.60 applies and the minimum 0.50 stays due."""
+    staff, admin, tenant = await setup(client, factory)
+    subscription = await subscribe(client, staff.headers, tenant["id"], "pro")
+    assert (await top_up(client, staff, tenant["id"], amount_minor=3409, paid=False)).status_code == 201
+    report = await service.run_cycle(parse(subscription["current_period_end"]) + timedelta(hours=2))
+    assert report.failed == [], report.failed
+    latest = [i for i in await invoices_of(client, staff, tenant["id"]) if i["kind"] == "cycle"][-1]
+    assert (latest["total_minor"], latest["credited_minor"]) == (3410, 0)
+    assert (latest["credits_applied_minor"], latest["amount_due_minor"]) == (3360, 50)
+    assert (await wallet(client, admin, tenant["id"]))["balance_minor"] == 49
+    await assert_ledger_clean()
