@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from billing.addons import service as _addons
 from billing.addons.rules import Addon
 from billing.invoices import repository
-from billing.invoices.service import finalize, write_invoice
+from billing.invoices.service import finalize, settle_if_paid_by_credits, write_invoice
 from billing.subscriptions import lifecycle
 from billing.subscriptions import repository as subscriptions_repository
 from billing.subscriptions import state as _state
@@ -96,6 +96,7 @@ async def catch_up(
             period=step.invoice_period,
             lines=step.lines + addon_lines,
             now=now,
+            settle=False,
         )
         if invoice_id is None:
             break
@@ -103,6 +104,9 @@ async def catch_up(
         if step.subscription.status == Status.CANCELED:
             changes["canceled_at"] = sub.current_period.end
         await subscriptions_repository.update_subscription(subscription_id, changes)
+        # Paid by the wallet's credits: settled on the advanced subscription (its licenses renewed to the new
+        # period's end, a past_due one active again), not on the period just billed.
+        await settle_if_paid_by_credits(tenant_id, invoice_id)
         written += 1
     return written
 

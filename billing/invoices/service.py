@@ -128,6 +128,7 @@ async def write_invoice(
     plan_code: str | None = None,
     finalization: Literal["grace", "now", "manual"] = "grace",
     taxed: bool = True,
+    settle: bool = True,
 ) -> uuid.UUID | None:
     """Write a draft invoice with its lines, inside the caller's tenant transaction, and finalize it unless
     the tenant keeps drafts for a while. None when this boundary is already billed (nothing is written).
@@ -139,6 +140,8 @@ async def write_invoice(
     outweigh charges, the excess is carried to the next invoice, so the total is never negative unless every
     line is a credit. An invoice without a subscription (`one_off`, `credit_purchase`) has neither.
     `taxed=False` (a credit purchase) bills no tax: credits are taxed on the invoices they pay, after tax.
+    `settle=False`: an invoice the wallet's credits pay in full is not settled here (see `finalize`); the caller
+    calls `settle_if_paid_by_credits` once it has moved the subscription the invoice bills.
     """
     settings = await repository.tenant_billing_settings(tenant_id)
     pending = []
@@ -203,7 +206,7 @@ async def write_invoice(
         )
     draft = finalization == "manual" or (finalization == "grace" and grace > 0)
     if not draft:
-        await finalize(tenant_id, invoice_id, now)
+        await finalize(tenant_id, invoice_id, now, settle=settle)
     metrics.INVOICES_CREATED_TOTAL.labels(kind=kind).inc()
     await audit.record(
         None,
@@ -226,11 +229,16 @@ def _cash_rounded(lines: list[Line], figures: Totals, currency: str, period: Per
     return rounded
 
 
-async def finalize(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime, *, with_credits: bool = True) -> None:
+async def finalize(
+    tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime, *, with_credits: bool = True, settle: bool = True
+) -> bool:
     """Number the draft and book it: the tenant owes its total from now on, less the credits its wallet pays.
     A credit purchase books a liability to the tenant instead of revenue. Credits that pay the whole amount
-    due make the invoice paid, with a payment's consequences (billing.payments.service.settle_paid).
-    `with_credits=False` (a draft numbered only to be voided) applies none."""
+    due make the invoice paid (True is returned), with a payment's consequences
+    (billing.payments.service.settle_paid). Those read the subscription (its status moves, plugin licenses
+    are renewed to its period's end), so a caller about to move the subscription (the cycle advancing its
+    period, a plan change, a cancellation) passes `settle=False` and settles afterwards
+    (`settle_if_paid_by_credits`). `with_credits=False` (a draft numbered only to be voided) applies none."""
     number = await repository.take_invoice_number(tenant_id)
     invoice = await repository.finalize_invoice(invoice_id, number, now)
     if invoice["kind"] == CREDIT_PURCHASE:
@@ -247,7 +255,20 @@ async def finalize(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime, *
             invoice_id, "paid" if due == 0 else invoice["status"], credits_applied_minor=applied, amount_due_minor=due
         )
         if due == 0:
-            await _payments.settle_paid(None, tenant_id, after)
+            if settle:
+                await _payments.settle_paid(None, tenant_id, after)
+            return True
+    return False
+
+
+async def settle_if_paid_by_credits(tenant_id: uuid.UUID, invoice_id: uuid.UUID | None) -> None:
+    """Inside the caller's transaction, after it wrote or finalized `invoice_id` with `settle=False` and moved
+    its subscription: if the wallet's credits paid it in full, what follows a payment follows now."""
+    if invoice_id is None:
+        return
+    row = await repository.get_invoice(invoice_id)
+    if row is not None and row["status"] == "paid" and row["amount_due_minor"] == 0 and row["credits_applied_minor"]:
+        await _payments.settle_paid(None, tenant_id, row)
 
 
 def taxes_of(row: dict[str, Any]) -> tuple[TaxAmount, ...]:

@@ -9,6 +9,10 @@ own table (https://docs.stripe.com/currencies, "Zero-decimal", "Three-decimal" a
 * HUF and TWD are two-decimal in ISO and in the API, but charges must be whole units (a multiple of 100);
 * three-decimal currencies (BHD, JOD, KWD, OMR, TND) are sent in thousandths that must end in 0.
 
+Stripe also refuses a charge below a minimum per currency (https://docs.stripe.com/currencies, "Minimum and
+maximum charge amounts"): `minimum_charge` gives it in ISO minor units, so what credits leave due is never a
+few cents Stripe would refuse (and dunning would suspend the tenant over).
+
 `to_stripe` converts at the gateway, and `chargeable_step` lets the catalogue refuse a price Stripe could
 never charge. What is computed (prorated, taxed, metered) is made chargeable here too: an invoice's amount
 due by cash rounding to the nearest step (`cash_rounding`), a payout by sending the steps it holds and
@@ -19,6 +23,7 @@ is refused off the step (`require_chargeable`).
 from __future__ import annotations
 
 import math
+from decimal import ROUND_CEILING, Decimal
 
 from billing.errors import AmountNotChargeable
 
@@ -28,6 +33,17 @@ ZERO_DECIMAL = frozenset(
 # Sent with two decimals that must be zero.
 WHOLE_UNITS_IN_HUNDREDTHS = frozenset({"HUF", "ISK", "TWD", "UGX"})
 THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
+# Stripe's documented minimum charge, in major units of the currency. Stripe documents it for these currencies
+# only; another currency's charge must convert to at least the settlement currency's minimum, which depends on
+# the exchange rate, so no fixed minimum is kept for it (`minimum_charge` answers 0 and only the step holds).
+MINIMUM_CHARGE: dict[str, Decimal] = {
+    "USD": Decimal("0.50"), "AED": Decimal("2.00"), "AUD": Decimal("0.50"), "BGN": Decimal("1.00"),
+    "BRL": Decimal("0.50"), "CAD": Decimal("0.50"), "CHF": Decimal("0.50"), "CZK": Decimal("15.00"),
+    "DKK": Decimal("2.50"), "EUR": Decimal("0.50"), "GBP": Decimal("0.30"), "HKD": Decimal("4.00"),
+    "HUF": Decimal("175.00"), "INR": Decimal("0.50"), "JPY": Decimal("50"), "MXN": Decimal("10.00"),
+    "MYR": Decimal("2.00"), "NOK": Decimal("3.00"), "NZD": Decimal("0.50"), "PLN": Decimal("2.00"),
+    "RON": Decimal("2.00"), "SEK": Decimal("3.00"), "SGD": Decimal("0.50"), "THB": Decimal("10.00"),
+}  # fmt: skip
 
 
 def stripe_exponent(currency: str) -> int:
@@ -55,6 +71,17 @@ def chargeable_step(currency: str, iso_exponent: int) -> int:
     if shift >= 0:
         return step // math.gcd(step, 10**shift)
     return step * 10**-shift
+
+
+def minimum_charge(currency: str, iso_exponent: int) -> int:
+    """The least amount Stripe charges in the currency, in ISO minor units, rounded up to the chargeable step
+    (0: no documented minimum)."""
+    major = MINIMUM_CHARGE.get(currency)
+    if major is None:
+        return 0
+    step = chargeable_step(currency, iso_exponent)
+    minor = int((major.scaleb(iso_exponent) / step).to_integral_value(rounding=ROUND_CEILING)) * step
+    return minor
 
 
 def require_chargeable(minor: int, currency: str, iso_exponent: int) -> None:

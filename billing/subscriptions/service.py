@@ -28,6 +28,7 @@ from billing.invoices.service import (
     finalize,
     money_in_flight,
     refuse_while_money_in_flight,
+    settle_if_paid_by_credits,
     write_invoice,
 )
 from billing.invoices.totals import tax_of
@@ -234,9 +235,10 @@ async def change_subscription(
             await ensure_within_bounds(
                 tenant_id, pending.charges, result.subscription.usage_from, f"plan {pending.code}"
             )
+        invoice_id = None
         if result.lines:
             if result.direction in ("upgrade", "trial_ended"):
-                await write_invoice(
+                invoice_id = await write_invoice(
                     tenant_id=tenant_id,
                     subscription_id=subscription_id,
                     kind="change",
@@ -246,11 +248,14 @@ async def change_subscription(
                     lines=result.lines,
                     now=now,
                     with_pending=False,
+                    settle=False,
                 )
             else:
                 # A downgrade's credit (and the new price's charge) wait for the next invoice.
                 await invoices_adjustments_repository.insert_pending_items(tenant_id, subscription_id, result.lines)
         await repository.update_subscription(subscription_id, _state.columns(result.subscription))
+        # Paid by the wallet's credits: settled on the changed subscription (its status, its period).
+        await settle_if_paid_by_credits(tenant_id, invoice_id)
         after = await _read(subscription_id)
         await audit.record(
             actor,
@@ -315,7 +320,7 @@ async def cancel_in_tx(
         pending = await invoices_adjustments_repository.open_pending_items(subscription_id)
         pending_net = sum(item["amount_minor"] for item in pending)
         settled = pending if pending_net < 0 else []
-        await _credit_unused(
+        paid_by_credits = await _credit_unused(
             actor,
             tenant_id,
             subscription_id,
@@ -326,18 +331,25 @@ async def cancel_in_tx(
             refuse_money_in_flight=refuse_money_in_flight,
         )
         if cancellation.usage_lines or (pending and pending_net >= 0):
-            await write_invoice(
-                tenant_id=tenant_id,
-                subscription_id=subscription_id,
-                kind="final",
-                currency=sub.plan.currency,
-                period=cancellation.usage_period,
-                lines=cancellation.usage_lines,
-                now=now,
+            paid_by_credits.append(
+                await write_invoice(
+                    tenant_id=tenant_id,
+                    subscription_id=subscription_id,
+                    kind="final",
+                    currency=sub.plan.currency,
+                    period=cancellation.usage_period,
+                    lines=cancellation.usage_lines,
+                    now=now,
+                    settle=False,
+                )
             )
         await repository.update_subscription(
             subscription_id, _state.columns(cancellation.subscription) | {"canceled_at": now}
         )
+        # Invoices the wallet's credits paid in full are settled on the canceled subscription: its status is
+        # not moved back, and no plugin license is renewed for a period that ended now.
+        for invoice_id in paid_by_credits:
+            await settle_if_paid_by_credits(tenant_id, invoice_id)
     after = await _read(subscription_id)
     action = "subscription.cancel_scheduled" if at_period_end else "subscription.canceled"
     await audit.record(
@@ -356,10 +368,11 @@ async def _credit_unused(
     now: datetime,
     *,
     refuse_money_in_flight: bool,
-) -> None:
+) -> list[uuid.UUID | None]:
     """Credit notes for `unused` (before tax) on the invoices that billed the current period, newest first
     (locked), each with its tax and up to what it can still be credited; `settled` pending items are marked as
-    paid out by the first of them.
+    paid out by the first of them. Returns the drafts it finalized that the wallet's credits paid in full, for
+    the caller to settle once the subscription is canceled.
 
     A credit note beside a payment or refund in flight would be undone by its answer: a pending charge
     succeeds for the old amount due (the overpayment absorbed), a pending refund no longer fits the
@@ -368,11 +381,13 @@ async def _credit_unused(
     settles as Stripe answers, and what the tenant is owed for it goes back by the ordinary refund and
     credit-note path afterwards."""
     credited: list[uuid.UUID] = []
+    paid_by_credits: list[uuid.UUID | None] = []
     for invoice in await invoices_repository.invoices_billing_period(subscription_id, sub.current_period.end):
         if unused <= 0:
             break
         if invoice["status"] == "draft":
-            await finalize(tenant_id, invoice["id"], now)
+            if await finalize(tenant_id, invoice["id"], now, settle=False):
+                paid_by_credits.append(invoice["id"])
             # Finalizing numbered it and applied the wallet's credits: credit what it is now.
             invoice = await invoices_repository.get_invoice(invoice["id"], lock="update") or invoice
         # In a currency Stripe takes only in steps, the credit is cash-rounded like the invoice (and never more
@@ -396,6 +411,7 @@ async def _credit_unused(
             unused -= -(-credit * 10_000 // (10_000 + invoice["tax_rate_bps"]))
     if settled and credited:
         await invoices_adjustments_repository.consume_pending_items([item["id"] for item in settled], credited[0])
+    return paid_by_credits
 
 
 async def resume_subscription(actor: Principal, subscription_id: uuid.UUID) -> SubscriptionView:

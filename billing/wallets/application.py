@@ -15,9 +15,9 @@ from typing import Any
 from billing.ledger import repository as ledger_repository
 from billing.ledger import rules as ledger
 from billing.money import exponent
-from billing.payments.stripe_amounts import chargeable_step
+from billing.payments.stripe_amounts import chargeable_step, minimum_charge
 from billing.wallets import repository
-from billing.wallets.rules import Lot, credits_to_apply
+from billing.wallets.rules import Lot, credits_to_apply, funded_expiry
 from tenants import audit
 
 CREDIT_PURCHASE = "credit_purchase"
@@ -45,6 +45,7 @@ async def apply_credits(tenant_id: uuid.UUID, invoice: dict[str, Any], now: date
         invoice["amount_due_minor"],
         chargeable_step(currency, exponent(currency)),
         now,
+        minimum_charge(currency, exponent(currency)),
     )
     for item in draws:
         await repository.move_lot(item.lot_id, -item.amount_minor)
@@ -103,13 +104,32 @@ async def restore_credits(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> int:
     return restored
 
 
-async def fund_purchase(tenant_id: uuid.UUID, invoice: dict[str, Any], payment: dict[str, Any]) -> None:
+async def fund_purchase(
+    tenant_id: uuid.UUID, invoice: dict[str, Any], payment: dict[str, Any], now: datetime | None = None
+) -> None:
     """Inside the payment's transaction: a `credit_purchase` invoice became paid, so its credit is available
-    now. Its lot was written empty with the top-up (keeping the expiry asked for); it is filled once."""
+    now. Its lot was written empty with the top-up (keeping the expiry asked for); it is filled once.
+
+    Validity restarts at a late funding: a payment whose answer came after the lot's expiry (Stripe did not
+    answer, the purchase was resumed later) would fund credit already expired, sent straight to breakage by
+    the next expiry run. Such a lot gets the validity the tenant asked for (its expiry less its creation)
+    from the funding instead; a lot funded before its expiry keeps it."""
     lot = await repository.lot_of_invoice(invoice["id"], lock=True)
     if lot is None or lot["payment_id"] is not None:
         return
-    await repository.fund_lot(lot["id"], payment["id"])
+    now = now or datetime.now(UTC)
+    expires_at = lot["expires_at"] and funded_expiry(lot["created_at"], lot["expires_at"], now)
+    if expires_at != lot["expires_at"]:
+        await audit.record(
+            None,
+            tenant_id,
+            "wallet.credit_expiry_moved",
+            "credit_lot",
+            lot["id"],
+            before={"expires_at": lot["expires_at"].isoformat()},
+            after={"expires_at": expires_at.isoformat(), "reason": "funded after its expiry"},
+        )
+    await repository.fund_lot(lot["id"], payment["id"], expires_at)
     await repository.insert_transaction(
         {
             "tenant_id": tenant_id,

@@ -30,10 +30,13 @@ async def lock_purchases(tenant_id: uuid.UUID) -> None:
 
 
 async def insert_lot(values: dict[str, Any]) -> dict[str, Any]:
-    """A new lot: a grant holds its amount at once; a purchase's lot is empty until its invoice is paid."""
+    """A new lot: a grant holds its amount at once; a purchase's lot is empty until its invoice is paid.
+    `created_at` is the request's moment, the one its expiry was checked against (the table's check
+    `expires_at > created_at` would otherwise compare with the later moment of the insert)."""
     rows = await fetch(
         f"insert into credit_lots (id, tenant_id, currency, source, amount_minor, remaining_minor, expires_at, "
-        f"invoice_id) values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}) returning {LOT_COLUMNS}",
+        f"invoice_id, created_at) values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}) "
+        f"returning {LOT_COLUMNS}",
         uuid.uuid4(),
         values["tenant_id"],
         values["currency"],
@@ -42,16 +45,18 @@ async def insert_lot(values: dict[str, Any]) -> dict[str, Any]:
         values["remaining_minor"],
         values.get("expires_at"),
         values.get("invoice_id"),
+        values["created_at"],
     )
     return rows[0]
 
 
-async def fund_lot(lot_id: uuid.UUID, payment_id: uuid.UUID) -> dict[str, Any]:
-    """A purchase's lot filled by the payment of its invoice."""
+async def fund_lot(lot_id: uuid.UUID, payment_id: uuid.UUID, expires_at: datetime | None) -> dict[str, Any]:
+    """A purchase's lot filled by the payment of its invoice, expiring at `expires_at`."""
     rows = await fetch(
-        f"update credit_lots set remaining_minor = amount_minor, payment_id = {{}} where id = {{}} "
-        f"and payment_id is null returning {LOT_COLUMNS}",
+        f"update credit_lots set remaining_minor = amount_minor, payment_id = {{}}, expires_at = {{}} "
+        f"where id = {{}} and payment_id is null returning {LOT_COLUMNS}",
         payment_id,
+        expires_at,
         lot_id,
     )
     return rows[0]
@@ -99,6 +104,18 @@ async def get_lot(lot_id: uuid.UUID, *, lock: bool = False) -> dict[str, Any] | 
     return rows[0] if rows else None
 
 
+async def pending_refunds_minor(invoice_id: uuid.UUID | None) -> int:
+    """What refunds of a credit purchase waiting for Stripe's answer take back (0 for a granted lot)."""
+    if invoice_id is None:
+        return 0
+    rows = await fetch(
+        "select coalesce(sum(amount_minor), 0)::bigint as pending from refunds "
+        "where invoice_id = {} and status = 'pending'",
+        invoice_id,
+    )
+    return int(rows[0]["pending"])
+
+
 async def lot_of_invoice(invoice_id: uuid.UUID, *, lock: bool = False) -> dict[str, Any] | None:
     """The lot a credit purchase invoice funded (None: not paid yet)."""
     rows = await fetch(
@@ -121,12 +138,14 @@ async def move_lot(lot_id: uuid.UUID, delta_minor: int, *, expired_at: datetime 
 
 
 async def applied_to(invoice_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The `applied` transactions of an invoice not yet restored, with their lot's source."""
+    """The `applied` transactions of an invoice not yet restored, with their lot's source; in the lots' lock
+    order (created_at, id, as `usable_lots`), not the order they were applied in (granted first), so a
+    restore locking them one by one never deadlocks with a finalization locking the same lots."""
     return await fetch(
         "select t.lot_id, t.amount_minor, t.currency, l.source from credit_transactions t "
         "join credit_lots l on l.id = t.lot_id where t.invoice_id = {} and t.kind = 'applied' "
         "and not exists (select 1 from credit_transactions r where r.kind = 'restored' "
-        "and r.lot_id = t.lot_id and r.invoice_id = t.invoice_id) order by t.created_at, t.id",
+        "and r.lot_id = t.lot_id and r.invoice_id = t.invoice_id) order by l.created_at, l.id",
         invoice_id,
     )
 

@@ -10,7 +10,10 @@ Applying credits to a finalized invoice (`credits_to_apply`):
 - the chargeable-remainder rule: what stays due must be an amount Stripe can charge in the currency
   (`billing.payments.stripe_amounts.chargeable_step`), so unless the credit pays the whole amount due, the
   credit is rounded *down* until the rest due is a multiple of the step. Credit is never rounded up: it
-  would spend more of the wallet than the tenant holds.
+  would spend more of the wallet than the tenant holds;
+- the minimum-charge rule: what stays due is never below Stripe's minimum charge
+  (`billing.payments.stripe_amounts.minimum_charge`): 1 cent left on 34.10 EUR would be refused, and the
+  tenant dunned into a suspension over it. Less credit is applied so the minimum stays due, or none.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from billing.errors import InvalidTopUp
@@ -29,6 +32,8 @@ Source = Literal["purchased", "granted"]
 SOURCE_ORDER: dict[str, int] = {"granted": 0, "purchased": 1}
 # The longest a top-up may stay unexpired: ten years (what a date in the far future would mean anyway).
 MAX_EXPIRY_DAYS = 3_660
+# The soonest a top-up may expire: a lot that expires as it is written would be worth nothing.
+MIN_VALIDITY = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,16 +84,21 @@ def application_order(lots: Iterable[Lot], now: datetime) -> list[Lot]:
     )
 
 
-def creditable(due_minor: int, balance_minor: int, step: int) -> int:
+def creditable(due_minor: int, balance_minor: int, step: int, minimum_minor: int = 0) -> int:
     """How much credit an invoice with `due_minor` due takes from a wallet holding `balance_minor`: at most
     both, and (the chargeable-remainder rule) either all of the amount due or an amount that leaves a
-    multiple of `step` due. 0 when nothing is due or the wallet is empty."""
+    multiple of `step` due, and no less than `minimum_minor` (Stripe's minimum charge) due: credit that would
+    leave less is lowered until the minimum (rounded up to the step) stays due, or none is applied when the
+    amount due is itself below that. 0 when nothing is due or the wallet is empty."""
     if due_minor <= 0 or balance_minor <= 0:
         return 0
     if balance_minor >= due_minor:
         return due_minor
-    applied = balance_minor - (balance_minor - due_minor) % step
-    return max(applied, 0)
+    applied = max(balance_minor - (balance_minor - due_minor) % step, 0)
+    if 0 < due_minor - applied < minimum_minor:
+        least_due = -(-minimum_minor // step) * step
+        applied = max(due_minor - least_due, 0)
+    return applied
 
 
 def draw(lots: Sequence[Lot], amount_minor: int) -> list[Draw]:
@@ -107,10 +117,12 @@ def draw(lots: Sequence[Lot], amount_minor: int) -> list[Draw]:
     return draws
 
 
-def credits_to_apply(lots: Iterable[Lot], due_minor: int, step: int, now: datetime) -> list[Draw]:
+def credits_to_apply(
+    lots: Iterable[Lot], due_minor: int, step: int, now: datetime, minimum_minor: int = 0
+) -> list[Draw]:
     """The draws that pay (part of) an invoice's amount due from the wallet (see the module's rules)."""
     ordered = application_order(lots, now)
-    amount = creditable(due_minor, sum((lot.remaining_minor for lot in ordered), 0), step)
+    amount = creditable(due_minor, sum((lot.remaining_minor for lot in ordered), 0), step, minimum_minor)
     return draw(ordered, amount)
 
 
@@ -120,13 +132,21 @@ def refundable_credit(paid_left_minor: int, lot_remaining_minor: int) -> int:
     return max(min(paid_left_minor, lot_remaining_minor), 0)
 
 
+def funded_expiry(created_at: datetime, expires_at: datetime, funded_at: datetime) -> datetime:
+    """The expiry of a purchased lot funded at `funded_at`: the one asked for, unless it has passed by then (the
+    payment's answer came late); then the validity asked for (`expires_at - created_at`) from the funding."""
+    if expires_at > funded_at:
+        return expires_at
+    return funded_at + (expires_at - created_at)
+
+
 def check_top_up(amount_minor: int, expires_at: datetime | None, now: datetime) -> None:
-    """A top-up is a positive amount within billing's bounds, expiring (if at all) in the future and within
-    MAX_EXPIRY_DAYS."""
+    """A top-up is a positive amount within billing's bounds, expiring (if at all) at least MIN_VALIDITY from
+    now and within MAX_EXPIRY_DAYS."""
     if not 1 <= amount_minor <= MAX_AMOUNT_MINOR:
         raise InvalidTopUp(f"a top-up is 1 to {MAX_AMOUNT_MINOR} minor units")
     if expires_at is not None:
-        if expires_at <= now:
-            raise InvalidTopUp("expires_at must be in the future")
+        if expires_at < now + MIN_VALIDITY:
+            raise InvalidTopUp(f"expires_at must be at least {MIN_VALIDITY.seconds // 60} minute(s) from now")
         if (expires_at - now).days > MAX_EXPIRY_DAYS:
             raise InvalidTopUp(f"expires_at must be within {MAX_EXPIRY_DAYS} days")

@@ -3,7 +3,8 @@
 A paid top-up is a `credit_purchase` invoice (one untaxed "Prepaid credit" line), finalized and collected at
 once with the default card; its lot is written empty with the invoice and filled when the payment succeeds
 (`billing.payments.service.record_outcome`). A declined card voids the purchase invoice (nothing is owed:
-no credit was delivered) and answers 402 `top_up_declined`. If Stripe does not answer, the attempt stays
+no credit was delivered; unless another attempt to pay it is open, whose answer then settles it) and answers
+402 `top_up_declined`. If Stripe does not answer, the attempt stays
 pending and the purchase is resumed by the next top-up of the same amount (same invoice, same Stripe key),
 so a retried top-up never charges twice. The collection run (dunning) never takes a credit purchase, so it
 is never dunned into a suspension; nor does it earn a reseller commission (the credit earns when it pays).
@@ -121,14 +122,17 @@ async def top_up(
     if not paid:
         if not actor.is_staff:
             raise GrantStaffOnly()
-        return await _grant(actor, tenant_id, amount_minor, expires_at)
+        return await _grant(actor, tenant_id, amount_minor, expires_at, now)
     invoice_id = await _purchase_invoice(actor, tenant_id, amount_minor, expires_at, now)
     payment = await payments_service.collect_invoice(gateway, tenant_id, invoice_id, actor)
     async with tenant_tx(tenant_id):
         if payment.status != "succeeded":
             row = await invoices_repository.get_invoice(invoice_id, lock="update")
             assert row is not None
-            if row["status"] == "finalized":
+            # Under the invoice's lock: another request (a top-up resuming this purchase, a manual pay) may
+            # have opened an attempt meanwhile; voiding now would let it charge the card for a void invoice
+            # that funds nothing, so the purchase is left to that attempt's answer.
+            if row["status"] == "finalized" and await payments_repository.open_attempt(invoice_id) is None:
                 await invoices_service.void_locked(actor, tenant_id, row)
         lot = await repository.lot_of_invoice(invoice_id)
     if payment.status != "succeeded":
@@ -137,7 +141,9 @@ async def top_up(
     return view_of(TopUpView, lot)
 
 
-async def _grant(actor: Principal, tenant_id: uuid.UUID, amount_minor: int, expires_at: datetime | None) -> TopUpView:
+async def _grant(
+    actor: Principal, tenant_id: uuid.UUID, amount_minor: int, expires_at: datetime | None, now: datetime
+) -> TopUpView:
     async with tenant_tx(tenant_id):
         terms = await tenant_terms(tenant_id)
         assert terms is not None
@@ -149,6 +155,7 @@ async def _grant(actor: Principal, tenant_id: uuid.UUID, amount_minor: int, expi
                 "amount_minor": amount_minor,
                 "remaining_minor": amount_minor,
                 "expires_at": expires_at,
+                "created_at": now,
             }
         )
         # Granted credit books nothing now: it becomes a promotion expense only as it pays an invoice.
@@ -216,6 +223,7 @@ async def _purchase_invoice(
                 "remaining_minor": 0,
                 "expires_at": expires_at,
                 "invoice_id": invoice_id,
+                "created_at": now,
             }
         )
         await audit.record(
@@ -240,9 +248,10 @@ class ExpiryReport:
 
 
 async def expire_credits(as_of: datetime | None = None, limit: int = 10_000) -> ExpiryReport:
-    """Lots past their expiry lose what remains of them, one lot per transaction; a lot that fails is counted
-    and left for the next run (an outage stops the run), the others go on. Idempotent: an expired lot has
-    nothing left, so a rerun finds nothing."""
+    """Lots past their expiry lose what remains of them (less a refund of them in flight), one lot per
+    transaction; a lot that fails is counted and left for the next run (an outage stops the run), the others
+    go on. Idempotent: an expired lot has nothing left (but what a pending refund takes), so a rerun finds
+    nothing to expire."""
     as_of = as_of or datetime.now(UTC)
     async with system_tx(SystemReason.PLATFORM_JOB):
         due = await repository.expiring_lots(as_of, limit)
@@ -263,7 +272,11 @@ async def _expire_lot(tenant_id: uuid.UUID, lot_id: uuid.UUID, as_of: datetime) 
     lot = await repository.get_lot(lot_id, lock=True)
     if lot is None or lot["remaining_minor"] <= 0 or lot["expires_at"] is None or lot["expires_at"] > as_of:
         return False
-    amount = lot["remaining_minor"]
+    # A refund of the lot's purchase waiting for Stripe keeps what it takes back: its answer books it (a
+    # success takes it from the lot; a failure leaves it here for the next run to expire).
+    amount = lot["remaining_minor"] - await repository.pending_refunds_minor(lot["invoice_id"])
+    if amount <= 0:
+        return False
     await repository.move_lot(lot_id, -amount, expired_at=as_of)
     movement = await repository.insert_transaction(
         {
