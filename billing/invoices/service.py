@@ -14,6 +14,7 @@ from billing.addons import service as _addons
 from billing.commissions import service as _commissions
 from billing.discounts import service as _discounts
 from billing.errors import (
+    BillingInvalid,
     CreditExceedsRemainder,
     CreditPurchaseNotCreditable,
     InvalidInvoiceTransition,
@@ -35,7 +36,7 @@ from billing.subscriptions import lifecycle
 from billing.subscriptions import repository as subscriptions_repository
 from billing.subscriptions import state as _state
 from billing.taxes import service as _taxes
-from billing.wallets.application import CREDIT_PURCHASE, apply_credits, restore_credits
+from billing.wallets.application import CREDIT_PURCHASE, apply_credits, give_back_credits, restore_credits
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
@@ -465,8 +466,12 @@ async def add_credit_note(
     reason: str,
     *,
     refund: bool = False,
+    to_wallet_minor: int = 0,
 ) -> CreditNoteView:
-    """Inside the caller's tenant transaction."""
+    """Inside the caller's tenant transaction. `to_wallet_minor` of the note (at most what the wallet's
+    credits paid on the invoice) goes back to the wallet instead of by card or off the amount due: the
+    credits are given back first (lowering `credits_applied_minor`, so the note fits the remainder), then
+    the note takes the whole amount's revenue and tax back."""
     row = await repository.get_invoice(invoice_id, lock="update")
     if row is None:
         raise InvoiceNotFound()
@@ -474,11 +479,22 @@ async def add_credit_note(
         raise InvalidInvoiceTransition(f"a {row['status']} invoice cannot be credited", current_status=row["status"])
     if row["kind"] == CREDIT_PURCHASE and not refund:
         raise CreditPurchaseNotCreditable()
+    if not 0 <= to_wallet_minor <= min(amount_minor, row["credits_applied_minor"]):
+        raise BillingInvalid("what goes back to the wallet is at most the note and what the wallet paid")
     if not refund:
         # A refund's own note is Stripe's amount already (checked before it was sent, or reported by Stripe).
+        # What goes back to the wallet is no card money: only the rest must be chargeable.
         paid = row["status"] == "paid"
         due = row["amount_due_minor"]
-        require_credit_chargeable(amount_minor, due, paid, row["currency"], exponent(row["currency"]))
+        card = amount_minor - to_wallet_minor
+        require_credit_chargeable(card, due, paid, row["currency"], exponent(row["currency"]))
+    if to_wallet_minor:
+        given = await give_back_credits(tenant_id, row, to_wallet_minor)
+        applied = row["credits_applied_minor"] - given["purchased"] - given["granted"]
+        due = 0 if row["status"] == "paid" else amount_due(row["total_minor"], row["credited_minor"], 0, applied)
+        row = await repository.set_invoice_status(
+            invoice_id, row["status"], credits_applied_minor=applied, amount_due_minor=due
+        )
     # What the wallet's credits paid is not creditable here: it is the wallet's to give back.
     remainder = row["total_minor"] - row["credited_minor"] - row["credits_applied_minor"]
     if amount_minor > remainder:

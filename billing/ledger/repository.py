@@ -40,15 +40,18 @@ async def post(
 
 
 async def invoice_postings(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> list[Posting]:
-    """Every posting so far caused by this invoice: its issue, the credits applied to it and its credit notes,
-    summed by account."""
+    """Every posting so far caused by this invoice: its issue, the credits applied to it, the credits given
+    back from it (a cancellation's) and its credit notes, summed by account."""
     rows = await fetch(
         "select p.account, p.currency, sum(p.amount_minor) as amount from ledger_postings p "
         "join ledger_journals j on j.id = p.journal_id "
         "where p.tenant_id = {} and ((j.source_type in ('invoice', 'credits_applied') and j.source_id = {}) "
-        "or (j.source_type = 'credit_note' and j.source_id in (select id from credit_notes where invoice_id = {}))) "
+        "or (j.source_type = 'credit_note' and j.source_id in (select id from credit_notes where invoice_id = {})) "
+        "or (j.source_type = 'credits_restored' and j.source_id in (select id from credit_transactions "
+        "where invoice_id = {} and kind = 'restored'))) "
         "group by p.account, p.currency",
         tenant_id,
+        invoice_id,
         invoice_id,
         invoice_id,
     )

@@ -189,6 +189,16 @@ def credits_applied(tenant_id: uuid.UUID, currency: str, purchased: int, granted
     )
 
 
+def credits_restored(tenant_id: uuid.UUID, currency: str, purchased: int, granted: int) -> list[Posting]:
+    """Credits applied to an invoice go back to the wallet (a cancellation's unused time): the reverse of
+    `credits_applied` for the part given back; the receivable rises by both (a credit note then takes it
+    off with the revenue and tax)."""
+    return [
+        Posting(p.account, -p.amount_minor, p.currency)
+        for p in credits_applied(tenant_id, currency, purchased, granted)
+    ]
+
+
 def credit_expired(tenant_id: uuid.UUID, currency: str, source: str, amount: int) -> list[Posting]:
     """Unused credit expires: purchased credit's liability is released to breakage revenue; granted credit
     was never booked, so its expiry books nothing."""

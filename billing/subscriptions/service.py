@@ -370,7 +370,8 @@ async def _credit_unused(
     refuse_money_in_flight: bool,
 ) -> list[uuid.UUID | None]:
     """Credit notes for `unused` (before tax) on the invoices that billed the current period, newest first
-    (locked), each with its tax and up to what it can still be credited; `settled` pending items are marked as
+    (locked), each with its tax and up to what it can still be credited (what the card paid or still owes,
+    then what the wallet's credits paid, given back to the wallet); `settled` pending items are marked as
     paid out by the first of them. Returns the drafts it finalized that the wallet's credits paid in full, for
     the caller to settle once the subscription is canceled.
 
@@ -393,11 +394,15 @@ async def _credit_unused(
         # In a currency Stripe takes only in steps, the credit is cash-rounded like the invoice (and never more
         # than the steps left to credit), so what it frees can go back by card.
         step = chargeable_step(invoice["currency"], exponent(invoice["currency"]))
-        # What the wallet's credits paid is not creditable by a note (add_credit_note refuses it).
+        # Card first, then wallet: the unused time is credited out of what the card paid (or still owes), in
+        # Stripe's steps; what it exceeds that by, up to what the wallet's credits paid, goes back to the
+        # wallet (add_credit_note gives those credits back before the note takes its revenue and tax back).
         remainder = invoice["total_minor"] - invoice["credited_minor"] - invoice["credits_applied_minor"]
-        creditable = payable_in_steps(remainder, step)
         gross = unused + tax_of(unused, invoice["tax_rate_bps"])
-        credit = min(gross + cash_rounding(gross, step), creditable)
+        wanted = gross + cash_rounding(gross, step)
+        by_card = min(wanted, payable_in_steps(remainder, step))
+        to_wallet = min(wanted - by_card, invoice["credits_applied_minor"])
+        credit = by_card + to_wallet
         if credit > 0 and refuse_money_in_flight:
             await refuse_while_money_in_flight(invoice["id"], "credited by a cancellation")
         elif credit > 0 and await money_in_flight(invoice["id"]) is not None:
@@ -405,7 +410,9 @@ async def _credit_unused(
             # answers, and what it still owes the tenant is handled by the ordinary refund/credit path later.
             continue
         if credit > 0:
-            await add_credit_note(actor, tenant_id, invoice["id"], credit, "Unused time after cancellation")
+            await add_credit_note(
+                actor, tenant_id, invoice["id"], credit, "Unused time after cancellation", to_wallet_minor=to_wallet
+            )
             credited.append(invoice["id"])
             # What this credit covered, before tax, no longer needs crediting elsewhere.
             unused -= -(-credit * 10_000 // (10_000 + invoice["tax_rate_bps"]))

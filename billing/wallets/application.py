@@ -82,26 +82,83 @@ async def apply_credits(tenant_id: uuid.UUID, invoice: dict[str, Any], now: date
 
 
 async def restore_credits(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> int:
-    """Inside the caller's tenant transaction, the invoice being voided: what its credits took goes back to
-    the same lots (a `restored` transaction each). The ledger side is the void's reversal of the invoice's
-    journals, which include `credits_applied`. A lot past its expiry gets its credit back and the next expiry
-    run expires it (journaled then)."""
+    """Inside the caller's tenant transaction, the invoice being voided (locked): what its credits still
+    have applied (less what a cancellation gave back already) goes back to the same lots (a `restored`
+    transaction each). The ledger side is the void's reversal of the invoice's journals, which include
+    `credits_applied` and any `credits_restored`. A lot past its expiry gets its credit back and the next
+    expiry run expires it (journaled then)."""
     restored = 0
-    for row in await repository.applied_to(invoice_id):
-        await repository.get_lot(row["lot_id"], lock=True)
-        await repository.move_lot(row["lot_id"], -row["amount_minor"])
-        await repository.insert_transaction(
-            {
-                "tenant_id": tenant_id,
-                "currency": row["currency"],
-                "lot_id": row["lot_id"],
-                "kind": "restored",
-                "amount_minor": -row["amount_minor"],
-                "invoice_id": invoice_id,
-            }
-        )
+    for row in await _locked_applied(invoice_id):
+        await _restore(tenant_id, invoice_id, row, -row["amount_minor"])
         restored -= row["amount_minor"]
     return restored
+
+
+async def give_back_credits(tenant_id: uuid.UUID, invoice: dict[str, Any], amount_minor: int) -> dict[str, int]:
+    """Inside the caller's tenant transaction, the finalized or paid invoice locked: `amount_minor` of what
+    the wallet paid on it goes back to the wallet (a cancellation's unused time), at most what is still
+    applied. Last applied, first back: the lots get it in the reverse of the order the finalization drew them
+    (purchased credit, drawn after granted, comes back first). Journaled as `credits_restored` under the
+    invoice (the reverse of `credits_applied` for the part given back, so a later void reverses only the
+    rest). Returns {"purchased": ..., "granted": ...} given back; the caller lowers the invoice's
+    `credits_applied_minor` by their sum."""
+    rows = await _locked_applied(invoice["id"])
+    left = min(amount_minor, -sum(row["amount_minor"] for row in rows))
+    given = {"purchased": 0, "granted": 0}
+    restored_ids: list[uuid.UUID] = []
+    for row in sorted(rows, key=lambda row: row["applied_at"], reverse=True):
+        amount = min(left, -row["amount_minor"])
+        if amount <= 0:
+            break
+        restored_ids.append(await _restore(tenant_id, invoice["id"], row, amount))
+        given[row["source"]] += amount
+        left -= amount
+    if restored_ids:
+        # One journal per give-back, keyed by its first `restored` movement (billing.ledger.repository
+        # .invoice_postings finds it through the invoice's movements).
+        await ledger_repository.post(
+            tenant_id,
+            "credits_restored",
+            restored_ids[0],
+            f"Credits given back from invoice {invoice['number']}",
+            ledger.credits_restored(tenant_id, invoice["currency"], given["purchased"], given["granted"]),
+        )
+        await audit.record(
+            None,
+            tenant_id,
+            "wallet.credits_restored",
+            "invoice",
+            invoice["id"],
+            after={
+                "purchased_minor": given["purchased"],
+                "granted_minor": given["granted"],
+                "currency": invoice["currency"],
+            },
+        )
+    return given
+
+
+async def _locked_applied(invoice_id: uuid.UUID) -> list[dict[str, Any]]:
+    """What each lot still has applied to the invoice, read again once the lots are locked (in their lock
+    order), so a restore never gives back more than is net applied."""
+    for row in await repository.applied_to(invoice_id):
+        await repository.get_lot(row["lot_id"], lock=True)
+    return await repository.applied_to(invoice_id)
+
+
+async def _restore(tenant_id: uuid.UUID, invoice_id: uuid.UUID, row: dict[str, Any], amount: int) -> uuid.UUID:
+    await repository.move_lot(row["lot_id"], amount)
+    written = await repository.insert_transaction(
+        {
+            "tenant_id": tenant_id,
+            "currency": row["currency"],
+            "lot_id": row["lot_id"],
+            "kind": "restored",
+            "amount_minor": amount,
+            "invoice_id": invoice_id,
+        }
+    )
+    return uuid.UUID(str(written["id"]))
 
 
 async def fund_purchase(

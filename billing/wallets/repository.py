@@ -138,16 +138,21 @@ async def move_lot(lot_id: uuid.UUID, delta_minor: int, *, expired_at: datetime 
 
 
 async def applied_to(invoice_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The `applied` transactions of an invoice not yet restored, with their lot's source; in the lots' lock
-    order (created_at, id, as `usable_lots`), not the order they were applied in (granted first), so a
-    restore locking them one by one never deadlocks with a finalization locking the same lots."""
-    return await fetch(
-        "select t.lot_id, t.amount_minor, t.currency, l.source from credit_transactions t "
-        "join credit_lots l on l.id = t.lot_id where t.invoice_id = {} and t.kind = 'applied' "
-        "and not exists (select 1 from credit_transactions r where r.kind = 'restored' "
-        "and r.lot_id = t.lot_id and r.invoice_id = t.invoice_id) order by l.created_at, l.id",
+    """What each lot still has applied to an invoice, net of what was restored to it (a cancellation gives
+    back part, a void the rest): `amount_minor` is that net as an `applied` movement (negative), with the
+    lot's source and when it was last applied (`applied_at`); lots with nothing left applied are left out.
+    In the lots' lock order (created_at, id, as `usable_lots`), not the order they were applied in (granted
+    first), so a restore locking them one by one never deadlocks with a finalization locking the same lots."""
+    rows = await fetch(
+        "select t.lot_id, t.currency, l.source, sum(t.amount_minor) as amount_minor, "
+        "max(t.created_at) filter (where t.kind = 'applied') as applied_at from credit_transactions t "
+        "join credit_lots l on l.id = t.lot_id where t.invoice_id = {} and t.kind in ('applied', 'restored') "
+        "group by t.lot_id, t.currency, l.source, l.created_at having sum(t.amount_minor) < 0 "
+        "order by l.created_at, t.lot_id",
         invoice_id,
     )
+    # The sums come back as numeric; each is a whole number of minor units.
+    return [row | {"amount_minor": int(row["amount_minor"])} for row in rows]
 
 
 async def purchase_in_flight(tenant_id: uuid.UUID) -> dict[str, Any] | None:

@@ -1,6 +1,7 @@
 """A finalized invoice is immutable in the database itself (the `invoices_immutable` trigger), pricing columns
 included: its kind, discount, taxes and subscription never change, and the credits applied from a wallet are
-set once, in the transaction that finalizes it (as billing.invoices.service.finalize does), never after."""
+set once, in the transaction that finalizes it (as billing.invoices.service.finalize does), and afterwards only
+lowered (credits given back to the wallet by a cancellation), never raised."""
 
 from __future__ import annotations
 
@@ -72,7 +73,6 @@ async def _update(connection: asyncpg.Connection, tenant_id: uuid.UUID, *stateme
         # From NULL to a subscription: `<>` with a NULL side is NULL, so this slipped through before.
         ("subscription_id = '00000000-0000-4000-8000-000000000001'", "cannot change"),
         ("credits_applied_minor = credits_applied_minor + 1", "credits are applied once"),
-        ("credits_applied_minor = 0", "credits are applied once"),
     ],
 )
 async def test_a_finalized_invoices_pricing_never_changes(
@@ -117,3 +117,27 @@ async def test_credits_are_applied_only_in_the_transaction_that_finalizes(
     async with tenant_tx(tenant_id):
         stored = await invoices_repository.get_invoice(other["id"])
     assert stored is not None and (stored["status"], stored["credits_applied_minor"]) == ("finalized", 300)
+
+
+async def test_credits_applied_may_only_be_lowered_after_finalization(
+    client: AsyncClient, factory: Factory, app_connection: asyncpg.Connection
+) -> None:
+    """A cancellation gives back to the wallet what it paid of the unused time: the invoice's credits applied
+    fall, finalized or paid; they never rise again, nor fall with a change of status (a void keeps them)."""
+    tenant_id = await _tenant(client, factory, 600)
+    invoice = await _one_off(tenant_id, 800)
+    assert (invoice["status"], invoice["credits_applied_minor"]) == ("finalized", 600)
+    await _update(app_connection, tenant_id, "credits_applied_minor = 400", invoice_id=invoice["id"])
+    with pytest.raises(asyncpg.CheckViolationError, match="credits are applied once"):
+        await _update(app_connection, tenant_id, "credits_applied_minor = 401", invoice_id=invoice["id"])
+    with pytest.raises(asyncpg.CheckViolationError, match="credits are applied once"):
+        await _update(
+            app_connection, tenant_id, "status = 'void', credits_applied_minor = 300", invoice_id=invoice["id"]
+        )
+    await _update(app_connection, tenant_id, "status = 'paid', amount_due_minor = 0", invoice_id=invoice["id"])
+    await _update(app_connection, tenant_id, "credits_applied_minor = 100", invoice_id=invoice["id"])
+    with pytest.raises(asyncpg.CheckViolationError, match="credits are applied once"):
+        await _update(app_connection, tenant_id, "credits_applied_minor = 200", invoice_id=invoice["id"])
+    async with tenant_tx(tenant_id):
+        stored = await invoices_repository.get_invoice(invoice["id"])
+    assert stored is not None and (stored["status"], stored["credits_applied_minor"]) == ("paid", 100)

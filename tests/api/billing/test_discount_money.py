@@ -18,9 +18,13 @@ from billing.periods import Period
 from billing.rating import Line
 from billing.subscriptions import service as subscriptions_service
 from controlplane.core.db import tenant_tx
+from controlplane.core.secrets import SecretStore
+from controlplane.core.settings import Settings
+from controlplane.core.stripe_client import make_stripe_client
 from tests.api._helpers import audit_actions
 from tests.api.billing._support import credit_notes, invoices, plan, subscribe
 from tests.api.billing.test_coupons import FEBRUARY_CYCLE, MARCH_CYCLE, START, _pro, _redeem, coupon
+from tests.api.billing.test_wallets import GOOD_CARD, add_card, card
 from tests.factories import Actor, Factory
 
 FEBRUARY_15 = datetime(2026, 2, 15, 12, tzinfo=UTC)
@@ -154,27 +158,92 @@ async def test_seat_increases_take_a_forever_amount_once_per_period(
     ]
 
 
-async def test_cancelling_an_invoice_paid_partly_by_the_wallet_credits_what_the_card_paid(
+async def _wallet_paid_february(
+    client: AsyncClient, factory: Factory, currency: str, *, purchased: bool, settings: Settings | None = None
+) -> tuple[Actor, dict[str, Any], dict[str, Any], Actor]:
+    """A tenant in `currency` on pro (1000 + 2 seats x 250) since 15 January with 10 % off, 1000 of credit in
+    its wallet (bought by card, or granted), and February's cycle invoice: 1500 - 150 = 1350, the wallet
+    paying 1000 of it."""
+    staff = await factory.staff()
+    await _pro(client, staff, currency=currency)
+    tenant = await factory.tenant(staff, currency=currency)
+    subscription = await subscribe(client, staff.headers, tenant["id"], "pro", seats=2, start_at=START)
+    admin = await factory.member(tenant["id"], "tenant_admin")
+    await coupon(client, staff, f"deal-{uuid.uuid4().hex[:8]}", percent_off_bps=1000)
+    codes = [
+        item["code"] for item in (await client.get("/v1/coupons?limit=100", headers=staff.headers)).json()["items"]
+    ]
+    assert (await _redeem(client, admin.headers, subscription["id"], codes[-1])).status_code == 201
+    if purchased:
+        assert settings is not None
+        stripe = make_stripe_client(settings, SecretStore.connect(settings))
+        await add_card(client, admin.headers, tenant["id"], card(stripe, GOOD_CARD))
+    bought = await client.post(
+        f"/v1/tenants/{tenant['id']}/wallet/top-ups",
+        json={"amount_minor": 1000, "paid": purchased},
+        headers=(admin if purchased else staff).headers,
+    )
+    assert bought.status_code == 201, bought.text
+    await billing_service.run_cycle(FEBRUARY_CYCLE, grace=timedelta(hours=1))
+    [february] = [item for item in await invoices(client, admin.headers, tenant["id"]) if item["kind"] == "cycle"][1:]
+    assert (february["total_minor"], february["credits_applied_minor"]) == (1350, 1000)
+    return staff, tenant, subscription, admin
+
+
+@pytest.mark.parametrize(("currency", "purchased"), [("USD", True), ("JPY", False), ("EUR", False)])
+async def test_cancelling_an_invoice_paid_partly_by_the_wallet_gives_the_wallet_its_share_back(
+    client: AsyncClient, factory: Factory, settings: Settings, on_february_15: None, currency: str, purchased: bool
+) -> None:
+    """Card first, then wallet: February's 1350 was paid 1000 by the wallet and 350 by the card (or is still
+    due). Unused: 750 x 1350 / 1500 = 675, credited in full by one note: 350 of what the card paid, and the
+    other 325 of what the wallet paid goes back to the wallet (its credits applied fall to 675)."""
+    _, tenant, subscription, admin = await _wallet_paid_february(
+        client, factory, currency, purchased=purchased, settings=settings
+    )
+    await _cancel_now(client, admin, subscription["id"])
+    [february] = [item for item in await invoices(client, admin.headers, tenant["id"]) if item["kind"] == "cycle"][1:]
+    notes = await credit_notes(client, admin.headers, february["id"])
+    assert [note["amount_minor"] for note in notes] == [675]
+    assert (february["credited_minor"], february["credits_applied_minor"], february["amount_due_minor"]) == (
+        675,
+        675,
+        0,
+    )
+    held = await _wallet(client, admin, tenant["id"], currency)
+    assert (held["balance_minor"], held["purchased_minor" if purchased else "granted_minor"]) == (325, 325)
+    assert [(item["kind"], item["amount_minor"]) for item in held["transactions"]][-2:] == [
+        ("applied", -1000),
+        ("restored", 325),
+    ]
+    assert (await billing_service.verify_ledger()).ok
+
+
+async def test_a_void_after_a_cancellation_gives_back_only_what_the_wallet_still_paid(
     client: AsyncClient, factory: Factory, on_february_15: None
 ) -> None:
-    staff = await factory.staff()
-    await _pro(client, staff)
-    _, tenant, subscription, admin = await _subscribed(client, factory, percent_off_bps=1000)
-    granted = await client.post(
-        f"/v1/tenants/{tenant['id']}/wallet/top-ups", json={"amount_minor": 1000, "paid": False}, headers=staff.headers
-    )
-    assert granted.status_code == 201, granted.text
-    await billing_service.run_cycle(FEBRUARY_CYCLE, grace=timedelta(hours=1))
+    """The cancellation gave 325 of the wallet's 1000 back; voiding February's invoice afterwards gives back
+    the 675 still applied (not the 1000 again): the wallet holds its 1000, the ledger agrees."""
+    staff, tenant, subscription, admin = await _wallet_paid_february(client, factory, "JPY", purchased=False)
     await _cancel_now(client, admin, subscription["id"])
-    february = (await invoices(client, admin.headers, tenant["id"]))[1]
-    # February: 1500 - 150 = 1350; the wallet paid 1000, 350 is due. Unused: 750 x 1350 / 1500 = 675, of which a
-    # credit note may take only what the wallet did not pay: 350.
-    assert (february["total_minor"], february["credits_applied_minor"]) == (1350, 1000)
-    notes = await credit_notes(client, admin.headers, february["id"])
-    assert [note["amount_minor"] for note in notes] == [350]
-    after = (await client.get(f"/v1/invoices/{february['id']}", headers=admin.headers)).json()
-    assert (after["credited_minor"], after["amount_due_minor"]) == (350, 0)
+    [february] = [item for item in await invoices(client, admin.headers, tenant["id"]) if item["kind"] == "cycle"][1:]
+    assert (february["status"], february["credits_applied_minor"]) == ("finalized", 675)
+    voided = await client.post(f"/v1/invoices/{february['id']}/void", headers=staff.headers)
+    assert voided.status_code == 200, voided.text
+    held = await _wallet(client, admin, tenant["id"], "JPY")
+    assert held["balance_minor"] == 1000
+    assert [(item["kind"], item["amount_minor"]) for item in held["transactions"]][-3:] == [
+        ("applied", -1000),
+        ("restored", 325),
+        ("restored", 675),
+    ]
     assert (await billing_service.verify_ledger()).ok
+
+
+async def _wallet(client: AsyncClient, actor: Actor, tenant_id: str, currency: str) -> dict[str, Any]:
+    response = await client.get(f"/v1/tenants/{tenant_id}/wallet?currency={currency}", headers=actor.headers)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
 
 
 async def test_voiding_an_invoice_gives_back_the_discount_it_used(client: AsyncClient, factory: Factory) -> None:
