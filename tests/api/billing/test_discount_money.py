@@ -187,6 +187,10 @@ async def _wallet_paid_february(
     await billing_service.run_cycle(FEBRUARY_CYCLE, grace=timedelta(hours=1))
     [february] = [item for item in await invoices(client, admin.headers, tenant["id"]) if item["kind"] == "cycle"][1:]
     assert (february["total_minor"], february["credits_applied_minor"]) == (1350, 1000)
+    if purchased:
+        # The card pays the 350 left.
+        paid = await client.post(f"/v1/invoices/{february['id']}/pay", headers=admin.headers)
+        assert (paid.status_code, paid.json()["status"]) == (200, "succeeded"), paid.text
     return staff, tenant, subscription, admin
 
 
@@ -202,6 +206,8 @@ async def test_cancelling_an_invoice_paid_partly_by_the_wallet_gives_the_wallet_
     )
     await _cancel_now(client, admin, subscription["id"])
     [february] = [item for item in await invoices(client, admin.headers, tenant["id"]) if item["kind"] == "cycle"][1:]
+    # Bought by card, the card paid the 350 at the cycle; granted (no card), the 350 was still due.
+    assert february["status"] == ("paid" if purchased else "finalized")
     notes = await credit_notes(client, admin.headers, february["id"])
     assert [note["amount_minor"] for note in notes] == [675]
     assert (february["credited_minor"], february["credits_applied_minor"], february["amount_due_minor"]) == (

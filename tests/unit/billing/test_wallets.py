@@ -78,6 +78,29 @@ def test_jpy_granted_credit_goes_before_older_purchased_credit() -> None:
     }
 
 
+def test_jpy_credits_given_back_reverse_what_they_paid() -> None:
+    """A cancellation gives ¥325 of the ¥1,000 granted and ¥2,000 purchased back (purchased, applied last,
+    first): the liability is up ¥325 again and the receivable too (a credit note then takes it off)."""
+    assert net(ledger.credits_restored(TENANT, "JPY", 325, 0)) == {LIABILITY: -325, RECEIVABLE: 325}
+    assert net(ledger.credits_restored(TENANT, "JPY", 2_000, 500)) == {
+        LIABILITY: -2_000,
+        ledger.PROMOTION_EXPENSE: -500,
+        RECEIVABLE: 2_500,
+    }
+
+
+@given(st.integers(0, 10**12), st.integers(0, 10**12))
+def test_credits_given_back_and_applied_net_to_nothing(purchased: int, granted: int) -> None:
+    both = ledger.credits_applied(TENANT, "EUR", purchased, granted) + ledger.credits_restored(
+        TENANT, "EUR", purchased, granted
+    )
+    assert sum(p.amount_minor for p in ledger.credits_restored(TENANT, "EUR", purchased, granted)) == 0
+    totals: dict[str, int] = defaultdict(int)
+    for posting in both:
+        totals[posting.account] += posting.amount_minor
+    assert set(totals.values()) <= {0}
+
+
 def test_kwd_credit_leaves_a_chargeable_amount_due() -> None:
     """KWD is charged in fils ending in 0 (step 10). 12.345 KWD of credit on 20.000 KWD due: 12.340 applies,
     7.660 stays due (12.345 would leave 7.655, which Stripe cannot charge); the 0.005 stays in the wallet."""
