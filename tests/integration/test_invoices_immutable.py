@@ -6,8 +6,6 @@ lowered (credits given back to the wallet by a cancellation), never raised."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
@@ -15,44 +13,9 @@ import pytest
 from httpx import AsyncClient
 
 from billing.invoices import repository as invoices_repository
-from billing.invoices.service import write_invoice
-from billing.periods import Period
-from billing.rating import Line
 from controlplane.core.db import tenant_tx
 from tests.factories import Factory
-
-
-async def _tenant(client: AsyncClient, factory: Factory, granted: int, **fields: Any) -> uuid.UUID:
-    staff = await factory.staff()
-    tenant = await factory.tenant(staff, **fields)
-    response = await client.post(
-        f"/v1/tenants/{tenant['id']}/wallet/top-ups",
-        json={"amount_minor": granted, "paid": False},
-        headers=staff.headers,
-    )
-    assert response.status_code == 201, response.text
-    return uuid.UUID(tenant["id"])
-
-
-async def _one_off(tenant_id: uuid.UUID, amount: int) -> dict[str, Any]:
-    """A one-off invoice of `amount`, written (and finalized, unless the tenant has a grace) in one transaction."""
-    now = datetime.now(UTC)
-    period = Period(now, now)
-    line = Line("Work", "one_off", Decimal(1), Decimal(amount), Decimal(amount), period)  # type: ignore[arg-type]
-    async with tenant_tx(tenant_id):
-        invoice_id = await write_invoice(
-            tenant_id=tenant_id,
-            subscription_id=None,
-            kind="one_off",
-            currency="EUR",
-            period=period,
-            lines=[line],
-            now=now,
-        )
-        assert invoice_id is not None
-        row = await invoices_repository.get_invoice(invoice_id)
-    assert row is not None
-    return row
+from tests.integration._wallets import granted_tenant, one_off_invoice
 
 
 async def _update(connection: asyncpg.Connection, tenant_id: uuid.UUID, *statements: str, invoice_id: Any) -> None:
@@ -78,8 +41,8 @@ async def _update(connection: asyncpg.Connection, tenant_id: uuid.UUID, *stateme
 async def test_a_finalized_invoices_pricing_never_changes(
     client: AsyncClient, factory: Factory, app_connection: asyncpg.Connection, assignment: str, message: str
 ) -> None:
-    tenant_id = await _tenant(client, factory, 300)
-    invoice = await _one_off(tenant_id, 800)
+    tenant_id = await granted_tenant(client, factory, 300)
+    invoice = await one_off_invoice(tenant_id, 800)
     assert (invoice["status"], invoice["credits_applied_minor"], invoice["subscription_id"]) == ("finalized", 300, None)
     with pytest.raises(asyncpg.CheckViolationError, match=message):
         await _update(app_connection, tenant_id, assignment, invoice_id=invoice["id"])
@@ -89,8 +52,8 @@ async def test_credits_are_applied_only_in_the_transaction_that_finalizes(
     client: AsyncClient, factory: Factory, app_connection: asyncpg.Connection
 ) -> None:
     # A tenant with a grace: the invoice stays a draft, finalized below by hand as `finalize` does it.
-    tenant_id = await _tenant(client, factory, 300, invoice_grace_hours=24)
-    draft = await _one_off(tenant_id, 800)
+    tenant_id = await granted_tenant(client, factory, 300, invoice_grace_hours=24)
+    draft = await one_off_invoice(tenant_id, 800)
     assert (draft["status"], draft["credits_applied_minor"]) == ("draft", 0)
     finalize = "status = 'finalized', number = 'T-1', issued_at = now(), finalize_at = null"
     # Finalized in one transaction and credited in another: refused, and nothing of it stays.
@@ -98,7 +61,7 @@ async def test_credits_are_applied_only_in_the_transaction_that_finalizes(
     with pytest.raises(asyncpg.CheckViolationError, match="credits are applied once"):
         await _update(app_connection, tenant_id, "credits_applied_minor = 300", invoice_id=draft["id"])
     # Another draft, finalized and credited in the same transaction (the wallet paying it): allowed, once.
-    other = await _one_off(tenant_id, 800)
+    other = await one_off_invoice(tenant_id, 800)
     finalize_other = finalize.replace("T-1", "T-2")
     await _update(
         app_connection,
@@ -108,7 +71,7 @@ async def test_credits_are_applied_only_in_the_transaction_that_finalizes(
         invoice_id=other["id"],
     )
     # Credited a second time, in the same transaction or a later one: refused.
-    third = await _one_off(tenant_id, 800)
+    third = await one_off_invoice(tenant_id, 800)
     twice = (finalize.replace("T-1", "T-3"), "credits_applied_minor = 100", "credits_applied_minor = 200")
     with pytest.raises(asyncpg.CheckViolationError, match="credits are applied once"):
         await _update(app_connection, tenant_id, *twice, invoice_id=third["id"])
@@ -124,8 +87,8 @@ async def test_credits_applied_may_only_be_lowered_after_finalization(
 ) -> None:
     """A cancellation gives back to the wallet what it paid of the unused time: the invoice's credits applied
     fall, finalized or paid; they never rise again, nor fall with a change of status (a void keeps them)."""
-    tenant_id = await _tenant(client, factory, 600)
-    invoice = await _one_off(tenant_id, 800)
+    tenant_id = await granted_tenant(client, factory, 600)
+    invoice = await one_off_invoice(tenant_id, 800)
     assert (invoice["status"], invoice["credits_applied_minor"]) == ("finalized", 600)
     await _update(app_connection, tenant_id, "credits_applied_minor = 400", invoice_id=invoice["id"])
     with pytest.raises(asyncpg.CheckViolationError, match="credits are applied once"):

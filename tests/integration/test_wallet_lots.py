@@ -25,7 +25,7 @@ async def _tenant(client: AsyncClient, factory: Factory) -> uuid.UUID:
 
 def _line(amount: int, at: datetime) -> Line:
     period = Period(at, at)
-    return Line("Work", "one_off", Decimal(1), Decimal(amount), Decimal(amount), period)  # type: ignore[arg-type]
+    return Line("Work", "one_off", Decimal(1), Decimal(amount), Decimal(amount), period)
 
 
 async def _invoice(tenant_id: uuid.UUID, kind: str, amount: int) -> uuid.UUID:

@@ -5,60 +5,27 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime
-from decimal import Decimal
 
 import asyncpg
 import pytest
 from httpx import AsyncClient
 
 from billing import service
-from billing.invoices import repository as invoices_repository
-from billing.invoices.service import write_invoice
-from billing.periods import Period
-from billing.rating import Line
-from controlplane.core.db import tenant_tx
 from controlplane.core.pagination import PageRequest
 from tests.factories import Factory
+from tests.integration._wallets import granted_tenant, one_off_invoice
 
 
-async def _granted_tenant(client: AsyncClient, factory: Factory, amount: int) -> uuid.UUID:
-    staff = await factory.staff()
-    tenant = await factory.tenant(staff)
-    response = await client.post(
-        f"/v1/tenants/{tenant['id']}/wallet/top-ups",
-        json={"amount_minor": amount, "paid": False},
-        headers=staff.headers,
-    )
-    assert response.status_code == 201, response.text
-    return uuid.UUID(tenant["id"])
-
-
-async def _one_off(tenant_id: uuid.UUID, amount: int) -> int:
+async def _credits_taken(tenant_id: uuid.UUID, amount: int) -> int:
     """An invoice of `amount` written and finalized in its own transaction: the credits it took."""
-    now = datetime.now(UTC)
-    period = Period(now, now)
-    line = Line("Work", "one_off", Decimal(1), Decimal(amount), Decimal(amount), period)  # type: ignore[arg-type]
-    async with tenant_tx(tenant_id):
-        invoice_id = await write_invoice(
-            tenant_id=tenant_id,
-            subscription_id=None,
-            kind="one_off",
-            currency="EUR",
-            period=period,
-            lines=[line],
-            now=now,
-        )
-        assert invoice_id is not None
-        row = await invoices_repository.get_invoice(invoice_id)
-    assert row is not None
+    row = await one_off_invoice(tenant_id, amount)
     assert row["amount_due_minor"] == row["total_minor"] - row["credits_applied_minor"]
     return int(row["credits_applied_minor"])
 
 
 async def test_concurrent_finalizations_never_overdraw_the_wallet(client: AsyncClient, factory: Factory) -> None:
-    tenant_id = await _granted_tenant(client, factory, 1000)
-    taken = await asyncio.gather(*(_one_off(tenant_id, 800) for _ in range(3)))
+    tenant_id = await granted_tenant(client, factory, 1000)
+    taken = await asyncio.gather(*(_credits_taken(tenant_id, 800) for _ in range(3)))
     # The lot is locked by the first finalization; the next ones see what it left.
     assert sorted(taken) == [0, 200, 800]
     page = await service.get_wallet(tenant_id, "EUR", PageRequest())
@@ -74,7 +41,7 @@ async def test_concurrent_finalizations_never_overdraw_the_wallet(client: AsyncC
 async def test_credit_movements_are_append_only(
     client: AsyncClient, factory: Factory, app_connection: asyncpg.Connection, statement: str
 ) -> None:
-    tenant_id = await _granted_tenant(client, factory, 500)
+    tenant_id = await granted_tenant(client, factory, 500)
     with pytest.raises(asyncpg.InsufficientPrivilegeError):
         async with app_connection.transaction():
             await app_connection.execute("select set_config('app.tenant_id', $1, true)", str(tenant_id))
@@ -84,7 +51,7 @@ async def test_credit_movements_are_append_only(
 async def test_a_lot_never_holds_more_than_its_amount_nor_less_than_nothing(
     client: AsyncClient, factory: Factory, app_connection: asyncpg.Connection
 ) -> None:
-    tenant_id = await _granted_tenant(client, factory, 500)
+    tenant_id = await granted_tenant(client, factory, 500)
     for delta in (1, -501):
         with pytest.raises(asyncpg.CheckViolationError):
             async with app_connection.transaction():
