@@ -327,7 +327,7 @@ class MilestoneCreate(Input, kw_only=True):
     due_at: datetime | None = None
 
     def __post_init__(self) -> None:
-        check_moment(self.due_at, "due_at")
+        check_instant(self.due_at, "due_at")
 
 
 class EscrowCreate(Input, kw_only=True):

@@ -414,6 +414,14 @@ def _numeric_cases() -> dict[str, Case]:
         cases[f"coupon redeem_by {name}"] = Case(
             "POST", "/v1/coupons", 400, "validation_error", json=_coupon(percent_off_bps=1000, redeem_by=moment)
         )
+    # Without a UTC offset a due date would be read in the database server's zone.
+    cases["milestone due without an offset"] = Case(
+        "POST",
+        "/v1/escrows",
+        400,
+        "validation_error",
+        json=_escrow(milestones=[{"title": "All", "amount_minor": 1000, "due_at": "2030-01-01T00:00:00"}]),
+    )
     coupon_fields = {
         "percent": {"percent_off_bps": None},
         "amount": {"amount_off_minor": None, "currency": "EUR"},
