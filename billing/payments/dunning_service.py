@@ -24,6 +24,8 @@ from billing.payments.dunning import Action
 from billing.payments.gateway import StripeGateway
 from billing.payments.refunds import resend_lost_refunds
 from billing.payments.service import StepTaken, collect_attempt, give_up
+from billing.wallets.application import CREDIT_PURCHASE
+from billing.wallets.service import abandon_declined_purchase
 from controlplane.core import metrics
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
 
@@ -145,6 +147,11 @@ async def _collect_one(
         return
     report.failed += 1
     report.refused += refused
+    if row["kind"] == CREDIT_PURCHASE:
+        # A credit purchase is never dunned: its lost attempt, resent and declined, ends it (voided).
+        async with tenant_tx(row["tenant_id"]):
+            await abandon_declined_purchase(None, row["tenant_id"], row["id"])
+        return
     if dunning.exhausted(payment.dunning_step, schedule):
         await _give_up(row, as_of, report)
 

@@ -155,7 +155,7 @@ async def collectable_invoices(
     run failed on through a fault of ours waits until its `collection_retry_at`, then comes after the others."""
     return await fetch(
         "with candidates as ("
-        "select i.id, i.tenant_id, i.issued_at, i.collection_attempts, count(p.id) as attempts, "
+        "select i.id, i.tenant_id, i.kind, i.issued_at, i.collection_attempts, count(p.id) as attempts, "
         "min(p.created_at) filter (where p.status = 'failed') as first_failure, "
         "coalesce(bool_or(p.status = 'pending'), false) as has_pending, "
         "max(p.dunning_step) as last_step, "
@@ -163,15 +163,17 @@ async def collectable_invoices(
         "and m.is_default) as fresh "
         "from invoices i left join payments p on p.invoice_id = i.id "
         "where i.status = 'finalized' and i.amount_due_minor > 0 "
-        # A credit purchase is collected once, at the top-up, never dunned (billing.wallets.service).
-        "and i.kind <> 'credit_purchase' "
+        # A credit purchase is collected once, at the top-up, never dunned (billing.wallets.service); only an
+        # attempt of it whose answer was lost is sent again, with its own key.
+        "and (i.kind <> 'credit_purchase' or exists (select 1 from payments pending where pending.invoice_id = i.id "
+        "and pending.status = 'pending')) "
         # An erased tenant is never charged again.
         "and not exists (select 1 from tenants t where t.id = i.tenant_id and t.status = 'pending_deletion') "
         "and (i.collection_retry_at is null or i.collection_retry_at <= {}) "
-        "group by i.id, i.tenant_id, i.issued_at), "
+        "group by i.id, i.tenant_id, i.kind, i.issued_at), "
         "ranked as (select c.*, row_number() over (partition by c.tenant_id "
         "order by c.collection_attempts > 0, not c.fresh, c.issued_at, c.id) as tenant_rank from candidates c) "
-        "select id, tenant_id, issued_at, attempts, first_failure, has_pending, last_step, collection_attempts "
+        "select id, tenant_id, kind, issued_at, attempts, first_failure, has_pending, last_step, collection_attempts "
         "from ranked where tenant_rank <= {} order by collection_attempts > 0, not fresh, issued_at, id limit {}",
         as_of,
         per_tenant,

@@ -31,7 +31,7 @@ from billing.payments.stripe_amounts import require_chargeable
 from billing.periods import Period
 from billing.rating import Line
 from billing.wallets import repository
-from billing.wallets.application import lot_of
+from billing.wallets.application import CREDIT_PURCHASE, lot_of
 from billing.wallets.rules import balance, check_top_up
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
@@ -127,18 +127,28 @@ async def top_up(
     payment = await payments_service.collect_invoice(gateway, tenant_id, invoice_id, actor)
     async with tenant_tx(tenant_id):
         if payment.status != "succeeded":
-            row = await invoices_repository.get_invoice(invoice_id, lock="update")
-            assert row is not None
-            # Under the invoice's lock: another request (a top-up resuming this purchase, a manual pay) may
-            # have opened an attempt meanwhile; voiding now would let it charge the card for a void invoice
-            # that funds nothing, so the purchase is left to that attempt's answer.
-            if row["status"] == "finalized" and await payments_repository.open_attempt(invoice_id) is None:
-                await invoices_service.void_locked(actor, tenant_id, row)
+            await abandon_declined_purchase(actor, tenant_id, invoice_id)
         lot = await repository.lot_of_invoice(invoice_id)
     if payment.status != "succeeded":
         raise TopUpDeclined(decline_code=payment.decline_code, required_actions=["add_payment_method"])
     assert lot is not None
     return view_of(TopUpView, lot)
+
+
+async def abandon_declined_purchase(actor: Principal | None, tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
+    """Inside the caller's tenant transaction, after a charge of the credit purchase `invoice_id` was declined (at
+    the top-up, or when the collection run resent an attempt whose answer was lost): the purchase is voided, so
+    it is never owed. Under the invoice's lock: another request (a top-up resuming this purchase, a manual pay)
+    may have opened an attempt meanwhile; voiding now would let it charge the card for a void invoice that funds
+    nothing, so the purchase is then left to that attempt's answer."""
+    row = await invoices_repository.get_invoice(invoice_id, lock="update")
+    assert row is not None
+    if (
+        row["kind"] == CREDIT_PURCHASE
+        and row["status"] == "finalized"
+        and await payments_repository.open_attempt(invoice_id) is None
+    ):
+        await invoices_service.void_locked(actor, tenant_id, row)
 
 
 async def _grant(

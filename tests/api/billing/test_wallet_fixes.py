@@ -247,3 +247,63 @@ async def test_credit_never_leaves_less_than_stripes_minimum_charge_due(client: 
     assert (latest["credits_applied_minor"], latest["amount_due_minor"]) == (3360, 50)
     assert (await wallet(client, admin, tenant["id"]))["balance_minor"] == 49
     await assert_ledger_clean()
+
+
+async def test_the_collection_run_resends_a_top_up_whose_answer_was_lost_and_funds_it_once(
+    client: AsyncClient,
+    app: Any,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    double: StripeIdempotencyDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A top-up of 5000 whose charge answer is lost (503): nobody retries the same top-up, so the collection run
+    sends the pending attempt again with its own key; Stripe replays the one charge and the lot fills once. A
+    second run finds nothing to send: a credit purchase is resent, never dunned."""
+    _staff, admin, tenant = await setup(client, factory)
+    await add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    gateway = StripeGateway(_through(settings, double))
+    monkeypatch.setattr(app.state, "payments", gateway)
+    double.lose_answers(TRIES)
+    lost = await top_up(client, admin, tenant["id"], amount_minor=5000, paid=True)
+    assert_problem(lost, 503, "payment_provider_unavailable")
+    assert (await wallet(client, admin, tenant["id"]))["balance_minor"] == 0
+
+    first = await service.collect_due_invoices(gateway, utcnow(), (1, 3, 5, 7))
+    assert (first.attempted, first.succeeded) == (1, 1)
+    assert double.replayed >= 1  # the same charge, answered now: not a second one
+    held = await wallet(client, admin, tenant["id"])
+    assert (held["balance_minor"], movements(held)) == (5000, [("top_up", 5000)])
+    again = await service.collect_due_invoices(gateway, utcnow() + timedelta(days=8), (1, 3, 5, 7))
+    assert again.attempted == 0
+    await assert_ledger_clean()
+
+
+async def test_a_resent_top_up_that_is_declined_voids_its_purchase(
+    client: AsyncClient,
+    app: Any,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    double: StripeIdempotencyDouble,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The declined answer of a top-up's charge is lost (503); the collection run sends the attempt again and
+    learns the decline: the purchase is voided (never owed, never dunned), and no later run tries it again."""
+    staff, admin, tenant = await setup(client, factory)
+    await add_card(client, admin.headers, tenant["id"], card(stripe_client, DECLINED_CARD))
+    gateway = StripeGateway(_through(settings, double))
+    monkeypatch.setattr(app.state, "payments", gateway)
+    double.lose_answers(TRIES)
+    lost = await top_up(client, admin, tenant["id"], amount_minor=5000, paid=True)
+    assert_problem(lost, 503, "payment_provider_unavailable")
+
+    first = await service.collect_due_invoices(gateway, utcnow(), (1, 3, 5, 7))
+    assert (first.attempted, first.failed, first.uncollectible) == (1, 1, 0)
+    [purchase] = await invoices_of(client, staff, tenant["id"])
+    assert (purchase["kind"], purchase["status"], purchase["amount_due_minor"]) == ("credit_purchase", "void", 0)
+    again = await service.collect_due_invoices(gateway, utcnow() + timedelta(days=8), (1, 3, 5, 7))
+    assert again.attempted == 0
+    assert (await wallet(client, admin, tenant["id"]))["balance_minor"] == 0
+    await assert_ledger_clean()
