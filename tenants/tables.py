@@ -134,3 +134,22 @@ class PartnerCheckpointHistory(Table, tablename="partner_checkpoint_history", db
     actor_id = UUID(null=True)
     reason = Text(null=True)
     at = Timestamptz()
+
+
+class Notification(Table, tablename="notifications", db=ENGINE):
+    id = BigInt(primary_key=True)
+    tenant_id = UUID(null=True)
+    partner_id = UUID(null=True)
+    event_type = Text()
+    event_key = Text()
+    recipient = Text()
+    user_id = UUID(null=True)
+    data = JSONB()
+    attachment_id = UUID(null=True)
+    status = Text(default="pending")
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(null=True)
+    last_error = Text(null=True)
+    sent_at = Timestamptz(null=True)
+    failed_at = Timestamptz(null=True)
+    created_at = Timestamptz()

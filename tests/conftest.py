@@ -33,6 +33,7 @@ from tests.factories import Factory
 COUNTS = pytest.StashKey[list[str]]()
 
 TABLES = (
+    "notifications",
     "discount_applications",
     "discounts",
     "coupons",
