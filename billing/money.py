@@ -36,6 +36,16 @@ def round_minor(amount: Decimal) -> int:
     return int(amount.quantize(ONE, rounding=ROUND_HALF_UP))
 
 
+def display(minor: int, currency: str) -> str:
+    """How people read an amount: the currency's own precision, thousands grouped, the code after it
+    ("1,234.50 USD", "1,235 JPY", "-0.125 KWD"). Exact: minor units are shifted, never divided as floats."""
+    places = exponent(currency)
+    sign = "-" if minor < 0 else ""
+    whole, fraction = divmod(abs(minor), 10**places)
+    text = f"{whole:,}" + (f".{fraction:0{places}d}" if places else "")
+    return f"{sign}{text} {currency}"
+
+
 def decimal_of(text: str | int | Decimal, *, what: str = "amount") -> Decimal:
     """A finite Decimal from a decimal string or an int; never from a float."""
     if isinstance(text, bool) or isinstance(text, float):

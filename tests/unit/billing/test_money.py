@@ -6,7 +6,7 @@ import pytest
 
 from billing.errors import CurrencyMismatch, InvalidAmount, UnknownCurrency
 from billing.invoices.totals import amount_due, credit_to_carry, single_rate, tax_of, totals
-from billing.money import Money, allocate, decimal_of, exponent, round_minor, total
+from billing.money import Money, allocate, decimal_of, display, exponent, round_minor, total
 
 
 @pytest.mark.parametrize(("currency", "places"), [("JPY", 0), ("USD", 2), ("EUR", 2), ("KWD", 3), ("BHD", 3)])
@@ -155,3 +155,18 @@ def test_amount_due_never_goes_below_zero() -> None:
     assert amount_due(1000, 300, 200) == 500
     assert amount_due(1000, 800, 500) == 0
     assert amount_due(1000, 0) == 1000
+
+
+@pytest.mark.parametrize(
+    ("minor", "currency", "shown"),
+    [
+        (123450, "USD", "1,234.50 USD"),
+        (5, "USD", "0.05 USD"),
+        (1235, "JPY", "1,235 JPY"),
+        (-125, "KWD", "-0.125 KWD"),
+        (10**18, "KWD", "1,000,000,000,000,000.000 KWD"),
+        (0, "JPY", "0 JPY"),
+    ],
+)
+def test_an_amount_is_displayed_in_its_currency_precision(minor: int, currency: str, shown: str) -> None:
+    assert display(minor, currency) == shown
