@@ -76,7 +76,6 @@ from plugins_registry.api.controllers import (
     PublisherController,
     TenantLicenseController,
     TenantPluginController,
-    TenantWebhookEventController,
 )
 from plugins_registry.signer import LicenseSigner
 from tenants import billing_contact
@@ -88,6 +87,7 @@ from tenants.api.controllers import (
     MemberController,
     TenantController,
     TenantSecretsController,
+    TenantWebhookEventController,
 )
 from tenants.api.guards import may_act_in
 from tenants.api.partners import PartnerController, ResellerController, TenantOwnerController

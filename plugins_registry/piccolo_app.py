@@ -7,7 +7,6 @@ from plugins_registry.tables import (
     LicenseActivation,
     Plugin,
     PluginInstall,
-    PluginOutboxEvent,
     PluginVersion,
     Publisher,
 )
@@ -15,6 +14,6 @@ from plugins_registry.tables import (
 APP_CONFIG = AppConfig(
     app_name="plugins_registry",
     migrations_folder_path=os.path.join(os.path.dirname(__file__), "piccolo_migrations"),
-    table_classes=[Publisher, Plugin, PluginVersion, PluginInstall, License, LicenseActivation, PluginOutboxEvent],
+    table_classes=[Publisher, Plugin, PluginVersion, PluginInstall, License, LicenseActivation],
     migration_dependencies=["billing.piccolo_app"],
 )

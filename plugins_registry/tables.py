@@ -1,6 +1,6 @@
 """Piccolo tables of the plugin registry. The DDL (constraints, RLS) is in piccolo_migrations."""
 
-from piccolo.columns import JSONB, UUID, BigInt, Boolean, Integer, Text, Timestamptz
+from piccolo.columns import JSONB, UUID, Boolean, Integer, Text, Timestamptz
 from piccolo.table import Table
 
 from controlplane.core.db import ENGINE
@@ -88,16 +88,3 @@ class LicenseActivation(Table, tablename="license_activations", db=ENGINE):
     created_at = Timestamptz()
     released_at = Timestamptz(null=True)
     release_reason = Text(null=True)
-
-
-class PluginOutboxEvent(Table, tablename="plugin_outbox", db=ENGINE):
-    id = BigInt(primary_key=True)
-    tenant_id = UUID()
-    event_type = Text()
-    payload = JSONB()
-    created_at = Timestamptz()
-    delivered_at = Timestamptz(null=True)
-    attempts = Integer(default=0)
-    next_attempt_at = Timestamptz(null=True)
-    last_error = Text(null=True)
-    failed_at = Timestamptz(null=True)

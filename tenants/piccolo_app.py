@@ -13,6 +13,7 @@ from tenants.tables import (
     PartnerMember,
     Tenant,
     User,
+    WebhookOutboxEvent,
 )
 
 APP_CONFIG = AppConfig(
@@ -29,5 +30,6 @@ APP_CONFIG = AppConfig(
         PartnerMember,
         PartnerCheckpoint,
         PartnerCheckpointHistory,
+        WebhookOutboxEvent,
     ],
 )

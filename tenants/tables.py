@@ -153,3 +153,19 @@ class Notification(Table, tablename="notifications", db=ENGINE):
     sent_at = Timestamptz(null=True)
     failed_at = Timestamptz(null=True)
     created_at = Timestamptz()
+
+
+# Made by plugins_registry's migrations (it was the plugin outbox; see plugins_registry_2026_12_04t02_30): its
+# changes go there too, since the tenants app's migrations run before that app's on a fresh database.
+class WebhookOutboxEvent(Table, tablename="webhook_outbox", db=ENGINE):
+    id = BigInt(primary_key=True)
+    tenant_id = UUID()
+    event_type = Text()
+    event_key = Text(null=True)
+    payload = JSONB()
+    created_at = Timestamptz()
+    delivered_at = Timestamptz(null=True)
+    attempts = Integer(default=0)
+    next_attempt_at = Timestamptz(null=True)
+    last_error = Text(null=True)
+    failed_at = Timestamptz(null=True)

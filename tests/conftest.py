@@ -50,7 +50,7 @@ TABLES = (
     "partner_checkpoints",
     "partner_members",
     "partners",
-    "plugin_outbox",
+    "webhook_outbox",
     "license_activations",
     "licenses",
     "plugin_installs",

@@ -45,7 +45,7 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
     },
     # Every minute; a run still waiting when the next is due is dropped rather than queued behind it.
     "deliver-webhooks": {
-        "task": "controlplane.plugins.deliver_webhooks",
+        "task": "controlplane.webhooks.deliver",
         "schedule": crontab(),
         "options": {"expires": 55},
     },

@@ -141,14 +141,15 @@ def release_stale_activations(as_of: str | None = None) -> int:
     return _with_pool(settings, lambda: plugins.release_stale(silence, when))
 
 
-@app.task(name="controlplane.plugins.deliver_webhooks")
+@app.task(name="controlplane.webhooks.deliver")
 def deliver_webhooks() -> dict[str, int]:
-    """Every minute: due plugin events posted to their tenants' endpoints, signed with each tenant's secret
-    (at least once; receivers deduplicate on Webhook-Id). Two runs at once claim different events."""
+    """Every minute: due webhook events (plugin, billing, tenant) posted to their tenants' endpoints, signed with
+    each tenant's secret (at least once; receivers deduplicate on Webhook-Id). Two runs at once claim different
+    events."""
     settings = app.conf.controlplane_settings
     vault = TenantVault(process_store(settings).client)
     production = settings.env == "production"
-    return dataclasses.asdict(_with_pool(settings, lambda: plugins.deliver_due(vault, production=production)))
+    return dataclasses.asdict(_with_pool(settings, lambda: service.deliver_webhooks(vault, production=production)))
 
 
 @app.task(name="controlplane.partners.expire_checkpoints")

@@ -53,8 +53,6 @@ from plugins_registry.api.schemas import (
     VersionList,
     VersionRead,
     VersionYank,
-    WebhookEventList,
-    WebhookEventRead,
 )
 from tenants.api.guards import allow, principal_of, staff_only
 from tenants.roles import Permission
@@ -207,23 +205,6 @@ class TenantLicenseController(Controller):
     ) -> LicensePage:
         page = await service.list_licenses(_licensing(request), tenant_id, PageRequest.parse(limit, cursor))
         return to_struct(LicensePage, page)
-
-
-class TenantWebhookEventController(Controller):
-    """What happened to the tenant's webhook deliveries (plugin events)."""
-
-    path = "/v1/tenants/{tenant_id:uuid}/webhook-events"
-    tags = ["tenants"]
-    security = BEARER
-
-    @get("/", **allow(Permission.MANAGE_TENANT, 422))
-    async def list_webhook_events(
-        self,
-        tenant_id: TenantId,
-        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=100, required=False)] = 50,
-    ) -> WebhookEventList:
-        views = await service.recent_events(tenant_id, limit)
-        return WebhookEventList(items=[to_struct(WebhookEventRead, view) for view in views])
 
 
 class LicenseController(Controller):

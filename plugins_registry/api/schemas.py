@@ -257,18 +257,3 @@ class RevocationList(Struct):
         Meta(description="Deprecated: the last item's time; revocations at that same time may follow. Use next_cursor"),
     ]
     next_cursor: Annotated[str | None, Meta(description="Pass as `cursor` for the next page; null on the last page")]
-
-
-class WebhookEventRead(Struct, kw_only=True):
-    id: str
-    type: str
-    status: Literal["pending", "delivered", "failed"]
-    created_at: datetime
-    attempts: int
-    delivered_at: datetime | None
-    next_attempt_at: Annotated[datetime | None, Meta(description="When it is tried next, while pending")]
-    last_error: str | None
-
-
-class WebhookEventList(Struct, kw_only=True):
-    items: list[WebhookEventRead]

@@ -27,17 +27,14 @@ from plugins_registry.service._catalogue import (
     publish_version,
     yank_version,
 )
-from plugins_registry.service._delivery import DeliveryReport, WebhookEventView, deliver_due, recent_events
 from plugins_registry.service._entitlements import EntitlementAnswer, check
 from plugins_registry.service._installs import install, list_installs, require_plugin, rollback, uninstall, update
 from plugins_registry.service._licenses import (
     ExpiryReport,
-    OutboxEventView,
     RevokedLicenseView,
     expire_due,
     get_license,
     list_licenses,
-    outbox,
     refresh,
     renew_on_payment,
     revocations,
@@ -48,7 +45,6 @@ from plugins_registry.service._views import EntitlementsView, InstallView, Licen
 
 __all__ = [
     "ActivationView",
-    "DeliveryReport",
     "EntitlementAnswer",
     "EntitlementsView",
     "ExpiryReport",
@@ -59,7 +55,6 @@ __all__ = [
     "NewPlugin",
     "NewPublisher",
     "NewVersion",
-    "OutboxEventView",
     "PluginVersionView",
     "PluginView",
     "PricingView",
@@ -67,13 +62,11 @@ __all__ = [
     "PublisherView",
     "RevokedLicenseView",
     "Signer",
-    "WebhookEventView",
     "activate",
     "check",
     "create_plugin",
     "create_publisher",
     "deactivate",
-    "deliver_due",
     "expire_due",
     "get_license",
     "get_plugin",
@@ -86,10 +79,8 @@ __all__ = [
     "list_plugins",
     "list_publishers",
     "list_versions",
-    "outbox",
     "public_keys",
     "publish_version",
-    "recent_events",
     "refresh",
     "release_stale",
     "renew_on_payment",

@@ -1,4 +1,5 @@
-"""One lifecycle step = an audit event, an outbox event for delivery, and fresh entitlement answers."""
+"""One lifecycle step = an audit event, a webhook event for the tenant's endpoint (the tenants webhook outbox),
+and fresh entitlement answers."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ from typing import Any
 
 from controlplane.core import invalidation
 from controlplane.core.auth.principal import Principal
-from plugins_registry import repository
-from tenants import audit
+from tenants import audit, webhook_outbox
 
 ENTITLEMENTS_TOPIC = "entitlements"
 
@@ -22,6 +22,7 @@ async def record(
     payload: dict[str, Any],
 ) -> None:
     """Inside the change's tenant transaction, so all three commit (or vanish) with it."""
-    await repository.insert_outbox_event(tenant_id, event_type, {"tenant_id": str(tenant_id), **payload})
+    # No key: every lifecycle step is an event of its own.
+    await webhook_outbox.enqueue(tenant_id, event_type, {"tenant_id": str(tenant_id), **payload})
     await audit.record(actor, tenant_id, event_type, target_type, target_id, after=payload)
     await invalidation.publish(ENTITLEMENTS_TOPIC, tenant_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Literal
 
 from billing import service as billing
 from controlplane.core import metrics
@@ -40,22 +40,6 @@ class RevokedLicenseView:
     id: uuid.UUID
     revoked_at: datetime
     expires_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxEventView:
-    """A lifecycle event of the tenant's plugins, as stored for delivery to its webhook endpoint."""
-
-    id: int
-    tenant_id: uuid.UUID
-    event_type: str
-    payload: dict[str, Any]
-    created_at: datetime
-    delivered_at: datetime | None
-    attempts: int
-    next_attempt_at: datetime | None
-    last_error: str | None
-    failed_at: datetime | None
 
 
 async def tenant_of_license(
@@ -216,12 +200,6 @@ async def revocations(
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1]["revoked_at"], page[-1]["id"]) if len(rows) > limit else None
     return Page([view_of(RevokedLicenseView, row) for row in page], next_cursor)
-
-
-async def outbox(tenant_id: uuid.UUID) -> list[OutboxEventView]:
-    """The tenant's events, oldest first."""
-    async with tenant_tx(tenant_id):
-        return [view_of(OutboxEventView, row) for row in await repository.outbox_events(tenant_id)]
 
 
 async def revoke_for_erased_tenant(tenant_id: uuid.UUID, now: datetime) -> None:

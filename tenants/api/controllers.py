@@ -32,6 +32,8 @@ from tenants.api.schemas import (
     TenantUpdate,
     WebhookEndpoint,
     WebhookEndpointRead,
+    WebhookEventList,
+    WebhookEventRead,
     WebhookSecretRotated,
     WebhookSecretStatus,
 )
@@ -199,6 +201,23 @@ class TenantSecretsController(Controller):
     ) -> WebhookSecretStatus:
         status = await service.webhook_secret_status(request.app.state.tenant_vault, tenant_id)
         return to_struct(WebhookSecretStatus, status)
+
+
+class TenantWebhookEventController(Controller):
+    """What happened to the tenant's webhook deliveries (plugin, billing and tenant events)."""
+
+    path = "/v1/tenants/{tenant_id:uuid}/webhook-events"
+    tags = ["tenants"]
+    security = BEARER
+
+    @get("/", **allow(Permission.MANAGE_TENANT, 422))
+    async def list_webhook_events(
+        self,
+        tenant_id: TenantId,
+        limit: Annotated[int, QueryParameter(name="limit", ge=1, le=100, required=False)] = 50,
+    ) -> WebhookEventList:
+        views = await service.recent_webhook_events(tenant_id, limit)
+        return WebhookEventList(items=[to_struct(WebhookEventRead, view) for view in views])
 
 
 class MemberController(Controller):

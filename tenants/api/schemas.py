@@ -192,3 +192,18 @@ class WebhookSecretStatus(Struct, kw_only=True):
     rotated_at: datetime
     previous_valid_until: datetime | None
     signatures: Annotated[int, Meta(description="Signatures each delivery carries now (2 during a rotation window)")]
+
+
+class WebhookEventRead(Struct, kw_only=True):
+    id: str
+    type: str
+    status: Literal["pending", "delivered", "failed"]
+    created_at: datetime
+    attempts: int
+    delivered_at: datetime | None
+    next_attempt_at: Annotated[datetime | None, Meta(description="When it is tried next, while pending")]
+    last_error: str | None
+
+
+class WebhookEventList(Struct, kw_only=True):
+    items: list[WebhookEventRead]

@@ -77,6 +77,14 @@ from tenants.service._tenants import (
     update_tenant,
 )
 from tenants.service._users import UserView, create_or_update_user, find_user
+from tenants.service._webhook_delivery import (
+    DeliveryReport,
+    WebhookEventView,
+    WebhookOutboxEventView,
+    deliver_webhooks,
+    recent_webhook_events,
+    webhook_outbox_events,
+)
 from tenants.service._webhooks import (
     WebhookEndpointView,
     WebhookSecretRotation,
@@ -97,6 +105,7 @@ __all__ = [
     "BillingSummaryView",
     "CheckpointHistoryEntry",
     "CheckpointStatusView",
+    "DeliveryReport",
     "ExportedApiKey",
     "ExportedMember",
     "ExportedTenant",
@@ -116,6 +125,8 @@ __all__ = [
     "TenantView",
     "UserView",
     "WebhookEndpointView",
+    "WebhookEventView",
+    "WebhookOutboxEventView",
     "WebhookSecretRotation",
     "WebhookSecretStatusView",
     "add_member",
@@ -132,6 +143,7 @@ __all__ = [
     "create_or_update_user",
     "create_partner",
     "create_tenant",
+    "deliver_webhooks",
     "ensure_partner_access",
     "ensure_partner_kind",
     "ensure_qualified",
@@ -153,6 +165,7 @@ __all__ = [
     "principal_for_user",
     "put_billing_profile",
     "qualification",
+    "recent_webhook_events",
     "reject_checkpoint",
     "remove_member",
     "remove_webhook_endpoint",
@@ -168,5 +181,6 @@ __all__ = [
     "tenant_for_resource",
     "tenant_terms",
     "update_tenant",
+    "webhook_outbox_events",
     "webhook_secret_status",
 ]

@@ -26,7 +26,7 @@ def test_both_tasks_are_on_the_beat_schedule() -> None:
     assert {
         "controlplane.plugins.expire_licenses",
         "controlplane.plugins.release_stale_activations",
-        "controlplane.plugins.deliver_webhooks",
+        "controlplane.webhooks.deliver",
     } <= tasks
 
 
@@ -64,7 +64,7 @@ async def test_the_worker_expires_a_lapsed_trial_and_frees_silent_seats(
 
 
 async def test_the_worker_delivers_a_tenants_events_to_its_endpoint(worker: Celery, client: Any, factory: Any) -> None:
-    from tests.api.plugins.test_webhook_delivery import Receiver
+    from tests.api._webhooks import Receiver
 
     receiver = Receiver()
     try:
@@ -76,7 +76,7 @@ async def test_the_worker_delivers_a_tenants_events_to_its_endpoint(worker: Cele
         await client.put(f"{base}/webhook-endpoint", json={"url": receiver.url}, headers=admin.headers)
         await client.post(f"{base}/webhook-secret/rotations", headers=admin.headers)
         await install(client, admin.headers, tenant["id"], made["slug"])
-        report = worker.send_task("controlplane.plugins.deliver_webhooks").get(timeout=60)
+        report = worker.send_task("controlplane.webhooks.deliver").get(timeout=60)
         assert report["delivered"] == len(receiver.received) >= 1
         assert report == {"claimed": report["delivered"], "delivered": report["delivered"], "retrying": 0, "failed": 0}
     finally:

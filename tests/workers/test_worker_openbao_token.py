@@ -36,6 +36,6 @@ def test_a_worker_logs_in_to_openbao_once_for_all_its_task_runs(
     with running_worker(stack_env, log, unset=("BAO_TOKEN",), extra_env=approle) as worker:
         # Both tasks use OpenBao (the tenants' webhook signing secrets); nothing is due, so nothing is posted.
         for _ in range(2):
-            report = worker.send_task("controlplane.plugins.deliver_webhooks").get(timeout=60)
+            report = worker.send_task("controlplane.webhooks.deliver").get(timeout=60)
             assert report["failed"] == 0, report
     assert _approle_logins(root, role) == 1, log.read_text()

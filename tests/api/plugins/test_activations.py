@@ -10,6 +10,7 @@ from httpx import AsyncClient
 
 from controlplane.core.settings import Settings
 from plugins_registry import service
+from tenants.service import webhook_outbox_events
 from tests.api._helpers import assert_problem
 from tests.api.plugins._support import Headers, install, machine_key, plugin, publisher, tenant_with_admin
 from tests.conftest import connect_as_inspector, problem_of
@@ -103,7 +104,7 @@ async def test_silent_activations_give_their_seat_back(
     assert [item["id"] for item in await live(client, key, license_id)] == [replacement["id"]]
     assert await stored_activations(stack_env, license_id) == 2  # released, not deleted
 
-    events = [e for e in await service.outbox(uuid.UUID(installed["tenant_id"])) if e.payload.get("reason")]
+    events = [e for e in await webhook_outbox_events(uuid.UUID(installed["tenant_id"])) if e.payload.get("reason")]
     assert [(e.event_type, e.payload["reason"]) for e in events][-1:] == [
         ("license.activation_released", "heartbeat_timeout")
     ]

@@ -11,6 +11,7 @@ from httpx import AsyncClient
 
 from controlplane.core.invalidation import CHANNEL
 from plugins_registry import service
+from tenants.service import webhook_outbox_events
 from tests.api._helpers import assert_problem
 from tests.api.plugins._support import check, install, machine_key, plugin, publisher, tenant_with_admin
 from tests.conftest import connect_as_inspector
@@ -104,7 +105,7 @@ async def test_expiry_is_answered_at_once_and_after_the_expiry_task(
     assert dataclasses.asdict(counts) == {"converted": 0, "expired": 1}
     assert (await check(client, key, trial["slug"]))["reason"] == "license_expired"
     assert dataclasses.asdict(await service.expire_due(datetime.now(UTC))) == {"converted": 0, "expired": 0}
-    types = [e.event_type for e in await service.outbox(uuid.UUID(tenant["id"]))]
+    types = [e.event_type for e in await webhook_outbox_events(uuid.UUID(tenant["id"]))]
     assert types[-1] == "license.expired"
 
 

@@ -6,7 +6,7 @@ import uuid
 
 from httpx import AsyncClient
 
-from plugins_registry import service
+from tenants.service import webhook_outbox_events
 from tests.api._helpers import assert_problem
 from tests.api.plugins._support import install, plugin, publisher, tenant_with_admin
 from tests.factories import Factory
@@ -54,7 +54,7 @@ async def test_the_lifecycle_moves_versions_and_records_every_step(client: Async
     revoked = await client.get("/v1/licensing/revocations")
     assert installed["license"]["id"] in {item["id"] for item in revoked.json()["items"]}
 
-    events = await service.outbox(uuid.UUID(tenant["id"]))
+    events = await webhook_outbox_events(uuid.UUID(tenant["id"]))
     assert [event.event_type for event in events] == [
         "plugin.installed",
         "license.issued",
@@ -90,15 +90,18 @@ async def test_a_yanked_version_is_not_installed_anew_and_its_installs_are_told(
 
     existing = (await client.get(f"/v1/tenants/{early['id']}/plugins", headers=early_admin.headers)).json()["items"][0]
     assert existing["version"] == "1.0.1" and existing["version_yanked"] is True
-    told = [e for e in await service.outbox(uuid.UUID(early["id"])) if e.event_type == "plugin.version_yanked"]
+    told = [e for e in await webhook_outbox_events(uuid.UUID(early["id"])) if e.event_type == "plugin.version_yanked"]
     assert len(told) == 1 and told[0].payload["reason"] == "data loss"
-    assert not [e for e in await service.outbox(uuid.UUID(late["id"])) if e.event_type == "plugin.version_yanked"]
+    assert not [
+        e for e in await webhook_outbox_events(uuid.UUID(late["id"])) if e.event_type == "plugin.version_yanked"
+    ]
     # Yanking again changes nothing and tells nobody twice.
     assert (
         await client.post(f"/v1/plugins/{slug}/versions/1.0.1/yank", json={"reason": "x"}, headers=staff.headers)
     ).json()["yank_reason"] == "data loss"
     assert (
-        len([e for e in await service.outbox(uuid.UUID(early["id"])) if e.event_type == "plugin.version_yanked"]) == 1
+        len([e for e in await webhook_outbox_events(uuid.UUID(early["id"])) if e.event_type == "plugin.version_yanked"])
+        == 1
     )
 
     all_yanked = await plugin(client, staff.headers, pub["id"], versions=("1.0.0",))
@@ -144,4 +147,4 @@ async def test_installs_need_the_right_role_and_a_subscription_for_paid_plugins(
         "install_not_found",
     )
     assert (await client.get(url, headers=admin.headers)).json()["items"] == []
-    assert await service.outbox(uuid.UUID(tenant["id"])) == []
+    assert await webhook_outbox_events(uuid.UUID(tenant["id"])) == []

@@ -16,10 +16,11 @@ from controlplane.core.errors import DatabaseUnavailable
 from controlplane.core.tenant_vault import TenantVault
 from plugins_registry import repository, service
 from plugins_registry.service import _licenses
+from tenants import service as tenants_service
 from tenants import webhook_endpoints, webhook_secrets
+from tests.api._webhooks import Receiver, outbox_rows, receivers, tenant_with_endpoint
 from tests.api.plugins._support import install, plugin, publisher, tenant_with_admin
 from tests.api.plugins.test_activations import activate, licensed, live
-from tests.api.plugins.test_webhook_delivery import Receiver, _outbox, _tenant_with_endpoint, receivers
 from tests.conftest import connect_as_inspector
 from tests.factories import Factory
 
@@ -145,7 +146,7 @@ async def _tenants_with_a_plugin_event(
     made = await plugin(client, staff.headers, (await publisher(client, staff.headers))["id"])
     tenants = []
     for receiver in receivers:
-        tenant, admin, _secret = await _tenant_with_endpoint(client, factory, staff, receiver.url)
+        tenant, admin, _secret = await tenant_with_endpoint(client, factory, staff, receiver.url)
         await install(client, admin.headers, tenant["id"], made["slug"])
         tenants.append(tenant)
     return tenants
@@ -170,11 +171,11 @@ async def test_a_delivery_that_fails_unexpectedly_is_recorded_and_the_others_are
 
     monkeypatch.setattr(webhook_endpoints, "post", post)
     before = _failures("deliver_webhooks")
-    outcome = await service.deliver_due(tenant_vault, production=False)
+    outcome = await tenants_service.deliver_webhooks(tenant_vault, production=False)
     assert outcome.delivered == len(fine_receiver.received) >= 1
     assert outcome.retrying == outcome.claimed - outcome.delivered >= 1
     assert _failures("deliver_webhooks") - before == outcome.retrying
-    broken_rows = await _outbox(stack_env, tenants[0]["id"])
+    broken_rows = await outbox_rows(stack_env, tenants[0]["id"])
     assert {(row["attempts"], row["last_error"], row["waiting"]) for row in broken_rows} == {
         (1, "internal_error", True)
     }
@@ -199,8 +200,8 @@ async def test_a_tenant_whose_signing_secret_fails_to_load_stops_no_other_tenant
 
     monkeypatch.setattr(webhook_secrets, "current", current)
     before = _failures("deliver_webhooks")
-    outcome = await service.deliver_due(tenant_vault, production=False)
+    outcome = await tenants_service.deliver_webhooks(tenant_vault, production=False)
     assert outcome.delivered == len(fine_receiver.received) >= 1
     assert broken_receiver.received == []
     assert _failures("deliver_webhooks") - before == 1
-    assert {row["attempts"] for row in await _outbox(stack_env, tenants[0]["id"])} == {1}
+    assert {row["attempts"] for row in await outbox_rows(stack_env, tenants[0]["id"])} == {1}

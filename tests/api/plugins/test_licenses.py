@@ -16,9 +16,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from httpx import AsyncClient
 from litestar import Litestar
 
-from plugins_registry import license_token, service
+from plugins_registry import license_token
 from plugins_registry.errors import TokenInvalid
 from plugins_registry.service import _signing
+from tenants.service import webhook_outbox_events
 from tests.api._helpers import assert_problem, create_api_key
 from tests.api.plugins._support import install, plugin, publisher, tenant_with_admin
 from tests.conftest import connect_as_inspector
@@ -244,7 +245,7 @@ async def test_another_tenant_cannot_reach_a_license_or_install(
     license_url = f"/v1/licenses/{license_id}"
     before_license = (await client.get(license_url, headers=admin_a.headers)).json()
     before_installs = (await client.get(f"/v1/tenants/{tenant_a['id']}/plugins", headers=admin_a.headers)).json()
-    events_before = await service.outbox(uuid.UUID(tenant_a["id"]))
+    events_before = await webhook_outbox_events(uuid.UUID(tenant_a["id"]))
 
     refused = 0
     for who, headers in outsiders.items():
@@ -282,7 +283,7 @@ async def test_another_tenant_cannot_reach_a_license_or_install(
     after_installs = (await client.get(f"/v1/tenants/{tenant_a['id']}/plugins", headers=admin_a.headers)).json()
     assert after_installs == before_installs
     assert (await client.get(f"{license_url}/activations", headers=admin_a.headers)).json()["items"] == []
-    assert await service.outbox(uuid.UUID(tenant_a["id"])) == events_before
+    assert await webhook_outbox_events(uuid.UUID(tenant_a["id"])) == events_before
     report(f"plugins: {refused} cross-tenant requests refused")
 
 

@@ -15,6 +15,7 @@ from billing import limits
 from billing import service as billing
 from plugins_registry import service
 from plugins_registry.license_token import verify
+from tenants.service import webhook_outbox_events
 from tests.api._helpers import audit_actions, bearer, create_api_key
 from tests.api.billing._support import (
     at_midnight,
@@ -89,7 +90,7 @@ async def test_paid_plugins_add_their_lines_and_a_trial_converts_at_its_end(
     assert claims["trial"] is False
     key = await machine_key(client, admin.headers, tenant["id"])
     assert (await check(client, key, flat["slug"]))["trial"] is False
-    types = [e.event_type for e in await service.outbox(uuid.UUID(tenant["id"]))]
+    types = [e.event_type for e in await webhook_outbox_events(uuid.UUID(tenant["id"]))]
     assert "license.converted" in types
 
 
@@ -125,7 +126,7 @@ async def test_a_paid_invoice_renews_the_license_and_an_unpaid_one_lets_it_expir
     assert new_end > first_end
     claims = await _claims(client, admin.headers, license_id)
     assert claims["exp"] == int(new_end.timestamp())  # re-signed on this read, after the payment
-    assert "license.renewed" in [e.event_type for e in await service.outbox(uuid.UUID(tenant["id"]))]
+    assert "license.renewed" in [e.event_type for e in await webhook_outbox_events(uuid.UUID(tenant["id"]))]
 
     # Nobody pays the next period: past the dunning window the expiry task expires the license.
     key = await machine_key(client, admin.headers, tenant["id"])

@@ -1,16 +1,14 @@
-"""The plugin outbox delivered to each tenant's endpoint: signed, at least once, retried, never crossed."""
+"""Plugin events delivered through the tenant webhook outbox to each tenant's endpoint: signed, at least once,
+retried, never crossed; and where an endpoint may point."""
 
 from __future__ import annotations
 
 import json
 import socket
 import ssl
-import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,87 +21,14 @@ from httpx import AsyncClient
 
 from controlplane.core import metrics
 from controlplane.core.tenant_vault import TenantVault
-from plugins_registry import service
-from plugins_registry.service._delivery import BACKOFF_SECONDS
-from tenants import webhook_endpoints, webhook_secrets
+from tenants import service, webhook_endpoints, webhook_secrets
+from tenants.service._webhook_delivery import BACKOFF_SECONDS
 from tests.api._helpers import assert_problem
+from tests.api._webhooks import Receiver, make_due, outbox_rows, receivers, tenant_with_endpoint
 from tests.api.plugins._support import install, plugin, publisher, tenant_with_admin
-from tests.conftest import connect_as_inspector
 from tests.factories import Factory
 
-
-class Receiver:
-    """A tenant's webhook endpoint: records each delivery and answers with `status`."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.status = 200
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append((dict(self.headers), body))
-                self.send_response(receiver.status)
-                if receiver.status == 302:
-                    self.send_header("Location", "http://169.254.169.254/latest/meta-data")
-                self.end_headers()
-
-            def log_message(self, *_args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def events(self) -> list[dict[str, Any]]:
-        return [json.loads(body) for _headers, body in self.received]
-
-
-@pytest.fixture
-def receivers() -> Iterator[list[Receiver]]:
-    made = [Receiver(), Receiver()]
-    yield made
-    for receiver in made:
-        receiver.server.shutdown()
-
-
-async def _tenant_with_endpoint(client: AsyncClient, factory: Factory, staff: Any, url: str) -> tuple[Any, Any, str]:
-    tenant, admin = await tenant_with_admin(factory, staff)
-    base = f"/v1/tenants/{tenant['id']}"
-    for _ in range(2):  # a repeated PUT changes nothing more
-        assert (
-            await client.put(f"{base}/webhook-endpoint", json={"url": url}, headers=admin.headers)
-        ).status_code == 200
-    secret = (await client.post(f"{base}/webhook-secret/rotations", headers=admin.headers)).json()["secret"]
-    return tenant, admin, secret
-
-
-async def _outbox(stack_env: dict[str, str], tenant_id: str) -> list[dict[str, Any]]:
-    inspector = await connect_as_inspector(stack_env)
-    try:
-        rows = await inspector.fetch(
-            "select id, attempts, delivered_at, failed_at, last_error, next_attempt_at > now() as waiting "
-            "from plugin_outbox where tenant_id = $1 order by id",
-            uuid.UUID(tenant_id),
-        )
-    finally:
-        await inspector.close()
-    return [dict(row) for row in rows]
-
-
-async def _make_due(stack_env: dict[str, str], tenant_id: str, attempts: int | None = None) -> None:
-    """The clock moved past the back-off (and, given `attempts`, that many tries already made)."""
-    inspector = await connect_as_inspector(stack_env)
-    try:
-        await inspector.execute(
-            "update plugin_outbox set next_attempt_at = now() - interval '1 second', "
-            "attempts = coalesce($2, attempts) where tenant_id = $1 and delivered_at is null",
-            uuid.UUID(tenant_id),
-            attempts,
-        )
-    finally:
-        await inspector.close()
+__all__ = ["receivers"]  # the fixture, shared
 
 
 async def test_events_reach_their_own_tenant_signed_once_each(
@@ -113,15 +38,15 @@ async def test_events_reach_their_own_tenant_signed_once_each(
     pub = await publisher(client, staff.headers)
     made = await plugin(client, staff.headers, pub["id"])
     (tenant_a, admin_a, secret_a), (tenant_b, admin_b, secret_b) = [
-        await _tenant_with_endpoint(client, factory, staff, receiver.url) for receiver in receivers
+        await tenant_with_endpoint(client, factory, staff, receiver.url) for receiver in receivers
     ]
     quiet, quiet_admin = await tenant_with_admin(factory, staff)  # no endpoint: its events wait
     for tenant, admin in ((tenant_a, admin_a), (tenant_b, admin_b), (quiet, quiet_admin)):
         await install(client, admin.headers, tenant["id"], made["slug"])
 
-    first = await service.deliver_due(tenant_vault, production=False)
-    again = await service.deliver_due(tenant_vault, production=False)
-    per_tenant = len(await service.outbox(uuid.UUID(tenant_a["id"])))
+    first = await service.deliver_webhooks(tenant_vault, production=False)
+    again = await service.deliver_webhooks(tenant_vault, production=False)
+    per_tenant = len(await service.webhook_outbox_events(uuid.UUID(tenant_a["id"])))
     assert per_tenant >= 1
     assert (first.delivered, first.retrying, again.claimed) == (2 * per_tenant, 0, 0)
 
@@ -137,7 +62,7 @@ async def test_events_reach_their_own_tenant_signed_once_each(
             event = json.loads(body)
             assert (event["data"]["tenant_id"], event["id"]) == (tenant["id"], headers["Webhook-Id"])
         assert "plugin.installed" in {event["type"] for event in receiver.events()}
-    assert {row.attempts for row in await service.outbox(uuid.UUID(quiet["id"]))} == {0}
+    assert {row.attempts for row in await service.webhook_outbox_events(uuid.UUID(quiet["id"]))} == {0}
     report(
         f"webhook delivery: 2 tenants, {per_tenant} events each, every endpoint got only its own tenant's, signed "
         "with its own secret; a tenant without an endpoint untouched"
@@ -155,27 +80,29 @@ async def test_a_failing_endpoint_is_retried_with_back_off_then_given_up(
     pub = await publisher(client, staff.headers)
     made = await plugin(client, staff.headers, pub["id"])
     receiver = receivers[0]
-    tenant, admin, secret = await _tenant_with_endpoint(client, factory, staff, receiver.url)
+    tenant, admin, secret = await tenant_with_endpoint(client, factory, staff, receiver.url)
     await install(client, admin.headers, tenant["id"], made["slug"])
 
     receiver.status = 500
-    await service.deliver_due(tenant_vault, production=False)
-    rows = await _outbox(stack_env, tenant["id"])
+    await service.deliver_webhooks(tenant_vault, production=False)
+    rows = await outbox_rows(stack_env, tenant["id"])
     assert {(row["attempts"], row["last_error"], row["waiting"], row["delivered_at"]) for row in rows} == {
         (1, "http_5xx", True, None)
     }
-    assert (await service.deliver_due(tenant_vault, production=False)).claimed == 0  # not due yet
+    assert (await service.deliver_webhooks(tenant_vault, production=False)).claimed == 0  # not due yet
 
     receiver.status = 302
-    await _make_due(stack_env, tenant["id"])
-    await service.deliver_due(tenant_vault, production=False)  # a redirect is not followed
-    assert {(row["attempts"], row["last_error"]) for row in await _outbox(stack_env, tenant["id"])} == {(2, "http_3xx")}
+    await make_due(stack_env, tenant["id"])
+    await service.deliver_webhooks(tenant_vault, production=False)  # a redirect is not followed
+    assert {(row["attempts"], row["last_error"]) for row in await outbox_rows(stack_env, tenant["id"])} == {
+        (2, "http_3xx")
+    }
 
     # After a rotation, deliveries carry both signatures: the receiver still holding the old secret verifies.
     receiver.status = 200
     await client.post(f"/v1/tenants/{tenant['id']}/webhook-secret/rotations", headers=admin.headers)
-    await _make_due(stack_env, tenant["id"])
-    assert (await service.deliver_due(tenant_vault, production=False)).delivered == len(rows)
+    await make_due(stack_env, tenant["id"])
+    assert (await service.deliver_webhooks(tenant_vault, production=False)).delivered == len(rows)
     for headers, body in receiver.received[-len(rows) :]:
         assert headers["Webhook-Signature"].count("v1=") == 2
         assert webhook_secrets.verify(headers["Webhook-Signature"], body, secret, now=int(time.time()))
@@ -186,14 +113,14 @@ async def test_a_failing_endpoint_is_retried_with_back_off_then_given_up(
     # Events that never get through: given up after the last back-off, kept and visible.
     await client.delete(f"/v1/tenants/{tenant['id']}/plugins/{made['slug']}", headers=admin.headers)
     receiver.status = 503
-    await _make_due(stack_env, tenant["id"], attempts=len(BACKOFF_SECONDS))
+    await make_due(stack_env, tenant["id"], attempts=len(BACKOFF_SECONDS))
     given_up_before = metrics.WEBHOOK_DELIVERIES_TOTAL.labels(outcome="failed")._value.get()
-    outcome = await service.deliver_due(tenant_vault, production=False)
+    outcome = await service.deliver_webhooks(tenant_vault, production=False)
     assert outcome.claimed == outcome.failed >= 1
     assert metrics.WEBHOOK_DELIVERIES_TOTAL.labels(outcome="failed")._value.get() - given_up_before == outcome.failed
-    given_up = [row for row in await _outbox(stack_env, tenant["id"]) if row["failed_at"] is not None]
+    given_up = [row for row in await outbox_rows(stack_env, tenant["id"]) if row["failed_at"] is not None]
     assert len(given_up) == outcome.failed and {row["last_error"] for row in given_up} == {"http_5xx"}
-    assert (await service.deliver_due(tenant_vault, production=False)).claimed == 0
+    assert (await service.deliver_webhooks(tenant_vault, production=False)).claimed == 0
 
     # The tenant admin sees where each delivery stands, newest first.
     listed = await client.get(f"/v1/tenants/{tenant['id']}/webhook-events", headers=admin.headers)

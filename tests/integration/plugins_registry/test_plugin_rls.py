@@ -11,7 +11,7 @@ import pytest
 
 from tests.api.plugins._support import check, install, machine_key, plugin, publisher, tenant_with_admin
 
-TABLES = ("plugin_installs", "licenses", "license_activations", "plugin_outbox")
+TABLES = ("plugin_installs", "licenses", "license_activations", "webhook_outbox")
 
 
 async def _tenant_with_plugin(client: Any, factory: Any, staff: Any, slug: str) -> dict[str, Any]:
@@ -53,7 +53,7 @@ async def test_the_app_role_sees_and_writes_only_its_own_tenants_plugin_rows(
         refused += 1
 
     for table, values in (
-        ("plugin_outbox", "(tenant_id, event_type, payload) values ($1, 'plugin.installed', '{}')"),
+        ("webhook_outbox", "(tenant_id, event_type, payload) values ($1, 'plugin.installed', '{}')"),
         (
             "license_activations",
             "(id, tenant_id, license_id, fingerprint) "

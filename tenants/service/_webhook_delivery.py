@@ -1,4 +1,5 @@
-"""Delivering the plugin outbox to each tenant's webhook endpoint, signed with the tenant's secret.
+"""Delivering the webhook outbox (plugin, billing and tenant events) to each tenant's endpoint, signed with the
+tenant's secret.
 
 At least once: an event is claimed (an attempt counted, a lease taken) in one transaction, posted outside
 any transaction, and its outcome recorded in another; a worker that dies in between gives the event back
@@ -22,10 +23,11 @@ from controlplane.core import metrics
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
 from controlplane.core.errors import DomainError
 from controlplane.core.tenant_vault import TenantVault
-from plugins_registry import repository
-from tenants import webhook_endpoints, webhook_secrets
+from controlplane.core.views import view_of
+from tenants import webhook_endpoints, webhook_outbox, webhook_secrets
 
 BATCH = 100
+JOB = "deliver_webhooks"  # the batch_job label of its failure metrics (kept from the plugin outbox)
 INTERNAL_ERROR = "internal_error"  # what the tenant sees when delivering failed on our side
 LEASE_SECONDS = 300
 # Pause after the n-th failed attempt; one more failure after the last gives up (about a day and a half).
@@ -38,6 +40,23 @@ class DeliveryReport:
     delivered: int
     retrying: int
     failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookOutboxEventView:
+    """One event as stored for delivery to the tenant's webhook endpoint."""
+
+    id: int
+    tenant_id: uuid.UUID
+    event_type: str
+    event_key: str | None
+    payload: dict[str, Any]
+    created_at: datetime
+    delivered_at: datetime | None
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    failed_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,19 +90,19 @@ def retry_in(attempts: int) -> int | None:
     return BACKOFF_SECONDS[attempts - 1] if attempts <= len(BACKOFF_SECONDS) else None
 
 
-async def deliver_due(vault: TenantVault, *, production: bool, batch: int = BATCH) -> DeliveryReport:
+async def deliver_webhooks(vault: TenantVault, *, production: bool, batch: int = BATCH) -> DeliveryReport:
     """One pass: claim up to `batch` due events, post them (a few at once), record each outcome."""
     async with system_tx(SystemReason.WEBHOOK_DELIVERY):
-        events = await repository.claim_deliveries(batch, LEASE_SECONDS)
+        events = await webhook_outbox.claim(batch, LEASE_SECONDS)
     signing: dict[uuid.UUID, tuple[str, ...] | None] = {}
     for tenant_id in {event["tenant_id"] for event in events}:
         try:
             _state, in_force = await asyncio.to_thread(webhook_secrets.current, vault, tenant_id)
             signing[tenant_id] = in_force
         except Exception as error:  # one tenant's secret never stops the others' deliveries
-            metrics.stop_batch_on_outage("deliver_webhooks", error)  # OpenBao away: the leases expire, retried
+            metrics.stop_batch_on_outage(JOB, error)  # OpenBao away: the leases expire, retried
             if not isinstance(error, DomainError):
-                metrics.batch_item_failed("deliver_webhooks", error)
+                metrics.batch_item_failed(JOB, error)
             signing[tenant_id] = None  # no secret yet: not sent unsigned
     limit = asyncio.Semaphore(8)
 
@@ -103,8 +122,8 @@ async def deliver_due(vault: TenantVault, *, production: bool, batch: int = BATC
                     webhook_endpoints.post, event["url"], body, headers, production=production
                 )
         except Exception as error:
-            metrics.stop_batch_on_outage("deliver_webhooks", error)
-            metrics.batch_item_failed("deliver_webhooks", error)
+            metrics.stop_batch_on_outage(JOB, error)
+            metrics.batch_item_failed(JOB, error)
             return webhook_endpoints.Sent(False, INTERNAL_ERROR)
 
     outcomes = await asyncio.gather(*map(attempt, events))
@@ -114,12 +133,12 @@ async def deliver_due(vault: TenantVault, *, production: bool, batch: int = BATC
         try:  # each outcome on its own: one that cannot be written (its lease expires, it is sent again) stops none
             async with system_tx(SystemReason.WEBHOOK_DELIVERY):
                 if sent.delivered:
-                    await repository.delivered(event["id"])
+                    await webhook_outbox.delivered(event["id"])
                 else:
-                    await repository.delivery_failed(event["id"], sent.error or "not delivered", pause)
+                    await webhook_outbox.failed(event["id"], sent.error or "not delivered", pause)
         except Exception as error:
-            metrics.stop_batch_on_outage("deliver_webhooks", error)
-            metrics.batch_item_failed("deliver_webhooks", error)
+            metrics.stop_batch_on_outage(JOB, error)
+            metrics.batch_item_failed(JOB, error)
             continue
         if sent.delivered:
             delivered += 1
@@ -132,10 +151,10 @@ async def deliver_due(vault: TenantVault, *, production: bool, batch: int = BATC
     return DeliveryReport(len(events), delivered, retrying, failed)
 
 
-async def recent_events(tenant_id: uuid.UUID, limit: int) -> list[WebhookEventView]:
+async def recent_webhook_events(tenant_id: uuid.UUID, limit: int) -> list[WebhookEventView]:
     """The tenant's latest events, newest first, with where each delivery stands."""
     async with tenant_tx(tenant_id):
-        rows = await repository.recent_outbox_events(tenant_id, limit)
+        rows = await webhook_outbox.recent(tenant_id, limit)
     return [
         WebhookEventView(
             id=str(row["id"]),
@@ -149,3 +168,9 @@ async def recent_events(tenant_id: uuid.UUID, limit: int) -> list[WebhookEventVi
         )
         for row in rows
     ]
+
+
+async def webhook_outbox_events(tenant_id: uuid.UUID) -> list[WebhookOutboxEventView]:
+    """The tenant's events, oldest first, with their payloads."""
+    async with tenant_tx(tenant_id):
+        return [view_of(WebhookOutboxEventView, row) for row in await webhook_outbox.events(tenant_id)]

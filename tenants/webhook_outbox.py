@@ -1,0 +1,95 @@
+"""Queries of the tenant webhook outbox: the events waiting for, or done with, delivery to a tenant's endpoint.
+
+Any domain's change enqueues its event inside its own transaction (`enqueue`), so the event commits or
+vanishes with the change; tenants.service delivers them (claim, then delivered or failed). Knows SQL, nothing
+of HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from controlplane.core.db import fetch
+
+
+def _decoded(row: dict[str, Any]) -> dict[str, Any]:
+    # asyncpg hands jsonb back as text.
+    payload = row.get("payload")
+    return {**row, "payload": json.loads(payload)} if isinstance(payload, str) else row
+
+
+async def enqueue(tenant_id: uuid.UUID, event_type: str, payload: Mapping[str, Any], *, key: str | None = None) -> bool:
+    """One event for the tenant's endpoint, inside the caller's transaction (its tenant's or a system one).
+    With a `key` (the occurrence: an invoice id, ...) the same tenant, type and key is enqueued once: True when
+    this call added it. Without one, every call is its own event."""
+    rows = await fetch(
+        "insert into webhook_outbox (tenant_id, event_type, event_key, payload) values ({}, {}, {}, {}::jsonb) "
+        "on conflict (tenant_id, event_type, event_key) where event_key is not null do nothing returning id",
+        tenant_id,
+        event_type,
+        key,
+        json.dumps(payload, default=str),
+    )
+    return bool(rows)
+
+
+async def events(tenant_id: uuid.UUID) -> list[dict[str, Any]]:
+    """The tenant's events, oldest first, with their payloads."""
+    rows = await fetch(
+        "select id, tenant_id, event_type, event_key, payload, created_at, delivered_at, attempts, next_attempt_at, "
+        "last_error, failed_at from webhook_outbox where tenant_id = {} order by id",
+        tenant_id,
+    )
+    return [_decoded(row) for row in rows]
+
+
+async def recent(tenant_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
+    """The tenant's latest events, newest first, without payloads."""
+    return await fetch(
+        "select id, event_type, created_at, attempts, delivered_at, next_attempt_at, last_error, failed_at "
+        "from webhook_outbox where tenant_id = {} order by id desc limit {}",
+        tenant_id,
+        limit,
+    )
+
+
+async def claim(limit: int, lease_seconds: int) -> list[dict[str, Any]]:
+    """Across tenants (system context): due events of tenants with an endpoint, each counted as an attempt and
+    leased (its next try pushed past the lease), so a worker that dies mid-delivery gives it back."""
+    rows = await fetch(
+        "with due as (select o.id from webhook_outbox o "
+        "join tenant_webhook_endpoints e on e.tenant_id = o.tenant_id "
+        "where o.delivered_at is null and o.failed_at is null and coalesce(o.next_attempt_at, '-infinity') <= now() "
+        "order by o.next_attempt_at nulls first, o.id limit {} for update of o skip locked) "
+        "update webhook_outbox o set attempts = o.attempts + 1, "
+        "next_attempt_at = now() + make_interval(secs => {}) from due, tenant_webhook_endpoints e "
+        "where o.id = due.id and e.tenant_id = o.tenant_id "
+        "returning o.id, o.tenant_id, o.event_type, o.payload, o.created_at, o.attempts, e.url",
+        limit,
+        lease_seconds,
+    )
+    return [_decoded(row) for row in rows]
+
+
+async def delivered(event_id: int) -> None:
+    await fetch(
+        "update webhook_outbox set delivered_at = now(), next_attempt_at = null, last_error = null where id = {}",
+        event_id,
+    )
+
+
+async def failed(event_id: int, error: str, retry_in_seconds: int | None) -> None:
+    """Tried again in `retry_in_seconds`, or (None) given up."""
+    await fetch(
+        "update webhook_outbox set last_error = {}, next_attempt_at = case when {}::integer is null then null "
+        "else now() + make_interval(secs => {}) end, failed_at = case when {}::integer is null then now() end "
+        "where id = {}",
+        error,
+        retry_in_seconds,
+        retry_in_seconds,
+        retry_in_seconds,
+        event_id,
+    )
