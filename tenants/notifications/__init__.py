@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from tenants import webhook_outbox
 from tenants.notifications import repository
 from tenants.notifications.events import BILLING_CONTACT, Audience, event_type, user_recipient
 
@@ -25,7 +26,8 @@ async def notify(
     attachment_id: uuid.UUID | None = None,
 ) -> int:
     """Queue `event` for everyone it concerns, inside the caller's transaction; answers how many emails are
-    newly queued.
+    newly queued. A tenant's event marked `webhook` is also enqueued once for the tenant's webhook endpoint
+    (type = the event, its payload = `data` and the tenant's id).
 
     `key` identifies this occurrence of the event (an invoice id, a subscription id and its trial end):
     notifying the same event and key again queues nothing more, so callers may repeat freely. `data` is what
@@ -41,6 +43,8 @@ async def notify(
         recipients = ([(BILLING_CONTACT, None)] if has_contact else []) + [(user_recipient(u), u) for u in admins]
     elif kind.email and partner_id is not None:
         recipients = [(user_recipient(u), u) for u in await repository.partner_admins(partner_id)]
+    if kind.webhook and tenant_id is not None:
+        await webhook_outbox.enqueue(tenant_id, event, {"tenant_id": str(tenant_id), **data}, key=key)
     return await repository.queue(
         tenant_id=tenant_id,
         partner_id=partner_id,

@@ -1,0 +1,130 @@
+"""`notify` enqueues a tenant's webhook event (catalogue `webhook=True`) once per occurrence, in the caller's
+transaction; the renamed outbox keeps its row-level security."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+
+from controlplane.core.db import SystemReason, fetch, system_tx, tenant_tx
+from tenants import service, webhook_outbox
+from tenants.notifications import notify
+from tenants.notifications.events import EVENTS, Audience
+from tests.integration.conftest import staff_principal
+
+
+async def _outbox() -> list[dict[str, Any]]:
+    async with system_tx(SystemReason.STAFF_VIEW):
+        return await fetch("select tenant_id, event_type, event_key, payload::text as payload from webhook_outbox")
+
+
+async def _tenant(slug: str) -> uuid.UUID:
+    staff = staff_principal()
+    tenant = await service.create_tenant(
+        staff, service.NewTenant(name=slug, slug=slug, currency="EUR", billing_email=f"billing@{slug}.example")
+    )
+    await service.add_member(staff, tenant.id, f"admin@{slug}.example", "tenant_admin")
+    return tenant.id
+
+
+async def test_a_webhook_event_is_enqueued_once_per_key_beside_its_emails(client: Any) -> None:
+    tenant_id = await _tenant("hook-once")
+    data = {"invoice_id": "inv-1", "amount_paid_minor": 123450, "amount_paid": "1,234.50 EUR", "currency": "EUR"}
+
+    async with tenant_tx(tenant_id):
+        first = await notify("invoice.paid", "inv-1", data, tenant_id=tenant_id)
+        same_transaction = await notify("invoice.paid", "inv-1", data, tenant_id=tenant_id)
+    async with tenant_tx(tenant_id):
+        later = await notify("invoice.paid", "inv-1", data, tenant_id=tenant_id)
+        other_key = await notify("invoice.paid", "inv-2", {**data, "invoice_id": "inv-2"}, tenant_id=tenant_id)
+
+    # Still the count of new emails: the billing contact and the admin, once.
+    assert (first, same_transaction, later, other_key) == (2, 0, 0, 2)
+    rows = await _outbox()
+    assert sorted((row["tenant_id"], row["event_type"], row["event_key"]) for row in rows) == [
+        (tenant_id, "invoice.paid", "inv-1"),
+        (tenant_id, "invoice.paid", "inv-2"),
+    ]
+    events = await service.webhook_outbox_events(tenant_id)
+    assert events[0].payload == {"tenant_id": str(tenant_id), **data}
+
+
+async def test_an_email_only_or_partner_event_enqueues_no_webhook(client: Any) -> None:
+    tenant_id = await _tenant("hook-none")
+    email_only = [e.name for e in EVENTS.values() if e.audience == Audience.TENANT and not e.webhook]
+    assert email_only  # not vacuous: the catalogue has such events
+    async with tenant_tx(tenant_id):
+        for name in email_only:
+            assert await notify(name, "pm-1:2027-1", {}, tenant_id=tenant_id) == 2
+    assert await _outbox() == []
+
+
+async def test_a_rolled_back_change_leaves_no_webhook_event(client: Any) -> None:
+    tenant_id = await _tenant("hook-rollback")
+    with pytest.raises(RuntimeError):
+        async with tenant_tx(tenant_id):
+            await notify("tenant.suspended", "s-1", {"reason": "staff"}, tenant_id=tenant_id)
+            raise RuntimeError("the change failed")
+    assert await _outbox() == []
+    # The occurrence was not spent: the change made again enqueues it.
+    async with tenant_tx(tenant_id):
+        await notify("tenant.suspended", "s-1", {"reason": "staff"}, tenant_id=tenant_id)
+    assert [row["event_key"] for row in await _outbox()] == ["s-1"]
+
+
+async def test_enqueue_without_a_key_is_a_new_event_each_time(client: Any) -> None:
+    tenant_id = await _tenant("hook-nokey")
+    async with tenant_tx(tenant_id):
+        added = [await webhook_outbox.enqueue(tenant_id, "plugin.installed", {"slug": "x"}) for _ in range(2)]
+        keyed = [await webhook_outbox.enqueue(tenant_id, "plugin.installed", {}, key="k") for _ in range(2)]
+    assert (added, keyed) == ([True, True], [True, False])
+    assert len(await _outbox()) == 3
+
+
+async def test_another_tenants_webhook_events_are_invisible_and_unwritable(
+    client: Any, app_connection: asyncpg.Connection
+) -> None:
+    a, b = await _tenant("hook-rls-a"), await _tenant("hook-rls-b")
+    for tenant_id in (a, b):
+        async with tenant_tx(tenant_id):
+            await notify(
+                "tenant.reactivated", f"r-{tenant_id}", {"reactivated_at": "2026-12-04T00:00:00Z"}, tenant_id=tenant_id
+            )
+
+    async with app_connection.transaction():
+        await app_connection.execute("select set_config('app.tenant_id', $1, true)", str(a))
+        seen = await app_connection.fetch("select tenant_id, event_key from webhook_outbox")
+        assert [(row["tenant_id"], row["event_key"]) for row in seen] == [(a, f"r-{a}")]
+        assert await app_connection.fetchval("select count(*) from webhook_outbox where tenant_id = $1", b) == 0
+        assert (
+            await app_connection.execute("update webhook_outbox set attempts = 9 where tenant_id = $1", b) == "UPDATE 0"
+        )
+    with pytest.raises(asyncpg.InsufficientPrivilegeError):
+        async with app_connection.transaction():
+            await app_connection.execute("select set_config('app.tenant_id', $1, true)", str(a))
+            await app_connection.execute(
+                "insert into webhook_outbox (tenant_id, event_type, payload) values ($1, 'tenant.suspended', '{}')", b
+            )
+    # Without a context the app role sees none at all.
+    assert await app_connection.fetchval("select count(*) from webhook_outbox") == 0
+    # Through the service, each tenant reads only its own.
+    assert [event.event_key for event in await service.webhook_outbox_events(b)] == [f"r-{b}"]
+
+
+async def test_the_rename_left_no_plugin_outbox_name_behind(app_connection: asyncpg.Connection) -> None:
+    table = await app_connection.fetchrow(
+        "select relrowsecurity, relforcerowsecurity from pg_class where relname = 'webhook_outbox'"
+    )
+    assert table is not None and table["relrowsecurity"] and table["relforcerowsecurity"]
+    policies = await app_connection.fetch(
+        "select polname from pg_policy where polrelid = 'webhook_outbox'::regclass order by polname"
+    )
+    assert [row["polname"] for row in policies] == ["platform_access", "tenant_isolation"]
+    leftovers = await app_connection.fetch(
+        "select relname as name from pg_class where relname like 'plugin\\_outbox%' "
+        "union all select conname from pg_constraint where conname like 'plugin\\_outbox%'"
+    )
+    assert leftovers == []
