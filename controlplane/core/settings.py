@@ -69,7 +69,8 @@ class Settings:
     # from the start, ?starttls=true to upgrade) and the sender (MAIL_FROM). Unset, the dev stack runs its own.
     smtp_url: str = ""
     mail_from: str = ""
-    # The console's base address (PUBLIC_URL), for links in emails.
+    # The console's base address (PUBLIC_URL), for links in emails; unset, the API's (CONTROLPLANE_URL, which the
+    # dev stack sets), and `make run`'s by default.
     public_url: str = DEV_PUBLIC_URL
 
     @classmethod
@@ -103,7 +104,11 @@ class Settings:
                 worker_metrics_port=int(environ.get("CONTROLPLANE_WORKER_METRICS_PORT", "0")),
                 smtp_url=_smtp_url(environ.get("SMTP_URL", "").strip()),
                 mail_from=_mail_from(environ.get("MAIL_FROM", "").strip()),
-                public_url=_public_url(environ.get("PUBLIC_URL", "").strip() or DEV_PUBLIC_URL),
+                public_url=_public_url(
+                    environ.get("PUBLIC_URL", "").strip()
+                    or environ.get("CONTROLPLANE_URL", "").strip()
+                    or DEV_PUBLIC_URL
+                ),
                 cors_origins=tuple(
                     origin.strip()
                     for origin in environ.get("CONTROLPLANE_CORS_ORIGINS", "").split(",")

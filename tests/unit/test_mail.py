@@ -60,8 +60,9 @@ def test_a_bad_mail_from_is_refused(mail_from: str) -> None:
         Settings.from_env({"MAIL_FROM": mail_from.replace("\\n", "\n")})
 
 
-def test_public_url_defaults_to_the_local_api_and_loses_its_trailing_slash() -> None:
+def test_public_url_defaults_to_the_api_and_loses_its_trailing_slash() -> None:
     assert Settings.from_env({}).public_url == "http://127.0.0.1:8000"
+    assert Settings.from_env({"CONTROLPLANE_URL": "http://127.0.0.1:9000"}).public_url == "http://127.0.0.1:9000"
     assert Settings.from_env({"PUBLIC_URL": "https://console.example.com/"}).public_url == "https://console.example.com"
     with pytest.raises(SettingsError, match="PUBLIC_URL"):
         Settings.from_env({"PUBLIC_URL": "console.example.com"})
