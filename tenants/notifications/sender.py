@@ -117,7 +117,7 @@ async def send_due(mailer: Mailer, public_url: str, *, batch: int = BATCH) -> Se
         return SendReport(0, 0, 0, 0, 0)
     try:
         recipients, taken = await _recipients(rows)
-    except BaseException as error:
+    except Exception as error:
         await _give_back(rows)
         metrics.stop_batch_on_outage(JOB, error)
         raise
@@ -130,6 +130,9 @@ async def send_due(mailer: Mailer, public_url: str, *, batch: int = BATCH) -> Se
             await _give_back(rows[index:])
             metrics.stop_batch_on_outage(JOB, error)
             raise
+        except Exception as error:  # a fault of ours on this row alone (logged with its type, never its data)
+            metrics.batch_item_failed(JOB, _Internal(f"notification {row['id']}: {type(error).__name__}"))
+            outcome = failure(row, INTERNAL_ERROR)
         try:  # each outcome on its own: one that cannot be written (its lease ends, it is tried again) stops none
             async with system_tx(SystemReason.NOTIFICATION_DELIVERY):
                 written = await repository.record_outcome(
@@ -299,8 +302,9 @@ async def _billing_emails(rows: Iterable[dict[str, Any]]) -> dict[uuid.UUID, str
             continue
         try:
             (revealed,) = await billing_contact.reveal([{"id": tenant_id, "billing_email": text}])
+        except ServiceUnavailable:
+            raise  # OpenBao away: the pass stops (send_due gives the rows back)
         except Exception as error:
-            metrics.stop_batch_on_outage(JOB, error)
             metrics.batch_item_failed(JOB, _Internal(f"a billing email could not be decrypted: {type(error).__name__}"))
             continue
         opened[tenant_id] = revealed["billing_email"]

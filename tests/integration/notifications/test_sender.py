@@ -322,3 +322,32 @@ async def test_an_outage_stops_the_pass_and_gives_the_rows_back_uncounted(
     assert [(row["status"], row["attempts"], row["last_error"]) for row in outbox] == [("pending", 0, None)] * 2
     assert all(row["due_in"] <= 0 for row in outbox)
     assert mailbox.messages() == []
+
+
+async def test_a_row_that_fails_on_our_side_is_retried_and_stops_none_of_the_others(
+    client: Any, settings: Settings, mailbox: MailStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    who = await people()
+    await queue(who, "invoice.paid", data={"number": "ACME-1"})  # a producer left out the amount
+    await queue(who, "tenant.reactivated")
+    await queue(who, "partner.checkpoint_approved")
+    render = rendering.render
+
+    def broken_for_partners(event: str, values: Any) -> rendering.RenderedEmail:
+        if event == "partner.checkpoint_approved":
+            raise RuntimeError("a bug of ours")
+        return render(event, values)
+
+    monkeypatch.setattr(rendering, "render", broken_for_partners)
+
+    report = await send(settings)
+
+    assert (report.claimed, report.sent, report.retrying) == (5, 2, 3)
+    assert [(row["event_type"], row["status"], row["last_error"]) for row in await rows()] == [
+        ("invoice.paid", "pending", "internal_error"),
+        ("invoice.paid", "pending", "internal_error"),
+        ("tenant.reactivated", "sent", None),
+        ("tenant.reactivated", "sent", None),
+        ("partner.checkpoint_approved", "pending", "internal_error"),
+    ]
+    assert len(mailbox.messages()) == 2
