@@ -90,6 +90,7 @@ from tenants.api.controllers import (
     TenantWebhookEventController,
 )
 from tenants.api.guards import may_act_in
+from tenants.api.notifications import PartnerNotificationController, TenantNotificationController
 from tenants.api.partners import PartnerController, ResellerController, TenantOwnerController
 from tenants.api.tokens import issue_token
 
@@ -262,6 +263,8 @@ def create_app(settings: Settings) -> Litestar:
             ResellerController,
             PartnerController,
             TenantOwnerController,
+            TenantNotificationController,
+            PartnerNotificationController,
             CommissionController,
             create_static_files_router(DOCS_ASSETS_PATH, directories=[DOCS_ASSETS], name="docs-assets"),
         ],

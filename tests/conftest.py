@@ -27,6 +27,7 @@ from controlplane.core.secrets import SecretStore
 from controlplane.core.settings import Settings
 from controlplane.core.tenant_vault import TenantVault
 from controlplane.devstack import DevStack
+from controlplane.devstack.mail_store import MailStore
 from controlplane.ops.migrations import run_migrations
 from tests.factories import Factory
 
@@ -89,15 +90,34 @@ TABLES = (
 
 
 @pytest.fixture(scope="session")
-def stack_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    root = Path(os.environ.get("CONTROLPLANE_TEST_DEVSTACK_DIR") or tmp_path_factory.mktemp("devstack"))
-    stack = DevStack(root, api_port=0)
+def devstack_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return Path(os.environ.get("CONTROLPLANE_TEST_DEVSTACK_DIR") or tmp_path_factory.mktemp("devstack"))
+
+
+@pytest.fixture(scope="session")
+def stack_env(devstack_root: Path) -> Iterator[dict[str, str]]:
+    stack = DevStack(devstack_root, api_port=0)
     try:
         env = stack.up(configured={})
         asyncio.run(run_migrations(env["DATABASE_OWNER_URL"], env["DATABASE_URL"]))
         yield env
     finally:
         stack.down()
+
+
+@pytest.fixture(scope="session")
+def mail_store(devstack_root: Path, stack_env: dict[str, str]) -> MailStore:
+    """What the stack's SMTP server (the dev stack's own, on a free port; SMTP_URL in `settings`) received."""
+    return MailStore(devstack_root / "mail")
+
+
+@pytest.fixture
+def mailbox(mail_store: MailStore) -> Iterator[MailStore]:
+    """The stack's mail store, empty at the start and at the end of the test: `mailbox.messages()` parses each
+    message received since (email.message.EmailMessage, oldest first); `mailbox.clear()` empties it."""
+    mail_store.clear()
+    yield mail_store
+    mail_store.clear()
 
 
 @pytest.fixture(scope="session")

@@ -59,3 +59,10 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "schedule": crontab(minute="11", hour="4"),
     },
 }
+
+# Every minute, like webhook delivery: a run still waiting when the next is due is dropped, not queued.
+BEAT_SCHEDULE["send-notifications"] = {
+    "task": "controlplane.notifications.send",
+    "schedule": crontab(),
+    "options": {"expires": 55},
+}

@@ -192,3 +192,23 @@ def rotate_secrets(what: str = "all", only_due: bool = True) -> list[dict[str, s
     if failed := [outcome for outcome in outcomes if outcome.outcome == "failure"]:
         raise rotation.RotationFailed("; ".join(f"{outcome.secret}: {outcome.detail}" for outcome in failed))
     return [dataclasses.asdict(outcome) for outcome in outcomes]
+
+
+@app.task(name="controlplane.notifications.send")
+def send_notifications() -> dict[str, int]:
+    """Every minute: due notification emails sent through SMTP_URL, each outcome recorded on its row (retried on a
+    back-off, failed after the last). Two runs at once claim different rows; a resend after a crash between the
+    server's acceptance and the record carries the same Message-ID."""
+    from controlplane.core.mail import Mailer
+    from controlplane.core.pii import PiiCipher
+    from tenants import billing_contact
+    from tenants.notifications import sender
+
+    settings = app.conf.controlplane_settings
+    if not settings.smtp_url or not settings.mail_from:
+        # Production refuses to start without them and the dev stack sets both: the rows wait, unattempted.
+        return {"claimed": 0, "mail_not_configured": 1}
+    # The billing contact's address is decrypted with the PII key, through this process's OpenBao login.
+    billing_contact.use(PiiCipher(process_store(settings).client))
+    mailer = Mailer.from_settings(settings)
+    return dataclasses.asdict(_with_pool(settings, lambda: sender.send_due(mailer, settings.public_url)))

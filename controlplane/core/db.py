@@ -196,6 +196,9 @@ class SystemReason(enum.StrEnum):
     WEBHOOK_DELIVERY = "webhook_delivery"
     # Platform-wide counts for the business gauges (active tenants, subscriptions, MRR), read when scraped.
     METRICS = "metrics"
+    # Sending the notification outbox claims due emails across tenants and partners, and looks up each
+    # recipient's address, the tenant's or partner's name, when it sends.
+    NOTIFICATION_DELIVERY = "notification_delivery"
 
 
 # asyncpg's `password=`: awaited for every new connection (`db_credentials.StaticRolePassword` reads OpenBao).

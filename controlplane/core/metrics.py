@@ -341,3 +341,11 @@ COLLECTION_FAILURES_TOTAL = Counter(
     "recorded on its invoice (or refund) and retried later.",
     ["reason"],
 )
+# The notification outbox (tenants/notifications/sender.py).
+NOTIFICATIONS_TOTAL = Counter(
+    "controlplane_notifications_total",
+    "Notification emails by event type (the catalogue's bounded names) and outcome: sent; retrying (a failed "
+    "attempt, tried again after a pause); failed (given up); skipped (no address any more, or the same address "
+    "already had it).",
+    ["event", "outcome"],
+)

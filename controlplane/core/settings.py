@@ -13,10 +13,14 @@ from datetime import timedelta
 from typing import Literal
 from urllib.parse import urlsplit
 
+from controlplane.core.mail import parse_smtp_url, sender_address
+
 Environment = Literal["development", "test", "production"]
 _ENVIRONMENTS: tuple[Environment, ...] = ("development", "test", "production")
 _TRUE = {"1", "true", "yes", "on"}
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+# Where `make run` serves the API (and, when built, the console).
+DEV_PUBLIC_URL = "http://127.0.0.1:8000"
 
 
 class SettingsError(ValueError):
@@ -61,6 +65,13 @@ class Settings:
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     # A Celery worker serves /metrics on this port (CONTROLPLANE_WORKER_METRICS_PORT); 0: it does not.
     worker_metrics_port: int = 0
+    # Email (controlplane.core.mail): the SMTP server (SMTP_URL: smtp://[user:pass@]host:port, smtps:// for TLS
+    # from the start, ?starttls=true to upgrade) and the sender (MAIL_FROM). Unset, the dev stack runs its own.
+    smtp_url: str = ""
+    mail_from: str = ""
+    # The console's base address (PUBLIC_URL), for links in emails; unset, the API's (CONTROLPLANE_URL, which the
+    # dev stack sets), and `make run`'s by default.
+    public_url: str = DEV_PUBLIC_URL
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -91,12 +102,21 @@ class Settings:
                 license_activations_per_hour=int(environ.get("LICENSE_ACTIVATIONS_PER_HOUR", "30")),
                 max_request_body_bytes=int(environ.get("MAX_REQUEST_BODY_BYTES", str(1024 * 1024))),
                 worker_metrics_port=int(environ.get("CONTROLPLANE_WORKER_METRICS_PORT", "0")),
+                smtp_url=_smtp_url(environ.get("SMTP_URL", "").strip()),
+                mail_from=_mail_from(environ.get("MAIL_FROM", "").strip()),
+                public_url=_public_url(
+                    environ.get("PUBLIC_URL", "").strip()
+                    or environ.get("CONTROLPLANE_URL", "").strip()
+                    or DEV_PUBLIC_URL
+                ),
                 cors_origins=tuple(
                     origin.strip()
                     for origin in environ.get("CONTROLPLANE_CORS_ORIGINS", "").split(",")
                     if origin.strip()
                 ),
             )
+        except SettingsError:
+            raise
         except ValueError as exc:
             raise SettingsError(f"invalid numeric setting: {exc}") from exc
 
@@ -144,6 +164,15 @@ class Settings:
                 problems.append(f"{name} has a missing or default password")
         if self.database_url and self.database_url == self.database_owner_url:
             problems.append("DATABASE_URL must use the app role, not the owner role")
+        if not self.smtp_url:
+            problems.append("SMTP_URL is not set (notifications could not be sent)")
+        elif (smtp := parse_smtp_url(self.smtp_url)).username and not smtp.encrypted:
+            problems.append("SMTP_URL sends its password without TLS (use smtps:// or ?starttls=true)")
+        if not self.mail_from:
+            problems.append("MAIL_FROM is not set")
+        public = urlsplit(self.public_url)
+        if public.scheme != "https" or public.hostname in _LOOPBACK_HOSTS:
+            problems.append("PUBLIC_URL is not the console's https address (links in emails use it)")
         return problems
 
 
@@ -152,3 +181,28 @@ def _dunning_days(text: str) -> tuple[int, ...]:
     if not days or any(day <= 0 for day in days) or list(days) != sorted(set(days)):
         raise ValueError(f"BILLING_DUNNING_DAYS must be increasing positive days, not {text!r}")
     return days
+
+
+def _smtp_url(text: str) -> str:
+    if text:
+        try:
+            parse_smtp_url(text)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None  # never the URL itself: it may hold a password
+    return text
+
+
+def _mail_from(text: str) -> str:
+    if text:
+        try:
+            sender_address(text)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+    return text
+
+
+def _public_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+        raise SettingsError(f"PUBLIC_URL must be an http(s) address without query, not {text!r}")
+    return text.rstrip("/")

@@ -11,6 +11,7 @@ from functools import partial
 from pathlib import Path
 
 from controlplane.devstack.errors import DevStackError
+from controlplane.devstack.mail_service import MailService
 from controlplane.devstack.openbao_service import OpenBaoService
 from controlplane.devstack.postgres_service import PostgresService
 from controlplane.devstack.processes import free_port, is_running, port_is_free, stop_all, wait_until_ready
@@ -23,7 +24,8 @@ logger = logging.getLogger(__name__)
 
 
 class DevStack:
-    """PostgreSQL, Redis, OpenBao and a Stripe double as real local processes, data kept in `root`.
+    """PostgreSQL, Redis, OpenBao, a Stripe double and an SMTP server that keeps what it receives, as real
+    local processes, data kept in `root`.
 
     Layout: root/state.json (ports, pids, env; 0600), root/<service>/ (data, logs, credentials).
     """
@@ -38,6 +40,7 @@ class DevStack:
             RedisService(self.root),
             OpenBaoService(self.root),
             StripeService(self.root),
+            MailService(self.root),
         )
 
     def up(self, configured: Mapping[str, str] = os.environ) -> dict[str, str]:

@@ -60,3 +60,139 @@ async def queue(
         [user for _recipient, user in recipients],
     )
     return len(rows)
+
+
+# The sender's side (tenants/notifications/sender.py): claims, look-ups at send time, outcomes.
+
+# Every claimer takes this lock first, so two claims never split one event's rows between them (which would
+# hide from each that the other is sending the same address the same event).
+_CLAIM_LOCK = "select pg_advisory_xact_lock(hashtext('notifications.claim'))"
+_DUE = "status = 'pending' and (next_attempt_at is null or next_attempt_at <= now())"
+OUTBOX_COLUMNS = (
+    "id, tenant_id, partner_id, event_type, event_key, recipient, user_id, data, attachment_id, status, attempts, "
+    "next_attempt_at, last_error, sent_at, failed_at, created_at"
+)
+
+
+async def claim_due(batch: int, lease_seconds: int) -> list[dict[str, Any]]:
+    """Inside a system transaction: up to `batch` due rows, with every other due row of the same events, each
+    with an attempt counted and a lease (next_attempt_at pushed past it) so no other pass takes them meanwhile.
+    A pass that dies gives its rows back when the lease ends."""
+    await fetch(_CLAIM_LOCK)
+    rows = await fetch(
+        f"with due as (select event_type, event_key from notifications where {_DUE} "
+        "order by next_attempt_at nulls first, id limit {}), "
+        "claimed as (select n.id from notifications n where n.status = 'pending' "
+        "and (n.next_attempt_at is null or n.next_attempt_at <= now()) "
+        "and (n.event_type, n.event_key) in (select event_type, event_key from due) "
+        "order by n.id for update of n skip locked) "
+        "update notifications n set attempts = n.attempts + 1, "
+        "next_attempt_at = now() + make_interval(secs => {}) from claimed c where n.id = c.id "
+        f"returning {', '.join('n.' + column.strip() for column in OUTBOX_COLUMNS.split(','))}",
+        batch,
+        lease_seconds,
+    )
+    for row in rows:
+        if isinstance(row["data"], str):
+            row["data"] = json.loads(row["data"])
+    return sorted(rows, key=lambda row: row["id"])
+
+
+async def sent_siblings(events: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Rows already sent for these (event type, event key) pairs: id, event_type, event_key."""
+    if not events:
+        return []
+    return await fetch(
+        "select n.id, n.event_type, n.event_key from notifications n "
+        "join unnest({}::text[], {}::text[]) as e(event_type, event_key) "
+        "on n.event_type = e.event_type and n.event_key = e.event_key where n.status = 'sent'",
+        [event for event, _key in events],
+        [key for _event, key in events],
+    )
+
+
+async def recipients_of(ids: Sequence[int]) -> list[dict[str, Any]]:
+    """For each row: its recipient as it stands now. A member's address, account status and whether it is still
+    an admin where the row was queued; the tenant's sealed billing email; the tenant's or partner's name."""
+    if not ids:
+        return []
+    return await fetch(
+        "select n.id, n.tenant_id, n.partner_id, n.recipient, u.email as user_email, u.status as user_status, "
+        "case when n.user_id is null then false "
+        "when n.tenant_id is not null then exists (select 1 from memberships m where m.tenant_id = n.tenant_id "
+        "and m.user_id = n.user_id and m.role = {}) "
+        "else exists (select 1 from partner_members pm where pm.partner_id = n.partner_id "
+        "and pm.user_id = n.user_id and pm.role = {}) end as is_admin, "
+        "t.name as tenant_name, t.billing_email, p.name as partner_name "
+        "from notifications n left join users u on u.id = n.user_id left join tenants t on t.id = n.tenant_id "
+        "left join partners p on p.id = n.partner_id where n.id = any({}::bigint[])",
+        Role.TENANT_ADMIN.value,
+        Role.RESELLER_ADMIN.value,
+        list(ids),
+    )
+
+
+async def record_outcome(
+    notification_id: int,
+    attempts: int,
+    *,
+    status: str,
+    error: str | None = None,
+    retry_in_seconds: int | None = None,
+) -> bool:
+    """Write one attempt's outcome: `sent`, `pending` (tried again in `retry_in_seconds`), `failed` or `skipped`.
+    Only while the attempt's lease holds (the row is still pending at `attempts`): a pass whose lease ran out and
+    whose row another pass took again writes nothing. Answers whether it wrote."""
+    rows = await fetch(
+        "update notifications set status = {}, last_error = {}, "
+        "sent_at = case when {} = 'sent' then now() end, failed_at = case when {} = 'failed' then now() end, "
+        "next_attempt_at = case when {}::int is null then null else now() + make_interval(secs => {}::int) end "
+        "where id = {} and status = 'pending' and attempts = {} returning id",
+        status,
+        error,
+        status,
+        status,
+        retry_in_seconds,
+        retry_in_seconds,
+        notification_id,
+        attempts,
+    )
+    return bool(rows)
+
+
+async def release(claims: Sequence[tuple[int, int]]) -> None:
+    """Give claimed rows back unattempted, each (id, attempts as claimed): an outage stopped the pass before
+    them, so the attempt is not counted and they are due again at once."""
+    if claims:
+        await fetch(
+            "update notifications n set attempts = n.attempts - 1, next_attempt_at = now() "
+            "from unnest({}::bigint[], {}::int[]) as c(id, attempts) "
+            "where n.id = c.id and n.attempts = c.attempts and n.status = 'pending'",
+            [notification_id for notification_id, _attempts in claims],
+            [attempts for _id, attempts in claims],
+        )
+
+
+async def outbox_page(
+    *,
+    tenant_id: uuid.UUID | None = None,
+    partner_id: uuid.UUID | None = None,
+    status: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """A tenant's (or partner's) rows, newest first, `limit` of them after the cursor (`before_id`)."""
+    owner, owner_id = ("tenant_id", tenant_id) if tenant_id is not None else ("partner_id", partner_id)
+    clauses: list[str] = [f"{owner} = {{}}"]
+    args: list[Any] = [owner_id]
+    if status is not None:
+        clauses.append("status = {}")
+        args.append(status)
+    if before_id is not None:
+        clauses.append("id < {}")
+        args.append(before_id)
+    return await fetch(
+        f"select {OUTBOX_COLUMNS} from notifications where {' and '.join(clauses)} order by id desc limit {{}}",
+        *args,
+        limit,
+    )

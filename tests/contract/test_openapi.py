@@ -417,6 +417,7 @@ async def _partner_examples(client: AsyncClient, headers: dict[str, str], known_
     for label in (
         "GET /v1/partners/{partner_id}/qualification",
         "GET /v1/partners/{partner_id}/history",
+        "GET /v1/partners/{partner_id}/notifications",
         "POST /v1/partners/{partner_id}/members",
         "GET /v1/resellers/{partner_id}/tenants",
         "GET /v1/resellers/{partner_id}/agreement",

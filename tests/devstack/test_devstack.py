@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterator, Mapping
+from email.message import EmailMessage
 from pathlib import Path
 
 import asyncpg
@@ -16,7 +17,9 @@ import stripe
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from controlplane.core.mail import Mailer
 from controlplane.devstack import DevStack, DevStackError
+from controlplane.devstack.mail_store import MailStore
 from controlplane.devstack.processes import ProcessRecord, is_running, spawn
 from controlplane.devstack.redis_service import RedisService
 from controlplane.devstack.state import StackState
@@ -28,6 +31,8 @@ ENV_KEYS = [
     "BAO_ADDR",
     "BAO_TOKEN",
     "STRIPE_API_BASE",
+    "SMTP_URL",
+    "MAIL_FROM",
     "CONTROLPLANE_URL",
 ]
 
@@ -57,11 +62,20 @@ def stripe_client(env: dict[str, str]) -> stripe.StripeClient:
     return stripe.StripeClient(api_key["data"]["data"]["api_key"], base_addresses={"api": env["STRIPE_API_BASE"]})
 
 
+def _mail(subject: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"] = "Dev <dev@controlplane.localhost>"
+    message["To"] = "ada@example.com"
+    message["Subject"] = subject
+    message.set_content("hello")
+    return message
+
+
 def test_env_names_every_service(stack: DevStack) -> None:
     env = stack.env()
     assert list(env) == ENV_KEYS
     assert env["CONTROLPLANE_URL"] == "http://127.0.0.1:8123"
-    assert set(recorded_processes(stack)) == {"postgres", "redis", "openbao", "stripe"}
+    assert set(recorded_processes(stack)) == {"postgres", "redis", "openbao", "stripe", "mail"}
 
 
 async def test_app_role_is_neither_superuser_nor_bypassrls(stack: DevStack) -> None:
@@ -160,6 +174,7 @@ async def test_down_stops_everything_and_up_keeps_the_data(stack: DevStack) -> N
         path="platform/jwt", mount_point="secret", raise_on_deleted_version=True
     )["data"]
     customer = stripe_client(env).v1.customers.create(params={"email": "grace@example.com"})
+    Mailer(env["SMTP_URL"], env["MAIL_FROM"]).send(_mail("kept across restarts"))
     redis_client = redis.Redis.from_url(env["REDIS_URL"])
     redis_client.set("survivor", "yes")
     redis_client.close()
@@ -185,6 +200,9 @@ async def test_down_stops_everything_and_up_keeps_the_data(stack: DevStack) -> N
     )["data"]
     assert jwt_after == jwt_before
     assert stripe_client(env_after).v1.customers.retrieve(customer.id).email == "grace@example.com"
+    Mailer(env_after["SMTP_URL"], env_after["MAIL_FROM"]).send(_mail("after the restart"))
+    subjects = [mail.subject for mail in MailStore(stack.root / "mail").summaries()]
+    assert subjects[-2:] == ["kept across restarts", "after the restart"]
     redis_client = redis.Redis.from_url(env_after["REDIS_URL"])
     assert redis_client.get("survivor") == b"yes"
     redis_client.close()
@@ -197,6 +215,8 @@ ALL_BUT_REDIS = {
     "BAO_ADDR": "https://bao.example",
     "BAO_TOKEN": "s.configured",
     "STRIPE_API_BASE": "https://api.stripe.example",
+    "SMTP_URL": "smtps://mailer:secret@smtp.example",
+    "MAIL_FROM": "billing@controlplane.example",
     "CONTROLPLANE_URL": "https://controlplane.example",
     "REDIS_URL": "",
 }
@@ -215,6 +235,7 @@ def test_configured_services_are_passed_through_not_started(tmp_path: Path) -> N
         assert set(recorded_processes(stack)) == {"redis"}
         assert not (tmp_path / "postgres").exists()
         assert not (tmp_path / "openbao").exists()
+        assert not (tmp_path / "mail").exists()
     finally:
         stack.down()
     assert recorded_processes(stack) == {}

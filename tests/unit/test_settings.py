@@ -13,6 +13,9 @@ SAFE_PRODUCTION = {
     "BAO_ADDR": "https://bao.internal:8200",
     "BAO_ROLE_ID": "role",
     "BAO_SECRET_ID": "secret",
+    "SMTP_URL": "smtps://mailer:s3cret-mail@smtp.example.com",
+    "MAIL_FROM": "Control plane <billing@example.com>",
+    "PUBLIC_URL": "https://console.example.com",
 }
 
 
@@ -28,6 +31,11 @@ def test_safe_production_settings_have_no_problems() -> None:
         ({"BAO_ROLE_ID": "", "BAO_TOKEN": "root"}, "root token"),
         ({"DATABASE_URL": "postgresql://app@db.internal/controlplane"}, "DATABASE_URL has a missing"),
         ({"DATABASE_URL": SAFE_PRODUCTION["DATABASE_OWNER_URL"]}, "must use the app role"),
+        ({"SMTP_URL": ""}, "SMTP_URL is not set"),
+        ({"MAIL_FROM": ""}, "MAIL_FROM is not set"),
+        ({"SMTP_URL": "smtp://mailer:s3cret@smtp.example.com:587"}, "password without TLS"),
+        ({"PUBLIC_URL": ""}, "PUBLIC_URL"),
+        ({"PUBLIC_URL": "http://console.example.com"}, "PUBLIC_URL"),
     ],
 )
 def test_unsafe_production_settings_are_named(override: dict[str, str], problem: str) -> None:
