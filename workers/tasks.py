@@ -191,3 +191,25 @@ def rotate_secrets(what: str = "all", only_due: bool = True) -> list[dict[str, s
     if failed := [outcome for outcome in outcomes if outcome.outcome == "failure"]:
         raise rotation.RotationFailed("; ".join(f"{outcome.secret}: {outcome.detail}" for outcome in failed))
     return [dataclasses.asdict(outcome) for outcome in outcomes]
+
+
+@app.task(name="controlplane.billing.notify_trials_ending")
+def notify_trials_ending(as_of: str | None = None) -> dict[str, int]:
+    """Hourly: trials ending within 3 days are told (`subscription.trial_will_end`), once per trial end; one
+    subscription that fails is counted and the others go on. Safe to run twice: the notice's key decides."""
+    from billing.notices import service as notices
+
+    settings = app.conf.controlplane_settings
+    when = _utc(as_of) if as_of else datetime.now(UTC)
+    return dataclasses.asdict(_with_pool(settings, lambda: notices.notify_trials_ending(when)))
+
+
+@app.task(name="controlplane.billing.notify_expiring_cards")
+def notify_expiring_cards(as_of: str | None = None) -> dict[str, int]:
+    """Daily: default cards whose last valid month is next month are told (`payment_method.expiring`), once per
+    card and expiry month. Safe to run twice: the notice's key decides."""
+    from billing.notices import service as notices
+
+    settings = app.conf.controlplane_settings
+    when = _utc(as_of) if as_of else datetime.now(UTC)
+    return dataclasses.asdict(_with_pool(settings, lambda: notices.notify_expiring_cards(when)))
