@@ -5,6 +5,7 @@ asked `notify` for is read from a spy on it."""
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from httpx import AsyncClient
 
 from billing import hooks as billing_hooks
 from billing import service as billing
+from billing.errors import PaymentProviderUnavailable
 from billing.payments import service as payments_service
 from billing.payments.gateway import StripeGateway
 from controlplane.core.db import SystemReason, fetch, system_tx
@@ -23,11 +25,12 @@ from controlplane.core.settings import Settings
 from controlplane.core.stripe_client import make_stripe_client
 from tests.api.billing._support import invoices, parse, plan, subscribe
 from tests.api.billing.test_payments import DECLINED_CARD, GOOD_CARD, _add_card, card, stripe_client
+from tests.api.billing.test_webhooks import URL, event, signed, webhook_secret
 from tests.api.partners.test_commissions import _after_this_month, _paid_owned_invoice, _qualified_reseller, _this_month
 from tests.factories import Factory
 from tests.integration.notifications._outbox import Call, both, of, one_occurrence, queued, told, told_tenant
 
-__all__ = ["stripe_client", "told"]  # the fixtures, used by name
+__all__ = ["stripe_client", "told", "webhook_secret"]  # the fixtures, used by name
 SCHEDULE = (1, 3, 5, 7)
 
 
@@ -178,6 +181,33 @@ async def test_a_card_payment_is_told_once_and_not_when_its_transaction_rolls_ba
     paid_at = _at(data["paid_at"])
     assert paid_at is not None and abs(datetime.now(UTC) - paid_at) < timedelta(minutes=5)
     assert await queued("invoice.payment_failed") == []
+
+
+async def test_a_payment_settled_by_stripes_webhook_is_told_once(
+    client: AsyncClient, factory: Factory, settings: Settings, stripe_client: Any, webhook_secret: str
+) -> None:
+    staff = await factory.staff()
+    tenant, admin = await told_tenant(factory, staff)
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    await subscribe(client, staff.headers, tenant["id"], "pro")
+    [invoice] = await invoices(client, staff.headers, tenant["id"])
+    await _add_card(client, admin.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    # Stripe's answer is lost (nothing listens at its address): the attempt stays pending, nothing is told.
+    unreachable = dataclasses.replace(settings, stripe_api_base="http://127.0.0.1:9")
+    lost = StripeGateway(make_stripe_client(unreachable, SecretStore.connect(settings)))
+    with pytest.raises(PaymentProviderUnavailable):
+        await billing.collect_invoice(lost, _uuid(tenant["id"]), _uuid(invoice["id"]))
+    assert await queued("invoice.paid") == []
+
+    # The webhook applies it in a system transaction, as often as Stripe delivers it.
+    intent = {"id": "pi_told", "metadata": {"invoice_id": invoice["id"]}}
+    succeeded = event("evt_told", "payment_intent.succeeded", intent)
+    for _ in range(3):
+        answer = await client.post(URL, content=succeeded, headers=signed(succeeded, webhook_secret))
+        assert answer.status_code == 200, answer.text
+    rows = await queued("invoice.paid")
+    assert sorted(row["recipient"] for row in rows) == both(admin)
+    assert one_occurrence(rows)["data"]["amount_paid_minor"] == invoice["total_minor"]
 
 
 async def test_an_invoice_the_wallet_pays_is_told_finalized_then_paid(client: AsyncClient, factory: Factory) -> None:
