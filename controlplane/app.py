@@ -50,6 +50,7 @@ from billing.api.controllers import (
     WalletController,
 )
 from billing.business_metrics import BusinessGauges
+from billing.payments import service as payments_service
 from billing.payments.gateway import StripeGateway
 from controlplane.core import context, db, db_credentials
 from controlplane.core.auth.throttle import SignInThrottle
@@ -169,6 +170,8 @@ def create_app(settings: Settings) -> Litestar:
     # billed in the currency of the agreement staff set with it.
     tenant_hooks.on_currency_change(billing_service.currency_lock)
     tenant_hooks.on_reseller_currency(billing_service.reseller_currency)
+    # A failed payment's notice names the next retry of the configured dunning schedule.
+    payments_service.use_dunning_schedule(settings.dunning_days)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:

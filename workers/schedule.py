@@ -58,6 +58,16 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "controlplane.secrets.rotate",
         "schedule": crontab(minute="11", hour="4"),
     },
+    # Hourly: trials ending within 3 days are told once per trial end (a rerun queues nothing more).
+    "notify-trials-ending": {
+        "task": "controlplane.billing.notify_trials_ending",
+        "schedule": crontab(minute="15"),
+    },
+    # Daily: default cards expiring at the end of next month are told once per card and expiry month.
+    "notify-expiring-cards": {
+        "task": "controlplane.billing.notify_expiring_cards",
+        "schedule": crontab(minute="27", hour="9"),
+    },
 }
 
 # Every minute, like webhook delivery: a run still waiting when the next is due is dropped, not queued.

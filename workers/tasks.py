@@ -10,15 +10,19 @@ from typing import Any, TypeVar
 
 from billing import hooks as billing_hooks
 from billing import service as billing
+from billing.notices import service as notices
 from billing.payments.gateway import StripeGateway
 from controlplane.core import db_credentials, maintenance
 from controlplane.core.db import run_with_pool
+from controlplane.core.mail import Mailer
+from controlplane.core.pii import PiiCipher
 from controlplane.core.secrets import process_store
 from controlplane.core.stripe_client import make_stripe_client
 from controlplane.core.tenant_vault import TenantVault
 from controlplane.ops import rotation
 from plugins_registry import service as plugins
-from tenants import service
+from tenants import billing_contact, service
+from tenants.notifications import sender
 from workers.celery_app import app
 
 # Payments collected here renew plugin licenses, as payments taken through the API do.
@@ -199,11 +203,6 @@ def send_notifications() -> dict[str, int]:
     """Every minute: due notification emails sent through SMTP_URL, each outcome recorded on its row (retried on a
     back-off, failed after the last). Two runs at once claim different rows; a resend after a crash between the
     server's acceptance and the record carries the same Message-ID."""
-    from controlplane.core.mail import Mailer
-    from controlplane.core.pii import PiiCipher
-    from tenants import billing_contact
-    from tenants.notifications import sender
-
     settings = app.conf.controlplane_settings
     if not settings.smtp_url or not settings.mail_from:
         # Production refuses to start without them and the dev stack sets both: the rows wait, unattempted.
@@ -212,3 +211,21 @@ def send_notifications() -> dict[str, int]:
     billing_contact.use(PiiCipher(process_store(settings).client))
     mailer = Mailer.from_settings(settings)
     return dataclasses.asdict(_with_pool(settings, lambda: sender.send_due(mailer, settings.public_url)))
+
+
+@app.task(name="controlplane.billing.notify_trials_ending")
+def notify_trials_ending(as_of: str | None = None) -> dict[str, int]:
+    """Hourly: trials ending within 3 days are told (`subscription.trial_will_end`), once per trial end; one
+    subscription that fails is counted and the others go on. Safe to run twice: the notice's key decides."""
+    settings = app.conf.controlplane_settings
+    when = _utc(as_of) if as_of else datetime.now(UTC)
+    return dataclasses.asdict(_with_pool(settings, lambda: notices.notify_trials_ending(when)))
+
+
+@app.task(name="controlplane.billing.notify_expiring_cards")
+def notify_expiring_cards(as_of: str | None = None) -> dict[str, int]:
+    """Daily: default cards whose last valid month is next month are told (`payment_method.expiring`), once per
+    card and expiry month. Safe to run twice: the notice's key decides."""
+    settings = app.conf.controlplane_settings
+    when = _utc(as_of) if as_of else datetime.now(UTC)
+    return dataclasses.asdict(_with_pool(settings, lambda: notices.notify_expiring_cards(when)))

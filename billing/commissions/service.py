@@ -35,6 +35,7 @@ from billing.errors import (
 from billing.ledger import repository as ledger_repository
 from billing.ledger import rules as ledger
 from billing.money import Money, allocate, exponent
+from billing.notices import service as notices
 from billing.payments.gateway import StripeGateway
 from billing.payments.stripe_amounts import chargeable_step, payable_in_steps
 from controlplane.core import metrics
@@ -465,6 +466,7 @@ async def close_reseller_month(
                 "last_error": None if destination else "no payout account: held as credit",
             }
         )
+    await notices.statement_ready(stored)
     return stored
 
 

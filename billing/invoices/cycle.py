@@ -25,6 +25,7 @@ from billing.addons import service as _addons
 from billing.addons.rules import Addon
 from billing.invoices import repository
 from billing.invoices.service import finalize, settle_if_paid_by_credits, write_invoice
+from billing.notices import service as notices
 from billing.subscriptions import lifecycle
 from billing.subscriptions import repository as subscriptions_repository
 from billing.subscriptions import state as _state
@@ -104,6 +105,10 @@ async def catch_up(
         if step.subscription.status == Status.CANCELED:
             changes["canceled_at"] = sub.current_period.end
         await subscriptions_repository.update_subscription(subscription_id, changes)
+        # The trial converted, a scheduled change applied, a scheduled cancel ended it: told as of the boundary.
+        crossed = await subscriptions_repository.get_subscription(subscription_id)
+        assert crossed is not None
+        await notices.subscription_written(tenant_id, row, crossed, sub.current_period.end)
         # Paid by the wallet's credits: settled on the advanced subscription (its licenses renewed to the new
         # period's end, a past_due one active again), not on the period just billed.
         await settle_if_paid_by_credits(tenant_id, invoice_id)

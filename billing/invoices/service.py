@@ -27,6 +27,7 @@ from billing.invoices.totals import TaxAmount, Totals, amount_due, cash_rounded,
 from billing.ledger import repository as ledger_repository
 from billing.ledger import rules as ledger
 from billing.money import Money, exponent
+from billing.notices import service as notices
 from billing.payments import repository as payments_repository
 from billing.payments import service as _payments
 from billing.payments.stripe_amounts import chargeable_step, require_credit_chargeable
@@ -231,7 +232,13 @@ def _cash_rounded(lines: list[Line], figures: Totals, currency: str, period: Per
 
 
 async def finalize(
-    tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime, *, with_credits: bool = True, settle: bool = True
+    tenant_id: uuid.UUID,
+    invoice_id: uuid.UUID,
+    now: datetime,
+    *,
+    with_credits: bool = True,
+    settle: bool = True,
+    announce: bool = True,
 ) -> bool:
     """Number the draft and book it: the tenant owes its total from now on, less the credits its wallet pays.
     A credit purchase books a liability to the tenant instead of revenue. Credits that pay the whole amount
@@ -239,7 +246,8 @@ async def finalize(
     (billing.payments.service.settle_paid). Those read the subscription (its status moves, plugin licenses
     are renewed to its period's end), so a caller about to move the subscription (the cycle advancing its
     period, a plan change, a cancellation) passes `settle=False` and settles afterwards
-    (`settle_if_paid_by_credits`). `with_credits=False` (a draft numbered only to be voided) applies none."""
+    (`settle_if_paid_by_credits`). `with_credits=False` (a draft numbered only to be voided) applies none.
+    The tenant is told (`invoice.finalized`, in this transaction) unless `announce=False` (that same draft)."""
     number = await repository.take_invoice_number(tenant_id)
     invoice = await repository.finalize_invoice(invoice_id, number, now)
     if invoice["kind"] == CREDIT_PURCHASE:
@@ -250,16 +258,22 @@ async def finalize(
         )
     await ledger_repository.post(tenant_id, "invoice", invoice_id, f"Invoice {number} issued", postings)
     applied = await apply_credits(tenant_id, invoice, now) if with_credits else 0
-    if applied:
-        due = amount_due(invoice["total_minor"], invoice["credited_minor"], 0, applied)
-        after = await repository.set_invoice_status(
-            invoice_id, "paid" if due == 0 else invoice["status"], credits_applied_minor=applied, amount_due_minor=due
-        )
-        if due == 0:
-            if settle:
-                await _payments.settle_paid(None, tenant_id, after)
-            return True
-    return False
+    if not applied:
+        if announce:
+            await notices.invoice_finalized(invoice)
+        return False
+    due = amount_due(invoice["total_minor"], invoice["credited_minor"], 0, applied)
+    after = await repository.set_invoice_status(
+        invoice_id, "paid" if due == 0 else invoice["status"], credits_applied_minor=applied, amount_due_minor=due
+    )
+    if announce:
+        # With what the credits paid; told as finalized even when they paid it all (the paid notice follows).
+        await notices.invoice_finalized(after)
+    if due != 0:
+        return False
+    if settle:
+        await _payments.settle_paid(None, tenant_id, after)
+    return True
 
 
 async def settle_if_paid_by_credits(tenant_id: uuid.UUID, invoice_id: uuid.UUID | None) -> None:
@@ -407,7 +421,7 @@ async def void_locked(actor: Principal | None, tenant_id: uuid.UUID, row: dict[s
     now = datetime.now(UTC)
     if row["status"] == "draft":
         # A void invoice keeps its number: numbers are gapless, so a draft is numbered before voiding.
-        await finalize(tenant_id, invoice_id, now, with_credits=False)
+        await finalize(tenant_id, invoice_id, now, with_credits=False, announce=False)
     after = await repository.set_invoice_status(invoice_id, "void", amount_due_minor=0, voided_at=now)
     await restore_credits(tenant_id, invoice_id)
     # What it used of the subscription's discounts is theirs again (a once amount, a period, a once percent).

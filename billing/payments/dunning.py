@@ -68,3 +68,18 @@ def past_last_date(start: datetime, as_of: datetime, schedule: Sequence[int]) ->
 def exhausted(step: int | None, schedule: Sequence[int]) -> bool:
     """True once the attempt of the schedule's last step has failed."""
     return step is not None and step >= len(schedule)
+
+
+def next_retry_at(
+    first_failure: datetime | None, last_step: int | None, now: datetime, schedule: Sequence[int]
+) -> datetime | None:
+    """From when the collection run tries again an invoice whose attempt has just failed (what a failed
+    payment's notice tells): the date of the step after the last one the run attempted, counted from the first
+    failure, or `now` when that date has passed already (the next run tries). None when no retry is left: the
+    schedule is used up, and the next run gives the invoice up."""
+    if first_failure is None:
+        return None
+    done = last_step or 0
+    if done >= len(schedule):
+        return None
+    return max(first_failure + timedelta(days=schedule[done]), now)

@@ -127,7 +127,9 @@ async def _collect_one(
         metrics.DUNNING_STEPS_TOTAL.labels(step="retry").inc()
     report.attempted += 1
     try:
-        payment, refused = await collect_attempt(gateway, row["tenant_id"], row["id"], dunning_step=decision.step)
+        payment, refused = await collect_attempt(
+            gateway, row["tenant_id"], row["id"], dunning_step=decision.step, schedule=schedule
+        )
     except StepTaken:
         report.attempted -= 1  # a concurrent run made this attempt
         return

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,7 +21,9 @@ from billing.errors import InvalidInvoiceTransition, InvalidSubscriptionTransiti
 from billing.invoices import repository as invoices_repository
 from billing.ledger import repository as ledger_repository
 from billing.ledger import rules as ledger
+from billing.notices import service as notices
 from billing.payments import repository
+from billing.payments.dunning import DEFAULT_SCHEDULE_DAYS
 from billing.payments.gateway import ChargeOutcome, StripeGateway
 from billing.subscriptions import repository as subscriptions_repository
 from billing.subscriptions.states import Event, next_status
@@ -33,6 +36,14 @@ from controlplane.core.views import Page, view_of
 from tenants import audit
 from tenants.roles import Permission
 from tenants.service import billing_email_of, lift_non_payment_suspension, suspend_for_non_payment, tenant_terms
+
+# The dunning schedule (settings.dunning_days) that a failed payment's notice reads its next retry from, when
+# the caller does not name it (an attempt by hand, Stripe's webhook). The composition root sets it.
+_DUNNING_SCHEDULE: list[tuple[int, ...]] = [DEFAULT_SCHEDULE_DAYS]
+
+
+def use_dunning_schedule(days: Sequence[int]) -> None:
+    _DUNNING_SCHEDULE[0] = tuple(days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,10 +148,11 @@ async def collect_attempt(
     actor: Principal | None = None,
     *,
     dunning_step: int | None = None,
+    schedule: Sequence[int] | None = None,
 ) -> tuple[PaymentView, bool]:
     """(payment, refused): `refused` when Stripe refused the charge itself (nothing was charged; the attempt
     is recorded as failed with Stripe's error code). `dunning_step` is the collection run's step (None: by
-    hand); a step already attempted raises `StepTaken`."""
+    hand); a step already attempted raises `StepTaken`. `schedule`: the collection run's dunning schedule."""
     async with tenant_tx(tenant_id):
         invoice = await invoices_repository.get_invoice(invoice_id, lock="update")
         if invoice is None:
@@ -193,7 +205,7 @@ async def collect_attempt(
     if outcome.refused:
         metrics.COLLECTION_FAILURES_TOTAL.labels(reason="refused").inc()
     async with tenant_tx(tenant_id):
-        payment = await record_outcome(actor, tenant_id, invoice_id, attempt, outcome)
+        payment = await record_outcome(actor, tenant_id, invoice_id, attempt, outcome, schedule=schedule)
     return _payment_view(payment), outcome.refused
 
 
@@ -203,8 +215,11 @@ async def record_outcome(
     invoice_id: uuid.UUID,
     attempt: dict[str, Any],
     outcome: ChargeOutcome,
+    *,
+    schedule: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Inside the caller's transaction: Stripe's answer to an attempt, and what follows from it."""
+    """Inside the caller's transaction: Stripe's answer to an attempt, and what follows from it. A failure is
+    told (`invoice.payment_failed`, with the next retry of `schedule`, by default the configured one)."""
     invoice = await invoices_repository.get_invoice(invoice_id, lock="update")
     assert invoice is not None
     status = "succeeded" if outcome.succeeded else "failed"
@@ -237,6 +252,9 @@ async def record_outcome(
             "decline_code": payment["decline_code"],
         },
     )
+    if not outcome.succeeded:
+        schedule = _DUNNING_SCHEDULE[0] if schedule is None else schedule
+        await notices.payment_failed(invoice, payment, datetime.now(UTC), schedule)
     if became_paid:
         await _paid_consequences(tenant_id, invoice)
     return payment
@@ -265,9 +283,12 @@ async def settle_paid(actor: Principal | None, tenant_id: uuid.UUID, invoice: di
 
 
 async def _paid_consequences(tenant_id: uuid.UUID, invoice: dict[str, Any]) -> None:
-    """The invoice turned paid. A credit purchase earns no commission: its credit earns when it pays."""
+    """The invoice turned paid (by card, by Stripe's webhook, by the wallet's credits: every path comes here).
+    A credit purchase earns no commission: its credit earns when it pays."""
+    now = datetime.now(UTC)
     if invoice["kind"] != CREDIT_PURCHASE:
-        await _commissions.invoice_paid(tenant_id, invoice, datetime.now(UTC))
+        await _commissions.invoice_paid(tenant_id, invoice, now)
+    await notices.invoice_paid(invoice, now)
     # Other domains (the plugin registry renews licenses) act in this same transaction.
     await hooks.invoice_paid(tenant_id, invoice["id"])
 
@@ -286,6 +307,7 @@ async def _move_subscription(subscription_id: uuid.UUID | None, event: Event) ->
         return
     if target != row["status"]:
         await subscriptions_repository.update_subscription(subscription_id, {"status": target.value})
+        await notices.subscription_written(row["tenant_id"], row, {**row, "status": target.value}, datetime.now(UTC))
 
 
 async def _reactivate_if_settled(actor: Principal | None, tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> None:

@@ -33,6 +33,7 @@ from billing.invoices.service import (
 )
 from billing.invoices.totals import tax_of
 from billing.money import exponent
+from billing.notices import service as notices
 from billing.payments.stripe_amounts import cash_rounding, chargeable_step, payable_in_steps
 from billing.periods import Anchor, midnight
 from billing.subscriptions import lifecycle, repository
@@ -254,6 +255,7 @@ async def change_subscription(
                 # A downgrade's credit (and the new price's charge) wait for the next invoice.
                 await invoices_adjustments_repository.insert_pending_items(tenant_id, subscription_id, result.lines)
         await repository.update_subscription(subscription_id, _state.columns(result.subscription))
+        await notices.subscription_written(tenant_id, before, await _read(subscription_id), now)
         # Paid by the wallet's credits: settled on the changed subscription (its status, its period).
         await settle_if_paid_by_credits(tenant_id, invoice_id)
         after = await _read(subscription_id)
@@ -351,6 +353,8 @@ async def cancel_in_tx(
         for invoice_id in paid_by_credits:
             await settle_if_paid_by_credits(tenant_id, invoice_id)
     after = await _read(subscription_id)
+    # Scheduled: an update (told as canceled when the cycle ends it); now: canceled.
+    await notices.subscription_written(tenant_id, before, after, now)
     action = "subscription.cancel_scheduled" if at_period_end else "subscription.canceled"
     await audit.record(
         actor, tenant_id, action, "subscription", subscription_id, before=summary(before), after=summary(after)
@@ -430,6 +434,7 @@ async def resume_subscription(actor: Principal, subscription_id: uuid.UUID) -> S
         resumed = lifecycle.resume(await _state.load(before))
         await repository.update_subscription(subscription_id, _state.columns(resumed))
         after = await _read(subscription_id)
+        await notices.subscription_written(tenant_id, before, after, datetime.now(UTC))
         await audit.record(
             actor,
             tenant_id,

@@ -18,6 +18,7 @@ from controlplane.core.views import Page, view_of
 from tenants import partners_repository as repository
 from tenants import qualification as engine
 from tenants.errors import ForbiddenForRole, InvalidCheckpointTransition, PartnerNotFound, UnknownPartnerSubtype
+from tenants.notifications import notify
 from tenants.repository import get_user_by_email, insert_user
 
 RESELLER_ADMIN = "reseller_admin"
@@ -257,7 +258,41 @@ async def _transition(actor: Principal | None, partner_id: uuid.UUID, step: Any)
         # Kept on the partner row for the gates that cannot read checkpoints (inside a tenant's transaction).
         ends = [s.expires_at for s in states.values() if s.status is engine.Status.APPROVED and s.expires_at]
         await repository.set_qualification(partner_id, view.is_qualified, min(ends, default=None))
+        await _tell_review(partner_id, partner["kind"], state, entry, view)
         return view
+
+
+async def _tell_review(
+    partner_id: uuid.UUID,
+    kind: str,
+    state: engine.CheckpointState,
+    entry: engine.HistoryEntry,
+    view: QualificationView,
+) -> None:
+    """Inside the transition's transaction: a review (approved or rejected) is told to the partner's admins;
+    a submission or an expiry is not. Each review is its own occurrence (its code and time)."""
+    if entry.to_status not in (engine.Status.APPROVED, engine.Status.REJECTED):
+        return
+    key = f"{partner_id}:{entry.code}:{entry.at.isoformat()}"
+    title = engine.PARTNER_TYPES[kind].checkpoint(entry.code).title
+    data: dict[str, Any]
+    if entry.to_status is engine.Status.APPROVED:
+        data = {
+            "code": entry.code,
+            "title": title,
+            "approved_at": entry.at.astimezone(UTC).isoformat(),
+            "expires_at": state.expires_at.astimezone(UTC).isoformat() if state.expires_at else None,
+        }
+        await notify("partner.checkpoint_approved", key, data, partner_id=partner_id)
+        return
+    data = {
+        "code": entry.code,
+        "title": title,
+        "reason": entry.reason,
+        # What is left to qualify, this checkpoint's resubmission among it (the API's stable action codes).
+        "required_actions": list(view.required_actions),
+    }
+    await notify("partner.checkpoint_rejected", key, data, partner_id=partner_id)
 
 
 async def submit_checkpoint(actor: Principal, partner_id: uuid.UUID, code: str, evidence: str) -> QualificationView:

@@ -28,6 +28,7 @@ from tenants.errors import (
     TenantNotFound,
     TenantSlugTaken,
 )
+from tenants.notifications import notify
 from tenants.roles import Permission
 from tenants.service import _partners
 from tenants.service._auth import ALL_KEYS, API_KEY_TOPIC, check_access
@@ -204,6 +205,20 @@ def _state_of(tenant: dict[str, Any]) -> TenantState:
     )
 
 
+async def _tell_suspended(tenant_id: uuid.UUID, reason: str, suspended_at: datetime) -> None:
+    """Inside the transaction that recorded a suspension reason: each suspension is its own occurrence."""
+    data = {"reason": reason, "suspended_at": suspended_at.astimezone(UTC).isoformat()}
+    await notify("tenant.suspended", f"{tenant_id}:{suspended_at.isoformat()}", data, tenant_id=tenant_id)
+
+
+async def _tell_reactivated(tenant_id: uuid.UUID, before: dict[str, Any], after_status: str, at: datetime) -> None:
+    """Inside the transaction that moved the tenant: told when it is active again (a suspension lifted while
+    another reason still holds it is not a reactivation)."""
+    if after_status == TenantStatus.ACTIVE and before["status"] != TenantStatus.ACTIVE:
+        data = {"reactivated_at": at.astimezone(UTC).isoformat()}
+        await notify("tenant.reactivated", f"{tenant_id}:{at.isoformat()}", data, tenant_id=tenant_id)
+
+
 def _changes(tenant: dict[str, Any], after: TenantState, now: datetime) -> dict[str, Any]:
     """The columns that move `tenant` to `after` (a reason already recorded keeps its time)."""
     changes: dict[str, Any] = {}
@@ -241,11 +256,15 @@ async def change_status(
             raise NonPaymentSuspensionOpen()
         if target is None:
             raise InvalidStatusTransition(f"a {before['status']} tenant cannot be {action.split('_')[0]}d")
-        changes = _changes(before, target, datetime.now(UTC))
+        now = datetime.now(UTC)
+        changes = _changes(before, target, now)
         if not changes:
             return await _shown(before)
         after = await repository.update_tenant(tenant_id, changes)
         await invalidation.publish(STATUS_TOPIC, tenant_id)
+        if changes.get("staff_suspended_at") is not None:
+            await _tell_suspended(tenant_id, "staff", changes["staff_suspended_at"])
+        await _tell_reactivated(tenant_id, before, after["status"], now)
         await audit.record(
             actor,
             tenant_id,
@@ -297,10 +316,13 @@ async def billing_email_of(tenant_id: uuid.UUID) -> str | None:
     return shown["billing_email"]
 
 
-async def suspend_for_non_payment(tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime) -> bool:
+async def suspend_for_non_payment(
+    tenant_id: uuid.UUID, invoice_id: uuid.UUID, now: datetime, *, reason: str = "non_payment"
+) -> bool:
     """Inside the caller's transaction: the tenant is suspended until it pays `invoice_id`, whatever its
     status (a tenant staff suspended already owes it too, and staff's reactivation will not lift it). True when
-    the non-payment suspension was recorded now."""
+    the non-payment suspension was recorded now. `reason` is what the tenant is told (`tenant.suspended`):
+    `non_payment`, or `dispute_lost` for a lost card dispute (the same suspension, lifted the same way)."""
     tenant = await repository.get_tenant(tenant_id, lock="update")
     if tenant is None or tenant["billing_suspended_at"] is not None:
         return False
@@ -308,6 +330,8 @@ async def suspend_for_non_payment(tenant_id: uuid.UUID, invoice_id: uuid.UUID, n
     assert target is not None  # recorded from any state
     await repository.update_tenant(tenant_id, _changes(tenant, target, now))
     await invalidation.publish(STATUS_TOPIC, tenant_id)
+    if tenant["status"] != TenantStatus.PENDING_DELETION:  # an erased tenant's people are gone: nobody to tell
+        await _tell_suspended(tenant_id, reason, now)
     await audit.record(
         None,
         tenant_id,
@@ -329,8 +353,10 @@ async def lift_non_payment_suspension(tenant_id: uuid.UUID, actor: Principal | N
         return False
     target = next_state(_state_of(tenant), "lift_non_payment_suspension")
     assert target is not None  # lifted from any state
-    await repository.update_tenant(tenant_id, _changes(tenant, target, datetime.now(UTC)))
+    now = datetime.now(UTC)
+    await repository.update_tenant(tenant_id, _changes(tenant, target, now))
     await invalidation.publish(STATUS_TOPIC, tenant_id)
+    await _tell_reactivated(tenant_id, tenant, target.status.value, now)
     await audit.record(
         actor,
         tenant_id,
