@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 Environment = Literal["development", "test", "production"]
 _ENVIRONMENTS: tuple[Environment, ...] = ("development", "test", "production")
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 
 
@@ -61,6 +62,8 @@ class Settings:
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     # A Celery worker serves /metrics on this port (CONTROLPLANE_WORKER_METRICS_PORT); 0: it does not.
     worker_metrics_port: int = 0
+    # A card dispute lost suspends its tenant as for non-payment (DISPUTE_LOST_SUSPENDS, default true).
+    dispute_lost_suspends: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -68,6 +71,7 @@ class Settings:
         env = environ.get("CONTROLPLANE_ENV", "development")
         if env not in _ENVIRONMENTS:
             raise SettingsError(f"CONTROLPLANE_ENV must be one of {', '.join(_ENVIRONMENTS)}, not {env!r}")
+        dispute_lost_suspends = _flag(environ, "DISPUTE_LOST_SUSPENDS", default=True)
         try:
             return cls(
                 env=env,
@@ -91,6 +95,7 @@ class Settings:
                 license_activations_per_hour=int(environ.get("LICENSE_ACTIVATIONS_PER_HOUR", "30")),
                 max_request_body_bytes=int(environ.get("MAX_REQUEST_BODY_BYTES", str(1024 * 1024))),
                 worker_metrics_port=int(environ.get("CONTROLPLANE_WORKER_METRICS_PORT", "0")),
+                dispute_lost_suspends=dispute_lost_suspends,
                 cors_origins=tuple(
                     origin.strip()
                     for origin in environ.get("CONTROLPLANE_CORS_ORIGINS", "").split(",")
@@ -145,6 +150,16 @@ class Settings:
         if self.database_url and self.database_url == self.database_owner_url:
             problems.append("DATABASE_URL must use the app role, not the owner role")
         return problems
+
+
+def _flag(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
+    """A yes/no setting; anything but 1/true/yes/on or 0/false/no/off (any case) is refused, not guessed."""
+    text = environ.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise SettingsError(f"{name} must be true or false, not {text!r}")
 
 
 def _dunning_days(text: str) -> tuple[int, ...]:
