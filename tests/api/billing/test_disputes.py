@@ -8,7 +8,7 @@ import dataclasses
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import asyncpg
@@ -33,6 +33,7 @@ from tests.api.partners.test_commissions import (
     _this_month,
 )
 from tests.conftest import connect_as_inspector
+from tests.e2e.test_ledger_cli import _cli
 from tests.factories import Actor, Factory
 
 __all__ = ["stripe_client", "webhook_secret"]  # the fixtures, shared
@@ -201,15 +202,6 @@ def changes() -> Iterator[list[tuple[uuid.UUID, uuid.UUID, str]]]:
     hooks._DISPUTE_CHANGED[:] = before
 
 
-@pytest.fixture
-async def lost_keeps_tenant(app: Litestar) -> AsyncIterator[None]:
-    """The platform's DISPUTE_LOST_SUSPENDS off, for this test (the app's settings are read per request)."""
-    settings = app.state.settings
-    app.state.settings = dataclasses.replace(settings, dispute_lost_suspends=False)
-    yield
-    app.state.settings = settings
-
-
 # -- won and lost, in both orders ------------------------------------------------------------------------------
 
 
@@ -300,24 +292,42 @@ async def test_a_dispute_is_decided_once_whatever_the_order_and_however_often_it
     assert seen["opened_at"] and seen["closed_at"]
 
 
-async def test_a_lost_dispute_leaves_the_tenant_active_when_the_platform_says_so(
+async def test_lost_dispute_to_tenant_status_the_tenant_is_suspended_only_when_the_platform_says_so(
     client: AsyncClient,
     factory: Factory,
     stripe_client: Any,
     webhook_secret: str,
     stack_env: dict[str, str],
-    lost_keeps_tenant: None,
+    app: Litestar,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    paid = await _paid(client, factory, stripe_client, stack_env)
+    """DISPUTE_LOST_SUSPENDS on (the default): suspended for non-payment, as dunning does (402 outside billing,
+    its disputes still readable); off: the loss is booked and the tenant stays active. A won dispute never
+    suspends (the parametrized test above)."""
+    staff = await factory.staff()
+    suspended = await _paid(client, factory, stripe_client, stack_env, staff=staff)
+    kept = await _paid(client, factory, stripe_client, stack_env, staff=staff)
+    assert app.state.settings.dispute_lost_suspends is True
+    lost = dispute(suspended, "dp_on", "lost")
+    assert await deliver(client, webhook_secret, "evt_on", "charge.dispute.closed", lost) == "applied"
+    # The app reads the setting per request: off for the next delivery.
+    monkeypatch.setattr(app.state, "settings", dataclasses.replace(app.state.settings, dispute_lost_suspends=False))
     assert (
-        await deliver(client, webhook_secret, "evt_lost", "charge.dispute.closed", dispute(paid, "dp_x", "lost"))
+        await deliver(client, webhook_secret, "evt_off", "charge.dispute.closed", dispute(kept, "dp_off", "lost"))
         == "applied"
     )
-    [row] = await dispute_rows(stack_env, paid.invoice["id"])
-    assert row["status"] == "lost"
-    assert not await billing_suspended(stack_env, paid.tenant["id"])
-    admin = await factory.member(paid.tenant["id"], "tenant_admin")
-    assert (await client.get(f"/v1/tenants/{paid.tenant['id']}", headers=admin.headers)).status_code == 200
+
+    assert await billing_suspended(stack_env, suspended.tenant["id"])
+    admin = await factory.member(suspended.tenant["id"], "tenant_admin")
+    tenant_url = f"/v1/tenants/{suspended.tenant['id']}"
+    assert_problem(await client.get(tenant_url, headers=admin.headers), 402, "suspended_for_non_payment")
+    assert (await client.get(f"{tenant_url}/disputes", headers=admin.headers)).status_code == 200
+    assert (await client.get(tenant_url, headers=staff.headers)).json()["status"] == "suspended"
+
+    assert not await billing_suspended(stack_env, kept.tenant["id"])
+    other_admin = await factory.member(kept.tenant["id"], "tenant_admin")
+    assert (await client.get(f"/v1/tenants/{kept.tenant['id']}", headers=other_admin.headers)).status_code == 200
+    assert [row["status"] for row in await dispute_rows(stack_env, kept.invoice["id"])] == ["lost"]
     await verified()
 
 
@@ -605,6 +615,11 @@ async def test_ledger_verify_finds_a_dispute_whose_journals_disagree_with_it(
             (row["id"], "dispute_opened", disputes_held(tenant_id), 100),
             (row["id"], "dispute_opened", CASH, -100),
         }
+        # As an operator sees it.
+        command = _cli(stack_env, "ledger", "verify")
+        assert command.returncode == 1, (command.stdout, command.stderr)
+        assert "dispute journals disagreeing with disputes: 2" in command.stdout, command.stdout
+        assert f"dispute {row['id']} dispute_opened" in command.stderr, command.stderr
         await owner.execute("delete from ledger_postings where journal_id = $1 and abs(amount_minor) = 100", opened)
         await verified()
 
@@ -636,9 +651,11 @@ async def test_ledger_verify_finds_a_dispute_whose_journals_disagree_with_it(
         await owner.close()
 
 
-async def test_a_decided_dispute_cannot_move_again_even_for_the_owner(
+async def test_a_decided_dispute_cannot_move_again_and_no_journal_holds_another_tenants_dispute(
     client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
 ) -> None:
+    """Even the owner cannot move a decided dispute or change its figures, nor post to a tenant's
+    `disputes_held` account from another tenant's journal."""
     paid = await _paid(client, factory, stripe_client, stack_env)
     assert (
         await deliver(client, webhook_secret, "evt_f", "charge.dispute.closed", dispute(paid, "dp_f", "lost"))
@@ -654,6 +671,18 @@ async def test_a_decided_dispute_cannot_move_again_even_for_the_owner(
         ):
             with pytest.raises(asyncpg.CheckViolationError):
                 await owner.execute(change, row["id"])
+        other = await factory.tenant(paid.staff)
+        journal = await owner.fetchval(
+            "select id from ledger_journals where source_type = 'dispute_opened' and source_id = $1", row["id"]
+        )
+        with pytest.raises(asyncpg.CheckViolationError):
+            await owner.execute(
+                "insert into ledger_postings (tenant_id, journal_id, account, amount_minor, currency) "
+                "values ($1, $2, $3, 1, 'USD')",
+                uuid.UUID(paid.tenant["id"]),
+                journal,
+                disputes_held(uuid.UUID(other["id"])),
+            )
     finally:
         await owner.close()
     await verified()

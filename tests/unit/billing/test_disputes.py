@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from billing import hooks
 from billing.disputes.rules import (
     check_payment,
     dispute_facts,
@@ -296,3 +297,21 @@ def test_a_decided_dispute_leaves_nothing_held_and_cash_moves_by_what_was_lost(
         assert (CASH, currency) not in won and won.get((CASH, fee_currency), 0) == -kept
         assert (lost[(CASH, currency)], lost.get((CASH, fee_currency), 0)) == (-amount, -fee)
     assert lost[(DISPUTE_LOSSES, currency)] == amount and (DISPUTE_LOSSES, currency) not in won
+
+
+async def test_clear_hooks_forgets_the_dispute_callbacks_too() -> None:
+    calls: list[str] = []
+
+    async def record(tenant_id: uuid.UUID, dispute_id: uuid.UUID, status: str) -> None:
+        calls.append(status)
+
+    before, paid = list(hooks._DISPUTE_CHANGED), list(hooks._INVOICE_PAID)
+    try:
+        hooks.on_dispute_changed(record)
+        hooks.on_dispute_changed(record)  # once
+        await hooks.dispute_changed(TENANT, TENANT, "open")
+        hooks.clear_hooks()
+        await hooks.dispute_changed(TENANT, TENANT, "won")
+    finally:
+        hooks._DISPUTE_CHANGED[:], hooks._INVOICE_PAID[:] = before, paid
+    assert calls == ["open"]
