@@ -430,3 +430,18 @@ class TopUpDeclined(PaymentRequired):
 class CreditPurchaseNotCreditable(Conflict):
     code = "credit_purchase_not_creditable"
     title = "A credit purchase is given back by a refund of its unapplied credit, not by a credit note"
+
+
+# -- disputes -----------------------------------------------------------------------------------------------------
+
+
+class InvalidDisputeEvent(BillingInvalid):
+    """A Stripe dispute event the control plane cannot apply (a malformed or hostile object, an amount that is not
+    the payment's): recorded as received and ignored, never answered with an error (Stripe would retry it)."""
+
+    code = "invalid_dispute_event"
+    title = "The Stripe dispute event cannot be applied"
+
+    def __init__(self, detail: str, *, reason: str) -> None:
+        super().__init__(detail)
+        self.reason = reason  # a bounded word for the log: amount, currency, fee, id, ...

@@ -41,6 +41,32 @@ async def invoice_paid(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
 def clear_hooks() -> None:
     """Forget every callback (tests)."""
     _INVOICE_PAID.clear()
+    _DISPUTE_CHANGED.clear()
+
+
+# -- disputes ---------------------------------------------------------------------------------------------------
+
+# `async def callback(tenant_id, dispute_id, status) -> None`, status `open`, `won` or `lost`: awaited like the
+# `invoice_paid` callbacks (in registration order, inside the webhook's `system_tx`, right after the dispute was
+# opened or decided; naming `tenant_id` in its queries; raising rolls the event back, and Stripe's redelivery
+# applies it again). A dispute whose `closed` event came first is opened and decided in one go: one call, with
+# the final status. The lead wires the tenant's notifications here (admins are told of a dispute).
+DisputeChanged = Callable[[uuid.UUID, uuid.UUID, str], Awaitable[None]]
+
+_DISPUTE_CHANGED: list[DisputeChanged] = []
+
+
+def on_dispute_changed(callback: DisputeChanged) -> DisputeChanged:
+    """Register `callback` (once: registering it again changes nothing). Usable as a decorator."""
+    if callback not in _DISPUTE_CHANGED:
+        _DISPUTE_CHANGED.append(callback)
+    return callback
+
+
+async def dispute_changed(tenant_id: uuid.UUID, dispute_id: uuid.UUID, status: str) -> None:
+    """Called by billing, inside the webhook's transaction, right after a dispute was opened or decided."""
+    for callback in list(_DISPUTE_CHANGED):
+        await callback(tenant_id, dispute_id, status)
 
 
 # -- trial grants ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from billing.tables import (
     CreditNote,
     Discount,
     DiscountApplication,
+    Dispute,
     Escrow,
     EscrowMilestone,
     Invoice,
@@ -69,6 +70,7 @@ APP_CONFIG = AppConfig(
         DiscountApplication,
         TaxRate,
         TenantTaxRate,
+        Dispute,
     ],
     migration_dependencies=["tenants.piccolo_app"],
 )

@@ -471,3 +471,22 @@ class CreditTransaction(Table, tablename="credit_transactions", db=ENGINE):
     payment_id = UUID(null=True)
     refund_id = UUID(null=True)
     created_at = Timestamptz()
+
+
+class Dispute(Table, tablename="disputes", db=ENGINE):
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    invoice_id = UUID()
+    payment_id = UUID()
+    stripe_dispute_id = Text(unique=True)
+    charge_id = Text(null=True, default=None)
+    amount_minor = BigInt()
+    currency = Varchar(length=3)
+    fee_minor = BigInt(default=0)
+    fee_currency = Varchar(length=3)
+    fee_returned_minor = BigInt(default=0)
+    reason = Text()
+    status = Text(default="open")
+    opened_at = Timestamptz()
+    closed_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz()

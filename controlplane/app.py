@@ -34,6 +34,7 @@ from billing import service as billing_service
 from billing.api.controllers import (
     CommissionController,
     CouponController,
+    DisputeController,
     EscrowController,
     InvoiceController,
     MetricController,
@@ -269,6 +270,7 @@ def create_app(settings: Settings) -> Litestar:
             TenantNotificationController,
             PartnerNotificationController,
             CommissionController,
+            DisputeController,
             create_static_files_router(DOCS_ASSETS_PATH, directories=[DOCS_ASSETS], name="docs-assets"),
         ],
         lifespan=[lifespan],

@@ -211,6 +211,13 @@ def ledger_verify() -> None:
             f"documents {owed_credit.documents}",
             err=True,
         )
+    click.echo(f"dispute journals disagreeing with disputes: {len(report.dispute_differences)}")
+    for disputed in report.dispute_differences:
+        click.echo(
+            f"  dispute {disputed.dispute_id} {disputed.journal} {disputed.account} {disputed.currency}: "
+            f"ledger {disputed.ledger}, expected {disputed.expected}",
+            err=True,
+        )
     click.echo("ledger verified" if report.ok else "ledger has differences")
     if not report.ok:
         sys.exit(1)

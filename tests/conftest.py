@@ -86,6 +86,7 @@ TABLES = (
     "memberships",
     "tenants",
     "users",
+    "disputes",
 )
 
 

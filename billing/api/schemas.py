@@ -205,6 +205,19 @@ class InvoiceTaxRead(Struct, kw_only=True):
     amount_minor: int
 
 
+class InvoiceDisputeRead(Struct, kw_only=True):
+    """A card dispute of the invoice's payment: `open` until Stripe decides it (`won`: the money came back;
+    `lost`: it went to the cardholder)."""
+
+    id: uuid.UUID
+    status: Literal["open", "won", "lost"]
+    amount_minor: int
+    currency: str
+    reason: str
+    opened_at: datetime
+    closed_at: datetime | None
+
+
 class InvoiceRead(Struct, kw_only=True):
     """`amount_due_minor = total_minor - credited_minor - credits_applied_minor` (never below 0);
     `discount_minor` is the sum of the discount lines (≤ 0); `tax_minor` the sum of `taxes`."""
@@ -228,6 +241,7 @@ class InvoiceRead(Struct, kw_only=True):
     amount_due_minor: int
     issued_at: datetime | None
     lines: list[InvoiceLineRead]
+    disputes: list[InvoiceDisputeRead] = []
 
 
 class InvoicePage(Struct, kw_only=True):
@@ -605,4 +619,31 @@ class WalletRead(Struct, kw_only=True):
     purchased_minor: int
     granted_minor: int
     transactions: list[CreditTransactionRead]
+    next_cursor: str | None
+
+
+class DisputeRead(Struct, kw_only=True):
+    """A card dispute of one payment of an invoice. `fee_minor` is Stripe's dispute fee in `fee_currency` (its
+    settlement currency; 0 when Stripe did not say), `fee_returned_minor` what Stripe gave back of it on a win."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    invoice_id: uuid.UUID
+    payment_id: uuid.UUID
+    stripe_dispute_id: str
+    charge_id: str | None
+    amount_minor: int
+    currency: str
+    fee_minor: int
+    fee_currency: str
+    fee_returned_minor: int
+    reason: str
+    status: Literal["open", "won", "lost"]
+    opened_at: datetime
+    closed_at: datetime | None
+    created_at: datetime
+
+
+class DisputePage(Struct, kw_only=True):
+    items: list[DisputeRead]
     next_cursor: str | None

@@ -13,6 +13,7 @@ from billing.access import tenant_of
 from billing.addons import service as _addons
 from billing.commissions import service as _commissions
 from billing.discounts import service as _discounts
+from billing.disputes.service import DisputeView, disputes_of_invoices
 from billing.errors import (
     BillingInvalid,
     CreditExceedsRemainder,
@@ -86,6 +87,7 @@ class InvoiceView:
     amount_due_minor: int
     issued_at: datetime | None
     lines: tuple[InvoiceLineView, ...]
+    disputes: tuple[DisputeView, ...] = ()  # card disputes of its payment (billing.disputes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,12 +306,14 @@ def invoice_taxes(row: dict[str, Any]) -> tuple[TaxAmount, ...]:
 async def _with_lines(rows: list[dict[str, Any]]) -> list[InvoiceView]:
     """Inside the caller's transaction: the invoices of `rows` with their stored lines."""
     lines = await repository.invoice_lines([row["id"] for row in rows])
+    disputes = await disputes_of_invoices([row["id"] for row in rows])
     return [
         view_of(
             InvoiceView,
             row,
             taxes=taxes_of(row),
             lines=tuple(view_of(InvoiceLineView, line) for line in lines[row["id"]]),
+            disputes=disputes.get(row["id"], ()),
         )
         for row in rows
     ]

@@ -23,6 +23,9 @@ REFUNDS = "refunds"
 PROMOTION_EXPENSE = "promotion_expense"
 # Purchased credit that expired unused: the liability is released to revenue (breakage, credit-normal).
 CREDIT_BREAKAGE = "revenue:credit_breakage"
+# Stripe's fee for handling a dispute, and a lost dispute's amount: the platform's expenses (debit-normal).
+DISPUTE_FEES = "dispute_fees"
+DISPUTE_LOSSES = "dispute_losses"
 
 
 def escrow_held(escrow_id: uuid.UUID) -> str:
@@ -35,6 +38,12 @@ def payee_payable(payee_type: str, payee_id: uuid.UUID) -> str:
 
 def receivable(tenant_id: uuid.UUID) -> str:
     return f"receivable:tenant:{tenant_id}"
+
+
+def disputes_held(tenant_id: uuid.UUID) -> str:
+    """What Stripe took back from the platform's balance for the tenant's disputes still open (debit-normal: a
+    claim on Stripe until the dispute is decided). Per tenant, so each tenant's open disputes reconcile."""
+    return f"disputes_held:tenant:{tenant_id}"
 
 
 def credit_liability(tenant_id: uuid.UUID) -> str:
@@ -209,3 +218,46 @@ def credit_expired(tenant_id: uuid.UUID, currency: str, source: str, amount: int
     return balanced(
         [Posting(credit_liability(tenant_id), amount, currency), Posting(CREDIT_BREAKAGE, -amount, currency)]
     )
+
+
+def _dispute_amounts(amount: int, fee: int) -> None:
+    if amount <= 0 or fee < 0:
+        raise BillingInvalid("a dispute's amount is positive and its fee not negative")
+
+
+def dispute_opened(tenant_id: uuid.UUID, currency: str, amount: int, fee_currency: str, fee: int) -> list[Posting]:
+    """A card dispute: Stripe withdraws the disputed amount from the platform's balance (cash) until it is
+    decided, held against the tenant's disputes, and charges its fee (an expense, in the currency Stripe
+    charged it in, which may be the account's settlement currency rather than the charge's)."""
+    _dispute_amounts(amount, fee)
+    return balanced(
+        [
+            Posting(disputes_held(tenant_id), amount, currency),
+            Posting(CASH, -amount, currency),
+            Posting(DISPUTE_FEES, fee, fee_currency),
+            Posting(CASH, -fee, fee_currency),
+        ]
+    )
+
+
+def dispute_won(
+    tenant_id: uuid.UUID, currency: str, amount: int, fee_currency: str, fee_returned: int
+) -> list[Posting]:
+    """Won (or closed with nothing withdrawn for good): the held amount returns to cash, and the part of the
+    fee Stripe gave back (its reinstating balance transaction says so; usually none) leaves the expense."""
+    _dispute_amounts(amount, fee_returned)
+    return balanced(
+        [
+            Posting(CASH, amount, currency),
+            Posting(disputes_held(tenant_id), -amount, currency),
+            Posting(CASH, fee_returned, fee_currency),
+            Posting(DISPUTE_FEES, -fee_returned, fee_currency),
+        ]
+    )
+
+
+def dispute_lost(tenant_id: uuid.UUID, currency: str, amount: int) -> list[Posting]:
+    """Lost: the held amount is gone for good, an expense. The invoice's revenue and tax are not reversed (the
+    service was delivered and invoiced; the loss is a cost of collecting), and the fee stays an expense."""
+    _dispute_amounts(amount, 0)
+    return balanced([Posting(DISPUTE_LOSSES, amount, currency), Posting(disputes_held(tenant_id), -amount, currency)])

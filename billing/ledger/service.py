@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
+from billing.disputes import repository as disputes_repository
 from billing.escrow import repository as escrow_repository
 from billing.ledger import repository
 from billing.wallets import repository as wallets_repository
@@ -67,6 +68,20 @@ class StrayPayeePosting:
 
 
 @dataclass(frozen=True, slots=True)
+class DisputeDifference:
+    """A dispute whose journals disagree with its row: in `journal` (`dispute_opened`, `dispute_closed`, or
+    `other:<source>` for a dispute account posted by anything else), `account` holds `ledger` where the
+    dispute's amount, fee and status say `expected` (in `currency`)."""
+
+    dispute_id: uuid.UUID
+    journal: str
+    account: str
+    currency: str
+    ledger: int
+    expected: int
+
+
+@dataclass(frozen=True, slots=True)
 class LedgerReport:
     """How many journals and postings were checked, and every difference found (none: `ok`)."""
 
@@ -78,6 +93,7 @@ class LedgerReport:
     escrow_differences: list[EscrowDifference]
     payee_postings_without_release: list[StrayPayeePosting]
     credit_liability_differences: list[CreditLiabilityDifference] = field(default_factory=list)
+    dispute_differences: list[DisputeDifference] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -88,6 +104,7 @@ class LedgerReport:
             or self.escrow_differences
             or self.payee_postings_without_release
             or self.credit_liability_differences
+            or self.dispute_differences
         )
 
 
@@ -96,7 +113,9 @@ async def verify_ledger() -> LedgerReport:
     equals what its invoices say it owes (totals less credit notes, credits applied and payments, plus
     refunds); each tenant's credit liability equals its purchased lots' remaining (unexpired: the expiry run
     empties an expired lot) plus its unpaid credit purchases; each escrow holds funded - released - refunded;
-    nothing reaches a payee except a milestone release."""
+    nothing reaches a payee except a milestone release; each dispute has exactly its opening journal while
+    open and one closing journal once decided, each with the amounts its row and status say, and nothing else
+    posts to a dispute account."""
     async with system_tx(SystemReason.PLATFORM_JOB):
         counts = await repository.counts()
         unbalanced = await repository.unbalanced_journals()
@@ -105,6 +124,7 @@ async def verify_ledger() -> LedgerReport:
         escrows = await escrow_repository.held_differences()
         stray = await escrow_repository.payee_postings_without_release()
         liabilities = await wallets_repository.liability_differences()
+        disputed = await disputes_repository.ledger_differences()
     # The sums come back as numeric; every one is a whole number of minor units.
     return LedgerReport(
         journals=counts["journals"],
@@ -124,5 +144,16 @@ async def verify_ledger() -> LedgerReport:
         credit_liability_differences=[
             CreditLiabilityDifference(row["tenant_id"], row["currency"], int(row["ledger"]), int(row["documents"]))
             for row in liabilities
+        ],
+        dispute_differences=[
+            DisputeDifference(
+                row["dispute_id"],
+                row["journal"],
+                row["account"],
+                row["currency"],
+                int(row["ledger"]),
+                int(row["expected"]),
+            )
+            for row in disputed
         ],
     )

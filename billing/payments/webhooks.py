@@ -12,6 +12,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
+from billing.disputes import rules as dispute_rules
+from billing.disputes import service as disputes
 from billing.errors import WebhookRejected
 from billing.money import exponent
 from billing.payments import repository
@@ -21,21 +23,33 @@ from billing.payments.service import record_outcome
 from billing.payments.stripe_amounts import from_stripe
 from controlplane.core import metrics
 from controlplane.core.db import SystemReason, system_tx
-from tenants import audit
 
 # A refused delivery is counted every time (controlplane_webhooks_total{outcome="rejected"}) but logged as a
 # row at most once per reason in this many seconds: forged deliveries cost no unbounded table.
 REJECTION_LOG_SECONDS = 60
-HANDLED = ("payment_intent.succeeded", "payment_intent.payment_failed", "charge.refunded", "charge.dispute.created")
+# `charge.dispute.updated` and `charge.dispute.funds_reinstated` are recorded and ignored: `closed` decides a
+# dispute and says what Stripe gave back (billing.disputes.service).
+HANDLED = (
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "charge.refunded",
+    *sorted(dispute_rules.EVENTS),
+)
 
 
 WebhookResult = Literal["applied", "duplicate", "ignored"]
 
 
 async def receive_stripe_event(
-    payload: bytes, signature: str | None, secret: Callable[[bool], Sequence[str]]
+    payload: bytes,
+    signature: str | None,
+    secret: Callable[[bool], Sequence[str]],
+    *,
+    dispute_lost_suspends: bool = True,
 ) -> WebhookResult:
     """Verify, record and apply one delivery; answers "applied", "duplicate" or "ignored".
+
+    `dispute_lost_suspends` is the platform's `DISPUTE_LOST_SUSPENDS`: a lost dispute suspends its tenant.
 
     `secret(fresh)` gives the signing secrets in force; after a mismatch they are read again (fresh) once, so
     a secret rotated in OpenBao is picked up without a restart (the secret itself bounds how often it really
@@ -57,13 +71,18 @@ async def receive_stripe_event(
         if not await repository.record_webhook_event(str(event["id"]), str(event["type"])):
             metrics.WEBHOOKS_TOTAL.labels(outcome="duplicate").inc()
             return "duplicate"
-        applied = await _apply(event) if event["type"] in HANDLED else False
+        applied = await _apply(event, dispute_lost_suspends) if event["type"] in HANDLED else False
     metrics.WEBHOOKS_TOTAL.labels(outcome="applied" if applied else "ignored").inc()
     return "applied" if applied else "ignored"
 
 
-async def _apply(event: dict[str, Any]) -> bool:
+async def _apply(event: dict[str, Any], dispute_lost_suspends: bool) -> bool:
     """Inside the event's transaction (system scope: the event names its tenant only in its payload)."""
+    if event["type"] in dispute_rules.EVENTS:
+        # Read defensively there (a malformed object is ignored, never a 500).
+        data = event.get("data")
+        obj = data.get("object") if isinstance(data, dict) else None
+        return await disputes.apply_stripe_event(event["type"], obj, lost_suspends=dispute_lost_suspends)
     obj = event["data"]["object"]
     if event["type"].startswith("payment_intent."):
         return await _settle_intent(obj, succeeded=event["type"] == "payment_intent.succeeded")
@@ -85,17 +104,7 @@ async def _apply(event: dict[str, Any]) -> bool:
             if item.get("id") and item.get("status", "succeeded") == "succeeded"
         ]
         return await book_refund_made_at_stripe(payment, refunded, listed)
-    # A dispute is recorded on the tenant's trail; its bookkeeping (the disputed amount held by Stripe) is
-    # not modelled yet.
-    await audit.record(
-        None,
-        payment["tenant_id"],
-        f"stripe.{event['type']}",
-        "invoice",
-        payment["invoice_id"],
-        after={"event": event["id"]},
-    )
-    return True
+    return False
 
 
 async def _settle_intent(intent: dict[str, Any], *, succeeded: bool) -> bool:

@@ -18,6 +18,7 @@ from controlplane.core.mail import parse_smtp_url, sender_address
 Environment = Literal["development", "test", "production"]
 _ENVIRONMENTS: tuple[Environment, ...] = ("development", "test", "production")
 _TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 # Where `make run` serves the API (and, when built, the console).
 DEV_PUBLIC_URL = "http://127.0.0.1:8000"
@@ -72,6 +73,8 @@ class Settings:
     # The console's base address (PUBLIC_URL), for links in emails; unset, the API's (CONTROLPLANE_URL, which the
     # dev stack sets), and `make run`'s by default.
     public_url: str = DEV_PUBLIC_URL
+    # A card dispute lost suspends its tenant as for non-payment (DISPUTE_LOST_SUSPENDS, default true).
+    dispute_lost_suspends: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -79,6 +82,7 @@ class Settings:
         env = environ.get("CONTROLPLANE_ENV", "development")
         if env not in _ENVIRONMENTS:
             raise SettingsError(f"CONTROLPLANE_ENV must be one of {', '.join(_ENVIRONMENTS)}, not {env!r}")
+        dispute_lost_suspends = _flag(environ, "DISPUTE_LOST_SUSPENDS", default=True)
         try:
             return cls(
                 env=env,
@@ -109,6 +113,7 @@ class Settings:
                     or environ.get("CONTROLPLANE_URL", "").strip()
                     or DEV_PUBLIC_URL
                 ),
+                dispute_lost_suspends=dispute_lost_suspends,
                 cors_origins=tuple(
                     origin.strip()
                     for origin in environ.get("CONTROLPLANE_CORS_ORIGINS", "").split(",")
@@ -174,6 +179,16 @@ class Settings:
         if public.scheme != "https" or public.hostname in _LOOPBACK_HOSTS:
             problems.append("PUBLIC_URL is not the console's https address (links in emails use it)")
         return problems
+
+
+def _flag(environ: Mapping[str, str], name: str, *, default: bool) -> bool:
+    """A yes/no setting; anything but 1/true/yes/on or 0/false/no/off (any case) is refused, not guessed."""
+    text = environ.get(name, "").strip().lower()
+    if not text:
+        return default
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise SettingsError(f"{name} must be true or false, not {text!r}")
 
 
 def _dunning_days(text: str) -> tuple[int, ...]:

@@ -25,6 +25,9 @@ class StripeWebhookController(Controller):
         """Stripe's events, verified by `Stripe-Signature` (at most 5 minutes old). A repeated event is
         acknowledged and changes nothing."""
         result = await service.receive_stripe_event(
-            await request.body(), request.headers.get("stripe-signature"), request.app.state.stripe_webhook_secret
+            await request.body(),
+            request.headers.get("stripe-signature"),
+            request.app.state.stripe_webhook_secret,
+            dispute_lost_suspends=request.app.state.settings.dispute_lost_suspends,
         )
         return {"result": result}

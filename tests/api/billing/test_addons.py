@@ -56,11 +56,14 @@ SCANS = {
 def no_hooks() -> Any:
     # Only this module's callbacks; the app's own (the plugin registry's renewal) come back afterwards.
     registered = list(hooks._INVOICE_PAID)
+    disputes = list(hooks._DISPUTE_CHANGED)
     hooks.clear_hooks()
     yield
     hooks.clear_hooks()
     for callback in registered:
         hooks.on_invoice_paid(callback)
+    for dispute_callback in disputes:
+        hooks.on_dispute_changed(dispute_callback)
 
 
 async def attach(tenant_id: uuid.UUID, source_id: uuid.UUID, name: str, charge: dict[str, Any], **extra: Any) -> Any:

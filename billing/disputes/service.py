@@ -1,0 +1,212 @@
+"""Card disputes: Stripe's dispute events applied once, in whatever order they arrive; the lists staff and
+tenants read.
+
+A dispute event is applied inside the webhook's transaction (system scope: the event names its tenant only
+through the payment it disputes), with the event id recorded in the same transaction. The dispute's row is
+unique by Stripe's id and its journals by (kind, dispute), so:
+
+- `created` (or `funds_withdrawn`) records the dispute `open` and books the amount (and Stripe's fee, where the
+  object lists it) out of cash into the tenant's `disputes_held` account; a repeat, or one after `closed`,
+  finds the row and changes nothing;
+- `closed` decides an open dispute once (`won` or `lost`; a later `closed` of another outcome is ignored: the
+  first decision stands); arriving first, it records the dispute from its own object and books the opening and
+  the closing journals together;
+- `updated` and `funds_reinstated` are not applied (recorded and ignored): `closed` carries the decision and
+  what Stripe gave back.
+
+Won: the amount returns to cash, and whatever part of the fee Stripe gave back (its reinstating balance
+transaction's negative fee; usually none). Lost: the amount is a `dispute_losses` expense (the invoice stays
+paid: its revenue is not reversed), the reseller's commission on the invoice is clawed back in the disputed
+proportion (a `refund` commission event, as a credit note's), and when `lost_suspends` (the platform's
+`DISPUTE_LOST_SUSPENDS`) the tenant is suspended for non-payment, through `tenants.service` as dunning does.
+After each change `billing.hooks.dispute_changed` runs in the same transaction (once, with the final status,
+when `closed` came first).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from billing import hooks
+from billing.commissions import service as _commissions
+from billing.disputes import repository
+from billing.disputes import rules as disputes
+from billing.disputes.rules import DisputeFacts
+from billing.errors import InvalidDisputeEvent
+from billing.invoices import repository as invoices_repository
+from billing.ledger import repository as ledger_repository
+from billing.ledger import rules as ledger
+from billing.payments import repository as payments_repository
+from controlplane.core.db import SystemReason, system_tx, tenant_tx
+from controlplane.core.pagination import PageRequest, page_of_views
+from controlplane.core.views import Page, view_of
+from tenants import audit
+from tenants.service import suspend_for_non_payment
+
+log = logging.getLogger("controlplane.billing")
+
+
+@dataclass(frozen=True, slots=True)
+class DisputeView:
+    """A card dispute of one payment of an invoice: `open` until Stripe decides it, then `won` or `lost`."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    invoice_id: uuid.UUID
+    payment_id: uuid.UUID
+    stripe_dispute_id: str
+    charge_id: str | None
+    amount_minor: int
+    currency: str
+    fee_minor: int
+    fee_currency: str
+    fee_returned_minor: int
+    reason: str
+    status: str
+    opened_at: datetime
+    closed_at: datetime | None
+    created_at: datetime
+
+
+def dispute_view(row: dict[str, Any]) -> DisputeView:
+    return view_of(DisputeView, row, currency=row["currency"].strip(), fee_currency=row["fee_currency"].strip())
+
+
+# -- Stripe's events, inside the webhook's transaction ------------------------------------------------------------
+
+
+async def apply_stripe_event(event_type: str, obj: Any, *, lost_suspends: bool, now: datetime | None = None) -> bool:
+    """Apply one `charge.dispute.*` event; False when it changed nothing (a repeat, a late `created`, an
+    unknown payment, a malformed object: each logged with its reason)."""
+    if event_type not in disputes.EVENTS:
+        return False
+    now = now or datetime.now(UTC)
+    try:
+        facts = disputes.dispute_facts(obj)
+        payment = await payments_repository.attempt_by_intent(facts.payment_intent_id)
+        if payment is None or payment["status"] != "succeeded":
+            # Not a charge of ours (or not one we know succeeded): nothing of ours to book.
+            log.warning("dispute %s ignored: no succeeded payment has its payment intent", facts.stripe_id)
+            return False
+        disputes.check_payment(facts, payment["currency"].strip(), payment["amount_minor"])
+    except InvalidDisputeEvent as invalid:
+        log.warning("%s ignored (%s): %s", event_type, invalid.reason, invalid)
+        return False
+    if facts.notes:
+        log.warning("dispute %s: its fee is left out (%s)", facts.stripe_id, ", ".join(facts.notes))
+    dispute, opened = await _open(payment, facts, now)
+    outcome = disputes.outcome_of(facts.stripe_status) if event_type == disputes.CLOSING_EVENT else None
+    if event_type == disputes.CLOSING_EVENT and outcome is None:
+        log.warning("dispute %s: closed with status %r, which decides nothing", facts.stripe_id, facts.stripe_status)
+    closed = None
+    if outcome is not None and disputes.next_status(dispute["status"], outcome) is not None:
+        closed = await _close(dispute, facts, outcome, now, lost_suspends=lost_suspends)
+    if opened or closed is not None:
+        final = closed or dispute
+        await hooks.dispute_changed(final["tenant_id"], final["id"], final["status"])
+    return opened or closed is not None
+
+
+async def _open(payment: dict[str, Any], facts: DisputeFacts, now: datetime) -> tuple[dict[str, Any], bool]:
+    """The dispute's row (locked), and whether it was recorded (and its opening journal booked) now."""
+    tenant_id = payment["tenant_id"]
+    row = await repository.insert_dispute(
+        {
+            "tenant_id": tenant_id,
+            "invoice_id": payment["invoice_id"],
+            "payment_id": payment["id"],
+            "stripe_dispute_id": facts.stripe_id,
+            "charge_id": facts.charge_id,
+            "amount_minor": facts.amount_minor,
+            "currency": facts.currency,
+            "fee_minor": facts.fee_minor,
+            "fee_currency": facts.fee_currency,
+            "reason": facts.reason,
+            "opened_at": disputes.opened_at(facts, now),
+        }
+    )
+    if row is None:
+        known = await repository.dispute_by_stripe_id(facts.stripe_id)
+        assert known is not None  # unique, never deleted
+        return known, False
+    postings = ledger.dispute_opened(tenant_id, facts.currency, facts.amount_minor, facts.fee_currency, facts.fee_minor)
+    await ledger_repository.post(
+        tenant_id, "dispute_opened", row["id"], f"Card dispute {facts.stripe_id} opened", postings
+    )
+    await audit.record(
+        None,
+        tenant_id,
+        "dispute.opened",
+        "invoice",
+        row["invoice_id"],
+        after={"dispute_id": str(row["id"]), "amount_minor": row["amount_minor"], "reason": row["reason"]},
+    )
+    return row, True
+
+
+async def _close(
+    dispute: dict[str, Any], facts: DisputeFacts, outcome: disputes.Outcome, now: datetime, *, lost_suspends: bool
+) -> dict[str, Any] | None:
+    tenant_id = dispute["tenant_id"]
+    currency, fee_currency = dispute["currency"].strip(), dispute["fee_currency"].strip()
+    # Only what was booked at the opening can be given back, in the currency it was booked in.
+    returned = min(facts.fee_returned_minor, dispute["fee_minor"]) if facts.fee_currency == fee_currency else 0
+    returned = returned if outcome == "won" else 0
+    closed = await repository.close_dispute(dispute["id"], outcome, returned, now)
+    if closed is None:
+        return None
+    if outcome == "won":
+        postings = ledger.dispute_won(tenant_id, currency, dispute["amount_minor"], fee_currency, returned)
+    else:
+        postings = ledger.dispute_lost(tenant_id, currency, dispute["amount_minor"])
+    await ledger_repository.post(
+        tenant_id, "dispute_closed", dispute["id"], f"Card dispute {dispute['stripe_dispute_id']} {outcome}", postings
+    )
+    await audit.record(
+        None,
+        tenant_id,
+        f"dispute.{outcome}",
+        "invoice",
+        dispute["invoice_id"],
+        before={"status": dispute["status"]},
+        after={"dispute_id": str(dispute["id"]), "status": outcome},
+    )
+    if outcome == "lost":
+        await _lost(dispute, now, lost_suspends=lost_suspends)
+    return closed
+
+
+async def _lost(dispute: dict[str, Any], now: datetime, *, lost_suspends: bool) -> None:
+    """The reseller gives back its commission on the disputed part (the credit-note clawback, keyed by the
+    dispute); the tenant is suspended as for non-payment when the platform says so."""
+    invoice = await invoices_repository.get_invoice(dispute["invoice_id"], lock="update")
+    assert invoice is not None  # a payment's invoice is never deleted
+    await _commissions.invoice_credited(dispute["tenant_id"], invoice, dispute["id"], dispute["amount_minor"], now)
+    if lost_suspends:
+        # The tenants domain owns the status: billing asks for the suspension.
+        await suspend_for_non_payment(dispute["tenant_id"], dispute["invoice_id"], now)
+
+
+# -- reads ------------------------------------------------------------------------------------------------------
+
+
+async def list_disputes(status: str | None, page: PageRequest) -> Page[DisputeView]:
+    """Staff: every tenant's disputes (of one status), oldest first."""
+    async with system_tx(SystemReason.STAFF_VIEW):
+        return page_of_views(await repository.list_disputes(None, status, page), page, dispute_view)
+
+
+async def list_tenant_disputes(tenant_id: uuid.UUID, status: str | None, page: PageRequest) -> Page[DisputeView]:
+    async with tenant_tx(tenant_id):
+        return page_of_views(await repository.list_disputes(tenant_id, status, page), page, dispute_view)
+
+
+async def disputes_of_invoices(invoice_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, tuple[DisputeView, ...]]:
+    """Inside the caller's transaction: each invoice's disputes, oldest first."""
+    found = await repository.disputes_of_invoices(invoice_ids) if invoice_ids else {}
+    return {invoice_id: tuple(dispute_view(row) for row in rows) for invoice_id, rows in found.items()}
