@@ -50,7 +50,7 @@ def clear_hooks() -> None:
 # `invoice_paid` callbacks (in registration order, inside the webhook's `system_tx`, right after the dispute was
 # opened or decided; naming `tenant_id` in its queries; raising rolls the event back, and Stripe's redelivery
 # applies it again). A dispute whose `closed` event came first is opened and decided in one go: one call, with
-# the final status. The lead wires the tenant's notifications here (admins are told of a dispute).
+# the final status. The composition root tells the tenant through it (`billing.notices.dispute_changed`).
 DisputeChanged = Callable[[uuid.UUID, uuid.UUID, str], Awaitable[None]]
 
 _DISPUTE_CHANGED: list[DisputeChanged] = []

@@ -9,7 +9,9 @@ from billing.tables import (
     CommissionEvent,
     CommissionLineRow,
     Coupon,
+    CreditLot,
     CreditNote,
+    CreditTransaction,
     Discount,
     DiscountApplication,
     Dispute,
@@ -33,6 +35,7 @@ from billing.tables import (
     SubscriptionAddon,
     TaxRate,
     TenantTaxRate,
+    Trial,
     UsageEvent,
 )
 
@@ -71,6 +74,9 @@ APP_CONFIG = AppConfig(
         TaxRate,
         TenantTaxRate,
         Dispute,
+        CreditLot,
+        CreditTransaction,
+        Trial,
     ],
     migration_dependencies=["tenants.piccolo_app"],
 )

@@ -51,6 +51,7 @@ from billing.api.controllers import (
     WalletController,
 )
 from billing.business_metrics import BusinessGauges
+from billing.notices import service as notices
 from billing.payments import service as payments_service
 from billing.payments.gateway import StripeGateway
 from controlplane.core import context, db, db_credentials
@@ -161,6 +162,8 @@ def create_app(settings: Settings) -> Litestar:
     settings.require_services()
     # A paid invoice renews the tenant's plugin licenses, in the payment's own transaction.
     billing_hooks.on_invoice_paid(plugins.renew_on_payment)
+    # A tenant's admins are told of a disputed payment and of how the dispute ended.
+    billing_hooks.on_dispute_changed(notices.dispute_changed)
     # Staff grant a plugin's trial by the plugin's id; the registry checks it.
     billing_hooks.check_plugins_with(plugins.require_plugin)
     # A tenant's erasure ends its subscription, add-ons, collection and licenses (in the tenant's context, after

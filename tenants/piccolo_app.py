@@ -7,6 +7,7 @@ from tenants.tables import (
     AuditEvent,
     IdempotencyKey,
     Membership,
+    Notification,
     Partner,
     PartnerCheckpoint,
     PartnerCheckpointHistory,
@@ -31,5 +32,6 @@ APP_CONFIG = AppConfig(
         PartnerCheckpoint,
         PartnerCheckpointHistory,
         WebhookOutboxEvent,
+        Notification,
     ],
 )

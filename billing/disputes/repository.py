@@ -47,6 +47,11 @@ async def dispute_by_stripe_id(stripe_dispute_id: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+async def dispute(dispute_id: uuid.UUID) -> dict[str, Any] | None:
+    rows = await fetch(f"select {DISPUTE_COLUMNS} from disputes where id = {{}}", dispute_id)
+    return rows[0] if rows else None
+
+
 async def close_dispute(
     dispute_id: uuid.UUID, status: str, fee_returned_minor: int, closed_at: datetime
 ) -> dict[str, Any] | None:

@@ -189,7 +189,7 @@ async def _lost(dispute: dict[str, Any], now: datetime, *, lost_suspends: bool) 
     await _commissions.invoice_credited(dispute["tenant_id"], invoice, dispute["id"], dispute["amount_minor"], now)
     if lost_suspends:
         # The tenants domain owns the status: billing asks for the suspension.
-        await suspend_for_non_payment(dispute["tenant_id"], dispute["invoice_id"], now)
+        await suspend_for_non_payment(dispute["tenant_id"], dispute["invoice_id"], now, reason="dispute_lost")
 
 
 # -- reads ------------------------------------------------------------------------------------------------------

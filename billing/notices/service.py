@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from billing.disputes import repository as disputes_repository
+from billing.invoices import repository as invoices_repository
 from billing.money import display
 from billing.notices import repository
 from billing.notices.rules import ended, expiring_month, subscription_changes, trial_notice_window
@@ -87,6 +89,28 @@ async def invoice_paid(invoice: Mapping[str, Any], paid_at: datetime) -> None:
         "paid_at": iso(paid_at),
     }
     await _tell("invoice.paid", str(invoice["id"]), data, invoice["tenant_id"])
+
+
+async def dispute_changed(tenant_id: uuid.UUID, dispute_id: uuid.UUID, status: str) -> None:
+    """A `billing.hooks.dispute_changed` callback, inside the webhook's transaction: the tenant is told that a
+    payment was disputed (`invoice.disputed`) and how it ended (`invoice.dispute_closed`). A dispute whose
+    `closed` event came first is told both at once: it was disputed, and it is decided."""
+    dispute = await disputes_repository.dispute(dispute_id)
+    invoice = await invoices_repository.get_invoice(dispute["invoice_id"]) if dispute else None
+    if dispute is None or invoice is None:
+        return
+    currency = dispute["currency"].strip()
+    data = {
+        "invoice_id": str(invoice["id"]),
+        "number": invoice["number"],
+        "dispute_id": str(dispute_id),
+        "currency": currency,
+        **_amount("amount", dispute["amount_minor"], currency),
+        "reason": dispute["reason"],
+    }
+    await _tell("invoice.disputed", str(dispute_id), data, tenant_id)
+    if status != "open":
+        await _tell("invoice.dispute_closed", str(dispute_id), {**data, "status": status}, tenant_id)
 
 
 async def payment_failed(

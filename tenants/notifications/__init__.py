@@ -29,7 +29,8 @@ async def notify(
     newly queued. A tenant's event marked `webhook` is also enqueued once for the tenant's webhook endpoint
     (type = the event, its payload = `data` and the tenant's id).
 
-    `key` identifies this occurrence of the event (an invoice id, a subscription id and its trial end):
+    `key` identifies this occurrence of the event within its tenant or partner (an invoice id, a subscription id
+    and its trial end; build it from ids, since the sender groups an event's recipients by type and key):
     notifying the same event and key again queues nothing more, so callers may repeat freely. `data` is what
     the templates and the webhook payload show: ids, amounts in minor units, currencies, dates; never an
     email address or a name (the sender looks those up when it sends).

@@ -49,7 +49,7 @@ async def queue(
         "insert into notifications (tenant_id, partner_id, event_type, event_key, recipient, user_id, data, "
         "attachment_id) select {}, {}, {}, {}, r.recipient, r.user_id, {}::jsonb, {} "
         "from unnest({}::text[], {}::uuid[]) as r(recipient, user_id) "
-        "on conflict (event_type, event_key, recipient) do nothing returning id",
+        "on conflict (tenant_id, partner_id, event_type, event_key, recipient) do nothing returning id",
         tenant_id,
         partner_id,
         event_type,

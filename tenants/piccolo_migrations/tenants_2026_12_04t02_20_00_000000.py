@@ -30,7 +30,8 @@ create table notifications (
     failed_at timestamptz,
     created_at timestamptz not null default clock_timestamp(),
     check ((tenant_id is null) <> (partner_id is null)),
-    unique (event_type, event_key, recipient)
+    -- One row per occurrence and recipient, within its tenant or partner (exactly one of the two is set).
+    unique nulls not distinct (tenant_id, partner_id, event_type, event_key, recipient)
 );
 create index notifications_due_idx on notifications (next_attempt_at nulls first, id) where status = 'pending';
 create index notifications_tenant_idx on notifications (tenant_id, id) where tenant_id is not null;

@@ -19,3 +19,20 @@ async def test_every_piccolo_table_matches_its_migrated_table(app_connection: as
         declared = {column._meta.db_column_name for column in table._meta.columns}
         assert migrated, f"{table._meta.tablename} was not migrated"
         assert declared == migrated, (table._meta.tablename, declared ^ migrated)
+
+
+def test_every_table_class_is_listed_in_its_app() -> None:
+    """A class left out of its app's `table_classes` would escape the check above."""
+    from piccolo.table import Table
+
+    import billing.tables
+    import plugins_registry.tables
+    import tenants.tables
+
+    for module, app in ((tenants.tables, TENANTS), (billing.tables, BILLING), (plugins_registry.tables, PLUGINS)):
+        declared = {
+            value
+            for value in vars(module).values()
+            if isinstance(value, type) and issubclass(value, Table) and value.__module__ == module.__name__
+        }
+        assert declared - set(app.table_classes) == set(), module.__name__

@@ -18,7 +18,7 @@ from litestar import Litestar
 
 from billing import hooks, service
 from billing.ledger.rules import CASH, DISPUTE_FEES, DISPUTE_LOSSES, disputes_held
-from billing.money import exponent
+from billing.money import display, exponent
 from billing.payments.stripe_amounts import to_stripe
 from controlplane.core import metrics
 from tests.api._helpers import assert_problem
@@ -35,6 +35,7 @@ from tests.api.partners.test_commissions import (
 from tests.conftest import connect_as_inspector
 from tests.e2e.test_ledger_cli import _cli
 from tests.factories import Actor, Factory
+from tests.integration.notifications._outbox import queued
 
 __all__ = ["stripe_client", "webhook_secret"]  # the fixtures, shared
 URL = "/v1/webhooks/stripe"
@@ -686,3 +687,41 @@ async def test_a_decided_dispute_cannot_move_again_and_no_journal_holds_another_
     finally:
         await owner.close()
     await verified()
+
+
+async def test_a_tenants_admins_are_told_of_a_dispute_and_of_its_loss_once_whatever_the_order(
+    client: AsyncClient,
+    factory: Factory,
+    stripe_client: Any,
+    webhook_secret: str,
+    stack_env: dict[str, str],
+) -> None:
+    """`invoice.disputed` when opened, `invoice.dispute_closed` (with the outcome) when decided, and the
+    suspension told with its reason; a dispute whose `closed` came first is told both, once."""
+    staff = await factory.staff()
+    in_order = await _paid(client, factory, stripe_client, stack_env, staff=staff, currency="KWD", price=12340)
+    closed_first = await _paid(client, factory, stripe_client, stack_env, staff=staff)
+    for paid in (in_order, closed_first):
+        await factory.member(paid.tenant["id"], "tenant_admin")
+
+    await deliver(client, webhook_secret, "evt_n1", "charge.dispute.created", dispute(in_order, "dp_n1"))
+    assert [row["data"]["dispute_id"] for row in await queued("invoice.disputed")] != []
+    assert await queued("invoice.dispute_closed") == []
+    for repeat in ("evt_n2", "evt_n3"):
+        await deliver(client, webhook_secret, repeat, "charge.dispute.closed", dispute(in_order, "dp_n1", "lost"))
+    await deliver(client, webhook_secret, "evt_n4", "charge.dispute.closed", dispute(closed_first, "dp_n2", "won"))
+    await deliver(client, webhook_secret, "evt_n5", "charge.dispute.created", dispute(closed_first, "dp_n2"))
+
+    disputed = await queued("invoice.disputed")
+    closed = await queued("invoice.dispute_closed")
+    assert len(disputed) == len(closed) == 2  # one admin per tenant, each told once per event
+    by_tenant = {str(row["tenant_id"]): row["data"] for row in closed}
+    lost = by_tenant[str(in_order.tenant["id"])]
+    assert (lost["status"], lost["amount"], lost["number"]) == (
+        "lost",
+        display(in_order.amount_minor, "KWD"),
+        in_order.invoice["number"],
+    )
+    assert by_tenant[str(closed_first.tenant["id"])]["status"] == "won"
+    [suspended] = await queued("tenant.suspended")
+    assert (str(suspended["tenant_id"]), suspended["data"]["reason"]) == (str(in_order.tenant["id"]), "dispute_lost")

@@ -67,3 +67,18 @@ async def test_a_webhook_only_event_queues_no_email(client: Any) -> None:
     async with tenant_tx(tenant.id):
         assert await notify("subscription.updated", "sub-1", {}, tenant_id=tenant.id) == 0
     assert await _rows() == []
+
+
+async def test_the_same_key_in_two_tenants_is_two_occurrences(client: Any) -> None:
+    staff = staff_principal()
+    tenants = [
+        await service.create_tenant(
+            staff, service.NewTenant(name=n, slug=f"notify-key-{n}", currency="EUR", billing_email=f"b@{n}.example")
+        )
+        for n in ("k1", "k2")
+    ]
+    for tenant in tenants:
+        async with tenant_tx(tenant.id):
+            assert await notify("tenant.reactivated", "same-key", {}, tenant_id=tenant.id) == 1
+
+    assert sorted(str(row["tenant_id"]) for row in await _rows()) == sorted(str(t.id) for t in tenants)
