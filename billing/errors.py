@@ -430,3 +430,8 @@ class TopUpDeclined(PaymentRequired):
 class CreditPurchaseNotCreditable(Conflict):
     code = "credit_purchase_not_creditable"
     title = "A credit purchase is given back by a refund of its unapplied credit, not by a credit note"
+
+
+class CreditNoteNotFound(NotFound):
+    code = "credit_note_not_found"
+    title = "Credit note not found"

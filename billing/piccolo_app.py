@@ -5,6 +5,7 @@ from piccolo.conf.apps import AppConfig
 from billing.tables import (
     BillableMetric,
     BillingCustomer,
+    BillingDocument,
     CommissionCloseIssue,
     CommissionEvent,
     CommissionLineRow,
@@ -69,6 +70,7 @@ APP_CONFIG = AppConfig(
         DiscountApplication,
         TaxRate,
         TenantTaxRate,
+        BillingDocument,
     ],
     migration_dependencies=["tenants.piccolo_app"],
 )

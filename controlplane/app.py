@@ -34,6 +34,7 @@ from billing import service as billing_service
 from billing.api.controllers import (
     CommissionController,
     CouponController,
+    DocumentController,
     EscrowController,
     InvoiceController,
     MetricController,
@@ -50,6 +51,7 @@ from billing.api.controllers import (
     WalletController,
 )
 from billing.business_metrics import BusinessGauges
+from billing.documents import service as documents
 from billing.payments.gateway import StripeGateway
 from controlplane.core import context, db, db_credentials
 from controlplane.core.auth.throttle import SignInThrottle
@@ -164,6 +166,10 @@ def create_app(settings: Settings) -> Litestar:
     # the erasure commits; a retried DELETE finishes them).
     tenant_hooks.on_tenant_erased(billing_service.end_for_erased_tenant)
     tenant_hooks.on_tenant_erased(plugins.revoke_for_erased_tenant)
+    # Stored invoice documents carry the tenant's billing address: its erasure removes them (the invoices stay).
+    tenant_hooks.on_tenant_erased(documents.forget_for_erased_tenant)
+    # The platform that issues invoice and credit-note documents (PLATFORM_NAME, PLATFORM_ADDRESS).
+    documents.configure(settings)
     # A tenant's currency is checked against its subscription and invoices; a reseller's new tenants are
     # billed in the currency of the agreement staff set with it.
     tenant_hooks.on_currency_change(billing_service.currency_lock)
@@ -247,6 +253,7 @@ def create_app(settings: Settings) -> Litestar:
             CouponController,
             UsageController,
             InvoiceController,
+            DocumentController,
             PaymentMethodController,
             WalletController,
             EscrowController,

@@ -84,6 +84,7 @@ TABLES = (
     "memberships",
     "tenants",
     "users",
+    "billing_documents",
 )
 
 

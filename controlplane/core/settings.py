@@ -17,6 +17,8 @@ Environment = Literal["development", "test", "production"]
 _ENVIRONMENTS: tuple[Environment, ...] = ("development", "test", "production")
 _TRUE = {"1", "true", "yes", "on"}
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
+DEFAULT_PLATFORM_NAME = "Control Plane (development)"
+DEFAULT_PLATFORM_ADDRESS = ("1 Example Street", "00000 Example City", "Nowhere")
 
 
 class SettingsError(ValueError):
@@ -61,6 +63,10 @@ class Settings:
     cors_origins: tuple[str, ...] = field(default_factory=tuple)
     # A Celery worker serves /metrics on this port (CONTROLPLANE_WORKER_METRICS_PORT); 0: it does not.
     worker_metrics_port: int = 0
+    # Who issues the invoice and credit-note PDFs: PLATFORM_NAME, and PLATFORM_ADDRESS with its lines
+    # separated by `|` ("1 Example Street|10115 Berlin|Germany|VAT DE000000000"). Development defaults.
+    platform_name: str = DEFAULT_PLATFORM_NAME
+    platform_address: tuple[str, ...] = DEFAULT_PLATFORM_ADDRESS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -91,6 +97,8 @@ class Settings:
                 license_activations_per_hour=int(environ.get("LICENSE_ACTIVATIONS_PER_HOUR", "30")),
                 max_request_body_bytes=int(environ.get("MAX_REQUEST_BODY_BYTES", str(1024 * 1024))),
                 worker_metrics_port=int(environ.get("CONTROLPLANE_WORKER_METRICS_PORT", "0")),
+                platform_name=environ.get("PLATFORM_NAME", "").strip() or DEFAULT_PLATFORM_NAME,
+                platform_address=_address_lines(environ.get("PLATFORM_ADDRESS")),
                 cors_origins=tuple(
                     origin.strip()
                     for origin in environ.get("CONTROLPLANE_CORS_ORIGINS", "").split(",")
@@ -152,3 +160,10 @@ def _dunning_days(text: str) -> tuple[int, ...]:
     if not days or any(day <= 0 for day in days) or list(days) != sorted(set(days)):
         raise ValueError(f"BILLING_DUNNING_DAYS must be increasing positive days, not {text!r}")
     return days
+
+
+def _address_lines(text: str | None) -> tuple[str, ...]:
+    """PLATFORM_ADDRESS's lines (`|` between them); unset: the development default."""
+    if text is None:
+        return DEFAULT_PLATFORM_ADDRESS
+    return tuple(line.strip() for line in text.split("|") if line.strip())

@@ -3,6 +3,7 @@
 from billing.api.controllers._catalogue import MetricController, PlanController
 from billing.api.controllers._commissions import CommissionController
 from billing.api.controllers._coupons import CouponController, SubscriptionDiscountController
+from billing.api.controllers._documents import DocumentController
 from billing.api.controllers._escrow import EscrowController
 from billing.api.controllers._invoices import InvoiceController
 from billing.api.controllers._payments import PaymentMethodController
@@ -16,6 +17,7 @@ from billing.api.controllers._webhooks import StripeWebhookController
 __all__ = [
     "CommissionController",
     "CouponController",
+    "DocumentController",
     "EscrowController",
     "InvoiceController",
     "MetricController",
