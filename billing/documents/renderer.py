@@ -19,6 +19,7 @@ font size after a right-to-left run (fpdf2 2.8.9), so each run is set in its fon
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
@@ -29,6 +30,9 @@ from fpdf.enums import TextMode
 
 from billing.documents.layout import Document, Row
 from billing.documents.scripts import Run, Script, scripts_needed, visual_runs
+
+# fontTools reports each table it subsets at INFO: noise in the application's logs.
+logging.getLogger("fontTools").setLevel(logging.WARNING)
 
 FONT_FILES: dict[Script, tuple[str, str]] = {
     "latin": ("fontpkg_noto_sans", "files/NotoSans[wdth,wght].ttf"),

@@ -88,13 +88,19 @@ async def invoice_pdf_for_attachment(tenant_id: uuid.UUID, invoice_id: uuid.UUID
     return pdf.filename, pdf.content
 
 
-async def _invoice_pdf(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> PdfFile:
+async def render_invoice(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> bytes:
+    """The invoice's PDF rendered now from the database, whether or not one is stored, and not stored: to check
+    that a stored document is what rendering gives (`bench/invoice_pdf.py`, the tests)."""
+    return (await _invoice_pdf(tenant_id, invoice_id, use_store=False)).content
+
+
+async def _invoice_pdf(tenant_id: uuid.UUID, invoice_id: uuid.UUID, *, use_store: bool = True) -> PdfFile:
     async with tenant_tx(tenant_id):
         row = await invoices_repository.get_invoice(invoice_id)
         if row is None:
             raise InvoiceNotFound()
         final = row["number"] is not None
-        if final and (kept := await repository.stored("invoice_id", invoice_id)) is not None:
+        if use_store and final and (kept := await repository.stored("invoice_id", invoice_id)) is not None:
             return PdfFile(layout.safe_filename(row["number"]), bytes(kept["content"]), kept["sha256"])
         lines = (await invoices_repository.invoice_lines([invoice_id]))[invoice_id]
         credits = await repository.credits_applied_at_finalization(invoice_id) if final else 0
@@ -102,8 +108,8 @@ async def _invoice_pdf(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> PdfFile:
     recipient = await _recipient(tenant_id, name)
     document = layout.invoice_document(_invoice_facts(row, lines, credits), _issuer(), recipient)
     content = await asyncio.to_thread(renderer.render, document)
-    if not final:
-        return PdfFile(document.filename, content, _digest(content), final=False)
+    if not final or not use_store:
+        return PdfFile(document.filename, content, _digest(content), final=final)
     async with tenant_tx(tenant_id):
         kept = await repository.store(tenant_id, "invoice_id", invoice_id, _digest(content), content)
     return PdfFile(document.filename, bytes(kept["content"]), kept["sha256"])
