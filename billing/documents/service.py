@@ -19,13 +19,12 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from billing.access import tenant_of
 from billing.documents import layout, renderer, repository
 from billing.errors import CreditNoteNotFound, InvoiceNotFound
 from billing.invoices import repository as invoices_repository
-from billing.invoices.service import CreditNoteView, credit_note_view, invoice_taxes, taxes_of
 from billing.invoices.totals import amount_due
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
@@ -33,6 +32,17 @@ from controlplane.core.settings import Settings
 from tenants import billing_contact
 from tenants.roles import Permission
 from tenants.service import get_billing_profile, tenant_for_resource
+
+if TYPE_CHECKING:
+    from billing.invoices.service import CreditNoteView
+
+
+def _invoices() -> Any:
+    """billing.invoices.service, imported when first used: it cannot be the first of billing's services imported
+    (it and billing.addons.service import each other), and this module may be (a worker's attachment)."""
+    from billing.invoices import service
+
+    return service
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +138,7 @@ def _invoice_facts(row: dict[str, Any], lines: list[dict[str, Any]], credits_app
         issued_at=row["issued_at"],
         subtotal_minor=row["subtotal_minor"],
         discount_minor=row["discount_minor"],
-        taxes=tuple(_tax(tax) for tax in invoice_taxes(row)),
+        taxes=tuple(_tax(tax) for tax in _invoices().invoice_taxes(row)),
         total_minor=row["total_minor"],
         credits_applied_minor=credits_applied,
         amount_due_minor=amount_due(row["total_minor"], 0, 0, credits_applied),
@@ -188,7 +198,8 @@ async def get_credit_note(actor: Principal, credit_note_id: uuid.UUID) -> Credit
         row = await repository.credit_note(credit_note_id)
     if row is None:
         raise CreditNoteNotFound()
-    return credit_note_view(row)
+    view: CreditNoteView = _invoices().credit_note_view(row)
+    return view
 
 
 async def credit_note_pdf(actor: Principal, credit_note_id: uuid.UUID) -> PdfFile:
@@ -210,7 +221,7 @@ async def credit_note_pdf(actor: Principal, credit_note_id: uuid.UUID) -> PdfFil
         currency=row["currency"],
         amount_minor=row["amount_minor"],
         reason=row["reason"],
-        taxes=tuple(_tax(tax) for tax in taxes_of(row)),
+        taxes=tuple(_tax(tax) for tax in _invoices().taxes_of(row)),
         created_at=row["created_at"],
     )
     document = layout.credit_note_document(facts, _issuer(), await _recipient(tenant_id, name))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import ResponseHeader
+from litestar.openapi.spec import OpenAPIFormat, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import PathParameter
 
 from billing.api.controllers._shared import InvoiceId
@@ -29,6 +31,16 @@ PDF_HEADERS = [
 ERRORS = problem_responses(400, 401, 403, 404, 503)
 
 
+@dataclass
+class PdfOperation(Operation):
+    """The 200 answer is the PDF's bytes: a binary string in OpenAPI."""
+
+    def __post_init__(self) -> None:
+        answer = (self.responses or {}).get("200")
+        if isinstance(answer, OpenAPIResponse) and answer.content and PDF in answer.content:
+            answer.content[PDF].schema = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
+
+
 def _pdf(pdf: service.PdfFile) -> Response[bytes]:
     return Response(
         pdf.content,
@@ -48,6 +60,7 @@ class DocumentController(Controller):
     @get(
         "/v1/invoices/{invoice_id:uuid}/pdf",
         media_type=PDF,
+        operation_class=PdfOperation,
         response_headers=PDF_HEADERS,
         responses=ERRORS,
         description="The invoice as an A4 PDF, for whoever may read the invoice. A finalized invoice's document "
@@ -65,6 +78,7 @@ class DocumentController(Controller):
     @get(
         "/v1/credit-notes/{credit_note_id:uuid}/pdf",
         media_type=PDF,
+        operation_class=PdfOperation,
         response_headers=PDF_HEADERS,
         responses=ERRORS,
         description="The credit note as an A4 PDF, rendered once and the same bytes on every read.",
