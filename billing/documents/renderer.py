@@ -171,6 +171,7 @@ def render(document: Document) -> bytes:
     pdf.set_creation_date(document.created_at)
     pdf.set_auto_page_break(False)
     pdf.set_margins(MARGIN, MARGIN, MARGIN)
+    pdf.c_margin = 0  # runs are placed exactly: no padding inside each cell
     pdf.set_title(f"{document.title} {document.number}")
     pdf.set_author(document.issuer.name)
     pdf.set_subject(f"{document.title} {document.number} for {document.recipient.name}")
@@ -281,12 +282,17 @@ class _Page:
             y += 3.6
         x = MARGIN + COLUMNS[0]
         for value, width in zip((row.quantity, row.unit_price, row.amount), COLUMNS[1:], strict=True):
-            self.canvas.line_text(x + 2, self.y, value, 9, width=width - 4, align="R")
+            self.canvas.line_text(x + 2, self.y, value, self._fitting(value, 9, width - 4), width=width - 4, align="R")
             x += width
         self.y += height
         self.pdf.set_draw_color(*RULE)
         self.pdf.set_line_width(0.2)
         self.pdf.line(MARGIN, self.y - 1.5, PAGE_WIDTH - MARGIN, self.y - 1.5)
+
+    def _fitting(self, text: str, size: float, width: float) -> float:
+        """`size`, or smaller so that `text` fits `width` (a figure is never cut or wrapped)."""
+        used = self.canvas.width(text, size)
+        return size if used <= width else size * width / used
 
     def _totals(self) -> None:
         totals = self.document.totals
@@ -299,7 +305,8 @@ class _Page:
                 self.pdf.set_draw_color(*RULE)
                 self.pdf.line(label_x, self.y - 0.8, PAGE_WIDTH - MARGIN, self.y - 0.8)
             self.canvas.line_text(label_x, self.y, total.label, size, bold=total.strong)
-            self.canvas.line_text(label_x, self.y, total.value, size, bold=total.strong, width=98, align="R")
+            value_size = self._fitting(total.value, size, 60)
+            self.canvas.line_text(label_x, self.y, total.value, value_size, bold=total.strong, width=98, align="R")
             self.y += 6.5 if total.strong else 5.5
 
     def _notes(self) -> None:

@@ -4,6 +4,7 @@ several pages for a long invoice, text that reads back."""
 from __future__ import annotations
 
 import io
+import itertools
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -71,3 +72,27 @@ def test_a_long_invoice_continues_on_more_pages_with_every_line() -> None:
 def test_a_draft_carries_its_mark_on_every_page() -> None:
     reader = pypdf.PdfReader(io.BytesIO(renderer.render(_document(lines=80, number=None))))
     assert all("DRAFT" in page.extract_text() for page in reader.pages)
+
+
+def test_the_largest_figures_stay_inside_their_columns() -> None:
+    """A quantity of 10^9 with twelve decimals and a 10^15 amount are drawn smaller: no two characters of a line
+    overlap (a figure never runs into the next column) and nothing passes the right margin."""
+    line = layout.LineFacts(
+        "Huge", "metered", Decimal("1000000000.000000000001"), Decimal("0.000000000001"), 10**15, FEB, MAR
+    )
+    invoice = layout.InvoiceFacts(
+        "i", "ACME-1", "one_off", "USD", FEB, MAR, MAR, 10**15, 0, (), 10**15, 0, 10**15, (line,)
+    )  # fmt: skip
+    document = layout.invoice_document(invoice, layout.Party("P"), layout.Party("T"))
+    page = pypdfium2.PdfDocument(renderer.render(document))[0]
+    text = page.get_textpage()
+    assert "1,000,000,000.000000000001" in text.get_text_range()
+    lines: dict[int, list[tuple[float, float]]] = {}
+    for index in range(text.count_chars()):
+        left, bottom, right, _top = text.get_charbox(index)
+        if right > left:
+            lines.setdefault(round(bottom), []).append((left, right))
+    assert max(right for boxes in lines.values() for _, right in boxes) <= page.get_width() - 18 / 25.4 * 72 + 1
+    for boxes in lines.values():
+        boxes.sort()
+        assert all(left >= before_right - 0.5 for (_, before_right), (left, _) in itertools.pairwise(boxes)), boxes
