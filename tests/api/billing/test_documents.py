@@ -16,6 +16,7 @@ from typing import Any
 import pypdf
 import pypdfium2
 from httpx import AsyncClient, Response
+from PIL import Image
 
 from billing.documents import repository as documents_repository
 from billing.documents import service as documents
@@ -184,11 +185,13 @@ async def test_every_kind_of_invoice_shows_every_figure_of_its_json(
 
     listed = await invoices(client, admin.headers, tenant_id)
     assert {invoice["kind"] for invoice in listed} == {"cycle", "change", "final", "one_off", "credit_purchase"}
-    # Credited, cancelled, paid since: each document is still the one first read, byte for byte.
+    # Credited, cancelled, paid since: each document is still the one first read, byte for byte, and rendering
+    # it afresh gives those bytes too (the document is the invoice as issued, not as it stands).
     for item in listed:
-        assert (await get_pdf(client, f"/v1/invoices/{item['id']}/pdf", staff.headers)).content == first_reads[
-            item["id"]
-        ]
+        again = await get_pdf(client, f"/v1/invoices/{item['id']}/pdf", staff.headers)
+        assert again.content == first_reads[item["id"]], item["kind"]
+        fresh = await documents.render_invoice(uuid.UUID(tenant_id), uuid.UUID(item["id"]))
+        assert fresh == first_reads[item["id"]], item["kind"]
 
     notes = [note for item in listed for note in await credit_notes(client, admin.headers, item["id"])]
     assert notes, "cancelling now credits the unused time"
@@ -234,13 +237,11 @@ async def test_each_currency_precision_and_several_taxes(client: AsyncClient, fa
             page = pypdfium2.PdfDocument(content)[0]
             picture = tmp_path / "invoice-page-1.png"
             page.render(scale=1).to_pil().save(picture)
-            from PIL import Image
-
             with Image.open(picture) as image:
                 width, height = image.size
                 assert abs(height / width - 297 / 210) < 0.01, image.size
                 grey = image.convert("L")
-                dark = sum(1 for value in grey.getdata() if value < 128)
+                dark = sum(grey.histogram()[:128])  # pixels darker than mid-grey
                 assert 0.005 < dark / (width * height) < 0.5, dark  # ink, but not a black page
 
 
@@ -249,9 +250,17 @@ async def test_a_finalized_invoice_is_stored_once_and_answered_byte_for_byte(
 ) -> None:
     staff = await factory.staff()
     tenant_id, admin = await _tenant(client, factory, staff)
+    # Granted credit pays part of the invoice at its finalization: the document shows it applied.
+    granted = await client.post(
+        f"/v1/tenants/{tenant_id}/wallet/top-ups", json={"amount_minor": 1200, "paid": False}, headers=staff.headers
+    )
+    assert granted.status_code == 201, granted.text
     created = await _one_off(client, staff, tenant_id, "EUR", [{"description": "Setup", "quantity": 1,
                                                                "unit_amount_minor": 5000}])  # fmt: skip
+    assert created["credits_applied_minor"] == 1200
     first = await get_pdf(client, f"/v1/invoices/{created['id']}/pdf", admin.headers)
+    assert_shows_invoice(pdf_text(first.content), created)
+    assert "Credits applied -12.00 EUR" in pdf_text(first.content)
     second = await get_pdf(client, f"/v1/invoices/{created['id']}/pdf", staff.headers)
     assert second.content == first.content and second.headers["etag"] == first.headers["etag"]
     async with tenant_tx(uuid.UUID(tenant_id)):
