@@ -38,8 +38,10 @@ if TYPE_CHECKING:
 
 
 def _invoices() -> Any:
-    """billing.invoices.service, imported when first used: it cannot be the first of billing's services imported
-    (it and billing.addons.service import each other), and this module may be (a worker's attachment)."""
+    """billing.invoices.service, imported when first used, through billing's façade: it cannot be the first of
+    billing's services imported (it and billing.addons.service import each other; `billing.service` imports them
+    in an order that works), and this module may be the first (a worker attaching a PDF, `bench/invoice_pdf.py`)."""
+    import billing.service  # noqa: F401
     from billing.invoices import service
 
     return service

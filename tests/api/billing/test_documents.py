@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import io
+import os
 import re
+import subprocess
+import sys
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -361,3 +364,24 @@ async def test_another_tenants_admin_gets_404_as_for_the_json(client: AsyncClien
                    "credit_note_not_found")  # fmt: skip
     assert_problem(await client.get(f"/v1/invoices/{uuid.uuid4()}/pdf", headers=admin.headers), 404,
                    "invoice_not_found")  # fmt: skip
+
+
+async def test_the_command_renders_a_stored_invoice_for_a_person_to_look_at(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    """`python -m bench.invoice_pdf --invoice <id>` (`make invoice-pdf INVOICE=<id>`) writes the PDF the API
+    serves and its first page as PNG, and finds a fresh render identical."""
+    staff = await factory.staff()
+    tenant_id, admin = await _tenant(client, factory, staff)
+    created = await _one_off(client, staff, tenant_id, "EUR", [{"description": "Setup", "quantity": 1,
+                                                               "unit_amount_minor": 5000}])  # fmt: skip
+    served = (await get_pdf(client, f"/v1/invoices/{created['id']}/pdf", admin.headers)).content
+    command = [sys.executable, "-m", "bench.invoice_pdf", "--invoice", created["id"], "--out", str(tmp_path)]
+    ran = await asyncio.to_thread(
+        subprocess.run, command, env={**os.environ, **stack_env}, capture_output=True, text=True, timeout=120
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "rendered afresh: the same bytes" in ran.stdout, ran.stdout
+    assert (tmp_path / f"{created['number']}.pdf").read_bytes() == served
+    with Image.open(tmp_path / f"{created['number']}.png") as image:
+        assert abs(image.size[1] / image.size[0] - 297 / 210) < 0.01
