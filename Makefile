@@ -13,7 +13,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 PYTEST_FLAGS ?=
 
-.PHONY: help install run test test-fast test-slow test-tenant-isolation test-openbao-integration test-billing-accuracy security-scan tofu-validate bench backup restore-check readiness lint format promtool clean
+.PHONY: help install run test test-fast test-slow test-tenant-isolation test-openbao-integration test-billing-accuracy security-scan tofu-validate invoice-pdf bench backup restore-check readiness lint format promtool clean
 
 help: ## List every target with what it does
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
@@ -75,6 +75,9 @@ security-scan: install ## Static security scan (bandit, offline); fails on any m
 
 tofu-validate: install ## OpenTofu: parse every file (python-hcl2), checkov offline; tofu fmt/validate when tofu is installed
 	$(PY) -m deploy.opentofu.validate --checkov $(CHECKOV)
+
+invoice-pdf: install ## Render sample invoices (or INVOICE=<id> from the dev stack) to PDF and PNG under .devstack/invoice-pdf
+	$(PY) -m bench.invoice_pdf $(if $(INVOICE),--invoice $(INVOICE))
 
 bench: install ## Benchmarks on a throwaway stack: usage ingestion, a 10,000-subscription run, the entitlement check, license signing
 	$(PY) -m bench.run

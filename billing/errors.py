@@ -445,3 +445,8 @@ class InvalidDisputeEvent(BillingInvalid):
     def __init__(self, detail: str, *, reason: str) -> None:
         super().__init__(detail)
         self.reason = reason  # a bounded word for the log: amount, currency, fee, id, ...
+
+
+class CreditNoteNotFound(NotFound):
+    code = "credit_note_not_found"
+    title = "Credit note not found"

@@ -5,6 +5,7 @@ from piccolo.conf.apps import AppConfig
 from billing.tables import (
     BillableMetric,
     BillingCustomer,
+    BillingDocument,
     CommissionCloseIssue,
     CommissionEvent,
     CommissionLineRow,
@@ -77,6 +78,7 @@ APP_CONFIG = AppConfig(
         CreditLot,
         CreditTransaction,
         Trial,
+        BillingDocument,
     ],
     migration_dependencies=["tenants.piccolo_app"],
 )

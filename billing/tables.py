@@ -1,6 +1,19 @@
 """Piccolo tables of the billing domain. The DDL (constraints, triggers, RLS) is in piccolo_migrations."""
 
-from piccolo.columns import JSONB, UUID, Array, BigInt, Boolean, Date, Integer, Numeric, Text, Timestamptz, Varchar
+from piccolo.columns import (
+    JSONB,
+    UUID,
+    Array,
+    BigInt,
+    Boolean,
+    Bytea,
+    Date,
+    Integer,
+    Numeric,
+    Text,
+    Timestamptz,
+    Varchar,
+)
 from piccolo.table import Table
 
 from controlplane.core.db import ENGINE
@@ -489,4 +502,17 @@ class Dispute(Table, tablename="disputes", db=ENGINE):
     status = Text(default="open")
     opened_at = Timestamptz()
     closed_at = Timestamptz(null=True, default=None)
+    created_at = Timestamptz()
+
+
+class BillingDocument(Table, tablename="billing_documents", db=ENGINE):
+    """An invoice's or credit note's PDF, stored once (billing.documents); never updated."""
+
+    id = UUID(primary_key=True)
+    tenant_id = UUID()
+    invoice_id = UUID(null=True)
+    credit_note_id = UUID(null=True)
+    sha256 = Text()
+    content = Bytea()
+    byte_size = Integer()
     created_at = Timestamptz()

@@ -35,6 +35,7 @@ from billing.api.controllers import (
     CommissionController,
     CouponController,
     DisputeController,
+    DocumentController,
     EscrowController,
     InvoiceController,
     MetricController,
@@ -51,6 +52,7 @@ from billing.api.controllers import (
     WalletController,
 )
 from billing.business_metrics import BusinessGauges
+from billing.documents import service as documents
 from billing.notices import service as notices
 from billing.payments import service as payments_service
 from billing.payments.gateway import StripeGateway
@@ -96,6 +98,8 @@ from tenants.api.guards import may_act_in
 from tenants.api.notifications import PartnerNotificationController, TenantNotificationController
 from tenants.api.partners import PartnerController, ResellerController, TenantOwnerController
 from tenants.api.tokens import issue_token
+from tenants.notifications import attachments as notification_attachments
+from tenants.notifications.events import INVOICE_PDF
 
 log = logging.getLogger("controlplane")
 
@@ -170,6 +174,12 @@ def create_app(settings: Settings) -> Litestar:
     # the erasure commits; a retried DELETE finishes them).
     tenant_hooks.on_tenant_erased(billing_service.end_for_erased_tenant)
     tenant_hooks.on_tenant_erased(plugins.revoke_for_erased_tenant)
+    # Stored invoice documents carry the tenant's billing address: its erasure removes them (the invoices stay).
+    tenant_hooks.on_tenant_erased(documents.forget_for_erased_tenant)
+    # The platform that issues invoice and credit-note documents (PLATFORM_NAME, PLATFORM_ADDRESS).
+    documents.configure(settings)
+    # The invoice.finalized email carries the invoice's PDF.
+    notification_attachments.provide(INVOICE_PDF, documents.invoice_pdf_for_attachment)
     # A tenant's currency is checked against its subscription and invoices; a reseller's new tenants are
     # billed in the currency of the agreement staff set with it.
     tenant_hooks.on_currency_change(billing_service.currency_lock)
@@ -255,6 +265,7 @@ def create_app(settings: Settings) -> Litestar:
             CouponController,
             UsageController,
             InvoiceController,
+            DocumentController,
             PaymentMethodController,
             WalletController,
             EscrowController,

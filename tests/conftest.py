@@ -87,6 +87,7 @@ TABLES = (
     "tenants",
     "users",
     "disputes",
+    "billing_documents",
 )
 
 

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 from billing import hooks as billing_hooks
 from billing import service as billing
+from billing.documents import service as documents
 from billing.notices import service as notices
 from billing.payments.gateway import StripeGateway
 from controlplane.core import db_credentials, maintenance
@@ -22,11 +23,15 @@ from controlplane.core.tenant_vault import TenantVault
 from controlplane.ops import rotation
 from plugins_registry import service as plugins
 from tenants import billing_contact, service
+from tenants.notifications import attachments as notification_attachments
 from tenants.notifications import sender
+from tenants.notifications.events import INVOICE_PDF
 from workers.celery_app import app
 
 # Payments collected here renew plugin licenses, as payments taken through the API do.
 billing_hooks.on_invoice_paid(plugins.renew_on_payment)
+# The invoice.finalized email carries the invoice's PDF, rendered (and stored) here on its first read.
+notification_attachments.provide(INVOICE_PDF, documents.invoice_pdf_for_attachment)
 
 T = TypeVar("T")
 
@@ -209,6 +214,7 @@ def send_notifications() -> dict[str, int]:
         return {"claimed": 0, "mail_not_configured": 1}
     # The billing contact's address is decrypted with the PII key, through this process's OpenBao login.
     billing_contact.use(PiiCipher(process_store(settings).client))
+    documents.configure(settings)
     mailer = Mailer.from_settings(settings)
     return dataclasses.asdict(_with_pool(settings, lambda: sender.send_due(mailer, settings.public_url)))
 

@@ -22,6 +22,8 @@ _FALSE = {"0", "false", "no", "off"}
 _LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1", "[::1]"}
 # Where `make run` serves the API (and, when built, the console).
 DEV_PUBLIC_URL = "http://127.0.0.1:8000"
+DEFAULT_PLATFORM_NAME = "Control Plane (development)"
+DEFAULT_PLATFORM_ADDRESS = ("1 Example Street", "00000 Example City", "Nowhere")
 
 
 class SettingsError(ValueError):
@@ -75,6 +77,10 @@ class Settings:
     public_url: str = DEV_PUBLIC_URL
     # A card dispute lost suspends its tenant as for non-payment (DISPUTE_LOST_SUSPENDS, default true).
     dispute_lost_suspends: bool = True
+    # Who issues the invoice and credit-note PDFs: PLATFORM_NAME, and PLATFORM_ADDRESS with its lines
+    # separated by `|` ("1 Example Street|10115 Berlin|Germany|VAT DE000000000"). Development defaults.
+    platform_name: str = DEFAULT_PLATFORM_NAME
+    platform_address: tuple[str, ...] = DEFAULT_PLATFORM_ADDRESS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -114,6 +120,8 @@ class Settings:
                     or DEV_PUBLIC_URL
                 ),
                 dispute_lost_suspends=dispute_lost_suspends,
+                platform_name=environ.get("PLATFORM_NAME", "").strip() or DEFAULT_PLATFORM_NAME,
+                platform_address=_address_lines(environ.get("PLATFORM_ADDRESS")),
                 cors_origins=tuple(
                     origin.strip()
                     for origin in environ.get("CONTROLPLANE_CORS_ORIGINS", "").split(",")
@@ -221,3 +229,10 @@ def _public_url(text: str) -> str:
     if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
         raise SettingsError(f"PUBLIC_URL must be an http(s) address without query, not {text!r}")
     return text.rstrip("/")
+
+
+def _address_lines(text: str | None) -> tuple[str, ...]:
+    """PLATFORM_ADDRESS's lines (`|` between them); unset: the development default."""
+    if text is None:
+        return DEFAULT_PLATFORM_ADDRESS
+    return tuple(line.strip() for line in text.split("|") if line.strip())

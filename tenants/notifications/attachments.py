@@ -39,6 +39,10 @@ def forget(kind: str) -> None:
     _providers.pop(kind, None)
 
 
+def registered(kind: str) -> Provider | None:
+    return _providers.get(kind)
+
+
 async def produce(kind: str, tenant_id: uuid.UUID, attachment_id: uuid.UUID) -> Attachment:
     provider = _providers.get(kind)
     if provider is None:

@@ -51,8 +51,11 @@ async def test_the_document_generates_a_complete_python_client(unstarted_client:
     assert response.status_code == 200, response.text
     document = response.json()
     (tmp_path / "openapi.json").write_bytes(response.content)
-    # No post hooks: the generated code is not formatted (ruff), which the checks below do not need.
-    (tmp_path / "config.yaml").write_text("post_hooks: []\n")
+    # No post hooks: the generated code is not formatted (ruff), which the checks below do not need. A PDF is
+    # bytes to a client: the generator knows that of application/octet-stream only.
+    (tmp_path / "config.yaml").write_text(
+        "post_hooks: []\ncontent_type_overrides:\n  application/pdf: application/octet-stream\n"
+    )
     command = [str(GENERATOR), "generate", "--path", "openapi.json", "--config", "config.yaml"]
     command += ["--output-path", "control_plane_client", "--meta", "none", "--fail-on-warning"]
 

@@ -271,6 +271,11 @@ async def _billing_examples(
     subscribed = await client.post(f"{unpaid_url}/subscriptions", json={"plan_code": "pro"}, headers=headers)
     assert subscribed.status_code == 201, subscribed.text
     unpaid = (await client.get(f"{unpaid_url}/invoices", headers=headers)).json()["items"][0]
+    # A credit note for `GET /v1/credit-notes/{credit_note_id}` (and its PDF) to find.
+    note = await client.post(
+        f"/v1/invoices/{unpaid['id']}/credit-notes", json={"amount_minor": 1, "reason": "goodwill"}, headers=headers
+    )
+    assert note.status_code == 201, note.text
     # A tenant of its own for subscribing, which no other operation subscribes first.
     unsubscribed = await client.post(
         "/v1/tenants", json={"name": "New", "slug": "unsubscribed-contract", "currency": "EUR"}, headers=headers
@@ -305,6 +310,7 @@ async def _billing_examples(
         {"subscription_id": subscription_id},
         {"invoice_id": invoices[0]["id"]},
         {"invoice_id": unpaid["id"]},
+        {"credit_note_id": note.json()["id"]},
         {"code": "pro"},
     ]
 

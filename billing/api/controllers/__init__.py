@@ -4,6 +4,7 @@ from billing.api.controllers._catalogue import MetricController, PlanController
 from billing.api.controllers._commissions import CommissionController
 from billing.api.controllers._coupons import CouponController, SubscriptionDiscountController
 from billing.api.controllers._disputes import DisputeController
+from billing.api.controllers._documents import DocumentController
 from billing.api.controllers._escrow import EscrowController
 from billing.api.controllers._invoices import InvoiceController
 from billing.api.controllers._payments import PaymentMethodController
@@ -18,6 +19,7 @@ __all__ = [
     "CommissionController",
     "CouponController",
     "DisputeController",
+    "DocumentController",
     "EscrowController",
     "InvoiceController",
     "MetricController",

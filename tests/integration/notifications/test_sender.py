@@ -39,6 +39,16 @@ from tests.unit.notifications.samples import INVOICE_ID, SUBJECT_HAS
 PDF = b"%PDF-1.4\n% a tiny stand-in for the invoice\n%%EOF\n"
 
 
+@pytest.fixture(autouse=True)
+def _no_invoice_pdf_provider() -> Iterator[None]:
+    """These tests bring their own providers (or none): the one the app registered is put back after each."""
+    registered = attachments.registered(INVOICE_PDF)
+    attachments.forget(INVOICE_PDF)
+    yield
+    if registered is not None:
+        attachments.provide(INVOICE_PDF, registered)
+
+
 @pytest.fixture
 def invoice_pdf() -> Iterator[list[tuple[uuid.UUID, uuid.UUID]]]:
     """A tiny invoice PDF provider, as the composition root registers billing's; answers whom it served."""
