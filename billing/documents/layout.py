@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from billing.money import exponent
+from billing.money import display, exponent
 
 KIND_NAMES = {
     "cycle": "Subscription period",
@@ -159,9 +159,8 @@ def _grouped(value: Decimal, places: int) -> str:
 
 
 def format_amount(minor: int, currency: str) -> str:
-    """`1,234.567 KWD`: whole minor units in the currency's precision, thousands grouped, the code after."""
-    places = exponent(currency)
-    return f"{_grouped(Decimal(minor).scaleb(-places), places)} {currency}"
+    """`1,234.567 KWD`: as money is shown everywhere (`billing.money.display`)."""
+    return display(minor, currency)
 
 
 def format_unit_amount(minor: Decimal, currency: str) -> str:

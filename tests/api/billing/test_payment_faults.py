@@ -64,7 +64,7 @@ async def test_a_run_with_stripe_down_then_up_charges_each_invoice_once(
     assert sorted(row["idempotency_key"] for row in settled) == keys  # the same keys, no new attempt
     assert {row["status"] for row in settled} == {"succeeded"}
     invoice_ids = {row["invoice_id"] for row in settled}
-    intents = stripe_client.v1.payment_intents.list(params={"limit": 100}).data
+    intents = list(stripe_client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter())
     charged = [i for i in intents if i.metadata.to_dict().get("invoice_id") in invoice_ids]
     assert len(charged) == 3
     assert (await service.collect_due_invoices(up, now, SCHEDULE)).attempted == 0

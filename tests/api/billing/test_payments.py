@@ -85,8 +85,9 @@ async def test_a_card_pays_the_invoice_and_the_ledger_agrees(
     again = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=admin.headers)
     assert again.status_code == 200, again.text
     assert again.json()["id"] == payment["id"]
-    intents = stripe_client.v1.payment_intents.list(params={"limit": 100})
-    assert sum(1 for intent in intents.data if intent.metadata.to_dict().get("invoice_id") == invoice["id"]) == 1
+    # Every page: localstripe keeps the whole session's intents, oldest first.
+    intents = list(stripe_client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter())
+    assert sum(1 for intent in intents if intent.metadata.to_dict().get("invoice_id") == invoice["id"]) == 1
 
     report = await service.verify_ledger()
     assert report.ok, report
@@ -208,7 +209,7 @@ async def test_amounts_reach_stripe_in_its_own_units_for_its_special_currencies(
     paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)
     assert paid.status_code == 200 and paid.json()["status"] == "succeeded", paid.text
     assert paid.json()["amount_minor"] == invoice["amount_due_minor"]  # ISO: krónur have no decimals
-    intents = stripe_client.v1.payment_intents.list(params={"limit": 100}).data
+    intents = list(stripe_client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter())
     [intent] = [i for i in intents if i.metadata.to_dict().get("invoice_id") == invoice["id"]]
     # Stripe keeps ISK two-decimal: the same krónur, in hundredths.
     assert (intent.currency, intent.amount) == ("isk", invoice["amount_due_minor"] * 100)
@@ -242,7 +243,7 @@ async def test_an_invoice_in_a_currency_stripe_takes_in_steps_is_cash_rounded_so
     await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
     paid = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)
     assert paid.status_code == 200 and paid.json()["status"] == "succeeded", paid.text
-    intents = stripe_client.v1.payment_intents.list(params={"limit": 100}).data
+    intents = list(stripe_client.v1.payment_intents.list(params={"limit": 100}).auto_paging_iter())
     [intent] = [i for i in intents if i.metadata.to_dict().get("invoice_id") == invoice["id"]]
     assert (intent.currency, intent.amount) == ("huf", 7000)
 
