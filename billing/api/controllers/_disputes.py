@@ -25,14 +25,14 @@ class DisputeController(Controller):
     tags = ["disputes"]
     security = BEARER
 
-    @get("/v1/disputes", guards=[staff_only], responses=problem_responses(400, 401, 403))
+    @get("/v1/disputes", guards=[staff_only], responses=problem_responses(400, 401, 403, 422))
     async def list_disputes(
         self, status: DisputeStatus = None, limit: Limit = None, cursor: Cursor = None
     ) -> DisputePage:
         """Staff: every tenant's card disputes, oldest first (`?status=open` for those Stripe has not decided)."""
         return to_struct(DisputePage, await service.list_disputes(status, PageRequest.parse(limit, cursor)))
 
-    @get("/v1/tenants/{tenant_id:uuid}/disputes", **allow(Permission.READ_BILLING))
+    @get("/v1/tenants/{tenant_id:uuid}/disputes", **allow(Permission.READ_BILLING, 422))
     async def list_tenant_disputes(
         self, tenant_id: TenantId, status: DisputeStatus = None, limit: Limit = None, cursor: Cursor = None
     ) -> DisputePage:
