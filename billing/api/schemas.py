@@ -647,3 +647,23 @@ class DisputeRead(Struct, kw_only=True):
 class DisputePage(Struct, kw_only=True):
     items: list[DisputeRead]
     next_cursor: str | None
+
+
+class TenantDisputeRead(Struct, kw_only=True):
+    """A card dispute of one of the tenant's payments, as the tenant reads it: what was disputed and how it
+    stands (`open` until the card network decides; `won`: the money came back; `lost`: it went to the
+    cardholder). Stripe's fee and ids are the platform's (staff read them at `GET /v1/disputes`)."""
+
+    id: uuid.UUID
+    invoice_id: uuid.UUID
+    amount_minor: int
+    currency: str
+    reason: str
+    status: Literal["open", "won", "lost"]
+    opened_at: datetime
+    closed_at: datetime | None
+
+
+class TenantDisputePage(Struct, kw_only=True):
+    items: list[TenantDisputeRead]
+    next_cursor: str | None

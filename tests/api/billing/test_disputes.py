@@ -123,16 +123,22 @@ def dispute(
 
 
 async def listed(
-    client: AsyncClient, url: str, headers: dict[str, str], status: str | None = None, limit: int = 1
+    client: AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    status: str | None = None,
+    limit: int = 1,
+    key: str = "stripe_dispute_id",
 ) -> list[str]:
-    """The Stripe ids of every page of a dispute list (of one status), following `next_cursor`."""
+    """`key` (staff's list: the Stripe id; a tenant's: our id) of every item of every page of a dispute list
+    (of one status), following `next_cursor`."""
     found: list[str] = []
     params: dict[str, Any] = {"limit": limit} | ({"status": status} if status else {})
     for _ in range(100):
         response = await client.get(url, params=params, headers=headers)
         assert response.status_code == 200, response.text
         page = response.json()
-        found.extend(item["stripe_dispute_id"] for item in page["items"])
+        found.extend(item[key] for item in page["items"])
         if page["next_cursor"] is None:
             return found
         params["cursor"] = page["next_cursor"]
@@ -493,13 +499,47 @@ async def test_staff_list_every_tenants_disputes_by_status_and_tenants_only_thei
     assert_problem(await client.get("/v1/disputes", headers=admin.headers), 403)
     assert_problem(await client.get("/v1/disputes"), 401)
     own = f"/v1/tenants/{first.tenant['id']}/disputes"
-    assert await listed(client, own, admin.headers) == ["dp_a"]
-    assert await listed(client, own, admin.headers, "open") == ["dp_a"]
-    assert await listed(client, own, admin.headers, "won") == []
+    assert await listed(client, own, admin.headers, key="id") == [first_open["id"]]
+    assert await listed(client, own, admin.headers, "open", key="id") == [first_open["id"]]
+    assert await listed(client, own, admin.headers, "won", key="id") == []
     # Another tenant's disputes are not this admin's to read.
     response = await client.get(f"/v1/tenants/{third.tenant['id']}/disputes", headers=admin.headers)
     assert response.status_code in (403, 404), response.text
-    assert await listed(client, f"/v1/tenants/{third.tenant['id']}/disputes", staff.headers) == ["dp_c"]
+    [third_won] = await listed(client, "/v1/disputes", staff.headers, "won", key="id")
+    assert await listed(client, f"/v1/tenants/{third.tenant['id']}/disputes", staff.headers, key="id") == [third_won]
+
+
+async def test_a_tenant_reads_its_disputes_without_stripes_fee_or_charge(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """Stripe's fee, what it gave back of it and the charge and dispute ids are the platform's figures: staff
+    read them, the tenant's own list shows what was disputed and how it stands."""
+    paid = await _paid(client, factory, stripe_client, stack_env)
+    obj = dispute(paid, "dp_tenant_view", fee=1500)
+    assert await deliver(client, webhook_secret, "evt_tv", "charge.dispute.created", obj) == "applied"
+    admin = await factory.member(paid.tenant["id"], "tenant_admin")
+    [staff_view] = (await client.get("/v1/disputes", headers=paid.staff.headers)).json()["items"]
+    assert (staff_view["fee_minor"], staff_view["charge_id"]) == (1500, "ch_dp_tenant_view")
+    for reader in (admin, paid.staff):
+        page = await client.get(f"/v1/tenants/{paid.tenant['id']}/disputes", headers=reader.headers)
+        assert page.status_code == 200, page.text
+        [seen] = page.json()["items"]
+        assert set(seen) == {
+            "id",
+            "invoice_id",
+            "amount_minor",
+            "currency",
+            "reason",
+            "status",
+            "opened_at",
+            "closed_at",
+        }
+        assert (seen["id"], seen["invoice_id"], seen["amount_minor"], seen["status"]) == (
+            staff_view["id"],
+            paid.invoice["id"],
+            paid.amount_minor,
+            "open",
+        )
 
 
 # -- what is ignored -------------------------------------------------------------------------------------------
