@@ -52,6 +52,18 @@ async def dispute(dispute_id: uuid.UUID) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+async def unanswered_attempt_for(currency: str, amount_minor: int) -> bool:
+    """System scope: a collection attempt still waiting for Stripe's answer (no payment intent known yet) that a
+    dispute of `amount_minor` in `currency` may be of."""
+    rows = await fetch(
+        "select 1 from payments where status = 'pending' and stripe_payment_intent_id is null "
+        "and currency = {} and amount_minor >= {} limit 1",
+        currency,
+        amount_minor,
+    )
+    return bool(rows)
+
+
 async def close_dispute(
     dispute_id: uuid.UUID, status: str, fee_returned_minor: int, closed_at: datetime
 ) -> dict[str, Any] | None:

@@ -30,14 +30,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 
 from billing import hooks
 from billing.commissions import service as _commissions
 from billing.disputes import repository
 from billing.disputes import rules as disputes
 from billing.disputes.rules import DisputeFacts
-from billing.errors import InvalidDisputeEvent
+from billing.errors import DisputePaymentPending, InvalidDisputeEvent
 from billing.invoices import repository as invoices_repository
 from billing.ledger import repository as ledger_repository
 from billing.ledger import rules as ledger
@@ -89,11 +89,17 @@ async def apply_stripe_event(event_type: str, obj: Any, *, lost_suspends: bool, 
     try:
         facts = disputes.dispute_facts(obj)
         payment = await payments_repository.attempt_by_intent(facts.payment_intent_id)
-        if payment is None or payment["status"] != "succeeded":
-            # Not a charge of ours (or not one we know succeeded): nothing of ours to book.
-            log.warning("dispute %s ignored: no succeeded payment has its payment intent", facts.stripe_id)
+        if payment is None:
+            if await repository.unanswered_attempt_for(facts.currency, facts.amount_minor):
+                # Its collection's answer may be the one that was lost: wait for it rather than drop the dispute.
+                _defer(facts, "a collection attempt whose answer was lost may be its payment")
+            # Not a charge of ours: nothing of ours to book.
+            log.warning("dispute %s ignored: no payment has its payment intent", facts.stripe_id)
             return False
         disputes.check_payment(facts, payment["currency"].strip(), payment["amount_minor"])
+        if payment["status"] != "succeeded":
+            # Only a charge that took money is disputed: Stripe's success for it is still to come.
+            _defer(facts, f"its payment is recorded {payment['status']}")
     except InvalidDisputeEvent as invalid:
         log.warning("%s ignored (%s): %s", event_type, invalid.reason, invalid)
         return False
@@ -110,6 +116,12 @@ async def apply_stripe_event(event_type: str, obj: Any, *, lost_suspends: bool, 
         final = closed or dispute
         await hooks.dispute_changed(final["tenant_id"], final["id"], final["status"])
     return opened or closed is not None
+
+
+def _defer(facts: DisputeFacts, why: str) -> NoReturn:
+    """Refuse the event unrecorded (the webhook's transaction rolls back), so Stripe sends it again."""
+    log.warning("dispute %s deferred: %s; Stripe sends it again", facts.stripe_id, why)
+    raise DisputePaymentPending(f"dispute {facts.stripe_id}: {why}")
 
 
 async def _open(payment: dict[str, Any], facts: DisputeFacts, now: datetime) -> tuple[dict[str, Any], bool]:

@@ -21,10 +21,11 @@ from billing.ledger.rules import CASH, DISPUTE_FEES, DISPUTE_LOSSES, disputes_he
 from billing.money import display, exponent
 from billing.payments.stripe_amounts import to_stripe
 from controlplane.core import metrics
+from controlplane.core.settings import Settings
 from tests.api._helpers import assert_problem
 from tests.api.billing._support import invoices, plan, subscribe
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
-from tests.api.billing.test_webhooks import event, signed, webhook_secret
+from tests.api.billing.test_webhooks import _invoice_with_a_pending_attempt, event, signed, webhook_secret
 from tests.api.partners.test_commissions import (
     _after_this_month,
     _paid_owned_invoice,
@@ -151,6 +152,15 @@ async def deliver(client: AsyncClient, secret: str, event_id: str, kind: str, ob
     assert answer.status_code == 200, answer.text
     result: str = answer.json()["result"]
     return result
+
+
+async def recorded_event(stack_env: dict[str, str], event_id: str) -> bool:
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        found = await inspector.fetchval("select count(*) from stripe_webhook_events where id = $1", event_id)
+    finally:
+        await inspector.close()
+    return bool(found)
 
 
 async def verified() -> None:
@@ -605,6 +615,80 @@ async def test_hostile_dispute_events_are_ignored_with_a_log_and_a_count_never_a
     assert any(
         "ignored" in record.getMessage() or "decides nothing" in record.getMessage() for record in caplog.records
     )
+    await verified()
+
+
+async def test_a_dispute_of_a_payment_whose_answer_is_pending_is_refused_unrecorded_so_stripe_sends_it_again(
+    client: AsyncClient,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    webhook_secret: str,
+    stack_env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The collection's answer was lost (its attempt pending, its payment intent unknown here) and the dispute
+    comes first: 409 `dispute_payment_pending`, the event left unrecorded (Stripe retries any answer but a
+    2xx); once the payment's success is told, Stripe's retry of the same event opens the dispute."""
+    staff, tenant, invoice = await _invoice_with_a_pending_attempt(client, factory, settings, stripe_client)
+    paid = Paid(staff, tenant, invoice, "pi_answer_lost", invoice["amount_due_minor"], invoice["currency"])
+    payload = event("evt_dp_early", "charge.dispute.created", dispute(paid, "dp_early"))
+    deferred = metrics.WEBHOOKS_TOTAL.labels(outcome="deferred")
+    before = deferred._value.get()
+    with caplog.at_level(logging.WARNING, logger="controlplane.billing"):
+        for _ in range(2):
+            answer = await client.post(URL, content=payload, headers=signed(payload, webhook_secret))
+            assert_problem(answer, 409, "dispute_payment_pending")
+    assert deferred._value.get() == before + 2
+    assert any("dp_early" in r.getMessage() and "sends it again" in r.getMessage() for r in caplog.records)
+    assert not await recorded_event(stack_env, "evt_dp_early")
+    assert await dispute_rows(stack_env, invoice["id"]) == []
+    await verified()
+
+    succeeded = {"id": "pi_answer_lost", "metadata": {"invoice_id": invoice["id"]}}
+    assert await deliver(client, webhook_secret, "evt_pi_ok", "payment_intent.succeeded", succeeded) == "applied"
+    assert await deliver(client, webhook_secret, "evt_dp_early", "charge.dispute.created", dispute(paid, "dp_early"))
+    [row] = await dispute_rows(stack_env, invoice["id"])
+    assert (row["status"], row["amount_minor"]) == ("open", invoice["amount_due_minor"])
+    assert await recorded_event(stack_env, "evt_dp_early")
+    await verified()
+
+
+async def test_a_dispute_of_a_charge_recorded_as_failed_waits_for_stripes_success(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """A dispute exists only on a charge that took money: when this charge's attempt is recorded as failed, the
+    success Stripe will report is still to come, so the dispute is refused unrecorded until it has."""
+    staff = await factory.staff()
+    code = f"p{uuid.uuid4().hex[:8]}"
+    await plan(client, staff.headers, code, [{"type": "flat", "amount_minor": 3100}], currency="USD")
+    tenant = await factory.tenant(staff, currency="USD", tax_rate_bps=0)
+    await subscribe(client, staff.headers, tenant["id"], code)
+    [invoice] = await invoices(client, staff.headers, tenant["id"])
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, "4000000000000341"))
+    declined = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)
+    assert declined.status_code in (200, 402), declined.text
+    # Stripe's decline names its payment intent (localstripe's does not): recorded as Stripe's would be.
+    intent = f"pi_declined_{uuid.uuid4().hex[:8]}"
+    owner = await connect_as_inspector(stack_env)
+    try:
+        status = await owner.execute(
+            "update payments set stripe_payment_intent_id = $2 where invoice_id = $1 and status = 'failed'",
+            uuid.UUID(invoice["id"]),
+            intent,
+        )
+    finally:
+        await owner.close()
+    assert status == "UPDATE 1"
+    paid = Paid(staff, tenant, invoice, intent, invoice["amount_due_minor"], "USD")
+    payload = event("evt_dp_failed", "charge.dispute.created", dispute(paid, "dp_failed"))
+    assert_problem(await client.post(URL, content=payload, headers=signed(payload, webhook_secret)), 409)
+    assert not await recorded_event(stack_env, "evt_dp_failed")
+
+    succeeded = {"id": intent, "metadata": {"invoice_id": invoice["id"]}}
+    assert await deliver(client, webhook_secret, "evt_pi_late", "payment_intent.succeeded", succeeded) == "applied"
+    assert await deliver(client, webhook_secret, "evt_dp_failed", "charge.dispute.created", dispute(paid, "dp_failed"))
+    assert [row["status"] for row in await dispute_rows(stack_env, invoice["id"])] == ["open"]
     await verified()
 
 
