@@ -460,3 +460,12 @@ class DisputePaymentPending(Conflict):
 
     code = "dispute_payment_pending"
     title = "The disputed payment has not settled here yet; Stripe will send the dispute again"
+
+
+class InvoiceDisputed(Conflict):
+    """A card dispute of the invoice's payment is open (the money is with the card network) or lost (it went
+    back to the cardholder): a credit note or a refund would give it back a second time. A won dispute leaves
+    the invoice creditable as before."""
+
+    code = "invoice_disputed"
+    title = "A card dispute of this invoice is open or lost; it cannot be credited or refunded"

@@ -52,6 +52,15 @@ async def dispute(dispute_id: uuid.UUID) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+async def holds_invoice(invoice_id: uuid.UUID) -> bool:
+    """Inside the caller's transaction: a dispute of the invoice is open or lost (its money is not the
+    platform's to give back)."""
+    rows = await fetch(
+        "select 1 from disputes where invoice_id = {} and status in ('open', 'lost') limit 1", invoice_id
+    )
+    return bool(rows)
+
+
 async def unanswered_attempt_for(currency: str, amount_minor: int) -> bool:
     """System scope: a collection attempt still waiting for Stripe's answer (no payment intent known yet) that a
     dispute of `amount_minor` in `currency` may be of."""

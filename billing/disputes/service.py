@@ -198,7 +198,11 @@ async def _lost(dispute: dict[str, Any], now: datetime, *, lost_suspends: bool) 
     dispute); the tenant is suspended as for non-payment when the platform says so."""
     invoice = await invoices_repository.get_invoice(dispute["invoice_id"], lock="update")
     assert invoice is not None  # a payment's invoice is never deleted
-    await _commissions.invoice_credited(dispute["tenant_id"], invoice, dispute["id"], dispute["amount_minor"], now)
+    # Never more than what no credit note or refund took back yet: the cardholder may dispute the whole charge
+    # after a partial refund, and the reseller gives back its commission at most once.
+    clawed = min(dispute["amount_minor"], invoice["total_minor"] - invoice["credited_minor"])
+    if clawed > 0:
+        await _commissions.invoice_credited(dispute["tenant_id"], invoice, dispute["id"], clawed, now)
     if lost_suspends:
         # The tenants domain owns the status: billing asks for the suspension.
         await suspend_for_non_payment(dispute["tenant_id"], dispute["invoice_id"], now, reason="dispute_lost")

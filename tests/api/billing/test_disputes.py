@@ -475,6 +475,90 @@ async def test_a_lost_dispute_claws_back_the_resellers_commission_on_the_invoice
     await verified()
 
 
+async def test_a_refund_then_a_lost_dispute_of_the_whole_charge_claw_back_at_most_the_commissioned_net(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """Half refunded, then the cardholder disputes the whole charge and wins: the refund clawed back half the
+    net and the dispute only what was left of it, so the reseller gives back its commission once, not 1.5
+    times."""
+    staff = await factory.staff()
+    reseller, founder = await _qualified_reseller(
+        client, factory, staff, {"currency": "EUR", "rate_bps": 1000, "pending_days": 0}
+    )
+    invoice = await _paid_owned_invoice(client, staff, founder, reseller, stripe_client, "EUR")
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        intent = await inspector.fetchval(
+            "select stripe_payment_intent_id from payments where invoice_id = $1 and status = 'succeeded'",
+            uuid.UUID(invoice["id"]),
+        )
+    finally:
+        await inspector.close()
+    paid = Paid(staff, {"id": invoice["tenant_id"]}, invoice, intent, invoice["amount_due_minor"], "EUR")
+    half = paid.amount_minor // 2
+    refunded = await client.post(
+        f"/v1/invoices/{invoice['id']}/refunds", json={"amount_minor": half, "reason": "half"}, headers=staff.headers
+    )
+    assert refunded.status_code == 201, refunded.text
+    lost = dispute(paid, "dp_whole", "lost")
+    assert await deliver(client, webhook_secret, "evt_whole", "charge.dispute.closed", lost) == "applied"
+
+    report = await service.close_month(_this_month(), now=_after_this_month())
+    assert report.closed == 1
+    statement = (await _statement(client, founder, reseller, _this_month())).json()
+    net = invoice["subtotal_minor"]
+    commission = (net * 1000 + 5000) // 10000
+    lines = [(line["kind"], line["net_minor"], line["commission_minor"]) for line in statement["lines"]]
+    assert lines[0] == ("commission", net, commission)
+    clawbacks = lines[1:]
+    assert [kind for kind, _, _ in clawbacks] == ["clawback", "clawback"]
+    assert sum(line[1] for line in clawbacks) == -net
+    assert sum(line[2] for line in clawbacks) >= -commission
+    await verified()
+
+
+# -- an invoice in dispute -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stripe_status", ["needs_response", "lost"])
+async def test_an_invoice_with_an_open_or_lost_dispute_is_neither_credited_nor_refunded(
+    client: AsyncClient,
+    factory: Factory,
+    stripe_client: Any,
+    webhook_secret: str,
+    stack_env: dict[str, str],
+    stripe_status: str,
+) -> None:
+    """The disputed money is with the card network (open) or back with the cardholder (lost): a credit note or
+    a refund would give it back twice. 409 `invoice_disputed`, nothing written."""
+    paid = await _paid(client, factory, stripe_client, stack_env)
+    kind = "charge.dispute.created" if stripe_status == "needs_response" else "charge.dispute.closed"
+    assert await deliver(client, webhook_secret, "evt_held", kind, dispute(paid, "dp_held", stripe_status)) == "applied"
+    url = f"/v1/invoices/{paid.invoice['id']}"
+    body = {"amount_minor": 1000, "reason": "goodwill"}
+    assert_problem(
+        await client.post(f"{url}/credit-notes", json=body, headers=paid.staff.headers), 409, "invoice_disputed"
+    )
+    assert_problem(await client.post(f"{url}/refunds", json=body, headers=paid.staff.headers), 409, "invoice_disputed")
+    shown = (await client.get(url, headers=paid.staff.headers)).json()
+    assert shown["credited_minor"] == 0
+    assert (await client.get(f"{url}/credit-notes", headers=paid.staff.headers)).json() == []
+    await verified()
+
+
+async def test_a_won_dispute_leaves_the_invoice_creditable_and_refundable(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    paid = await _paid(client, factory, stripe_client, stack_env)
+    assert await deliver(client, webhook_secret, "evt_w1", "charge.dispute.created", dispute(paid, "dp_w")) == "applied"
+    assert await deliver(client, webhook_secret, "evt_w2", "charge.dispute.closed", dispute(paid, "dp_w", "won"))
+    url = f"/v1/invoices/{paid.invoice['id']}"
+    body = {"amount_minor": 1000, "reason": "goodwill"}
+    assert (await client.post(f"{url}/refunds", json=body, headers=paid.staff.headers)).status_code == 201
+    assert (await client.get(url, headers=paid.staff.headers)).json()["credited_minor"] == 1000
+    await verified()
+
+
 # -- lists -----------------------------------------------------------------------------------------------------
 
 
