@@ -503,6 +503,7 @@ class Dispute(Table, tablename="disputes", db=ENGINE):
     opened_at = Timestamptz()
     closed_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz()
+    funds_withdrawn = Boolean()
 
 
 class BillingDocument(Table, tablename="billing_documents", db=ENGINE):

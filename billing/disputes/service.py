@@ -8,6 +8,11 @@ unique by Stripe's id and its journals by (kind, dispute), so:
 - `created` (or `funds_withdrawn`) records the dispute `open` and books the amount (and Stripe's fee, where the
   object lists it) out of cash into the tenant's `disputes_held` account; a repeat, or one after `closed`,
   finds the row and changes nothing;
+- an inquiry (`warning_needs_response`, `warning_under_review`) withdraws nothing: it is recorded `open` with no
+  opening journal until an event says the funds were withdrawn (`funds_withdrawn`, or a status that is not a
+  warning), and `warning_closed` closes it with no journal at all;
+- Stripe's fee first told by a later event of an open dispute (the opening one listed no balance transactions)
+  is recorded and booked then, once, in its own `dispute_fee` journal;
 - `closed` decides an open dispute once (`won` or `lost`; a later `closed` of another outcome is ignored: the
   first decision stands); arriving first, it records the dispute from its own object and books the opening and
   the closing journals together;
@@ -105,17 +110,28 @@ async def apply_stripe_event(event_type: str, obj: Any, *, lost_suspends: bool, 
         return False
     if facts.notes:
         log.warning("dispute %s: its fee is left out (%s)", facts.stripe_id, ", ".join(facts.notes))
-    dispute, opened = await _open(payment, facts, now)
+    withdraws = disputes.withdraws(event_type, facts.stripe_status)
     outcome = disputes.outcome_of(facts.stripe_status) if event_type == disputes.CLOSING_EVENT else None
     if event_type == disputes.CLOSING_EVENT and outcome is None:
         log.warning("dispute %s: closed with status %r, which decides nothing", facts.stripe_id, facts.stripe_status)
+    # A decided status other than `warning_closed` (won, lost, ...) tells of money taken too: an inquiry whose
+    # withdrawal was never told is opened before it is decided.
+    dispute, opened = await _open(payment, facts, now, withdrawn=withdraws)
+    # What a later event of an open dispute newly tells: Stripe's fee, the funds withdrawn from an inquiry.
+    told = False
+    if dispute["status"] == "open":
+        fee = await _record_fee(dispute, facts)
+        dispute = fee or dispute
+        withdrawal = await _withdraw(dispute) if withdraws else None
+        dispute = withdrawal or dispute
+        told = not opened and (fee is not None or withdrawal is not None)
     closed = None
     if outcome is not None and disputes.next_status(dispute["status"], outcome) is not None:
         closed = await _close(dispute, facts, outcome, now, lost_suspends=lost_suspends)
     if opened or closed is not None:
         final = closed or dispute
         await hooks.dispute_changed(final["tenant_id"], final["id"], final["status"])
-    return opened or closed is not None
+    return opened or told or closed is not None
 
 
 def _defer(facts: DisputeFacts, why: str) -> NoReturn:
@@ -124,8 +140,12 @@ def _defer(facts: DisputeFacts, why: str) -> NoReturn:
     raise DisputePaymentPending(f"dispute {facts.stripe_id}: {why}")
 
 
-async def _open(payment: dict[str, Any], facts: DisputeFacts, now: datetime) -> tuple[dict[str, Any], bool]:
-    """The dispute's row (locked), and whether it was recorded (and its opening journal booked) now."""
+async def _open(
+    payment: dict[str, Any], facts: DisputeFacts, now: datetime, *, withdrawn: bool
+) -> tuple[dict[str, Any], bool]:
+    """The dispute's row (locked), and whether it was recorded now: with its opening journal (the amount and
+    Stripe's fee) when the event says the funds are `withdrawn`; an inquiry is recorded with neither (its fee,
+    if any, is booked on its own by `_record_fee`, its opening by `_withdraw`)."""
     tenant_id = payment["tenant_id"]
     row = await repository.insert_dispute(
         {
@@ -136,20 +156,19 @@ async def _open(payment: dict[str, Any], facts: DisputeFacts, now: datetime) -> 
             "charge_id": facts.charge_id,
             "amount_minor": facts.amount_minor,
             "currency": facts.currency,
-            "fee_minor": facts.fee_minor,
+            "fee_minor": facts.fee_minor if withdrawn else 0,
             "fee_currency": facts.fee_currency,
             "reason": facts.reason,
             "opened_at": disputes.opened_at(facts, now),
+            "funds_withdrawn": withdrawn,
         }
     )
     if row is None:
         known = await repository.dispute_by_stripe_id(facts.stripe_id)
         assert known is not None  # unique, never deleted
         return known, False
-    postings = ledger.dispute_opened(tenant_id, facts.currency, facts.amount_minor, facts.fee_currency, facts.fee_minor)
-    await ledger_repository.post(
-        tenant_id, "dispute_opened", row["id"], f"Card dispute {facts.stripe_id} opened", postings
-    )
+    if withdrawn:
+        await _book_opening(row)
     await audit.record(
         None,
         tenant_id,
@@ -161,24 +180,74 @@ async def _open(payment: dict[str, Any], facts: DisputeFacts, now: datetime) -> 
     return row, True
 
 
+async def _book_opening(dispute: dict[str, Any]) -> None:
+    """The amount (and the fee recorded with it) out of cash into the tenant's disputes held."""
+    tenant_id = dispute["tenant_id"]
+    postings = ledger.dispute_opened(
+        tenant_id,
+        dispute["currency"].strip(),
+        dispute["amount_minor"],
+        dispute["fee_currency"].strip(),
+        dispute["fee_minor"],
+    )
+    await ledger_repository.post(
+        tenant_id, "dispute_opened", dispute["id"], f"Card dispute {dispute['stripe_dispute_id']} opened", postings
+    )
+
+
+async def _record_fee(dispute: dict[str, Any], facts: DisputeFacts) -> dict[str, Any] | None:
+    """Stripe's fee told by this event and not recorded yet (the opening event listed none, or the dispute is an
+    inquiry): recorded and booked once, in its own `dispute_fee` journal; the row after, or None."""
+    if dispute["fee_minor"] or not facts.fee_minor:
+        return None
+    row = await repository.record_fee(dispute["id"], facts.fee_minor, facts.fee_currency)
+    if row is None:
+        return None
+    postings = ledger.dispute_fee_charged(facts.fee_currency, facts.fee_minor)
+    await ledger_repository.post(
+        row["tenant_id"], "dispute_fee", row["id"], f"Card dispute {row['stripe_dispute_id']} fee", postings
+    )
+    return row
+
+
+async def _withdraw(dispute: dict[str, Any]) -> dict[str, Any] | None:
+    """An inquiry became a dispute (Stripe withdrew the funds): its opening is booked now, without the fee
+    (`_record_fee` books that on its own); the row after, or None when its funds were withdrawn already."""
+    if dispute["funds_withdrawn"]:
+        return None
+    row = await repository.record_withdrawal(dispute["id"])
+    if row is None:
+        return None
+    await _book_opening({**row, "fee_minor": 0})
+    return row
+
+
 async def _close(
     dispute: dict[str, Any], facts: DisputeFacts, outcome: disputes.Outcome, now: datetime, *, lost_suspends: bool
 ) -> dict[str, Any] | None:
     tenant_id = dispute["tenant_id"]
     currency, fee_currency = dispute["currency"].strip(), dispute["fee_currency"].strip()
-    # Only what was booked at the opening can be given back, in the currency it was booked in.
+    # Only the fee booked can be given back, in the currency it was booked in.
     returned = min(facts.fee_returned_minor, dispute["fee_minor"]) if facts.fee_currency == fee_currency else 0
-    returned = returned if outcome == "won" else 0
+    returned = returned if outcome == "won" and dispute["funds_withdrawn"] else 0
     closed = await repository.close_dispute(dispute["id"], outcome, returned, now)
     if closed is None:
         return None
-    if outcome == "won":
+    if not dispute["funds_withdrawn"]:
+        # An inquiry closed (`warning_closed`): nothing was withdrawn, nothing comes back.
+        postings = []
+    elif outcome == "won":
         postings = ledger.dispute_won(tenant_id, currency, dispute["amount_minor"], fee_currency, returned)
     else:
         postings = ledger.dispute_lost(tenant_id, currency, dispute["amount_minor"])
-    await ledger_repository.post(
-        tenant_id, "dispute_closed", dispute["id"], f"Card dispute {dispute['stripe_dispute_id']} {outcome}", postings
-    )
+    if postings:
+        await ledger_repository.post(
+            tenant_id,
+            "dispute_closed",
+            dispute["id"],
+            f"Card dispute {dispute['stripe_dispute_id']} {outcome}",
+            postings,
+        )
     await audit.record(
         None,
         tenant_id,

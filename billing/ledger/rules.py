@@ -240,6 +240,14 @@ def dispute_opened(tenant_id: uuid.UUID, currency: str, amount: int, fee_currenc
     )
 
 
+def dispute_fee_charged(fee_currency: str, fee: int) -> list[Posting]:
+    """Stripe's dispute fee told after the opening was booked (a later event's balance transaction, or an
+    inquiry's): an expense out of cash, as the opening would have booked it."""
+    if fee <= 0:
+        raise BillingInvalid("a dispute fee booked on its own is positive")
+    return balanced([Posting(DISPUTE_FEES, fee, fee_currency), Posting(CASH, -fee, fee_currency)])
+
+
 def dispute_won(
     tenant_id: uuid.UUID, currency: str, amount: int, fee_currency: str, fee_returned: int
 ) -> list[Posting]:

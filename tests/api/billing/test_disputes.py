@@ -432,6 +432,125 @@ async def test_journals_in_kwd_without_balance_transactions(
     await verified()
 
 
+# -- inquiries and late fees ------------------------------------------------------------------------------------
+
+
+async def test_an_inquiry_withdraws_nothing_and_closes_with_nothing_to_return(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """Stripe's inquiries (`warning_*`) take no money: recorded open with no journal; `warning_closed` closes it
+    (as won) with nothing to return."""
+    paid = await _paid(client, factory, stripe_client, stack_env)
+    inquiry = dispute(paid, "dp_inquiry", "warning_needs_response")
+    assert await deliver(client, webhook_secret, "evt_i1", "charge.dispute.created", inquiry) == "applied"
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert (row["status"], row["funds_withdrawn"]) == ("open", False)
+    assert await journals(stack_env, row["id"]) == {}
+    await verified()
+    under_review = dispute(paid, "dp_inquiry", "warning_under_review")
+    assert await deliver(client, webhook_secret, "evt_i2", "charge.dispute.created", under_review) == "ignored"
+    closed = dispute(paid, "dp_inquiry", "warning_closed")
+    assert await deliver(client, webhook_secret, "evt_i3", "charge.dispute.closed", closed) == "applied"
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert (row["status"], row["funds_withdrawn"]) == ("won", False)
+    assert await journals(stack_env, row["id"]) == {}
+    await verified()
+
+
+@pytest.mark.parametrize("outcome", ["won", "lost"])
+async def test_an_inquiry_that_becomes_a_dispute_books_its_opening_then_and_its_fee_once(
+    client: AsyncClient,
+    factory: Factory,
+    stripe_client: Any,
+    webhook_secret: str,
+    stack_env: dict[str, str],
+    outcome: str,
+) -> None:
+    paid = await _paid(client, factory, stripe_client, stack_env)
+    tenant_id = uuid.UUID(paid.tenant["id"])
+    amount = paid.amount_minor
+    inquiry = dispute(paid, "dp_escalated", "warning_needs_response")
+    assert await deliver(client, webhook_secret, "evt_e1", "charge.dispute.created", inquiry) == "applied"
+    withdrawn = dispute(paid, "dp_escalated", "needs_response", fee=1500)
+    assert await deliver(client, webhook_secret, "evt_e2", "charge.dispute.funds_withdrawn", withdrawn) == "applied"
+    assert await deliver(client, webhook_secret, "evt_e3", "charge.dispute.funds_withdrawn", withdrawn) == "ignored"
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert (row["status"], row["funds_withdrawn"], row["fee_minor"]) == ("open", True, 1500)
+    assert await journals(stack_env, row["id"]) == {
+        "dispute_opened": {(disputes_held(tenant_id), "USD"): amount, (CASH, "USD"): -amount},
+        "dispute_fee": {(DISPUTE_FEES, "USD"): 1500, (CASH, "USD"): -1500},
+    }
+    await verified()
+    closed = dispute(paid, "dp_escalated", outcome, fee=1500)
+    assert await deliver(client, webhook_secret, "evt_e4", "charge.dispute.closed", closed) == "applied"
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert row["status"] == outcome
+    assert set(await journals(stack_env, row["id"])) == {"dispute_opened", "dispute_fee", "dispute_closed"}
+    await verified()
+
+
+async def test_an_inquiry_closed_lost_first_books_its_opening_and_its_loss(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """A lost dispute took the money: an inquiry whose `closed` says `lost` (its withdrawal never told) books the
+    opening before the loss."""
+    paid = await _paid(client, factory, stripe_client, stack_env)
+    tenant_id = uuid.UUID(paid.tenant["id"])
+    inquiry = dispute(paid, "dp_inq_lost", "warning_under_review")
+    assert await deliver(client, webhook_secret, "evt_l1", "charge.dispute.created", inquiry) == "applied"
+    lost = dispute(paid, "dp_inq_lost", "lost")
+    assert await deliver(client, webhook_secret, "evt_l2", "charge.dispute.closed", lost) == "applied"
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert (row["status"], row["funds_withdrawn"]) == ("lost", True)
+    assert await journals(stack_env, row["id"]) == {
+        "dispute_opened": {(disputes_held(tenant_id), "USD"): paid.amount_minor, (CASH, "USD"): -paid.amount_minor},
+        "dispute_closed": {
+            (DISPUTE_LOSSES, "USD"): paid.amount_minor,
+            (disputes_held(tenant_id), "USD"): -paid.amount_minor,
+        },
+    }
+    await verified()
+
+
+async def test_a_fee_first_seen_on_a_later_event_is_booked_once(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """`created` listed no balance transactions; `funds_withdrawn` shows Stripe's fee: a `dispute_fee` journal,
+    once however often it is told, so `dispute_fees` holds what Stripe charged."""
+    paid = await _paid(client, factory, stripe_client, stack_env)
+    assert (
+        await deliver(client, webhook_secret, "evt_f1", "charge.dispute.created", dispute(paid, "dp_fee")) == "applied"
+    )
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert row["fee_minor"] == 0
+    with_fee = dispute(paid, "dp_fee", fee=1500)
+    assert await deliver(client, webhook_secret, "evt_f2", "charge.dispute.funds_withdrawn", with_fee) == "applied"
+    assert await deliver(client, webhook_secret, "evt_f3", "charge.dispute.funds_withdrawn", with_fee) == "ignored"
+    won = dispute(paid, "dp_fee", "won", fee=1500, fee_returned=1500)
+    assert await deliver(client, webhook_secret, "evt_f4", "charge.dispute.closed", won) == "applied"
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert (row["status"], row["fee_minor"], row["fee_returned_minor"]) == ("won", 1500, 1500)
+    books = await journals(stack_env, row["id"])
+    assert books["dispute_fee"] == {(DISPUTE_FEES, "USD"): 1500, (CASH, "USD"): -1500}
+    assert books["dispute_closed"][(DISPUTE_FEES, "USD")] == -1500
+    await verified()
+    # `ledger verify` counts the fee's own journal with the opening: without it, the fee is missing.
+    owner = await connect_as_inspector(stack_env)
+    try:
+        await owner.execute(
+            "delete from ledger_postings where journal_id = "
+            "(select id from ledger_journals where source_type = 'dispute_fee' and source_id = $1)",
+            row["id"],
+        )
+    finally:
+        await owner.close()
+    report = await service.verify_ledger()
+    assert {(d.journal, d.account, d.expected - d.ledger) for d in report.dispute_differences} == {
+        ("dispute_opened", DISPUTE_FEES, 1500),
+        ("dispute_opened", CASH, -1500),
+    }
+
+
 # -- commission ------------------------------------------------------------------------------------------------
 
 
@@ -877,6 +996,9 @@ async def test_a_decided_dispute_cannot_move_again_and_no_journal_holds_another_
             "update disputes set status = 'won' where id = $1",
             "update disputes set status = 'open', closed_at = null where id = $1",
             "update disputes set amount_minor = 1 where id = $1",
+            # A fee is recorded late only while open; the funds, once withdrawn, stay withdrawn.
+            "update disputes set fee_minor = 5 where id = $1",
+            "update disputes set funds_withdrawn = false where id = $1",
         ):
             with pytest.raises(asyncpg.CheckViolationError):
                 await owner.execute(change, row["id"])
