@@ -597,11 +597,12 @@ class WalletTopUpRead(Struct, kw_only=True):
 
 class CreditTransactionRead(Struct, kw_only=True):
     """A movement of the wallet: into a lot (`top_up`, `grant`, `restored` when an invoice paid with credit is
-    voided) positive; out of it (`applied`, `expired`, `refunded`) negative."""
+    voided) positive; out of it (`applied`, `expired`, `refunded`, `disputed`: a card dispute of the purchase
+    was lost, so its credit went back with the money) negative."""
 
     id: uuid.UUID
     lot_id: uuid.UUID
-    kind: Literal["top_up", "grant", "applied", "restored", "expired", "refunded"]
+    kind: Literal["top_up", "grant", "applied", "restored", "expired", "refunded", "disputed"]
     amount_minor: int
     currency: str
     invoice_id: uuid.UUID | None

@@ -13,7 +13,8 @@ from controlplane.core.pagination import PageRequest, keyset_clause
 
 DISPUTE_COLUMNS = (
     "id, tenant_id, invoice_id, payment_id, stripe_dispute_id, charge_id, amount_minor, currency, fee_minor, "
-    "fee_currency, fee_returned_minor, reason, status, opened_at, closed_at, created_at, funds_withdrawn"
+    "fee_currency, fee_returned_minor, reason, status, opened_at, closed_at, created_at, funds_withdrawn, "
+    "credits_taken_minor, rebill_invoice_id"
 )
 
 
@@ -99,14 +100,16 @@ async def record_withdrawal(dispute_id: uuid.UUID) -> dict[str, Any] | None:
 
 
 async def close_dispute(
-    dispute_id: uuid.UUID, status: str, fee_returned_minor: int, closed_at: datetime
+    dispute_id: uuid.UUID, status: str, fee_returned_minor: int, credits_taken_minor: int, closed_at: datetime
 ) -> dict[str, Any] | None:
     """Decide an open dispute; None when it was decided already (its first decision stands)."""
     rows = await fetch(
-        "update disputes set status = {}, fee_returned_minor = {}, closed_at = greatest({}, opened_at) "
+        "update disputes set status = {}, fee_returned_minor = {}, credits_taken_minor = {}, "
+        "closed_at = greatest({}, opened_at) "
         f"where id = {{}} and status = 'open' returning {DISPUTE_COLUMNS}",
         status,
         fee_returned_minor,
+        credits_taken_minor,
         closed_at,
         dispute_id,
     )
@@ -147,7 +150,8 @@ async def disputes_of_invoices(invoice_ids: Sequence[uuid.UUID]) -> dict[uuid.UU
 # Each dispute's journals as its row says they must be, by (journal, account, currency): the opening one (the
 # amount once the funds are withdrawn, and Stripe's fee: booked with the opening, or on its own in a later
 # `dispute_fee` journal, both counted as `dispute_opened`), the closing one once decided, for a dispute whose
-# funds were withdrawn (an inquiry closes with nothing to return). Zero lines are left out, as
+# funds were withdrawn (an inquiry closes with nothing to return); a lost one's credits taken back from the
+# wallet come off the credit liability instead of being lost. Zero lines are left out, as
 # `billing.ledger.rules.balanced` leaves them out.
 _EXPECTED = """
 select d.id as dispute_id, d.tenant_id, 'dispute_opened' as journal, x.account, x.currency, sum(x.amount) as amount
@@ -162,7 +166,9 @@ union all
 select d.id, d.tenant_id, 'dispute_closed', x.account, x.currency, sum(x.amount)
 from disputes d cross join lateral (values
     ('disputes_held:tenant:' || d.tenant_id::text, d.currency, -d.amount_minor),
-    (case when d.status = 'won' then 'cash:stripe' else 'dispute_losses' end, d.currency, d.amount_minor),
+    (case when d.status = 'won' then 'cash:stripe' else 'dispute_losses' end, d.currency,
+        d.amount_minor - d.credits_taken_minor),
+    ('credit_liability:tenant:' || d.tenant_id::text, d.currency, d.credits_taken_minor),
     ('dispute_fees', d.fee_currency, -d.fee_returned_minor),
     ('cash:stripe', d.fee_currency, d.fee_returned_minor)
 ) as x (account, currency, amount)

@@ -47,6 +47,7 @@ from billing.invoices import repository as invoices_repository
 from billing.ledger import repository as ledger_repository
 from billing.ledger import rules as ledger
 from billing.payments import repository as payments_repository
+from billing.wallets.application import CREDIT_PURCHASE, credit_disputed
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
 from controlplane.core.pagination import PageRequest, page_of_views
 from controlplane.core.views import Page, view_of
@@ -125,7 +126,7 @@ async def apply_stripe_event(event_type: str, obj: Any, *, lost_suspends: bool, 
         withdrawal = await _withdraw(dispute) if withdraws else None
         dispute = withdrawal or dispute
         told = not opened and (fee is not None or withdrawal is not None)
-    closed = None
+    closed: dict[str, Any] | None = None
     if outcome is not None and disputes.next_status(dispute["status"], outcome) is not None:
         closed = await _close(dispute, facts, outcome, now, lost_suspends=lost_suspends)
     if opened or closed is not None:
@@ -224,22 +225,31 @@ async def _withdraw(dispute: dict[str, Any]) -> dict[str, Any] | None:
 
 async def _close(
     dispute: dict[str, Any], facts: DisputeFacts, outcome: disputes.Outcome, now: datetime, *, lost_suspends: bool
-) -> dict[str, Any] | None:
+) -> dict[str, Any]:
     tenant_id = dispute["tenant_id"]
     currency, fee_currency = dispute["currency"].strip(), dispute["fee_currency"].strip()
     # Only the fee booked can be given back, in the currency it was booked in.
     returned = min(facts.fee_returned_minor, dispute["fee_minor"]) if facts.fee_currency == fee_currency else 0
     returned = returned if outcome == "won" and dispute["funds_withdrawn"] else 0
-    closed = await repository.close_dispute(dispute["id"], outcome, returned, now)
-    if closed is None:
-        return None
+    invoice = None
+    taken = 0
+    if outcome == "lost":
+        invoice = await invoices_repository.get_invoice(dispute["invoice_id"], lock="update")
+        assert invoice is not None  # a payment's invoice is never deleted
+        if invoice["kind"] == CREDIT_PURCHASE:
+            # The money went back to the card, so what is left of the credits it bought goes back as a refund
+            # of it would take it; what was spent stays spent (that part is the loss).
+            taken = await credit_disputed(tenant_id, invoice, dispute)
+    closed = await repository.close_dispute(dispute["id"], outcome, returned, taken, now)
+    # The row is this transaction's (inserted, or read FOR UPDATE) and open: it closes here, once.
+    assert closed is not None
     if not dispute["funds_withdrawn"]:
         # An inquiry closed (`warning_closed`): nothing was withdrawn, nothing comes back.
         postings = []
     elif outcome == "won":
         postings = ledger.dispute_won(tenant_id, currency, dispute["amount_minor"], fee_currency, returned)
     else:
-        postings = ledger.dispute_lost(tenant_id, currency, dispute["amount_minor"])
+        postings = ledger.dispute_lost(tenant_id, currency, dispute["amount_minor"], taken)
     if postings:
         await ledger_repository.post(
             tenant_id,
@@ -255,18 +265,16 @@ async def _close(
         "invoice",
         dispute["invoice_id"],
         before={"status": dispute["status"]},
-        after={"dispute_id": str(dispute["id"]), "status": outcome},
+        after={"dispute_id": str(dispute["id"]), "status": outcome, "credits_taken_minor": taken},
     )
-    if outcome == "lost":
-        await _lost(dispute, now, lost_suspends=lost_suspends)
+    if invoice is not None:
+        await _lost(closed, invoice, now, lost_suspends=lost_suspends)
     return closed
 
 
-async def _lost(dispute: dict[str, Any], now: datetime, *, lost_suspends: bool) -> None:
+async def _lost(dispute: dict[str, Any], invoice: dict[str, Any], now: datetime, *, lost_suspends: bool) -> None:
     """The reseller gives back its commission on the disputed part (the credit-note clawback, keyed by the
     dispute); the tenant is suspended as for non-payment when the platform says so."""
-    invoice = await invoices_repository.get_invoice(dispute["invoice_id"], lock="update")
-    assert invoice is not None  # a payment's invoice is never deleted
     # Never more than what no credit note or refund took back yet: the cardholder may dispute the whole charge
     # after a partial refund, and the reseller gives back its commission at most once.
     clawed = min(dispute["amount_minor"], invoice["total_minor"] - invoice["credited_minor"])

@@ -17,7 +17,7 @@ from httpx import AsyncClient
 from litestar import Litestar
 
 from billing import hooks, service
-from billing.ledger.rules import CASH, DISPUTE_FEES, DISPUTE_LOSSES, disputes_held
+from billing.ledger.rules import CASH, DISPUTE_FEES, DISPUTE_LOSSES, credit_liability, disputes_held
 from billing.money import display, exponent
 from billing.payments.stripe_amounts import to_stripe
 from controlplane.core import metrics
@@ -25,6 +25,7 @@ from controlplane.core.settings import Settings
 from tests.api._helpers import assert_problem
 from tests.api.billing._support import invoices, plan, subscribe
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
+from tests.api.billing.test_wallets import movements, top_up, wallet
 from tests.api.billing.test_webhooks import _invoice_with_a_pending_attempt, event, signed, webhook_secret
 from tests.api.partners.test_commissions import (
     _after_this_month,
@@ -549,6 +550,81 @@ async def test_a_fee_first_seen_on_a_later_event_is_booked_once(
         ("dispute_opened", DISPUTE_FEES, 1500),
         ("dispute_opened", CASH, -1500),
     }
+
+
+# -- prepaid credits -----------------------------------------------------------------------------------------
+
+
+async def _bought_credits(
+    client: AsyncClient, factory: Factory, stripe_client: Any, stack_env: dict[str, str], amount: int
+) -> Paid:
+    """A tenant (EUR, 10 % tax, plan `pro` at 31.00) that bought `amount` of credit by card."""
+    staff = await factory.staff()
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    tenant = await factory.tenant(staff, tax_rate_bps=1000)
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    bought = await top_up(client, staff, tenant["id"], amount_minor=amount, paid=True)
+    assert bought.status_code == 201, bought.text
+    purchase = (await client.get(f"/v1/invoices/{bought.json()['invoice_id']}", headers=staff.headers)).json()
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        intent = await inspector.fetchval(
+            "select stripe_payment_intent_id from payments where invoice_id = $1 and status = 'succeeded'",
+            uuid.UUID(purchase["id"]),
+        )
+    finally:
+        await inspector.close()
+    return Paid(staff, tenant, purchase, intent, amount, "EUR")
+
+
+async def test_a_lost_dispute_of_a_credit_purchase_takes_its_credits_back(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """Credits bought for 100.00 and disputed whole: lost, the cardholder has the money back, so the wallet
+    gives the credits back as a refund of that amount would (a `disputed` movement), and the platform lost
+    nothing (no dispute loss: the credit it owed is gone with the money)."""
+    paid = await _bought_credits(client, factory, stripe_client, stack_env, 10000)
+    tenant_id = uuid.UUID(paid.tenant["id"])
+    assert (await wallet(client, paid.staff, paid.tenant["id"]))["balance_minor"] == 10000
+    created = dispute(paid, "dp_credits")
+    assert await deliver(client, webhook_secret, "evt_cr1", "charge.dispute.created", created) == "applied"
+    lost = dispute(paid, "dp_credits", "lost")
+    for event_id in ("evt_cr2", "evt_cr3"):
+        await deliver(client, webhook_secret, event_id, "charge.dispute.closed", lost)
+    body = await wallet(client, paid.staff, paid.tenant["id"])
+    assert (body["balance_minor"], body["purchased_minor"]) == (0, 0)
+    assert movements(body) == [("top_up", 10000), ("disputed", -10000)]
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert (row["status"], row["credits_taken_minor"]) == ("lost", 10000)
+    assert (await journals(stack_env, row["id"]))["dispute_closed"] == {
+        (credit_liability(tenant_id), "EUR"): 10000,
+        (disputes_held(tenant_id), "EUR"): -10000,
+    }
+    await verified()
+
+
+async def test_a_lost_dispute_of_a_credit_purchase_takes_back_what_is_left_and_what_was_spent_is_lost(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """50.00 bought, part of it paid the first invoice, then the purchase is disputed and lost: what is left
+    of the credits goes back; what was spent stays spent (that part is the dispute's loss)."""
+    paid = await _bought_credits(client, factory, stripe_client, stack_env, 5000)
+    tenant_id = uuid.UUID(paid.tenant["id"])
+    await subscribe(client, paid.staff.headers, paid.tenant["id"], "pro")
+    spent = 5000 - (await wallet(client, paid.staff, paid.tenant["id"]))["balance_minor"]
+    assert 0 < spent < 5000
+    lost = dispute(paid, "dp_spent", "lost")
+    assert await deliver(client, webhook_secret, "evt_sp", "charge.dispute.closed", lost) == "applied"
+    body = await wallet(client, paid.staff, paid.tenant["id"])
+    assert body["balance_minor"] == 0
+    assert movements(body)[-1] == ("disputed", -(5000 - spent))
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert (await journals(stack_env, row["id"]))["dispute_closed"] == {
+        (credit_liability(tenant_id), "EUR"): 5000 - spent,
+        (DISPUTE_LOSSES, "EUR"): spent,
+        (disputes_held(tenant_id), "EUR"): -5000,
+    }
+    await verified()
 
 
 # -- commission ------------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from billing.ledger.rules import (
     DISPUTE_FEES,
     DISPUTE_LOSSES,
     Posting,
+    credit_liability,
     dispute_fee_charged,
     dispute_lost,
     dispute_opened,
@@ -344,3 +345,18 @@ def test_a_fee_booked_on_its_own_is_an_expense_out_of_cash_and_positive() -> Non
     for fee in (0, -1):
         with pytest.raises(BillingInvalid):
             dispute_fee_charged("USD", fee)
+
+
+def test_a_lost_credit_purchase_books_the_credits_taken_back_off_the_liability_and_only_the_rest_as_lost() -> None:
+    assert by_account(dispute_lost(TENANT, "EUR", 5000, 1920)) == {
+        (DISPUTE_LOSSES, "EUR"): 3080,
+        (credit_liability(TENANT), "EUR"): 1920,
+        (disputes_held(TENANT), "EUR"): -5000,
+    }
+    assert by_account(dispute_lost(TENANT, "EUR", 5000, 5000)) == {
+        (credit_liability(TENANT), "EUR"): 5000,
+        (disputes_held(TENANT), "EUR"): -5000,
+    }
+    for taken in (-1, 5001):
+        with pytest.raises(BillingInvalid):
+            dispute_lost(TENANT, "EUR", 5000, taken)
