@@ -55,6 +55,17 @@ async def dispute(dispute_id: uuid.UUID) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+async def unpaid_rebill(tenant_id: uuid.UUID) -> bool:
+    """Inside the caller's transaction: a lost dispute of the tenant is billed again by an invoice not paid yet
+    (what keeps its suspension for that loss)."""
+    rows = await fetch(
+        "select 1 from disputes d join invoices i on i.id = d.rebill_invoice_id where d.tenant_id = {} "
+        "and i.status in ('draft', 'finalized', 'uncollectible') limit 1",
+        tenant_id,
+    )
+    return bool(rows)
+
+
 async def holds_invoice(invoice_id: uuid.UUID) -> bool:
     """Inside the caller's transaction: a dispute of the invoice is open or lost (its money is not the
     platform's to give back)."""
@@ -100,16 +111,22 @@ async def record_withdrawal(dispute_id: uuid.UUID) -> dict[str, Any] | None:
 
 
 async def close_dispute(
-    dispute_id: uuid.UUID, status: str, fee_returned_minor: int, credits_taken_minor: int, closed_at: datetime
+    dispute_id: uuid.UUID,
+    status: str,
+    fee_returned_minor: int,
+    credits_taken_minor: int,
+    rebill_invoice_id: uuid.UUID | None,
+    closed_at: datetime,
 ) -> dict[str, Any] | None:
     """Decide an open dispute; None when it was decided already (its first decision stands)."""
     rows = await fetch(
-        "update disputes set status = {}, fee_returned_minor = {}, credits_taken_minor = {}, "
+        "update disputes set status = {}, fee_returned_minor = {}, credits_taken_minor = {}, rebill_invoice_id = {}, "
         "closed_at = greatest({}, opened_at) "
         f"where id = {{}} and status = 'open' returning {DISPUTE_COLUMNS}",
         status,
         fee_returned_minor,
         credits_taken_minor,
+        rebill_invoice_id,
         closed_at,
         dispute_id,
     )

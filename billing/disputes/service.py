@@ -44,9 +44,11 @@ from billing.disputes import rules as disputes
 from billing.disputes.rules import DisputeFacts
 from billing.errors import DisputePaymentPending, InvalidDisputeEvent
 from billing.invoices import repository as invoices_repository
+from billing.invoices.rules import OneOffLine, one_off_lines
 from billing.ledger import repository as ledger_repository
 from billing.ledger import rules as ledger
 from billing.payments import repository as payments_repository
+from billing.periods import Period
 from billing.wallets.application import CREDIT_PURCHASE, credit_disputed
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
 from controlplane.core.pagination import PageRequest, page_of_views
@@ -233,6 +235,7 @@ async def _close(
     returned = returned if outcome == "won" and dispute["funds_withdrawn"] else 0
     invoice = None
     taken = 0
+    rebill: uuid.UUID | None = None
     if outcome == "lost":
         invoice = await invoices_repository.get_invoice(dispute["invoice_id"], lock="update")
         assert invoice is not None  # a payment's invoice is never deleted
@@ -240,7 +243,10 @@ async def _close(
             # The money went back to the card, so what is left of the credits it bought goes back as a refund
             # of it would take it; what was spent stays spent (that part is the loss).
             taken = await credit_disputed(tenant_id, invoice, dispute)
-    closed = await repository.close_dispute(dispute["id"], outcome, returned, taken, now)
+        owed = dispute["amount_minor"] - taken
+        if lost_suspends and owed > 0:
+            rebill = await _rebill(dispute, invoice, owed, now)
+    closed = await repository.close_dispute(dispute["id"], outcome, returned, taken, rebill, now)
     # The row is this transaction's (inserted, or read FOR UPDATE) and open: it closes here, once.
     assert closed is not None
     if not dispute["funds_withdrawn"]:
@@ -272,15 +278,42 @@ async def _close(
     return closed
 
 
+async def _rebill(dispute: dict[str, Any], invoice: dict[str, Any], amount_minor: int, now: datetime) -> uuid.UUID:
+    """The lost amount billed again: a one-off invoice, finalized now (the wallet's credits apply, then it is
+    collected and dunned like any one-off). Untaxed: the disputed charge's tax was booked and is not reversed."""
+    # Imported here: billing.invoices.service imports this module (an invoice shows its disputes).
+    from billing.invoices.service import write_invoice
+
+    moment = Period(now, now)
+    description = f"Disputed payment of invoice {invoice['number']}"
+    invoice_id = await write_invoice(
+        tenant_id=dispute["tenant_id"],
+        subscription_id=None,
+        kind="one_off",
+        currency=dispute["currency"].strip(),
+        period=moment,
+        lines=one_off_lines([OneOffLine(description, 1, amount_minor)], moment),
+        now=now,
+        finalization="now",
+        taxed=False,
+    )
+    assert invoice_id is not None  # only a subscription's boundary is written once
+    return invoice_id
+
+
 async def _lost(dispute: dict[str, Any], invoice: dict[str, Any], now: datetime, *, lost_suspends: bool) -> None:
     """The reseller gives back its commission on the disputed part (the credit-note clawback, keyed by the
-    dispute); the tenant is suspended as for non-payment when the platform says so."""
+    dispute); when the platform says so, the tenant is suspended as for non-payment until it pays the rebilled
+    amount (`_reactivate_if_settled` waits for it), unless the wallet paid that already or nothing is owed."""
     # Never more than what no credit note or refund took back yet: the cardholder may dispute the whole charge
     # after a partial refund, and the reseller gives back its commission at most once.
     clawed = min(dispute["amount_minor"], invoice["total_minor"] - invoice["credited_minor"])
     if clawed > 0:
         await _commissions.invoice_credited(dispute["tenant_id"], invoice, dispute["id"], clawed, now)
-    if lost_suspends:
+    if not lost_suspends or dispute["rebill_invoice_id"] is None:
+        return
+    rebill = await invoices_repository.get_invoice(dispute["rebill_invoice_id"])
+    if rebill is not None and rebill["status"] != "paid":
         # The tenants domain owns the status: billing asks for the suspension.
         await suspend_for_non_payment(dispute["tenant_id"], dispute["invoice_id"], now, reason="dispute_lost")
 

@@ -345,7 +345,53 @@ async def test_lost_dispute_to_tenant_status_the_tenant_is_suspended_only_when_t
     assert not await billing_suspended(stack_env, kept.tenant["id"])
     other_admin = await factory.member(kept.tenant["id"], "tenant_admin")
     assert (await client.get(f"/v1/tenants/{kept.tenant['id']}", headers=other_admin.headers)).status_code == 200
-    assert [row["status"] for row in await dispute_rows(stack_env, kept.invoice["id"])] == ["lost"]
+    # The platform absorbs the loss: nothing is billed again.
+    assert [(row["status"], row["rebill_invoice_id"]) for row in await dispute_rows(stack_env, kept.invoice["id"])] == [
+        ("lost", None)
+    ]
+    assert [i["kind"] for i in await invoices(client, staff.headers, kept.tenant["id"])] == ["cycle"]
+    await verified()
+
+
+async def test_lost_dispute_to_tenant_status_the_suspension_lasts_until_the_rebilled_amount_is_paid(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """The lost amount is billed again (a one-off invoice, untaxed: the disputed charge's tax was booked and is
+    not reversed); paying any other invoice leaves the tenant suspended, paying that one lifts it."""
+    paid = await _paid(client, factory, stripe_client, stack_env)
+    staff = paid.staff
+    lost = dispute(paid, "dp_rebill", "lost")
+    for event_id in ("evt_rb1", "evt_rb2"):
+        await deliver(client, webhook_secret, event_id, "charge.dispute.closed", lost)
+    assert await billing_suspended(stack_env, paid.tenant["id"])
+    rebills = [i for i in await invoices(client, staff.headers, paid.tenant["id"]) if i["kind"] == "one_off"]
+    [rebill] = rebills  # once, however often `closed` was delivered
+    assert [line["description"] for line in rebill["lines"]] == [
+        f"Disputed payment of invoice {paid.invoice['number']}"
+    ]
+    assert (rebill["status"], rebill["total_minor"], rebill["tax_minor"], rebill["amount_due_minor"]) == (
+        "finalized",
+        paid.amount_minor,
+        0,
+        paid.amount_minor,
+    )
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert str(row["rebill_invoice_id"]) == rebill["id"]
+    await verified()
+
+    other = await client.post(
+        f"/v1/tenants/{paid.tenant['id']}/invoices",
+        json={"currency": "USD", "lines": [{"description": "Setup", "quantity": 1, "unit_amount_minor": 500}]},
+        headers=staff.headers,
+    )
+    assert other.status_code == 201, other.text
+    paid_other = await client.post(f"/v1/invoices/{other.json()['id']}/pay", headers=staff.headers)
+    assert paid_other.json()["status"] == "succeeded", paid_other.text
+    assert await billing_suspended(stack_env, paid.tenant["id"])
+
+    paid_rebill = await client.post(f"/v1/invoices/{rebill['id']}/pay", headers=staff.headers)
+    assert paid_rebill.json()["status"] == "succeeded", paid_rebill.text
+    assert not await billing_suspended(stack_env, paid.tenant["id"])
     await verified()
 
 
@@ -596,6 +642,9 @@ async def test_a_lost_dispute_of_a_credit_purchase_takes_its_credits_back(
     assert movements(body) == [("top_up", 10000), ("disputed", -10000)]
     [row] = await dispute_rows(stack_env, paid.invoice["id"])
     assert (row["status"], row["credits_taken_minor"]) == ("lost", 10000)
+    # Nothing is owed once the credits are back: nothing billed again, no suspension.
+    assert row["rebill_invoice_id"] is None
+    assert not await billing_suspended(stack_env, paid.tenant["id"])
     assert (await journals(stack_env, row["id"]))["dispute_closed"] == {
         (credit_liability(tenant_id), "EUR"): 10000,
         (disputes_held(tenant_id), "EUR"): -10000,
@@ -624,6 +673,10 @@ async def test_a_lost_dispute_of_a_credit_purchase_takes_back_what_is_left_and_w
         (DISPUTE_LOSSES, "EUR"): spent,
         (disputes_held(tenant_id), "EUR"): -5000,
     }
+    # What was spent is billed again, and the tenant is suspended until it pays it.
+    rebill = (await client.get(f"/v1/invoices/{row['rebill_invoice_id']}", headers=paid.staff.headers)).json()
+    assert (rebill["kind"], rebill["status"], rebill["amount_due_minor"]) == ("one_off", "finalized", spent)
+    assert await billing_suspended(stack_env, paid.tenant["id"])
     await verified()
 
 
