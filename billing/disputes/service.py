@@ -17,15 +17,19 @@ unique by Stripe's id and its journals by (kind, dispute), so:
   first decision stands); arriving first, it records the dispute from its own object and books the opening and
   the closing journals together;
 - `updated` and `funds_reinstated` are not applied (recorded and ignored): `closed` carries the decision and
-  what Stripe gave back.
+  what Stripe gave back;
+- a dispute of a payment not settled here yet is refused unrecorded (`DisputePaymentPending`): Stripe sends it
+  again until the payment's success has been applied.
 
 Won: the amount returns to cash, and whatever part of the fee Stripe gave back (its reinstating balance
 transaction's negative fee; usually none). Lost: the amount is a `dispute_losses` expense (the invoice stays
-paid: its revenue is not reversed), the reseller's commission on the invoice is clawed back in the disputed
-proportion (a `refund` commission event, as a credit note's), and when `lost_suspends` (the platform's
-`DISPUTE_LOST_SUSPENDS`) the tenant is suspended for non-payment, through `tenants.service` as dunning does.
-After each change `billing.hooks.dispute_changed` runs in the same transaction (once, with the final status,
-when `closed` came first).
+paid: its revenue is not reversed), except what a disputed credit purchase's wallet gives back (its credits
+leave the lot as a refund's would, off the credit liability); the reseller's commission on the invoice is
+clawed back in the disputed proportion (a `refund` commission event, as a credit note's, of at most what credit
+notes and refunds left); and when `lost_suspends` (the platform's `DISPUTE_LOST_SUSPENDS`) what is still owed
+is billed again (a one-off invoice) and the tenant suspended for non-payment until it is paid, through
+`tenants.service` as dunning does. After each change `billing.hooks.dispute_changed` runs in the same
+transaction (once, with the final status, when `closed` came first).
 """
 
 from __future__ import annotations
