@@ -450,3 +450,22 @@ class InvalidDisputeEvent(BillingInvalid):
 class CreditNoteNotFound(NotFound):
     code = "credit_note_not_found"
     title = "Credit note not found"
+
+
+class DisputePaymentPending(Conflict):
+    """A dispute of a charge whose success the control plane has not been told yet (its collection's answer was
+    lost, or recorded as a failure that Stripe will correct): answered 409 and left unrecorded, so Stripe sends
+    the event again (it retries any answer but a 2xx) until the payment's success has been applied. A 409, not
+    a 503: no dependency is down, and the outage alert must not fire."""
+
+    code = "dispute_payment_pending"
+    title = "The disputed payment has not settled here yet; Stripe will send the dispute again"
+
+
+class InvoiceDisputed(Conflict):
+    """A card dispute of the invoice's payment is open (the money is with the card network) or lost (it went
+    back to the cardholder): a credit note or a refund would give it back a second time. A won dispute leaves
+    the invoice creditable as before."""
+
+    code = "invoice_disputed"
+    title = "A card dispute of this invoice is open or lost; it cannot be credited or refunded"

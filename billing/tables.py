@@ -484,6 +484,7 @@ class CreditTransaction(Table, tablename="credit_transactions", db=ENGINE):
     payment_id = UUID(null=True)
     refund_id = UUID(null=True)
     created_at = Timestamptz()
+    dispute_id = UUID(null=True)
 
 
 class Dispute(Table, tablename="disputes", db=ENGINE):
@@ -503,6 +504,9 @@ class Dispute(Table, tablename="disputes", db=ENGINE):
     opened_at = Timestamptz()
     closed_at = Timestamptz(null=True, default=None)
     created_at = Timestamptz()
+    funds_withdrawn = Boolean()
+    credits_taken_minor = BigInt(default=0)
+    rebill_invoice_id = UUID(null=True, default=None)
 
 
 class BillingDocument(Table, tablename="billing_documents", db=ENGINE):

@@ -597,11 +597,12 @@ class WalletTopUpRead(Struct, kw_only=True):
 
 class CreditTransactionRead(Struct, kw_only=True):
     """A movement of the wallet: into a lot (`top_up`, `grant`, `restored` when an invoice paid with credit is
-    voided) positive; out of it (`applied`, `expired`, `refunded`) negative."""
+    voided) positive; out of it (`applied`, `expired`, `refunded`, `disputed`: a card dispute of the purchase
+    was lost, so its credit went back with the money) negative."""
 
     id: uuid.UUID
     lot_id: uuid.UUID
-    kind: Literal["top_up", "grant", "applied", "restored", "expired", "refunded"]
+    kind: Literal["top_up", "grant", "applied", "restored", "expired", "refunded", "disputed"]
     amount_minor: int
     currency: str
     invoice_id: uuid.UUID | None
@@ -646,4 +647,24 @@ class DisputeRead(Struct, kw_only=True):
 
 class DisputePage(Struct, kw_only=True):
     items: list[DisputeRead]
+    next_cursor: str | None
+
+
+class TenantDisputeRead(Struct, kw_only=True):
+    """A card dispute of one of the tenant's payments, as the tenant reads it: what was disputed and how it
+    stands (`open` until the card network decides; `won`: the money came back; `lost`: it went to the
+    cardholder). Stripe's fee and ids are the platform's (staff read them at `GET /v1/disputes`)."""
+
+    id: uuid.UUID
+    invoice_id: uuid.UUID
+    amount_minor: int
+    currency: str
+    reason: str
+    status: Literal["open", "won", "lost"]
+    opened_at: datetime
+    closed_at: datetime | None
+
+
+class TenantDisputePage(Struct, kw_only=True):
+    items: list[TenantDisputeRead]
     next_cursor: str | None

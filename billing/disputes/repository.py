@@ -13,7 +13,8 @@ from controlplane.core.pagination import PageRequest, keyset_clause
 
 DISPUTE_COLUMNS = (
     "id, tenant_id, invoice_id, payment_id, stripe_dispute_id, charge_id, amount_minor, currency, fee_minor, "
-    "fee_currency, fee_returned_minor, reason, status, opened_at, closed_at, created_at"
+    "fee_currency, fee_returned_minor, reason, status, opened_at, closed_at, created_at, funds_withdrawn, "
+    "credits_taken_minor, rebill_invoice_id"
 )
 
 
@@ -21,7 +22,8 @@ async def insert_dispute(values: dict[str, Any]) -> dict[str, Any] | None:
     """The new open dispute; None when this Stripe dispute is recorded already (its first record stands)."""
     rows = await fetch(
         "insert into disputes (id, tenant_id, invoice_id, payment_id, stripe_dispute_id, charge_id, amount_minor, "
-        "currency, fee_minor, fee_currency, reason, opened_at) values ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) "
+        "currency, fee_minor, fee_currency, reason, opened_at, funds_withdrawn) "
+        "values ({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {}) "
         f"on conflict (stripe_dispute_id) do nothing returning {DISPUTE_COLUMNS}",
         uuid.uuid4(),
         values["tenant_id"],
@@ -35,6 +37,7 @@ async def insert_dispute(values: dict[str, Any]) -> dict[str, Any] | None:
         values["fee_currency"],
         values["reason"],
         values["opened_at"],
+        values["funds_withdrawn"],
     )
     return rows[0] if rows else None
 
@@ -52,15 +55,78 @@ async def dispute(dispute_id: uuid.UUID) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+async def unpaid_rebill(tenant_id: uuid.UUID) -> bool:
+    """Inside the caller's transaction: a lost dispute of the tenant is billed again by an invoice not paid yet
+    (what keeps its suspension for that loss)."""
+    rows = await fetch(
+        "select 1 from disputes d join invoices i on i.id = d.rebill_invoice_id where d.tenant_id = {} "
+        "and i.status in ('draft', 'finalized', 'uncollectible') limit 1",
+        tenant_id,
+    )
+    return bool(rows)
+
+
+async def holds_invoice(invoice_id: uuid.UUID) -> bool:
+    """Inside the caller's transaction: a dispute of the invoice is open or lost (its money is not the
+    platform's to give back)."""
+    rows = await fetch(
+        "select 1 from disputes where invoice_id = {} and status in ('open', 'lost') limit 1", invoice_id
+    )
+    return bool(rows)
+
+
+async def unanswered_attempt_for(currency: str, amount_minor: int) -> bool:
+    """System scope: a collection attempt still waiting for Stripe's answer (no payment intent known yet) that a
+    dispute of `amount_minor` in `currency` may be of."""
+    rows = await fetch(
+        "select 1 from payments where status = 'pending' and stripe_payment_intent_id is null "
+        "and currency = {} and amount_minor >= {} limit 1",
+        currency,
+        amount_minor,
+    )
+    return bool(rows)
+
+
+async def record_fee(dispute_id: uuid.UUID, fee_minor: int, fee_currency: str) -> dict[str, Any] | None:
+    """Stripe's fee, first told after the dispute was recorded; None when a fee is recorded already (the first
+    stands) or the dispute is decided."""
+    rows = await fetch(
+        "update disputes set fee_minor = {}, fee_currency = {} "
+        f"where id = {{}} and fee_minor = 0 and status = 'open' returning {DISPUTE_COLUMNS}",
+        fee_minor,
+        fee_currency,
+        dispute_id,
+    )
+    return rows[0] if rows else None
+
+
+async def record_withdrawal(dispute_id: uuid.UUID) -> dict[str, Any] | None:
+    """An open inquiry whose funds Stripe has now withdrawn; None when they were withdrawn already."""
+    rows = await fetch(
+        "update disputes set funds_withdrawn = true "
+        f"where id = {{}} and not funds_withdrawn and status = 'open' returning {DISPUTE_COLUMNS}",
+        dispute_id,
+    )
+    return rows[0] if rows else None
+
+
 async def close_dispute(
-    dispute_id: uuid.UUID, status: str, fee_returned_minor: int, closed_at: datetime
+    dispute_id: uuid.UUID,
+    status: str,
+    fee_returned_minor: int,
+    credits_taken_minor: int,
+    rebill_invoice_id: uuid.UUID | None,
+    closed_at: datetime,
 ) -> dict[str, Any] | None:
     """Decide an open dispute; None when it was decided already (its first decision stands)."""
     rows = await fetch(
-        "update disputes set status = {}, fee_returned_minor = {}, closed_at = greatest({}, opened_at) "
+        "update disputes set status = {}, fee_returned_minor = {}, credits_taken_minor = {}, rebill_invoice_id = {}, "
+        "closed_at = greatest({}, opened_at) "
         f"where id = {{}} and status = 'open' returning {DISPUTE_COLUMNS}",
         status,
         fee_returned_minor,
+        credits_taken_minor,
+        rebill_invoice_id,
         closed_at,
         dispute_id,
     )
@@ -98,13 +164,17 @@ async def disputes_of_invoices(invoice_ids: Sequence[uuid.UUID]) -> dict[uuid.UU
     return found
 
 
-# Each dispute's journals as its row says they must be, by (journal, account, currency): the opening one always,
-# the closing one once decided. Zero lines are left out, as `billing.ledger.rules.balanced` leaves them out.
+# Each dispute's journals as its row says they must be, by (journal, account, currency): the opening one (the
+# amount once the funds are withdrawn, and Stripe's fee: booked with the opening, or on its own in a later
+# `dispute_fee` journal, both counted as `dispute_opened`), the closing one once decided, for a dispute whose
+# funds were withdrawn (an inquiry closes with nothing to return); a lost one's credits taken back from the
+# wallet come off the credit liability instead of being lost. Zero lines are left out, as
+# `billing.ledger.rules.balanced` leaves them out.
 _EXPECTED = """
 select d.id as dispute_id, d.tenant_id, 'dispute_opened' as journal, x.account, x.currency, sum(x.amount) as amount
 from disputes d cross join lateral (values
-    ('disputes_held:tenant:' || d.tenant_id::text, d.currency, d.amount_minor),
-    ('cash:stripe', d.currency, -d.amount_minor),
+    ('disputes_held:tenant:' || d.tenant_id::text, d.currency, d.amount_minor * d.funds_withdrawn::int),
+    ('cash:stripe', d.currency, -d.amount_minor * d.funds_withdrawn::int),
     ('dispute_fees', d.fee_currency, d.fee_minor),
     ('cash:stripe', d.fee_currency, -d.fee_minor)
 ) as x (account, currency, amount)
@@ -113,22 +183,26 @@ union all
 select d.id, d.tenant_id, 'dispute_closed', x.account, x.currency, sum(x.amount)
 from disputes d cross join lateral (values
     ('disputes_held:tenant:' || d.tenant_id::text, d.currency, -d.amount_minor),
-    (case when d.status = 'won' then 'cash:stripe' else 'dispute_losses' end, d.currency, d.amount_minor),
+    (case when d.status = 'won' then 'cash:stripe' else 'dispute_losses' end, d.currency,
+        d.amount_minor - d.credits_taken_minor),
+    ('credit_liability:tenant:' || d.tenant_id::text, d.currency, d.credits_taken_minor),
     ('dispute_fees', d.fee_currency, -d.fee_returned_minor),
     ('cash:stripe', d.fee_currency, d.fee_returned_minor)
 ) as x (account, currency, amount)
-where d.status <> 'open'
+where d.status <> 'open' and d.funds_withdrawn
 group by 1, 2, 3, 4, 5
 """
 
-# What the ledger holds for disputes: the postings of every dispute journal, and any posting to a dispute
-# account from another journal (which nothing should make), keyed by that journal's source.
+# What the ledger holds for disputes: the postings of every dispute journal (a `dispute_fee` journal counted
+# with the opening), and any posting to a dispute account from another journal (which nothing should make),
+# keyed by that journal's source.
 _ACTUAL = """
 select j.source_id as dispute_id, j.tenant_id,
-    case when j.source_type in ('dispute_opened', 'dispute_closed') then j.source_type else 'other:' || j.source_type
+    case when j.source_type in ('dispute_opened', 'dispute_fee') then 'dispute_opened'
+        when j.source_type = 'dispute_closed' then j.source_type else 'other:' || j.source_type
     end as journal, p.account, p.currency, sum(p.amount_minor) as amount
 from ledger_journals j join ledger_postings p on p.journal_id = j.id
-where j.source_type in ('dispute_opened', 'dispute_closed')
+where j.source_type in ('dispute_opened', 'dispute_fee', 'dispute_closed')
     or p.account like 'disputes\\_held:%' or p.account in ('dispute_fees', 'dispute_losses')
 group by 1, 2, 3, 4, 5
 """

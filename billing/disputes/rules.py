@@ -3,7 +3,8 @@
 A dispute is `open` from the first event that tells of it (`charge.dispute.created`, or `funds_withdrawn`, or a
 `closed` that arrives first) and moves once, forward, to `won` or `lost` (`charge.dispute.closed`). Stripe's
 `warning_closed` (an inquiry closed with nothing withdrawn), `prevented` and `charge_refunded` (the charge was
-refunded instead: the refund is its own event) close it like a win: nothing is lost to the dispute.
+refunded instead: the refund is its own event) close it like a win: nothing is lost to the dispute. An inquiry
+(`warning_*`) withdraws nothing until Stripe says it does (`withdraws`).
 
 Every field of the object is checked before anything is written: the signature proves Stripe sent it, but a
 malformed or hostile object (a negative or huge amount, an unknown currency, an id that is not a string) is
@@ -38,6 +39,10 @@ _OUTCOMES: dict[str, Outcome] = {
     "charge_refunded": "won",
     "lost": "lost",
 }
+# Stripe's inquiries: the card issuer asks before it disputes, and no money is withdrawn (`warning_closed`: it
+# closed with nothing withdrawn). Any other status (or a `funds_withdrawn` event) tells of money taken.
+INQUIRY_STATUSES = frozenset({"warning_needs_response", "warning_under_review", "warning_closed"})
+FUNDS_WITHDRAWN_EVENT = "charge.dispute.funds_withdrawn"
 _STRIPE_ID = re.compile(r"^[A-Za-z0-9_]{1,255}$")
 _REASON = re.compile(r"^[a-z_]{1,64}$")
 # Stripe's `created` of a dispute is trusted only between these (seconds since the epoch: 2000 and 2100).
@@ -171,6 +176,12 @@ def check_payment(facts: DisputeFacts, payment_currency: str, payment_minor: int
 def outcome_of(stripe_status: str) -> Outcome | None:
     """What a closed dispute's Stripe status means here; None for a status that decides nothing."""
     return _OUTCOMES.get(stripe_status)
+
+
+def withdraws(event_type: str, stripe_status: str) -> bool:
+    """Whether the event tells that Stripe took the disputed amount from the platform's balance: an inquiry
+    (a `warning_*` status) took nothing, unless the event is `funds_withdrawn` itself."""
+    return event_type == FUNDS_WITHDRAWN_EVENT or stripe_status not in INQUIRY_STATUSES
 
 
 def next_status(current: Status, outcome: Outcome) -> Status | None:

@@ -13,12 +13,14 @@ from billing.access import tenant_of
 from billing.addons import service as _addons
 from billing.commissions import service as _commissions
 from billing.discounts import service as _discounts
+from billing.disputes import repository as disputes_repository
 from billing.disputes.service import DisputeView, disputes_of_invoices
 from billing.errors import (
     BillingInvalid,
     CreditExceedsRemainder,
     CreditPurchaseNotCreditable,
     InvalidInvoiceTransition,
+    InvoiceDisputed,
     InvoiceNotFound,
     PaymentInFlight,
     SubscriptionNotFound,
@@ -460,18 +462,24 @@ async def credit_invoice(actor: Principal, invoice_id: uuid.UUID, amount_minor: 
 
 async def money_in_flight(invoice_id: uuid.UUID) -> str | None:
     """Inside the caller's transaction, the invoice locked: "payment" or "refund" when one of the invoice is
-    still waiting for Stripe's answer (it may have moved money), else None."""
+    still waiting for Stripe's answer (it may have moved money), "dispute" when a card dispute of it is open or
+    lost (its money is with the card network or the cardholder), else None."""
     if await payments_repository.has_pending_attempt(invoice_id):
         return "payment"
     if await payments_repository.pending_refunds(invoice_id):
         return "refund"
+    if await disputes_repository.holds_invoice(invoice_id):
+        return "dispute"
     return None
 
 
 async def refuse_while_money_in_flight(invoice_id: uuid.UUID, what: str) -> None:
     """Inside the caller's transaction, the invoice locked: a collection attempt or a refund still waiting for
-    Stripe's answer may have moved money, so the invoice cannot be voided or credited until it settles."""
+    Stripe's answer may have moved money, so the invoice cannot be voided or credited until it settles; an
+    open or lost dispute holds its money, so it cannot be credited at all (`InvoiceDisputed`) unless won."""
     moving = await money_in_flight(invoice_id)
+    if moving == "dispute":
+        raise InvoiceDisputed(f"the invoice cannot be {what} while a card dispute of it is open or lost")
     if moving is not None:
         raise PaymentInFlight(f"the invoice cannot be {what} while a {moving} of it is pending at Stripe")
 

@@ -240,6 +240,14 @@ def dispute_opened(tenant_id: uuid.UUID, currency: str, amount: int, fee_currenc
     )
 
 
+def dispute_fee_charged(fee_currency: str, fee: int) -> list[Posting]:
+    """Stripe's dispute fee told after the opening was booked (a later event's balance transaction, or an
+    inquiry's): an expense out of cash, as the opening would have booked it."""
+    if fee <= 0:
+        raise BillingInvalid("a dispute fee booked on its own is positive")
+    return balanced([Posting(DISPUTE_FEES, fee, fee_currency), Posting(CASH, -fee, fee_currency)])
+
+
 def dispute_won(
     tenant_id: uuid.UUID, currency: str, amount: int, fee_currency: str, fee_returned: int
 ) -> list[Posting]:
@@ -256,8 +264,18 @@ def dispute_won(
     )
 
 
-def dispute_lost(tenant_id: uuid.UUID, currency: str, amount: int) -> list[Posting]:
+def dispute_lost(tenant_id: uuid.UUID, currency: str, amount: int, credits_taken: int = 0) -> list[Posting]:
     """Lost: the held amount is gone for good, an expense. The invoice's revenue and tax are not reversed (the
-    service was delivered and invoiced; the loss is a cost of collecting), and the fee stays an expense."""
+    service was delivered and invoiced; the loss is a cost of collecting), and the fee stays an expense. A
+    disputed credit purchase's credits taken back from the wallet (`credits_taken`, at most the amount) are
+    no longer owed: that much comes off the credit liability instead of being lost."""
     _dispute_amounts(amount, 0)
-    return balanced([Posting(DISPUTE_LOSSES, amount, currency), Posting(disputes_held(tenant_id), -amount, currency)])
+    if not 0 <= credits_taken <= amount:
+        raise BillingInvalid("the credits a lost dispute takes back are at most its amount")
+    return balanced(
+        [
+            Posting(DISPUTE_LOSSES, amount - credits_taken, currency),
+            Posting(credit_liability(tenant_id), credits_taken, currency),
+            Posting(disputes_held(tenant_id), -amount, currency),
+        ]
+    )

@@ -14,10 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from billing.access import tenant_of
+from billing.disputes import repository as disputes_repository
 from billing.errors import (
     AmountNotChargeable,
     InvalidInvoiceTransition,
     InvalidPaymentMethod,
+    InvoiceDisputed,
     InvoiceNotFound,
     RefundExceedsPaid,
     RefundInFlight,
@@ -61,7 +63,8 @@ async def refund_invoice(
     gateway: StripeGateway, actor: Principal, invoice_id: uuid.UUID, amount_minor: int, reason: str
 ) -> RefundView:
     """A refund whose answer was lost (Stripe unreachable: 503) stays pending; asking for it again sends it
-    again with its own key, so Stripe refunds once. Another refund is refused while one is in flight."""
+    again with its own key, so Stripe refunds once. Another refund is refused while one is in flight, and any
+    while a card dispute of the invoice is open or lost (`InvoiceDisputed`)."""
     tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.STAFF_ONLY, "POST")
     async with tenant_tx(tenant_id):
         invoice = await invoices_repository.get_invoice(invoice_id, lock="update")
@@ -72,6 +75,9 @@ async def refund_invoice(
             raise InvalidInvoiceTransition(
                 f"a {invoice['status']} invoice has no payment to refund", current_status=invoice["status"]
             )
+        if await disputes_repository.holds_invoice(invoice_id):
+            # The disputed money is with the card network or back with the cardholder: not refunded twice.
+            raise InvoiceDisputed("the invoice cannot be refunded while a card dispute of it is open or lost")
         in_flight = await repository.pending_refunds(invoice_id)
         if in_flight:
             refund = in_flight[0]

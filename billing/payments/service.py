@@ -17,6 +17,7 @@ from typing import Any
 from billing import hooks
 from billing.access import tenant_of
 from billing.commissions import service as _commissions
+from billing.disputes import repository as disputes_repository
 from billing.errors import InvalidInvoiceTransition, InvalidSubscriptionTransition, InvoiceNotFound, NoPaymentMethod
 from billing.invoices import repository as invoices_repository
 from billing.ledger import repository as ledger_repository
@@ -311,11 +312,14 @@ async def _move_subscription(subscription_id: uuid.UUID | None, event: Event) ->
 
 
 async def _reactivate_if_settled(actor: Principal | None, tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> None:
-    """A tenant suspended for non-payment is active again once nothing it owes is uncollectible."""
+    """A tenant suspended for non-payment is active again once nothing it owes is uncollectible and no lost
+    card dispute's amount billed again is unpaid (billing.disputes: the suspension for that loss waits for it)."""
     tenant = await tenant_terms(tenant_id, lock="update")
     if tenant is None or tenant.billing_suspended_at is None:
         return
     if await repository.other_uncollectible(tenant_id, invoice_id):
+        return
+    if await disputes_repository.unpaid_rebill(tenant_id):
         return
     # The tenants domain owns the status: billing asks for the lift.
     if await lift_non_payment_suspension(tenant_id, actor):

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from billing.disputes import rules as dispute_rules
 from billing.disputes import service as disputes
-from billing.errors import WebhookRejected
+from billing.errors import DisputePaymentPending, WebhookRejected
 from billing.money import exponent
 from billing.payments import repository
 from billing.payments.gateway import ChargeOutcome, verified_event
@@ -47,7 +47,8 @@ async def receive_stripe_event(
     *,
     dispute_lost_suspends: bool = True,
 ) -> WebhookResult:
-    """Verify, record and apply one delivery; answers "applied", "duplicate" or "ignored".
+    """Verify, record and apply one delivery; answers "applied", "duplicate" or "ignored". A dispute of a
+    payment not yet settled here raises `DisputePaymentPending` (409) with nothing recorded: Stripe retries it.
 
     `dispute_lost_suspends` is the platform's `DISPUTE_LOST_SUSPENDS`: a lost dispute suspends its tenant.
 
@@ -67,11 +68,16 @@ async def receive_stripe_event(
         async with system_tx(SystemReason.WEBHOOK):
             await repository.record_webhook_rejection(rejected.reason, REJECTION_LOG_SECONDS)
         raise
-    async with system_tx(SystemReason.WEBHOOK):
-        if not await repository.record_webhook_event(str(event["id"]), str(event["type"])):
-            metrics.WEBHOOKS_TOTAL.labels(outcome="duplicate").inc()
-            return "duplicate"
-        applied = await _apply(event, dispute_lost_suspends) if event["type"] in HANDLED else False
+    try:
+        async with system_tx(SystemReason.WEBHOOK):
+            if not await repository.record_webhook_event(str(event["id"]), str(event["type"])):
+                metrics.WEBHOOKS_TOTAL.labels(outcome="duplicate").inc()
+                return "duplicate"
+            applied = await _apply(event, dispute_lost_suspends) if event["type"] in HANDLED else False
+    except DisputePaymentPending:
+        # Rolled back with the event's record: Stripe's next delivery of it is applied afresh.
+        metrics.WEBHOOKS_TOTAL.labels(outcome="deferred").inc()
+        raise
     metrics.WEBHOOKS_TOTAL.labels(outcome="applied" if applied else "ignored").inc()
     return "applied" if applied else "ignored"
 

@@ -210,21 +210,43 @@ async def refundable_of_purchase(invoice_id: uuid.UUID) -> int | None:
 async def credit_refunded(tenant_id: uuid.UUID, invoice: dict[str, Any], refund: dict[str, Any]) -> None:
     """Inside the refund's transaction: a refund of a credit purchase takes its amount out of the lot (at most
     what is left of it; the ledger check reports a refund made at Stripe beyond the unapplied credit)."""
+    await _take_back(tenant_id, invoice, refund["amount_minor"], kind="refunded", refund_id=refund["id"])
+
+
+async def credit_disputed(tenant_id: uuid.UUID, invoice: dict[str, Any], dispute: dict[str, Any]) -> int:
+    """Inside the dispute's transaction, the purchase invoice locked: a lost dispute of a credit purchase takes
+    its amount out of the lot as a refund of it would (at most what is left: what was spent stays spent).
+    Returns what it took (the caller books it off the credit liability)."""
+    return await _take_back(tenant_id, invoice, dispute["amount_minor"], kind="disputed", dispute_id=dispute["id"])
+
+
+async def _take_back(
+    tenant_id: uuid.UUID,
+    invoice: dict[str, Any],
+    amount_minor: int,
+    *,
+    kind: str,
+    refund_id: uuid.UUID | None = None,
+    dispute_id: uuid.UUID | None = None,
+) -> int:
+    """A purchase's money went back to the card: at most that much of what is left of its lot leaves it."""
     lot = await repository.lot_of_invoice(invoice["id"], lock=True)
     if lot is None:
-        return
-    amount = min(refund["amount_minor"], lot["remaining_minor"])
+        return 0
+    amount = min(amount_minor, lot["remaining_minor"])
     if amount <= 0:
-        return
+        return 0
     await repository.move_lot(lot["id"], -amount)
     await repository.insert_transaction(
         {
             "tenant_id": tenant_id,
             "currency": lot["currency"],
             "lot_id": lot["id"],
-            "kind": "refunded",
+            "kind": kind,
             "amount_minor": -amount,
             "invoice_id": invoice["id"],
-            "refund_id": refund["id"],
+            "refund_id": refund_id,
+            "dispute_id": dispute_id,
         }
     )
+    return amount

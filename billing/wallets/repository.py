@@ -65,7 +65,7 @@ async def fund_lot(lot_id: uuid.UUID, payment_id: uuid.UUID, expires_at: datetim
 async def insert_transaction(values: dict[str, Any]) -> dict[str, Any]:
     rows = await fetch(
         f"insert into credit_transactions (id, tenant_id, currency, lot_id, kind, amount_minor, invoice_id, "
-        f"payment_id, refund_id) values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}) "
+        f"payment_id, refund_id, dispute_id) values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}) "
         f"returning {TRANSACTION_COLUMNS}",
         uuid.uuid4(),
         values["tenant_id"],
@@ -76,6 +76,7 @@ async def insert_transaction(values: dict[str, Any]) -> dict[str, Any]:
         values.get("invoice_id"),
         values.get("payment_id"),
         values.get("refund_id"),
+        values.get("dispute_id"),
     )
     return rows[0]
 

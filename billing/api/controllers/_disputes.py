@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from litestar import Controller, get
 from litestar.params import QueryParameter
 
-from billing.api.schemas import DisputePage
+from billing.api.schemas import DisputePage, TenantDisputePage
 from billing.disputes import service
 from controlplane.core.pagination import PageRequest
 from controlplane.core.problems import problem_responses
@@ -35,7 +35,8 @@ class DisputeController(Controller):
     @get("/v1/tenants/{tenant_id:uuid}/disputes", **allow(Permission.READ_BILLING, 422))
     async def list_tenant_disputes(
         self, tenant_id: TenantId, status: DisputeStatus = None, limit: Limit = None, cursor: Cursor = None
-    ) -> DisputePage:
-        """The tenant's card disputes, oldest first."""
+    ) -> TenantDisputePage:
+        """The tenant's card disputes, oldest first: what was disputed and how it stands (Stripe's fee and ids
+        are staff's, at `GET /v1/disputes`)."""
         page = await service.list_tenant_disputes(tenant_id, status, PageRequest.parse(limit, cursor))
-        return to_struct(DisputePage, page)
+        return to_struct(TenantDisputePage, page)

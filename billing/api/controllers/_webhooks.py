@@ -19,11 +19,12 @@ class StripeWebhookController(Controller):
         exclude_from_auth=True,
         status_code=200,
         operation_class=StripeEventOperation,
-        responses=problem_responses(400),
+        responses=problem_responses(400, 409),
     )
     async def receive(self, request: Request[Any, Any, Any]) -> dict[str, str]:
         """Stripe's events, verified by `Stripe-Signature` (at most 5 minutes old). A repeated event is
-        acknowledged and changes nothing."""
+        acknowledged and changes nothing. A dispute of a payment whose success is not known here yet answers
+        409 `dispute_payment_pending`, unrecorded, so Stripe sends it again."""
         result = await service.receive_stripe_event(
             await request.body(),
             request.headers.get("stripe-signature"),

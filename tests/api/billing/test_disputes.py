@@ -17,14 +17,16 @@ from httpx import AsyncClient
 from litestar import Litestar
 
 from billing import hooks, service
-from billing.ledger.rules import CASH, DISPUTE_FEES, DISPUTE_LOSSES, disputes_held
+from billing.ledger.rules import CASH, DISPUTE_FEES, DISPUTE_LOSSES, credit_liability, disputes_held
 from billing.money import display, exponent
 from billing.payments.stripe_amounts import to_stripe
 from controlplane.core import metrics
+from controlplane.core.settings import Settings
 from tests.api._helpers import assert_problem
 from tests.api.billing._support import invoices, plan, subscribe
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
-from tests.api.billing.test_webhooks import event, signed, webhook_secret
+from tests.api.billing.test_wallets import movements, top_up, wallet
+from tests.api.billing.test_webhooks import _invoice_with_a_pending_attempt, event, signed, webhook_secret
 from tests.api.partners.test_commissions import (
     _after_this_month,
     _paid_owned_invoice,
@@ -123,16 +125,22 @@ def dispute(
 
 
 async def listed(
-    client: AsyncClient, url: str, headers: dict[str, str], status: str | None = None, limit: int = 1
+    client: AsyncClient,
+    url: str,
+    headers: dict[str, str],
+    status: str | None = None,
+    limit: int = 1,
+    key: str = "stripe_dispute_id",
 ) -> list[str]:
-    """The Stripe ids of every page of a dispute list (of one status), following `next_cursor`."""
+    """`key` (staff's list: the Stripe id; a tenant's: our id) of every item of every page of a dispute list
+    (of one status), following `next_cursor`."""
     found: list[str] = []
     params: dict[str, Any] = {"limit": limit} | ({"status": status} if status else {})
     for _ in range(100):
         response = await client.get(url, params=params, headers=headers)
         assert response.status_code == 200, response.text
         page = response.json()
-        found.extend(item["stripe_dispute_id"] for item in page["items"])
+        found.extend(item[key] for item in page["items"])
         if page["next_cursor"] is None:
             return found
         params["cursor"] = page["next_cursor"]
@@ -145,6 +153,15 @@ async def deliver(client: AsyncClient, secret: str, event_id: str, kind: str, ob
     assert answer.status_code == 200, answer.text
     result: str = answer.json()["result"]
     return result
+
+
+async def recorded_event(stack_env: dict[str, str], event_id: str) -> bool:
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        found = await inspector.fetchval("select count(*) from stripe_webhook_events where id = $1", event_id)
+    finally:
+        await inspector.close()
+    return bool(found)
 
 
 async def verified() -> None:
@@ -328,7 +345,53 @@ async def test_lost_dispute_to_tenant_status_the_tenant_is_suspended_only_when_t
     assert not await billing_suspended(stack_env, kept.tenant["id"])
     other_admin = await factory.member(kept.tenant["id"], "tenant_admin")
     assert (await client.get(f"/v1/tenants/{kept.tenant['id']}", headers=other_admin.headers)).status_code == 200
-    assert [row["status"] for row in await dispute_rows(stack_env, kept.invoice["id"])] == ["lost"]
+    # The platform absorbs the loss: nothing is billed again.
+    assert [(row["status"], row["rebill_invoice_id"]) for row in await dispute_rows(stack_env, kept.invoice["id"])] == [
+        ("lost", None)
+    ]
+    assert [i["kind"] for i in await invoices(client, staff.headers, kept.tenant["id"])] == ["cycle"]
+    await verified()
+
+
+async def test_lost_dispute_to_tenant_status_the_suspension_lasts_until_the_rebilled_amount_is_paid(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """The lost amount is billed again (a one-off invoice, untaxed: the disputed charge's tax was booked and is
+    not reversed); paying any other invoice leaves the tenant suspended, paying that one lifts it."""
+    paid = await _paid(client, factory, stripe_client, stack_env)
+    staff = paid.staff
+    lost = dispute(paid, "dp_rebill", "lost")
+    for event_id in ("evt_rb1", "evt_rb2"):
+        await deliver(client, webhook_secret, event_id, "charge.dispute.closed", lost)
+    assert await billing_suspended(stack_env, paid.tenant["id"])
+    rebills = [i for i in await invoices(client, staff.headers, paid.tenant["id"]) if i["kind"] == "one_off"]
+    [rebill] = rebills  # once, however often `closed` was delivered
+    assert [line["description"] for line in rebill["lines"]] == [
+        f"Disputed payment of invoice {paid.invoice['number']}"
+    ]
+    assert (rebill["status"], rebill["total_minor"], rebill["tax_minor"], rebill["amount_due_minor"]) == (
+        "finalized",
+        paid.amount_minor,
+        0,
+        paid.amount_minor,
+    )
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert str(row["rebill_invoice_id"]) == rebill["id"]
+    await verified()
+
+    other = await client.post(
+        f"/v1/tenants/{paid.tenant['id']}/invoices",
+        json={"currency": "USD", "lines": [{"description": "Setup", "quantity": 1, "unit_amount_minor": 500}]},
+        headers=staff.headers,
+    )
+    assert other.status_code == 201, other.text
+    paid_other = await client.post(f"/v1/invoices/{other.json()['id']}/pay", headers=staff.headers)
+    assert paid_other.json()["status"] == "succeeded", paid_other.text
+    assert await billing_suspended(stack_env, paid.tenant["id"])
+
+    paid_rebill = await client.post(f"/v1/invoices/{rebill['id']}/pay", headers=staff.headers)
+    assert paid_rebill.json()["status"] == "succeeded", paid_rebill.text
+    assert not await billing_suspended(stack_env, paid.tenant["id"])
     await verified()
 
 
@@ -416,6 +479,207 @@ async def test_journals_in_kwd_without_balance_transactions(
     await verified()
 
 
+# -- inquiries and late fees ------------------------------------------------------------------------------------
+
+
+async def test_an_inquiry_withdraws_nothing_and_closes_with_nothing_to_return(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """Stripe's inquiries (`warning_*`) take no money: recorded open with no journal; `warning_closed` closes it
+    (as won) with nothing to return."""
+    paid = await _paid(client, factory, stripe_client, stack_env)
+    inquiry = dispute(paid, "dp_inquiry", "warning_needs_response")
+    assert await deliver(client, webhook_secret, "evt_i1", "charge.dispute.created", inquiry) == "applied"
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert (row["status"], row["funds_withdrawn"]) == ("open", False)
+    assert await journals(stack_env, row["id"]) == {}
+    await verified()
+    under_review = dispute(paid, "dp_inquiry", "warning_under_review")
+    assert await deliver(client, webhook_secret, "evt_i2", "charge.dispute.created", under_review) == "ignored"
+    closed = dispute(paid, "dp_inquiry", "warning_closed")
+    assert await deliver(client, webhook_secret, "evt_i3", "charge.dispute.closed", closed) == "applied"
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert (row["status"], row["funds_withdrawn"]) == ("won", False)
+    assert await journals(stack_env, row["id"]) == {}
+    await verified()
+
+
+@pytest.mark.parametrize("outcome", ["won", "lost"])
+async def test_an_inquiry_that_becomes_a_dispute_books_its_opening_then_and_its_fee_once(
+    client: AsyncClient,
+    factory: Factory,
+    stripe_client: Any,
+    webhook_secret: str,
+    stack_env: dict[str, str],
+    outcome: str,
+) -> None:
+    paid = await _paid(client, factory, stripe_client, stack_env)
+    tenant_id = uuid.UUID(paid.tenant["id"])
+    amount = paid.amount_minor
+    inquiry = dispute(paid, "dp_escalated", "warning_needs_response")
+    assert await deliver(client, webhook_secret, "evt_e1", "charge.dispute.created", inquiry) == "applied"
+    withdrawn = dispute(paid, "dp_escalated", "needs_response", fee=1500)
+    assert await deliver(client, webhook_secret, "evt_e2", "charge.dispute.funds_withdrawn", withdrawn) == "applied"
+    assert await deliver(client, webhook_secret, "evt_e3", "charge.dispute.funds_withdrawn", withdrawn) == "ignored"
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert (row["status"], row["funds_withdrawn"], row["fee_minor"]) == ("open", True, 1500)
+    assert await journals(stack_env, row["id"]) == {
+        "dispute_opened": {(disputes_held(tenant_id), "USD"): amount, (CASH, "USD"): -amount},
+        "dispute_fee": {(DISPUTE_FEES, "USD"): 1500, (CASH, "USD"): -1500},
+    }
+    await verified()
+    closed = dispute(paid, "dp_escalated", outcome, fee=1500)
+    assert await deliver(client, webhook_secret, "evt_e4", "charge.dispute.closed", closed) == "applied"
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert row["status"] == outcome
+    assert set(await journals(stack_env, row["id"])) == {"dispute_opened", "dispute_fee", "dispute_closed"}
+    await verified()
+
+
+async def test_an_inquiry_closed_lost_first_books_its_opening_and_its_loss(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """A lost dispute took the money: an inquiry whose `closed` says `lost` (its withdrawal never told) books the
+    opening before the loss."""
+    paid = await _paid(client, factory, stripe_client, stack_env)
+    tenant_id = uuid.UUID(paid.tenant["id"])
+    inquiry = dispute(paid, "dp_inq_lost", "warning_under_review")
+    assert await deliver(client, webhook_secret, "evt_l1", "charge.dispute.created", inquiry) == "applied"
+    lost = dispute(paid, "dp_inq_lost", "lost")
+    assert await deliver(client, webhook_secret, "evt_l2", "charge.dispute.closed", lost) == "applied"
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert (row["status"], row["funds_withdrawn"]) == ("lost", True)
+    assert await journals(stack_env, row["id"]) == {
+        "dispute_opened": {(disputes_held(tenant_id), "USD"): paid.amount_minor, (CASH, "USD"): -paid.amount_minor},
+        "dispute_closed": {
+            (DISPUTE_LOSSES, "USD"): paid.amount_minor,
+            (disputes_held(tenant_id), "USD"): -paid.amount_minor,
+        },
+    }
+    await verified()
+
+
+async def test_a_fee_first_seen_on_a_later_event_is_booked_once(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """`created` listed no balance transactions; `funds_withdrawn` shows Stripe's fee: a `dispute_fee` journal,
+    once however often it is told, so `dispute_fees` holds what Stripe charged."""
+    paid = await _paid(client, factory, stripe_client, stack_env)
+    assert (
+        await deliver(client, webhook_secret, "evt_f1", "charge.dispute.created", dispute(paid, "dp_fee")) == "applied"
+    )
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert row["fee_minor"] == 0
+    with_fee = dispute(paid, "dp_fee", fee=1500)
+    assert await deliver(client, webhook_secret, "evt_f2", "charge.dispute.funds_withdrawn", with_fee) == "applied"
+    assert await deliver(client, webhook_secret, "evt_f3", "charge.dispute.funds_withdrawn", with_fee) == "ignored"
+    won = dispute(paid, "dp_fee", "won", fee=1500, fee_returned=1500)
+    assert await deliver(client, webhook_secret, "evt_f4", "charge.dispute.closed", won) == "applied"
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert (row["status"], row["fee_minor"], row["fee_returned_minor"]) == ("won", 1500, 1500)
+    books = await journals(stack_env, row["id"])
+    assert books["dispute_fee"] == {(DISPUTE_FEES, "USD"): 1500, (CASH, "USD"): -1500}
+    assert books["dispute_closed"][(DISPUTE_FEES, "USD")] == -1500
+    await verified()
+    # `ledger verify` counts the fee's own journal with the opening: without it, the fee is missing.
+    owner = await connect_as_inspector(stack_env)
+    try:
+        await owner.execute(
+            "delete from ledger_postings where journal_id = "
+            "(select id from ledger_journals where source_type = 'dispute_fee' and source_id = $1)",
+            row["id"],
+        )
+    finally:
+        await owner.close()
+    report = await service.verify_ledger()
+    assert {(d.journal, d.account, d.expected - d.ledger) for d in report.dispute_differences} == {
+        ("dispute_opened", DISPUTE_FEES, 1500),
+        ("dispute_opened", CASH, -1500),
+    }
+
+
+# -- prepaid credits -----------------------------------------------------------------------------------------
+
+
+async def _bought_credits(
+    client: AsyncClient, factory: Factory, stripe_client: Any, stack_env: dict[str, str], amount: int
+) -> Paid:
+    """A tenant (EUR, 10 % tax, plan `pro` at 31.00) that bought `amount` of credit by card."""
+    staff = await factory.staff()
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    tenant = await factory.tenant(staff, tax_rate_bps=1000)
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, GOOD_CARD))
+    bought = await top_up(client, staff, tenant["id"], amount_minor=amount, paid=True)
+    assert bought.status_code == 201, bought.text
+    purchase = (await client.get(f"/v1/invoices/{bought.json()['invoice_id']}", headers=staff.headers)).json()
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        intent = await inspector.fetchval(
+            "select stripe_payment_intent_id from payments where invoice_id = $1 and status = 'succeeded'",
+            uuid.UUID(purchase["id"]),
+        )
+    finally:
+        await inspector.close()
+    return Paid(staff, tenant, purchase, intent, amount, "EUR")
+
+
+async def test_a_lost_dispute_of_a_credit_purchase_takes_its_credits_back(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """Credits bought for 100.00 and disputed whole: lost, the cardholder has the money back, so the wallet
+    gives the credits back as a refund of that amount would (a `disputed` movement), and the platform lost
+    nothing (no dispute loss: the credit it owed is gone with the money)."""
+    paid = await _bought_credits(client, factory, stripe_client, stack_env, 10000)
+    tenant_id = uuid.UUID(paid.tenant["id"])
+    assert (await wallet(client, paid.staff, paid.tenant["id"]))["balance_minor"] == 10000
+    created = dispute(paid, "dp_credits")
+    assert await deliver(client, webhook_secret, "evt_cr1", "charge.dispute.created", created) == "applied"
+    lost = dispute(paid, "dp_credits", "lost")
+    for event_id in ("evt_cr2", "evt_cr3"):
+        await deliver(client, webhook_secret, event_id, "charge.dispute.closed", lost)
+    body = await wallet(client, paid.staff, paid.tenant["id"])
+    assert (body["balance_minor"], body["purchased_minor"]) == (0, 0)
+    assert movements(body) == [("top_up", 10000), ("disputed", -10000)]
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert (row["status"], row["credits_taken_minor"]) == ("lost", 10000)
+    # Nothing is owed once the credits are back: nothing billed again, no suspension.
+    assert row["rebill_invoice_id"] is None
+    assert not await billing_suspended(stack_env, paid.tenant["id"])
+    assert (await journals(stack_env, row["id"]))["dispute_closed"] == {
+        (credit_liability(tenant_id), "EUR"): 10000,
+        (disputes_held(tenant_id), "EUR"): -10000,
+    }
+    await verified()
+
+
+async def test_a_lost_dispute_of_a_credit_purchase_takes_back_what_is_left_and_what_was_spent_is_lost(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """50.00 bought, part of it paid the first invoice, then the purchase is disputed and lost: what is left
+    of the credits goes back; what was spent stays spent (that part is the dispute's loss)."""
+    paid = await _bought_credits(client, factory, stripe_client, stack_env, 5000)
+    tenant_id = uuid.UUID(paid.tenant["id"])
+    await subscribe(client, paid.staff.headers, paid.tenant["id"], "pro")
+    spent = 5000 - (await wallet(client, paid.staff, paid.tenant["id"]))["balance_minor"]
+    assert 0 < spent < 5000
+    lost = dispute(paid, "dp_spent", "lost")
+    assert await deliver(client, webhook_secret, "evt_sp", "charge.dispute.closed", lost) == "applied"
+    body = await wallet(client, paid.staff, paid.tenant["id"])
+    assert body["balance_minor"] == 0
+    assert movements(body)[-1] == ("disputed", -(5000 - spent))
+    [row] = await dispute_rows(stack_env, paid.invoice["id"])
+    assert (await journals(stack_env, row["id"]))["dispute_closed"] == {
+        (credit_liability(tenant_id), "EUR"): 5000 - spent,
+        (DISPUTE_LOSSES, "EUR"): spent,
+        (disputes_held(tenant_id), "EUR"): -5000,
+    }
+    # What was spent is billed again, and the tenant is suspended until it pays it.
+    rebill = (await client.get(f"/v1/invoices/{row['rebill_invoice_id']}", headers=paid.staff.headers)).json()
+    assert (rebill["kind"], rebill["status"], rebill["amount_due_minor"]) == ("one_off", "finalized", spent)
+    assert await billing_suspended(stack_env, paid.tenant["id"])
+    await verified()
+
+
 # -- commission ------------------------------------------------------------------------------------------------
 
 
@@ -459,6 +723,90 @@ async def test_a_lost_dispute_claws_back_the_resellers_commission_on_the_invoice
     await verified()
 
 
+async def test_a_refund_then_a_lost_dispute_of_the_whole_charge_claw_back_at_most_the_commissioned_net(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """Half refunded, then the cardholder disputes the whole charge and wins: the refund clawed back half the
+    net and the dispute only what was left of it, so the reseller gives back its commission once, not 1.5
+    times."""
+    staff = await factory.staff()
+    reseller, founder = await _qualified_reseller(
+        client, factory, staff, {"currency": "EUR", "rate_bps": 1000, "pending_days": 0}
+    )
+    invoice = await _paid_owned_invoice(client, staff, founder, reseller, stripe_client, "EUR")
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        intent = await inspector.fetchval(
+            "select stripe_payment_intent_id from payments where invoice_id = $1 and status = 'succeeded'",
+            uuid.UUID(invoice["id"]),
+        )
+    finally:
+        await inspector.close()
+    paid = Paid(staff, {"id": invoice["tenant_id"]}, invoice, intent, invoice["amount_due_minor"], "EUR")
+    half = paid.amount_minor // 2
+    refunded = await client.post(
+        f"/v1/invoices/{invoice['id']}/refunds", json={"amount_minor": half, "reason": "half"}, headers=staff.headers
+    )
+    assert refunded.status_code == 201, refunded.text
+    lost = dispute(paid, "dp_whole", "lost")
+    assert await deliver(client, webhook_secret, "evt_whole", "charge.dispute.closed", lost) == "applied"
+
+    report = await service.close_month(_this_month(), now=_after_this_month())
+    assert report.closed == 1
+    statement = (await _statement(client, founder, reseller, _this_month())).json()
+    net = invoice["subtotal_minor"]
+    commission = (net * 1000 + 5000) // 10000
+    lines = [(line["kind"], line["net_minor"], line["commission_minor"]) for line in statement["lines"]]
+    assert lines[0] == ("commission", net, commission)
+    clawbacks = lines[1:]
+    assert [kind for kind, _, _ in clawbacks] == ["clawback", "clawback"]
+    assert sum(line[1] for line in clawbacks) == -net
+    assert sum(line[2] for line in clawbacks) >= -commission
+    await verified()
+
+
+# -- an invoice in dispute -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stripe_status", ["needs_response", "lost"])
+async def test_an_invoice_with_an_open_or_lost_dispute_is_neither_credited_nor_refunded(
+    client: AsyncClient,
+    factory: Factory,
+    stripe_client: Any,
+    webhook_secret: str,
+    stack_env: dict[str, str],
+    stripe_status: str,
+) -> None:
+    """The disputed money is with the card network (open) or back with the cardholder (lost): a credit note or
+    a refund would give it back twice. 409 `invoice_disputed`, nothing written."""
+    paid = await _paid(client, factory, stripe_client, stack_env)
+    kind = "charge.dispute.created" if stripe_status == "needs_response" else "charge.dispute.closed"
+    assert await deliver(client, webhook_secret, "evt_held", kind, dispute(paid, "dp_held", stripe_status)) == "applied"
+    url = f"/v1/invoices/{paid.invoice['id']}"
+    body = {"amount_minor": 1000, "reason": "goodwill"}
+    assert_problem(
+        await client.post(f"{url}/credit-notes", json=body, headers=paid.staff.headers), 409, "invoice_disputed"
+    )
+    assert_problem(await client.post(f"{url}/refunds", json=body, headers=paid.staff.headers), 409, "invoice_disputed")
+    shown = (await client.get(url, headers=paid.staff.headers)).json()
+    assert shown["credited_minor"] == 0
+    assert (await client.get(f"{url}/credit-notes", headers=paid.staff.headers)).json() == []
+    await verified()
+
+
+async def test_a_won_dispute_leaves_the_invoice_creditable_and_refundable(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    paid = await _paid(client, factory, stripe_client, stack_env)
+    assert await deliver(client, webhook_secret, "evt_w1", "charge.dispute.created", dispute(paid, "dp_w")) == "applied"
+    assert await deliver(client, webhook_secret, "evt_w2", "charge.dispute.closed", dispute(paid, "dp_w", "won"))
+    url = f"/v1/invoices/{paid.invoice['id']}"
+    body = {"amount_minor": 1000, "reason": "goodwill"}
+    assert (await client.post(f"{url}/refunds", json=body, headers=paid.staff.headers)).status_code == 201
+    assert (await client.get(url, headers=paid.staff.headers)).json()["credited_minor"] == 1000
+    await verified()
+
+
 # -- lists -----------------------------------------------------------------------------------------------------
 
 
@@ -493,13 +841,47 @@ async def test_staff_list_every_tenants_disputes_by_status_and_tenants_only_thei
     assert_problem(await client.get("/v1/disputes", headers=admin.headers), 403)
     assert_problem(await client.get("/v1/disputes"), 401)
     own = f"/v1/tenants/{first.tenant['id']}/disputes"
-    assert await listed(client, own, admin.headers) == ["dp_a"]
-    assert await listed(client, own, admin.headers, "open") == ["dp_a"]
-    assert await listed(client, own, admin.headers, "won") == []
+    assert await listed(client, own, admin.headers, key="id") == [first_open["id"]]
+    assert await listed(client, own, admin.headers, "open", key="id") == [first_open["id"]]
+    assert await listed(client, own, admin.headers, "won", key="id") == []
     # Another tenant's disputes are not this admin's to read.
     response = await client.get(f"/v1/tenants/{third.tenant['id']}/disputes", headers=admin.headers)
     assert response.status_code in (403, 404), response.text
-    assert await listed(client, f"/v1/tenants/{third.tenant['id']}/disputes", staff.headers) == ["dp_c"]
+    [third_won] = await listed(client, "/v1/disputes", staff.headers, "won", key="id")
+    assert await listed(client, f"/v1/tenants/{third.tenant['id']}/disputes", staff.headers, key="id") == [third_won]
+
+
+async def test_a_tenant_reads_its_disputes_without_stripes_fee_or_charge(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """Stripe's fee, what it gave back of it and the charge and dispute ids are the platform's figures: staff
+    read them, the tenant's own list shows what was disputed and how it stands."""
+    paid = await _paid(client, factory, stripe_client, stack_env)
+    obj = dispute(paid, "dp_tenant_view", fee=1500)
+    assert await deliver(client, webhook_secret, "evt_tv", "charge.dispute.created", obj) == "applied"
+    admin = await factory.member(paid.tenant["id"], "tenant_admin")
+    [staff_view] = (await client.get("/v1/disputes", headers=paid.staff.headers)).json()["items"]
+    assert (staff_view["fee_minor"], staff_view["charge_id"]) == (1500, "ch_dp_tenant_view")
+    for reader in (admin, paid.staff):
+        page = await client.get(f"/v1/tenants/{paid.tenant['id']}/disputes", headers=reader.headers)
+        assert page.status_code == 200, page.text
+        [seen] = page.json()["items"]
+        assert set(seen) == {
+            "id",
+            "invoice_id",
+            "amount_minor",
+            "currency",
+            "reason",
+            "status",
+            "opened_at",
+            "closed_at",
+        }
+        assert (seen["id"], seen["invoice_id"], seen["amount_minor"], seen["status"]) == (
+            staff_view["id"],
+            paid.invoice["id"],
+            paid.amount_minor,
+            "open",
+        )
 
 
 # -- what is ignored -------------------------------------------------------------------------------------------
@@ -565,6 +947,80 @@ async def test_hostile_dispute_events_are_ignored_with_a_log_and_a_count_never_a
     assert any(
         "ignored" in record.getMessage() or "decides nothing" in record.getMessage() for record in caplog.records
     )
+    await verified()
+
+
+async def test_a_dispute_of_a_payment_whose_answer_is_pending_is_refused_unrecorded_so_stripe_sends_it_again(
+    client: AsyncClient,
+    factory: Factory,
+    settings: Settings,
+    stripe_client: Any,
+    webhook_secret: str,
+    stack_env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The collection's answer was lost (its attempt pending, its payment intent unknown here) and the dispute
+    comes first: 409 `dispute_payment_pending`, the event left unrecorded (Stripe retries any answer but a
+    2xx); once the payment's success is told, Stripe's retry of the same event opens the dispute."""
+    staff, tenant, invoice = await _invoice_with_a_pending_attempt(client, factory, settings, stripe_client)
+    paid = Paid(staff, tenant, invoice, "pi_answer_lost", invoice["amount_due_minor"], invoice["currency"])
+    payload = event("evt_dp_early", "charge.dispute.created", dispute(paid, "dp_early"))
+    deferred = metrics.WEBHOOKS_TOTAL.labels(outcome="deferred")
+    before = deferred._value.get()
+    with caplog.at_level(logging.WARNING, logger="controlplane.billing"):
+        for _ in range(2):
+            answer = await client.post(URL, content=payload, headers=signed(payload, webhook_secret))
+            assert_problem(answer, 409, "dispute_payment_pending")
+    assert deferred._value.get() == before + 2
+    assert any("dp_early" in r.getMessage() and "sends it again" in r.getMessage() for r in caplog.records)
+    assert not await recorded_event(stack_env, "evt_dp_early")
+    assert await dispute_rows(stack_env, invoice["id"]) == []
+    await verified()
+
+    succeeded = {"id": "pi_answer_lost", "metadata": {"invoice_id": invoice["id"]}}
+    assert await deliver(client, webhook_secret, "evt_pi_ok", "payment_intent.succeeded", succeeded) == "applied"
+    assert await deliver(client, webhook_secret, "evt_dp_early", "charge.dispute.created", dispute(paid, "dp_early"))
+    [row] = await dispute_rows(stack_env, invoice["id"])
+    assert (row["status"], row["amount_minor"]) == ("open", invoice["amount_due_minor"])
+    assert await recorded_event(stack_env, "evt_dp_early")
+    await verified()
+
+
+async def test_a_dispute_of_a_charge_recorded_as_failed_waits_for_stripes_success(
+    client: AsyncClient, factory: Factory, stripe_client: Any, webhook_secret: str, stack_env: dict[str, str]
+) -> None:
+    """A dispute exists only on a charge that took money: when this charge's attempt is recorded as failed, the
+    success Stripe will report is still to come, so the dispute is refused unrecorded until it has."""
+    staff = await factory.staff()
+    code = f"p{uuid.uuid4().hex[:8]}"
+    await plan(client, staff.headers, code, [{"type": "flat", "amount_minor": 3100}], currency="USD")
+    tenant = await factory.tenant(staff, currency="USD", tax_rate_bps=0)
+    await subscribe(client, staff.headers, tenant["id"], code)
+    [invoice] = await invoices(client, staff.headers, tenant["id"])
+    await _add_card(client, staff.headers, tenant["id"], card(stripe_client, "4000000000000341"))
+    declined = await client.post(f"/v1/invoices/{invoice['id']}/pay", headers=staff.headers)
+    assert declined.status_code in (200, 402), declined.text
+    # Stripe's decline names its payment intent (localstripe's does not): recorded as Stripe's would be.
+    intent = f"pi_declined_{uuid.uuid4().hex[:8]}"
+    owner = await connect_as_inspector(stack_env)
+    try:
+        status = await owner.execute(
+            "update payments set stripe_payment_intent_id = $2 where invoice_id = $1 and status = 'failed'",
+            uuid.UUID(invoice["id"]),
+            intent,
+        )
+    finally:
+        await owner.close()
+    assert status == "UPDATE 1"
+    paid = Paid(staff, tenant, invoice, intent, invoice["amount_due_minor"], "USD")
+    payload = event("evt_dp_failed", "charge.dispute.created", dispute(paid, "dp_failed"))
+    assert_problem(await client.post(URL, content=payload, headers=signed(payload, webhook_secret)), 409)
+    assert not await recorded_event(stack_env, "evt_dp_failed")
+
+    succeeded = {"id": intent, "metadata": {"invoice_id": invoice["id"]}}
+    assert await deliver(client, webhook_secret, "evt_pi_late", "payment_intent.succeeded", succeeded) == "applied"
+    assert await deliver(client, webhook_secret, "evt_dp_failed", "charge.dispute.created", dispute(paid, "dp_failed"))
+    assert [row["status"] for row in await dispute_rows(stack_env, invoice["id"])] == ["open"]
     await verified()
 
 
@@ -669,6 +1125,9 @@ async def test_a_decided_dispute_cannot_move_again_and_no_journal_holds_another_
             "update disputes set status = 'won' where id = $1",
             "update disputes set status = 'open', closed_at = null where id = $1",
             "update disputes set amount_minor = 1 where id = $1",
+            # A fee is recorded late only while open; the funds, once withdrawn, stay withdrawn.
+            "update disputes set fee_minor = 5 where id = $1",
+            "update disputes set funds_withdrawn = false where id = $1",
         ):
             with pytest.raises(asyncpg.CheckViolationError):
                 await owner.execute(change, row["id"])

@@ -20,6 +20,7 @@ from billing.disputes.rules import (
     next_status,
     opened_at,
     outcome_of,
+    withdraws,
 )
 from billing.errors import BillingInvalid, InvalidDisputeEvent
 from billing.ledger.rules import (
@@ -27,6 +28,8 @@ from billing.ledger.rules import (
     DISPUTE_FEES,
     DISPUTE_LOSSES,
     Posting,
+    credit_liability,
+    dispute_fee_charged,
     dispute_lost,
     dispute_opened,
     dispute_won,
@@ -315,3 +318,45 @@ async def test_clear_hooks_forgets_the_dispute_callbacks_too() -> None:
     finally:
         hooks._DISPUTE_CHANGED[:], hooks._INVOICE_PAID[:] = before, paid
     assert calls == ["open"]
+
+
+@pytest.mark.parametrize(
+    ("event_type", "stripe_status", "withdrawn"),
+    [
+        ("charge.dispute.created", "warning_needs_response", False),
+        ("charge.dispute.created", "warning_under_review", False),
+        ("charge.dispute.closed", "warning_closed", False),
+        ("charge.dispute.funds_withdrawn", "warning_needs_response", True),
+        ("charge.dispute.created", "needs_response", True),
+        ("charge.dispute.created", "under_review", True),
+        ("charge.dispute.closed", "lost", True),
+        ("charge.dispute.closed", "won", True),
+        ("charge.dispute.created", "unrecognized", True),
+    ],
+)
+def test_an_inquiry_withdraws_nothing_until_stripe_says_the_funds_are_withdrawn(
+    event_type: str, stripe_status: str, withdrawn: bool
+) -> None:
+    assert withdraws(event_type, stripe_status) is withdrawn
+
+
+def test_a_fee_booked_on_its_own_is_an_expense_out_of_cash_and_positive() -> None:
+    assert by_account(dispute_fee_charged("USD", 1500)) == {(DISPUTE_FEES, "USD"): 1500, (CASH, "USD"): -1500}
+    for fee in (0, -1):
+        with pytest.raises(BillingInvalid):
+            dispute_fee_charged("USD", fee)
+
+
+def test_a_lost_credit_purchase_books_the_credits_taken_back_off_the_liability_and_only_the_rest_as_lost() -> None:
+    assert by_account(dispute_lost(TENANT, "EUR", 5000, 1920)) == {
+        (DISPUTE_LOSSES, "EUR"): 3080,
+        (credit_liability(TENANT), "EUR"): 1920,
+        (disputes_held(TENANT), "EUR"): -5000,
+    }
+    assert by_account(dispute_lost(TENANT, "EUR", 5000, 5000)) == {
+        (credit_liability(TENANT), "EUR"): 5000,
+        (disputes_held(TENANT), "EUR"): -5000,
+    }
+    for taken in (-1, 5001):
+        with pytest.raises(BillingInvalid):
+            dispute_lost(TENANT, "EUR", 5000, taken)
