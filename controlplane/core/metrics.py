@@ -105,7 +105,7 @@ PAYMENTS_TOTAL = Counter(
 )
 WEBHOOKS_TOTAL = Counter(
     "controlplane_webhooks_total",
-    "Stripe webhook deliveries, by outcome (applied, ignored, duplicate, rejected).",
+    "Stripe webhook deliveries, by outcome (applied, ignored, duplicate, rejected, deferred: answered 409).",
     ["outcome"],
 )
 DUNNING_STEPS_TOTAL = Counter(
