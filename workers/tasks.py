@@ -24,7 +24,7 @@ from controlplane.ops import rotation
 from plugins_registry import service as plugins
 from tenants import billing_contact, service
 from tenants.notifications import attachments as notification_attachments
-from tenants.notifications import sender
+from tenants.notifications import retention, sender
 from tenants.notifications.events import INVOICE_PDF
 from workers.celery_app import app
 
@@ -217,6 +217,14 @@ def send_notifications() -> dict[str, int]:
     documents.configure(settings)
     mailer = Mailer.from_settings(settings)
     return dataclasses.asdict(_with_pool(settings, lambda: sender.send_due(mailer, settings.public_url)))
+
+
+@app.task(name="controlplane.notifications.purge")
+def purge_notifications() -> dict[str, int]:
+    """Daily: finished notification rows older than 90 days and finished webhook events older than 30 (with
+    events no endpoint will take) are deleted, in batches. Safe to run twice: the second finds nothing."""
+    settings = app.conf.controlplane_settings
+    return dataclasses.asdict(_with_pool(settings, retention.purge))
 
 
 @app.task(name="controlplane.billing.notify_trials_ending")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from controlplane.core.db import fetch
@@ -171,6 +172,19 @@ async def release(claims: Sequence[tuple[int, int]]) -> None:
             [notification_id for notification_id, _attempts in claims],
             [attempts for _id, attempts in claims],
         )
+
+
+async def purge_finished(before: datetime, limit: int) -> int:
+    """Across tenants and partners (system context): delete up to `limit` rows made before `before` that are done
+    with (sent, failed or skipped), oldest first; answers how many went. Pending rows stay, however old."""
+    rows = await fetch(
+        "with gone as (delete from notifications where id in (select id from notifications "
+        "where created_at < {} and status in ('sent', 'failed', 'skipped') order by id limit {}) returning 1) "
+        "select count(*) as n from gone",
+        before,
+        limit,
+    )
+    return int(rows[0]["n"])
 
 
 async def outbox_page(

@@ -4,9 +4,10 @@ tenant's secret.
 At least once: an event is claimed (an attempt counted, a lease taken) in one transaction, posted outside
 any transaction, and its outcome recorded in another; a worker that dies in between gives the event back
 when the lease ends. Receivers deduplicate on the `Webhook-Id` header (the event's id). A failed attempt is
-tried again after a growing pause; after the last one the event is marked failed and kept. Events of a
-tenant without an endpoint wait, unattempted, until one is set. Order is by id, but a retried event may
-arrive after later ones.
+tried again after a growing pause; after the last one the event is marked failed and kept (30 days:
+tenants/notifications/retention.py). An event is queued only for the endpoint set when it happens
+(`webhook_outbox.enqueue`): a tenant without one gets none, and one set later receives what happens from then
+on. Order is by id, but a retried event may arrive after later ones.
 """
 
 from __future__ import annotations
