@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from controlplane.core.db import SystemReason, fetch, system_tx, tenant_tx
 from controlplane.core.errors import DatabaseUnavailable
@@ -169,3 +170,28 @@ async def test_a_stored_address_that_would_be_several_is_refused_not_split(
         (f"user:{who.admin_id}", "sent", None),
     ]
     assert [message["X-RcptTo"] for message in mailbox.messages()] == [who.admin_email]
+
+
+def _oldest_pending() -> float | None:
+    return REGISTRY.get_sample_value("controlplane_notifications_oldest_pending_seconds")
+
+
+async def test_each_run_measures_how_long_the_oldest_pending_email_has_waited(
+    client: Any, settings: Settings, mailbox: MailStore
+) -> None:
+    who = await people()
+    await queue(who, "invoice.paid")
+    async with system_tx(SystemReason.STAFF_CHANGE):
+        await fetch("update notifications set created_at = now() - interval '2 hours'")
+    closed = Mailer(f"smtp://127.0.0.1:{free_port()}", settings.mail_from)  # nothing listens: mail is not going out
+
+    await sender.send_until_done(closed, settings.public_url)
+
+    waited = _oldest_pending()
+    assert waited is not None and 7200 <= waited < 7200 + 600
+
+    async with system_tx(SystemReason.STAFF_CHANGE):
+        await fetch("update notifications set next_attempt_at = now()")  # the server is back, the retry due
+    await sender.send_until_done(Mailer.from_settings(settings), settings.public_url)
+    assert _oldest_pending() == 0
+    assert len(mailbox.messages()) == 2
