@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing.disputes import repository as disputes_repository
+from billing.documents.layout import format_period
 from billing.invoices import repository as invoices_repository
 from billing.money import display
 from billing.notices import repository
@@ -71,7 +72,9 @@ async def invoice_finalized(invoice: Mapping[str, Any]) -> None:
         # Invoices are collected from the default card when finalized; none carries a due date of its own.
         "due_at": None,
         "period_start": iso(invoice["period_start"]),
-        "period_end": iso(invoice["period_end"]),
+        "period_end": iso(invoice["period_end"]),  # exclusive: the period's first moment after it
+        # As the invoice's PDF shows it (its last day inclusive): `2026-11-01 to 2026-11-30`.
+        "period": format_period(invoice["period_start"], invoice["period_end"]),
     }
     await _tell("invoice.finalized", str(invoice["id"]), data, invoice["tenant_id"], attachment_id=invoice["id"])
 

@@ -20,6 +20,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "due_at": "2026-12-18T00:00:00+00:00",
         "period_start": "2026-11-01T00:00:00+00:00",
         "period_end": "2026-12-01T00:00:00+00:00",
+        "period": "2026-11-01 to 2026-11-30",
     },
     "invoice.paid": {
         "invoice_id": INVOICE_ID,
@@ -61,6 +62,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "subscription_id": "6d0c3a57-1c1e-4f0f-8f57-3a3e1c0b9d11",
         "plan_code": "pro",
         "trial_end": "2026-12-07T00:00:00+00:00",
+        "cancel_at_period_end": False,
     },
     "tenant.suspended": {"reason": "non_payment", "suspended_at": "2026-12-04T02:40:00+00:00"},
     "tenant.reactivated": {"reactivated_at": "2026-12-05T09:00:00+00:00"},

@@ -80,6 +80,38 @@ def test_optional_values_change_the_wording_not_the_rendering() -> None:
     assert "- Name a second director" in rejected.text and "<li>Name a second director</li>" in rejected.html
 
 
+def test_an_invoice_shows_its_period_as_its_document_does_with_the_last_day_inclusive() -> None:
+    # [1 Nov, 1 Dec) is November: the PDF says 2026-11-01 to 2026-11-30, and so does the email.
+    finalized = rendering.render("invoice.finalized", _values("invoice.finalized"))
+    assert "Period: 2026-11-01 to 2026-11-30" in finalized.text
+    assert "<td>2026-11-01 to 2026-11-30</td>" in finalized.html
+    assert "1 December 2026" not in finalized.text and "1 December 2026" not in finalized.html
+
+
+def test_a_trial_ending_with_a_cancellation_scheduled_says_it_ends_not_that_it_is_charged() -> None:
+    renews = rendering.render("subscription.trial_will_end", _values("subscription.trial_will_end"))
+    assert "charged to the card on file" in renews.text and "charged to the card on file" in renews.html
+    canceling = rendering.render(
+        "subscription.trial_will_end",
+        _values(
+            "subscription.trial_will_end", {**SAMPLES["subscription.trial_will_end"], "cancel_at_period_end": True}
+        ),
+    )
+    for body in (canceling.text, canceling.html):
+        assert "charged" not in body
+        assert "ends with the trial" in body
+    assert f"{PUBLIC_URL}/console/billing/subscription" in canceling.text
+
+
+def test_a_suspension_by_staff_points_to_the_console_not_to_a_reply() -> None:
+    staff = rendering.render(
+        "tenant.suspended", _values("tenant.suspended", {**SAMPLES["tenant.suspended"], "reason": "staff"})
+    )
+    for body in (staff.text, staff.html):
+        assert "reply" not in body.lower()
+        assert f"{PUBLIC_URL}/console" in body
+
+
 def test_the_footer_says_why_the_recipient_gets_it() -> None:
     contact = rendering.render("tenant.reactivated", _values("tenant.reactivated"))
     admin = rendering.render("tenant.reactivated", _values("tenant.reactivated", recipient=f"user:{uuid.uuid4()}"))
