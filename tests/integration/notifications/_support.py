@@ -65,8 +65,8 @@ async def people(billing_email: str | None = None, admin_email: str | None = Non
 
 
 async def queue(who: People, event: str, key: str | None = None, data: dict[str, Any] | None = None) -> int:
-    """`event` with its sample data, as its producer would queue it. Event keys are unique across tenants (the
-    outbox's unique key has no tenant in it): producers use ids; here the key names the tenant or partner."""
+    """`event` with its sample data, as its producer would queue it, keyed by the event and its tenant or partner
+    (a key is unique within its tenant or partner only; test_sender_runs shows one key in two tenants)."""
     values = SAMPLES[event] if data is None else data
     if EVENTS[event].audience == Audience.TENANT:
         attachment = uuid.UUID(INVOICE_ID) if EVENTS[event].attachment else None

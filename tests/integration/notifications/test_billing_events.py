@@ -1,7 +1,7 @@
 """Billing's events are queued in the transaction of the change they tell about, to the tenant's billing contact
-and admins, with the data of the contract (NOTIFICATIONS.md), once however often the change is asked for, and
-not at all when it is refused or rolled back. The webhook-only subscription events queue no email: what billing
-asked `notify` for is read from a spy on it."""
+and admins, with the data of the contract (the catalogue's `EventType.data`, which `notify` enforces), once
+however often the change is asked for, and not at all when it is refused or rolled back. The webhook-only
+subscription events queue no email: what billing asked `notify` for is read from a spy on it."""
 
 from __future__ import annotations
 

@@ -14,8 +14,9 @@ from tenants import service, webhook_outbox
 from tenants.notifications import notify
 from tenants.notifications.events import EVENTS, Audience
 from tests.integration.conftest import staff_principal
+from tests.unit.notifications.samples import SAMPLES
 
-REACTIVATED = {"reactivated_at": "2026-12-04T00:00:00+00:00"}
+REACTIVATED = SAMPLES["tenant.reactivated"]
 
 
 async def _outbox() -> list[dict[str, Any]]:
@@ -40,7 +41,7 @@ async def _tenant(slug: str, *, endpoint: bool = True) -> uuid.UUID:
 
 async def test_a_webhook_event_is_enqueued_once_per_key_beside_its_emails(client: Any) -> None:
     tenant_id = await _tenant("hook-once")
-    data = {"invoice_id": "inv-1", "amount_paid_minor": 123450, "amount_paid": "1,234.50 EUR", "currency": "EUR"}
+    data = {**SAMPLES["invoice.paid"], "invoice_id": "inv-1"}
 
     async with tenant_tx(tenant_id):
         first = await notify("invoice.paid", "inv-1", data, tenant_id=tenant_id)
@@ -90,7 +91,7 @@ async def test_an_email_only_or_partner_event_enqueues_no_webhook(client: Any) -
     assert email_only  # not vacuous: the catalogue has such events
     async with tenant_tx(tenant_id):
         for name in email_only:
-            assert await notify(name, "pm-1:2027-1", {}, tenant_id=tenant_id) == 2
+            assert await notify(name, "pm-1:2027-1", SAMPLES[name], tenant_id=tenant_id) == 2
     assert await _outbox() == []
 
 
@@ -98,12 +99,12 @@ async def test_a_rolled_back_change_leaves_no_webhook_event(client: Any) -> None
     tenant_id = await _tenant("hook-rollback")
     with pytest.raises(RuntimeError):
         async with tenant_tx(tenant_id):
-            await notify("tenant.suspended", "s-1", {"reason": "staff"}, tenant_id=tenant_id)
+            await notify("tenant.suspended", "s-1", SAMPLES["tenant.suspended"], tenant_id=tenant_id)
             raise RuntimeError("the change failed")
     assert await _outbox() == []
     # The occurrence was not spent: the change made again enqueues it.
     async with tenant_tx(tenant_id):
-        await notify("tenant.suspended", "s-1", {"reason": "staff"}, tenant_id=tenant_id)
+        await notify("tenant.suspended", "s-1", SAMPLES["tenant.suspended"], tenant_id=tenant_id)
     assert [row["event_key"] for row in await _outbox()] == ["s-1"]
 
 
@@ -122,9 +123,7 @@ async def test_another_tenants_webhook_events_are_invisible_and_unwritable(
     a, b = await _tenant("hook-rls-a"), await _tenant("hook-rls-b")
     for tenant_id in (a, b):
         async with tenant_tx(tenant_id):
-            await notify(
-                "tenant.reactivated", f"r-{tenant_id}", {"reactivated_at": "2026-12-04T00:00:00Z"}, tenant_id=tenant_id
-            )
+            await notify("tenant.reactivated", f"r-{tenant_id}", REACTIVATED, tenant_id=tenant_id)
 
     async with app_connection.transaction():
         await app_connection.execute("select set_config('app.tenant_id', $1, true)", str(a))
