@@ -45,16 +45,6 @@ async def enqueue(tenant_id: uuid.UUID, event_type: str, payload: Mapping[str, A
     return bool(rows)
 
 
-async def events(tenant_id: uuid.UUID) -> list[dict[str, Any]]:
-    """The tenant's events, oldest first, with their payloads."""
-    rows = await fetch(
-        "select id, tenant_id, event_type, event_key, payload, created_at, delivered_at, attempts, next_attempt_at, "
-        "last_error, failed_at from webhook_outbox where tenant_id = {} order by id",
-        tenant_id,
-    )
-    return [_decoded(row) for row in rows]
-
-
 async def recent(tenant_id: uuid.UUID, limit: int) -> list[dict[str, Any]]:
     """The tenant's latest events, newest first, without payloads."""
     return await fetch(

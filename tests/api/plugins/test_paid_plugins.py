@@ -15,8 +15,8 @@ from billing import limits
 from billing import service as billing
 from plugins_registry import service
 from plugins_registry.license_token import verify
-from tenants.service import webhook_outbox_events
 from tests.api._helpers import audit_actions, bearer, create_api_key
+from tests.api._webhooks import webhook_outbox_events
 from tests.api.billing._support import (
     at_midnight,
     event,

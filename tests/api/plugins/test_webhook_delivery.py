@@ -24,7 +24,7 @@ from controlplane.core.tenant_vault import TenantVault
 from tenants import service, webhook_endpoints, webhook_secrets
 from tenants.service._webhook_delivery import BACKOFF_SECONDS
 from tests.api._helpers import assert_problem
-from tests.api._webhooks import Receiver, make_due, outbox_rows, receivers, tenant_with_endpoint
+from tests.api._webhooks import Receiver, make_due, outbox_rows, receivers, tenant_with_endpoint, webhook_outbox_events
 from tests.api.plugins._support import install, plugin, publisher, tenant_with_admin
 from tests.factories import Factory
 
@@ -47,7 +47,7 @@ async def test_events_reach_their_own_tenant_signed_once_each(
 
     first = await service.deliver_webhooks(tenant_vault, production=False)
     again = await service.deliver_webhooks(tenant_vault, production=False)
-    per_tenant = len(await service.webhook_outbox_events(uuid.UUID(tenant_a["id"])))
+    per_tenant = len(await webhook_outbox_events(uuid.UUID(tenant_a["id"])))
     assert per_tenant >= 1
     assert (first.delivered, first.retrying, again.claimed) == (2 * per_tenant, 0, 0)
 
@@ -63,7 +63,7 @@ async def test_events_reach_their_own_tenant_signed_once_each(
             event = json.loads(body)
             assert (event["data"]["tenant_id"], event["id"]) == (tenant["id"], headers["Webhook-Id"])
         assert "plugin.installed" in {event["type"] for event in receiver.events()}
-    assert await service.webhook_outbox_events(uuid.UUID(quiet["id"])) == []
+    assert await webhook_outbox_events(uuid.UUID(quiet["id"])) == []
     report(
         f"webhook delivery: 2 tenants, {per_tenant} events each, every endpoint got only its own tenant's, signed "
         "with its own secret; a tenant without an endpoint queued nothing"

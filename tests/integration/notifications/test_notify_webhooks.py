@@ -13,6 +13,7 @@ from controlplane.core.db import SystemReason, fetch, system_tx, tenant_tx
 from tenants import service, webhook_outbox
 from tenants.notifications import notify
 from tenants.notifications.events import EVENTS, Audience
+from tests.api._webhooks import webhook_outbox_events
 from tests.integration.conftest import staff_principal
 from tests.unit.notifications.samples import SAMPLES
 
@@ -57,7 +58,7 @@ async def test_a_webhook_event_is_enqueued_once_per_key_beside_its_emails(client
         (tenant_id, "invoice.paid", "inv-1"),
         (tenant_id, "invoice.paid", "inv-2"),
     ]
-    events = await service.webhook_outbox_events(tenant_id)
+    events = await webhook_outbox_events(tenant_id)
     assert events[0].payload == {"tenant_id": str(tenant_id), **data}
 
 
@@ -142,7 +143,7 @@ async def test_another_tenants_webhook_events_are_invisible_and_unwritable(
     # Without a context the app role sees none at all.
     assert await app_connection.fetchval("select count(*) from webhook_outbox") == 0
     # Through the service, each tenant reads only its own.
-    assert [event.event_key for event in await service.webhook_outbox_events(b)] == [f"r-{b}"]
+    assert [event.event_key for event in await webhook_outbox_events(b)] == [f"r-{b}"]
 
 
 async def test_the_rename_left_no_plugin_outbox_name_behind(app_connection: asyncpg.Connection) -> None:
