@@ -1,4 +1,9 @@
-"""Email through SMTP: one built message handed to the mail server, its answers translated at this boundary.
+"""Email through SMTP: built messages handed to the mail server, its answers translated at this boundary.
+
+Each message goes to exactly one envelope recipient, named by the caller (never read from its headers), which
+must be one bare address (`is_one_address`): a stored `a@x.example,b@y.example` is refused, not split. A
+`MailSession` carries many messages over one connection (a sending pass), made again once when the server has
+dropped it since the last message.
 
 `SMTP_URL` names the server: `smtp://[user:pass@]host[:port]` (plain, port 25), `smtp://...?starttls=true`
 (upgraded with STARTTLS, port 587) or `smtps://...` (TLS from the first byte, port 465); user and password are
@@ -9,7 +14,9 @@ What the server answers becomes one of two errors, and nothing of smtplib leaves
 - `MailUnavailable` (`mail_unavailable`, a `ServiceUnavailable`): try again later. The server cannot be
   reached, timed out, dropped the connection, refused our sender or our login (our configuration, which a
   person fixes), or answered 4xx. `MailServerUnreachable` is the part of it where no conversation took place.
-- `MailRejected` (`mail_rejected`): the server refused the recipient or the message for good (5xx).
+- `MailRejected` (`mail_rejected`): the server refused the recipient or the message for good (5xx), the
+  recipient is not exactly one address, or it is an international address and the server does not offer
+  SMTPUTF8 (it never will take it).
 Neither carries the server's reply text: it often repeats the address. Addresses and bodies are never logged.
 """
 
