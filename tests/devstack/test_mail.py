@@ -14,7 +14,7 @@ from controlplane.core.mail import Mailer
 from controlplane.devstack.cli import devstack
 from controlplane.devstack.mail_server import StoringHandler, serve_in_thread
 from controlplane.devstack.mail_store import MailStore
-from tests.integration.notifications._support import free_port
+from tests.integration._smtp import free_port
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -108,10 +107,3 @@ async def send(settings: Settings, mailer: Mailer | None = None) -> sender.SendR
 
 def counted(event: str, outcome: str) -> float:
     return REGISTRY.get_sample_value("controlplane_notifications_total", {"event": event, "outcome": outcome}) or 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

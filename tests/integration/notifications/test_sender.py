@@ -21,12 +21,12 @@ from controlplane.devstack.mail_store import MailStore
 from tenants import service
 from tenants.notifications import attachments, rendering, sender
 from tenants.notifications.events import EVENTS, INVOICE_PDF, Audience
+from tests.integration._smtp import free_port
 from tests.integration.conftest import staff_principal
 from tests.integration.notifications._support import (
     PARTNER_NAME,
     TENANT_NAME,
     counted,
-    free_port,
     make_due,
     people,
     postpone,
