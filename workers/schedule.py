@@ -76,3 +76,9 @@ BEAT_SCHEDULE["send-notifications"] = {
     "schedule": crontab(),
     "options": {"expires": 55},
 }
+
+# Daily: what both outboxes are done with goes after its retention (tenants/notifications/retention.py).
+BEAT_SCHEDULE["purge-notifications"] = {
+    "task": "controlplane.notifications.purge",
+    "schedule": crontab(minute="37", hour="3"),
+}

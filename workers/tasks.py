@@ -24,7 +24,7 @@ from controlplane.ops import rotation
 from plugins_registry import service as plugins
 from tenants import billing_contact, service
 from tenants.notifications import attachments as notification_attachments
-from tenants.notifications import sender
+from tenants.notifications import retention, sender
 from tenants.notifications.events import INVOICE_PDF
 from workers.celery_app import app
 
@@ -203,11 +203,22 @@ def rotate_secrets(what: str = "all", only_due: bool = True) -> list[dict[str, s
     return [dataclasses.asdict(outcome) for outcome in outcomes]
 
 
-@app.task(name="controlplane.notifications.send")
+# A run stops starting passes after 45 s and a pass stops at half its 15-minute lease; these limits are the
+# backstop for a run stuck beyond both (its rows stay leased and come back when the lease ends).
+NOTIFICATIONS_SOFT_LIMIT_SECONDS = 240
+NOTIFICATIONS_HARD_LIMIT_SECONDS = 300
+
+
+@app.task(
+    name="controlplane.notifications.send",
+    soft_time_limit=NOTIFICATIONS_SOFT_LIMIT_SECONDS,
+    time_limit=NOTIFICATIONS_HARD_LIMIT_SECONDS,
+)
 def send_notifications() -> dict[str, int]:
-    """Every minute: due notification emails sent through SMTP_URL, each outcome recorded on its row (retried on a
-    back-off, failed after the last). Two runs at once claim different rows; a resend after a crash between the
-    server's acceptance and the record carries the same Message-ID."""
+    """Every minute: due notification emails sent through SMTP_URL, pass after pass (one SMTP connection each)
+    until none is due or 45 s have gone; each outcome recorded on its row (retried on a back-off, failed after
+    the last). Two runs at once claim different rows; a resend after a crash between the server's acceptance and
+    the record carries the same Message-ID."""
     settings = app.conf.controlplane_settings
     if not settings.smtp_url or not settings.mail_from:
         # Production refuses to start without them and the dev stack sets both: the rows wait, unattempted.
@@ -216,7 +227,15 @@ def send_notifications() -> dict[str, int]:
     billing_contact.use(PiiCipher(process_store(settings).client))
     documents.configure(settings)
     mailer = Mailer.from_settings(settings)
-    return dataclasses.asdict(_with_pool(settings, lambda: sender.send_due(mailer, settings.public_url)))
+    return dataclasses.asdict(_with_pool(settings, lambda: sender.send_until_done(mailer, settings.public_url)))
+
+
+@app.task(name="controlplane.notifications.purge")
+def purge_notifications() -> dict[str, int]:
+    """Daily: finished notification rows older than 90 days and finished webhook events older than 30 (with
+    events no endpoint will take) are deleted, in batches. Safe to run twice: the second finds nothing."""
+    settings = app.conf.controlplane_settings
+    return dataclasses.asdict(_with_pool(settings, retention.purge))
 
 
 @app.task(name="controlplane.billing.notify_trials_ending")

@@ -21,31 +21,41 @@ async def dunning_position(invoice_id: uuid.UUID) -> tuple[datetime | None, int 
     return rows[0]["first_failure"], rows[0]["last_step"]
 
 
-async def trials_ending(after: datetime, until: datetime, limit: int) -> list[dict[str, Any]]:
-    """Across tenants (system context): trialing subscriptions whose trial ends in `(after, until]`, of tenants
-    not being erased. A trial's period ends with it, so the cycle's index on `current_period_end` (partial on
-    the live statuses) finds them."""
+async def trials_ending(
+    after: datetime, until: datetime, since: tuple[datetime, uuid.UUID] | None, limit: int
+) -> list[dict[str, Any]]:
+    """Across tenants (system context): one page of the trialing subscriptions whose trial ends in
+    `(after, until]`, of tenants not being erased, in (trial end, id) order after `since` (the last of the previous
+    page). A trial's period ends with it, so the cycle's index on `current_period_end` (partial on the live
+    statuses) finds them."""
+    keyset, args = ("", []) if since is None else (" and (s.current_period_end, s.id) > ({}, {})", list(since))
     return await fetch(
-        "select s.id, s.tenant_id from subscriptions s "
-        "where s.status = 'trialing' and s.current_period_end > {} and s.current_period_end <= {} "
-        "and not exists (select 1 from tenants t where t.id = s.tenant_id and t.status = 'pending_deletion') "
+        "select s.id, s.tenant_id, s.current_period_end from subscriptions s "
+        "where s.status = 'trialing' and s.current_period_end > {} and s.current_period_end <= {}"
+        + keyset
+        + " and not exists (select 1 from tenants t where t.id = s.tenant_id and t.status = 'pending_deletion') "
         "order by s.current_period_end, s.id limit {}",
         after,
         until,
+        *args,
         limit,
     )
 
 
-async def expiring_default_cards(year: int, month: int, limit: int) -> list[dict[str, Any]]:
-    """Across tenants (system context): default cards whose last valid month is `year`-`month`, of tenants not
-    being erased (by `payment_methods_expiry_idx`)."""
+async def expiring_default_cards(year: int, month: int, since: uuid.UUID | None, limit: int) -> list[dict[str, Any]]:
+    """Across tenants (system context): one page of the default cards whose last valid month is `year`-`month`,
+    of tenants not being erased (by `payment_methods_expiry_idx`), in id order after `since` (the last of the
+    previous page)."""
+    keyset, args = ("", []) if since is None else (" and m.id > {}", [since])
     return await fetch(
         "select m.id, m.tenant_id from payment_methods m "
-        "where m.is_default and m.exp_year = {} and m.exp_month = {} and m.detached_at is null "
-        "and not exists (select 1 from tenants t where t.id = m.tenant_id and t.status = 'pending_deletion') "
+        "where m.is_default and m.exp_year = {} and m.exp_month = {} and m.detached_at is null"
+        + keyset
+        + " and not exists (select 1 from tenants t where t.id = m.tenant_id and t.status = 'pending_deletion') "
         "order by m.id limit {}",
         year,
         month,
+        *args,
         limit,
     )
 

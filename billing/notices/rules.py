@@ -20,6 +20,17 @@ CANCEL_SCHEDULED = "cancel_scheduled"
 RESUMED = "resumed"
 PAST_DUE = "past_due"
 ACTIVE_AGAIN = "active_again"
+CHANGES = (
+    TRIAL_CONVERTED,
+    PLAN,
+    SEATS,
+    CHANGE_SCHEDULED,
+    CHANGE_UNSCHEDULED,
+    CANCEL_SCHEDULED,
+    RESUMED,
+    PAST_DUE,
+    ACTIVE_AGAIN,
+)
 
 
 def subscription_changes(before: Mapping[str, Any], after: Mapping[str, Any]) -> tuple[str, ...]:

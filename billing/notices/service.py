@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing.disputes import repository as disputes_repository
+from billing.documents.layout import format_period
 from billing.invoices import repository as invoices_repository
 from billing.money import display
 from billing.notices import repository
@@ -71,7 +72,9 @@ async def invoice_finalized(invoice: Mapping[str, Any]) -> None:
         # Invoices are collected from the default card when finalized; none carries a due date of its own.
         "due_at": None,
         "period_start": iso(invoice["period_start"]),
-        "period_end": iso(invoice["period_end"]),
+        "period_end": iso(invoice["period_end"]),  # exclusive: the period's first moment after it
+        # As the invoice's PDF shows it (its last day inclusive): `2026-11-01 to 2026-11-30`.
+        "period": format_period(invoice["period_start"], invoice["period_end"]),
     }
     await _tell("invoice.finalized", str(invoice["id"]), data, invoice["tenant_id"], attachment_id=invoice["id"])
 
@@ -187,28 +190,48 @@ class ScanReport:
     failed: int = 0
 
 
-async def _scan(job: str, items: list[dict[str, Any]], tell: Callable[[dict[str, Any]], Awaitable[bool]]) -> ScanReport:
-    """Each item in its own tenant's transaction; one that fails is counted and logged, and the scan goes on
-    (an outage stops it: the next run finds the items again, and their keys make them told once)."""
-    told = failed = 0
-    for item in items:
-        try:
-            async with tenant_tx(item["tenant_id"]):
-                told += await tell(item)
-        except Exception as error:
-            metrics.stop_batch_on_outage(job, error)
-            metrics.batch_item_failed(job, error)
-            failed += 1
-    return ScanReport(len(items), told, failed)
+# A scan reads its candidates a page at a time (keyset, never an offset), each page in a system transaction of its
+# own, and goes on until a page comes back short: however many there are, one run reaches every one.
+SCAN_PAGE = 1000
 
 
-async def notify_trials_ending(now: datetime | None = None, limit: int = 10_000) -> ScanReport:
+async def _scan(
+    job: str,
+    page: Callable[[dict[str, Any] | None], Awaitable[list[dict[str, Any]]]],
+    page_size: int,
+    tell: Callable[[dict[str, Any]], Awaitable[bool]],
+) -> ScanReport:
+    """Every candidate `page` finds (given the last item of the previous page), each in its own tenant's
+    transaction; one that fails is counted and logged, and the scan goes on (an outage stops it: the next run
+    finds the items again, and their keys make them told once)."""
+    found = told = failed = 0
+    last: dict[str, Any] | None = None
+    while True:
+        async with system_tx(SystemReason.PLATFORM_JOB):
+            items = await page(last)
+        for item in items:
+            try:
+                async with tenant_tx(item["tenant_id"]):
+                    told += await tell(item)
+            except Exception as error:
+                metrics.stop_batch_on_outage(job, error)
+                metrics.batch_item_failed(job, error)
+                failed += 1
+        found += len(items)
+        if len(items) < page_size:
+            return ScanReport(found, told, failed)
+        last = items[-1]
+
+
+async def notify_trials_ending(now: datetime | None = None, *, page_size: int = SCAN_PAGE) -> ScanReport:
     """`subscription.trial_will_end` for every trial ending within the next 3 days, once per trial end: a trial
     that ends later after all (staff extended it) is told again for its new end."""
     now = now or datetime.now(UTC)
     after, until = trial_notice_window(now)
-    async with system_tx(SystemReason.PLATFORM_JOB):
-        items = await repository.trials_ending(after, until, limit)
+
+    async def page(last: dict[str, Any] | None) -> list[dict[str, Any]]:
+        since = None if last is None else (last["current_period_end"], last["id"])
+        return await repository.trials_ending(after, until, since, page_size)
 
     async def tell(item: dict[str, Any]) -> bool:
         row = await subscriptions_repository.get_subscription(item["id"])
@@ -227,16 +250,17 @@ async def notify_trials_ending(now: datetime | None = None, limit: int = 10_000)
         key = f"{row['id']}:{trial_end.isoformat()}"
         return bool(await notify("subscription.trial_will_end", key, data, tenant_id=item["tenant_id"]))
 
-    return await _scan(TRIALS_JOB, items, tell)
+    return await _scan(TRIALS_JOB, page, page_size, tell)
 
 
-async def notify_expiring_cards(now: datetime | None = None, limit: int = 10_000) -> ScanReport:
+async def notify_expiring_cards(now: datetime | None = None, *, page_size: int = SCAN_PAGE) -> ScanReport:
     """`payment_method.expiring` for every default card (the one collections charge; the others charge
     nothing) whose last valid month is the calendar month after `now`'s, once per card and expiry month."""
     now = now or datetime.now(UTC)
     year, month = expiring_month(now.astimezone(UTC))
-    async with system_tx(SystemReason.PLATFORM_JOB):
-        items = await repository.expiring_default_cards(year, month, limit)
+
+    async def page(last: dict[str, Any] | None) -> list[dict[str, Any]]:
+        return await repository.expiring_default_cards(year, month, None if last is None else last["id"], page_size)
 
     async def tell(item: dict[str, Any]) -> bool:
         card = await repository.card(item["id"])
@@ -254,7 +278,7 @@ async def notify_expiring_cards(now: datetime | None = None, limit: int = 10_000
         key = f"{card['id']}:{card['exp_year']}-{card['exp_month']:02d}"
         return bool(await notify("payment_method.expiring", key, data, tenant_id=item["tenant_id"]))
 
-    return await _scan(CARDS_JOB, items, tell)
+    return await _scan(CARDS_JOB, page, page_size, tell)
 
 
 # -- resellers -------------------------------------------------------------------------------------------

@@ -349,3 +349,9 @@ NOTIFICATIONS_TOTAL = Counter(
     "already had it).",
     ["event", "outcome"],
 )
+NOTIFICATIONS_OLDEST_PENDING_SECONDS = Gauge(
+    "controlplane_notifications_oldest_pending_seconds",
+    "Age of the oldest notification email not yet sent, failed or skipped (0: none), set by each sending run "
+    "(every minute): it grows while mail is not going out (the mail server away or deferring, the worker stuck).",
+    multiprocess_mode="mostrecent",
+)

@@ -21,7 +21,15 @@ from controlplane.core.problems import problem_responses
 
 # No control characters: PostgreSQL text cannot hold NUL, and none belongs in a name or an address.
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
-Email = Annotated[str, Meta(min_length=3, max_length=320, pattern=r"^[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+$")]
+# One bare address (`local@domain`), nothing a header parser could read as several, a display name, a quoted part,
+# a comment or a group: no whitespace, control character or any of `,;:<>"()[]\` (so `email.utils.parseaddr`
+# reads it back as itself, and a message to it reaches exactly it).
+Email = Annotated[
+    str,
+    Meta(
+        min_length=3, max_length=320, pattern=r'^[^@\s\x00-\x1f\x7f,;:<>"()\[\]\\]+@[^@\s\x00-\x1f\x7f,;:<>"()\[\]\\]+$'
+    ),
+]
 Currency = Annotated[str, Meta(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")]
 
 Limit = Annotated[int | None, QueryParameter(name="limit", ge=1, le=MAX_PAGE_SIZE, required=False)]

@@ -22,7 +22,8 @@ async def record(
     payload: dict[str, Any],
 ) -> None:
     """Inside the change's tenant transaction, so all three commit (or vanish) with it."""
-    # No key: every lifecycle step is an event of its own.
+    # No key: every lifecycle step is an event of its own. Queued only while the tenant has an endpoint (the one
+    # rule of the webhook outbox: an event goes to the endpoint set when it happens).
     await webhook_outbox.enqueue(tenant_id, event_type, {"tenant_id": str(tenant_id), **payload})
     await audit.record(actor, tenant_id, event_type, target_type, target_id, after=payload)
     await invalidation.publish(ENTITLEMENTS_TOPIC, tenant_id)

@@ -33,11 +33,16 @@ async def notify(
     and its trial end; build it from ids, since the sender groups an event's recipients by type and key):
     notifying the same event and key again queues nothing more, so callers may repeat freely. `data` is what
     the templates and the webhook payload show: ids, amounts in minor units, currencies, dates; never an
-    email address or a name (the sender looks those up when it sends).
+    email address or a name (the sender looks those up when it sends). Its keys are exactly the catalogue's
+    (`events.EventType.data`): any other set is a programming error (ValueError), never a blank in an email or
+    an undocumented field in a webhook.
     """
     kind = event_type(event)
     if (kind.audience == Audience.TENANT) != (tenant_id is not None and partner_id is None):
         raise ValueError(f"{event} is for a {kind.audience.value}: name exactly that")
+    if set(data) != kind.data:  # the contract the templates and the webhook documentation rely on
+        missing, extra = sorted(kind.data - set(data)), sorted(set(data) - kind.data)
+        raise ValueError(f"{event}'s data must have exactly its catalogued keys (missing {missing}, extra {extra})")
     recipients: list[tuple[str, uuid.UUID | None]] = []
     if kind.email and tenant_id is not None:
         has_contact, admins = await repository.tenant_recipients(tenant_id)

@@ -1,9 +1,10 @@
 """What a notification email says: its subject, plain text and HTML, from the templates in `templates/`.
 
 Each email event has three: `<event>.subject.txt`, `<event>.txt` and `<event>.html` (HTML autoescaped). They
-see the event's `data` (NOTIFICATIONS.md: amounts as display strings, dates as ISO 8601 UTC), the tenant's or
-partner's name looked up when sending, who the recipient is to them, and links into the console under
-PUBLIC_URL. A variable a template names but the context lacks is an error (StrictUndefined), never a blank.
+see the event's `data` (its contract: `events.EventType.data`; amounts as display strings, dates as ISO 8601
+UTC), the tenant's or partner's name looked up when sending, who the recipient is to them, and links into the
+console under PUBLIC_URL. A variable a template names but the context lacks is an error (StrictUndefined), never
+a blank.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from urllib.parse import quote
 
 import jinja2
 
-from tenants.notifications.events import BILLING_CONTACT, EVENTS, Audience, event_type
+from tenants.notifications.events import BILLING_CONTACT, Audience, event_type
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 SUBJECT_MAX = 200
@@ -30,10 +31,6 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
-
-
-def email_events() -> list[str]:
-    return sorted(name for name, kind in EVENTS.items() if kind.email)
 
 
 def template_names(event: str) -> tuple[str, str, str]:

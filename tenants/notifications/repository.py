@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from controlplane.core.db import fetch
@@ -74,22 +75,48 @@ OUTBOX_COLUMNS = (
 )
 
 
-async def claim_due(batch: int, lease_seconds: int) -> list[dict[str, Any]]:
-    """Inside a system transaction: up to `batch` due rows, with every other due row of the same events, each
-    with an attempt counted and a lease (next_attempt_at pushed past it) so no other pass takes them meanwhile.
-    A pass that dies gives its rows back when the lease ends."""
+async def abandon_exhausted(max_attempts: int) -> list[str]:
+    """Inside a system transaction: due rows already taken `max_attempts` times or more are `failed`
+    (`abandoned`). Only a pass that died with the row leased leaves one so (a recorded failure after the last
+    attempt fails it): a row whose processing kills the worker is given up rather than taken every lease
+    forever. Answers their event types (for the metric)."""
+    rows = await fetch(
+        f"update notifications set status = 'failed', last_error = 'abandoned', failed_at = now(), "
+        f"next_attempt_at = null where {_DUE} and attempts >= {{}} returning event_type",
+        max_attempts,
+    )
+    return [row["event_type"] for row in rows]
+
+
+# The ids of the rows of the events in `e` (tenant_id, partner_id, event_type, event_key): the same type and key
+# within the same tenant or partner (keys are unique only there). One branch per owner, so each reads the unique
+# index (tenant_id, partner_id, event_type, event_key, recipient) by all four columns.
+_ROWS_OF_EVENTS = (
+    "select n.id from e join notifications n on n.tenant_id = e.tenant_id and n.partner_id is null "
+    "and n.event_type = e.event_type and n.event_key = e.event_key "
+    "union all select n.id from e join notifications n on n.tenant_id is null and n.partner_id = e.partner_id "
+    "and n.event_type = e.event_type and n.event_key = e.event_key"
+)
+
+
+async def claim_due(batch: int, lease_seconds: int, most: int) -> list[dict[str, Any]]:
+    """Inside a system transaction: up to `batch` due rows, with the other due rows of the same events (up to
+    `most` rows in all, so a pass stays bounded however many admins an event has), each with an attempt counted
+    and a lease (next_attempt_at pushed past it) so no other pass takes them meanwhile. A pass that dies gives
+    its rows back when the lease ends."""
     await fetch(_CLAIM_LOCK)
     rows = await fetch(
-        f"with due as (select event_type, event_key from notifications where {_DUE} "
+        f"with due as (select tenant_id, partner_id, event_type, event_key from notifications where {_DUE} "
         "order by next_attempt_at nulls first, id limit {}), "
-        "claimed as (select n.id from notifications n where n.status = 'pending' "
-        "and (n.next_attempt_at is null or n.next_attempt_at <= now()) "
-        "and (n.event_type, n.event_key) in (select event_type, event_key from due) "
-        "order by n.id for update of n skip locked) "
+        "e as (select distinct tenant_id, partner_id, event_type, event_key from due), "
+        f"claimed as (select n.id from notifications n where n.id in ({_ROWS_OF_EVENTS}) "
+        "and n.status = 'pending' and (n.next_attempt_at is null or n.next_attempt_at <= now()) "
+        "order by n.id limit {} for update of n skip locked) "
         "update notifications n set attempts = n.attempts + 1, "
         "next_attempt_at = now() + make_interval(secs => {}) from claimed c where n.id = c.id "
         f"returning {', '.join('n.' + column.strip() for column in OUTBOX_COLUMNS.split(','))}",
         batch,
+        most,
         lease_seconds,
     )
     for row in rows:
@@ -98,17 +125,33 @@ async def claim_due(batch: int, lease_seconds: int) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: row["id"])
 
 
-async def sent_siblings(events: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
-    """Rows already sent for these (event type, event key) pairs: id, event_type, event_key."""
+EventOf = tuple[uuid.UUID | None, uuid.UUID | None, str, str]  # tenant_id, partner_id, event_type, event_key
+
+
+async def sent_siblings(events: Sequence[EventOf]) -> list[dict[str, Any]]:
+    """Rows already sent for these events (tenant id, partner id, type, key): id and the same four."""
     if not events:
         return []
     return await fetch(
-        "select n.id, n.event_type, n.event_key from notifications n "
-        "join unnest({}::text[], {}::text[]) as e(event_type, event_key) "
-        "on n.event_type = e.event_type and n.event_key = e.event_key where n.status = 'sent'",
-        [event for event, _key in events],
-        [key for _event, key in events],
+        "with e as (select * from unnest({}::uuid[], {}::uuid[], {}::text[], {}::text[]) "
+        "as e(tenant_id, partner_id, event_type, event_key)) "
+        "select n.id, n.tenant_id, n.partner_id, n.event_type, n.event_key from notifications n "
+        f"where n.id in ({_ROWS_OF_EVENTS}) and n.status = 'sent'",
+        [tenant for tenant, _partner, _event, _key in events],
+        [partner for _tenant, partner, _event, _key in events],
+        [event for _tenant, _partner, event, _key in events],
+        [key for _tenant, _partner, _event, key in events],
     )
+
+
+async def oldest_pending_seconds() -> float:
+    """Across tenants and partners (system context): how long the oldest pending row has waited since it was
+    queued (0 with none pending)."""
+    rows = await fetch(
+        "select coalesce(extract(epoch from now() - min(created_at)), 0)::float8 as age "
+        "from notifications where status = 'pending'"
+    )
+    return float(rows[0]["age"])
 
 
 async def recipients_of(ids: Sequence[int]) -> list[dict[str, Any]]:
@@ -171,6 +214,19 @@ async def release(claims: Sequence[tuple[int, int]]) -> None:
             [notification_id for notification_id, _attempts in claims],
             [attempts for _id, attempts in claims],
         )
+
+
+async def purge_finished(before: datetime, limit: int) -> int:
+    """Across tenants and partners (system context): delete up to `limit` rows made before `before` that are done
+    with (sent, failed or skipped), oldest first; answers how many went. Pending rows stay, however old."""
+    rows = await fetch(
+        "with gone as (delete from notifications where id in (select id from notifications "
+        "where created_at < {} and status in ('sent', 'failed', 'skipped') order by id limit {}) returning 1) "
+        "select count(*) as n from gone",
+        before,
+        limit,
+    )
+    return int(rows[0]["n"])
 
 
 async def outbox_page(

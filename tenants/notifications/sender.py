@@ -1,21 +1,28 @@
-"""Sending the notification outbox by email, a pass every minute (`controlplane.notifications.send`).
+"""Sending the notification outbox by email (`controlplane.notifications.send`, every minute).
 
-A pass claims due rows across tenants and partners (an attempt counted and a lease taken, in one system
-transaction; every due row of the same event comes along, so one pass sees all of an event's recipients), then
-for each row, outside any transaction: looks up the recipient's address as it is now, renders the event's
-templates, produces the attachment, hands the message to the SMTP server, and records the outcome in a
-transaction of its own. One row's failure is that row's: the pass goes on with the others.
+A run makes passes one after another until nothing is due or `RUN_SECONDS` have gone (beat starts a run every
+minute; one still waiting after 55 s expires). A pass claims due rows across tenants and partners (an attempt
+counted and a lease taken, in one system transaction; the other due rows of the same events come along, up to
+`CLAIM_MOST` rows, so one pass sees an event's recipients together), then for each row, outside any
+transaction: looks up the recipient's address as it is now, renders the event's templates, produces the
+attachment, hands the message to the SMTP server (one connection for the whole pass, `Mailer.session`), and
+records the outcome in a transaction of its own. One row's failure is that row's: the pass goes on with the
+others.
 
 - **Who.** `user:<id>`: the member's address, while the account is active and still an admin where the event
   happened (else `skipped`: `no_address`, `not_an_admin`). `billing_contact`: the tenant's billing email,
-  decrypted now (cleared since: `skipped`, `no_address`). Two recipients of one event with the same address
-  get one email: the first row (the billing contact, queued first) sends, the other is `skipped`
-  (`duplicate_address`).
+  decrypted now (cleared since: `skipped`, `no_address`). Two recipients of one event (its type and key within
+  its tenant or partner) with the same address get one email: the first row (the billing contact, queued
+  first) sends, the other is `skipped` (`duplicate_address`). Each email has exactly one envelope recipient.
 - **Retries.** A failed attempt is tried again after 1 min, 5 min, 30 min, 2 h and 6 h; failing after that, the
   row is `failed` (`last_error`: `mail_unavailable`, `attachment_unavailable`, `internal_error`). A permanent
-  refusal by the server (5xx: `mail_rejected`) fails the row at once: the same message to the same address
-  would be refused again. An SMTP server that cannot be reached at all costs every row of the pass one attempt
-  (one connection try, not one per row).
+  refusal by the server (5xx, an international address a server without SMTPUTF8 cannot take, an address that
+  is not exactly one: `mail_rejected`) fails the row at once: the same message to the same address would be
+  refused again. An SMTP server that cannot be reached at all costs every row of the pass one attempt (one
+  connection try, not one per row).
+- **Bounded.** A pass stops once half its lease has passed (or the run's time is up) and hands the rows it has
+  not reached back, their attempt uncounted. A due row already taken `MAX_ATTEMPTS` times (each pass that took
+  it died before recording) is `failed` (`abandoned`) when the next claim finds it, never sent again.
 - **Outages.** PostgreSQL or OpenBao unavailable stops the pass: the rows not yet done are given back with
   their attempt uncounted, and the task fails (the beat runs it again next minute).
 - **At least once.** The server accepting a message and the row being marked `sent` are two steps: a worker
@@ -23,16 +30,18 @@ transaction of its own. One row's failure is that row's: the pass goes on with t
   the same `Message-ID` (`<notification-{id}@{MAIL_FROM's domain}>`), by which mail clients and stores
   recognise it. Outcomes are written only while the attempt's lease holds.
 
-No address, name or body is logged; metrics count by event type and outcome only.
+No address, name or body is logged; metrics count by event type and outcome only, and each run sets
+`controlplane_notifications_oldest_pending_seconds`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
@@ -44,7 +53,14 @@ import jinja2
 from controlplane.core import metrics
 from controlplane.core.db import SystemReason, system_tx
 from controlplane.core.errors import ServiceUnavailable
-from controlplane.core.mail import Mailer, MailRejected, MailServerUnreachable, MailUnavailable
+from controlplane.core.mail import (
+    Mailer,
+    MailRejected,
+    MailServerUnreachable,
+    MailSession,
+    MailUnavailable,
+    is_one_address,
+)
 from tenants import billing_contact
 from tenants.notifications import attachments, rendering, repository
 from tenants.notifications.events import BILLING_CONTACT, EVENTS, event_type
@@ -53,10 +69,17 @@ log = logging.getLogger("controlplane.notifications")
 
 JOB = "send_notifications"
 BATCH = 50
-# Longer than a pass can take (each SMTP step times out after 10 s), so no second pass takes a row meanwhile.
+# The most rows one claim takes, the due rows' siblings included (an event with very many admins is split).
+CLAIM_MOST = 4 * BATCH
+# No second pass takes a row meanwhile; a pass stops and hands back what it has not reached after half of it.
 LEASE_SECONDS = 900
+PASS_SECONDS = LEASE_SECONDS // 2
+# A run's passes stop starting after this: the beat runs the task every minute (a run waiting 55 s expires).
+RUN_SECONDS = 45
 # Pause after the n-th failed attempt; a failure after the last gives up (about 8.5 hours after the first try).
 BACKOFF_SECONDS = (60, 300, 1800, 7200, 21600)
+# A due row taken this often already was never recorded each time (its pass died): given up at the next claim.
+MAX_ATTEMPTS = len(BACKOFF_SECONDS) + 1
 
 # `last_error` of a row: a coarse code, never a server's reply (it may repeat the address).
 NO_ADDRESS = "no_address"
@@ -64,6 +87,7 @@ NOT_AN_ADMIN = "not_an_admin"
 DUPLICATE_ADDRESS = "duplicate_address"
 ATTACHMENT_UNAVAILABLE = "attachment_unavailable"
 INTERNAL_ERROR = "internal_error"
+ABANDONED = "abandoned"
 
 Status = Literal["sent", "pending", "failed", "skipped"]
 
@@ -109,12 +133,62 @@ def message_id(notification_id: int, domain: str) -> str:
     return f"<notification-{notification_id}@{domain}>"
 
 
-async def send_due(mailer: Mailer, public_url: str, *, batch: int = BATCH) -> SendReport:
-    """One pass: claim up to `batch` due rows (with their events' other due rows), send each, record each."""
+async def send_until_done(
+    mailer: Mailer,
+    public_url: str,
+    *,
+    budget_seconds: float = RUN_SECONDS,
+    batch: int = BATCH,
+    clock: Callable[[], float] = time.monotonic,
+) -> SendReport:
+    """A run: passes one after another until one finds nothing due or `budget_seconds` have gone (a pass under
+    way then stops and hands back what it has not reached). Answers the passes' counts added up."""
+    deadline = clock() + budget_seconds
+    total = SendReport(0, 0, 0, 0, 0)
+    try:
+        while clock() < deadline:
+            report = await send_due(mailer, public_url, batch=batch, stop_at=deadline, clock=clock)
+            total = SendReport(*(a + b for a, b in zip(_counts(total), _counts(report), strict=True)))
+            if report.claimed == 0:
+                break
+    finally:
+        await _observe_oldest_pending()
+    return total
+
+
+def _counts(report: SendReport) -> tuple[int, int, int, int, int]:
+    return report.claimed, report.sent, report.retrying, report.failed, report.skipped
+
+
+async def _observe_oldest_pending() -> None:
+    """Best effort: with the database away the gauge keeps its last reading (the outage has its own alerts)."""
+    try:
+        async with system_tx(SystemReason.NOTIFICATION_DELIVERY):
+            metrics.NOTIFICATIONS_OLDEST_PENDING_SECONDS.set(await repository.oldest_pending_seconds())
+    except Exception as error:
+        log.warning("notifications: the oldest pending row not measured (%s)", type(error).__name__)
+
+
+async def send_due(
+    mailer: Mailer,
+    public_url: str,
+    *,
+    batch: int = BATCH,
+    stop_at: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> SendReport:
+    """One pass: claim up to `batch` due rows (with their events' other due rows), send each on one SMTP
+    connection, record each. Stops once half the lease has passed since the claim (or at `stop_at`, on `clock`),
+    handing back the rows it has not reached."""
     async with system_tx(SystemReason.NOTIFICATION_DELIVERY):
-        rows = await repository.claim_due(batch, LEASE_SECONDS)
+        abandoned = await repository.abandon_exhausted(MAX_ATTEMPTS)
+        rows = await repository.claim_due(batch, LEASE_SECONDS, CLAIM_MOST)
+    stop = clock() + PASS_SECONDS
+    stop = stop if stop_at is None else min(stop, stop_at)
+    for event in abandoned:
+        metrics.NOTIFICATIONS_TOTAL.labels(event=_event_label(event), outcome="failed").inc()
     if not rows:
-        return SendReport(0, 0, 0, 0, 0)
+        return SendReport(0, 0, 0, len(abandoned), 0)
     try:
         recipients, taken = await _recipients(rows)
     except Exception as error:
@@ -122,34 +196,47 @@ async def send_due(mailer: Mailer, public_url: str, *, batch: int = BATCH) -> Se
         metrics.stop_batch_on_outage(JOB, error)
         raise
     counts: dict[str, int] = defaultdict(int)
+    counts["failed"] = len(abandoned)
     unreachable: MailServerUnreachable | None = None
-    for index, row in enumerate(rows):
-        try:
-            outcome, unreachable = await _attempt(mailer, public_url, row, recipients, taken, unreachable)
-        except ServiceUnavailable as error:  # not the mail server's (that is the row's outcome): stop the pass
-            await _give_back(rows[index:])
-            metrics.stop_batch_on_outage(JOB, error)
-            raise
-        except Exception as error:  # a fault of ours on this row alone (logged with its type, never its data)
-            metrics.batch_item_failed(JOB, _Internal(f"notification {row['id']}: {type(error).__name__}"))
-            outcome = failure(row, INTERNAL_ERROR)
-        try:  # each outcome on its own: one that cannot be written (its lease ends, it is tried again) stops none
-            async with system_tx(SystemReason.NOTIFICATION_DELIVERY):
-                written = await repository.record_outcome(
-                    row["id"],
-                    row["attempts"],
-                    status=outcome.status,
-                    error=outcome.error,
-                    retry_in_seconds=outcome.retry_in,
-                )
-        except Exception as error:
-            metrics.stop_batch_on_outage(JOB, error)
-            metrics.batch_item_failed(JOB, error)
-            continue
-        if written:
-            counts[outcome.label] += 1
-            event = row["event_type"] if row["event_type"] in EVENTS else "other"
-            metrics.NOTIFICATIONS_TOTAL.labels(event=event, outcome=outcome.label).inc()
+    session = mailer.session()
+    try:
+        for index, row in enumerate(rows):
+            if clock() > stop:  # the lease must outlast the pass: the rest is handed back, due again at once
+                await _give_back(rows[index:])
+                log.warning("notifications: a pass stopped in time and handed back %d rows", len(rows) - index)
+                break
+            try:
+                outcome, unreachable = await _attempt(session, mailer, public_url, row, recipients, taken, unreachable)
+            except ServiceUnavailable as error:  # not the mail server's (that is the row's outcome): stop the pass
+                await _give_back(rows[index:])
+                metrics.stop_batch_on_outage(JOB, error)
+                raise
+            except Exception as error:  # a fault of ours on this row alone (logged with its type, never its data)
+                metrics.batch_item_failed(JOB, _Internal(f"notification {row['id']}: {type(error).__name__}"))
+                outcome = failure(row, INTERNAL_ERROR)
+            try:  # each outcome on its own: one that cannot be written (its lease ends, it is tried again) stops none
+                async with system_tx(SystemReason.NOTIFICATION_DELIVERY):
+                    written = await repository.record_outcome(
+                        row["id"],
+                        row["attempts"],
+                        status=outcome.status,
+                        error=outcome.error,
+                        retry_in_seconds=outcome.retry_in,
+                    )
+            except ServiceUnavailable as error:
+                # The database is away: this row stays leased (sent again after its lease if it was sent), the
+                # rows not reached are handed back, and the pass stops.
+                await _give_back(rows[index + 1 :])
+                metrics.stop_batch_on_outage(JOB, error)
+                raise
+            except Exception as error:
+                metrics.batch_item_failed(JOB, error)
+                continue
+            if written:
+                counts[outcome.label] += 1
+                metrics.NOTIFICATIONS_TOTAL.labels(event=_event_label(row["event_type"]), outcome=outcome.label).inc()
+    finally:
+        await asyncio.to_thread(session.close)
     report = SendReport(len(rows), counts["sent"], counts["retrying"], counts["failed"], counts["skipped"])
     log.info(
         "notifications: %d claimed, %d sent, %d retrying, %d failed, %d skipped",
@@ -162,12 +249,17 @@ async def send_due(mailer: Mailer, public_url: str, *, batch: int = BATCH) -> Se
     return report
 
 
+def _event_label(event: str) -> str:
+    return event if event in EVENTS else "other"
+
+
 async def _attempt(
+    session: MailSession,
     mailer: Mailer,
     public_url: str,
     row: dict[str, Any],
     recipients: dict[int, Recipient],
-    taken: dict[tuple[str, str], set[str]],
+    taken: dict[repository.EventOf, set[str]],
     unreachable: MailServerUnreachable | None,
 ) -> tuple[Outcome, MailServerUnreachable | None]:
     """One row's outcome, and whether the mail server has proved unreachable in this pass."""
@@ -176,11 +268,13 @@ async def _attempt(
         return failure(row, INTERNAL_ERROR), unreachable
     if recipient.address is None:
         return Outcome("skipped", recipient.skip), unreachable
-    already = taken[(row["event_type"], row["event_key"])]
+    already = taken[_event_of(row)]
     address = recipient.address.strip().lower()
     if address in already:
         return Outcome("skipped", DUPLICATE_ADDRESS), unreachable
     already.add(address)  # this row speaks for the address in this event, whatever becomes of it
+    if not is_one_address(recipient.address):  # a stored value that would be several addresses, or none
+        return Outcome("failed", MailRejected.code), unreachable
     if unreachable is not None:
         return failure(row, unreachable.code), unreachable
     try:
@@ -194,7 +288,7 @@ async def _attempt(
         metrics.batch_item_failed(JOB, _Internal(f"notification {row['id']}: {type(error).__name__}"))
         return failure(row, INTERNAL_ERROR), unreachable
     try:
-        await asyncio.to_thread(mailer.send, message)
+        await asyncio.to_thread(session.send, message, recipient.address)
     except MailRejected as error:
         return Outcome("failed", error.code), unreachable
     except MailServerUnreachable as error:
@@ -257,11 +351,16 @@ async def _attachment(kind: str, row: dict[str, Any]) -> attachments.Attachment:
         raise _AttachmentFailed(f"the {kind} provider failed: {type(error).__name__}") from None
 
 
+def _event_of(row: dict[str, Any]) -> repository.EventOf:
+    """What names one occurrence: its type and key within its tenant or partner."""
+    return row["tenant_id"], row["partner_id"], row["event_type"], row["event_key"]
+
+
 async def _recipients(
     rows: list[dict[str, Any]],
-) -> tuple[dict[int, Recipient], dict[tuple[str, str], set[str]]]:
+) -> tuple[dict[int, Recipient], dict[repository.EventOf, set[str]]]:
     """Each claimed row's recipient as it stands now, and per event the addresses already sent to."""
-    events = sorted({(row["event_type"], row["event_key"]) for row in rows})
+    events = list(dict.fromkeys(_event_of(row) for row in rows))
     async with system_tx(SystemReason.NOTIFICATION_DELIVERY):
         siblings = await repository.sent_siblings(events)
         found = await repository.recipients_of([row["id"] for row in rows] + [row["id"] for row in siblings])
@@ -271,11 +370,11 @@ async def _recipients(
         for row in found
         if row["recipient"] != BILLING_CONTACT or row["tenant_id"] in contacts
     }
-    taken: dict[tuple[str, str], set[str]] = defaultdict(set)
+    taken: dict[repository.EventOf, set[str]] = defaultdict(set)
     for sibling in siblings:
         address = resolved.get(sibling["id"], Recipient(None, None, "")).address
         if address:
-            taken[(sibling["event_type"], sibling["event_key"])].add(address.strip().lower())
+            taken[_event_of(sibling)].add(address.strip().lower())
     return resolved, taken
 
 

@@ -80,10 +80,8 @@ from tenants.service._users import UserView, create_or_update_user, find_user
 from tenants.service._webhook_delivery import (
     DeliveryReport,
     WebhookEventView,
-    WebhookOutboxEventView,
     deliver_webhooks,
     recent_webhook_events,
-    webhook_outbox_events,
 )
 from tenants.service._webhooks import (
     WebhookEndpointView,
@@ -126,7 +124,6 @@ __all__ = [
     "UserView",
     "WebhookEndpointView",
     "WebhookEventView",
-    "WebhookOutboxEventView",
     "WebhookSecretRotation",
     "WebhookSecretStatusView",
     "add_member",
@@ -181,6 +178,5 @@ __all__ = [
     "tenant_for_resource",
     "tenant_terms",
     "update_tenant",
-    "webhook_outbox_events",
     "webhook_secret_status",
 ]

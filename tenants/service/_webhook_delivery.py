@@ -4,9 +4,10 @@ tenant's secret.
 At least once: an event is claimed (an attempt counted, a lease taken) in one transaction, posted outside
 any transaction, and its outcome recorded in another; a worker that dies in between gives the event back
 when the lease ends. Receivers deduplicate on the `Webhook-Id` header (the event's id). A failed attempt is
-tried again after a growing pause; after the last one the event is marked failed and kept. Events of a
-tenant without an endpoint wait, unattempted, until one is set. Order is by id, but a retried event may
-arrive after later ones.
+tried again after a growing pause; after the last one the event is marked failed and kept (30 days:
+tenants/notifications/retention.py). An event is queued only for the endpoint set when it happens
+(`webhook_outbox.enqueue`): a tenant without one gets none, and one set later receives what happens from then
+on. Order is by id, but a retried event may arrive after later ones.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from controlplane.core import metrics
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
 from controlplane.core.errors import DomainError
 from controlplane.core.tenant_vault import TenantVault
-from controlplane.core.views import view_of
 from tenants import webhook_endpoints, webhook_outbox, webhook_secrets
 
 BATCH = 100
@@ -40,23 +40,6 @@ class DeliveryReport:
     delivered: int
     retrying: int
     failed: int
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookOutboxEventView:
-    """One event as stored for delivery to the tenant's webhook endpoint."""
-
-    id: int
-    tenant_id: uuid.UUID
-    event_type: str
-    event_key: str | None
-    payload: dict[str, Any]
-    created_at: datetime
-    delivered_at: datetime | None
-    attempts: int
-    next_attempt_at: datetime | None
-    last_error: str | None
-    failed_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,9 +151,3 @@ async def recent_webhook_events(tenant_id: uuid.UUID, limit: int) -> list[Webhoo
         )
         for row in rows
     ]
-
-
-async def webhook_outbox_events(tenant_id: uuid.UUID) -> list[WebhookOutboxEventView]:
-    """The tenant's events, oldest first, with their payloads."""
-    async with tenant_tx(tenant_id):
-        return [view_of(WebhookOutboxEventView, row) for row in await webhook_outbox.events(tenant_id)]

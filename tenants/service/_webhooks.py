@@ -81,8 +81,8 @@ async def webhook_secret_status(vault: TenantVault, tenant_id: uuid.UUID) -> Web
 async def set_webhook_endpoint(
     actor: Principal, tenant_id: uuid.UUID, url: str, *, production: bool
 ) -> WebhookEndpointView:
-    """Deliveries go to `url` from now on (events waiting for an endpoint included). Repeating it changes
-    nothing more."""
+    """Deliveries go to `url` from now on (events queued for the previous endpoint and not yet delivered
+    included; events that happened while none was set were never queued). Repeating it changes nothing more."""
     await _ensure_live(tenant_id)
     checked = await asyncio.to_thread(webhook_endpoints.check, url, production=production)
     async with tenant_tx(tenant_id):
@@ -104,7 +104,8 @@ async def get_webhook_endpoint(tenant_id: uuid.UUID) -> WebhookEndpointView:
 
 
 async def remove_webhook_endpoint(actor: Principal, tenant_id: uuid.UUID) -> None:
-    """No more deliveries; events wait until an endpoint is set again. Safe to repeat."""
+    """No more events are queued; those already queued wait for an endpoint set again (within the outbox's
+    30-day retention). Safe to repeat."""
     async with tenant_tx(tenant_id):
         if await repository.delete_webhook_endpoint(tenant_id):
             await audit.record(actor, tenant_id, "tenant.webhook_endpoint_removed", "tenant", tenant_id)

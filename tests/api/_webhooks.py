@@ -7,12 +7,15 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from httpx import AsyncClient
 
+from controlplane.core.db import fetch, tenant_tx
 from tests.conftest import connect_as_inspector
 from tests.factories import Actor, Factory
 
@@ -94,3 +97,37 @@ async def make_due(stack_env: dict[str, str], tenant_id: str, attempts: int | No
         )
     finally:
         await inspector.close()
+
+
+@dataclass(frozen=True)
+class OutboxEvent:
+    """One event as stored for delivery to the tenant's webhook endpoint."""
+
+    id: int
+    tenant_id: uuid.UUID
+    event_type: str
+    event_key: str | None
+    payload: dict[str, Any]
+    created_at: datetime
+    delivered_at: datetime | None
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    failed_at: datetime | None
+
+
+async def webhook_outbox_events(tenant_id: uuid.UUID) -> list[OutboxEvent]:
+    """The tenant's webhook outbox, oldest first, read in the tenant's own context (so row-level security
+    applies as it does to the application)."""
+    async with tenant_tx(tenant_id):
+        rows = await fetch(
+            "select id, tenant_id, event_type, event_key, payload, created_at, delivered_at, attempts, "
+            "next_attempt_at, last_error, failed_at from webhook_outbox where tenant_id = {} order by id",
+            tenant_id,
+        )
+    return [
+        OutboxEvent(
+            **{**row, "payload": json.loads(row["payload"]) if isinstance(row["payload"], str) else row["payload"]}
+        )
+        for row in rows
+    ]

@@ -134,6 +134,29 @@ CASES: dict[str, Case] = {
         "validation_error",
         json={"email": "nobody", "role": "tenant_member"},
     ),
+    # An address is one address: a list, a display name, a quoted or commented part would mail someone else too.
+    "billing email two addresses": Case(
+        "PATCH", "/v1/tenants/{tenant}", 400, "validation_error", json={"billing_email": "me@evil.com,postmaster"}
+    ),
+    "billing email display name": Case(
+        "PATCH", "/v1/tenants/{tenant}", 400, "validation_error", json={"billing_email": "Me <me@evil.com>"}
+    ),
+    "billing email quoted": Case(
+        "PATCH", "/v1/tenants/{tenant}", 400, "validation_error", json={"billing_email": '"a,b"@evil.com'}
+    ),
+    "billing email comment": Case(
+        "PATCH", "/v1/tenants/{tenant}", 400, "validation_error", json={"billing_email": "me@evil.com(postmaster)"}
+    ),
+    "new tenant billing email list": Case(
+        "POST", "/v1/tenants", 400, "validation_error", json={**VALID_TENANT, "billing_email": "a@x.com;b@y.com"}
+    ),
+    "member email two addresses": Case(
+        "POST",
+        "/v1/tenants/{tenant}/members",
+        400,
+        "validation_error",
+        json={"email": "me@evil.com,postmaster@example.com", "role": "tenant_member"},
+    ),
     "member role platform staff": Case(
         "POST",
         "/v1/tenants/{tenant}/members",

@@ -16,6 +16,7 @@ from tenants.notifications import notify
 from tests.api._helpers import assert_problem
 from tests.api._webhooks import Receiver, receivers, tenant_with_endpoint
 from tests.factories import Factory
+from tests.unit.notifications.samples import SAMPLES
 
 __all__ = ["receivers"]  # the fixture, shared
 
@@ -75,6 +76,11 @@ async def test_an_email_only_event_sends_no_webhook(
     staff = await factory.staff()
     tenant, _admin, _secret = await tenant_with_endpoint(client, factory, staff, receivers[0].url)
     async with tenant_tx(uuid.UUID(tenant["id"])):
-        await notify("payment_method.expiring", "pm-1:2027-1", {"last4": "4242"}, tenant_id=uuid.UUID(tenant["id"]))
+        await notify(
+            "payment_method.expiring",
+            "pm-1:2027-1",
+            SAMPLES["payment_method.expiring"],
+            tenant_id=uuid.UUID(tenant["id"]),
+        )
     assert (await service.deliver_webhooks(tenant_vault, production=False)).claimed == 0
     assert receivers[0].received == []

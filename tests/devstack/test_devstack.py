@@ -174,7 +174,7 @@ async def test_down_stops_everything_and_up_keeps_the_data(stack: DevStack) -> N
         path="platform/jwt", mount_point="secret", raise_on_deleted_version=True
     )["data"]
     customer = stripe_client(env).v1.customers.create(params={"email": "grace@example.com"})
-    Mailer(env["SMTP_URL"], env["MAIL_FROM"]).send(_mail("kept across restarts"))
+    Mailer(env["SMTP_URL"], env["MAIL_FROM"]).send(_mail("kept across restarts"), "ada@example.com")
     redis_client = redis.Redis.from_url(env["REDIS_URL"])
     redis_client.set("survivor", "yes")
     redis_client.close()
@@ -200,7 +200,7 @@ async def test_down_stops_everything_and_up_keeps_the_data(stack: DevStack) -> N
     )["data"]
     assert jwt_after == jwt_before
     assert stripe_client(env_after).v1.customers.retrieve(customer.id).email == "grace@example.com"
-    Mailer(env_after["SMTP_URL"], env_after["MAIL_FROM"]).send(_mail("after the restart"))
+    Mailer(env_after["SMTP_URL"], env_after["MAIL_FROM"]).send(_mail("after the restart"), "ada@example.com")
     subjects = [mail.subject for mail in MailStore(stack.root / "mail").summaries()]
     assert subjects[-2:] == ["kept across restarts", "after the restart"]
     redis_client = redis.Redis.from_url(env_after["REDIS_URL"])

@@ -14,7 +14,7 @@ from controlplane.core.mail import Mailer
 from controlplane.devstack.cli import devstack
 from controlplane.devstack.mail_server import StoringHandler, serve_in_thread
 from controlplane.devstack.mail_store import MailStore
-from tests.integration.notifications._support import free_port
+from tests.integration._smtp import free_port
 
 
 @pytest.fixture
@@ -45,7 +45,7 @@ def _message(to: str, subject: str, *, attachment: bytes | None = None) -> Email
 def test_messages_are_kept_in_arrival_order_and_listed(served: tuple[Path, Mailer]) -> None:
     root, mailer = served
     for number in range(12):
-        mailer.send(_message(f"person{number}@example.com", f"Message {number:02d}"))
+        mailer.send(_message(f"person{number}@example.com", f"Message {number:02d}"), f"person{number}@example.com")
 
     store = MailStore(root / "mail")
     assert [mail.subject for mail in store.summaries()] == [f"Message {number:02d}" for number in range(12)]
@@ -63,7 +63,7 @@ def test_messages_are_kept_in_arrival_order_and_listed(served: tuple[Path, Maile
 
 def test_one_message_is_shown_with_its_text_and_attachments(served: tuple[Path, Mailer]) -> None:
     root, mailer = served
-    mailer.send(_message("ada@example.com", "Invoice 42", attachment=b"%PDF-1.4 tiny"))
+    mailer.send(_message("ada@example.com", "Invoice 42", attachment=b"%PDF-1.4 tiny"), "ada@example.com")
     (mail_id,) = MailStore(root / "mail").ids()
 
     shown = CliRunner().invoke(devstack, ["mail", "--root", str(root), "show", mail_id])

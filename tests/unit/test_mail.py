@@ -1,11 +1,19 @@
-"""SMTP_URL and MAIL_FROM are read strictly, and a bad one never echoes its password."""
+"""SMTP_URL and MAIL_FROM are read strictly, and a bad one never echoes its password; an address the API takes is
+one address to the mailer."""
 
 from __future__ import annotations
 
-import pytest
+import re
+import typing
+from email.utils import parseaddr
 
-from controlplane.core.mail import Mailer, SmtpEndpoint, parse_smtp_url, sender_address
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controlplane.core.mail import Mailer, SmtpEndpoint, is_one_address, parse_smtp_url, sender_address
 from controlplane.core.settings import Settings, SettingsError
+from controlplane.core.web import Email
 
 
 @pytest.mark.parametrize(
@@ -66,3 +74,23 @@ def test_public_url_defaults_to_the_api_and_loses_its_trailing_slash() -> None:
     assert Settings.from_env({"PUBLIC_URL": "https://console.example.com/"}).public_url == "https://console.example.com"
     with pytest.raises(SettingsError, match="PUBLIC_URL"):
         Settings.from_env({"PUBLIC_URL": "console.example.com"})
+
+
+_EMAIL_PATTERN = typing.get_args(Email)[1].pattern
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.from_regex(_EMAIL_PATTERN, fullmatch=True))
+def test_every_address_the_api_takes_is_one_address_to_the_mailer(address: str) -> None:
+    # What the API stores (an `Email`) reads back as itself, never as a list, a name or a comment.
+    assert parseaddr(address)[1] == address
+    assert is_one_address(address)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["me@evil.com,postmaster", "Me <me@evil.com>", '"a,b"@evil.com', "me@evil.com(x)", "g:a@b.com", "a@b.com;c@d.com"],
+)
+def test_what_would_be_several_addresses_or_a_name_is_neither_an_email_nor_one_address(text: str) -> None:
+    assert re.fullmatch(_EMAIL_PATTERN, text) is None
+    assert not is_one_address(text)

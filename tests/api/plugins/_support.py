@@ -11,8 +11,10 @@ from typing import Any
 
 from httpx import AsyncClient
 
+from tenants import service
 from tests.api._helpers import create_api_key
 from tests.factories import Actor, Factory
+from tests.integration.conftest import staff_principal
 
 Headers = dict[str, str]
 
@@ -75,8 +77,21 @@ async def install(
     return response.json()
 
 
-async def tenant_with_admin(factory: Factory, staff: Actor) -> tuple[dict[str, Any], Actor]:
+# Where a tenant's webhook events are queued in these tests; nothing is posted to it unless a test delivers.
+ENDPOINT = "http://127.0.0.1:9/hooks"
+
+
+async def listening(tenant_id: str | uuid.UUID) -> None:
+    """The tenant has a webhook endpoint, so its events are queued (an event is queued only for the endpoint
+    that is set when it happens)."""
+    await service.set_webhook_endpoint(staff_principal(), uuid.UUID(str(tenant_id)), ENDPOINT, production=False)
+
+
+async def tenant_with_admin(factory: Factory, staff: Actor, *, endpoint: bool = True) -> tuple[dict[str, Any], Actor]:
+    """A tenant and its admin; with a webhook endpoint set (`listening`) unless `endpoint` is False."""
     tenant = await factory.tenant(staff)
+    if endpoint:
+        await listening(tenant["id"])
     return tenant, await factory.member(tenant["id"])
 
 

@@ -10,8 +10,8 @@ from httpx import AsyncClient
 
 from controlplane.core.settings import Settings
 from plugins_registry import service
-from tenants.service import webhook_outbox_events
 from tests.api._helpers import assert_problem
+from tests.api._webhooks import webhook_outbox_events
 from tests.api.plugins._support import Headers, install, machine_key, plugin, publisher, tenant_with_admin
 from tests.conftest import connect_as_inspector, problem_of
 from tests.factories import Factory

@@ -11,8 +11,8 @@ from httpx import AsyncClient
 
 from controlplane.core.invalidation import CHANNEL
 from plugins_registry import service
-from tenants.service import webhook_outbox_events
 from tests.api._helpers import assert_problem
+from tests.api._webhooks import webhook_outbox_events
 from tests.api.plugins._support import check, install, machine_key, plugin, publisher, tenant_with_admin
 from tests.conftest import connect_as_inspector
 from tests.factories import Factory

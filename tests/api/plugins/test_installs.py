@@ -6,8 +6,8 @@ import uuid
 
 from httpx import AsyncClient
 
-from tenants.service import webhook_outbox_events
 from tests.api._helpers import assert_problem
+from tests.api._webhooks import webhook_outbox_events
 from tests.api.plugins._support import install, plugin, publisher, tenant_with_admin
 from tests.factories import Factory
 

@@ -19,8 +19,8 @@ from litestar import Litestar
 from plugins_registry import license_token
 from plugins_registry.errors import TokenInvalid
 from plugins_registry.service import _signing
-from tenants.service import webhook_outbox_events
 from tests.api._helpers import assert_problem, create_api_key
+from tests.api._webhooks import webhook_outbox_events
 from tests.api.plugins._support import install, plugin, publisher, tenant_with_admin
 from tests.conftest import connect_as_inspector
 from tests.factories import Factory

@@ -15,8 +15,8 @@ from billing import limits
 from billing import service as billing
 from plugins_registry import service
 from plugins_registry.license_token import verify
-from tenants.service import webhook_outbox_events
 from tests.api._helpers import audit_actions, bearer, create_api_key
+from tests.api._webhooks import webhook_outbox_events
 from tests.api.billing._support import (
     at_midnight,
     event,
@@ -31,7 +31,7 @@ from tests.api.billing._support import (
     utcnow,
 )
 from tests.api.billing.test_payments import GOOD_CARD, _add_card, card, stripe_client
-from tests.api.plugins._support import check, install, machine_key, plugin, publisher
+from tests.api.plugins._support import check, install, listening, machine_key, plugin, publisher
 from tests.factories import Factory
 
 __all__ = ["stripe_client"]  # the fixture, used by name
@@ -54,6 +54,7 @@ async def test_paid_plugins_add_their_lines_and_a_trial_converts_at_its_end(
     pub = await publisher(client, staff.headers)
     await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
     tenant = await factory.tenant(staff)
+    await listening(tenant["id"])  # its license events are queued
     admin = await factory.member(tenant["id"])
     subscription = await subscribe(client, staff.headers, tenant["id"], "pro")
     flat = await plugin(
@@ -101,6 +102,7 @@ async def test_a_paid_invoice_renews_the_license_and_an_unpaid_one_lets_it_expir
     pub = await publisher(client, staff.headers)
     await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
     tenant = await factory.tenant(staff)
+    await listening(tenant["id"])  # its license events are queued
     admin = await factory.member(tenant["id"])
     subscription = await subscribe(client, staff.headers, tenant["id"], "pro")
     paid = await plugin(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -65,8 +64,8 @@ async def people(billing_email: str | None = None, admin_email: str | None = Non
 
 
 async def queue(who: People, event: str, key: str | None = None, data: dict[str, Any] | None = None) -> int:
-    """`event` with its sample data, as its producer would queue it. Event keys are unique across tenants (the
-    outbox's unique key has no tenant in it): producers use ids; here the key names the tenant or partner."""
+    """`event` with its sample data, as its producer would queue it, keyed by the event and its tenant or partner
+    (a key is unique within its tenant or partner only; test_sender_runs shows one key in two tenants)."""
     values = SAMPLES[event] if data is None else data
     if EVENTS[event].audience == Audience.TENANT:
         attachment = uuid.UUID(INVOICE_ID) if EVENTS[event].attachment else None
@@ -108,10 +107,3 @@ async def send(settings: Settings, mailer: Mailer | None = None) -> sender.SendR
 
 def counted(event: str, outcome: str) -> float:
     return REGISTRY.get_sample_value("controlplane_notifications_total", {"event": event, "outcome": outcome}) or 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

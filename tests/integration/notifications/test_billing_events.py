@@ -1,7 +1,7 @@
 """Billing's events are queued in the transaction of the change they tell about, to the tenant's billing contact
-and admins, with the data of the contract (NOTIFICATIONS.md), once however often the change is asked for, and
-not at all when it is refused or rolled back. The webhook-only subscription events queue no email: what billing
-asked `notify` for is read from a spy on it."""
+and admins, with the data of the contract (the catalogue's `EventType.data`, which `notify` enforces), once
+however often the change is asked for, and not at all when it is refused or rolled back. The webhook-only
+subscription events queue no email: what billing asked `notify` for is read from a spy on it."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from httpx import AsyncClient
 
 from billing import hooks as billing_hooks
 from billing import service as billing
+from billing.documents.layout import format_period
 from billing.errors import PaymentProviderUnavailable
 from billing.payments import service as payments_service
 from billing.payments.gateway import StripeGateway
@@ -86,6 +87,7 @@ async def test_a_finalized_invoice_is_told_once_with_its_figures_and_its_documen
         "due_at": None,
         "period_start": data["period_start"],
         "period_end": data["period_end"],
+        "period": format_period(parse(invoice["period_start"]), parse(invoice["period_end"])),
     }
     assert _at(data["period_start"]) == parse(invoice["period_start"])
     assert _at(data["period_end"]) == parse(invoice["period_end"])
@@ -124,6 +126,9 @@ async def test_a_subscription_invoice_is_told_as_finalized_with_its_period(
         parse(invoice["period_start"]),
         parse(invoice["period_end"]),
     )
+    # Shown as the PDF shows it: the last day inclusive.
+    assert data["period"] == format_period(parse(invoice["period_start"]), parse(invoice["period_end"]))
+    assert data["period"].split(" to ")[-1] == (parse(invoice["period_end"]) - timedelta(days=1)).date().isoformat()
 
 
 # -- invoice.paid ----------------------------------------------------------------------------------------

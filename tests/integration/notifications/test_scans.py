@@ -117,6 +117,19 @@ async def test_a_trial_ended_early_or_of_an_erased_tenant_is_not_told(client: As
     assert await queued("subscription.trial_will_end") == []
 
 
+async def test_a_run_reads_every_trial_page_after_page(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    await plan(client, staff.headers, "trial", [{"type": "flat", "amount_minor": 5000}], trial_days=14)
+    trials = [await _trialing(client, factory, staff) for _ in range(3)]
+    now = min(parse(subscription["trial_end"]) for _tenant, _admin, subscription in trials) - timedelta(days=2)
+
+    report = await notices.notify_trials_ending(now, page_size=2)
+
+    assert (report.found, report.told, report.failed) == (3, 3, 0)
+    told = {str(row["tenant_id"]) for row in await queued("subscription.trial_will_end")}
+    assert told == {tenant["id"] for tenant, _admin, _subscription in trials}
+
+
 # -- cards -----------------------------------------------------------------------------------------------
 
 
@@ -192,6 +205,21 @@ async def test_one_card_failing_stops_no_other_and_is_told_on_the_next_run(
     retried = await notices.notify_expiring_cards(now)
     assert (retried.found, retried.told, retried.failed) == (2, 1, 0)
     assert {str(row["tenant_id"]) for row in await queued("payment_method.expiring")} == {bad["id"], good["id"]}
+
+
+async def test_a_run_reads_every_card_page_after_page(
+    client: AsyncClient, factory: Factory, stripe_client: Any
+) -> None:
+    staff = await factory.staff()
+    tenants = [(await told_tenant(factory, staff))[0] for _ in range(3)]
+    for tenant in tenants:
+        await _add_card(client, staff.headers, tenant["id"], _card(stripe_client, 6, 2033))
+
+    report = await notices.notify_expiring_cards(datetime(2033, 5, 20, tzinfo=UTC), page_size=2)
+
+    assert (report.found, report.told, report.failed) == (3, 3, 0)
+    told = {str(row["tenant_id"]) for row in await queued("payment_method.expiring")}
+    assert told == {tenant["id"] for tenant in tenants}
 
 
 def test_the_scans_are_on_the_beat() -> None:

@@ -1,9 +1,15 @@
-"""Sample `data` of every email event, exactly the keys of the contract in NOTIFICATIONS.md (what producers
-fill), for the template and sending tests."""
+"""Sample `data` of every catalogued event, with exactly the keys of its contract (`events.EventType.data`, which
+`notify` holds every producer to; test_templates checks these against it), for the template, sending and
+webhook tests."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from tenants.notifications.events import EVENTS
+
+# The events that are emailed (the others go to webhooks only).
+EMAIL_EVENTS = sorted(name for name, kind in EVENTS.items() if kind.email)
 
 INVOICE_ID = "0b6f0e1c-8a4e-4c4f-9a55-1f2d3c4b5a69"
 
@@ -20,6 +26,7 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "due_at": "2026-12-18T00:00:00+00:00",
         "period_start": "2026-11-01T00:00:00+00:00",
         "period_end": "2026-12-01T00:00:00+00:00",
+        "period": "2026-11-01 to 2026-11-30",
     },
     "invoice.paid": {
         "invoice_id": INVOICE_ID,
@@ -55,12 +62,32 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "currency": "EUR",
         "amount_minor": 123450,
         "amount": "1,234.50 EUR",
+        "reason": "fraudulent",
         "status": "lost",
     },
     "subscription.trial_will_end": {
         "subscription_id": "6d0c3a57-1c1e-4f0f-8f57-3a3e1c0b9d11",
         "plan_code": "pro",
         "trial_end": "2026-12-07T00:00:00+00:00",
+        "cancel_at_period_end": False,
+    },
+    "subscription.updated": {
+        "subscription_id": "6d0c3a57-1c1e-4f0f-8f57-3a3e1c0b9d11",
+        "plan_code": "pro",
+        "status": "active",
+        "seats": 5,
+        "change": "change_scheduled",
+        "changes": ["change_scheduled"],
+        "cancel_at_period_end": False,
+        "current_period_end": "2027-01-01T00:00:00+00:00",
+        "pending_plan_code": "team",
+        "pending_seats": 5,
+    },
+    "subscription.canceled": {
+        "subscription_id": "6d0c3a57-1c1e-4f0f-8f57-3a3e1c0b9d11",
+        "plan_code": "pro",
+        "canceled_at": "2026-12-04T02:40:00+00:00",
+        "ends_at": "2026-12-04T02:40:00+00:00",
     },
     "tenant.suspended": {"reason": "non_payment", "suspended_at": "2026-12-04T02:40:00+00:00"},
     "tenant.reactivated": {"reactivated_at": "2026-12-05T09:00:00+00:00"},
@@ -77,14 +104,18 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "currency": "EUR",
         "total_minor": 98765,
         "total": "987.65 EUR",
+        "payable_minor": 9877,
+        "payable": "98.77 EUR",
     },
     "partner.checkpoint_approved": {
         "code": "kyc",
+        "title": "Know your customer",
         "approved_at": "2026-12-04T02:40:00+00:00",
         "expires_at": "2027-12-04T02:40:00+00:00",
     },
     "partner.checkpoint_rejected": {
         "code": "kyc",
+        "title": "Know your customer",
         "reason": "The document is unreadable",
         "required_actions": ["Upload a clear scan of the registration certificate", "Name a second director"],
     },

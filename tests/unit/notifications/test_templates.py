@@ -10,7 +10,7 @@ import pytest
 
 from tenants.notifications import rendering
 from tenants.notifications.events import EVENTS, Audience
-from tests.unit.notifications.samples import INVOICE_ID, SAMPLES, SUBJECT_HAS
+from tests.unit.notifications.samples import EMAIL_EVENTS, INVOICE_ID, SAMPLES, SUBJECT_HAS
 
 PUBLIC_URL = "https://console.example.com"
 PARTNER_ID = uuid.UUID("11111111-2222-4333-8444-555555555555")
@@ -29,12 +29,14 @@ def _values(event: str, data: dict[str, object] | None = None, recipient: str = 
     )
 
 
-def test_every_email_event_has_a_sample_and_no_other() -> None:
-    assert set(SAMPLES) == set(rendering.email_events())
-    assert set(SUBJECT_HAS) == set(SAMPLES)
+def test_every_event_has_a_sample_with_exactly_the_keys_of_its_contract() -> None:
+    assert set(SAMPLES) == set(EVENTS)
+    for event, data in SAMPLES.items():
+        assert set(data) == EVENTS[event].data, event
+    assert set(SUBJECT_HAS) == set(EMAIL_EVENTS)
 
 
-@pytest.mark.parametrize("event", rendering.email_events())
+@pytest.mark.parametrize("event", EMAIL_EVENTS)
 def test_every_email_event_renders_text_and_html_from_its_data(event: str) -> None:
     for name in rendering.template_names(event):
         assert (rendering.TEMPLATES / name).is_file(), name
@@ -78,6 +80,38 @@ def test_optional_values_change_the_wording_not_the_rendering() -> None:
     assert "What is needed" not in nothing_required.text
     rejected = rendering.render("partner.checkpoint_rejected", _values("partner.checkpoint_rejected"))
     assert "- Name a second director" in rejected.text and "<li>Name a second director</li>" in rejected.html
+
+
+def test_an_invoice_shows_its_period_as_its_document_does_with_the_last_day_inclusive() -> None:
+    # [1 Nov, 1 Dec) is November: the PDF says 2026-11-01 to 2026-11-30, and so does the email.
+    finalized = rendering.render("invoice.finalized", _values("invoice.finalized"))
+    assert "Period: 2026-11-01 to 2026-11-30" in finalized.text
+    assert "<td>2026-11-01 to 2026-11-30</td>" in finalized.html
+    assert "1 December 2026" not in finalized.text and "1 December 2026" not in finalized.html
+
+
+def test_a_trial_ending_with_a_cancellation_scheduled_says_it_ends_not_that_it_is_charged() -> None:
+    renews = rendering.render("subscription.trial_will_end", _values("subscription.trial_will_end"))
+    assert "charged to the card on file" in renews.text and "charged to the card on file" in renews.html
+    canceling = rendering.render(
+        "subscription.trial_will_end",
+        _values(
+            "subscription.trial_will_end", {**SAMPLES["subscription.trial_will_end"], "cancel_at_period_end": True}
+        ),
+    )
+    for body in (canceling.text, canceling.html):
+        assert "charged" not in body
+        assert "ends with the trial" in body
+    assert f"{PUBLIC_URL}/console/billing/subscription" in canceling.text
+
+
+def test_a_suspension_by_staff_points_to_the_console_not_to_a_reply() -> None:
+    staff = rendering.render(
+        "tenant.suspended", _values("tenant.suspended", {**SAMPLES["tenant.suspended"], "reason": "staff"})
+    )
+    for body in (staff.text, staff.html):
+        assert "reply" not in body.lower()
+        assert f"{PUBLIC_URL}/console" in body
 
 
 def test_the_footer_says_why_the_recipient_gets_it() -> None:
