@@ -2,7 +2,7 @@
 
 The service gathers the facts (`InvoiceFacts`, `CreditNoteFacts`, the two parties); these functions turn them
 into a `Document` (texts only, no geometry), which the renderer draws. Every amount is written by
-`format_amount`, in the currency's own precision (billing.money's exponents: `1,235 JPY`, `1,234.57 USD`,
+`billing.money.display`, in the currency's own precision (billing.money's exponents: `1,235 JPY`, `1,234.57 USD`,
 `1,234.567 KWD`), so a figure reads the same in every place and can be found again by text extraction.
 
 A finalized invoice's document shows the invoice as issued: its lines and totals never change, the credits its
@@ -158,11 +158,6 @@ def _grouped(value: Decimal, places: int) -> str:
     return f"{value:,.{places}f}"
 
 
-def format_amount(minor: int, currency: str) -> str:
-    """`1,234.567 KWD`: as money is shown everywhere (`billing.money.display`)."""
-    return display(minor, currency)
-
-
 def format_unit_amount(minor: Decimal, currency: str) -> str:
     """A unit price, which may be a fraction of a minor unit: the currency's places, more only when needed."""
     places = exponent(currency)
@@ -224,14 +219,14 @@ def invoice_document(invoice: InvoiceFacts, issuer: Party, recipient: Party) -> 
         ("Currency", currency),
     ]
     rows = tuple(_line_row(line, currency, period) for line in invoice.lines)
-    totals = [Total("Subtotal", format_amount(invoice.subtotal_minor, currency))]
+    totals = [Total("Subtotal", display(invoice.subtotal_minor, currency))]
     if invoice.discount_minor:
-        totals.append(Total("Discounts (in the subtotal)", format_amount(invoice.discount_minor, currency)))
-    totals += [Total(tax_label(tax), format_amount(tax.amount_minor, currency)) for tax in invoice.taxes]
+        totals.append(Total("Discounts (in the subtotal)", display(invoice.discount_minor, currency)))
+    totals += [Total(tax_label(tax), display(tax.amount_minor, currency)) for tax in invoice.taxes]
     totals += [
-        Total("Total", format_amount(invoice.total_minor, currency), strong=True),
-        Total("Credits applied", format_amount(-invoice.credits_applied_minor, currency)),
-        Total("Amount due", format_amount(invoice.amount_due_minor, currency), strong=True),
+        Total("Total", display(invoice.total_minor, currency), strong=True),
+        Total("Credits applied", display(-invoice.credits_applied_minor, currency)),
+        Total("Amount due", display(invoice.amount_due_minor, currency), strong=True),
     ]
     notes = [
         "This invoice is shown as issued: payments and credit notes after its issue date have their own documents.",
@@ -264,7 +259,7 @@ def _line_row(line: LineFacts, currency: str, invoice_period: str) -> Row:
         detail=detail,
         quantity=format_quantity(line.quantity),
         unit_price=format_unit_amount(line.unit_amount_minor, currency),
-        amount=format_amount(line.amount_minor, currency),
+        amount=display(line.amount_minor, currency),
     )
 
 
@@ -285,12 +280,12 @@ def credit_note_document(note: CreditNoteFacts, issuer: Party, recipient: Party)
         description=f"Credit on invoice {note.invoice_number}: {note.reason}",
         detail="Net of tax",
         quantity="1",
-        unit_price=format_amount(net, currency),
-        amount=format_amount(net, currency),
+        unit_price=display(net, currency),
+        amount=display(net, currency),
     )
-    totals = [Total("Credit before tax", format_amount(net, currency))]
-    totals += [Total(tax_label(tax), format_amount(tax.amount_minor, currency)) for tax in note.taxes]
-    totals.append(Total("Total credited", format_amount(note.amount_minor, currency), strong=True))
+    totals = [Total("Credit before tax", display(net, currency))]
+    totals += [Total(tax_label(tax), display(tax.amount_minor, currency)) for tax in note.taxes]
+    totals.append(Total("Total credited", display(note.amount_minor, currency), strong=True))
     return Document(
         title="Credit note",
         number=note.number,

@@ -13,6 +13,8 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import groupby
+from operator import itemgetter
 from typing import Literal
 
 Script = Literal["latin", "arabic", "cjk"]
@@ -58,21 +60,20 @@ def script_of(char: str) -> Script | None:
 
 def runs(text: str) -> list[Run]:
     """`text` cut into runs of one script, in logical (reading) order."""
-    scripts = [script_of(char) for char in text]
-    resolved: list[Script] = []
-    for index, script in enumerate(scripts):
+    pieces: list[tuple[Script, str]] = []
+    before: Script | None = None  # the script of the last character that has one
+    neutral_from = 0  # where the whitespace and punctuation since then start: placed once the next script is known
+    for index, char in enumerate(text):
+        script = script_of(char)
         if script is None:
-            before = next((s for s in reversed(scripts[:index]) if s is not None), None)
-            after = next((s for s in scripts[index + 1 :] if s is not None), None)
-            script = before if before is not None and before == after else "latin"
-        resolved.append(script)
-    found: list[Run] = []
-    for char, script in zip(text, resolved, strict=True):
-        if found and found[-1].script == script:
-            found[-1] = Run(script, found[-1].text + char)
-        else:
-            found.append(Run(script, char))
-    return found
+            continue
+        if neutral_from < index:
+            pieces.append((script if script == before else "latin", text[neutral_from:index]))
+        pieces.append((script, char))
+        before, neutral_from = script, index + 1
+    if neutral_from < len(text):
+        pieces.append(("latin", text[neutral_from:]))
+    return [Run(script, "".join(part for _, part in group)) for script, group in groupby(pieces, key=itemgetter(0))]
 
 
 def right_to_left(text: str) -> bool:

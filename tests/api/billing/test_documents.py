@@ -23,7 +23,8 @@ from PIL import Image
 
 from billing.documents import repository as documents_repository
 from billing.documents import service as documents
-from billing.documents.layout import format_amount, format_date, format_period, format_rate
+from billing.documents.layout import format_date, format_period, format_rate
+from billing.money import display
 from controlplane.core.db import tenant_tx
 from controlplane.core.mail import Mailer
 from controlplane.core.settings import Settings
@@ -62,7 +63,7 @@ def assert_shows_invoice(text: str, invoice: dict[str, Any]) -> None:
     """Every figure of the JSON invoice is in the PDF's text: number, dates, period, each line's description and
     amount, each tax, the totals, the credits applied and the amount due, in the currency's precision."""
     currency = invoice["currency"]
-    amount = lambda minor: format_amount(minor, currency)  # noqa: E731
+    amount = lambda minor: display(minor, currency)  # noqa: E731
     assert invoice["number"] in text
     assert f"Issued {format_date(_moment(invoice['issued_at']))}" in text
     assert f"Period {format_period(_moment(invoice['period_start']), _moment(invoice['period_end']))}" in text
@@ -213,14 +214,11 @@ async def test_every_kind_of_invoice_shows_every_figure_of_its_json(
         assert f"Credits invoice {credited['number']} of {format_date(_moment(credited['issued_at']))}" in text
         assert f"Date {format_date(_moment(note['created_at']))}" in text
         assert note["reason"] in text
-        assert f"Total credited {format_amount(note['amount_minor'], 'EUR')}" in text
+        assert f"Total credited {display(note['amount_minor'], 'EUR')}" in text
         tax = sum(item["amount_minor"] for item in note["taxes"])
-        assert f"Credit before tax {format_amount(note['amount_minor'] - tax, 'EUR')}" in text
+        assert f"Credit before tax {display(note['amount_minor'] - tax, 'EUR')}" in text
         for item in note["taxes"]:
-            assert (
-                f"({item['code']}, {format_rate(item['rate_bps'])}) {format_amount(item['amount_minor'], 'EUR')}"
-                in text
-            )
+            assert f"({item['code']}, {format_rate(item['rate_bps'])}) {display(item['amount_minor'], 'EUR')}" in text
 
 
 async def test_each_currency_precision_and_several_taxes(client: AsyncClient, factory: Factory, tmp_path: Path) -> None:
@@ -314,7 +312,7 @@ async def test_a_draft_is_marked_and_never_stored(client: AsyncClient, factory: 
     assert response.headers["cache-control"] == "private, no-cache"
     text = pdf_text(response.content)
     assert "DRAFT" in text and "Not issued (draft)" in text
-    assert f"Total {format_amount(draft['total_minor'], 'EUR')}" in text
+    assert f"Total {display(draft['total_minor'], 'EUR')}" in text
     async with tenant_tx(uuid.UUID(tenant_id)):
         assert await _documents_of(uuid.UUID(tenant_id)) == []
     # Finalized, it is stored on its next read, numbered and without the mark.

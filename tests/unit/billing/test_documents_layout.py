@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from billing.documents import layout
 from billing.documents.scripts import Run, right_to_left, runs, scripts_needed, visual_runs
-from billing.money import CURRENCY_EXPONENTS
+from billing.money import CURRENCY_EXPONENTS, display
 
 FEB = datetime(2026, 2, 1, tzinfo=UTC)
 MAR = datetime(2026, 3, 1, tzinfo=UTC)
@@ -32,12 +33,12 @@ MAR = datetime(2026, 3, 1, tzinfo=UTC)
     ],
 )
 def test_amounts_are_written_in_the_currencys_precision(minor: int, currency: str, written: str) -> None:
-    assert layout.format_amount(minor, currency) == written
+    assert display(minor, currency) == written
 
 
 @given(st.integers(min_value=-(10**15), max_value=10**15), st.sampled_from(sorted(CURRENCY_EXPONENTS)))
 def test_a_written_amount_reads_back_as_the_same_minor_units(minor: int, currency: str) -> None:
-    number, code = layout.format_amount(minor, currency).split(" ")
+    number, code = display(minor, currency).split(" ")
     assert code == currency
     places = CURRENCY_EXPONENTS[currency]
     assert len(number.rpartition(".")[2]) == places if places else "." not in number
@@ -179,3 +180,11 @@ def test_a_line_that_begins_in_arabic_is_laid_out_right_to_left() -> None:
     assert right_to_left("شارع الملك فهد 12") and not right_to_left("12 Main St شارع")
     assert visual_runs("شارع 12") == [Run("latin", "12 "), Run("arabic", "شارع")]
     assert visual_runs("Acme شركة") == [Run("latin", "Acme "), Run("arabic", "شركة")]
+
+
+@given(st.text(alphabet="ab 示例,.شركة-()", max_size=40))
+def test_runs_keep_every_character_in_order_and_alternate_scripts(text: str) -> None:
+    found = runs(text)
+    assert "".join(run.text for run in found) == text
+    assert all(first.script != second.script for first, second in itertools.pairwise(found))
+    assert all(run.text for run in found)
