@@ -148,7 +148,12 @@ class Document:
         for row in self.rows:
             parts += [row.description, row.detail, row.quantity, row.unit_price, row.amount]
         parts += [text for total in self.totals for text in (total.label, total.value)]
-        return parts
+        return [*parts, self.footer, *([self.mark] if self.mark else [])]
+
+    @property
+    def footer(self) -> str:
+        """The line at the foot of every page (beside the page number)."""
+        return f"{self.issuer.name} · {self.title} {self.number}"
 
 
 # -- formatting -----------------------------------------------------------------------------------------------

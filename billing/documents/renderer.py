@@ -7,29 +7,47 @@ Fonts are embedded from PyPI font packages, found through importlib.resources, n
 - IBM Plex Sans Arabic (`fontpkg-ibm-plex-sans-arabic`): Arabic, shaped right to left by HarfBuzz (uharfbuzz).
   Noto Sans Arabic splits letters into a base glyph and its dots, which fpdf2 leaves without a Unicode mapping,
   so copied or extracted text would carry stray characters; Plex maps every glyph back to its letters.
+- Heebo (`fontpkg-heebo`, variable, default instance 400): Hebrew, right to left.
+- Noto Sans Thai (`fontpkg-noto-sans-thai`, variable, default instance 400): Thai, shaped (stacked marks).
 - Noto Sans CJK TC (`cvttf-notosanscjk-regular`, a CID-keyed CFF OpenType font): Chinese, Japanese, Korean.
-The Arabic and CJK fonts are added only to a document whose text needs them (see `scripts`): parsing the 16 MB
-CJK font takes about half a second, and the Latin-only invoice stays around 15 kB.
+Any other character (emoji, scripts without a font here) is written as its code point (`scripts`).
+
+The fonts beyond Latin are added only to a document whose text needs them, and then cut first to the
+characters the document draws in them (`_subset_file`): fpdf2 parses a font on every `add_font` and subsets it
+again on every output, which for the 16 MB CJK font cost about 0.8 s a render. The cut is cached per process
+(its bytes in memory, by font and characters; its file in a folder of the process's, since fpdf2 and HarfBuzz
+read fonts from files), so the documents of one tenant reuse it. fpdf2's own font objects cannot be shared
+between documents: each holds its document's subset and its output subsets the parsed font in place. Each
+font's character coverage is read once per process.
 
 Deterministic: the same document gives the same bytes. The creation date is the document's own (an invoice's
 issue), and fpdf2's trailer /ID is the MD5 of the content and that date (no random part); font subsets are
-named from their glyphs. fpdf2's own fallback-font mechanism is not used: with text shaping on, it loses the
-font size after a right-to-left run (fpdf2 2.8.9), so each run is set in its font here.
+named from their glyphs, and a cut font depends only on its characters. fpdf2's own fallback-font mechanism is
+not used: with text shaping on, it loses the font size after a right-to-left run (fpdf2 2.8.9), so each run is
+set in its font here.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import io
 import logging
+import os
+import tempfile
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib.resources import files
 from pathlib import Path
 
+from fontTools import subset as font_subset
+from fontTools import ttLib
 from fpdf import FPDF
 from fpdf.enums import TextMode
 
 from billing.documents.layout import Document, Row
-from billing.documents.scripts import Run, Script, scripts_needed, visual_runs
+from billing.documents.scripts import RIGHT_TO_LEFT, Run, Script, drawable_runs
 
 # fontTools reports each table it subsets at INFO: noise in the application's logs.
 logging.getLogger("fontTools").setLevel(logging.WARNING)
@@ -37,8 +55,13 @@ logging.getLogger("fontTools").setLevel(logging.WARNING)
 FONT_FILES: dict[Script, tuple[str, str]] = {
     "latin": ("fontpkg_noto_sans", "files/NotoSans[wdth,wght].ttf"),
     "arabic": ("fontpkg_ibm_plex_sans_arabic", "files/IBMPlexSansArabic-Regular.ttf"),
+    "hebrew": ("fontpkg_heebo", "files/Heebo[wght].ttf"),
+    "thai": ("fontpkg_noto_sans_thai", "files/NotoSansThai[wdth,wght].ttf"),
     "cjk": ("cvttf_NotoSansCJK_Regular", "NotoSansCJKtc-Regular.otf"),
 }
+# HarfBuzz's script tags of the scripts that are shaped (the others are drawn glyph by glyph).
+SHAPED: dict[Script, str] = {"arabic": "arab", "hebrew": "hebr", "thai": "thai"}
+SUBSETS_KEPT = 64
 
 PAGE_WIDTH = 210.0
 PAGE_HEIGHT = 297.0
@@ -64,6 +87,92 @@ def font_path(script: Script) -> Path:
     return path
 
 
+@functools.cache
+def _coverage(script: Script) -> frozenset[int]:
+    """The code points the font of `script` has a glyph for (read once per process)."""
+    font = ttLib.TTFont(str(font_path(script)), lazy=True)
+    try:
+        return frozenset(font.getBestCmap())
+    finally:
+        font.close()
+
+
+def covers(script: Script, char: str) -> bool:
+    return ord(char) in _coverage(script)
+
+
+@functools.lru_cache(maxsize=SUBSETS_KEPT)
+def _subset_bytes(script: Script, chars: frozenset[str]) -> bytes:
+    """The font of `script` cut to `chars` (and what shaping them needs: every layout feature is kept)."""
+    options = font_subset.Options()
+    options.layout_features = ["*"]
+    options.name_IDs = ["*"]
+    options.notdef_outline = True
+    options.drop_tables += ["meta"]  # fpdf2 drops it too; the subsetter would warn that it cannot cut it
+    font = ttLib.TTFont(str(font_path(script)), recalcTimestamp=False, lazy=True)
+    try:
+        subsetter = font_subset.Subsetter(options)
+        subsetter.populate(unicodes=sorted(_with_parts(chars)))
+        subsetter.subset(font)
+        out = io.BytesIO()
+        font.save(out)
+        return out.getvalue()
+    finally:
+        font.close()
+
+
+def _with_parts(chars: frozenset[str]) -> set[int]:
+    """The code points of `chars` and of their decompositions: a shaper may draw a character as its parts
+    (HarfBuzz draws Thai SARA AM as NIKHAHIT and SARA AA), which the cut font must then have."""
+    found = {ord(char) for char in chars}
+    for char in chars:
+        found.update(int(part, 16) for part in unicodedata.decomposition(char).split() if not part.startswith("<"))
+    return found
+
+
+@functools.cache
+def _font_folder() -> Path:
+    folder = tempfile.TemporaryDirectory(prefix="controlplane-fonts-")
+    _font_folders.append(folder)  # kept (and removed at exit) for the process's life
+    return Path(folder.name)
+
+
+_font_folders: list[tempfile.TemporaryDirectory[str]] = []
+
+
+def _subset_file(script: Script, chars: frozenset[str]) -> Path:
+    """The cut font as a file (fpdf2 and HarfBuzz read fonts from files), written once per process."""
+    content = _subset_bytes(script, chars)
+    suffix = Path(FONT_FILES[script][1]).suffix
+    path = _font_folder() / f"{script}-{hashlib.sha256(content).hexdigest()[:24]}{suffix}"
+    if not path.is_file():
+        partial = path.with_suffix(f".{os.getpid()}.{id(content)}.partial")
+        partial.write_bytes(content)
+        partial.replace(path)  # atomic: a render in another thread reads it whole or not at all
+    return path
+
+
+def _fonts_of(document: Document) -> dict[Script, frozenset[str]]:
+    """The scripts beyond Latin that the document draws, each with the characters drawn in its font. A line
+    drawn is a part of one of the document's texts, and a part's runs give a character the script its whole
+    text gives it, or Latin (a space at a part's edge): so these characters are all a font is asked for."""
+    used: dict[Script, set[str]] = {}
+    for text in document.texts():
+        for run in drawable_runs(text, covers):
+            if run.script != "latin":
+                used.setdefault(run.script, set()).update(run.text)
+    return {script: frozenset(chars) for script, chars in used.items()}
+
+
+@functools.lru_cache(maxsize=4096)
+def _runs(text: str) -> list[Run]:
+    """The runs `text` is drawn in (cached: wrapping measures the same texts again and again). The list is
+    shared: callers only read it."""
+    return [
+        Run(run.script, _thai_parts(run.text)) if run.script == "thai" else run for run in drawable_runs(text, covers)
+    ]
+
+
 class _Pdf(FPDF):
     def footer(self) -> None:  # fpdf2 calls it on each page
         self._canvas.line_text(MARGIN, FOOTER_Y, self._footer_text, 7.5, color=MUTED, width=CONTENT_WIDTH, align="L")
@@ -76,26 +185,35 @@ class _Pdf(FPDF):
 
 
 class _Canvas:
-    """Text in any of the three scripts at a position: each run in its own font, Arabic shaped."""
+    """Text in any script at a position: each run in its own font, shaped where its script needs it."""
 
-    def __init__(self, pdf: FPDF, scripts: frozenset[Script]) -> None:
+    def __init__(self, pdf: FPDF, fonts: dict[Script, frozenset[str]]) -> None:
         self.pdf = pdf
-        latin: Script = "latin"
-        self.scripts: frozenset[Script] = scripts | {latin}
-        for script in sorted(self.scripts):
-            pdf.add_font(script, "", str(font_path(script)))
+        pdf.add_font("latin", "", str(font_path("latin")))
+        for script in sorted(fonts):
+            pdf.add_font(script, "", str(_subset_file(script, fonts[script])))
+        self.scripts = frozenset(fonts) | {"latin"}
+
+    @staticmethod
+    def runs(text: str) -> list[Run]:
+        return [
+            Run(run.script, _thai_parts(run.text)) if run.script == "thai" else run
+            for run in drawable_runs(text, covers)
+        ]
 
     def _use(self, run: Run, size: float) -> None:
-        script = run.script if run.script in self.scripts else "latin"
-        self.pdf.set_font(script, "", size)
-        if script == "arabic":
-            self.pdf.set_text_shaping(True, direction="rtl", script="arab")
+        if run.script not in self.scripts:  # the document's texts named every script drawn
+            raise RuntimeError(f"no font added for {run.script} text")
+        self.pdf.set_font(run.script, "", size)
+        if run.script in SHAPED:
+            direction = "rtl" if run.script in RIGHT_TO_LEFT else "ltr"
+            self.pdf.set_text_shaping(True, direction=direction, script=SHAPED[run.script])
         else:
             self.pdf.set_text_shaping(False)
 
     def width(self, text: str, size: float) -> float:
         total = 0.0
-        for run in visual_runs(text):
+        for run in self.runs(text):
             self._use(run, size)
             total += self.pdf.get_string_width(run.text)
         return total
@@ -136,7 +254,7 @@ class _Canvas:
         self.pdf.set_text_color(*color)
         self.pdf.set_draw_color(*color)
         with self._bold(bold, size):
-            for run in visual_runs(text):
+            for run in self.runs(text):
                 self._use(run, size)
                 run_width = self.pdf.get_string_width(run.text)
                 self.pdf.set_xy(start, y)
@@ -144,9 +262,11 @@ class _Canvas:
                 start += run_width
 
     def wrap(self, text: str, size: float, width: float) -> list[str]:
-        """`text` broken into lines no wider than `width` (at spaces; a word too long is cut)."""
+        """`text` broken into lines no wider than `width`: at each newline (and nowhere else a separator might
+        suggest: U+2028 and the like are drawn as characters), then at spaces; a word too long is cut between
+        characters, a mark kept with its letter."""
         lines: list[str] = []
-        for paragraph in text.splitlines() or [""]:
+        for paragraph in text.split("\n"):
             line = ""
             for word in paragraph.split(" "):
                 candidate = f"{line} {word}" if line else word
@@ -156,13 +276,46 @@ class _Canvas:
                 if line:
                     lines.append(line)
                 line = ""
-                for char in word:
-                    if self.width(line + char, size) > width and line:
+                for cluster in _clusters(word):
+                    if self.width(line + cluster, size) > width and line:
                         lines.append(line)
                         line = ""
-                    line += char
+                    line += cluster
             lines.append(line)
         return lines
+
+
+THAI_TONE_MARKS = "\u0e48\u0e49\u0e4a\u0e4b"
+
+
+def _thai_parts(text: str) -> str:
+    """SARA AM as its parts, NIKHAHIT before the tone mark it follows, SARA AA after (as HarfBuzz draws it):
+    fpdf2 maps only the first glyph of a character drawn as two back to the character, so the second would
+    read as a stray code in copied text. Copied text has the parts (`unicodedata.normalize("NFKC", ...)`'s)."""
+    if "\u0e33" not in text:
+        return text
+    out: list[str] = []
+    for char in text:
+        if char != "\u0e33":
+            out.append(char)
+            continue
+        marks = 0
+        while marks < len(out) and out[-1 - marks] in THAI_TONE_MARKS:
+            marks += 1
+        out.insert(len(out) - marks, "\u0e4d")
+        out.append("\u0e32")
+    return "".join(out)
+
+
+def _clusters(word: str) -> list[str]:
+    """`word` as its letters, each with the combining marks after it (a Thai tone mark stays on its letter)."""
+    found: list[str] = []
+    for char in word:
+        if found and unicodedata.category(char).startswith("M"):
+            found[-1] += char
+        else:
+            found.append(char)
+    return found
 
 
 def render(document: Document) -> bytes:
@@ -176,9 +329,9 @@ def render(document: Document) -> bytes:
     pdf.set_author(document.issuer.name)
     pdf.set_subject(f"{document.title} {document.number} for {document.recipient.name}")
     pdf.set_creator(document.issuer.name)
-    canvas = _Canvas(pdf, scripts_needed(document.texts()))
+    canvas = _Canvas(pdf, _fonts_of(document))
     pdf._canvas = canvas
-    pdf._footer_text = f"{document.issuer.name} · {document.title} {document.number}"
+    pdf._footer_text = document.footer
     _Page(pdf, canvas, document).draw()
     return bytes(pdf.output())
 

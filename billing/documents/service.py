@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+import weakref
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -34,6 +35,11 @@ from tenants.roles import Permission
 from tenants.service import get_billing_profile, tenant_for_resource
 
 PDF = "application/pdf"
+# Renders at once per process (its event loop): each holds a worker thread, up to a second for a name in a
+# script whose font is cut for the first time, so a flood of draft reads waits its turn here instead of taking
+# every thread of the pool that the rest of the application shares.
+RENDERS_AT_ONCE = 2
+_render_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 if TYPE_CHECKING:
     from billing.invoices.service import CreditNoteView
@@ -82,6 +88,16 @@ def _digest(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
 
 
+async def _render(document: layout.Document) -> bytes:
+    """The document's PDF, drawn in a worker thread once one of the process's render slots is free."""
+    loop = asyncio.get_running_loop()
+    slots = _render_slots.get(loop)
+    if slots is None:
+        slots = _render_slots[loop] = asyncio.Semaphore(RENDERS_AT_ONCE)
+    async with slots:
+        return await asyncio.to_thread(renderer.render, document)
+
+
 # -- invoices -------------------------------------------------------------------------------------------------
 
 
@@ -122,7 +138,7 @@ async def _invoice_pdf(tenant_id: uuid.UUID, invoice_id: uuid.UUID, *, use_store
         name = await repository.tenant_name(tenant_id)
     recipient = await _recipient(tenant_id, name)
     document = layout.invoice_document(_invoice_facts(row, lines, credits), _issuer(), recipient)
-    content = await asyncio.to_thread(renderer.render, document)
+    content = await _render(document)
     if not final or not use_store:
         return PdfFile(document.filename, content, _digest(content), final=final)
     async with tenant_tx(tenant_id):
@@ -230,7 +246,7 @@ async def credit_note_pdf(actor: Principal, credit_note_id: uuid.UUID) -> PdfFil
         created_at=row["created_at"],
     )
     document = layout.credit_note_document(facts, _issuer(), await _recipient(tenant_id, name))
-    content = await asyncio.to_thread(renderer.render, document)
+    content = await _render(document)
     async with tenant_tx(tenant_id):
         kept = await repository.store(tenant_id, "credit_note_id", credit_note_id, _digest(content), content)
     return PdfFile(document.filename, bytes(kept["content"]), kept["sha256"])

@@ -3,15 +3,21 @@ several pages for a long invoice, text that reads back."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import itertools
+import threading
+import time
+import unicodedata
 from datetime import UTC, datetime
 from decimal import Decimal
 
 import pypdf
 import pypdfium2
+import pytest
 
 from billing.documents import layout, renderer
+from billing.documents import service as documents
 
 FEB = datetime(2026, 2, 1, tzinfo=UTC)
 MAR = datetime(2026, 3, 1, tzinfo=UTC)
@@ -96,3 +102,77 @@ def test_the_largest_figures_stay_inside_their_columns() -> None:
     for boxes in lines.values():
         boxes.sort()
         assert all(left >= before_right - 0.5 for (_, before_right), (left, _) in itertools.pairwise(boxes)), boxes
+
+
+def _pdfium_text(content: bytes) -> str:
+    return " ".join(page.get_textpage().get_text_range() for page in pypdfium2.PdfDocument(content))
+
+
+def _baseline_of(content: bytes, needle: str) -> list[float]:
+    """The bottom of each character of the first `needle` on page 1 (PDF points)."""
+    text = pypdfium2.PdfDocument(content)[0].get_textpage()
+    whole = text.get_text_range()
+    start = whole.index(needle)
+    return [round(text.get_charbox(index)[1], 1) for index in range(start, start + len(needle)) if whole[index] != " "]
+
+
+def test_a_line_separator_in_a_name_breaks_no_line_and_shows() -> None:
+    """`str.splitlines` breaks at U+2028, U+2029, U+0085 too: a name (stored before the API refused them) could
+    draw lines of its own (`Acme` / `PAID IN FULL`). Only a newline breaks a line; a separator or a control
+    character is drawn as its code point, visibly."""
+    content = renderer.render(_document("Acme\u2028PAID\x85OK"))
+    text = _pdfium_text(content)
+    assert "Acme[U+2028]PAID[U+0085]OK" in text, text[:400]
+    bottoms = _baseline_of(content, "Acme[U+2028]PAID[U+0085]OK")
+    assert max(bottoms) - min(bottoms) < 4, bottoms  # one line (a line is 16 pt high; "[" descends)
+
+
+def test_hebrew_and_thai_names_come_back_in_their_fonts() -> None:
+    for name, font in (("חברה לדוגמה בע״מ", "Heebo"), ("บริษัท ตัวอย่าง จำกัด ชั้น ที่ ๑๒", "NotoSansThai")):
+        content = renderer.render(_document(name))
+        assert font in _fonts(content)
+        text = pypdf.PdfReader(io.BytesIO(content)).pages[0].extract_text()
+        for word in unicodedata.normalize("NFKC", name).split():  # SARA AM is drawn as its parts
+            assert word in text, (word, text[:300])
+
+
+def test_a_character_no_font_has_is_shown_as_its_code_point() -> None:
+    """An emoji (or any script without an embedded font) is written as `[U+1F600]`, never left blank; an
+    invisible format character that no font has (a variation selector) is left out."""
+    text = _pdfium_text(renderer.render(_document("Acme \U0001f600\ufe0f Ltd \u16a0")))
+    assert "Acme [U+1F600] Ltd [U+16A0]" in text, text[:300]
+
+
+def test_a_font_beyond_latin_is_cut_once_per_process_for_the_same_characters() -> None:
+    """The 16 MB CJK font is parsed and cut once for a set of characters: the second render of a tenant's
+    documents reuses the cut (and gives the same bytes as the first)."""
+    renderer._subset_bytes.cache_clear()
+    first = renderer.render(_document("示例科技有限公司"))
+    second = renderer.render(_document("示例科技有限公司", lines=5))
+    after = renderer._subset_bytes.cache_info()
+    assert (after.misses, after.hits) == (1, 1)
+    assert renderer.render(_document("示例科技有限公司")) == first != second
+    assert "示例科技有限公司" in _pdfium_text(first)
+    assert len(first) < 60_000  # the cut font, not the whole font, is embedded
+
+
+async def test_a_process_renders_at_most_two_documents_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A render holds a worker thread (up to a second for a new CJK name): a flood of draft reads waits its turn
+    instead of taking every thread of the pool."""
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def slow_render(document: layout.Document) -> bytes:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.05)
+        with lock:
+            running -= 1
+        return document.number.encode()
+
+    monkeypatch.setattr(renderer, "render", slow_render)
+    drawn = await asyncio.gather(*(documents._render(_document()) for _ in range(6)))
+    assert drawn == [b"ACME-000001"] * 6
+    assert most == documents.RENDERS_AT_ONCE == 2
