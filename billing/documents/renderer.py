@@ -175,10 +175,11 @@ def _runs(text: str) -> list[Run]:
 
 class _Pdf(FPDF):
     def footer(self) -> None:  # fpdf2 calls it on each page
-        self._canvas.line_text(MARGIN, FOOTER_Y, self._footer_text, 7.5, color=MUTED, width=CONTENT_WIDTH, align="L")
-        self._canvas.line_text(
-            MARGIN, FOOTER_Y, f"Page {self.page_no()} of {{nb}}", 7.5, color=MUTED, width=CONTENT_WIDTH, align="R"
-        )
+        canvas = self._canvas
+        page = f"Page {self.page_no()} of {{nb}}"
+        room = CONTENT_WIDTH - canvas.width(page.replace("{nb}", "000"), 7.5) - 4
+        canvas.line_text(MARGIN, FOOTER_Y, self._footer_text, canvas.fitting(self._footer_text, 7.5, room), color=MUTED)
+        canvas.line_text(MARGIN, FOOTER_Y, page, 7.5, color=MUTED, width=CONTENT_WIDTH, align="R")
 
     _canvas: _Canvas
     _footer_text: str
@@ -217,6 +218,11 @@ class _Canvas:
             self._use(run, size)
             total += self.pdf.get_string_width(run.text)
         return total
+
+    def fitting(self, text: str, size: float, width: float) -> float:
+        """`size`, or smaller so that `text` fits `width` (a figure is never cut or wrapped)."""
+        used = self.width(text, size)
+        return size if used <= width else size * width / used
 
     @contextmanager
     def _bold(self, bold: bool, size: float) -> Iterator[None]:
@@ -372,13 +378,18 @@ class _Page:
 
     def _heading(self) -> None:
         doc = self.document
-        self.canvas.line_text(MARGIN, self.y, doc.issuer.name, 14, bold=True)
-        self.canvas.line_text(MARGIN, self.y, doc.title.upper(), 20, bold=True, width=CONTENT_WIDTH, align="R")
+        canvas, half = self.canvas, CONTENT_WIDTH / 2
+        title = doc.title.upper()
+        name_room = CONTENT_WIDTH - canvas.width(title, 20) - 6
+        canvas.line_text(MARGIN, self.y, doc.issuer.name, canvas.fitting(doc.issuer.name, 14, name_room), bold=True)
+        canvas.line_text(MARGIN, self.y, title, 20, bold=True, width=CONTENT_WIDTH, align="R")
         y = self.y + 7.5
         for line in doc.issuer.lines:
-            self.canvas.line_text(MARGIN, y, line, 8.5, color=MUTED)
+            canvas.line_text(MARGIN, y, line, canvas.fitting(line, 8.5, half - 4), color=MUTED)
             y += 4.2
-        self.canvas.line_text(MARGIN, self.y + 9.5, doc.number, 11, color=MUTED, width=CONTENT_WIDTH, align="R")
+        # The number again beside the recipient, at full size (wrapped there if long): here it is made to fit.
+        size = canvas.fitting(doc.number, 11, half)
+        canvas.line_text(MARGIN, self.y + 9.5, doc.number, size, color=MUTED, width=CONTENT_WIDTH, align="R")
         self.y = max(y, self.y + 16) + 6
         self.pdf.set_draw_color(*RULE)
         self.pdf.set_line_width(0.3)
@@ -386,22 +397,32 @@ class _Page:
         self.y += 6
 
     def _parties(self) -> None:
+        """The recipient on the left, line by line (a long one goes on over the next page); the facts on the
+        right, each value wrapped within its own column so it never runs over its label."""
         doc = self.document
         left_width = CONTENT_WIDTH * 0.5
-        self.canvas.line_text(MARGIN, self.y, "BILL TO", 7.5, bold=True, color=MUTED)
-        y = self.y + 5
-        for index, line in enumerate((doc.recipient.name, *doc.recipient.lines)):
-            size = 11 if index == 0 else 9
-            for part in self.canvas.wrap(line, size, left_width - 4):
-                self.canvas.line_text(MARGIN, y, part, size, bold=index == 0)
-                y += size * MM_PER_PT * 1.45
         label_x = MARGIN + left_width
+        value_width = CONTENT_WIDTH - left_width - 30
         facts_y = self.y
         for label, value in doc.facts:
-            self.canvas.line_text(label_x, facts_y, label, 8.5, color=MUTED)
-            self.canvas.line_text(label_x + 30, facts_y, value, 9, width=CONTENT_WIDTH - left_width - 30, align="R")
-            facts_y += 5.2
-        self.y = max(y, facts_y) + 8
+            self.canvas.line_text(label_x, facts_y, label, self.canvas.fitting(label, 8.5, 29), color=MUTED)
+            for part in self.canvas.wrap(value, 9, value_width):
+                self.canvas.line_text(label_x + 30, facts_y, part, 9, width=value_width, align="R")
+                facts_y += 4.4
+            facts_y += 0.8
+        self.canvas.line_text(MARGIN, self.y, "BILL TO", 7.5, bold=True, color=MUTED)
+        self.y += 5
+        first_page = self.pdf.page_no()
+        for index, line in enumerate((doc.recipient.name, *doc.recipient.lines)):
+            size = 11 if index == 0 else 9
+            step = size * MM_PER_PT * 1.45
+            for part in self.canvas.wrap(line, size, left_width - 4):
+                self._room(step)
+                self.canvas.line_text(MARGIN, self.y, part, size, bold=index == 0)
+                self.y += step
+        if self.pdf.page_no() == first_page:
+            self.y = max(self.y, facts_y)
+        self.y += 8
 
     def _table_header(self) -> None:
         pdf = self.pdf
@@ -422,45 +443,58 @@ class _Page:
             self._row(row)
 
     def _row(self, row: Row) -> None:
-        description = self.canvas.wrap(row.description, 9, COLUMNS[0] - 4)
-        detail = self.canvas.wrap(row.detail, 7.5, COLUMNS[0] - 4) if row.detail else []
-        height = len(description) * 4.4 + len(detail) * 3.6 + 3
-        self._room(height, table=True)
-        y = self.y
-        for line in description:
-            self.canvas.line_text(MARGIN + 2, y, line, 9)
-            y += 4.4
-        for line in detail:
-            self.canvas.line_text(MARGIN + 2, y, line, 7.5, color=MUTED)
-            y += 3.6
+        """A row kept whole on one page when it fits on one; a taller one (a 100-line reason) goes on over the
+        next pages, line by line, under the table's header again."""
+        lines = [(text, 9.0, INK, 4.4) for text in self.canvas.wrap(row.description, 9, COLUMNS[0] - 4)]
+        if row.detail:
+            lines += [(text, 7.5, MUTED, 3.6) for text in self.canvas.wrap(row.detail, 7.5, COLUMNS[0] - 4)]
+        height = sum(step for *_, step in lines) + 3
+        whole = height <= BODY_BOTTOM - MARGIN - 9
+        self._room(height if whole else lines[0][3] + 3, table=True)
         x = MARGIN + COLUMNS[0]
         for value, width in zip((row.quantity, row.unit_price, row.amount), COLUMNS[1:], strict=True):
-            self.canvas.line_text(x + 2, self.y, value, self._fitting(value, 9, width - 4), width=width - 4, align="R")
+            size = self.canvas.fitting(value, 9, width - 4)
+            self.canvas.line_text(x + 2, self.y, value, size, width=width - 4, align="R")
             x += width
-        self.y += height
+        for index, (text, size, color, step) in enumerate(lines):
+            if not whole:
+                self._room(step + (3 if index == len(lines) - 1 else 0), table=True)
+            self.canvas.line_text(MARGIN + 2, self.y, text, size, color=color)
+            self.y += step
+        self.y += 3
         self.pdf.set_draw_color(*RULE)
         self.pdf.set_line_width(0.2)
         self.pdf.line(MARGIN, self.y - 1.5, PAGE_WIDTH - MARGIN, self.y - 1.5)
 
-    def _fitting(self, text: str, size: float, width: float) -> float:
-        """`size`, or smaller so that `text` fits `width` (a figure is never cut or wrapped)."""
-        used = self.canvas.width(text, size)
-        return size if used <= width else size * width / used
-
     def _totals(self) -> None:
-        totals = self.document.totals
-        self._room(len(totals) * 6 + 6)
-        self.y += 3
+        """The totals kept together when they fit on a page; each label wrapped beside its value (a tax's
+        name may be long), the value made smaller rather than cut."""
         label_x = MARGIN + CONTENT_WIDTH - 100
-        for total in totals:
+        drawn = []
+        for total in self.document.totals:
             size = 10.5 if total.strong else 9
+            value_size = self.canvas.fitting(total.value, size, 60)
+            room = 98 - self.canvas.width(total.value, value_size) - 4
+            labels = self.canvas.wrap(total.label, size, room)
+            step = size * MM_PER_PT * 1.45
+            height = (len(labels) - 1) * step + (6.5 if total.strong else 5.5)
+            drawn.append((total, size, value_size, labels, step, height))
+        whole = sum(height for *_, height in drawn) + 6
+        self._room(whole if whole <= BODY_BOTTOM - MARGIN else drawn[0][-1] + 3)
+        self.y += 3
+        for total, size, value_size, labels, step, height in drawn:
+            self._room(height)
             if total.strong:
                 self.pdf.set_draw_color(*RULE)
                 self.pdf.line(label_x, self.y - 0.8, PAGE_WIDTH - MARGIN, self.y - 0.8)
-            self.canvas.line_text(label_x, self.y, total.label, size, bold=total.strong)
-            value_size = self._fitting(total.value, size, 60)
-            self.canvas.line_text(label_x, self.y, total.value, value_size, bold=total.strong, width=98, align="R")
-            self.y += 6.5 if total.strong else 5.5
+            # The label's first line, then the value: text extraction reads "Total 60.00 EUR".
+            for index, label in enumerate(labels):
+                self.canvas.line_text(label_x, self.y + index * step, label, size, bold=total.strong)
+                if index == 0:
+                    self.canvas.line_text(
+                        label_x, self.y, total.value, value_size, bold=total.strong, width=98, align="R"
+                    )
+            self.y += height
 
     def _notes(self) -> None:
         self.y += 6

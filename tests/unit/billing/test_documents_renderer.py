@@ -4,6 +4,7 @@ several pages for a long invoice, text that reads back."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import itertools
 import threading
@@ -176,3 +177,91 @@ async def test_a_process_renders_at_most_two_documents_at_once(monkeypatch: pyte
     drawn = await asyncio.gather(*(documents._render(_document()) for _ in range(6)))
     assert drawn == [b"ACME-000001"] * 6
     assert most == documents.RENDERS_AT_ONCE == 2
+
+
+MM = 72 / 25.4  # PDF points per millimetre
+CJK_200 = "".join(chr(0x4E00 + (n * 37) % 0x5000) for n in range(200))  # 200 ideographs, as the API allows
+LONGEST_PROFILE = layout.Party(
+    CJK_200,
+    layout.address_lines(
+        contact_name=CJK_200[::-1],
+        line1=CJK_200[1:] + "一",
+        line2=CJK_200[2:] + "二二",
+        postal_code="1" * 20,
+        city=CJK_200[3:] + "三三三",
+        region=CJK_200[4:] + "四四四四",
+        country="JP",
+        tax_id="T" * 64,
+    ),
+)
+
+
+def _boxes(content: bytes) -> list[list[tuple[float, float, float, float]]]:
+    """Each page's character boxes (left, bottom, right, top in points), blanks left out."""
+    pages = []
+    for page in pypdfium2.PdfDocument(content):
+        text = page.get_textpage()
+        boxes = [text.get_charbox(index) for index in range(text.count_chars())]
+        pages.append([box for box in boxes if box[2] > box[0] and box[3] > box[1]])
+    return pages
+
+
+def assert_laid_out(content: bytes) -> None:
+    """Every character on its page, above the body's bottom (or in the footer), within the margins, and over
+    no other character."""
+    width, height = 210 * MM, 297 * MM
+    for boxes in _boxes(content):
+        for left, bottom, right, top in boxes:
+            assert 18 * MM - 1 <= left and right <= width - 18 * MM + 1, (left, right)  # 1 pt: a bold stroke
+            in_footer = top <= (297 - renderer.FOOTER_Y) * MM + 1
+            assert in_footer or (bottom >= (297 - renderer.BODY_BOTTOM) * MM - 1 and top <= height), (bottom, top)
+        ordered = sorted(boxes)
+        for index, (left, bottom, right, top) in enumerate(ordered):
+            for other in ordered[index + 1 :]:
+                if other[0] >= right - 0.6:
+                    break
+                shared = min(top, other[3]) - max(bottom, other[1])
+                assert shared < 0.5 * min(top - bottom, other[3] - other[1]), ((left, bottom, right, top), other)
+
+
+def test_the_longest_recipient_continues_on_the_next_page_and_keeps_every_line() -> None:
+    """A 200-character CJK name, contact and address lines (the API's limits) once ran to y=317 mm on a 297 mm
+    page: the block now breaks to the next page line by line, and its last line is there."""
+    document = dataclasses.replace(_document(), recipient=LONGEST_PROFILE)
+    content = renderer.render(document)
+    assert_laid_out(content)
+    assert len(pypdfium2.PdfDocument(content)) > 1
+    text = _pdfium_text(content).replace("\r\n", "")
+    assert "Tax ID:" in text and "T" * 64 in text and "1" * 20 in text  # the last line, wrapped
+    assert "Seat 3 of the Pro plan" in text and "Amount due" in text
+
+
+def test_a_row_taller_than_a_page_continues_on_the_next_pages() -> None:
+    """A credit note whose reason is 100 lines (`"line\\n" * 100`, within the API's 500 characters) once drew its
+    row to y=474 mm: the row now breaks between its lines, under the table's header again."""
+    note = layout.CreditNoteFacts(
+        "n", "ACME-000001-CN1", "ACME-000001", MAR, "EUR", 1200, "line\n" * 100, (), MAR
+    )  # fmt: skip
+    document = layout.credit_note_document(note, layout.Party("Platform Ltd", ("1 Road",)), layout.Party("Acme"))
+    content = renderer.render(document)
+    assert_laid_out(content)
+    text = _pdfium_text(content)
+    assert text.count("line") >= 200  # the row's 100 and the reason's 100 in the notes
+    pages = pypdfium2.PdfDocument(content)
+    assert len(pages) >= 3
+    assert "Description" in pages[1].get_textpage().get_text_range()  # the header again above the row's rest
+
+
+def test_a_long_invoice_number_stays_clear_of_its_label_and_the_heading() -> None:
+    """A 63-character slug makes a 70-character invoice number: beside the recipient it wraps under its own
+    column (it once ran over its label and the recipient), and at the top it is drawn smaller."""
+    number = "A" * 8 + "-" + "W" * 54 + "-000012"
+    assert len(number) == 70
+    content = renderer.render(_document(number=number))
+    assert_laid_out(content)
+    text = _pdfium_text(content).replace("\r\n", "")
+    assert text.count(number) >= 2  # the heading and the footer; beside the recipient it is wrapped
+
+
+def test_an_ordinary_invoice_is_laid_out() -> None:
+    assert_laid_out(renderer.render(_document(lines=80)))
