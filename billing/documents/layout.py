@@ -305,11 +305,6 @@ def credit_note_document(note: CreditNoteFacts, issuer: Party, recipient: Party)
     )
 
 
-def credit_note_number(invoice_number: str, position: int) -> str:
-    """A credit note's number: its invoice's and its place among that invoice's notes (`ACME-000012-CN1`)."""
-    return f"{invoice_number}-CN{position}"
-
-
 def address_lines(
     *,
     contact_name: str | None,

@@ -1,5 +1,5 @@
-"""Stored documents, and what a document needs to be drawn: the credit note's place among its invoice's notes,
-the credits the invoice's finalization applied, the tenant's name. Runs inside the caller's transaction."""
+"""Stored documents, and what a document needs to be drawn: the credit note with its invoice's number, the
+credits the invoice's finalization applied, the tenant's name. Runs inside the caller's transaction."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any, Literal
 from controlplane.core.db import fetch
 
 Subject = Literal["invoice_id", "credit_note_id"]
-NOTE_COLUMNS = "id, tenant_id, invoice_id, amount_minor, currency, reason, taxes, created_at"
+NOTE_COLUMNS = "n.id, n.tenant_id, n.invoice_id, n.number, n.amount_minor, n.currency, n.reason, n.taxes, n.created_at"
 
 
 async def stored(subject: Subject, subject_id: uuid.UUID) -> dict[str, Any] | None:
@@ -59,14 +59,10 @@ async def tenant_name(tenant_id: uuid.UUID) -> str | None:
 
 
 async def credit_note(credit_note_id: uuid.UUID) -> dict[str, Any] | None:
-    """The credit note with its position among its invoice's notes (1 for the first), its invoice's number and
-    issue date."""
+    """The credit note with its invoice's number and issue date."""
     rows = await fetch(
-        f"select n.*, i.number as invoice_number, i.issued_at as invoice_issued_at from ("
-        f"select {NOTE_COLUMNS}, row_number() over (partition by invoice_id order by created_at, id) as position "
-        "from credit_notes where invoice_id = (select invoice_id from credit_notes where id = {})"
-        ") n join invoices i on i.id = n.invoice_id where n.id = {}",
-        credit_note_id,
+        f"select {NOTE_COLUMNS}, i.number as invoice_number, i.issued_at as invoice_issued_at "
+        "from credit_notes n join invoices i on i.id = n.invoice_id where n.id = {}",
         credit_note_id,
     )
     return rows[0] if rows else None

@@ -230,7 +230,7 @@ async def credit_note_pdf(actor: Principal, credit_note_id: uuid.UUID) -> PdfFil
         row = await repository.credit_note(credit_note_id)
         if row is None:
             raise CreditNoteNotFound()
-        number = layout.credit_note_number(row["invoice_number"], row["position"])
+        number = row["number"]
         if (kept := await repository.stored("credit_note_id", credit_note_id)) is not None:
             return PdfFile(layout.safe_filename(number), bytes(kept["content"]), kept["sha256"])
         name = await repository.tenant_name(tenant_id)

@@ -411,3 +411,35 @@ async def test_the_finalized_invoices_email_carries_its_stored_pdf(
     for message in mailbox.messages():
         [attached] = list(message.iter_attachments())
         assert (attached.get_filename(), attached.get_content()) == (f"{created['number']}.pdf", served)
+
+
+async def test_credit_notes_keep_the_number_given_when_they_were_made(client: AsyncClient, factory: Factory) -> None:
+    """Two notes made at once on one invoice are CN1 and CN2 (never both CN1), in the JSON and in their PDFs,
+    and a third note changes neither (numbers were once computed at each read from the notes' order)."""
+    staff = await factory.staff()
+    tenant_id, admin = await _tenant(client, factory, staff)
+    created = await _one_off(client, staff, tenant_id, "EUR", [{"description": "Setup", "quantity": 1,
+                                                               "unit_amount_minor": 5000}])  # fmt: skip
+    url = f"/v1/invoices/{created['id']}/credit-notes"
+    made = await asyncio.gather(
+        *(client.post(url, json={"amount_minor": 1000, "reason": f"Goodwill {n}"}, headers=staff.headers)
+          for n in (1, 2))
+    )  # fmt: skip
+    assert [response.status_code for response in made] == [201, 201], [response.text for response in made]
+    first_two = {response.json()["id"]: response.json()["number"] for response in made}
+    assert sorted(first_two.values()) == [f"{created['number']}-CN1", f"{created['number']}-CN2"]
+    pdfs = {}
+    for note_id, number in first_two.items():
+        assert (await client.get(f"/v1/credit-notes/{note_id}", headers=admin.headers)).json()["number"] == number
+        response = await get_pdf(client, f"/v1/credit-notes/{note_id}/pdf", admin.headers)
+        assert response.headers["content-disposition"] == f'inline; filename="{number}.pdf"'
+        assert f"Credit note number {number}" in pdf_text(response.content)
+        pdfs[note_id] = response.content
+    third = await client.post(url, json={"amount_minor": 500, "reason": "Late"}, headers=staff.headers)
+    assert third.status_code == 201, third.text
+    assert third.json()["number"] == f"{created['number']}-CN3"
+    listed = await credit_notes(client, admin.headers, created["id"])
+    assert {note["id"]: note["number"] for note in listed} == {**first_two, third.json()["id"]: third.json()["number"]}
+    for note_id in first_two:
+        again = await get_pdf(client, f"/v1/credit-notes/{note_id}/pdf", admin.headers)
+        assert again.content == pdfs[note_id]

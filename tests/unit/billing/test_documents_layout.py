@@ -66,7 +66,6 @@ def test_quantities_rates_and_filenames() -> None:
     assert [layout.format_rate(bps) for bps in (2000, 750, 1, 0)] == ["20%", "7.5%", "0.01%", "0%"]
     assert layout.safe_filename("ACME-000012") == "ACME-000012.pdf"
     assert layout.safe_filename('a"b/../c\r\n') == "a_b_.._c__.pdf"
-    assert layout.credit_note_number("ACME-000012", 2) == "ACME-000012-CN2"
 
 
 def test_a_period_ending_at_midnight_shows_its_last_day() -> None:
