@@ -36,6 +36,12 @@ CHARGE_NAMES = {
     "one_off": "One-off",
 }
 DRAFT_MARK = "DRAFT"
+# An invoice that no longer asks for payment: its document as issued, marked (and a note says why).
+MARKS = {"void": "VOID", "uncollectible": "UNCOLLECTIBLE"}
+MARK_NOTES = {
+    "void": "VOID: this invoice was voided after its issue; nothing is due on it.",
+    "uncollectible": "UNCOLLECTIBLE: this invoice was written off after its issue; its collection has stopped.",
+}
 
 
 # -- facts (what the service reads) ---------------------------------------------------------------------------
@@ -87,6 +93,7 @@ class InvoiceFacts:
     credits_applied_minor: int
     amount_due_minor: int
     lines: tuple[LineFacts, ...]
+    status: str = "finalized"  # as it stands now: a void or uncollectible invoice is marked
 
     @property
     def draft(self) -> bool:
@@ -139,7 +146,7 @@ class Document:
     totals: tuple[Total, ...]
     notes: tuple[str, ...]
     created_at: datetime  # the PDF's creation date: fixed by the document, never the clock
-    mark: str | None = None  # a large watermark ("DRAFT")
+    mark: str | None = None  # a large watermark ("DRAFT", "VOID", "UNCOLLECTIBLE")
 
     def texts(self) -> list[str]:
         """Every text drawn (to know which fonts the document needs)."""
@@ -239,6 +246,8 @@ def invoice_document(invoice: InvoiceFacts, issuer: Party, recipient: Party) -> 
     ]
     if invoice.draft:
         notes[0] = "A draft: not yet issued, its figures may still change, and it is not a demand for payment."
+    elif invoice.status in MARK_NOTES:
+        notes.insert(0, MARK_NOTES[invoice.status])
     return Document(
         title="Invoice",
         number=number,
@@ -250,7 +259,7 @@ def invoice_document(invoice: InvoiceFacts, issuer: Party, recipient: Party) -> 
         totals=tuple(totals),
         notes=tuple(notes),
         created_at=invoice.issued_at or invoice.period_start,
-        mark=DRAFT_MARK if invoice.draft else None,
+        mark=DRAFT_MARK if invoice.draft else MARKS.get(invoice.status),
     )
 
 

@@ -366,8 +366,9 @@ class _Page:
     def _mark(self, text: str) -> None:
         pdf = self.pdf
         with pdf.rotation(35, PAGE_WIDTH / 2, PAGE_HEIGHT / 2):
+            size = self.canvas.fitting(text, 110, PAGE_WIDTH + 40)  # "UNCOLLECTIBLE" along the diagonal
             self.canvas.line_text(
-                0, PAGE_HEIGHT / 2 - 25, text, 110, bold=True, color=(232, 200, 200), width=PAGE_WIDTH, align="C"
+                0, PAGE_HEIGHT / 2 - 25, text, size, bold=True, color=(232, 200, 200), width=PAGE_WIDTH, align="C"
             )
 
     def _room(self, height: float, *, table: bool = False) -> None:

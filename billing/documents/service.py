@@ -17,6 +17,7 @@ import asyncio
 import hashlib
 import uuid
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -60,7 +61,7 @@ class PdfFile:
     filename: str
     content: bytes
     sha256: str
-    final: bool = True  # False: a draft's, rendered for this read only
+    stored: bool = True  # False: rendered for this read only (a draft, a void invoice, an erased tenant's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,20 +131,43 @@ async def _invoice_pdf(tenant_id: uuid.UUID, invoice_id: uuid.UUID, *, use_store
         row = await invoices_repository.get_invoice(invoice_id)
         if row is None:
             raise InvoiceNotFound()
-        final = row["number"] is not None
-        if use_store and final and (kept := await repository.stored("invoice_id", invoice_id)) is not None:
+        issued = row["number"] is not None
+        # The document as issued is stored; a void or uncollectible invoice's is that one marked, drawn each time.
+        storable = issued and row["status"] not in layout.MARKS
+        if use_store and storable and (kept := await repository.stored("invoice_id", invoice_id)) is not None:
             return PdfFile(layout.safe_filename(row["number"]), bytes(kept["content"]), kept["sha256"])
         lines = (await invoices_repository.invoice_lines([invoice_id]))[invoice_id]
-        credits = await repository.credits_applied_at_finalization(invoice_id) if final else 0
-        name = await repository.tenant_name(tenant_id)
-    recipient = await _recipient(tenant_id, name)
-    document = layout.invoice_document(_invoice_facts(row, lines, credits), _issuer(), recipient)
+        credits = await repository.credits_applied_at_finalization(invoice_id) if issued else 0
+        tenant = await repository.tenant(tenant_id)
+    facts = _invoice_facts(row, lines, credits)
+    return await _drawn(
+        tenant_id,
+        ("invoice_id", invoice_id) if use_store and storable else None,
+        tenant,
+        lambda recipient: layout.invoice_document(facts, _issuer(), recipient),
+    )
+
+
+async def _drawn(
+    tenant_id: uuid.UUID,
+    subject: tuple[repository.Subject, uuid.UUID] | None,
+    tenant: repository.Tenant,
+    draw: Callable[[layout.Party], layout.Document],
+) -> PdfFile:
+    """The document drawn for the recipient as it is now, and stored as `subject` (None: not stored). Nothing
+    is stored while the tenant is being erased: if its erasure committed between the profile's read and the
+    store, what was read may be gone, so the document is drawn again from what is left, for this read only."""
+    document = draw(await _recipient(tenant_id, tenant.name))
     content = await _render(document)
-    if not final or not use_store:
-        return PdfFile(document.filename, content, _digest(content), final=final)
+    if subject is None or tenant.erased:
+        return PdfFile(document.filename, content, _digest(content), stored=False)
     async with tenant_tx(tenant_id):
-        kept = await repository.store(tenant_id, "invoice_id", invoice_id, _digest(content), content)
-    return PdfFile(document.filename, bytes(kept["content"]), kept["sha256"])
+        kept = await repository.store(tenant_id, *subject, _digest(content), content)
+    if kept is not None:
+        return PdfFile(document.filename, bytes(kept["content"]), kept["sha256"])
+    document = draw(await _recipient(tenant_id, tenant.name))
+    content = await _render(document)
+    return PdfFile(document.filename, content, _digest(content), stored=False)
 
 
 def _invoice_facts(row: dict[str, Any], lines: list[dict[str, Any]], credits_applied: int) -> layout.InvoiceFacts:
@@ -157,6 +181,7 @@ def _invoice_facts(row: dict[str, Any], lines: list[dict[str, Any]], credits_app
         period_start=row["period_start"],
         period_end=row["period_end"],
         issued_at=row["issued_at"],
+        status=row["status"],
         subtotal_minor=row["subtotal_minor"],
         discount_minor=row["discount_minor"],
         taxes=tuple(_tax(tax) for tax in _invoices().invoice_taxes(row)),
@@ -233,7 +258,7 @@ async def credit_note_pdf(actor: Principal, credit_note_id: uuid.UUID) -> PdfFil
         number = row["number"]
         if (kept := await repository.stored("credit_note_id", credit_note_id)) is not None:
             return PdfFile(layout.safe_filename(number), bytes(kept["content"]), kept["sha256"])
-        name = await repository.tenant_name(tenant_id)
+        tenant = await repository.tenant(tenant_id)
     facts = layout.CreditNoteFacts(
         id=str(row["id"]),
         number=number,
@@ -245,11 +270,12 @@ async def credit_note_pdf(actor: Principal, credit_note_id: uuid.UUID) -> PdfFil
         taxes=tuple(_tax(tax) for tax in _invoices().taxes_of(row)),
         created_at=row["created_at"],
     )
-    document = layout.credit_note_document(facts, _issuer(), await _recipient(tenant_id, name))
-    content = await _render(document)
-    async with tenant_tx(tenant_id):
-        kept = await repository.store(tenant_id, "credit_note_id", credit_note_id, _digest(content), content)
-    return PdfFile(document.filename, bytes(kept["content"]), kept["sha256"])
+    return await _drawn(
+        tenant_id,
+        ("credit_note_id", credit_note_id),
+        tenant,
+        lambda recipient: layout.credit_note_document(facts, _issuer(), recipient),
+    )
 
 
 # -- erasure --------------------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def _pdf(pdf: service.PdfFile) -> Response[bytes]:
         headers={
             "Content-Disposition": f'inline; filename="{pdf.filename}"',
             "ETag": f'"{pdf.sha256}"',
-            "Cache-Control": "private" if pdf.final else "private, no-cache",
+            "Cache-Control": "private" if pdf.stored else "private, no-cache",
         },
     )
 

@@ -443,3 +443,30 @@ async def test_credit_notes_keep_the_number_given_when_they_were_made(client: As
     for note_id in first_two:
         again = await get_pdf(client, f"/v1/credit-notes/{note_id}/pdf", admin.headers)
         assert again.content == pdfs[note_id]
+
+
+async def test_a_void_invoice_is_served_marked_and_its_document_as_issued_is_kept(
+    client: AsyncClient, factory: Factory
+) -> None:
+    """Its PDF once showed "Amount due" unmarked. The document as issued stays stored, byte for byte (what the
+    invoice.finalized email carried); the invoice's PDF is now that document marked VOID with a note, drawn on
+    each read (the same bytes each time) and never stored."""
+    staff = await factory.staff()
+    tenant_id, admin = await _tenant(client, factory, staff)
+    created = await _one_off(client, staff, tenant_id, "EUR", [{"description": "Setup", "quantity": 1,
+                                                               "unit_amount_minor": 5000}])  # fmt: skip
+    url = f"/v1/invoices/{created['id']}/pdf"
+    issued = (await get_pdf(client, url, admin.headers)).content
+    voided = await client.post(f"/v1/invoices/{created['id']}/void", headers=staff.headers)
+    assert voided.status_code == 200, voided.text
+
+    marked = await get_pdf(client, url, admin.headers)
+    assert marked.headers["cache-control"] == "private, no-cache"
+    text = pdf_text(marked.content)
+    assert "VOID" in text and "voided after its issue; nothing is due on it" in text
+    assert f"Total {display(created['total_minor'], 'EUR')}" in text  # the figures as issued
+    assert (await get_pdf(client, url, staff.headers)).content == marked.content
+    async with tenant_tx(uuid.UUID(tenant_id)):
+        kept = await documents_repository.stored("invoice_id", uuid.UUID(created["id"]))
+    assert kept is not None and bytes(kept["content"]) == issued != marked.content
+    assert "VOID" not in pdf_text(issued)

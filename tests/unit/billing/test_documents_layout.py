@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -212,3 +213,13 @@ def test_a_character_its_scripts_font_lacks_goes_to_the_latin_font_in_visual_ord
         Run("arabic", "ب"), Run("latin", "[U+2028]"), Run("arabic", "شركة"),
     ]  # fmt: skip
     assert drawable_runs("示例", _covers) == [Run("latin", "[U+793A][U+4F8B]")]
+
+
+def test_a_void_or_uncollectible_invoice_is_marked_and_says_why() -> None:
+    for status, mark, why in (("void", "VOID", "nothing is due"), ("uncollectible", "UNCOLLECTIBLE", "written off")):
+        document = layout.invoice_document(
+            dataclasses.replace(_invoice(), status=status), layout.Party("P"), layout.Party("T")
+        )
+        assert document.mark == mark
+        assert why in document.notes[0]
+    assert layout.invoice_document(_invoice(), layout.Party("P"), layout.Party("T")).mark is None
