@@ -470,3 +470,26 @@ async def test_a_void_invoice_is_served_marked_and_its_document_as_issued_is_kep
         kept = await documents_repository.stored("invoice_id", uuid.UUID(created["id"]))
     assert kept is not None and bytes(kept["content"]) == issued != marked.content
     assert "VOID" not in pdf_text(issued)
+
+
+async def test_a_pdf_asked_for_with_its_etag_is_not_modified(client: AsyncClient, factory: Factory) -> None:
+    """`If-None-Match` with the PDF's ETag (alone, in a list, weak, or `*`) answers 304 with no body; another
+    ETag answers the PDF. For the invoice's and the credit note's PDF alike."""
+    staff = await factory.staff()
+    tenant_id, admin = await _tenant(client, factory, staff)
+    created = await _one_off(client, staff, tenant_id, "EUR", [{"description": "Setup", "quantity": 1,
+                                                               "unit_amount_minor": 5000}])  # fmt: skip
+    note = await client.post(
+        f"/v1/invoices/{created['id']}/credit-notes", json={"amount_minor": 1000, "reason": "Goodwill"},
+        headers=staff.headers,
+    )  # fmt: skip
+    assert note.status_code == 201, note.text
+    for url in (f"/v1/invoices/{created['id']}/pdf", f"/v1/credit-notes/{note.json()['id']}/pdf"):
+        first = await get_pdf(client, url, admin.headers)
+        etag = first.headers["etag"]
+        for asked in (etag, f'"other", {etag}', f"W/{etag}", "*"):
+            again = await client.get(url, headers={**admin.headers, "If-None-Match": asked})
+            assert again.status_code == 304, (asked, again.status_code)
+            assert again.content == b"" and again.headers["etag"] == etag
+        changed = await client.get(url, headers={**admin.headers, "If-None-Match": '"other"'})
+        assert changed.status_code == 200 and changed.content == first.content
