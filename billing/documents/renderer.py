@@ -158,19 +158,18 @@ def _fonts_of(document: Document) -> dict[Script, frozenset[str]]:
     text gives it, or Latin (a space at a part's edge): so these characters are all a font is asked for."""
     used: dict[Script, set[str]] = {}
     for text in document.texts():
-        for run in drawable_runs(text, covers):
+        for run in _runs(text):
             if run.script != "latin":
                 used.setdefault(run.script, set()).update(run.text)
     return {script: frozenset(chars) for script, chars in used.items()}
 
 
 @functools.lru_cache(maxsize=4096)
-def _runs(text: str) -> list[Run]:
-    """The runs `text` is drawn in (cached: wrapping measures the same texts again and again). The list is
-    shared: callers only read it."""
-    return [
+def _runs(text: str) -> tuple[Run, ...]:
+    """The runs `text` is drawn in (cached: wrapping measures the same texts again and again)."""
+    return tuple(
         Run(run.script, _thai_parts(run.text)) if run.script == "thai" else run for run in drawable_runs(text, covers)
-    ]
+    )
 
 
 class _Pdf(FPDF):
@@ -196,11 +195,8 @@ class _Canvas:
         self.scripts = frozenset(fonts) | {"latin"}
 
     @staticmethod
-    def runs(text: str) -> list[Run]:
-        return [
-            Run(run.script, _thai_parts(run.text)) if run.script == "thai" else run
-            for run in drawable_runs(text, covers)
-        ]
+    def runs(text: str) -> tuple[Run, ...]:
+        return _runs(text)
 
     def _use(self, run: Run, size: float) -> None:
         if run.script not in self.scripts:  # the document's texts named every script drawn

@@ -17,6 +17,7 @@ selector, a zero-width joiner) is left out.
 
 from __future__ import annotations
 
+import functools
 import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,6 +57,7 @@ def _in(code: int, ranges: tuple[tuple[int, int], ...]) -> bool:
     return any(low <= code <= high for low, high in ranges)
 
 
+@functools.cache  # a document's few distinct characters, asked about again and again
 def script_of(char: str) -> Script | None:
     """The script whose font draws `char`; None for whitespace and punctuation any font has."""
     code = ord(char)
