@@ -1,10 +1,11 @@
 """Invoice and credit-note PDFs: who may read them, and rendering a final document once.
 
-A finalized invoice (or a paid, void or uncollectible one: every invoice with a number) and every credit note
-(final when made) is rendered on its first read and stored (billing_documents); every later read answers the
-stored bytes, so the document never changes even if the renderer does. Two first reads racing store one
-document: the insert does nothing on conflict and both answer the row kept. A draft is rendered on each read,
-marked DRAFT, and never stored.
+An issued invoice (finalized or paid) and every credit note (final when made) is rendered on its first read and
+stored (billing_documents); every later read answers the stored bytes, so the document never changes even if
+the renderer does. Two first reads racing store one document: the insert does nothing on conflict and both
+answer the row kept. A draft is rendered on each read, marked DRAFT, and never stored; so is a void or
+uncollectible invoice's document, marked VOID or UNCOLLECTIBLE (its stored document as issued stays as it is);
+and so is every document of a tenant being erased (see `_drawn`).
 
 The recipient is the tenant's name and its billing profile (decrypted through `tenants.service
 .get_billing_profile` with the process's PII cipher, `tenants.billing_contact`); the issuer is the platform
