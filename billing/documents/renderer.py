@@ -29,12 +29,15 @@ set in its font here.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import hashlib
 import io
 import logging
 import os
+import shutil
 import tempfile
+import threading
 import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -131,22 +134,27 @@ def _with_parts(chars: frozenset[str]) -> set[int]:
 
 
 @functools.cache
-def _font_folder() -> Path:
-    folder = tempfile.TemporaryDirectory(prefix="controlplane-fonts-")
-    _font_folders.append(folder)  # kept (and removed at exit) for the process's life
-    return Path(folder.name)
+def _font_folder(pid: int) -> Path:
+    """This process's folder of cut fonts (a forked worker makes its own), removed when it exits."""
+    folder = Path(tempfile.mkdtemp(prefix=f"controlplane-fonts-{pid}-"))
+    atexit.register(_remove_folder, folder, pid)
+    return folder
 
 
-_font_folders: list[tempfile.TemporaryDirectory[str]] = []
+def _remove_folder(folder: Path, pid: int) -> None:
+    if os.getpid() == pid:  # not from a forked child that inherited the exit handler
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _subset_file(script: Script, chars: frozenset[str]) -> Path:
     """The cut font as a file (fpdf2 and HarfBuzz read fonts from files), written once per process."""
     content = _subset_bytes(script, chars)
     suffix = Path(FONT_FILES[script][1]).suffix
-    path = _font_folder() / f"{script}-{hashlib.sha256(content).hexdigest()[:24]}{suffix}"
+    folder = _font_folder(os.getpid())
+    path = folder / f"{script}-{hashlib.sha256(content).hexdigest()[:24]}{suffix}"
     if not path.is_file():
-        partial = path.with_suffix(f".{os.getpid()}.{id(content)}.partial")
+        folder.mkdir(parents=True, exist_ok=True)  # a temporary-files cleaner may have removed it
+        partial = path.with_suffix(f".{threading.get_ident()}.partial")
         partial.write_bytes(content)
         partial.replace(path)  # atomic: a render in another thread reads it whole or not at all
     return path
