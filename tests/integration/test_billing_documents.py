@@ -5,6 +5,7 @@ tenant by row-level security."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import uuid
 from typing import Any
 
@@ -14,6 +15,8 @@ from httpx import AsyncClient
 
 from billing.documents import service as documents
 from tests.factories import Factory
+
+numbering = importlib.import_module("billing.piccolo_migrations.billing_2026_12_04t03_10_00_000000")
 
 PROFILE = {"contact_name": "Jane Roe", "address": {"line1": "Geheimweg 7", "city": "Berlin", "country": "DE"}}
 
@@ -149,3 +152,33 @@ async def test_an_erasure_during_a_first_render_leaves_no_erased_address_behind(
     assert created.json()["number"] in text and "Geheimweg 7" not in text
     assert await _as_tenant(app_connection, tenant_id, "select 1 from billing_documents") == []
     assert response.headers["cache-control"] == "private, no-cache"  # not stored: drawn on each read
+
+
+async def test_the_migration_numbers_existing_credit_notes_in_the_order_they_were_made(
+    client: AsyncClient, factory: Factory, owner_connection: asyncpg.Connection
+) -> None:
+    """Notes made before the number was stored get the numbers they read as (created_at, then id)."""
+    staff, invoice, _ = await _stored_invoice(client, factory)
+    made = []
+    for amount in (100, 200, 300):
+        note = await client.post(
+            f"/v1/invoices/{invoice['id']}/credit-notes", json={"amount_minor": amount, "reason": "Goodwill"},
+            headers=staff.headers,
+        )  # fmt: skip
+        assert note.status_code == 201, note.text
+        made.append(note.json())
+    assert [note["number"] for note in made] == [f"{invoice['number']}-CN{n}" for n in (1, 2, 3)]
+    select = "select id, number from credit_notes where invoice_id = $1"
+    transaction = owner_connection.transaction()
+    await transaction.start()
+    try:
+        await owner_connection.execute("select set_config('app.scope', 'system', true)")
+        await owner_connection.execute(
+            "alter table credit_notes drop constraint credit_notes_number_once, alter column number drop not null"
+        )
+        await owner_connection.execute("update credit_notes set number = null")
+        await owner_connection.execute(numbering.BACKFILL + numbering.CONSTRAINTS)
+        numbered = {row["id"]: row["number"] for row in await owner_connection.fetch(select, uuid.UUID(invoice["id"]))}
+    finally:
+        await transaction.rollback()
+    assert numbered == {uuid.UUID(note["id"]): note["number"] for note in made}
