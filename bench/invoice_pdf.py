@@ -1,12 +1,13 @@
 """Render an invoice PDF and its first page as PNG, so a person can look at one; time the renderer.
 
-    python -m bench.invoice_pdf                       # two sample invoices (Latin; Arabic and CJK), no stack
+    python -m bench.invoice_pdf                       # sample invoices (Latin; Arabic and CJK; Hebrew and Thai)
     python -m bench.invoice_pdf --invoice <id>        # that invoice, from the dev stack (`controlplane devstack up`)
     make invoice-pdf [INVOICE=<id>]
 
 Files go to `--out` (default `.devstack/invoice-pdf/`). With `--invoice`, the stored document is written if the
 invoice has one (stored on this read otherwise, as `GET /v1/invoices/{id}/pdf` does), and the tool checks that
-rendering it afresh gives the same bytes. Prints figures, asserts nothing about time.
+rendering it afresh gives the same bytes. Prints figures, asserts nothing about time: a sample's first render
+includes cutting its fonts beyond Latin to its characters, which a process then keeps (`renderer`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def samples(out: Path) -> None:
     for stem, name, currency, address in (
         ("latin", "Müller & Söhne GmbH", "KWD", ("Attn: Jane Roe", "Friedrichstraße 1", "10117 Berlin", "DE")),
         ("cjk-arabic", "示例科技有限公司 · شركة المثال", "JPY", ("شارع الملك فهد 12", "東京都千代田区1-1", "JP")),
+        ("hebrew-thai", "חברה לדוגמה בע״מ", "USD", ("บริษัท ตัวอย่าง จำกัด", "רחוב הרצל 5, תל אביב", "IL")),
     ):
         content, first, best = timed(sample(name, currency, address))
         picture = write(out, stem, content)

@@ -168,6 +168,7 @@ class CreditNote(Table, tablename="credit_notes", db=ENGINE):
     currency = Varchar(length=3)
     reason = Text()
     taxes = JSONB()
+    number = Text()
     created_at = Timestamptz()
 
 

@@ -277,6 +277,7 @@ class CreditNoteRead(Struct, kw_only=True):
 
     id: uuid.UUID
     invoice_id: uuid.UUID
+    number: Annotated[str, Meta(description="`<invoice number>-CN<n>`: given when the note is made, never changed")]
     amount_minor: int
     currency: str
     reason: str

@@ -2,7 +2,7 @@
 
 The service gathers the facts (`InvoiceFacts`, `CreditNoteFacts`, the two parties); these functions turn them
 into a `Document` (texts only, no geometry), which the renderer draws. Every amount is written by
-`format_amount`, in the currency's own precision (billing.money's exponents: `1,235 JPY`, `1,234.57 USD`,
+`billing.money.display`, in the currency's own precision (billing.money's exponents: `1,235 JPY`, `1,234.57 USD`,
 `1,234.567 KWD`), so a figure reads the same in every place and can be found again by text extraction.
 
 A finalized invoice's document shows the invoice as issued: its lines and totals never change, the credits its
@@ -36,6 +36,12 @@ CHARGE_NAMES = {
     "one_off": "One-off",
 }
 DRAFT_MARK = "DRAFT"
+# An invoice that no longer asks for payment: its document as issued, marked (and a note says why).
+MARKS = {"void": "VOID", "uncollectible": "UNCOLLECTIBLE"}
+MARK_NOTES = {
+    "void": "VOID: this invoice was voided after its issue; nothing is due on it.",
+    "uncollectible": "UNCOLLECTIBLE: this invoice was written off after its issue; its collection has stopped.",
+}
 
 
 # -- facts (what the service reads) ---------------------------------------------------------------------------
@@ -87,6 +93,7 @@ class InvoiceFacts:
     credits_applied_minor: int
     amount_due_minor: int
     lines: tuple[LineFacts, ...]
+    status: str = "finalized"  # as it stands now: a void or uncollectible invoice is marked
 
     @property
     def draft(self) -> bool:
@@ -139,7 +146,7 @@ class Document:
     totals: tuple[Total, ...]
     notes: tuple[str, ...]
     created_at: datetime  # the PDF's creation date: fixed by the document, never the clock
-    mark: str | None = None  # a large watermark ("DRAFT")
+    mark: str | None = None  # a large watermark ("DRAFT", "VOID", "UNCOLLECTIBLE")
 
     def texts(self) -> list[str]:
         """Every text drawn (to know which fonts the document needs)."""
@@ -148,7 +155,12 @@ class Document:
         for row in self.rows:
             parts += [row.description, row.detail, row.quantity, row.unit_price, row.amount]
         parts += [text for total in self.totals for text in (total.label, total.value)]
-        return parts
+        return [*parts, self.footer, *([self.mark] if self.mark else [])]
+
+    @property
+    def footer(self) -> str:
+        """The line at the foot of every page (beside the page number)."""
+        return f"{self.issuer.name} · {self.title} {self.number}"
 
 
 # -- formatting -----------------------------------------------------------------------------------------------
@@ -156,11 +168,6 @@ class Document:
 
 def _grouped(value: Decimal, places: int) -> str:
     return f"{value:,.{places}f}"
-
-
-def format_amount(minor: int, currency: str) -> str:
-    """`1,234.567 KWD`: as money is shown everywhere (`billing.money.display`)."""
-    return display(minor, currency)
 
 
 def format_unit_amount(minor: Decimal, currency: str) -> str:
@@ -224,14 +231,14 @@ def invoice_document(invoice: InvoiceFacts, issuer: Party, recipient: Party) -> 
         ("Currency", currency),
     ]
     rows = tuple(_line_row(line, currency, period) for line in invoice.lines)
-    totals = [Total("Subtotal", format_amount(invoice.subtotal_minor, currency))]
+    totals = [Total("Subtotal", display(invoice.subtotal_minor, currency))]
     if invoice.discount_minor:
-        totals.append(Total("Discounts (in the subtotal)", format_amount(invoice.discount_minor, currency)))
-    totals += [Total(tax_label(tax), format_amount(tax.amount_minor, currency)) for tax in invoice.taxes]
+        totals.append(Total("Discounts (in the subtotal)", display(invoice.discount_minor, currency)))
+    totals += [Total(tax_label(tax), display(tax.amount_minor, currency)) for tax in invoice.taxes]
     totals += [
-        Total("Total", format_amount(invoice.total_minor, currency), strong=True),
-        Total("Credits applied", format_amount(-invoice.credits_applied_minor, currency)),
-        Total("Amount due", format_amount(invoice.amount_due_minor, currency), strong=True),
+        Total("Total", display(invoice.total_minor, currency), strong=True),
+        Total("Credits applied", display(-invoice.credits_applied_minor, currency)),
+        Total("Amount due", display(invoice.amount_due_minor, currency), strong=True),
     ]
     notes = [
         "This invoice is shown as issued: payments and credit notes after its issue date have their own documents.",
@@ -239,6 +246,8 @@ def invoice_document(invoice: InvoiceFacts, issuer: Party, recipient: Party) -> 
     ]
     if invoice.draft:
         notes[0] = "A draft: not yet issued, its figures may still change, and it is not a demand for payment."
+    elif invoice.status in MARK_NOTES:
+        notes.insert(0, MARK_NOTES[invoice.status])
     return Document(
         title="Invoice",
         number=number,
@@ -250,7 +259,7 @@ def invoice_document(invoice: InvoiceFacts, issuer: Party, recipient: Party) -> 
         totals=tuple(totals),
         notes=tuple(notes),
         created_at=invoice.issued_at or invoice.period_start,
-        mark=DRAFT_MARK if invoice.draft else None,
+        mark=DRAFT_MARK if invoice.draft else MARKS.get(invoice.status),
     )
 
 
@@ -264,7 +273,7 @@ def _line_row(line: LineFacts, currency: str, invoice_period: str) -> Row:
         detail=detail,
         quantity=format_quantity(line.quantity),
         unit_price=format_unit_amount(line.unit_amount_minor, currency),
-        amount=format_amount(line.amount_minor, currency),
+        amount=display(line.amount_minor, currency),
     )
 
 
@@ -285,12 +294,12 @@ def credit_note_document(note: CreditNoteFacts, issuer: Party, recipient: Party)
         description=f"Credit on invoice {note.invoice_number}: {note.reason}",
         detail="Net of tax",
         quantity="1",
-        unit_price=format_amount(net, currency),
-        amount=format_amount(net, currency),
+        unit_price=display(net, currency),
+        amount=display(net, currency),
     )
-    totals = [Total("Credit before tax", format_amount(net, currency))]
-    totals += [Total(tax_label(tax), format_amount(tax.amount_minor, currency)) for tax in note.taxes]
-    totals.append(Total("Total credited", format_amount(note.amount_minor, currency), strong=True))
+    totals = [Total("Credit before tax", display(net, currency))]
+    totals += [Total(tax_label(tax), display(tax.amount_minor, currency)) for tax in note.taxes]
+    totals.append(Total("Total credited", display(note.amount_minor, currency), strong=True))
     return Document(
         title="Credit note",
         number=note.number,
@@ -303,11 +312,6 @@ def credit_note_document(note: CreditNoteFacts, issuer: Party, recipient: Party)
         notes=(f"Reason: {note.reason}", "Amounts in " + currency + "; dates are UTC."),
         created_at=note.created_at,
     )
-
-
-def credit_note_number(invoice_number: str, position: int) -> str:
-    """A credit note's number: its invoice's and its place among that invoice's notes (`ACME-000012-CN1`)."""
-    return f"{invoice_number}-CN{position}"
 
 
 def address_lines(

@@ -1,15 +1,18 @@
-"""Stored documents, and what a document needs to be drawn: the credit note's place among its invoice's notes,
-the credits the invoice's finalization applied, the tenant's name. Runs inside the caller's transaction."""
+"""Stored documents, and what a document needs to be drawn: the credit note with its invoice's number, the
+credits the invoice's finalization applied, the tenant's name. Runs inside the caller's transaction."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from controlplane.core.db import fetch
+from tenants.status import TenantStatus
 
 Subject = Literal["invoice_id", "credit_note_id"]
-NOTE_COLUMNS = "id, tenant_id, invoice_id, amount_minor, currency, reason, taxes, created_at"
+ERASED = TenantStatus.PENDING_DELETION
+NOTE_COLUMNS = "n.id, n.tenant_id, n.invoice_id, n.number, n.amount_minor, n.currency, n.reason, n.taxes, n.created_at"
 
 
 async def stored(subject: Subject, subject_id: uuid.UUID) -> dict[str, Any] | None:
@@ -20,8 +23,13 @@ async def stored(subject: Subject, subject_id: uuid.UUID) -> dict[str, Any] | No
 
 async def store(
     tenant_id: uuid.UUID, subject: Subject, subject_id: uuid.UUID, sha256: str, content: bytes
-) -> dict[str, Any]:
-    """Keep the document unless one is kept already (two first reads raced): the one kept, either way."""
+) -> dict[str, Any] | None:
+    """Keep the document unless one is kept already (two first reads raced): the one kept, either way. None,
+    and nothing kept, when the tenant is being erased: its row is locked (shared) first, so an erasure either
+    committed before (seen here) or waits for this transaction and then removes what it kept."""
+    tenants = await fetch("select status from tenants where id = {} for share", tenant_id)
+    if not tenants or tenants[0]["status"] == ERASED:
+        return None
     await fetch(
         f"insert into billing_documents (tenant_id, {subject}, sha256, content, byte_size) "
         f"values ({{}}, {{}}, {{}}, {{}}, {{}}) on conflict ({subject}) do nothing",
@@ -53,20 +61,24 @@ async def credits_applied_at_finalization(invoice_id: uuid.UUID) -> int:
     return int(rows[0]["applied"])
 
 
-async def tenant_name(tenant_id: uuid.UUID) -> str | None:
-    rows = await fetch("select name from tenants where id = {}", tenant_id)
-    return str(rows[0]["name"]) if rows else None
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    name: str | None
+    erased: bool  # being erased (`pending_deletion`): nothing of it is stored any more
+
+
+async def tenant(tenant_id: uuid.UUID) -> Tenant:
+    rows = await fetch("select name, status from tenants where id = {}", tenant_id)
+    if not rows:
+        return Tenant(None, erased=False)
+    return Tenant(str(rows[0]["name"]), erased=rows[0]["status"] == ERASED)
 
 
 async def credit_note(credit_note_id: uuid.UUID) -> dict[str, Any] | None:
-    """The credit note with its position among its invoice's notes (1 for the first), its invoice's number and
-    issue date."""
+    """The credit note with its invoice's number and issue date."""
     rows = await fetch(
-        f"select n.*, i.number as invoice_number, i.issued_at as invoice_issued_at from ("
-        f"select {NOTE_COLUMNS}, row_number() over (partition by invoice_id order by created_at, id) as position "
-        "from credit_notes where invoice_id = (select invoice_id from credit_notes where id = {})"
-        ") n join invoices i on i.id = n.invoice_id where n.id = {}",
-        credit_note_id,
+        f"select {NOTE_COLUMNS}, i.number as invoice_number, i.issued_at as invoice_issued_at "
+        "from credit_notes n join invoices i on i.id = n.invoice_id where n.id = {}",
         credit_note_id,
     )
     return rows[0] if rows else None

@@ -1,10 +1,11 @@
 """Invoice and credit-note PDFs: who may read them, and rendering a final document once.
 
-A finalized invoice (or a paid, void or uncollectible one: every invoice with a number) and every credit note
-(final when made) is rendered on its first read and stored (billing_documents); every later read answers the
-stored bytes, so the document never changes even if the renderer does. Two first reads racing store one
-document: the insert does nothing on conflict and both answer the row kept. A draft is rendered on each read,
-marked DRAFT, and never stored.
+An issued invoice (finalized or paid) and every credit note (final when made) is rendered on its first read and
+stored (billing_documents); every later read answers the stored bytes, so the document never changes even if
+the renderer does. Two first reads racing store one document: the insert does nothing on conflict and both
+answer the row kept. A draft is rendered on each read, marked DRAFT, and never stored; so is a void or
+uncollectible invoice's document, marked VOID or UNCOLLECTIBLE (its stored document as issued stays as it is);
+and so is every document of a tenant being erased (see `_drawn`).
 
 The recipient is the tenant's name and its billing profile (decrypted through `tenants.service
 .get_billing_profile` with the process's PII cipher, `tenants.billing_contact`); the issuer is the platform
@@ -16,6 +17,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
+import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -34,6 +37,11 @@ from tenants.roles import Permission
 from tenants.service import get_billing_profile, tenant_for_resource
 
 PDF = "application/pdf"
+# Renders at once per process (its event loop): each holds a worker thread, up to a second for a name in a
+# script whose font is cut for the first time, so a flood of draft reads waits its turn here instead of taking
+# every thread of the pool that the rest of the application shares.
+RENDERS_AT_ONCE = 2
+_render_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = weakref.WeakKeyDictionary()
 
 if TYPE_CHECKING:
     from billing.invoices.service import CreditNoteView
@@ -54,7 +62,7 @@ class PdfFile:
     filename: str
     content: bytes
     sha256: str
-    final: bool = True  # False: a draft's, rendered for this read only
+    stored: bool = True  # False: rendered for this read only (a draft, a void invoice, an erased tenant's)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +88,16 @@ def _issuer() -> layout.Party:
 
 def _digest(content: bytes) -> str:
     return hashlib.sha256(content).hexdigest()
+
+
+async def _render(document: layout.Document) -> bytes:
+    """The document's PDF, drawn in a worker thread once one of the process's render slots is free."""
+    loop = asyncio.get_running_loop()
+    slots = _render_slots.get(loop)
+    if slots is None:
+        slots = _render_slots[loop] = asyncio.Semaphore(RENDERS_AT_ONCE)
+    async with slots:
+        return await asyncio.to_thread(renderer.render, document)
 
 
 # -- invoices -------------------------------------------------------------------------------------------------
@@ -114,20 +132,43 @@ async def _invoice_pdf(tenant_id: uuid.UUID, invoice_id: uuid.UUID, *, use_store
         row = await invoices_repository.get_invoice(invoice_id)
         if row is None:
             raise InvoiceNotFound()
-        final = row["number"] is not None
-        if use_store and final and (kept := await repository.stored("invoice_id", invoice_id)) is not None:
+        issued = row["number"] is not None
+        # The document as issued is stored; a void or uncollectible invoice's is that one marked, drawn each time.
+        storable = issued and row["status"] not in layout.MARKS
+        if use_store and storable and (kept := await repository.stored("invoice_id", invoice_id)) is not None:
             return PdfFile(layout.safe_filename(row["number"]), bytes(kept["content"]), kept["sha256"])
         lines = (await invoices_repository.invoice_lines([invoice_id]))[invoice_id]
-        credits = await repository.credits_applied_at_finalization(invoice_id) if final else 0
-        name = await repository.tenant_name(tenant_id)
-    recipient = await _recipient(tenant_id, name)
-    document = layout.invoice_document(_invoice_facts(row, lines, credits), _issuer(), recipient)
-    content = await asyncio.to_thread(renderer.render, document)
-    if not final or not use_store:
-        return PdfFile(document.filename, content, _digest(content), final=final)
+        credits = await repository.credits_applied_at_finalization(invoice_id) if issued else 0
+        tenant = await repository.tenant(tenant_id)
+    facts = _invoice_facts(row, lines, credits)
+    return await _drawn(
+        tenant_id,
+        ("invoice_id", invoice_id) if use_store and storable else None,
+        tenant,
+        lambda recipient: layout.invoice_document(facts, _issuer(), recipient),
+    )
+
+
+async def _drawn(
+    tenant_id: uuid.UUID,
+    subject: tuple[repository.Subject, uuid.UUID] | None,
+    tenant: repository.Tenant,
+    draw: Callable[[layout.Party], layout.Document],
+) -> PdfFile:
+    """The document drawn for the recipient as it is now, and stored as `subject` (None: not stored). Nothing
+    is stored while the tenant is being erased: if its erasure committed between the profile's read and the
+    store, what was read may be gone, so the document is drawn again from what is left, for this read only."""
+    document = draw(await _recipient(tenant_id, tenant.name))
+    content = await _render(document)
+    if subject is None or tenant.erased:
+        return PdfFile(document.filename, content, _digest(content), stored=False)
     async with tenant_tx(tenant_id):
-        kept = await repository.store(tenant_id, "invoice_id", invoice_id, _digest(content), content)
-    return PdfFile(document.filename, bytes(kept["content"]), kept["sha256"])
+        kept = await repository.store(tenant_id, *subject, _digest(content), content)
+    if kept is not None:
+        return PdfFile(document.filename, bytes(kept["content"]), kept["sha256"])
+    document = draw(await _recipient(tenant_id, tenant.name))
+    content = await _render(document)
+    return PdfFile(document.filename, content, _digest(content), stored=False)
 
 
 def _invoice_facts(row: dict[str, Any], lines: list[dict[str, Any]], credits_applied: int) -> layout.InvoiceFacts:
@@ -141,6 +182,7 @@ def _invoice_facts(row: dict[str, Any], lines: list[dict[str, Any]], credits_app
         period_start=row["period_start"],
         period_end=row["period_end"],
         issued_at=row["issued_at"],
+        status=row["status"],
         subtotal_minor=row["subtotal_minor"],
         discount_minor=row["discount_minor"],
         taxes=tuple(_tax(tax) for tax in _invoices().invoice_taxes(row)),
@@ -214,10 +256,10 @@ async def credit_note_pdf(actor: Principal, credit_note_id: uuid.UUID) -> PdfFil
         row = await repository.credit_note(credit_note_id)
         if row is None:
             raise CreditNoteNotFound()
-        number = layout.credit_note_number(row["invoice_number"], row["position"])
+        number = row["number"]
         if (kept := await repository.stored("credit_note_id", credit_note_id)) is not None:
             return PdfFile(layout.safe_filename(number), bytes(kept["content"]), kept["sha256"])
-        name = await repository.tenant_name(tenant_id)
+        tenant = await repository.tenant(tenant_id)
     facts = layout.CreditNoteFacts(
         id=str(row["id"]),
         number=number,
@@ -229,11 +271,12 @@ async def credit_note_pdf(actor: Principal, credit_note_id: uuid.UUID) -> PdfFil
         taxes=tuple(_tax(tax) for tax in _invoices().taxes_of(row)),
         created_at=row["created_at"],
     )
-    document = layout.credit_note_document(facts, _issuer(), await _recipient(tenant_id, name))
-    content = await asyncio.to_thread(renderer.render, document)
-    async with tenant_tx(tenant_id):
-        kept = await repository.store(tenant_id, "credit_note_id", credit_note_id, _digest(content), content)
-    return PdfFile(document.filename, bytes(kept["content"]), kept["sha256"])
+    return await _drawn(
+        tenant_id,
+        ("credit_note_id", credit_note_id),
+        tenant,
+        lambda recipient: layout.credit_note_document(facts, _issuer(), recipient),
+    )
 
 
 # -- erasure --------------------------------------------------------------------------------------------------

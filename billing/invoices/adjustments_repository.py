@@ -49,16 +49,22 @@ async def consume_pending_items(item_ids: Sequence[uuid.UUID], invoice_id: uuid.
         )
 
 
-CREDIT_NOTE_COLUMNS = "id, tenant_id, invoice_id, amount_minor, currency, reason, taxes, created_at"
+CREDIT_NOTE_COLUMNS = "id, tenant_id, invoice_id, number, amount_minor, currency, reason, taxes, created_at"
+
+
+async def credit_note_count(invoice_id: uuid.UUID) -> int:
+    rows = await fetch("select count(*) as notes from credit_notes where invoice_id = {}", invoice_id)
+    return int(rows[0]["notes"])
 
 
 async def insert_credit_note(values: dict[str, Any]) -> dict[str, Any]:
     rows = await fetch(
-        "insert into credit_notes (id, tenant_id, invoice_id, amount_minor, currency, reason, taxes) "
-        f"values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}::jsonb) returning {CREDIT_NOTE_COLUMNS}",
+        "insert into credit_notes (id, tenant_id, invoice_id, number, amount_minor, currency, reason, taxes) "
+        f"values ({{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}, {{}}::jsonb) returning {CREDIT_NOTE_COLUMNS}",
         uuid.uuid4(),
         values["tenant_id"],
         values["invoice_id"],
+        values["number"],
         values["amount_minor"],
         values["currency"],
         values["reason"],

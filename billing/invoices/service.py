@@ -97,11 +97,17 @@ class CreditNoteView:
     id: uuid.UUID
     tenant_id: uuid.UUID
     invoice_id: uuid.UUID
+    number: str
     amount_minor: int
     currency: str
     reason: str
     taxes: tuple[TaxAmount, ...]
     created_at: datetime
+
+
+def credit_note_number(invoice_number: str, position: int) -> str:
+    """A credit note's number: its invoice's and its place among that invoice's notes (`ACME-000012-CN1`)."""
+    return f"{invoice_number}-CN{position}"
 
 
 def credit_note_view(row: dict[str, Any]) -> CreditNoteView:
@@ -532,10 +538,13 @@ async def add_credit_note(
     invoice_tax = invoice_taxes(row)
     tax_amounts = [tax.amount_minor for tax in invoice_tax]
     _, tax_parts = ledger.credit_parts(amount_minor, row["subtotal_minor"], tax_amounts, row["credited_minor"])
+    # Numbered now, under the invoice's lock (taken above): the next place among its notes, never reused.
+    position = await adjustments_repository.credit_note_count(invoice_id) + 1
     note = await adjustments_repository.insert_credit_note(
         {
             "tenant_id": tenant_id,
             "invoice_id": invoice_id,
+            "number": credit_note_number(row["number"], position),
             "amount_minor": amount_minor,
             "currency": row["currency"],
             "reason": reason,

@@ -19,8 +19,10 @@ from controlplane.core.openapi import IdempotentOperation
 from controlplane.core.pagination import MAX_PAGE_SIZE
 from controlplane.core.problems import problem_responses
 
-# No control characters: PostgreSQL text cannot hold NUL, and none belongs in a name or an address.
-Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+# No control characters (C0, DEL, C1) nor line or paragraph separators: PostgreSQL text cannot hold NUL, and
+# none belongs in a name or an address, where a line break would let a name draw lines of its own on a document.
+ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$"
+Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=ONE_LINE)]
 # One bare address (`local@domain`), nothing a header parser could read as several, a display name, a quoted part,
 # a comment or a group: no whitespace, control character or any of `,;:<>"()[]\` (so `email.utils.parseaddr`
 # reads it back as itself, and a message to it reaches exactly it).

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from controlplane.core.web import Currency, Email, Input, Name
+from controlplane.core.web import ONE_LINE, Currency, Email, Input, Name
 
 Slug = Annotated[str, Meta(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 TenantRole = Literal["tenant_admin", "tenant_member", "billing_viewer"]
@@ -138,7 +138,7 @@ class AuditEventPage(Struct, kw_only=True):
     next_cursor: str | None
 
 
-Line = Annotated[str, Meta(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Line = Annotated[str, Meta(min_length=1, max_length=200, pattern=ONE_LINE)]
 Country = Annotated[str, Meta(min_length=2, max_length=2, pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2")]
 TaxId = Annotated[str, Meta(min_length=2, max_length=64, pattern=r"^[A-Za-z0-9 .\-/]+$")]
 

@@ -124,6 +124,27 @@ CASES: dict[str, Case] = {
     "name empty": Case("POST", "/v1/tenants", 400, "validation_error", json={**VALID_TENANT, "name": ""}),
     "name too long": Case("POST", "/v1/tenants", 400, "validation_error", json={**VALID_TENANT, "name": "n" * 201}),
     "name with NUL": Case("POST", "/v1/tenants", 400, "validation_error", json={**VALID_TENANT, "name": "a\x00b"}),
+    # Characters that break a line where a name is drawn (documents, emails): C1 controls, NEL, U+2028/9.
+    "name with line separator": Case(
+        "POST",
+        "/v1/tenants",
+        400,
+        "validation_error",
+        json={**VALID_TENANT, "name": "Acme\u2028Tax ID: FR999\u2028PAID IN FULL"},
+    ),
+    "patch name with next line": Case(
+        "PATCH", "/v1/tenants/{tenant}", 400, "validation_error", json={"name": "Acme\x85PAID"}
+    ),
+    "profile address with paragraph separator": Case(
+        "PUT",
+        "/v1/tenants/{tenant}/billing-profile",
+        400,
+        "validation_error",
+        json={"address": {"line1": "1 Road\u2029PAID IN FULL", "city": "Berlin", "country": "DE"}},
+    ),
+    "profile contact with C1 control": Case(
+        "PUT", "/v1/tenants/{tenant}/billing-profile", 400, "validation_error", json={"contact_name": "Jane\x9bRoe"}
+    ),
     "billing email invalid": Case(
         "PATCH", "/v1/tenants/{tenant}", 400, "validation_error", json={"billing_email": "not-an-email"}
     ),

@@ -5,6 +5,7 @@ tenant by row-level security."""
 from __future__ import annotations
 
 import hashlib
+import importlib
 import uuid
 from typing import Any
 
@@ -14,6 +15,8 @@ from httpx import AsyncClient
 
 from billing.documents import service as documents
 from tests.factories import Factory
+
+numbering = importlib.import_module("billing.piccolo_migrations.billing_2026_12_04t03_10_00_000000")
 
 PROFILE = {"contact_name": "Jane Roe", "address": {"line1": "Geheimweg 7", "city": "Berlin", "country": "DE"}}
 
@@ -110,3 +113,72 @@ async def test_the_erasure_removes_the_documents_and_keeps_the_invoices(
 
     assert "Geheimweg 7" in pdf_text(first.content) and "Geheimweg 7" not in pdf_text(again.content)
     assert invoice["number"] in pdf_text(again.content)
+
+
+async def test_an_erasure_during_a_first_render_leaves_no_erased_address_behind(
+    client: AsyncClient, factory: Factory, app_connection: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first read of an invoice's PDF reads the billing profile, renders (a second for a CJK name), then
+    stores. An erasure that commits in between removed the stored documents before this one was stored, so the
+    erased address was kept. The store now locks the tenant's row and stores nothing of a tenant being erased;
+    the reader gets the document drawn again from what is left."""
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    tenant_id = uuid.UUID(tenant["id"])
+    put = await client.put(f"/v1/tenants/{tenant_id}/billing-profile", json=PROFILE, headers=staff.headers)
+    assert put.status_code == 200, put.text
+    created = await client.post(
+        f"/v1/tenants/{tenant_id}/invoices",
+        json={"currency": "EUR", "lines": [{"description": "Setup", "quantity": 1, "unit_amount_minor": 5000}]},
+        headers=staff.headers,
+    )
+    assert created.status_code == 201, created.text
+    read_profile = documents._recipient
+    erasures = []
+
+    async def profile_then_erasure(tenant: uuid.UUID, name: str | None) -> Any:
+        recipient = await read_profile(tenant, name)
+        if not erasures:  # once: between this read of the profile and the store
+            erasures.append(await client.delete(f"/v1/tenants/{tenant}", headers=staff.headers))
+        return recipient
+
+    monkeypatch.setattr(documents, "_recipient", profile_then_erasure)
+    response = await client.get(f"/v1/invoices/{created.json()['id']}/pdf", headers=staff.headers)
+    assert [erased.status_code for erased in erasures] == [202]
+    assert response.status_code == 200, response.text
+    from tests.api.billing.test_documents import pdf_text
+
+    text = pdf_text(response.content)
+    assert created.json()["number"] in text and "Geheimweg 7" not in text
+    assert await _as_tenant(app_connection, tenant_id, "select 1 from billing_documents") == []
+    assert response.headers["cache-control"] == "private, no-cache"  # not stored: drawn on each read
+
+
+async def test_the_migration_numbers_existing_credit_notes_in_the_order_they_were_made(
+    client: AsyncClient, factory: Factory, owner_connection: asyncpg.Connection
+) -> None:
+    """Notes made before the number was stored get the numbers they read as (created_at, then id)."""
+    staff, invoice, _ = await _stored_invoice(client, factory)
+    made = []
+    for amount in (100, 200, 300):
+        note = await client.post(
+            f"/v1/invoices/{invoice['id']}/credit-notes", json={"amount_minor": amount, "reason": "Goodwill"},
+            headers=staff.headers,
+        )  # fmt: skip
+        assert note.status_code == 201, note.text
+        made.append(note.json())
+    assert [note["number"] for note in made] == [f"{invoice['number']}-CN{n}" for n in (1, 2, 3)]
+    select = "select id, number from credit_notes where invoice_id = $1"
+    transaction = owner_connection.transaction()
+    await transaction.start()
+    try:
+        await owner_connection.execute("select set_config('app.scope', 'system', true)")
+        await owner_connection.execute(
+            "alter table credit_notes drop constraint credit_notes_number_once, alter column number drop not null"
+        )
+        await owner_connection.execute("update credit_notes set number = null")
+        await owner_connection.execute(numbering.BACKFILL + numbering.CONSTRAINTS)
+        numbered = {row["id"]: row["number"] for row in await owner_connection.fetch(select, uuid.UUID(invoice["id"]))}
+    finally:
+        await transaction.rollback()
+    assert numbered == {uuid.UUID(note["id"]): note["number"] for note in made}

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get
 from litestar.datastructures import ResponseHeader
+from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import OpenAPIFormat, OpenAPIResponse, OpenAPIType, Operation, Schema
 from litestar.params import PathParameter
 
@@ -28,7 +29,10 @@ PDF_HEADERS = [
         ("Cache-Control", "`private` (a draft's: `private, no-cache`)"),
     )
 ]
-ERRORS = problem_responses(400, 401, 403, 404, 503)
+ERRORS: dict[int, ResponseSpec] = {
+    **problem_responses(400, 401, 403, 404, 503),
+    304: ResponseSpec(None, description="Not modified: `If-None-Match` names the PDF's ETag (no body)"),
+}
 
 
 @dataclass
@@ -41,16 +45,24 @@ class PdfOperation(Operation):
             answer.content[PDF].schema = Schema(type=OpenAPIType.STRING, format=OpenAPIFormat.BINARY)
 
 
-def _pdf(pdf: service.PdfFile) -> Response[bytes]:
+def _pdf(request: Request[Any, Any, Any], pdf: service.PdfFile) -> Response[bytes]:
+    etag = f'"{pdf.sha256}"'
+    headers = {"ETag": etag, "Cache-Control": "private" if pdf.stored else "private, no-cache"}
+    if _matches(request.headers.get("if-none-match"), etag):
+        return Response(b"", status_code=304, media_type=PDF, headers=headers)
     return Response(
         pdf.content,
         media_type=PDF,
-        headers={
-            "Content-Disposition": f'inline; filename="{pdf.filename}"',
-            "ETag": f'"{pdf.sha256}"',
-            "Cache-Control": "private" if pdf.final else "private, no-cache",
-        },
+        headers={"Content-Disposition": f'inline; filename="{pdf.filename}"', **headers},
     )
+
+
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether `If-None-Match` (a list of ETags, weak or strong, or `*`) names `etag` (RFC 9110: weak compare)."""
+    if not if_none_match:
+        return False
+    asked = [tag.strip() for tag in if_none_match.split(",")]
+    return any(tag == "*" or tag.removeprefix("W/") == etag for tag in asked)
 
 
 class DocumentController(Controller):
@@ -68,7 +80,7 @@ class DocumentController(Controller):
         "marked DRAFT.",
     )
     async def invoice_pdf(self, request: Request[Any, Any, Any], invoice_id: InvoiceId) -> Response[bytes]:
-        return _pdf(await service.invoice_pdf(principal_of(request), invoice_id))
+        return _pdf(request, await service.invoice_pdf(principal_of(request), invoice_id))
 
     @get("/v1/credit-notes/{credit_note_id:uuid}", responses=problem_responses(400, 401, 403, 404))
     async def get_credit_note(self, request: Request[Any, Any, Any], credit_note_id: CreditNoteId) -> CreditNoteRead:
@@ -84,4 +96,4 @@ class DocumentController(Controller):
         description="The credit note as an A4 PDF, rendered once and the same bytes on every read.",
     )
     async def credit_note_pdf(self, request: Request[Any, Any, Any], credit_note_id: CreditNoteId) -> Response[bytes]:
-        return _pdf(await service.credit_note_pdf(principal_of(request), credit_note_id))
+        return _pdf(request, await service.credit_note_pdf(principal_of(request), credit_note_id))

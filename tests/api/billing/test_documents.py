@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import unicodedata
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,8 @@ from PIL import Image
 
 from billing.documents import repository as documents_repository
 from billing.documents import service as documents
-from billing.documents.layout import format_amount, format_date, format_period, format_rate
+from billing.documents.layout import format_date, format_period, format_rate
+from billing.money import display
 from controlplane.core.db import tenant_tx
 from controlplane.core.mail import Mailer
 from controlplane.core.settings import Settings
@@ -62,7 +64,7 @@ def assert_shows_invoice(text: str, invoice: dict[str, Any]) -> None:
     """Every figure of the JSON invoice is in the PDF's text: number, dates, period, each line's description and
     amount, each tax, the totals, the credits applied and the amount due, in the currency's precision."""
     currency = invoice["currency"]
-    amount = lambda minor: format_amount(minor, currency)  # noqa: E731
+    amount = lambda minor: display(minor, currency)  # noqa: E731
     assert invoice["number"] in text
     assert f"Issued {format_date(_moment(invoice['issued_at']))}" in text
     assert f"Period {format_period(_moment(invoice['period_start']), _moment(invoice['period_end']))}" in text
@@ -213,14 +215,11 @@ async def test_every_kind_of_invoice_shows_every_figure_of_its_json(
         assert f"Credits invoice {credited['number']} of {format_date(_moment(credited['issued_at']))}" in text
         assert f"Date {format_date(_moment(note['created_at']))}" in text
         assert note["reason"] in text
-        assert f"Total credited {format_amount(note['amount_minor'], 'EUR')}" in text
+        assert f"Total credited {display(note['amount_minor'], 'EUR')}" in text
         tax = sum(item["amount_minor"] for item in note["taxes"])
-        assert f"Credit before tax {format_amount(note['amount_minor'] - tax, 'EUR')}" in text
+        assert f"Credit before tax {display(note['amount_minor'] - tax, 'EUR')}" in text
         for item in note["taxes"]:
-            assert (
-                f"({item['code']}, {format_rate(item['rate_bps'])}) {format_amount(item['amount_minor'], 'EUR')}"
-                in text
-            )
+            assert f"({item['code']}, {format_rate(item['rate_bps'])}) {display(item['amount_minor'], 'EUR')}" in text
 
 
 async def test_each_currency_precision_and_several_taxes(client: AsyncClient, factory: Factory, tmp_path: Path) -> None:
@@ -314,7 +313,7 @@ async def test_a_draft_is_marked_and_never_stored(client: AsyncClient, factory: 
     assert response.headers["cache-control"] == "private, no-cache"
     text = pdf_text(response.content)
     assert "DRAFT" in text and "Not issued (draft)" in text
-    assert f"Total {format_amount(draft['total_minor'], 'EUR')}" in text
+    assert f"Total {display(draft['total_minor'], 'EUR')}" in text
     async with tenant_tx(uuid.UUID(tenant_id)):
         assert await _documents_of(uuid.UUID(tenant_id)) == []
     # Finalized, it is stored on its next read, numbered and without the mark.
@@ -328,20 +327,25 @@ async def test_a_draft_is_marked_and_never_stored(client: AsyncClient, factory: 
         assert len(await _documents_of(uuid.UUID(tenant_id))) == 1
 
 
-async def test_names_in_cyrillic_arabic_and_chinese_come_back(client: AsyncClient, factory: Factory) -> None:
+async def test_names_in_cyrillic_arabic_hebrew_thai_and_chinese_come_back(
+    client: AsyncClient, factory: Factory
+) -> None:
     staff = await factory.staff()
     for name, extract in (
         ("\u041e\u041e\u041e «Ромашка»", pdf_text),
         ("شركة المثال للتجارة", pdf_text),
+        ("חברה לדוגמה בע״מ", pdf_text),
+        ("บริษัท ตัวอย่าง จำกัด", pdf_text),
         ("示例科技有限公司", pdfium_text),
     ):
         tenant_id, admin = await _tenant(client, factory, staff, name=name)
         created = await _one_off(client, staff, tenant_id, "EUR", [{"description": "Setup", "quantity": 1,
                                                                    "unit_amount_minor": 5000}])  # fmt: skip
         content = (await get_pdf(client, f"/v1/invoices/{created['id']}/pdf", admin.headers)).content
-        text = extract(content)
+        # Thai SARA AM is drawn as its two parts, which copied text keeps: NFKC's form of the name.
+        text = unicodedata.normalize("NFKC", extract(content))
         # A right-to-left name is drawn right to left: extractors read its words from the left of the page.
-        for word in name.split():
+        for word in unicodedata.normalize("NFKC", name).split():
             assert word in text, (word, text[:300])
 
 
@@ -407,3 +411,85 @@ async def test_the_finalized_invoices_email_carries_its_stored_pdf(
     for message in mailbox.messages():
         [attached] = list(message.iter_attachments())
         assert (attached.get_filename(), attached.get_content()) == (f"{created['number']}.pdf", served)
+
+
+async def test_credit_notes_keep_the_number_given_when_they_were_made(client: AsyncClient, factory: Factory) -> None:
+    """Two notes made at once on one invoice are CN1 and CN2 (never both CN1), in the JSON and in their PDFs,
+    and a third note changes neither (numbers were once computed at each read from the notes' order)."""
+    staff = await factory.staff()
+    tenant_id, admin = await _tenant(client, factory, staff)
+    created = await _one_off(client, staff, tenant_id, "EUR", [{"description": "Setup", "quantity": 1,
+                                                               "unit_amount_minor": 5000}])  # fmt: skip
+    url = f"/v1/invoices/{created['id']}/credit-notes"
+    made = await asyncio.gather(
+        *(client.post(url, json={"amount_minor": 1000, "reason": f"Goodwill {n}"}, headers=staff.headers)
+          for n in (1, 2))
+    )  # fmt: skip
+    assert [response.status_code for response in made] == [201, 201], [response.text for response in made]
+    first_two = {response.json()["id"]: response.json()["number"] for response in made}
+    assert sorted(first_two.values()) == [f"{created['number']}-CN1", f"{created['number']}-CN2"]
+    pdfs = {}
+    for note_id, number in first_two.items():
+        assert (await client.get(f"/v1/credit-notes/{note_id}", headers=admin.headers)).json()["number"] == number
+        response = await get_pdf(client, f"/v1/credit-notes/{note_id}/pdf", admin.headers)
+        assert response.headers["content-disposition"] == f'inline; filename="{number}.pdf"'
+        assert f"Credit note number {number}" in pdf_text(response.content)
+        pdfs[note_id] = response.content
+    third = await client.post(url, json={"amount_minor": 500, "reason": "Late"}, headers=staff.headers)
+    assert third.status_code == 201, third.text
+    assert third.json()["number"] == f"{created['number']}-CN3"
+    listed = await credit_notes(client, admin.headers, created["id"])
+    assert {note["id"]: note["number"] for note in listed} == {**first_two, third.json()["id"]: third.json()["number"]}
+    for note_id in first_two:
+        again = await get_pdf(client, f"/v1/credit-notes/{note_id}/pdf", admin.headers)
+        assert again.content == pdfs[note_id]
+
+
+async def test_a_void_invoice_is_served_marked_and_its_document_as_issued_is_kept(
+    client: AsyncClient, factory: Factory
+) -> None:
+    """Its PDF once showed "Amount due" unmarked. The document as issued stays stored, byte for byte (what the
+    invoice.finalized email carried); the invoice's PDF is now that document marked VOID with a note, drawn on
+    each read (the same bytes each time) and never stored."""
+    staff = await factory.staff()
+    tenant_id, admin = await _tenant(client, factory, staff)
+    created = await _one_off(client, staff, tenant_id, "EUR", [{"description": "Setup", "quantity": 1,
+                                                               "unit_amount_minor": 5000}])  # fmt: skip
+    url = f"/v1/invoices/{created['id']}/pdf"
+    issued = (await get_pdf(client, url, admin.headers)).content
+    voided = await client.post(f"/v1/invoices/{created['id']}/void", headers=staff.headers)
+    assert voided.status_code == 200, voided.text
+
+    marked = await get_pdf(client, url, admin.headers)
+    assert marked.headers["cache-control"] == "private, no-cache"
+    text = pdf_text(marked.content)
+    assert "VOID" in text and "voided after its issue; nothing is due on it" in text
+    assert f"Total {display(created['total_minor'], 'EUR')}" in text  # the figures as issued
+    assert (await get_pdf(client, url, staff.headers)).content == marked.content
+    async with tenant_tx(uuid.UUID(tenant_id)):
+        kept = await documents_repository.stored("invoice_id", uuid.UUID(created["id"]))
+    assert kept is not None and bytes(kept["content"]) == issued != marked.content
+    assert "VOID" not in pdf_text(issued)
+
+
+async def test_a_pdf_asked_for_with_its_etag_is_not_modified(client: AsyncClient, factory: Factory) -> None:
+    """`If-None-Match` with the PDF's ETag (alone, in a list, weak, or `*`) answers 304 with no body; another
+    ETag answers the PDF. For the invoice's and the credit note's PDF alike."""
+    staff = await factory.staff()
+    tenant_id, admin = await _tenant(client, factory, staff)
+    created = await _one_off(client, staff, tenant_id, "EUR", [{"description": "Setup", "quantity": 1,
+                                                               "unit_amount_minor": 5000}])  # fmt: skip
+    note = await client.post(
+        f"/v1/invoices/{created['id']}/credit-notes", json={"amount_minor": 1000, "reason": "Goodwill"},
+        headers=staff.headers,
+    )  # fmt: skip
+    assert note.status_code == 201, note.text
+    for url in (f"/v1/invoices/{created['id']}/pdf", f"/v1/credit-notes/{note.json()['id']}/pdf"):
+        first = await get_pdf(client, url, admin.headers)
+        etag = first.headers["etag"]
+        for asked in (etag, f'"other", {etag}', f"W/{etag}", "*"):
+            again = await client.get(url, headers={**admin.headers, "If-None-Match": asked})
+            assert again.status_code == 304, (asked, again.status_code)
+            assert again.content == b"" and again.headers["etag"] == etag
+        changed = await client.get(url, headers={**admin.headers, "If-None-Match": '"other"'})
+        assert changed.status_code == 200 and changed.content == first.content
