@@ -76,7 +76,11 @@ def _html(message: EmailMessage) -> str:
 
 
 async def test_every_email_event_reaches_each_recipient_once_with_its_content(
-    client: Any, settings: Settings, mailbox: MailStore, invoice_pdf: list[tuple[uuid.UUID, uuid.UUID]]
+    client: Any,
+    settings: Settings,
+    mailbox: MailStore,
+    invoice_pdf: list[tuple[uuid.UUID, uuid.UUID]],
+    report: Any,
 ) -> None:
     who = await people()
     expected: list[tuple[str, str]] = []
@@ -128,9 +132,15 @@ async def test_every_email_event_reaches_each_recipient_once_with_its_content(
     assert Counter(delivered) == Counter(expected)  # each event to each recipient, once
     assert invoice_pdf == [(who.tenant_id, uuid.UUID(INVOICE_ID))] * 2
     assert sum(counted(event, "sent") for event in EMAIL_EVENTS) - before == len(expected)
+    report(
+        f"notifications: {len(EMAIL_EVENTS)} email events, {len(received)} emails read back from the dev SMTP "
+        f"server, each to its recipient once; a second pass sent {again.sent}"
+    )
 
 
-async def test_two_passes_at_once_send_each_message_once(client: Any, settings: Settings, mailbox: MailStore) -> None:
+async def test_two_passes_at_once_send_each_message_once(
+    client: Any, settings: Settings, mailbox: MailStore, report: Any
+) -> None:
     for _tenant in range(3):
         who = await people()
         await queue(who, "invoice.paid")
@@ -145,6 +155,7 @@ async def test_two_passes_at_once_send_each_message_once(client: Any, settings: 
     ids = [str(message["Message-ID"]) for message in mailbox.messages()]
     assert len(ids) == len(set(ids)) == 3 * 5
     assert {row["status"] for row in await rows()} == {"sent"}
+    report(f"notifications: 3 passes at once sent {len(ids)} emails, {len(ids) - len(set(ids))} twice")
 
 
 class Deferring:
@@ -185,7 +196,12 @@ async def failing_server(request: pytest.FixtureRequest) -> AsyncIterator[str]:
 
 @pytest.mark.parametrize("failing_server", ["RCPT", "DATA", "closed"], indirect=True)
 async def test_a_failing_server_is_retried_on_the_back_off_then_given_up(
-    client: Any, settings: Settings, mailbox: MailStore, failing_server: str
+    client: Any,
+    settings: Settings,
+    mailbox: MailStore,
+    failing_server: str,
+    report: Any,
+    request: pytest.FixtureRequest,
 ) -> None:
     who = await people()
     await queue(who, "invoice.paid")
@@ -193,8 +209,8 @@ async def test_a_failing_server_is_retried_on_the_back_off_then_given_up(
     retrying, failed = counted("invoice.paid", "retrying"), counted("invoice.paid", "failed")
 
     for attempt, pause in enumerate(sender.BACKOFF_SECONDS, start=1):
-        report = await send(settings, mailer)
-        assert (report.claimed, report.retrying) == (2, 2)
+        outcome = await send(settings, mailer)
+        assert (outcome.claimed, outcome.retrying) == (2, 2)
         outbox = await rows()
         assert [(row["status"], row["attempts"], row["last_error"]) for row in outbox] == [
             ("pending", attempt, "mail_unavailable")
@@ -216,6 +232,11 @@ async def test_a_failing_server_is_retried_on_the_back_off_then_given_up(
     assert counted("invoice.paid", "retrying") - retrying == 2 * len(sender.BACKOFF_SECONDS)
     assert counted("invoice.paid", "failed") - failed == 2
     assert mailbox.messages() == []
+    report(
+        f"notifications: SMTP failing ({request.node.callspec.params['failing_server']}): 2 emails tried "
+        f"{len(sender.BACKOFF_SECONDS) + 1} times "
+        "each on the back-off, then marked failed"
+    )
 
 
 async def test_a_refused_recipient_fails_at_once(client: Any, settings: Settings, mailbox: MailStore) -> None:
