@@ -72,7 +72,7 @@ async def test_a_webhook_endpoint_with_unusual_unicode_is_refused_with_a_problem
     client: AsyncClient, factory: Factory, url: str
 ) -> None:
     staff = await factory.staff()
-    tenant, admin = await tenant_with_admin(factory, staff)
+    tenant, admin = await tenant_with_admin(factory, staff, endpoint=False)
     target = f"/v1/tenants/{tenant['id']}/webhook-endpoint"
     body = json.dumps({"url": url})  # ASCII only: \u escapes, a lone surrogate too
     response = await client.put(
