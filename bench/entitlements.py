@@ -1,9 +1,11 @@
 """The entitlement check at 16 concurrent connections, next to a bare Litestar handler in the same setup.
 
-Both servers are one uvicorn process each, started alike (`bench.stack.api_process`). The load comes from
+The servers are one uvicorn process each, started alike (`bench.stack.api_process`): the bare handler, the
+control plane with its rate limiter on (as in production: every check spends the key's and the tenant's
+budgets in Redis) and, for comparison, the same without the limiter. The load comes from
 keep-alive HTTP/1.1 connections written by hand on asyncio streams (an HTTP client library would cost
-more CPU than the servers on a 2-core machine). Rounds alternate bare, check, bare, check …; the figures
-are medians. Target: the check reaches at least half the bare handler's requests/s, with p99 <= 5 ms.
+more CPU than the servers on a 2-core machine). Rounds alternate bare, check, unlimited check …; the figures
+are medians. Target: the rate-limited check reaches at least 0.45 of the bare handler's requests/s.
 """
 
 from __future__ import annotations
@@ -100,11 +102,16 @@ async def _load(url: str, request: bytes, connections: int, seconds: float) -> t
 @dataclass(frozen=True)
 class EntitlementResult:
     bare: Load
-    check: Load
+    check: Load  # the rate limiter on
+    unlimited: Load  # the same check without the rate limiter
 
     @property
     def ratio(self) -> float:
         return self.check.per_second / self.bare.per_second
+
+    @property
+    def unlimited_ratio(self) -> float:
+        return self.unlimited.per_second / self.bare.per_second
 
 
 def _median(loads: Sequence[Load]) -> Load:
@@ -113,6 +120,7 @@ def _median(loads: Sequence[Load]) -> Load:
 
 def run(
     api: ApiProcess,
+    unlimited: ApiProcess,
     bare: ApiProcess,
     catalogue: Catalogue,
     *,
@@ -121,22 +129,29 @@ def run(
     rounds: int = 3,
 ) -> EntitlementResult:
     install_plugin(api, catalogue)
-    check_request = _request(api.url, f"/v1/entitlements/check?plugin={PLUGIN_SLUG}&feature=export", catalogue.api_key)
-    bare_request = _request(bare.url, "/constant", None)
+    path = f"/v1/entitlements/check?plugin={PLUGIN_SLUG}&feature=export"
+    sides = {
+        "bare": (bare.url, _request(bare.url, "/constant", None)),
+        "check": (api.url, _request(api.url, path, catalogue.api_key)),
+        "unlimited": (unlimited.url, _request(unlimited.url, path, catalogue.api_key)),
+    }
     print(f"\n== entitlement check: {connections} connections, {rounds} rounds of {seconds:.0f} s each side ==")
-    asyncio.run(_load(api.url, check_request, connections, 1.0))  # warm: caches, connections, code paths
-    asyncio.run(_load(bare.url, bare_request, connections, 1.0))
-    bare_loads, check_loads = [], []
+    for url, request in sides.values():  # warm: caches, connections, code paths
+        asyncio.run(_load(url, request, connections, 1.0))
+    loads: dict[str, list[Load]] = {side: [] for side in sides}
     for number in range(1, rounds + 1):
-        bare_load, _ = asyncio.run(_load(bare.url, bare_request, connections, seconds))
-        check_load, bodies = asyncio.run(_load(api.url, check_request, connections, seconds))
-        if any(b'"allowed":true' not in body for body in bodies):
-            raise Broken(f"the entitlement check did not grant the installed plugin: {sorted(bodies)[:2]}")
-        bare_loads.append(bare_load)
-        check_loads.append(check_load)
+        for side, (url, request) in sides.items():
+            load, bodies = asyncio.run(_load(url, request, connections, seconds))
+            if side != "bare" and any(b'"allowed":true' not in body for body in bodies):
+                raise Broken(f"the entitlement check did not grant the installed plugin: {sorted(bodies)[:2]}")
+            loads[side].append(load)
         print(
-            f"round {number}: bare {bare_load.per_second:,.0f} req/s (p99 {bare_load.percentile(99):.2f} ms), "
-            f"check {check_load.per_second:,.0f} req/s (p50 {check_load.percentile(50):.2f} ms, "
-            f"p99 {check_load.percentile(99):.2f} ms)"
+            f"round {number}: "
+            + ", ".join(
+                f"{side} {loads[side][-1].per_second:,.0f} req/s (p50 {loads[side][-1].percentile(50):.2f} ms, "
+                f"p99 {loads[side][-1].percentile(99):.2f} ms)"
+                for side in sides
+            ),
+            flush=True,
         )
-    return EntitlementResult(_median(bare_loads), _median(check_loads))
+    return EntitlementResult(_median(loads["bare"]), _median(loads["check"]), _median(loads["unlimited"]))

@@ -36,6 +36,15 @@ UNIT_MINOR = "0.5"  # per event, billed in arrears
 STAFF_PASSWORD = "bench staff password, local only"  # noqa: S105 - a throwaway user of a throwaway stack
 
 
+# The limiter is on, as in production, with budgets the load never reaches: the figures are its cost, not its
+# refusals (`RATE_LIMIT_ENABLED=false` gives the same process without it, for comparison).
+UNREACHED_LIMITS = {
+    f"RATE_LIMIT_{scope}{limit_class}": "1000000/100000000"
+    for scope in ("", "TENANT_")
+    for limit_class in ("INGESTION", "ENTITLEMENTS", "READS", "WRITES", "UNAUTHENTICATED")
+}
+
+
 class Broken(Exception):
     """Something is wrong (not merely slow): the benchmark's figures would mean nothing."""
 
@@ -48,7 +57,13 @@ class Stack:
     @property
     def process_env(self) -> dict[str, str]:
         """The environment for a child process of the control plane (API, CLI) on this stack only."""
-        return {**os.environ, **self.env, "CONTROLPLANE_DEVSTACK_DIR": str(self.root), "PYTHONUNBUFFERED": "1"}
+        return {
+            **os.environ,
+            **self.env,
+            **UNREACHED_LIMITS,
+            "CONTROLPLANE_DEVSTACK_DIR": str(self.root),
+            "PYTHONUNBUFFERED": "1",
+        }
 
     async def owner(self) -> asyncpg.Connection:
         """The owner role in the platform scope (it is subject to the forced RLS policies too)."""
@@ -94,14 +109,20 @@ class ApiProcess:
 
 @contextmanager
 def api_process(
-    stack: Stack, app: str = "controlplane.app:create_app_from_env", ready_path: str = "/health/ready"
+    stack: Stack,
+    app: str = "controlplane.app:create_app_from_env",
+    ready_path: str = "/health/ready",
+    *,
+    rate_limited: bool = True,
 ) -> Iterator[ApiProcess]:
     """One API process, launched the way `controlplane run` launches it (uvicorn, one worker).
 
     `app` is an app factory; another (e.g. a bare Litestar app to compare with) runs in the same setup.
     """
     port = free_port()
-    log_path = stack.root / f"{app.partition(':')[0].rsplit('.', 1)[-1]}.log"
+    name = app.partition(":")[0].rsplit(".", 1)[-1] + ("" if rate_limited else "-unlimited")
+    log_path = stack.root / f"{name}.log"
+    env = {**stack.process_env, "RATE_LIMIT_ENABLED": "true" if rate_limited else "false"}
     command = [
         sys.executable,
         "-m",
@@ -116,7 +137,7 @@ def api_process(
         "warning",
     ]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, env=stack.process_env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     base_url = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(f"{base_url}{ready_path}", process, log_path)

@@ -232,3 +232,4 @@ __all__ = [
     "verify_ledger",
     "void_invoice",
 ]
+

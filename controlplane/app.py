@@ -61,10 +61,14 @@ from controlplane.core.auth.throttle import SignInThrottle
 from controlplane.core.auth.tokens import ReloadingTokenSigner
 from controlplane.core.idempotency_middleware import IdempotencyMiddleware
 from controlplane.core.invalidation import Listener
-from controlplane.core.metrics import HTTPMetricsMiddleware
+from controlplane.core.metrics import HTTPMetricsMiddleware, ScrapeRefresher
 from controlplane.core.openapi import ClosedStructSchemaPlugin
 from controlplane.core.pii import PiiCipher
 from controlplane.core.problems import EXCEPTION_HANDLERS
+from controlplane.core.ratelimit.limiter import RateLimiter
+from controlplane.core.ratelimit.middleware import RateLimitMiddleware
+from controlplane.core.ratelimit.refusals import RefusalStreaks
+from controlplane.core.ratelimit.store import GcraStore
 from controlplane.core.secrets import JWT_KEYS_PATH, SecretStore
 from controlplane.core.settings import Settings, SettingsError
 from controlplane.core.stripe_client import WebhookSecret, make_stripe_client
@@ -95,6 +99,7 @@ from tenants.api.controllers import (
     TenantWebhookEventController,
 )
 from tenants.api.guards import may_act_in
+from tenants.api.limits import TenantLimitsController
 from tenants.api.notifications import PartnerNotificationController, TenantNotificationController
 from tenants.api.partners import PartnerController, ResellerController, TenantOwnerController
 from tenants.api.tokens import issue_token
@@ -217,6 +222,19 @@ def create_app(settings: Settings) -> Litestar:
         redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
         app.state.sign_in_throttle = SignInThrottle(redis_client)
         app.state.redis = redis_client
+        # Its own connections with short timeouts: an unreachable Redis costs a request half a second at most
+        # (and then none while the limiter pauses), not the two seconds other Redis calls may wait.
+        limiter_redis = aioredis.from_url(settings.redis_url, socket_timeout=0.5, socket_connect_timeout=0.5)
+        streaks = RefusalStreaks(limiter_redis)
+        app.state.rate_limiter = RateLimiter(
+            GcraStore(limiter_redis),
+            settings.rate_limits,
+            billing_service.tenant_rate_limit_percent,
+            may_act_in,
+            enabled=settings.rate_limit_enabled,
+            streaks=streaks,
+        )
+        app.state.refusal_streaks = ScrapeRefresher("rate limit refusal streaks", streaks.refresh_gauge, interval=10.0)
         # AppRole tokens expire: renewed, or replaced by a new login, before they do.
         token_keeper = asyncio.create_task(secret_store.keep_token_alive(), name="openbao-token")
         try:
@@ -242,6 +260,7 @@ def create_app(settings: Settings) -> Litestar:
             token_keeper.cancel()
             await asyncio.gather(token_keeper, return_exceptions=True)
             await redis_client.aclose()
+            await limiter_redis.aclose()
 
     return ControlPlane(
         route_handlers=[
@@ -252,6 +271,7 @@ def create_app(settings: Settings) -> Litestar:
             TenantController,
             MemberController,
             TenantSecretsController,
+            TenantLimitsController,
             ApiKeyController,
             AuditController,
             MetricController,
@@ -292,6 +312,7 @@ def create_app(settings: Settings) -> Litestar:
         middleware=[
             _request_id_middleware,
             DefineMiddleware(BearerAuthenticationMiddleware, exclude=["^/schema"]),
+            RateLimitMiddleware(),
             IdempotencyMiddleware(settings.idempotency_ttl_seconds, settings.max_request_body_bytes, may_act_in),
         ],
         exception_handlers=EXCEPTION_HANDLERS,

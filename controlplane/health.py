@@ -67,9 +67,11 @@ async def scrape(request: Request[Any, Any, Any]) -> Response[bytes]:
     secret_ages = getattr(request.app.state, "secret_ages", None)
     if secret_ages is not None:
         await secret_ages.refresh_if_stale()
-    business = getattr(request.app.state, "business_gauges", None)
-    if business is not None:
-        await business.refresh_if_stale()
+    # Business gauges from the database, the longest refusal streak from Redis.
+    for name in ("business_gauges", "refusal_streaks"):
+        refresher = getattr(request.app.state, name, None)
+        if refresher is not None:
+            await refresher.refresh_if_stale()
     redis_client = getattr(request.app.state, "redis", None)
     if redis_client is not None:
         await metrics.observe_celery_queues(redis_client)

@@ -23,6 +23,7 @@ from billing.subscriptions.state import forget_catalogue
 from controlplane.app import create_app
 from controlplane.core import invalidation
 from controlplane.core.auth.throttle import KEY_PREFIX as THROTTLE_PREFIX
+from controlplane.core.ratelimit.store import KEY_PREFIX as RATE_LIMIT_PREFIX
 from controlplane.core.secrets import SecretStore
 from controlplane.core.settings import Settings
 from controlplane.core.tenant_vault import TenantVault
@@ -122,9 +123,18 @@ def mailbox(mail_store: MailStore) -> Iterator[MailStore]:
     mail_store.clear()
 
 
+# Tests make requests much faster than any client should, from one address: the suite's limiter is on, with
+# budgets no test reaches; the rate-limit tests set their own (tests/api/test_rate_limits.py).
+UNREACHED_LIMITS = {
+    f"RATE_LIMIT_{scope}{limit_class}": "1000000/100000000"
+    for scope in ("", "TENANT_")
+    for limit_class in ("INGESTION", "ENTITLEMENTS", "READS", "WRITES", "UNAUTHENTICATED")
+}
+
+
 @pytest.fixture(scope="session")
 def settings(stack_env: dict[str, str]) -> Settings:
-    return Settings.from_env({**stack_env, "CONTROLPLANE_ENV": "test"})
+    return Settings.from_env({**stack_env, **UNREACHED_LIMITS, "CONTROLPLANE_ENV": "test"})
 
 
 @pytest.fixture(scope="session")
@@ -157,11 +167,12 @@ async def clean_database(request: pytest.FixtureRequest) -> AsyncIterator[None]:
         invalidation.clear_all()
     finally:
         await connection.close()
-    # Sign-in counters too (not FLUSHDB: the Celery broker shares this Redis).
+    # Sign-in counters and rate-limit buckets too (not FLUSHDB: the Celery broker shares this Redis).
     redis_client = aioredis.from_url(env["REDIS_URL"])
     try:
-        async for key in redis_client.scan_iter(match=THROTTLE_PREFIX + "*"):
-            await redis_client.delete(key)
+        for prefix in (THROTTLE_PREFIX, RATE_LIMIT_PREFIX):
+            async for key in redis_client.scan_iter(match=prefix + "*"):
+                await redis_client.delete(key)
     finally:
         await redis_client.aclose()
 

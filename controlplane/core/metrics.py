@@ -159,6 +159,25 @@ ENTITLEMENT_CACHE_LOOKUPS_TOTAL = Counter(
     ["result"],
 )
 
+RATE_LIMIT_REFUSALS_TOTAL = Counter(
+    "controlplane_rate_limit_refusals_total",
+    "Requests refused 429 by the rate limiter, by route template, limit class and the budget that was exhausted "
+    "(api_key, tenant, user, address); never a tenant id.",
+    ["route", "limit_class", "subject"],
+)
+RATE_LIMIT_UNAVAILABLE_TOTAL = Counter(
+    "controlplane_rate_limit_unavailable_total",
+    "Requests the rate limiter could not check (Redis unavailable), by what became of them: served (reads fail "
+    "open) or refused (writes fail closed with 503).",
+    ["outcome"],
+)
+RATE_LIMIT_LONGEST_REFUSAL_SECONDS = Gauge(
+    "controlplane_rate_limit_longest_refusal_seconds",
+    "How long the tenant refused the longest without a break (refusals less than a minute apart) has been refused; "
+    "0 when none is. Read from Redis at scrape time.",
+    multiprocess_mode="mostrecent",
+)
+
 BATCH_ITEM_FAILURES_TOTAL = Counter(
     "controlplane_batch_item_failures_total",
     "Items a batch job could not process (recorded on the item and retried later; the job went on), by batch job "

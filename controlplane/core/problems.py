@@ -74,7 +74,7 @@ PROBLEM_DESCRIPTIONS: dict[int, str] = {
     409: "The request conflicts with the current state, or its Idempotency-Key is still in use",
     413: "The request body is too large",
     422: "A value is not valid here, or the Idempotency-Key was used with another request",
-    429: "Too many attempts; retry after the Retry-After header's seconds",
+    429: "A rate limit is spent (see the RateLimit header) or too many attempts; retry after Retry-After's seconds",
     503: "A service the control plane depends on is unavailable; retry after the Retry-After header's seconds",
 }
 
@@ -94,7 +94,8 @@ class Problem(Struct, kw_only=True):
 
 
 def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """`responses=` for a route handler: the problem+json answers it can give, documented in OpenAPI."""
+    """`responses=` for a route handler: the problem+json answers it can give, documented in OpenAPI. Every
+    route may be rate limited (429) and may meet a dependency's outage (503)."""
     return {
         status: ResponseSpec(
             Problem,
@@ -102,7 +103,7 @@ def problem_responses(*statuses: int) -> dict[int, ResponseSpec]:
             media_type=PROBLEM_JSON,
             generate_examples=False,
         )
-        for status in sorted(set(statuses))
+        for status in sorted({*statuses, 429, 503})
     }
 
 

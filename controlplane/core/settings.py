@@ -14,6 +14,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from controlplane.core.mail import parse_smtp_url, sender_address
+from controlplane.core.ratelimit.policy import RateLimits
 
 Environment = Literal["development", "test", "production"]
 _ENVIRONMENTS: tuple[Environment, ...] = ("development", "test", "production")
@@ -81,6 +82,12 @@ class Settings:
     # separated by `|` ("1 Example Street|10115 Berlin|Germany|VAT DE000000000"). Development defaults.
     platform_name: str = DEFAULT_PLATFORM_NAME
     platform_address: tuple[str, ...] = DEFAULT_PLATFORM_ADDRESS
+    # Rate limits (controlplane.core.ratelimit): on unless RATE_LIMIT_ENABLED=false, which production refuses.
+    # Budgets per route class as "<per second>/<burst>": RATE_LIMIT_<CLASS> for one API key, person or address,
+    # RATE_LIMIT_TENANT_<CLASS> for a tenant's keys and members together (classes: INGESTION, in events;
+    # ENTITLEMENTS; READS; WRITES; UNAUTHENTICATED, per address only).
+    rate_limit_enabled: bool = True
+    rate_limits: RateLimits = field(default_factory=RateLimits)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -89,6 +96,11 @@ class Settings:
         if env not in _ENVIRONMENTS:
             raise SettingsError(f"CONTROLPLANE_ENV must be one of {', '.join(_ENVIRONMENTS)}, not {env!r}")
         dispute_lost_suspends = _flag(environ, "DISPUTE_LOST_SUSPENDS", default=True)
+        rate_limit_enabled = _flag(environ, "RATE_LIMIT_ENABLED", default=True)
+        try:
+            rate_limits = RateLimits.from_env(environ)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
         try:
             return cls(
                 env=env,
@@ -120,6 +132,8 @@ class Settings:
                     or DEV_PUBLIC_URL
                 ),
                 dispute_lost_suspends=dispute_lost_suspends,
+                rate_limit_enabled=rate_limit_enabled,
+                rate_limits=rate_limits,
                 platform_name=environ.get("PLATFORM_NAME", "").strip() or DEFAULT_PLATFORM_NAME,
                 platform_address=_address_lines(environ.get("PLATFORM_ADDRESS")),
                 cors_origins=tuple(
@@ -162,6 +176,8 @@ class Settings:
         problems = []
         if self.debug:
             problems.append("CONTROLPLANE_DEBUG is on")
+        if not self.rate_limit_enabled:
+            problems.append("RATE_LIMIT_ENABLED is off (every API route would take any load)")
         if self.stripe_api_base and urlsplit(self.stripe_api_base).hostname in _LOOPBACK_HOSTS:
             problems.append("STRIPE_API_BASE points at a local Stripe double")
         if self.stripe_api_base and not self.stripe_api_base.startswith("https://"):

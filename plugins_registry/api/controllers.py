@@ -290,7 +290,7 @@ class EntitlementController(Controller):
     tags = ["licenses"]
     security = BEARER
 
-    @get("/check", responses=problem_responses(400, 401, 403))
+    @get("/check", responses=problem_responses(400, 401, 403), opt={"rate_limit": "entitlements"})
     async def check(
         self,
         request: Request[Any, Any, Any],

@@ -36,6 +36,7 @@ def test_safe_production_settings_have_no_problems() -> None:
         ({"SMTP_URL": "smtp://mailer:s3cret@smtp.example.com:587"}, "password without TLS"),
         ({"PUBLIC_URL": ""}, "PUBLIC_URL"),
         ({"PUBLIC_URL": "http://console.example.com"}, "PUBLIC_URL"),
+        ({"RATE_LIMIT_ENABLED": "false"}, "RATE_LIMIT_ENABLED is off"),
     ],
 )
 def test_unsafe_production_settings_are_named(override: dict[str, str], problem: str) -> None:
@@ -71,3 +72,17 @@ def test_production_process_refuses_to_start_with_debug_on() -> None:
     assert result.returncode != 0
     assert "refusing to start in production" in result.stderr
     assert "CONTROLPLANE_DEBUG" in result.stderr
+
+
+def test_the_production_process_refuses_to_start_with_rate_limiting_off() -> None:
+    env = {**SAFE_PRODUCTION, "RATE_LIMIT_ENABLED": "false", "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(
+        [sys.executable, "-c", "from controlplane.app import create_app_from_env; create_app_from_env()"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "RATE_LIMIT_ENABLED is off" in result.stderr

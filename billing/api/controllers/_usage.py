@@ -18,6 +18,7 @@ from billing.errors import BatchTooLarge, InvalidUsageBatch
 from billing.usage import rules as usage
 from billing.usage.rules import MAX_BATCH
 from controlplane.core.problems import problem_responses
+from controlplane.core.ratelimit import middleware as rate_limit
 from controlplane.core.web import BEARER, IDEMPOTENCY_ERRORS, TenantId, to_struct
 from tenants.api.guards import allow, principal_of
 from tenants.roles import Permission
@@ -32,6 +33,7 @@ class UsageController(Controller):
         status_code=200,
         operation_class=UsageOperation,
         responses=problem_responses(400, 401, 403, 404, 413, 422, *IDEMPOTENCY_ERRORS),
+        opt={"rate_limit": "ingestion"},
     )
     async def report_usage(self, request: Request[Any, Any, Any]) -> UsageReply:
         """A batch of up to 1,000 events `{"events": [{idempotency_key, metric_code, timestamp, value?,
@@ -44,6 +46,7 @@ class UsageController(Controller):
             raise InvalidUsageBatch(str(error)) from None
         if len(events) > MAX_BATCH:
             raise BatchTooLarge(f"{len(events)} events; send at most {MAX_BATCH} per request")
+        await rate_limit.charge(request.scope, max(1, len(events)))  # usage is limited per event
         principal = principal_of(request)
         tenant_id = tenant_id or principal.tenant_id
         if tenant_id is None:

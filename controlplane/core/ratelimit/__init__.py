@@ -1,0 +1,1 @@
+"""Rate limits per API key, tenant, person and client address (issue 17)."""

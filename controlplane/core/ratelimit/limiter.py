@@ -1,0 +1,200 @@
+"""Which budgets a request spends, and spending them: the rate limiter an API process holds.
+
+The domains hand in what the ground floor cannot know: a tenant's percentage (its plan or a staff override)
+and whether a person is a member of the tenant in the path. Both answers are cached: the percentage until
+`RATE_LIMIT_TOPIC` is published for the tenant (a staff override) or for a minute (a plan change), the
+membership for a minute (so a former member spends at most a minute of the tenant's budget).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from controlplane.core.auth.principal import Principal
+from controlplane.core.errors import ServiceUnavailable
+from controlplane.core.invalidation import Cache
+from controlplane.core.ratelimit.policy import Bucket, Buckets, LimitClass, RateLimits, Subject, Verdict
+from controlplane.core.ratelimit.refusals import RefusalStreaks
+from controlplane.core.ratelimit.store import KEY_PREFIX, GcraStore, LimiterUnavailable
+
+RATE_LIMIT_TOPIC = "tenant-rate-limits"
+
+
+class RateLimiterUnavailable(ServiceUnavailable):
+    code = "rate_limiter_unavailable"
+    title = "The rate limiter is unavailable; only reads are served"
+    dependency = "redis"
+    retry_after_seconds = 2
+
+
+TenantPercent = Callable[[uuid.UUID], Awaitable[int]]
+MemberOf = Callable[[Principal, uuid.UUID], Awaitable[bool]]
+TENANT_CLASSES = (LimitClass.INGESTION, LimitClass.ENTITLEMENTS, LimitClass.READS, LimitClass.WRITES)
+
+
+def address_key(host: str) -> str:
+    """An IPv4 address as is (also when a dual-stack server reports it mapped into IPv6: otherwise every IPv4
+    client would share `::/64`); an IPv6 address by its /64, which one client usually holds whole."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host[:64]
+    if address.version == 6 and address.ipv4_mapped is not None:
+        return str(address.ipv4_mapped)
+    if address.version == 6:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False).network_address) + "/64"
+    return str(address)
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What decides a request's budgets: who asks (a key, a person, an address) and for which tenant."""
+
+    client: Subject
+    limit_class: LimitClass
+    who: str
+    tenant_id: uuid.UUID | None = None
+    percent: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class ClassView:
+    """A tenant's budget for one class: its limit and what is left now (for `GET /v1/tenants/{id}/limits`)."""
+
+    limit_class: LimitClass
+    per_second: float
+    burst: int
+    remaining: int
+    reset_seconds: float
+    api_key_per_second: float
+    api_key_burst: int
+
+
+class RateLimiter:
+    def __init__(
+        self,
+        store: GcraStore,
+        limits: RateLimits,
+        tenant_percent: TenantPercent,
+        member_of: MemberOf,
+        *,
+        enabled: bool = True,
+        streaks: RefusalStreaks | None = None,
+    ) -> None:
+        self.store = store
+        self.limits = limits
+        self.enabled = enabled
+        self.streaks = streaks
+        self._tenant_percent = tenant_percent
+        self._member_of = member_of
+        self._percents: Cache[uuid.UUID, int] = Cache(RATE_LIMIT_TOPIC, uuid.UUID, ttl_seconds=60.0)
+        self._members: dict[tuple[uuid.UUID, uuid.UUID], tuple[float, bool]] = {}
+        self._shapes: dict[_Shape, Buckets] = {}
+        self._built_for = limits
+
+    async def percent(self, tenant_id: uuid.UUID) -> int:
+        cached = self._percents.get(tenant_id)
+        if cached is not None:
+            return cached
+        generation = self._percents.generation()
+        percent = await self._tenant_percent(tenant_id)
+        self._percents.put(tenant_id, percent, generation)
+        return percent
+
+    async def _is_member(self, principal: Principal, tenant_id: uuid.UUID) -> bool:
+        key, now = (principal.id, tenant_id), time.monotonic()
+        cached = self._members.get(key)
+        if cached is not None and now - cached[0] < 60.0:
+            return cached[1]
+        member = await self._member_of(principal, tenant_id)
+        if len(self._members) >= 100_000:
+            self._members.clear()
+        self._members[key] = (now, member)
+        return member
+
+    async def buckets(
+        self, principal: Principal | None, limit_class: LimitClass, *, address: str, tenant_in_path: uuid.UUID | None
+    ) -> Buckets:
+        """The budgets a request spends, the client's first (so it is named when both are exhausted)."""
+        if principal is None:
+            return self._built(_Shape(Subject.ADDRESS, limit_class, address_key(address)))
+        if principal.kind == "api_key" and principal.tenant_id is not None:
+            percent = await self.percent(principal.tenant_id)
+            return self._built(_Shape(Subject.API_KEY, limit_class, str(principal.id), principal.tenant_id, percent))
+        if tenant_in_path is not None and not principal.is_staff and await self._is_member(principal, tenant_in_path):
+            percent = await self.percent(tenant_in_path)
+            return self._built(_Shape(Subject.USER, limit_class, str(principal.id), tenant_in_path, percent))
+        return self._built(_Shape(Subject.USER, limit_class, str(principal.id)))
+
+    def _built(self, shape: _Shape) -> Buckets:
+        """The `Buckets` of a request's shape, built once and kept: the hot path only looks them up."""
+        if self.limits is not self._built_for:  # other limits (a test sets its own): nothing kept is valid
+            self._shapes.clear()
+            self._built_for = self.limits
+        found = self._shapes.get(shape)
+        if found is None:
+            if len(self._shapes) >= 100_000:
+                self._shapes.clear()
+            found = self._shapes[shape] = Buckets(tuple(self._made(shape)))
+        return found
+
+    def _made(self, shape: _Shape) -> list[Bucket]:
+        limit_class, name = shape.limit_class, shape.limit_class.value
+        if shape.client is Subject.API_KEY:
+            assert shape.tenant_id is not None
+            limit = self.limits.for_api_key(limit_class, shape.percent)
+            where = f"key:{shape.who}"
+        else:
+            limit = self.limits.for_client(limit_class)
+            where = f"{shape.client.value}:{shape.who}"
+        made = [Bucket(shape.client, f"{KEY_PREFIX}{name}:{where}", limit)]
+        if shape.tenant_id is not None:
+            made.append(self._tenant_bucket(shape.tenant_id, limit_class, shape.percent))
+        return made
+
+    def _tenant_bucket(self, tenant_id: uuid.UUID, limit_class: LimitClass, percent: int) -> Bucket:
+        return Bucket(
+            Subject.TENANT,
+            f"{KEY_PREFIX}{limit_class.value}:tenant:{tenant_id}",
+            self.limits.for_tenant(limit_class, percent),
+        )
+
+    async def spend(self, buckets: Buckets, cost: int = 1) -> Verdict:
+        return await self.store.spend(buckets, cost)
+
+    async def tenant_view(self, tenant_id: uuid.UUID) -> tuple[int, list[ClassView]]:
+        """The tenant's percentage and, per class, its budget in force and what is left of it."""
+        percent = await self.percent(tenant_id)
+        buckets = Buckets(tuple(self._tenant_bucket(tenant_id, limit_class, percent) for limit_class in TENANT_CLASSES))
+        try:
+            verdict = await self.store.peek(buckets)
+        except LimiterUnavailable:
+            raise RateLimiterUnavailable("The rate limiter cannot be reached; retry shortly") from None
+        views = []
+        for limit_class, bucket, state in zip(TENANT_CLASSES, buckets.items, verdict.states, strict=True):
+            key_limit = self.limits.for_api_key(limit_class, percent)
+            views.append(
+                ClassView(
+                    limit_class,
+                    bucket.limit.per_second,
+                    bucket.limit.burst,
+                    state.remaining,
+                    state.reset_seconds,
+                    key_limit.per_second,
+                    key_limit.burst,
+                )
+            )
+        return percent, views
+
+
+def exhausted(buckets: Buckets, verdict: Verdict, cost: int) -> Bucket:
+    """The first bucket that could not afford a refused request."""
+    for bucket, state in zip(buckets.items, verdict.states, strict=True):
+        interval = bucket.limit.interval_us
+        if round(state.reset_seconds * 1e6) + cost * interval > bucket.limit.burst * interval:
+            return bucket
+    return buckets.items[0]

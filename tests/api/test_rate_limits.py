@@ -1,0 +1,362 @@
+"""Rate limits per API key, tenant, person and address: refused at the budget, never another tenant's; headers on
+every limited response; one budget across API processes; reads served and writes refused while Redis is down."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from httpx import ASGITransport, AsyncClient
+from litestar import Litestar
+from prometheus_client import REGISTRY
+
+from controlplane.core import invalidation
+from controlplane.core.ratelimit.limiter import RateLimiter
+from controlplane.core.ratelimit.policy import Bucket, Buckets, Limit, LimitClass, Subject
+from controlplane.core.ratelimit.refusals import STREAKS_KEY
+from controlplane.core.ratelimit.store import KEY_PREFIX, GcraStore
+from tests.api._helpers import assert_problem, create_api_key
+from tests.api.billing._support import event, metric, plan, post_usage, subscribe
+from tests.factories import Actor, Factory
+
+SLOW = Limit(1, 10)  # ten at once, then one a second: a burst in a test sees at most one unit come back
+ROOMY = Limit(1_000_000, 100_000_000)
+
+
+def _limiter(app: Litestar) -> RateLimiter:
+    limiter: RateLimiter = app.state.rate_limiter
+    return limiter
+
+
+@pytest.fixture
+def limits(app: Litestar, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """`limits(limit_class, client=…, tenant=…)`: this test's budgets for a class (the others stay unreached)."""
+    limiter = _limiter(app)
+
+    def set_limits(limit_class: LimitClass, *, client: Limit = ROOMY, tenant: Limit = ROOMY) -> None:
+        current = limiter.limits.with_client(limit_class, client)
+        if limit_class is not LimitClass.UNAUTHENTICATED:
+            current = current.with_tenant(limit_class, tenant)
+        monkeypatch.setattr(limiter, "limits", current)
+
+    yield set_limits
+
+
+async def _tenant_with_key(client: AsyncClient, factory: Factory, staff: Actor) -> tuple[str, dict[str, str]]:
+    tenant = await factory.tenant(staff)
+    _, secret = await create_api_key(client, staff.headers, tenant["id"])
+    return tenant["id"], {"Authorization": f"Bearer {secret}"}
+
+
+def _refusals(route: str, limit_class: str, subject: str) -> float:
+    labels = {"route": route, "limit_class": limit_class, "subject": subject}
+    return REGISTRY.get_sample_value("controlplane_rate_limit_refusals_total", labels) or 0.0
+
+
+async def test_a_burst_on_one_key_is_refused_at_its_budget_while_another_tenant_is_served(
+    client: AsyncClient, factory: Factory, limits: Any
+) -> None:
+    staff = await factory.staff()
+    noisy, noisy_key = await _tenant_with_key(client, factory, staff)
+    quiet, quiet_key = await _tenant_with_key(client, factory, staff)
+    limits(LimitClass.READS, client=SLOW)
+    before = _refusals("/v1/tenants/{tenant_id}", "reads", "api_key")
+
+    noisy_answers, quiet_answers = [], []
+    for round_ in range(30):  # concurrently: the quiet tenant's requests (within its budget) race the flood
+        flood = [client.get(f"/v1/tenants/{noisy}", headers=noisy_key) for _ in range(2)]
+        if round_ % 4 == 0:
+            *answers, quiet_answer = await asyncio.gather(*flood, client.get(f"/v1/tenants/{quiet}", headers=quiet_key))
+            quiet_answers.append(quiet_answer)
+        else:
+            answers = await asyncio.gather(*flood)
+        noisy_answers += answers
+
+    served = [r for r in noisy_answers if r.status_code == 200]
+    refused = [r for r in noisy_answers if r.status_code == 429]
+    assert len(served) + len(refused) == 60
+    assert 10 <= len(served) <= 11, len(served)  # the burst, plus at most the one unit a second gives back
+    body = assert_problem(refused[0], 429, "rate_limited")
+    assert int(refused[0].headers["Retry-After"]) >= 1
+    assert body["retry_after_seconds"] == int(refused[0].headers["Retry-After"])
+    assert refused[0].headers["RateLimit-Policy"] == '"api_key";q=10;w=10, "tenant";q=100000000;w=100'
+    assert refused[0].headers["RateLimit"].startswith('"api_key";r=0;t=')
+    # Successes carry what is left: counting down from the burst.
+    assert served[0].headers["RateLimit"].startswith('"api_key";r=9;t=')
+    assert [r.status_code for r in quiet_answers] == [200] * 8
+    assert _refusals("/v1/tenants/{tenant_id}", "reads", "api_key") == before + len(refused)
+
+
+async def test_the_tenant_budget_is_shared_by_its_keys_and_members_but_not_spent_by_strangers_or_staff(
+    client: AsyncClient, factory: Factory, limits: Any
+) -> None:
+    staff = await factory.staff()
+    tenant, first_key = await _tenant_with_key(client, factory, staff)
+    _, second_secret = await create_api_key(client, staff.headers, tenant, name="second")
+    second_key = {"Authorization": f"Bearer {second_secret}"}
+    admin = await factory.member(tenant)
+    stranger = await factory.user()
+    limits(LimitClass.READS, tenant=SLOW)
+
+    # A stranger and staff hammering the tenant's path spend their own budgets, not the tenant's.
+    await asyncio.gather(*(client.get(f"/v1/tenants/{tenant}", headers=stranger.headers) for _ in range(20)))
+    await asyncio.gather(*(client.get(f"/v1/tenants/{tenant}", headers=staff.headers) for _ in range(20)))
+    answers = []
+    for headers in (first_key, second_key, admin.headers) * 5:
+        answers.append(await client.get(f"/v1/tenants/{tenant}", headers=headers))
+    codes = [r.status_code for r in answers]
+    assert 10 <= codes.count(200) <= 11, codes
+    assert codes[:10] == [200] * 10
+    refusal = next(r for r in answers if r.status_code == 429)
+    assert '"tenant";r=0' in refusal.headers["RateLimit"]
+
+
+async def test_the_budget_comes_back_with_time(client: AsyncClient, factory: Factory, limits: Any) -> None:
+    staff = await factory.staff()
+    tenant, key = await _tenant_with_key(client, factory, staff)
+    limits(LimitClass.READS, client=Limit(20, 5))  # five at once, refilled in a quarter second
+    first = [await client.get(f"/v1/tenants/{tenant}", headers=key) for _ in range(6)]
+    assert [r.status_code for r in first] == [200] * 5 + [429]
+    await asyncio.sleep(0.3)
+    again = [await client.get(f"/v1/tenants/{tenant}", headers=key) for _ in range(5)]
+    assert [r.status_code for r in again] == [200] * 5
+
+
+async def test_usage_ingestion_is_counted_in_events_and_a_refused_batch_stores_nothing(
+    client: AsyncClient, factory: Factory, limits: Any
+) -> None:
+    staff = await factory.staff()
+    tenant, key = await _tenant_with_key(client, factory, staff)
+    await metric(client, staff.headers, "api_calls")
+    await plan(
+        client,
+        staff.headers,
+        "metered",
+        [{"type": "metered", "metric_code": "api_calls", "model": "per_unit", "unit_amount_minor": "1"}],
+    )
+    await subscribe(client, staff.headers, tenant, "metered")
+    limits(LimitClass.INGESTION, client=Limit(1, 1000))
+
+    batch = [event(f"a-{n}", "api_calls") for n in range(600)]
+    accepted = await post_usage(client, key, batch)
+    assert accepted.status_code == 200, accepted.text
+    assert accepted.headers["RateLimit"].startswith('"api_key";r=400;')
+    refused = await post_usage(client, key, [event(f"b-{n}", "api_calls") for n in range(600)])
+    assert_problem(refused, 429, "rate_limited")
+    assert int(refused.headers["Retry-After"]) >= 200  # 200 events short, at one a second
+    fits = await post_usage(client, key, [event(f"c-{n}", "api_calls") for n in range(400)])
+    assert fits.status_code == 200, fits.text
+    usage = (await client.get(f"/v1/tenants/{tenant}/usage", headers=staff.headers)).json()
+    assert [m["value"] for m in usage["metrics"] if m["metric_code"] == "api_calls"] == ["1000"]
+
+
+async def test_unauthenticated_routes_are_limited_per_client_address(app: Litestar, limits: Any) -> None:
+    limits(LimitClass.UNAUTHENTICATED, client=Limit(1, 3))
+
+    def from_address(host: str) -> AsyncClient:
+        return AsyncClient(transport=ASGITransport(app=app, client=(host, 5000)), base_url="http://testserver")
+
+    async with from_address("203.0.113.7") as flooding, from_address("198.51.100.1") as other:
+        flood = [(await flooding.get("/health/live")).status_code for _ in range(5)]
+        assert flood == [200, 200, 200, 429, 429]
+        assert (await other.get("/health/live")).status_code == 200
+    # An IPv6 client is counted by its /64: another address of the same /64 shares the budget.
+    async with from_address("2001:db8::1") as one, from_address("2001:db8::ffff") as same_net:
+        codes = [(await one.get("/health/live")).status_code for _ in range(3)]
+        codes.append((await same_net.get("/health/live")).status_code)
+        assert codes == [200, 200, 200, 429]
+
+
+@contextmanager
+def _redis_unreachable(limiter: RateLimiter) -> Iterator[None]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dead = aioredis.from_url(f"redis://127.0.0.1:{port}", socket_connect_timeout=0.5, socket_timeout=0.5)
+    working = limiter.store
+    limiter.store = GcraStore(dead)
+    try:
+        yield
+    finally:
+        limiter.store = working
+
+
+def _unavailable(outcome: str) -> float:
+    return REGISTRY.get_sample_value("controlplane_rate_limit_unavailable_total", {"outcome": outcome}) or 0.0
+
+
+async def test_without_redis_reads_are_served_and_writes_refused_with_a_named_503(
+    app: Litestar, client: AsyncClient, factory: Factory, limits: Any
+) -> None:
+    staff = await factory.staff()
+    tenant, key = await _tenant_with_key(client, factory, staff)
+    limits(LimitClass.READS, client=SLOW)
+    served_before, refused_before = _unavailable("served"), _unavailable("refused")
+    with _redis_unreachable(_limiter(app)):
+        reads = [await client.get(f"/v1/tenants/{tenant}", headers=key) for _ in range(15)]
+        write = await client.post(
+            f"/v1/tenants/{tenant}/api-keys", json={"name": "x", "role": "tenant_admin"}, headers=key
+        )
+        usage = await post_usage(client, key, [event("k", "api_calls")])
+        limits_view = await client.get(f"/v1/tenants/{tenant}/limits", headers=staff.headers)
+    assert [r.status_code for r in reads] == [200] * 15  # beyond the budget: nothing counts them
+    assert "RateLimit" not in reads[0].headers
+    for refused in (write, usage):
+        body = assert_problem(refused, 503, "rate_limiter_unavailable")
+        assert int(refused.headers["Retry-After"]) == body["retry_after_seconds"] > 0
+    assert_problem(limits_view, 503, "rate_limiter_unavailable")
+    assert _unavailable("served") >= served_before + 15
+    assert _unavailable("refused") >= refused_before + 2
+    # Nothing was written by the refused requests.
+    keys = (await client.get(f"/v1/tenants/{tenant}/api-keys", headers=staff.headers)).json()
+    assert [k["name"] for k in keys["items"]] == ["ci"]
+    # Back: limited again at once.
+    assert (await client.get(f"/v1/tenants/{tenant}", headers=key)).headers["RateLimit"].startswith('"api_key"')
+
+
+async def test_a_plan_and_a_staff_override_set_the_tenant_limits(
+    client: AsyncClient, factory: Factory, limits: Any
+) -> None:
+    staff = await factory.staff()
+    tenant, key = await _tenant_with_key(client, factory, staff)
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 100}], rate_limit_percent=400)
+    limits(LimitClass.READS, client=Limit(1, 5), tenant=Limit(2, 10))
+
+    default = (await client.get(f"/v1/tenants/{tenant}/limits", headers=key)).json()
+    assert default["rate_limit_percent"] == 100
+    reads = next(view for view in default["limits"] if view["limit_class"] == "reads")
+    assert (reads["per_second"], reads["burst"], reads["api_key_burst"]) == (2, 10, 5)
+
+    await subscribe(client, staff.headers, tenant, "pro")
+    invalidation.clear_all()  # a plan change reaches the limiter within a minute (its cache's limit): not waited for
+    scaled = (await client.get(f"/v1/tenants/{tenant}/limits", headers=key)).json()
+    assert scaled["rate_limit_percent"] == 400
+    reads = next(view for view in scaled["limits"] if view["limit_class"] == "reads")
+    assert (reads["per_second"], reads["burst"], reads["api_key_burst"]) == (8, 40, 20)
+    assert reads["remaining"] < 40  # this tenant's reads so far are spent from it
+
+    override = await client.put(
+        f"/v1/tenants/{tenant}/rate-limit-override", json={"rate_limit_percent": 20}, headers=staff.headers
+    )
+    assert override.status_code == 200, override.text
+    lowered = (await client.get(f"/v1/tenants/{tenant}/limits", headers=key)).json()  # no wait: evicted
+    assert lowered["rate_limit_percent"] == 20
+    # The key's budget is now 1 (5 at 20 %): the next read is refused.
+    assert_problem(await client.get(f"/v1/tenants/{tenant}", headers=key), 429, "rate_limited")
+
+
+async def test_concurrent_requests_never_spend_a_bucket_past_its_burst(app: Litestar) -> None:
+    """Hundreds of checks at once (batched into a few script calls): exactly the burst passes."""
+    store = _limiter(app).store
+    bucket = Buckets((Bucket(Subject.TENANT, f"{KEY_PREFIX}test:{uuid.uuid4()}", Limit(1, 50)),))
+    verdicts = await asyncio.gather(*(store.spend(bucket) for _ in range(300)))
+    assert sum(v.allowed for v in verdicts) == 50
+    assert sorted({v.states[0].remaining for v in verdicts if v.allowed}) == list(range(50))
+    # A costlier check that does not fit spends nothing: a unit is still there for a single one.
+    cheap = Buckets((Bucket(Subject.TENANT, f"{KEY_PREFIX}test:{uuid.uuid4()}", Limit(1, 10)),))
+    assert not (await store.spend(cheap, cost=11)).allowed
+    assert (await store.spend(cheap, cost=10)).allowed
+
+
+async def test_a_tenant_refused_without_a_break_shows_in_the_longest_refusal_gauge(
+    app: Litestar, client: AsyncClient, factory: Factory, limits: Any, stack_env: dict[str, str]
+) -> None:
+    staff = await factory.staff()
+    tenant, key = await _tenant_with_key(client, factory, staff)
+    limits(LimitClass.READS, client=Limit(1, 1))
+    redis_client = aioredis.from_url(stack_env["REDIS_URL"])
+    try:
+        # As if the tenant's refusals had begun eleven minutes ago and never stopped.
+        now = int(time.time() * 1e6)
+        await redis_client.hset(STREAKS_KEY, tenant, f"{now - 660 * 10**6}:{now}")
+        answers = [await client.get(f"/v1/tenants/{tenant}", headers=key) for _ in range(3)]
+        assert [r.status_code for r in answers] == [200, 429, 429]
+        streaks = _limiter(app).streaks
+        assert streaks is not None
+        await streaks.refresh_gauge()
+        assert REGISTRY.get_sample_value("controlplane_rate_limit_longest_refusal_seconds") >= 660
+        # A streak whose last refusal is over a minute old has ended: dropped, and the gauge falls.
+        await redis_client.hset(STREAKS_KEY, tenant, f"{now - 900 * 10**6}:{now - 120 * 10**6}")
+        await streaks.refresh_gauge()
+        assert REGISTRY.get_sample_value("controlplane_rate_limit_longest_refusal_seconds") < 60
+        assert not await redis_client.hexists(STREAKS_KEY, tenant)
+    finally:
+        await redis_client.aclose()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def _api_processes(env: dict[str, str], count: int) -> Iterator[list[str]]:
+    ports = [_free_port() for _ in range(count)]
+    processes = [
+        subprocess.Popen(  # noqa: S603
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "controlplane.app:create_app_from_env",
+                "--port",
+                str(port),
+                "--log-level",
+                "warning",
+            ],
+            env=env,
+        )
+        for port in ports
+    ]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    try:
+        deadline = time.monotonic() + 60
+        for url in urls:
+            while True:
+                try:
+                    if httpx.get(f"{url}/health/live", timeout=1).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < deadline, "the API processes did not start"
+                time.sleep(0.2)
+        yield urls
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
+
+
+async def test_two_api_processes_share_one_budget(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str], settings: Any
+) -> None:
+    staff = await factory.staff()
+    tenant, key = await _tenant_with_key(client, factory, staff)
+    env = {
+        **os.environ,
+        **stack_env,
+        "CONTROLPLANE_ENV": "test",
+        "RATE_LIMIT_READS": "1/10",
+        "RATE_LIMIT_TENANT_READS": "1/1000",
+        "RATE_LIMIT_UNAUTHENTICATED": "1000/1000",
+    }
+    with _api_processes(env, 2) as urls:
+        async with AsyncClient(headers=key, timeout=10) as http:
+            codes = [(await http.get(f"{urls[n % 2]}/v1/tenants/{tenant}")).status_code for n in range(30)]
+    assert 10 <= codes.count(200) <= 11, codes
+    assert codes.count(429) == 30 - codes.count(200)
+    assert 200 in codes[1::2] and 200 in codes[::2]  # each process served part of the one budget
