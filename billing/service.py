@@ -232,4 +232,3 @@ __all__ = [
     "verify_ledger",
     "void_invoice",
 ]
-
