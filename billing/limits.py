@@ -59,6 +59,12 @@ MAX_GRACE_HOURS = 720  # a tenant's invoice drafts are finalized within 30 days
 EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST = datetime(2100, 1, 1, tzinfo=UTC)
 
+# A plan's (and a staff override's, in the tenants domain, which holds the same bounds) scale of the API rate
+# limits, in percent of the settings' defaults; the database checks the same range.
+DEFAULT_RATE_LIMIT_PERCENT = 100
+MIN_RATE_LIMIT_PERCENT = 1
+MAX_RATE_LIMIT_PERCENT = 100_000
+
 assert MAX_UNIT_PRICE_MINOR * MAX_SEATS <= MAX_LINE_MINOR
 assert MAX_FLAT_MINOR <= MAX_LINE_MINOR
 assert 2 * MAX_INVOICE_MINOR * 40 < BIGINT_MAX

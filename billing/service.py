@@ -99,6 +99,7 @@ from billing.payments.refunds import refund_invoice
 from billing.payments.service import add_payment_method, collect_invoice, list_payment_methods, pay_invoice
 from billing.payments.webhooks import receive_stripe_event
 from billing.subscriptions.erasure import detach_erased_cards, end_for_erased_tenant
+from billing.subscriptions.rate_limits import tenant_rate_limit_percent
 from billing.subscriptions.service import (
     NewSubscription,
     SubscriptionChanges,
@@ -226,6 +227,7 @@ __all__ = [
     "send_payouts",
     "set_addon_quantity",
     "statement_csv",
+    "tenant_rate_limit_percent",
     "top_up",
     "upcoming_invoice",
     "validate_addon_charge",

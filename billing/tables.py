@@ -40,6 +40,7 @@ class Plan(Table, tablename="plans", db=ENGINE):
     proration_upgrade = Text()
     proration_downgrade = Text()
     created_at = Timestamptz()
+    rate_limit_percent = Integer(default=100)
 
 
 class Subscription(Table, tablename="subscriptions", db=ENGINE):

@@ -107,6 +107,11 @@ class CommercialTermsStaffOnly(PermissionDenied):
     title = "Only platform staff set a tenant's tax rate, invoice grace and currency"
 
 
+class InvalidRateLimitPercent(InvalidInput):
+    code = "invalid_rate_limit_percent"
+    title = "A rate-limit percentage is an integer from 1 to 100000"
+
+
 class TenantCurrencyLocked(Conflict):
     code = "tenant_currency_locked"
     title = "The tenant's currency cannot change while it has a live subscription or unpaid invoices"

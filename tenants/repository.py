@@ -17,7 +17,7 @@ from controlplane.core.pagination import PageRequest, keyset_clause
 
 TENANT_COLUMNS = (
     "id, name, slug, status, billing_email, currency, reseller_id, reseller_since, tax_rate_bps, invoice_grace_hours, "
-    "created_at, updated_at, erasure_requested_at, billing_suspended_at, staff_suspended_at"
+    "created_at, updated_at, erasure_requested_at, billing_suspended_at, staff_suspended_at, rate_limit_percent"
 )
 
 
@@ -52,6 +52,12 @@ async def get_tenant(tenant_id: uuid.UUID, *, lock: str | None = None) -> dict[s
     return rows[0] if rows else None
 
 
+async def rate_limit_override(tenant_id: uuid.UUID) -> dict[str, Any] | None:
+    """The tenant's override of the rate-limit percentage and its status (None: no such tenant is visible)."""
+    rows = await fetch("select rate_limit_percent, status from tenants where id = {}", tenant_id)
+    return rows[0] if rows else None
+
+
 async def list_tenants(page: PageRequest) -> list[dict[str, Any]]:
     clause, args = keyset_clause(page)
     return await fetch(
@@ -75,6 +81,7 @@ async def update_tenant(tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[s
         "invoice_grace_hours",
         "billing_suspended_at",
         "staff_suspended_at",
+        "rate_limit_percent",
     }
     assignments = []
     args: list[Any] = []

@@ -36,6 +36,8 @@ class Tenant(Table, tablename="tenants", db=ENGINE):
     billing_suspended_at = Timestamptz(null=True, default=None)
     # Staff's suspension, apart from billing's (tenants.status).
     staff_suspended_at = Timestamptz(null=True, default=None)
+    # Staff's override of the rate-limit percentage (null: the plan's applies).
+    rate_limit_percent = Integer(null=True, default=None)
 
 
 class Membership(Table, tablename="memberships", db=ENGINE):

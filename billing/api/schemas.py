@@ -22,6 +22,14 @@ FieldName = Annotated[str, Meta(min_length=1, max_length=100, pattern=r"^[^\x00-
 Seats = Annotated[int, Meta(ge=1, le=limits.MAX_SEATS)]
 # A one-off amount (credit note, refund, escrow); bounded so that no sum of them overflows (billing.limits).
 AmountMinor = Annotated[int, Meta(ge=1, le=limits.MAX_AMOUNT_MINOR)]
+RateLimitPercent = Annotated[
+    int,
+    Meta(
+        ge=limits.MIN_RATE_LIMIT_PERCENT,
+        le=limits.MAX_RATE_LIMIT_PERCENT,
+        description="Scales the tenant's API rate limits: 100 = the defaults, 400 = four times, 50 = half",
+    ),
+]
 DecimalText = Annotated[str, Meta(description='A decimal number as a string, e.g. "0.25"')]
 Charges = Annotated[
     list[dict[str, Any]],
@@ -91,6 +99,7 @@ class PlanCreate(Input, kw_only=True):
     trial_days: Annotated[int, Meta(ge=0, le=730)] = 0
     charges: Charges
     proration: Proration | None = None
+    rate_limit_percent: RateLimitPercent = limits.DEFAULT_RATE_LIMIT_PERCENT
 
 
 class PlanRead(Struct, kw_only=True):
@@ -103,6 +112,7 @@ class PlanRead(Struct, kw_only=True):
     trial_days: int
     charges: list[dict[str, Any]]
     proration: Proration
+    rate_limit_percent: int
     created_at: datetime
 
 

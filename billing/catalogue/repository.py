@@ -15,7 +15,7 @@ from controlplane.core.pagination import PageRequest, keyset_clause
 METRIC_COLUMNS = "id, code, name, aggregation, field, created_at"
 PLAN_COLUMNS = (
     "id, code, version, name, currency, interval, trial_days, charges, proration_upgrade, proration_downgrade, "
-    "created_at"
+    "rate_limit_percent, created_at"
 )
 
 
@@ -77,8 +77,8 @@ async def insert_plan_version(values: dict[str, Any]) -> dict[str, Any] | None:
     try:
         rows = await fetch(
             f"insert into plans (id, code, version, name, currency, interval, trial_days, charges, "
-            f"proration_upgrade, proration_downgrade) "
-            f"select {{}}, {{}}, coalesce(max(version), 0) + 1, {{}}, {{}}, {{}}, {{}}, {{}}::jsonb, {{}}, {{}} "
+            f"proration_upgrade, proration_downgrade, rate_limit_percent) "
+            f"select {{}}, {{}}, coalesce(max(version), 0) + 1, {{}}, {{}}, {{}}, {{}}, {{}}::jsonb, {{}}, {{}}, {{}} "
             f"from plans where code = {{}} returning {PLAN_COLUMNS}",
             uuid.uuid4(),
             values["code"],
@@ -89,6 +89,7 @@ async def insert_plan_version(values: dict[str, Any]) -> dict[str, Any] | None:
             json.dumps(values["charges"]),
             values["proration_upgrade"],
             values["proration_downgrade"],
+            values["rate_limit_percent"],
             values["code"],
         )
     except asyncpg.UniqueViolationError:

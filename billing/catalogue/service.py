@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from billing import limits
 from billing.catalogue import repository
 from billing.catalogue.rules import charge_to_json, check_chargeable, check_percentage_metrics, parse_charges
-from billing.errors import InvalidCharge, MetricExists, MetricNotFound, PlanNotFound
+from billing.errors import BillingInvalid, InvalidCharge, MetricExists, MetricNotFound, PlanNotFound
 from billing.money import exponent
 from billing.subscriptions import state as _state
 from controlplane.core.db import SystemReason, anonymous_tx, system_tx
@@ -49,7 +50,8 @@ class ProrationRules:
 
 @dataclass(frozen=True, slots=True)
 class PlanDefinition:
-    """What staff define a plan (its next version) with; `charges` in the catalogue's JSON form."""
+    """What staff define a plan (its next version) with; `charges` in the catalogue's JSON form.
+    `rate_limit_percent` scales its tenants' API rate limits (100 = the defaults; 1..100000)."""
 
     code: str
     name: str
@@ -58,6 +60,7 @@ class PlanDefinition:
     charges: list[dict[str, Any]]
     trial_days: int = 0
     proration: ProrationRules | None = None
+    rate_limit_percent: int = limits.DEFAULT_RATE_LIMIT_PERCENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ class PlanView:
     trial_days: int
     charges: list[dict[str, Any]]
     proration: ProrationRules
+    rate_limit_percent: int
     created_at: datetime
 
 
@@ -117,6 +121,7 @@ def _definition(row: dict[str, Any]) -> tuple[Any, ...]:
         row["charges"],
         row["proration_upgrade"],
         row["proration_downgrade"],
+        row["rate_limit_percent"],
     )
 
 
@@ -124,6 +129,10 @@ async def create_plan(definition: PlanDefinition) -> tuple[PlanView, bool]:
     """(plan, created). A new code makes version 1; a changed definition of an existing code makes the
     next version (subscriptions keep theirs until moved); an unchanged one answers with the latest."""
     exponent(definition.currency)
+    if not limits.MIN_RATE_LIMIT_PERCENT <= definition.rate_limit_percent <= limits.MAX_RATE_LIMIT_PERCENT:
+        raise BillingInvalid(
+            f"rate_limit_percent must be between {limits.MIN_RATE_LIMIT_PERCENT} and {limits.MAX_RATE_LIMIT_PERCENT}"
+        )
     charges = parse_charges(definition.charges)
     check_chargeable(charges, definition.currency)
     metric_codes = sorted({c.metric_code for c in charges if c.metric_code})
@@ -137,6 +146,7 @@ async def create_plan(definition: PlanDefinition) -> tuple[PlanView, bool]:
         "charges": [charge_to_json(charge) for charge in charges],
         "proration_upgrade": proration.upgrade,
         "proration_downgrade": proration.downgrade,
+        "rate_limit_percent": definition.rate_limit_percent,
     }
     async with system_tx(SystemReason.STAFF_CHANGE):
         missing = set(metric_codes) - set(await _state.metrics(metric_codes))

@@ -7,8 +7,10 @@ from datetime import datetime
 from typing import Any
 
 from billing.locks import ROW_LOCKS
+from controlplane.core import invalidation
 from controlplane.core.db import fetch
 from controlplane.core.pagination import PageRequest, keyset_clause
+from tenants.service import RATE_LIMIT_TOPIC
 
 SUBSCRIPTION_COLUMNS = (
     "s.id, s.tenant_id, s.plan_id, p.code as plan_code, p.version as plan_version, s.seats, s.status, "
@@ -32,6 +34,9 @@ WRITABLE_SUBSCRIPTION = {
     "pending_seats",
     "trial_end",
 }
+# A tenant's rate-limit percentage follows the plan of its live subscription: a change to either is published
+# (on the tenants domain's topic) in the changing transaction, so that every process's cache drops the tenant.
+RATE_LIMIT_COLUMNS = frozenset({"plan_id", "status"})
 
 
 async def insert_subscription(values: dict[str, Any]) -> bool:
@@ -54,6 +59,8 @@ async def insert_subscription(values: dict[str, Any]) -> bool:
         values["current_period_end"],
         values["usage_from"],
     )
+    if rows:
+        await invalidation.publish(RATE_LIMIT_TOPIC, values["tenant_id"])
     return bool(rows)
 
 
@@ -77,6 +84,16 @@ async def live_subscription(tenant_id: uuid.UUID, *, lock: str | None = None) ->
     return rows[0] if rows else None
 
 
+async def live_plan_rate_limit_percent(tenant_id: uuid.UUID) -> int | None:
+    """The rate-limit percentage of the plan of the tenant's live subscription (None: it has none)."""
+    rows = await fetch(
+        "select p.rate_limit_percent from subscriptions s join plans p on p.id = s.plan_id "
+        "where s.tenant_id = {} and s.status <> 'canceled'",
+        tenant_id,
+    )
+    return int(rows[0]["rate_limit_percent"]) if rows else None
+
+
 async def list_subscriptions(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[str, Any]]:
     clause, args = keyset_clause(page, alias="s.")
     return await fetch(
@@ -93,9 +110,13 @@ async def update_subscription(subscription_id: uuid.UUID, changes: dict[str, Any
     if unknown:
         raise ValueError(f"columns {sorted(unknown)} cannot be updated")
     assignments = [f"{column} = {{}}" for column in changes] + ["updated_at = now()"]
-    await fetch(
-        f"update subscriptions set {', '.join(assignments)} where id = {{}}", *changes.values(), subscription_id
+    rows = await fetch(
+        f"update subscriptions set {', '.join(assignments)} where id = {{}} returning tenant_id",
+        *changes.values(),
+        subscription_id,
     )
+    if rows and RATE_LIMIT_COLUMNS & set(changes):
+        await invalidation.publish(RATE_LIMIT_TOPIC, rows[0]["tenant_id"])
 
 
 # An erased tenant is never billed again, even before its erasure's billing part has finished.

@@ -22,6 +22,8 @@ from tenants.api.schemas import (
     AuditEventPage,
     BillingProfile,
     BillingProfileRead,
+    RateLimitOverride,
+    RateLimitOverrideRead,
     TenantCreate,
     TenantMemberCreate,
     TenantMemberPage,
@@ -142,6 +144,15 @@ class TenantController(Controller):
                 principal_of(request), tenant_id, "reactivate", lift_non_payment=lift_non_payment_suspension
             ),
         )
+
+    @put("/{tenant_id:uuid}/rate-limit-override", **allow(Permission.STAFF_ONLY, 413))
+    async def set_rate_limit_override(
+        self, request: Request[Any, Any, Any], tenant_id: TenantId, data: JSONBody[RateLimitOverride]
+    ) -> RateLimitOverrideRead:
+        """Staff scale the tenant's API rate limits (percent of the defaults), over its plan's; null removes the
+        override. Repeating the same body changes nothing."""
+        override = await service.set_rate_limit_override(principal_of(request), tenant_id, data.rate_limit_percent)
+        return to_struct(RateLimitOverrideRead, override)
 
     @delete("/{tenant_id:uuid}", status_code=202, **allow(Permission.MANAGE_TENANT))
     async def request_erasure(self, request: Request[Any, Any, Any], tenant_id: TenantId) -> TenantRead:

@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from controlplane.core.web import ONE_LINE, Currency, Email, Input, Name
+from tenants.service import MAX_RATE_LIMIT_PERCENT, MIN_RATE_LIMIT_PERCENT
 
 Slug = Annotated[str, Meta(min_length=1, max_length=63, pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
 TenantRole = Literal["tenant_admin", "tenant_member", "billing_viewer"]
@@ -64,6 +65,27 @@ class TenantRead(Struct, kw_only=True):
     invoice_grace_hours: int
     created_at: datetime
     updated_at: datetime
+
+
+RateLimitPercent = Annotated[
+    int,
+    Meta(
+        ge=MIN_RATE_LIMIT_PERCENT,
+        le=MAX_RATE_LIMIT_PERCENT,
+        description="Scales the tenant's API rate limits: 100 = the defaults, 400 = four times, 50 = half",
+    ),
+]
+
+
+class RateLimitOverride(Input):
+    """Staff's override of the tenant's rate-limit percentage; null removes it (the plan's applies again)."""
+
+    rate_limit_percent: RateLimitPercent | None
+
+
+class RateLimitOverrideRead(Struct, kw_only=True):
+    tenant_id: uuid.UUID
+    rate_limit_percent: Annotated[int | None, Meta(description="Staff's override; null: the plan's applies")]
 
 
 class TenantMemberCreate(Input):

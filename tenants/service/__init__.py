@@ -57,6 +57,14 @@ from tenants.service._partners import (
 from tenants.service._partners import (
     add_member as add_partner_member,
 )
+from tenants.service._rate_limits import (
+    MAX_RATE_LIMIT_PERCENT,
+    MIN_RATE_LIMIT_PERCENT,
+    RATE_LIMIT_TOPIC,
+    RateLimitOverrideView,
+    rate_limit_override,
+    set_rate_limit_override,
+)
 from tenants.service._tenants import (
     STATUS_TOPIC,
     NewTenant,
@@ -95,6 +103,9 @@ from tenants.service._webhooks import (
 )
 
 __all__ = [
+    "MAX_RATE_LIMIT_PERCENT",
+    "MIN_RATE_LIMIT_PERCENT",
+    "RATE_LIMIT_TOPIC",
     "STATUS_TOPIC",
     "ApiKeyView",
     "AuditEventView",
@@ -117,6 +128,7 @@ __all__ = [
     "PendingCheckpointView",
     "PostalAddress",
     "QualificationView",
+    "RateLimitOverrideView",
     "TenantChanges",
     "TenantExport",
     "TenantTerms",
@@ -162,6 +174,7 @@ __all__ = [
     "principal_for_user",
     "put_billing_profile",
     "qualification",
+    "rate_limit_override",
     "recent_webhook_events",
     "reject_checkpoint",
     "remove_member",
@@ -172,6 +185,7 @@ __all__ = [
     "rotate_pii_key",
     "rotate_webhook_secret",
     "service_denial_of",
+    "set_rate_limit_override",
     "set_webhook_endpoint",
     "submit_checkpoint",
     "suspend_for_non_payment",

@@ -50,6 +50,7 @@ class PlanController(Controller):
             charges=data.charges,
             trial_days=data.trial_days,
             proration=service.ProrationRules(proration.upgrade, proration.downgrade) if proration else None,
+            rate_limit_percent=data.rate_limit_percent,
         )
         plan, created = await service.create_plan(definition)
         return answer_created(to_struct(PlanRead, plan), created)
