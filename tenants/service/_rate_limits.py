@@ -16,16 +16,15 @@ from controlplane.core import invalidation
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
 from controlplane.core.errors import StaffOnly
+from controlplane.core.ratelimit.limiter import RATE_LIMIT_TOPIC
+from controlplane.core.ratelimit.policy import MAX_PERCENT
 from tenants import audit, repository
 from tenants.errors import InvalidRateLimitPercent, TenantNotFound
 from tenants.status import TenantStatus
 
-# Published (with the tenant id) when a tenant's override changes; billing publishes it too when what the
-# percentage depends on there changes.
-RATE_LIMIT_TOPIC = "tenant-rate-limits"
 # The same bounds as a plan's (billing.limits) and the database's checks.
 MIN_RATE_LIMIT_PERCENT = 1
-MAX_RATE_LIMIT_PERCENT = 100_000
+MAX_RATE_LIMIT_PERCENT = MAX_PERCENT
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,8 +2,9 @@
 
 The domains hand in what the ground floor cannot know: a tenant's percentage (its plan or a staff override)
 and whether a person is a member of the tenant in the path. Both answers are cached: the percentage until
-`RATE_LIMIT_TOPIC` is published for the tenant (a staff override) or for a minute (a plan change), the
-membership for a minute (so a former member spends at most a minute of the tenant's budget).
+`RATE_LIMIT_TOPIC` is published for the tenant (a staff override, a subscription's plan or status changed) or
+a minute at most, the membership for a minute (so a former member spends at most a minute of the tenant's
+budget).
 """
 
 from __future__ import annotations
