@@ -92,7 +92,7 @@ def test_everything_up_but_workers_and_backups_is_ready_in_development(
     # What is missing is reported, informational: no worker, no backup, and nothing observed without metrics.
     assert (checks["celery_workers"]["status"], checks["celery_workers"]["observed"]) == ("warn", "no workers")
     assert (checks["backups"]["status"], checks["backups"]["observed"]) == ("warn", "no backup")
-    for name in ("celery_beat", "billing", "api_latency_p95", "api_error_ratio", "db_latency_p95"):
+    for name in ("celery_beat", "billing", "api_latency_p95", "api_error_ratio", "db_latency_p95", "rate_limits"):
         assert (checks[name]["status"], checks[name]["observed"], checks[name]["measured"]) == (
             "skip",
             "not observed",
@@ -172,6 +172,8 @@ def _exposition(last_billing: float, slow: bool) -> str:
         'controlplane_db_query_duration_seconds_bucket{le="+Inf"} 100',
         "# TYPE controlplane_billing_last_success_timestamp_seconds gauge",
         f"controlplane_billing_last_success_timestamp_seconds {last_billing}",
+        "# TYPE controlplane_rate_limit_longest_refusal_seconds gauge",
+        f"controlplane_rate_limit_longest_refusal_seconds {900 if slow else 45}",
     ]
     return "\n".join(lines) + "\n"
 
@@ -180,6 +182,7 @@ PROMETHEUS_ANSWERS = {
     "histogram_quantile(0.95, sum by (le) (rate(controlplane_http_request_duration_seconds": "0.2",
     "sum(rate(controlplane_http_requests_total": "0.004",  # 0.4 % of requests answered 5xx: over budget
     "histogram_quantile(0.95, sum by (le) (rate(controlplane_db_query_duration_seconds": "NaN",
+    "max(controlplane_rate_limit_longest_refusal_seconds)": "720",  # a tenant refused for 12 minutes
 }
 
 
@@ -237,6 +240,7 @@ def test_billing_and_budgets_from_the_api_metrics(
     assert checks["api_latency_p95"]["value"] == pytest.approx(0.3)
     assert checks["api_error_ratio"]["value"] == 0 and checks["api_error_ratio"]["status"] == "pass"
     assert checks["db_latency_p95"]["value"] == pytest.approx(0.0095)
+    assert checks["rate_limits"]["status"] == "pass" and checks["rate_limits"]["observed"] == "45 s"
     assert result.returncode == 0, result.stdout
 
     # Slow, and billing stale: with those checks required (`--require`), not ready, naming them.
@@ -249,12 +253,14 @@ def test_billing_and_budgets_from_the_api_metrics(
         "billing",
         "--require",
         "api_latency_p95",
+        "--require",
+        "rate_limits",
         "--api-url",
         fake_metrics["url"],
     )
     body = _report(result)
     assert result.returncode == 1
-    assert body["failed_required"] == ["billing", "api_latency_p95"]
+    assert body["failed_required"] == ["billing", "api_latency_p95", "rate_limits"]
     assert _checks(body)["api_latency_p95"]["value"] == pytest.approx(0.5 + 0.5 * 85 / 90)
 
 
@@ -267,6 +273,7 @@ def test_billing_and_budgets_from_prometheus(
     assert checks["api_error_ratio"]["value"] == pytest.approx(0.004) and checks["api_error_ratio"]["status"] == "warn"
     assert checks["db_latency_p95"]["status"] == "skip"  # NaN: no queries in the window, not a pass
     assert checks["billing"]["status"] == "warn" and checks["billing"]["observed"] == "180 min ago"
+    assert checks["rate_limits"]["status"] == "warn" and checks["rate_limits"]["value"] == 720
     assert all("[5m]" in query for query in fake_metrics["queries"] if "rate(" in query)
     assert result.returncode == 0, result.stdout
 

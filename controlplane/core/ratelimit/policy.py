@@ -92,7 +92,7 @@ class RateLimits:
             LimitClass.ENTITLEMENTS: Limit(1_000, 2_000),
             LimitClass.READS: Limit(50, 100),
             LimitClass.WRITES: Limit(20, 40),
-            LimitClass.UNAUTHENTICATED: Limit(20, 50),
+            LimitClass.UNAUTHENTICATED: Limit(50, 200),  # Stripe sends its webhooks in bursts from few addresses
         }
     )
     tenant: Mapping[LimitClass, Limit] = field(

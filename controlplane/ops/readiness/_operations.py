@@ -17,6 +17,7 @@ BILLING_MAX_AGE_SECONDS = 2 * 3600  # hourly cycle; ControlPlaneBillingRunMissin
 API_P95_BUDGET_SECONDS = 0.5
 API_ERROR_RATIO_BUDGET = 0.001
 DB_P95_BUDGET_SECONDS = 0.1
+REFUSAL_BUDGET_SECONDS = 600  # ControlPlaneTenantRateLimited opens a ticket past ten minutes
 DRILLS_FILE = "restore-drills.json"
 NO_SOURCE = "no metrics source: pass --api-url (CONTROLPLANE_API_URL) or --prometheus-url (PROMETHEUS_URL)"
 
@@ -56,6 +57,21 @@ async def billing(ctx: Context) -> Outcome:
     age = datetime.now(UTC).timestamp() - value
     last = datetime.fromtimestamp(value, UTC).isoformat(timespec="seconds")
     return Outcome(age < BILLING_MAX_AGE_SECONDS, f"{age / 60:.0f} min ago", f"last success {last} ({where})", age)
+
+
+async def rate_limits(ctx: Context) -> Outcome:
+    """No tenant refused by the rate limiter for ten minutes without a break (a runaway client, or a budget too
+    small for its plan)."""
+    source = await _source(ctx, "rate_limits")
+    if isinstance(source, Outcome):
+        return source
+    kind, value = source
+    if kind == "metrics":
+        value = prom.gauge_max(await _scrape(ctx), prom.LONGEST_REFUSAL)
+    where = f"{prom.LONGEST_REFUSAL} from {'Prometheus' if kind == 'prometheus' else 'the API /metrics'}"
+    if value is None or math.isnan(value):
+        return Outcome.not_observed(f"not reported yet ({where})")
+    return Outcome(value < REFUSAL_BUDGET_SECONDS, f"{value:.0f} s", f"longest refusal streak ({where})", value)
 
 
 async def _quantile_or_ratio(ctx: Context, check: str) -> tuple[float | None, str]:

@@ -18,6 +18,7 @@ HTTP_SECONDS = "controlplane_http_request_duration_seconds"
 HTTP_REQUESTS = "controlplane_http_requests_total"
 DB_SECONDS = "controlplane_db_query_duration_seconds"
 BILLING_LAST_SUCCESS = "controlplane_billing_last_success_timestamp_seconds"
+LONGEST_REFUSAL = "controlplane_rate_limit_longest_refusal_seconds"
 WINDOW = "5m"
 
 PROMQL = {
@@ -27,6 +28,7 @@ PROMQL = {
     ),
     "db_latency_p95": f"histogram_quantile(0.95, sum by (le) (rate({DB_SECONDS}_bucket[{WINDOW}])))",
     "billing": f"max({BILLING_LAST_SUCCESS})",
+    "rate_limits": f"max({LONGEST_REFUSAL})",
 }
 
 

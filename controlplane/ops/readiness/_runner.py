@@ -39,6 +39,7 @@ def checks(options: Options) -> tuple[Check, ...]:
         Check("api_latency_p95", f"< {ops.API_P95_BUDGET_SECONDS * 1000:.0f} ms", ops.api_latency_p95),
         Check("api_error_ratio", f"< {ops.API_ERROR_RATIO_BUDGET * 100:g} % 5xx", ops.api_error_ratio),
         Check("db_latency_p95", f"< {ops.DB_P95_BUDGET_SECONDS * 1000:.0f} ms", ops.db_latency_p95),
+        Check("rate_limits", f"no tenant refused > {ops.REFUSAL_BUDGET_SECONDS // 60} min", ops.rate_limits),
     )
 
 
