@@ -177,6 +177,29 @@ async def test_unauthenticated_routes_are_limited_per_client_address(app: Litest
         assert codes == [200, 200, 200, 429]
 
 
+async def test_failed_authentications_spend_the_address_budget_and_then_refuse_it_before_any_lookup(
+    app: Litestar, client: AsyncClient, factory: Factory, limits: Any
+) -> None:
+    staff = await factory.staff()
+    tenant, key = await _tenant_with_key(client, factory, staff)
+    limits(LimitClass.UNAUTHENTICATED, client=Limit(1, 3))
+    wrong = {"Authorization": f"Bearer cpk_{uuid.uuid4().hex}_{uuid.uuid4().hex}_{'x' * 43}"}
+
+    def from_address(host: str) -> AsyncClient:
+        return AsyncClient(transport=ASGITransport(app=app, client=(host, 5000)), base_url="http://testserver")
+
+    async with from_address("203.0.113.50") as guessing, from_address("198.51.100.50") as honest:
+        codes = [(await guessing.get(f"/v1/tenants/{tenant}", headers=wrong)).status_code for _ in range(5)]
+        assert codes == [401, 401, 401, 429, 429]
+        # Refused before its credentials are looked up: even a good key from that address, for now.
+        blocked = await guessing.get(f"/v1/tenants/{tenant}", headers=key)
+        assert_problem(blocked, 429, "rate_limited")
+        assert int(blocked.headers["Retry-After"]) >= 1
+        # Another address is unaffected, with wrong credentials or good ones.
+        assert (await honest.get(f"/v1/tenants/{tenant}", headers=wrong)).status_code == 401
+        assert (await honest.get(f"/v1/tenants/{tenant}", headers=key)).status_code == 200
+
+
 @contextmanager
 def _redis_unreachable(limiter: RateLimiter) -> Iterator[None]:
     with socket.socket() as probe:

@@ -10,19 +10,21 @@ budget).
 from __future__ import annotations
 
 import ipaddress
+import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from controlplane.core.auth.principal import Principal
-from controlplane.core.errors import ServiceUnavailable
+from controlplane.core.errors import RateLimited, ServiceUnavailable
 from controlplane.core.invalidation import Cache
 from controlplane.core.ratelimit.policy import Bucket, Buckets, LimitClass, RateLimits, Subject, Verdict
 from controlplane.core.ratelimit.refusals import RefusalStreaks
 from controlplane.core.ratelimit.store import KEY_PREFIX, GcraStore, LimiterUnavailable
 
 RATE_LIMIT_TOPIC = "tenant-rate-limits"
+_FAILURES_DETAIL = "Too many failed authentications from this address; retry after Retry-After's seconds"
 
 
 class RateLimiterUnavailable(ServiceUnavailable):
@@ -95,6 +97,7 @@ class RateLimiter:
         self._percents: Cache[uuid.UUID, int] = Cache(RATE_LIMIT_TOPIC, uuid.UUID, ttl_seconds=60.0)
         self._members: dict[tuple[uuid.UUID, uuid.UUID], tuple[float, bool]] = {}
         self._shapes: dict[_Shape, Buckets] = {}
+        self._blocked: dict[str, float] = {}  # address -> when it may authenticate again (monotonic)
         self._built_for = limits
 
     async def percent(self, tenant_id: uuid.UUID) -> int:
@@ -166,6 +169,35 @@ class RateLimiter:
 
     async def spend(self, buckets: Buckets, cost: int = 1) -> Verdict:
         return await self.store.spend(buckets, cost)
+
+    def refuse_if_blocked(self, address: str) -> None:
+        """Before authenticating: an address whose failed authentications spent its budget is refused here, for
+        as long as the budget said, without a database lookup of the credentials it sends."""
+        until = self._blocked.get(address_key(address))
+        if until is not None:
+            wait = until - time.monotonic()
+            if wait > 0:
+                raise RateLimited(_FAILURES_DETAIL, retry_after_seconds=math.ceil(wait))
+            del self._blocked[address_key(address)]
+
+    async def failed_authentication(self, address: str) -> None:
+        """Spend a unit of the address's unauthenticated budget on a failed authentication (a flood of wrong or
+        revoked keys is as unauthenticated as a flood of webhooks); once spent, `RateLimited`, and the address is
+        refused before authenticating until it may try again. Without Redis, nothing is counted."""
+        if not self.enabled:
+            return
+        buckets = self._built(_Shape(Subject.ADDRESS, LimitClass.UNAUTHENTICATED, address_key(address)))
+        try:
+            verdict = await self.store.spend(buckets)
+        except LimiterUnavailable:
+            return
+        if verdict.allowed:
+            return
+        wait = max(1, math.ceil(verdict.retry_after_seconds))
+        if len(self._blocked) >= 100_000:
+            self._blocked.clear()
+        self._blocked[address_key(address)] = time.monotonic() + wait
+        raise RateLimited(_FAILURES_DETAIL, retry_after_seconds=wait)
 
     async def tenant_view(self, tenant_id: uuid.UUID) -> tuple[int, list[ClassView]]:
         """The tenant's percentage and, per class, its budget in force and what is left of it."""
