@@ -24,7 +24,7 @@ from prometheus_client import REGISTRY
 from controlplane.core.ratelimit.limiter import RateLimiter
 from controlplane.core.ratelimit.policy import Bucket, Buckets, Limit, LimitClass, Subject
 from controlplane.core.ratelimit.refusals import STREAKS_KEY
-from controlplane.core.ratelimit.store import KEY_PREFIX, GcraStore
+from controlplane.core.ratelimit.store import KEY_PREFIX, GcraStore, LimiterUnavailable
 from tests.api._helpers import assert_problem, create_api_key
 from tests.api.billing._support import event, metric, plan, post_usage, subscribe
 from tests.factories import Actor, Factory
@@ -382,3 +382,36 @@ async def test_two_api_processes_share_one_budget(
     assert 10 <= codes.count(200) <= 11, codes
     assert codes.count(429) == 30 - codes.count(200)
     assert 200 in codes[1::2] and 200 in codes[::2]  # each process served part of the one budget
+
+
+async def test_checks_queued_behind_a_failed_call_fail_with_it_instead_of_each_waiting_out_a_timeout() -> None:
+    """A Redis that accepts connections and never answers (a partition, a stalled server): the checks queued while
+    the first call waited are answered when it fails, not sent batch after batch into the same silence."""
+    answered: list[asyncio.StreamWriter] = []
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        answered.append(writer)
+        await reader.read()  # reads what it is sent until the client gives up; never replies
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = aioredis.from_url(f"redis://127.0.0.1:{port}", socket_timeout=0.3, socket_connect_timeout=0.3)
+    store = GcraStore(client, pause_seconds=5.0, max_batch=2)
+    bucket = Buckets((Bucket(Subject.TENANT, f"{KEY_PREFIX}test:{uuid.uuid4()}", Limit(1, 50)),))
+    try:
+        started = time.monotonic()
+        outcomes = await asyncio.gather(*(store.spend(bucket) for _ in range(10)), return_exceptions=True)
+        elapsed = time.monotonic() - started
+    finally:
+        server.close()
+        for writer in answered:
+            writer.close()
+        await client.aclose()
+    assert all(isinstance(outcome, LimiterUnavailable) for outcome in outcomes), outcomes
+    # One timeout for all ten, not one per batch of two (five timeouts, 1.5 s).
+    assert elapsed < 0.6, elapsed
+    # Still paused: the next check fails at once, without a call.
+    started = time.monotonic()
+    with pytest.raises(LimiterUnavailable):
+        await store.spend(bucket)
+    assert time.monotonic() - started < 0.05

@@ -80,8 +80,9 @@ class _Check:
 class GcraStore:
     """Checks budgets in Redis, batching the checks that arrive while a call is in flight.
 
-    After a failed call, checks fail at once (`LimiterUnavailable`) for `pause_seconds`, so an outage costs
-    requests no timeout each; then the next check tries Redis again.
+    A failed call fails the checks queued behind it too, and then checks fail at once (`LimiterUnavailable`)
+    for `pause_seconds`, so an outage (or a Redis that stopped answering) costs requests one timeout at most,
+    never a timeout per batch; then the next check tries Redis again.
     """
 
     def __init__(self, client: aioredis.Redis, *, pause_seconds: float = 1.0, max_batch: int = 256) -> None:
@@ -128,7 +129,10 @@ class GcraStore:
             verdicts = _verdicts(reply, [check.buckets for check in batch])
         except (redis.exceptions.RedisError, OSError) as error:
             self._down_until = time.monotonic() + self._pause_seconds
-            for check in batch:
+            # The checks queued meanwhile fail with it, as they would had they come a moment later: sent on,
+            # each batch would wait out its own timeout in the same silence, one after another.
+            failed, self._queue = [*batch, *self._queue], []
+            for check in failed:
                 if not check.future.done():
                     check.future.set_exception(LimiterUnavailable(str(error)))
         except BaseException as error:  # never leave a request waiting on its verdict
