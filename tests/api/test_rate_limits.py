@@ -154,10 +154,11 @@ async def test_usage_ingestion_is_counted_in_events_and_a_refused_batch_stores_n
     refused = await post_usage(client, key, [event(f"b-{n}", "api_calls") for n in range(600)])
     assert_problem(refused, 429, "rate_limited")
     assert int(refused.headers["Retry-After"]) >= 200  # 200 events short, at one a second
-    fits = await post_usage(client, key, [event(f"c-{n}", "api_calls") for n in range(400)])
+    # The refused request spent only its one unit at the door: 399 events still fit.
+    fits = await post_usage(client, key, [event(f"c-{n}", "api_calls") for n in range(399)])
     assert fits.status_code == 200, fits.text
     usage = (await client.get(f"/v1/tenants/{tenant}/usage", headers=staff.headers)).json()
-    assert [m["value"] for m in usage["metrics"] if m["metric_code"] == "api_calls"] == ["1000"]
+    assert [m["value"] for m in usage["metrics"] if m["metric_code"] == "api_calls"] == ["999"]
 
 
 async def test_unauthenticated_routes_are_limited_per_client_address(app: Litestar, limits: Any) -> None:
@@ -415,3 +416,48 @@ async def test_checks_queued_behind_a_failed_call_fail_with_it_instead_of_each_w
     with pytest.raises(LimiterUnavailable):
         await store.spend(bucket)
     assert time.monotonic() - started < 0.05
+
+
+async def _metered_tenant(client: AsyncClient, factory: Factory, staff: Actor) -> tuple[str, dict[str, str]]:
+    """A tenant subscribed to a plan metering `api_calls` (created by the caller), and an API key of it."""
+    tenant, key = await _tenant_with_key(client, factory, staff)
+    code = f"metered-{uuid.uuid4().hex[:8]}"
+    await plan(
+        client,
+        staff.headers,
+        code,
+        [{"type": "metered", "metric_code": "api_calls", "model": "per_unit", "unit_amount_minor": "1"}],
+    )
+    await subscribe(client, staff.headers, tenant, code)
+    return tenant, key
+
+
+async def test_every_ingestion_request_spends_a_unit_even_when_its_batch_is_malformed_too_large_or_replayed(
+    client: AsyncClient, factory: Factory, limits: Any
+) -> None:
+    """Ingestion is charged per event by its handler; a request that never gets that far (a body that is no batch,
+    more than 1,000 events, an idempotent replay) still spends its one unit at the door, or a flood of them would
+    be parsed, looked up and answered without limit."""
+    staff = await factory.staff()
+    await metric(client, staff.headers, "api_calls")
+    _, key = await _metered_tenant(client, factory, staff)
+    limits(LimitClass.INGESTION, client=Limit(0.01, 1000))  # a key's burst is never below a full batch
+    assert (await post_usage(client, key, [event(f"a-{n}", "api_calls") for n in range(996)])).status_code == 200
+    malformed = [
+        await client.post("/v1/usage", content=b'{"events": [', headers={**key, "Content-Type": "application/json"})
+        for _ in range(4)
+    ]
+    assert {r.status_code for r in malformed} == {422}, [r.text for r in malformed]
+    assert malformed[-1].headers["RateLimit"].startswith('"api_key";r=0;')
+    assert_problem(await post_usage(client, key, [event("x", "api_calls")]), 429, "rate_limited")
+
+    _, key = await _metered_tenant(client, factory, staff)
+    assert (await post_usage(client, key, [event(f"a-{n}", "api_calls") for n in range(996)])).status_code == 200
+    too_many = [event(f"t-{n}", "api_calls") for n in range(1001)]
+    assert_problem(await post_usage(client, key, too_many), 422, "batch_too_large")
+    once = {"json": {"events": [event("r", "api_calls")]}, "headers": {**key, "Idempotency-Key": "r"}}
+    first = await client.post("/v1/usage", **once)
+    assert first.status_code == 200, first.text
+    replays = [await client.post("/v1/usage", **once) for _ in range(3)]
+    assert [r.status_code for r in replays] == [200, 200, 429], [r.text for r in replays]
+    assert replays[0].headers["Idempotent-Replayed"] == "true"

@@ -1,9 +1,10 @@
 """The rate limit on every request: after authentication (it needs the principal), before idempotency and the
 handler (a refused request claims and writes nothing).
 
-A route may declare its class (`opt={"rate_limit": "entitlements"}`); usage ingestion declares `"ingestion"`
-and is charged by its handler once it knows how many events it holds (`charge`), so a batch spends one unit
-per event. Every limited response carries `RateLimit-Policy` and `RateLimit`; a refusal is a 429 problem with
+A route may declare its class (`opt={"rate_limit": "entitlements"}`); usage ingestion declares `"ingestion"`:
+its request spends one unit here like every other (so malformed, oversized and replayed batches are limited
+too), and its handler the rest once it knows how many events the batch holds (`charge`), so a batch spends
+one unit per event. Every limited response carries `RateLimit-Policy` and `RateLimit`; a refusal is a 429 problem with
 `Retry-After`. Without Redis, GET and HEAD are served unlimited and every other method is refused with a 503
 `rate_limiter_unavailable`, both counted.
 """
@@ -80,17 +81,19 @@ def _refusal(verdict: Verdict, subject: Subject) -> RateLimited:
 
 
 async def charge(scope: Scope, cost: int) -> None:
-    """Spend `cost` units of a route that declared itself charged by its handler (usage ingestion)."""
+    """Bring what a route that declared itself charged by its handler (usage ingestion) spends to `cost` units:
+    its request already spent one at the door, like every request."""
     spent: _Spent | None = scope.get("state", {}).get(STATE_KEY)
-    if spent is None or cost <= 0:
+    rest = cost - 1
+    if spent is None or rest <= 0:
         return
     limiter: RateLimiter = scope["app"].state.rate_limiter
     try:
-        spent.verdict = await _spend(limiter, scope, LimitClass.INGESTION, spent.buckets, cost)
+        spent.verdict = await _spend(limiter, scope, LimitClass.INGESTION, spent.buckets, rest)
     except LimiterUnavailable:
         return
     if not spent.verdict.allowed:
-        raise _refusal(spent.verdict, exhausted(spent.buckets, spent.verdict, cost).subject)
+        raise _refusal(spent.verdict, exhausted(spent.buckets, spent.verdict, rest).subject)
 
 
 class RateLimitMiddleware(ASGIMiddleware):
@@ -114,24 +117,21 @@ class RateLimitMiddleware(ASGIMiddleware):
             tenant_in_path=in_path if isinstance(in_path, uuid.UUID) else None,
         )
         spent = _Spent(buckets)
+        try:
+            spent.verdict = await _spend(limiter, scope, limit, buckets, 1)
+        except LimiterUnavailable:
+            await next_app(scope, receive, send)  # a read, served unlimited
+            return
+        except RateLimiterUnavailable as error:
+            await _answer(scope, receive, send, 503, error, [(b"retry-after", str(error.retry_after_seconds).encode())])
+            return
+        if not spent.verdict.allowed:
+            refusal = _refusal(spent.verdict, exhausted(buckets, spent.verdict, 1).subject)
+            extra = [(b"retry-after", str(refusal.retry_after_seconds).encode())]
+            await _answer(scope, receive, send, 429, refusal, extra + headers(buckets, spent.verdict))
+            return
         if limit is LimitClass.INGESTION:
-            scope.setdefault("state", {})[STATE_KEY] = spent  # the handler spends, per event
-        else:
-            try:
-                spent.verdict = await _spend(limiter, scope, limit, buckets, 1)
-            except LimiterUnavailable:
-                await next_app(scope, receive, send)  # a read, served unlimited
-                return
-            except RateLimiterUnavailable as error:
-                await _answer(
-                    scope, receive, send, 503, error, [(b"retry-after", str(error.retry_after_seconds).encode())]
-                )
-                return
-            if not spent.verdict.allowed:
-                refusal = _refusal(spent.verdict, exhausted(buckets, spent.verdict, 1).subject)
-                extra = [(b"retry-after", str(refusal.retry_after_seconds).encode())]
-                await _answer(scope, receive, send, 429, refusal, extra + headers(buckets, spent.verdict))
-                return
+            scope.setdefault("state", {})[STATE_KEY] = spent  # the handler spends the rest, per event
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start" and spent.verdict is not None:
