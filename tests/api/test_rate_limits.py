@@ -461,3 +461,34 @@ async def test_every_ingestion_request_spends_a_unit_even_when_its_batch_is_malf
     replays = [await client.post("/v1/usage", **once) for _ in range(3)]
     assert [r.status_code for r in replays] == [200, 200, 429], [r.text for r in replays]
     assert replays[0].headers["Idempotent-Replayed"] == "true"
+
+
+async def test_members_reporting_usage_for_their_tenant_spend_its_budget_staff_only_their_own(
+    client: AsyncClient, factory: Factory, limits: Any
+) -> None:
+    """`POST /v1/usage` names its tenant in the body, not the path: a member's batch still spends the tenant's
+    budget (otherwise each member a tenant invites would add a person's whole ingestion budget to it)."""
+    staff = await factory.staff()
+    await metric(client, staff.headers, "api_calls")
+    tenant, _ = await _metered_tenant(client, factory, staff)
+    first, second = await factory.member(tenant, "tenant_member"), await factory.member(tenant, "tenant_member")
+    limits(LimitClass.INGESTION, tenant=Limit(0.01, 1000))
+
+    served = await post_usage(
+        client, first.headers, [event(f"a-{n}", "api_calls") for n in range(600)], tenant_id=tenant
+    )
+    assert served.status_code == 200, served.text
+    assert '"tenant";r=400;' in served.headers["RateLimit"]
+    refused = await post_usage(
+        client, second.headers, [event(f"b-{n}", "api_calls") for n in range(600)], tenant_id=tenant
+    )
+    assert_problem(refused, 429, "rate_limited")
+    assert "tenant" in refused.json()["detail"]
+    # Staff reporting for the tenant spend their own budget, as everywhere.
+    by_staff = await post_usage(
+        client, staff.headers, [event(f"c-{n}", "api_calls") for n in range(600)], tenant_id=tenant
+    )
+    assert by_staff.status_code == 200, by_staff.text
+    assert "tenant" not in by_staff.headers["RateLimit"]
+    usage = (await client.get(f"/v1/tenants/{tenant}/usage", headers=staff.headers)).json()
+    assert [m["value"] for m in usage["metrics"] if m["metric_code"] == "api_calls"] == ["1200"]

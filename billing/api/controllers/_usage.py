@@ -46,11 +46,11 @@ class UsageController(Controller):
             raise InvalidUsageBatch(str(error)) from None
         if len(events) > MAX_BATCH:
             raise BatchTooLarge(f"{len(events)} events; send at most {MAX_BATCH} per request")
-        await rate_limit.charge(request.scope, max(1, len(events)))  # usage is limited per event
         principal = principal_of(request)
         tenant_id = tenant_id or principal.tenant_id
         if tenant_id is None:
             raise InvalidUsageBatch("tenant_id is required unless the request uses a tenant API key")
+        await rate_limit.charge(request.scope, max(1, len(events)), tenant_id)  # usage is limited per event
         return to_struct(UsageReply, await service.ingest(principal, tenant_id, events))
 
     @get("/v1/tenants/{tenant_id:uuid}/usage", **allow(Permission.READ_BILLING))

@@ -19,7 +19,16 @@ from dataclasses import dataclass
 from controlplane.core.auth.principal import Principal
 from controlplane.core.errors import RateLimited, ServiceUnavailable
 from controlplane.core.invalidation import Cache
-from controlplane.core.ratelimit.policy import Bucket, Buckets, LimitClass, RateLimits, Subject, Verdict
+from controlplane.core.ratelimit.policy import (
+    Bucket,
+    Buckets,
+    Cost,
+    LimitClass,
+    RateLimits,
+    Subject,
+    Verdict,
+    costs,
+)
 from controlplane.core.ratelimit.refusals import RefusalStreaks
 from controlplane.core.ratelimit.store import KEY_PREFIX, GcraStore, LimiterUnavailable
 
@@ -155,7 +164,8 @@ class RateLimiter:
         else:
             limit = self.limits.for_client(limit_class)
             where = f"{shape.client.value}:{shape.who}"
-        made = [Bucket(shape.client, f"{KEY_PREFIX}{name}:{where}", limit)]
+        key_of = shape.tenant_id if shape.client is Subject.API_KEY else None
+        made = [Bucket(shape.client, f"{KEY_PREFIX}{name}:{where}", limit, key_of)]
         if shape.tenant_id is not None:
             made.append(self._tenant_bucket(shape.tenant_id, limit_class, shape.percent))
         return made
@@ -165,9 +175,10 @@ class RateLimiter:
             Subject.TENANT,
             f"{KEY_PREFIX}{limit_class.value}:tenant:{tenant_id}",
             self.limits.for_tenant(limit_class, percent),
+            tenant_id,
         )
 
-    async def spend(self, buckets: Buckets, cost: int = 1) -> Verdict:
+    async def spend(self, buckets: Buckets, cost: Cost = 1) -> Verdict:
         return await self.store.spend(buckets, cost)
 
     def refuse_if_blocked(self, address: str) -> None:
@@ -224,10 +235,10 @@ class RateLimiter:
         return percent, views
 
 
-def exhausted(buckets: Buckets, verdict: Verdict, cost: int) -> Bucket:
+def exhausted(buckets: Buckets, verdict: Verdict, cost: Cost) -> Bucket:
     """The first bucket that could not afford a refused request."""
-    for bucket, state in zip(buckets.items, verdict.states, strict=True):
+    for bucket, state, units in zip(buckets.items, verdict.states, costs(buckets, cost), strict=True):
         interval = bucket.limit.interval_us
-        if round(state.reset_seconds * 1e6) + cost * interval > bucket.limit.burst * interval:
+        if round(state.reset_seconds * 1e6) + units * interval > bucket.limit.burst * interval:
             return bucket
     return buckets.items[0]

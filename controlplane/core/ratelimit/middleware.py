@@ -25,7 +25,7 @@ from controlplane.core.auth.principal import Principal
 from controlplane.core.errors import RateLimited
 from controlplane.core.problems import problem
 from controlplane.core.ratelimit.limiter import RateLimiter, RateLimiterUnavailable, exhausted
-from controlplane.core.ratelimit.policy import Buckets, LimitClass, Subject, Verdict, headers, limit_class
+from controlplane.core.ratelimit.policy import Buckets, Cost, LimitClass, Subject, Verdict, headers, limit_class
 from controlplane.core.ratelimit.store import LimiterUnavailable
 
 STATE_KEY = "rate_limit_charge"
@@ -48,8 +48,9 @@ def _route(scope: Scope) -> str:
     return scope.get("path_template") or "unmatched"
 
 
-async def _spend(limiter: RateLimiter, scope: Scope, limit: LimitClass, buckets: Buckets, cost: int) -> Verdict:
-    """Spend the buckets, or raise `RateLimited` (with the headers' verdict in `_Spent`) or the 503."""
+async def _spend(limiter: RateLimiter, scope: Scope, limit: LimitClass, buckets: Buckets, cost: Cost) -> Verdict:
+    """Spend the buckets: their verdict (a refusal counted, and its tenant's streak recorded), else
+    `LimiterUnavailable` for a read or the 503 for anything else."""
     try:
         verdict = await limiter.spend(buckets, cost)
     except LimiterUnavailable:
@@ -61,15 +62,8 @@ async def _spend(limiter: RateLimiter, scope: Scope, limit: LimitClass, buckets:
     if not verdict.allowed:
         spent = exhausted(buckets, verdict, cost)
         metrics.RATE_LIMIT_REFUSALS_TOTAL.labels(_route(scope), limit.value, spent.subject.value).inc()
-        principal = scope.get("user")
-        if (
-            limiter.streaks is not None
-            and spent.subject in (Subject.API_KEY, Subject.TENANT)
-            and isinstance(principal, Principal)
-        ):
-            tenant_id = principal.tenant_id or scope.get("path_params", {}).get("tenant_id")
-            if isinstance(tenant_id, uuid.UUID):
-                await limiter.streaks.refused(tenant_id)
+        if limiter.streaks is not None and spent.tenant_id is not None:  # a key's or a tenant's budget
+            await limiter.streaks.refused(spent.tenant_id)
     return verdict
 
 
@@ -80,20 +74,29 @@ def _refusal(verdict: Verdict, subject: Subject) -> RateLimited:
     )
 
 
-async def charge(scope: Scope, cost: int) -> None:
-    """Bring what a route that declared itself charged by its handler (usage ingestion) spends to `cost` units:
-    its request already spent one at the door, like every request."""
+async def charge(scope: Scope, cost: int, tenant_id: uuid.UUID | None = None) -> None:
+    """Bring what a route that declared itself charged by its handler (usage ingestion) spends to `cost` units of
+    each budget: its request already spent one at the door, like every request. `tenant_id` is the tenant the
+    request acts in when its path does not name it (a usage batch's): a member acting in it spends its budget
+    too, `cost` units of it (the door could not know it)."""
     spent: _Spent | None = scope.get("state", {}).get(STATE_KEY)
-    rest = cost - 1
-    if spent is None or rest <= 0:
+    if spent is None:
         return
     limiter: RateLimiter = scope["app"].state.rate_limiter
+    buckets = spent.buckets
+    principal = scope.get("user")
+    if tenant_id is not None and isinstance(principal, Principal) and principal.kind == "user":
+        buckets = await limiter.buckets(principal, LimitClass.INGESTION, address="", tenant_in_path=tenant_id)
+    rest = tuple(cost - 1 if bucket in spent.buckets.items else cost for bucket in buckets.items)
+    if max(rest) <= 0:
+        return
     try:
-        spent.verdict = await _spend(limiter, scope, LimitClass.INGESTION, spent.buckets, rest)
+        verdict = await _spend(limiter, scope, LimitClass.INGESTION, buckets, rest)
     except LimiterUnavailable:
         return
-    if not spent.verdict.allowed:
-        raise _refusal(spent.verdict, exhausted(spent.buckets, spent.verdict, rest).subject)
+    spent.buckets, spent.verdict = buckets, verdict
+    if not verdict.allowed:
+        raise _refusal(verdict, exhausted(buckets, verdict, rest).subject)
 
 
 class RateLimitMiddleware(ASGIMiddleware):

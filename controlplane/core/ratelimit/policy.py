@@ -4,17 +4,18 @@ A budget is a rate (units per second) and a burst (units that may be spent at on
 algorithm (GCRA) bucket, see `controlplane.core.ratelimit.store`. Every request spends one unit, except usage
 ingestion, which spends one per event.
 
-Who is counted: an API key and its tenant; a person (user token), and the tenant named in the path when the
-person is a member acting in it (staff acting in a tenant spend their own budget, not the tenant's); a client
-address on routes that need no credentials. A tenant's budgets and its keys' are the defaults scaled by its
-percentage (the plan's `rate_limit_percent`, or a staff override); a person's and an address's are the
-defaults.
+Who is counted: an API key and its tenant; a person (user token), and the tenant named in the path (or in a
+usage batch) when the person is a member acting in it (staff acting in a tenant spend their own budget, not
+the tenant's); a client address on routes that need no credentials. A tenant's budgets and its keys' are the
+defaults scaled by its percentage (the plan's `rate_limit_percent`, or a staff override); a person's and an
+address's are the defaults.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -145,25 +146,40 @@ def limit_class(method: str, *, authenticated: bool, declared: str | None) -> Li
 
 @dataclass(frozen=True, slots=True)
 class Bucket:
-    """One budget a request spends: its Redis key and its limit."""
+    """One budget a request spends: its Redis key and its limit, and the tenant it counts against (its own, or
+    its API key's), to which a refusal by it is attributed."""
 
     subject: Subject
     key: str
     limit: Limit
+    tenant_id: uuid.UUID | None = None
+
+
+# What a request spends: as many units of each of its buckets, or per bucket (in the buckets' order).
+Cost = int | tuple[int, ...]
+
+
+def costs(buckets: Buckets, cost: Cost) -> tuple[int, ...]:
+    """`cost` per bucket."""
+    if isinstance(cost, int):
+        return (cost,) * len(buckets.items)
+    if len(cost) != len(buckets.items):
+        raise ValueError(f"{len(cost)} costs for {len(buckets.items)} buckets")
+    return cost
 
 
 @dataclass(frozen=True, slots=True)
 class Buckets:
     """The budgets one kind of request spends, with what the hot path would otherwise rebuild per request:
-    the store's arguments (`spec`) and the `RateLimit-Policy` header."""
+    the store's arguments (`specs`: each bucket's interval and burst in µs) and the `RateLimit-Policy` header."""
 
     items: tuple[Bucket, ...]
-    spec: str = field(init=False)
+    specs: tuple[str, ...] = field(init=False)
     policy: bytes = field(init=False)
 
     def __post_init__(self) -> None:
-        specs = (f"{b.limit.interval_us},{b.limit.interval_us * b.limit.burst}" for b in self.items)
-        object.__setattr__(self, "spec", ",".join(specs))
+        specs = tuple(f"{b.limit.interval_us},{b.limit.interval_us * b.limit.burst}" for b in self.items)
+        object.__setattr__(self, "specs", specs)
         policies = (f'"{b.subject}";q={b.limit.burst};w={b.limit.window_seconds}' for b in self.items)
         object.__setattr__(self, "policy", ", ".join(policies).encode())
 

@@ -20,15 +20,15 @@ from dataclasses import dataclass
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from controlplane.core.ratelimit.policy import Buckets, BucketState, Verdict
+from controlplane.core.ratelimit.policy import Buckets, BucketState, Cost, Verdict, costs
 
 KEY_PREFIX = "controlplane:ratelimit:"
 
 # KEYS: every bucket of every request, in order. ARGV[1]: 1 to report without spending. ARGV[2]: per request,
-# its bucket count and cost, then per bucket its interval and burst in µs of budget, all comma-separated (one
-# string, so that neither side encodes or parses a number at a time). Returns one comma-separated string: per
-# request, allowed (1/0) and the wait in µs before it could pass (0 if allowed), then per bucket what is left
-# (units) and the µs until it is full.
+# its bucket count, then per bucket the units it spends and its interval and burst in µs of budget, all
+# comma-separated (one string, so that neither side encodes or parses a number at a time). Returns one
+# comma-separated string: per request, allowed (1/0) and the wait in µs before it could pass (0 if allowed),
+# then per bucket what is left (units) and the µs until it is full.
 _GCRA = """
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
@@ -38,29 +38,29 @@ for number in string.gmatch(ARGV[2], '%d+') do spec[#spec + 1] = tonumber(number
 local out = {}
 local k, a = 1, 1
 while a <= #spec do
-    local count, cost = spec[a], spec[a + 1]
-    a = a + 2
+    local count = spec[a]
+    a = a + 1
     local tats, wait = {}, 0
     for i = 0, count - 1 do
         local tat = tonumber(redis.call('GET', KEYS[k + i]) or now)
         if tat < now then tat = now end
         tats[i] = tat
-        local over = tat + cost * spec[a + 2 * i] - now - spec[a + 2 * i + 1]
+        local over = tat + spec[a + 3 * i] * spec[a + 3 * i + 1] - now - spec[a + 3 * i + 2]
         if over > wait then wait = over end
     end
     local allowed = wait == 0 and not peek
     out[#out + 1] = allowed and '1' or '0'
     out[#out + 1] = string.format('%d', wait)
     for i = 0, count - 1 do
-        local interval, tau, tat = spec[a + 2 * i], spec[a + 2 * i + 1], tats[i]
-        if allowed then
+        local cost, interval, tau, tat = spec[a + 3 * i], spec[a + 3 * i + 1], spec[a + 3 * i + 2], tats[i]
+        if allowed and cost > 0 then
             tat = tat + cost * interval
             redis.call('SET', KEYS[k + i], string.format('%d', tat), 'PX', math.floor((tat - now) / 1000) + 1)
         end
         out[#out + 1] = string.format('%d', math.max(0, math.floor((tau - (tat - now)) / interval)))
         out[#out + 1] = string.format('%d', tat - now)
     end
-    k, a = k + count, a + 2 * count
+    k, a = k + count, a + 3 * count
 end
 return table.concat(out, ',')
 """
@@ -73,7 +73,7 @@ class LimiterUnavailable(Exception):
 @dataclass(frozen=True, slots=True)
 class _Check:
     buckets: Buckets
-    cost: int
+    cost: Cost
     future: asyncio.Future[Verdict]
 
 
@@ -95,8 +95,8 @@ class GcraStore:
         self._down_until = 0.0
         self._in_flight: set[asyncio.Task[None]] = set()  # held: the loop keeps only weak references to tasks
 
-    async def spend(self, buckets: Buckets, cost: int = 1) -> Verdict:
-        """Spend `cost` units of every bucket, or none if one cannot afford it."""
+    async def spend(self, buckets: Buckets, cost: Cost = 1) -> Verdict:
+        """Spend `cost` units of every bucket (or each its own), or nothing if one cannot afford it."""
         if time.monotonic() < self._down_until:
             raise LimiterUnavailable("paused after a failure")
         check = _Check(buckets, cost, asyncio.get_running_loop().create_future())
@@ -151,8 +151,12 @@ class GcraStore:
                 self._sending = False
 
 
-def _spec(requests: Sequence[tuple[Buckets, int]]) -> str:
-    return ",".join(f"{len(buckets.items)},{cost},{buckets.spec}" for buckets, cost in requests)
+def _spec(requests: Sequence[tuple[Buckets, Cost]]) -> str:
+    parts = []
+    for buckets, cost in requests:
+        parts.append(str(len(buckets.specs)))
+        parts.extend(f"{units},{spec}" for units, spec in zip(costs(buckets, cost), buckets.specs, strict=True))
+    return ",".join(parts)
 
 
 def _verdicts(reply: bytes, requests: Sequence[Buckets]) -> list[Verdict]:
