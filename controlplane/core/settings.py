@@ -88,6 +88,10 @@ class Settings:
     # ENTITLEMENTS; READS; WRITES; UNAUTHENTICATED, per address only).
     rate_limit_enabled: bool = True
     rate_limits: RateLimits = field(default_factory=RateLimits)
+    # The proxies uvicorn (`--proxy-headers`) takes a client's address from, in X-Forwarded-For: uvicorn reads
+    # FORWARDED_ALLOW_IPS itself (addresses or networks, comma-separated; unset, 127.0.0.1). Behind the ingress
+    # production must name it, or every client is the ingress's one address (see production_problems).
+    forwarded_allow_ips: tuple[str, ...] = field(default_factory=tuple)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -136,6 +140,9 @@ class Settings:
                 rate_limits=rate_limits,
                 platform_name=environ.get("PLATFORM_NAME", "").strip() or DEFAULT_PLATFORM_NAME,
                 platform_address=_address_lines(environ.get("PLATFORM_ADDRESS")),
+                forwarded_allow_ips=tuple(
+                    part.strip() for part in environ.get("FORWARDED_ALLOW_IPS", "").split(",") if part.strip()
+                ),
                 cors_origins=tuple(
                     origin.strip()
                     for origin in environ.get("CONTROLPLANE_CORS_ORIGINS", "").split(",")
@@ -178,6 +185,17 @@ class Settings:
             problems.append("CONTROLPLANE_DEBUG is on")
         if not self.rate_limit_enabled:
             problems.append("RATE_LIMIT_ENABLED is off (every API route would take any load)")
+        if not self.forwarded_allow_ips:
+            problems.append(
+                "FORWARDED_ALLOW_IPS is not set: name the proxies in front of the API (the ingress), or every client"
+                " is counted as the proxy's one address (one budget, and one client's failed authentications refuse"
+                " everyone's requests)"
+            )
+        elif any(part in {"*", "0.0.0.0/0", "::/0"} for part in self.forwarded_allow_ips):
+            problems.append(
+                "FORWARDED_ALLOW_IPS trusts every address: any client could name its own in X-Forwarded-For, escape"
+                " its address's limits and spend another's"
+            )
         if self.stripe_api_base and urlsplit(self.stripe_api_base).hostname in _LOOPBACK_HOSTS:
             problems.append("STRIPE_API_BASE points at a local Stripe double")
         if self.stripe_api_base and not self.stripe_api_base.startswith("https://"):

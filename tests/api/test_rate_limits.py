@@ -20,6 +20,7 @@ import redis.asyncio as aioredis
 from httpx import ASGITransport, AsyncClient
 from litestar import Litestar
 from prometheus_client import REGISTRY
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from controlplane.core.ratelimit.limiter import RateLimiter
 from controlplane.core.ratelimit.policy import Bucket, Buckets, Limit, LimitClass, Subject
@@ -492,3 +493,33 @@ async def test_members_reporting_usage_for_their_tenant_spend_its_budget_staff_o
     assert "tenant" not in by_staff.headers["RateLimit"]
     usage = (await client.get(f"/v1/tenants/{tenant}/usage", headers=staff.headers)).json()
     assert [m["value"] for m in usage["metrics"] if m["metric_code"] == "api_calls"] == ["1200"]
+
+
+async def test_behind_the_ingress_each_client_is_counted_by_the_address_the_ingress_forwards(
+    app: Litestar, client: AsyncClient, factory: Factory, limits: Any
+) -> None:
+    """As deployed: uvicorn's proxy headers, trusting the ingress's network (FORWARDED_ALLOW_IPS). One client's
+    failed authentications block that client only, whatever it writes in X-Forwarded-For itself; trusting no
+    proxy (uvicorn's default, 127.0.0.1), every client would be the ingress and share its fate."""
+    staff = await factory.staff()
+    tenant, key = await _tenant_with_key(client, factory, staff)
+    limits(LimitClass.UNAUTHENTICATED, client=Limit(1, 3))
+    wrong = {"Authorization": f"Bearer cpk_{uuid.uuid4().hex}_{uuid.uuid4().hex}_{'x' * 43}"}
+
+    def through_ingress(trusted: str) -> AsyncClient:
+        proxied = ProxyHeadersMiddleware(app, trusted_hosts=trusted)  # type: ignore[arg-type]
+        return AsyncClient(transport=ASGITransport(app=proxied, client=("10.0.7.7", 443)), base_url="http://api")
+
+    async with through_ingress("10.0.0.0/16") as ingress:
+        # The ingress appends the address it saw; what the attacker wrote before it is not believed.
+        attacker = {**wrong, "X-Forwarded-For": "198.51.100.20, 203.0.113.66"}
+        codes = [(await ingress.get(f"/v1/tenants/{tenant}", headers=attacker)).status_code for _ in range(5)]
+        assert codes == [401, 401, 401, 429, 429]
+        honest = {**key, "X-Forwarded-For": "198.51.100.20"}
+        assert (await ingress.get(f"/v1/tenants/{tenant}", headers=honest)).status_code == 200
+
+    async with through_ingress("127.0.0.1") as untrusted:
+        for _ in range(4):
+            await untrusted.get(f"/v1/tenants/{tenant}", headers={**wrong, "X-Forwarded-For": "203.0.113.67"})
+        refused = await untrusted.get(f"/v1/tenants/{tenant}", headers={**key, "X-Forwarded-For": "198.51.100.21"})
+        assert_problem(refused, 429, "rate_limited")

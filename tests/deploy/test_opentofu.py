@@ -73,6 +73,30 @@ def test_the_structure_check_names_a_secret_default_and_a_wrong_module_source(tm
     assert out.rstrip().endswith("FAILED: 3 problem(s)"), out
 
 
+def test_the_api_takes_client_addresses_only_from_the_proxies_in_front_of_it() -> None:
+    """Rate limits and failed-authentication blocking count client addresses. Behind the ingress, uvicorn
+    (`--proxy-headers`) reads X-Forwarded-For only from FORWARDED_ALLOW_IPS (else 127.0.0.1): every pod is told
+    which addresses are the proxies, a required list of networks that may not be everything."""
+    sys.path.insert(0, str(REPO))
+    from deploy.opentofu.validate import ROOT, parse_all
+
+    parsed, problems = parse_all(ROOT)
+    assert problems == []
+    module = ROOT / "modules" / "controlplane"
+    (env,) = [block["env"] for block in parsed[module / "main.tf"]["locals"] if "env" in block]
+    assert env["FORWARDED_ALLOW_IPS"] == '${join(",", var.trusted_proxy_cidrs)}'
+    (variable,) = [
+        v["trusted_proxy_cidrs"] for v in parsed[module / "variables.tf"]["variable"] if "trusted_proxy_cidrs" in v
+    ]
+    assert "default" not in variable and variable["type"] == "${list(string)}"
+    assert "0.0.0.0/0" in str(variable["validation"])
+    for name in ("staging", "production"):
+        (block,) = [
+            m["controlplane"] for m in parsed[ROOT / "envs" / name / "main.tf"]["module"] if "controlplane" in m
+        ]
+        assert block.get("trusted_proxy_cidrs"), name
+
+
 @pytest.mark.slow
 def test_checkov_fails_a_publicly_accessible_database(tmp_path: Path, checkov: Path) -> None:
     root = _broken_copy(tmp_path)

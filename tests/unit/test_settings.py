@@ -16,6 +16,7 @@ SAFE_PRODUCTION = {
     "SMTP_URL": "smtps://mailer:s3cret-mail@smtp.example.com",
     "MAIL_FROM": "Control plane <billing@example.com>",
     "PUBLIC_URL": "https://console.example.com",
+    "FORWARDED_ALLOW_IPS": "10.0.0.0/19,10.0.32.0/19",
 }
 
 
@@ -37,6 +38,12 @@ def test_safe_production_settings_have_no_problems() -> None:
         ({"PUBLIC_URL": ""}, "PUBLIC_URL"),
         ({"PUBLIC_URL": "http://console.example.com"}, "PUBLIC_URL"),
         ({"RATE_LIMIT_ENABLED": "false"}, "RATE_LIMIT_ENABLED is off"),
+        # Behind the ingress, uvicorn only takes a client's address from X-Forwarded-For sent by these: unset,
+        # every client is the ingress's one address (one budget; one client's failed sign-ins refuse all).
+        ({"FORWARDED_ALLOW_IPS": ""}, "FORWARDED_ALLOW_IPS is not set"),
+        # Trusting everyone, uvicorn takes the address a client wrote first in X-Forwarded-For.
+        ({"FORWARDED_ALLOW_IPS": "*"}, "FORWARDED_ALLOW_IPS trusts every"),
+        ({"FORWARDED_ALLOW_IPS": "10.0.0.0/8, 0.0.0.0/0"}, "FORWARDED_ALLOW_IPS trusts every"),
     ],
 )
 def test_unsafe_production_settings_are_named(override: dict[str, str], problem: str) -> None:

@@ -52,15 +52,18 @@ module "openbao" {
 module "controlplane" {
   source = "../../modules/controlplane"
 
-  image_repository     = var.image_repository
-  image_digest         = var.image_digest
-  bao_addr             = module.openbao.address
-  api_replicas         = var.api_replicas
-  worker_replicas      = var.worker_replicas
-  worker_concurrency   = var.worker_concurrency
-  api_resources        = var.api_resources
-  worker_resources     = var.worker_resources
-  ingress_namespaces   = var.ingress_namespaces
+  image_repository   = var.image_repository
+  image_digest       = var.image_digest
+  bao_addr           = module.openbao.address
+  api_replicas       = var.api_replicas
+  worker_replicas    = var.worker_replicas
+  worker_concurrency = var.worker_concurrency
+  api_resources      = var.api_resources
+  worker_resources   = var.worker_resources
+  ingress_namespaces = var.ingress_namespaces
+  # The ingress controller's pods take addresses of the private subnets (EKS VPC CNI); only they (and
+  # Prometheus) may reach the API (its network policy).
+  trusted_proxy_cidrs  = module.network.private_subnet_cidrs
   monitoring_namespace = var.monitoring_namespace
 }
 

@@ -19,6 +19,8 @@ locals {
     CONTROLPLANE_ENV         = "production"
     BAO_ADDR                 = var.bao_addr
     PROMETHEUS_MULTIPROC_DIR = local.metrics_dir
+    # uvicorn --proxy-headers believes X-Forwarded-For from these only; production refuses to start without.
+    FORWARDED_ALLOW_IPS = join(",", var.trusted_proxy_cidrs)
   }
 
   # Environment variable -> key of the operator-created secret. Settings.from_env reads these.

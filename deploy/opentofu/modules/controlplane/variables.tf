@@ -127,6 +127,18 @@ variable "ingress_namespaces" {
   default     = ["ingress-nginx"]
 }
 
+variable "trusted_proxy_cidrs" {
+  description = "Networks of the proxies in front of the API (the ingress controller's pods): uvicorn takes a client's address from X-Forwarded-For only when sent by these (FORWARDED_ALLOW_IPS), and rate limits and failed-authentication blocking count that address."
+  type        = list(string)
+
+  validation {
+    condition = length(var.trusted_proxy_cidrs) > 0 && alltrue([
+      for cidr in var.trusted_proxy_cidrs : can(cidrhost(cidr, 0)) && !contains(["0.0.0.0/0", "::/0"], cidr)
+    ])
+    error_message = "trusted_proxy_cidrs must list the proxies' networks (CIDRs), never 0.0.0.0/0 or ::/0: trusting every address lets any client name its own in X-Forwarded-For."
+  }
+}
+
 variable "monitoring_namespace" {
   description = "Namespace of Prometheus, allowed to scrape the API (8000) and the workers (9808)."
   type        = string
