@@ -87,3 +87,35 @@ def test_headers_name_each_budget_with_its_quota_window_remaining_and_reset() ->
 )
 def test_an_address_is_counted_alone_and_an_ipv6_one_by_its_64(host: str, key: str) -> None:
     assert address_key(host) == key
+
+
+async def test_a_flood_of_new_addresses_and_tenant_paths_does_not_grow_a_process_by_tens_of_megabytes() -> None:
+    """What the limiter keeps per address and per (person, tenant in the path) is bounded small: IPv6 gives one
+    client millions of /64s, and a person may name any tenant id in a path."""
+    import tracemalloc
+    import uuid
+
+    import redis.asyncio as aioredis
+
+    from controlplane.core.auth.principal import Principal
+    from controlplane.core.ratelimit.limiter import RateLimiter
+    from controlplane.core.ratelimit.store import GcraStore
+
+    async def percent(_: uuid.UUID) -> int:
+        return 100
+
+    async def member_of(_: Principal, __: uuid.UUID) -> bool:
+        return False
+
+    limiter = RateLimiter(GcraStore(aioredis.Redis()), RateLimits(), percent, member_of)
+    person = Principal(kind="user", id=uuid.uuid4())
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for n in range(12_000):
+            await limiter.buckets(None, LimitClass.UNAUTHENTICATED, address=f"2001:db8:{n:x}::1", tenant_in_path=None)
+            await limiter.buckets(person, LimitClass.READS, address="203.0.113.1", tenant_in_path=uuid.uuid4())
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 5 * 2**20, f"{grown / 2**20:.1f} MiB"  # was 11 MiB, and 90 at 100,000 of each

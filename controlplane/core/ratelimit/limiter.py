@@ -33,6 +33,12 @@ from controlplane.core.ratelimit.refusals import RefusalStreaks
 from controlplane.core.ratelimit.store import KEY_PREFIX, GcraStore, LimiterUnavailable
 
 RATE_LIMIT_TOPIC = "tenant-rate-limits"
+# What a process keeps per request shape (~0.6-1 KB each) and per (person, tenant in the path) (~0.4 KB), dropped
+# whole when full: rebuilding either is cheap, while addresses (IPv6 gives a client millions of /64s) and
+# tenant ids in paths are the client's to choose, so the bounds keep a flood of them to a few MB a process.
+_MAX_SHAPES = 10_000
+_MAX_MEMBERS = 10_000
+_MAX_BLOCKED = 100_000  # ~130 bytes each
 _FAILURES_DETAIL = "Too many failed authentications from this address; retry after Retry-After's seconds"
 
 
@@ -124,7 +130,7 @@ class RateLimiter:
         if cached is not None and now - cached[0] < 60.0:
             return cached[1]
         member = await self._member_of(principal, tenant_id)
-        if len(self._members) >= 100_000:
+        if len(self._members) >= _MAX_MEMBERS:
             self._members.clear()
         self._members[key] = (now, member)
         return member
@@ -150,7 +156,7 @@ class RateLimiter:
             self._built_for = self.limits
         found = self._shapes.get(shape)
         if found is None:
-            if len(self._shapes) >= 100_000:
+            if len(self._shapes) >= _MAX_SHAPES:
                 self._shapes.clear()
             found = self._shapes[shape] = Buckets(tuple(self._made(shape)))
         return found
@@ -205,7 +211,7 @@ class RateLimiter:
         if verdict.allowed:
             return
         wait = max(1, math.ceil(verdict.retry_after_seconds))
-        if len(self._blocked) >= 100_000:
+        if len(self._blocked) >= _MAX_BLOCKED:
             self._blocked.clear()
         self._blocked[address_key(address)] = time.monotonic() + wait
         raise RateLimited(_FAILURES_DETAIL, retry_after_seconds=wait)
