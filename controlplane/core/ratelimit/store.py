@@ -107,10 +107,13 @@ class GcraStore:
         return await check.future
 
     async def peek(self, buckets: Buckets) -> Verdict:
-        """What is left in each bucket, spending nothing (never batched: rare)."""
+        """What is left in each bucket, spending nothing (never batched: rare); paused after a failure too."""
+        if time.monotonic() < self._down_until:
+            raise LimiterUnavailable("paused after a failure")
         try:
             reply = await self._script(keys=[b.key for b in buckets.items], args=[1, _spec([(buckets, 0)])])
         except (redis.exceptions.RedisError, OSError) as error:
+            self._down_until = time.monotonic() + self._pause_seconds
             raise LimiterUnavailable(str(error)) from error
         return _verdicts(reply, [buckets])[0]
 
