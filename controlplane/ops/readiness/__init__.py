@@ -3,9 +3,10 @@ against its budget, and whether it is required.
 
 Exit rules: 0 only when every *required* check passed. Required everywhere: postgres, migrations, rls,
 redis, openbao, stripe. Required in production (CONTROLPLANE_ENV=production) or when named with
-`--require`: celery_workers, billing, backups, api_latency_p95, api_error_ratio, db_latency_p95, rate_limits;
+`--require`: celery_workers, billing, backups, api_latency_p95, api_error_ratio, db_latency_p95;
 CONTROLPLANE_REQUIRE_WORKERS=1 requires celery_workers anywhere (=0 waives it, even in production).
-celery_beat is informational only. A check that cannot observe its subject ("not observed", e.g. no
+celery_beat is informational only, and so is rate_limits unless named with `--require` (one tenant looping
+on 429s is its own problem, not the platform's). A check that cannot observe its subject ("not observed", e.g. no
 metrics source) never passes: it fails when required and shows `skip` otherwise.
 """
 

@@ -22,7 +22,7 @@ ALWAYS_REQUIRED = frozenset({"postgres", "migrations", "rls", "redis", "openbao"
 # Required in production (CONTROLPLANE_ENV=production) or when named with `--require`; elsewhere (a laptop,
 # CI, the test stack) they are informational: reported, never deciding the exit code.
 REQUIRED_IN_PRODUCTION = frozenset(
-    {"celery_workers", "billing", "backups", "api_latency_p95", "api_error_ratio", "db_latency_p95", "rate_limits"}
+    {"celery_workers", "billing", "backups", "api_latency_p95", "api_error_ratio", "db_latency_p95"}
 )
 # Never required: observable only on the host beat runs on (its schedule file).
 INFORMATIONAL = frozenset({"celery_beat"})
