@@ -26,6 +26,8 @@ REQUIRED_IN_PRODUCTION = frozenset(
 )
 # Never required: observable only on the host beat runs on (its schedule file).
 INFORMATIONAL = frozenset({"celery_beat"})
+# Required only when named with `--require`, in production too: one tenant looping on 429s is its own problem.
+REQUIRABLE = REQUIRED_IN_PRODUCTION | {"rate_limits"}
 CHECK_NAMES = (
     "postgres",
     "migrations",

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from controlplane.core.settings import Settings
-from controlplane.ops.readiness._model import REQUIRED_IN_PRODUCTION, Options
+from controlplane.ops.readiness._model import REQUIRABLE, Options
 from controlplane.ops.readiness._runner import render_json, render_table, run_readiness
 
 
@@ -54,8 +54,8 @@ def readiness_command(settings: Callable[[], Settings], devstack_root: Callable[
     @click.option(
         "--require",
         multiple=True,
-        type=click.Choice(sorted(REQUIRED_IN_PRODUCTION)),
-        help="Make an informational check required (repeatable); in production they all are.",
+        type=click.Choice(sorted(REQUIRABLE)),
+        help="Make an informational check required (repeatable); in production all but rate_limits are.",
     )
     def readiness(
         as_json: bool,
