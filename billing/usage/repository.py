@@ -3,40 +3,127 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from billing.catalogue.rules import Charge
+from billing.limits import LATEST
 from controlplane.core.db import fetch
 
 
-async def insert_usage_events(tenant_id: uuid.UUID, events: Sequence[tuple[Any, ...]]) -> int:
-    """Insert (key, metric_code, occurred_at, value, properties_json) rows; keys already stored are skipped.
-    Returns how many were new."""
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Events of one metric: how many, and what they add to its running total (`units`: 1 each for a `count`,
+    the number for a `sum`; 0 for the aggregations that keep no total)."""
+
+    events: int
+    units: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """What `insert_usage_events` stored: `count` new rows, tallied per metric, and the keys stored before
+    (skipped)."""
+
+    count: int
+    tallies: dict[str, Tally]
+    skipped: frozenset[str]
+
+
+# Running totals are kept for these aggregations (see `window_totals`); the others are checked per event
+# (`max`, `latest`) or on the window's aggregate (`unique_count`).
+RUNNING = frozenset({"count", "sum"})
+
+
+def _number(metric: Mapping[str, Any]) -> tuple[str, list[Any]]:
+    """A `sum` metric's number of a stored event, as `_measure` reads it (the field is bound, never spliced)."""
+    return ("(properties ->> {})::numeric", [metric["field"]]) if metric["field"] else ("value", [])
+
+
+def _units(metrics: Iterable[Mapping[str, Any]]) -> tuple[str, list[Any]]:
+    """What one stored event adds to its metric's running total: 1 for a `count`, its number for a `sum`, NULL
+    for the other aggregations."""
+    branches: list[str] = []
+    args: list[Any] = []
+    for metric in metrics:
+        if metric["aggregation"] == "count":
+            branches.append("when {} then 1::numeric")
+            args.append(metric["code"])
+        elif metric["aggregation"] == "sum":
+            number, number_args = _number(metric)
+            branches.append(f"when {{}} then {number}")
+            args += [metric["code"], *number_args]
+    if not branches:
+        return "null::numeric", []
+    return f"case metric_code {' '.join(branches)} end", args
+
+
+def _tallies(codes: list[str] | None, events: list[int] | None, units: list[Decimal] | None) -> dict[str, Tally]:
+    return {code: Tally(int(n), Decimal(u)) for code, n, u in zip(codes or [], events or [], units or [], strict=True)}
+
+
+async def insert_usage_events(
+    tenant_id: uuid.UUID, events: Sequence[tuple[Any, ...]], metrics: Iterable[Mapping[str, Any]]
+) -> Stored:
+    """Insert (key, metric_code, occurred_at, value, properties_json) rows in their order; keys already stored
+    are skipped. What was stored is tallied per metric in the same statement (`metrics`: the rows' metrics)."""
     if not events:
-        return 0
+        return Stored(0, {}, frozenset())
     keys, codes, times, values, properties = (list(column) for column in zip(*events, strict=True))
+    units, units_args = _units(metrics)
     rows = await fetch(
-        "with inserted as ("
+        "with e as materialized (select * from"
+        " unnest({}::text[], {}::text[], {}::timestamptz[], {}::numeric[], {}::text[]) as e(k, m, t, v, p)"
+        "), inserted as ("
         " insert into usage_events (tenant_id, idempotency_key, metric_code, occurred_at, value, properties)"
-        " select {}, k, m, t, v, p::jsonb"
-        " from unnest({}::text[], {}::text[], {}::timestamptz[], {}::numeric[], {}::text[]) as e(k, m, t, v, p)"
-        " on conflict (tenant_id, idempotency_key) do nothing returning 1"
-        ") select count(*) as n from inserted",
-        tenant_id,
+        " select {}, k, m, t, v, p::jsonb from e"
+        " on conflict (tenant_id, idempotency_key) do nothing"
+        f" returning idempotency_key, metric_code, {units} as x"
+        "), tallies as ("
+        " select metric_code, count(*) as events, coalesce(sum(x), 0) as units from inserted group by metric_code"
+        ") select coalesce(sum(events), 0)::bigint as n, array_agg(metric_code) as codes, array_agg(events) as events,"
+        " array_agg(units) as units,"
+        " (select array_agg(k) from e where k not in (select idempotency_key from inserted)) as skipped"
+        " from tallies",
         keys,
         codes,
         times,
         values,
         properties,
+        tenant_id,
+        *units_args,
     )
-    return int(rows[0]["n"])
+    row = rows[0]
+    return Stored(int(row["n"]), _tallies(row["codes"], row["events"], row["units"]), frozenset(row["skipped"] or ()))
 
 
-# Ingestion holds it per tenant and bounded metric, exclusively, while it checks the open window's aggregate
-# against the metric's bound and stores the batch: two batches never both fit under the bound on their own.
+async def discard_usage_events(
+    tenant_id: uuid.UUID, keys: Sequence[str], metrics: Iterable[Mapping[str, Any]]
+) -> dict[str, Tally]:
+    """Remove events this transaction inserted (a batch's refused ones), tallied per metric as they were stored.
+    The app role may delete only rows its own transaction inserted (a restrictive policy): stored usage is never
+    removed."""
+    units, units_args = _units(metrics)
+    rows = await fetch(
+        f"with removed as (delete from usage_events where tenant_id = {{}} and idempotency_key = any({{}}::text[])"
+        f" returning metric_code, {units} as x)"
+        " select metric_code, count(*) as events, coalesce(sum(x), 0) as units from removed group by metric_code",
+        tenant_id,
+        list(keys),
+        *units_args,
+    )
+    removed = {row["metric_code"]: Tally(int(row["events"]), Decimal(row["units"])) for row in rows}
+    if sum(tally.events for tally in removed.values()) != len(keys):
+        raise RuntimeError(f"discarded {sum(t.events for t in removed.values())} of {len(keys)} refused usage events")
+    return removed
+
+
+# Ingestion holds it per tenant and metric, exclusively, from after it inserted its batch to its commit, while it
+# checks the batch against the window's total and writes the total: two batches never both fit under the bound
+# on their own (the one that takes the lock second reads the total the first committed).
 USAGE_TOTALS_LOCK = 7_302
 
 
@@ -74,9 +161,15 @@ def _measure(metric: dict[str, Any]) -> tuple[str, list[Any]]:
 
 
 async def aggregate_usage(
-    tenant_id: uuid.UUID, metrics: Sequence[dict[str, Any]], start: datetime, end: datetime
+    tenant_id: uuid.UUID,
+    metrics: Sequence[dict[str, Any]],
+    start: datetime,
+    end: datetime,
+    *,
+    excluding: Sequence[str] = (),
 ) -> dict[str, Decimal]:
-    """Each metric's aggregate over events with start <= occurred_at < end, in one query."""
+    """Each metric's aggregate over events with start <= occurred_at < end, in one query; events whose key is
+    in `excluding` left out."""
     if not metrics:
         return {}
     selects: list[str] = []
@@ -85,16 +178,107 @@ async def aggregate_usage(
         expression, expression_args = _measure(metric)
         selects.append(f"{expression} as m{index}")  # distinct names: rows become dicts
         args += expression_args
+    without, without_args = (
+        (" and idempotency_key not in (select unnest({}::text[]))", [list(excluding)]) if excluding else ("", [])
+    )
     rows = await fetch(
         f"select {', '.join(selects)} from usage_events "
-        f"where tenant_id = {{}} and metric_code = any({{}}::text[]) and occurred_at >= {{}} and occurred_at < {{}}",
+        f"where tenant_id = {{}} and metric_code = any({{}}::text[]) and occurred_at >= {{}} and occurred_at < {{}}"
+        f"{without}",
         *args,
         tenant_id,
         [m["code"] for m in metrics],
         start,
         end,
+        *without_args,
     )
     return {metric["code"]: Decimal(rows[0][f"m{index}"] or 0) for index, metric in enumerate(metrics)}
+
+
+async def window_totals(
+    tenant_id: uuid.UUID, metrics: Sequence[Mapping[str, Any]], start: datetime, mine: Mapping[str, Tally]
+) -> dict[str, Tally]:
+    """Each `count` / `sum` metric's running total over the events stored from `start` (the open window's start)
+    on, before this transaction's own (`mine`, what it inserted of each metric). Under the metrics' totals locks.
+
+    Read from `usage_totals`; a metric whose row is missing or of another window is computed once from its
+    events (every event from `start` on, less `mine`) and its row (re)written, so existing windows and a window
+    that just moved need no backfill."""
+    if not metrics:
+        return {}
+    rows = await fetch(
+        "select metric_code, window_start, units, events from usage_totals"
+        " where tenant_id = {} and metric_code = any({}::text[])",
+        tenant_id,
+        [metric["code"] for metric in metrics],
+    )
+    found = {
+        row["metric_code"]: Tally(int(row["events"]), Decimal(row["units"]))
+        for row in rows
+        if row["window_start"] == start
+    }
+    for metric in metrics:
+        code = metric["code"]
+        if code in found:
+            continue
+        own = mine.get(code, Tally(0, Decimal(0)))
+        units_args: list[Any] = []
+        if metric["aggregation"] == "count":
+            units = "count(*)::numeric"
+        else:
+            number, units_args = _number(metric)
+            units = f"coalesce(sum({number}), 0)"
+        computed = await fetch(
+            "insert into usage_totals (tenant_id, metric_code, window_start, units, events)"
+            f" select {{}}, {{}}, {{}}, {units} - {{}}::numeric, count(*) - {{}}::bigint from usage_events"
+            " where tenant_id = {} and metric_code = {} and occurred_at >= {} and occurred_at < {}"
+            " on conflict (tenant_id, metric_code) do update"
+            " set window_start = excluded.window_start, units = excluded.units, events = excluded.events"
+            " returning units, events",
+            tenant_id,
+            code,
+            start,
+            *units_args,
+            own.units,
+            own.events,
+            tenant_id,
+            code,
+            start,
+            LATEST,
+        )
+        found[code] = Tally(int(computed[0]["events"]), Decimal(computed[0]["units"]))
+    return found
+
+
+async def add_to_totals(
+    tenant_id: uuid.UUID, start: datetime, added: Mapping[str, Tally], removed: Mapping[str, Tally]
+) -> None:
+    """What a batch stored (`added` less `removed`) goes onto its metrics' totals of the window from `start`, in
+    its transaction, under the metrics' totals locks; a metric's row of another window is dropped (it would be
+    recomputed, see `window_totals`)."""
+    if not added:
+        return
+    codes = sorted(added)
+    nothing = Tally(0, Decimal(0))
+    await fetch(
+        "with d as (select * from unnest({}::text[], {}::numeric[], {}::bigint[], {}::numeric[], {}::bigint[])"
+        " as d(code, units, events, units_out, events_out)"
+        "), stale as ("
+        " delete from usage_totals t using d"
+        " where t.tenant_id = {} and t.metric_code = d.code and t.window_start <> {}"
+        ") update usage_totals t"
+        " set units = t.units + d.units - d.units_out, events = t.events + d.events - d.events_out"
+        " from d where t.tenant_id = {} and t.metric_code = d.code and t.window_start = {}",
+        codes,
+        [added[code].units for code in codes],
+        [added[code].events for code in codes],
+        [removed.get(code, nothing).units for code in codes],
+        [removed.get(code, nothing).events for code in codes],
+        tenant_id,
+        start,
+        tenant_id,
+        start,
+    )
 
 
 async def percentage_fees(

@@ -71,12 +71,18 @@ async def ingest(
     rejected as `usage_limit_exceeded` (billing.limits): the bound is the strictest of the plan's, a scheduled
     plan's and the live add-ons' charges metering the metric.
     The principal is authorized in the same transaction, after the window is locked (see the lock order below).
+
+    The batch is inserted first, side by side with other batches; then each of its metrics is locked, the
+    events it stored are checked in batch order against the metric's running total (`usage_totals`, which
+    the lock's previous holder committed), the refused ones are removed again and the total moves on, all
+    before the commit that releases the locks (see `_within_bounds`).
     """
     now = datetime.now(UTC)
     codes = {item.metric_code for item in decoded if isinstance(item, usage.EventIn)}
     known = await _state.metrics(codes)
     events, rejected = usage.check_batch(decoded, known, now)
     duplicates = 0
+    accepted = 0
     async with tenant_tx(tenant_id):
         # The window first, then the tenant row (check_access share-locks it for a member's write): the billing
         # cycle holds the window exclusively and then updates the tenant row (its next invoice number), so the
@@ -88,9 +94,9 @@ async def ingest(
         open_from = subscription["usage_from"] if subscription else None
         closed = [event for event in events if open_from is None or event.occurred_at < open_from]
         if closed:
-            stored = await repository.stored_keys(tenant_id, [event.idempotency_key for event in closed])
+            stored_before = await repository.stored_keys(tenant_id, [event.idempotency_key for event in closed])
             for event in closed:
-                if event.idempotency_key in stored:
+                if event.idempotency_key in stored_before:
                     duplicates += 1
                 elif open_from is None:
                     rejected.append(
@@ -106,50 +112,95 @@ async def ingest(
                             f"usage before {open_from.isoformat()} is already invoiced; the event was not stored",
                         )
                     )
-        fresh = [event for event in events if open_from is not None and event.occurred_at >= open_from]
-        if subscription is not None and fresh:
-            fresh, over = await _within_bounds(tenant_id, subscription, fresh, known)
-            rejected.extend(over)
-        inserted = await repository.insert_usage_events(
-            tenant_id,
-            [(e.idempotency_key, e.metric_code, e.occurred_at, e.value, e.properties_json) for e in fresh],
+        fresh = (
+            events
+            if not closed
+            else [event for event in events if open_from is not None and event.occurred_at >= open_from]
         )
-    duplicates += len(fresh) - inserted
-    metrics.USAGE_EVENTS_TOTAL.labels(outcome="accepted").inc(inserted)
+        if subscription is not None and fresh:
+            batch_metrics = [known[code] for code in sorted({event.metric_code for event in fresh})]
+            stored = await repository.insert_usage_events(
+                tenant_id,
+                [(e.idempotency_key, e.metric_code, e.occurred_at, e.value, e.properties_json) for e in fresh],
+                batch_metrics,
+            )
+            duplicates += len(stored.skipped)
+            new = fresh if not stored.skipped else [e for e in fresh if e.idempotency_key not in stored.skipped]
+            refused = await _within_bounds(tenant_id, subscription, new, known, stored) if stored.count else []
+            rejected.extend(refused)
+            accepted = stored.count - len(refused)
+    metrics.USAGE_EVENTS_TOTAL.labels(outcome="accepted").inc(accepted)
     metrics.USAGE_EVENTS_TOTAL.labels(outcome="duplicate").inc(duplicates)
     metrics.USAGE_EVENTS_TOTAL.labels(outcome="rejected").inc(len(rejected))
     return UsageBatchReport(
-        accepted=inserted, duplicates=duplicates, rejected=sorted(rejected, key=lambda rejection: rejection.index)
+        accepted=accepted, duplicates=duplicates, rejected=sorted(rejected, key=lambda rejection: rejection.index)
     )
 
 
 async def _within_bounds(
     tenant_id: uuid.UUID,
     subscription: dict[str, Any],
-    fresh: list[usage.Event],
+    new: list[usage.Event],
     known: dict[str, dict[str, Any]],
-) -> tuple[list[usage.Event], list[usage.Rejection]]:
-    """Inside `ingest`'s transaction: the fresh events that keep each bounded metric within its bound over the
-    open window, and the rejections of the others. Events already stored stay (they are duplicates)."""
-    # Every metric of the batch is locked before its bound is read: attaching a metered add-on takes the same
-    # lock, so an add-on and the usage it would bill are never checked against each other's absence.
-    await repository.lock_usage_totals(tenant_id, [event.metric_code for event in fresh])
+    stored: repository.Stored,
+) -> list[usage.Rejection]:
+    """Inside `ingest`'s transaction, once the batch's `new` events are inserted (`stored`): the rejections of
+    those that would take a bounded metric past its bound over the open window; they are removed again, and
+    every metric's running total of the window moves by what stays. O(batch): the window's events are not
+    read again, except once per metric and window to compute a missing total, and for a bounded `unique_count`.
+
+    Exact under concurrency: each metric stored is locked (in code order, so batches never wait in a circle)
+    until the commit, after this batch's insert. A batch reads the total and the charges only once it holds
+    the lock, so it sees every event its predecessors on that lock committed, and the events of batches still
+    inserting are invisible until they, in turn, hold the lock: the checks run one batch at a time, each on
+    what the ones before it kept. Attaching a metered add-on takes the same lock, so an add-on and the usage it
+    would bill are never checked against each other's absence. A refused event is removed before the commit:
+    no other transaction ever sees it."""
+    codes = sorted(stored.tallies)
+    await repository.lock_usage_totals(tenant_id, codes)
     charges = await _rating_charges(tenant_id, subscription)
     limits, fees = usage.bounds(charges), usage.fee_bounds(charges)
-    bounded = [event for event in fresh if event.metric_code in limits or event.metric_code in fees]
-    if not bounded:
-        return fresh, []
-    codes = sorted({event.metric_code for event in bounded})
-    stored = await repository.stored_keys(tenant_id, [event.idempotency_key for event in bounded])
-    summed = [known[code] for code in codes if known[code]["aggregation"] not in usage.PER_EVENT]
-    # Every event from the window's start on, whatever boundary it falls before (see billing.limits).
-    totals = await repository.aggregate_usage(tenant_id, summed, subscription["usage_from"], LATEST)
-    counts = await _event_counts(tenant_id, [known[code] for code in codes if code in fees], subscription["usage_from"])
-    _, refused = usage.within_bounds(
-        [event for event in bounded if event.idempotency_key not in stored], known, limits, totals, fees, counts
+    start = subscription["usage_from"]
+    running = [known[code] for code in codes if known[code]["aggregation"] in repository.RUNNING]
+    bounded = {code for code in codes if code in limits or code in fees}
+    refused: list[usage.Rejection] = []
+    if bounded:
+        totals: dict[str, Decimal] = {}
+        counts: dict[str, int] = {}
+        kept = await repository.window_totals(
+            tenant_id, [metric for metric in running if metric["code"] in bounded], start, stored.tallies
+        )
+        for code, tally in kept.items():
+            totals[code], counts[code] = tally.units, tally.events
+        # A bounded `unique_count` (and, were one possible, a fee-bounded metric keeping no total) is measured
+        # on the window's events stored before this batch.
+        others = sorted(code for code in bounded if code not in kept)
+        if others:
+            mine = [event.idempotency_key for event in new if event.metric_code in others]
+            summed = [known[code] for code in others if known[code]["aggregation"] not in usage.PER_EVENT]
+            totals |= await repository.aggregate_usage(tenant_id, summed, start, LATEST, excluding=mine)
+            counted = [dict(known[code], aggregation="count") for code in others if code in fees]
+            for code, n in (
+                await repository.aggregate_usage(tenant_id, counted, start, LATEST, excluding=mine)
+            ).items():
+                counts[code] = int(n)
+        _, refused = usage.within_bounds(
+            [event for event in new if event.metric_code in bounded], known, limits, totals, fees, counts
+        )
+    removed: dict[str, repository.Tally] = {}
+    if refused:
+        removed = await repository.discard_usage_events(
+            tenant_id, [new_event.idempotency_key for new_event in _by_index(new, refused)], running
+        )
+    await repository.add_to_totals(
+        tenant_id, start, {metric["code"]: stored.tallies[metric["code"]] for metric in running}, removed
     )
-    out = {rejection.index for rejection in refused}
-    return [event for event in fresh if event.index not in out], refused
+    return refused
+
+
+def _by_index(events: list[usage.Event], rejections: list[usage.Rejection]) -> list[usage.Event]:
+    out = {rejection.index for rejection in rejections}
+    return [event for event in events if event.index in out]
 
 
 async def _event_counts(tenant_id: uuid.UUID, metrics: list[dict[str, Any]], start: datetime) -> dict[str, int]:
