@@ -22,7 +22,7 @@ from billing.usage import repository
 from billing.usage import rules as usage
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
-from controlplane.core.db import tenant_tx
+from controlplane.core.db import is_deadlock, tenant_tx
 from tenants.roles import Permission
 from tenants.service import check_access
 
@@ -81,8 +81,35 @@ async def ingest(
     codes = {item.metric_code for item in decoded if isinstance(item, usage.EventIn)}
     known = await _state.metrics(codes)
     events, rejected = usage.check_batch(decoded, known, now)
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            accepted, duplicates, refused = await _store(principal, tenant_id, events, known)
+            break
+        except Exception as error:
+            # Batches insert side by side: two sending the same keys in opposite orders wait for each other's, and
+            # PostgreSQL fails one. Nothing of it stayed; run again, it finds the other's keys stored.
+            if not is_deadlock(error) or attempt == DEADLOCK_ATTEMPTS:
+                raise
+            metrics.USAGE_BATCH_RETRIES_TOTAL.inc()
+    rejected += refused
+    metrics.USAGE_EVENTS_TOTAL.labels(outcome="accepted").inc(accepted)
+    metrics.USAGE_EVENTS_TOTAL.labels(outcome="duplicate").inc(duplicates)
+    metrics.USAGE_EVENTS_TOTAL.labels(outcome="rejected").inc(len(rejected))
+    return UsageBatchReport(
+        accepted=accepted, duplicates=duplicates, rejected=sorted(rejected, key=lambda rejection: rejection.index)
+    )
+
+
+DEADLOCK_ATTEMPTS = 3
+
+
+async def _store(
+    principal: Principal, tenant_id: uuid.UUID, events: list[usage.Event], known: dict[str, dict[str, Any]]
+) -> tuple[int, int, list[usage.Rejection]]:
+    """`ingest`'s unit of work on the checked events: (accepted, duplicates, rejections)."""
     duplicates = 0
     accepted = 0
+    rejected: list[usage.Rejection] = []
     async with tenant_tx(tenant_id):
         # The window first, then the tenant row (check_access share-locks it for a member's write): the billing
         # cycle holds the window exclusively and then updates the tenant row (its next invoice number), so the
@@ -127,14 +154,9 @@ async def ingest(
             duplicates += len(stored.skipped)
             new = fresh if not stored.skipped else [e for e in fresh if e.idempotency_key not in stored.skipped]
             refused = await _within_bounds(tenant_id, subscription, new, known, stored) if stored.count else []
-            rejected.extend(refused)
+            rejected += refused
             accepted = stored.count - len(refused)
-    metrics.USAGE_EVENTS_TOTAL.labels(outcome="accepted").inc(accepted)
-    metrics.USAGE_EVENTS_TOTAL.labels(outcome="duplicate").inc(duplicates)
-    metrics.USAGE_EVENTS_TOTAL.labels(outcome="rejected").inc(len(rejected))
-    return UsageBatchReport(
-        accepted=accepted, duplicates=duplicates, rejected=sorted(rejected, key=lambda rejection: rejection.index)
-    )
+    return accepted, duplicates, rejected
 
 
 async def _within_bounds(

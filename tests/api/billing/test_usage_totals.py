@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from httpx import AsyncClient
+from prometheus_client import REGISTRY
 
 from billing import limits, service
 from billing.subscriptions.state import forget_catalogue
@@ -256,3 +257,24 @@ async def test_an_erased_tenants_usage_is_billed_as_accepted_and_nothing_more_is
     assert (late.status_code, late.json()["code"]) == (403, "tenant_not_active"), late.text
     count, units, _ = await _stored(stack_env, tenant["id"])
     assert (count, units) == (ROOM, ROOM * BIG)
+
+
+async def test_batches_sending_the_same_keys_in_opposite_orders_are_stored_once_without_an_error(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str], report: Any
+) -> None:
+    """Batches insert side by side, each waiting for the other's uncommitted keys: in opposite orders they wait in
+    a circle, which PostgreSQL breaks by failing one; that batch is run again and finds the keys stored."""
+    retries = REGISTRY.get_sample_value("controlplane_usage_batch_retries_total") or 0.0
+    _, tenant, key = await _tenant(client, factory)
+    rounds, size = 5, 1000
+    for round_ in range(rounds):
+        forward = _batch(f"both{round_}", size, value=1)
+        replies = await asyncio.gather(*(_report(client, key, events) for events in (forward, forward[::-1])))
+        assert sum(reply["accepted"] for reply in replies) == size
+        assert sum(reply["duplicates"] for reply in replies) == size
+    count, units, _ = await _stored(stack_env, tenant["id"])
+    assert (count, units) == (rounds * size, rounds * size)
+    retried = (REGISTRY.get_sample_value("controlplane_usage_batch_retries_total") or 0.0) - retries
+    report(
+        f"usage batches: {rounds} pairs with the same keys in opposite orders, {retried:.0f} run again after a deadlock"
+    )
