@@ -374,6 +374,19 @@ def within_bounds(
     fees = fees or {}
     if _all_fit(events, metrics, limits, totals, fees, counts or {}):
         return list(events), []
+    return each_within_bounds(events, metrics, limits, totals, fees, counts)
+
+
+def each_within_bounds(
+    events: Sequence[Event],
+    metrics: Mapping[str, Mapping[str, Any]],
+    limits: Mapping[str, Decimal],
+    totals: Mapping[str, Decimal],
+    fees: Mapping[str, Sequence[FeeBound]] | None = None,
+    counts: Mapping[str, int] | None = None,
+) -> tuple[list[Event], list[Rejection]]:
+    """`within_bounds`, event after event."""
+    fees = fees or {}
     running = {code: Decimal(total) for code, total in totals.items()}
     running_counts = dict(counts or {})
     kept: list[Event] = []
