@@ -278,3 +278,28 @@ async def test_batches_sending_the_same_keys_in_opposite_orders_are_stored_once_
     report(
         f"usage batches: {rounds} pairs with the same keys in opposite orders, {retried:.0f} run again after a deadlock"
     )
+
+
+async def test_a_bounded_unique_count_counts_the_values_stored_before_the_batch(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    """A `unique_count` keeps no running total: its bound is checked on the window's events stored before the
+    batch (the batch's own, inserted first, left out), each event of the batch counted as a new value."""
+    staff = await factory.staff()
+    await metric(client, staff.headers, "users", "unique_count", field="user")
+    # A package of one user at 10^12: (10^15 - 10^12) / 10^12 = 999 users fit one line.
+    package = {"type": "metered", "metric_code": "users", "model": "package", "amount_minor": 10**12}
+    await plan(client, staff.headers, "seats", [{**package, "package_size": 1}])
+    tenant = await factory.tenant(staff)
+    await subscribe(client, staff.headers, tenant["id"], "seats")
+    _, key = await create_api_key(client, staff.headers, tenant["id"], role="tenant_member")
+    at = utcnow() - timedelta(seconds=1)
+
+    def users(prefix: str, count: int) -> list[dict[str, Any]]:
+        return [event(f"{prefix}-{n}", "users", at, properties={"user": f"{prefix}-{n}"}) for n in range(count)]
+
+    assert (await _report(client, key, users("a", 600)))["accepted"] == 600
+    reply = await _report(client, key, users("b", 500))
+    assert (reply["accepted"], _refused(reply)) == (399, list(range(399, 500)))
+    count, _, totals = await _stored(stack_env, tenant["id"])
+    assert (count, totals) == (999, [])
