@@ -200,15 +200,30 @@ def check_batch(
 ) -> tuple[list[Event], list[Rejection]]:
     events: list[Event] = []
     rejected: list[Rejection] = []
-    seen: set[str] = set()
+    check_slice(decoded, 0, len(decoded), metrics, now, set(), events, rejected)
+    return events, rejected
+
+
+def check_slice(
+    decoded: Sequence[EventIn | Rejection],
+    start: int,
+    stop: int,
+    metrics: Mapping[str, Mapping[str, Any]],
+    now: datetime,
+    seen: set[str],
+    events: list[Event],
+    rejected: list[Rejection],
+) -> None:
+    """`check_batch` of `decoded[start:stop]`, onto `events` and `rejected`; `seen` carries the keys of the slices
+    before, so a batch checked slice after slice is checked as a whole."""
     latest = now + CLOCK_SKEW
-    for index, item in enumerate(decoded):
+    for index in range(start, stop):
+        item = decoded[index]
         result = item if type(item) is Rejection else _check(index, item, metrics, latest, seen)  # type: ignore[arg-type]
         if type(result) is Event:
             events.append(result)
         else:
             rejected.append(result)  # type: ignore[arg-type]
-    return events, rejected
 
 
 # -- the open window's bound per metric (see billing.limits) -------------------------------------------
