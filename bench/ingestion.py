@@ -249,7 +249,7 @@ def run(
         )
     print(
         f"  median: API (POST /v1/usage, 1 API process) {result.api.per_second:,.0f} events/s, "
-        f"raw (INSERT … unnest via asyncpg) {result.raw.per_second:,.0f} events/s, API/raw {result.ratio:.2f}",
+        f"raw (the same INSERT via asyncpg) {result.raw.per_second:,.0f} events/s, API/raw {result.ratio:.2f}",
         flush=True,
     )
     return result

@@ -9,6 +9,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import msgspec
+
 from billing.catalogue.rules import Charge
 from billing.limits import LATEST
 from controlplane.core.db import fetch
@@ -65,6 +67,20 @@ def _tallies(codes: list[str] | None, events: list[int] | None, units: list[Deci
     return {code: Tally(int(n), Decimal(u)) for code, n, u in zip(codes or [], events or [], units or [], strict=True)}
 
 
+class _Row(msgspec.Struct, gc=False):
+    """One event as `insert_usage_events` sends it: the batch goes as one JSON document (a few hundred
+    microseconds to encode, against milliseconds for five arrays of a thousand values each)."""
+
+    k: str
+    m: str
+    t: datetime
+    v: Decimal | None  # encoded as a string: read back by `numeric` exactly
+    p: msgspec.Raw | None  # the client's JSON object, as it came (checked by `billing.usage.rules.check`)
+
+
+_ROWS = msgspec.json.Encoder()
+
+
 async def insert_usage_events(
     tenant_id: uuid.UUID, events: Sequence[tuple[Any, ...]], metrics: Iterable[Mapping[str, Any]]
 ) -> Stored:
@@ -72,14 +88,14 @@ async def insert_usage_events(
     are skipped. What was stored is tallied per metric in the same statement (`metrics`: the rows' metrics)."""
     if not events:
         return Stored(0, {}, frozenset())
-    keys, codes, times, values, properties = (list(column) for column in zip(*events, strict=True))
+    document = _ROWS.encode([_Row(k, m, t, v, None if p is None else msgspec.Raw(p)) for k, m, t, v, p in events])
     units, units_args = _units(metrics)
     rows = await fetch(
-        "with e as materialized (select * from"
-        " unnest({}::text[], {}::text[], {}::timestamptz[], {}::numeric[], {}::text[]) as e(k, m, t, v, p)"
+        "with e as materialized ("
+        " select * from json_to_recordset({}::json) as e(k text, m text, t timestamptz, v numeric, p jsonb)"
         "), inserted as ("
         " insert into usage_events (tenant_id, idempotency_key, metric_code, occurred_at, value, properties)"
-        " select {}, k, m, t, v, p::jsonb from e"
+        " select {}, k, m, t, v, p from e"
         " on conflict (tenant_id, idempotency_key) do nothing"
         f" returning idempotency_key, metric_code, {units} as x"
         "), tallies as ("
@@ -88,11 +104,7 @@ async def insert_usage_events(
         " array_agg(units) as units,"
         " (select array_agg(k) from e where k not in (select idempotency_key from inserted)) as skipped"
         " from tallies",
-        keys,
-        codes,
-        times,
-        values,
-        properties,
+        document.decode(),
         tenant_id,
         *units_args,
     )
