@@ -7,7 +7,9 @@ One row per (tenant, metric): `window_start` is the subscription's `usage_from` 
 number of events, over every event stored with `occurred_at >= window_start`. Ingestion writes it under the
 metric's totals lock (`billing.usage.repository.lock_usage_totals`), in the transaction that stores the events;
 a row of another window is recomputed from the events (or dropped), so nothing needs a backfill: existing
-windows are computed at their first batch.
+windows are computed at their first batch. Ingestion is the only writer of usage events; events inserted or
+deleted by hand (as the owner) bypass the totals: delete the tenant's `usage_totals` rows after, and they are
+computed again.
 
 Ingestion stores a batch before it takes the metrics' totals locks (so batches of a metric insert side by side)
 and removes, in the same transaction, the events the bound then refuses. The app role gains DELETE on
@@ -37,9 +39,10 @@ create table usage_totals (
 
 
 def discard_policy(role: str) -> str:
+    # Restrictive: it only narrows what the tenant policies let the app role delete (its tenant's rows).
     return f"""
 create policy discard_own_inserts on usage_events as restrictive for delete to {role}
-    using (xmin = pg_current_xact_id()::xid);
+    using (tenant_id = {rls.CURRENT_TENANT} and xmin = pg_current_xact_id()::xid);
 """
 
 

@@ -13,6 +13,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 from httpx import AsyncClient
 from prometheus_client import REGISTRY
 
@@ -303,3 +304,30 @@ async def test_a_bounded_unique_count_counts_the_values_stored_before_the_batch(
     assert (reply["accepted"], _refused(reply)) == (399, list(range(399, 500)))
     count, _, totals = await _stored(stack_env, tenant["id"])
     assert (count, totals) == (999, [])
+
+
+async def test_the_app_role_deletes_only_usage_events_its_own_transaction_inserted(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    """Refused events are removed by the transaction that inserted them; stored usage is never removed by the
+    app (a restrictive policy on DELETE)."""
+    _, tenant, key = await _tenant(client, factory)
+    assert (await _report(client, key, _batch("kept", 3)))["accepted"] == 3
+    app = await asyncpg.connect(stack_env["DATABASE_URL"])
+    try:
+        async with app.transaction():
+            await app.execute("select set_config('app.tenant_id', $1, true)", tenant["id"])
+            assert await app.execute("delete from usage_events where tenant_id = $1", uuid.UUID(tenant["id"])) == (
+                "DELETE 0"
+            )
+            await app.execute(
+                "insert into usage_events (tenant_id, idempotency_key, metric_code, occurred_at, value) "
+                "values ($1, 'own', 'bytes', now(), 1)",
+                uuid.UUID(tenant["id"]),
+            )
+            assert await app.execute("delete from usage_events where tenant_id = $1", uuid.UUID(tenant["id"])) == (
+                "DELETE 1"
+            )
+    finally:
+        await app.close()
+    assert (await _stored(stack_env, tenant["id"]))[0] == 3
