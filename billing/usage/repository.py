@@ -207,33 +207,46 @@ async def aggregate_usage(
     return {metric["code"]: Decimal(rows[0][f"m{index}"] or 0) for index, metric in enumerate(metrics)}
 
 
-async def window_totals(
-    tenant_id: uuid.UUID, metrics: Sequence[Mapping[str, Any]], start: datetime, mine: Mapping[str, Tally]
+async def advance_totals(
+    tenant_id: uuid.UUID,
+    metrics: Sequence[Mapping[str, Any]],
+    start: datetime,
+    added: Mapping[str, Tally],
+    bounded: Iterable[str],
 ) -> dict[str, Tally]:
-    """Each `count` / `sum` metric's running total over the events stored from `start` (the open window's start)
-    on, before this transaction's own (`mine`, what it inserted of each metric). Under the metrics' totals locks.
+    """Under the metrics' totals locks, in the transaction that stored a batch: each `count` / `sum` metric's
+    running total of the window from `start` (the open window's start) moves on by what the batch stored
+    (`added`), and the totals of the `bounded` ones before the batch are returned, to check it against.
 
-    Read from `usage_totals`; a metric whose row is missing or of another window is computed once from its
-    events (every event from `start` on, less `mine`) and its row (re)written, so existing windows and a window
-    that just moved need no backfill."""
+    One statement in the common case. A metric's row of another window is dropped; a bounded metric without a
+    row for `start` gets one computed from its events (every event from `start` on, this transaction's
+    included), so existing windows and a window that just moved need no backfill. A metric without a bound
+    keeps no row until it has one. What a batch then refuses comes off again (`take_from_totals`)."""
     if not metrics:
         return {}
+    codes = sorted(metric["code"] for metric in metrics)
     rows = await fetch(
-        "select metric_code, window_start, units, events from usage_totals"
-        " where tenant_id = {} and metric_code = any({}::text[])",
+        "with d as (select * from unnest({}::text[], {}::numeric[], {}::bigint[]) as d(code, units, events)"
+        "), stale as ("
+        " delete from usage_totals t using d"
+        " where t.tenant_id = {} and t.metric_code = d.code and t.window_start <> {}"
+        ") update usage_totals t set units = t.units + d.units, events = t.events + d.events"
+        " from d where t.tenant_id = {} and t.metric_code = d.code and t.window_start = {}"
+        " returning t.metric_code, t.units - d.units as units, t.events - d.events as events",
+        codes,
+        [added[code].units for code in codes],
+        [added[code].events for code in codes],
         tenant_id,
-        [metric["code"] for metric in metrics],
+        start,
+        tenant_id,
+        start,
     )
-    found = {
-        row["metric_code"]: Tally(int(row["events"]), Decimal(row["units"]))
-        for row in rows
-        if row["window_start"] == start
-    }
+    before = {row["metric_code"]: Tally(int(row["events"]), Decimal(row["units"])) for row in rows}
+    wanted = set(bounded)
     for metric in metrics:
         code = metric["code"]
-        if code in found:
+        if code in before or code not in wanted:
             continue
-        own = mine.get(code, Tally(0, Decimal(0)))
         units_args: list[Any] = []
         if metric["aggregation"] == "count":
             units = "count(*)::numeric"
@@ -242,52 +255,38 @@ async def window_totals(
             units = f"coalesce(sum({number}), 0)"
         computed = await fetch(
             "insert into usage_totals (tenant_id, metric_code, window_start, units, events)"
-            f" select {{}}, {{}}, {{}}, {units} - {{}}::numeric, count(*) - {{}}::bigint from usage_events"
+            f" select {{}}, {{}}, {{}}, {units}, count(*) from usage_events"
             " where tenant_id = {} and metric_code = {} and occurred_at >= {} and occurred_at < {}"
             " on conflict (tenant_id, metric_code) do update"
             " set window_start = excluded.window_start, units = excluded.units, events = excluded.events"
-            " returning units, events",
+            " returning units - {}::numeric as units, events - {}::bigint as events",
             tenant_id,
             code,
             start,
             *units_args,
-            own.units,
-            own.events,
             tenant_id,
             code,
             start,
             LATEST,
+            added[code].units,
+            added[code].events,
         )
-        found[code] = Tally(int(computed[0]["events"]), Decimal(computed[0]["units"]))
-    return found
+        before[code] = Tally(int(computed[0]["events"]), Decimal(computed[0]["units"]))
+    return {code: tally for code, tally in before.items() if code in wanted}
 
 
-async def add_to_totals(
-    tenant_id: uuid.UUID, start: datetime, added: Mapping[str, Tally], removed: Mapping[str, Tally]
-) -> None:
-    """What a batch stored (`added` less `removed`) goes onto its metrics' totals of the window from `start`, in
-    its transaction, under the metrics' totals locks; a metric's row of another window is dropped (it would be
-    recomputed, see `window_totals`)."""
-    if not added:
+async def take_from_totals(tenant_id: uuid.UUID, start: datetime, removed: Mapping[str, Tally]) -> None:
+    """What a batch stored and then removed (its refused events) comes off its metrics' totals of the window."""
+    if not removed:
         return
-    codes = sorted(added)
-    nothing = Tally(0, Decimal(0))
+    codes = sorted(removed)
     await fetch(
-        "with d as (select * from unnest({}::text[], {}::numeric[], {}::bigint[], {}::numeric[], {}::bigint[])"
-        " as d(code, units, events, units_out, events_out)"
-        "), stale as ("
-        " delete from usage_totals t using d"
-        " where t.tenant_id = {} and t.metric_code = d.code and t.window_start <> {}"
-        ") update usage_totals t"
-        " set units = t.units + d.units - d.units_out, events = t.events + d.events - d.events_out"
-        " from d where t.tenant_id = {} and t.metric_code = d.code and t.window_start = {}",
+        "update usage_totals t set units = t.units - d.units, events = t.events - d.events"
+        " from unnest({}::text[], {}::numeric[], {}::bigint[]) as d(code, units, events)"
+        " where t.tenant_id = {} and t.metric_code = d.code and t.window_start = {}",
         codes,
-        [added[code].units for code in codes],
-        [added[code].events for code in codes],
-        [removed.get(code, nothing).units for code in codes],
-        [removed.get(code, nothing).events for code in codes],
-        tenant_id,
-        start,
+        [removed[code].units for code in codes],
+        [removed[code].events for code in codes],
         tenant_id,
         start,
     )

@@ -204,17 +204,17 @@ async def _within_bounds(
     running = [known[code] for code in codes if known[code]["aggregation"] in repository.RUNNING]
     bounded = {code for code in codes if code in limits or code in fees}
     refused: list[usage.Rejection] = []
+    # Every count / sum total moves on by the whole batch at once (one statement), the bounded ones read as they
+    # were before it; what the check then refuses comes off again.
+    before = await repository.advance_totals(
+        tenant_id, running, start, {metric["code"]: stored.tallies[metric["code"]] for metric in running}, bounded
+    )
     if bounded:
-        totals: dict[str, Decimal] = {}
-        counts: dict[str, int] = {}
-        kept = await repository.window_totals(
-            tenant_id, [metric for metric in running if metric["code"] in bounded], start, stored.tallies
-        )
-        for code, tally in kept.items():
-            totals[code], counts[code] = tally.units, tally.events
+        totals = {code: tally.units for code, tally in before.items()}
+        counts = {code: tally.events for code, tally in before.items()}
         # A bounded `unique_count` (and, were one possible, a fee-bounded metric keeping no total) is measured
         # on the window's events stored before this batch.
-        others = sorted(code for code in bounded if code not in kept)
+        others = sorted(code for code in bounded if code not in before)
         if others:
             mine = [event.idempotency_key for event in new if event.metric_code in others]
             summed = [known[code] for code in others if known[code]["aggregation"] not in usage.PER_EVENT]
@@ -227,14 +227,14 @@ async def _within_bounds(
         _, refused = usage.within_bounds(
             [event for event in new if event.metric_code in bounded], known, limits, totals, fees, counts
         )
-    removed: dict[str, repository.Tally] = {}
     if refused:
         removed = await repository.discard_usage_events(
             tenant_id, [new_event.idempotency_key for new_event in _by_index(new, refused)], running
         )
-    await repository.add_to_totals(
-        tenant_id, start, {metric["code"]: stored.tallies[metric["code"]] for metric in running}, removed
-    )
+        running_codes = {metric["code"] for metric in running}
+        await repository.take_from_totals(
+            tenant_id, start, {code: tally for code, tally in removed.items() if code in running_codes}
+        )
     return refused
 
 

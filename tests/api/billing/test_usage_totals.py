@@ -14,11 +14,13 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
+import pytest
 from httpx import AsyncClient
 from prometheus_client import REGISTRY
 
 from billing import limits, service
 from billing.subscriptions.state import forget_catalogue
+from billing.usage import repository
 from controlplane.core.db import tenant_tx
 from tests.api._helpers import bearer, create_api_key
 from tests.api.billing._support import event, invoices, metric, plan, post_usage, subscribe, usage_values, utcnow
@@ -83,6 +85,24 @@ async def _stored(stack_env: dict[str, str], tenant_id: str) -> tuple[int, Decim
     return int(events["n"]), Decimal(events["units"]), [tuple(row) for row in totals]
 
 
+def _meet_before_locking(monkeypatch: pytest.MonkeyPatch, batches: int) -> None:
+    """Every batch inserts before any takes its metrics' totals locks (they then contend for them): the race the
+    locks are for, made certain instead of left to the event loop's timing."""
+    arrived = 0
+    everyone = asyncio.Event()
+    lock = repository.lock_usage_totals
+
+    async def met(tenant_id: uuid.UUID, codes: Any) -> None:
+        nonlocal arrived
+        arrived += 1
+        if arrived == batches:
+            everyone.set()
+        await asyncio.wait_for(everyone.wait(), timeout=30)
+        await lock(tenant_id, codes)
+
+    monkeypatch.setattr(repository, "lock_usage_totals", met)
+
+
 async def test_a_retried_batch_is_not_counted_twice(
     client: AsyncClient, factory: Factory, stack_env: dict[str, str]
 ) -> None:
@@ -106,12 +126,13 @@ async def test_a_retried_batch_is_not_counted_twice(
 
 
 async def test_concurrent_batches_never_both_pass_a_bound_and_refused_events_are_not_stored(
-    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Six batches of 200 at once, 1,200 events for a room of 500: each fits on its own, so without the totals
     lock several would read the same total and all pass."""
     staff, tenant, key = await _tenant(client, factory)
     batches = [_batch(f"racer{number}", 200) for number in range(6)]
+    _meet_before_locking(monkeypatch, len(batches))
     replies = await asyncio.gather(*(_report(client, key, batch) for batch in batches))
 
     assert sum(reply["accepted"] for reply in replies) == ROOM
@@ -304,6 +325,28 @@ async def test_a_bounded_unique_count_counts_the_values_stored_before_the_batch(
     assert (reply["accepted"], _refused(reply)) == (399, list(range(399, 500)))
     count, _, totals = await _stored(stack_env, tenant["id"])
     assert (count, totals) == (999, [])
+
+
+async def test_concurrent_unique_count_batches_never_both_pass_its_bound(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No running total (no row to lock) for a `unique_count`: the metric's totals lock alone keeps batches from
+    reading the same stored values and all passing."""
+    staff = await factory.staff()
+    await metric(client, staff.headers, "users", "unique_count", field="user")
+    package = {"type": "metered", "metric_code": "users", "model": "package", "amount_minor": 10**12}
+    await plan(client, staff.headers, "seats", [{**package, "package_size": 1}])  # 999 users a line
+    tenant = await factory.tenant(staff)
+    await subscribe(client, staff.headers, tenant["id"], "seats")
+    _, key = await create_api_key(client, staff.headers, tenant["id"], role="tenant_member")
+    at = utcnow() - timedelta(seconds=1)
+    batches = [
+        [event(f"r{n}-{i}", "users", at, properties={"user": f"r{n}-{i}"}) for i in range(400)] for n in range(5)
+    ]
+    _meet_before_locking(monkeypatch, len(batches))
+    replies = await asyncio.gather(*(_report(client, key, batch) for batch in batches))
+    assert sum(reply["accepted"] for reply in replies) == 999
+    assert (await _stored(stack_env, tenant["id"]))[0] == 999
 
 
 async def test_the_app_role_deletes_only_usage_events_its_own_transaction_inserted(
