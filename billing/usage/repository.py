@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -212,27 +213,32 @@ async def advance_totals(
     metrics: Sequence[Mapping[str, Any]],
     start: datetime,
     added: Mapping[str, Tally],
-    bounded: Iterable[str],
-) -> dict[str, Tally]:
+    rider: tuple[str, list[Any]],
+) -> tuple[dict[str, Tally], Any]:
     """Under the metrics' totals locks, in the transaction that stored a batch: each `count` / `sum` metric's
     running total of the window from `start` (the open window's start) moves on by what the batch stored
-    (`added`), and the totals of the `bounded` ones before the batch are returned, to check it against.
+    (`added`); returned: each moved total as it was before the batch, and the value of `rider` (a scalar
+    subquery and its values), read in the same statement, so after the locks too.
 
-    One statement in the common case. A metric's row of another window is dropped; a bounded metric without a
-    row for `start` gets one computed from its events (every event from `start` on, this transaction's
-    included), so existing windows and a window that just moved need no backfill. A metric without a bound
-    keeps no row until it has one. What a batch then refuses comes off again (`take_from_totals`)."""
+    A metric's row of another window is dropped, and a metric without a row for `start` is not in the answer:
+    `compute_totals` makes its row when it is bounded. What a batch then refuses comes off (`take_from_totals`)."""
+    rider_sql, rider_args = rider
     if not metrics:
-        return {}
+        rows = await fetch(f"select null::json as moved, {rider_sql} as rider", *rider_args)
+        return {}, rows[0]["rider"]
     codes = sorted(metric["code"] for metric in metrics)
     rows = await fetch(
         "with d as (select * from unnest({}::text[], {}::numeric[], {}::bigint[]) as d(code, units, events)"
         "), stale as ("
         " delete from usage_totals t using d"
         " where t.tenant_id = {} and t.metric_code = d.code and t.window_start <> {}"
-        ") update usage_totals t set units = t.units + d.units, events = t.events + d.events"
+        "), moved as ("
+        " update usage_totals t set units = t.units + d.units, events = t.events + d.events"
         " from d where t.tenant_id = {} and t.metric_code = d.code and t.window_start = {}"
-        " returning t.metric_code, t.units - d.units as units, t.events - d.events as events",
+        " returning t.metric_code, t.units - d.units as units, t.events - d.events as events"
+        # Units as text: a JSON number would not come back exact.
+        ") select (select json_agg(json_build_array(metric_code, units::text, events)) from moved) as moved,"
+        f" {rider_sql} as rider",
         codes,
         [added[code].units for code in codes],
         [added[code].events for code in codes],
@@ -240,13 +246,22 @@ async def advance_totals(
         start,
         tenant_id,
         start,
+        *rider_args,
     )
-    before = {row["metric_code"]: Tally(int(row["events"]), Decimal(row["units"])) for row in rows}
-    wanted = set(bounded)
+    moved = json.loads(rows[0]["moved"]) if rows[0]["moved"] else []
+    return {code: Tally(int(events), Decimal(units)) for code, units, events in moved}, rows[0]["rider"]
+
+
+async def compute_totals(
+    tenant_id: uuid.UUID, metrics: Sequence[Mapping[str, Any]], start: datetime, added: Mapping[str, Tally]
+) -> dict[str, Tally]:
+    """Under the metrics' totals locks: the row of each metric (without one for `start`) computed from its events,
+    every event from `start` on, this transaction's included (`added`, which `advance_totals` would have
+    moved it by); returned as it was before them. So existing windows and a window that just moved need no
+    backfill."""
+    before: dict[str, Tally] = {}
     for metric in metrics:
         code = metric["code"]
-        if code in before or code not in wanted:
-            continue
         units_args: list[Any] = []
         if metric["aggregation"] == "count":
             units = "count(*)::numeric"
@@ -272,7 +287,7 @@ async def advance_totals(
             added[code].events,
         )
         before[code] = Tally(int(computed[0]["events"]), Decimal(computed[0]["units"]))
-    return {code: tally for code, tally in before.items() if code in wanted}
+    return before
 
 
 async def take_from_totals(tenant_id: uuid.UUID, start: datetime, removed: Mapping[str, Tally]) -> None:

@@ -11,8 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from billing.addons import repository as addons_repository
-from billing.addons.rules import addon_from_row
-from billing.catalogue.rules import Charge
+from billing.catalogue.rules import Charge, parse_charge
 from billing.errors import AmountOutOfRange, MetricNotFound, SubscriptionNotFound
 from billing.limits import LATEST, MAX_LINE_MINOR
 from billing.rating import PercentageUsage, Usage
@@ -198,17 +197,26 @@ async def _within_bounds(
     no other transaction ever sees it."""
     codes = sorted(stored.tallies)
     await repository.lock_usage_totals(tenant_id, codes)
-    charges = await _rating_charges(tenant_id, subscription)
-    limits, fees = usage.bounds(charges), usage.fee_bounds(charges)
     start = subscription["usage_from"]
     running = [known[code] for code in codes if known[code]["aggregation"] in repository.RUNNING]
+    added = {metric["code"]: stored.tallies[metric["code"]] for metric in running}
+    # One statement once the locks are held: every count / sum total moves on by the whole batch (the totals as
+    # they were before it come back), and the add-ons' charges are read. What the check refuses comes off again.
+    moved, addon_charges = await repository.advance_totals(
+        tenant_id,
+        running,
+        start,
+        added,
+        addons_repository.billable_charges_query(tenant_id, subscription["id"], start),
+    )
+    charges = await _rating_charges(subscription, addons_repository.charges_of(addon_charges))
+    limits, fees = usage.bounds(charges), usage.fee_bounds(charges)
     bounded = {code for code in codes if code in limits or code in fees}
     refused: list[usage.Rejection] = []
-    # Every count / sum total moves on by the whole batch at once (one statement), the bounded ones read as they
-    # were before it; what the check then refuses comes off again.
-    before = await repository.advance_totals(
-        tenant_id, running, start, {metric["code"]: stored.tallies[metric["code"]] for metric in running}, bounded
-    )
+    before = {code: tally for code, tally in moved.items() if code in bounded}
+    unmoved = [metric for metric in running if metric["code"] in bounded and metric["code"] not in moved]
+    if unmoved:
+        before |= await repository.compute_totals(tenant_id, unmoved, start, added)
     if bounded:
         totals = {code: tally.units for code, tally in before.items()}
         counts = {code: tally.events for code, tally in before.items()}
@@ -249,12 +257,12 @@ async def _event_counts(tenant_id: uuid.UUID, metrics: list[dict[str, Any]], sta
     return {code: int(n) for code, n in (await repository.aggregate_usage(tenant_id, counted, start, LATEST)).items()}
 
 
-async def _rating_charges(tenant_id: uuid.UUID, subscription: dict[str, Any]) -> list[Charge]:
+async def _rating_charges(subscription: dict[str, Any], addon_charges: list[dict[str, Any]]) -> list[Charge]:
     """Every charge that may rate usage stored in the open window: the plan's, a scheduled plan's, and the
-    metered charges of the add-ons not ended before the window (a paid plugin's, billed at its own price)."""
+    metered charges of the add-ons not ended before the window (`addon_charges`, a paid plugin's, billed at its
+    own price)."""
     plans = await _state.plans([subscription["plan_id"], subscription["pending_plan_id"]])
-    rows = await addons_repository.billable_addons(tenant_id, subscription["id"], subscription["usage_from"])
-    metered = [addon.charge for addon in map(addon_from_row, rows) if addon.charge.metric_code is not None]
+    metered = [charge for charge in (parse_charge(row, 0) for row in addon_charges) if charge.metric_code is not None]
     return usage.charges_of(plans.values()) + metered
 
 

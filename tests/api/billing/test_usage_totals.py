@@ -8,6 +8,7 @@ first ones that fit are kept."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -374,3 +375,48 @@ async def test_the_app_role_deletes_only_usage_events_its_own_transaction_insert
     finally:
         await app.close()
     assert (await _stored(stack_env, tenant["id"]))[0] == 3
+
+
+async def test_an_addon_attached_while_a_batch_waits_for_the_lock_bounds_that_batch(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The batch has inserted; before it takes the metric's lock, a metered add-on is attached and committed (its
+    own check saw only the usage already committed). The batch reads the charges once it holds the lock, so
+    the add-on's bound applies to it."""
+    staff = await factory.staff()
+    await metric(client, staff.headers, "calls", "count")
+    await metric(client, staff.headers, "bytes", "sum")
+    await plan(client, staff.headers, "calls", _plan_charges("calls", "1"))
+    tenant = await factory.tenant(staff)
+    await subscribe(client, staff.headers, tenant["id"], "calls")
+    _, key = await create_api_key(client, staff.headers, tenant["id"], role="tenant_member")
+    assert (await _report(client, key, _batch("unbounded", 300)))["accepted"] == 300
+    tenant_id = uuid.UUID(tenant["id"])
+
+    async def attach() -> None:
+        charge = {"type": "metered", "name": "Transfer", "metric_code": "bytes", "model": "per_unit"}
+        async with tenant_tx(tenant_id):
+            await service.attach_addon(
+                tenant_id=tenant_id,
+                source_id=uuid.uuid4(),
+                name="Transfer",
+                charge={**charge, "unit_amount_minor": PRICE},
+                currency="EUR",
+                quantity=1,
+                billable_from=utcnow() - timedelta(days=1),
+            )
+
+    lock = repository.lock_usage_totals
+    attached: list[bool] = []
+
+    async def attach_first(locked_tenant: uuid.UUID, codes: Any) -> None:
+        if not attached:
+            attached.append(True)
+            # Its own transaction (a fresh context: not the batch's), committed before the batch goes on.
+            await asyncio.create_task(attach(), context=contextvars.Context())
+        await lock(locked_tenant, codes)
+
+    monkeypatch.setattr(repository, "lock_usage_totals", attach_first)
+    reply = await _report(client, key, _batch("raced", 300))
+    assert attached == [True]
+    assert (reply["accepted"], _refused(reply)) == (200, list(range(200, 300)))
