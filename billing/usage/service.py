@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -87,10 +88,12 @@ async def ingest(
             break
         except Exception as error:
             # Batches insert side by side: two sending the same keys in opposite orders wait for each other's, and
-            # PostgreSQL fails one. Nothing of it stayed; run again, it finds the other's keys stored.
+            # PostgreSQL fails one. Nothing of it stayed; run again once the other has had time to finish its
+            # insert (run at once, the two would meet again mid-insert), and find its keys stored.
             if not is_deadlock(error) or attempt == DEADLOCK_ATTEMPTS:
                 raise
             metrics.USAGE_BATCH_RETRIES_TOTAL.inc()
+            await asyncio.sleep(DEADLOCK_PAUSE * attempt * (1 + random.random()))  # noqa: S311 - a jitter
     rejected += refused
     metrics.USAGE_EVENTS_TOTAL.labels(outcome="accepted").inc(accepted)
     metrics.USAGE_EVENTS_TOTAL.labels(outcome="duplicate").inc(duplicates)
@@ -100,7 +103,8 @@ async def ingest(
     )
 
 
-DEADLOCK_ATTEMPTS = 3
+DEADLOCK_ATTEMPTS = 5
+DEADLOCK_PAUSE = 0.05  # seconds; an insert of a thousand events takes a few tens of milliseconds
 # Events checked between two turns of the event loop (about a millisecond's work).
 CHECK_SLICE = 200
 
