@@ -1,7 +1,8 @@
 """`make bench`: the billing engine's two figures, measured on a dev stack of its own.
 
 1. Ingestion: events/s through `POST /v1/usage` (batches of 1,000, one API process) next to the raw limit,
-   the same INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING straight through asyncpg, in the same run.
+   the same INSERT … ON CONFLICT DO NOTHING (as `insert_usage_events` builds it) straight through asyncpg, in
+   the same run.
    Target: the API reaches at least half the raw limit.
 2. Billing run: 10,000 active subscriptions (flat + metered, 100 events each) invoiced by one worker
    process (`controlplane billing run`). Target: 30 s or less; a rerun adds 0 invoices.

@@ -38,6 +38,7 @@ from billing.tables import (
     TenantTaxRate,
     Trial,
     UsageEvent,
+    UsageTotal,
 )
 
 APP_CONFIG = AppConfig(
@@ -49,6 +50,7 @@ APP_CONFIG = AppConfig(
         Subscription,
         SubscriptionAddon,
         UsageEvent,
+        UsageTotal,
         Invoice,
         InvoiceLine,
         PendingInvoiceItem,

@@ -96,6 +96,15 @@ class UsageEvent(Table, tablename="usage_events", db=ENGINE):
     received_at = Timestamptz()
 
 
+class UsageTotal(Table, tablename="usage_totals", db=ENGINE):
+    # The primary key is (tenant_id, metric_code); Piccolo names one column.
+    tenant_id = UUID(primary_key=True)
+    metric_code = Text()
+    window_start = Timestamptz()
+    units = Numeric()
+    events = BigInt()
+
+
 class Invoice(Table, tablename="invoices", db=ENGINE):
     id = UUID(primary_key=True)
     tenant_id = UUID()

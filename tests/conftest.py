@@ -75,6 +75,7 @@ TABLES = (
     "pending_invoice_items",
     "invoice_lines",
     "invoices",
+    "usage_totals",
     "usage_events",
     "trials",
     "subscription_addons",

@@ -96,6 +96,22 @@ async def billable_addons(tenant_id: uuid.UUID, subscription_id: uuid.UUID, sinc
     return [_decoded(row) for row in rows]
 
 
+def billable_charges_query(tenant_id: uuid.UUID, subscription_id: uuid.UUID, since: datetime) -> tuple[str, list[Any]]:
+    """A scalar subquery (`{}` placeholders, and its values): the charges of the add-ons `billable_addons` selects,
+    as a JSON array, oldest first, for a statement that reads them together with something else."""
+    return (
+        "(select coalesce(json_agg(charge order by created_at, id), '[]'::json) from subscription_addons"
+        " where subscription_id = {} and tenant_id = {} and (ended_at is null or ended_at > {}))",
+        [subscription_id, tenant_id, since],
+    )
+
+
+def charges_of(document: str | list[Any]) -> list[dict[str, Any]]:
+    """The charges `billable_charges_query` read (asyncpg hands JSON over as text)."""
+    found: list[dict[str, Any]] = json.loads(document) if isinstance(document, str) else document
+    return found
+
+
 async def end_all_addons(tenant_id: uuid.UUID, at: datetime) -> list[dict[str, Any]]:
     """Every add-on of the tenant still running ends at `at` (the tenant's erasure); the ones ended now."""
     return await fetch(

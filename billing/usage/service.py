@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,8 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from billing.addons import repository as addons_repository
-from billing.addons.rules import addon_from_row
-from billing.catalogue.rules import Charge
+from billing.catalogue.rules import Charge, parse_charge
 from billing.errors import AmountOutOfRange, MetricNotFound, SubscriptionNotFound
 from billing.limits import LATEST, MAX_LINE_MINOR
 from billing.rating import PercentageUsage, Usage
@@ -22,7 +23,7 @@ from billing.usage import repository
 from billing.usage import rules as usage
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
-from controlplane.core.db import tenant_tx
+from controlplane.core.db import is_deadlock, tenant_tx
 from tenants.roles import Permission
 from tenants.service import check_access
 
@@ -71,12 +72,65 @@ async def ingest(
     rejected as `usage_limit_exceeded` (billing.limits): the bound is the strictest of the plan's, a scheduled
     plan's and the live add-ons' charges metering the metric.
     The principal is authorized in the same transaction, after the window is locked (see the lock order below).
+
+    The batch is inserted first, side by side with other batches; then each of its metrics is locked, the
+    events it stored are checked in batch order against the metric's running total (`usage_totals`, which
+    the lock's previous holder committed), the refused ones are removed again and the total moves on, all
+    before the commit that releases the locks (see `_within_bounds`).
     """
     now = datetime.now(UTC)
     codes = {item.metric_code for item in decoded if isinstance(item, usage.EventIn)}
     known = await _state.metrics(codes)
-    events, rejected = usage.check_batch(decoded, known, now)
+    events, rejected = await _check_batch(decoded, known, now)
+    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
+        try:
+            accepted, duplicates, refused = await _store(principal, tenant_id, events, known)
+            break
+        except Exception as error:
+            # Batches insert side by side: two sending the same keys in opposite orders wait for each other's, and
+            # PostgreSQL fails one. Nothing of it stayed; run again once the other has had time to finish its
+            # insert (run at once, the two would meet again mid-insert), and find its keys stored.
+            if not is_deadlock(error) or attempt == DEADLOCK_ATTEMPTS:
+                raise
+            metrics.USAGE_BATCH_RETRIES_TOTAL.inc()
+            await asyncio.sleep(DEADLOCK_PAUSE * attempt * (1 + random.random()))  # noqa: S311 - a jitter
+    rejected += refused
+    metrics.USAGE_EVENTS_TOTAL.labels(outcome="accepted").inc(accepted)
+    metrics.USAGE_EVENTS_TOTAL.labels(outcome="duplicate").inc(duplicates)
+    metrics.USAGE_EVENTS_TOTAL.labels(outcome="rejected").inc(len(rejected))
+    return UsageBatchReport(
+        accepted=accepted, duplicates=duplicates, rejected=sorted(rejected, key=lambda rejection: rejection.index)
+    )
+
+
+DEADLOCK_ATTEMPTS = 5
+DEADLOCK_PAUSE = 0.05  # seconds; an insert of a thousand events takes a few tens of milliseconds
+# Events checked between two turns of the event loop (about a millisecond's work).
+CHECK_SLICE = 200
+
+
+async def _check_batch(
+    decoded: list[usage.EventIn | usage.Rejection], known: dict[str, dict[str, Any]], now: datetime
+) -> tuple[list[usage.Event], list[usage.Rejection]]:
+    """`usage.check_batch`, a slice at a time, letting the event loop run in between: a batch that holds a metric's
+    totals lock goes on to its commit without waiting behind another batch's thousand checks."""
+    events: list[usage.Event] = []
+    rejected: list[usage.Rejection] = []
+    seen: set[str] = set()
+    for start in range(0, len(decoded), CHECK_SLICE):
+        if start:
+            await asyncio.sleep(0)
+        usage.check_slice(decoded, start, min(start + CHECK_SLICE, len(decoded)), known, now, seen, events, rejected)
+    return events, rejected
+
+
+async def _store(
+    principal: Principal, tenant_id: uuid.UUID, events: list[usage.Event], known: dict[str, dict[str, Any]]
+) -> tuple[int, int, list[usage.Rejection]]:
+    """`ingest`'s unit of work on the checked events: (accepted, duplicates, rejections)."""
     duplicates = 0
+    accepted = 0
+    rejected: list[usage.Rejection] = []
     async with tenant_tx(tenant_id):
         # The window first, then the tenant row (check_access share-locks it for a member's write): the billing
         # cycle holds the window exclusively and then updates the tenant row (its next invoice number), so the
@@ -88,9 +142,9 @@ async def ingest(
         open_from = subscription["usage_from"] if subscription else None
         closed = [event for event in events if open_from is None or event.occurred_at < open_from]
         if closed:
-            stored = await repository.stored_keys(tenant_id, [event.idempotency_key for event in closed])
+            stored_before = await repository.stored_keys(tenant_id, [event.idempotency_key for event in closed])
             for event in closed:
-                if event.idempotency_key in stored:
+                if event.idempotency_key in stored_before:
                     duplicates += 1
                 elif open_from is None:
                     rejected.append(
@@ -106,50 +160,99 @@ async def ingest(
                             f"usage before {open_from.isoformat()} is already invoiced; the event was not stored",
                         )
                     )
-        fresh = [event for event in events if open_from is not None and event.occurred_at >= open_from]
-        if subscription is not None and fresh:
-            fresh, over = await _within_bounds(tenant_id, subscription, fresh, known)
-            rejected.extend(over)
-        inserted = await repository.insert_usage_events(
-            tenant_id,
-            [(e.idempotency_key, e.metric_code, e.occurred_at, e.value, e.properties_json) for e in fresh],
+        fresh = (
+            events
+            if not closed
+            else [event for event in events if open_from is not None and event.occurred_at >= open_from]
         )
-    duplicates += len(fresh) - inserted
-    metrics.USAGE_EVENTS_TOTAL.labels(outcome="accepted").inc(inserted)
-    metrics.USAGE_EVENTS_TOTAL.labels(outcome="duplicate").inc(duplicates)
-    metrics.USAGE_EVENTS_TOTAL.labels(outcome="rejected").inc(len(rejected))
-    return UsageBatchReport(
-        accepted=inserted, duplicates=duplicates, rejected=sorted(rejected, key=lambda rejection: rejection.index)
-    )
+        if subscription is not None and fresh:
+            batch_metrics = [known[code] for code in sorted({event.metric_code for event in fresh})]
+            stored = await repository.insert_usage_events(
+                tenant_id,
+                [(e.idempotency_key, e.metric_code, e.occurred_at, e.value, e.properties_json) for e in fresh],
+                batch_metrics,
+            )
+            duplicates += len(stored.skipped)
+            new = fresh if not stored.skipped else [e for e in fresh if e.idempotency_key not in stored.skipped]
+            refused = await _within_bounds(tenant_id, subscription, new, known, stored) if stored.count else []
+            rejected += refused
+            accepted = stored.count - len(refused)
+    return accepted, duplicates, rejected
 
 
 async def _within_bounds(
     tenant_id: uuid.UUID,
     subscription: dict[str, Any],
-    fresh: list[usage.Event],
+    new: list[usage.Event],
     known: dict[str, dict[str, Any]],
-) -> tuple[list[usage.Event], list[usage.Rejection]]:
-    """Inside `ingest`'s transaction: the fresh events that keep each bounded metric within its bound over the
-    open window, and the rejections of the others. Events already stored stay (they are duplicates)."""
-    # Every metric of the batch is locked before its bound is read: attaching a metered add-on takes the same
-    # lock, so an add-on and the usage it would bill are never checked against each other's absence.
-    await repository.lock_usage_totals(tenant_id, [event.metric_code for event in fresh])
-    charges = await _rating_charges(tenant_id, subscription)
-    limits, fees = usage.bounds(charges), usage.fee_bounds(charges)
-    bounded = [event for event in fresh if event.metric_code in limits or event.metric_code in fees]
-    if not bounded:
-        return fresh, []
-    codes = sorted({event.metric_code for event in bounded})
-    stored = await repository.stored_keys(tenant_id, [event.idempotency_key for event in bounded])
-    summed = [known[code] for code in codes if known[code]["aggregation"] not in usage.PER_EVENT]
-    # Every event from the window's start on, whatever boundary it falls before (see billing.limits).
-    totals = await repository.aggregate_usage(tenant_id, summed, subscription["usage_from"], LATEST)
-    counts = await _event_counts(tenant_id, [known[code] for code in codes if code in fees], subscription["usage_from"])
-    _, refused = usage.within_bounds(
-        [event for event in bounded if event.idempotency_key not in stored], known, limits, totals, fees, counts
+    stored: repository.Stored,
+) -> list[usage.Rejection]:
+    """Inside `ingest`'s transaction, once the batch's `new` events are inserted (`stored`): the rejections of
+    those that would take a bounded metric past its bound over the open window; they are removed again, and
+    every metric's running total of the window moves by what stays. O(batch): the window's events are not
+    read again, except once per metric and window to compute a missing total, and for a bounded `unique_count`.
+
+    Exact under concurrency: each metric stored is locked (in code order, so batches never wait in a circle)
+    until the commit, after this batch's insert. A batch reads the total and the charges only once it holds
+    the lock, so it sees every event its predecessors on that lock committed, and the events of batches still
+    inserting are invisible until they, in turn, hold the lock: the checks run one batch at a time, each on
+    what the ones before it kept. Attaching a metered add-on takes the same lock, so an add-on and the usage it
+    would bill are never checked against each other's absence. A refused event is removed before the commit:
+    no other transaction ever sees it."""
+    codes = sorted(stored.tallies)
+    await repository.lock_usage_totals(tenant_id, codes)
+    start = subscription["usage_from"]
+    running = [known[code] for code in codes if known[code]["aggregation"] in repository.RUNNING]
+    added = {metric["code"]: stored.tallies[metric["code"]] for metric in running}
+    # One statement once the locks are held: every count / sum total moves on by the whole batch (the totals as
+    # they were before it come back), and the add-ons' charges are read. What the check refuses comes off again.
+    moved, addon_charges = await repository.advance_totals(
+        tenant_id,
+        running,
+        start,
+        added,
+        addons_repository.billable_charges_query(tenant_id, subscription["id"], start),
     )
-    out = {rejection.index for rejection in refused}
-    return [event for event in fresh if event.index not in out], refused
+    charges = await _rating_charges(subscription, addons_repository.charges_of(addon_charges))
+    limits, fees = usage.bounds(charges), usage.fee_bounds(charges)
+    bounded = {code for code in codes if code in limits or code in fees}
+    refused: list[usage.Rejection] = []
+    before = {code: tally for code, tally in moved.items() if code in bounded}
+    unmoved = [metric for metric in running if metric["code"] in bounded and metric["code"] not in moved]
+    if unmoved:
+        before |= await repository.compute_totals(tenant_id, unmoved, start, added)
+    if bounded:
+        totals = {code: tally.units for code, tally in before.items()}
+        counts = {code: tally.events for code, tally in before.items()}
+        # A bounded `unique_count` (and, were one possible, a fee-bounded metric keeping no total) is measured
+        # on the window's events stored before this batch.
+        others = sorted(code for code in bounded if code not in before)
+        if others:
+            mine = [event.idempotency_key for event in new if event.metric_code in others]
+            summed = [known[code] for code in others if known[code]["aggregation"] not in usage.PER_EVENT]
+            totals |= await repository.aggregate_usage(tenant_id, summed, start, LATEST, excluding=mine)
+            counted = [dict(known[code], aggregation="count") for code in others if code in fees]
+            for code, n in (
+                await repository.aggregate_usage(tenant_id, counted, start, LATEST, excluding=mine)
+            ).items():
+                counts[code] = int(n)
+        _, refused = usage.within_bounds(
+            [event for event in new if event.metric_code in bounded], known, limits, totals, fees, counts
+        )
+    if refused:
+        removed = await repository.discard_usage_events(
+            tenant_id, [new_event.idempotency_key for new_event in _by_index(new, refused)], running
+        )
+        running_codes = {metric["code"] for metric in running}
+        await repository.take_from_totals(
+            tenant_id, start, {code: tally for code, tally in removed.items() if code in running_codes}
+        )
+    return refused
+
+
+def _by_index(events: list[usage.Event], rejections: list[usage.Rejection]) -> list[usage.Event]:
+    out = {rejection.index for rejection in rejections}
+    return [event for event in events if event.index in out]
 
 
 async def _event_counts(tenant_id: uuid.UUID, metrics: list[dict[str, Any]], start: datetime) -> dict[str, int]:
@@ -158,12 +261,12 @@ async def _event_counts(tenant_id: uuid.UUID, metrics: list[dict[str, Any]], sta
     return {code: int(n) for code, n in (await repository.aggregate_usage(tenant_id, counted, start, LATEST)).items()}
 
 
-async def _rating_charges(tenant_id: uuid.UUID, subscription: dict[str, Any]) -> list[Charge]:
+async def _rating_charges(subscription: dict[str, Any], addon_charges: list[dict[str, Any]]) -> list[Charge]:
     """Every charge that may rate usage stored in the open window: the plan's, a scheduled plan's, and the
-    metered charges of the add-ons not ended before the window (a paid plugin's, billed at its own price)."""
+    metered charges of the add-ons not ended before the window (`addon_charges`, a paid plugin's, billed at its
+    own price)."""
     plans = await _state.plans([subscription["plan_id"], subscription["pending_plan_id"]])
-    rows = await addons_repository.billable_addons(tenant_id, subscription["id"], subscription["usage_from"])
-    metered = [addon.charge for addon in map(addon_from_row, rows) if addon.charge.metric_code is not None]
+    metered = [charge for charge in (parse_charge(row, 0) for row in addon_charges) if charge.metric_code is not None]
     return usage.charges_of(plans.values()) + metered
 
 

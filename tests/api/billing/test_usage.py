@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
-from datetime import timedelta
+from datetime import timedelta, timezone
 from typing import Any
 
 from httpx import AsyncClient
@@ -385,3 +386,73 @@ async def test_a_members_usage_batch_waits_for_the_usage_window_before_locking_t
     assert free == tenant_id
     assert response.status_code == 200, response.text
     assert response.json()["accepted"] == 1
+
+
+async def test_an_event_is_stored_as_it_was_sent(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    """Keys, timestamps (any offset, microseconds), exact values and the properties object reach their columns
+    unchanged: each compared with PostgreSQL's own reading of the text the client sent."""
+    _, tenant, key, _ = await _metered_world(client, factory)
+    now = utcnow() - timedelta(minutes=1)
+    sent = [
+        ('quote " back \\\\ slash', "tokens", now.isoformat(), "1E+2", None),
+        (
+            "ünïcødé 🚀 key",
+            "tokens",
+            now.astimezone(timezone(timedelta(hours=5, minutes=30))).isoformat(),
+            "0.000000000001",
+            None,
+        ),
+        ("tab-free\u2028line", "tokens", now.replace(microsecond=123456).isoformat(), "123456789.123456789012", None),
+        ("count-no-value", "api_calls", now.isoformat(), None, None),
+        (
+            "with-properties",
+            "gb",
+            now.isoformat(),
+            None,
+            '{"gb": 1.50, "nested": {"a": [1, "two", null]}, "é": "\\u00e9"}',
+        ),
+        ("property-number-exponent", "gb", now.isoformat(), None, '{"gb": 25e-1}'),
+    ]
+    events = []
+    for idempotency_key, code, at, value, properties in sent:
+        fields = [
+            f'"idempotency_key": {json.dumps(idempotency_key)}',
+            f'"metric_code": "{code}"',
+            f'"timestamp": "{at}"',
+        ]
+        if value is not None:
+            fields.append(f'"value": {value}')
+        if properties is not None:
+            fields.append(f'"properties": {properties}')
+        events.append("{" + ", ".join(fields) + "}")
+    response = await client.post(
+        "/v1/usage",
+        content=('{"events": [' + ", ".join(events) + "]}").encode(),
+        headers={**bearer(key), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    assert (response.json()["accepted"], response.json()["rejected"]) == (len(sent), [])
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        for idempotency_key, code, at, value, properties in sent:
+            row = await inspector.fetchrow(
+                "select metric_code = $3 as code_ok, occurred_at = $4::text::timestamptz as at_ok,"
+                " value is not distinct from $5::text::numeric"
+                " and value::text is not distinct from $5::text::numeric::text as value_ok,"
+                " properties is not distinct from $6::text::jsonb as properties_ok"
+                " from usage_events where tenant_id = $1 and idempotency_key = $2",
+                uuid.UUID(tenant["id"]),
+                idempotency_key,
+                code,
+                at,
+                value,
+                properties,
+            )
+            assert row is not None, idempotency_key
+            assert dict(row) == {"code_ok": True, "at_ok": True, "value_ok": True, "properties_ok": True}, (
+                idempotency_key
+            )
+    finally:
+        await inspector.close()
