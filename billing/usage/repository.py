@@ -85,8 +85,11 @@ _ROWS = msgspec.json.Encoder()
 async def insert_usage_events(
     tenant_id: uuid.UUID, events: Sequence[tuple[Any, ...]], metrics: Iterable[Mapping[str, Any]]
 ) -> Stored:
-    """Insert (key, metric_code, occurred_at, value, properties_json) rows in their order; keys already stored
-    are skipped. What was stored is tallied per metric in the same statement (`metrics`: the rows' metrics)."""
+    """Insert (key, metric_code, occurred_at, value, properties_json) rows; keys already stored are skipped. What
+    was stored is tallied per metric in the same statement (`metrics`: the rows' metrics).
+
+    Rows go in in key order: two batches sharing keys then wait for each other's uncommitted keys one way only,
+    never in a circle (a deadlock, which PostgreSQL would break by failing one of them)."""
     if not events:
         return Stored(0, {}, frozenset())
     document = _ROWS.encode([_Row(k, m, t, v, None if p is None else msgspec.Raw(p)) for k, m, t, v, p in events])
@@ -96,7 +99,7 @@ async def insert_usage_events(
         " select * from json_to_recordset({}::json) as e(k text, m text, t timestamptz, v numeric, p jsonb)"
         "), inserted as ("
         " insert into usage_events (tenant_id, idempotency_key, metric_code, occurred_at, value, properties)"
-        " select {}, k, m, t, v, p from e"
+        " select {}, k, m, t, v, p from e order by k"
         " on conflict (tenant_id, idempotency_key) do nothing"
         f" returning idempotency_key, metric_code, {units} as x"
         "), tallies as ("

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from billing.usage import repository
 from billing.usage import rules as usage
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
-from controlplane.core.db import is_deadlock, tenant_tx
+from controlplane.core.db import tenant_tx
 from tenants.roles import Permission
 from tenants.service import check_access
 
@@ -82,18 +81,7 @@ async def ingest(
     codes = {item.metric_code for item in decoded if isinstance(item, usage.EventIn)}
     known = await _state.metrics(codes)
     events, rejected = await _check_batch(decoded, known, now)
-    for attempt in range(1, DEADLOCK_ATTEMPTS + 1):
-        try:
-            accepted, duplicates, refused = await _store(principal, tenant_id, events, known)
-            break
-        except Exception as error:
-            # Batches insert side by side: two sending the same keys in opposite orders wait for each other's, and
-            # PostgreSQL fails one. Nothing of it stayed; run again once the other has had time to finish its
-            # insert (run at once, the two would meet again mid-insert), and find its keys stored.
-            if not is_deadlock(error) or attempt == DEADLOCK_ATTEMPTS:
-                raise
-            metrics.USAGE_BATCH_RETRIES_TOTAL.inc()
-            await asyncio.sleep(DEADLOCK_PAUSE * attempt * (1 + random.random()))  # noqa: S311 - a jitter
+    accepted, duplicates, refused = await _store(principal, tenant_id, events, known)
     rejected += refused
     metrics.USAGE_EVENTS_TOTAL.labels(outcome="accepted").inc(accepted)
     metrics.USAGE_EVENTS_TOTAL.labels(outcome="duplicate").inc(duplicates)
@@ -103,8 +91,6 @@ async def ingest(
     )
 
 
-DEADLOCK_ATTEMPTS = 5
-DEADLOCK_PAUSE = 0.05  # seconds; an insert of a thousand events takes a few tens of milliseconds
 # Events checked between two turns of the event loop (about a millisecond's work).
 CHECK_SLICE = 200
 

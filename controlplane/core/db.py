@@ -50,12 +50,6 @@ _CONNECTION_LOST: tuple[type[BaseException], ...] = (
 )
 
 
-def is_deadlock(exc: BaseException) -> bool:
-    """True when PostgreSQL broke a deadlock by failing this statement (40P01): its transaction is rolled back,
-    and running the unit of work again is safe when it is idempotent."""
-    return isinstance(exc, asyncpg.exceptions.DeadlockDetectedError)
-
-
 def is_connection_lost(exc: BaseException) -> bool:
     """True when `exc` means the database is unreachable or dropped the connection (not a statement's error)."""
     if isinstance(exc, _CONNECTION_LOST):

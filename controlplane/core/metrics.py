@@ -118,10 +118,6 @@ USAGE_EVENTS_TOTAL = Counter(
     "Usage events received, by outcome (accepted, duplicate, rejected).",
     ["outcome"],
 )
-USAGE_BATCH_RETRIES_TOTAL = Counter(
-    "controlplane_usage_batch_retries_total",
-    "Usage batches run again after PostgreSQL broke a deadlock with another batch (the same keys in another order).",
-)
 CELERY_TASK_RUNS_TOTAL = Counter(
     "controlplane_celery_task_runs_total",
     "Celery task runs, by task name and outcome.",

@@ -93,7 +93,9 @@ async def test_a_burst_on_one_key_is_refused_at_its_budget_while_another_tenant_
     assert refused[0].headers["RateLimit-Policy"] == '"api_key";q=10;w=10, "tenant";q=100000000;w=100'
     assert refused[0].headers["RateLimit"].startswith('"api_key";r=0;t=')
     # Successes carry what is left: counting down from the burst.
-    assert served[0].headers["RateLimit"].startswith('"api_key";r=9;t=')
+    # (Two requests at a time: which of a pair the limiter counted first is not the order they were sent in.)
+    left = sorted(int(r.headers["RateLimit"].split(";r=")[1].split(";")[0]) for r in served)
+    assert left[-10:] == list(range(10)), left
     assert [r.status_code for r in quiet_answers] == [200] * 8
     assert _refusals("/v1/tenants/{tenant_id}", "reads", "api_key") == before + len(refused)
 
