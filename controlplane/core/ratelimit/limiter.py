@@ -9,6 +9,7 @@ budget).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import time
@@ -54,6 +55,7 @@ MemberOf = Callable[[Principal, uuid.UUID], Awaitable[bool]]
 TENANT_CLASSES = (LimitClass.INGESTION, LimitClass.ENTITLEMENTS, LimitClass.READS, LimitClass.WRITES)
 
 
+@functools.lru_cache(maxsize=4096)  # parsing an address costs microseconds; the same few come again and again
 def address_key(host: str) -> str:
     """An IPv4 address as is (also when a dual-stack server reports it mapped into IPv6: otherwise every IPv4
     client would share `::/64`); an IPv6 address by its /64, which one client usually holds whole."""
@@ -190,12 +192,15 @@ class RateLimiter:
     def refuse_if_blocked(self, address: str) -> None:
         """Before authenticating: an address whose failed authentications spent its budget is refused here, for
         as long as the budget said, without a database lookup of the credentials it sends."""
-        until = self._blocked.get(address_key(address))
+        if not self._blocked:  # the usual case, and the hot path: no address parsed
+            return
+        where = address_key(address)
+        until = self._blocked.get(where)
         if until is not None:
             wait = until - time.monotonic()
             if wait > 0:
                 raise RateLimited(_FAILURES_DETAIL, retry_after_seconds=math.ceil(wait))
-            del self._blocked[address_key(address)]
+            del self._blocked[where]
 
     async def failed_authentication(self, address: str) -> None:
         """Spend a unit of the address's unauthenticated budget on a failed authentication (a flood of wrong or
