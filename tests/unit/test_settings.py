@@ -66,9 +66,9 @@ def test_settings_are_frozen() -> None:
         settings.debug = True  # type: ignore[misc]
 
 
-def test_production_process_refuses_to_start_with_debug_on() -> None:
-    env = {**SAFE_PRODUCTION, "CONTROLPLANE_DEBUG": "1", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(
+def _start_in_production(**overrides: str) -> subprocess.CompletedProcess[str]:
+    env = {**SAFE_PRODUCTION, **overrides, "PATH": "/usr/bin:/bin"}
+    return subprocess.run(
         [sys.executable, "-c", "from controlplane.app import create_app_from_env; create_app_from_env()"],
         env=env,
         capture_output=True,
@@ -76,20 +76,16 @@ def test_production_process_refuses_to_start_with_debug_on() -> None:
         check=False,
         timeout=60,
     )
+
+
+def test_production_process_refuses_to_start_with_debug_on() -> None:
+    result = _start_in_production(CONTROLPLANE_DEBUG="1")
     assert result.returncode != 0
     assert "refusing to start in production" in result.stderr
     assert "CONTROLPLANE_DEBUG" in result.stderr
 
 
 def test_the_production_process_refuses_to_start_with_rate_limiting_off() -> None:
-    env = {**SAFE_PRODUCTION, "RATE_LIMIT_ENABLED": "false", "PATH": "/usr/bin:/bin"}
-    result = subprocess.run(
-        [sys.executable, "-c", "from controlplane.app import create_app_from_env; create_app_from_env()"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=60,
-    )
+    result = _start_in_production(RATE_LIMIT_ENABLED="false")
     assert result.returncode != 0
     assert "RATE_LIMIT_ENABLED is off" in result.stderr
