@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -86,6 +85,7 @@ from plugins_registry.api.controllers import (
     TenantLicenseController,
     TenantPluginController,
 )
+from plugins_registry.api.entitlements import EntitlementFastPath
 from plugins_registry.signer import LicenseSigner
 from tenants import billing_contact
 from tenants import hooks as tenant_hooks
@@ -142,8 +142,7 @@ def _request_id_middleware(app: ASGIApp) -> ASGIApp:
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
-        incoming = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-        request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+        request_id = context.request_id_from(dict(scope["headers"]).get(b"x-request-id", b""))
         token = context.request_id.set(request_id)
 
         async def send_with_id(message: Any) -> None:
@@ -161,10 +160,11 @@ def _request_id_middleware(app: ASGIApp) -> ASGIApp:
 
 class ControlPlane(Litestar):
     """Litestar with request metrics around the whole handler, so unrouted requests (404) count too;
-    Litestar's own middleware only runs for requests that matched a route."""
+    Litestar's own middleware only runs for requests that matched a route. Inside them, before routing, the
+    entitlement check's fast path (plugins_registry.api.entitlements)."""
 
     def _create_asgi_handler(self) -> ASGIApp:
-        return HTTPMetricsMiddleware(super()._create_asgi_handler())
+        return HTTPMetricsMiddleware(EntitlementFastPath(super()._create_asgi_handler()))
 
 
 def create_app(settings: Settings) -> Litestar:

@@ -27,6 +27,7 @@ from controlplane.core.web import (
     to_struct,
 )
 from plugins_registry import service
+from plugins_registry.api.entitlements import entitlement_read
 from plugins_registry.api.schemas import (
     FEATURE_PATTERN,
     SLUG_PATTERN,
@@ -301,19 +302,7 @@ class EntitlementController(Controller):
             str | None, QueryParameter(max_length=64, pattern=FEATURE_PATTERN, description="A feature flag")
         ] = None,
     ) -> EntitlementRead:
-        # The hot path: the service hands out a cached answer, copied here field by field (no conversion).
-        answer = await service.check(principal_of(request), plugin, feature)
-        return EntitlementRead(
-            allowed=answer.allowed,
-            reason=answer.reason,  # type: ignore[arg-type]  # a licensing or tenant-denial reason, as listed
-            plugin=answer.plugin,
-            feature=answer.feature,
-            license_id=answer.license_id,
-            trial=answer.trial,
-            expires_at=answer.expires_at,
-            limits=answer.limits,
-            usage=answer.usage,
-        )
+        return entitlement_read(await service.check(principal_of(request), plugin, feature))
 
 
 __all__ = [

@@ -27,7 +27,7 @@ from plugins_registry.service._catalogue import (
     publish_version,
     yank_version,
 )
-from plugins_registry.service._entitlements import EntitlementAnswer, check
+from plugins_registry.service._entitlements import EntitlementAnswer, cached_check, check, count_cached
 from plugins_registry.service._installs import install, list_installs, require_plugin, rollback, uninstall, update
 from plugins_registry.service._licenses import (
     ExpiryReport,
@@ -63,7 +63,9 @@ __all__ = [
     "RevokedLicenseView",
     "Signer",
     "activate",
+    "cached_check",
     "check",
+    "count_cached",
     "create_plugin",
     "create_publisher",
     "deactivate",

@@ -97,14 +97,38 @@ def _answer(
     )
 
 
+def _decided(
+    denial: str | None, snapshot: licensing.Snapshot | None, slug: str, feature: str | None
+) -> EntitlementAnswer:
+    decision = licensing.decide(snapshot, feature, datetime.now(UTC))
+    # A suspended or erased tenant is denied whatever its licenses say, with the reason.
+    allowed, reason = (False, denial) if denial is not None else (decision.allowed, decision.reason)
+    return _answer(allowed, reason, slug, feature, snapshot)
+
+
 async def check(principal: Principal, slug: str, feature: str | None) -> EntitlementAnswer:
     if principal.kind != "api_key" or principal.tenant_id is None:
         raise ApiKeyRequired()
     if not role_allows(principal.api_key_role, Permission.USE_PLUGINS):
         raise ForbiddenForRole()
-    denial, snapshot = await _lookup(principal.tenant_id, slug)
-    decision = licensing.decide(snapshot, feature, datetime.now(UTC))
-    # A suspended or erased tenant is denied whatever its licenses say, with the reason.
-    allowed, reason = (False, denial) if denial is not None else (decision.allowed, decision.reason)
-    _DECISIONS[allowed].inc()
-    return _answer(allowed, reason, slug, feature, snapshot)
+    answer = _decided(*await _lookup(principal.tenant_id, slug), slug, feature)
+    _DECISIONS[answer.allowed].inc()
+    return answer
+
+
+def cached_check(principal: Principal, slug: str, feature: str | None) -> EntitlementAnswer | None:
+    """`check`'s answer when the cache holds it and `check` would not refuse the principal; else None. Counts
+    nothing: the caller, once it serves the answer, calls `count_cached`."""
+    if principal.kind != "api_key" or principal.tenant_id is None:
+        return None
+    if not role_allows(principal.api_key_role, Permission.USE_PLUGINS):
+        return None
+    cached = _tenants.get(principal.tenant_id)
+    if cached is None or slug not in cached.plugins:
+        return None
+    return _decided(cached.denial, cached.plugins[slug], slug, feature)
+
+
+def count_cached(answer: EntitlementAnswer) -> None:
+    _HIT.inc()
+    _DECISIONS[answer.allowed].inc()

@@ -13,6 +13,7 @@ from tenants.service._auth import (
     principal_for_api_key,
     principal_for_user,
     tenant_for_resource,
+    verified_api_key,
 )
 from tenants.service._billing_profiles import (
     BillingProfileValues,
@@ -192,5 +193,6 @@ __all__ = [
     "tenant_for_resource",
     "tenant_terms",
     "update_tenant",
+    "verified_api_key",
     "webhook_secret_status",
 ]

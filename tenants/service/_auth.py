@@ -58,10 +58,18 @@ _verified: dict[str, tuple[uuid.UUID, Principal]] = {}
 MAX_VERIFIED = 100_000
 
 
-async def principal_for_api_key(text: str) -> Principal:
+def verified_api_key(text: str) -> Principal | None:
+    """The principal of an API key verified a moment ago and not revoked since; None when it must be looked up."""
     known = _verified.get(text)
     if known is not None and _api_keys.get(known[0]) is not None:
         return known[1]
+    return None
+
+
+async def principal_for_api_key(text: str) -> Principal:
+    known = verified_api_key(text)
+    if known is not None:
+        return known
     parsed = api_key_format.parse(text)
     if parsed is None:
         raise RevokedApiKey("the API key is malformed")

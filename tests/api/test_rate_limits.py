@@ -22,46 +22,19 @@ from litestar import Litestar
 from prometheus_client import REGISTRY
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from controlplane.core.ratelimit.limiter import RateLimiter
 from controlplane.core.ratelimit.policy import Bucket, Buckets, Limit, LimitClass, Subject
 from controlplane.core.ratelimit.refusals import STREAKS_KEY
 from controlplane.core.ratelimit.store import KEY_PREFIX, GcraStore, LimiterUnavailable
 from tests.api._helpers import assert_problem, create_api_key
+from tests.api._rate_limits import SLOW, limiter_of, redis_unreachable, refusals, unavailable
 from tests.api.billing._support import event, metric, plan, post_usage, subscribe
 from tests.factories import Actor, Factory
-
-SLOW = Limit(1, 10)  # ten at once, then one a second: a burst in a test sees at most one unit come back
-ROOMY = Limit(1_000_000, 100_000_000)
-
-
-def _limiter(app: Litestar) -> RateLimiter:
-    limiter: RateLimiter = app.state.rate_limiter
-    return limiter
-
-
-@pytest.fixture
-def limits(app: Litestar, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """`limits(limit_class, client=…, tenant=…)`: this test's budgets for a class (the others stay unreached)."""
-    limiter = _limiter(app)
-
-    def set_limits(limit_class: LimitClass, *, client: Limit = ROOMY, tenant: Limit = ROOMY) -> None:
-        current = limiter.limits.with_client(limit_class, client)
-        if limit_class is not LimitClass.UNAUTHENTICATED:
-            current = current.with_tenant(limit_class, tenant)
-        monkeypatch.setattr(limiter, "limits", current)
-
-    yield set_limits
 
 
 async def _tenant_with_key(client: AsyncClient, factory: Factory, staff: Actor) -> tuple[str, dict[str, str]]:
     tenant = await factory.tenant(staff)
     _, secret = await create_api_key(client, staff.headers, tenant["id"])
     return tenant["id"], {"Authorization": f"Bearer {secret}"}
-
-
-def _refusals(route: str, limit_class: str, subject: str) -> float:
-    labels = {"route": route, "limit_class": limit_class, "subject": subject}
-    return REGISTRY.get_sample_value("controlplane_rate_limit_refusals_total", labels) or 0.0
 
 
 async def test_a_burst_on_one_key_is_refused_at_its_budget_while_another_tenant_is_served(
@@ -71,7 +44,7 @@ async def test_a_burst_on_one_key_is_refused_at_its_budget_while_another_tenant_
     noisy, noisy_key = await _tenant_with_key(client, factory, staff)
     quiet, quiet_key = await _tenant_with_key(client, factory, staff)
     limits(LimitClass.READS, client=SLOW)
-    before = _refusals("/v1/tenants/{tenant_id}", "reads", "api_key")
+    before = refusals("/v1/tenants/{tenant_id}", "reads", "api_key")
 
     noisy_answers, quiet_answers = [], []
     for round_ in range(30):  # concurrently: the quiet tenant's requests (within its budget) race the flood
@@ -97,7 +70,7 @@ async def test_a_burst_on_one_key_is_refused_at_its_budget_while_another_tenant_
     left = sorted(int(r.headers["RateLimit"].split(";r=")[1].split(";")[0]) for r in served)
     assert left[-10:] == list(range(10)), left
     assert [r.status_code for r in quiet_answers] == [200] * 8
-    assert _refusals("/v1/tenants/{tenant_id}", "reads", "api_key") == before + len(refused)
+    assert refusals("/v1/tenants/{tenant_id}", "reads", "api_key") == before + len(refused)
 
 
 async def test_the_tenant_budget_is_shared_by_its_keys_and_members_but_not_spent_by_strangers_or_staff(
@@ -204,32 +177,14 @@ async def test_failed_authentications_spend_the_address_budget_and_then_refuse_i
         assert (await honest.get(f"/v1/tenants/{tenant}", headers=key)).status_code == 200
 
 
-@contextmanager
-def _redis_unreachable(limiter: RateLimiter) -> Iterator[None]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    dead = aioredis.from_url(f"redis://127.0.0.1:{port}", socket_connect_timeout=0.5, socket_timeout=0.5)
-    working = limiter.store
-    limiter.store = GcraStore(dead)
-    try:
-        yield
-    finally:
-        limiter.store = working
-
-
-def _unavailable(outcome: str) -> float:
-    return REGISTRY.get_sample_value("controlplane_rate_limit_unavailable_total", {"outcome": outcome}) or 0.0
-
-
 async def test_without_redis_reads_are_served_and_writes_refused_with_a_named_503(
     app: Litestar, client: AsyncClient, factory: Factory, limits: Any
 ) -> None:
     staff = await factory.staff()
     tenant, key = await _tenant_with_key(client, factory, staff)
     limits(LimitClass.READS, client=SLOW)
-    served_before, refused_before = _unavailable("served"), _unavailable("refused")
-    with _redis_unreachable(_limiter(app)):
+    served_before, refused_before = unavailable("served"), unavailable("refused")
+    with redis_unreachable(limiter_of(app)):
         reads = [await client.get(f"/v1/tenants/{tenant}", headers=key) for _ in range(15)]
         write = await client.post(
             f"/v1/tenants/{tenant}/api-keys", json={"name": "x", "role": "tenant_admin"}, headers=key
@@ -242,8 +197,8 @@ async def test_without_redis_reads_are_served_and_writes_refused_with_a_named_50
         body = assert_problem(refused, 503, "rate_limiter_unavailable")
         assert int(refused.headers["Retry-After"]) == body["retry_after_seconds"] > 0
     assert_problem(limits_view, 503, "rate_limiter_unavailable")
-    assert _unavailable("served") >= served_before + 15
-    assert _unavailable("refused") >= refused_before + 2
+    assert unavailable("served") >= served_before + 15
+    assert unavailable("refused") >= refused_before + 2
     # Nothing was written by the refused requests.
     keys = (await client.get(f"/v1/tenants/{tenant}/api-keys", headers=staff.headers)).json()
     assert [k["name"] for k in keys["items"]] == ["ci"]
@@ -284,7 +239,7 @@ async def test_a_plan_and_a_staff_override_set_the_tenant_limits(
 
 async def test_concurrent_requests_never_spend_a_bucket_past_its_burst(app: Litestar) -> None:
     """Hundreds of checks at once (batched into a few script calls): exactly the burst passes."""
-    store = _limiter(app).store
+    store = limiter_of(app).store
     bucket = Buckets((Bucket(Subject.TENANT, f"{KEY_PREFIX}test:{uuid.uuid4()}", Limit(1, 50)),))
     verdicts = await asyncio.gather(*(store.spend(bucket) for _ in range(300)))
     assert sum(v.allowed for v in verdicts) == 50
@@ -308,7 +263,7 @@ async def test_a_tenant_refused_without_a_break_shows_in_the_longest_refusal_gau
         await redis_client.hset(STREAKS_KEY, tenant, f"{now - 660 * 10**6}:{now}")
         answers = [await client.get(f"/v1/tenants/{tenant}", headers=key) for _ in range(3)]
         assert [r.status_code for r in answers] == [200, 429, 429]
-        streaks = _limiter(app).streaks
+        streaks = limiter_of(app).streaks
         assert streaks is not None
         await streaks.refresh_gauge()
         assert REGISTRY.get_sample_value("controlplane_rate_limit_longest_refusal_seconds") >= 660
