@@ -531,3 +531,13 @@ class BillingDocument(Table, tablename="billing_documents", db=ENGINE):
     content = Bytea()
     byte_size = Integer()
     created_at = Timestamptz()
+
+
+class MrrChange(Table, tablename="mrr_changes", db=ENGINE):
+    id = BigInt(primary_key=True)
+    tenant_id = UUID()
+    currency = Varchar(length=3)
+    effective_at = Timestamptz()
+    mrr_minor = BigInt()
+    cause = Text()
+    recorded_at = Timestamptz()

@@ -35,6 +35,7 @@ from tests.factories import Factory
 COUNTS = pytest.StashKey[list[str]]()
 
 TABLES = (
+    "mrr_changes",
     "notifications",
     "discount_applications",
     "discounts",

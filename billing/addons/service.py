@@ -32,6 +32,7 @@ from billing.addons.rules import (
     lines_at,
     metered_window,
 )
+from billing.analytics import history as mrr_history
 from billing.catalogue.rules import Charge, charge_to_json
 from billing.errors import AddonNotFound, AddonSourceTaken, CurrencyMismatch, MetricNotFound, SubscriptionNotFound
 from billing.invoices.service import write_invoice
@@ -114,6 +115,8 @@ async def attach_addon(
         if existing is None:
             raise AddonSourceTaken()
         return uuid.UUID(str(existing["id"]))
+    # Billable later (a plugin's trial): its MRR is recorded at `starts` by the next record or catch-up.
+    await mrr_history.record(tenant_id, "addon_changed", datetime.now(UTC))
     await audit.record(
         None,
         tenant_id,
@@ -174,6 +177,7 @@ async def set_addon_quantity(
     await repository.set_quantity(
         tenant_id, source_id, quantity, after.period_end, after.period_base_quantity, after.period_paid_quantity
     )
+    await mrr_history.record(tenant_id, "addon_changed", at)
     await audit.record(
         None,
         tenant_id,
@@ -200,6 +204,7 @@ async def end_addon(tenant_id: uuid.UUID, source_id: uuid.UUID, at: datetime) ->
     if before["ended_at"] is not None:
         return
     ended = await repository.end_addon(tenant_id, source_id, at)
+    await mrr_history.record(tenant_id, "addon_changed", at)
     await audit.record(
         None,
         tenant_id,

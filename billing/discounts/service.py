@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from billing.access import tenant_of
+from billing.analytics import history as mrr_history
 from billing.discounts import repository, rules
 from billing.errors import (
     CouponAlreadyRedeemed,
@@ -246,6 +247,7 @@ async def redeem(actor: Principal, subscription_id: uuid.UUID, coupon_code: str)
         )
         if row is None:  # a concurrent redemption by the same tenant; this transaction's claim rolls back
             raise CouponAlreadyRedeemed(f"the tenant has redeemed the coupon {coupon_code!r} already")
+        await mrr_history.record(tenant_id, "discount_applied", row["created_at"])
         await audit.record(
             actor,
             tenant_id,
@@ -274,13 +276,15 @@ async def remove_discount(actor: Principal, subscription_id: uuid.UUID, discount
             raise DiscountNotFound()
         if row["status"] != "active":
             return discount_view(row)
+        removed_at = datetime.now(UTC)
         after = await repository.update_discount(
             discount_id,
             periods_used=row["periods_used"],
             amount_remaining_minor=row["amount_remaining_minor"],
             ended_reason="removed",
-            at=datetime.now(UTC),
+            at=removed_at,
         )
+        await mrr_history.record(tenant_id, "discount_ended", removed_at)
         await audit.record(
             actor,
             tenant_id,
@@ -374,6 +378,8 @@ async def record_applied(
         )
         if outcome.ended:
             ended[str(row["id"])] = outcome.ended
+    if ended:
+        await mrr_history.record(tenant_id, "discount_ended", now)
     if applied or ended:
         await audit.record(
             None,

@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 
 from billing.addons import service as _addons
 from billing.addons.rules import Addon
+from billing.analytics import history as mrr_history
 from billing.invoices import repository
 from billing.invoices.service import finalize, settle_if_paid_by_credits, write_invoice
 from billing.notices import service as notices
@@ -109,6 +110,7 @@ async def catch_up(
         crossed = await subscriptions_repository.get_subscription(subscription_id)
         assert crossed is not None
         await notices.subscription_written(tenant_id, row, crossed, sub.current_period.end)
+        await mrr_history.subscription_written(tenant_id, row, crossed, sub.current_period.end)
         # Paid by the wallet's credits: settled on the advanced subscription (its licenses renewed to the new
         # period's end, a past_due one active again), not on the period just billed.
         await settle_if_paid_by_credits(tenant_id, invoice_id)

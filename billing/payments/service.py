@@ -16,6 +16,7 @@ from typing import Any
 
 from billing import hooks
 from billing.access import tenant_of
+from billing.analytics import history as mrr_history
 from billing.commissions import service as _commissions
 from billing.disputes import repository as disputes_repository
 from billing.errors import InvalidInvoiceTransition, InvalidSubscriptionTransition, InvoiceNotFound, NoPaymentMethod
@@ -308,7 +309,9 @@ async def _move_subscription(subscription_id: uuid.UUID | None, event: Event) ->
         return
     if target != row["status"]:
         await subscriptions_repository.update_subscription(subscription_id, {"status": target.value})
-        await notices.subscription_written(row["tenant_id"], row, {**row, "status": target.value}, datetime.now(UTC))
+        moved, at = {**row, "status": target.value}, datetime.now(UTC)
+        await notices.subscription_written(row["tenant_id"], row, moved, at)
+        await mrr_history.subscription_written(row["tenant_id"], row, moved, at)
 
 
 async def _reactivate_if_settled(actor: Principal | None, tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> None:

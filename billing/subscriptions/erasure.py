@@ -18,6 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from billing.addons import repository as addons_repository
+from billing.analytics import history as mrr_history
 from billing.invoices.cycle import failure_reason
 from billing.payments import repository as payments_repository
 from billing.payments.gateway import StripeGateway
@@ -44,6 +45,7 @@ async def end_for_erased_tenant(tenant_id: uuid.UUID, now: datetime) -> None:
             addon["subscription_id"],
             after={"addon_id": str(addon["id"]), "ended_at": addon["ended_at"].isoformat(), "reason": "tenant_erased"},
         )
+    await mrr_history.record(tenant_id, "tenant_erased", now)
     await payments_repository.retire_payment_methods(tenant_id)
 
 

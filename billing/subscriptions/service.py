@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypedDict
 
 from billing.access import tenant_of
+from billing.analytics import history as mrr_history
 from billing.catalogue import repository as catalogue_repository
 from billing.catalogue.rules import Plan
 from billing.discounts import rules as discount_rules
@@ -160,6 +161,10 @@ async def create_subscription(actor: Principal, tenant_id: uuid.UUID, new: NewSu
         )
         if not inserted:
             raise SubscriptionExists()
+        # From the start of its first period (staff importing one that started earlier: from then).
+        imported = midnight(start_at) < midnight(now)
+        cause = "trial_started" if trial else "import" if imported else "subscription_created"
+        await mrr_history.record(tenant_id, cause, sub.current_period.start)
         await audit.record(
             actor,
             tenant_id,
@@ -255,7 +260,9 @@ async def change_subscription(
                 # A downgrade's credit (and the new price's charge) wait for the next invoice.
                 await invoices_adjustments_repository.insert_pending_items(tenant_id, subscription_id, result.lines)
         await repository.update_subscription(subscription_id, _state.columns(result.subscription))
-        await notices.subscription_written(tenant_id, before, await _read(subscription_id), now)
+        written = await _read(subscription_id)
+        await notices.subscription_written(tenant_id, before, written, now)
+        await mrr_history.subscription_written(tenant_id, before, written, now)
         # Paid by the wallet's credits: settled on the changed subscription (its status, its period).
         await settle_if_paid_by_credits(tenant_id, invoice_id)
         after = await _read(subscription_id)
@@ -355,6 +362,7 @@ async def cancel_in_tx(
     after = await _read(subscription_id)
     # Scheduled: an update (told as canceled when the cycle ends it); now: canceled.
     await notices.subscription_written(tenant_id, before, after, now)
+    await mrr_history.subscription_written(tenant_id, before, after, now)
     action = "subscription.cancel_scheduled" if at_period_end else "subscription.canceled"
     await audit.record(
         actor, tenant_id, action, "subscription", subscription_id, before=summary(before), after=summary(after)
@@ -434,7 +442,9 @@ async def resume_subscription(actor: Principal, subscription_id: uuid.UUID) -> S
         resumed = lifecycle.resume(await _state.load(before))
         await repository.update_subscription(subscription_id, _state.columns(resumed))
         after = await _read(subscription_id)
-        await notices.subscription_written(tenant_id, before, after, datetime.now(UTC))
+        resumed_at = datetime.now(UTC)
+        await notices.subscription_written(tenant_id, before, after, resumed_at)
+        await mrr_history.subscription_written(tenant_id, before, after, resumed_at)
         await audit.record(
             actor,
             tenant_id,
