@@ -1,0 +1,1 @@
+"""Revenue analytics: MRR movements, churn, retention, ARPA, CLV and trial conversion from the MRR history."""
