@@ -1,1 +1,2 @@
-"""Revenue analytics: MRR history, recorded as it changes, and the figures computed from it."""
+"""Revenue analytics: the MRR history, recorded as MRR changes, and the figures computed from it (MRR movements,
+churn, retention, ARPA, CLV and trial conversion)."""
