@@ -286,6 +286,11 @@ class InvalidMonth(BillingInvalid):
     title = "The month is not YYYY-MM"
 
 
+class InvalidReportRange(BillingInvalid):
+    code = "invalid_report_range"
+    title = "The months asked for cannot be reported"
+
+
 class EarlierMonthNotClosed(Conflict):
     code = "earlier_month_not_closed"
     title = "An earlier month of this reseller is not closed yet; it closes first"

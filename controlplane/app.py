@@ -31,6 +31,7 @@ from litestar.types import ASGIApp, Receive, Scope, Send
 from billing import hooks as billing_hooks
 from billing import service as billing_service
 from billing.api.controllers import (
+    AnalyticsController,
     CommissionController,
     CouponController,
     DisputeController,
@@ -305,6 +306,7 @@ def create_app(settings: Settings) -> Litestar:
             PartnerNotificationController,
             CommissionController,
             DisputeController,
+            AnalyticsController,
             create_static_files_router(DOCS_ASSETS_PATH, directories=[DOCS_ASSETS], name="docs-assets"),
         ],
         lifespan=[lifespan],

@@ -1,5 +1,6 @@
 """HTTP for the billing domain. Thin: parse, call the service, shape."""
 
+from billing.api.controllers._analytics import AnalyticsController
 from billing.api.controllers._catalogue import MetricController, PlanController
 from billing.api.controllers._commissions import CommissionController
 from billing.api.controllers._coupons import CouponController, SubscriptionDiscountController
@@ -16,6 +17,7 @@ from billing.api.controllers._wallets import WalletController
 from billing.api.controllers._webhooks import StripeWebhookController
 
 __all__ = [
+    "AnalyticsController",
     "CommissionController",
     "CouponController",
     "DisputeController",
