@@ -383,6 +383,9 @@ async def _escrow_examples(
 # Operations whose body must carry a Stripe-Signature: label -> (body, signing secret). The header is made
 # when the operation's turn comes, so it is fresh (Stripe's tolerance is 5 minutes).
 SIGNED_BODIES: dict[str, tuple[dict[str, Any], str]] = {}
+# Queries that name something real (random months are mostly refused): this month, in the currency in use.
+_THIS_MONTH = datetime.now(UTC).strftime("%Y-%m")
+KNOWN_QUERIES = {"GET /v1/analytics/revenue": {"from": _THIS_MONTH, "to": _THIS_MONTH, "currency": "EUR"}}
 # Operations that answer only another kind of caller than staff (the entitlement check: a tenant API key).
 HEADERS_BY_OPERATION: dict[str, dict[str, str]] = {}
 
@@ -555,6 +558,10 @@ class Fuzz:
                         for values in paths
                         if names and set(values) == names
                     ]
+                    if operation.label in KNOWN_QUERIES:
+                        strategies.append(
+                            operation.as_strategy(generation_mode=mode, query=KNOWN_QUERIES[operation.label])
+                        )
                     if operation.label in SIGNED_BODIES:
                         body, secret = SIGNED_BODIES[operation.label]
                         strategies.append(
