@@ -160,10 +160,11 @@ async def yank_version(version_id: uuid.UUID, reason: str) -> dict[str, Any]:
 
 
 async def insert_install(values: dict[str, Any]) -> dict[str, Any] | None:
-    """None when the plugin is installed already (one live install per tenant and plugin)."""
+    """None when the plugin is installed already (one live install per tenant and plugin). `installed_at` is
+    the time its history records."""
     rows = await fetch(
-        "insert into plugin_installs (id, tenant_id, plugin_id, slug, version, seats, status) "
-        "values ({}, {}, {}, {}, {}, {}, 'installed') on conflict do nothing "
+        "insert into plugin_installs (id, tenant_id, plugin_id, slug, version, seats, status, installed_at) "
+        "values ({}, {}, {}, {}, {}, {}, 'installed', {}) on conflict do nothing "
         f"returning {INSTALL_COLUMNS}",
         values["id"],
         values["tenant_id"],
@@ -171,6 +172,7 @@ async def insert_install(values: dict[str, Any]) -> dict[str, Any] | None:
         values["slug"],
         values["version"],
         values["seats"],
+        values["installed_at"],
     )
     return rows[0] if rows else None
 
@@ -446,4 +448,18 @@ async def installs_at_version(plugin_id: uuid.UUID, version: str) -> list[dict[s
         "select id, tenant_id from plugin_installs where plugin_id = {} and version = {} and status = 'installed'",
         plugin_id,
         version,
+    )
+
+
+# -- install history (append-only) ------------------------------------------------------------------------
+
+
+async def insert_install_event(tenant_id: uuid.UUID, plugin_id: uuid.UUID, slug: str, kind: str, at: datetime) -> None:
+    await fetch(
+        "insert into plugin_install_events (tenant_id, plugin_id, slug, kind, at) values ({}, {}, {}, {}, {})",
+        tenant_id,
+        plugin_id,
+        slug,
+        kind,
+        at,
     )
