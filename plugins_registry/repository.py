@@ -463,3 +463,34 @@ async def insert_install_event(tenant_id: uuid.UUID, plugin_id: uuid.UUID, slug:
         kind,
         at,
     )
+
+
+async def installed_before(end: datetime) -> list[dict[str, Any]]:
+    """Across tenants: `(tenant_id, plugin_id)` of every install live just before `end`, from the history
+    alone (each tenant and plugin's last install or uninstall before `end` is an install)."""
+    return await fetch(
+        "select tenant_id, plugin_id from ("
+        "select distinct on (plugin_id, tenant_id) tenant_id, plugin_id, kind from plugin_install_events "
+        "where kind in ('installed', 'uninstalled') and at < {} order by plugin_id, tenant_id, at desc, id desc"
+        ") last_step where kind = 'installed'",
+        end,
+    )
+
+
+async def steps_between(start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Across tenants: how many steps of each kind each plugin's history has in `[start, end)`."""
+    return await fetch(
+        "select plugin_id, kind, count(*) as n from plugin_install_events where at >= {} and at < {} group by 1, 2",
+        start,
+        end,
+    )
+
+
+async def plugins_known_before(end: datetime) -> list[dict[str, Any]]:
+    """The plugins published before `end`, and any with history before it, by slug."""
+    return await fetch(
+        "select id, slug from plugins p where created_at < {} "
+        "or exists (select 1 from plugin_install_events e where e.plugin_id = p.id and e.at < {}) order by slug",
+        end,
+        end,
+    )

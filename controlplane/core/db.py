@@ -199,6 +199,8 @@ class SystemReason(enum.StrEnum):
     # Sending the notification outbox claims due emails across tenants and partners, and looks up each
     # recipient's address, the tenant's or partner's name, when it sends.
     NOTIFICATION_DELIVERY = "notification_delivery"
+    # Staff's business analytics (plugin adoption): counts across every tenant for a month, read-only.
+    ANALYTICS = "analytics"
 
 
 # asyncpg's `password=`: awaited for every new connection (`db_credentials.StaticRolePassword` reads OpenBao).
