@@ -467,11 +467,13 @@ async def insert_install_event(tenant_id: uuid.UUID, plugin_id: uuid.UUID, slug:
 
 async def installed_before(end: datetime) -> list[dict[str, Any]]:
     """Across tenants: `(tenant_id, plugin_id)` of every install live just before `end`, from the history
-    alone (each tenant and plugin's last install or uninstall before `end` is an install)."""
+    alone (each tenant and plugin's last install or uninstall before `end` is an install). Last in the order
+    written (the id): the install's locks serialize a tenant's steps of one plugin, while their times come from
+    each request's clock, which a reinstall waiting on an uninstall may have read first."""
     return await fetch(
         "select tenant_id, plugin_id from ("
         "select distinct on (plugin_id, tenant_id) tenant_id, plugin_id, kind from plugin_install_events "
-        "where kind in ('installed', 'uninstalled') and at < {} order by plugin_id, tenant_id, at desc, id desc"
+        "where kind in ('installed', 'uninstalled') and at < {} order by plugin_id, tenant_id, id desc"
         ") last_step where kind = 'installed'",
         end,
     )

@@ -43,9 +43,9 @@ create table plugin_install_events (
     at timestamptz not null,
     recorded_at timestamptz not null default clock_timestamp()
 );
--- A month's steps, and each install's last step before an instant.
+-- A month's steps, and each tenant and plugin's last step before an instant (in the order written).
 create index plugin_install_events_at_idx on plugin_install_events (at);
-create index plugin_install_events_install_idx on plugin_install_events (plugin_id, tenant_id, at, id);
+create index plugin_install_events_install_idx on plugin_install_events (plugin_id, tenant_id, id);
 
 create function plugin_install_events_append_only() returns trigger language plpgsql as $$
 begin

@@ -274,7 +274,7 @@ async def uninstall(actor: Principal, tenant_id: uuid.UUID, slug: str) -> None:
             await repository.update_license(
                 license_row["id"], {"status": "revoked", "revoked_at": now, "revoke_reason": "uninstalled"}
             )
-            if license_row["trial"]:  # a trial cut short (one that had ended converted or expired already)
+            if license_row["trial"]:  # cut short; a trial that converted or expired has its step already
                 await record_step(license_row, "trial_ended", trial_end(license_row, now))
         await record_step(row, "uninstalled", now)
         await repository.release_license_activations(license_row["id"], "uninstalled", now)

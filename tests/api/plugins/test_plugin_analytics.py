@@ -183,6 +183,25 @@ async def test_a_closed_month_is_unchanged_by_later_installs_and_uninstalls(
     assert _by_slug(october)["reports"] == _row(reports, 2, 2, 1)
 
 
+async def test_a_reinstall_that_read_its_clock_before_the_uninstall_it_waited_on_is_still_installed(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str], at: Any
+) -> None:
+    """Each request reads its time before it takes the install's locks: a reinstall that waited for an
+    uninstall may carry the earlier time. The order the steps were written in decides what is installed."""
+    staff = await factory.staff()
+    pub = await publisher(client, staff.headers)
+    reports = await plugin(client, staff.headers, pub["id"], slug="reports")
+    tenant_id, admin = await _tenant(factory, stack_env, staff)
+    at(day(9, 5))
+    await install(client, admin.headers, tenant_id, "reports")
+    at(day(9, 20, hour=13))
+    await _uninstall(client, admin, tenant_id, "reports")
+    at(day(9, 20, hour=11))
+    await install(client, admin.headers, tenant_id, "reports")
+
+    assert _by_slug(await _figures(client, staff, "2026-09"))["reports"] == _row(reports, 1, 2, 1)
+
+
 async def test_trials_started_in_a_month_and_converted_at_their_end(
     client: AsyncClient, factory: Factory, stack_env: dict[str, str], at: Any
 ) -> None:
