@@ -1,6 +1,14 @@
 """Errors of the plugin registry. `controlplane.core.problems` maps each base class to its HTTP status."""
 
-from controlplane.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied, RateLimited, ServiceUnavailable
+from controlplane.core.errors import (
+    BadRequest,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    RateLimited,
+    ServiceUnavailable,
+)
 
 
 class RegistryInvalid(InvalidInput):
@@ -127,6 +135,16 @@ class SigningUnavailable(ServiceUnavailable):
 class SeatsInUse(Conflict):
     code = "seats_in_use"
     title = "More seats are in use than the new number; release activations first"
+
+
+class InvalidMonth(BadRequest):
+    code = "invalid_month"
+    title = "The month is not a calendar month (YYYY-MM)"
+
+
+class MonthInFuture(BadRequest):
+    code = "month_in_future"
+    title = "The month has not begun yet"
 
 
 class TokenInvalid(Exception):

@@ -7,6 +7,7 @@ from plugins_registry.tables import (
     LicenseActivation,
     Plugin,
     PluginInstall,
+    PluginInstallEvent,
     PluginVersion,
     Publisher,
 )
@@ -14,6 +15,6 @@ from plugins_registry.tables import (
 APP_CONFIG = AppConfig(
     app_name="plugins_registry",
     migrations_folder_path=os.path.join(os.path.dirname(__file__), "piccolo_migrations"),
-    table_classes=[Publisher, Plugin, PluginVersion, PluginInstall, License, LicenseActivation],
+    table_classes=[Publisher, Plugin, PluginVersion, PluginInstall, PluginInstallEvent, License, LicenseActivation],
     migration_dependencies=["billing.piccolo_app"],
 )

@@ -160,10 +160,11 @@ async def yank_version(version_id: uuid.UUID, reason: str) -> dict[str, Any]:
 
 
 async def insert_install(values: dict[str, Any]) -> dict[str, Any] | None:
-    """None when the plugin is installed already (one live install per tenant and plugin)."""
+    """None when the plugin is installed already (one live install per tenant and plugin). `installed_at` is
+    the time its history records."""
     rows = await fetch(
-        "insert into plugin_installs (id, tenant_id, plugin_id, slug, version, seats, status) "
-        "values ({}, {}, {}, {}, {}, {}, 'installed') on conflict do nothing "
+        "insert into plugin_installs (id, tenant_id, plugin_id, slug, version, seats, status, installed_at) "
+        "values ({}, {}, {}, {}, {}, {}, 'installed', {}) on conflict do nothing "
         f"returning {INSTALL_COLUMNS}",
         values["id"],
         values["tenant_id"],
@@ -171,6 +172,7 @@ async def insert_install(values: dict[str, Any]) -> dict[str, Any] | None:
         values["slug"],
         values["version"],
         values["seats"],
+        values["installed_at"],
     )
     return rows[0] if rows else None
 
@@ -446,4 +448,51 @@ async def installs_at_version(plugin_id: uuid.UUID, version: str) -> list[dict[s
         "select id, tenant_id from plugin_installs where plugin_id = {} and version = {} and status = 'installed'",
         plugin_id,
         version,
+    )
+
+
+# -- install history (append-only) ------------------------------------------------------------------------
+
+
+async def insert_install_event(tenant_id: uuid.UUID, plugin_id: uuid.UUID, slug: str, kind: str, at: datetime) -> None:
+    await fetch(
+        "insert into plugin_install_events (tenant_id, plugin_id, slug, kind, at) values ({}, {}, {}, {}, {})",
+        tenant_id,
+        plugin_id,
+        slug,
+        kind,
+        at,
+    )
+
+
+async def installed_before(end: datetime) -> list[dict[str, Any]]:
+    """Across tenants: `(tenant_id, plugin_id)` of every install live just before `end`, from the history
+    alone (each tenant and plugin's last install or uninstall before `end` is an install). Last in the order
+    written (the id): the install's locks serialize a tenant's steps of one plugin, while their times come from
+    each request's clock, which a reinstall waiting on an uninstall may have read first."""
+    return await fetch(
+        "select tenant_id, plugin_id from ("
+        "select distinct on (plugin_id, tenant_id) tenant_id, plugin_id, kind from plugin_install_events "
+        "where kind in ('installed', 'uninstalled') and at < {} order by plugin_id, tenant_id, id desc"
+        ") last_step where kind = 'installed'",
+        end,
+    )
+
+
+async def steps_between(start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """Across tenants: how many steps of each kind each plugin's history has in `[start, end)`."""
+    return await fetch(
+        "select plugin_id, kind, count(*) as n from plugin_install_events where at >= {} and at < {} group by 1, 2",
+        start,
+        end,
+    )
+
+
+async def plugins_known_before(end: datetime) -> list[dict[str, Any]]:
+    """The plugins published before `end`, and any with history before it, by slug."""
+    return await fetch(
+        "select id, slug from plugins p where created_at < {} "
+        "or exists (select 1 from plugin_install_events e where e.plugin_id = p.id and e.at < {}) order by slug",
+        end,
+        end,
     )

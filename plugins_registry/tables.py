@@ -1,6 +1,6 @@
 """Piccolo tables of the plugin registry. The DDL (constraints, RLS) is in piccolo_migrations."""
 
-from piccolo.columns import JSONB, UUID, Boolean, Integer, Text, Timestamptz
+from piccolo.columns import JSONB, UUID, BigInt, Boolean, Integer, Text, Timestamptz
 from piccolo.table import Table
 
 from controlplane.core.db import ENGINE
@@ -88,3 +88,15 @@ class LicenseActivation(Table, tablename="license_activations", db=ENGINE):
     created_at = Timestamptz()
     released_at = Timestamptz(null=True)
     release_reason = Text(null=True)
+
+
+class PluginInstallEvent(Table, tablename="plugin_install_events", db=ENGINE):
+    """Append-only history of installs and trials (`at`: when the step takes effect)."""
+
+    id = BigInt(primary_key=True)
+    tenant_id = UUID()
+    plugin_id = UUID()
+    slug = Text()
+    kind = Text()
+    at = Timestamptz()
+    recorded_at = Timestamptz()

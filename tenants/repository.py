@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -65,6 +66,11 @@ async def list_tenants(page: PageRequest) -> list[dict[str, Any]]:
         *args,
         page.limit + 1,
     )
+
+
+async def active_tenant_ids(created_before: datetime) -> list[uuid.UUID]:
+    rows = await fetch("select id from tenants where status = 'active' and created_at < {}", created_before)
+    return [row["id"] for row in rows]
 
 
 async def update_tenant(tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,7 @@ TABLES = (
     "partner_members",
     "partners",
     "webhook_outbox",
+    "plugin_install_events",
     "license_activations",
     "licenses",
     "plugin_installs",

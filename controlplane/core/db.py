@@ -199,7 +199,8 @@ class SystemReason(enum.StrEnum):
     # Sending the notification outbox claims due emails across tenants and partners, and looks up each
     # recipient's address, the tenant's or partner's name, when it sends.
     NOTIFICATION_DELIVERY = "notification_delivery"
-    # Revenue analytics read every tenant's MRR history (amounts and causes), for staff or a reseller's admins.
+    # Analytics read across every tenant, read-only: the MRR history (amounts and causes) for staff or a
+    # reseller's admins, plugin adoption for staff.
     ANALYTICS = "analytics"
 
 

@@ -30,6 +30,7 @@ from plugins_registry import service
 from plugins_registry.api.entitlements import entitlement_read
 from plugins_registry.api.schemas import (
     FEATURE_PATTERN,
+    MONTH_PATTERN,
     SLUG_PATTERN,
     ActivationCreate,
     ActivationList,
@@ -42,6 +43,7 @@ from plugins_registry.api.schemas import (
     Jwks,
     LicensePage,
     LicenseRead,
+    PluginAdoptionRead,
     PluginCreate,
     PluginPage,
     PluginRead,
@@ -305,10 +307,36 @@ class EntitlementController(Controller):
         return entitlement_read(await service.check(principal_of(request), plugin, feature))
 
 
+class PluginAnalyticsController(Controller):
+    """Staff's figures of plugin adoption, per calendar month (UTC)."""
+
+    path = "/v1/analytics/plugins"
+    tags = ["analytics"]
+    security = BEARER
+    guards = [staff_only]
+
+    @get("/", responses=problem_responses(400, 401, 403))
+    async def plugin_adoption(
+        self,
+        request: Request[Any, Any, Any],
+        month: Annotated[
+            str | None,
+            QueryParameter(
+                pattern=MONTH_PATTERN,
+                max_length=7,
+                description="The month, YYYY-MM (UTC); by default the current one, which ends now. A month that "
+                "has not begun is refused (`month_in_future`)",
+            ),
+        ] = None,
+    ) -> PluginAdoptionRead:
+        return to_struct(PluginAdoptionRead, await service.plugin_adoption(principal_of(request), month))
+
+
 __all__ = [
     "EntitlementController",
     "LicenseController",
     "LicensingController",
+    "PluginAnalyticsController",
     "PluginController",
     "PublisherController",
     "TenantLicenseController",

@@ -257,3 +257,36 @@ class RevocationList(Struct):
         Meta(description="Deprecated: the last item's time; revocations at that same time may follow. Use next_cursor"),
     ]
     next_cursor: Annotated[str | None, Meta(description="Pass as `cursor` for the next page; null on the last page")]
+
+
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
+# A decimal string of four places, rounded half up; null when there is nothing to divide by.
+Rate = Annotated[str, Meta(pattern=r"^[0-9]+\.[0-9]{4}$")] | None
+
+
+class PluginAdoptionFigures(Struct):
+    slug: str
+    plugin_id: uuid.UUID
+    installed_tenants: Annotated[int, Meta(description="Tenants with the plugin installed at the month's end")]
+    installs: Annotated[int, Meta(description="Installs in the month (a reinstall counts again)")]
+    uninstalls: int
+    trials_started: int
+    trials_converted: int
+
+
+class PluginAdoptionRead(Struct):
+    month: Annotated[str, Meta(description="YYYY-MM (UTC); the current month ends now")]
+    adoption_rate: Annotated[
+        Rate, Meta(description="tenants_with_plugins / active_tenants, four places rounded half up; null without any")
+    ]
+    tenants_with_plugins: Annotated[
+        int, Meta(description="Active tenants with at least one plugin installed at the month's end")
+    ]
+    active_tenants: Annotated[
+        int,
+        Meta(
+            description="Tenants created before the month's end that are active now (no past status is kept, "
+            "so a tenant suspended or erased since is left out)"
+        ),
+    ]
+    plugins: list[PluginAdoptionFigures]

@@ -1,6 +1,7 @@
 """Use cases of the plugin registry; each opens its own transaction. They take and return typed values: the
 views below (frozen dataclasses) and `controlplane.core.views.Page` of them."""
 
+from plugins_registry.adoption import Adoption, PluginFigures
 from plugins_registry.service._activations import (
     ActivationView,
     activate,
@@ -9,6 +10,7 @@ from plugins_registry.service._activations import (
     list_activations,
     release_stale,
 )
+from plugins_registry.service._adoption import plugin_adoption
 from plugins_registry.service._catalogue import (
     NewPlugin,
     NewPublisher,
@@ -45,6 +47,7 @@ from plugins_registry.service._views import EntitlementsView, InstallView, Licen
 
 __all__ = [
     "ActivationView",
+    "Adoption",
     "EntitlementAnswer",
     "EntitlementsView",
     "ExpiryReport",
@@ -55,6 +58,7 @@ __all__ = [
     "NewPlugin",
     "NewPublisher",
     "NewVersion",
+    "PluginFigures",
     "PluginVersionView",
     "PluginView",
     "PricingView",
@@ -81,6 +85,7 @@ __all__ = [
     "list_plugins",
     "list_publishers",
     "list_versions",
+    "plugin_adoption",
     "public_keys",
     "publish_version",
     "refresh",

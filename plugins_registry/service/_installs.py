@@ -26,6 +26,7 @@ from plugins_registry.errors import (
 from plugins_registry.pricing import Entitlements, Pricing, parse_entitlements, parse_pricing, seats_for_install
 from plugins_registry.semver import Version, caret_range_of, latest
 from plugins_registry.service._events import record
+from plugins_registry.service._history import record_step, trial_end
 from plugins_registry.service._signing import Licensing, fresh, resign, token_for
 from plugins_registry.service._views import InstallView, install_view
 from tenants.roles import Permission
@@ -112,10 +113,14 @@ async def install(
                 "slug": slug,
                 "version": target,
                 "seats": seat_count,
+                "installed_at": now,
             }
         )
         if row is None:  # a concurrent install of the same plugin won
             raise AlreadyInstalled(f"{slug} is being installed")
+        await record_step(row, "installed", now)
+        if terms.trial:
+            await record_step(row, "trial_started", now)
         if pricing.currency is not None:  # a paid plugin
             await billing.attach_addon(
                 tenant_id=tenant_id,
@@ -269,6 +274,9 @@ async def uninstall(actor: Principal, tenant_id: uuid.UUID, slug: str) -> None:
             await repository.update_license(
                 license_row["id"], {"status": "revoked", "revoked_at": now, "revoke_reason": "uninstalled"}
             )
+            if license_row["trial"]:  # cut short; a trial that converted or expired has its step already
+                await record_step(license_row, "trial_ended", trial_end(license_row, now))
+        await record_step(row, "uninstalled", now)
         await repository.release_license_activations(license_row["id"], "uninstalled", now)
         if pricing.is_paid:
             await billing.end_addon(tenant_id, row["id"], now)

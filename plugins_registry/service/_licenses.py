@@ -17,6 +17,7 @@ from plugins_registry import licensing, repository
 from plugins_registry.errors import LicenseNotActive, LicenseNotFound
 from plugins_registry.pricing import parse_pricing
 from plugins_registry.service._events import record
+from plugins_registry.service._history import record_step, trial_end
 from plugins_registry.service._signing import Licensing, fresh, resign
 from plugins_registry.service._views import LicenseView, license_view
 from tenants.roles import Permission
@@ -172,6 +173,7 @@ async def _expire_one(
                 license_id,
                 {"trial": False, "expires_at": through, "token_stale": True, "job_error": None, "job_failed_at": None},
             )
+            await record_step(row, "trial_converted", trial_end(row, now))
             await record(
                 None,
                 tenant_id,
@@ -184,6 +186,8 @@ async def _expire_one(
     await repository.update_license(
         license_id, {"status": "expired", "expired_at": now, "job_error": None, "job_failed_at": None}
     )
+    if row["trial"]:
+        await record_step(row, "trial_ended", trial_end(row, now))
     await record(
         None, tenant_id, "license.expired", "license", license_id, {"slug": row["slug"], "license_id": str(license_id)}
     )
@@ -210,6 +214,8 @@ async def revoke_for_erased_tenant(tenant_id: uuid.UUID, now: datetime) -> None:
             license_row["id"], {"status": "revoked", "revoked_at": now, "revoke_reason": "tenant_erased"}
         )
         await repository.release_license_activations(license_row["id"], "tenant_erased", now)
+        if license_row["trial"]:
+            await record_step(license_row, "trial_ended", trial_end(license_row, now))
         await record(
             None,
             tenant_id,

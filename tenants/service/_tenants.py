@@ -305,6 +305,14 @@ async def tenant_terms(tenant_id: uuid.UUID, *, lock: Literal["share", "update"]
     return view_of(TenantTerms, row) if row is not None else None
 
 
+async def active_tenants_created_before(end: datetime) -> frozenset[uuid.UUID]:
+    """Inside the caller's transaction (a system one, to count across tenants): the tenants that are active now
+    and were created before `end`. What no past status can be told from: tenants keep only their current
+    status, so one suspended or erased since `end` is left out, and one suspended at `end` but active again
+    now counts."""
+    return frozenset(await repository.active_tenant_ids(end))
+
+
 async def billing_email_of(tenant_id: uuid.UUID) -> str | None:
     """The tenant's billing email, decrypted (None: it has none, or there is no such tenant). Its own
     transaction, and the decryption (an OpenBao call) after it."""

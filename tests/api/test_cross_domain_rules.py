@@ -6,6 +6,7 @@ Tenant status -> licensing: a suspended tenant holds no new seat. Tenant status 
 tenant still owes, and is collected. Tenant status -> payouts: commission follows payments, not status.
 Erasure -> billing, collection, licensing, payments: the subscription ends (final invoice per the cancel
 rules), add-ons end, licenses are revoked, nothing is billed or charged again, and the card leaves Stripe.
+Erasure -> plugin adoption: the install history stays, a trial in progress ends, the tenant is no longer active.
 """
 
 from __future__ import annotations
@@ -259,6 +260,36 @@ async def test_erasure_to_licensing_licenses_are_revoked_and_never_renewed(
     assert dataclasses.asdict(counts) == {"converted": 0, "expired": 0}
     again = (await client.get(f"/v1/licenses/{world['license_id']}", headers=staff.headers)).json()
     assert again["status"] == "revoked"
+
+
+async def test_erasure_to_plugin_adoption_the_history_stays_a_trial_in_progress_ends_and_the_tenant_leaves_the_active(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    staff = await factory.staff()
+    pub = await publisher(client, staff.headers)
+    await plan(client, staff.headers, "pro", [{"type": "flat", "amount_minor": 3100}])
+    pricing = {"model": "flat", "amount_minor": 900, "currency": "EUR", "trial_days": 7}
+    paid = await plugin(client, staff.headers, pub["id"], pricing=pricing)
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"])
+    await subscribe(client, staff.headers, tenant["id"], "pro")
+    assert (await install(client, admin.headers, tenant["id"], paid["slug"]))["license"]["trial"] is True
+
+    assert (await client.delete(f"/v1/tenants/{tenant['id']}", headers=staff.headers)).status_code == 202
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        steps = await inspector.fetch(
+            "select kind from plugin_install_events where tenant_id = $1 order by id", uuid.UUID(tenant["id"])
+        )
+    finally:
+        await inspector.close()
+    assert [row["kind"] for row in steps] == ["installed", "trial_started", "trial_ended"]
+    adoption = await client.get("/v1/analytics/plugins", headers=staff.headers)
+    assert adoption.status_code == 200, adoption.text
+    body = adoption.json()
+    # Its install stays installed (as its row does), but an erased tenant is not active: no rate.
+    assert (body["tenants_with_plugins"], body["active_tenants"], body["adoption_rate"]) == (0, 0, None)
+    assert [(row["installed_tenants"], row["trials_started"]) for row in body["plugins"]] == [(1, 1)]
 
 
 async def test_erasure_to_payments_the_card_leaves_stripe_and_a_failed_detach_finishes_on_retry(

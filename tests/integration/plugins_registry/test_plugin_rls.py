@@ -11,7 +11,7 @@ import pytest
 
 from tests.api.plugins._support import check, install, machine_key, plugin, publisher, tenant_with_admin
 
-TABLES = ("plugin_installs", "licenses", "license_activations", "webhook_outbox")
+TABLES = ("plugin_installs", "plugin_install_events", "licenses", "license_activations", "webhook_outbox")
 
 
 async def _tenant_with_plugin(client: Any, factory: Any, staff: Any, slug: str) -> dict[str, Any]:
