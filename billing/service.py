@@ -3,6 +3,7 @@ payments/, escrow/, ledger/, commissions/, addons/): each opens its transaction,
 audits, and returns typed views. Controllers, workers, the CLI and other domains call these."""
 
 from billing.addons.service import attach_addon, end_addon, set_addon_quantity, validate_addon_charge
+from billing.analytics.history import CatchUpReport, catch_up_addon_changes
 from billing.catalogue.service import (
     MetricDefinition,
     MetricView,
@@ -119,6 +120,7 @@ __all__ = [
     "AddonNotFound",
     "AddonSourceTaken",
     "AgreementTerms",
+    "CatchUpReport",
     "CloseReport",
     "CollectionReport",
     "CouponDefinition",
@@ -167,6 +169,7 @@ __all__ = [
     "bill_subscription",
     "cancel_escrow",
     "cancel_subscription",
+    "catch_up_addon_changes",
     "change_subscription",
     "claim_trial",
     "close_month",

@@ -9,6 +9,10 @@ BEAT_SCHEDULE: dict[str, dict[str, object]] = {
         "task": "controlplane.billing.run_cycle",
         "schedule": crontab(minute="5"),
     },
+    "record-addon-changes": {
+        "task": "controlplane.billing.record_addon_changes",
+        "schedule": crontab(minute="*/10"),
+    },
     "accept-overdue-milestones": {
         "task": "controlplane.billing.accept_overdue_milestones",
         "schedule": crontab(minute="45"),

@@ -126,6 +126,15 @@ def expire_credits(as_of: str | None = None) -> dict[str, int]:
     return dataclasses.asdict(_with_pool(settings, lambda: billing.expire_credits(when)))
 
 
+@app.task(name="controlplane.billing.record_addon_changes")
+def record_addon_changes(as_of: str | None = None) -> dict[str, int]:
+    """Every 10 minutes: an add-on that became billable or ended by itself (a plugin trial's end) enters the MRR
+    history at its own time. Safe to run twice: an unchanged MRR appends nothing."""
+    settings = app.conf.controlplane_settings
+    when = _utc(as_of) if as_of else datetime.now(UTC)
+    return dataclasses.asdict(_with_pool(settings, lambda: billing.catch_up_addon_changes(when)))
+
+
 @app.task(name="controlplane.billing.accept_overdue_milestones")
 def accept_overdue_milestones() -> int:
     """Hourly: escrow milestones submitted longer ago than their inspection window are accepted."""

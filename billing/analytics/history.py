@@ -10,7 +10,8 @@ row at or before that instant, except for trial events, which are kept for the t
 
 An add-on becomes billable, or ends, at a time of its own with no write then (a plugin trial ends by itself):
 `record` first appends those instants between the tenant's latest row and the change, each at its own time
-(cause `addon_changed`); the periodic `catch_up` does the same for tenants nobody writes to.
+(cause `addon_changed`); the periodic `catch_up_addon_changes` does the same for tenants nobody writes to, so
+a month can still gain such a row up to one run (10 minutes) after it closes.
 
 The app role may insert and read rows, never update or delete them: a closed month is only ever changed by a
 row recorded later with an earlier effective time (a staff import), which `recorded_at` tells apart.
@@ -19,9 +20,11 @@ row recorded later with an earlier effective time (a staff import), which `recor
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from billing.addons.rules import Addon, addon_from_row
@@ -29,7 +32,10 @@ from billing.analytics.mrr import Billed, Discount, tenant_mrr
 from billing.catalogue.rules import Plan
 from billing.subscriptions import state as subscription_state
 from billing.subscriptions.states import Status
-from controlplane.core.db import fetch
+from controlplane.core import metrics
+from controlplane.core.db import SystemReason, fetch, system_tx, tenant_tx
+
+log = logging.getLogger("controlplane.billing.analytics")
 
 TRIAL_CAUSES = frozenset({"trial_started", "trial_converted", "trial_canceled"})
 
@@ -185,3 +191,46 @@ async def subscription_written(
     tenant_id: uuid.UUID, before: Mapping[str, Any] | None, after: Mapping[str, Any], at: datetime
 ) -> None:
     await record(tenant_id, subscription_cause(before, after), at)
+
+
+CATCH_UP_JOB = "record_addon_changes"
+# How far back the catch-up looks for an add-on instant nobody recorded: a beat stopped for longer leaves the
+# instant to the tenant's next write, which records it at its own time as well.
+CATCH_UP_LOOKBACK = timedelta(days=7)
+
+
+@dataclass(frozen=True, slots=True)
+class CatchUpReport:
+    tenants: int
+    failed: int
+
+
+async def catch_up_addon_changes(now: datetime | None = None, limit: int = 10_000) -> CatchUpReport:
+    """Every 10 minutes: tenants with an add-on that became billable or ended since their latest row (a plugin
+    trial ending by itself, with no write then) get it recorded at its own time. One tenant per transaction; a
+    tenant that fails is counted and left for the next run (an outage stops the run). Safe to run twice: `record`
+    appends only a value that differs from the latest row."""
+    now = now or datetime.now(UTC)
+    async with system_tx(SystemReason.PLATFORM_JOB):
+        due = await fetch(
+            "select distinct a.tenant_id from subscription_addons a "
+            "join subscriptions s on s.id = a.subscription_id and s.tenant_id = a.tenant_id "
+            "cross join lateral (values (a.billable_from), (a.ended_at)) as instant(at) "
+            "where s.status <> 'canceled' and instant.at > {} and instant.at <= {} "
+            "and instant.at > coalesce((select max(m.effective_at) from mrr_changes m "
+            "where m.tenant_id = a.tenant_id), '-infinity') limit {}",
+            now - CATCH_UP_LOOKBACK,
+            now,
+            limit,
+        )
+    failed = 0
+    for row in due:
+        try:
+            async with tenant_tx(row["tenant_id"]):
+                await record(row["tenant_id"], "addon_changed", now)
+        except Exception as error:
+            metrics.stop_batch_on_outage(CATCH_UP_JOB, error)
+            metrics.batch_item_failed(CATCH_UP_JOB, error)
+            log.exception("recording the MRR of tenant %s failed", row["tenant_id"])
+            failed += 1
+    return CatchUpReport(len(due) - failed, failed)

@@ -1,4 +1,5 @@
-"""The plugin registry's beat tasks in a real Celery worker: expiry and the release of silent seats."""
+"""The plugin registry's beat tasks in a real Celery worker: expiry, the release of silent seats, and a plugin
+trial's add-on entering the MRR history when the trial ends."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def test_both_tasks_are_on_the_beat_schedule() -> None:
         "controlplane.plugins.expire_licenses",
         "controlplane.plugins.release_stale_activations",
         "controlplane.webhooks.deliver",
+        "controlplane.billing.record_addon_changes",
     } <= tasks
 
 
@@ -50,6 +52,13 @@ async def test_the_worker_expires_a_lapsed_trial_and_frees_silent_seats(
     assert worker.send_task("controlplane.plugins.release_stale_activations", args=[later]).get(timeout=60) == 1
     assert worker.send_task("controlplane.plugins.release_stale_activations", args=[later]).get(timeout=60) == 0
     assert (await client.get(f"{license_url}/activations", headers=key)).json()["items"] == []
+    # The trial's 7 days end with no write: the catch-up records the plugin's add-on then, once.
+    after_trial = (datetime.now(UTC) + timedelta(days=7, hours=1)).isoformat()
+    for recorded in (1, 0):
+        assert worker.send_task("controlplane.billing.record_addon_changes", args=[after_trial]).get(timeout=60) == {
+            "tenants": recorded,
+            "failed": 0,
+        }
     # Long after the trial and any period the subscription has paid for: the trial cannot convert.
     far = (datetime.now(UTC) + timedelta(days=365)).isoformat()
     assert worker.send_task("controlplane.plugins.expire_licenses", args=[far]).get(timeout=60) == {

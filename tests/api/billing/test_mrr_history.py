@@ -3,6 +3,7 @@ and when it takes effect; the app role can never rewrite it."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,6 +11,9 @@ import asyncpg
 import pytest
 from httpx import AsyncClient
 
+from billing import service as billing
+from billing.analytics import history
+from controlplane.core.db import tenant_tx
 from tests.api.billing._support import plan, subscribe
 from tests.conftest import connect_as_inspector
 from tests.factories import Factory
@@ -118,3 +122,69 @@ async def test_the_app_role_cannot_rewrite_the_history(
     finally:
         await app.close()
     assert await _history(stack_env, tenant["id"]) == [("EUR", 1000, "subscription_created")]
+
+
+async def _attach_later(tenant_id: str, billable_from: datetime) -> None:
+    # A plugin's add-on attached during its trial: 20.00 a month once the trial ends.
+    async with tenant_tx(uuid.UUID(tenant_id)):
+        await billing.attach_addon(
+            tenant_id=uuid.UUID(tenant_id),
+            source_id=uuid.uuid4(),
+            name="Editor Pro",
+            charge={"type": "flat", "name": "Licence", "amount_minor": "2000"},
+            currency="EUR",
+            quantity=1,
+            billable_from=billable_from,
+        )
+
+
+async def test_an_addon_billable_later_is_recorded_at_its_own_time_by_the_catch_up(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    staff = await factory.staff()
+    await plan(client, staff.headers, "basic", [{"type": "flat", "amount_minor": 1000}])
+    tenant = await factory.tenant(staff)
+    await subscribe(client, staff.headers, tenant["id"], "basic")
+    billable_from = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    await _attach_later(tenant["id"], billable_from)
+
+    assert await billing.catch_up_addon_changes(billable_from - timedelta(seconds=1)) == billing.CatchUpReport(0, 0)
+    for _ in range(2):  # a second run finds it recorded
+        await billing.catch_up_addon_changes(billable_from + timedelta(minutes=10))
+    connection = await connect_as_inspector(stack_env)
+    try:
+        rows = await connection.fetch(
+            "select effective_at, mrr_minor, cause from mrr_changes where tenant_id = $1 order by effective_at, id",
+            tenant["id"],
+        )
+    finally:
+        await connection.close()
+    assert [(row["mrr_minor"], row["cause"]) for row in rows] == [
+        (1000, "subscription_created"),
+        (3000, "addon_changed"),
+    ]
+    assert rows[1]["effective_at"] == billable_from
+
+
+async def test_the_catch_up_goes_on_past_a_tenant_that_fails(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staff = await factory.staff()
+    await plan(client, staff.headers, "basic", [{"type": "flat", "amount_minor": 1000}])
+    billable_from = datetime.now(UTC).replace(microsecond=0) + timedelta(hours=1)
+    broken, healthy = await factory.tenant(staff), await factory.tenant(staff)
+    for tenant in (broken, healthy):
+        await subscribe(client, staff.headers, tenant["id"], "basic")
+        await _attach_later(tenant["id"], billable_from)
+    record = history.record
+
+    async def failing_for_one(tenant_id: uuid.UUID, cause: str, at: datetime) -> None:
+        if str(tenant_id) == broken["id"]:
+            raise RuntimeError("this tenant's data is bad")
+        await record(tenant_id, cause, at)
+
+    monkeypatch.setattr(history, "record", failing_for_one)
+    report = await billing.catch_up_addon_changes(billable_from + timedelta(minutes=10))
+    assert report == billing.CatchUpReport(1, 1)
+    assert (await _history(stack_env, healthy["id"]))[-1] == ("EUR", 3000, "addon_changed")
+    assert (await _history(stack_env, broken["id"]))[-1] == ("EUR", 1000, "subscription_created")
