@@ -1,63 +1,89 @@
 """Business gauges, read from the database when the API is scraped (at most once a minute): active tenants,
-subscriptions by status, and MRR by currency.
+subscriptions by status, and per currency MRR, ARR, customers and the current month's trial conversion.
 
-MRR is the recurring (advance-billed) price of every active or past-due subscription normalised to a month
-(`Plan.monthly_amount`: a yearly price / 12), summed in `Decimal` per currency and rounded once, by the house
-rule. Trials, paused and canceled subscriptions, metered usage and plugin add-ons are not in it.
+The revenue figures come from the MRR history (billing/analytics/history.py), as the revenue report's do: MRR is
+the sum of each tenant's latest MRR (each already rounded once, by the house rule), customers the tenants whose
+latest MRR is above 0, ARR 12 x MRR, and trial conversion the trials converted over the trials that ended
+(converted or canceled) since the 1st of this month, left out while none has ended.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from decimal import Decimal
+from datetime import UTC, datetime
+from fractions import Fraction
 from typing import Any
 
-from billing.catalogue.rules import plan_from_row
-from billing.money import round_minor
+from billing.analytics.report import Month
 from controlplane.core import metrics
 from controlplane.core.db import SystemReason, fetch, system_tx
 
 SUBSCRIPTION_STATUSES = ("trialing", "active", "past_due", "paused")
-MRR_STATUSES = ("active", "past_due")
+
+
+@dataclass(frozen=True, slots=True)
+class Revenue:
+    mrr_minor: int
+    customers: int
+    trial_conversion: Fraction | None  # this month's; None while no trial has ended this month
+
+    @property
+    def arr_minor(self) -> int:
+        return 12 * self.mrr_minor
 
 
 @dataclass(frozen=True, slots=True)
 class Figures:
     active_tenants: int
     subscriptions: dict[str, int]  # every live status, 0 included
-    mrr_minor: dict[str, int]  # currency -> minor units
+    revenue: dict[str, Revenue]  # by currency
 
 
-async def read_figures() -> Figures:
+async def read_figures(now: datetime | None = None) -> Figures:
+    now = now or datetime.now(UTC)
     # One read-only system transaction: these are counts across every tenant, for the platform's operators.
     async with system_tx(SystemReason.METRICS):
         tenants = await fetch("select count(*) as n from tenants where status = 'active'")
         statuses = await fetch("select status, count(*) as n from subscriptions where status <> 'canceled' group by 1")
-        plans = await fetch(
-            "select p.id, p.code, p.version, p.name, p.currency, p.interval, p.trial_days, p.charges, "
-            "p.proration_upgrade, p.proration_downgrade, count(*) as subscriptions, sum(s.seats) as seats "
-            "from subscriptions s join plans p on p.id = s.plan_id where s.status = any({}) group by p.id",
-            list(MRR_STATUSES),
+        latest = await fetch(
+            "select currency, sum(mrr_minor) as mrr, count(*) filter (where mrr_minor > 0) as customers from ("
+            "select distinct on (tenant_id, currency) currency, mrr_minor from mrr_changes where effective_at <= {} "
+            "order by tenant_id, currency, effective_at desc, id desc) as latest group by currency",
+            now,
         )
-    mrr: dict[str, Decimal] = {}
-    for row in plans:
-        charges = row["charges"]
-        plan = plan_from_row(row, json.loads(charges) if isinstance(charges, str) else charges)
-        # The monthly price is linear in seats: a fixed part per subscription and a part per seat.
-        fixed = plan.monthly_amount(0)
-        per_seat = plan.monthly_amount(1) - fixed
-        mrr[plan.currency] = mrr.get(plan.currency, Decimal(0)) + fixed * row["subscriptions"] + per_seat * row["seats"]
+        trials = await fetch(
+            "select currency, count(*) filter (where cause = 'trial_converted') as converted, "
+            "count(*) filter (where cause = 'trial_canceled') as canceled from mrr_changes "
+            "where effective_at >= {} and effective_at <= {} group by currency",
+            Month.of(now).start,
+            now,
+        )
+    conversion = {
+        row["currency"].strip(): Fraction(row["converted"], row["converted"] + row["canceled"])
+        for row in trials
+        if row["converted"] + row["canceled"]
+    }
+    revenue = {
+        row["currency"].strip(): Revenue(
+            int(row["mrr"]), int(row["customers"]), conversion.get(row["currency"].strip())
+        )
+        for row in latest
+    }
     by_status = {status: 0 for status in SUBSCRIPTION_STATUSES} | {row["status"]: int(row["n"]) for row in statuses}
-    return Figures(int(tenants[0]["n"]), by_status, {currency: round_minor(amount) for currency, amount in mrr.items()})
+    return Figures(int(tenants[0]["n"]), by_status, revenue)
 
 
 def publish(figures: Figures) -> None:
     metrics.ACTIVE_TENANTS.set(figures.active_tenants)
     for status, count in figures.subscriptions.items():
         metrics.SUBSCRIPTIONS.labels(status=status).set(count)
-    for currency, amount in figures.mrr_minor.items():
-        metrics.MRR_MINOR_UNITS.labels(currency=currency).set(amount)
+    metrics.TRIAL_CONVERSION_RATIO.clear()  # a currency whose trials have not ended this month has no ratio
+    for currency, revenue in figures.revenue.items():
+        metrics.MRR_MINOR_UNITS.labels(currency=currency).set(revenue.mrr_minor)
+        metrics.ARR_MINOR_UNITS.labels(currency=currency).set(revenue.arr_minor)
+        metrics.CUSTOMERS.labels(currency=currency).set(revenue.customers)
+        if revenue.trial_conversion is not None:
+            metrics.TRIAL_CONVERSION_RATIO.labels(currency=currency).set(float(revenue.trial_conversion))
 
 
 class BusinessGauges(metrics.ScrapeRefresher):

@@ -225,7 +225,25 @@ SUBSCRIPTIONS = Gauge(
 )
 MRR_MINOR_UNITS = Gauge(
     "controlplane_mrr_minor_units",
-    "Monthly recurring revenue of active and past-due subscriptions, in the currency's minor units.",
+    "Monthly recurring revenue from the MRR history: the sum of each tenant's latest MRR, in minor units.",
+    ["currency"],
+    multiprocess_mode="mostrecent",
+)
+ARR_MINOR_UNITS = Gauge(
+    "controlplane_arr_minor_units",
+    "Annual recurring revenue: 12 x MRR, in the currency's minor units.",
+    ["currency"],
+    multiprocess_mode="mostrecent",
+)
+CUSTOMERS = Gauge(
+    "controlplane_customers",
+    "Tenants whose latest MRR in the currency is above 0.",
+    ["currency"],
+    multiprocess_mode="mostrecent",
+)
+TRIAL_CONVERSION_RATIO = Gauge(
+    "controlplane_trial_conversion_ratio",
+    "This month's trials converted over trials ended (converted or canceled); absent while none has ended.",
     ["currency"],
     multiprocess_mode="mostrecent",
 )
