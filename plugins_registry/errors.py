@@ -1,7 +1,6 @@
 """Errors of the plugin registry. `controlplane.core.problems` maps each base class to its HTTP status."""
 
 from controlplane.core.errors import (
-    BadRequest,
     Conflict,
     InvalidInput,
     NotFound,
@@ -137,12 +136,12 @@ class SeatsInUse(Conflict):
     title = "More seats are in use than the new number; release activations first"
 
 
-class InvalidMonth(BadRequest):
+class InvalidMonth(RegistryInvalid):
     code = "invalid_month"
     title = "The month is not a calendar month (YYYY-MM)"
 
 
-class MonthInFuture(BadRequest):
+class MonthInFuture(RegistryInvalid):
     code = "month_in_future"
     title = "The month has not begun yet"
 

@@ -21,6 +21,8 @@ from controlplane.core.problems import problem_responses
 
 # No control characters (C0, DEL, C1) nor line or paragraph separators: PostgreSQL text cannot hold NUL, and
 # none belongs in a name or an address, where a line break would let a name draw lines of its own on a document.
+# A calendar month as a query or path parameter: anything else is a 400 `validation_error` before any service.
+MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$"
 Name = Annotated[str, Meta(min_length=1, max_length=200, pattern=ONE_LINE)]
 # One bare address (`local@domain`), nothing a header parser could read as several, a display name, a quoted part,

@@ -18,6 +18,7 @@ from controlplane.core.problems import problem_responses
 from controlplane.core.web import (
     BEARER,
     IDEMPOTENCY_ERRORS,
+    MONTH_PATTERN,
     Cursor,
     Limit,
     TenantId,
@@ -30,7 +31,6 @@ from plugins_registry import service
 from plugins_registry.api.entitlements import entitlement_read
 from plugins_registry.api.schemas import (
     FEATURE_PATTERN,
-    MONTH_PATTERN,
     SLUG_PATTERN,
     ActivationCreate,
     ActivationList,
@@ -315,7 +315,7 @@ class PluginAnalyticsController(Controller):
     security = BEARER
     guards = [staff_only]
 
-    @get("/", responses=problem_responses(400, 401, 403))
+    @get("/", responses=problem_responses(400, 401, 403, 422))
     async def plugin_adoption(
         self,
         request: Request[Any, Any, Any],

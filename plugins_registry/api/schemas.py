@@ -259,7 +259,6 @@ class RevocationList(Struct):
     next_cursor: Annotated[str | None, Meta(description="Pass as `cursor` for the next page; null on the last page")]
 
 
-MONTH_PATTERN = r"^[0-9]{4}-(0[1-9]|1[0-2])$"
 # A decimal string of four places, rounded half up; null when there is nothing to divide by.
 Rate = Annotated[str, Meta(pattern=r"^[0-9]+\.[0-9]{4}$")] | None
 

@@ -12,7 +12,7 @@ from litestar.params import QueryParameter
 from billing.analytics import service
 from billing.analytics.report import csv_rows
 from controlplane.core.problems import problem_responses
-from controlplane.core.web import BEARER
+from controlplane.core.web import BEARER, MONTH_PATTERN
 from tenants.api.guards import principal_of
 
 
@@ -33,8 +33,8 @@ class AnalyticsController(Controller):
     async def revenue(
         self,
         request: Request[Any, Any, Any],
-        first: Annotated[str, QueryParameter(name="from", min_length=7, max_length=7, description="YYYY-MM")],
-        last: Annotated[str, QueryParameter(name="to", min_length=7, max_length=7, description="YYYY-MM")],
+        first: Annotated[str, QueryParameter(name="from", pattern=MONTH_PATTERN, description="YYYY-MM")],
+        last: Annotated[str, QueryParameter(name="to", pattern=MONTH_PATTERN, description="YYYY-MM")],
         currency: Annotated[str, QueryParameter(min_length=3, max_length=3, pattern=r"^[A-Z]{3}$")],
         reseller_id: Annotated[
             uuid.UUID | None, QueryParameter(description="Only the tenants this reseller owns")

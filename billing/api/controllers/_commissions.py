@@ -14,11 +14,11 @@ from billing import service
 from billing.commissions import rules as commissions
 from billing.limits import MAX_AMOUNT_MINOR
 from controlplane.core.problems import problem_responses
-from controlplane.core.web import BEARER, Currency, Input, to_struct
+from controlplane.core.web import BEARER, MONTH_PATTERN, Currency, Input, to_struct
 from tenants.api.guards import principal_of
 
 ResellerId = Annotated[uuid.UUID, PathParameter(description="The reseller's (partner) id")]
-Month = Annotated[str, PathParameter(description="A month that has ended, YYYY-MM", pattern=r"^\d{4}-\d{2}$")]
+Month = Annotated[str, PathParameter(description="A month that has ended, YYYY-MM", pattern=MONTH_PATTERN)]
 Bps = Annotated[int, Meta(ge=0, le=10_000)]
 
 

@@ -105,9 +105,11 @@ async def test_who_may_ask_and_what_is_refused(client: AsyncClient, factory: Fac
     params = {"from": current, "to": current, "currency": "EUR"}
     assert_problem(await client.get(URL, params=params, headers=admin.headers), 403, "staff_only")
     assert_problem(await client.get(URL, params=params), 401)
+    for malformed in ("2026-13", "20x6-01", "2026-1", "2026-01-01"):
+        response = await client.get(URL, params=params | {"from": malformed}, headers=staff.headers)
+        assert_problem(response, 400, "validation_error")
     refused = [
-        ({"from": "2026-13"}, "invalid_month"),
-        ({"from": "20x6-01"}, "invalid_month"),
+        ({"from": "1999-12"}, "invalid_month"),  # before the history can begin
         ({"to": "9999-12"}, "invalid_report_range"),  # after the current month
         ({"from": "2020-01"}, "invalid_report_range"),  # more than 36 months
         ({"from": "2099-01", "to": "2020-01"}, "invalid_report_range"),

@@ -144,7 +144,9 @@ async def test_bad_agreements_and_months_are_refused_and_write_nothing(client: A
         pass
     else:
         raise AssertionError("a month that has not ended was closed")
-    assert_problem(await client.get(f"/v1/resellers/{reseller}/statements/2026-13", headers=staff.headers), 422)
+    statements = f"/v1/resellers/{reseller}/statements"
+    assert_problem(await client.get(f"{statements}/2026-13", headers=staff.headers), 400, "validation_error")
+    assert_problem(await client.get(f"{statements}/0000-01", headers=staff.headers), 422, "invalid_month")
 
 
 async def _closed_month_with_payable(

@@ -295,10 +295,10 @@ async def test_a_month_that_is_not_in_the_calendar_or_has_not_begun_is_refused(
     client: AsyncClient, factory: Factory
 ) -> None:
     staff = await factory.staff()
-    assert_problem(await client.get(URL, params={"month": "0000-01"}, headers=staff.headers), 400, "invalid_month")
+    assert_problem(await client.get(URL, params={"month": "0000-01"}, headers=staff.headers), 422, "invalid_month")
     following = (datetime.now(UTC).replace(day=1) + timedelta(days=32)).strftime("%Y-%m")
     for month in (following, "9999-12"):
         response = await client.get(URL, params={"month": month}, headers=staff.headers)
-        assert_problem(response, 400, "month_in_future")
+        assert_problem(response, 422, "month_in_future")
     # The first month of all is a month like any other: nothing in it.
     assert (await _figures(client, staff, "0001-01"))["plugins"] == []
