@@ -79,7 +79,7 @@ tofu-validate: install ## OpenTofu: parse every file (python-hcl2), checkov offl
 invoice-pdf: install ## Render sample invoices (or INVOICE=<id> from the dev stack) to PDF and PNG under .devstack/invoice-pdf
 	$(PY) -m bench.invoice_pdf $(if $(INVOICE),--invoice $(INVOICE))
 
-bench: install ## Benchmarks on a throwaway stack: usage ingestion, a 10,000-subscription run, the entitlement check, license signing
+bench: install ## Benchmarks on a throwaway stack: usage ingestion, a 10,000-subscription run, the entitlement check, license signing, the revenue report
 	$(PY) -m bench.run
 
 backup: install ## Dump the database (pg_dump -Fc, as the owner) to CONTROLPLANE_BACKUP_DIR (default .devstack/backups) with sha256 and manifest

@@ -10,9 +10,13 @@
    alike, in the same run, with the rate limiter on (and, for comparison, off). Target: with the limiter,
    at least 0.45 of the bare handler's requests/s.
 4. Licenses: tokens/s signed through OpenBao transit, and verified offline.
+5. Revenue report: 36 months of MRR history, 10,000 tenants with 10 changes each in one currency, timed as the
+   pure report, through the service (the read and the report) and through `GET /v1/analytics/revenue`.
+   Target: under 1 s.
 
 A report, not a test: a missed target still exits 0. Exit 1 means something is broken (an error, a wrong
-invoice count or amount, a rerun that adds invoices), so the figures mean nothing.
+invoice count or amount, a rerun that adds invoices, revenue figures other than the report's), so the figures
+mean nothing.
 
     .venv/bin/python -m bench.run --help
 """
@@ -23,7 +27,7 @@ import argparse
 import sys
 import time
 
-from bench import billing_run, entitlements, ingestion, licenses
+from bench import billing_run, entitlements, ingestion, licenses, revenue_report
 from bench.stack import Broken, api_process, dev_stack, set_up_catalogue
 
 INGESTION_TARGET = 0.5  # API events/s over raw events/s
@@ -45,8 +49,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=100, help="usage events per subscription (default 100)")
     parser.add_argument("--concurrency", type=int, default=4, help="billing run concurrency (default 4)")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per entitlement round (default 5)")
+    parser.add_argument("--revenue-tenants", type=int, default=10_000, help="tenants with MRR history (default 10,000)")
+    parser.add_argument("--revenue-changes", type=int, default=10, help="MRR changes per tenant (default 10)")
+    parser.add_argument("--revenue-repeats", type=int, default=5, help="timed revenue reports per path (default 5)")
     parser.add_argument(
-        "--only", choices=("ingestion", "billing", "entitlements", "licenses"), help="run one of the benchmarks"
+        "--only",
+        choices=("ingestion", "billing", "entitlements", "licenses", "revenue"),
+        help="run one of the benchmarks",
     )
     parser.add_argument("--keep", action="store_true", help="keep the stack's temporary folder (logs, data)")
     args = parser.parse_args(argv)
@@ -77,6 +86,16 @@ def main(argv: list[str] | None = None) -> int:
                         checked = entitlements.run(
                             api, unlimited, bare, catalogue, seconds=args.seconds, rounds=args.rounds
                         )
+                reported = None
+                if args.only in (None, "revenue"):
+                    reported = revenue_report.run(
+                        stack,
+                        api,
+                        catalogue.staff_headers,
+                        tenants=args.revenue_tenants,
+                        changes_each=args.revenue_changes,
+                        repeats=args.revenue_repeats,
+                    )
             licensed = licenses.measure(stack.env) if args.only in (None, "licenses") else None
             billed = None
             if args.only in (None, "billing"):
@@ -123,6 +142,14 @@ def main(argv: list[str] | None = None) -> int:
             f"licenses   issuance {licensed.sequential.per_second:,.0f} tokens/s sequential, "
             f"{licensed.threaded.per_second:,.0f} tokens/s with {licensed.threads} threads (OpenBao transit); "
             f"verification {licensed.verification.per_second:,.0f} tokens/s offline"
+        )
+    if reported is not None:
+        service, http = reported.service, reported.http
+        print(
+            f"revenue    {reported.changes:,} changes, {reported.months} months: pure report "
+            f"{reported.pure.median:.2f} s, service {service.median:.2f} s, HTTP {http.median:.2f} s (medians of "
+            f"{len(service.seconds)})   target < {revenue_report.TARGET_SECONDS:.0f} s   "
+            f"{_verdict(service.median < revenue_report.TARGET_SECONDS)}"
         )
     return 0
 
