@@ -13,7 +13,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 PYTEST_FLAGS ?=
 
-.PHONY: help install run test test-fast test-slow test-tenant-isolation test-openbao-integration test-billing-accuracy security-scan tofu-validate invoice-pdf bench backup restore-check readiness lint format promtool clean
+.PHONY: help install run test test-fast test-slow test-tenant-isolation test-openbao-integration test-billing-accuracy security-scan tofu-validate invoice-pdf bench wrk backup restore-check readiness lint format promtool clean
 
 help: ## List every target with what it does
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
@@ -79,8 +79,14 @@ tofu-validate: install ## OpenTofu: parse every file (python-hcl2), checkov offl
 invoice-pdf: install ## Render sample invoices (or INVOICE=<id> from the dev stack) to PDF and PNG under .devstack/invoice-pdf
 	$(PY) -m bench.invoice_pdf $(if $(INVOICE),--invoice $(INVOICE))
 
-bench: install ## Benchmarks on a throwaway stack: usage ingestion, a 10,000-subscription run, the entitlement check, license signing, the revenue report
+bench: install wrk ## Benchmarks on a throwaway stack: usage ingestion, a 10,000-subscription run, the entitlement check, license signing, the revenue report, CRUD latency
 	$(PY) -m bench.run
+
+wrk: ## Install wrk (Debian package), the load generator of the CRUD benchmark, where missing
+	@command -v wrk >/dev/null || { \
+	  echo "installing wrk (Debian package)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends wrk >/dev/null; }
 
 backup: install ## Dump the database (pg_dump -Fc, as the owner) to CONTROLPLANE_BACKUP_DIR (default .devstack/backups) with sha256 and manifest
 	$(VENV)/bin/controlplane backup create

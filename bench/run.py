@@ -1,4 +1,4 @@
-"""`make bench`: the billing engine's two figures, measured on a dev stack of its own.
+"""`make bench`: the control plane's figures, each measured on a dev stack of its own.
 
 1. Ingestion: events/s through `POST /v1/usage` (batches of 1,000, one API process) next to the raw limit,
    the same INSERT … ON CONFLICT DO NOTHING (as `insert_usage_events` builds it) straight through asyncpg, in
@@ -13,6 +13,9 @@
 5. Revenue report: 36 months of MRR history, 10,000 tenants with 10 changes each in one currency, timed as the
    pure report, through the service (the read and the report) and through `GET /v1/analytics/revenue`.
    Target: under 1 s.
+6. CRUD latency: `wrk -t2 -c50` on a tenant admin's reads (the tenant, its members, its invoices) and the
+   entitlement check, each next to the bare handler, both served by as many API processes as `controlplane run`
+   starts. Target: each route at least 0.15 of the bare handler's requests/s, with p95 under 25 ms.
 
 A report, not a test: a missed target still exits 0. Exit 1 means something is broken (an error, a wrong
 invoice count or amount, a rerun that adds invoices, revenue figures other than the report's), so the figures
@@ -27,8 +30,9 @@ import argparse
 import sys
 import time
 
-from bench import billing_run, entitlements, ingestion, licenses, revenue_report
+from bench import billing_run, crud, entitlements, ingestion, licenses, revenue_report
 from bench.stack import Broken, api_process, dev_stack, set_up_catalogue
+from controlplane.cli import default_api_workers
 
 INGESTION_TARGET = 0.5  # API events/s over raw events/s
 BILLING_TARGET_SECONDS = 30.0
@@ -54,9 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--revenue-repeats", type=int, default=5, help="timed revenue reports per path (default 5)")
     parser.add_argument(
         "--only",
-        choices=("ingestion", "billing", "entitlements", "licenses", "revenue"),
+        choices=("ingestion", "billing", "entitlements", "licenses", "revenue", "crud"),
         help="run one of the benchmarks",
     )
+    parser.add_argument("--crud-seconds", type=float, default=10.0, help="seconds per CRUD route (default 10)")
     parser.add_argument("--keep", action="store_true", help="keep the stack's temporary folder (logs, data)")
     args = parser.parse_args(argv)
 
@@ -86,6 +91,14 @@ def main(argv: list[str] | None = None) -> int:
                         checked = entitlements.run(
                             api, unlimited, bare, catalogue, seconds=args.seconds, rounds=args.rounds
                         )
+                crud_results = None
+                if args.only in (None, "crud"):
+                    workers = default_api_workers()
+                    with (
+                        api_process(stack, workers=workers) as served,
+                        api_process(stack, "bench.bare_app:create_bare_app", "/constant", workers=workers) as bare,
+                    ):
+                        crud_results = crud.run(stack, served, bare, catalogue, seconds=args.crud_seconds)
                 reported = None
                 if args.only in (None, "revenue"):
                     reported = revenue_report.run(
@@ -150,6 +163,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{reported.pure.median:.2f} s, service {service.median:.2f} s, HTTP {http.median:.2f} s (medians of "
             f"{len(service.seconds)})   target < {revenue_report.TARGET_SECONDS:.0f} s   "
             f"{_verdict(service.median < revenue_report.TARGET_SECONDS)}"
+        )
+    for result in crud_results or []:
+        print(
+            f"crud       {result.route}: {result.load.per_second:,.0f} req/s = {result.ratio:.2f} of bare, "
+            f"p50 {result.load.p50_ms:.1f} ms, p95 {result.load.p95_ms:.1f} ms, p99 {result.load.p99_ms:.1f} ms"
+            f"   target >= {crud.TARGET_RATIO:.2f} and p95 < {crud.TARGET_P95_MS:.0f} ms   {_verdict(result.met)}"
         )
     return 0
 

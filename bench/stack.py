@@ -1,6 +1,6 @@
 """A throwaway dev stack for the benchmarks: started in a temporary folder, migrated, stopped at the end.
 
-Also the one real API process (uvicorn, as `controlplane run` starts it) and the catalogue, tenant and
+Also the real API processes (uvicorn, as `controlplane run` starts them) and the catalogue, tenant and
 API key the ingestion benchmark reports usage with, all created through the HTTP API.
 """
 
@@ -114,8 +114,9 @@ def api_process(
     ready_path: str = "/health/ready",
     *,
     rate_limited: bool = True,
+    workers: int = 1,
 ) -> Iterator[ApiProcess]:
-    """One API process, launched the way `controlplane run` launches it (uvicorn, one worker).
+    """The API, launched the way `controlplane run` launches it (uvicorn), by one process or `workers`.
 
     `app` is an app factory; another (e.g. a bare Litestar app to compare with) runs in the same setup.
     """
@@ -135,6 +136,8 @@ def api_process(
         str(port),
         "--log-level",
         "warning",
+        "--workers",
+        str(workers),
     ]
     with log_path.open("wb") as log:
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
@@ -179,13 +182,22 @@ class Catalogue:
     api_key: str  # that tenant's API key (role tenant_member)
 
 
-async def _create_staff(stack: Stack, email: str) -> None:
+async def create_user(
+    stack: Stack,
+    email: str,
+    password: str,
+    *,
+    staff: bool = False,
+    tenant_id: uuid.UUID | None = None,
+    role: str | None = None,
+) -> None:
+    """A user, as `controlplane users create` makes one: platform staff, or a member of a tenant (a role)."""
     from controlplane.core import db
     from tenants import service
 
     await db.start_pool(stack.env["DATABASE_URL"], min_size=1, max_size=2)
     try:
-        await service.create_or_update_user(email, STAFF_PASSWORD, staff=True, tenant_id=None, role=None)
+        await service.create_or_update_user(email, password, staff=staff, tenant_id=tenant_id, role=role)
     finally:
         await db.stop_pool()
 
@@ -194,7 +206,7 @@ def set_up_catalogue(stack: Stack, base_url: str) -> Catalogue:
     """Through the API: a staff token, the metric, a flat + metered plan, a tenant subscribed to it now,
     and a tenant API key."""
     email = "bench-staff@example.com"
-    asyncio.run(_create_staff(stack, email))
+    asyncio.run(create_user(stack, email, STAFF_PASSWORD, staff=True))
     with httpx.Client(base_url=base_url, timeout=30) as client:
         token = _ok(client.post("/v1/auth/token", json={"email": email, "password": STAFF_PASSWORD}))
         staff = {"Authorization": f"Bearer {token['access_token']}"}

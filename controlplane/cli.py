@@ -267,9 +267,17 @@ def backup_restore_check() -> None:
         sys.exit(1)
 
 
+def default_api_workers() -> int:
+    """API processes: $API_WORKERS, else one per core (each serves requests on its own event loop)."""
+    return int(os.environ.get("API_WORKERS") or os.cpu_count() or 1)
+
+
 @cli.command("run")
 @click.option("--port", type=int, default=lambda: int(os.environ.get("PORT", "8000")), show_default="8000 or $PORT")
-def run(port: int) -> None:
+@click.option(
+    "--api-workers", type=click.IntRange(1, 64), default=default_api_workers, show_default="$API_WORKERS or cores"
+)
+def run(port: int, api_workers: int) -> None:
     """Start the dev stack (unless configured), migrate, and run the API, a worker and beat together."""
 
     root = devstack_root()
@@ -283,7 +291,8 @@ def run(port: int) -> None:
     try:
         _run_checked([python, "-m", "controlplane.cli", "db", "migrate"], env)
         click.echo(
-            f"\n  API   {env['CONTROLPLANE_URL']}/v1  (docs: {env['CONTROLPLANE_URL']}/schema)\n"
+            f"\n  API   {env['CONTROLPLANE_URL']}/v1  (docs: {env['CONTROLPLANE_URL']}/schema; "
+            f"{api_workers} processes)\n"
             f"  Ready {env['CONTROLPLANE_URL']}/health/ready   Metrics {env['CONTROLPLANE_URL']}/metrics\n"
             "  A token, in another shell:\n"
             "    .venv/bin/controlplane users create --email you@example.com --role platform_staff\n"
@@ -301,6 +310,8 @@ def run(port: int) -> None:
                     "127.0.0.1",
                     "--port",
                     str(port),
+                    "--workers",
+                    str(api_workers),
                 ],
                 "worker": [
                     python,

@@ -43,12 +43,25 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
+def _tenant_lists_served(base: str) -> int:
+    scrape = httpx.get(f"{base}/metrics", timeout=10).text
+    served = [
+        float(line.rsplit(" ", 1)[1])
+        for line in scrape.splitlines()
+        if line.startswith("controlplane_http_requests_total{")
+        and 'method="GET"' in line
+        and 'route="/v1/tenants"' in line
+        and 'status="200"' in line
+    ]
+    return int(sum(served))
+
+
 @pytest.mark.slow
 def test_run_serves_a_ready_api_and_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     port = _free_port()
     # Nothing configured: every service is embedded, under a folder of this test's own.
     env = {k: v for k, v in os.environ.items() if k not in SERVICE_ENV}
-    env |= {"CONTROLPLANE_DEVSTACK_DIR": str(tmp_path / "devstack"), "PORT": str(port)}
+    env |= {"CONTROLPLANE_DEVSTACK_DIR": str(tmp_path / "devstack"), "PORT": str(port), "API_WORKERS": "2"}
     log = (tmp_path / "run.log").open("w")
     run = subprocess.Popen(
         [sys.executable, "-m", "controlplane.cli", "run"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT
@@ -92,6 +105,13 @@ def test_run_serves_a_ready_api_and_stops_everything_on_ctrl_c(tmp_path: Path) -
         assert httpx.get(f"{base}/v1/tenants", timeout=10).status_code == 401
         children = _descendants(run.pid)
         assert len(children) >= 3  # api, worker, beat (and the worker's pool)
+        # Two API processes serve the port; /metrics, from whichever answers, counts what both served.
+        [api] = [child for child in children if "uvicorn" in " ".join(child.cmdline())]
+        # (uvicorn's workers are spawned; the spawn's resource tracker is a child too)
+        assert len([child for child in api.children() if "spawn_main" in " ".join(child.cmdline())]) == 2
+        for _ in range(20):
+            assert httpx.get(f"{base}/v1/tenants", headers=headers, timeout=10).status_code == 200
+        assert {_tenant_lists_served(base) for _ in range(4)} == {21}
     finally:
         run.send_signal(signal.SIGINT)  # what Ctrl-C delivers
         code = run.wait(timeout=60)
