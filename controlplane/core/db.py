@@ -63,6 +63,19 @@ def _unavailable(exc: BaseException) -> DatabaseUnavailable:
     return DatabaseUnavailable("The database is unavailable; retry shortly")
 
 
+class _PooledConnection(asyncpg.Connection):
+    """A pooled connection that needs no reset when it goes back to the pool.
+
+    Every setting made on it is transaction-local (`set_config(…, true)`), and none listens (the invalidation
+    listener has a connection of its own), holds a session advisory lock or keeps a cursor open past its
+    transaction. asyncpg's reset (RESET ALL, UNLISTEN *, …) would cost a round trip per transaction for nothing;
+    an open transaction is still rolled back on release.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class _Transaction(PostgresTransaction):
     """Piccolo's transaction, with connection losses translated into `DatabaseUnavailable` (a 503 naming the
     database, never a 500) and the connection always given back to the pool.
@@ -236,7 +249,12 @@ async def start_pool(
     configure(dsn, password=password)
     extra: dict[str, Any] = {} if password is None else {"connect": _connect_through_rotation}
     await ENGINE.start_connection_pool(
-        min_size=min_size, max_size=max_size, init=_instrument_connection, timeout=CONNECT_TIMEOUT_SECONDS, **extra
+        min_size=min_size,
+        max_size=max_size,
+        init=_instrument_connection,
+        timeout=CONNECT_TIMEOUT_SECONDS,
+        connection_class=_PooledConnection,
+        **extra,
     )
 
 
