@@ -114,11 +114,7 @@ class PiiCipher:
     def _batched(self, operation: str, field: str, items: Sequence[tuple[uuid.UUID, str]]) -> list[dict[str, Any]]:
         """One transit batch operation over (tenant, text) pairs, a request per REQUEST_ITEMS; a failed item
         fails the whole call."""
-        call = {
-            "encrypt": self._transit.encrypt_data,
-            "decrypt": self._transit.decrypt_data,
-            "rewrap": self._transit.rewrap_data,
-        }[operation]
+        call = {"decrypt": self._transit.decrypt_data, "rewrap": self._transit.rewrap_data}[operation]
         results: list[dict[str, Any]] = []
         for start in range(0, len(items), REQUEST_ITEMS):
             batch = [
@@ -132,15 +128,9 @@ class PiiCipher:
             raise ValueError(f"{len(errors)} items could not be {operation}ed: {errors[0]}")
         return results
 
-    def encrypt_many(self, items: Sequence[tuple[uuid.UUID, str]]) -> list[str]:
-        encoded = [(tenant, base64.b64encode(text.encode()).decode()) for tenant, text in items]
-        return [str(item["ciphertext"]) for item in self._batched("encrypt", "plaintext", encoded)]
-
     def decrypt_many(self, items: Sequence[tuple[uuid.UUID, str]]) -> list[str]:
+        """Values stored before the data keys (each transit ciphertext), decrypted."""
         return [base64.b64decode(item["plaintext"]).decode() for item in self._batched("decrypt", "ciphertext", items)]
-
-    def encrypt(self, tenant_id: uuid.UUID, plaintexts: Sequence[str]) -> list[str]:
-        return self.encrypt_many([(tenant_id, text) for text in plaintexts])
 
     def decrypt(self, tenant_id: uuid.UUID, ciphertexts: Sequence[str]) -> list[str]:
         return self.decrypt_many([(tenant_id, text) for text in ciphertexts])

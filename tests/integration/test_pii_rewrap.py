@@ -5,14 +5,16 @@ keep reading and are moved to the data keys."""
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
 import asyncpg
+import hvac
 import pytest
 
 from controlplane.core import invalidation
-from controlplane.core.pii import PiiCipher
+from controlplane.core.pii import KEY_NAME, TRANSIT_MOUNT, PiiCipher
 from controlplane.core.secrets import SecretStore
 from controlplane.core.settings import Settings
 from tenants import service
@@ -34,6 +36,17 @@ class FailingOnSecondBatch(PiiCipher):
         if self.batches == 2:
             raise ConnectionError("worker lost")
         return super().rewrap(items)
+
+
+def _transit_ciphertext(client: hvac.Client, tenant_id: uuid.UUID, text: str) -> str:
+    """A value as stored before the data keys: transit ciphertext of its own (the app no longer makes these)."""
+    response = client.secrets.transit.encrypt_data(
+        KEY_NAME,
+        base64.b64encode(text.encode()).decode(),
+        context=base64.b64encode(tenant_id.bytes).decode(),
+        mount_point=TRANSIT_MOUNT,
+    )
+    return str(response["data"]["ciphertext"])
 
 
 async def _key_versions(owner_connection: asyncpg.Connection) -> dict[int, int]:
@@ -102,9 +115,10 @@ async def test_rotation_rewraps_every_data_key_and_retires_old_versions(
 async def test_a_stored_ciphertext_of_a_retired_version_no_longer_decrypts(
     client: Any, settings: Settings, owner_connection: asyncpg.Connection
 ) -> None:
-    cipher = PiiCipher(SecretStore.connect(settings).client)
+    client = SecretStore.connect(settings).client
+    cipher = PiiCipher(client)
     tenant_id = uuid.uuid4()
-    (old,) = cipher.encrypt(tenant_id, ["kept by a backup"])
+    old = _transit_ciphertext(client, tenant_id, "kept by a backup")
     _key, wrapped = cipher.new_data_key(tenant_id)
     await service.rotate_pii_key(cipher)
     with pytest.raises(Exception, match="OpenBao"):
@@ -127,7 +141,8 @@ async def _store_legacy_email(owner_connection: asyncpg.Connection, tenant_id: u
 async def test_values_from_before_the_data_keys_keep_reading_through_a_rotation_and_are_moved_to_them(
     client: Any, settings: Settings, owner_connection: asyncpg.Connection
 ) -> None:
-    cipher = PiiCipher(SecretStore.connect(settings).client)
+    client = SecretStore.connect(settings).client
+    cipher = PiiCipher(client)
     staff = staff_principal()
     current = [
         await service.create_tenant(
@@ -143,7 +158,8 @@ async def test_values_from_before_the_data_keys_keep_reading_through_a_rotation_
     plaintext = await service.create_tenant(staff, service.NewTenant(name="Old", slug="legacy", currency="EUR"))
     # Written as the code before the data keys did: transit ciphertext per value, its version beside it.
     for number, tenant in enumerate(transit):
-        email, name = cipher.encrypt(tenant.id, [f"old{number}@example.com", f"Old Name {number}"])
+        email = _transit_ciphertext(client, tenant.id, f"old{number}@example.com")
+        name = _transit_ciphertext(client, tenant.id, f"Old Name {number}")
         await owner_connection.execute(
             "update tenants set billing_email = $1, billing_email_key_version = $2 where id = $3",
             email,
