@@ -60,10 +60,10 @@ test-tenant-isolation: install ## Row-level security: the catalogue, the 10,000-
 	  tests/integration/test_partner_rls.py tests/integration/test_tenant_vault.py \
 	  "tests/api/plugins/test_licenses.py::test_another_tenant_cannot_reach_a_license_or_install" $(PYTEST_FLAGS)
 
-test-openbao-integration: install ## OpenBao through hvac: AppRole, license signing, rotation and rewrap, tenant namespaces, DB credentials
+test-openbao-integration: install ## OpenBao through hvac: AppRole, license signing, rotation and rewrap, PII data keys, tenant namespaces, DB credentials
 	$(PY) -m pytest tests/integration/test_openbao_approle.py tests/integration/plugins_registry/test_license_signing.py \
 	  tests/integration/test_secret_rotation.py tests/e2e/test_secrets_cli.py tests/integration/test_tenant_vault.py \
-	  tests/integration/test_pii_rewrap.py tests/integration/test_db_credential_rotation.py \
+	  tests/integration/test_pii_rewrap.py tests/api/test_tenant_data_keys.py tests/integration/test_db_credential_rotation.py \
 	  tests/api/test_tenant_secrets.py tests/api/billing/test_webhook_secret_rollover.py $(PYTEST_FLAGS)
 
 test-billing-accuracy: install ## Money maths (properties and worked examples), invoices, the ledger, the kill test

@@ -13,6 +13,7 @@ from tenants.tables import (
     PartnerCheckpointHistory,
     PartnerMember,
     Tenant,
+    TenantDataKey,
     User,
     WebhookOutboxEvent,
 )
@@ -23,6 +24,7 @@ APP_CONFIG = AppConfig(
     table_classes=[
         User,
         Tenant,
+        TenantDataKey,
         Membership,
         ApiKey,
         AuditEvent,

@@ -21,8 +21,8 @@ class Tenant(Table, tablename="tenants", db=ENGINE):
     name = Text()
     slug = Text()
     status = Text(default="active")
-    billing_email = Text(null=True)  # transit ciphertext (tenants.billing_contact)
-    billing_email_key_version = Integer(null=True)
+    billing_email = Text(null=True)  # sealed with the tenant's data key (tenants.billing_contact)
+    billing_email_key_version = Integer(null=True)  # only for transit ciphertext from before the data keys
     currency = Varchar(length=3)
     reseller_id = UUID(null=True)
     reseller_since = Timestamptz(null=True)
@@ -38,6 +38,15 @@ class Tenant(Table, tablename="tenants", db=ENGINE):
     staff_suspended_at = Timestamptz(null=True, default=None)
     # Staff's override of the rate-limit percentage (null: the plan's applies).
     rate_limit_percent = Integer(null=True, default=None)
+
+
+class TenantDataKey(Table, tablename="tenant_data_keys", db=ENGINE):
+    """The tenant's data key for its personal data, wrapped by transit (`tenants.data_keys`)."""
+
+    tenant_id = UUID(primary_key=True)
+    wrapped_key = Text()
+    key_version = Integer()
+    created_at = Timestamptz()
 
 
 class Membership(Table, tablename="memberships", db=ENGINE):

@@ -43,6 +43,7 @@ TABLES = (
     "credit_transactions",
     "credit_lots",
     "tenant_billing_profiles",
+    "tenant_data_keys",
     "tenant_webhook_endpoints",
     "commission_close_issues",
     "commission_lines",

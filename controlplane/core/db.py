@@ -215,6 +215,9 @@ class SystemReason(enum.StrEnum):
     # Analytics read across every tenant, read-only: the MRR history (amounts and causes) for staff or a
     # reseller's admins, plugin adoption for staff.
     ANALYTICS = "analytics"
+    # Showing rows of several tenants at once (a list of tenants) reads each one's wrapped data key to open its
+    # personal data, when that key is not in memory; nothing else of the tenants.
+    DATA_KEYS = "data_keys"
 
 
 # asyncpg's `password=`: awaited for every new connection (`db_credentials.StaticRolePassword` reads OpenBao).

@@ -65,8 +65,9 @@ ROTATION_PERIODS = {
     # OpenBao also rotates a static role on its own `rotation_period`; those rotations are not recorded here.
     DB_PASSWORD: timedelta(days=30),
 }
-# Rotates the PII key (or, given False, only finishes an interrupted rewrap) and rewraps every stored
-# ciphertext; it needs the database, so the caller (CLI, Celery task) supplies it.
+# Rotates the PII key (or, given False, only finishes an interrupted rewrap), rewraps every tenant's data key
+# and moves values from before the data keys to them; it needs the database, so the caller (CLI, Celery task)
+# supplies it.
 PiiRotator = Callable[[bool], PiiRotation]
 # Rotates the app role's database password through OpenBao's database engine, where it is configured.
 DbRotator = Callable[[], DbRotation]
@@ -386,7 +387,8 @@ def rotate(
             if only_due and secret in last and moment - last[secret] < ROTATION_PERIODS[secret]:
                 detail = f"not due (last rotated {last[secret]:%Y-%m-%d %H:%M} UTC)"
                 if secret == PII_KEY and pii is not None:
-                    detail += f"; {pii(False).rewrapped} rows left over were rewrapped"
+                    left_over = pii(False)
+                    detail += f"; {left_over.rewrapped} data keys and {left_over.moved} rows left over were rewrapped"
                 outcomes.append(_finish(secret, "skipped", detail, actor))
                 continue
             done = rotators[secret]()

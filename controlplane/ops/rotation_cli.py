@@ -33,8 +33,8 @@ def secrets_group() -> None:
     show_default=True,
     help=(
         "jwt: the API's token signing keys; license: the transit key that signs plugin licenses; pii: the transit "
-        "key of tenants' personal data, then every stored ciphertext rewrapped; db: the app role's database "
-        "password (OpenBao database engine, where BAO_DB_STATIC_ROLE is set)."
+        "key that wraps tenants' data keys, then every data key rewrapped (and older ciphertext moved to them); "
+        "db: the app role's database password (OpenBao database engine, where BAO_DB_STATIC_ROLE is set)."
     ),
 )
 @click.option("--if-due", is_flag=True, help="Only rotate what is older than its rotation period (as beat does).")

@@ -21,8 +21,9 @@ path "transit/keys/license-signing/rotate" {
   capabilities = ["update"]
 }
 
-# Tenants' personal data: encrypted, decrypted and rewrapped; rotation raises the minimum decryption version.
-path "transit/encrypt/tenant-pii" {
+# Tenants' personal data: a data key made per tenant (returned with its wrapped form), unwrapped (and values
+# from before the data keys decrypted), rewrapped; rotation raises the minimum decryption version.
+path "transit/datakey/plaintext/tenant-pii" {
   capabilities = ["update"]
 }
 path "transit/decrypt/tenant-pii" {

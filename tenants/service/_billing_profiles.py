@@ -1,5 +1,6 @@
-"""A tenant's billing profile: encrypted by OpenBao transit before it is stored, decrypted only to be shown;
-and the rewrap that moves every stored ciphertext of tenants' personal data to the newest key version."""
+"""A tenant's billing profile: sealed with the tenant's data key before it is stored, opened only to be shown;
+and the PII rewrap: every tenant's wrapped data key moved to the newest `tenant-pii` version, and personal data
+from before the data keys (transit ciphertext, or a plaintext billing email) sealed with them."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from datetime import datetime
 
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
-from controlplane.core.pii import PiiCipher, PiiRotation, key_version
-from tenants import audit, repository
+from controlplane.core.pii import DataKey, PersonalDataUnreadable, PiiCipher, PiiRotation
+from tenants import audit, data_keys, repository
 from tenants import pii_repository as profiles
 from tenants.errors import TenantNotFound
 
@@ -87,14 +88,9 @@ async def put_billing_profile(
     async with tenant_tx(tenant_id):
         if await repository.get_tenant(tenant_id, lock="share") is None:
             raise TenantNotFound()
-        # Held to commit: the rewrap cannot retire the key version these ciphertexts were made with meanwhile.
-        await profiles.share_key_lock()
-        encrypted = dict(
-            zip(texts, await asyncio.to_thread(cipher.encrypt, tenant_id, list(texts.values())), strict=True)
-        )
-        if encrypted:
-            version = min(key_version(text) for text in encrypted.values())
-            row = await profiles.put(tenant_id, {field: encrypted.get(field) for field in profiles.FIELDS}, version)
+        if texts:
+            key = await data_keys.for_sealing(cipher, tenant_id)
+            row = await profiles.put(tenant_id, {field: _sealed(key, texts.get(field)) for field in profiles.FIELDS})
             updated_at = row["updated_at"]
         else:
             await profiles.delete(tenant_id)
@@ -105,7 +101,13 @@ async def put_billing_profile(
     return _shown(texts, updated_at)
 
 
+def _sealed(key: DataKey, text: str | None) -> str | None:
+    return key.seal(text) if text is not None else None
+
+
 async def get_billing_profile(cipher: PiiCipher, tenant_id: uuid.UUID) -> BillingProfileView:
+    """The profile opened with the tenant's data key (no OpenBao call once it is in memory); one stored before
+    the data keys, transit ciphertext, decrypted by transit until the next PII rewrap moves it."""
     async with tenant_tx(tenant_id):
         if await repository.get_tenant(tenant_id) is None:
             raise TenantNotFound()
@@ -113,51 +115,73 @@ async def get_billing_profile(cipher: PiiCipher, tenant_id: uuid.UUID) -> Billin
     if row is None:
         return _shown({}, None)
     stored = {field: row[field] for field in profiles.FIELDS if row[field]}
-    plain = await asyncio.to_thread(cipher.decrypt, tenant_id, list(stored.values()))
-    return _shown(dict(zip(stored, plain, strict=True)), row["updated_at"])
+    if row["key_version"] is not None:
+        plain = await asyncio.to_thread(cipher.decrypt, tenant_id, list(stored.values()))
+        return _shown(dict(zip(stored, plain, strict=True)), row["updated_at"])
+    keys = await data_keys.for_reading(cipher, [tenant_id])
+    if tenant_id not in keys:
+        raise PersonalDataUnreadable("the tenant has no data key (erased)")
+    return _shown({field: keys[tenant_id].open(text) for field, text in stored.items()}, row["updated_at"])
 
 
 async def rewrap_personal_data(cipher: PiiCipher, *, batch_size: int = REWRAP_BATCH) -> PiiRotation:
-    """Every stored ciphertext (billing profiles, tenants' billing emails) rewrapped to the key's latest version,
-    and any billing email still in plaintext sealed, a batch per transaction (an interrupted run leaves whole
-    rows on the old version, and the next run carries on); then versions before it stop decrypting, once
-    none is left, checked under the lock every writer shares."""
+    """Every tenant's wrapped data key rewrapped to the key's latest version, then every value from before the
+    data keys (a profile or billing email in transit ciphertext, a billing email in plaintext) sealed with its
+    tenant's data key, a batch per transaction (an interrupted run leaves whole rows as they were, and the next
+    run carries on); then versions before the latest stop decrypting, once nothing is left under them, checked
+    under the lock every new or unwrapped data key shares."""
     version = await asyncio.to_thread(cipher.latest_version)
-    moved = 0
+    rewrapped = moved = 0
     while True:
         async with system_tx(SystemReason.PLATFORM_JOB):
-            done = await _rewrap_profiles(cipher, version, batch_size) or await _reseal_emails(
-                cipher, version, batch_size
-            )
-            if done:
+            if done := await data_keys.rewrap_older_than(cipher, version, batch_size):
+                rewrapped += done
+                continue
+            if done := await _move_profiles(cipher, batch_size) or await _move_emails(cipher, batch_size):
                 moved += done
                 continue
             await profiles.take_key_lock()
-            left = await profiles.count_older_than(version) + await profiles.count_tenant_emails_older_than(version)
+            left = (
+                await profiles.count_data_keys_older_than(version)
+                + await profiles.count_unmoved_profiles()
+                + await profiles.count_unmoved_tenant_emails()
+            )
             if left == 0:
                 await asyncio.to_thread(cipher.retire_versions_before, version)
-                return PiiRotation(version, moved)
+                return PiiRotation(version, rewrapped, moved)
 
 
-async def _rewrap_profiles(cipher: PiiCipher, version: int, batch_size: int) -> int:
-    rows = await profiles.older_than(version, batch_size)
+async def _move_profiles(cipher: PiiCipher, batch_size: int) -> int:
+    rows = await profiles.unmoved_profiles(batch_size)
+    if not rows:
+        return 0
     stored = [(row["tenant_id"], field, row[field]) for row in rows for field in profiles.FIELDS if row[field]]
-    fresh = await asyncio.to_thread(cipher.rewrap, [(tenant, text) for tenant, _field, text in stored])
+    plain = await asyncio.to_thread(cipher.decrypt_many, [(tenant, text) for tenant, _field, text in stored])
+    keys = await data_keys.for_jobs(cipher, [row["tenant_id"] for row in rows])
     by_tenant: dict[uuid.UUID, dict[str, str | None]] = {row["tenant_id"]: {} for row in rows}
-    for (tenant, field, _old), text in zip(stored, fresh, strict=True):
-        by_tenant[tenant][field] = text
-    for tenant, texts in by_tenant.items():
-        await profiles.rewrapped(tenant, {field: texts.get(field) for field in profiles.FIELDS}, version)
+    for (tenant, field, _old), text in zip(stored, plain, strict=True):
+        by_tenant[tenant][field] = keys[tenant].seal(text)
+    for tenant, sealed in by_tenant.items():
+        await profiles.moved_profile(tenant, {field: sealed.get(field) for field in profiles.FIELDS})
     return len(rows)
 
 
-async def _reseal_emails(cipher: PiiCipher, version: int, batch_size: int) -> int:
-    rows = await profiles.tenant_emails_older_than(version, batch_size)
-    legacy = [(row["id"], row["billing_email"]) for row in rows if row["billing_email_key_version"] is None]
-    sealed = [(row["id"], row["billing_email"]) for row in rows if row["billing_email_key_version"] is not None]
-    fresh = await asyncio.to_thread(cipher.encrypt_many, legacy) + await asyncio.to_thread(cipher.rewrap, sealed)
-    for (tenant, _old), text in zip(legacy + sealed, fresh, strict=True):
-        await profiles.resealed_tenant_email(tenant, text, key_version(text))
+async def _move_emails(cipher: PiiCipher, batch_size: int) -> int:
+    rows = await profiles.unmoved_tenant_emails(batch_size)
+    if not rows:
+        return 0
+    encrypted = [(row["id"], row["billing_email"]) for row in rows if row["billing_email"].startswith("vault:v")]
+    plain = {row["id"]: row["billing_email"] for row in rows}  # plaintext from before the column was encrypted
+    plain |= dict(
+        zip(
+            (tenant for tenant, _text in encrypted),
+            await asyncio.to_thread(cipher.decrypt_many, encrypted),
+            strict=True,
+        )
+    )
+    keys = await data_keys.for_jobs(cipher, list(plain))
+    for tenant, text in plain.items():
+        await profiles.moved_tenant_email(tenant, keys[tenant].seal(text))
     return len(rows)
 
 

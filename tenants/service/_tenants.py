@@ -16,7 +16,7 @@ from controlplane.core.errors import StaffOnly
 from controlplane.core.pagination import PageRequest, page_of_views
 from controlplane.core.tenant_vault import TenantVault
 from controlplane.core.views import Page, view_of
-from tenants import audit, billing_contact, hooks, repository
+from tenants import audit, billing_contact, data_keys, hooks, repository
 from tenants import pii_repository as billing_profiles
 from tenants.errors import (
     CommercialTermsStaffOnly,
@@ -315,7 +315,7 @@ async def active_tenants_created_before(end: datetime) -> frozenset[uuid.UUID]:
 
 async def billing_email_of(tenant_id: uuid.UUID) -> str | None:
     """The tenant's billing email, decrypted (None: it has none, or there is no such tenant). Its own
-    transaction, and the decryption (an OpenBao call) after it."""
+    transaction, and the decryption after it (an OpenBao call only when the tenant's data key is not in memory)."""
     async with tenant_tx(tenant_id):
         row = await repository.get_tenant(tenant_id)
     if row is None:
@@ -435,6 +435,8 @@ async def _erase(actor: Principal, tenant_id: uuid.UUID, before: dict[str, Any])
     former_members = await repository.delete_all_memberships(tenant_id)
     await repository.revoke_all_api_keys(tenant_id)
     await billing_profiles.delete(tenant_id)
+    # Its personal data no longer opens anywhere, backups included: the key it was sealed with is gone.
+    await data_keys.destroy(tenant_id)
     await repository.delete_webhook_endpoint(tenant_id)
     await invalidation.publish(API_KEY_TOPIC, ALL_KEYS)
     await invalidation.publish(STATUS_TOPIC, tenant_id)
@@ -453,6 +455,7 @@ async def _erase(actor: Principal, tenant_id: uuid.UUID, before: dict[str, Any])
             "users_erased": erased_users,
             "api_keys_revoked": True,
             "billing_profile_deleted": True,
+            "data_key_destroyed": True,
             "webhook_endpoint_removed": True,
         },
     )

@@ -42,7 +42,7 @@ def test_rotating_the_jwt_keys_from_the_command_line_twice(stack_env: dict[str, 
         "skipped tenant_pii_key",
         "skipped database_app_password",
     ]
-    assert lines[2].endswith("; 0 rows left over were rewrapped")
+    assert lines[2].endswith("; 0 data keys and 0 rows left over were rewrapped")
     assert lines[3] == "skipped database_app_password: BAO_DB_STATIC_ROLE is not set"
     assert _signer(store).active_kid == after.active_kid
 
@@ -57,6 +57,7 @@ def test_rotating_the_pii_key_from_the_command_line_rewraps_and_retires(
     rotated = _cli(stack_env, "secrets", "rotate", "--what", "pii")
     assert rotated.returncode == 0, rotated.stderr
     assert rotated.stdout.strip() == (
-        f"rotated tenant_pii_key: tenant-pii version {before + 1}; 0 rows rewrapped; older versions retired"
+        f"rotated tenant_pii_key: tenant-pii version {before + 1}; 0 data keys rewrapped; "
+        "0 rows moved to data keys; older versions retired"
     )
     assert cipher.min_decryption_version() == before + 1

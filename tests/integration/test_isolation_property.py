@@ -236,9 +236,9 @@ class World:
 
     async def snapshot(self) -> dict[str, Any]:
         """What is really stored, read as the owner in the platform scope."""
-        # The billing email is stored sealed (transit, per tenant): opened the way the API shows it.
+        # The billing email is stored sealed (the tenant's data key): opened the way the API shows it.
         raw = [dict(row) for row in await self.owner.fetch("select id, name, billing_email, status from tenants")]
-        assert all(row["billing_email"] is None or row["billing_email"].startswith("vault:v") for row in raw)
+        assert all(row["billing_email"] is None or row["billing_email"].startswith("dk:v1:") for row in raw)
         stored_tenants = await billing_contact.reveal(raw)
         tenants = {row["id"]: (row["name"], row["billing_email"], row["status"]) for row in stored_tenants}
         members: dict[uuid.UUID, dict[uuid.UUID, tuple[str, str]]] = {}

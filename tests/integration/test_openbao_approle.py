@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 
 import hvac
@@ -79,8 +80,9 @@ def test_the_shipped_app_policy_covers_every_path_the_app_uses_and_no_more(setti
     assert LicenseSigner(store.client).sign({"sub": "policy-check"})[0].count(".") == 2
     cipher = PiiCipher(store.client)
     tenant_id = uuid.uuid4()
-    (stored,) = cipher.encrypt(tenant_id, ["Ada"])
-    assert cipher.decrypt(tenant_id, cipher.rewrap([(tenant_id, stored)])) == ["Ada"]
+    key, wrapped = cipher.new_data_key(tenant_id)
+    (rewrapped,) = cipher.rewrap([(tenant_id, wrapped)])
+    assert cipher.unwrap_data_keys([(tenant_id, rewrapped)]) == [key]
     vault = TenantVault(store.client)
     vault.provision(tenant_id)
     vault.write(tenant_id, "webhook-signing", {"secret": "whsec_x"}, cas=0)
@@ -92,6 +94,10 @@ def test_the_shipped_app_policy_covers_every_path_the_app_uses_and_no_more(setti
     for forbidden in (
         lambda: store.client.sys.create_or_update_policy("escalate", 'path "*" { capabilities = ["sudo"] }'),
         lambda: store.client.secrets.transit.rotate_key("some-other-key"),
+        # Values are sealed with data keys now: transit encrypts nothing for the app.
+        lambda: store.client.secrets.transit.encrypt_data(
+            "tenant-pii", "QWRh", context=base64.b64encode(tenant_id.bytes).decode()
+        ),
         lambda: store.client.secrets.kv.v2.read_secret_version(
             "elsewhere/x", mount_point="secret", raise_on_deleted_version=True
         ),
