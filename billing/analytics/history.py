@@ -122,15 +122,14 @@ async def _latest(tenant_id: uuid.UUID, currency: str, at: datetime) -> tuple[da
     return (rows[0]["effective_at"], rows[0]["mrr_minor"]) if rows else None
 
 
-async def _latest_any(tenant_id: uuid.UUID, at: datetime) -> tuple[str, int] | None:
-    """The tenant's latest row at or before `at` in any currency: its currency and MRR."""
+async def _latest_any(tenant_id: uuid.UUID) -> tuple[str, datetime, int] | None:
+    """The tenant's latest row in any currency: its currency, effective time and MRR."""
     rows = await fetch(
-        "select currency, mrr_minor from mrr_changes where tenant_id = {} and effective_at <= {} "
+        "select currency, effective_at, mrr_minor from mrr_changes where tenant_id = {} "
         "order by effective_at desc, id desc limit 1",
         tenant_id,
-        at,
     )
-    return (rows[0]["currency"], rows[0]["mrr_minor"]) if rows else None
+    return (rows[0]["currency"], rows[0]["effective_at"], rows[0]["mrr_minor"]) if rows else None
 
 
 async def _append(tenant_id: uuid.UUID, currency: str, at: datetime, mrr_minor: int, cause: str) -> None:
@@ -145,14 +144,22 @@ async def _append(tenant_id: uuid.UUID, currency: str, at: datetime, mrr_minor: 
 
 
 async def record(tenant_id: uuid.UUID, cause: str, at: datetime) -> None:
-    """Inside the tenant transaction that changed what the tenant's MRR is computed from, after the write."""
+    """Inside the tenant transaction that changed what the tenant's MRR is computed from, after the write.
+
+    A change never takes effect before the tenant's latest row, so that row is always the current value: a
+    subscription started on the day of a cancellation (its first period starts at that midnight, before the
+    cancellation) or a boundary crossed late, after a later change was recorded, takes effect at that row's
+    instant instead.
+    """
+    latest = await _latest_any(tenant_id)
+    if latest is not None and latest[1] > at:
+        at = latest[1]
     state = await tenant_state(tenant_id)
     currency = state.currency
     if currency is None:
         # No live subscription (canceled, or the tenant's erasure): its MRR is 0 from now on, in the currency
         # it was last recorded in.
-        latest = await _latest_any(tenant_id, at)
-        if latest is not None and (latest[1] != 0 or cause in TRIAL_CAUSES):
+        if latest is not None and (latest[2] != 0 or cause in TRIAL_CAUSES):
             await _append(tenant_id, latest[0], at, 0, cause)
         return
     latest_row = await _latest(tenant_id, currency, at)

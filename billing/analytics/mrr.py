@@ -9,19 +9,20 @@ not MRR.
 Discounts apply as on an invoice (billing.discounts.rules): in redemption order, each on what the earlier ones
 left; a percentage takes its share, an amount (per billing period) takes its monthly part, never more than is
 left. One whose coupon names other plans, or whose amount is in another currency, takes nothing. The sum is kept
-in `Decimal` and rounded once, half up, to a minor unit.
+as an exact `Fraction` and rounded once, half up, to a minor unit: a `Decimal` twelfth is rounded already, so a
+yearly price whose discounted month is a tie (1,450.00 a year less 25 % is 9062.5 a month) would round down.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from fractions import Fraction
 
 from billing.addons.rules import Addon
 from billing.catalogue.rules import Plan
-from billing.money import round_minor
 from billing.subscriptions.states import Status
 
 MRR_STATUSES = frozenset({Status.ACTIVE, Status.PAST_DUE})
@@ -58,7 +59,7 @@ class Billed:
     seats: int
 
 
-def monthly(amount: Decimal, plan: Plan) -> Decimal:
+def monthly(amount: Fraction, plan: Plan) -> Fraction:
     return amount / 12 if plan.interval == "year" else amount
 
 
@@ -67,15 +68,17 @@ def tenant_mrr(billed: Billed | None, addons: Sequence[Addon], discounts: Sequen
     if billed is None or billed.status not in MRR_STATUSES:
         return 0
     plan = billed.plan
-    left = plan.monthly_amount(billed.seats)
+    per_period = plan.recurring_amount(billed.seats)
     for addon in addons:
         if addon.live_at(at):
-            left += addon.plan(plan.currency, plan.interval).monthly_amount(addon.quantity)
+            per_period += addon.plan(plan.currency, plan.interval).recurring_amount(addon.quantity)
+    left = monthly(Fraction(per_period), plan)
     for discount in sorted(discounts, key=lambda d: d.position):
         if not discount.in_force_at(at) or (discount.plan_codes is not None and plan.code not in discount.plan_codes):
             continue
         if discount.percent_off_bps is not None:
-            left -= left * discount.percent_off_bps / 10_000
+            left -= left * Fraction(discount.percent_off_bps, 10_000)
         elif discount.amount_off_minor is not None and discount.currency == plan.currency:
-            left -= min(left, monthly(Decimal(discount.amount_off_minor), plan))
-    return round_minor(left)
+            left -= min(left, monthly(Fraction(discount.amount_off_minor), plan))
+    # Half up: never negative, so the floor of one half more.
+    return math.floor(left + Fraction(1, 2))

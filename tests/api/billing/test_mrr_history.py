@@ -58,6 +58,30 @@ async def test_a_subscriptions_life_is_recorded_change_by_change(
     ]
 
 
+async def test_a_subscription_started_on_the_day_of_a_cancellation_counts_after_it(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str]
+) -> None:
+    staff = await factory.staff()
+    await plan(client, staff.headers, "basic", [{"type": "flat", "amount_minor": 1000}])
+    await plan(client, staff.headers, "plus", [{"type": "flat", "amount_minor": 3000}])
+    tenant = await factory.tenant(staff)
+    first = await subscribe(client, staff.headers, tenant["id"], "basic")
+    await _post(client, staff.headers, f"/v1/subscriptions/{first['id']}/cancel", {"at_period_end": False})
+    # Its first period starts at today's midnight, before the cancellation: it still comes after it.
+    again = await subscribe(client, staff.headers, tenant["id"], "basic")
+    assert await _history(stack_env, tenant["id"]) == [
+        ("EUR", 1000, "subscription_created"),
+        ("EUR", 0, "subscription_canceled"),
+        ("EUR", 1000, "subscription_created"),
+    ]
+    await _post(client, staff.headers, f"/v1/subscriptions/{again['id']}/cancel", {"at_period_end": False})
+    await subscribe(client, staff.headers, tenant["id"], "plus")
+    assert (await _history(stack_env, tenant["id"]))[-2:] == [
+        ("EUR", 0, "subscription_canceled"),
+        ("EUR", 3000, "subscription_created"),
+    ]
+
+
 async def test_a_yearly_price_a_trial_and_a_forever_discount(
     client: AsyncClient, factory: Factory, stack_env: dict[str, str]
 ) -> None:
