@@ -1,5 +1,5 @@
-"""A person's repeated requests: their token is verified once, yet it stops working at once when its key is
-rotated out and when it expires."""
+"""A person's repeated requests: their token is verified once and their user row read once, yet a token stops
+working at once when its key is rotated out, when it expires, and when its user is disabled or erased."""
 
 from __future__ import annotations
 
@@ -21,8 +21,11 @@ from controlplane.core.secrets import JWT_KEYS_PATH, SecretStore
 from controlplane.core.settings import Settings
 from controlplane.devstack.platform_secrets import new_jwt_signing_keys
 from controlplane.ops import rotation
+from tenants import repository, service
 from tests.api._helpers import assert_problem, bearer
-from tests.factories import Factory
+from tests.api._notifications import heard_once, published
+from tests.conftest import connect_as_inspector
+from tests.factories import PASSWORD, Factory
 
 
 class Calls:
@@ -39,6 +42,19 @@ def ed25519_verifications(monkeypatch: pytest.MonkeyPatch) -> Calls:
         return verify(self, *args)
 
     monkeypatch.setattr(OKPAlgorithm, "verify", counted)
+    return calls
+
+
+@pytest.fixture
+def user_reads(monkeypatch: pytest.MonkeyPatch) -> Calls:
+    """Every read of a user's row by id (what a person's principal is made from)."""
+    calls, get_user = Calls(), repository.get_user
+
+    async def counted(user_id: uuid.UUID) -> dict[str, Any] | None:
+        calls.count += 1
+        return await get_user(user_id)
+
+    monkeypatch.setattr(repository, "get_user", counted)
     return calls
 
 
@@ -85,20 +101,23 @@ def signer(
     return fresh
 
 
-async def test_a_token_is_verified_once(client: AsyncClient, factory: Factory, ed25519_verifications: Calls) -> None:
+async def test_a_token_is_verified_once_and_its_user_read_once(
+    client: AsyncClient, factory: Factory, ed25519_verifications: Calls, user_reads: Calls
+) -> None:
     staff = await factory.staff()
     tenant = await factory.tenant(staff)
     admin = await factory.member(tenant["id"])
     member = await factory.member(tenant["id"], "tenant_member")
     url = f"/v1/tenants/{tenant['id']}/members"
-    verified = ed25519_verifications.count
+    verified, read = ed25519_verifications.count, user_reads.count
 
     for _ in range(5):
         assert (await client.get(url, headers=admin.headers)).status_code == 200
     assert ed25519_verifications.count == verified + 1
-    # Another person's token is verified on its own.
+    assert user_reads.count == read + 1
+    # Another person's token is verified (and their row read) on its own.
     assert (await client.get(url, headers=member.headers)).status_code == 200
-    assert ed25519_verifications.count == verified + 2
+    assert (ed25519_verifications.count, user_reads.count) == (verified + 2, read + 2)
 
 
 async def test_a_remembered_token_whose_key_was_rotated_out_is_refused_once_the_keys_are_reread(
@@ -183,3 +202,53 @@ async def test_remembered_tokens_are_bounded(
     assert (await client.get("/v1/tenants", headers=fourth.headers)).status_code == 200
     assert (await client.get("/v1/tenants", headers=first.headers)).status_code == 200
     assert ed25519_verifications.count == verified + 2
+
+
+async def test_a_user_disabled_by_another_process_is_refused_at_once(
+    client: AsyncClient, factory: Factory, stack_env: dict[str, str], user_reads: Calls
+) -> None:
+    """An operator disabling a user in SQL: the database publishes it, and every API process forgets the user."""
+    user = await factory.user()
+    for _ in range(3):
+        assert (await client.get("/v1/tenants", headers=user.headers)).status_code == 200
+    read = user_reads.count
+
+    inspector = await connect_as_inspector(stack_env)
+    try:
+        async with published(stack_env) as heard:
+            await inspector.execute("update users set status = 'disabled' where id = $1", user.user_id)
+            await heard_once(heard, f"user:{user.user_id}")
+    finally:
+        await inspector.close()
+    # This process hears it on its own connection: give its loop a turn to read the notification.
+    for _ in range(200):
+        response = await client.get("/v1/tenants", headers=user.headers)
+        if response.status_code == 401:
+            break
+    else:
+        raise AssertionError("the disabled user's token was still accepted")
+    assert_problem(response, 401, "invalid_credentials")
+    assert user_reads.count > read
+
+
+async def test_an_erased_user_is_refused_at_once(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    admin = await factory.member(tenant["id"])
+    member = await factory.member(tenant["id"], "tenant_member")
+    url = f"/v1/tenants/{tenant['id']}"
+    for person in (admin, member):
+        assert (await client.get(url, headers=person.headers)).status_code == 200
+
+    assert (await client.delete(url, headers=admin.headers)).status_code == 202
+    # The very next request, with no turn of the loop for a notification: the erasure itself evicted them here.
+    for person in (admin, member):
+        assert_problem(await client.get("/v1/tenants", headers=person.headers), 401, "invalid_credentials")
+
+
+async def test_a_user_made_staff_acts_as_staff_at_once(client: AsyncClient, factory: Factory) -> None:
+    user = await factory.user()
+    assert_problem(await client.get("/v1/disputes", headers=user.headers), 403, "staff_only")
+
+    await service.create_or_update_user(user.email, PASSWORD, staff=True)  # as `controlplane users create` does
+    assert (await client.get("/v1/disputes", headers=user.headers)).status_code == 200
