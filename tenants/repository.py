@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from controlplane.core import invalidation
 from controlplane.core.db import fetch
 from controlplane.core.pagination import PageRequest, keyset_clause
 
@@ -108,6 +109,11 @@ async def update_tenant(tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[s
 # Users are platform-wide identities (no tenant_id); their own RLS policies show a tenant context its
 # members and a user context that user.
 
+# Published with a user id by every write to a user's status or staff flag: each process keeps the principals
+# of active users (`tenants.service._auth`). A trigger publishes it too, for writes made outside this code
+# (an operator disabling a user in SQL); the notifications of one transaction that are alike arrive as one.
+USER_TOPIC = "user"
+
 
 async def get_user_by_email(email: str) -> dict[str, Any] | None:
     rows = await fetch("select id, email, password_hash, is_platform_staff, status from users where email = {}", email)
@@ -142,6 +148,7 @@ async def set_user_password(user_id: uuid.UUID, password_hash: str, is_staff: bo
         is_staff,
         user_id,
     )
+    await invalidation.publish(USER_TOPIC, user_id)
 
 
 async def erase_orphaned_users(user_ids: list[uuid.UUID]) -> int:
@@ -153,6 +160,8 @@ async def erase_orphaned_users(user_ids: list[uuid.UUID]) -> int:
         "and not exists (select 1 from memberships m where m.user_id = users.id) returning id",
         user_ids,
     )
+    for row in rows:
+        await invalidation.publish(USER_TOPIC, row["id"])
     return len(rows)
 
 

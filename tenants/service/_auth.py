@@ -36,12 +36,25 @@ async def authenticate_password(email: str, password: str) -> UserView:
     return view_of(UserView, user)
 
 
+# user id -> the principal of an active user. A person's every request would otherwise open a transaction
+# just to read their own row; a change to the row (disabled, erased, staff or not) evicts at once, in every
+# process (`repository.USER_TOPIC`), and an entry is re-read after a minute at the latest. Only active users
+# are kept: a refused token is looked up again each time.
+_principals: Cache[uuid.UUID, Principal] = Cache(repository.USER_TOPIC, uuid.UUID, ttl_seconds=60.0)
+
+
 async def principal_for_user(user_id: uuid.UUID) -> Principal:
+    cached = _principals.get(user_id)
+    if cached is not None:
+        return cached
+    generation = _principals.generation()
     async with user_tx(user_id):
         user = await repository.get_user(user_id)
     if user is None or user["status"] != "active":
         raise InvalidCredentials("the token's user no longer exists or is disabled")
-    return Principal(kind="user", id=user["id"], is_staff=user["is_platform_staff"])
+    principal = Principal(kind="user", id=user["id"], is_staff=user["is_platform_staff"])
+    _principals.put(user_id, principal, generation)
+    return principal
 
 
 API_KEY_TOPIC = "api_key"

@@ -2,6 +2,12 @@
 
 The key set is a mapping kid -> private key; the active kid signs, every kid verifies, so a rotation
 can keep the previous key verifying until its tokens expire.
+
+A signer remembers the tokens it verified until they expire, so a client's repeated requests cost one
+Ed25519 verification, not one each. The memory belongs to one key set: a reload that changes the keys
+makes a new signer, which remembers nothing, so no answer outlives the key that signed it. Whether the
+token's user may still act is not the token's business: that is read for every request
+(`tenants.service.principal_for_user`), and is how a token is revoked (its user disabled or erased).
 """
 
 from __future__ import annotations
@@ -22,6 +28,10 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from controlplane.core.errors import Unauthenticated
 
 ALGORITHM = "EdDSA"
+# Tolerated clock drift between the process that issued a token and the one verifying it.
+LEEWAY_SECONDS = 5
+# Verified tokens remembered per key set; when full it starts again (costing one verification per token).
+MAX_VERIFIED_TOKENS = 50_000
 log = logging.getLogger("controlplane.auth.tokens")
 
 
@@ -44,7 +54,13 @@ class TokenClaims:
 
 class TokenSigner:
     def __init__(
-        self, private_keys: Mapping[str, Ed25519PrivateKey], active_kid: str, *, issuer: str, ttl_seconds: int
+        self,
+        private_keys: Mapping[str, Ed25519PrivateKey],
+        active_kid: str,
+        *,
+        issuer: str,
+        ttl_seconds: int,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if active_kid not in private_keys:
             raise ValueError("the active kid has no key")
@@ -53,9 +69,14 @@ class TokenSigner:
         self._public_keys: dict[str, Ed25519PublicKey] = {kid: key.public_key() for kid, key in private_keys.items()}
         self._issuer = issuer
         self._ttl = ttl_seconds
+        # The one clock for expiry: both when a remembered token stops answering and when verification refuses.
+        self._clock = clock
+        self._verified: dict[str, TokenClaims] = {}
 
     @classmethod
-    def from_secret(cls, secret: Mapping[str, Any], *, issuer: str, ttl_seconds: int) -> TokenSigner:
+    def from_secret(
+        cls, secret: Mapping[str, Any], *, issuer: str, ttl_seconds: int, clock: Callable[[], float] = time.time
+    ) -> TokenSigner:
         """From the KV secret `platform/jwt`: `active_kid`, and `keys` (JSON: kid -> PEM)."""
         pems = json.loads(secret["keys"]) if isinstance(secret["keys"], str) else secret["keys"]
         keys = {}
@@ -64,10 +85,10 @@ class TokenSigner:
             if not isinstance(key, Ed25519PrivateKey):
                 raise ValueError(f"JWT key {kid} is not Ed25519")
             keys[kid] = key
-        return cls(keys, secret["active_kid"], issuer=issuer, ttl_seconds=ttl_seconds)
+        return cls(keys, secret["active_kid"], issuer=issuer, ttl_seconds=ttl_seconds, clock=clock)
 
     def issue(self, user_id: uuid.UUID, *, now: int | None = None) -> str:
-        issued = int(time.time()) if now is None else now
+        issued = int(self._clock()) if now is None else now
         claims = {
             "sub": str(user_id),
             "iss": self._issuer,
@@ -78,7 +99,32 @@ class TokenSigner:
         }
         return jwt.encode(claims, self._signing_key, algorithm=ALGORITHM, headers={"kid": self._active_kid})
 
+    def remembered(self, token: str) -> TokenClaims | None:
+        """The claims of a token this signer verified, until it expires; None when it must be verified."""
+        claims = self._verified.get(token)
+        if claims is None:
+            return None
+        if self._clock() >= claims.expires_at:
+            self._verified.pop(token, None)
+            return None
+        return claims
+
     def verify(self, token: str) -> TokenClaims:
+        claims = self.remembered(token)
+        if claims is not None:
+            return claims
+        claims = self._verify_signature(token)
+        now = self._clock()
+        if claims.expires_at <= now - LEEWAY_SECONDS:
+            raise ExpiredToken()
+        if now < claims.expires_at:  # not one inside the leeway: it is re-verified until refused
+            if len(self._verified) >= MAX_VERIFIED_TOKENS:
+                self._verified.clear()
+            self._verified[token] = claims
+        return claims
+
+    def _verify_signature(self, token: str) -> TokenClaims:
+        """The claims, checked but for expiry (which `verify` checks on this signer's clock)."""
         try:
             kid = jwt.get_unverified_header(token).get("kid")
             key = self._public_keys.get(kid) if isinstance(kid, str) else None
@@ -89,12 +135,10 @@ class TokenSigner:
                 key,
                 algorithms=[ALGORITHM],
                 issuer=self._issuer,
-                options={"require": ["sub", "exp", "iat", "iss"]},
-                leeway=5,
+                options={"require": ["sub", "exp", "iat", "iss"], "verify_exp": False},
+                leeway=LEEWAY_SECONDS,
             )
             return TokenClaims(uuid.UUID(claims["sub"]), int(claims["iat"]), int(claims["exp"]))
-        except jwt.ExpiredSignatureError as exc:
-            raise ExpiredToken() from exc
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise InvalidToken() from exc
 
@@ -127,7 +171,8 @@ class ReloadingTokenSigner:
     newly rotated active key, and stops accepting dropped ones, within that time), and as soon as a token
     carries a kid it does not know, at most once every `retry_seconds` (so a token signed by another API
     process that already follows a rotation verifies here too, and unknown kids cannot make it hammer
-    OpenBao). Reads run in a thread; if one fails, the keys already loaded keep serving.
+    OpenBao). Reads run in a thread; if one fails, the keys already loaded keep serving. A read that finds
+    the key set unchanged keeps the signer, and with it the tokens it remembers.
     """
 
     def __init__(
@@ -140,6 +185,7 @@ class ReloadingTokenSigner:
         refresh_seconds: float = 300.0,
         retry_seconds: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._load = load
         self._issuer = issuer
@@ -147,8 +193,13 @@ class ReloadingTokenSigner:
         self._refresh = refresh_seconds
         self._retry = retry_seconds
         self._clock = clock
-        self._signer = TokenSigner.from_secret(secret, issuer=issuer, ttl_seconds=ttl_seconds)
+        self._wall_clock = wall_clock
+        self._secret = dict(secret)
+        self._signer = self._signer_of(secret)
         self._loaded_at = clock()
+
+    def _signer_of(self, secret: Mapping[str, Any]) -> TokenSigner:
+        return TokenSigner.from_secret(secret, issuer=self._issuer, ttl_seconds=self._ttl, clock=self._wall_clock)
 
     @property
     def current(self) -> TokenSigner:
@@ -167,6 +218,9 @@ class ReloadingTokenSigner:
 
     async def verify_fresh(self, token: str) -> TokenClaims:
         await self.refresh_if_stale()
+        remembered = self._signer.remembered(token)
+        if remembered is not None:
+            return remembered
         kid = _kid_of(token)
         if kid is not None and kid not in self._signer.kids:
             await self._reload_after(self._retry)
@@ -182,9 +236,12 @@ class ReloadingTokenSigner:
         # Claimed before the read, so concurrent requests do not all read at once.
         self._loaded_at = now
         try:
-            secret = await asyncio.to_thread(self._load)
-            self._signer = TokenSigner.from_secret(secret, issuer=self._issuer, ttl_seconds=self._ttl)
+            secret = dict(await asyncio.to_thread(self._load))
+            if secret == self._secret:
+                return
+            signer = self._signer_of(secret)
         except Exception as exc:  # OpenBao down or a bad key set: keep serving with the keys already loaded
             log.warning("JWT keys not reloaded, keeping the loaded ones: %s", type(exc).__name__)
             return
+        self._secret, self._signer = secret, signer
         log.info("JWT keys reloaded: active %s, %d verifying", self._signer.active_kid, len(self._signer.kids))
