@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from controlplane.core.auth import api_keys as api_key_format
 from controlplane.core.auth.passwords import verify_password
@@ -140,10 +141,62 @@ async def tenant_for_resource(
     return tenant_id
 
 
+# What a read's access check needs, remembered a minute per process: a tenant's status and suspensions, and a
+# person's role in it. Both are evicted at once by triggers on `tenants` and `memberships` (tenants migration
+# 2026-12-04T14:00), whoever writes them, so a demotion, a removal or a suspension holds on the next request.
+# Writes always check in their own transaction, under the tenant's share lock (see `check_access`); refusals
+# (an unknown tenant, a non-member) are never remembered.
+ACCESS_TOPIC = "tenant_access"
+MEMBERSHIP_TOPIC = "membership"
+
+
+def _membership_key(text: str) -> tuple[uuid.UUID, uuid.UUID]:
+    tenant_id, _, user_id = text.partition("/")
+    return uuid.UUID(tenant_id), uuid.UUID(user_id)
+
+
+_tenant_access: Cache[uuid.UUID, dict[str, Any]] = Cache(ACCESS_TOPIC, uuid.UUID, ttl_seconds=60.0)
+_member_roles: Cache[tuple[uuid.UUID, uuid.UUID], str] = Cache(MEMBERSHIP_TOPIC, _membership_key, ttl_seconds=60.0)
+ACCESS_COLUMNS = ("status", "billing_suspended_at", "staff_suspended_at")
+
+
+def _needs_role(principal: Principal) -> bool:
+    return principal.kind == "user" and not principal.is_staff
+
+
 async def authorize(principal: Principal, tenant_id: uuid.UUID, permission: Permission, *, method: str) -> None:
-    """The guards' check, in a transaction of its own (see `check_access`)."""
+    """The guards' check: for a read, from what this process remembers if it can; else in a transaction of its
+    own (see `check_access`)."""
+    if method in READ_METHODS:
+        tenant = _tenant_access.get(tenant_id)
+        role = _member_roles.get((tenant_id, principal.id)) if _needs_role(principal) else principal.api_key_role
+        if tenant is not None and (role is not None or not _needs_role(principal)):
+            _decide(principal, tenant_id, tenant, role, permission, method=method)
+            return
+        generations = _tenant_access.generation(), _member_roles.generation()
+        async with tenant_tx(tenant_id):
+            tenant, role = await _access_facts(principal, tenant_id, lock=None)
+        if tenant is not None:
+            _tenant_access.put(tenant_id, {name: tenant[name] for name in ACCESS_COLUMNS}, generations[0])
+        if role is not None and _needs_role(principal):
+            _member_roles.put((tenant_id, principal.id), role, generations[1])
+        _decide(principal, tenant_id, tenant, role, permission, method=method)
+        return
     async with tenant_tx(tenant_id):
         await check_access(principal, tenant_id, permission, method=method)
+
+
+async def _access_facts(
+    principal: Principal, tenant_id: uuid.UUID, *, lock: str | None
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The tenant's row and the principal's role in it (None: not a member), inside the caller's transaction."""
+    if principal.kind == "api_key" and principal.tenant_id != tenant_id:
+        return None, None
+    tenant = await repository.get_tenant(tenant_id, lock=lock)
+    if tenant is None or not _needs_role(principal):
+        return tenant, principal.api_key_role if principal.kind == "api_key" else None
+    membership = await repository.get_membership(tenant_id, principal.id)
+    return tenant, membership["role"] if membership else None
 
 
 async def check_access(principal: Principal, tenant_id: uuid.UUID, permission: Permission, *, method: str) -> None:
@@ -156,24 +209,30 @@ async def check_access(principal: Principal, tenant_id: uuid.UUID, permission: P
     share-locked: role changes lock it for update, so a change checked here cannot race with a demotion of
     the one making it.
     """
-    writes = method not in READ_METHODS
-    if principal.kind == "api_key" and principal.tenant_id != tenant_id:
-        raise TenantNotFound()
     # Only a member's role can change under them; an API key's role is fixed, and a share lock is a write
     # to the row that concurrent machine traffic (usage batches) would queue on.
-    member_writes = writes and principal.kind == "user" and not principal.is_staff
-    tenant = await repository.get_tenant(tenant_id, lock="share" if member_writes else None)
-    membership = None
-    if tenant is not None and principal.kind == "user" and not principal.is_staff:
-        membership = await repository.get_membership(tenant_id, principal.id)
-    if tenant is None:
+    member_writes = method not in READ_METHODS and _needs_role(principal)
+    tenant, role = await _access_facts(principal, tenant_id, lock="share" if member_writes else None)
+    _decide(principal, tenant_id, tenant, role, permission, method=method)
+
+
+def _decide(
+    principal: Principal,
+    tenant_id: uuid.UUID,
+    tenant: Mapping[str, Any] | None,
+    role: str | None,
+    permission: Permission,
+    *,
+    method: str,
+) -> None:
+    writes = method not in READ_METHODS
+    if tenant is None or (principal.kind == "api_key" and principal.tenant_id != tenant_id):
         raise TenantNotFound()
     if principal.is_staff:
         # Staff act on suspended tenants, but nothing new is added to one being erased.
         if writes and method != "DELETE" and tenant["status"] == TenantStatus.PENDING_DELETION:
             raise TenantNotActive("the tenant is being deleted")
         return
-    role = principal.api_key_role if principal.kind == "api_key" else membership["role"] if membership else None
     if role is None or tenant["status"] == TenantStatus.PENDING_DELETION:
         raise TenantNotFound()
     if not role_allows(role, permission):
