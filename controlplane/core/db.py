@@ -19,13 +19,17 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+from asyncpg.transaction import Transaction as AsyncpgTransaction
+from asyncpg.transaction import TransactionState
 from piccolo.engine.postgres import PostgresEngine, PostgresTransaction
 from piccolo.querystring import QueryString
 
@@ -76,6 +80,43 @@ class _PooledConnection(asyncpg.Connection):
         return ""
 
 
+# A context value inlined into BEGIN's statement: a UUID's text or a fixed word, never anything to quote.
+_CONTEXT_VALUE = re.compile(r"[0-9a-z_-]{1,64}")
+
+
+def _begin_with(settings: Mapping[str, str]) -> str:
+    """BEGIN and `set_config(name, value, is_local => true)` for each setting, as one simple-protocol statement."""
+    for value in settings.values():
+        if not _CONTEXT_VALUE.fullmatch(value):
+            raise ValueError(f"not a context value: {value!r}")
+    assignments = ", ".join(f"set_config('app.{name}', '{value}', true)" for name, value in settings.items())
+    return f"BEGIN; SELECT {assignments}"
+
+
+class _BeginWithContext(AsyncpgTransaction):
+    """A top-level asyncpg transaction whose BEGIN also sets the transaction's context: one round trip where
+    BEGIN then a `set_config` select took two, on every transaction of every request."""
+
+    __slots__ = ("_begin",)
+
+    def __init__(self, connection: asyncpg.Connection, begin: str) -> None:
+        super().__init__(connection, None, False, False)
+        self._begin = begin
+
+    async def start(self) -> None:
+        # asyncpg's own start, for a top-level transaction (ours never nest: allow_nested=False).
+        connection = self._connection
+        if connection._top_xact is not None or connection._protocol.is_in_transaction():
+            raise asyncpg.InterfaceError("a transaction with a context cannot be nested")
+        connection._top_xact = self
+        try:
+            await connection.execute(self._begin)
+        except BaseException:
+            self._state = TransactionState.FAILED  # type: ignore[misc]  # asyncpg's slot, untyped
+            raise
+        self._state = TransactionState.STARTED
+
+
 class _Transaction(PostgresTransaction):
     """Piccolo's transaction, with connection losses translated into `DatabaseUnavailable` (a 503 naming the
     database, never a 500) and the connection always given back to the pool.
@@ -87,7 +128,11 @@ class _Transaction(PostgresTransaction):
     retry).
     """
 
-    __slots__ = ()
+    __slots__ = ("_begin",)
+
+    def __init__(self, engine: PostgresEngine, allow_nested: bool, begin: str | None) -> None:
+        super().__init__(engine=engine, allow_nested=allow_nested)
+        self._begin = begin
 
     async def __aenter__(self) -> PostgresTransaction:
         if self._parent is not None:
@@ -99,7 +144,9 @@ class _Transaction(PostgresTransaction):
                 if is_connection_lost(exc):
                     raise _unavailable(exc) from exc
                 raise
-            transaction = connection.transaction()
+            # A pooled connection is a proxy; asyncpg's transactions hold the connection behind it.
+            raw = connection._con if isinstance(connection, PoolConnectionProxy) else connection
+            transaction = connection.transaction() if self._begin is None else _BeginWithContext(raw, self._begin)
             try:
                 await transaction.start()
             except BaseException as exc:
@@ -167,8 +214,9 @@ class _DeferredEngine(PostgresEngine):
         # settings exist, so the check is skipped (startup checks the database role instead).
         return None
 
-    def transaction(self, allow_nested: bool = True) -> PostgresTransaction:
-        return _Transaction(engine=self, allow_nested=allow_nested)
+    def transaction(self, allow_nested: bool = True, context: Mapping[str, str] | None = None) -> PostgresTransaction:
+        """A transaction; with `context`, its settings are made by BEGIN's own statement (see `_begin_with`)."""
+        return _Transaction(self, allow_nested, _begin_with(context) if context else None)
 
     async def run_querystring(self, querystring: QueryString, in_pool: bool = True) -> Any:
         try:
@@ -303,29 +351,20 @@ def _observe_query(record: Any) -> None:
     metrics.DB_QUERY_SECONDS.observe(record.elapsed)
 
 
-async def _set_context(**settings: str) -> None:
-    # One statement: set_config(name, value, is_local => true) for each name.
-    names = list(settings)
-    assignments = ", ".join(f"set_config('app.{name}', {{}}, true)" for name in names)
-    await fetch(f"select {assignments}", *settings.values())
-
-
 @asynccontextmanager
 async def tenant_tx(tenant_id: uuid.UUID) -> AsyncIterator[PostgresTransaction]:
     """A transaction that sees exactly one tenant's rows."""
     if not isinstance(tenant_id, uuid.UUID):
         raise TypeError("tenant_tx needs a UUID")
     # Nesting would silently reuse the outer transaction and its (possibly other) tenant.
-    async with ENGINE.transaction(allow_nested=False) as tx:
-        await _set_context(tenant_id=str(tenant_id), scope="tenant")
+    async with ENGINE.transaction(allow_nested=False, context={"tenant_id": str(tenant_id), "scope": "tenant"}) as tx:
         yield tx
 
 
 @asynccontextmanager
 async def user_tx(user_id: uuid.UUID) -> AsyncIterator[PostgresTransaction]:
     """A transaction that sees one user's memberships and the tenants they belong to."""
-    async with ENGINE.transaction(allow_nested=False) as tx:
-        await _set_context(user_id=str(user_id), scope="user")
+    async with ENGINE.transaction(allow_nested=False, context={"user_id": str(user_id), "scope": "user"}) as tx:
         yield tx
 
 
@@ -334,8 +373,9 @@ async def partner_tx(partner_id: uuid.UUID) -> AsyncIterator[PostgresTransaction
     """A transaction that sees one partner's rows and, for a reseller, the tenants it owns."""
     if not isinstance(partner_id, uuid.UUID):
         raise TypeError("partner_tx needs a UUID")
-    async with ENGINE.transaction(allow_nested=False) as tx:
-        await _set_context(reseller_id=str(partner_id), scope="partner")
+    async with ENGINE.transaction(
+        allow_nested=False, context={"reseller_id": str(partner_id), "scope": "partner"}
+    ) as tx:
         yield tx
 
 
@@ -346,8 +386,7 @@ async def system_tx(reason: SystemReason) -> AsyncIterator[PostgresTransaction]:
     metrics.SYSTEM_CONTEXT_TOTAL.labels(reason=reason.value).inc()
     log.info("system context opened: %s (request %s)", reason.value, context.request_id.get() or "-")
     started = time.perf_counter()
-    async with ENGINE.transaction(allow_nested=False) as tx:
-        await _set_context(scope="system")
+    async with ENGINE.transaction(allow_nested=False, context={"scope": "system"}) as tx:
         yield tx
     log.debug("system context closed after %.3fs", time.perf_counter() - started)
 
