@@ -21,6 +21,11 @@ def test_unknown_or_missing_roles_allow_nothing() -> None:
     assert not role_allows("owner", Permission.READ_TENANT)
 
 
+def test_a_role_as_the_database_stores_it_its_text_allows_as_the_role() -> None:
+    assert role_allows("billing_viewer", Permission.READ_BILLING)
+    assert not role_allows("billing_viewer", Permission.READ_MEMBERS)
+
+
 def test_only_admins_grant_and_only_tenant_roles() -> None:
     assert may_grant("tenant_admin", "billing_viewer")
     assert not may_grant("tenant_member", "tenant_member")
