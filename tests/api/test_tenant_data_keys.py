@@ -29,6 +29,8 @@ from tests.integration.conftest import staff_principal
 @pytest.fixture
 def transit_calls(app: Litestar, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The path of every transit request the API process makes from now on (the PII cipher's client)."""
+    # The API's own cipher: another app started earlier in this process (a startup test) installed its own.
+    monkeypatch.setattr(billing_contact, "_cipher", app.state.pii_cipher)
     adapter = app.state.secret_store.client.adapter
     send = adapter.request
     calls: list[str] = []
