@@ -1,6 +1,6 @@
 """The database engine and the only ways to open a unit of work.
 
-Every query that touches tenant data runs inside one of these transactions, whose first statement
+Every query that touches tenant data runs inside one of these transactions, whose BEGIN statement also
 sets the row-level-security context with `set_config(..., true)` (transaction-local, so nothing leaks
 to the next user of a pooled connection):
 
