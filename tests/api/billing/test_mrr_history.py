@@ -19,16 +19,23 @@ from tests.conftest import connect_as_inspector
 from tests.factories import Factory
 
 
-async def _history(stack_env: dict[str, str], tenant_id: str) -> list[tuple[str, int, str]]:
+async def _rows(stack_env: dict[str, str], tenant_id: str) -> list[Any]:
+    """The tenant's history in order, as the inspector reads it."""
     connection = await connect_as_inspector(stack_env)
     try:
-        rows = await connection.fetch(
-            "select currency, mrr_minor, cause from mrr_changes where tenant_id = $1 order by effective_at, id",
-            tenant_id,
+        return list(
+            await connection.fetch(
+                "select currency, effective_at, mrr_minor, cause from mrr_changes where tenant_id = $1 "
+                "order by effective_at, id",
+                tenant_id,
+            )
         )
     finally:
         await connection.close()
-    return [(row["currency"].strip(), row["mrr_minor"], row["cause"]) for row in rows]
+
+
+async def _history(stack_env: dict[str, str], tenant_id: str) -> list[tuple[str, int, str]]:
+    return [(row["currency"].strip(), row["mrr_minor"], row["cause"]) for row in await _rows(stack_env, tenant_id)]
 
 
 async def _post(client: AsyncClient, headers: dict[str, str], path: str, body: dict[str, Any]) -> Any:
@@ -119,13 +126,7 @@ async def test_a_subscription_imported_with_a_past_start_counts_from_that_start(
     tenant = await factory.tenant(staff)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=40)
     await subscribe(client, staff.headers, tenant["id"], "basic", start_at=start)
-    connection = await connect_as_inspector(stack_env)
-    try:
-        rows = await connection.fetch(
-            "select effective_at, mrr_minor, cause from mrr_changes where tenant_id = $1", tenant["id"]
-        )
-    finally:
-        await connection.close()
+    rows = await _rows(stack_env, tenant["id"])
     # From the start of its first period: the midnight (UTC) of the day it started.
     midnight = start.replace(hour=0, minute=0, second=0)
     assert [(row["effective_at"], row["mrr_minor"], row["cause"]) for row in rows] == [(midnight, 1000, "import")]
@@ -175,14 +176,7 @@ async def test_an_addon_billable_later_is_recorded_at_its_own_time_by_the_catch_
     assert await billing.catch_up_addon_changes(billable_from - timedelta(seconds=1)) == billing.CatchUpReport(0, 0)
     for _ in range(2):  # a second run finds it recorded
         await billing.catch_up_addon_changes(billable_from + timedelta(minutes=10))
-    connection = await connect_as_inspector(stack_env)
-    try:
-        rows = await connection.fetch(
-            "select effective_at, mrr_minor, cause from mrr_changes where tenant_id = $1 order by effective_at, id",
-            tenant["id"],
-        )
-    finally:
-        await connection.close()
+    rows = await _rows(stack_env, tenant["id"])
     assert [(row["mrr_minor"], row["cause"]) for row in rows] == [
         (1000, "subscription_created"),
         (3000, "addon_changed"),
