@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from billing.disputes.repository import DISPUTE_COLUMNS
 from billing.locks import ROW_LOCKS
 from billing.rating import Line
 from controlplane.core.db import fetch
@@ -23,6 +24,16 @@ LINE_COLUMNS = (
     "description, charge_kind, charge_index, metric_code, quantity, unit_amount_minor, precise_amount_minor, "
     "amount_minor, period_start, period_end"
 )
+# Invoices with their lines and disputes, by one statement (one snapshot, one round trip): both as arrays of
+# anonymous records in the invoice's row, named again by `_in_full`.
+_IN_FULL = (
+    f"{INVOICE_COLUMNS}, "
+    f"array(select row({LINE_COLUMNS}) from invoice_lines where invoice_id = invoices.id order by position) as lines, "
+    f"array(select row({DISPUTE_COLUMNS}) from disputes where invoice_id = invoices.id order by created_at, id) "
+    "as disputes"
+)
+_LINE_NAMES = LINE_COLUMNS.split(", ")
+_DISPUTE_NAMES = DISPUTE_COLUMNS.split(", ")
 
 
 async def insert_invoice(values: dict[str, Any]) -> bool:
@@ -123,14 +134,28 @@ async def invoice_lines(invoice_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, lis
     return grouped
 
 
+def _in_full(row: dict[str, Any]) -> dict[str, Any]:
+    row["lines"] = [dict(zip(_LINE_NAMES, line, strict=True)) for line in row["lines"]]
+    row["disputes"] = [dict(zip(_DISPUTE_NAMES, dispute, strict=True)) for dispute in row["disputes"]]
+    return row
+
+
 async def list_invoices(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[str, Any]]:
+    """A page of the tenant's invoices, each with its `lines` and `disputes` (rows, in their order)."""
     clause, args = keyset_clause(page)
-    return await fetch(
-        f"select {INVOICE_COLUMNS} from invoices where tenant_id = {{}}{clause} order by created_at, id limit {{}}",
+    rows = await fetch(
+        f"select {_IN_FULL} from invoices where tenant_id = {{}}{clause} order by created_at, id limit {{}}",
         tenant_id,
         *args,
         page.limit + 1,
     )
+    return [_in_full(row) for row in rows]
+
+
+async def get_invoice_in_full(invoice_id: uuid.UUID) -> dict[str, Any] | None:
+    """The invoice with its `lines` and `disputes`, as `list_invoices` gives them."""
+    rows = await fetch(f"select {_IN_FULL} from invoices where id = {{}}", invoice_id)
+    return _in_full(rows[0]) if rows else None
 
 
 async def set_invoice_status(invoice_id: uuid.UUID, status: str, **changes: Any) -> dict[str, Any]:

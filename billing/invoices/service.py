@@ -14,7 +14,7 @@ from billing.addons import service as _addons
 from billing.commissions import service as _commissions
 from billing.discounts import service as _discounts
 from billing.disputes import repository as disputes_repository
-from billing.disputes.service import DisputeView, disputes_of_invoices
+from billing.disputes.service import DisputeView, dispute_view, disputes_of_invoices
 from billing.errors import (
     BillingInvalid,
     CreditExceedsRemainder,
@@ -43,7 +43,7 @@ from billing.taxes import service as _taxes
 from billing.wallets.application import CREDIT_PURCHASE, apply_credits, give_back_credits, restore_credits
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
-from controlplane.core.db import tenant_tx
+from controlplane.core.db import tenant_read, tenant_tx
 from controlplane.core.pagination import PageRequest, page_of
 from controlplane.core.views import Page, view_of
 from tenants import audit
@@ -327,20 +327,31 @@ async def _with_lines(rows: list[dict[str, Any]]) -> list[InvoiceView]:
     ]
 
 
+def _view_in_full(row: dict[str, Any]) -> InvoiceView:
+    """The view of an invoice read with its lines and disputes (`repository.list_invoices`)."""
+    return view_of(
+        InvoiceView,
+        row,
+        taxes=taxes_of(row),
+        lines=tuple(view_of(InvoiceLineView, line) for line in row["lines"]),
+        disputes=tuple(dispute_view(dispute) for dispute in row["disputes"]),
+    )
+
+
 async def list_invoices(tenant_id: uuid.UUID, page: PageRequest) -> Page[InvoiceView]:
-    async with tenant_tx(tenant_id):
+    async with tenant_read(tenant_id):
         rows = await repository.list_invoices(tenant_id, page)
-        items, cursor = page_of(rows, page)
-        return Page(await _with_lines(items), cursor)
+    items, cursor = page_of(rows, page)
+    return Page([_view_in_full(row) for row in items], cursor)
 
 
 async def get_invoice(actor: Principal, invoice_id: uuid.UUID) -> InvoiceView:
     tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.READ_BILLING, "GET")
-    async with tenant_tx(tenant_id):
-        row = await repository.get_invoice(invoice_id)
-        if row is None:
-            raise InvoiceNotFound()
-        return (await _with_lines([row]))[0]
+    async with tenant_read(tenant_id):
+        row = await repository.get_invoice_in_full(invoice_id)
+    if row is None:
+        raise InvoiceNotFound()
+    return _view_in_full(row)
 
 
 async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) -> InvoiceView:

@@ -21,8 +21,21 @@ class Page(Generic[T]):
     next_cursor: str | None
 
 
+_field_names_of: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(view: type[Any]) -> tuple[str, ...]:
+    # dataclasses.fields builds its answer on every call: a list page would ask once per row.
+    names = _field_names_of.get(view)
+    if names is None:
+        names = _field_names_of[view] = tuple(field.name for field in dataclasses.fields(view))
+    return names
+
+
 def view_of(view: type[T], row: Mapping[str, Any], **overrides: Any) -> T:
     """The view of a row: each of the view's fields from the column of its name (other columns are left out),
     or from `overrides`."""
-    values = {field.name: row[field.name] for field in dataclasses.fields(view) if field.name not in overrides}  # type: ignore[arg-type]
-    return view(**values, **overrides)
+    if overrides:
+        values = {name: row[name] for name in _field_names(view) if name not in overrides}
+        return view(**values, **overrides)
+    return view(**{name: row[name] for name in _field_names(view)})
