@@ -67,9 +67,12 @@ class IdempotencyMiddleware(ASGIMiddleware):
         self.max_body_bytes = max_body_bytes
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        key = dict(scope["headers"]).get(HEADER)
+        if scope.get("method") != "POST":  # first: the reads, most requests, need nothing more
+            await next_app(scope, receive, send)
+            return
+        key = next((value for name, value in scope["headers"] if name == HEADER), None)
         principal = scope.get("user")
-        if scope.get("method") != "POST" or key is None or not isinstance(principal, Principal):
+        if key is None or not isinstance(principal, Principal):
             await next_app(scope, receive, send)
             return
         key_text = key.decode("latin-1")
