@@ -57,6 +57,7 @@ from billing.documents import service as documents
 from billing.notices import service as notices
 from billing.payments import service as payments_service
 from billing.payments.gateway import StripeGateway
+from controlplane.console import ConsoleMiddleware, SessionStore, console_router
 from controlplane.core import context, db, db_credentials
 from controlplane.core.auth.throttle import SignInThrottle
 from controlplane.core.auth.tokens import ReloadingTokenSigner
@@ -225,6 +226,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.tenant_vault = TenantVault(secret_store.client)
         redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
         app.state.sign_in_throttle = SignInThrottle(redis_client)
+        app.state.console_sessions = SessionStore(redis_client)
         app.state.redis = redis_client
         # Its own connections with short timeouts: an unreachable Redis costs a request half a second at most
         # (and then none while the limiter pauses), not the two seconds other Redis calls may wait.
@@ -316,12 +318,14 @@ def create_app(settings: Settings) -> Litestar:
             DisputeController,
             AnalyticsController,
             create_static_files_router(DOCS_ASSETS_PATH, directories=[DOCS_ASSETS], name="docs-assets"),
+            console_router(),
         ],
         lifespan=[lifespan],
         state=State({"settings": settings}),
         middleware=[
             _request_id_middleware,
-            DefineMiddleware(BearerAuthenticationMiddleware, exclude=["^/schema"]),
+            DefineMiddleware(BearerAuthenticationMiddleware, exclude=["^/schema", "^/console"]),
+            ConsoleMiddleware(),
             RateLimitMiddleware(),
             IdempotencyMiddleware(settings.idempotency_ttl_seconds, settings.max_request_body_bytes, may_act_in),
         ],

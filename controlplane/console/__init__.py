@@ -1,0 +1,34 @@
+"""The console: server-rendered pages under /console over the same services as the API (see `pages`).
+
+`console_router()` is mounted by the app beside the API; `ConsoleMiddleware` (sessions, security headers) runs
+among the app's middleware, where the API's bearer authentication runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from litestar import Router
+from litestar.static_files import create_static_files_router
+
+from controlplane.console.middleware import ConsoleMiddleware
+from controlplane.console.pages import CONSOLE_EXCEPTION_HANDLERS, AuthPages, TenantPages, csrf_protected
+from controlplane.console.sessions import SessionStore
+
+STATIC = Path(__file__).parent / "static"
+
+__all__ = ["ConsoleMiddleware", "SessionStore", "console_router"]
+
+
+def console_router() -> Router:
+    return Router(
+        path="/console",
+        route_handlers=[
+            AuthPages,
+            TenantPages,
+            create_static_files_router("/static", directories=[STATIC], name="console-static", include_in_schema=False),
+        ],
+        guards=[csrf_protected],
+        exception_handlers=CONSOLE_EXCEPTION_HANDLERS,
+        include_in_schema=False,
+    )

@@ -1,0 +1,75 @@
+"""The console's door, for every request under /console: who is signed in, and the headers every page carries.
+
+It runs where the API's bearer authentication runs (which skips /console), before the rate limit, so a signed-in
+person spends their own budgets and a visitor the address's. A session whose user was disabled or erased since
+is ended here.
+"""
+
+from __future__ import annotations
+
+from litestar.enums import ScopeType
+from litestar.middleware import ASGIMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from controlplane.console.sessions import COOKIE, ConsoleSession, SessionStore
+from controlplane.core.errors import DomainError
+from tenants import service
+
+PREFIX = "/console"
+SESSION_STATE = "console_session"
+# Everything from the console's own origin, nothing inline: no script or style the page did not load from us.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
+_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"same-origin"),
+]
+_NO_STORE = (b"cache-control", b"no-store")
+
+
+def session_cookie(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"cookie":
+            for part in value.decode("latin-1").split(";"):
+                key, _, found = part.strip().partition("=")
+                if key == COOKIE:
+                    return found
+    return ""
+
+
+def console_session(scope: Scope) -> ConsoleSession | None:
+    session: ConsoleSession | None = scope.get("state", {}).get(SESSION_STATE)
+    return session
+
+
+class ConsoleMiddleware(ASGIMiddleware):
+    scopes = (ScopeType.HTTP,)
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
+        path: str = scope["path"]
+        if path != PREFIX and not path.startswith(PREFIX + "/"):
+            await next_app(scope, receive, send)
+            return
+        sessions: SessionStore = scope["app"].state.console_sessions
+        session = await sessions.find(session_cookie(scope))
+        scope["user"] = None
+        if session is not None and session.user_id is not None:
+            try:
+                scope["user"] = await service.principal_for_user(session.user_id)
+            except DomainError:  # disabled or erased since it signed in
+                await sessions.end(session.id)
+                session = None
+        scope.setdefault("state", {})[SESSION_STATE] = session
+        static = path.startswith(PREFIX + "/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                extra = _HEADERS if static else [*_HEADERS, _NO_STORE]
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        await next_app(scope, receive, send_with_headers)

@@ -1,0 +1,242 @@
+"""The console's pages: signing in and out, and a tenant's overview, invoices and API keys.
+
+Each page calls the same services as the API with the signed-in person's principal, after the same access
+check (`tenants.service.authorize`), so roles and row-level security apply unchanged. Every form carries the
+session's CSRF token (`csrf_protected`, on every unsafe request under /console).
+"""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.connection import ASGIConnection
+from litestar.datastructures import Cookie
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.params import Body, Parameter, PathParameter
+from litestar.response import Redirect
+from litestar.types import ExceptionHandlersMap
+
+from billing import service as billing
+from billing.documents import service as documents
+from billing.errors import InvoiceNotFound, SubscriptionNotFound
+from controlplane.console.middleware import console_session
+from controlplane.console.rendering import page
+from controlplane.console.sessions import COOKIE, MAX_SECONDS, SessionStore
+from controlplane.core import context
+from controlplane.core.auth.principal import Principal
+from controlplane.core.auth.throttle import SignInThrottle
+from controlplane.core.errors import DomainError, PermissionDenied
+from controlplane.core.pagination import PageRequest
+from controlplane.core.problems import status_for
+from tenants import service as tenants
+from tenants.errors import InvalidCredentials
+from tenants.roles import Permission
+
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_PAGE_SIZE = 50
+
+
+class SignInRequired(Exception):
+    """A page for signed-in people, asked for without a session: the answer is the sign-in page."""
+
+
+class CsrfRefused(PermissionDenied):
+    code = "csrf_refused"
+    title = "This form has expired"
+
+
+async def csrf_protected(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Every unsafe request carries its session's CSRF token in the form's `csrf_token` field."""
+    if connection.scope.get("method", "GET") in _SAFE_METHODS:
+        return
+    session = console_session(connection.scope)
+    sent = (await Request(connection.scope, connection.receive).form()).get("csrf_token", "")
+    if session is None or not isinstance(sent, str) or not hmac.compare_digest(sent, session.csrf_token):
+        raise CsrfRefused("The form was not sent from this session's page: reload the page and try again")
+
+
+def signed_in(request: Request[Any, Any, Any]) -> Principal:
+    principal = request.scope.get("user")
+    if not isinstance(principal, Principal):
+        raise SignInRequired()
+    return principal
+
+
+def _cookie(request: Request[Any, Any, Any], value: str, *, max_age: int = MAX_SECONDS) -> Cookie:
+    production = request.app.state.settings.env == "production"
+    return Cookie(
+        key=COOKIE, value=value, path="/console", httponly=True, samesite="lax", secure=production, max_age=max_age
+    )
+
+
+def _sessions(request: Request[Any, Any, Any]) -> SessionStore:
+    sessions: SessionStore = request.app.state.console_sessions
+    return sessions
+
+
+@dataclass
+class SignInForm:
+    csrf_token: str
+    email: str
+    password: str
+
+
+class AuthPages(Controller):
+    path = "/"
+    include_in_schema = False
+
+    @get("/signin")
+    async def signin_form(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        session = console_session(request.scope)
+        if session is not None and session.user_id is not None:
+            return Redirect("/console/")
+        if session is None:  # a visitor's session: its CSRF token protects the sign-in form itself
+            session = await _sessions(request).start(None)
+            request.scope["state"]["console_session"] = session
+            return page(request, "signin.html", error=None, email="", cookies=[_cookie(request, session.id)])
+        return page(request, "signin.html", error=None, email="")
+
+    @post("/signin", status_code=303)
+    async def signin(
+        self,
+        request: Request[Any, Any, Any],
+        data: Annotated[SignInForm, Body(media_type=RequestEncodingType.URL_ENCODED)],
+    ) -> Response[Any]:
+        email = data.email.strip()[:254]
+        throttle: SignInThrottle = request.app.state.sign_in_throttle
+        address = request.client.host if request.client else "unknown"
+        await throttle.reserve(email, address)
+        try:
+            user = await tenants.authenticate_password(email, data.password[:1024])
+        except InvalidCredentials:
+            return page(request, "signin.html", status=401, error="The email or password is not right.", email=email)
+        await throttle.succeeded(email, address)
+        sessions = _sessions(request)
+        visitor = console_session(request.scope)
+        if visitor is not None:
+            await sessions.end(visitor.id)
+        session = await sessions.start(user.id)  # a new id: the visitor's is worth nothing once signed in
+        return Redirect("/console/", status_code=303, cookies=[_cookie(request, session.id)])
+
+    @post("/signout", status_code=303)
+    async def signout(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        session = console_session(request.scope)
+        if session is not None:
+            await _sessions(request).end(session.id)
+        return Redirect("/console/signin", status_code=303, cookies=[_cookie(request, "", max_age=0)])
+
+
+TenantPath = Annotated[uuid.UUID, PathParameter(description="The tenant's id")]
+InvoicePath = Annotated[uuid.UUID, PathParameter(description="The invoice's id")]
+Cursor = Annotated[str | None, Parameter(max_length=512, required=False)]
+
+
+async def _tenant_in_view(principal: Principal, tenant_id: uuid.UUID, permission: Permission) -> tenants.TenantView:
+    await tenants.authorize(principal, tenant_id, permission, method="GET")
+    return await tenants.get_tenant(tenant_id)
+
+
+class TenantPages(Controller):
+    path = "/"
+    include_in_schema = False
+
+    @get("/")
+    async def home(self, request: Request[Any, Any, Any]) -> Response[str]:
+        principal = signed_in(request)
+        found = await tenants.list_tenants(principal, PageRequest.parse(_PAGE_SIZE, None))
+        return page(request, "tenants.html", tenants=found.items)
+
+    @get("/tenants/{tenant_id:uuid}")
+    async def overview(self, request: Request[Any, Any, Any], tenant_id: TenantPath) -> Response[str]:
+        principal = signed_in(request)
+        tenant = await _tenant_in_view(principal, tenant_id, Permission.READ_BILLING)
+        subscriptions = await billing.list_subscriptions(tenant_id, PageRequest.parse(_PAGE_SIZE, None))
+        subscription = next((each for each in subscriptions.items if each.status != "canceled"), None)
+        upcoming = usage = None
+        if subscription is not None:
+            try:
+                upcoming = await billing.upcoming_invoice(tenant_id)
+                usage = await billing.current_usage(tenant_id)
+            except SubscriptionNotFound:  # ended meanwhile
+                subscription = None
+        return page(request, "overview.html", tenant=tenant, subscription=subscription, upcoming=upcoming, usage=usage)
+
+    @get("/tenants/{tenant_id:uuid}/invoices")
+    async def invoices(
+        self, request: Request[Any, Any, Any], tenant_id: TenantPath, cursor: Cursor = None
+    ) -> Response[str]:
+        principal = signed_in(request)
+        tenant = await _tenant_in_view(principal, tenant_id, Permission.READ_BILLING)
+        found = await billing.list_invoices(tenant_id, PageRequest.parse(_PAGE_SIZE, cursor))
+        return page(request, "invoices.html", tenant=tenant, invoices=found.items, next_cursor=found.next_cursor)
+
+    @get("/tenants/{tenant_id:uuid}/invoices/{invoice_id:uuid}")
+    async def invoice(
+        self, request: Request[Any, Any, Any], tenant_id: TenantPath, invoice_id: InvoicePath
+    ) -> Response[str]:
+        principal = signed_in(request)
+        tenant = await _tenant_in_view(principal, tenant_id, Permission.READ_BILLING)
+        invoice = await billing.get_invoice(principal, invoice_id)
+        if invoice.tenant_id != tenant_id:  # another of the person's tenants: not under this one's pages
+            raise InvoiceNotFound()
+        return page(request, "invoice.html", tenant=tenant, invoice=invoice)
+
+    @get("/tenants/{tenant_id:uuid}/invoices/{invoice_id:uuid}/pdf")
+    async def invoice_pdf(
+        self, request: Request[Any, Any, Any], tenant_id: TenantPath, invoice_id: InvoicePath
+    ) -> Response[bytes]:
+        principal = signed_in(request)
+        await tenants.authorize(principal, tenant_id, Permission.READ_BILLING, method="GET")
+        invoice = await billing.get_invoice(principal, invoice_id)
+        if invoice.tenant_id != tenant_id:
+            raise InvoiceNotFound()
+        pdf = await documents.invoice_pdf(principal, invoice_id)
+        return Response(
+            pdf.content,
+            media_type=documents.PDF,
+            headers={"Content-Disposition": f'attachment; filename="{pdf.filename}"'},
+        )
+
+    @get("/tenants/{tenant_id:uuid}/api-keys")
+    async def api_keys(self, request: Request[Any, Any, Any], tenant_id: TenantPath) -> Response[str]:
+        principal = signed_in(request)
+        tenant = await _tenant_in_view(principal, tenant_id, Permission.MANAGE_API_KEYS)
+        found = await tenants.list_api_keys(tenant_id, PageRequest.parse(_PAGE_SIZE, None))
+        return page(request, "api_keys.html", tenant=tenant, keys=found.items)
+
+
+def _error_page(request: Request[Any, Any, Any], status: int, code: str, title: str, detail: str) -> Response[str]:
+    return page(
+        request, "error.html", status=status, code=code, title=title, detail=detail, request_id=context.request_id.get()
+    )
+
+
+def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[str]:
+    return _error_page(request, status_for(exc), exc.code, exc.title, exc.detail)
+
+
+def _sign_in_first(request: Request[Any, Any, Any], _: SignInRequired) -> Response[Any]:
+    return Redirect("/console/signin", status_code=303)
+
+
+def _validation_error(request: Request[Any, Any, Any], exc: ValidationException) -> Response[str]:
+    return _error_page(request, 400, "validation_error", "The form is not valid", "Check the form and send it again.")
+
+
+def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response[str]:
+    status = exc.status_code
+    return _error_page(request, status, "http_error", "The page cannot be shown", exc.detail or "")
+
+
+CONSOLE_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    SignInRequired: _sign_in_first,
+    DomainError: _domain_error,
+    ValidationException: _validation_error,
+    HTTPException: _http_error,
+}

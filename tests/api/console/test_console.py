@@ -1,0 +1,186 @@
+"""The console over HTTP: sessions, CSRF, security headers, and what a tenant's people may see.
+
+Each test has its own cookie jar (a browser of its own) on the session's app; the pages are read as HTML.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from httpx import ASGITransport, AsyncClient, Response
+from litestar import Litestar
+
+from billing.money import display
+from controlplane.console.middleware import CONTENT_SECURITY_POLICY
+from controlplane.console.sessions import COOKIE
+from tests.api.billing._support import invoices, plan, subscribe
+from tests.factories import PASSWORD, Actor, Factory
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+async def browser(app: Litestar, client: AsyncClient) -> AsyncIterator[AsyncClient]:
+    """A client with a cookie jar of its own, on the app the session's client started."""
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as own:
+        yield own
+
+
+def csrf_of(page: Response) -> str:
+    found = _CSRF.search(page.text)
+    assert found, page.text[:2000]
+    return found.group(1)
+
+
+def use_session(browser: AsyncClient, session_id: str) -> None:
+    browser.cookies.clear()
+    browser.cookies.set(COOKIE, session_id, path="/console")
+
+
+async def sign_in(browser: AsyncClient, email: str, password: str = PASSWORD) -> Response:
+    form = await browser.get("/console/signin")
+    assert form.status_code == 200, form.text
+    return await browser.post(
+        "/console/signin", data={"csrf_token": csrf_of(form), "email": email, "password": password}
+    )
+
+
+async def billed_tenant(
+    client: AsyncClient, factory: Factory, name: str = "Acme"
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A tenant subscribed to a flat plan (so it has its first invoice), and that invoice (the API's JSON)."""
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff, name=name)
+    code = f"plan-{uuid.uuid4().hex[:8]}"
+    await plan(client, staff.headers, code, [{"type": "flat", "amount_minor": 1234}])
+    await subscribe(client, staff.headers, tenant["id"], code)
+    [invoice] = await invoices(client, staff.headers, tenant["id"])
+    return tenant, invoice
+
+
+async def test_the_sign_in_page_starts_a_visitors_session_with_the_cookie_and_headers_it_needs(
+    browser: AsyncClient,
+) -> None:
+    page = await browser.get("/console/signin")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    cookie = page.headers["set-cookie"]
+    assert cookie.startswith(f"{COOKIE}=")
+    attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+    assert {"httponly", "path", "samesite"} <= attributes, cookie
+    assert "samesite=lax" in cookie.lower() and "path=/console" in cookie.lower()
+    assert "secure" not in attributes  # a test environment over http; production sets it (see the next test)
+    policy = page.headers["content-security-policy"]
+    assert policy == CONTENT_SECURITY_POLICY and "unsafe-inline" not in policy and "unsafe-eval" not in policy
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
+    style = await browser.get("/console/static/console.css")
+    assert style.status_code == 200 and "content-security-policy" in style.headers
+
+
+async def test_sign_in_refuses_a_form_without_or_with_another_sessions_csrf_token(
+    browser: AsyncClient, app: Litestar, factory: Factory
+) -> None:
+    admin = await factory.user()
+    form = await browser.get("/console/signin")
+    attempt = {"email": admin.email, "password": PASSWORD}
+    refused = await browser.post("/console/signin", data=attempt)
+    assert refused.status_code == 403 and "csrf_refused" in refused.text
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as other:
+        their_token = csrf_of(await other.get("/console/signin"))
+    refused = await browser.post("/console/signin", data={**attempt, "csrf_token": their_token})
+    assert refused.status_code == 403
+    wrong = await browser.post("/console/signin", data={**attempt, "password": "not it", "csrf_token": csrf_of(form)})
+    assert wrong.status_code == 401 and "not right" in wrong.text
+    assert "session" not in (await browser.get("/console/")).headers.get("location", "session")
+
+
+async def test_signing_in_gives_a_new_session_id_and_signing_out_ends_it(
+    browser: AsyncClient, client: AsyncClient, factory: Factory
+) -> None:
+    tenant, _ = await billed_tenant(client, factory)
+    admin = await factory.member(tenant["id"])
+    await browser.get("/console/signin")
+    visitor = browser.cookies[COOKIE]
+    signed = await sign_in(browser, admin.email)
+    assert signed.status_code == 303 and signed.headers["location"] == "/console/"
+    session = browser.cookies[COOKIE]
+    assert session != visitor
+    home = await browser.get("/console/")
+    assert home.status_code == 200 and tenant["name"] in home.text
+
+    # The visitor's id is worth nothing now.
+    use_session(browser, visitor)
+    assert (await browser.get("/console/")).status_code == 303
+    use_session(browser, session)
+    home = await browser.get("/console/")
+    out = await browser.post("/console/signout", data={"csrf_token": csrf_of(home)})
+    assert out.status_code == 303 and out.headers["location"] == "/console/signin"
+    use_session(browser, session)  # replayed after sign-out
+    again = await browser.get("/console/")
+    assert again.status_code == 303 and again.headers["location"] == "/console/signin"
+
+
+async def test_a_tenant_admin_reads_the_overview_invoices_an_invoice_and_its_pdf(
+    browser: AsyncClient, client: AsyncClient, factory: Factory
+) -> None:
+    tenant, invoice = await billed_tenant(client, factory, name="Acme <script>alert(1)</script>")
+    invoice_id, total = invoice["id"], display(invoice["total_minor"], "EUR")
+    admin = await factory.member(tenant["id"])
+    await sign_in(browser, admin.email)
+    base = f"/console/tenants/{tenant['id']}"
+    overview = await browser.get(base)
+    assert overview.status_code == 200, overview.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in overview.text and "<script>alert" not in overview.text
+    assert "Next invoice (preview)" in overview.text and "12.34 EUR" in overview.text
+    listed = await browser.get(f"{base}/invoices")
+    assert f"{base}/invoices/{invoice_id}" in listed.text
+    shown = await browser.get(f"{base}/invoices/{invoice_id}")
+    assert shown.status_code == 200 and total in shown.text and invoice["number"] in shown.text
+    pdf = await browser.get(f"{base}/invoices/{invoice_id}/pdf")
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF") and "attachment" in pdf.headers["content-disposition"]
+
+
+async def test_another_tenants_pages_and_invoices_are_not_found(
+    browser: AsyncClient, client: AsyncClient, factory: Factory
+) -> None:
+    mine, _ = await billed_tenant(client, factory, name="Mine")
+    theirs, invoice = await billed_tenant(client, factory, name="Theirs")
+    their_invoice = invoice["id"]
+    admin = await factory.member(mine["id"])
+    await sign_in(browser, admin.email)
+    for path in (
+        f"/console/tenants/{theirs['id']}",
+        f"/console/tenants/{theirs['id']}/invoices",
+        f"/console/tenants/{mine['id']}/invoices/{their_invoice}",
+        f"/console/tenants/{mine['id']}/invoices/{their_invoice}/pdf",
+        f"/console/tenants/{theirs['id']}/invoices/{their_invoice}",
+    ):
+        page = await browser.get(path)
+        assert page.status_code == 404, (path, page.status_code)
+        assert "Theirs" not in page.text and page.headers["content-type"].startswith("text/html")
+
+
+async def test_a_member_is_refused_an_admin_page(browser: AsyncClient, client: AsyncClient, factory: Factory) -> None:
+    tenant, _ = await billed_tenant(client, factory)
+    member = await factory.member(tenant["id"], "tenant_member")
+    await sign_in(browser, member.email)
+    refused = await browser.get(f"/console/tenants/{tenant['id']}/api-keys")
+    assert refused.status_code == 403 and "forbidden_for_role" in refused.text
+    admin: Actor = await factory.member(tenant["id"])
+    async with AsyncClient(transport=browser._transport, base_url="http://testserver") as other:
+        await sign_in(other, admin.email)
+        assert (await other.get(f"/console/tenants/{tenant['id']}/api-keys")).status_code == 200
+
+
+async def test_pages_need_a_session(browser: AsyncClient, client: AsyncClient, factory: Factory) -> None:
+    tenant, invoice = await billed_tenant(client, factory)
+    for path in ("/console/", f"/console/tenants/{tenant['id']}/invoices/{invoice['id']}/pdf"):
+        page = await browser.get(path)
+        assert page.status_code == 303 and page.headers["location"] == "/console/signin", path
+    use_session(browser, "x" * 4000)  # an absurd cookie is no session either
+    assert (await browser.get("/console/")).status_code == 303
