@@ -13,7 +13,7 @@ CHECKOV_VERSION := 3.3.30
 CHECKOV := $(TOOLS)/checkov/bin/checkov
 PYTEST_FLAGS ?=
 
-.PHONY: help install run test test-fast test-slow test-tenant-isolation test-openbao-integration test-billing-accuracy security-scan tofu-validate invoice-pdf bench wrk backup restore-check readiness lint format promtool clean
+.PHONY: help install run test test-fast test-slow test-tenant-isolation test-openbao-integration test-billing-accuracy security-scan tofu-validate invoice-pdf bench wrk backup restore-check readiness lint format promtool chromium axe-core clean
 
 help: ## List every target with what it does
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-22s\033[0m %s\n", $$1, $$2}'
@@ -30,13 +30,42 @@ $(CHECKOV): | $(UV)
 	$(UV) venv --quiet --python python3 $(TOOLS)/checkov
 	$(UV) pip install --quiet --python $(TOOLS)/checkov/bin/python "checkov==$(CHECKOV_VERSION)"
 
-install: $(VENV)/.installed $(CHECKOV) promtool ## Install Python (uv-locked) dependencies, checkov and promtool
+install: $(VENV)/.installed $(CHECKOV) promtool chromium axe-core ## Install Python (uv-locked) dependencies, checkov, promtool, chromium and axe-core
 
 promtool: ## Install promtool (Debian's prometheus package) where missing
 	@command -v promtool >/dev/null || { \
 	  echo "installing promtool (Debian package prometheus)"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+
+# The browser tests (tests/browser.py) drive Debian's chromium through Playwright: Playwright's own browser
+# download is never used.
+chromium: ## Install Chromium (Debian's chromium package) for the browser tests, where missing
+	@{ command -v chromium >/dev/null && [ -x /usr/bin/chromium ]; } || { \
+	  echo "installing chromium (Debian package)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+# axe-core (accessibility checks in the browser tests) comes from its npm package, pinned here.
+AXE_CORE_VERSION := 4.10.3
+# sha256 of the npm tarball axe-core-$(AXE_CORE_VERSION).tgz (npm pack also checks the registry's own integrity).
+AXE_CORE_SHA256 := 0f2b4d7dcdf7d1219df8d1959ad68e565f51d14c3f0d88bb71cd59abeb956292
+AXE_CORE_DIR := $(TOOLS)/axe-core
+AXE_CORE_JS := $(AXE_CORE_DIR)/$(AXE_CORE_VERSION)/axe.min.js
+
+axe-core: $(AXE_CORE_JS) ## Fetch axe-core's axe.min.js (npm package, pinned version) into .tools/axe-core, where missing
+	@ln -sfn $(AXE_CORE_VERSION)/axe.min.js $(AXE_CORE_DIR)/axe.min.js
+
+$(AXE_CORE_JS):
+	@command -v npm >/dev/null || { \
+	  echo "installing npm (Debian package)"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends npm >/dev/null; }
+	@mkdir -p $(AXE_CORE_DIR)/$(AXE_CORE_VERSION)
+	cd $(AXE_CORE_DIR)/$(AXE_CORE_VERSION) && npm pack --silent axe-core@$(AXE_CORE_VERSION) >/dev/null \
+	  && echo "$(AXE_CORE_SHA256)  axe-core-$(AXE_CORE_VERSION).tgz" | sha256sum --check --quiet \
+	  && tar -xzmf axe-core-$(AXE_CORE_VERSION).tgz --strip-components=1 package/axe.min.js \
+	  && rm axe-core-$(AXE_CORE_VERSION).tgz
 
 run: install ## Start the whole stack on embedded services: API, worker and beat (Ctrl-C stops all)
 	$(VENV)/bin/controlplane run

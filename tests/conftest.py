@@ -32,6 +32,9 @@ from controlplane.devstack.mail_store import MailStore
 from controlplane.ops.migrations import run_migrations
 from tests.factories import Factory
 
+# The browser fixtures (`browser`, `page`): Debian's chromium through Playwright, see tests/browser.py.
+pytest_plugins = ["tests.browser"]
+
 COUNTS = pytest.StashKey[list[str]]()
 
 TABLES = (
