@@ -111,6 +111,34 @@ def billing_group() -> None:
     """The billing cycle."""
 
 
+# What `make run` offers a newcomer to sign up to (development only): a metric and a plan with a trial.
+DEMO_METRIC = billing.MetricDefinition(code="api_calls", name="API calls", aggregation="count")
+DEMO_PLAN = billing.PlanDefinition(
+    code="starter",
+    name="Starter",
+    currency="EUR",
+    interval="month",
+    trial_days=14,
+    charges=[
+        {"type": "flat", "amount_minor": 2900},
+        {"type": "metered", "metric_code": "api_calls", "model": "per_unit", "unit_amount_minor": "0.1"},
+    ],
+)
+
+
+@billing_group.command("seed-demo")
+def seed_demo() -> None:
+    """Create the demo catalogue (metric `api_calls`, plan `starter` with a 14-day trial) if it is not there."""
+
+    async def seed() -> bool:
+        await billing.create_metric(DEMO_METRIC)
+        _, created = await billing.create_plan(DEMO_PLAN)
+        return created
+
+    created = with_pool(settings_from_environment(), seed)
+    click.echo("demo plan `starter` created" if created else "demo plan `starter` already there")
+
+
 @billing_group.command("run")
 @click.option(
     "--as-of",
@@ -290,9 +318,12 @@ def run(port: int, api_workers: int) -> None:
     python = sys.executable
     try:
         _run_checked([python, "-m", "controlplane.cli", "db", "migrate"], env)
+        _run_checked([python, "-m", "controlplane.cli", "billing", "seed-demo"], env)
         click.echo(
-            f"\n  API   {env['CONTROLPLANE_URL']}/v1  (docs: {env['CONTROLPLANE_URL']}/schema; "
+            f"\n  API     {env['CONTROLPLANE_URL']}/v1  (docs: {env['CONTROLPLANE_URL']}/schema; "
             f"{api_workers} processes)\n"
+            f"  Console {env['CONTROLPLANE_URL']}/console/  (sign up at {env['CONTROLPLANE_URL']}/console/signup; "
+            f"emails land in {root / 'mail'})\n"
             f"  Ready {env['CONTROLPLANE_URL']}/health/ready   Metrics {env['CONTROLPLANE_URL']}/metrics\n"
             "  A token, in another shell:\n"
             "    .venv/bin/controlplane users create --email you@example.com --role platform_staff\n"

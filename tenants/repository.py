@@ -125,6 +125,10 @@ async def get_user(user_id: uuid.UUID) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+async def lock_user(user_id: uuid.UUID) -> None:
+    await fetch("select id from users where id = {} for update", user_id)
+
+
 async def insert_user(
     user_id: uuid.UUID, email: str, password_hash: str | None, is_staff: bool
 ) -> dict[str, Any] | None:

@@ -14,10 +14,12 @@ from litestar.static_files import create_static_files_router
 from controlplane.console.middleware import ConsoleMiddleware
 from controlplane.console.pages import CONSOLE_EXCEPTION_HANDLERS, AuthPages, TenantPages, csrf_protected
 from controlplane.console.sessions import SessionStore
+from controlplane.console.signup_links import SignupLinks
+from controlplane.console.signup_pages import SignupPages
 
 STATIC = Path(__file__).parent / "static"
 
-__all__ = ["ConsoleMiddleware", "SessionStore", "console_router"]
+__all__ = ["ConsoleMiddleware", "SessionStore", "SignupLinks", "console_router"]
 
 
 def console_router() -> Router:
@@ -25,6 +27,7 @@ def console_router() -> Router:
         path="/console",
         route_handlers=[
             AuthPages,
+            SignupPages,
             TenantPages,
             create_static_files_router("/static", directories=[STATIC], name="console-static", include_in_schema=False),
         ],

@@ -25,7 +25,7 @@ from litestar.types import ExceptionHandlersMap
 from billing import service as billing
 from billing.documents import service as documents
 from billing.errors import InvoiceNotFound, SubscriptionNotFound
-from controlplane.console.middleware import console_session
+from controlplane.console.middleware import SESSION_STATE, console_session
 from controlplane.console.rendering import page
 from controlplane.console.sessions import COOKIE, MAX_SECONDS, SessionStore
 from controlplane.core import context
@@ -68,7 +68,7 @@ def signed_in(request: Request[Any, Any, Any]) -> Principal:
     return principal
 
 
-def _cookie(request: Request[Any, Any, Any], value: str, *, max_age: int = MAX_SECONDS) -> Cookie:
+def cookie(request: Request[Any, Any, Any], value: str, *, max_age: int = MAX_SECONDS) -> Cookie:
     production = request.app.state.settings.env == "production"
     return Cookie(
         key=COOKIE, value=value, path="/console", httponly=True, samesite="lax", secure=production, max_age=max_age
@@ -78,6 +78,31 @@ def _cookie(request: Request[Any, Any, Any], value: str, *, max_age: int = MAX_S
 def _sessions(request: Request[Any, Any, Any]) -> SessionStore:
     sessions: SessionStore = request.app.state.console_sessions
     return sessions
+
+
+async def visitor_page(request: Request[Any, Any, Any], template: str, **context: Any) -> Response[str]:
+    """A page with a form for someone not signed in: a visitor's session is started if there is none, its CSRF
+    token protecting that form (sign-in, sign-up)."""
+    if console_session(request.scope) is not None:
+        return page(request, template, **context)
+    session = await _sessions(request).start(None)
+    request.scope["state"][SESSION_STATE] = session
+    return page(request, template, cookies=[cookie(request, session.id)], **context)
+
+
+async def start_session(request: Request[Any, Any, Any], user_id: uuid.UUID, then: str) -> Response[Any]:
+    """Signed in: the visitor's session ends and a new one (a new id) begins; on to `then`."""
+    sessions = _sessions(request)
+    visitor = console_session(request.scope)
+    if visitor is not None:
+        await sessions.end(visitor.id)
+    session = await sessions.start(user_id)
+    return Redirect(then, status_code=303, cookies=[cookie(request, session.id)])
+
+
+async def live_subscription(tenant_id: uuid.UUID) -> billing.SubscriptionView | None:
+    found = await billing.list_subscriptions(tenant_id, PageRequest.parse(_PAGE_SIZE, None))
+    return next((each for each in found.items if each.status != "canceled"), None)
 
 
 @dataclass
@@ -93,14 +118,9 @@ class AuthPages(Controller):
 
     @get("/signin")
     async def signin_form(self, request: Request[Any, Any, Any]) -> Response[Any]:
-        session = console_session(request.scope)
-        if session is not None and session.user_id is not None:
+        if isinstance(request.scope.get("user"), Principal):
             return Redirect("/console/")
-        if session is None:  # a visitor's session: its CSRF token protects the sign-in form itself
-            session = await _sessions(request).start(None)
-            request.scope["state"]["console_session"] = session
-            return page(request, "signin.html", error=None, email="", cookies=[_cookie(request, session.id)])
-        return page(request, "signin.html", error=None, email="")
+        return await visitor_page(request, "signin.html", error=None, email="")
 
     @post("/signin", status_code=303)
     async def signin(
@@ -117,19 +137,14 @@ class AuthPages(Controller):
         except InvalidCredentials:
             return page(request, "signin.html", status=401, error="The email or password is not right.", email=email)
         await throttle.succeeded(email, address)
-        sessions = _sessions(request)
-        visitor = console_session(request.scope)
-        if visitor is not None:
-            await sessions.end(visitor.id)
-        session = await sessions.start(user.id)  # a new id: the visitor's is worth nothing once signed in
-        return Redirect("/console/", status_code=303, cookies=[_cookie(request, session.id)])
+        return await start_session(request, user.id, "/console/")
 
     @post("/signout", status_code=303)
     async def signout(self, request: Request[Any, Any, Any]) -> Response[Any]:
         session = console_session(request.scope)
         if session is not None:
             await _sessions(request).end(session.id)
-        return Redirect("/console/signin", status_code=303, cookies=[_cookie(request, "", max_age=0)])
+        return Redirect("/console/signin", status_code=303, cookies=[cookie(request, "", max_age=0)])
 
 
 TenantPath = Annotated[uuid.UUID, PathParameter(description="The tenant's id")]
@@ -147,17 +162,18 @@ class TenantPages(Controller):
     include_in_schema = False
 
     @get("/")
-    async def home(self, request: Request[Any, Any, Any]) -> Response[str]:
+    async def home(self, request: Request[Any, Any, Any]) -> Response[Any]:
         principal = signed_in(request)
         found = await tenants.list_tenants(principal, PageRequest.parse(_PAGE_SIZE, None))
+        if not found.items and not principal.is_staff:  # signed up, no tenant yet: on with sign-up
+            return Redirect("/console/signup/tenant")
         return page(request, "tenants.html", tenants=found.items)
 
     @get("/tenants/{tenant_id:uuid}")
     async def overview(self, request: Request[Any, Any, Any], tenant_id: TenantPath) -> Response[str]:
         principal = signed_in(request)
         tenant = await _tenant_in_view(principal, tenant_id, Permission.READ_BILLING)
-        subscriptions = await billing.list_subscriptions(tenant_id, PageRequest.parse(_PAGE_SIZE, None))
-        subscription = next((each for each in subscriptions.items if each.status != "canceled"), None)
+        subscription = await live_subscription(tenant_id)
         upcoming = usage = None
         if subscription is not None:
             try:

@@ -387,6 +387,8 @@ class SystemReason(enum.StrEnum):
     # Showing rows of several tenants at once (a list of tenants) reads each one's wrapped data key to open its
     # personal data, when that key is not in memory; nothing else of the tenants.
     DATA_KEYS = "data_keys"
+    # Self-service sign-up: a new user (the email is unique across tenants), then that person's own tenant.
+    SIGNUP = "signup"
 
 
 # asyncpg's `password=`: awaited for every new connection (`db_credentials.StaticRolePassword` reads OpenBao).

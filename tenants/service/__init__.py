@@ -66,6 +66,7 @@ from tenants.service._rate_limits import (
     rate_limit_override,
     set_rate_limit_override,
 )
+from tenants.service._signup import AlreadyHasTenant, create_own_tenant, register_user
 from tenants.service._tenants import (
     STATUS_TOPIC,
     NewTenant,
@@ -109,6 +110,7 @@ __all__ = [
     "MIN_RATE_LIMIT_PERCENT",
     "RATE_LIMIT_TOPIC",
     "STATUS_TOPIC",
+    "AlreadyHasTenant",
     "ApiKeyView",
     "AuditEventView",
     "BillingProfileValues",
@@ -153,6 +155,7 @@ __all__ = [
     "checkpoint_history",
     "create_api_key",
     "create_or_update_user",
+    "create_own_tenant",
     "create_partner",
     "create_tenant",
     "deliver_webhooks",
@@ -179,6 +182,7 @@ __all__ = [
     "qualification",
     "rate_limit_override",
     "recent_webhook_events",
+    "register_user",
     "reject_checkpoint",
     "remove_member",
     "remove_webhook_endpoint",

@@ -102,6 +102,12 @@ def test_run_serves_a_ready_api_and_stops_everything_on_ctrl_c(tmp_path: Path) -
         assert created.status_code == 201, created.text
         listed = httpx.get(f"{base}/v1/tenants", headers=headers, timeout=10)
         assert [t["slug"] for t in listed.json()["items"]] == ["e2e"]
+        # The console beside the API, with the demo plan a newcomer signs up to.
+        assert f"Console {base}/console/" in (tmp_path / "run.log").read_text()
+        signup = httpx.get(f"{base}/console/signup", timeout=10)
+        assert signup.status_code == 200 and "content-security-policy" in signup.headers
+        plans = httpx.get(f"{base}/v1/plans", headers=headers, timeout=10).json()["items"]
+        assert [(p["code"], p["trial_days"]) for p in plans] == [("starter", 14)]
         assert httpx.get(f"{base}/v1/tenants", timeout=10).status_code == 401
         children = _descendants(run.pid)
         assert len(children) >= 3  # api, worker, beat (and the worker's pool)

@@ -11,12 +11,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from httpx import ASGITransport, AsyncClient, Response
 from litestar import Litestar
 
 from billing.money import display
 from controlplane.console.middleware import CONTENT_SECURITY_POLICY
-from controlplane.console.sessions import COOKIE
+from controlplane.console.sessions import COOKIE, SessionStore
 from tests.api.billing._support import invoices, plan, subscribe
 from tests.factories import PASSWORD, Actor, Factory
 
@@ -184,3 +185,16 @@ async def test_pages_need_a_session(browser: AsyncClient, client: AsyncClient, f
         assert page.status_code == 303 and page.headers["location"] == "/console/signin", path
     use_session(browser, "x" * 4000)  # an absurd cookie is no session either
     assert (await browser.get("/console/")).status_code == 303
+
+
+async def test_without_redis_the_console_answers_a_named_503(
+    browser: AsyncClient, app: Litestar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    unreachable = aioredis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.5)
+    monkeypatch.setattr(app.state, "console_sessions", SessionStore(unreachable))
+    try:
+        page = await browser.get("/console/signin")
+    finally:
+        await unreachable.aclose()
+    assert page.status_code == 503 and "console_sessions_unavailable" in page.text
+    assert page.headers["content-type"].startswith("text/html")

@@ -1,0 +1,111 @@
+"""The email proof of a sign-up: a single-use link, mailed, that expires; and how often one may be asked for.
+
+A link's token is random (never derived from the address); Redis keeps the address under the token's SHA-256
+for `LINK_SECONDS`, so an abandoned sign-up disappears by itself, and a redeemed one at once (GETDEL: two tabs
+redeeming one link make one account). Asking for links is limited per address and per email, each a fixed
+window in Redis: a form cannot be made to mail someone without end.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from email.message import EmailMessage
+from typing import Any, TypeVar
+
+import redis.asyncio as aioredis
+import redis.exceptions
+
+from controlplane.console.sessions import SessionStoreUnavailable
+from controlplane.core.errors import RateLimited
+
+LINK_SECONDS = 24 * 3600
+KEY_PREFIX = "controlplane:console:signup:"
+WINDOW_SECONDS = 3600
+PER_EMAIL = 3  # links an address may be sent in a window
+PER_ADDRESS = 10  # links one client address may ask for in a window
+T = TypeVar("T")
+
+
+class SignupsLimited(RateLimited):
+    code = "signup_rate_limited"
+    title = "Too many sign-up emails were asked for"
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    token: str
+    url: str
+
+
+def _token_key(token: str) -> str:
+    return f"{KEY_PREFIX}link:{hashlib.sha256(token.encode()).hexdigest()}"
+
+
+class SignupLinks:
+    def __init__(self, client: aioredis.Redis, public_url: str) -> None:
+        self._client = client
+        self._public_url = public_url.rstrip("/")
+
+    async def allow(self, email: str, address: str) -> None:
+        """Count one more link for this email and client address; `SignupsLimited` past either budget."""
+        for subject, budget in (
+            (f"email:{hashlib.sha256(email.encode()).hexdigest()}", PER_EMAIL),
+            (f"address:{address}", PER_ADDRESS),
+        ):
+            key = f"{KEY_PREFIX}count:{subject}"
+            count = await self._call(self._client.incr(key))
+            if count == 1:
+                await self._call(self._client.expire(key, WINDOW_SECONDS))
+            if count > budget:
+                raise SignupsLimited(
+                    "Too many sign-up emails were asked for; try again in an hour", retry_after_seconds=WINDOW_SECONDS
+                )
+
+    async def issue(self, email: str) -> Link:
+        token = secrets.token_urlsafe(32)
+        await self._call(self._client.set(_token_key(token), email, ex=LINK_SECONDS))
+        return Link(token, f"{self._public_url}/console/signup/verify?token={token}")
+
+    async def email_of(self, token: str) -> str | None:
+        """The address a live link proves, without using it up (the page that asks for a password)."""
+        if not token or len(token) > 128:
+            return None
+        found: Any = await self._call(self._client.get(_token_key(token)))
+        return None if found is None else found.decode()
+
+    async def redeem(self, token: str) -> str | None:
+        """The address a live link proves, and the link used up; None for an unknown, used or expired one."""
+        if not token or len(token) > 128:
+            return None
+        found: Any = await self._call(self._client.getdel(_token_key(token)))
+        return None if found is None else found.decode()
+
+    async def _call(self, command: Awaitable[T]) -> T:
+        try:
+            return await command
+        except (redis.exceptions.RedisError, OSError) as error:
+            raise SessionStoreUnavailable("Sign-up cannot go on now; retry shortly") from error
+
+
+def verification_message(sender: str, recipient: str, link: Link, platform: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, recipient, f"Confirm your email for {platform}"
+    message.set_content(
+        f"Someone, hopefully you, started signing up for {platform} with this address.\n\n"
+        f"To go on, open this link within 24 hours:\n{link.url}\n\n"
+        "If it was not you, ignore this email: nothing is created until the link is opened.\n"
+    )
+    return message
+
+
+def existing_account_message(sender: str, recipient: str, sign_in_url: str, platform: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, recipient, f"You already have a {platform} account"
+    message.set_content(
+        f"Someone, hopefully you, tried to sign up for {platform} with this address, which already has an account.\n\n"
+        f"Sign in instead: {sign_in_url}\n\nIf it was not you, ignore this email.\n"
+    )
+    return message

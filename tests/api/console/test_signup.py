@@ -1,0 +1,175 @@
+"""Self-service sign-up over HTTP: the emailed link, the password, the tenant, a plan whose trial starts at once,
+and the first API key shown once; each step repeated, raced or abused the way a hostile visitor would."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from httpx import AsyncClient
+from litestar import Litestar
+
+from controlplane.console.signup_links import KEY_PREFIX, PER_EMAIL
+from controlplane.devstack.mail_store import MailStore
+from tests.api.billing._support import plan
+from tests.api.console.test_console import browser, csrf_of
+from tests.factories import PASSWORD, Factory
+
+__all__ = ["browser"]  # the fixture, shared
+_LINK = re.compile(r"(http\S+/console/signup/verify\?token=\S+)")
+
+
+@pytest.fixture(autouse=True)
+async def fresh_signup_budgets(app: Litestar, client: AsyncClient) -> AsyncIterator[None]:
+    """Every test signs up from the one test address: each starts with unspent budgets."""
+
+    async def clear() -> None:
+        keys = [key async for key in app.state.redis.scan_iter(match=f"{KEY_PREFIX}count:*")]
+        if keys:
+            await app.state.redis.delete(*keys)
+
+    await clear()
+    yield
+    await clear()
+
+
+async def trial_plan(client: AsyncClient, factory: Factory, currency: str = "EUR") -> dict[str, Any]:
+    staff = await factory.staff()
+    code = f"starter-{uuid.uuid4().hex[:6]}"
+    charges = [{"type": "flat", "amount_minor": 2900}]
+    return await plan(client, staff.headers, code, charges, currency=currency, trial_days=14)
+
+
+async def ask_for_link(browser: AsyncClient, email: str) -> Any:
+    form = await browser.get("/console/signup")
+    return await browser.post("/console/signup", data={"csrf_token": csrf_of(form), "email": email})
+
+
+def link_in(mailbox: MailStore, email: str) -> str:
+    [message] = [each for each in mailbox.messages() if each["To"] == email]
+    found = _LINK.search(message.get_content())
+    assert found, message.get_content()
+    return found.group(1)
+
+
+def path_of(url: str) -> str:
+    return url[url.index("/console/") :]
+
+
+async def test_a_newcomer_signs_up_to_an_active_trial_and_gets_an_api_key_once(
+    browser: AsyncClient, client: AsyncClient, factory: Factory, mailbox: MailStore
+) -> None:
+    offered = await trial_plan(client, factory)
+    email = f"new-{uuid.uuid4().hex[:8]}@example.com"
+    sent = await ask_for_link(browser, email)
+    assert sent.status_code == 200 and "Check your email" in sent.text
+    link = path_of(link_in(mailbox, email))
+
+    password_form = await browser.get(link)
+    assert password_form.status_code == 200 and email in password_form.text
+    token = link.split("token=", 1)[1]
+    created = await browser.post(
+        "/console/signup/verify", data={"csrf_token": csrf_of(password_form), "token": token, "password": PASSWORD}
+    )
+    assert created.status_code == 303 and created.headers["location"] == "/console/signup/tenant"
+    assert (await browser.get(link)).status_code == 410  # the link is used up
+
+    tenant_form = await browser.get("/console/signup/tenant")
+    assert "EUR" in tenant_form.text
+    slug = f"acme-{uuid.uuid4().hex[:6]}"
+    made = await browser.post(
+        "/console/signup/tenant",
+        data={"csrf_token": csrf_of(tenant_form), "name": "Acme Rockets", "slug": slug, "currency": "EUR"},
+    )
+    assert made.status_code == 303 and made.headers["location"].endswith("/start")
+    start = made.headers["location"]
+    tenant_id = start.split("/")[3]
+
+    plans = await browser.get(start)
+    assert offered["name"] in plans.text and "14-day free trial" in plans.text
+    welcome = await browser.post(start, data={"csrf_token": csrf_of(plans), "plan_code": offered["code"]})
+    assert welcome.status_code == 200 and "trialing" in welcome.text
+    key = re.search(r'value="(cpk_[^"]+)"', welcome.text)
+    assert key, welcome.text
+    check = await client.get("/v1/tenants/" + tenant_id, headers={"Authorization": f"Bearer {key.group(1)}"})
+    assert check.status_code == 200 and check.json()["slug"] == slug
+
+    # Repeated: no second subscription, no key shown again.
+    again = await browser.post(start, data={"csrf_token": csrf_of(plans), "plan_code": offered["code"]})
+    assert again.status_code == 303 and again.headers["location"] == f"/console/tenants/{tenant_id}"
+    overview = await browser.get(f"/console/tenants/{tenant_id}")
+    assert "Trial ends" in overview.text and "cpk_" not in overview.text
+    keys = await browser.get(f"/console/tenants/{tenant_id}/api-keys")
+    assert keys.text.count("First key") == 1
+    another = await browser.post(
+        "/console/signup/tenant",
+        data={"csrf_token": csrf_of(tenant_form), "name": "Second", "slug": f"{slug}-2", "currency": "EUR"},
+    )
+    assert another.status_code == 303 and another.headers["location"] == "/console/"
+
+
+async def test_an_address_with_an_account_is_told_by_email_not_by_the_page(
+    browser: AsyncClient, factory: Factory, mailbox: MailStore
+) -> None:
+    existing = await factory.user()
+    fresh = f"fresh-{uuid.uuid4().hex[:8]}@example.com"
+    for_existing, for_fresh = await ask_for_link(browser, existing.email), await ask_for_link(browser, fresh)
+    assert for_existing.status_code == for_fresh.status_code == 200
+    assert for_existing.text.replace(existing.email, "X") == for_fresh.text.replace(fresh, "X")
+    [told] = [each for each in mailbox.messages() if each["To"] == existing.email]
+    assert "already has an account" in told.get_content() and "token=" not in told.get_content()
+
+
+async def test_links_are_limited_per_email_and_a_weak_password_keeps_the_link(
+    browser: AsyncClient, client: AsyncClient, factory: Factory, mailbox: MailStore
+) -> None:
+    email = f"limited-{uuid.uuid4().hex[:8]}@example.com"
+    for _ in range(PER_EMAIL):
+        assert (await ask_for_link(browser, email)).status_code == 200
+    refused = await ask_for_link(browser, email)
+    assert refused.status_code == 429 and "signup_rate_limited" in refused.text
+    assert len([each for each in mailbox.messages() if each["To"] == email]) == PER_EMAIL
+
+    link = path_of(_LINK.findall(mailbox.messages()[-1].get_content())[0])
+    form = await browser.get(link)
+    token = link.split("token=", 1)[1]
+    weak = await browser.post(
+        "/console/signup/verify", data={"csrf_token": csrf_of(form), "token": token, "password": "short"}
+    )
+    assert weak.status_code == 400 and "Choose a password" in weak.text
+    assert (await browser.get(link)).status_code == 200  # still usable
+    forged = await browser.post(
+        "/console/signup/verify", data={"csrf_token": csrf_of(form), "token": "x" * 43, "password": PASSWORD}
+    )
+    assert forged.status_code == 410
+
+
+async def test_the_tenant_form_refuses_a_bad_slug_and_a_taken_one(
+    browser: AsyncClient, client: AsyncClient, factory: Factory, mailbox: MailStore
+) -> None:
+    await trial_plan(client, factory)
+    staff = await factory.staff()
+    taken = await factory.tenant(staff)
+    email = f"slug-{uuid.uuid4().hex[:8]}@example.com"
+    await ask_for_link(browser, email)
+    link = path_of(link_in(mailbox, email))
+    form = await browser.get(link)
+    await browser.post(
+        "/console/signup/verify",
+        data={"csrf_token": csrf_of(form), "token": link.split("token=", 1)[1], "password": PASSWORD},
+    )
+    tenant_form = await browser.get("/console/signup/tenant")
+    for slug, said in (("Not A Slug", "lowercase"), (taken["slug"], "taken"), ("x" * 64, "lowercase")):
+        refused = await browser.post(
+            "/console/signup/tenant",
+            data={"csrf_token": csrf_of(tenant_form), "name": "Acme", "slug": slug, "currency": "EUR"},
+        )
+        assert refused.status_code == 400 and said in refused.text, (slug, refused.text[-600:])
+    bad_currency = await browser.post(
+        "/console/signup/tenant",
+        data={"csrf_token": csrf_of(tenant_form), "name": "Acme", "slug": "fine-slug", "currency": "XXX"},
+    )
+    assert bad_currency.status_code == 400
