@@ -57,7 +57,12 @@ async def csrf_protected(connection: ASGIConnection[Any, Any, Any, Any], _: Base
         return
     session = console_session(connection.scope)
     sent = (await Request(connection.scope, connection.receive).form()).get("csrf_token", "")
-    if session is None or not isinstance(sent, str) or not hmac.compare_digest(sent, session.csrf_token):
+    # Compared as bytes: compare_digest refuses str with anything but ASCII (a TypeError, a 500).
+    if (
+        session is None
+        or not isinstance(sent, str)
+        or not hmac.compare_digest(sent.encode(), session.csrf_token.encode())
+    ):
         raise CsrfRefused("The form was not sent from this session's page: reload the page and try again")
 
 

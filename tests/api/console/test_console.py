@@ -94,6 +94,8 @@ async def test_sign_in_refuses_a_form_without_or_with_another_sessions_csrf_toke
         their_token = csrf_of(await other.get("/console/signin"))
     refused = await browser.post("/console/signin", data={**attempt, "csrf_token": their_token})
     assert refused.status_code == 403
+    for hostile in ("é" * 43, "x" * 10_000, "\x00"):
+        assert (await browser.post("/console/signin", data={**attempt, "csrf_token": hostile})).status_code == 403
     wrong = await browser.post("/console/signin", data={**attempt, "password": "not it", "csrf_token": csrf_of(form)})
     assert wrong.status_code == 401 and "not right" in wrong.text
     assert "session" not in (await browser.get("/console/")).headers.get("location", "session")
