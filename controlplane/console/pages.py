@@ -177,7 +177,13 @@ class TenantPages(Controller):
     @get("/tenants/{tenant_id:uuid}")
     async def overview(self, request: Request[Any, Any, Any], tenant_id: TenantPath) -> Response[str]:
         principal = signed_in(request)
-        tenant = await _tenant_in_view(principal, tenant_id, Permission.READ_BILLING)
+        tenant = await _tenant_in_view(principal, tenant_id, Permission.READ_TENANT)
+        try:  # the billing part only for those who may read billing (a member sees the tenant alone)
+            await tenants.authorize(principal, tenant_id, Permission.READ_BILLING, method="GET")
+        except PermissionDenied:
+            return page(
+                request, "overview.html", tenant=tenant, billing=False, subscription=None, upcoming=None, usage=None
+            )
         subscription = await live_subscription(tenant_id)
         upcoming = usage = None
         if subscription is not None:
@@ -186,7 +192,15 @@ class TenantPages(Controller):
                 usage = await billing.current_usage(tenant_id)
             except SubscriptionNotFound:  # ended meanwhile
                 subscription = None
-        return page(request, "overview.html", tenant=tenant, subscription=subscription, upcoming=upcoming, usage=usage)
+        return page(
+            request,
+            "overview.html",
+            tenant=tenant,
+            billing=True,
+            subscription=subscription,
+            upcoming=upcoming,
+            usage=usage,
+        )
 
     @get("/tenants/{tenant_id:uuid}/invoices")
     async def invoices(

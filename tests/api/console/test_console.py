@@ -174,6 +174,8 @@ async def test_a_member_is_refused_an_admin_page(browser: AsyncClient, client: A
     await sign_in(browser, member.email)
     refused = await browser.get(f"/console/tenants/{tenant['id']}/api-keys")
     assert refused.status_code == 403 and "forbidden_for_role" in refused.text
+    overview = await browser.get(f"/console/tenants/{tenant['id']}")  # the tenant, without its billing
+    assert overview.status_code == 200 and tenant["name"] in overview.text and "Next invoice" not in overview.text
     admin: Actor = await factory.member(tenant["id"])
     async with AsyncClient(transport=browser._transport, base_url="http://testserver") as other:
         await sign_in(other, admin.email)
