@@ -157,7 +157,7 @@ InvoicePath = Annotated[uuid.UUID, PathParameter(description="The invoice's id")
 Cursor = Annotated[str | None, Parameter(max_length=512, required=False)]
 
 
-async def _tenant_in_view(principal: Principal, tenant_id: uuid.UUID, permission: Permission) -> tenants.TenantView:
+async def tenant_in_view(principal: Principal, tenant_id: uuid.UUID, permission: Permission) -> tenants.TenantView:
     await tenants.authorize(principal, tenant_id, permission, method="GET")
     return await tenants.get_tenant(tenant_id)
 
@@ -177,7 +177,7 @@ class TenantPages(Controller):
     @get("/tenants/{tenant_id:uuid}")
     async def overview(self, request: Request[Any, Any, Any], tenant_id: TenantPath) -> Response[str]:
         principal = signed_in(request)
-        tenant = await _tenant_in_view(principal, tenant_id, Permission.READ_TENANT)
+        tenant = await tenant_in_view(principal, tenant_id, Permission.READ_TENANT)
         try:  # the billing part only for those who may read billing (a member sees the tenant alone)
             await tenants.authorize(principal, tenant_id, Permission.READ_BILLING, method="GET")
         except PermissionDenied:
@@ -207,7 +207,7 @@ class TenantPages(Controller):
         self, request: Request[Any, Any, Any], tenant_id: TenantPath, cursor: Cursor = None
     ) -> Response[str]:
         principal = signed_in(request)
-        tenant = await _tenant_in_view(principal, tenant_id, Permission.READ_BILLING)
+        tenant = await tenant_in_view(principal, tenant_id, Permission.READ_BILLING)
         found = await billing.list_invoices(tenant_id, PageRequest.parse(_PAGE_SIZE, cursor))
         return page(request, "invoices.html", tenant=tenant, invoices=found.items, next_cursor=found.next_cursor)
 
@@ -216,7 +216,7 @@ class TenantPages(Controller):
         self, request: Request[Any, Any, Any], tenant_id: TenantPath, invoice_id: InvoicePath
     ) -> Response[str]:
         principal = signed_in(request)
-        tenant = await _tenant_in_view(principal, tenant_id, Permission.READ_BILLING)
+        tenant = await tenant_in_view(principal, tenant_id, Permission.READ_BILLING)
         invoice = await billing.get_invoice(principal, invoice_id)
         if invoice.tenant_id != tenant_id:  # another of the person's tenants: not under this one's pages
             raise InvoiceNotFound()
@@ -237,13 +237,6 @@ class TenantPages(Controller):
             media_type=documents.PDF,
             headers={"Content-Disposition": f'attachment; filename="{pdf.filename}"'},
         )
-
-    @get("/tenants/{tenant_id:uuid}/api-keys")
-    async def api_keys(self, request: Request[Any, Any, Any], tenant_id: TenantPath) -> Response[str]:
-        principal = signed_in(request)
-        tenant = await _tenant_in_view(principal, tenant_id, Permission.MANAGE_API_KEYS)
-        found = await tenants.list_api_keys(tenant_id, PageRequest.parse(_PAGE_SIZE, None))
-        return page(request, "api_keys.html", tenant=tenant, keys=found.items)
 
 
 def _error_page(request: Request[Any, Any, Any], status: int, code: str, title: str, detail: str) -> Response[str]:

@@ -1,0 +1,140 @@
+"""A tenant's people and keys in the console: members (invite, change a role, remove), API keys (create, shown
+once; revoke) and the audit trail. The same service calls as the API's member, key and audit routes, whose own
+access checks (and role grants: who may grant which role) apply."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, get, post
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, Parameter, PathParameter
+from litestar.response import Redirect
+
+from controlplane.console.pages import signed_in, tenant_in_view
+from controlplane.console.rendering import page
+from controlplane.core.errors import PermissionDenied
+from controlplane.core.pagination import PageRequest
+from tenants import service as tenants
+from tenants.roles import TENANT_ROLES, Permission
+
+Form = Body(media_type=RequestEncodingType.URL_ENCODED)
+TenantPath = Annotated[uuid.UUID, PathParameter(description="The tenant's id")]
+UserPath = Annotated[uuid.UUID, PathParameter(description="The member's user id")]
+KeyPath = Annotated[uuid.UUID, PathParameter(description="The API key's id")]
+Cursor = Annotated[str | None, Parameter(max_length=512, required=False)]
+_PAGE_SIZE = 50
+ROLES = tuple(role.value for role in TENANT_ROLES)
+
+
+@dataclass
+class MemberForm:
+    csrf_token: str
+    email: str
+    role: str
+
+
+@dataclass
+class RoleForm:
+    csrf_token: str
+    role: str
+
+
+@dataclass
+class KeyForm:
+    csrf_token: str
+    name: str
+    role: str
+
+
+async def _may(principal: Any, tenant_id: uuid.UUID, permission: Permission) -> bool:
+    try:
+        await tenants.authorize(principal, tenant_id, permission, method="POST")
+    except PermissionDenied:
+        return False
+    return True
+
+
+class TeamPages(Controller):
+    path = "/tenants/{tenant_id:uuid}"
+    include_in_schema = False
+
+    @get("/members")
+    async def members(
+        self, request: Request[Any, Any, Any], tenant_id: TenantPath, cursor: Cursor = None
+    ) -> Response[str]:
+        principal = signed_in(request)
+        tenant = await tenant_in_view(principal, tenant_id, Permission.READ_MEMBERS)
+        found = await tenants.list_members(tenant_id, PageRequest.parse(_PAGE_SIZE, cursor))
+        manage = await _may(principal, tenant_id, Permission.MANAGE_MEMBERS)
+        return page(
+            request,
+            "members.html",
+            tenant=tenant,
+            members=found.items,
+            next_cursor=found.next_cursor,
+            manage=manage,
+            roles=ROLES,
+        )
+
+    @post("/members", status_code=303)
+    async def add_member(
+        self, request: Request[Any, Any, Any], tenant_id: TenantPath, data: Annotated[MemberForm, Form]
+    ) -> Response[Any]:
+        principal = signed_in(request)
+        await tenants.add_member(principal, tenant_id, data.email[:320], data.role[:32])
+        return Redirect(f"/console/tenants/{tenant_id}/members", status_code=303)
+
+    @post("/members/{user_id:uuid}/role", status_code=303)
+    async def change_role(
+        self, request: Request[Any, Any, Any], tenant_id: TenantPath, user_id: UserPath, data: Annotated[RoleForm, Form]
+    ) -> Response[Any]:
+        principal = signed_in(request)
+        await tenants.change_member_role(principal, tenant_id, user_id, data.role[:32])
+        return Redirect(f"/console/tenants/{tenant_id}/members", status_code=303)
+
+    @post("/members/{user_id:uuid}/remove", status_code=303)
+    async def remove_member(
+        self, request: Request[Any, Any, Any], tenant_id: TenantPath, user_id: UserPath
+    ) -> Response[Any]:
+        principal = signed_in(request)
+        await tenants.remove_member(principal, tenant_id, user_id)
+        return Redirect(f"/console/tenants/{tenant_id}/members", status_code=303)
+
+    @get("/api-keys")
+    async def api_keys(self, request: Request[Any, Any, Any], tenant_id: TenantPath) -> Response[str]:
+        principal = signed_in(request)
+        tenant = await tenant_in_view(principal, tenant_id, Permission.MANAGE_API_KEYS)
+        found = await tenants.list_api_keys(tenant_id, PageRequest.parse(_PAGE_SIZE, None))
+        return page(request, "api_keys.html", tenant=tenant, keys=found.items, roles=ROLES, created=None)
+
+    @post("/api-keys", status_code=201)
+    async def create_api_key(
+        self, request: Request[Any, Any, Any], tenant_id: TenantPath, data: Annotated[KeyForm, Form]
+    ) -> Response[str]:
+        principal = signed_in(request)
+        tenant = await tenant_in_view(principal, tenant_id, Permission.MANAGE_API_KEYS)
+        name = data.name.strip()[:200] or "API key"
+        created = await tenants.create_api_key(principal, tenant_id, name, data.role[:32])
+        found = await tenants.list_api_keys(tenant_id, PageRequest.parse(_PAGE_SIZE, None))
+        # The secret is in this answer only: a reload shows the list without it.
+        return page(request, "api_keys.html", status=201, tenant=tenant, keys=found.items, roles=ROLES, created=created)
+
+    @post("/api-keys/{key_id:uuid}/revoke", status_code=303)
+    async def revoke_api_key(
+        self, request: Request[Any, Any, Any], tenant_id: TenantPath, key_id: KeyPath
+    ) -> Response[Any]:
+        principal = signed_in(request)
+        await tenants.revoke_api_key(principal, tenant_id, key_id)
+        return Redirect(f"/console/tenants/{tenant_id}/api-keys", status_code=303)
+
+    @get("/audit")
+    async def audit(
+        self, request: Request[Any, Any, Any], tenant_id: TenantPath, cursor: Cursor = None
+    ) -> Response[str]:
+        principal = signed_in(request)
+        tenant = await tenant_in_view(principal, tenant_id, Permission.READ_AUDIT)
+        found = await tenants.list_audit_events(tenant_id, PageRequest.parse(_PAGE_SIZE, cursor))
+        return page(request, "audit.html", tenant=tenant, events=found.items, next_cursor=found.next_cursor)
