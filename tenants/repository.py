@@ -60,8 +60,17 @@ async def rate_limit_override(tenant_id: uuid.UUID) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
-async def list_tenants(page: PageRequest) -> list[dict[str, Any]]:
+def _like(text: str) -> str:
+    """A LIKE pattern matching `text` anywhere, its own `%`, `_` and `\\` taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def list_tenants(page: PageRequest, search: str | None = None) -> list[dict[str, Any]]:
+    """A page of the tenants the context shows; with `search`, those whose name or slug contains it (any case)."""
     clause, args = keyset_clause(page)
+    if search:
+        clause = " and (name ilike {} or slug ilike {})" + clause
+        args = [_like(search), _like(search), *args]
     return await fetch(
         f"select {TENANT_COLUMNS} from tenants where true{clause} order by created_at, id limit {{}}",
         *args,

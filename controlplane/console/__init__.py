@@ -16,6 +16,7 @@ from controlplane.console.pages import CONSOLE_EXCEPTION_HANDLERS, AuthPages, Te
 from controlplane.console.sessions import SessionStore
 from controlplane.console.signup_links import SignupLinks
 from controlplane.console.signup_pages import SignupPages
+from controlplane.console.staff_pages import StaffPages
 from controlplane.console.team_pages import TeamPages
 
 STATIC = Path(__file__).parent / "static"
@@ -31,6 +32,7 @@ def console_router() -> Router:
             SignupPages,
             TenantPages,
             TeamPages,
+            StaffPages,
             create_static_files_router("/static", directories=[STATIC], name="console-static", include_in_schema=False),
         ],
         guards=[csrf_protected],

@@ -18,7 +18,7 @@ from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import Body, Parameter, PathParameter
+from litestar.params import Body, PathParameter, QueryParameter
 from litestar.response import Redirect
 from litestar.types import ExceptionHandlersMap
 
@@ -154,7 +154,7 @@ class AuthPages(Controller):
 
 TenantPath = Annotated[uuid.UUID, PathParameter(description="The tenant's id")]
 InvoicePath = Annotated[uuid.UUID, PathParameter(description="The invoice's id")]
-Cursor = Annotated[str | None, Parameter(max_length=512, required=False)]
+Cursor = Annotated[str | None, QueryParameter(max_length=512, required=False)]
 
 
 async def tenant_in_view(principal: Principal, tenant_id: uuid.UUID, permission: Permission) -> tenants.TenantView:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter, PathParameter
+from litestar.params import Body, PathParameter, QueryParameter
 from litestar.response import Redirect
 
 from billing import service as billing
@@ -127,7 +127,7 @@ class SignupPages(Controller):
 
     @get("/signup/verify")
     async def password_form(
-        self, request: Request[Any, Any, Any], token: Annotated[str, Parameter(max_length=128)] = ""
+        self, request: Request[Any, Any, Any], token: Annotated[str, QueryParameter(max_length=128)] = ""
     ) -> Response[Any]:
         email = await _links(request).email_of(token)
         if email is None:

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter, PathParameter
+from litestar.params import Body, PathParameter, QueryParameter
 from litestar.response import Redirect
 
 from controlplane.console.pages import signed_in, tenant_in_view
@@ -24,7 +24,7 @@ Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 TenantPath = Annotated[uuid.UUID, PathParameter(description="The tenant's id")]
 UserPath = Annotated[uuid.UUID, PathParameter(description="The member's user id")]
 KeyPath = Annotated[uuid.UUID, PathParameter(description="The API key's id")]
-Cursor = Annotated[str | None, Parameter(max_length=512, required=False)]
+Cursor = Annotated[str | None, QueryParameter(max_length=512, required=False)]
 _PAGE_SIZE = 50
 ROLES = tuple(role.value for role in TENANT_ROLES)
 

@@ -140,17 +140,22 @@ async def _shown(row: dict[str, Any]) -> TenantView:
     return view_of(TenantView, shown)
 
 
-async def list_tenants(actor: Principal, page: PageRequest) -> Page[TenantView]:
+MAX_SEARCH_LENGTH = 100
+
+
+async def list_tenants(actor: Principal, page: PageRequest, search: str | None = None) -> Page[TenantView]:
+    """The tenants the actor may see (staff: every one), those whose name or slug contains `search` if given."""
+    search = (search or "").strip()[:MAX_SEARCH_LENGTH] or None
     if actor.is_staff:
         async with system_tx(SystemReason.STAFF_VIEW):
-            rows = await repository.list_tenants(page)
+            rows = await repository.list_tenants(page, search)
     elif actor.kind == "api_key" and actor.tenant_id is not None:
         async with tenant_tx(actor.tenant_id):
-            rows = await repository.list_tenants(page)
+            rows = await repository.list_tenants(page, search)
     else:
         # The database shows a user only the tenants they are a member of.
         async with user_tx(actor.id):
-            rows = await repository.list_tenants(page)
+            rows = await repository.list_tenants(page, search)
     return page_of_views(await billing_contact.reveal(rows), page, functools.partial(view_of, TenantView))
 
 

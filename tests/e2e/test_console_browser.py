@@ -116,3 +116,29 @@ async def test_a_newcomer_signs_up_through_the_emailed_link_to_an_active_trial(
         assert (await page.get_by_role("textbox", name="API key").input_value()).startswith("cpk_")
         await _shown(page, "welcome")
         print(f"\nconsole: sign-up to an active trial took {seconds:.2f} s (wall clock, in the browser)")
+
+
+async def test_staff_search_tenants_and_read_the_revenue_dashboard(
+    app: Litestar, client: AsyncClient, factory: Factory, page: Page
+) -> None:
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff, name="Searchable Industries")
+    code = f"plan-{uuid.uuid4().hex[:8]}"
+    await plan(client, staff.headers, code, [{"type": "flat", "amount_minor": 9900}])
+    await subscribe(client, staff.headers, tenant["id"], code)
+
+    async with serve_asgi(app, lifespan="off") as base:
+        await page.goto(f"{base}/console/signin")
+        await page.get_by_label("Email").fill(staff.email)
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_label("Password").press("Enter")
+        await page.wait_for_url(f"{base}/console/")
+        back_office = page.get_by_role("navigation", name="Back office")
+        await back_office.get_by_role("link", name="Tenants").click()
+        await page.get_by_label("Name or slug contains").fill("searchable")
+        await page.get_by_label("Name or slug contains").press("Enter")
+        await page.get_by_role("link", name="Searchable Industries").wait_for()
+        await _shown(page, "staff_tenants")
+        await back_office.get_by_role("link", name="Revenue").click()
+        await page.get_by_role("img", name=re.compile("MRR at each month's end")).wait_for()
+        await _shown(page, "staff_revenue")
