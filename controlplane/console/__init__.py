@@ -11,6 +11,7 @@ from pathlib import Path
 from litestar import Router
 from litestar.static_files import create_static_files_router
 
+from controlplane.console.integration_pages import IntegrationPages
 from controlplane.console.middleware import ConsoleMiddleware
 from controlplane.console.pages import CONSOLE_EXCEPTION_HANDLERS, AuthPages, TenantPages, csrf_protected
 from controlplane.console.plugin_pages import PluginPages
@@ -35,6 +36,7 @@ def console_router() -> Router:
             TeamPages,
             StaffPages,
             PluginPages,
+            IntegrationPages,
             create_static_files_router("/static", directories=[STATIC], name="console-static", include_in_schema=False),
         ],
         guards=[csrf_protected],

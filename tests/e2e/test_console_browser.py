@@ -63,7 +63,13 @@ async def test_a_tenant_admin_signs_in_reads_an_invoice_and_downloads_its_pdf(
         assert saved is not None and saved.read_bytes().startswith(b"%PDF")
 
         tabs = page.get_by_role("navigation", name="Tenant")
-        for tab, name in (("Members", "members"), ("API keys", "api_keys"), ("Audit trail", "audit")):
+        for tab, name in (
+            ("Members", "members"),
+            ("API keys", "api_keys"),
+            ("Webhooks", "webhooks"),
+            ("Notifications", "notifications"),
+            ("Audit trail", "audit"),
+        ):
             await tabs.get_by_role("link", name=tab).click()
             await page.get_by_role("heading", name=tab).wait_for()
             await _shown(page, name)
