@@ -113,7 +113,15 @@ from billing.subscriptions.service import (
     resume_subscription,
 )
 from billing.subscriptions.trials import TrialGrant, claim_trial, grant_trial
-from billing.usage.service import CurrentUsage, MetricUsageView, UsageBatchReport, current_usage, ingest
+from billing.usage.service import (
+    CurrentUsage,
+    DailyUsage,
+    MetricUsageView,
+    UsageBatchReport,
+    current_usage,
+    daily_usage,
+    ingest,
+)
 from billing.wallets.service import ExpiryReport, TopUpView, WalletView, expire_credits, get_wallet, top_up
 
 __all__ = [
@@ -128,6 +136,7 @@ __all__ = [
     "CreditNoteView",
     "CurrentUsage",
     "CycleReport",
+    "DailyUsage",
     "DiscountView",
     "DueSubscription",
     "EscrowDifference",
@@ -186,6 +195,7 @@ __all__ = [
     "credit_invoice",
     "currency_lock",
     "current_usage",
+    "daily_usage",
     "detach_erased_cards",
     "due_batches",
     "end_addon",

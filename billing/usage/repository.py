@@ -176,6 +176,24 @@ def _measure(metric: dict[str, Any]) -> tuple[str, list[Any]]:
     return f"coalesce({latest}, 0)", [*number_args, metric["code"]]
 
 
+async def daily_usage(
+    tenant_id: uuid.UUID, metric: dict[str, Any], start: datetime, end: datetime
+) -> list[tuple[datetime, Decimal]]:
+    """The metric's own aggregate over each UTC day with events, start <= occurred_at < end, in day order."""
+    expression, expression_args = _measure(metric)
+    rows = await fetch(
+        f"select date_trunc('day', occurred_at, 'UTC') as day, {expression} as value from usage_events "
+        "where tenant_id = {} and metric_code = {} and occurred_at >= {} and occurred_at < {} "
+        "group by 1 order by 1",
+        *expression_args,
+        tenant_id,
+        metric["code"],
+        start,
+        end,
+    )
+    return [(row["day"], Decimal(row["value"] or 0)) for row in rows]
+
+
 async def aggregate_usage(
     tenant_id: uuid.UUID,
     metrics: Sequence[dict[str, Any]],

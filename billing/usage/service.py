@@ -288,6 +288,39 @@ def _units(usage: Usage) -> Decimal:
     return usage.units if isinstance(usage, PercentageUsage) else usage
 
 
+@dataclass(frozen=True, slots=True)
+class MetricDays:
+    """A metric's aggregate per UTC day of the unbilled window (days without events left out)."""
+
+    metric_code: str
+    aggregation: str
+    days: tuple[tuple[datetime, Decimal], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DailyUsage:
+    period_start: datetime
+    period_end: datetime
+    metrics: tuple[MetricDays, ...]
+
+
+async def daily_usage(tenant_id: uuid.UUID) -> DailyUsage:
+    """Each metered metric of the live subscription, day by day over the unbilled window: the same
+    aggregation the invoice uses, per day (a day's maximum, a day's distinct values...)."""
+    async with tenant_tx(tenant_id):
+        row = await subscriptions_repository.live_subscription(tenant_id)
+        if row is None:
+            raise SubscriptionNotFound("the tenant has no live subscription")
+        sub = await _state.load(row)
+        found = await _state.metrics(set(sub.plan.metric_codes))
+        window = lifecycle.usage_window(sub)
+        metrics = []
+        for code in sorted(found):
+            days = await repository.daily_usage(tenant_id, found[code], window.start, window.end)
+            metrics.append(MetricDays(code, found[code]["aggregation"], tuple(days)))
+    return DailyUsage(window.start, window.end, tuple(metrics))
+
+
 async def current_usage(tenant_id: uuid.UUID, metric_code: str | None = None) -> CurrentUsage:
     """Each metered metric's aggregate over the unbilled window, and what it would bill: the same
     aggregation and rating the invoice uses."""

@@ -20,6 +20,7 @@ from controlplane.console.signup_links import SignupLinks
 from controlplane.console.signup_pages import SignupPages
 from controlplane.console.staff_pages import StaffPages
 from controlplane.console.team_pages import TeamPages
+from controlplane.console.usage_pages import UsagePages
 
 STATIC = Path(__file__).parent / "static"
 
@@ -37,6 +38,7 @@ def console_router() -> Router:
             StaffPages,
             PluginPages,
             IntegrationPages,
+            UsagePages,
             create_static_files_router("/static", directories=[STATIC], name="console-static", include_in_schema=False),
         ],
         guards=[csrf_protected],

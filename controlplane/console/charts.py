@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 WIDTH, HEIGHT = 720, 240
 _LEFT, _BOTTOM, _TOP = 8, 28, 12
@@ -14,7 +15,7 @@ _LEFT, _BOTTOM, _TOP = 8, 28, 12
 @dataclass(frozen=True, slots=True)
 class Bar:
     label: str
-    value: int
+    value: int | Decimal
     shown: str  # the value as people read it (an amount with its currency)
     x: float
     y: float
@@ -34,17 +35,22 @@ class BarChart:
 
 
 def bar_chart(
-    chart_id: str, title: str, labels: Sequence[str], values: Sequence[int], shown: Callable[[int], str] = str
+    chart_id: str,
+    title: str,
+    labels: Sequence[str],
+    values: Sequence[int | Decimal],
+    shown: Callable[[int | Decimal], str] = str,
 ) -> BarChart:
     """Vertical bars, one per label; negative values hang below the axis. `shown` writes a value for people."""
-    top, bottom = max([0, *values]), min([0, *values])
-    span = (top - bottom) or 1
+    # Geometry only, never money: floats are fine here.
+    top, bottom = float(max([0, *values])), float(min([0, *values]))
+    span = (top - bottom) or 1.0
     plot = HEIGHT - _BOTTOM - _TOP
     axis = _TOP + plot * top / span
     slot = (WIDTH - _LEFT) / max(len(values), 1)
     bars = []
     for index, (label, value) in enumerate(zip(labels, values, strict=True)):
-        height = plot * abs(value) / span
+        height = plot * abs(float(value)) / span
         bars.append(
             Bar(
                 label=label,

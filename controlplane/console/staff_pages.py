@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -98,8 +99,8 @@ class StaffPages(Controller):
         )
         labels = [month.month for month in months]
 
-        def amount(minor: int) -> str:
-            return display(minor, currency)
+        def amount(minor: int | Decimal) -> str:
+            return display(int(minor), currency)
 
         charts = [
             bar_chart("mrr", f"MRR at each month's end, {currency}", labels, [m.mrr_end_minor for m in months], amount),
