@@ -13,6 +13,7 @@ from litestar.static_files import create_static_files_router
 
 from controlplane.console.middleware import ConsoleMiddleware
 from controlplane.console.pages import CONSOLE_EXCEPTION_HANDLERS, AuthPages, TenantPages, csrf_protected
+from controlplane.console.partner_pages import PartnerPages
 from controlplane.console.sessions import SessionStore
 from controlplane.console.signup_links import SignupLinks
 from controlplane.console.signup_pages import SignupPages
@@ -29,6 +30,7 @@ def console_router() -> Router:
             AuthPages,
             SignupPages,
             TenantPages,
+            PartnerPages,
             create_static_files_router("/static", directories=[STATIC], name="console-static", include_in_schema=False),
         ],
         guards=[csrf_protected],
