@@ -59,6 +59,17 @@ async def member_role(partner_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
     return rows[0]["role"] if rows else None
 
 
+async def administered_by(user_id: uuid.UUID, role: str, limit: int) -> list[dict[str, Any]]:
+    """In the user's context: the partners the user holds `role` in, by name."""
+    return await fetch(
+        "select p.id, p.kind, p.subtype, p.name, m.role from partner_members m join partners p on p.id = m.partner_id "
+        "where m.user_id = {} and m.role = {} order by p.name, p.id limit {}",
+        user_id,
+        role,
+        limit,
+    )
+
+
 async def checkpoints(partner_id: uuid.UUID, *, lock: bool = False) -> list[dict[str, Any]]:
     rows = await fetch(
         f"select {CHECKPOINT_COLUMNS} from partner_checkpoints where partner_id = {{}} order by code"
@@ -113,7 +124,7 @@ async def pending(code: str | None, page: PageRequest) -> list[dict[str, Any]]:
     """Across partners (system context): submitted checkpoints, oldest first."""
     clause, args = keyset_clause(page, "c.")
     clause = clause.replace("c.created_at", "c.updated_at").replace("c.id", "c.partner_id")
-    return await fetch(
+    rows = await fetch(
         "select c.partner_id, c.code, c.evidence, c.submitted_at, c.updated_at, c.updated_at as created_at, "
         "c.partner_id as id, p.kind, p.subtype, p.name from partner_checkpoints c "
         "join partners p on p.id = c.partner_id "
@@ -124,6 +135,7 @@ async def pending(code: str | None, page: PageRequest) -> list[dict[str, Any]]:
         *args,
         page.limit + 1,
     )
+    return [{**row, "evidence": json.loads(row["evidence"])} for row in rows]
 
 
 async def lapsed(now: datetime, limit: int) -> list[dict[str, Any]]:

@@ -14,6 +14,8 @@ from litestar.static_files import create_static_files_router
 from controlplane.console.integration_pages import IntegrationPages
 from controlplane.console.middleware import ConsoleMiddleware
 from controlplane.console.pages import CONSOLE_EXCEPTION_HANDLERS, AuthPages, TenantPages, csrf_protected
+from controlplane.console.partner_pages import PartnerPages
+from controlplane.console.partner_review_pages import PartnerReviewPages
 from controlplane.console.plugin_pages import PluginPages
 from controlplane.console.sessions import SessionStore
 from controlplane.console.signup_links import SignupLinks
@@ -39,6 +41,8 @@ def console_router() -> Router:
             PluginPages,
             IntegrationPages,
             UsagePages,
+            PartnerPages,
+            PartnerReviewPages,
             create_static_files_router("/static", directories=[STATIC], name="console-static", include_in_schema=False),
         ],
         guards=[csrf_protected],

@@ -1,4 +1,5 @@
-"""The console's pages: signing in and out, and a tenant's overview, invoices and API keys.
+"""The console's pages: signing in and out, the home page (the person's tenants and the partners they
+administer), and a tenant's overview, invoices and API keys.
 
 Each page calls the same services as the API with the signed-in person's principal, after the same access
 check (`tenants.service.authorize`), so roles and row-level security apply unchanged. Every form carries the
@@ -170,9 +171,11 @@ class TenantPages(Controller):
     async def home(self, request: Request[Any, Any, Any]) -> Response[Any]:
         principal = signed_in(request)
         found = await tenants.list_tenants(principal, PageRequest.parse(_PAGE_SIZE, None))
-        if not found.items and not principal.is_staff:  # signed up, no tenant yet: on with sign-up
+        partners = await tenants.administered_partners(principal)
+        # Signed up, no tenant yet: on with sign-up; a partner's admin without a tenant has their partners here.
+        if not found.items and not partners and not principal.is_staff:
             return Redirect("/console/signup/tenant")
-        return page(request, "tenants.html", tenants=found.items)
+        return page(request, "tenants.html", tenants=found.items, partners=partners)
 
     @get("/tenants/{tenant_id:uuid}")
     async def overview(self, request: Request[Any, Any, Any], tenant_id: TenantPath) -> Response[str]:

@@ -3,7 +3,6 @@ passes. A partner's rows are read in its own partner context; the staff queue re
 
 from __future__ import annotations
 
-import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -11,7 +10,7 @@ from typing import Any
 
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
-from controlplane.core.db import SystemReason, partner_tx, system_tx
+from controlplane.core.db import SystemReason, partner_tx, system_tx, user_tx
 from controlplane.core.errors import StaffOnly
 from controlplane.core.pagination import PageRequest, page_of_views
 from controlplane.core.views import Page, view_of
@@ -93,6 +92,27 @@ class PendingCheckpointView:
     name: str
     code: str
     submitted_at: datetime | None
+    evidence: str | None  # what the partner submitted, for the reviewer to check
+
+
+@dataclass(frozen=True, slots=True)
+class AdministeredPartnerView:
+    """A partner a person administers, as their home page lists it."""
+
+    id: uuid.UUID
+    kind: str
+    subtype: str
+    name: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class PartnerInView:
+    """A partner as one of its people (or staff) reads it, with the reader's role: "staff", "reseller_admin" or
+    "reseller_viewer"."""
+
+    partner: PartnerView
+    role: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +234,25 @@ async def qualification(actor: Principal, partner_id: uuid.UUID) -> Qualificatio
         return _view(partner, _states(await repository.checkpoints(partner_id)), datetime.now(UTC))
 
 
+async def get_partner(actor: Principal, partner_id: uuid.UUID) -> PartnerInView:
+    """The partner, where it stands, and the actor's role in it; PartnerNotFound for anyone else."""
+    async with partner_tx(partner_id):
+        role = await _role(actor, partner_id)
+        row = await repository.get_partner(partner_id)
+        assert row is not None
+        standing = _view(row, _states(await repository.checkpoints(partner_id)), datetime.now(UTC))
+    return PartnerInView(view_of(PartnerView, row, qualification=standing), role)
+
+
+async def administered_partners(actor: Principal, limit: int = 100) -> list[AdministeredPartnerView]:
+    """The partners a signed-in person is an admin of (the database shows a user only their own memberships)."""
+    if actor.kind != "user":
+        return []
+    async with user_tx(actor.id):
+        rows = await repository.administered_by(actor.id, RESELLER_ADMIN, limit)
+    return [view_of(AdministeredPartnerView, row) for row in rows]
+
+
 async def _transition(actor: Principal | None, partner_id: uuid.UUID, step: Any) -> QualificationView:
     """Lock the partner, apply one engine transition (which checks who may review), keep the new state and
     its history entry, and answer the partner's qualification. `actor` None: the expiry task."""
@@ -333,7 +372,11 @@ async def checkpoint_history(actor: Principal, partner_id: uuid.UUID) -> list[Ch
 async def pending_checkpoints(code: str | None, page: PageRequest) -> Page[PendingCheckpointView]:
     async with system_tx(SystemReason.PARTNER_REVIEW):
         rows = await repository.pending(code, page)
-    return page_of_views(rows, page, functools.partial(view_of, PendingCheckpointView))
+    return page_of_views(rows, page, _pending_view)
+
+
+def _pending_view(row: dict[str, Any]) -> PendingCheckpointView:
+    return view_of(PendingCheckpointView, row, evidence=row["evidence"].get("text"))
 
 
 async def expire_checkpoints(now: datetime | None = None) -> int:
