@@ -86,7 +86,7 @@ async def _plans_in(currency: str | None = None) -> list[billing.PlanView]:
     return [plan for plan in plans if currency is None or plan.currency == currency]
 
 
-def _flat_price(plan: billing.PlanView) -> int:
+def flat_price(plan: billing.PlanView) -> int:
     return sum(int(charge.get("amount_minor", 0)) for charge in plan.charges if charge.get("type") == "flat")
 
 
@@ -220,7 +220,7 @@ class SignupPages(Controller):
             return Redirect(f"/console/tenants/{tenant_id}")
         tenant = await tenants.get_tenant(tenant_id)
         plans = await _plans_in(tenant.currency)
-        return page(request, "signup_plan.html", tenant=tenant, plans=plans, flat_price=_flat_price, error=None)
+        return page(request, "signup_plan.html", tenant=tenant, plans=plans, flat_price=flat_price, error=None)
 
     @post("/tenants/{tenant_id:uuid}/start", status_code=200)
     async def start_trial(

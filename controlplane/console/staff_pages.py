@@ -1,6 +1,6 @@
-"""The back office, for platform staff only: tenants (search, suspend, reactivate) and the revenue dashboard
-(MRR movements, customers, churn, NRR and trial conversion, month by month, with charts). The same service calls
-as the staff API routes, which check the principal again."""
+"""The back office, for platform staff only: tenants (search, suspend, reactivate), the catalogue (plans, coupons,
+plugins: read), card disputes, and the revenue dashboard (MRR movements, customers, churn, NRR and trial
+conversion, month by month, with charts). The same service calls as the staff API routes."""
 
 from __future__ import annotations
 
@@ -17,13 +17,18 @@ from litestar.response import Redirect
 
 from billing import service as billing
 from billing.analytics import service as analytics
+from billing.disputes import rules as dispute_rules
+from billing.disputes import service as disputes
 from billing.money import display
 from controlplane.console.charts import bar_chart
 from controlplane.console.pages import signed_in
+from controlplane.console.plugin_pages import price_of
 from controlplane.console.rendering import page
+from controlplane.console.signup_pages import flat_price
 from controlplane.core.auth.principal import Principal
 from controlplane.core.errors import StaffOnly
-from controlplane.core.pagination import PageRequest
+from controlplane.core.pagination import MAX_PAGE_SIZE, PageRequest
+from plugins_registry import service as plugins
 from tenants import service as tenants
 
 Form = Body(media_type=RequestEncodingType.URL_ENCODED)
@@ -124,4 +129,37 @@ class StaffPages(Controller):
             currencies=currencies,
             first=first,
             last=last,
+        )
+
+    @get("/catalogue")
+    async def catalogue(self, request: Request[Any, Any, Any]) -> Response[str]:
+        _staff(request)
+        everything = PageRequest.parse(MAX_PAGE_SIZE, None)
+        return page(
+            request,
+            "staff_catalogue.html",
+            plans=(await billing.list_plans(everything)).items,
+            coupons=(await billing.list_coupons(everything)).items,
+            plugins=(await plugins.list_plugins(everything)).items,
+            flat_price=flat_price,
+            price_of=price_of,
+        )
+
+    @get("/disputes")
+    async def disputes(
+        self,
+        request: Request[Any, Any, Any],
+        status: Annotated[str | None, QueryParameter(max_length=40, required=False)] = None,
+        cursor: Annotated[str | None, QueryParameter(max_length=512, required=False)] = None,
+    ) -> Response[str]:
+        _staff(request)
+        shown = status if status in dispute_rules.STATUSES else None
+        found = await disputes.list_disputes(shown, PageRequest.parse(_PAGE_SIZE, cursor))
+        return page(
+            request,
+            "staff_disputes.html",
+            disputes=found.items,
+            next_cursor=found.next_cursor,
+            shown=shown or "",
+            statuses=dispute_rules.STATUSES,
         )

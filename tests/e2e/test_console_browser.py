@@ -148,3 +148,7 @@ async def test_staff_search_tenants_and_read_the_revenue_dashboard(
         await back_office.get_by_role("link", name="Revenue").click()
         await page.get_by_role("img", name=re.compile("MRR at each month's end")).wait_for()
         await _shown(page, "staff_revenue")
+        for link, name in (("Catalogue", "staff_catalogue"), ("Disputes", "staff_disputes")):
+            await back_office.get_by_role("link", name=link).click()
+            await page.get_by_role("heading", level=1).wait_for()
+            await _shown(page, name)

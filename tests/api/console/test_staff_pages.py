@@ -19,7 +19,12 @@ async def test_only_staff_enter_the_back_office(browser: AsyncClient, client: As
     await sign_in(browser, admin.email)
     home = await browser.get("/console/")
     assert "Back office" not in home.text
-    for path in ("/console/staff/tenants", "/console/staff/revenue"):
+    for path in (
+        "/console/staff/tenants",
+        "/console/staff/revenue",
+        "/console/staff/catalogue",
+        "/console/staff/disputes",
+    ):
         assert (await browser.get(path)).status_code == 403, path
     refused = await browser.post(f"/console/staff/tenants/{tenant['id']}/suspend", data={"csrf_token": csrf_of(home)})
     assert refused.status_code == 403
@@ -68,3 +73,21 @@ async def test_the_revenue_dashboard_draws_the_months_and_refuses_a_bad_range(
     for params in ({"from": "2026-13"}, {"from": "2030-01", "to": "2030-02"}, {"from": "1999-01", "to": "2026-01"}):
         bad = await browser.get("/console/staff/revenue", params=params)
         assert 400 <= bad.status_code < 500 and bad.headers["content-type"].startswith("text/html"), params
+
+
+async def test_staff_read_the_catalogue_and_the_disputes(
+    browser: AsyncClient, client: AsyncClient, factory: Factory
+) -> None:
+    await billed_tenant(client, factory)  # a plan
+    staff = await factory.staff()
+    code = f"welcome{uuid.uuid4().hex[:6]}"
+    coupon = {"code": code, "name": "Welcome <10%>", "percent_off_bps": 1000, "duration": "forever"}
+    assert (await client.post("/v1/coupons", json=coupon, headers=staff.headers)).status_code == 201
+    await sign_in(browser, staff.email)
+    catalogue = await browser.get("/console/staff/catalogue")
+    assert catalogue.status_code == 200
+    assert code in catalogue.text and "Welcome &lt;10%&gt;" in catalogue.text and "10.00 %" in catalogue.text
+    assert "12.34 EUR" in catalogue.text  # the plan's flat price
+    for status in ("", "open", "won", "nonsense'><script>"):
+        disputes = await browser.get("/console/staff/disputes", params={"status": status})
+        assert disputes.status_code == 200 and "No disputes." in disputes.text and "<script>" not in disputes.text
