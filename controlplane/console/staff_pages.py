@@ -120,9 +120,11 @@ class StaffPages(Controller):
                 amount,
             ),
         ]
+        adoption = await plugins.plugin_adoption(principal, last)
         return page(
             request,
             "staff_revenue.html",
+            adoption=adoption,
             months=months,
             charts=charts,
             currency=currency,
