@@ -16,6 +16,7 @@ from controlplane.console.pages import CONSOLE_EXCEPTION_HANDLERS, AuthPages, Te
 from controlplane.console.sessions import SessionStore
 from controlplane.console.signup_links import SignupLinks
 from controlplane.console.signup_pages import SignupPages
+from controlplane.console.subscription_pages import SubscriptionPages
 
 STATIC = Path(__file__).parent / "static"
 
@@ -29,6 +30,7 @@ def console_router() -> Router:
             AuthPages,
             SignupPages,
             TenantPages,
+            SubscriptionPages,
             create_static_files_router("/static", directories=[STATIC], name="console-static", include_in_schema=False),
         ],
         guards=[csrf_protected],
