@@ -93,6 +93,14 @@ class InvalidSubscriptionTransition(Conflict):
     title = "The subscription cannot do this in its current state"
 
 
+class RenewalNotBilled(Conflict):
+    """A change is previewed on a subscription whose period has ended before the billing cycle billed its renewal:
+    the change would bill the renewal first, and what it bills then depends on that invoice."""
+
+    code = "renewal_not_billed"
+    title = "The subscription's period has ended and its renewal is not billed yet"
+
+
 class InvalidInvoiceTransition(Conflict):
     code = "invalid_invoice_transition"
     title = "The invoice cannot do this in its current state"

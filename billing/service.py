@@ -102,6 +102,7 @@ from billing.payments.webhooks import receive_stripe_event
 from billing.subscriptions.erasure import detach_erased_cards, end_for_erased_tenant
 from billing.subscriptions.rate_limits import tenant_rate_limit_percent
 from billing.subscriptions.service import (
+    ChangePreview,
     NewSubscription,
     SubscriptionChanges,
     SubscriptionView,
@@ -110,6 +111,7 @@ from billing.subscriptions.service import (
     create_subscription,
     get_subscription,
     list_subscriptions,
+    preview_change,
     resume_subscription,
 )
 from billing.subscriptions.trials import TrialGrant, claim_trial, grant_trial
@@ -129,6 +131,7 @@ __all__ = [
     "AddonSourceTaken",
     "AgreementTerms",
     "CatchUpReport",
+    "ChangePreview",
     "CloseReport",
     "CollectionReport",
     "CouponDefinition",
@@ -229,6 +232,7 @@ __all__ = [
     "milestone_step",
     "parse_month",
     "pay_invoice",
+    "preview_change",
     "put_agreement",
     "receive_stripe_event",
     "redeem",

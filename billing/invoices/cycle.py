@@ -20,6 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from billing.addons import service as _addons
 from billing.addons.rules import Addon
@@ -56,6 +57,11 @@ def failure_reason(error: BaseException) -> tuple[str, str]:
     return code, f"{code}: {type(error).__name__}: {error}"[:MAX_REASON]
 
 
+def boundary_due(row: dict[str, Any], cutoff: datetime) -> bool:
+    """Whether the subscription `row` has a boundary to bill at or before `cutoff` (what `catch_up` bills)."""
+    return row["status"] in BILLABLE and row["current_period_end"] <= cutoff
+
+
 async def catch_up(
     tenant_id: uuid.UUID,
     subscription_id: uuid.UUID,
@@ -74,7 +80,7 @@ async def catch_up(
     addons: list[Addon] | None = None  # read once, at the first boundary due
     for _ in range(limit):
         row = await subscriptions_repository.get_subscription(subscription_id, lock="update")
-        if row is None or row["status"] not in BILLABLE or row["current_period_end"] > cutoff:
+        if row is None or not boundary_due(row, cutoff):
             break
         sub = await _state.load(row)
         window = lifecycle.usage_window(sub)

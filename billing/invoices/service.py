@@ -67,8 +67,8 @@ class InvoiceLineView:
 
 @dataclass(frozen=True, slots=True)
 class InvoiceView:
-    """An invoice with its lines. The upcoming invoice (a preview, never stored) has no id, number or issue
-    date, and the status "upcoming"."""
+    """An invoice with its lines. The upcoming invoice and a change's preview (computed, never stored) have no
+    id, number or issue date, and the status "upcoming" or "preview"."""
 
     id: uuid.UUID | None
     number: str | None
@@ -126,6 +126,73 @@ def _line_of_pending(item: dict[str, Any]) -> Line:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ComposedInvoice:
+    """An invoice computed from its lines, not written: what `write_invoice` stores, and what a preview shows."""
+
+    lines: list[Line]  # as stored: charges, pending items, discounts, the credit carried, cash rounding
+    charges: list[Line]  # the lines before discounts (what the discounts were computed on)
+    discount_minor: int
+    carried: list[Line]  # the credit carried to the subscription's next invoice, as its pending item
+    pending: list[dict[str, Any]]  # the pending items the invoice takes in
+    figures: Totals
+
+
+async def compose_invoice(
+    *,
+    tenant_id: uuid.UUID,
+    subscription_id: uuid.UUID | None,
+    kind: str,
+    currency: str,
+    period: Period,
+    lines: list[Line],
+    with_pending: bool = True,
+    plan_code: str | None = None,
+    taxed: bool = True,
+    lock: bool = False,
+) -> ComposedInvoice:
+    """Inside the caller's tenant transaction: the invoice `write_invoice` would write from `lines`, computed
+    and nothing written (see `write_invoice` for the order). `lock`: the subscription's discounts are locked
+    until the transaction ends (an invoice about to be written; `discounts.discount_lines`)."""
+    pending: list[dict[str, Any]] = []
+    discounts: list[Line] = []
+    if subscription_id is not None:
+        if with_pending:
+            pending = await adjustments_repository.open_pending_items(subscription_id)
+        lines = lines + [_line_of_pending(item) for item in pending]
+        discounts = await _discounts.discount_lines(
+            tenant_id, subscription_id, lines, period, currency=currency, plan_code=plan_code, kind=kind, lock=lock
+        )
+    charges = lines
+    lines = lines + discounts
+    carry = credit_to_carry([line.amount_minor for line in lines])
+    carried: list[Line] = []
+    if carry:
+        lines.append(
+            Line("Credit carried to the next invoice", "proration", Decimal(1), Decimal(carry), Decimal(carry), period)
+        )
+        carried.append(
+            Line(
+                "Credit carried from an earlier invoice",
+                "proration",
+                Decimal(1),
+                Decimal(-carry),
+                Decimal(-carry),
+                period,
+            )
+        )
+    figures = totals([line.amount_minor for line in lines], await _taxes.rates_of(tenant_id) if taxed else [])
+    figures = _cash_rounded(lines, figures, currency, period)
+    return ComposedInvoice(
+        lines=lines,
+        charges=charges,
+        discount_minor=sum((line.amount_minor for line in discounts), 0),
+        carried=carried,
+        pending=pending,
+        figures=figures,
+    )
+
+
 async def write_invoice(
     *,
     tenant_id: uuid.UUID,
@@ -154,37 +221,22 @@ async def write_invoice(
     `taxed=False` (a credit purchase) bills no tax: credits are taxed on the invoices they pay, after tax.
     `settle=False`: an invoice the wallet's credits pay in full is not settled here (see `finalize`); the caller
     calls `settle_if_paid_by_credits` once it has moved the subscription the invoice bills.
+    The figures are `compose_invoice`'s, so a preview from it shows what is written here.
     """
     settings = await repository.tenant_billing_settings(tenant_id)
-    pending = []
-    discounts: list[Line] = []
-    if subscription_id is not None:
-        if with_pending:
-            pending = await adjustments_repository.open_pending_items(subscription_id)
-        lines = lines + [_line_of_pending(item) for item in pending]
-        discounts = await _discounts.discount_lines(
-            tenant_id, subscription_id, lines, period, currency=currency, plan_code=plan_code, kind=kind, lock=True
-        )
-    charges = lines
-    lines = lines + discounts
-    carry = credit_to_carry([line.amount_minor for line in lines])
-    carried: list[Line] = []
-    if carry:
-        lines.append(
-            Line("Credit carried to the next invoice", "proration", Decimal(1), Decimal(carry), Decimal(carry), period)
-        )
-        carried.append(
-            Line(
-                "Credit carried from an earlier invoice",
-                "proration",
-                Decimal(1),
-                Decimal(-carry),
-                Decimal(-carry),
-                period,
-            )
-        )
-    figures = totals([line.amount_minor for line in lines], await _taxes.rates_of(tenant_id) if taxed else [])
-    figures = _cash_rounded(lines, figures, currency, period)
+    composed = await compose_invoice(
+        tenant_id=tenant_id,
+        subscription_id=subscription_id,
+        kind=kind,
+        currency=currency,
+        period=period,
+        lines=lines,
+        with_pending=with_pending,
+        plan_code=plan_code,
+        taxed=taxed,
+        lock=True,
+    )
+    figures = composed.figures
     grace = settings["invoice_grace_hours"]
     invoice_id = uuid.uuid4()
     written = await repository.insert_invoice(
@@ -198,7 +250,7 @@ async def write_invoice(
             "period_start": period.start,
             "period_end": period.end,
             "subtotal_minor": figures.subtotal_minor,
-            "discount_minor": sum((line.amount_minor for line in discounts), 0),
+            "discount_minor": composed.discount_minor,
             "tax_rate_bps": figures.tax_rate_bps,
             "tax_minor": figures.tax_minor,
             "taxes": figures.taxes,
@@ -209,12 +261,12 @@ async def write_invoice(
     )
     if not written:
         return None
-    await repository.insert_lines(tenant_id, invoice_id, lines)
+    await repository.insert_lines(tenant_id, invoice_id, composed.lines)
     if subscription_id is not None:
-        await adjustments_repository.consume_pending_items([item["id"] for item in pending], invoice_id)
-        await adjustments_repository.insert_pending_items(tenant_id, subscription_id, carried)
+        await adjustments_repository.consume_pending_items([item["id"] for item in composed.pending], invoice_id)
+        await adjustments_repository.insert_pending_items(tenant_id, subscription_id, composed.carried)
         await _discounts.record_applied(
-            tenant_id, subscription_id, invoice_id, charges, kind=kind, currency=currency, plan_code=plan_code
+            tenant_id, subscription_id, invoice_id, composed.charges, kind=kind, currency=currency, plan_code=plan_code
         )
     draft = finalization == "manual" or (finalization == "grace" and grace > 0)
     if not draft:
@@ -229,6 +281,40 @@ async def write_invoice(
         after={"kind": kind, "total_minor": figures.total_minor, "currency": currency, "draft": draft},
     )
     return invoice_id
+
+
+def preview_of(
+    composed: ComposedInvoice,
+    *,
+    tenant_id: uuid.UUID,
+    subscription_id: uuid.UUID,
+    kind: str,
+    currency: str,
+    period: Period,
+) -> InvoiceView:
+    """The view of an invoice computed and not written: no id, number or issue date, the status "preview"."""
+    figures = composed.figures
+    return InvoiceView(
+        id=None,
+        number=None,
+        tenant_id=tenant_id,
+        subscription_id=subscription_id,
+        kind=kind,
+        status="preview",
+        currency=currency,
+        period_start=period.start,
+        period_end=period.end,
+        subtotal_minor=figures.subtotal_minor,
+        discount_minor=composed.discount_minor,
+        tax_minor=figures.tax_minor,
+        taxes=figures.taxes,
+        total_minor=figures.total_minor,
+        credited_minor=0,
+        credits_applied_minor=0,
+        amount_due_minor=amount_due(figures.total_minor, 0),
+        issued_at=None,
+        lines=tuple(line_view(line) for line in composed.lines),
+    )
 
 
 def _cash_rounded(lines: list[Line], figures: Totals, currency: str, period: Period) -> Totals:

@@ -18,16 +18,22 @@ from billing.errors import (
     InvalidStart,
     PastStartForbidden,
     PlanNotFound,
+    RenewalNotBilled,
     SubscriptionExists,
     SubscriptionNotFound,
 )
 from billing.invoices import adjustments_repository as invoices_adjustments_repository
 from billing.invoices import repository as invoices_repository
-from billing.invoices.cycle import catch_up
+from billing.invoices.cycle import boundary_due, catch_up
 from billing.invoices.service import (
+    InvoiceLineView,
+    InvoiceView,
     add_credit_note,
+    compose_invoice,
     finalize,
+    line_view,
     money_in_flight,
+    preview_of,
     refuse_while_money_in_flight,
     settle_if_paid_by_credits,
     write_invoice,
@@ -205,6 +211,67 @@ async def _locked(subscription_id: uuid.UUID) -> dict[str, Any]:
     return row
 
 
+@dataclass(frozen=True, slots=True)
+class _PlannedChange:
+    """A change of plan and/or seats as the rules decide it on what is stored (`_planned`)."""
+
+    sub: lifecycle.Subscription  # as it is
+    plan: Plan  # the plan asked for (the current one when only seats change)
+    result: lifecycle.Change  # its lines (if any) at the billed share of the period
+
+    @property
+    def billed_now(self) -> bool:
+        """An upgrade (or a plan change ending a trial) is billed at once on an invoice of its own; a
+        downgrade's lines wait for the next invoice."""
+        return bool(self.result.lines) and self.result.direction in ("upgrade", "trial_ended")
+
+    def invoice(self, tenant_id: uuid.UUID, subscription_id: uuid.UUID) -> dict[str, Any]:
+        """The change invoice's arguments to `write_invoice` and, for a preview, `compose_invoice`."""
+        return {
+            "tenant_id": tenant_id,
+            "subscription_id": subscription_id,
+            "kind": "change",
+            "currency": self.plan.currency,
+            "plan_code": self.plan.code,
+            "period": self.result.subscription.current_period,
+            "lines": self.result.lines,
+            "with_pending": False,
+        }
+
+
+async def _planned(
+    tenant_id: uuid.UUID, row: dict[str, Any], changes: SubscriptionChanges, now: datetime
+) -> _PlannedChange:
+    """Inside the caller's tenant transaction, the boundaries up to `now` billed: what the change of the
+    subscription `row` does at `now`, and the checks it must pass. It reads and writes nothing:
+    `change_subscription` writes what it decides, `preview_change` shows it."""
+    sub = await _state.load(row)
+    plan_code = changes.get("plan_code")
+    plan = await _plan_for(plan_code) if plan_code else sub.plan
+    seats = changes.get("seats") or sub.seats
+    usage = (
+        await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now, period_start=sub.current_period.start)
+        if plan.id != sub.plan.id
+        else {}
+    )
+    result = lifecycle.change(sub, plan, seats, now, usage)
+    if result.lines:
+        # The old plan's unused time is credited at what was billed for it (its discounts taken off).
+        share = await discounts.billed_share(row["id"], sub.current_period.end)
+        result = replace(result, lines=discount_rules.at_billed_share(result.lines, share))
+    if result.subscription.plan.id != sub.plan.id:
+        changed_to = result.subscription.plan
+        await ensure_within_bounds(
+            tenant_id, changed_to.charges, result.subscription.usage_from, f"plan {changed_to.code}"
+        )
+    pending = result.subscription.pending_plan
+    if pending is not None and pending.id not in (sub.plan.id, sub.pending_plan.id if sub.pending_plan else None):
+        # A scheduled plan rates usage already stored (events stamped past its boundary within the clock
+        # skew); ingestion bounds the window by it only from now on.
+        await ensure_within_bounds(tenant_id, pending.charges, result.subscription.usage_from, f"plan {pending.code}")
+    return _PlannedChange(sub, plan, result)
+
+
 async def change_subscription(
     actor: Principal, subscription_id: uuid.UUID, changes: SubscriptionChanges
 ) -> SubscriptionView:
@@ -215,50 +282,14 @@ async def change_subscription(
         # Boundaries already passed are billed first, so the change prorates the period it falls in.
         await catch_up(tenant_id, subscription_id, now)
         before = await _locked(subscription_id)
-        sub = await _state.load(before)
-        plan_code = changes.get("plan_code")
-        plan = await _plan_for(plan_code) if plan_code else sub.plan
-        seats = changes.get("seats") or sub.seats
-        usage = (
-            await _state.usage_for(tenant_id, sub.plan, sub.usage_from, now, period_start=sub.current_period.start)
-            if plan.id != sub.plan.id
-            else {}
-        )
-        result = lifecycle.change(sub, plan, seats, now, usage)
-        if result.lines:
-            # The old plan's unused time is credited at what was billed for it (its discounts taken off).
-            share = await discounts.billed_share(subscription_id, sub.current_period.end)
-            result = replace(result, lines=discount_rules.at_billed_share(result.lines, share))
-        if result.subscription.plan.id != sub.plan.id:
-            changed_to = result.subscription.plan
-            await ensure_within_bounds(
-                tenant_id, changed_to.charges, result.subscription.usage_from, f"plan {changed_to.code}"
-            )
-        pending = result.subscription.pending_plan
-        if pending is not None and pending.id not in (sub.plan.id, sub.pending_plan.id if sub.pending_plan else None):
-            # A scheduled plan rates usage already stored (events stamped past its boundary within the clock
-            # skew); ingestion bounds the window by it only from now on.
-            await ensure_within_bounds(
-                tenant_id, pending.charges, result.subscription.usage_from, f"plan {pending.code}"
-            )
+        planned = await _planned(tenant_id, before, changes, now)
+        result = planned.result
         invoice_id = None
-        if result.lines:
-            if result.direction in ("upgrade", "trial_ended"):
-                invoice_id = await write_invoice(
-                    tenant_id=tenant_id,
-                    subscription_id=subscription_id,
-                    kind="change",
-                    currency=plan.currency,
-                    plan_code=plan.code,
-                    period=result.subscription.current_period,
-                    lines=result.lines,
-                    now=now,
-                    with_pending=False,
-                    settle=False,
-                )
-            else:
-                # A downgrade's credit (and the new price's charge) wait for the next invoice.
-                await invoices_adjustments_repository.insert_pending_items(tenant_id, subscription_id, result.lines)
+        if planned.billed_now:
+            invoice_id = await write_invoice(**planned.invoice(tenant_id, subscription_id), now=now, settle=False)
+        elif result.lines:
+            # A downgrade's credit (and the new price's charge) wait for the next invoice.
+            await invoices_adjustments_repository.insert_pending_items(tenant_id, subscription_id, result.lines)
         await repository.update_subscription(subscription_id, _state.columns(result.subscription))
         written = await _read(subscription_id)
         await notices.subscription_written(tenant_id, before, written, now)
@@ -282,6 +313,87 @@ async def change_subscription(
             },
         )
         return subscription_view(after)
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePreview:
+    """What `change_subscription` would do with the same changes at `computed_at`, nothing written.
+
+    `invoice`: the change invoice it would write at once (an upgrade, or a plan change that ends a trial), its
+    figures from the code that writes it (status "preview"); None when nothing is billed at once. An immediate
+    downgrade bills nothing now: its proration (the old price's credit, the new price's charge) joins the next
+    invoice, `next_invoice_lines` summing to `next_invoice_minor` (before that invoice's discounts and tax).
+    A change for the next period (`timing` "next_period") bills nothing now either: `pending_plan_code` and
+    `pending_seats` take over at `current_period_end`. Prices prorate by whole UTC days, so the figures hold
+    through the day of `computed_at`; usage of the old plan is billed to the moment of the change.
+    """
+
+    subscription_id: uuid.UUID
+    computed_at: datetime
+    currency: str
+    direction: str  # "upgrade" | "downgrade" | "none" | "trial_ended"
+    timing: str  # "immediate" | "next_period"
+    plan_code: str  # the subscription after the change
+    plan_version: int
+    seats: int
+    status: str
+    pending_plan_code: str | None
+    pending_seats: int | None
+    current_period_start: datetime
+    current_period_end: datetime
+    invoice: InvoiceView | None
+    next_invoice_lines: tuple[InvoiceLineView, ...]
+    next_invoice_minor: int
+
+
+async def preview_change(
+    actor: Principal, subscription_id: uuid.UUID, changes: SubscriptionChanges, now: datetime | None = None
+) -> ChangePreview:
+    """What `change_subscription(actor, subscription_id, changes)` would bill now, computed by the same code
+    (`_planned`, `compose_invoice`) and nothing written. A subscription whose period has ended and is not
+    billed yet is refused (`RenewalNotBilled`): the change would bill that renewal first."""
+    tenant_id = await tenant_of(actor, "subscriptions", subscription_id, Permission.READ_BILLING, "GET")
+    now = now or datetime.now(UTC)
+    async with tenant_tx(tenant_id):
+        row = await _read(subscription_id)
+        if boundary_due(row, now):
+            raise RenewalNotBilled(
+                f"the period ended at {row['current_period_end'].isoformat()} and the billing cycle bills it "
+                "within the hour; preview the change again then"
+            )
+        planned = await _planned(tenant_id, row, changes, now)
+        invoice = None
+        if planned.billed_now:
+            arguments = planned.invoice(tenant_id, subscription_id)
+            composed = await compose_invoice(**arguments)
+            invoice = preview_of(
+                composed,
+                tenant_id=tenant_id,
+                subscription_id=subscription_id,
+                kind="change",
+                currency=arguments["currency"],
+                period=arguments["period"],
+            )
+    after = planned.result.subscription
+    later = () if planned.billed_now else tuple(line_view(line) for line in planned.result.lines)
+    return ChangePreview(
+        subscription_id=subscription_id,
+        computed_at=now,
+        currency=after.plan.currency,
+        direction=planned.result.direction,
+        timing=planned.result.timing,
+        plan_code=after.plan.code,
+        plan_version=after.plan.version,
+        seats=after.seats,
+        status=after.status.value,
+        pending_plan_code=after.pending_plan.code if after.pending_plan else None,
+        pending_seats=after.pending_seats,
+        current_period_start=after.current_period.start,
+        current_period_end=after.current_period.end,
+        invoice=invoice,
+        next_invoice_lines=later,
+        next_invoice_minor=sum((line.amount_minor for line in later), 0),
+    )
 
 
 async def cancel_subscription(actor: Principal, subscription_id: uuid.UUID, at_period_end: bool) -> SubscriptionView:

@@ -21,6 +21,7 @@ from controlplane.console.sessions import SessionStore
 from controlplane.console.signup_links import SignupLinks
 from controlplane.console.signup_pages import SignupPages
 from controlplane.console.staff_pages import StaffPages
+from controlplane.console.subscription_pages import SubscriptionPages
 from controlplane.console.team_pages import TeamPages
 from controlplane.console.usage_pages import UsagePages
 
@@ -43,6 +44,7 @@ def console_router() -> Router:
             UsagePages,
             PartnerPages,
             PartnerReviewPages,
+            SubscriptionPages,
             create_static_files_router("/static", directories=[STATIC], name="console-static", include_in_schema=False),
         ],
         guards=[csrf_protected],
