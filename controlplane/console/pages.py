@@ -32,6 +32,7 @@ from controlplane.console.sessions import COOKIE, MAX_SECONDS, SessionStore
 from controlplane.core import context
 from controlplane.core.auth.principal import Principal
 from controlplane.core.auth.throttle import SignInThrottle
+from controlplane.core.db import tenant_read
 from controlplane.core.errors import DomainError, PermissionDenied
 from controlplane.core.pagination import PageRequest
 from controlplane.core.problems import status_for
@@ -107,8 +108,9 @@ async def start_session(request: Request[Any, Any, Any], user_id: uuid.UUID, the
 
 
 async def live_subscription(tenant_id: uuid.UUID) -> billing.SubscriptionView | None:
-    found = await billing.list_subscriptions(tenant_id, PageRequest.parse(_PAGE_SIZE, None))
-    return next((each for each in found.items if each.status != "canceled"), None)
+    """The tenant's subscription that is not canceled, however many it had before."""
+    async with tenant_read(tenant_id):
+        return await billing.live_subscription(tenant_id)
 
 
 @dataclass

@@ -236,7 +236,11 @@ class SignupPages(Controller):
         subscription = await billing.create_subscription(
             principal, tenant_id, billing.NewSubscription(plan_code=data.plan_code[:63], seats=1)
         )
-        key = await tenants.create_api_key(principal, tenant_id, FIRST_KEY_NAME, "tenant_member")
+        # The first key once: a tenant that subscribes again (after canceling) keeps the keys it has.
+        keys = await tenants.list_api_keys(tenant_id, PageRequest.parse(1, None))
+        key = (
+            None if keys.items else await tenants.create_api_key(principal, tenant_id, FIRST_KEY_NAME, "tenant_member")
+        )
         tenant = await tenants.get_tenant(tenant_id)
         plan = await billing.get_plan(subscription.plan_code, subscription.plan_version)
         metric = next((charge["metric_code"] for charge in plan.charges if charge.get("metric_code")), None)
@@ -245,7 +249,7 @@ class SignupPages(Controller):
             "welcome.html",
             tenant=tenant,
             subscription=subscription,
-            api_key=key.secret,
+            api_key=key.secret if key else None,
             public_url=_settings(request).public_url,
             metric=metric,
             now=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),

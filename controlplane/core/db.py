@@ -310,7 +310,7 @@ class _Read:
         self._entered = self._engine.current_transaction.set(self)  # type: ignore[arg-type]
         return self
 
-    async def __aexit__(self, exception_type: Any, exception: BaseException | None, traceback: Any) -> bool:
+    async def __aexit__(self, exception_type: Any, exception: BaseException | None, traceback: Any) -> None:
         self._engine.current_transaction.reset(self._entered)
         try:
             await self._pool.release(self.connection)
@@ -318,7 +318,6 @@ class _Read:
             log.warning("could not give a database connection back", exc_info=True)
         if exception is not None and self.connection.is_closed() and is_connection_lost(exception):
             raise _unavailable(exception) from exception
-        return False
 
 
 class _DeferredEngine(PostgresEngine):
