@@ -124,8 +124,12 @@ async def update_tenant(tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[s
 USER_TOPIC = "user"
 
 
-async def get_user_by_email(email: str) -> dict[str, Any] | None:
-    rows = await fetch("select id, email, password_hash, is_platform_staff, status from users where email = {}", email)
+async def get_user_by_email(email: str, *, lock: bool = False) -> dict[str, Any] | None:
+    rows = await fetch(
+        "select id, email, password_hash, is_platform_staff, status from users where email = {}"
+        + (" for update" if lock else ""),
+        email,
+    )
     return rows[0] if rows else None
 
 

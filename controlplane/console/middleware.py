@@ -54,6 +54,10 @@ class ConsoleMiddleware(ASGIMiddleware):
         if path != PREFIX and not path.startswith(PREFIX + "/"):
             await next_app(scope, receive, send)
             return
+        static = path.startswith(PREFIX + "/static/")
+        if static:  # the stylesheet needs no session (nor Redis)
+            await next_app(scope, receive, self._with_headers(send, static=True))
+            return
         sessions: SessionStore = scope["app"].state.console_sessions
         session = await sessions.find(session_cookie(scope))
         scope["user"] = None
@@ -64,12 +68,15 @@ class ConsoleMiddleware(ASGIMiddleware):
                 await sessions.end(session.id)
                 session = None
         scope.setdefault("state", {})[SESSION_STATE] = session
-        static = path.startswith(PREFIX + "/static/")
+        await next_app(scope, receive, self._with_headers(send, static=False))
+
+    @staticmethod
+    def _with_headers(send: Send, *, static: bool) -> Send:
+        extra = _HEADERS if static else [*_HEADERS, _NO_STORE]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                extra = _HEADERS if static else [*_HEADERS, _NO_STORE]
                 message["headers"] = [*message.get("headers", []), *extra]
             await send(message)
 
-        await next_app(scope, receive, send_with_headers)
+        return send_with_headers

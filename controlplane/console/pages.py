@@ -29,11 +29,11 @@ from billing.errors import InvoiceNotFound, SubscriptionNotFound
 from controlplane.console.middleware import SESSION_STATE, console_session
 from controlplane.console.rendering import page
 from controlplane.console.sessions import COOKIE, MAX_SECONDS, SessionStore
-from controlplane.core import context
+from controlplane.core import context, metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.auth.throttle import SignInThrottle
 from controlplane.core.db import tenant_read
-from controlplane.core.errors import DomainError, PermissionDenied
+from controlplane.core.errors import DomainError, PermissionDenied, RateLimited, ServiceUnavailable
 from controlplane.core.pagination import PageRequest
 from controlplane.core.problems import status_for
 from tenants import service as tenants
@@ -76,9 +76,10 @@ def signed_in(request: Request[Any, Any, Any]) -> Principal:
 
 
 def cookie(request: Request[Any, Any, Any], value: str, *, max_age: int = MAX_SECONDS) -> Cookie:
-    production = request.app.state.settings.env == "production"
+    settings = request.app.state.settings
+    secure = settings.env == "production" or settings.public_url.startswith("https://")
     return Cookie(
-        key=COOKIE, value=value, path="/console", httponly=True, samesite="lax", secure=production, max_age=max_age
+        key=COOKIE, value=value, path="/console", httponly=True, samesite="lax", secure=secure, max_age=max_age
     )
 
 
@@ -251,7 +252,12 @@ def _error_page(request: Request[Any, Any, Any], status: int, code: str, title: 
 
 
 def _domain_error(request: Request[Any, Any, Any], exc: DomainError) -> Response[str]:
-    return _error_page(request, status_for(exc), exc.code, exc.title, exc.detail)
+    response = _error_page(request, status_for(exc), exc.code, exc.title, exc.detail)
+    if isinstance(exc, ServiceUnavailable):  # as the API's problems: counted by dependency
+        metrics.DEPENDENCY_UNAVAILABLE_TOTAL.labels(dependency=exc.dependency).inc()
+    if isinstance(exc, RateLimited | ServiceUnavailable):
+        response.headers["Retry-After"] = str(exc.retry_after_seconds)
+    return response
 
 
 def _sign_in_first(request: Request[Any, Any, Any], _: SignInRequired) -> Response[Any]:

@@ -56,9 +56,9 @@ class SignupLinks:
             (f"address:{address}", PER_ADDRESS),
         ):
             key = f"{KEY_PREFIX}count:{subject}"
+            # The window starts with its expiry (SET NX EX), so a count can never be left without one.
+            await self._call(self._client.set(key, 0, ex=WINDOW_SECONDS, nx=True))
             count = await self._call(self._client.incr(key))
-            if count == 1:
-                await self._call(self._client.expire(key, WINDOW_SECONDS))
             if count > budget:
                 raise SignupsLimited(
                     "Too many sign-up emails were asked for; try again in an hour", retry_after_seconds=WINDOW_SECONDS

@@ -11,6 +11,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -19,12 +20,13 @@ from litestar.params import Body, PathParameter, QueryParameter
 from litestar.response import Redirect
 
 from billing import service as billing
-from controlplane.console.pages import live_subscription, signed_in, start_session, visitor_page
+from billing.money import decimal_of, round_minor
+from controlplane.console.pages import signed_in, start_session, visitor_page
 from controlplane.console.rendering import page
 from controlplane.console.signup_links import SignupLinks, existing_account_message, verification_message
 from controlplane.core.auth.passwords import MIN_PASSWORD_LENGTH
 from controlplane.core.auth.principal import Principal
-from controlplane.core.errors import InvalidInput
+from controlplane.core.errors import Conflict, InvalidInput
 from controlplane.core.mail import Mailer, is_one_address
 from controlplane.core.pagination import PageRequest
 from controlplane.core.settings import Settings
@@ -87,7 +89,16 @@ async def _plans_in(currency: str | None = None) -> list[billing.PlanView]:
 
 
 def flat_price(plan: billing.PlanView) -> int:
-    return sum(int(charge.get("amount_minor", 0)) for charge in plan.charges if charge.get("type") == "flat")
+    """The plan's flat charges per interval, rounded once to a whole minor unit (the catalogue keeps fractions)."""
+    flat = sum(
+        (decimal_of(charge.get("amount_minor", 0)) for charge in plan.charges if charge.get("type") == "flat"),
+        Decimal(0),
+    )
+    return round_minor(flat)
+
+
+async def _ever_subscribed(tenant_id: uuid.UUID) -> bool:
+    return bool((await billing.list_subscriptions(tenant_id, PageRequest.parse(1, None))).items)
 
 
 class SignupPages(Controller):
@@ -114,7 +125,7 @@ class SignupPages(Controller):
         await links.allow(email, address)
         settings = _settings(request)
         sender = settings.mail_from
-        if await tenants.find_user(email) is not None:
+        if not await tenants.can_sign_up(email):
             # Said by email only: the page reads the same whether the address has an account or not.
             message = existing_account_message(
                 sender, email, f"{settings.public_url}/console/signin", settings.platform_name
@@ -216,8 +227,8 @@ class SignupPages(Controller):
     ) -> Response[Any]:
         principal = signed_in(request)
         await tenants.authorize(principal, tenant_id, Permission.MANAGE_BILLING, method="GET")
-        if await live_subscription(tenant_id) is not None:
-            return Redirect(f"/console/tenants/{tenant_id}")
+        if await _ever_subscribed(tenant_id):
+            return Redirect(f"/console/tenants/{tenant_id}/subscription")
         tenant = await tenants.get_tenant(tenant_id)
         plans = await _plans_in(tenant.currency)
         return page(request, "signup_plan.html", tenant=tenant, plans=plans, flat_price=flat_price, error=None)
@@ -231,16 +242,19 @@ class SignupPages(Controller):
     ) -> Response[Any]:
         principal = signed_in(request)
         await tenants.authorize(principal, tenant_id, Permission.MANAGE_BILLING, method="POST")
-        if await live_subscription(tenant_id) is not None:  # a repeat: the first one stands
+        if await _ever_subscribed(tenant_id):  # a repeat (the first one stands), or not sign-up any more
             return Redirect(f"/console/tenants/{tenant_id}", status_code=303)
-        subscription = await billing.create_subscription(
-            principal, tenant_id, billing.NewSubscription(plan_code=data.plan_code[:63], seats=1)
-        )
-        # The first key once: a tenant that subscribes again (after canceling) keeps the keys it has.
+        try:
+            subscription = await billing.create_subscription(
+                principal, tenant_id, billing.NewSubscription(plan_code=data.plan_code[:63], seats=1)
+            )
+        except Conflict:  # a repeat that raced the first: the first one stands
+            return Redirect(f"/console/tenants/{tenant_id}", status_code=303)
+        # The first key, unless the tenant made one already (on its API keys page, before choosing a plan).
         keys = await tenants.list_api_keys(tenant_id, PageRequest.parse(1, None))
-        key = (
-            None if keys.items else await tenants.create_api_key(principal, tenant_id, FIRST_KEY_NAME, "tenant_member")
-        )
+        key = None
+        if not keys.items:
+            key = await tenants.create_api_key(principal, tenant_id, FIRST_KEY_NAME, "tenant_member")
         tenant = await tenants.get_tenant(tenant_id)
         plan = await billing.get_plan(subscription.plan_code, subscription.plan_version)
         metric = next((charge["metric_code"] for charge in plan.charges if charge.get("metric_code")), None)

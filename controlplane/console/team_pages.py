@@ -12,11 +12,13 @@ from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, PathParameter, QueryParameter
 from litestar.response import Redirect
+from msgspec import Meta
 
 from controlplane.console.pages import signed_in, tenant_in_view
 from controlplane.console.rendering import page
 from controlplane.core.errors import PermissionDenied
 from controlplane.core.pagination import PageRequest
+from controlplane.core.web import Email, Name
 from tenants import service as tenants
 from tenants.roles import TENANT_ROLES, Permission
 
@@ -32,21 +34,21 @@ ROLES = tuple(role.value for role in TENANT_ROLES)
 @dataclass
 class MemberForm:
     csrf_token: str
-    email: str
-    role: str
+    email: Email  # the API's own checks: one bare address, a one-line name
+    role: Annotated[str, Meta(max_length=32)]
 
 
 @dataclass
 class RoleForm:
     csrf_token: str
-    role: str
+    role: Annotated[str, Meta(max_length=32)]
 
 
 @dataclass
 class KeyForm:
     csrf_token: str
-    name: str
-    role: str
+    name: Name
+    role: Annotated[str, Meta(max_length=32)]
 
 
 async def _may(principal: Any, tenant_id: uuid.UUID, permission: Permission) -> bool:
@@ -84,7 +86,7 @@ class TeamPages(Controller):
         self, request: Request[Any, Any, Any], tenant_id: TenantPath, data: Annotated[MemberForm, Form]
     ) -> Response[Any]:
         principal = signed_in(request)
-        await tenants.add_member(principal, tenant_id, data.email[:320], data.role[:32])
+        await tenants.add_member(principal, tenant_id, data.email, data.role)
         return Redirect(f"/console/tenants/{tenant_id}/members", status_code=303)
 
     @post("/members/{user_id:uuid}/role", status_code=303)
@@ -92,7 +94,7 @@ class TeamPages(Controller):
         self, request: Request[Any, Any, Any], tenant_id: TenantPath, user_id: UserPath, data: Annotated[RoleForm, Form]
     ) -> Response[Any]:
         principal = signed_in(request)
-        await tenants.change_member_role(principal, tenant_id, user_id, data.role[:32])
+        await tenants.change_member_role(principal, tenant_id, user_id, data.role)
         return Redirect(f"/console/tenants/{tenant_id}/members", status_code=303)
 
     @post("/members/{user_id:uuid}/remove", status_code=303)
@@ -116,8 +118,7 @@ class TeamPages(Controller):
     ) -> Response[str]:
         principal = signed_in(request)
         tenant = await tenant_in_view(principal, tenant_id, Permission.MANAGE_API_KEYS)
-        name = data.name.strip()[:200] or "API key"
-        created = await tenants.create_api_key(principal, tenant_id, name, data.role[:32])
+        created = await tenants.create_api_key(principal, tenant_id, data.name.strip() or "API key", data.role)
         found = await tenants.list_api_keys(tenant_id, PageRequest.parse(_PAGE_SIZE, None))
         # The secret is in this answer only: a reload shows the list without it.
         return page(request, "api_keys.html", status=201, tenant=tenant, keys=found.items, roles=ROLES, created=created)

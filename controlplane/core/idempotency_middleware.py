@@ -67,7 +67,9 @@ class IdempotencyMiddleware(ASGIMiddleware):
         self.max_body_bytes = max_body_bytes
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        if scope.get("method") != "POST":  # first: the reads, most requests, need nothing more
+        # First: the reads, most requests, need nothing more; nor do the console's forms (its pages are not the
+        # API's answers, and one may hold a secret shown once, which must not be stored to be replayed).
+        if scope.get("method") != "POST" or scope["path"].startswith("/console/"):
             await next_app(scope, receive, send)
             return
         key = next((value for name, value in scope["headers"] if name == HEADER), None)

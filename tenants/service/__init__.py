@@ -70,7 +70,7 @@ from tenants.service._rate_limits import (
     rate_limit_override,
     set_rate_limit_override,
 )
-from tenants.service._signup import AlreadyHasTenant, create_own_tenant, register_user
+from tenants.service._signup import AlreadyHasTenant, can_sign_up, create_own_tenant, register_user
 from tenants.service._tenants import (
     STATUS_TOPIC,
     NewTenant,
@@ -156,6 +156,7 @@ __all__ = [
     "authenticate_password",
     "authorize",
     "billing_email_of",
+    "can_sign_up",
     "change_member_role",
     "change_status",
     "check_access",

@@ -30,15 +30,27 @@ class AlreadyHasTenant(InvalidInput):
     title = "You already belong to a tenant"
 
 
+async def can_sign_up(email: str) -> bool:
+    """Whether signing up with this address makes (or completes) an account: none has it, or only an invited
+    person's account does, which has no password yet."""
+    async with system_tx(SystemReason.SIGNUP):
+        user = await repository.get_user_by_email(normalise_email(email))
+    return user is None or (user["password_hash"] is None and user["status"] == "active")
+
+
 async def register_user(email: str, password: str) -> UserView:
-    """A new (not staff) user; `UserExists` when the email is taken, whoever took it."""
+    """A new (not staff) user, or an invited person's account given its first password (the emailed link proved
+    the address); `UserExists` when the address already has an account with a password."""
     email = normalise_email(email)
     _check_password(password)
     password_hash = hash_password(password)
     async with system_tx(SystemReason.SIGNUP):
         user = await repository.insert_user(uuid.uuid4(), email, password_hash, False)
-    if user is None:
-        raise UserExists()
+        if user is None:
+            user = await repository.get_user_by_email(email, lock=True)
+            if user is None or user["password_hash"] is not None or user["status"] != "active":
+                raise UserExists()
+            await repository.set_user_password(user["id"], password_hash)
     return view_of(UserView, user)
 
 

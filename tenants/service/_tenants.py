@@ -12,7 +12,7 @@ from typing import Any, Literal, TypedDict
 from controlplane.core import idempotency, invalidation
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, partner_tx, system_tx, tenant_read, tenant_tx, user_tx
-from controlplane.core.errors import StaffOnly
+from controlplane.core.errors import InvalidInput, StaffOnly
 from controlplane.core.pagination import PageRequest, page_of_views
 from controlplane.core.tenant_vault import TenantVault
 from controlplane.core.views import Page, view_of
@@ -146,6 +146,8 @@ MAX_SEARCH_LENGTH = 100
 async def list_tenants(actor: Principal, page: PageRequest, search: str | None = None) -> Page[TenantView]:
     """The tenants the actor may see (staff: every one), those whose name or slug contains `search` if given."""
     search = (search or "").strip()[:MAX_SEARCH_LENGTH] or None
+    if search is not None and not search.isprintable():
+        raise InvalidInput("a search is printable text")
     if actor.is_staff:
         async with system_tx(SystemReason.STAFF_VIEW):
             rows = await repository.list_tenants(page, search)

@@ -198,7 +198,9 @@ async def test_without_redis_the_console_answers_a_named_503(
     monkeypatch.setattr(app.state, "console_sessions", SessionStore(unreachable))
     try:
         page = await browser.get("/console/signin")
+        style = await browser.get("/console/static/console.css")  # needs no session
     finally:
         await unreachable.aclose()
     assert page.status_code == 503 and "console_sessions_unavailable" in page.text
-    assert page.headers["content-type"].startswith("text/html")
+    assert page.headers["content-type"].startswith("text/html") and page.headers["retry-after"] == "5"
+    assert style.status_code == 200

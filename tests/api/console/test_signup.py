@@ -173,3 +173,55 @@ async def test_the_tenant_form_refuses_a_bad_slug_and_a_taken_one(
         data={"csrf_token": csrf_of(tenant_form), "name": "Acme", "slug": "fine-slug", "currency": "XXX"},
     )
     assert bad_currency.status_code == 400
+
+
+async def test_an_invited_person_signs_up_with_the_link_and_lands_in_the_inviting_tenant(
+    browser: AsyncClient, client: AsyncClient, factory: Factory, mailbox: MailStore
+) -> None:
+    """An invitation makes an account without a password: signing up gives it one (the link proves the address),
+    instead of telling the invited person an account exists that they could never sign in to."""
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff)
+    invited = f"invited-{uuid.uuid4().hex[:8]}@example.com"
+    admin = await factory.member(tenant["id"])
+    added = await client.post(
+        f"/v1/tenants/{tenant['id']}/members", json={"email": invited, "role": "tenant_member"}, headers=admin.headers
+    )
+    assert added.status_code == 201, added.text
+    await ask_for_link(browser, invited)
+    link = path_of(link_in(mailbox, invited))  # a link, not "you already have an account"
+    form = await browser.get(link)
+    created = await browser.post(
+        "/console/signup/verify",
+        data={"csrf_token": csrf_of(form), "token": link.split("token=", 1)[1], "password": PASSWORD},
+    )
+    assert created.status_code == 303
+    onward = await browser.get("/console/signup/tenant")
+    assert onward.status_code == 302 and onward.headers["location"] == f"/console/tenants/{tenant['id']}"
+    signed = await client.post("/v1/auth/token", json={"email": invited, "password": PASSWORD})
+    assert signed.status_code == 200
+
+    # Once it has a password, the address is an account like any other: told by email, no link.
+    mailbox.clear()
+    async with AsyncClient(transport=browser._transport, base_url="http://testserver") as stranger:
+        await ask_for_link(stranger, invited)
+    [told] = [each for each in mailbox.messages() if each["To"] == invited]
+    assert "already has an account" in told.get_content()
+
+
+async def test_the_start_page_is_for_a_tenant_that_never_subscribed(
+    browser: AsyncClient, client: AsyncClient, factory: Factory
+) -> None:
+    from tests.api.console.test_console import billed_tenant, sign_in
+
+    tenant, _ = await billed_tenant(client, factory)
+    admin = await factory.member(tenant["id"])
+    await sign_in(browser, admin.email)
+    start = f"/console/tenants/{tenant['id']}/start"
+    shown = await browser.get(start)
+    assert shown.status_code == 302 and shown.headers["location"].endswith("/subscription")
+    home = await browser.get("/console/")
+    again = await browser.post(start, data={"csrf_token": csrf_of(home), "plan_code": "anything"})
+    assert again.status_code == 303
+    keys = await client.get(f"/v1/tenants/{tenant['id']}/api-keys", headers=admin.headers)
+    assert keys.json()["items"] == []  # no key made by a start that did not happen

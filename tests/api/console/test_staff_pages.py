@@ -7,7 +7,9 @@ import uuid
 
 from httpx import AsyncClient
 
+from tests.api.billing._support import plan
 from tests.api.console.test_console import billed_tenant, browser, csrf_of, sign_in
+from tests.api.console.test_partner_pages import INLINE_SCRIPT
 from tests.factories import Factory
 
 __all__ = ["browser"]  # the fixture, shared
@@ -56,6 +58,7 @@ async def test_staff_search_suspend_and_reactivate_a_tenant(
     reactivated = await browser.post(f"{url}/reactivate", data={"csrf_token": csrf_of(shown)})
     assert reactivated.status_code == 303
     assert (await client.get(f"/v1/tenants/{widgets['id']}", headers=staff.headers)).json()["status"] == "active"
+    assert (await browser.get("/console/staff/tenants", params={"q": "nul\x00"})).status_code == 422
     unknown = await browser.post(f"{url}/erase", data={"csrf_token": csrf_of(shown)})
     assert unknown.status_code in (404, 405)
 
@@ -68,7 +71,7 @@ async def test_the_revenue_dashboard_draws_the_months_and_refuses_a_bad_range(
     await sign_in(browser, staff.email)
     dashboard = await browser.get("/console/staff/revenue", params={"currency": "EUR"})
     assert dashboard.status_code == 200
-    assert dashboard.text.count('<svg class="chart" role="img"') == 2 and "<script" not in dashboard.text
+    assert dashboard.text.count('<svg class="chart" role="img"') == 2 and not INLINE_SCRIPT.search(dashboard.text)
     assert "Month by month, EUR" in dashboard.text and "Plugin adoption in" in dashboard.text
     for params in ({"from": "2026-13"}, {"from": "2030-01", "to": "2030-02"}, {"from": "1999-01", "to": "2026-01"}):
         bad = await browser.get("/console/staff/revenue", params=params)
@@ -80,6 +83,8 @@ async def test_staff_read_the_catalogue_and_the_disputes(
 ) -> None:
     await billed_tenant(client, factory)  # a plan
     staff = await factory.staff()
+    fraction = f"fraction-{uuid.uuid4().hex[:6]}"
+    await plan(client, staff.headers, fraction, [{"type": "flat", "amount_minor": "999.5"}])
     code = f"welcome{uuid.uuid4().hex[:6]}"
     coupon = {"code": code, "name": "Welcome <10%>", "percent_off_bps": 1000, "duration": "forever"}
     assert (await client.post("/v1/coupons", json=coupon, headers=staff.headers)).status_code == 201
@@ -88,6 +93,7 @@ async def test_staff_read_the_catalogue_and_the_disputes(
     assert catalogue.status_code == 200
     assert code in catalogue.text and "Welcome &lt;10%&gt;" in catalogue.text and "10.00 %" in catalogue.text
     assert "12.34 EUR" in catalogue.text  # the plan's flat price
+    assert "10.00 EUR" in catalogue.text  # 999.5 minor units, rounded half up once
     for status in ("", "open", "won", "nonsense'><script>"):
         disputes = await browser.get("/console/staff/disputes", params={"status": status})
         assert disputes.status_code == 200 and "No disputes." in disputes.text and "<script>" not in disputes.text

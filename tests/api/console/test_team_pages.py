@@ -89,12 +89,37 @@ async def test_a_member_reads_the_members_but_changes_nothing_and_hostile_forms_
     async with AsyncClient(transport=browser._transport, base_url="http://testserver") as as_admin:
         await sign_in(as_admin, admin.email)
         form = await as_admin.get(members)
-        for email, role in (
+        hostile = (
             ("not an email", "tenant_member"),
             ("ok@example.com", "platform_staff"),
             ("é" * 400, "x" * 5000),
-        ):
+            ("nul\x00@example.com", "tenant_member"),
+            ("x@y.example,evil@z.example", "tenant_member"),
+            ('"Boss" <boss@z.example>', "tenant_member"),
+        )
+        for email, role in hostile:
             answer = await as_admin.post(members, data={"csrf_token": csrf_of(form), "email": email, "role": role})
             assert 400 <= answer.status_code < 500, (email[:20], role[:20], answer.status_code)
+        keys = f"/console/tenants/{tenant['id']}/api-keys"
+        for name in ("two\nlines", "nul\x00", "x" * 201):
+            body = {"csrf_token": csrf_of(form), "name": name, "role": "tenant_member"}
+            refused_key = await as_admin.post(keys, data=body)
+            assert refused_key.status_code == 400, name[:10]
         other, _ = await billed_tenant(client, factory, name="Other")
         assert (await as_admin.get(f"/console/tenants/{other['id']}/members")).status_code == 404
+
+
+async def test_a_console_form_is_never_replayed_from_the_idempotency_store(
+    browser: AsyncClient, client: AsyncClient, factory: Factory
+) -> None:
+    """The API's idempotency keys are the API's: a console answer may hold a secret shown once."""
+    tenant, _ = await billed_tenant(client, factory)
+    admin = await factory.member(tenant["id"])
+    await sign_in(browser, admin.email)
+    keys = f"/console/tenants/{tenant['id']}/api-keys"
+    form = await browser.get(keys)
+    body = {"csrf_token": csrf_of(form), "name": "Replayed?", "role": "tenant_member"}
+    first = await browser.post(keys, data=body, headers={"Idempotency-Key": "console-replay"})
+    second = await browser.post(keys, data=body, headers={"Idempotency-Key": "console-replay"})
+    secrets = [re.search(r'value="(cpk_[^"]+)"', answer.text) for answer in (first, second)]
+    assert secrets[0] and secrets[1] and secrets[0].group(1) != secrets[1].group(1)
