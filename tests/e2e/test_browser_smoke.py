@@ -12,6 +12,8 @@ from playwright.async_api import Page
 
 from tests.browser import ARTIFACTS_DIR, assert_accessible, screenshot, serve_asgi
 
+pytestmark = pytest.mark.slow  # a real browser: `make test` runs it, `make test-fast` does not
+
 CSP = "default-src 'self'"
 
 ACCESSIBLE = """<!doctype html>

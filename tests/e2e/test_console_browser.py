@@ -9,6 +9,7 @@ import re
 import time
 import uuid
 
+import pytest
 from httpx import AsyncClient
 from litestar import Litestar
 from playwright.async_api import Page
@@ -17,6 +18,8 @@ from controlplane.devstack.mail_store import MailStore
 from tests.api.billing._support import invoices, plan, subscribe
 from tests.browser import assert_accessible, screenshot, serve_asgi
 from tests.factories import PASSWORD, Factory
+
+pytestmark = pytest.mark.slow  # a real browser: `make test` runs it, `make test-fast` does not
 
 
 async def _shown(page: Page, name: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from httpx import AsyncClient
 from litestar import Litestar
 from playwright.async_api import Page
@@ -18,6 +19,8 @@ from tests.api.partners.test_commissions import _closed_month_with_payable
 from tests.api.partners.test_resellers import _sign_up, _step
 from tests.browser import assert_accessible, screenshot, serve_asgi
 from tests.factories import PASSWORD, Actor, Factory
+
+pytestmark = pytest.mark.slow  # a real browser: `make test` runs it, `make test-fast` does not
 
 __all__ = ["stripe_client"]  # the fixture, used by name
 

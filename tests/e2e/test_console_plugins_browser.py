@@ -8,6 +8,7 @@ import re
 import time
 import uuid
 
+import pytest
 from httpx import AsyncClient
 from litestar import Litestar
 from playwright.async_api import Page
@@ -16,6 +17,8 @@ from tests.api.billing._support import plan, subscribe
 from tests.api.console.test_plugin_pages import TRIAL_PRICING, listed_plugin
 from tests.browser import assert_accessible, screenshot, serve_asgi
 from tests.factories import PASSWORD, Factory
+
+pytestmark = pytest.mark.slow  # a real browser: `make test` runs it, `make test-fast` does not
 
 
 async def _shown(page: Page, name: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 
+import pytest
 from httpx import AsyncClient
 from litestar import Litestar
 from playwright.async_api import Page
@@ -14,6 +15,8 @@ from billing.money import display
 from tests.api.billing._support import invoices, plan, subscribe
 from tests.browser import assert_accessible, screenshot, serve_asgi
 from tests.factories import PASSWORD, Factory
+
+pytestmark = pytest.mark.slow  # a real browser: `make test` runs it, `make test-fast` does not
 
 
 async def _shown(page: Page, name: str) -> None:
