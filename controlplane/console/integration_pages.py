@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import PathParameter, QueryParameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect
 
 from controlplane.console.pages import signed_in, tenant_in_view
+from controlplane.console.params import Form, TenantPath
 from controlplane.console.rendering import page
-from controlplane.console.signup_pages import Form
 from controlplane.core.errors import SecretNotFound
 from controlplane.core.pagination import MAX_PAGE_SIZE
 from tenants import service as tenants
@@ -22,7 +22,6 @@ from tenants.errors import WebhookEndpointNotSet
 from tenants.notifications import history
 from tenants.roles import Permission
 
-TenantPath = Annotated[uuid.UUID, PathParameter(description="The tenant's id")]
 _DELIVERIES = 50
 
 

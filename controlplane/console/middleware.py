@@ -12,8 +12,8 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from controlplane.console.sessions import COOKIE, ConsoleSession, SessionStore
-from controlplane.core.errors import DomainError
 from tenants import service
+from tenants.errors import InvalidCredentials
 
 PREFIX = "/console"
 SESSION_STATE = "console_session"
@@ -64,7 +64,7 @@ class ConsoleMiddleware(ASGIMiddleware):
         if session is not None and session.user_id is not None:
             try:
                 scope["user"] = await service.principal_for_user(session.user_id)
-            except DomainError:  # disabled or erased since it signed in
+            except InvalidCredentials:  # disabled or erased since it signed in (an outage is not: it is a 503)
                 await sessions.end(session.id)
                 session = None
         scope.setdefault("state", {})[SESSION_STATE] = session

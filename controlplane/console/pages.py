@@ -19,7 +19,7 @@ from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
-from litestar.params import Body, PathParameter, QueryParameter
+from litestar.params import Body, PathParameter
 from litestar.response import Redirect
 from litestar.types import ExceptionHandlersMap
 
@@ -27,6 +27,7 @@ from billing import service as billing
 from billing.documents import service as documents
 from billing.errors import InvoiceNotFound, SubscriptionNotFound
 from controlplane.console.middleware import SESSION_STATE, console_session
+from controlplane.console.params import PAGE_SIZE, Cursor, TenantPath
 from controlplane.console.rendering import page
 from controlplane.console.sessions import COOKIE, MAX_SECONDS, SessionStore
 from controlplane.core import context, metrics
@@ -41,7 +42,6 @@ from tenants.errors import InvalidCredentials
 from tenants.roles import Permission
 
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_PAGE_SIZE = 50
 
 
 class SignInRequired(Exception):
@@ -156,9 +156,7 @@ class AuthPages(Controller):
         return Redirect("/console/signin", status_code=303, cookies=[cookie(request, "", max_age=0)])
 
 
-TenantPath = Annotated[uuid.UUID, PathParameter(description="The tenant's id")]
 InvoicePath = Annotated[uuid.UUID, PathParameter(description="The invoice's id")]
-Cursor = Annotated[str | None, QueryParameter(max_length=512, required=False)]
 
 
 async def tenant_in_view(principal: Principal, tenant_id: uuid.UUID, permission: Permission) -> tenants.TenantView:
@@ -173,7 +171,7 @@ class TenantPages(Controller):
     @get("/")
     async def home(self, request: Request[Any, Any, Any]) -> Response[Any]:
         principal = signed_in(request)
-        found = await tenants.list_tenants(principal, PageRequest.parse(_PAGE_SIZE, None))
+        found = await tenants.list_tenants(principal, PageRequest.parse(PAGE_SIZE, None))
         partners = await tenants.administered_partners(principal)
         # Signed up, no tenant yet: on with sign-up; a partner's admin without a tenant has their partners here.
         if not found.items and not partners and not principal.is_staff:
@@ -214,7 +212,7 @@ class TenantPages(Controller):
     ) -> Response[str]:
         principal = signed_in(request)
         tenant = await tenant_in_view(principal, tenant_id, Permission.READ_BILLING)
-        found = await billing.list_invoices(tenant_id, PageRequest.parse(_PAGE_SIZE, cursor))
+        found = await billing.list_invoices(tenant_id, PageRequest.parse(PAGE_SIZE, cursor))
         return page(request, "invoices.html", tenant=tenant, invoices=found.items, next_cursor=found.next_cursor)
 
     @get("/tenants/{tenant_id:uuid}/invoices/{invoice_id:uuid}")

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter, PathParameter
+from litestar.params import PathParameter
 from litestar.response import Redirect
 
 from billing import service as billing
@@ -30,8 +30,8 @@ from billing.errors import AgreementNotFound
 from billing.money import display
 from controlplane.console.charts import BarChart, bar_chart
 from controlplane.console.pages import signed_in
+from controlplane.console.params import PAGE_SIZE, Cursor, Form
 from controlplane.console.rendering import page
-from controlplane.console.signup_pages import Form
 from controlplane.core.auth.principal import Principal
 from controlplane.core.pagination import PageRequest
 from controlplane.core.problems import status_for
@@ -51,9 +51,7 @@ from tenants.errors import (
 PartnerPath = Annotated[uuid.UUID, PathParameter(description="The partner's id")]
 MonthPath = Annotated[str, PathParameter(description="YYYY-MM", pattern=MONTH_PATTERN)]
 CheckpointPath = Annotated[str, PathParameter(max_length=63, pattern=r"^[a-z_]{1,63}$")]
-Cursor = Annotated[str | None, Parameter(max_length=512, required=False)]
 
-_PAGE_SIZE = 50
 _TENANT_NAMES = 100  # a statement's lines name the tenants of the reseller's first page of tenants
 MAX_EVIDENCE = 2000  # as the API's `Evidence`
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -195,7 +193,7 @@ class PartnerPages(Controller):
         owned: list[tenants.OwnedTenantView] = []
         next_cursor = revenue = None
         if seen.partner.kind == "reseller":
-            found = await tenants.reseller_tenants(principal, partner_id, PageRequest.parse(_PAGE_SIZE, cursor))
+            found = await tenants.reseller_tenants(principal, partner_id, PageRequest.parse(PAGE_SIZE, cursor))
             owned, next_cursor = found.items, found.next_cursor
             agreement = await _agreement(principal, partner_id)
             # A reseller's tenants are billed in its agreement's currency; earlier ones may be in others.

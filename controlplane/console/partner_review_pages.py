@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter, PathParameter
+from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect
 
 from controlplane.console.pages import signed_in
+from controlplane.console.params import PAGE_SIZE, Cursor, Form
 from controlplane.console.rendering import page
-from controlplane.console.signup_pages import Form
 from controlplane.core.auth.principal import Principal
 from controlplane.core.errors import StaffOnly
 from controlplane.core.pagination import PageRequest
@@ -29,12 +29,10 @@ from tenants.errors import InvalidCheckpointTransition, UnknownCheckpoint
 
 PartnerPath = Annotated[uuid.UUID, PathParameter(description="The partner's id")]
 CheckpointPath = Annotated[str, PathParameter(max_length=63, pattern=r"^[a-z_]{1,63}$")]
-Cursor = Annotated[str | None, Parameter(max_length=512, required=False)]
 # What the last review did, said on the queue it returns to.
-Done = Annotated[str | None, Parameter(pattern=r"^(approved|rejected|unchanged)$", required=False)]
+Done = Annotated[str | None, QueryParameter(pattern=r"^(approved|rejected|unchanged)$", required=False)]
 
 QUEUE = "/console/staff/partners/review"
-_PAGE_SIZE = 50
 MAX_REASON = 1000  # as the API's `Rejection`
 # A reason is read in emails and on pages: lines and tabs are fine, other control characters are not.
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -95,7 +93,7 @@ async def _queue_page(
     draft_key: str = "",
     draft: str = "",
 ) -> Response[str]:
-    found = await tenants.pending_checkpoints(None, PageRequest.parse(_PAGE_SIZE, cursor))
+    found = await tenants.pending_checkpoints(None, PageRequest.parse(PAGE_SIZE, cursor))
     items = [QueueItem(each, _title(each.kind, each.code)) for each in found.items]
     return page(
         request,

@@ -17,13 +17,13 @@ from decimal import Decimal
 from typing import Annotated, Any, TypeVar
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import Parameter, PathParameter
+from litestar.params import PathParameter
 from litestar.response import Redirect
 
 from billing.money import exponent
 from controlplane.console.pages import signed_in, tenant_in_view
+from controlplane.console.params import Cursor, Form, TenantPath
 from controlplane.console.rendering import page
-from controlplane.console.signup_pages import Form
 from controlplane.core.auth.principal import Principal
 from controlplane.core.errors import Conflict, InvalidInput
 from controlplane.core.pagination import MAX_PAGE_SIZE, PageRequest
@@ -36,9 +36,7 @@ from tenants.errors import ForbiddenForRole
 from tenants.roles import Permission
 
 T = TypeVar("T")
-TenantPath = Annotated[uuid.UUID, PathParameter(description="The tenant's id")]
 SlugPath = Annotated[str, PathParameter(description="The plugin's slug", max_length=63)]
-Cursor = Annotated[str | None, Parameter(max_length=512, required=False)]
 # A tenant's installs and licenses are read whole for its pages, page after page, up to this many pages.
 _MAX_PAGES = 20
 _VERSION_LENGTH = 256  # as the API's VersionText

@@ -15,13 +15,13 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, PathParameter, QueryParameter
+from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect
 
 from billing import service as billing
 from billing.money import decimal_of, round_minor
 from controlplane.console.pages import signed_in, start_session, visitor_page
+from controlplane.console.params import Form
 from controlplane.console.rendering import page
 from controlplane.console.signup_links import SignupLinks, existing_account_message, verification_message
 from controlplane.core.auth.passwords import MIN_PASSWORD_LENGTH
@@ -36,9 +36,6 @@ from tenants.roles import Permission
 
 FIRST_KEY_NAME = "First key"
 _PLANS = 100
-
-
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
 
 
 @dataclass

@@ -4,15 +4,13 @@ conversion, month by month, with charts). The same service calls as the staff AP
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, PathParameter, QueryParameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect
 
 from billing import service as billing
@@ -22,6 +20,7 @@ from billing.disputes import service as disputes
 from billing.money import display
 from controlplane.console.charts import bar_chart
 from controlplane.console.pages import signed_in
+from controlplane.console.params import PAGE_SIZE, Form, TenantPath
 from controlplane.console.plugin_pages import price_of
 from controlplane.console.rendering import page
 from controlplane.console.signup_pages import flat_price
@@ -31,9 +30,6 @@ from controlplane.core.pagination import MAX_PAGE_SIZE, PageRequest
 from plugins_registry import service as plugins
 from tenants import service as tenants
 
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
-TenantPath = Annotated[uuid.UUID, PathParameter(description="The tenant's id")]
-_PAGE_SIZE = 50
 _MONTHS = 12
 
 
@@ -67,7 +63,7 @@ class StaffPages(Controller):
         cursor: Annotated[str | None, QueryParameter(max_length=512, required=False)] = None,
     ) -> Response[str]:
         principal = _staff(request)
-        found = await tenants.list_tenants(principal, PageRequest.parse(_PAGE_SIZE, cursor), q)
+        found = await tenants.list_tenants(principal, PageRequest.parse(PAGE_SIZE, cursor), q)
         return page(request, "staff_tenants.html", tenants=found.items, next_cursor=found.next_cursor, q=q or "")
 
     @post("/tenants/{tenant_id:uuid}/suspend", status_code=303)
@@ -156,7 +152,7 @@ class StaffPages(Controller):
     ) -> Response[str]:
         _staff(request)
         shown = status if status in dispute_rules.STATUSES else None
-        found = await disputes.list_disputes(shown, PageRequest.parse(_PAGE_SIZE, cursor))
+        found = await disputes.list_disputes(shown, PageRequest.parse(PAGE_SIZE, cursor))
         return page(
             request,
             "staff_disputes.html",

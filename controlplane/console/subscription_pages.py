@@ -18,8 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, Parameter, PathParameter
+from litestar.params import QueryParameter
 from litestar.response import Redirect
 
 from billing import service as billing
@@ -27,6 +26,7 @@ from billing.errors import PlanNotFound
 from billing.limits import MAX_SEATS
 from billing.money import display, round_minor
 from controlplane.console.pages import live_subscription, signed_in
+from controlplane.console.params import Form, TenantPath
 from controlplane.console.rendering import page
 from controlplane.core.auth.principal import Principal
 from controlplane.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
@@ -35,9 +35,7 @@ from controlplane.core.problems import status_for
 from tenants import service as tenants
 from tenants.roles import Permission
 
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
-TenantPath = Annotated[uuid.UUID, PathParameter(description="The tenant's id")]
-Done = Annotated[str | None, Parameter(max_length=32, required=False)]
+Done = Annotated[str | None, QueryParameter(max_length=32, required=False)]
 
 _PLAN_PAGE = 100
 _MAX_PLAN_PAGES = 20  # 2,000 plans: more than a catalogue offers in one currency

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.enums import RequestEncodingType
-from litestar.params import Body, PathParameter, QueryParameter
+from litestar.params import PathParameter
 from litestar.response import Redirect
 from msgspec import Meta
 
 from controlplane.console.pages import signed_in, tenant_in_view
+from controlplane.console.params import PAGE_SIZE, Cursor, Form, TenantPath
 from controlplane.console.rendering import page
 from controlplane.core.errors import PermissionDenied
 from controlplane.core.pagination import PageRequest
@@ -22,12 +22,8 @@ from controlplane.core.web import Email, Name
 from tenants import service as tenants
 from tenants.roles import TENANT_ROLES, Permission
 
-Form = Body(media_type=RequestEncodingType.URL_ENCODED)
-TenantPath = Annotated[uuid.UUID, PathParameter(description="The tenant's id")]
 UserPath = Annotated[uuid.UUID, PathParameter(description="The member's user id")]
 KeyPath = Annotated[uuid.UUID, PathParameter(description="The API key's id")]
-Cursor = Annotated[str | None, QueryParameter(max_length=512, required=False)]
-_PAGE_SIZE = 50
 ROLES = tuple(role.value for role in TENANT_ROLES)
 
 
@@ -69,7 +65,7 @@ class TeamPages(Controller):
     ) -> Response[str]:
         principal = signed_in(request)
         tenant = await tenant_in_view(principal, tenant_id, Permission.READ_MEMBERS)
-        found = await tenants.list_members(tenant_id, PageRequest.parse(_PAGE_SIZE, cursor))
+        found = await tenants.list_members(tenant_id, PageRequest.parse(PAGE_SIZE, cursor))
         manage = await _may(principal, tenant_id, Permission.MANAGE_MEMBERS)
         return page(
             request,
@@ -109,7 +105,7 @@ class TeamPages(Controller):
     async def api_keys(self, request: Request[Any, Any, Any], tenant_id: TenantPath) -> Response[str]:
         principal = signed_in(request)
         tenant = await tenant_in_view(principal, tenant_id, Permission.MANAGE_API_KEYS)
-        found = await tenants.list_api_keys(tenant_id, PageRequest.parse(_PAGE_SIZE, None))
+        found = await tenants.list_api_keys(tenant_id, PageRequest.parse(PAGE_SIZE, None))
         return page(request, "api_keys.html", tenant=tenant, keys=found.items, roles=ROLES, created=None)
 
     @post("/api-keys", status_code=201)
@@ -119,7 +115,7 @@ class TeamPages(Controller):
         principal = signed_in(request)
         tenant = await tenant_in_view(principal, tenant_id, Permission.MANAGE_API_KEYS)
         created = await tenants.create_api_key(principal, tenant_id, data.name.strip() or "API key", data.role)
-        found = await tenants.list_api_keys(tenant_id, PageRequest.parse(_PAGE_SIZE, None))
+        found = await tenants.list_api_keys(tenant_id, PageRequest.parse(PAGE_SIZE, None))
         # The secret is in this answer only: a reload shows the list without it.
         return page(request, "api_keys.html", status=201, tenant=tenant, keys=found.items, roles=ROLES, created=created)
 
@@ -137,5 +133,5 @@ class TeamPages(Controller):
     ) -> Response[str]:
         principal = signed_in(request)
         tenant = await tenant_in_view(principal, tenant_id, Permission.READ_AUDIT)
-        found = await tenants.list_audit_events(tenant_id, PageRequest.parse(_PAGE_SIZE, cursor))
+        found = await tenants.list_audit_events(tenant_id, PageRequest.parse(PAGE_SIZE, cursor))
         return page(request, "audit.html", tenant=tenant, events=found.items, next_cursor=found.next_cursor)

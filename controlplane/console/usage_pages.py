@@ -3,21 +3,18 @@ and a chart of it day by day (the metric's own aggregation per UTC day)."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any
+from typing import Any
 
 from litestar import Controller, Request, Response, get
-from litestar.params import PathParameter
 
 from billing import service as billing
 from controlplane.console.charts import bar_chart
 from controlplane.console.pages import live_subscription, signed_in, tenant_in_view
+from controlplane.console.params import TenantPath
 from controlplane.console.rendering import page
 from tenants.roles import Permission
-
-TenantPath = Annotated[uuid.UUID, PathParameter(description="The tenant's id")]
 
 
 def _days(start: datetime, end: datetime) -> list[datetime]:

@@ -18,6 +18,8 @@ from litestar import Litestar
 from billing.money import display
 from controlplane.console.middleware import CONTENT_SECURITY_POLICY
 from controlplane.console.sessions import COOKIE, SessionStore
+from controlplane.core.errors import DatabaseUnavailable
+from tenants import service as tenants_service
 from tests.api.billing._support import invoices, plan, subscribe
 from tests.factories import PASSWORD, Actor, Factory
 
@@ -204,3 +206,21 @@ async def test_without_redis_the_console_answers_a_named_503(
     assert page.status_code == 503 and "console_sessions_unavailable" in page.text
     assert page.headers["content-type"].startswith("text/html") and page.headers["retry-after"] == "5"
     assert style.status_code == 200
+
+
+async def test_a_database_outage_does_not_sign_anyone_out(
+    browser: AsyncClient, client: AsyncClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant, _ = await billed_tenant(client, factory)
+    admin = await factory.member(tenant["id"])
+    await sign_in(browser, admin.email)
+
+    async def unavailable(user_id: uuid.UUID) -> None:
+        raise DatabaseUnavailable("The database is unavailable; retry shortly")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tenants_service, "principal_for_user", unavailable)
+        during = await browser.get("/console/")
+    assert during.status_code == 503 and "database_unavailable" in during.text
+    after = await browser.get("/console/")
+    assert after.status_code == 200 and tenant["name"] in after.text  # still signed in
