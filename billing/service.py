@@ -97,7 +97,14 @@ from billing.ledger.service import (
 from billing.lookups import currency_lock, known_metrics, live_subscription, reseller_currency
 from billing.payments.dunning_service import CollectionReport, collect_due_invoices
 from billing.payments.refunds import refund_invoice
-from billing.payments.service import add_payment_method, collect_invoice, list_payment_methods, pay_invoice
+from billing.payments.service import (
+    add_payment_method,
+    collect_invoice,
+    finish_card_setup,
+    list_payment_methods,
+    pay_invoice,
+    start_card_setup,
+)
 from billing.payments.webhooks import receive_stripe_event
 from billing.subscriptions.erasure import detach_erased_cards, end_for_erased_tenant
 from billing.subscriptions.rate_limits import tenant_rate_limit_percent
@@ -206,6 +213,7 @@ __all__ = [
     "expire_credits",
     "finalize_due_drafts",
     "finalize_invoice",
+    "finish_card_setup",
     "fund_escrow",
     "get_agreement",
     "get_coupon",
@@ -243,6 +251,7 @@ __all__ = [
     "run_cycle",
     "send_payouts",
     "set_addon_quantity",
+    "start_card_setup",
     "statement_csv",
     "tenant_rate_limit_percent",
     "top_up",

@@ -23,7 +23,7 @@ import contextlib
 import functools
 import re
 import socket
-from collections.abc import AsyncIterator, Collection, Iterator
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -104,7 +104,7 @@ async def screenshot(page: Page, name: str, *, full_page: bool = True, directory
     return path
 
 
-async def axe_violations(page: Page) -> list[dict[str, Any]]:
+async def axe_violations(page: Page, *, exclude: Sequence[str] = ()) -> list[dict[str, Any]]:
     """Every axe-core violation on the page as it is now (id, impact, help, helpUrl, nodes' targets and html).
 
     axe.min.js is evaluated with `page.evaluate`, not injected as a <script> tag: the console sends a
@@ -115,13 +115,15 @@ async def axe_violations(page: Page) -> list[dict[str, Any]]:
     if not await page.evaluate("() => typeof window.axe === 'object'"):
         await page.evaluate(_axe_source())
     violations: list[dict[str, Any]] = await page.evaluate(
-        """async () => {
-            const results = await window.axe.run(document, { resultTypes: ['violations'] });
+        """async (exclude) => {
+            const context = exclude.length ? { exclude: exclude.map((selector) => [selector]) } : document;
+            const results = await window.axe.run(context, { resultTypes: ['violations'] });
             return results.violations.map((v) => ({
                 id: v.id, impact: v.impact, help: v.help, helpUrl: v.helpUrl,
                 nodes: v.nodes.map((n) => ({ target: n.target, html: n.html })),
             }));
-        }"""
+        }""",
+        list(exclude),
     )
     return violations
 
@@ -133,10 +135,12 @@ def _target(target: Any) -> str:
     return str(target)
 
 
-async def assert_accessible(page: Page, *, impacts: Collection[str] = ("critical",)) -> None:
-    """Run axe-core on the page; fail listing every violation of these impacts (by default "critical" only):
-    its id, help text and the targets of all its nodes."""
-    failing = [violation for violation in await axe_violations(page) if violation["impact"] in impacts]
+async def assert_accessible(
+    page: Page, *, impacts: Collection[str] = ("critical",), exclude: Sequence[str] = ()
+) -> None:
+    """Run axe-core on the page (but the elements `exclude` selects: markup that is not ours); fail listing every
+    violation of these impacts (by default "critical" only): its id, help text and the targets of all its nodes."""
+    failing = [violation for violation in await axe_violations(page, exclude=exclude) if violation["impact"] in impacts]
     if failing:
         lines = [f"{len(failing)} accessibility violation(s) of impact {'/'.join(impacts)} on {page.url}:"]
         for violation in failing:

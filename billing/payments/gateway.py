@@ -55,6 +55,18 @@ class Card:
 
 
 @dataclass(frozen=True, slots=True)
+class CardSetup:
+    """A SetupIntent as the browser's Stripe.js confirms it, and as we read it back once confirmed."""
+
+    id: str
+    client_secret: str
+    status: str
+    customer: str | None
+    payment_method: str | None
+    tenant_id: str | None  # from its metadata: whose it is
+
+
+@dataclass(frozen=True, slots=True)
 class ChargeOutcome:
     succeeded: bool
     payment_intent_id: str | None
@@ -107,6 +119,25 @@ class StripeGateway:
                 )
             )
         return str(customer.id)
+
+    def start_card_setup(self, customer_id: str, tenant_id: str) -> CardSetup:
+        """A SetupIntent for one card of this customer, to be confirmed in the browser by Stripe.js."""
+        params: dict[str, object] = {
+            "customer": customer_id,
+            "usage": "off_session",
+            "payment_method_types": ["card"],
+            "metadata": {"tenant_id": tenant_id},
+        }
+        with _translated():
+            intent = self._call(
+                lambda client: client.v1.setup_intents.create(params=params)  # type: ignore[arg-type]
+            )
+        return _card_setup(intent)
+
+    def card_setup(self, setup_intent_id: str) -> CardSetup:
+        with _translated():
+            intent = self._call(lambda client: client.v1.setup_intents.retrieve(setup_intent_id))
+        return _card_setup(intent)
 
     def attach_card(self, payment_method_id: str, customer_id: str) -> Card:
         try:
@@ -219,3 +250,16 @@ class StripeGateway:
                 )
             )
         return str(transfer.id)
+
+
+def _card_setup(intent: Any) -> CardSetup:
+    metadata = intent.metadata.to_dict() if intent.metadata else {}
+    method = intent.payment_method
+    return CardSetup(
+        id=str(intent.id),
+        client_secret=str(intent.client_secret),
+        status=str(intent.status),
+        customer=None if intent.customer is None else str(intent.customer),
+        payment_method=None if method is None else str(method if isinstance(method, str) else method.id),
+        tenant_id=metadata.get("tenant_id"),
+    )

@@ -19,14 +19,20 @@ from billing.access import tenant_of
 from billing.analytics import history as mrr_history
 from billing.commissions import service as _commissions
 from billing.disputes import repository as disputes_repository
-from billing.errors import InvalidInvoiceTransition, InvalidSubscriptionTransition, InvoiceNotFound, NoPaymentMethod
+from billing.errors import (
+    InvalidInvoiceTransition,
+    InvalidPaymentMethod,
+    InvalidSubscriptionTransition,
+    InvoiceNotFound,
+    NoPaymentMethod,
+)
 from billing.invoices import repository as invoices_repository
 from billing.ledger import repository as ledger_repository
 from billing.ledger import rules as ledger
 from billing.notices import service as notices
 from billing.payments import repository
 from billing.payments.dunning import DEFAULT_SCHEDULE_DAYS
-from billing.payments.gateway import ChargeOutcome, StripeGateway
+from billing.payments.gateway import CardSetup, ChargeOutcome, StripeGateway
 from billing.subscriptions import repository as subscriptions_repository
 from billing.subscriptions.states import Event, next_status
 from billing.wallets.application import CREDIT_PURCHASE, fund_purchase
@@ -87,10 +93,8 @@ def _payment_view(row: dict[str, Any]) -> PaymentView:
     return view_of(PaymentView, row)
 
 
-async def add_payment_method(
-    gateway: StripeGateway, actor: Principal, tenant_id: uuid.UUID, payment_method_id: str, make_default: bool
-) -> PaymentMethodView:
-    """Attach a card to the tenant's Stripe customer (made on first use). The first card is the default."""
+async def _customer_of(gateway: StripeGateway, tenant_id: uuid.UUID) -> str:
+    """The tenant's Stripe customer, made on first use."""
     async with tenant_tx(tenant_id):
         customer_id = await repository.customer_of(tenant_id)
     if customer_id is None:
@@ -98,6 +102,36 @@ async def add_payment_method(
         created = await asyncio.to_thread(gateway.create_customer, str(tenant_id), email)
         async with tenant_tx(tenant_id):
             customer_id = await repository.save_customer(tenant_id, created)
+    return customer_id
+
+
+async def start_card_setup(gateway: StripeGateway, tenant_id: uuid.UUID) -> CardSetup:
+    """A SetupIntent the browser confirms with Stripe.js (the card never reaches us), then `finish_card_setup`.
+    The caller has checked that the principal may manage the tenant's billing."""
+    customer_id = await _customer_of(gateway, tenant_id)
+    return await asyncio.to_thread(gateway.start_card_setup, customer_id, str(tenant_id))
+
+
+async def finish_card_setup(
+    gateway: StripeGateway, actor: Principal, tenant_id: uuid.UUID, setup_intent_id: str, make_default: bool
+) -> PaymentMethodView:
+    """The card of a SetupIntent Stripe.js confirmed, saved as `add_payment_method` saves one: only a succeeded
+    intent of this tenant's own customer (its id comes from the browser)."""
+    setup = await asyncio.to_thread(gateway.card_setup, setup_intent_id)
+    async with tenant_tx(tenant_id):
+        customer_id = await repository.customer_of(tenant_id)
+    if setup.tenant_id != str(tenant_id) or setup.customer is None or setup.customer != customer_id:
+        raise InvalidPaymentMethod("this card setup is not the tenant's")
+    if setup.status != "succeeded" or setup.payment_method is None:
+        raise InvalidPaymentMethod(f"the card setup has not succeeded ({setup.status})")
+    return await add_payment_method(gateway, actor, tenant_id, setup.payment_method, make_default)
+
+
+async def add_payment_method(
+    gateway: StripeGateway, actor: Principal, tenant_id: uuid.UUID, payment_method_id: str, make_default: bool
+) -> PaymentMethodView:
+    """Attach a card to the tenant's Stripe customer (made on first use). The first card is the default."""
+    customer_id = await _customer_of(gateway, tenant_id)
     card = await asyncio.to_thread(gateway.attach_card, payment_method_id, customer_id)
     async with tenant_tx(tenant_id):
         make_default = make_default or not await repository.has_payment_methods(tenant_id)

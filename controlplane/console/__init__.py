@@ -11,6 +11,7 @@ from pathlib import Path
 from litestar import Router
 from litestar.static_files import create_static_files_router
 
+from controlplane.console.card_pages import CardPages
 from controlplane.console.integration_pages import IntegrationPages
 from controlplane.console.middleware import ConsoleMiddleware
 from controlplane.console.pages import CONSOLE_EXCEPTION_HANDLERS, AuthPages, TenantPages, csrf_protected
@@ -42,6 +43,7 @@ def console_router() -> Router:
             PluginPages,
             IntegrationPages,
             UsagePages,
+            CardPages,
             PartnerPages,
             PartnerReviewPages,
             SubscriptionPages,

@@ -22,8 +22,9 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
+_POLICY = (b"content-security-policy", CONTENT_SECURITY_POLICY.encode())
 _HEADERS = [
-    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    _POLICY,
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
     (b"referrer-policy", b"same-origin"),
@@ -76,7 +77,10 @@ class ConsoleMiddleware(ASGIMiddleware):
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *extra]
+                headers = list(message.get("headers", []))
+                # A page that set its own policy (the card form lets Stripe.js in) keeps it: two would both apply.
+                own_policy = any(name.lower() == b"content-security-policy" for name, _ in headers)
+                message["headers"] = [*headers, *(h for h in extra if not (own_policy and h is _POLICY))]
             await send(message)
 
         return send_with_headers

@@ -51,6 +51,9 @@ class Settings:
     bao_db_mount: str = "database"
     # None means the real Stripe API; the dev stack points it at localstripe.
     stripe_api_base: str | None = None
+    # Stripe.js in the console's card form: the account's publishable key (public by design). Unset, the form is
+    # not offered, except against localstripe, which takes any `pk_test_` key.
+    stripe_publishable_key: str = ""
     jwt_issuer: str = "controlplane"
     jwt_ttl_seconds: int = 900
     max_request_body_bytes: int = 1024 * 1024
@@ -121,6 +124,7 @@ class Settings:
                 bao_db_static_role=environ.get("BAO_DB_STATIC_ROLE", "").strip(),
                 bao_db_mount=environ.get("BAO_DB_MOUNT", "").strip().strip("/") or "database",
                 stripe_api_base=environ.get("STRIPE_API_BASE") or None,
+                stripe_publishable_key=environ.get("STRIPE_PUBLISHABLE_KEY", "").strip(),
                 jwt_ttl_seconds=int(environ.get("JWT_TTL_SECONDS", "900")),
                 usage_grace_seconds=int(environ.get("BILLING_USAGE_GRACE_SECONDS", "3600")),
                 dunning_days=_dunning_days(environ.get("BILLING_DUNNING_DAYS", "1,3,5,7")),
