@@ -71,7 +71,7 @@ class SessionStore:
                 "started_at": session.started_at,
             }
         )
-        await self._call(self._client.set(_key(session.id), value, ex=IDLE_SECONDS))
+        await redis_call(self._client.set(_key(session.id), value, ex=IDLE_SECONDS))
         return session
 
     async def find(self, session_id: str) -> ConsoleSession | None:
@@ -79,7 +79,7 @@ class SessionStore:
         if not session_id or len(session_id) > 128:
             return None
         key = _key(session_id)
-        raw: Any = await self._call(self._client.get(key))
+        raw: Any = await redis_call(self._client.get(key))
         if raw is None:
             return None
         stored = json.loads(raw)
@@ -93,14 +93,16 @@ class SessionStore:
         if left <= 0:
             await self.end(session_id)
             return None
-        await self._call(self._client.expire(key, int(min(IDLE_SECONDS, left)) + 1))
+        await redis_call(self._client.expire(key, int(min(IDLE_SECONDS, left)) + 1))
         return session
 
     async def end(self, session_id: str) -> None:
-        await self._call(self._client.delete(_key(session_id)))
+        await redis_call(self._client.delete(_key(session_id)))
 
-    async def _call(self, command: Awaitable[T]) -> T:
-        try:
-            return await command
-        except (redis.exceptions.RedisError, OSError) as error:
-            raise SessionStoreUnavailable("Console sessions cannot be read now; retry shortly") from error
+
+async def redis_call(command: Awaitable[T]) -> T:
+    """A Redis command of the console's (sessions, sign-up links): an outage is a named 503, never a 500."""
+    try:
+        return await command
+    except (redis.exceptions.RedisError, OSError) as error:
+        raise SessionStoreUnavailable("The console cannot reach its sessions now; retry shortly") from error

@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any, TypeVar
+from typing import Any
 
 import redis.asyncio as aioredis
-import redis.exceptions
 
-from controlplane.console.sessions import SessionStoreUnavailable
+from controlplane.console.sessions import redis_call
 from controlplane.core.errors import RateLimited
 
 LINK_SECONDS = 24 * 3600
@@ -26,7 +24,6 @@ KEY_PREFIX = "controlplane:console:signup:"
 WINDOW_SECONDS = 3600
 PER_EMAIL = 3  # links an address may be sent in a window
 PER_ADDRESS = 10  # links one client address may ask for in a window
-T = TypeVar("T")
 
 
 class SignupsLimited(RateLimited):
@@ -57,8 +54,8 @@ class SignupLinks:
         ):
             key = f"{KEY_PREFIX}count:{subject}"
             # The window starts with its expiry (SET NX EX), so a count can never be left without one.
-            await self._call(self._client.set(key, 0, ex=WINDOW_SECONDS, nx=True))
-            count = await self._call(self._client.incr(key))
+            await redis_call(self._client.set(key, 0, ex=WINDOW_SECONDS, nx=True))
+            count = await redis_call(self._client.incr(key))
             if count > budget:
                 raise SignupsLimited(
                     "Too many sign-up emails were asked for; try again in an hour", retry_after_seconds=WINDOW_SECONDS
@@ -66,28 +63,22 @@ class SignupLinks:
 
     async def issue(self, email: str) -> Link:
         token = secrets.token_urlsafe(32)
-        await self._call(self._client.set(_token_key(token), email, ex=LINK_SECONDS))
+        await redis_call(self._client.set(_token_key(token), email, ex=LINK_SECONDS))
         return Link(token, f"{self._public_url}/console/signup/verify?token={token}")
 
     async def email_of(self, token: str) -> str | None:
         """The address a live link proves, without using it up (the page that asks for a password)."""
         if not token or len(token) > 128:
             return None
-        found: Any = await self._call(self._client.get(_token_key(token)))
+        found: Any = await redis_call(self._client.get(_token_key(token)))
         return None if found is None else found.decode()
 
     async def redeem(self, token: str) -> str | None:
         """The address a live link proves, and the link used up; None for an unknown, used or expired one."""
         if not token or len(token) > 128:
             return None
-        found: Any = await self._call(self._client.getdel(_token_key(token)))
+        found: Any = await redis_call(self._client.getdel(_token_key(token)))
         return None if found is None else found.decode()
-
-    async def _call(self, command: Awaitable[T]) -> T:
-        try:
-            return await command
-        except (redis.exceptions.RedisError, OSError) as error:
-            raise SessionStoreUnavailable("Sign-up cannot go on now; retry shortly") from error
 
 
 def verification_message(sender: str, recipient: str, link: Link, platform: str) -> EmailMessage:
