@@ -43,7 +43,7 @@ from billing.taxes import service as _taxes
 from billing.wallets.application import CREDIT_PURCHASE, apply_credits, give_back_credits, restore_credits
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
-from controlplane.core.db import tenant_read, tenant_tx
+from controlplane.core.db import tenant_tx
 from controlplane.core.pagination import PageRequest, page_of
 from controlplane.core.views import Page, view_of
 from tenants import audit
@@ -425,7 +425,7 @@ def _view_in_full(row: dict[str, Any]) -> InvoiceView:
 
 
 async def list_invoices(tenant_id: uuid.UUID, page: PageRequest) -> Page[InvoiceView]:
-    async with tenant_read(tenant_id):
+    async with tenant_tx(tenant_id):
         rows = await repository.list_invoices(tenant_id, page)
     items, cursor = page_of(rows, page)
     return Page([_view_in_full(row) for row in items], cursor)
@@ -433,7 +433,7 @@ async def list_invoices(tenant_id: uuid.UUID, page: PageRequest) -> Page[Invoice
 
 async def get_invoice(actor: Principal, invoice_id: uuid.UUID) -> InvoiceView:
     tenant_id = await tenant_of(actor, "invoices", invoice_id, Permission.READ_BILLING, "GET")
-    async with tenant_read(tenant_id):
+    async with tenant_tx(tenant_id):
         row = await repository.get_invoice_in_full(invoice_id)
     if row is None:
         raise InvoiceNotFound()

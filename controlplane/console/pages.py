@@ -33,7 +33,7 @@ from controlplane.console.sessions import COOKIE, MAX_SECONDS, SessionStore
 from controlplane.core import context, metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.auth.throttle import SignInThrottle
-from controlplane.core.db import tenant_read
+from controlplane.core.db import tenant_tx
 from controlplane.core.errors import DomainError, PermissionDenied, RateLimited, ServiceUnavailable
 from controlplane.core.pagination import PageRequest
 from controlplane.core.problems import status_for
@@ -110,7 +110,7 @@ async def start_session(request: Request[Any, Any, Any], user_id: uuid.UUID, the
 
 async def live_subscription(tenant_id: uuid.UUID) -> billing.SubscriptionView | None:
     """The tenant's subscription that is not canceled, however many it had before."""
-    async with tenant_read(tenant_id):
+    async with tenant_tx(tenant_id):
         return await billing.live_subscription(tenant_id)
 
 

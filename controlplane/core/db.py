@@ -1,8 +1,8 @@
 """The database engine and the only ways to open a unit of work.
 
-Every query that touches tenant data runs inside one of these units of work. A transaction's BEGIN statement
-also sets the row-level-security context with `set_config(..., true)`: transaction-local, and every context
-setting is made (those the transaction does not name to ''), so nothing a connection's earlier user set shows:
+Every query that touches tenant data runs inside one of these transactions, whose BEGIN statement also
+sets the row-level-security context with `set_config(..., true)` (transaction-local, so nothing leaks
+to the next user of a pooled connection):
 
 - `tenant_tx(tenant_id)`: one tenant's rows, nothing else. The normal case.
 - `user_tx(user_id)`: a signed-in user's own memberships and the tenants they belong to (listing
@@ -11,22 +11,18 @@ setting is made (those the transaction does not name to ''), so nothing a connec
   (sign-in and invitations by email, erasure, billing runs, idempotency bookkeeping of staff requests).
   Each use names a `SystemReason`, is logged, and is counted in `controlplane_system_context_total{reason}`.
 
-- `tenant_read(tenant_id)`: a read of one tenant's rows, outside any transaction (see `_Read`): for a read
-  handler whose single statement needs no transaction, it costs one round trip instead of three.
-
-Units of work open in the service layer, never in Litestar dependencies (which run in other tasks).
+Transactions open in the service layer, never in Litestar dependencies (which run in other tasks).
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import functools
 import logging
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -74,80 +70,27 @@ def _unavailable(exc: BaseException) -> DatabaseUnavailable:
 class _PooledConnection(asyncpg.Connection):
     """A pooled connection that needs no reset when it goes back to the pool.
 
-    A transaction's settings are transaction-local (`set_config(…, true)`), and none listens (the invalidation
+    Every setting made on it is transaction-local (`set_config(…, true)`), and none listens (the invalidation
     listener has a connection of its own), holds a session advisory lock or keeps a cursor open past its
     transaction. asyncpg's reset (RESET ALL, UNLISTEN *, …) would cost a round trip per transaction for nothing;
     an open transaction is still rolled back on release.
-
-    The one session-level state is a read's context (`_Read`): `session_context` names it, None when unknown or
-    none. Every transaction shadows it (its BEGIN sets every context setting), and a statement outside any unit of
-    work clears it first (`_DeferredEngine._run_in_pool`).
     """
-
-    session_context: str = ""  # the statement that set a read's context; "" for none; _UNKNOWN after a failure
 
     def get_reset_query(self) -> str:
         return ""
 
 
-# A context value inlined into a statement: a UUID's text or a fixed word, never anything to quote.
+# A context value inlined into BEGIN's statement: a UUID's text or a fixed word, never anything to quote.
 _CONTEXT_VALUE = re.compile(r"[0-9a-z_-]{1,64}")
-# Every context setting the policies read (`controlplane.core.rls`): each statement that sets a context sets
-# them all, those it does not name to ''.
-_CONTEXT_NAMES = ("tenant_id", "user_id", "reseller_id", "scope")
-
-
-def _set_context(settings: Mapping[str, str], *, local: bool) -> str:
-    """One SELECT of `set_config('app.<name>', value, is_local)` for every context setting."""
-    unknown = set(settings) - set(_CONTEXT_NAMES)
-    if unknown:
-        raise ValueError(f"not context settings: {sorted(unknown)}")
-    for value in settings.values():
-        if not _CONTEXT_VALUE.fullmatch(value):
-            raise ValueError(f"not a context value: {value!r}")
-    flag = "true" if local else "false"
-    return "SELECT " + ", ".join(
-        f"set_config('app.{name}', '{settings.get(name, '')}', {flag})" for name in _CONTEXT_NAMES
-    )
 
 
 def _begin_with(settings: Mapping[str, str]) -> str:
-    """BEGIN READ WRITE (a read may have left its connection read-only by default) and the transaction's
-    context, as one simple-protocol statement."""
-    return f"BEGIN READ WRITE; {_set_context(settings, local=True)}"
-
-
-@functools.lru_cache(maxsize=4096)  # per tenant: built once, not on every read
-def _read_session(settings: tuple[tuple[str, str], ...]) -> str:
-    """A read's context, at session level, with the session read-only by default: a write attempted by a read
-    fails instead of committing statement by statement."""
-    return f"{_set_context(dict(settings), local=False)}, set_config('default_transaction_read_only', 'on', false)"
-
-
-# Clears a read's session context: no tenant, and writable by default again.
-_CLEAR_SESSION = f"{_set_context({}, local=False)}, set_config('default_transaction_read_only', 'off', false)"
-# A session whose context statement may or may not have run (it failed, or was cancelled on the way).
-_UNKNOWN = "unknown"
-
-
-def _raw(connection: asyncpg.Connection) -> _PooledConnection:
-    # A pooled connection is a proxy; the state is kept on the connection behind it.
-    return connection._con if isinstance(connection, PoolConnectionProxy) else connection
-
-
-async def _set_session(connection: asyncpg.Connection, statement: str) -> None:
-    raw = _raw(connection)
-    if raw.session_context == statement:
-        return
-    raw.session_context = _UNKNOWN  # until the statement is known to have run: never trusted half-done
-    await connection.execute(statement)
-    raw.session_context = statement
-
-
-async def _clear_session(connection: asyncpg.Connection) -> None:
-    if _raw(connection).session_context:
-        await _set_session(connection, _CLEAR_SESSION)
-        _raw(connection).session_context = ""
+    """BEGIN and `set_config(name, value, is_local => true)` for each setting, as one simple-protocol statement."""
+    for value in settings.values():
+        if not _CONTEXT_VALUE.fullmatch(value):
+            raise ValueError(f"not a context value: {value!r}")
+    assignments = ", ".join(f"set_config('app.{name}', '{value}', true)" for name, value in settings.items())
+    return f"BEGIN; SELECT {assignments}"
 
 
 class _BeginWithContext(AsyncpgTransaction):
@@ -187,7 +130,7 @@ class _Transaction(PostgresTransaction):
 
     __slots__ = ("_begin",)
 
-    def __init__(self, engine: PostgresEngine, allow_nested: bool, begin: str) -> None:
+    def __init__(self, engine: PostgresEngine, allow_nested: bool, begin: str | None) -> None:
         super().__init__(engine=engine, allow_nested=allow_nested)
         self._begin = begin
 
@@ -201,8 +144,9 @@ class _Transaction(PostgresTransaction):
                 if is_connection_lost(exc):
                     raise _unavailable(exc) from exc
                 raise
-            # asyncpg's transactions hold the connection behind the pool's proxy.
-            transaction = _BeginWithContext(_raw(connection), self._begin)
+            # A pooled connection is a proxy; asyncpg's transactions hold the connection behind it.
+            raw = connection._con if isinstance(connection, PoolConnectionProxy) else connection
+            transaction = connection.transaction() if self._begin is None else _BeginWithContext(raw, self._begin)
             try:
                 await transaction.start()
             except BaseException as exc:
@@ -264,62 +208,6 @@ class _Transaction(PostgresTransaction):
             log.warning("could not give a database connection back", exc_info=True)
 
 
-class _Read:
-    """A read outside any transaction: its statements run on one pooled connection whose session holds the
-    context, set only when that connection's last read had another (`_PooledConnection.session_context`).
-
-    For a read handler of one statement, a transaction buys nothing and costs its BEGIN and COMMIT: two round
-    trips of three. Several statements would each see their own snapshot, so a read whose statements must agree
-    takes a transaction instead. The session is read-only by default meanwhile: a write fails. A connection lost
-    is a `DatabaseUnavailable`, and one found broken when its context is set is replaced once, as at BEGIN.
-    """
-
-    __slots__ = ("_engine", "_entered", "_pool", "_session", "connection")
-
-    def __init__(self, engine: PostgresEngine, context: tuple[tuple[str, str], ...]) -> None:
-        self._engine = engine
-        self._session = _read_session(context)
-
-    async def __aenter__(self) -> _Read:
-        if self._engine.current_transaction.get() is not None:
-            raise RuntimeError("a read cannot run inside another unit of work")
-        pool: asyncpg.Pool | None = self._engine.pool
-        if pool is None:
-            raise ValueError("A pool isn't currently running.")
-        self._pool = pool
-        for attempt in (1, 2):
-            try:
-                connection = await pool.acquire()
-            except Exception as exc:
-                if is_connection_lost(exc):
-                    raise _unavailable(exc) from exc
-                raise
-            try:
-                await _set_session(connection, self._session)
-            except BaseException as exc:
-                await pool.release(connection)
-                if not is_connection_lost(exc):
-                    raise
-                if attempt == 2:
-                    raise _unavailable(exc) from exc
-                metrics.DB_CONNECTION_RETRIES_TOTAL.inc()
-                continue
-            self.connection = connection
-            break
-        # Piccolo runs a statement on the current transaction's `connection`.
-        self._entered = self._engine.current_transaction.set(self)  # type: ignore[arg-type]
-        return self
-
-    async def __aexit__(self, exception_type: Any, exception: BaseException | None, traceback: Any) -> None:
-        self._engine.current_transaction.reset(self._entered)
-        try:
-            await self._pool.release(self.connection)
-        except Exception:
-            log.warning("could not give a database connection back", exc_info=True)
-        if exception is not None and self.connection.is_closed() and is_connection_lost(exception):
-            raise _unavailable(exception) from exception
-
-
 class _DeferredEngine(PostgresEngine):
     async def check_version(self) -> None:
         # Piccolo connects at construction to check the server version; ours is built at import, before
@@ -327,16 +215,8 @@ class _DeferredEngine(PostgresEngine):
         return None
 
     def transaction(self, allow_nested: bool = True, context: Mapping[str, str] | None = None) -> PostgresTransaction:
-        """A transaction whose context (none by default) BEGIN's own statement sets (see `_begin_with`)."""
-        return _Transaction(self, allow_nested, _begin_with(context or {}))
-
-    async def _run_in_pool(self, query: str, args: Sequence[Any] | None = None) -> Any:
-        """A statement outside any unit of work (startup checks, the CLI), on a connection with no context."""
-        if not self.pool:
-            raise ValueError("A pool isn't currently running.")
-        async with self.pool.acquire() as connection:
-            await _clear_session(connection)
-            return await connection.fetch(query, *(args or ()))
+        """A transaction; with `context`, its settings are made by BEGIN's own statement (see `_begin_with`)."""
+        return _Transaction(self, allow_nested, _begin_with(context) if context else None)
 
     async def run_querystring(self, querystring: QueryString, in_pool: bool = True) -> Any:
         try:
@@ -481,13 +361,6 @@ async def tenant_tx(tenant_id: uuid.UUID) -> AsyncIterator[PostgresTransaction]:
     # Nesting would silently reuse the outer transaction and its (possibly other) tenant.
     async with ENGINE.transaction(allow_nested=False, context={"tenant_id": str(tenant_id), "scope": "tenant"}) as tx:
         yield tx
-
-
-def tenant_read(tenant_id: uuid.UUID) -> _Read:
-    """A read of exactly one tenant's rows, outside any transaction (see `_Read`): for one statement."""
-    if not isinstance(tenant_id, uuid.UUID):
-        raise TypeError("tenant_read needs a UUID")
-    return _Read(ENGINE, (("tenant_id", str(tenant_id)), ("scope", "tenant")))
 
 
 @asynccontextmanager

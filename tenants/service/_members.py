@@ -9,7 +9,7 @@ from datetime import datetime
 
 from controlplane.core import invalidation
 from controlplane.core.auth.principal import Principal
-from controlplane.core.db import SystemReason, system_tx, tenant_read, tenant_tx
+from controlplane.core.db import SystemReason, system_tx, tenant_tx
 from controlplane.core.pagination import PageRequest, page_of_views
 from controlplane.core.views import Page, view_of
 from tenants import audit, repository
@@ -65,7 +65,7 @@ async def _lock_memberships(tenant_id: uuid.UUID) -> None:
 
 
 async def list_members(tenant_id: uuid.UUID, page: PageRequest) -> Page[MemberView]:
-    async with tenant_read(tenant_id):
+    async with tenant_tx(tenant_id):
         rows = await repository.list_memberships(tenant_id, page)
     return page_of_views(rows, page, functools.partial(view_of, MemberView))
 

