@@ -72,7 +72,8 @@ async def test_the_revenue_dashboard_draws_the_months_and_refuses_a_bad_range(
     dashboard = await browser.get("/console/staff/revenue", params={"currency": "EUR"})
     assert dashboard.status_code == 200
     assert dashboard.text.count('<svg class="chart" role="img"') == 2 and not INLINE_SCRIPT.search(dashboard.text)
-    assert "Month by month, EUR" in dashboard.text and "Plugin adoption in" in dashboard.text
+    assert "Month by month, EUR" in dashboard.text and dashboard.text.count("Plugin adoption in") == 1
+    assert "<title>Revenue · Back office · Control plane</title>" in dashboard.text
     for params in ({"from": "2026-13"}, {"from": "2030-01", "to": "2030-02"}, {"from": "1999-01", "to": "2026-01"}):
         bad = await browser.get("/console/staff/revenue", params=params)
         assert 400 <= bad.status_code < 500 and bad.headers["content-type"].startswith("text/html"), params
