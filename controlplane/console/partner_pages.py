@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import PathParameter
+from litestar.params import PathParameter, QueryParameter
 from litestar.response import Redirect
 
 from billing import service as billing
@@ -32,6 +32,7 @@ from controlplane.console.charts import BarChart, bar_chart
 from controlplane.console.pages import signed_in
 from controlplane.console.params import PAGE_SIZE, Cursor, Form
 from controlplane.console.rendering import page
+from controlplane.console.revenue import revenue_months
 from controlplane.core.auth.principal import Principal
 from controlplane.core.pagination import PageRequest
 from controlplane.core.problems import status_for
@@ -209,6 +210,34 @@ class PartnerPages(Controller):
             next_cursor=next_cursor,
             revenue=revenue,
             month=str(Month.of(datetime.now(UTC))),
+        )
+
+    @get("/partners/{partner_id:uuid}/revenue")
+    async def revenue(
+        self,
+        request: Request[Any, Any, Any],
+        partner_id: PartnerPath,
+        first: Annotated[str | None, QueryParameter(name="from", max_length=7, required=False)] = None,
+        last: Annotated[str | None, QueryParameter(name="to", max_length=7, required=False)] = None,
+        currency: Annotated[str | None, QueryParameter(max_length=3, required=False)] = None,
+    ) -> Response[str]:
+        """The reseller's tenants' revenue month by month; the analytics refuse it to a reseller's viewers."""
+        principal = signed_in(request)
+        seen = await _reseller(principal, partner_id)
+        agreement = await _agreement(principal, partner_id)
+        plans = (await billing.list_plans(PageRequest.parse(100, None))).items
+        # By default the agreement's currency: the one its tenants are billed in.
+        currencies = {plan.currency for plan in plans} | ({agreement.currency} if agreement else set())
+        default = currency or (agreement.currency if agreement else None)
+        months = await revenue_months(principal, first, last, default, currencies, reseller_id=partner_id)
+        return page(
+            request,
+            "partner_revenue.html",
+            partner=seen.partner,
+            role=seen.role,
+            current="revenue",
+            revenue=months,
+            action=f"/console/partners/{partner_id}/revenue",
         )
 
     @get("/partners/{partner_id:uuid}/commissions")

@@ -5,8 +5,6 @@ conversion, month by month, with charts). The same service calls as the staff AP
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, get, post
@@ -14,23 +12,19 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect
 
 from billing import service as billing
-from billing.analytics import service as analytics
 from billing.disputes import rules as dispute_rules
 from billing.disputes import service as disputes
-from billing.money import display
-from controlplane.console.charts import bar_chart
 from controlplane.console.pages import signed_in
 from controlplane.console.params import PAGE_SIZE, Form, TenantPath
 from controlplane.console.plugin_pages import price_of
 from controlplane.console.rendering import page
+from controlplane.console.revenue import revenue_months
 from controlplane.console.signup_pages import flat_price
 from controlplane.core.auth.principal import Principal
 from controlplane.core.errors import StaffOnly
 from controlplane.core.pagination import MAX_PAGE_SIZE, PageRequest
 from plugins_registry import service as plugins
 from tenants import service as tenants
-
-_MONTHS = 12
 
 
 @dataclass
@@ -44,11 +38,6 @@ def _staff(request: Request[Any, Any, Any]) -> Principal:
     if not principal.is_staff:
         raise StaffOnly("the back office is for platform staff")
     return principal
-
-
-def _months_back(count: int, now: datetime) -> tuple[str, str]:
-    index = now.year * 12 + now.month - 1 - (count - 1)
-    return f"{index // 12:04d}-{index % 12 + 1:02d}", f"{now.year:04d}-{now.month:02d}"
 
 
 class StaffPages(Controller):
@@ -90,44 +79,10 @@ class StaffPages(Controller):
         currency: Annotated[str | None, QueryParameter(max_length=3, required=False)] = None,
     ) -> Response[str]:
         principal = _staff(request)
-        default_first, default_last = _months_back(_MONTHS, datetime.now(UTC))
-        first, last = first or default_first, last or default_last
         plans = (await billing.list_plans(PageRequest.parse(100, None))).items
-        currencies = sorted({plan.currency for plan in plans}) or ["EUR"]
-        currency = currency or currencies[0]
-        months = await analytics.revenue(
-            principal, analytics.month_of(first, "from"), analytics.month_of(last, "to"), currency, None
-        )
-        labels = [month.month for month in months]
-
-        def amount(minor: int | Decimal) -> str:
-            return display(int(minor), currency)
-
-        charts = [
-            bar_chart("mrr", f"MRR at each month's end, {currency}", labels, [m.mrr_end_minor for m in months], amount),
-            bar_chart(
-                "net-new",
-                f"Net new MRR each month (new, expansion and reactivation less contraction and churn), {currency}",
-                labels,
-                [
-                    m.new_minor + m.expansion_minor + m.reactivation_minor - m.contraction_minor - m.churned_minor
-                    for m in months
-                ],
-                amount,
-            ),
-        ]
-        adoption = await plugins.plugin_adoption(principal, last)
-        return page(
-            request,
-            "staff_revenue.html",
-            adoption=adoption,
-            months=months,
-            charts=charts,
-            currency=currency,
-            currencies=currencies,
-            first=first,
-            last=last,
-        )
+        revenue = await revenue_months(principal, first, last, currency, {plan.currency for plan in plans})
+        adoption = await plugins.plugin_adoption(principal, revenue.last)
+        return page(request, "staff_revenue.html", revenue=revenue, adoption=adoption, action="/console/staff/revenue")
 
     @get("/catalogue")
     async def catalogue(self, request: Request[Any, Any, Any]) -> Response[str]:

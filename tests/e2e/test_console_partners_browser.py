@@ -80,6 +80,11 @@ async def test_a_reseller_admin_reads_a_statement_and_downloads_its_csv(
         assert rows[0].startswith("tenant_id,invoice_number,kind")
         assert f"payable_minor,,,,,{statement['payable_minor']},EUR" in rows
 
+        await partner_nav.get_by_role("link", name="Revenue").click()
+        await page.wait_for_url(f"{base}/console/partners/{reseller}/revenue")
+        assert await page.get_by_role("img", name="MRR at each month's end, EUR").is_visible()
+        await _shown(page, "partner_revenue")
+
         await partner_nav.get_by_role("link", name="Payouts").click()
         await page.wait_for_url(f"{base}/console/partners/{reseller}/payouts")
         assert await page.get_by_role("cell", name="paid", exact=True).is_visible()

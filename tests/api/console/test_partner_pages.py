@@ -77,6 +77,16 @@ async def test_a_reseller_admin_reads_its_portal_a_statement_and_its_csv(
     assert display(figures["mrr_end_minor"], "EUR") in overview.text
     assert display(figures["arr_minor"], "EUR") in overview.text
 
+    months = await browser.get(f"{base}/revenue", params={"from": month, "to": month})
+    assert months.status_code == 200, months.text
+    assert_no_inline_code(months)
+    assert months.text.count('<svg class="chart" role="img"') == 2 and "Month by month, EUR" in months.text
+    row = months.text[months.text.index(f'<th scope="row">{month}</th>') :]
+    assert row.split("</td>")[0].endswith(display(figures["mrr_end_minor"], "EUR"))  # as the API's analytics
+    for params in ({"currency": "XXX"}, {"from": "2026-13"}, {"from": "1999-01", "to": month}):
+        bad = await browser.get(f"{base}/revenue", params=params)
+        assert 400 <= bad.status_code < 500 and bad.headers["content-type"].startswith("text/html"), params
+
     commissions = await browser.get(f"{base}/commissions")
     assert commissions.status_code == 200, commissions.text
     assert_no_inline_code(commissions)
@@ -128,6 +138,7 @@ async def test_another_partners_portal_is_not_found_as_over_the_api(
         base,
         f"{base}/commissions",
         f"{base}/payouts",
+        f"{base}/revenue",
         f"{base}/qualification",
         f"{base}/statements/{_this_month()}",
         f"{base}/statements/{_this_month()}/csv",
@@ -231,7 +242,10 @@ async def test_a_reseller_admin_submits_a_checkpoint_once_and_bad_submissions_re
     await sign_in(browser, viewer.email)
     read = await browser.get(f"{base}/qualification")
     assert read.status_code == 200 and "/submit" not in read.text
-    assert "admins read its tenants" in (await browser.get(base)).text  # revenue is the admins'
+    overview = await browser.get(base)
+    assert "admins read its tenants" in overview.text and f'href="{base}/revenue"' not in overview.text
+    months = await browser.get(f"{base}/revenue")  # revenue is the admins'
+    assert months.status_code == 403 and "forbidden_for_role" in months.text
     refused = await browser.post(
         f"{base}/checkpoints/tax_id_verified/submit", data={"csrf_token": csrf_of(read), "evidence": "x"}
     )
