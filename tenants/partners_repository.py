@@ -161,7 +161,8 @@ async def record_expiry_failure(partner_id: uuid.UUID, code: str, reason: str, a
 
 
 async def owned_tenants(reseller_id: uuid.UUID, page: PageRequest) -> list[dict[str, Any]]:
-    """In the reseller's context: its tenants and, per currency, what their invoices total and what is paid."""
+    """In the reseller's context: its tenants and, per currency, what their invoices total and what is paid,
+    and their MRR now (the latest of the MRR history, in each currency they have one above zero)."""
     clause, args = keyset_clause(page, "t.")
     rows = await fetch(
         "select t.id, t.name, t.slug, t.status, t.currency, t.created_at, coalesce(("
@@ -170,10 +171,14 @@ async def owned_tenants(reseller_id: uuid.UUID, page: PageRequest) -> list[dict[
         "    select i.currency, count(*) as invoices, sum(i.total_minor) as invoiced, "
         "      sum(i.total_minor) filter (where i.status = 'paid') as paid, sum(i.amount_due_minor) as outstanding "
         "    from invoices i where i.tenant_id = t.id and i.status <> 'draft' and i.status <> 'void' "
-        "    group by i.currency) s), '[]'::jsonb) as billing "
+        "    group by i.currency) s), '[]'::jsonb) as billing, coalesce(("
+        "  select jsonb_agg(jsonb_build_object('currency', m.currency, 'mrr_minor', m.mrr_minor) order by m.currency) "
+        "  from (select distinct on (c.currency) c.currency, c.mrr_minor from mrr_changes c "
+        "    where c.tenant_id = t.id and c.effective_at <= now() "
+        "    order by c.currency, c.effective_at desc, c.id desc) m where m.mrr_minor > 0), '[]'::jsonb) as mrr "
         f"from tenants t where t.reseller_id = {{}}{clause} order by t.created_at, t.id limit {{}}",
         reseller_id,
         *args,
         page.limit + 1,
     )
-    return [{**row, "billing": json.loads(row["billing"])} for row in rows]
+    return [{**row, "billing": json.loads(row["billing"]), "mrr": json.loads(row["mrr"])} for row in rows]

@@ -131,6 +131,11 @@ class BillingSummary(Struct):
     outstanding_minor: int
 
 
+class RecurringRevenue(Struct):
+    currency: str
+    mrr_minor: int
+
+
 class OwnedTenant(Struct):
     id: uuid.UUID
     name: str
@@ -139,6 +144,7 @@ class OwnedTenant(Struct):
     currency: str
     created_at: datetime
     billing: list[BillingSummary]
+    mrr: list[RecurringRevenue]  # now, per currency (none for a tenant without recurring revenue)
 
 
 class OwnedTenantPage(Struct):

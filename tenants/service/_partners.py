@@ -127,6 +127,14 @@ class BillingSummaryView:
 
 
 @dataclass(frozen=True, slots=True)
+class RecurringRevenueView:
+    """A tenant's monthly recurring revenue now, in one currency."""
+
+    currency: str
+    mrr_minor: int
+
+
+@dataclass(frozen=True, slots=True)
 class OwnedTenantView:
     """A tenant as its reseller sees it: no members, no personal data."""
 
@@ -137,6 +145,7 @@ class OwnedTenantView:
     currency: str
     created_at: datetime
     billing: list[BillingSummaryView]
+    mrr: list[RecurringRevenueView]
 
 
 async def _role(actor: Principal, partner_id: uuid.UUID) -> str:
@@ -424,7 +433,12 @@ async def ensure_qualified(partner_id: uuid.UUID, kind: str) -> None:
 
 
 def _owned_tenant(row: dict[str, Any]) -> OwnedTenantView:
-    return view_of(OwnedTenantView, row, billing=[BillingSummaryView(**summary) for summary in row["billing"]])
+    return view_of(
+        OwnedTenantView,
+        row,
+        billing=[BillingSummaryView(**summary) for summary in row["billing"]],
+        mrr=[RecurringRevenueView(**each) for each in row["mrr"]],
+    )
 
 
 async def reseller_tenants(actor: Principal, partner_id: uuid.UUID, page: PageRequest) -> Page[OwnedTenantView]:

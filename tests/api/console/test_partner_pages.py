@@ -67,6 +67,8 @@ async def test_a_reseller_admin_reads_its_portal_a_statement_and_its_csv(
     assert_no_inline_code(overview)
     [owned] = (await client.get(f"/v1/resellers/{reseller}/tenants", headers=founder.headers)).json()["items"]
     assert owned["name"] in overview.text and f"status-{owned['status']}" in overview.text
+    [mrr] = owned["mrr"]
+    assert display(mrr["mrr_minor"], "EUR") in overview.text[overview.text.index('id="tenants-heading"') :]
     revenue = await client.get(
         "/v1/analytics/revenue",
         params={"from": month, "to": month, "currency": "EUR", "reseller_id": reseller},

@@ -11,6 +11,7 @@ from prometheus_client import REGISTRY
 
 from tenants import service
 from tests.api._helpers import assert_problem
+from tests.api.billing._support import plan, subscribe
 from tests.conftest import connect_as_inspector
 from tests.factories import Actor, Factory
 
@@ -173,6 +174,32 @@ async def test_a_reseller_reads_only_its_own_tenants_and_no_personal_data(
     ).status_code == 200
     mine = (await client.get(f"/v1/resellers/{a}/tenants", headers=founders[0].headers)).json()
     assert {item["id"] for item in mine["items"]} == {tenant_a, tenant_b}
+
+
+async def test_a_reseller_reads_each_owned_tenants_mrr_and_no_one_elses(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    code = f"p{uuid.uuid4().hex[:6]}"
+    await plan(client, staff.headers, code, [{"type": "flat", "amount_minor": 4200}])
+    founders, partners = [], []
+    for _ in range(2):
+        founder = await factory.user()
+        pid = (await _sign_up(client, founder))["id"]
+        await _qualify(client, founder, staff, pid, RESELLER_CHAIN)
+        await _agree(client, staff, pid)
+        body = {"name": "Client", "slug": f"c-{uuid.uuid4().hex[:8]}", "reseller_id": pid}
+        tenant = (await client.post("/v1/tenants", json=body, headers=founder.headers)).json()
+        await subscribe(client, staff.headers, tenant["id"], code)
+        founders.append(founder)
+        partners.append((pid, tenant["id"]))
+    unsubscribed = {"name": "Idle", "slug": f"c-{uuid.uuid4().hex[:8]}", "reseller_id": partners[0][0]}
+    idle = (await client.post("/v1/tenants", json=unsubscribed, headers=founders[0].headers)).json()
+    (a, tenant_a), (_, tenant_b) = partners
+    mine = (await client.get(f"/v1/resellers/{a}/tenants", headers=founders[0].headers)).json()["items"]
+    assert {item["id"]: item["mrr"] for item in mine} == {
+        tenant_a: [{"currency": "EUR", "mrr_minor": 4200}],
+        idle["id"]: [],  # no recurring revenue: nothing, rather than a zero
+    }
+    assert tenant_b not in str(mine)
 
 
 async def test_a_reseller_admin_cannot_set_commercial_terms_when_creating_a_tenant(
