@@ -106,7 +106,7 @@ def devstack_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def stack_env(devstack_root: Path) -> Iterator[dict[str, str]]:
-    stack = DevStack(devstack_root, api_port=0)
+    stack = DevStack(devstack_root, api_port=0, durable=False)
     try:
         env = stack.up(configured={})
         asyncio.run(run_migrations(env["DATABASE_OWNER_URL"], env["DATABASE_URL"]))

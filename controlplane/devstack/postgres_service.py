@@ -63,7 +63,8 @@ class PostgresService:
     port_names = ("postgres",)
     stop_signal = signal.SIGINT  # "fast" shutdown; SIGTERM would wait for every client to disconnect
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, durable: bool = True) -> None:
+        self.durable = durable
         self.dir = root / "postgres"
         self.data = self.dir / "data"
         self.log = self.dir / "postgres.log"
@@ -81,6 +82,8 @@ class PostgresService:
             "-c", f"port={ports['postgres']}",
             "-c", "unix_socket_directories=",  # TCP only: no socket file in /tmp to collide on
         ]  # fmt: skip
+        if not self.durable:  # a test run's throwaway cluster: nothing it writes must outlive a crash
+            command += ["-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
         return spawn(command, self.log, cwd=self.dir, run_as=run_as)
 
     def is_ready(self, ports: Mapping[str, int]) -> bool:

@@ -27,16 +27,18 @@ class DevStack:
     """PostgreSQL, Redis, OpenBao, a Stripe double and an SMTP server that keeps what it receives, as real
     local processes, data kept in `root`.
 
+    `durable=False` (the test suite's stack) runs PostgreSQL without fsync: fast, and lost on a crash.
+
     Layout: root/state.json (ports, pids, env; 0600), root/<service>/ (data, logs, credentials).
     """
 
-    def __init__(self, root: Path, *, api_port: int = 8000) -> None:
+    def __init__(self, root: Path, *, api_port: int = 8000, durable: bool = True) -> None:
         self.root = Path(root).resolve()
         self.api_port = api_port
         self.state_file = self.root / "state.json"
         # The order of start-up and of the env (down stops them all at once).
         self.services: tuple[Service, ...] = (
-            PostgresService(self.root),
+            PostgresService(self.root, durable=durable),
             RedisService(self.root),
             OpenBaoService(self.root),
             StripeService(self.root),

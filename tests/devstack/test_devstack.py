@@ -112,6 +112,19 @@ async def test_owner_role_owns_the_database_and_schema_without_privileges(stack:
         await connection.close()
 
 
+async def test_the_dev_stack_keeps_its_data_durable_and_the_test_suites_does_not(
+    stack: DevStack, stack_env: dict[str, str]
+) -> None:
+    """`make run`'s PostgreSQL syncs to disk; the test suite's throwaway one (`durable=False`) does not."""
+    for env, expected in ((stack.env(), "on"), (stack_env, "off")):
+        connection = await asyncpg.connect(env["DATABASE_URL"])
+        try:
+            assert await connection.fetchval("show fsync") == expected
+            assert await connection.fetchval("show synchronous_commit") == expected
+        finally:
+            await connection.close()
+
+
 def test_redis_answers(stack: DevStack) -> None:
     client = redis.Redis.from_url(stack.env()["REDIS_URL"])
     try:
