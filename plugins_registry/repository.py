@@ -262,13 +262,34 @@ async def active_licenses(tenant_id: uuid.UUID, *, lock: bool = False) -> list[d
     return [_decoded(row, "entitlements") for row in rows]
 
 
-async def list_licenses(tenant_id: uuid.UUID, page: PageRequest) -> list[dict[str, Any]]:
+# One plugin's licenses of a tenant, by the plugin's id (the slug is the plugin's, so its unique index finds it):
+# `licenses_plugin_idx` (tenant_id, plugin_id, created_at, id) serves them in either order.
+_OF_PLUGIN = " and plugin_id = (select id from plugins where slug = {})"
+
+
+async def list_licenses(tenant_id: uuid.UUID, page: PageRequest, slug: str | None = None) -> list[dict[str, Any]]:
+    """The tenant's licenses, oldest first; only those of the plugin `slug` when it is given."""
     clause, args = keyset_clause(page)
+    of_plugin, plugin_args = ("", []) if slug is None else (_OF_PLUGIN, [slug])
     rows = await fetch(
-        f"select {LICENSE_COLUMNS} from licenses where tenant_id = {{}}{clause} order by created_at, id limit {{}}",
+        f"select {LICENSE_COLUMNS} from licenses where tenant_id = {{}}{of_plugin}{clause} "
+        "order by created_at, id limit {}",
         tenant_id,
+        *plugin_args,
         *args,
         page.limit + 1,
+    )
+    return [_decoded(row, "entitlements") for row in rows]
+
+
+async def latest_licenses(tenant_id: uuid.UUID, slug: str, limit: int) -> list[dict[str, Any]]:
+    """The tenant's newest `limit` licenses of the plugin `slug`, newest first."""
+    rows = await fetch(
+        f"select {LICENSE_COLUMNS} from licenses where tenant_id = {{}}{_OF_PLUGIN} "
+        "order by created_at desc, id desc limit {}",
+        tenant_id,
+        slug,
+        limit,
     )
     return [_decoded(row, "entitlements") for row in rows]
 
@@ -389,6 +410,16 @@ async def count_recent_activations(tenant_id: uuid.UUID, license_id: uuid.UUID, 
         since,
     )
     return int(rows[0]["n"])
+
+
+async def seats_in_use(tenant_id: uuid.UUID) -> list[dict[str, Any]]:
+    """Each active license of the tenant with its live activations counted (by `license_activations_live_idx`)."""
+    return await fetch(
+        "select l.id as license_id, (select count(*) from license_activations a where a.tenant_id = l.tenant_id "
+        "and a.license_id = l.id and a.released_at is null) as seats_used "
+        "from licenses l where l.tenant_id = {} and l.status = 'active'",
+        tenant_id,
+    )
 
 
 async def list_activations(tenant_id: uuid.UUID, license_id: uuid.UUID) -> list[dict[str, Any]]:

@@ -26,9 +26,8 @@ from billing.addons import service as _addons
 from billing.addons.rules import Addon
 from billing.analytics import history as mrr_history
 from billing.invoices import repository
-from billing.invoices.service import finalize, settle_if_paid_by_credits, write_invoice
+from billing.invoices.service import boundary_invoice, finalize, settle_if_paid_by_credits, write_invoice
 from billing.notices import service as notices
-from billing.subscriptions import lifecycle
 from billing.subscriptions import repository as subscriptions_repository
 from billing.subscriptions import state as _state
 from billing.subscriptions.states import Status
@@ -83,29 +82,11 @@ async def catch_up(
         if row is None or not boundary_due(row, cutoff):
             break
         sub = await _state.load(row)
-        window = lifecycle.usage_window(sub)
-        usage = (
-            await _state.usage_for(tenant_id, sub.plan, window.start, window.end, period_start=sub.current_period.start)
-            if sub.status != Status.TRIALING
-            else {}
-        )
-        step = lifecycle.cross_boundary(sub, usage)
         if addons is None:
             addons = await _addons.billable(tenant_id, subscription_id, sub.current_period.start)
-        # Add-ons (paid plugins) are billed at every boundary, during the subscription's own trial too.
-        addon_lines = await _addons.boundary_lines(tenant_id, addons, sub, step.subscription)
-        invoice_id = await write_invoice(
-            tenant_id=tenant_id,
-            subscription_id=subscription_id,
-            kind="cycle",
-            boundary=sub.current_period.end,
-            currency=step.subscription.plan.currency,
-            plan_code=step.subscription.plan.code,
-            period=step.invoice_period,
-            lines=step.lines + addon_lines,
-            now=now,
-            settle=False,
-        )
+        # The upcoming invoice is computed from the same arguments (`upcoming_invoice`), so it shows this one.
+        step, arguments = await boundary_invoice(tenant_id, subscription_id, sub, addons)
+        invoice_id = await write_invoice(**arguments, boundary=sub.current_period.end, now=now, settle=False)
         if invoice_id is None:
             break
         changes = _state.columns(step.subscription)

@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from billing.access import tenant_of
 from billing.addons import service as _addons
+from billing.addons.rules import Addon
 from billing.commissions import service as _commissions
 from billing.discounts import service as _discounts
 from billing.disputes import repository as disputes_repository
@@ -39,6 +40,7 @@ from billing.rating import Line
 from billing.subscriptions import lifecycle
 from billing.subscriptions import repository as subscriptions_repository
 from billing.subscriptions import state as _state
+from billing.subscriptions.states import Status
 from billing.taxes import service as _taxes
 from billing.wallets.application import CREDIT_PURCHASE, apply_credits, give_back_credits, restore_credits
 from controlplane.core import metrics
@@ -291,8 +293,10 @@ def preview_of(
     kind: str,
     currency: str,
     period: Period,
+    status: Literal["preview", "upcoming"] = "preview",
 ) -> InvoiceView:
-    """The view of an invoice computed and not written: no id, number or issue date, the status "preview"."""
+    """The view of an invoice computed and not written: no id, number or issue date, the status "preview" (or
+    "upcoming": the next boundary's invoice)."""
     figures = composed.figures
     return InvoiceView(
         id=None,
@@ -300,7 +304,7 @@ def preview_of(
         tenant_id=tenant_id,
         subscription_id=subscription_id,
         kind=kind,
-        status="preview",
+        status=status,
         currency=currency,
         period_start=period.start,
         period_end=period.end,
@@ -440,55 +444,54 @@ async def get_invoice(actor: Principal, invoice_id: uuid.UUID) -> InvoiceView:
     return _view_in_full(row)
 
 
+async def boundary_invoice(
+    tenant_id: uuid.UUID, subscription_id: uuid.UUID, sub: lifecycle.Subscription, addons: list[Addon]
+) -> tuple[lifecycle.Step, dict[str, Any]]:
+    """Inside the caller's tenant transaction: the boundary at the end of `sub`'s current period as the cycle
+    bills it (the step, with the subscription after it) and its invoice's arguments to `write_invoice` (the
+    cycle adds the boundary) or, for the upcoming invoice, `compose_invoice`. `addons`: the subscription's
+    billable add-ons (`addons.billable`)."""
+    window = lifecycle.usage_window(sub)
+    usage = (
+        await _state.usage_for(tenant_id, sub.plan, window.start, window.end, period_start=sub.current_period.start)
+        if sub.status != Status.TRIALING
+        else {}
+    )
+    step = lifecycle.cross_boundary(sub, usage)
+    # Add-ons (paid plugins) are billed at every boundary, during the subscription's own trial too.
+    addon_lines = await _addons.boundary_lines(tenant_id, addons, sub, step.subscription)
+    return step, {
+        "tenant_id": tenant_id,
+        "subscription_id": subscription_id,
+        "kind": "cycle",
+        "currency": step.subscription.plan.currency,
+        "plan_code": step.subscription.plan.code,
+        "period": step.invoice_period,
+        "lines": step.lines + addon_lines,
+    }
+
+
 async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) -> InvoiceView:
-    """What the next boundary will bill if usage stays as it is now; nothing is written."""
+    """What the next boundary will bill if usage stays as it is now; nothing is written. Computed as the cycle
+    computes the invoice it writes there (`boundary_invoice`, `compose_invoice`): its pending items, discounts,
+    credit carried to the invoice after it, taxes and cash rounding."""
     now = now or datetime.now(UTC)
     async with tenant_tx(tenant_id):
         row = await subscriptions_repository.live_subscription(tenant_id)
         if row is None:
             raise SubscriptionNotFound("the tenant has no live subscription")
         sub = await _state.load(row)
-        window = lifecycle.usage_window(sub)
-        usage = await _state.usage_for(
-            tenant_id, sub.plan, window.start, window.end, period_start=sub.current_period.start
-        )
-        step = lifecycle.cross_boundary(sub, usage)
         addons = await _addons.billable(tenant_id, row["id"], sub.current_period.start)
-        addon_lines = await _addons.boundary_lines(tenant_id, addons, sub, step.subscription)
-        pending = await adjustments_repository.open_pending_items(row["id"])
-        lines = step.lines + addon_lines + [_line_of_pending(item) for item in pending]
-        discounts = await _discounts.discount_lines(
-            tenant_id,
-            row["id"],
-            lines,
-            step.invoice_period,
-            currency=sub.plan.currency,
-            plan_code=step.subscription.plan.code,
-        )
-        lines = lines + discounts
-        rates = await _taxes.rates_of(tenant_id)
-    figures = totals([line.amount_minor for line in lines], rates)
-    figures = _cash_rounded(lines, figures, sub.plan.currency, step.invoice_period)
-    return InvoiceView(
-        id=None,
-        number=None,
+        _, arguments = await boundary_invoice(tenant_id, row["id"], sub, addons)
+        composed = await compose_invoice(**arguments)
+    return preview_of(
+        composed,
         tenant_id=tenant_id,
         subscription_id=row["id"],
         kind="cycle",
+        currency=arguments["currency"],
+        period=arguments["period"],
         status="upcoming",
-        currency=sub.plan.currency,
-        period_start=step.invoice_period.start,
-        period_end=step.invoice_period.end,
-        subtotal_minor=figures.subtotal_minor,
-        discount_minor=sum((line.amount_minor for line in discounts), 0),
-        tax_minor=figures.tax_minor,
-        taxes=figures.taxes,
-        total_minor=figures.total_minor,
-        amount_due_minor=max(figures.total_minor, 0),
-        credited_minor=0,
-        credits_applied_minor=0,
-        issued_at=None,
-        lines=tuple(line_view(line) for line in lines),
     )
 
 

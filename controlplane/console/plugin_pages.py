@@ -37,8 +37,10 @@ from tenants.roles import Permission
 
 T = TypeVar("T")
 SlugPath = Annotated[str, PathParameter(description="The plugin's slug", max_length=63)]
-# A tenant's installs and licenses are read whole for its pages, page after page, up to this many pages.
+# A tenant's installs are read whole for the catalogue page, page after page, up to this many pages.
 _MAX_PAGES = 20
+# A plugin's page lists the tenant's newest licenses of it, this many at most (one more is read to tell).
+_LICENSES_SHOWN = 50
 _VERSION_LENGTH = 256  # as the API's VersionText
 _SEATS_DIGITS = len(str(MAX_SEATS))
 
@@ -78,14 +80,14 @@ async def _installs(request: Request[Any, Any, Any], tenant_id: uuid.UUID) -> li
 
 
 async def _installed(request: Request[Any, Any, Any], tenant_id: uuid.UUID, slug: str) -> plugins.InstallView | None:
-    return next((each for each in await _installs(request, tenant_id) if each.plugin == slug), None)
+    return await plugins.get_install(_licensing(request), tenant_id, slug)
 
 
-async def _licenses_of(request: Request[Any, Any, Any], tenant_id: uuid.UUID, slug: str) -> list[plugins.LicenseView]:
-    """Every license the tenant held of the plugin, newest first (revoked and expired ones too)."""
-    issuer = _licensing(request)
-    every = await _every(lambda page_request: plugins.list_licenses(issuer, tenant_id, page_request))
-    return sorted((each for each in every if each.plugin == slug), key=lambda each: each.issued_at, reverse=True)
+async def _licenses_of(
+    request: Request[Any, Any, Any], tenant_id: uuid.UUID, slug: str, limit: int
+) -> list[plugins.LicenseView]:
+    """The tenant's newest licenses of the plugin, newest first (revoked and expired ones too)."""
+    return await plugins.latest_licenses(_licensing(request), tenant_id, slug, limit)
 
 
 async def _may_manage(principal: Principal, tenant_id: uuid.UUID) -> bool:
@@ -138,11 +140,8 @@ class PluginPages(Controller):
         tenant = await tenant_in_view(principal, tenant_id, Permission.READ_PLUGINS)
         catalogue = await plugins.list_plugins(PageRequest.parse(None, cursor))
         installs = await _installs(request, tenant_id)
-        seats_used = {
-            each.plugin: len(await plugins.list_activations(principal, each.license.id))
-            for each in installs
-            if each.license.status == "active"
-        }
+        held = await plugins.seats_in_use(tenant_id)  # one read, not one per install
+        seats_used = {each.plugin: held.get(each.license.id, 0) for each in installs if each.license.status == "active"}
         return page(
             request,
             "plugins.html",
@@ -217,7 +216,7 @@ class PluginPages(Controller):
             return await _plugin_page(
                 request, principal, tenant_id, slug, status=409, error="This plugin has no trial."
             )
-        if await _licenses_of(request, tenant_id, slug):  # its trial was given with its first install
+        if await _licenses_of(request, tenant_id, slug, limit=1):  # its trial was given with its first install
             error = "This tenant used the plugin's trial already: install it to go on."
             return await _plugin_page(request, principal, tenant_id, slug, status=409, error=error)
         try:
@@ -264,7 +263,7 @@ async def _plugin_page(
     plugin = await plugins.get_plugin(slug)
     versions = await plugins.list_versions(slug)
     installed = await _installed(request, tenant_id, slug)
-    licenses = await _licenses_of(request, tenant_id, slug)
+    licenses = await _licenses_of(request, tenant_id, slug, _LICENSES_SHOWN + 1)
     activations = []
     if installed is not None and installed.license.status == "active":
         activations = await plugins.list_activations(principal, installed.license.id)
@@ -277,7 +276,8 @@ async def _plugin_page(
         versions=versions,
         installable=[each for each in versions if not each.yanked],
         installed=installed,
-        licenses=licenses,
+        licenses=licenses[:_LICENSES_SHOWN],
+        licenses_cut=len(licenses) > _LICENSES_SHOWN,
         activations=activations,
         may_manage=await _may_manage(principal, tenant_id),
         trial_available=bool(plugin.pricing.trial_days) and installed is None and not licenses,

@@ -204,9 +204,19 @@ class TenantLicenseController(Controller):
 
     @get("/", **allow(Permission.READ_PLUGINS, 422))
     async def list_licenses(
-        self, request: Request[Any, Any, Any], tenant_id: TenantId, limit: Limit = None, cursor: Cursor = None
+        self,
+        request: Request[Any, Any, Any],
+        tenant_id: TenantId,
+        limit: Limit = None,
+        cursor: Cursor = None,
+        plugin: Annotated[
+            str | None,
+            QueryParameter(
+                min_length=2, max_length=63, pattern=SLUG_PATTERN, description="Only the licenses of this plugin"
+            ),
+        ] = None,
     ) -> LicensePage:
-        page = await service.list_licenses(_licensing(request), tenant_id, PageRequest.parse(limit, cursor))
+        page = await service.list_licenses(_licensing(request), tenant_id, PageRequest.parse(limit, cursor), plugin)
         return to_struct(LicensePage, page)
 
 

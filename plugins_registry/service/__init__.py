@@ -9,6 +9,7 @@ from plugins_registry.service._activations import (
     heartbeat,
     list_activations,
     release_stale,
+    seats_in_use,
 )
 from plugins_registry.service._adoption import plugin_adoption
 from plugins_registry.service._catalogue import (
@@ -30,12 +31,21 @@ from plugins_registry.service._catalogue import (
     yank_version,
 )
 from plugins_registry.service._entitlements import EntitlementAnswer, cached_check, check, count_cached
-from plugins_registry.service._installs import install, list_installs, require_plugin, rollback, uninstall, update
+from plugins_registry.service._installs import (
+    get_install,
+    install,
+    list_installs,
+    require_plugin,
+    rollback,
+    uninstall,
+    update,
+)
 from plugins_registry.service._licenses import (
     ExpiryReport,
     RevokedLicenseView,
     expire_due,
     get_license,
+    latest_licenses,
     list_licenses,
     refresh,
     renew_on_payment,
@@ -74,11 +84,13 @@ __all__ = [
     "create_publisher",
     "deactivate",
     "expire_due",
+    "get_install",
     "get_license",
     "get_plugin",
     "get_publisher",
     "heartbeat",
     "install",
+    "latest_licenses",
     "list_activations",
     "list_installs",
     "list_licenses",
@@ -95,6 +107,7 @@ __all__ = [
     "revocations",
     "revoke_for_erased_tenant",
     "rollback",
+    "seats_in_use",
     "uninstall",
     "update",
     "yank_version",

@@ -122,6 +122,13 @@ async def list_activations(actor: Principal, license_id: uuid.UUID) -> list[Acti
         return [view_of(ActivationView, row) for row in await repository.list_activations(tenant_id, license_id)]
 
 
+async def seats_in_use(tenant_id: uuid.UUID) -> dict[uuid.UUID, int]:
+    """The seats held on each active license of the tenant (its live activations), by license id, in one read.
+    The caller has checked READ_PLUGINS in the tenant, as for `list_installs`."""
+    async with tenant_tx(tenant_id):
+        return {row["license_id"]: row["seats_used"] for row in await repository.seats_in_use(tenant_id)}
+
+
 async def release_stale(silence: timedelta, now: datetime | None = None) -> int:
     """The beat task: activations silent (no heartbeat) for `silence` give their seat back. Safe to rerun."""
     now = now or datetime.now(UTC)

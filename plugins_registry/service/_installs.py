@@ -185,6 +185,18 @@ async def list_installs(issuer: Licensing, tenant_id: uuid.UUID, page: PageReque
         return Page(views, cursor)
 
 
+async def get_install(issuer: Licensing, tenant_id: uuid.UUID, plugin: str) -> InstallView | None:
+    """The tenant's live install of one plugin (a slug) with its license, or None when it is not installed.
+    The caller has checked READ_PLUGINS in the tenant, as for `list_installs`."""
+    async with tenant_tx(tenant_id):
+        row = await repository.live_install(tenant_id, plugin)
+        if row is None:
+            return None
+        license_row = await repository.license_of_install(row["id"], lock=True)
+        assert license_row is not None
+        return await _view(row, await fresh(issuer.signer, license_row))
+
+
 async def _live(tenant_id: uuid.UUID, slug: str) -> tuple[dict[str, Any], dict[str, Any]]:
     row = await repository.live_install(tenant_id, slug, lock=True)
     if row is None:

@@ -11,7 +11,8 @@ from billing import service as billing
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
-from controlplane.core.pagination import PageRequest, encode_cursor, page_of
+from controlplane.core.errors import InvalidInput
+from controlplane.core.pagination import MAX_PAGE_SIZE, PageRequest, encode_cursor, page_of
 from controlplane.core.views import Page, view_of
 from plugins_registry import licensing, repository
 from plugins_registry.errors import LicenseNotActive, LicenseNotFound
@@ -61,10 +62,24 @@ async def get_license(actor: Principal, issuer: Licensing, license_id: uuid.UUID
         return license_view(await fresh(issuer.signer, row))
 
 
-async def list_licenses(issuer: Licensing, tenant_id: uuid.UUID, page: PageRequest) -> Page[LicenseView]:
+async def list_licenses(
+    issuer: Licensing, tenant_id: uuid.UUID, page: PageRequest, plugin: str | None = None
+) -> Page[LicenseView]:
+    """The tenant's licenses, oldest first (revoked and expired ones too); only the plugin's when `plugin` (a
+    slug) is given. The caller has checked READ_PLUGINS in the tenant, as for every tenant list."""
     async with tenant_tx(tenant_id):
-        rows, cursor = page_of(await repository.list_licenses(tenant_id, page), page)
+        rows, cursor = page_of(await repository.list_licenses(tenant_id, page, plugin), page)
         return Page([license_view(await fresh(issuer.signer, row)) for row in rows], cursor)
+
+
+async def latest_licenses(issuer: Licensing, tenant_id: uuid.UUID, plugin: str, limit: int) -> list[LicenseView]:
+    """The tenant's newest `limit` licenses of one plugin (a slug), newest first, revoked and expired ones too.
+    The caller has checked READ_PLUGINS in the tenant, as for `list_licenses`."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise InvalidInput(f"limit must be between 1 and {MAX_PAGE_SIZE}")
+    async with tenant_tx(tenant_id):
+        rows = await repository.latest_licenses(tenant_id, plugin, limit)
+        return [license_view(await fresh(issuer.signer, row)) for row in rows]
 
 
 async def _paid_through(tenant_id: uuid.UUID, grace: timedelta) -> datetime | None:

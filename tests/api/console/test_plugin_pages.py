@@ -10,8 +10,10 @@ import re
 import uuid
 from typing import Any
 
+import pytest
 from httpx import AsyncClient, Response
 
+from controlplane.console import plugin_pages
 from tests.api.billing._support import plan, subscribe
 from tests.api.console.test_console import browser, csrf_of, sign_in
 from tests.api.plugins._support import Headers, machine_key, publish, publisher
@@ -165,6 +167,37 @@ async def test_install_shows_the_license_seats_and_activations_and_repeats_and_u
     repeated = await post_form(browser, path, f"{path}/uninstall")
     assert repeated.status_code == 303
     assert len(await licenses_of(client, admin, tenant["id"])) == 1
+
+
+def licenses_section(page: Response) -> str:
+    return page.text.split('id="licenses-heading"', 1)[1].split("</section>", 1)[0]
+
+
+async def test_the_plugin_page_lists_its_own_licenses_newest_first_and_says_when_older_ones_are_left_out(
+    browser: AsyncClient, client: AsyncClient, factory: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tenant, admin, staff = await subscribed_tenant(client, factory)
+    made = await listed_plugin(client, staff.headers, "Exporter", {"model": "free"})
+    other = await listed_plugin(client, staff.headers, "Mailer", {"model": "free"})
+    await sign_in(browser, admin.email)
+    path = f"/console/tenants/{tenant['id']}/plugins/{made['slug']}"
+    other_path = f"/console/tenants/{tenant['id']}/plugins/{other['slug']}"
+    for action in ("install", "uninstall", "install"):
+        assert (await post_form(browser, path, f"{path}/{action}")).status_code == 303
+    assert (await post_form(browser, other_path, f"{other_path}/install")).status_code == 303
+    assert len(await licenses_of(client, admin, tenant["id"])) == 3
+
+    section = licenses_section(await browser.get(path))
+    rows = re.findall(r"<tbody>(.*?)</tbody>", section, re.S)[0].count("<tr>")
+    assert rows == 2  # this plugin's two licenses, not the other plugin's
+    assert section.index("status-active") < section.index("status-revoked")  # newest first
+    assert "older licenses are not" not in section
+
+    monkeypatch.setattr(plugin_pages, "_LICENSES_SHOWN", 1)
+    section = licenses_section(await browser.get(path))
+    assert re.findall(r"<tbody>(.*?)</tbody>", section, re.S)[0].count("<tr>") == 1
+    assert "status-active" in section and "status-revoked" not in section
+    assert "Only the newest 1 are shown; older licenses are not." in section
 
 
 async def test_a_trial_starts_once_and_its_license_shows(

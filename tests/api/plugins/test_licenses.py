@@ -227,6 +227,25 @@ async def test_licenses_are_listed_with_their_tokens_and_read_by_id(client: Asyn
     assert_problem(await client.get(f"/v1/licenses/{uuid.uuid4()}", headers=admin.headers), 404, "license_not_found")
 
 
+async def test_licenses_are_listed_for_one_plugin_when_asked(client: AsyncClient, factory: Factory) -> None:
+    staff = await factory.staff()
+    pub = await publisher(client, staff.headers)
+    first, second = [await plugin(client, staff.headers, pub["id"]) for _ in range(2)]
+    tenant, admin = await tenant_with_admin(factory, staff)
+    other, other_admin = await tenant_with_admin(factory, staff)
+    installs = [await install(client, admin.headers, tenant["id"], made["slug"]) for made in (first, second)]
+    await install(client, other_admin.headers, other["id"], first["slug"])
+    url = f"/v1/tenants/{tenant['id']}/licenses"
+
+    listed = await client.get(url, params={"plugin": first["slug"]}, headers=admin.headers)
+    assert listed.status_code == 200, listed.text
+    assert [item["id"] for item in listed.json()["items"]] == [installs[0]["license"]["id"]]
+    unknown = await client.get(url, params={"plugin": "no-such-plugin"}, headers=admin.headers)
+    assert unknown.status_code == 200 and unknown.json()["items"] == [], unknown.text
+    for bad in ("Not A Slug", "x", "a" * 64, "-leading-dash"):
+        assert_problem(await client.get(url, params={"plugin": bad}, headers=admin.headers), 400)
+
+
 async def test_another_tenant_cannot_reach_a_license_or_install(
     client: AsyncClient, factory: Factory, report: Any
 ) -> None:
