@@ -98,13 +98,14 @@ async def visitor_page(request: Request[Any, Any, Any], template: str, **context
     return page(request, template, cookies=[cookie(request, session.id)], **context)
 
 
-async def start_session(request: Request[Any, Any, Any], user_id: uuid.UUID, then: str) -> Response[Any]:
-    """Signed in: the visitor's session ends and a new one (a new id) begins; on to `then`."""
+async def start_session(request: Request[Any, Any, Any], user: tenants.UserView, then: str) -> Response[Any]:
+    """Signed in: the session the request came with ends and a new one (a new id) begins, in the user's session
+    generation as read with their password (a change since ends it at once); on to `then`."""
     sessions = _sessions(request)
-    visitor = console_session(request.scope)
-    if visitor is not None:
-        await sessions.end(visitor.id)
-    session = await sessions.start(user_id)
+    previous = console_session(request.scope)
+    if previous is not None:
+        await sessions.end(previous.id)
+    session = await sessions.start(user.id, user.session_generation)
     return Redirect(then, status_code=303, cookies=[cookie(request, session.id)])
 
 
@@ -146,10 +147,21 @@ class AuthPages(Controller):
         except InvalidCredentials:
             return page(request, "signin.html", status=401, error="The email or password is not right.", email=email)
         await throttle.succeeded(email, address)
-        return await start_session(request, user.id, "/console/")
+        return await start_session(request, user, "/console/")
 
     @post("/signout", status_code=303)
     async def signout(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        session = console_session(request.scope)
+        if session is not None:
+            await _sessions(request).end(session.id)
+        return Redirect("/console/signin", status_code=303, cookies=[cookie(request, "", max_age=0)])
+
+    @post("/signout/everywhere", status_code=303)
+    async def signout_everywhere(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """Every session of the person ends, in every browser and process (their session generation moves on);
+        this one too. Repeated, it ends whatever sessions began since, which is what was asked."""
+        principal = signed_in(request)
+        await tenants.end_sessions(principal.id)
         session = console_session(request.scope)
         if session is not None:
             await _sessions(request).end(session.id)

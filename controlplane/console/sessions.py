@@ -43,6 +43,9 @@ class ConsoleSession:
     user_id: uuid.UUID | None  # None: a visitor, not signed in
     csrf_token: str
     started_at: float  # epoch seconds
+    # The user's session generation when it started: once theirs is higher (a password change, "sign out
+    # everywhere"), the session is over (`ConsoleMiddleware`).
+    generation: int = 0
 
     @property
     def expires_at(self) -> float:
@@ -57,18 +60,20 @@ class SessionStore:
     def __init__(self, client: aioredis.Redis) -> None:
         self._client = client
 
-    async def start(self, user_id: uuid.UUID | None) -> ConsoleSession:
+    async def start(self, user_id: uuid.UUID | None, generation: int = 0) -> ConsoleSession:
         session = ConsoleSession(
             id=secrets.token_urlsafe(_ID_BYTES),
             user_id=user_id,
             csrf_token=secrets.token_urlsafe(_ID_BYTES),
             started_at=time.time(),
+            generation=generation,
         )
         value = json.dumps(
             {
                 "user_id": str(user_id) if user_id else None,
                 "csrf_token": session.csrf_token,
                 "started_at": session.started_at,
+                "generation": generation,
             }
         )
         await redis_call(self._client.set(_key(session.id), value, ex=IDLE_SECONDS))
@@ -88,6 +93,7 @@ class SessionStore:
             user_id=uuid.UUID(stored["user_id"]) if stored["user_id"] else None,
             csrf_token=stored["csrf_token"],
             started_at=float(stored["started_at"]),
+            generation=int(stored.get("generation", 0)),  # sessions from before generations: 0
         )
         left = session.expires_at - time.time()
         if left <= 0:

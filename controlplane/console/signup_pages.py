@@ -172,7 +172,7 @@ class SignupPages(Controller):
             user = await tenants.register_user(email, data.password)
         except UserExists:
             return page(request, "signup_exists.html", status=409)
-        return await start_session(request, user.id, "/console/signup/tenant")
+        return await start_session(request, user, "/console/signup/tenant")
 
     @get("/signup/tenant")
     async def tenant_form(self, request: Request[Any, Any, Any]) -> Response[Any]:
