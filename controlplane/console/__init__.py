@@ -17,6 +17,7 @@ from controlplane.console.middleware import ConsoleMiddleware
 from controlplane.console.pages import CONSOLE_EXCEPTION_HANDLERS, AuthPages, TenantPages, csrf_protected
 from controlplane.console.partner_pages import PartnerPages
 from controlplane.console.partner_review_pages import PartnerReviewPages
+from controlplane.console.password_pages import PasswordPages
 from controlplane.console.plugin_pages import PluginPages
 from controlplane.console.sessions import SessionStore
 from controlplane.console.signup_links import SignupLinks
@@ -37,6 +38,7 @@ def console_router() -> Router:
         route_handlers=[
             AuthPages,
             SignupPages,
+            PasswordPages,
             TenantPages,
             TeamPages,
             StaffPages,

@@ -1,9 +1,11 @@
-"""The email proof of a sign-up: a single-use link, mailed, that expires; and how often one may be asked for.
+"""The email proof of a sign-up or of a forgotten password's reset: a single-use link, mailed, that expires; and
+how often one may be asked for.
 
-A link's token is random (never derived from the address); Redis keeps the address under the token's SHA-256
-for `LINK_SECONDS`, so an abandoned sign-up disappears by itself, and a redeemed one at once (GETDEL: two tabs
-redeeming one link make one account). Asking for links is limited per address and per email, each a fixed
-window in Redis: a form cannot be made to mail someone without end.
+A link's token is random (never derived from the address); Redis keeps the address under the token's SHA-256,
+in a key of the link's purpose (a sign-up link is no reset link), for the purpose's lifetime, so an abandoned
+link disappears by itself, and a redeemed one at once (GETDEL: two tabs redeeming one link make one account, or
+one reset). Asking for links is limited per email and per client address, each a fixed window in Redis shared
+by both purposes: a form cannot be made to mail someone without end.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import redis.asyncio as aioredis
 from controlplane.console.sessions import redis_call
 from controlplane.core.errors import RateLimited
 
-LINK_SECONDS = 24 * 3600
 KEY_PREFIX = "controlplane:console:signup:"
 WINDOW_SECONDS = 3600
 PER_EMAIL = 3  # links an address may be sent in a window
@@ -27,8 +28,19 @@ PER_ADDRESS = 10  # links one client address may ask for in a window
 
 
 class SignupsLimited(RateLimited):
-    code = "signup_rate_limited"
-    title = "Too many sign-up emails were asked for"
+    code = "signup_rate_limited"  # the code of sign-up's first limit; reset links count in the same windows
+    title = "Too many emails were asked for"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkPurpose:
+    key: str  # in the Redis key of its links
+    path: str  # the console page the link opens
+    seconds: int  # how long a link lives
+
+
+SIGNUP = LinkPurpose("link", "/console/signup/verify", 24 * 3600)
+PASSWORD_RESET = LinkPurpose("reset", "/console/password/reset", 3600)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +49,8 @@ class Link:
     url: str
 
 
-def _token_key(token: str) -> str:
-    return f"{KEY_PREFIX}link:{hashlib.sha256(token.encode()).hexdigest()}"
+def _token_key(token: str, purpose: LinkPurpose) -> str:
+    return f"{KEY_PREFIX}{purpose.key}:{hashlib.sha256(token.encode()).hexdigest()}"
 
 
 class SignupLinks:
@@ -58,26 +70,26 @@ class SignupLinks:
             count = await redis_call(self._client.incr(key))
             if count > budget:
                 raise SignupsLimited(
-                    "Too many sign-up emails were asked for; try again in an hour", retry_after_seconds=WINDOW_SECONDS
+                    "Too many emails were asked for; try again in an hour", retry_after_seconds=WINDOW_SECONDS
                 )
 
-    async def issue(self, email: str) -> Link:
+    async def issue(self, email: str, purpose: LinkPurpose) -> Link:
         token = secrets.token_urlsafe(32)
-        await redis_call(self._client.set(_token_key(token), email, ex=LINK_SECONDS))
-        return Link(token, f"{self._public_url}/console/signup/verify?token={token}")
+        await redis_call(self._client.set(_token_key(token, purpose), email, ex=purpose.seconds))
+        return Link(token, f"{self._public_url}{purpose.path}?token={token}")
 
-    async def email_of(self, token: str) -> str | None:
+    async def email_of(self, token: str, purpose: LinkPurpose) -> str | None:
         """The address a live link proves, without using it up (the page that asks for a password)."""
         if not token or len(token) > 128:
             return None
-        found: Any = await redis_call(self._client.get(_token_key(token)))
+        found: Any = await redis_call(self._client.get(_token_key(token, purpose)))
         return None if found is None else found.decode()
 
-    async def redeem(self, token: str) -> str | None:
+    async def redeem(self, token: str, purpose: LinkPurpose) -> str | None:
         """The address a live link proves, and the link used up; None for an unknown, used or expired one."""
         if not token or len(token) > 128:
             return None
-        found: Any = await redis_call(self._client.getdel(_token_key(token)))
+        found: Any = await redis_call(self._client.getdel(_token_key(token, purpose)))
         return None if found is None else found.decode()
 
 
@@ -98,5 +110,17 @@ def existing_account_message(sender: str, recipient: str, sign_in_url: str, plat
     message.set_content(
         f"Someone, hopefully you, tried to sign up for {platform} with this address, which already has an account.\n\n"
         f"Sign in instead: {sign_in_url}\n\nIf it was not you, ignore this email.\n"
+    )
+    return message
+
+
+def password_reset_message(sender: str, recipient: str, link: Link, platform: str) -> EmailMessage:
+    message = EmailMessage()
+    message["From"], message["To"], message["Subject"] = sender, recipient, f"Reset your {platform} password"
+    message.set_content(
+        f"Someone, hopefully you, asked to reset the password of your {platform} account.\n\n"
+        f"To choose a new one, open this link within an hour (it works once):\n{link.url}\n\n"
+        "Choosing a new password signs you out of the console everywhere else.\n"
+        "If it was not you, ignore this email: your password stays as it is.\n"
     )
     return message
