@@ -8,7 +8,6 @@ session's CSRF token (`csrf_protected`, on every unsafe request under /console).
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -59,12 +58,7 @@ async def csrf_protected(connection: ASGIConnection[Any, Any, Any, Any], _: Base
         return
     session = console_session(connection.scope)
     sent = (await Request(connection.scope, connection.receive).form()).get("csrf_token", "")
-    # Compared as bytes: compare_digest refuses str with anything but ASCII (a TypeError, a 500).
-    if (
-        session is None
-        or not isinstance(sent, str)
-        or not hmac.compare_digest(sent.encode(), session.csrf_token.encode())
-    ):
+    if session is None or not isinstance(sent, str) or not session.accepts_csrf(sent):
         raise CsrfRefused("The form was not sent from this session's page: reload the page and try again")
 
 
@@ -90,10 +84,10 @@ def _sessions(request: Request[Any, Any, Any]) -> SessionStore:
 
 async def visitor_page(request: Request[Any, Any, Any], template: str, **context: Any) -> Response[str]:
     """A page with a form for someone not signed in: a visitor's session is started if there is none, its CSRF
-    token protecting that form (sign-in, sign-up)."""
+    token protecting that form (sign-in, sign-up). A visitor's session is stored nowhere (`sessions`)."""
     if console_session(request.scope) is not None:
         return page(request, template, **context)
-    session = await _sessions(request).start(None)
+    session = await _sessions(request).start_visitor()
     request.scope["state"][SESSION_STATE] = session
     return page(request, template, cookies=[cookie(request, session.id)], **context)
 
