@@ -5,12 +5,15 @@ A link's token is random (never derived from the address); Redis keeps the addre
 in a key of the link's purpose (a sign-up link is no reset link), for the purpose's lifetime, so an abandoned
 link disappears by itself, and a redeemed one at once (GETDEL: two tabs redeeming one link make one account, or
 one reset). Asking for links is limited per email and per client address, each a fixed window in Redis shared
-by both purposes: a form cannot be made to mail someone without end.
+by both purposes: a form cannot be made to mail someone without end. Both are counted in a canonical form, so the
+limits are not walked around: an email lowercased and without a `+tag` (one mailbox under many names), an IPv6
+address by its /64 (what one subscriber is routinely given); an account still keeps the address as typed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import secrets
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -49,6 +52,28 @@ class Link:
     url: str
 
 
+def counted_email(email: str) -> str:
+    """The mailbox an address names, as far as limits go: lowercase, and `local+tag@domain` is `local@domain`."""
+    local, at, domain = email.strip().lower().rpartition("@")
+    if not at:
+        return email.strip().lower()
+    untagged = local.split("+", 1)[0]
+    return f"{untagged or local}@{domain}"
+
+
+def counted_address(address: str) -> str:
+    """The client a limit counts: an IPv4 address as is, an IPv6 one by its /64 (an IPv4-mapped one as IPv4)."""
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address[:64]  # not an IP address (a test client, a unix socket): as is
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed.packed, 64), strict=False))
+    return str(parsed)
+
+
 def _token_key(token: str, purpose: LinkPurpose) -> str:
     return f"{KEY_PREFIX}{purpose.key}:{hashlib.sha256(token.encode()).hexdigest()}"
 
@@ -61,8 +86,8 @@ class SignupLinks:
     async def allow(self, email: str, address: str) -> None:
         """Count one more link for this email and client address; `SignupsLimited` past either budget."""
         for subject, budget in (
-            (f"email:{hashlib.sha256(email.encode()).hexdigest()}", PER_EMAIL),
-            (f"address:{address}", PER_ADDRESS),
+            (f"email:{hashlib.sha256(counted_email(email).encode()).hexdigest()}", PER_EMAIL),
+            (f"address:{counted_address(address)}", PER_ADDRESS),
         ):
             key = f"{KEY_PREFIX}count:{subject}"
             # The window starts with its expiry (SET NX EX), so a count can never be left without one.
