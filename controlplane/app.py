@@ -57,7 +57,7 @@ from billing.documents import service as documents
 from billing.notices import service as notices
 from billing.payments import service as payments_service
 from billing.payments.gateway import StripeGateway
-from controlplane.console import ConsoleMiddleware, SessionStore, SignupLinks, console_router
+from controlplane.console import VISITOR_KEY_PURPOSE, ConsoleMiddleware, SessionStore, SignupLinks, console_router
 from controlplane.core import context, db, db_credentials
 from controlplane.core.auth.throttle import SignInThrottle
 from controlplane.core.auth.tokens import ReloadingTokenSigner
@@ -226,7 +226,8 @@ def create_app(settings: Settings) -> Litestar:
         app.state.tenant_vault = TenantVault(secret_store.client)
         redis_client = aioredis.from_url(settings.redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
         app.state.sign_in_throttle = SignInThrottle(redis_client)
-        app.state.console_sessions = SessionStore(redis_client)
+        signer: ReloadingTokenSigner = app.state.token_signer
+        app.state.console_sessions = SessionStore(redis_client, lambda: signer.derived_keys(VISITOR_KEY_PURPOSE))
         app.state.signup_links = SignupLinks(redis_client, settings.public_url)
         app.state.redis = redis_client
         # Its own connections with short timeouts: an unreachable Redis costs a request half a second at most

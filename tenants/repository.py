@@ -122,19 +122,19 @@ async def update_tenant(tenant_id: uuid.UUID, changes: dict[str, Any]) -> dict[s
 # of active users (`tenants.service._auth`). A trigger publishes it too, for writes made outside this code
 # (an operator disabling a user in SQL); the notifications of one transaction that are alike arrive as one.
 USER_TOPIC = "user"
+USER_COLUMNS = "id, email, password_hash, is_platform_staff, status, session_generation"
 
 
 async def get_user_by_email(email: str, *, lock: bool = False) -> dict[str, Any] | None:
     rows = await fetch(
-        "select id, email, password_hash, is_platform_staff, status from users where email = {}"
-        + (" for update" if lock else ""),
+        f"select {USER_COLUMNS} from users where email = {{}}" + (" for update" if lock else ""),
         email,
     )
     return rows[0] if rows else None
 
 
 async def get_user(user_id: uuid.UUID) -> dict[str, Any] | None:
-    rows = await fetch("select id, email, password_hash, is_platform_staff, status from users where id = {}", user_id)
+    rows = await fetch(f"select {USER_COLUMNS} from users where id = {{}}", user_id)
     return rows[0] if rows else None
 
 
@@ -148,7 +148,7 @@ async def insert_user(
     """The new row, or None when the email is taken (without aborting the caller's transaction)."""
     rows = await fetch(
         "insert into users (id, email, password_hash, is_platform_staff) values ({}, {}, {}, {}) "
-        "on conflict (email) do nothing returning id, email, password_hash, is_platform_staff, status",
+        f"on conflict (email) do nothing returning {USER_COLUMNS}",
         user_id,
         email,
         password_hash,
@@ -157,13 +157,23 @@ async def insert_user(
     return rows[0] if rows else None
 
 
-async def set_user_password(user_id: uuid.UUID, password_hash: str, is_staff: bool | None = None) -> None:
-    await fetch(
+async def set_user_password(user_id: uuid.UUID, password_hash: str, is_staff: bool | None = None) -> int:
+    """The user's session generation after the change: a trigger moves it on (their older sessions end)."""
+    rows = await fetch(
         "update users set password_hash = {}, is_platform_staff = coalesce({}, is_platform_staff), "
-        "updated_at = now() where id = {}",
+        "updated_at = now() where id = {} returning session_generation",
         password_hash,
         is_staff,
         user_id,
+    )
+    await invalidation.publish(USER_TOPIC, user_id)
+    return int(rows[0]["session_generation"]) if rows else 0
+
+
+async def end_user_sessions(user_id: uuid.UUID) -> None:
+    """Every console session the user started so far ends (see `session_generation`)."""
+    await fetch(
+        "update users set session_generation = session_generation + 1, updated_at = now() where id = {}", user_id
     )
     await invalidation.publish(USER_TOPIC, user_id)
 

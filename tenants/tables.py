@@ -12,6 +12,8 @@ class User(Table, tablename="users", db=ENGINE):
     password_hash = Text(null=True)
     is_platform_staff = Boolean(default=False)
     status = Text(default="active")
+    # Moved on by every password change (a trigger) and by "sign out everywhere": older console sessions end.
+    session_generation = BigInt(default=0)
     created_at = Timestamptz()
     updated_at = Timestamptz()
 

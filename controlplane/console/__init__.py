@@ -17,8 +17,9 @@ from controlplane.console.middleware import ConsoleMiddleware
 from controlplane.console.pages import CONSOLE_EXCEPTION_HANDLERS, AuthPages, TenantPages, csrf_protected
 from controlplane.console.partner_pages import PartnerPages
 from controlplane.console.partner_review_pages import PartnerReviewPages
+from controlplane.console.password_pages import PasswordPages
 from controlplane.console.plugin_pages import PluginPages
-from controlplane.console.sessions import SessionStore
+from controlplane.console.sessions import VISITOR_KEY_PURPOSE, SessionStore
 from controlplane.console.signup_links import SignupLinks
 from controlplane.console.signup_pages import SignupPages
 from controlplane.console.staff_pages import StaffPages
@@ -28,7 +29,7 @@ from controlplane.console.usage_pages import UsagePages
 
 STATIC = Path(__file__).parent / "static"
 
-__all__ = ["ConsoleMiddleware", "SessionStore", "SignupLinks", "console_router"]
+__all__ = ["VISITOR_KEY_PURPOSE", "ConsoleMiddleware", "SessionStore", "SignupLinks", "console_router"]
 
 
 def console_router() -> Router:
@@ -37,6 +38,7 @@ def console_router() -> Router:
         route_handlers=[
             AuthPages,
             SignupPages,
+            PasswordPages,
             TenantPages,
             TeamPages,
             StaffPages,

@@ -1,8 +1,8 @@
 """The console's door, for every request under /console: who is signed in, and the headers every page carries.
 
 It runs where the API's bearer authentication runs (which skips /console), before the rate limit, so a signed-in
-person spends their own budgets and a visitor the address's. A session whose user was disabled or erased since
-is ended here.
+person spends their own budgets and a visitor the address's. A session whose user was disabled or erased since,
+or whose password changed or who signed out everywhere since (their session generation moved on), is ended here.
 """
 
 from __future__ import annotations
@@ -64,10 +64,15 @@ class ConsoleMiddleware(ASGIMiddleware):
         scope["user"] = None
         if session is not None and session.user_id is not None:
             try:
-                scope["user"] = await service.principal_for_user(session.user_id)
+                principal = await service.principal_for_user(session.user_id)
             except InvalidCredentials:  # disabled or erased since it signed in (an outage is not: it is a 503)
+                principal = None
+            if principal is None or session.generation < principal.session_generation:
+                # ... or its password changed, or they signed out everywhere, since this session started.
                 await sessions.end(session.id)
                 session = None
+            else:
+                scope["user"] = principal
         scope.setdefault("state", {})[SESSION_STATE] = session
         await next_app(scope, receive, self._with_headers(send, static=False))
 

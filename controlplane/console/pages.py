@@ -8,7 +8,6 @@ session's CSRF token (`csrf_protected`, on every unsafe request under /console).
 
 from __future__ import annotations
 
-import hmac
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -59,12 +58,7 @@ async def csrf_protected(connection: ASGIConnection[Any, Any, Any, Any], _: Base
         return
     session = console_session(connection.scope)
     sent = (await Request(connection.scope, connection.receive).form()).get("csrf_token", "")
-    # Compared as bytes: compare_digest refuses str with anything but ASCII (a TypeError, a 500).
-    if (
-        session is None
-        or not isinstance(sent, str)
-        or not hmac.compare_digest(sent.encode(), session.csrf_token.encode())
-    ):
+    if session is None or not isinstance(sent, str) or not session.accepts_csrf(sent):
         raise CsrfRefused("The form was not sent from this session's page: reload the page and try again")
 
 
@@ -90,21 +84,22 @@ def _sessions(request: Request[Any, Any, Any]) -> SessionStore:
 
 async def visitor_page(request: Request[Any, Any, Any], template: str, **context: Any) -> Response[str]:
     """A page with a form for someone not signed in: a visitor's session is started if there is none, its CSRF
-    token protecting that form (sign-in, sign-up)."""
+    token protecting that form (sign-in, sign-up). A visitor's session is stored nowhere (`sessions`)."""
     if console_session(request.scope) is not None:
         return page(request, template, **context)
-    session = await _sessions(request).start(None)
+    session = await _sessions(request).start_visitor()
     request.scope["state"][SESSION_STATE] = session
     return page(request, template, cookies=[cookie(request, session.id)], **context)
 
 
-async def start_session(request: Request[Any, Any, Any], user_id: uuid.UUID, then: str) -> Response[Any]:
-    """Signed in: the visitor's session ends and a new one (a new id) begins; on to `then`."""
+async def start_session(request: Request[Any, Any, Any], user: tenants.UserView, then: str) -> Response[Any]:
+    """Signed in: the session the request came with ends and a new one (a new id) begins, in the user's session
+    generation as read with their password (a change since ends it at once); on to `then`."""
     sessions = _sessions(request)
-    visitor = console_session(request.scope)
-    if visitor is not None:
-        await sessions.end(visitor.id)
-    session = await sessions.start(user_id)
+    previous = console_session(request.scope)
+    if previous is not None:
+        await sessions.end(previous.id)
+    session = await sessions.start(user.id, user.session_generation)
     return Redirect(then, status_code=303, cookies=[cookie(request, session.id)])
 
 
@@ -146,10 +141,21 @@ class AuthPages(Controller):
         except InvalidCredentials:
             return page(request, "signin.html", status=401, error="The email or password is not right.", email=email)
         await throttle.succeeded(email, address)
-        return await start_session(request, user.id, "/console/")
+        return await start_session(request, user, "/console/")
 
     @post("/signout", status_code=303)
     async def signout(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        session = console_session(request.scope)
+        if session is not None:
+            await _sessions(request).end(session.id)
+        return Redirect("/console/signin", status_code=303, cookies=[cookie(request, "", max_age=0)])
+
+    @post("/signout/everywhere", status_code=303)
+    async def signout_everywhere(self, request: Request[Any, Any, Any]) -> Response[Any]:
+        """Every session of the person ends, in every browser and process (their session generation moves on);
+        this one too. Repeated, it ends whatever sessions began since, which is what was asked."""
+        principal = signed_in(request)
+        await tenants.end_sessions(principal.id)
         session = console_session(request.scope)
         if session is not None:
             await _sessions(request).end(session.id)

@@ -1,20 +1,24 @@
 """Console sessions: a random id in an HttpOnly cookie, the session itself in Redis.
 
 A visitor who opens the sign-in page gets a session without a user, whose CSRF token protects the sign-in form
-itself; signing in ends it and starts a new session (a new id: a session id known before sign-in is worth nothing
-after). A session ends when its user signs out, after `IDLE_SECONDS` without a request, and `MAX_SECONDS` after it
-began whatever its use. Redis holds each session under the SHA-256 of its id, so its keys (a dump, a `KEYS *`) do
-not give away a live cookie.
+itself. It is stored nowhere: its cookie is `v1.<start>.<random nonce>` and its CSRF token an HMAC of that cookie
+under a server key (derived from the JWT key set, `VISITOR_KEY_PURPOSE`), so a flood of cookieless requests writes
+nothing, and a token is good only with the cookie it was made for. Signing in starts a new session (a new id: a
+session id known before sign-in is worth nothing after). A session ends when its user signs out, after
+`IDLE_SECONDS` without a request, and `MAX_SECONDS` after it began whatever its use. Redis holds each signed-in
+session under the SHA-256 of its id, so its keys (a dump, a `KEYS *`) do not give away a live cookie.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
 import json
 import secrets
 import time
 import uuid
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -29,6 +33,11 @@ IDLE_SECONDS = 2 * 3600
 MAX_SECONDS = 12 * 3600
 _ID_BYTES = 32
 T = TypeVar("T")
+VISITOR_KEY_PURPOSE = b"controlplane console visitor csrf v1"
+_VISITOR = "v1."  # no session id has a dot (URL-safe base64)
+_VISITOR_LEEWAY_SECONDS = 60  # a visitor cookie made by a process whose clock runs ahead
+# The server's visitor keys: the first signs, every one verifies (a key rotated out a moment ago still does).
+VisitorKeys = Callable[[], Awaitable[tuple[bytes, ...]]]
 
 
 class SessionStoreUnavailable(ServiceUnavailable):
@@ -43,32 +52,79 @@ class ConsoleSession:
     user_id: uuid.UUID | None  # None: a visitor, not signed in
     csrf_token: str
     started_at: float  # epoch seconds
+    # The user's session generation when it started: once theirs is higher (a password change, "sign out
+    # everywhere"), the session is over (`ConsoleMiddleware`).
+    generation: int = 0
+    # A visitor's tokens under the server's other keys, still accepted (a form shown before a key rotation).
+    other_csrf_tokens: tuple[str, ...] = ()
 
     @property
     def expires_at(self) -> float:
         return self.started_at + MAX_SECONDS
+
+    @property
+    def is_visitor(self) -> bool:
+        return self.user_id is None
+
+    def accepts_csrf(self, sent: str) -> bool:
+        # Compared as bytes: compare_digest refuses str with anything but ASCII (a TypeError, a 500).
+        return any(
+            hmac.compare_digest(sent.encode(), token.encode()) for token in (self.csrf_token, *self.other_csrf_tokens)
+        )
 
 
 def _key(session_id: str) -> str:
     return KEY_PREFIX + hashlib.sha256(session_id.encode()).hexdigest()
 
 
-class SessionStore:
-    def __init__(self, client: aioredis.Redis) -> None:
-        self._client = client
+def _visitor_token(key: bytes, cookie: str) -> str:
+    digest = hmac.new(key, cookie.encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
-    async def start(self, user_id: uuid.UUID | None) -> ConsoleSession:
+
+class SessionStore:
+    def __init__(self, client: aioredis.Redis, visitor_keys: VisitorKeys) -> None:
+        self._client = client
+        self._visitor_keys = visitor_keys
+
+    async def start_visitor(self) -> ConsoleSession:
+        """A visitor's session: nothing stored, its cookie and CSRF token bound by the server's key."""
+        started = int(time.time())
+        return await self._visitor(f"{_VISITOR}{started}.{secrets.token_urlsafe(_ID_BYTES)}", started)
+
+    async def _find_visitor(self, cookie: str) -> ConsoleSession | None:
+        _, started, nonce = cookie.split(".", 2) if cookie.count(".") == 2 else ("", "", "")
+        if not (started.isascii() and started.isdigit() and len(started) <= 12 and len(nonce) == 43):
+            return None
+        age = time.time() - int(started)
+        if not -_VISITOR_LEEWAY_SECONDS <= age < MAX_SECONDS:
+            return None
+        return await self._visitor(cookie, int(started))
+
+    async def _visitor(self, cookie: str, started: int) -> ConsoleSession:
+        tokens = [_visitor_token(key, cookie) for key in await self._visitor_keys()]
+        return ConsoleSession(
+            id=cookie,
+            user_id=None,
+            csrf_token=tokens[0],
+            started_at=float(started),
+            other_csrf_tokens=tuple(tokens[1:]),
+        )
+
+    async def start(self, user_id: uuid.UUID, generation: int = 0) -> ConsoleSession:
         session = ConsoleSession(
             id=secrets.token_urlsafe(_ID_BYTES),
             user_id=user_id,
             csrf_token=secrets.token_urlsafe(_ID_BYTES),
             started_at=time.time(),
+            generation=generation,
         )
         value = json.dumps(
             {
-                "user_id": str(user_id) if user_id else None,
+                "user_id": str(user_id),
                 "csrf_token": session.csrf_token,
                 "started_at": session.started_at,
+                "generation": generation,
             }
         )
         await redis_call(self._client.set(_key(session.id), value, ex=IDLE_SECONDS))
@@ -78,6 +134,8 @@ class SessionStore:
         """The live session of this id, its idle time restarted; None for an unknown, ended or expired one."""
         if not session_id or len(session_id) > 128:
             return None
+        if session_id.startswith(_VISITOR):
+            return await self._find_visitor(session_id)
         key = _key(session_id)
         raw: Any = await redis_call(self._client.get(key))
         if raw is None:
@@ -88,6 +146,7 @@ class SessionStore:
             user_id=uuid.UUID(stored["user_id"]) if stored["user_id"] else None,
             csrf_token=stored["csrf_token"],
             started_at=float(stored["started_at"]),
+            generation=int(stored.get("generation", 0)),  # sessions from before generations: 0
         )
         left = session.expires_at - time.time()
         if left <= 0:
@@ -97,7 +156,8 @@ class SessionStore:
         return session
 
     async def end(self, session_id: str) -> None:
-        await redis_call(self._client.delete(_key(session_id)))
+        if not session_id.startswith(_VISITOR):  # a visitor's is stored nowhere
+            await redis_call(self._client.delete(_key(session_id)))
 
 
 async def redis_call(command: Awaitable[T]) -> T:

@@ -23,7 +23,7 @@ from billing.money import decimal_of, round_minor
 from controlplane.console.pages import signed_in, start_session, visitor_page
 from controlplane.console.params import Form
 from controlplane.console.rendering import page
-from controlplane.console.signup_links import SignupLinks, existing_account_message, verification_message
+from controlplane.console.signup_links import SIGNUP, SignupLinks, existing_account_message, verification_message
 from controlplane.core.auth.passwords import MIN_PASSWORD_LENGTH
 from controlplane.core.auth.principal import Principal
 from controlplane.core.errors import Conflict, InvalidInput
@@ -65,19 +65,23 @@ class PlanForm:
     plan_code: str
 
 
-def _links(request: Request[Any, Any, Any]) -> SignupLinks:
+def links_of(request: Request[Any, Any, Any]) -> SignupLinks:
     links: SignupLinks = request.app.state.signup_links
     return links
 
 
-def _settings(request: Request[Any, Any, Any]) -> Settings:
+def settings_of(request: Request[Any, Any, Any]) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
 
-async def _mail(request: Request[Any, Any, Any], message: Any, recipient: str) -> None:
+def client_address(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+async def send_mail(request: Request[Any, Any, Any], message: Any, recipient: str) -> None:
     # One message on a connection of its own, in a thread (smtplib blocks); an outage is a named 503.
-    await asyncio.to_thread(Mailer.from_settings(_settings(request)).send, message, recipient)
+    await asyncio.to_thread(Mailer.from_settings(settings_of(request)).send, message, recipient)
 
 
 async def _plans_in(currency: str | None = None) -> list[billing.PlanView]:
@@ -117,10 +121,9 @@ class SignupPages(Controller):
         email = data.email.strip().lower()
         if len(email) > 320 or not is_one_address(email):
             return page(request, "signup.html", status=400, error="Enter one email address.", email=email[:320])
-        address = request.client.host if request.client else "unknown"
-        links = _links(request)
-        await links.allow(email, address)
-        settings = _settings(request)
+        links = links_of(request)
+        await links.allow(email, client_address(request))
+        settings = settings_of(request)
         sender = settings.mail_from
         if not await tenants.can_sign_up(email):
             # Said by email only: the page reads the same whether the address has an account or not.
@@ -128,16 +131,16 @@ class SignupPages(Controller):
                 sender, email, f"{settings.public_url}/console/signin", settings.platform_name
             )
         else:
-            link = await links.issue(email)
+            link = await links.issue(email, SIGNUP)
             message = verification_message(sender, email, link, settings.platform_name)
-        await _mail(request, message, email)
+        await send_mail(request, message, email)
         return page(request, "signup_sent.html", email=email)
 
     @get("/signup/verify")
     async def password_form(
         self, request: Request[Any, Any, Any], token: Annotated[str, QueryParameter(max_length=128)] = ""
     ) -> Response[Any]:
-        email = await _links(request).email_of(token)
+        email = await links_of(request).email_of(token, SIGNUP)
         if email is None:
             return page(request, "signup_expired.html", status=410)
         return await visitor_page(
@@ -150,9 +153,9 @@ class SignupPages(Controller):
         request: Request[Any, Any, Any],
         data: Annotated[PasswordForm, Form],
     ) -> Response[Any]:
-        links = _links(request)
+        links = links_of(request)
         if len(data.password) < MIN_PASSWORD_LENGTH or len(data.password) > 1024:
-            email = await links.email_of(data.token)
+            email = await links.email_of(data.token, SIGNUP)
             if email is None:
                 return page(request, "signup_expired.html", status=410)
             error = f"Choose a password of {MIN_PASSWORD_LENGTH} to 1,024 characters."
@@ -165,14 +168,14 @@ class SignupPages(Controller):
                 token=data.token,
                 min_length=MIN_PASSWORD_LENGTH,
             )
-        email = await links.redeem(data.token)
+        email = await links.redeem(data.token, SIGNUP)
         if email is None:
             return page(request, "signup_expired.html", status=410)
         try:
             user = await tenants.register_user(email, data.password)
         except UserExists:
             return page(request, "signup_exists.html", status=409)
-        return await start_session(request, user.id, "/console/signup/tenant")
+        return await start_session(request, user, "/console/signup/tenant")
 
     @get("/signup/tenant")
     async def tenant_form(self, request: Request[Any, Any, Any]) -> Response[Any]:
@@ -261,7 +264,7 @@ class SignupPages(Controller):
             tenant=tenant,
             subscription=subscription,
             api_key=key.secret if key else None,
-            public_url=_settings(request).public_url,
+            public_url=settings_of(request).public_url,
             metric=metric,
             now=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         )

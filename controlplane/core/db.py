@@ -268,6 +268,9 @@ class SystemReason(enum.StrEnum):
     DATA_KEYS = "data_keys"
     # Self-service sign-up: a new user (the email is unique across tenants), then that person's own tenant.
     SIGNUP = "signup"
+    # A person's own row, by email or id, outside any tenant: "sign out everywhere" and a forgotten password's
+    # reset (the emailed link proved the address).
+    SESSIONS = "sessions"
 
 
 # asyncpg's `password=`: awaited for every new connection (`db_credentials.StaticRolePassword` reads OpenBao).

@@ -91,7 +91,14 @@ from tenants.service._tenants import (
     tenant_terms,
     update_tenant,
 )
-from tenants.service._users import UserView, create_or_update_user, find_user
+from tenants.service._users import (
+    UserView,
+    can_reset_password,
+    create_or_update_user,
+    end_sessions,
+    find_user,
+    reset_password,
+)
 from tenants.service._webhook_delivery import (
     DeliveryReport,
     WebhookEventView,
@@ -156,6 +163,7 @@ __all__ = [
     "authenticate_password",
     "authorize",
     "billing_email_of",
+    "can_reset_password",
     "can_sign_up",
     "change_member_role",
     "change_status",
@@ -167,6 +175,7 @@ __all__ = [
     "create_partner",
     "create_tenant",
     "deliver_webhooks",
+    "end_sessions",
     "ensure_partner_access",
     "ensure_partner_kind",
     "ensure_qualified",
@@ -197,6 +206,7 @@ __all__ = [
     "remove_webhook_endpoint",
     "request_erasure",
     "reseller_tenants",
+    "reset_password",
     "revoke_api_key",
     "rotate_pii_key",
     "rotate_webhook_secret",

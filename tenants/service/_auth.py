@@ -39,7 +39,8 @@ async def authenticate_password(email: str, password: str) -> UserView:
 
 # user id -> the principal of an active user. A person's every request would otherwise open a transaction
 # just to read their own row; a change to the row (disabled, erased, staff or not) evicts at once, in every
-# process (`repository.USER_TOPIC`), and an entry is re-read after a minute at the latest. Only active users
+# process (`repository.USER_TOPIC`; a password change or "sign out everywhere" too, which moves its
+# session generation on), and an entry is re-read after a minute at the latest. Only active users
 # are kept: a refused token is looked up again each time.
 _principals: Cache[uuid.UUID, Principal] = Cache(repository.USER_TOPIC, uuid.UUID, ttl_seconds=60.0)
 
@@ -53,7 +54,9 @@ async def principal_for_user(user_id: uuid.UUID) -> Principal:
         user = await repository.get_user(user_id)
     if user is None or user["status"] != "active":
         raise InvalidCredentials("the token's user no longer exists or is disabled")
-    principal = Principal(kind="user", id=user["id"], is_staff=user["is_platform_staff"])
+    principal = Principal(
+        kind="user", id=user["id"], is_staff=user["is_platform_staff"], session_generation=user["session_generation"]
+    )
     _principals.put(user_id, principal, generation)
     return principal
 

@@ -50,7 +50,8 @@ async def register_user(email: str, password: str) -> UserView:
             user = await repository.get_user_by_email(email, lock=True)
             if user is None or user["password_hash"] is not None or user["status"] != "active":
                 raise UserExists()
-            await repository.set_user_password(user["id"], password_hash)
+            generation = await repository.set_user_password(user["id"], password_hash)
+            user = {**user, "session_generation": generation}
     return view_of(UserView, user)
 
 

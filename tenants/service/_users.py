@@ -10,7 +10,7 @@ from controlplane.core.db import SystemReason, system_tx, tenant_tx
 from controlplane.core.errors import InvalidInput
 from controlplane.core.views import view_of
 from tenants import audit, repository
-from tenants.errors import TenantNotFound, UserExists, WeakPassword
+from tenants.errors import InvalidCredentials, TenantNotFound, UserExists, WeakPassword
 from tenants.roles import TENANT_ROLES
 
 
@@ -22,6 +22,7 @@ class UserView:
     email: str
     is_platform_staff: bool
     status: str
+    session_generation: int  # console sessions that started at a lower one are over
 
 
 def normalise_email(email: str) -> str:
@@ -49,8 +50,9 @@ async def create_or_update_user(
             user = await repository.insert_user(uuid.uuid4(), email, password_hash, staff)
             if user is None:
                 raise UserExists()
-        else:
-            await repository.set_user_password(user["id"], password_hash, staff or None)
+        else:  # a reset by an operator: the person's console sessions end (the generation moves on)
+            generation = await repository.set_user_password(user["id"], password_hash, staff or None)
+            user = {**user, "session_generation": generation}
     if tenant_id is not None:
         if role not in TENANT_ROLES:
             raise InvalidInput(f"role must be one of {', '.join(TENANT_ROLES)}")
@@ -67,3 +69,30 @@ async def find_user(email: str) -> UserView | None:
     async with system_tx(SystemReason.STAFF_VIEW):
         user = await repository.get_user_by_email(normalise_email(email))
     return view_of(UserView, user) if user else None
+
+
+async def end_sessions(user_id: uuid.UUID) -> None:
+    """ "Sign out everywhere": every console session the person has started so far ends, in every process."""
+    async with system_tx(SystemReason.SESSIONS):
+        await repository.end_user_sessions(user_id)
+
+
+async def can_reset_password(email: str) -> bool:
+    """Whether a password reset link may be mailed to this address: an active account has it."""
+    async with system_tx(SystemReason.SESSIONS):
+        user = await repository.get_user_by_email(normalise_email(email))
+    return user is not None and user["status"] == "active"
+
+
+async def reset_password(email: str, password: str) -> UserView:
+    """A new password for the active account of this address (an emailed link proved it); the person's older
+    console sessions end. `InvalidCredentials` if the account is gone or disabled since the link was sent."""
+    email = normalise_email(email)
+    _check_password(password)
+    password_hash = hash_password(password)
+    async with system_tx(SystemReason.SESSIONS):
+        user = await repository.get_user_by_email(email, lock=True)
+        if user is None or user["status"] != "active":
+            raise InvalidCredentials("the account no longer exists or is disabled")
+        generation = await repository.set_user_password(user["id"], password_hash)
+    return view_of(UserView, user, session_generation=generation)

@@ -77,7 +77,7 @@ async def test_a_tenant_admin_signs_in_reads_an_invoice_and_downloads_its_pdf(
             await page.get_by_role("heading", name=tab).wait_for()
             await _shown(page, name)
 
-        await page.get_by_role("button", name="Sign out").click()
+        await page.get_by_role("button", name="Sign out", exact=True).click()
         await page.wait_for_url(f"{base}/console/signin")
         await page.goto(f"{base}/console/tenants/{tenant['id']}")
         assert page.url == f"{base}/console/signin"
@@ -155,3 +155,41 @@ async def test_staff_search_tenants_and_read_the_revenue_dashboard(
             await back_office.get_by_role("link", name=link).click()
             await page.get_by_role("heading", level=1).wait_for()
             await _shown(page, name)
+
+
+async def test_a_person_who_forgot_their_password_resets_it_and_signs_out_everywhere(
+    app: Litestar, client: AsyncClient, factory: Factory, page: Page, mailbox: MailStore
+) -> None:
+    staff = await factory.staff()
+    tenant = await factory.tenant(staff, name="Forgetful Ltd")
+    person = await factory.member(tenant["id"])
+    new_password = "a brand new passphrase"
+
+    async with serve_asgi(app, lifespan="off") as base:
+        await page.goto(f"{base}/console/signin")
+        await page.get_by_role("link", name="Forgot your password?").click()
+        await _shown(page, "password_forgot")
+        await page.get_by_label("Email").fill(person.email)
+        await page.get_by_role("button", name="Email me a link").click()
+        await page.get_by_role("heading", name="Check your email").wait_for()
+        await _shown(page, "password_sent")
+
+        link = None
+        for _ in range(100):  # mailed after the page answered
+            found = [re.search(r"\S+/console/password/reset\?token=\S+", m.get_content()) for m in mailbox.messages()]
+            link = next((each.group(0) for each in found if each), None)
+            if link:
+                break
+            await page.wait_for_timeout(50)
+        assert link is not None
+        await page.goto(base + link[link.index("/console/") :])
+        await _shown(page, "password_reset")
+        await page.get_by_label("New password").fill(new_password)
+        await page.get_by_role("button", name="Set my password").click()
+        await page.wait_for_url(f"{base}/console/")
+        assert await page.get_by_role("link", name="Forgetful Ltd").is_visible()
+
+        await page.get_by_role("button", name="Sign out everywhere").click()
+        await page.wait_for_url(f"{base}/console/signin")
+        await page.goto(f"{base}/console/")
+        assert page.url == f"{base}/console/signin"

@@ -40,7 +40,7 @@ async def _sign_in(page: Page, base: str, person: Actor) -> None:
 
 
 async def _sign_out(page: Page, base: str) -> None:
-    await page.get_by_role("button", name="Sign out").click()
+    await page.get_by_role("button", name="Sign out", exact=True).click()
     await page.wait_for_url(f"{base}/console/signin")
 
 

@@ -60,3 +60,16 @@ def test_garbage_is_refused(garbage: str) -> None:
     signer = _signer({"k1": Ed25519PrivateKey.generate()}, "k1")
     with pytest.raises(InvalidToken):
         signer.verify(garbage)
+
+
+def test_derived_keys_follow_the_key_set_and_its_rotation() -> None:
+    """The console's visitor keys: no constant in code; the active key's first; a rotated-out key still listed."""
+    old, new = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    before = _signer({"k1": old}, "k1")
+    after = _signer({"k1": old, "k2": new}, "k2")
+    [signing] = before.derived_keys(b"purpose")
+    assert len(signing) == 32 and signing == _signer({"k1": old}, "k1").derived_keys(b"purpose")[0]
+    assert after.derived_keys(b"purpose") == (after.derived_keys(b"purpose")[0], signing)
+    assert after.derived_keys(b"purpose")[0] != signing
+    assert before.derived_keys(b"another purpose")[0] != signing
+    assert _signer({"k1": Ed25519PrivateKey.generate()}, "k1").derived_keys(b"purpose")[0] != signing

@@ -15,6 +15,9 @@ class Principal:
     # Set for API keys, which act only inside their own tenant with a fixed role.
     tenant_id: uuid.UUID | None = None
     api_key_role: str | None = None
+    # A person's: their console sessions that started at a lower generation are over (a password change,
+    # "sign out everywhere"). Read with the rest of the principal, so its cache eviction covers it.
+    session_generation: int = 0
 
     @property
     def key(self) -> str:

@@ -22,7 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import jwt
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from controlplane.core.errors import Unauthenticated
@@ -72,6 +74,8 @@ class TokenSigner:
         # The one clock for expiry: both when a remembered token stops answering and when verification refuses.
         self._clock = clock
         self._verified: dict[str, TokenClaims] = {}
+        self._private_keys = dict(private_keys)
+        self._derived: dict[bytes, tuple[bytes, ...]] = {}
 
     @classmethod
     def from_secret(
@@ -146,6 +150,22 @@ class TokenSigner:
     def ttl_seconds(self) -> int:
         return self._ttl
 
+    def derived_keys(self, purpose: bytes) -> tuple[bytes, ...]:
+        """Symmetric keys for `purpose` (HKDF-SHA256 of each private key, the purpose and kid as its info): the
+        active key's first, to sign with, then the others', which still verify. Another purpose's keys, or the
+        signatures of the key itself, tell nothing about these; a rotation of the key set rotates them too."""
+        keys = self._derived.get(purpose)
+        if keys is None:
+            kids = [self._active_kid, *sorted(kid for kid in self._private_keys if kid != self._active_kid)]
+            keys = tuple(
+                HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose + b"\0" + kid.encode()).derive(
+                    self._private_keys[kid].private_bytes_raw()
+                )
+                for kid in kids
+            )
+            self._derived[purpose] = keys
+        return keys
+
     @property
     def active_kid(self) -> str:
         return self._active_kid
@@ -211,6 +231,11 @@ class ReloadingTokenSigner:
 
     def issue(self, user_id: uuid.UUID, *, now: int | None = None) -> str:
         return self._signer.issue(user_id, now=now)
+
+    async def derived_keys(self, purpose: bytes) -> tuple[bytes, ...]:
+        """`TokenSigner.derived_keys` of the key set loaded now, re-read first when stale (as for a token)."""
+        await self.refresh_if_stale()
+        return self._signer.derived_keys(purpose)
 
     def verify(self, token: str) -> TokenClaims:
         """Verify with the keys loaded now (no reload); `verify_fresh` is what requests use."""

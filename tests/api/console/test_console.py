@@ -194,18 +194,32 @@ async def test_pages_need_a_session(browser: AsyncClient, client: AsyncClient, f
 
 
 async def test_without_redis_the_console_answers_a_named_503(
-    browser: AsyncClient, app: Litestar, monkeypatch: pytest.MonkeyPatch
+    browser: AsyncClient, client: AsyncClient, app: Litestar, factory: Factory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    tenant, _ = await billed_tenant(client, factory)
+    admin = await factory.member(tenant["id"])
+    await sign_in(browser, admin.email)
+    session_id = browser.cookies[COOKIE]
     unreachable = aioredis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.5)
-    monkeypatch.setattr(app.state, "console_sessions", SessionStore(unreachable))
+    sessions: SessionStore = app.state.console_sessions
     try:
-        page = await browser.get("/console/signin")
-        style = await browser.get("/console/static/console.css")  # needs no session
+        with monkeypatch.context() as patched:
+            patched.setattr(app.state, "console_sessions", SessionStore(unreachable, sessions._visitor_keys))
+            page = await browser.get("/console/")
+            browser.cookies.clear()
+            form = await browser.get("/console/signin")  # a visitor's session needs no Redis
+            signing_in = await browser.post(
+                "/console/signin", data={"csrf_token": csrf_of(form), "email": admin.email, "password": PASSWORD}
+            )
+            style = await browser.get("/console/static/console.css")  # needs no session
     finally:
         await unreachable.aclose()
-    assert page.status_code == 503 and "console_sessions_unavailable" in page.text
-    assert page.headers["content-type"].startswith("text/html") and page.headers["retry-after"] == "5"
-    assert style.status_code == 200
+    for answer in (page, signing_in):
+        assert answer.status_code == 503 and "console_sessions_unavailable" in answer.text
+        assert answer.headers["content-type"].startswith("text/html") and answer.headers["retry-after"] == "5"
+    assert form.status_code == 200 and style.status_code == 200
+    use_session(browser, session_id)
+    assert (await browser.get("/console/")).status_code == 200  # still signed in once Redis is back
 
 
 async def test_a_database_outage_does_not_sign_anyone_out(

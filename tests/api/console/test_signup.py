@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from httpx import AsyncClient
+from httpx import ASGITransport, AsyncClient
 from litestar import Litestar
 
-from controlplane.console.signup_links import KEY_PREFIX, PER_EMAIL
+from controlplane.console.signup_links import KEY_PREFIX, PER_ADDRESS, PER_EMAIL
 from controlplane.devstack.mail_store import MailStore
+from tenants import service as tenants_service
 from tests.api.billing._support import plan
 from tests.api.console.test_console import browser, csrf_of
 from tests.factories import PASSWORD, Factory
@@ -225,3 +226,48 @@ async def test_the_start_page_is_for_a_tenant_that_never_subscribed(
     assert again.status_code == 303
     keys = await client.get(f"/v1/tenants/{tenant['id']}/api-keys", headers=admin.headers)
     assert keys.json()["items"] == []  # no key made by a start that did not happen
+
+
+async def test_the_per_email_limit_counts_one_mailbox_whatever_its_case_or_tag(
+    browser: AsyncClient, mailbox: MailStore
+) -> None:
+    """`Name+1@x`, `name+2@x` and `NAME@x` are one mailbox: one budget. Each account keeps the address typed."""
+    local = f"tagged-{uuid.uuid4().hex[:8]}"
+    typed = [f"{local}+{n}@Example.com" for n in range(PER_EMAIL - 1)] + [f"{local.upper()}@example.COM"]
+    for email in typed:
+        assert (await ask_for_link(browser, email)).status_code == 200
+    for walk_around in (f"{local}+{PER_EMAIL}@example.com", f"{local}+@example.com", f"{local}@EXAMPLE.com"):
+        refused = await ask_for_link(browser, walk_around)
+        assert refused.status_code == 429 and "signup_rate_limited" in refused.text, walk_around
+    assert (await ask_for_link(browser, f"{local}x@example.com")).status_code == 200  # another mailbox
+
+    first = f"{local}+0@example.com"  # lowercased as before, its tag kept
+    link = path_of(link_in(mailbox, first))
+    form = await browser.get(link)
+    created = await browser.post(
+        "/console/signup/verify",
+        data={"csrf_token": csrf_of(form), "token": link.split("token=", 1)[1], "password": PASSWORD},
+    )
+    assert created.status_code == 303
+    account = await tenants_service.find_user(first)
+    assert account is not None and account.email == first
+    assert await tenants_service.find_user(f"{local}@example.com") is None
+
+
+async def test_the_per_address_limit_counts_an_ipv6_clients_whole_64(app: Litestar, mailbox: MailStore) -> None:
+    async def ask_from(address: str) -> Any:
+        transport = ASGITransport(app=app, client=(address, 40000))
+        async with AsyncClient(transport=transport, base_url="http://testserver") as visitor:
+            return await ask_for_link(visitor, f"v6-{uuid.uuid4().hex[:8]}@example.com")
+
+    for n in range(PER_ADDRESS):
+        assert (await ask_from(f"2001:db8:aa:bb::{n + 1:x}")).status_code == 200
+    refused = await ask_from("2001:db8:aa:bb:ffff:ffff:ffff:fffe")  # another address of the same /64
+    assert refused.status_code == 429 and "signup_rate_limited" in refused.text
+    assert (await ask_from("2001:db8:aa:bc::1")).status_code == 200  # the next /64 is another client
+
+    for _ in range(PER_ADDRESS):  # IPv4 as is: each address its own budget
+        assert (await ask_from("192.0.2.10")).status_code == 200
+    assert (await ask_from("192.0.2.10")).status_code == 429
+    assert (await ask_from("::ffff:192.0.2.10")).status_code == 429  # the same client, mapped into IPv6
+    assert (await ask_from("192.0.2.11")).status_code == 200
