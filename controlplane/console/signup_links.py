@@ -13,7 +13,6 @@ address by its /64 (what one subscriber is routinely given); an account still ke
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import secrets
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -23,6 +22,7 @@ import redis.asyncio as aioredis
 
 from controlplane.console.sessions import redis_call
 from controlplane.core.errors import RateLimited
+from controlplane.core.ratelimit.limiter import address_key
 
 KEY_PREFIX = "controlplane:console:signup:"
 WINDOW_SECONDS = 3600
@@ -61,19 +61,6 @@ def counted_email(email: str) -> str:
     return f"{untagged or local}@{domain}"
 
 
-def counted_address(address: str) -> str:
-    """The client a limit counts: an IPv4 address as is, an IPv6 one by its /64 (an IPv4-mapped one as IPv4)."""
-    try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:
-        return address[:64]  # not an IP address (a test client, a unix socket): as is
-    if isinstance(parsed, ipaddress.IPv6Address):
-        if parsed.ipv4_mapped is not None:
-            return str(parsed.ipv4_mapped)
-        return str(ipaddress.IPv6Network((parsed.packed, 64), strict=False))
-    return str(parsed)
-
-
 def _token_key(token: str, purpose: LinkPurpose) -> str:
     return f"{KEY_PREFIX}{purpose.key}:{hashlib.sha256(token.encode()).hexdigest()}"
 
@@ -87,7 +74,7 @@ class SignupLinks:
         """Count one more link for this email and client address; `SignupsLimited` past either budget."""
         for subject, budget in (
             (f"email:{hashlib.sha256(counted_email(email).encode()).hexdigest()}", PER_EMAIL),
-            (f"address:{counted_address(address)}", PER_ADDRESS),
+            (f"address:{address_key(address)}", PER_ADDRESS),
         ):
             key = f"{KEY_PREFIX}count:{subject}"
             # The window starts with its expiry (SET NX EX), so a count can never be left without one.

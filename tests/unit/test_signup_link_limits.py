@@ -2,7 +2,7 @@
 
 import pytest
 
-from controlplane.console.signup_links import counted_address, counted_email
+from controlplane.console.signup_links import counted_email
 
 
 @pytest.mark.parametrize(
@@ -19,20 +19,3 @@ from controlplane.console.signup_links import counted_address, counted_email
 )
 def test_an_email_is_counted_lowercased_and_without_its_tag(typed: str, counted: str) -> None:
     assert counted_email(typed) == counted
-
-
-@pytest.mark.parametrize(
-    ("address", "counted"),
-    [
-        ("192.0.2.1", "192.0.2.1"),
-        ("2001:db8:1:2::a", "2001:db8:1:2::/64"),
-        ("2001:DB8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64"),
-        ("2001:db8:1:3::a", "2001:db8:1:3::/64"),
-        ("::ffff:192.0.2.1", "192.0.2.1"),
-        ("fe80::1%eth0", "fe80::/64"),
-        ("unknown", "unknown"),
-        ("x" * 500, "x" * 64),
-    ],
-)
-def test_a_client_is_counted_as_its_ipv4_address_or_its_ipv6_64(address: str, counted: str) -> None:
-    assert counted_address(address) == counted

@@ -1,8 +1,12 @@
-"""The sign-in throttle's per-process fallback (used while Redis is down): counts, gives back, stays bounded."""
+"""The sign-in throttle's per-process fallback (used while Redis is down): counts, gives back, stays bounded;
+and what it counts as one client."""
 
 from __future__ import annotations
 
-from controlplane.core.auth.throttle import LocalWindows
+import pytest
+import redis.asyncio as aioredis
+
+from controlplane.core.auth.throttle import LocalWindows, SignInThrottle, TooManyAttempts
 
 
 def test_the_fallback_counts_each_key_in_its_window_and_gives_back_a_reservation() -> None:
@@ -31,3 +35,16 @@ def test_a_flood_of_addresses_cannot_grow_the_fallback_past_its_bound() -> None:
     assert len(windows._windows) <= 100
     # The newest keys are kept (the oldest evicted first).
     assert "address:999" in windows._windows
+
+
+async def test_an_ipv6_client_is_counted_by_its_64_not_by_each_address_it_rotates_through() -> None:
+    unreachable = aioredis.from_url("redis://127.0.0.1:9", socket_connect_timeout=0.2)  # counted in-process
+    throttle = SignInThrottle(unreachable, per_address=2)
+    try:
+        await throttle.reserve("a@example.com", "2001:db8:1:2::1")
+        await throttle.reserve("b@example.com", "2001:db8:1:2::2")
+        with pytest.raises(TooManyAttempts):
+            await throttle.reserve("c@example.com", "2001:db8:1:2:ffff::3")
+        await throttle.reserve("d@example.com", "2001:db8:1:3::1")  # another /64: another client
+    finally:
+        await unreachable.aclose()

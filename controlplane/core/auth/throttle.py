@@ -19,6 +19,7 @@ import redis.exceptions
 
 from controlplane.core import metrics
 from controlplane.core.errors import RateLimited
+from controlplane.core.ratelimit.limiter import address_key
 
 KEY_PREFIX = "controlplane:throttle:signin:"
 log = logging.getLogger("controlplane.auth.throttle")
@@ -89,7 +90,8 @@ class SignInThrottle:
 
     def _keys(self, email: str, address: str) -> tuple[str, str]:
         account = hashlib.sha256(email.strip().lower().encode()).hexdigest()
-        return f"{KEY_PREFIX}account:{account}", f"{KEY_PREFIX}address:{address}"
+        # An IPv6 client by its /64, as the rate limits count it: one subscriber holds a whole /64.
+        return f"{KEY_PREFIX}account:{account}", f"{KEY_PREFIX}address:{address_key(address)}"
 
     def _within(self, account: int, by_address: int) -> bool:
         return account <= self.per_account and by_address <= self.per_address
