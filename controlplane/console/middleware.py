@@ -11,7 +11,7 @@ from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from controlplane.console.sessions import COOKIE, ConsoleSession, SessionStore
+from controlplane.console.sessions import ConsoleSession, SessionStore, cookie_shape
 from tenants import service
 from tenants.errors import InvalidCredentials
 
@@ -33,11 +33,13 @@ _NO_STORE = (b"cache-control", b"no-store")
 
 
 def session_cookie(scope: Scope) -> str:
+    settings = scope["app"].state.settings
+    wanted = cookie_shape(settings.env, settings.public_url).name  # over https only the `__Host-` one counts
     for name, value in scope["headers"]:
         if name == b"cookie":
             for part in value.decode("latin-1").split(";"):
                 key, _, found = part.strip().partition("=")
-                if key == COOKIE:
+                if key == wanted:
                     return found
     return ""
 

@@ -28,7 +28,7 @@ from billing.errors import InvoiceNotFound, SubscriptionNotFound
 from controlplane.console.middleware import SESSION_STATE, console_session
 from controlplane.console.params import PAGE_SIZE, Cursor, TenantPath
 from controlplane.console.rendering import page
-from controlplane.console.sessions import COOKIE, MAX_SECONDS, SessionStore
+from controlplane.console.sessions import MAX_SECONDS, SessionStore, cookie_shape
 from controlplane.core import context, metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.auth.throttle import SignInThrottle
@@ -71,9 +71,15 @@ def signed_in(request: Request[Any, Any, Any]) -> Principal:
 
 def cookie(request: Request[Any, Any, Any], value: str, *, max_age: int = MAX_SECONDS) -> Cookie:
     settings = request.app.state.settings
-    secure = settings.env == "production" or settings.public_url.startswith("https://")
+    shape = cookie_shape(settings.env, settings.public_url)
     return Cookie(
-        key=COOKIE, value=value, path="/console", httponly=True, samesite="lax", secure=secure, max_age=max_age
+        key=shape.name,
+        value=value,
+        path=shape.path,
+        httponly=True,
+        samesite="lax",
+        secure=shape.secure,
+        max_age=max_age,
     )
 
 

@@ -12,6 +12,7 @@ session under the SHA-256 of its id, so its keys (a dump, a `KEYS *`) do not giv
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -27,7 +28,10 @@ import redis.exceptions
 
 from controlplane.core.errors import ServiceUnavailable
 
-COOKIE = "cp_console"
+COOKIE = "cp_console"  # over http (development), scoped to /console
+# Over https: a browser takes a `__Host-` cookie only Secure, from this very host and for Path=/, so no sibling
+# subdomain can plant or shadow a session (or a visitor's, whose CSRF token it would then know).
+SECURE_COOKIE = "__Host-cp_console"
 KEY_PREFIX = "controlplane:console:session:"
 IDLE_SECONDS = 2 * 3600
 MAX_SECONDS = 12 * 3600
@@ -38,6 +42,21 @@ _VISITOR = "v1."  # no session id has a dot (URL-safe base64)
 _VISITOR_LEEWAY_SECONDS = 60  # a visitor cookie made by a process whose clock runs ahead
 # The server's visitor keys: the first signs, every one verifies (a key rotated out a moment ago still does).
 VisitorKeys = Callable[[], Awaitable[tuple[bytes, ...]]]
+
+
+@dataclass(frozen=True, slots=True)
+class CookieShape:
+    name: str
+    path: str
+    secure: bool
+
+
+@functools.lru_cache(maxsize=8)
+def cookie_shape(env: str, public_url: str) -> CookieShape:
+    """The session cookie's name, path and Secure flag: `SECURE_COOKIE` over https, and always in production."""
+    if env == "production" or public_url.startswith("https://"):
+        return CookieShape(SECURE_COOKIE, "/", secure=True)
+    return CookieShape(COOKIE, "/console", secure=False)
 
 
 class SessionStoreUnavailable(ServiceUnavailable):

@@ -5,6 +5,7 @@ Each test has its own cookie jar (a browser of its own) on the session's app; th
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -17,7 +18,7 @@ from litestar import Litestar
 
 from billing.money import display
 from controlplane.console.middleware import CONTENT_SECURITY_POLICY
-from controlplane.console.sessions import COOKIE, SessionStore
+from controlplane.console.sessions import COOKIE, SECURE_COOKIE, SessionStore
 from controlplane.core.errors import DatabaseUnavailable
 from tenants import service as tenants_service
 from tests.api.billing._support import invoices, plan, subscribe
@@ -76,12 +77,39 @@ async def test_the_sign_in_page_starts_a_visitors_session_with_the_cookie_and_he
     attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
     assert {"httponly", "path", "samesite"} <= attributes, cookie
     assert "samesite=lax" in cookie.lower() and "path=/console" in cookie.lower()
-    assert "secure" not in attributes  # a test environment over http; production sets it (see the next test)
+    assert "secure" not in attributes  # a test environment over http; https sets it (see the next test)
     policy = page.headers["content-security-policy"]
     assert policy == CONTENT_SECURITY_POLICY and "unsafe-inline" not in policy and "unsafe-eval" not in policy
     assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
     style = await browser.get("/console/static/console.css")
     assert style.status_code == 200 and "content-security-policy" in style.headers
+
+
+async def test_over_https_the_session_cookie_is_secure_host_only_and_only_it_counts(
+    app: Litestar, client: AsyncClient, factory: Factory
+) -> None:
+    admin = await factory.user()
+    served_over_http = app.state.settings
+    app.state.settings = dataclasses.replace(served_over_http, public_url="https://console.example")
+    try:
+        async with AsyncClient(transport=ASGITransport(app=app), base_url="https://testserver") as secure:
+            form = await secure.get("/console/signin")
+            cookie = form.headers["set-cookie"]
+            attributes = {part.strip().lower() for part in cookie.split(";")}
+            assert cookie.startswith(f"{SECURE_COOKIE}=") and {"secure", "httponly", "path=/"} <= attributes, cookie
+            assert not any(attribute.startswith("domain") for attribute in attributes)  # what __Host- requires
+            signed = await secure.post(
+                "/console/signin", data={"csrf_token": csrf_of(form), "email": admin.email, "password": PASSWORD}
+            )
+            assert signed.status_code == 303 and signed.headers["set-cookie"].startswith(f"{SECURE_COOKIE}=")
+            home = await secure.get("/console/")  # signed in, with no tenant yet: on with sign-up
+            assert home.status_code == 302 and home.headers["location"] == "/console/signup/tenant"
+            session_id = secure.cookies[SECURE_COOKIE]
+            # The same session id under the http cookie's name, which any subdomain could have set: not signed in.
+            planted = await client.get("/console/", headers={"cookie": f"{COOKIE}={session_id}"})
+            assert planted.status_code == 303 and planted.headers["location"] == "/console/signin"
+    finally:
+        app.state.settings = served_over_http
 
 
 async def test_sign_in_refuses_a_form_without_or_with_another_sessions_csrf_token(
