@@ -54,6 +54,8 @@ async def test_a_tenant_admin_signs_in_reads_an_invoice_and_downloads_its_pdf(
         await _shown(page, "overview")
 
         await page.get_by_role("navigation", name="Tenant").get_by_role("link", name="Invoices").click()
+        await page.get_by_role("heading", name="Invoices").wait_for()
+        await _shown(page, "invoices")
         await page.get_by_role("link", name=invoice["number"]).click()
         await page.wait_for_url(f"{base}/console/tenants/{tenant['id']}/invoices/{invoice['id']}")
         await _shown(page, "invoice")
@@ -67,6 +69,7 @@ async def test_a_tenant_admin_signs_in_reads_an_invoice_and_downloads_its_pdf(
 
         tabs = page.get_by_role("navigation", name="Tenant")
         for tab, name in (
+            ("Usage", "usage"),
             ("Members", "members"),
             ("API keys", "api_keys"),
             ("Webhooks", "webhooks"),
