@@ -24,6 +24,7 @@ from litestar import Litestar
 from billing.subscriptions.state import forget_catalogue
 from controlplane.app import create_app
 from controlplane.core import invalidation
+from controlplane.core.auth import passwords
 from controlplane.core.auth.throttle import KEY_PREFIX as THROTTLE_PREFIX
 from controlplane.core.ratelimit.store import KEY_PREFIX as RATE_LIMIT_PREFIX
 from controlplane.core.secrets import SecretStore
@@ -36,6 +37,9 @@ from tests.factories import Factory
 
 # The browser fixtures (`browser`, `page`): Debian's chromium through Playwright, see tests/browser.py.
 pytest_plugins = ["tests.browser"]
+
+# Thousands of people are created here: at argon2's full cost each would take ~0.4 s of CPU (hash and sign-in).
+passwords.use_cheapest_cost_for_tests()
 
 COUNTS = pytest.StashKey[list[str]]()
 

@@ -31,7 +31,7 @@ async def authenticate_password(email: str, password: str) -> UserView:
     # Finding a person by email reads across every tenant's users.
     async with system_tx(SystemReason.AUTHENTICATION):
         user = await repository.get_user_by_email(email.strip().lower())
-    ok = verify_password(user["password_hash"] if user else None, password)
+    ok = await verify_password(user["password_hash"] if user else None, password)
     if not ok or user is None or user["status"] != "active":
         raise InvalidCredentials()
     return view_of(UserView, user)

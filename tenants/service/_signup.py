@@ -43,7 +43,7 @@ async def register_user(email: str, password: str) -> UserView:
     the address); `UserExists` when the address already has an account with a password."""
     email = normalise_email(email)
     _check_password(password)
-    password_hash = hash_password(password)
+    password_hash = await hash_password(password)
     async with system_tx(SystemReason.SIGNUP):
         user = await repository.insert_user(uuid.uuid4(), email, password_hash, False)
         if user is None:

@@ -43,7 +43,7 @@ async def create_or_update_user(
     """For operators (the CLI): create the user, or set the password of an existing one; join a tenant."""
     email = normalise_email(email)
     _check_password(password)
-    password_hash = hash_password(password)
+    password_hash = await hash_password(password)
     async with system_tx(SystemReason.STAFF_CHANGE):
         user = await repository.get_user_by_email(email)
         if user is None:
@@ -89,7 +89,7 @@ async def reset_password(email: str, password: str) -> UserView:
     console sessions end. `InvalidCredentials` if the account is gone or disabled since the link was sent."""
     email = normalise_email(email)
     _check_password(password)
-    password_hash = hash_password(password)
+    password_hash = await hash_password(password)
     async with system_tx(SystemReason.SESSIONS):
         user = await repository.get_user_by_email(email, lock=True)
         if user is None or user["status"] != "active":

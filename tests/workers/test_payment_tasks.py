@@ -18,12 +18,10 @@ from typing import Any
 
 import asyncpg
 import pytest
-from argon2 import PasswordHasher
 from celery import Celery
 from httpx import AsyncClient
 
 from billing import service
-from controlplane.core.auth import passwords
 from tests.api._helpers import assert_problem
 from tests.api.billing.test_escrow import _agreement
 from tests.api.billing.test_payments import DECLINED_CARD, GOOD_CARD, _add_card, _invoiced_tenant, card, stripe_client
@@ -77,12 +75,6 @@ def payment_worker(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathF
     # The default dunning schedule, which SCHEDULE repeats.
     with running_worker(stack_env, log, PREFORK, unset=("BILLING_DUNNING_DAYS",)) as client:
         yield Worker(client, log, {})
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """As in the API suite: sign-ins through the factory stay fast (what is tested does not depend on it)."""
-    monkeypatch.setattr(passwords, "_HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 @pytest.fixture

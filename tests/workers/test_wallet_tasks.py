@@ -8,12 +8,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from argon2 import PasswordHasher
 from celery import Celery
 from httpx import AsyncClient
 
 from billing import service
-from controlplane.core.auth import passwords
 from tests.factories import Factory
 from tests.workers._worker import PREFORK, running_worker
 from workers.schedule import BEAT_SCHEDULE
@@ -26,11 +24,6 @@ def wallet_worker(stack_env: dict[str, str], tmp_path_factory: pytest.TempPathFa
     log: Path = tmp_path_factory.mktemp("wallet-worker") / "worker.log"
     with running_worker(stack_env, log, PREFORK) as client:
         yield client
-
-
-@pytest.fixture(autouse=True)
-def cheap_password_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(passwords, "_HASHER", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1))
 
 
 def test_expire_credits_is_on_the_beat() -> None:
