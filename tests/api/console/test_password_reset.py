@@ -149,7 +149,8 @@ async def test_a_disabled_account_gets_no_link_and_cannot_use_one_sent_before(
         await inspector.execute("update users set status = 'disabled' where id = $1", person.user_id)
     finally:
         await inspector.close()
-    form = await browser.get(link)
+    assert (await browser.get(link)).status_code == 410  # the page says so before a password is chosen
+    form = await browser.get("/console/password/forgot")
     refused = await browser.post(
         "/console/password/reset",
         data={"csrf_token": csrf_of(form), "token": link.split("token=", 1)[1], "password": NEW_PASSWORD},
@@ -159,3 +160,33 @@ async def test_a_disabled_account_gets_no_link_and_cannot_use_one_sent_before(
     assert (await ask_for_reset(browser, person.email)).status_code == 200
     await asyncio.sleep(0.3)
     assert mailbox.messages() == []
+
+
+async def test_a_link_sent_before_the_password_changed_no_longer_resets_it(
+    browser: AsyncClient, factory: Factory, mailbox: MailStore
+) -> None:
+    """Two links asked for (or one asked for by someone who read the mailbox once): the first one used changes
+    the password, and every link sent before that change is spent with it."""
+    person = await factory.user()
+    await ask_for_reset(browser, person.email)
+    older = await reset_link(mailbox, person.email)
+    mailbox.clear()
+    await ask_for_reset(browser, person.email)
+    newer = await reset_link(mailbox, person.email)
+    assert older != newer
+
+    form = await browser.get(newer)
+    done = await browser.post(
+        "/console/password/reset",
+        data={"csrf_token": csrf_of(form), "token": newer.split("token=", 1)[1], "password": NEW_PASSWORD},
+    )
+    assert done.status_code == 303
+    browser.cookies.clear()
+    assert (await browser.get(older)).status_code == 410
+    form = await browser.get("/console/password/forgot")
+    refused = await browser.post(
+        "/console/password/reset",
+        data={"csrf_token": csrf_of(form), "token": older.split("token=", 1)[1], "password": "an attacker's choice"},
+    )
+    assert refused.status_code == 410
+    assert (await sign_in(browser, person.email, NEW_PASSWORD)).status_code == 303
