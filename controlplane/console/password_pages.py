@@ -64,15 +64,16 @@ def _send_after_answering(settings: Settings, message: EmailMessage, recipient: 
     task.add_done_callback(_sending.discard)
 
 
-async def _live_link(request: Request[Any, Any, Any], token: str, *, redeem: bool) -> tuple[str, str] | None:
-    """The address a live reset link proves and the stamp it was sent with; None for an unknown, used, expired or
-    spent one. `redeem`: used up (the stamp is then checked by the reset itself, under the account's lock)."""
-    links = links_of(request)
-    value = await (links.redeem(token, PASSWORD_RESET) if redeem else links.email_of(token, PASSWORD_RESET))
+async def _live_link(
+    request: Request[Any, Any, Any], token: str, *, check_stamp: bool = True
+) -> tuple[str, str] | None:
+    """The address a live reset link proves and the stamp it was sent with; None for an unknown, expired or spent
+    one. Not `check_stamp`: the reset checks it itself, under the account's lock."""
+    value = await links_of(request).email_of(token, PASSWORD_RESET)
     stamp, _, email = (value or "").partition(" ")
     if not stamp or not email:
         return None
-    if not redeem and await tenants.reset_stamp(email) != stamp:
+    if check_stamp and await tenants.reset_stamp(email) != stamp:
         return None
     return email, stamp
 
@@ -106,7 +107,7 @@ class PasswordPages(Controller):
     async def reset_form(
         self, request: Request[Any, Any, Any], token: Annotated[str, QueryParameter(max_length=128)] = ""
     ) -> Response[Any]:
-        live = await _live_link(request, token, redeem=False)
+        live = await _live_link(request, token)
         if live is None:
             return page(request, "password_expired.html", status=410)
         email, _ = live
@@ -117,7 +118,7 @@ class PasswordPages(Controller):
     @post("/reset", status_code=303)
     async def reset(self, request: Request[Any, Any, Any], data: Annotated[ResetForm, Form]) -> Response[Any]:
         if len(data.password) < MIN_PASSWORD_LENGTH or len(data.password) > 1024:
-            live = await _live_link(request, data.token, redeem=False)  # the link stays usable
+            live = await _live_link(request, data.token)  # the link stays usable
             if live is None:
                 return page(request, "password_expired.html", status=410)
             email, _ = live
@@ -130,7 +131,9 @@ class PasswordPages(Controller):
                 token=data.token,
                 min_length=MIN_PASSWORD_LENGTH,
             )
-        live = await _live_link(request, data.token, redeem=True)
+        # The link is spent by the reset itself (its stamp no longer matches, even for a request racing this one
+        # with it), not before: a reset the database could not make (a 503) leaves it usable for the retry.
+        live = await _live_link(request, data.token, check_stamp=False)
         if live is None:
             return page(request, "password_expired.html", status=410)
         email, stamp = live
@@ -138,4 +141,5 @@ class PasswordPages(Controller):
             user = await tenants.reset_password(email, data.password, stamp)
         except InvalidCredentials:  # disabled or erased since the link was sent, or its password changed
             return page(request, "password_expired.html", status=410)
+        await links_of(request).redeem(data.token, PASSWORD_RESET)  # tidied away; spent already
         return await start_session(request, user, "/console/")

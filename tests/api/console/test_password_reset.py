@@ -14,7 +14,9 @@ from httpx import ASGITransport, AsyncClient
 from litestar import Litestar
 
 from controlplane.console.signup_links import KEY_PREFIX, PER_EMAIL
+from controlplane.core.errors import DatabaseUnavailable
 from controlplane.devstack.mail_store import MailStore
+from tenants import service as tenants_service
 from tests.api.console.test_console import browser, csrf_of, sign_in
 from tests.api.console.test_signup import ask_for_link, path_of
 from tests.factories import PASSWORD, Factory
@@ -190,3 +192,28 @@ async def test_a_link_sent_before_the_password_changed_no_longer_resets_it(
     )
     assert refused.status_code == 410
     assert (await sign_in(browser, person.email, NEW_PASSWORD)).status_code == 303
+
+
+async def test_a_reset_the_database_could_not_make_leaves_the_link_usable(
+    browser: AsyncClient, factory: Factory, mailbox: MailStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outage is a named 503 the person retries: the link is spent by the reset, not by the attempt."""
+    person = await factory.user()
+    await ask_for_reset(browser, person.email)
+    link = await reset_link(mailbox, person.email)
+    form = await browser.get(link)
+    attempt = {"csrf_token": csrf_of(form), "token": link.split("token=", 1)[1], "password": NEW_PASSWORD}
+
+    async def unavailable(*_: Any) -> None:
+        raise DatabaseUnavailable("The database is unavailable; retry shortly")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tenants_service, "reset_password", unavailable)
+        during = await browser.post("/console/password/reset", data=attempt)
+    assert during.status_code == 503 and "database_unavailable" in during.text
+    retried = await browser.post("/console/password/reset", data=attempt)
+    assert retried.status_code == 303 and retried.headers["location"] == "/console/"
+    assert (await browser.get(link)).status_code == 410  # used now
+    browser.cookies.clear()
+    again = {**attempt, "csrf_token": csrf_of(await browser.get("/console/password/forgot"))}
+    assert (await browser.post("/console/password/reset", data=again)).status_code == 410
