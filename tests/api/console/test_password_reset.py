@@ -217,3 +217,27 @@ async def test_a_reset_the_database_could_not_make_leaves_the_link_usable(
     browser.cookies.clear()
     again = {**attempt, "csrf_token": csrf_of(await browser.get("/console/password/forgot"))}
     assert (await browser.post("/console/password/reset", data=again)).status_code == 410
+
+
+async def test_one_link_sent_twice_at_once_makes_one_reset(
+    browser: AsyncClient, app: Litestar, factory: Factory, mailbox: MailStore
+) -> None:
+    person = await factory.user()
+    await ask_for_reset(browser, person.email)
+    link = await reset_link(mailbox, person.email)
+    token = link.split("token=", 1)[1]
+    async with (
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as first,
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as second,
+    ):
+        forms = [await each.get(link) for each in (first, second)]
+        answers = await asyncio.gather(
+            *(
+                each.post(
+                    "/console/password/reset",
+                    data={"csrf_token": csrf_of(form), "token": token, "password": f"{NEW_PASSWORD} {n}"},
+                )
+                for n, (each, form) in enumerate(zip((first, second), forms, strict=True))
+            )
+        )
+    assert sorted(answer.status_code for answer in answers) == [303, 410]
