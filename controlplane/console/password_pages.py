@@ -4,7 +4,8 @@ older session of the person ends (their session generation moves on) and they ar
 Whether the address has an account is never told: the page that asks reads the same either way, and takes the
 same time (the message is sent after the answer, so a mail server's delay says nothing); only the active
 account's address gets a message. Links count against the same limits per email and per client address as
-sign-up's (`signup_links`).
+sign-up's (`signup_links`). A link keeps the account's reset stamp (`tenants.reset_stamp`) beside the address: once
+the password changes (by another link too) or the person signs out everywhere, every link sent before is spent.
 """
 
 from __future__ import annotations
@@ -63,6 +64,20 @@ def _send_after_answering(settings: Settings, message: EmailMessage, recipient: 
     task.add_done_callback(_sending.discard)
 
 
+async def _live_link(
+    request: Request[Any, Any, Any], token: str, *, check_stamp: bool = True
+) -> tuple[str, str] | None:
+    """The address a live reset link proves and the stamp it was sent with; None for an unknown, expired or spent
+    one. Not `check_stamp`: the reset checks it itself, under the account's lock."""
+    value = await links_of(request).email_of(token, PASSWORD_RESET)
+    stamp, _, email = (value or "").partition(" ")
+    if not stamp or not email:
+        return None
+    if check_stamp and await tenants.reset_stamp(email) != stamp:
+        return None
+    return email, stamp
+
+
 class PasswordPages(Controller):
     path = "/password"
     include_in_schema = False
@@ -80,9 +95,10 @@ class PasswordPages(Controller):
             )
         links = links_of(request)
         await links.allow(email, client_address(request))
-        if await tenants.can_reset_password(email):
+        stamp = await tenants.reset_stamp(email)
+        if stamp is not None:
             settings = settings_of(request)
-            link = await links.issue(email, PASSWORD_RESET)
+            link = await links.issue(f"{stamp} {email}", PASSWORD_RESET)  # an address has no space
             message = password_reset_message(settings.mail_from, email, link, settings.platform_name)
             _send_after_answering(settings, message, email)
         return page(request, "password_sent.html", email=email)
@@ -91,20 +107,21 @@ class PasswordPages(Controller):
     async def reset_form(
         self, request: Request[Any, Any, Any], token: Annotated[str, QueryParameter(max_length=128)] = ""
     ) -> Response[Any]:
-        email = await links_of(request).email_of(token, PASSWORD_RESET)
-        if email is None:
+        live = await _live_link(request, token)
+        if live is None:
             return page(request, "password_expired.html", status=410)
+        email, _ = live
         return await visitor_page(
             request, "password_reset.html", error=None, email=email, token=token, min_length=MIN_PASSWORD_LENGTH
         )
 
     @post("/reset", status_code=303)
     async def reset(self, request: Request[Any, Any, Any], data: Annotated[ResetForm, Form]) -> Response[Any]:
-        links = links_of(request)
         if len(data.password) < MIN_PASSWORD_LENGTH or len(data.password) > 1024:
-            email = await links.email_of(data.token, PASSWORD_RESET)  # the link stays usable
-            if email is None:
+            live = await _live_link(request, data.token)  # the link stays usable
+            if live is None:
                 return page(request, "password_expired.html", status=410)
+            email, _ = live
             return page(
                 request,
                 "password_reset.html",
@@ -114,11 +131,15 @@ class PasswordPages(Controller):
                 token=data.token,
                 min_length=MIN_PASSWORD_LENGTH,
             )
-        email = await links.redeem(data.token, PASSWORD_RESET)
-        if email is None:
+        # The link is spent by the reset itself (its stamp no longer matches, even for a request racing this one
+        # with it), not before: a reset the database could not make (a 503) leaves it usable for the retry.
+        live = await _live_link(request, data.token, check_stamp=False)
+        if live is None:
             return page(request, "password_expired.html", status=410)
+        email, stamp = live
         try:
-            user = await tenants.reset_password(email, data.password)
-        except InvalidCredentials:  # disabled or erased since the link was sent
+            user = await tenants.reset_password(email, data.password, stamp)
+        except InvalidCredentials:  # disabled or erased since the link was sent, or its password changed
             return page(request, "password_expired.html", status=410)
+        await links_of(request).redeem(data.token, PASSWORD_RESET)  # tidied away; spent already
         return await start_session(request, user, "/console/")

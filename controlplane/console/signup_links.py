@@ -3,9 +3,10 @@ how often one may be asked for.
 
 A link's token is random (never derived from the address); Redis keeps the address under the token's SHA-256,
 in a key of the link's purpose (a sign-up link is no reset link), for the purpose's lifetime, so an abandoned
-link disappears by itself, and a redeemed one at once (GETDEL: two tabs redeeming one link make one account, or
-one reset). Asking for links is limited per email and per client address, each a fixed window in Redis shared
-by both purposes: a form cannot be made to mail someone without end. Both are counted in a canonical form, so the
+link disappears by itself, and a redeemed one at once (GETDEL: two tabs redeeming one link make one account; a
+reset link is spent by the reset itself, see `password_pages`). Asking for links is limited per email and per
+client address, each a fixed window in Redis shared by both purposes: a form cannot be made to mail someone
+without end. Both are counted in a canonical form, so the
 limits are not walked around: an email lowercased and without a `+tag` (one mailbox under many names), an IPv6
 address by its /64 (what one subscriber is routinely given); an account still keeps the address as typed.
 """

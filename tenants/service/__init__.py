@@ -98,6 +98,7 @@ from tenants.service._users import (
     end_sessions,
     find_user,
     reset_password,
+    reset_stamp,
 )
 from tenants.service._webhook_delivery import (
     DeliveryReport,
@@ -207,6 +208,7 @@ __all__ = [
     "request_erasure",
     "reseller_tenants",
     "reset_password",
+    "reset_stamp",
     "revoke_api_key",
     "rotate_pii_key",
     "rotate_webhook_secret",

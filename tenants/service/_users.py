@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from controlplane.core.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
@@ -84,9 +85,23 @@ async def can_reset_password(email: str) -> bool:
     return user is not None and user["status"] == "active"
 
 
-async def reset_password(email: str, password: str) -> UserView:
+def _reset_stamp(user: dict[str, Any]) -> str:
+    return f"{user['id']}.{user['session_generation']}"
+
+
+async def reset_stamp(email: str) -> str | None:
+    """What a password reset link for this address is bound to (the account and its session generation now),
+    None when no active account has it. A link whose stamp no longer matches is spent: the password changed
+    since (by another link, the CLI or SQL), or the person signed out everywhere."""
+    async with system_tx(SystemReason.SESSIONS):
+        user = await repository.get_user_by_email(normalise_email(email))
+    return _reset_stamp(user) if user is not None and user["status"] == "active" else None
+
+
+async def reset_password(email: str, password: str, stamp: str | None = None) -> UserView:
     """A new password for the active account of this address (an emailed link proved it); the person's older
-    console sessions end. `InvalidCredentials` if the account is gone or disabled since the link was sent."""
+    console sessions end. `InvalidCredentials` if the account is gone or disabled since the link was sent, or,
+    given the link's `stamp` (`reset_stamp`), if it is another account's or the password changed since."""
     email = normalise_email(email)
     _check_password(password)
     password_hash = await hash_password(password)
@@ -94,5 +109,7 @@ async def reset_password(email: str, password: str) -> UserView:
         user = await repository.get_user_by_email(email, lock=True)
         if user is None or user["status"] != "active":
             raise InvalidCredentials("the account no longer exists or is disabled")
+        if stamp is not None and stamp != _reset_stamp(user):
+            raise InvalidCredentials("the password changed since the link was sent")
         generation = await repository.set_user_password(user["id"], password_hash)
     return view_of(UserView, user, session_generation=generation)

@@ -63,6 +63,10 @@ async def test_a_reseller_context_sees_only_its_own_rows(
         assert {row["tenant_id"] for row in await app_connection.fetch("select tenant_id from invoices")} == {
             a["tenant"]
         }
+        # The MRR history of its own tenants only (read-only: no write policy for the reseller's context).
+        assert {row["tenant_id"] for row in await app_connection.fetch("select tenant_id from mrr_changes")} == {
+            a["tenant"]
+        }
         for table in ("users", "memberships", "api_keys", "payment_methods", "audit_events", "ledger_postings"):
             assert await app_connection.fetchval(f"select count(*) from {table}") == 0, table  # noqa: S608
             checks += 1

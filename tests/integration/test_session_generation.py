@@ -58,3 +58,20 @@ async def test_a_reset_is_refused_to_a_disabled_or_unknown_account(
             await service.reset_password(address, "a new passphrase!")
     stored = await owner_connection.fetchrow("select session_generation from users where id = $1", user.id)
     assert stored["session_generation"] == 0
+
+
+async def test_a_reset_stamped_before_a_change_of_password_is_refused(
+    client: Any, owner_connection: asyncpg.Connection
+) -> None:
+    email = f"stamp-{uuid.uuid4().hex[:8]}@example.com"
+    user = await service.create_or_update_user(email, PASSWORD, staff=False)
+    stamp = await service.reset_stamp(email.upper())
+    assert stamp is not None and stamp == await service.reset_stamp(email)
+    await service.end_sessions(user.id)  # or any change of the password
+    with pytest.raises(InvalidCredentials):
+        await service.reset_password(email, "a new passphrase!", stamp)
+    fresh = await service.reset_stamp(email)
+    assert fresh is not None and fresh != stamp
+    assert (await service.reset_password(email, "a new passphrase!", fresh)).id == user.id
+    await owner_connection.execute("update users set status = 'disabled' where id = $1", user.id)
+    assert await service.reset_stamp(email) is None

@@ -14,7 +14,9 @@ from httpx import ASGITransport, AsyncClient
 from litestar import Litestar
 
 from controlplane.console.signup_links import KEY_PREFIX, PER_EMAIL
+from controlplane.core.errors import DatabaseUnavailable
 from controlplane.devstack.mail_store import MailStore
+from tenants import service as tenants_service
 from tests.api.console.test_console import browser, csrf_of, sign_in
 from tests.api.console.test_signup import ask_for_link, path_of
 from tests.factories import PASSWORD, Factory
@@ -149,7 +151,8 @@ async def test_a_disabled_account_gets_no_link_and_cannot_use_one_sent_before(
         await inspector.execute("update users set status = 'disabled' where id = $1", person.user_id)
     finally:
         await inspector.close()
-    form = await browser.get(link)
+    assert (await browser.get(link)).status_code == 410  # the page says so before a password is chosen
+    form = await browser.get("/console/password/forgot")
     refused = await browser.post(
         "/console/password/reset",
         data={"csrf_token": csrf_of(form), "token": link.split("token=", 1)[1], "password": NEW_PASSWORD},
@@ -159,3 +162,82 @@ async def test_a_disabled_account_gets_no_link_and_cannot_use_one_sent_before(
     assert (await ask_for_reset(browser, person.email)).status_code == 200
     await asyncio.sleep(0.3)
     assert mailbox.messages() == []
+
+
+async def test_a_link_sent_before_the_password_changed_no_longer_resets_it(
+    browser: AsyncClient, factory: Factory, mailbox: MailStore
+) -> None:
+    """Two links asked for (or one asked for by someone who read the mailbox once): the first one used changes
+    the password, and every link sent before that change is spent with it."""
+    person = await factory.user()
+    await ask_for_reset(browser, person.email)
+    older = await reset_link(mailbox, person.email)
+    mailbox.clear()
+    await ask_for_reset(browser, person.email)
+    newer = await reset_link(mailbox, person.email)
+    assert older != newer
+
+    form = await browser.get(newer)
+    done = await browser.post(
+        "/console/password/reset",
+        data={"csrf_token": csrf_of(form), "token": newer.split("token=", 1)[1], "password": NEW_PASSWORD},
+    )
+    assert done.status_code == 303
+    browser.cookies.clear()
+    assert (await browser.get(older)).status_code == 410
+    form = await browser.get("/console/password/forgot")
+    refused = await browser.post(
+        "/console/password/reset",
+        data={"csrf_token": csrf_of(form), "token": older.split("token=", 1)[1], "password": "an attacker's choice"},
+    )
+    assert refused.status_code == 410
+    assert (await sign_in(browser, person.email, NEW_PASSWORD)).status_code == 303
+
+
+async def test_a_reset_the_database_could_not_make_leaves_the_link_usable(
+    browser: AsyncClient, factory: Factory, mailbox: MailStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outage is a named 503 the person retries: the link is spent by the reset, not by the attempt."""
+    person = await factory.user()
+    await ask_for_reset(browser, person.email)
+    link = await reset_link(mailbox, person.email)
+    form = await browser.get(link)
+    attempt = {"csrf_token": csrf_of(form), "token": link.split("token=", 1)[1], "password": NEW_PASSWORD}
+
+    async def unavailable(*_: Any) -> None:
+        raise DatabaseUnavailable("The database is unavailable; retry shortly")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tenants_service, "reset_password", unavailable)
+        during = await browser.post("/console/password/reset", data=attempt)
+    assert during.status_code == 503 and "database_unavailable" in during.text
+    retried = await browser.post("/console/password/reset", data=attempt)
+    assert retried.status_code == 303 and retried.headers["location"] == "/console/"
+    assert (await browser.get(link)).status_code == 410  # used now
+    browser.cookies.clear()
+    again = {**attempt, "csrf_token": csrf_of(await browser.get("/console/password/forgot"))}
+    assert (await browser.post("/console/password/reset", data=again)).status_code == 410
+
+
+async def test_one_link_sent_twice_at_once_makes_one_reset(
+    browser: AsyncClient, app: Litestar, factory: Factory, mailbox: MailStore
+) -> None:
+    person = await factory.user()
+    await ask_for_reset(browser, person.email)
+    link = await reset_link(mailbox, person.email)
+    token = link.split("token=", 1)[1]
+    async with (
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as first,
+        AsyncClient(transport=ASGITransport(app=app), base_url="http://testserver") as second,
+    ):
+        forms = [await each.get(link) for each in (first, second)]
+        answers = await asyncio.gather(
+            *(
+                each.post(
+                    "/console/password/reset",
+                    data={"csrf_token": csrf_of(form), "token": token, "password": f"{NEW_PASSWORD} {n}"},
+                )
+                for n, (each, form) in enumerate(zip((first, second), forms, strict=True))
+            )
+        )
+    assert sorted(answer.status_code for answer in answers) == [303, 410]
