@@ -52,11 +52,17 @@ class CsrfRefused(PermissionDenied):
     title = "This form has expired"
 
 
-async def csrf_protected(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+# A handler's `opt` flag: signed out, a forged form has nothing to do there, and a retry must not fail (sign-out).
+WITHOUT_SESSION_HARMLESS = "without_session_harmless"
+
+
+async def csrf_protected(connection: ASGIConnection[Any, Any, Any, Any], handler: BaseRouteHandler) -> None:
     """Every unsafe request carries its session's CSRF token in the form's `csrf_token` field."""
     if connection.scope.get("method", "GET") in _SAFE_METHODS:
         return
     session = console_session(connection.scope)
+    if (session is None or session.user_id is None) and handler.opt.get(WITHOUT_SESSION_HARMLESS):
+        return
     sent = (await Request(connection.scope, connection.receive).form()).get("csrf_token", "")
     if session is None or not isinstance(sent, str) or not session.accepts_csrf(sent):
         raise CsrfRefused("The form was not sent from this session's page: reload the page and try again")
@@ -149,14 +155,14 @@ class AuthPages(Controller):
         await throttle.succeeded(email, address)
         return await start_session(request, user, "/console/")
 
-    @post("/signout", status_code=303)
+    @post("/signout", status_code=303, opt={WITHOUT_SESSION_HARMLESS: True})
     async def signout(self, request: Request[Any, Any, Any]) -> Response[Any]:
         session = console_session(request.scope)
         if session is not None:
             await _sessions(request).end(session.id)
         return Redirect("/console/signin", status_code=303, cookies=[cookie(request, "", max_age=0)])
 
-    @post("/signout/everywhere", status_code=303)
+    @post("/signout/everywhere", status_code=303, opt={WITHOUT_SESSION_HARMLESS: True})
     async def signout_everywhere(self, request: Request[Any, Any, Any]) -> Response[Any]:
         """Every session of the person ends, in every browser and process (their session generation moves on);
         this one too. Repeated, it ends whatever sessions began since, which is what was asked."""

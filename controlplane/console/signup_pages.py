@@ -168,13 +168,16 @@ class SignupPages(Controller):
                 token=data.token,
                 min_length=MIN_PASSWORD_LENGTH,
             )
-        email = await links.redeem(data.token, SIGNUP)
+        email = await links.email_of(data.token, SIGNUP)
         if email is None:
             return page(request, "signup_expired.html", status=410)
+        # The account is made first and the link spent after it: an outage in between is a 503 whose retry finds
+        # the link still good. Two tabs sending one link make one account: the other is told it exists.
         try:
             user = await tenants.register_user(email, data.password)
         except UserExists:
             return page(request, "signup_exists.html", status=409)
+        await links.redeem(data.token, SIGNUP)
         return await start_session(request, user, "/console/signup/tenant")
 
     @get("/signup/tenant")

@@ -150,8 +150,13 @@ async def test_signing_in_gives_a_new_session_id_and_signing_out_ends_it(
     assert (await browser.get("/console/")).status_code == 303
     use_session(browser, session)
     home = await browser.get("/console/")
+    forged = await browser.post("/console/signout", data={"csrf_token": "not this session's"})
+    assert forged.status_code == 403  # signed in: no other site's form signs the person out
     out = await browser.post("/console/signout", data={"csrf_token": csrf_of(home)})
     assert out.status_code == 303 and out.headers["location"] == "/console/signin"
+    for path in ("/console/signout", "/console/signout/everywhere"):  # retried, as a browser may: harmless
+        retried = await browser.post(path, data={"csrf_token": csrf_of(home)})
+        assert retried.status_code == 303 and retried.headers["location"] == "/console/signin", path
     use_session(browser, session)  # replayed after sign-out
     again = await browser.get("/console/")
     assert again.status_code == 303 and again.headers["location"] == "/console/signin"

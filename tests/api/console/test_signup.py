@@ -13,6 +13,7 @@ from httpx import ASGITransport, AsyncClient
 from litestar import Litestar
 
 from controlplane.console.signup_links import KEY_PREFIX, PER_ADDRESS, PER_EMAIL
+from controlplane.core.errors import DatabaseUnavailable
 from controlplane.devstack.mail_store import MailStore
 from tenants import service as tenants_service
 from tests.api.billing._support import plan
@@ -271,3 +272,26 @@ async def test_the_per_address_limit_counts_an_ipv6_clients_whole_64(app: Litest
     assert (await ask_from("192.0.2.10")).status_code == 429
     assert (await ask_from("::ffff:192.0.2.10")).status_code == 429  # the same client, mapped into IPv6
     assert (await ask_from("192.0.2.11")).status_code == 200
+
+
+async def test_an_account_the_database_could_not_make_leaves_the_link_usable(
+    browser: AsyncClient, mailbox: MailStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An outage is a named 503 the person retries: the link is spent by the account made, not by the attempt."""
+    email = f"outage-{uuid.uuid4().hex[:8]}@example.com"
+    await ask_for_link(browser, email)
+    link = path_of(link_in(mailbox, email))
+    form = await browser.get(link)
+    attempt = {"csrf_token": csrf_of(form), "token": link.split("token=", 1)[1], "password": PASSWORD}
+
+    async def unavailable(*_: Any) -> None:
+        raise DatabaseUnavailable("The database is unavailable; retry shortly")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(tenants_service, "register_user", unavailable)
+        during = await browser.post("/console/signup/verify", data=attempt)
+    assert during.status_code == 503 and "database_unavailable" in during.text
+    retried = await browser.post("/console/signup/verify", data=attempt)
+    assert retried.status_code == 303 and retried.headers["location"] == "/console/signup/tenant"
+    assert (await browser.get(link)).status_code == 410  # spent now
+    assert await tenants_service.find_user(email) is not None
