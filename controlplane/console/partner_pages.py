@@ -57,8 +57,6 @@ _TENANT_NAMES = 100  # a statement's lines name the tenants of the reseller's fi
 MAX_EVIDENCE = 2000  # as the API's `Evidence`
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _SUBMITTABLE = frozenset({"not_started", "rejected", "expired"})
-# Who the API's analytics give a reseller's figures to (billing.analytics.service.revenue, which decides).
-_REVENUE_READERS = frozenset({"staff", "reseller_admin"})
 _ACTION_WORDS = {"submit": "submit it", "resubmit": "submit it again", "await_review": "wait for the platform's review"}
 
 
@@ -144,7 +142,7 @@ async def _revenue(
 ) -> list[tuple[str, MonthFigures]] | None:
     """This month's figures of the reseller's tenants per currency, as the API's analytics give them; None for
     a reader the API refuses them to (a reseller's viewer), whether or not there is a currency to ask about."""
-    if seen.role not in _REVENUE_READERS:
+    if seen.role not in tenants.REVENUE_READERS:
         return None
     this_month = Month.of(datetime.now(UTC))
     figures = []

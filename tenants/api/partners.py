@@ -144,7 +144,9 @@ class OwnedTenant(Struct):
     currency: str
     created_at: datetime
     billing: list[BillingSummary]
-    mrr: list[RecurringRevenue]  # now, per currency (none for a tenant without recurring revenue)
+    # Now, per currency (none for a tenant without recurring revenue); null for a reseller's viewers, who do not
+    # read its revenue.
+    mrr: list[RecurringRevenue] | None
 
 
 class OwnedTenantPage(Struct):

@@ -33,6 +33,7 @@ from tenants.service._members import (
     remove_member,
 )
 from tenants.service._partners import (
+    REVENUE_READERS,
     AdministeredPartnerView,
     BillingSummaryView,
     CheckpointHistoryEntry,
@@ -121,6 +122,7 @@ __all__ = [
     "MAX_RATE_LIMIT_PERCENT",
     "MIN_RATE_LIMIT_PERCENT",
     "RATE_LIMIT_TOPIC",
+    "REVENUE_READERS",
     "STATUS_TOPIC",
     "AdministeredPartnerView",
     "AlreadyHasTenant",

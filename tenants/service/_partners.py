@@ -3,6 +3,7 @@ passes. A partner's rows are read in its own partner context; the staff queue re
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -145,7 +146,7 @@ class OwnedTenantView:
     currency: str
     created_at: datetime
     billing: list[BillingSummaryView]
-    mrr: list[RecurringRevenueView]
+    mrr: list[RecurringRevenueView] | None  # None: the reader does not read the reseller's revenue
 
 
 async def _role(actor: Principal, partner_id: uuid.UUID) -> str:
@@ -432,19 +433,24 @@ async def ensure_qualified(partner_id: uuid.UUID, kind: str) -> None:
     engine.evaluate(engine.PARTNER_TYPES[kind], partner["subtype"], states, datetime.now(UTC)).require()
 
 
-def _owned_tenant(row: dict[str, Any]) -> OwnedTenantView:
+# Who reads a reseller's revenue (its tenants' MRR), as `billing.analytics` decides for the revenue report.
+REVENUE_READERS = frozenset({"staff", "reseller_admin"})
+
+
+def _owned_tenant(row: dict[str, Any], *, with_mrr: bool) -> OwnedTenantView:
     return view_of(
         OwnedTenantView,
         row,
         billing=[BillingSummaryView(**summary) for summary in row["billing"]],
-        mrr=[RecurringRevenueView(**each) for each in row["mrr"]],
+        mrr=[RecurringRevenueView(**each) for each in row["mrr"]] if with_mrr else None,
     )
 
 
 async def reseller_tenants(actor: Principal, partner_id: uuid.UUID, page: PageRequest) -> Page[OwnedTenantView]:
     """The tenants a reseller owns, each with its billing summary: what the reseller context may read, by
-    the database's policies (no members, no personal data)."""
+    the database's policies (no members, no personal data); and each one's MRR now, for those who read the
+    reseller's revenue (None for its viewers)."""
     async with partner_tx(partner_id):
-        await _role(actor, partner_id)
+        role = await _role(actor, partner_id)
         rows = await repository.owned_tenants(partner_id, page)
-    return page_of_views(rows, page, _owned_tenant)
+    return page_of_views(rows, page, functools.partial(_owned_tenant, with_mrr=role in REVENUE_READERS))

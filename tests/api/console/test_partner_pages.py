@@ -246,6 +246,7 @@ async def test_a_reseller_admin_submits_a_checkpoint_once_and_bad_submissions_re
     assert read.status_code == 200 and "/submit" not in read.text
     overview = await browser.get(base)
     assert "admins read its tenants" in overview.text and f'href="{base}/revenue"' not in overview.text
+    assert '<th scope="col" class="num">MRR</th>' not in overview.text
     months = await browser.get(f"{base}/revenue")  # revenue is the admins'
     assert months.status_code == 403 and "forbidden_for_role" in months.text
     refused = await browser.post(

@@ -200,6 +200,16 @@ async def test_a_reseller_reads_each_owned_tenants_mrr_and_no_one_elses(client: 
         idle["id"]: [],  # no recurring revenue: nothing, rather than a zero
     }
     assert tenant_b not in str(mine)
+    viewer = await factory.user()
+    added = await client.post(
+        f"/v1/partners/{a}/members",
+        json={"email": viewer.email, "role": "reseller_viewer"},
+        headers=founders[0].headers,
+    )
+    assert added.status_code == 201, added.text
+    seen = (await client.get(f"/v1/resellers/{a}/tenants", headers=viewer.headers)).json()["items"]
+    assert {item["id"] for item in seen} == {tenant_a, idle["id"]}
+    assert all(item["mrr"] is None for item in seen)  # the revenue is the admins', as the analytics
 
 
 async def test_a_reseller_admin_cannot_set_commercial_terms_when_creating_a_tenant(
