@@ -103,7 +103,7 @@ def issue_token(email: str) -> None:
         issuer=settings.jwt_issuer,
         ttl_seconds=settings.jwt_ttl_seconds,
     )
-    click.echo(signer.issue(user.id))
+    click.echo(signer.issue(user.id, generation=user.session_generation))
 
 
 @cli.group("billing")

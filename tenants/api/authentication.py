@@ -12,7 +12,7 @@ from litestar.middleware.authentication import AbstractAuthenticationMiddleware,
 
 from controlplane.core import metrics
 from controlplane.core.auth import api_keys
-from controlplane.core.auth.tokens import ReloadingTokenSigner
+from controlplane.core.auth.tokens import InvalidToken, ReloadingTokenSigner
 from controlplane.core.errors import DomainError, Unauthenticated
 from controlplane.core.ratelimit.limiter import RateLimiter
 from tenants import service
@@ -44,6 +44,8 @@ class BearerAuthenticationMiddleware(AbstractAuthenticationMiddleware):
                 signer: ReloadingTokenSigner = connection.app.state.token_signer
                 claims = await signer.verify_fresh(credentials)
                 principal = await service.principal_for_user(claims.user_id)
+                if claims.generation < principal.session_generation:
+                    raise InvalidToken("the password changed, or the person signed out everywhere, since it was issued")
         except DomainError as exc:
             metrics.AUTH_FAILURES_TOTAL.labels(kind=exc.code).inc()
             if limiter is not None and isinstance(exc, Unauthenticated):  # not an outage

@@ -29,5 +29,5 @@ async def issue_token(request: Request[Any, Any, Any], data: JSONBody[TokenReque
     await throttle.succeeded(data.email, address)
     signer: ReloadingTokenSigner = request.app.state.token_signer
     await signer.refresh_if_stale()  # a rotated active key signs within the refresh interval
-    token = signer.issue(user.id)
+    token = signer.issue(user.id, generation=user.session_generation)
     return TokenRead(access_token=token, token_type="Bearer", expires_in=signer.ttl_seconds)  # noqa: S106

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from controlplane.core.auth.passwords import MIN_PASSWORD_LENGTH, hash_password
+from controlplane.core.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, verify_password
 from controlplane.core.db import SystemReason, system_tx, tenant_tx
 from controlplane.core.errors import InvalidInput
 from controlplane.core.views import view_of
@@ -51,8 +51,12 @@ async def create_or_update_user(
             user = await repository.insert_user(uuid.uuid4(), email, password_hash, staff)
             if user is None:
                 raise UserExists()
-        else:  # a reset by an operator: the person's console sessions end (the generation moves on)
-            generation = await repository.set_user_password(user["id"], password_hash, staff or None)
+        else:
+            # A reset by an operator ends the person's console sessions and tokens (the generation moves on); their
+            # own password given again (to make them staff, say) keeps its hash, and so ends nothing.
+            same = await verify_password(user["password_hash"], password)
+            kept = user["password_hash"] if same else password_hash
+            generation = await repository.set_user_password(user["id"], kept, staff or None)
             user = {**user, "session_generation": generation}
     if tenant_id is not None:
         if role not in TENANT_ROLES:

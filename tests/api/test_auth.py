@@ -15,6 +15,7 @@ from httpx import AsyncClient
 from litestar import Litestar
 
 from controlplane.core.auth.tokens import TokenSigner
+from tenants import service
 from tests.api._helpers import add_member, assert_problem, bearer
 from tests.factories import PASSWORD, Actor, Factory
 
@@ -173,6 +174,20 @@ async def test_missing_credentials_are_401(client: AsyncClient, headers: dict[st
     response = await client.get("/v1/tenants", headers=headers)
     assert_problem(response, 401, "missing_credentials")
     assert response.headers["www-authenticate"] == "Bearer"
+
+
+async def test_a_password_change_or_signing_out_everywhere_revokes_the_tokens_issued_before(
+    client: AsyncClient, factory: Factory
+) -> None:
+    user = await factory.user()
+    assert (await client.get("/v1/tenants", headers=user.headers)).status_code == 200
+    await service.create_or_update_user(user.email, "a brand new passphrase", staff=False)  # the CLI's reset
+    assert_problem(await client.get("/v1/tenants", headers=user.headers), 401, "invalid_token")
+    signed_in = await client.post("/v1/auth/token", json={"email": user.email, "password": "a brand new passphrase"})
+    fresh = bearer(signed_in.json()["access_token"])
+    assert (await client.get("/v1/tenants", headers=fresh)).status_code == 200
+    await service.end_sessions(user.user_id)  # "Sign out everywhere" in the console
+    assert_problem(await client.get("/v1/tenants", headers=fresh), 401, "invalid_token")
 
 
 async def test_a_token_for_a_user_that_does_not_exist_is_401(client: AsyncClient, app: Litestar) -> None:

@@ -1,6 +1,7 @@
 import json
 import uuid
 
+import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -73,3 +74,17 @@ def test_derived_keys_follow_the_key_set_and_its_rotation() -> None:
     assert after.derived_keys(b"purpose")[0] != signing
     assert before.derived_keys(b"another purpose")[0] != signing
     assert _signer({"k1": Ed25519PrivateKey.generate()}, "k1").derived_keys(b"purpose")[0] != signing
+
+
+def test_a_token_carries_its_users_session_generation_and_a_strange_one_is_refused() -> None:
+    key = Ed25519PrivateKey.generate()
+    signer = _signer({"k1": key}, "k1")
+    user = uuid.uuid4()
+    assert signer.verify(signer.issue(user, generation=7)).generation == 7
+    claims = jwt.decode(signer.issue(user), options={"verify_signature": False})
+    for strange in ("7", 7.5, True, None, [7]):
+        token = jwt.encode({**claims, "gen": strange}, key, algorithm="EdDSA", headers={"kid": "k1"})
+        with pytest.raises(InvalidToken):
+            signer.verify(token)
+    without = jwt.encode({k: v for k, v in claims.items() if k != "gen"}, key, algorithm="EdDSA", headers={"kid": "k1"})
+    assert signer.verify(without).generation == 0  # issued before generations

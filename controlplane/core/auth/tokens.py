@@ -7,7 +7,8 @@ A signer remembers the tokens it verified until they expire, so a client's repea
 Ed25519 verification, not one each. The memory belongs to one key set: a reload that changes the keys
 makes a new signer, which remembers nothing, so no answer outlives the key that signed it. Whether the
 token's user may still act is not the token's business: that is read for every request
-(`tenants.service.principal_for_user`), and is how a token is revoked (its user disabled or erased).
+(`tenants.service.principal_for_user`), and is how a token is revoked (its user disabled or erased, or their
+session generation, which the token carries as `gen`, moved on: a password change, "sign out everywhere").
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class TokenClaims:
     user_id: uuid.UUID
     issued_at: int
     expires_at: int
+    generation: int = 0  # the user's session generation when it was issued
 
 
 class TokenSigner:
@@ -91,10 +93,11 @@ class TokenSigner:
             keys[kid] = key
         return cls(keys, secret["active_kid"], issuer=issuer, ttl_seconds=ttl_seconds, clock=clock)
 
-    def issue(self, user_id: uuid.UUID, *, now: int | None = None) -> str:
+    def issue(self, user_id: uuid.UUID, *, generation: int = 0, now: int | None = None) -> str:
         issued = int(self._clock()) if now is None else now
         claims = {
             "sub": str(user_id),
+            "gen": generation,
             "iss": self._issuer,
             "iat": issued,
             "nbf": issued,
@@ -142,7 +145,10 @@ class TokenSigner:
                 options={"require": ["sub", "exp", "iat", "iss"], "verify_exp": False},
                 leeway=LEEWAY_SECONDS,
             )
-            return TokenClaims(uuid.UUID(claims["sub"]), int(claims["iat"]), int(claims["exp"]))
+            generation = claims.get("gen", 0)  # a token from before generations: 0
+            if not isinstance(generation, int) or isinstance(generation, bool):
+                raise InvalidToken("the token's generation is not a number")
+            return TokenClaims(uuid.UUID(claims["sub"]), int(claims["iat"]), int(claims["exp"]), generation)
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise InvalidToken() from exc
 
@@ -229,8 +235,8 @@ class ReloadingTokenSigner:
     def ttl_seconds(self) -> int:
         return self._ttl
 
-    def issue(self, user_id: uuid.UUID, *, now: int | None = None) -> str:
-        return self._signer.issue(user_id, now=now)
+    def issue(self, user_id: uuid.UUID, *, generation: int = 0, now: int | None = None) -> str:
+        return self._signer.issue(user_id, generation=generation, now=now)
 
     async def derived_keys(self, purpose: bytes) -> tuple[bytes, ...]:
         """`TokenSigner.derived_keys` of the key set loaded now, re-read first when stale (as for a token)."""
