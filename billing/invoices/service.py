@@ -42,7 +42,13 @@ from billing.subscriptions import repository as subscriptions_repository
 from billing.subscriptions import state as _state
 from billing.subscriptions.states import Status
 from billing.taxes import service as _taxes
-from billing.wallets.application import CREDIT_PURCHASE, apply_credits, give_back_credits, restore_credits
+from billing.wallets.application import (
+    CREDIT_PURCHASE,
+    apply_credits,
+    credits_for,
+    give_back_credits,
+    restore_credits,
+)
 from controlplane.core import metrics
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
@@ -294,9 +300,11 @@ def preview_of(
     currency: str,
     period: Period,
     status: Literal["preview", "upcoming"] = "preview",
+    credits_applied_minor: int = 0,
 ) -> InvoiceView:
     """The view of an invoice computed and not written: no id, number or issue date, the status "preview" (or
-    "upcoming": the next boundary's invoice)."""
+    "upcoming": the next boundary's invoice); `credits_applied_minor`: what the wallet would pay of it
+    (`credits_for`)."""
     figures = composed.figures
     return InvoiceView(
         id=None,
@@ -314,8 +322,8 @@ def preview_of(
         taxes=figures.taxes,
         total_minor=figures.total_minor,
         credited_minor=0,
-        credits_applied_minor=0,
-        amount_due_minor=amount_due(figures.total_minor, 0),
+        credits_applied_minor=credits_applied_minor,
+        amount_due_minor=amount_due(figures.total_minor, 0) - credits_applied_minor,
         issued_at=None,
         lines=tuple(line_view(line) for line in composed.lines),
     )
@@ -474,7 +482,8 @@ async def boundary_invoice(
 async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) -> InvoiceView:
     """What the next boundary will bill if usage stays as it is now; nothing is written. Computed as the cycle
     computes the invoice it writes there (`boundary_invoice`, `compose_invoice`): its pending items, discounts,
-    credit carried to the invoice after it, taxes and cash rounding."""
+    credit carried to the invoice after it, taxes and cash rounding; and the prepaid credits the wallet, as it
+    is now, would pay of it."""
     now = now or datetime.now(UTC)
     async with tenant_tx(tenant_id):
         row = await subscriptions_repository.live_subscription(tenant_id)
@@ -484,6 +493,9 @@ async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) ->
         addons = await _addons.billable(tenant_id, row["id"], sub.current_period.start)
         _, arguments = await boundary_invoice(tenant_id, row["id"], sub, addons)
         composed = await compose_invoice(**arguments)
+        # The wallet pays at the boundary what is left of it then (a lot expiring before pays nothing).
+        due = amount_due(composed.figures.total_minor, 0)
+        credits = await credits_for(tenant_id, arguments["currency"], due, max(now, sub.current_period.end))
     return preview_of(
         composed,
         tenant_id=tenant_id,
@@ -492,6 +504,7 @@ async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) ->
         currency=arguments["currency"],
         period=arguments["period"],
         status="upcoming",
+        credits_applied_minor=credits,
     )
 
 

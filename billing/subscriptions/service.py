@@ -38,7 +38,7 @@ from billing.invoices.service import (
     settle_if_paid_by_credits,
     write_invoice,
 )
-from billing.invoices.totals import tax_of
+from billing.invoices.totals import amount_due, tax_of
 from billing.money import exponent
 from billing.notices import service as notices
 from billing.payments.stripe_amounts import cash_rounding, chargeable_step, payable_in_steps
@@ -48,6 +48,7 @@ from billing.subscriptions import state as _state
 from billing.subscriptions.states import Status
 from billing.subscriptions.trials import claim_trial
 from billing.usage.service import ensure_within_bounds
+from billing.wallets.application import credits_for
 from controlplane.core.auth.principal import Principal
 from controlplane.core.db import tenant_tx
 from controlplane.core.pagination import PageRequest, page_of_views
@@ -366,6 +367,7 @@ async def preview_change(
         if planned.billed_now:
             arguments = planned.invoice(tenant_id, subscription_id)
             composed = await compose_invoice(**arguments)
+            due = amount_due(composed.figures.total_minor, 0)
             invoice = preview_of(
                 composed,
                 tenant_id=tenant_id,
@@ -373,6 +375,7 @@ async def preview_change(
                 kind="change",
                 currency=arguments["currency"],
                 period=arguments["period"],
+                credits_applied_minor=await credits_for(tenant_id, arguments["currency"], due, now),
             )
     after = planned.result.subscription
     later = () if planned.billed_now else tuple(line_view(line) for line in planned.result.lines)

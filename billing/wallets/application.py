@@ -17,7 +17,7 @@ from billing.ledger import rules as ledger
 from billing.money import exponent
 from billing.payments.stripe_amounts import chargeable_step, minimum_charge
 from billing.wallets import repository
-from billing.wallets.rules import Lot, credits_to_apply, funded_expiry
+from billing.wallets.rules import Draw, Lot, credits_to_apply, funded_expiry
 from tenants import audit
 
 CREDIT_PURCHASE = "credit_purchase"
@@ -40,13 +40,7 @@ async def apply_credits(tenant_id: uuid.UUID, invoice: dict[str, Any], now: date
     rows = await repository.usable_lots(tenant_id, currency, now, lock=True)
     if not rows:
         return 0
-    draws = credits_to_apply(
-        [lot_of(row) for row in rows],
-        invoice["amount_due_minor"],
-        chargeable_step(currency, exponent(currency)),
-        now,
-        minimum_charge(currency, exponent(currency)),
-    )
+    draws = _draws(rows, invoice["amount_due_minor"], currency, now)
     for item in draws:
         await repository.move_lot(item.lot_id, -item.amount_minor)
         await repository.insert_transaction(
@@ -79,6 +73,21 @@ async def apply_credits(tenant_id: uuid.UUID, invoice: dict[str, Any], now: date
             after={"purchased_minor": purchased, "granted_minor": granted, "currency": currency},
         )
     return purchased + granted
+
+
+def _draws(rows: list[dict[str, Any]], due_minor: int, currency: str, now: datetime) -> list[Draw]:
+    step, minimum = chargeable_step(currency, exponent(currency)), minimum_charge(currency, exponent(currency))
+    return credits_to_apply([lot_of(row) for row in rows], due_minor, step, now, minimum)
+
+
+async def credits_for(tenant_id: uuid.UUID, currency: str, due_minor: int, at: datetime) -> int:
+    """Inside the caller's tenant transaction: the credits `apply_credits` would take from the wallet as it is
+    now for an invoice with `due_minor` due, finalized at `at` (lots expired by then pay nothing). A preview:
+    nothing is locked or moved."""
+    if due_minor <= 0:
+        return 0
+    rows = await repository.usable_lots(tenant_id, currency, at, lock=False)
+    return sum((item.amount_minor for item in _draws(rows, due_minor, currency, at)), 0)
 
 
 async def restore_credits(tenant_id: uuid.UUID, invoice_id: uuid.UUID) -> int:

@@ -118,6 +118,9 @@ async def test_an_upgrade_bills_what_its_preview_showed_with_usage_a_coupon_and_
         f"/v1/subscriptions/{created['id']}/discounts", json={"coupon_code": launch}, headers=admin.headers
     )
     assert redeemed.status_code == 201, redeemed.text
+    grant = {"amount_minor": 500, "paid": False}  # prepaid credit the change's invoice takes first
+    granted = await client.post(f"/v1/tenants/{tenant['id']}/wallet/top-ups", json=grant, headers=staff.headers)
+    assert granted.status_code == 201, granted.text
     _, key = await create_api_key(client, staff.headers, tenant["id"], role="tenant_member")
     used = [event(f"call-{n}", calls, utcnow() - timedelta(seconds=2)) for n in range(3)]
     assert (await post_usage(client, bearer(key), used)).json()["accepted"] == 3
@@ -136,6 +139,11 @@ async def test_an_upgrade_bills_what_its_preview_showed_with_usage_a_coupon_and_
     [billed] = [invoice for invoice in await _invoices(tenant["id"]) if invoice.kind == "change"]
     assert _figures(billed) == _figures(preview.invoice)
     assert billed.total_minor == preview.invoice.total_minor > 0
+    assert (billed.credits_applied_minor, billed.amount_due_minor) == (
+        preview.invoice.credits_applied_minor,
+        preview.invoice.amount_due_minor,
+    )
+    assert billed.credits_applied_minor == 500
 
 
 async def test_a_plan_change_that_ends_a_trial_bills_what_its_preview_showed(

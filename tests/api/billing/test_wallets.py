@@ -137,7 +137,9 @@ async def test_a_grant_is_staff_only_and_pays_the_next_cycle_invoice_first(
     assert granted.status_code == 201, granted.text
     assert (granted.json()["source"], granted.json()["invoice_id"]) == ("granted", None)
 
-    # The next boundary's invoice takes the credit at finalization: 34.10 - 10.00 = 24.10 due.
+    # The next boundary's invoice takes the credit at finalization: 34.10 - 10.00 = 24.10 due; its preview says so.
+    upcoming = (await client.get(f"/v1/tenants/{tenant['id']}/invoices/upcoming", headers=admin.headers)).json()
+    assert (upcoming["credits_applied_minor"], upcoming["amount_due_minor"]) == (1000, PLAN_TOTAL - 1000)
     report = await service.run_cycle(parse(subscription["current_period_end"]) + timedelta(hours=2))
     assert report.failed == [], report.failed
     latest = (await invoices_of(client, staff, tenant["id"]))[-1]
@@ -151,6 +153,10 @@ async def test_a_grant_is_staff_only_and_pays_the_next_cycle_invoice_first(
     assert body["balance_minor"] == 0
     assert movements(body) == [("grant", 1000), ("applied", -1000)]
     assert body["transactions"][1]["invoice_id"] == latest["id"]
+    assert (latest["credits_applied_minor"], latest["amount_due_minor"]) == (
+        upcoming["credits_applied_minor"],
+        upcoming["amount_due_minor"],
+    )
     await assert_ledger_clean()
 
     # Voiding the invoice gives the credit back to its lot.
@@ -160,6 +166,20 @@ async def test_a_grant_is_staff_only_and_pays_the_next_cycle_invoice_first(
     assert (body["balance_minor"], body["granted_minor"]) == (1000, 1000)
     assert movements(body) == [("grant", 1000), ("applied", -1000), ("restored", 1000)]
     await assert_ledger_clean()
+
+
+async def test_the_upcoming_invoice_counts_only_the_credit_still_good_at_its_boundary(
+    client: AsyncClient, factory: Factory
+) -> None:
+    staff, admin, tenant = await setup(client, factory)
+    subscription = await subscribe(client, staff.headers, tenant["id"], "pro")
+    before_boundary = stamp(parse(subscription["current_period_end"]) - timedelta(hours=1))
+    expiring = await top_up(client, staff, tenant["id"], amount_minor=700, paid=False, expires_at=before_boundary)
+    assert expiring.status_code == 201, expiring.text
+    assert (await top_up(client, staff, tenant["id"], amount_minor=300, paid=False)).status_code == 201
+    upcoming = (await client.get(f"/v1/tenants/{tenant['id']}/invoices/upcoming", headers=admin.headers)).json()
+    assert (upcoming["credits_applied_minor"], upcoming["amount_due_minor"]) == (300, PLAN_TOTAL - 300)
+    assert (await wallet(client, admin, tenant["id"]))["balance_minor"] == 1000  # a preview moves nothing
 
 
 async def test_credit_that_covers_the_amount_due_pays_the_invoice(

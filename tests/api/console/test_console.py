@@ -174,6 +174,14 @@ async def test_a_tenant_admin_reads_the_overview_invoices_an_invoice_and_its_pdf
     assert overview.status_code == 200, overview.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in overview.text and "<script>alert" not in overview.text
     assert "Next invoice (preview)" in overview.text and "12.34 EUR" in overview.text
+    assert "Prepaid credits" not in overview.text
+    staff = await factory.staff()
+    grant = {"amount_minor": 500, "paid": False}
+    assert (
+        await client.post(f"/v1/tenants/{tenant['id']}/wallet/top-ups", json=grant, headers=staff.headers)
+    ).status_code == 201
+    credited = (await browser.get(base)).text
+    assert "Prepaid credits" in credited and "-5.00 EUR" in credited and "7.34 EUR" in credited  # 12.34 less 5.00
     listed = await browser.get(f"{base}/invoices")
     assert f"{base}/invoices/{invoice_id}" in listed.text
     shown = await browser.get(f"{base}/invoices/{invoice_id}")
