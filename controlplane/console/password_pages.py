@@ -141,5 +141,5 @@ class PasswordPages(Controller):
             user = await tenants.reset_password(email, data.password, stamp)
         except InvalidCredentials:  # disabled or erased since the link was sent, or its password changed
             return page(request, "password_expired.html", status=410)
-        await links_of(request).redeem(data.token, PASSWORD_RESET)  # tidied away; spent already
+        await links_of(request).spend(data.token, PASSWORD_RESET)  # tidied away: the stamp spent it already
         return await start_session(request, user, "/console/")

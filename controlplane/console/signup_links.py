@@ -3,12 +3,13 @@ how often one may be asked for.
 
 A link's token is random (never derived from the address); Redis keeps the address under the token's SHA-256,
 in a key of the link's purpose (a sign-up link is no reset link), for the purpose's lifetime, so an abandoned
-link disappears by itself, and a redeemed one at once (GETDEL: two tabs redeeming one link make one account; a
-reset link is spent by the reset itself, see `password_pages`). Asking for links is limited per email and per
-client address, each a fixed window in Redis shared by both purposes: a form cannot be made to mail someone
-without end. Both are counted in a canonical form, so the
-limits are not walked around: an email lowercased and without a `+tag` (one mailbox under many names), an IPv6
-address by its /64 (what one subscriber is routinely given); an account still keeps the address as typed.
+link disappears by itself. A used one is spent by what it did, not before it (an outage in between leaves it
+good for the retry): a sign-up link by the account it made (`signup_pages`), a reset link by the reset
+(`password_pages`). Asking for links is limited per email and per client address, each a fixed window in Redis
+shared by both purposes, so a form cannot be made to mail someone without end; both are counted in a canonical
+form, so the limits are not walked around: an email lowercased and without a `+tag` (one mailbox under many
+names), an IPv6 address by its /64 (what one subscriber is routinely given). An account still keeps the address
+as typed.
 """
 
 from __future__ import annotations
@@ -98,12 +99,10 @@ class SignupLinks:
         found: Any = await redis_call(self._client.get(_token_key(token, purpose)))
         return None if found is None else found.decode()
 
-    async def redeem(self, token: str, purpose: LinkPurpose) -> str | None:
-        """The address a live link proves, and the link used up; None for an unknown, used or expired one."""
-        if not token or len(token) > 128:
-            return None
-        found: Any = await redis_call(self._client.getdel(_token_key(token, purpose)))
-        return None if found is None else found.decode()
+    async def spend(self, token: str, purpose: LinkPurpose) -> None:
+        """The link used up, once what it proved has been done."""
+        if token and len(token) <= 128:
+            await redis_call(self._client.delete(_token_key(token, purpose)))
 
 
 def verification_message(sender: str, recipient: str, link: Link, platform: str) -> EmailMessage:

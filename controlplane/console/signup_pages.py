@@ -177,7 +177,7 @@ class SignupPages(Controller):
             user = await tenants.register_user(email, data.password)
         except UserExists:
             return page(request, "signup_exists.html", status=409)
-        await links.redeem(data.token, SIGNUP)
+        await links.spend(data.token, SIGNUP)
         return await start_session(request, user, "/console/signup/tenant")
 
     @get("/signup/tenant")
