@@ -12,6 +12,7 @@ from litestar import Router
 from litestar.static_files import create_static_files_router
 
 from controlplane.console.card_pages import CardPages
+from controlplane.console.credit_pages import CreditPages
 from controlplane.console.integration_pages import IntegrationPages
 from controlplane.console.middleware import ConsoleMiddleware
 from controlplane.console.pages import CONSOLE_EXCEPTION_HANDLERS, AuthPages, TenantPages, csrf_protected
@@ -46,6 +47,7 @@ def console_router() -> Router:
             IntegrationPages,
             UsagePages,
             CardPages,
+            CreditPages,
             PartnerPages,
             PartnerReviewPages,
             SubscriptionPages,

@@ -70,6 +70,7 @@ async def test_a_tenant_admin_signs_in_reads_an_invoice_and_downloads_its_pdf(
         tabs = page.get_by_role("navigation", name="Tenant")
         for tab, name in (
             ("Usage", "usage"),
+            ("Credits", "credits"),
             ("Members", "members"),
             ("API keys", "api_keys"),
             ("Webhooks", "webhooks"),
