@@ -26,7 +26,7 @@ from billing.addons import service as _addons
 from billing.addons.rules import Addon
 from billing.analytics import history as mrr_history
 from billing.invoices import repository
-from billing.invoices.service import boundary_invoice, finalize, settle_if_paid_by_credits, write_invoice
+from billing.invoices.service import boundary_invoice, finalize, settle_if_paid_by_credits
 from billing.notices import service as notices
 from billing.subscriptions import repository as subscriptions_repository
 from billing.subscriptions import state as _state
@@ -85,8 +85,8 @@ async def catch_up(
         if addons is None:
             addons = await _addons.billable(tenant_id, subscription_id, sub.current_period.start)
         # The upcoming invoice is computed from the same arguments (`upcoming_invoice`), so it shows this one.
-        step, arguments = await boundary_invoice(tenant_id, subscription_id, sub, addons)
-        invoice_id = await write_invoice(**arguments, boundary=sub.current_period.end, now=now, settle=False)
+        step, draft = await boundary_invoice(tenant_id, subscription_id, sub, addons)
+        invoice_id = await draft.write(now=now, boundary=sub.current_period.end, settle=False)
         if invoice_id is None:
             break
         changes = _state.columns(step.subscription)

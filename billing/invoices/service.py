@@ -146,6 +146,48 @@ class ComposedInvoice:
     figures: Totals
 
 
+@dataclass(frozen=True, slots=True)
+class InvoiceDraft:
+    """An invoice decided and not yet computed: what `compose_invoice` computes from it (a preview) and
+    `write_invoice` writes (the same invoice), so a preview and the invoice written take one value."""
+
+    tenant_id: uuid.UUID
+    subscription_id: uuid.UUID | None
+    kind: str
+    currency: str
+    period: Period
+    lines: list[Line]
+    plan_code: str | None = None
+    with_pending: bool = True
+
+    async def compose(self) -> ComposedInvoice:
+        return await compose_invoice(
+            tenant_id=self.tenant_id,
+            subscription_id=self.subscription_id,
+            kind=self.kind,
+            currency=self.currency,
+            period=self.period,
+            lines=self.lines,
+            plan_code=self.plan_code,
+            with_pending=self.with_pending,
+        )
+
+    async def write(self, *, now: datetime, boundary: datetime | None = None, settle: bool = True) -> uuid.UUID | None:
+        return await write_invoice(
+            tenant_id=self.tenant_id,
+            subscription_id=self.subscription_id,
+            kind=self.kind,
+            currency=self.currency,
+            period=self.period,
+            lines=self.lines,
+            plan_code=self.plan_code,
+            with_pending=self.with_pending,
+            now=now,
+            boundary=boundary,
+            settle=settle,
+        )
+
+
 async def compose_invoice(
     *,
     tenant_id: uuid.UUID,
@@ -293,12 +335,8 @@ async def write_invoice(
 
 def preview_of(
     composed: ComposedInvoice,
+    draft: InvoiceDraft,
     *,
-    tenant_id: uuid.UUID,
-    subscription_id: uuid.UUID,
-    kind: str,
-    currency: str,
-    period: Period,
     status: Literal["preview", "upcoming"] = "preview",
     credits_applied_minor: int = 0,
 ) -> InvoiceView:
@@ -309,13 +347,13 @@ def preview_of(
     return InvoiceView(
         id=None,
         number=None,
-        tenant_id=tenant_id,
-        subscription_id=subscription_id,
-        kind=kind,
+        tenant_id=draft.tenant_id,
+        subscription_id=draft.subscription_id,
+        kind=draft.kind,
         status=status,
-        currency=currency,
-        period_start=period.start,
-        period_end=period.end,
+        currency=draft.currency,
+        period_start=draft.period.start,
+        period_end=draft.period.end,
         subtotal_minor=figures.subtotal_minor,
         discount_minor=composed.discount_minor,
         tax_minor=figures.tax_minor,
@@ -454,11 +492,11 @@ async def get_invoice(actor: Principal, invoice_id: uuid.UUID) -> InvoiceView:
 
 async def boundary_invoice(
     tenant_id: uuid.UUID, subscription_id: uuid.UUID, sub: lifecycle.Subscription, addons: list[Addon]
-) -> tuple[lifecycle.Step, dict[str, Any]]:
+) -> tuple[lifecycle.Step, InvoiceDraft]:
     """Inside the caller's tenant transaction: the boundary at the end of `sub`'s current period as the cycle
-    bills it (the step, with the subscription after it) and its invoice's arguments to `write_invoice` (the
-    cycle adds the boundary) or, for the upcoming invoice, `compose_invoice`. `addons`: the subscription's
-    billable add-ons (`addons.billable`)."""
+    bills it (the step, with the subscription after it) and its invoice, which the cycle writes (adding the
+    boundary) and the upcoming invoice composes. `addons`: the subscription's billable add-ons
+    (`addons.billable`)."""
     window = lifecycle.usage_window(sub)
     usage = (
         await _state.usage_for(tenant_id, sub.plan, window.start, window.end, period_start=sub.current_period.start)
@@ -468,15 +506,15 @@ async def boundary_invoice(
     step = lifecycle.cross_boundary(sub, usage)
     # Add-ons (paid plugins) are billed at every boundary, during the subscription's own trial too.
     addon_lines = await _addons.boundary_lines(tenant_id, addons, sub, step.subscription)
-    return step, {
-        "tenant_id": tenant_id,
-        "subscription_id": subscription_id,
-        "kind": "cycle",
-        "currency": step.subscription.plan.currency,
-        "plan_code": step.subscription.plan.code,
-        "period": step.invoice_period,
-        "lines": step.lines + addon_lines,
-    }
+    return step, InvoiceDraft(
+        tenant_id=tenant_id,
+        subscription_id=subscription_id,
+        kind="cycle",
+        currency=step.subscription.plan.currency,
+        plan_code=step.subscription.plan.code,
+        period=step.invoice_period,
+        lines=step.lines + addon_lines,
+    )
 
 
 async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) -> InvoiceView:
@@ -491,21 +529,12 @@ async def upcoming_invoice(tenant_id: uuid.UUID, now: datetime | None = None) ->
             raise SubscriptionNotFound("the tenant has no live subscription")
         sub = await _state.load(row)
         addons = await _addons.billable(tenant_id, row["id"], sub.current_period.start)
-        _, arguments = await boundary_invoice(tenant_id, row["id"], sub, addons)
-        composed = await compose_invoice(**arguments)
+        _, draft = await boundary_invoice(tenant_id, row["id"], sub, addons)
+        composed = await draft.compose()
         # The wallet pays at the boundary what is left of it then (a lot expiring before pays nothing).
         due = amount_due(composed.figures.total_minor, 0)
-        credits = await credits_for(tenant_id, arguments["currency"], due, max(now, sub.current_period.end))
-    return preview_of(
-        composed,
-        tenant_id=tenant_id,
-        subscription_id=row["id"],
-        kind="cycle",
-        currency=arguments["currency"],
-        period=arguments["period"],
-        status="upcoming",
-        credits_applied_minor=credits,
-    )
+        credits = await credits_for(tenant_id, draft.currency, due, max(now, sub.current_period.end))
+    return preview_of(composed, draft, status="upcoming", credits_applied_minor=credits)
 
 
 def line_view(line: Line) -> InvoiceLineView:

@@ -26,10 +26,10 @@ from billing.invoices import adjustments_repository as invoices_adjustments_repo
 from billing.invoices import repository as invoices_repository
 from billing.invoices.cycle import boundary_due, catch_up
 from billing.invoices.service import (
+    InvoiceDraft,
     InvoiceLineView,
     InvoiceView,
     add_credit_note,
-    compose_invoice,
     finalize,
     line_view,
     money_in_flight,
@@ -226,18 +226,18 @@ class _PlannedChange:
         downgrade's lines wait for the next invoice."""
         return bool(self.result.lines) and self.result.direction in ("upgrade", "trial_ended")
 
-    def invoice(self, tenant_id: uuid.UUID, subscription_id: uuid.UUID) -> dict[str, Any]:
-        """The change invoice's arguments to `write_invoice` and, for a preview, `compose_invoice`."""
-        return {
-            "tenant_id": tenant_id,
-            "subscription_id": subscription_id,
-            "kind": "change",
-            "currency": self.plan.currency,
-            "plan_code": self.plan.code,
-            "period": self.result.subscription.current_period,
-            "lines": self.result.lines,
-            "with_pending": False,
-        }
+    def invoice(self, tenant_id: uuid.UUID, subscription_id: uuid.UUID) -> InvoiceDraft:
+        """The change's invoice, which the change writes and its preview composes."""
+        return InvoiceDraft(
+            tenant_id=tenant_id,
+            subscription_id=subscription_id,
+            kind="change",
+            currency=self.plan.currency,
+            plan_code=self.plan.code,
+            period=self.result.subscription.current_period,
+            lines=self.result.lines,
+            with_pending=False,
+        )
 
 
 async def _planned(
@@ -287,7 +287,7 @@ async def change_subscription(
         result = planned.result
         invoice_id = None
         if planned.billed_now:
-            invoice_id = await write_invoice(**planned.invoice(tenant_id, subscription_id), now=now, settle=False)
+            invoice_id = await planned.invoice(tenant_id, subscription_id).write(now=now, settle=False)
         elif result.lines:
             # A downgrade's credit (and the new price's charge) wait for the next invoice.
             await invoices_adjustments_repository.insert_pending_items(tenant_id, subscription_id, result.lines)
@@ -365,18 +365,11 @@ async def preview_change(
         planned = await _planned(tenant_id, row, changes, now)
         invoice = None
         if planned.billed_now:
-            arguments = planned.invoice(tenant_id, subscription_id)
-            composed = await compose_invoice(**arguments)
+            draft = planned.invoice(tenant_id, subscription_id)
+            composed = await draft.compose()
             due = amount_due(composed.figures.total_minor, 0)
-            invoice = preview_of(
-                composed,
-                tenant_id=tenant_id,
-                subscription_id=subscription_id,
-                kind="change",
-                currency=arguments["currency"],
-                period=arguments["period"],
-                credits_applied_minor=await credits_for(tenant_id, arguments["currency"], due, now),
-            )
+            credits = await credits_for(tenant_id, draft.currency, due, now)
+            invoice = preview_of(composed, draft, credits_applied_minor=credits)
     after = planned.result.subscription
     later = () if planned.billed_now else tuple(line_view(line) for line in planned.result.lines)
     return ChangePreview(
