@@ -27,12 +27,12 @@ from billing import service as billing
 from billing.errors import NoPaymentMethod
 from billing.limits import MAX_AMOUNT_MINOR
 from billing.money import display, exponent
-from controlplane.console.pages import signed_in, tenant_in_view
+from controlplane.console.pages import may, signed_in, tenant_in_view
 from controlplane.console.params import PAGE_SIZE, Cursor, Form, TenantPath
 from controlplane.console.rendering import page
 from controlplane.core import idempotency
 from controlplane.core.auth.principal import Principal
-from controlplane.core.errors import Conflict, DomainError, InvalidInput, PaymentRequired, PermissionDenied
+from controlplane.core.errors import Conflict, DomainError, InvalidInput, PaymentRequired
 from controlplane.core.idempotency import ClaimOutcome
 from controlplane.core.pagination import PageRequest
 from controlplane.core.problems import status_for
@@ -85,14 +85,6 @@ def _shape(places: int) -> str:
     return f"with at most {places} decimals" if places else "in whole units"
 
 
-async def _may_manage(principal: Principal, tenant_id: uuid.UUID) -> bool:
-    try:
-        await tenants.authorize(principal, tenant_id, Permission.MANAGE_BILLING, method="GET")
-    except PermissionDenied:
-        return False
-    return True
-
-
 def _here(tenant_id: uuid.UUID, done: str | None = None) -> str:
     path = f"/console/tenants/{tenant_id}/credits"
     return f"{path}?done={done}" if done else path
@@ -111,7 +103,7 @@ async def _credits_page(
     amount: str = "",
 ) -> Response[str]:
     wallet = await billing.get_wallet(tenant.id, None, PageRequest.parse(PAGE_SIZE, cursor))
-    manage = await _may_manage(principal, tenant.id)
+    manage = await may(principal, tenant.id, Permission.MANAGE_BILLING)
     places = exponent(wallet.currency)
     return page(
         request,

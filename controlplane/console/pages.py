@@ -177,6 +177,16 @@ class AuthPages(Controller):
 InvoicePath = Annotated[uuid.UUID, PathParameter(description="The invoice's id")]
 
 
+async def may(principal: Principal, tenant_id: uuid.UUID, permission: Permission, *, method: str = "GET") -> bool:
+    """Whether the person's role allows `permission` in the tenant: whether a form is worth showing (its own
+    request checks again)."""
+    try:
+        await tenants.authorize(principal, tenant_id, permission, method=method)
+    except PermissionDenied:
+        return False
+    return True
+
+
 async def tenant_in_view(principal: Principal, tenant_id: uuid.UUID, permission: Permission) -> tenants.TenantView:
     await tenants.authorize(principal, tenant_id, permission, method="GET")
     return await tenants.get_tenant(tenant_id)
@@ -200,9 +210,7 @@ class TenantPages(Controller):
     async def overview(self, request: Request[Any, Any, Any], tenant_id: TenantPath) -> Response[str]:
         principal = signed_in(request)
         tenant = await tenant_in_view(principal, tenant_id, Permission.READ_TENANT)
-        try:  # the billing part only for those who may read billing (a member sees the tenant alone)
-            await tenants.authorize(principal, tenant_id, Permission.READ_BILLING, method="GET")
-        except PermissionDenied:
+        if not await may(principal, tenant_id, Permission.READ_BILLING):  # a member sees the tenant alone
             return page(
                 request, "overview.html", tenant=tenant, billing=False, subscription=None, upcoming=None, usage=None
             )

@@ -21,7 +21,7 @@ from litestar.params import PathParameter
 from litestar.response import Redirect
 
 from billing.money import exponent
-from controlplane.console.pages import signed_in, tenant_in_view
+from controlplane.console.pages import may, signed_in, tenant_in_view
 from controlplane.console.params import Cursor, Form, TenantPath
 from controlplane.console.rendering import page
 from controlplane.core.auth.principal import Principal
@@ -32,7 +32,6 @@ from controlplane.core.views import Page
 from plugins_registry import service as plugins
 from plugins_registry.pricing import MAX_SEATS
 from tenants import service as tenants
-from tenants.errors import ForbiddenForRole
 from tenants.roles import Permission
 
 T = TypeVar("T")
@@ -88,15 +87,6 @@ async def _licenses_of(
 ) -> list[plugins.LicenseView]:
     """The tenant's newest licenses of the plugin, newest first (revoked and expired ones too)."""
     return await plugins.latest_licenses(_licensing(request), tenant_id, slug, limit)
-
-
-async def _may_manage(principal: Principal, tenant_id: uuid.UUID) -> bool:
-    """Whether the install, trial and uninstall forms are worth showing; their POSTs check again."""
-    try:
-        await tenants.authorize(principal, tenant_id, Permission.MANAGE_PLUGINS, method="GET")
-    except ForbiddenForRole:
-        return False
-    return True
 
 
 def price_of(pricing: plugins.PricingView) -> str:
@@ -279,7 +269,7 @@ async def _plugin_page(
         licenses=licenses[:_LICENSES_SHOWN],
         licenses_cut=len(licenses) > _LICENSES_SHOWN,
         activations=activations,
-        may_manage=await _may_manage(principal, tenant_id),
+        may_manage=await may(principal, tenant_id, Permission.MANAGE_PLUGINS),
         trial_available=bool(plugin.pricing.trial_days) and installed is None and not licenses,
         seat_limit=_seat_limit(plugin),
         default_seats=_default_seats(plugin),

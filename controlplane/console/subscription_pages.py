@@ -25,11 +25,11 @@ from billing import service as billing
 from billing.errors import PlanNotFound
 from billing.limits import MAX_SEATS
 from billing.money import display, round_minor
-from controlplane.console.pages import live_subscription, signed_in
+from controlplane.console.pages import live_subscription, may, signed_in
 from controlplane.console.params import Form, TenantPath
 from controlplane.console.rendering import page
 from controlplane.core.auth.principal import Principal
-from controlplane.core.errors import Conflict, InvalidInput, NotFound, PermissionDenied
+from controlplane.core.errors import Conflict, InvalidInput, NotFound
 from controlplane.core.pagination import PageRequest
 from controlplane.core.problems import status_for
 from tenants import service as tenants
@@ -165,14 +165,6 @@ def preview_token(preview: billing.ChangePreview) -> str:
     return hashlib.sha256(repr(shown).encode()).hexdigest()[:32]
 
 
-async def _may_manage(principal: Principal, tenant_id: uuid.UUID) -> bool:
-    try:
-        await tenants.authorize(principal, tenant_id, Permission.MANAGE_BILLING, method="GET")
-    except PermissionDenied:
-        return False
-    return True
-
-
 def _here(tenant_id: uuid.UUID, done: str | None = None) -> str:
     path = f"/console/tenants/{tenant_id}/subscription"
     return f"{path}?done={done}" if done else path
@@ -184,7 +176,7 @@ async def _subscription_page(
     """The subscription page, with a form's error and what was typed in it when `form` says so."""
     tenant = await tenants.get_tenant(tenant_id)
     subscription = await live_subscription(tenant_id)
-    manage = await _may_manage(principal, tenant_id)
+    manage = await may(principal, tenant_id, Permission.MANAGE_BILLING)
     plan = pending = None
     discounts: list[billing.DiscountView] = []
     choices: list[PlanChoice] = []

@@ -13,10 +13,9 @@ from litestar.params import PathParameter
 from litestar.response import Redirect
 from msgspec import Meta
 
-from controlplane.console.pages import signed_in, tenant_in_view
+from controlplane.console.pages import may, signed_in, tenant_in_view
 from controlplane.console.params import PAGE_SIZE, Cursor, Form, TenantPath
 from controlplane.console.rendering import page
-from controlplane.core.errors import PermissionDenied
 from controlplane.core.pagination import PageRequest
 from controlplane.core.web import Email, Name
 from tenants import service as tenants
@@ -47,14 +46,6 @@ class KeyForm:
     role: Annotated[str, Meta(max_length=32)]
 
 
-async def _may(principal: Any, tenant_id: uuid.UUID, permission: Permission) -> bool:
-    try:
-        await tenants.authorize(principal, tenant_id, permission, method="POST")
-    except PermissionDenied:
-        return False
-    return True
-
-
 class TeamPages(Controller):
     path = "/tenants/{tenant_id:uuid}"
     include_in_schema = False
@@ -66,7 +57,7 @@ class TeamPages(Controller):
         principal = signed_in(request)
         tenant = await tenant_in_view(principal, tenant_id, Permission.READ_MEMBERS)
         found = await tenants.list_members(tenant_id, PageRequest.parse(PAGE_SIZE, cursor))
-        manage = await _may(principal, tenant_id, Permission.MANAGE_MEMBERS)
+        manage = await may(principal, tenant_id, Permission.MANAGE_MEMBERS, method="POST")
         return page(
             request,
             "members.html",
